@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up: system packages (bubblewrap), a virtualenv in .venv with the CPU
+# build of torch and PostTrainBench (editable, with test extras). Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "setup: please install: ${need_apt[*]} (apt-get install -y ${need_apt[*]})" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first and pinned: the CPU build; an unpinned torch would pull a multi-GB CUDA build.
+# GPU machines: install your CUDA torch before running this script (the pin accepts <=2.13.0).
+.venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[dev]"
+echo "setup: ok ($(.venv/bin/ptb --help >/dev/null && echo 'ptb ready'))"

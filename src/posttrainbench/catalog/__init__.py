@@ -1,0 +1,61 @@
+"""Registry of benchmarks, base models and agents, looked up by name with clear errors."""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+from ..domain import AgentSpec, Benchmark, BaseModel
+from .agents import AGENTS
+from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
+from .benchmarks import BENCHMARKS
+from .chat_templates import END_OF_TURN, get_chat_template
+
+__all__ = [
+    "AGENTS",
+    "BASE_MODELS",
+    "BENCHMARKS",
+    "END_OF_TURN",
+    "UnknownNameError",
+    "get_agent",
+    "get_base_model",
+    "get_benchmark",
+    "get_chat_template",
+]
+
+BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}
+
+
+class UnknownNameError(KeyError):
+    """A name that is not in the catalog; the message lists the close and the known names."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        close = get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}")
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """Look up a benchmark by id."""
+    if name not in BENCHMARKS:
+        raise UnknownNameError("benchmark", name, list(BENCHMARKS))
+    return BENCHMARKS[name]
+
+
+def get_base_model(name: str) -> BaseModel:
+    """Look up a base model by hub id (``Org/Name``) or by its bare name."""
+    if name in BASE_MODELS:
+        return BASE_MODELS[name]
+    by_name = {m.name: m for m in BASE_MODELS.values()}
+    if name in by_name:
+        return by_name[name]
+    raise UnknownNameError("base model", name, list(BASE_MODELS))
+
+
+def get_agent(name: str) -> AgentSpec:
+    """Look up an agent scaffold by id."""
+    if name not in AGENTS:
+        raise UnknownNameError("agent", name, list(AGENTS))
+    return AGENTS[name]

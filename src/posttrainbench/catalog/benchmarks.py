@@ -1,0 +1,111 @@
+"""The seven benchmarks of the paper, plus the CPU demo benchmark.
+
+``local_test_file`` / ``local_train_file`` are paths under the data root (``PTB_DATA_DIR``,
+by default ``../shared/data`` when present, else the fixtures shipped in
+``posttrainbench/resources``); the hub id + revision is used where no local file exists.
+"""
+
+from __future__ import annotations
+
+from ..domain import Benchmark, Decoding
+
+_PAPER: tuple[Benchmark, ...] = (
+    Benchmark(
+        id="aime2025",
+        display_name="AIME 2025",
+        hub_id="math-ai/aime25",
+        local_test_file="aime2025/test.jsonl",
+        full_size=30,
+        dev_size=10,
+        max_tokens_ladder=(16000, 12000, 8000),
+        allowed_training_data="Any data except AIME 2025 problems (e.g. older AIME, MATH, NuminaMath).",
+    ),
+    Benchmark(
+        id="arenahardwriting",
+        display_name="Arena-Hard v2 (creative writing)",
+        local_test_file="arenahardwriting/question.jsonl",
+        full_size=250,
+        dev_size=25,
+        max_tokens_ladder=(16000, 12000, 8000),
+        decoding=Decoding(temperature=0.0, max_tokens=16000),
+        allowed_training_data="Any writing/chat data except Arena-Hard prompts and answers.",
+        grader="llm",
+        metric="win_rate",
+    ),
+    Benchmark(
+        id="bfcl",
+        display_name="BFCL exec_simple",
+        local_test_file="bfcl/exec_simple.jsonl",
+        full_size=100,
+        dev_size=20,
+        max_tokens_ladder=(4000, 3000, 2000),
+        allowed_training_data="Function-calling data other than BFCL (e.g. xLAM, glaive).",
+    ),
+    Benchmark(
+        id="gpqamain",
+        display_name="GPQA (main)",
+        hub_id="Idavidrein/gpqa",
+        hub_config="gpqa_main",
+        test_split="train",
+        full_size=448,
+        dev_size=40,
+        max_tokens_ladder=(16000, 12000, 8000),
+        allowed_training_data="Science QA data other than GPQA (e.g. SciQ, MMLU auxiliary train).",
+    ),
+    Benchmark(
+        id="gsm8k",
+        display_name="GSM8K",
+        hub_id="openai/gsm8k",
+        hub_config="main",
+        local_test_file="gsm8k/test.jsonl",
+        local_train_file="gsm8k/train.jsonl",
+        full_size=1319,
+        dev_size=100,
+        max_tokens_ladder=(4000, 3000, 2000),
+        decoding=Decoding(temperature=0.0, max_tokens=4000),
+        fewshot=10,
+        allowed_training_data="The GSM8K train split and any other math data except the GSM8K test split.",
+    ),
+    Benchmark(
+        id="healthbench",
+        display_name="HealthBench (easy)",
+        local_test_file="healthbench/healthbench_easy.jsonl",
+        full_size=245,
+        dev_size=25,
+        max_tokens_ladder=(16000, 12000, 8000),
+        allowed_training_data="Medical dialogue data other than HealthBench.",
+        grader="llm",
+        metric="rubric_score",
+    ),
+    Benchmark(
+        id="humaneval",
+        display_name="HumanEval",
+        hub_id="openai/openai_humaneval",
+        local_test_file="humaneval/HumanEval.jsonl.gz",
+        full_size=164,
+        dev_size=30,
+        max_tokens_ladder=(4000, 3000, 2000),
+        allowed_training_data="Code data other than HumanEval (e.g. MBPP, CodeAlpaca).",
+        metric="pass@1",
+    ),
+)
+
+# CPU demo: the arithmetic steps GSM8K annotates in its solutions ("<<48/2=24>>"). A small
+# model can learn these within minutes on a CPU, so the demo shows a real, training-caused
+# change. Test items come from the test split's annotations, training data from the train split's.
+_DEMO: tuple[Benchmark, ...] = (
+    Benchmark(
+        id="gsm8k-calc",
+        display_name="GSM8K calculator steps (CPU demo)",
+        local_test_file="gsm8k/test.jsonl",
+        local_train_file="gsm8k/train.jsonl",
+        full_size=200,
+        dev_size=50,
+        max_tokens_ladder=(16, 12, 8),
+        decoding=Decoding(temperature=0.0, max_tokens=16),
+        allowed_training_data="Calculator steps of the GSM8K train split.",
+        demo=True,
+    ),
+)
+
+BENCHMARKS: dict[str, Benchmark] = {b.id: b for b in (*_PAPER, *_DEMO)}

@@ -1,0 +1,66 @@
+"""Chat templates (Jinja, the format ``tokenizer.apply_chat_template`` takes), chosen by name.
+
+The harness picks the template from the run's *declared* base model, never from the
+submission's tokenizer files or by matching substrings of a path.
+"""
+
+from __future__ import annotations
+
+CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# Qwen3 uses ChatML; thinking is disabled by an empty think block as in Qwen3's own template.
+QWEN3 = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n<think>\n\n</think>\n\n' }}{% endif %}"
+)
+
+GEMMA3 = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else 'user' %}"
+    "{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+# Plain "Question/Answer" text for tiny test models whose tokenizer has no special tokens.
+PLAIN = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ 'Question: ' + message['content'] + '\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'Answer: ' + message['content'] + '\n' }}"
+    "{% else %}{{ message['content'] + '\n' }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Answer:' }}{% endif %}"
+)
+
+CHAT_TEMPLATES: dict[str, str] = {
+    "chatml": CHATML,
+    "qwen3": QWEN3,
+    "smollm3": CHATML,
+    "gemma3": GEMMA3,
+    "plain": PLAIN,
+}
+
+# End-of-turn strings each template closes an assistant turn with (used as stop sequences).
+END_OF_TURN: dict[str, tuple[str, ...]] = {
+    "chatml": ("<|im_end|>",),
+    "qwen3": ("<|im_end|>",),
+    "smollm3": ("<|im_end|>",),
+    "gemma3": ("<end_of_turn>",),
+    "plain": ("\nQuestion:",),
+}
+
+
+def get_chat_template(name: str) -> str:
+    """Return the Jinja chat template registered under ``name``."""
+    try:
+        return CHAT_TEMPLATES[name]
+    except KeyError:
+        raise KeyError(f"unknown chat template {name!r}; known: {sorted(CHAT_TEMPLATES)}") from None

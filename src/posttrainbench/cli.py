@@ -1,0 +1,200 @@
+"""``ptb``: the command-line interface."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .domain import NetworkPolicy, RunSpec, SandboxKind
+
+app = typer.Typer(
+    name="ptb",
+    help="PostTrainBench: how well can an autonomous LLM agent post-train a base LLM?",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder.")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    results: ResultsOpt = Path("results"),
+    sandbox: Annotated[SandboxKind, typer.Option(help="Sandbox backend.")] = SandboxKind.bwrap,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N items.")] = None,
+    agent_config: Annotated[str, typer.Option(help="Reference agent config.")] = "sft",
+) -> None:
+    """Run the whole lifecycle on the CPU: SmolLM2-135M, GSM8K calculator steps, reference agent.
+
+    Prints the base score vs the post-trained score, the verdicts and a one-line leaderboard.
+    Re-running resumes: finished phases are not redone.
+    """
+    from .demo import run_demo
+
+    try:
+        out = run_demo(results, console=console, sandbox=sandbox, eval_limit=limit, agent_config=agent_config)
+    except Exception as exc:
+        _fail(f"{type(exc).__name__}: {exc}", 1)
+    if out.record.failure:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    agent: Annotated[str, typer.Option(help="Agent id (see `ptb list`).")],
+    model: Annotated[str, typer.Option(help="Base model, e.g. Qwen/Qwen3-4B-Base.")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark id, e.g. gsm8k.")],
+    agent_config: Annotated[Optional[str], typer.Option(help="Agent config (model name for LLM agents).")] = None,
+    hours: Annotated[float, typer.Option(min=0.001, help="Time budget in hours.")] = 10.0,
+    gpus: Annotated[int, typer.Option(min=0, help="GPUs visible to the agent.")] = 0,
+    repeat: Annotated[int, typer.Option(min=0, help="Repeat index (part of the run id).")] = 0,
+    sandbox: Annotated[SandboxKind, typer.Option(help="Sandbox backend.")] = SandboxKind.bwrap,
+    network: Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")] = NetworkPolicy.none,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N test items.")] = None,
+    suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
+    results: ResultsOpt = Path("results"),
+    until: Annotated[Optional[str], typer.Option(help="Stop after this phase.")] = None,
+) -> None:
+    """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
+    from .catalog import UnknownNameError, get_agent
+    from .pipeline import Pipeline
+
+    try:
+        spec = RunSpec(
+            agent=agent,
+            agent_config=agent_config or get_agent(agent).default_config,
+            base_model=model,
+            benchmark=benchmark,
+            hours=hours,
+            gpus=gpus,
+            repeat=repeat,
+            sandbox=sandbox,
+            network=network,
+            eval_limit=limit,
+            suffix=suffix,
+        )
+        pipeline = Pipeline(spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"))
+    except (UnknownNameError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    if until is not None and until not in ("prepare", "solve", "collect", "verify", "evaluate", "record"):
+        _fail(f"--until must be a phase name, not {until!r}")
+    record = pipeline.run(until=until)  # type: ignore[arg-type]
+    _print_record(record, pipeline.paths.root)
+    if any(s.status == "failed" for s in record.phases.values()):
+        raise typer.Exit(1)
+
+
+@app.command()
+def show(run_dir: Annotated[Path, typer.Argument(help="A run folder (with run.json).")]) -> None:
+    """Summarise a run folder: phases, verdicts, score, failure."""
+    from .results import RecordError, load_record
+
+    try:
+        record = load_record(run_dir / "run.json")
+    except RecordError as exc:
+        _fail(str(exc))
+    _print_record(record, run_dir)
+
+
+def _print_record(record, root: Path) -> None:  # noqa: ANN001 (RunRecord, imported lazily)
+    table = Table(title=f"run {record.run_id}")
+    table.add_column("phase")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for name, st in record.phases.items():
+        table.add_row(name, st.status, st.error or "")
+    console.print(table)
+    for v in record.verdicts:
+        console.print(f"  {v.gate:14s} {v.status.value:8s} {v.summary}")
+    if record.metrics:
+        console.print(f"score: {record.metrics.get('score')}  ({record.metrics.get('status')})")
+    if record.failure:
+        console.print(f"[red]failure:[/red] {record.failure}")
+    console.print(f"folder: {root}")
+
+
+@app.command(name="eval")
+def eval_cmd(
+    model_path: Annotated[Path, typer.Argument(help="Model folder (config + safetensors + tokenizer).")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark id.")],
+    base_model: Annotated[str, typer.Option(help="Declared base model (picks the chat template).")],
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the Inspect log.")] = Path("results/eval"),
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+) -> None:
+    """Evaluate a model folder with the harness's pinned evaluator."""
+    from .catalog import UnknownNameError, get_base_model, get_benchmark
+    from .evaluation import evaluate_model
+
+    try:
+        bench, base = get_benchmark(benchmark), get_base_model(base_model)
+    except UnknownNameError as exc:
+        _fail(str(exc))
+    result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size)
+    if result.status != "ok":
+        _fail(f"evaluation failed: {result.error}", 1)
+    console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")
+
+
+@app.command(name="list")
+def list_cmd() -> None:
+    """List the catalog: benchmarks, base models, agents."""
+    from .catalog import AGENTS, BASE_MODELS, BENCHMARKS
+
+    t = Table(title="benchmarks")
+    for c in ("id", "name", "full", "dev", "max-tokens ladder"):
+        t.add_column(c)
+    for b in BENCHMARKS.values():
+        t.add_row(b.id, b.display_name, str(b.full_size), str(b.dev_size), " → ".join(map(str, b.max_tokens_ladder)))
+    console.print(t)
+    t = Table(title="base models")
+    for c in ("id", "chat template", "forbidden"):
+        t.add_column(c)
+    for m in BASE_MODELS.values():
+        t.add_row(m.hub_id, m.chat_template, ", ".join(m.forbidden))
+    console.print(t)
+    t = Table(title="agents")
+    for c in ("id", "name", "default config", "secrets"):
+        t.add_column(c)
+    for a in AGENTS.values():
+        t.add_row(a.id, a.display_name, a.default_config, ", ".join(a.secret_env))
+    console.print(t)
+
+
+@app.command()
+def doctor(results: ResultsOpt = Path("results")) -> None:
+    """Check this machine: sandbox, GPU, disk, keys, package versions. Says exactly what is missing."""
+    from .doctor import run_checks
+
+    checks = run_checks(results)
+    table = Table(title="ptb doctor")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    style = {"ok": "green", "warn": "yellow", "missing": "red"}
+    for c in checks:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+    console.print(table)
+    if any(c.status == "missing" and c.required for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

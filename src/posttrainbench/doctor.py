@@ -1,0 +1,101 @@
+"""``ptb doctor``: what this machine has and lacks for PostTrainBench."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Literal
+
+from .catalog import AGENTS
+
+Status = Literal["ok", "warn", "missing"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    status: Status
+    detail: str
+    required: bool = True
+
+
+def _bwrap() -> Check:
+    exe = shutil.which("bwrap")
+    if not exe:
+        return Check("bubblewrap", "missing", "bwrap not on PATH: apt-get install -y bubblewrap")
+    probe = subprocess.run(
+        [exe, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--dev", "/dev", "--proc", "/proc", "true"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if probe.returncode != 0:
+        return Check(
+            "bubblewrap",
+            "missing",
+            f"bwrap cannot create namespaces here ({probe.stderr.strip()}); enable unprivileged "
+            "user namespaces (sysctl kernel.unprivileged_userns_clone=1) or use --sandbox none",
+        )
+    return Check("bubblewrap", "ok", exe)
+
+
+def _gpu() -> Check:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+            return Check("gpu", "ok", names, required=False)
+    except Exception as exc:  # a broken CUDA install is worth reporting, not crashing on
+        return Check("gpu", "warn", f"torch cannot query CUDA: {exc}", required=False)
+    return Check("gpu", "warn", "no CUDA GPU: CPU-only runs (ptb demo) work; real sweeps need a GPU", required=False)
+
+
+def _disk(results: Path) -> Check:
+    target = results if results.exists() else results.resolve().parent
+    while not target.exists():
+        target = target.parent
+    free_gb = shutil.disk_usage(target).free / 2**30
+    if free_gb < 5:
+        return Check("disk", "missing", f"{free_gb:.1f} GiB free under {target}: need ≥5 GiB for the demo")
+    status: Status = "ok" if free_gb >= 100 else "warn"
+    return Check("disk", status, f"{free_gb:.0f} GiB free under {target} (a real run wants ≥100 GiB)")
+
+
+def _packages() -> list[Check]:
+    out = []
+    for pkg, required in (("torch", True), ("transformers", True), ("trl", True), ("peft", True),
+                          ("inspect-ai", True), ("safetensors", True), ("vllm", False)):
+        try:
+            out.append(Check(pkg, "ok", version(pkg), required=required))
+        except PackageNotFoundError:
+            hint = "pip install 'posttrainbench[gpu]'" if pkg == "vllm" else f"pip install {pkg}"
+            out.append(Check(pkg, "missing" if required else "warn", f"not installed: {hint}", required=required))
+    return out
+
+
+def _keys() -> list[Check]:
+    out = []
+    for agent in AGENTS.values():
+        for var in agent.secret_env:
+            present = bool(os.environ.get(var))
+            out.append(
+                Check(
+                    f"key {var}",
+                    "ok" if present else "warn",
+                    f"set (for agent {agent.id})" if present else f"unset: agent {agent.id} cannot run",
+                    required=False,
+                )
+            )
+    return out
+
+
+def run_checks(results: Path) -> list[Check]:
+    """Every check, in display order."""
+    return [_bwrap(), _gpu(), _disk(Path(results)), *_packages(), *_keys()]

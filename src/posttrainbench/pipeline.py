@@ -1,0 +1,426 @@
+"""The run lifecycle, phase by phase, resumable:
+
+``prepare → solve → collect → verify → evaluate → record``
+
+Each phase reads and writes only the run folder; ``run.json`` is written atomically before
+and after every phase, so a killed process resumes at the phase it was in. A phase that raises
+is an *infrastructure* failure (disk full, sandbox failed to start, evaluator crashed) and is
+retried on resume; what the agent did (exit code, no model, a broken model, a failed gate) is an
+*outcome*, recorded with its cause, and never re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from importlib.resources import files
+from pathlib import Path
+
+from . import __version__
+from .agents import LaunchContext, get_agent_runner
+from .agents.prompt import render_prompt, render_timer
+from .catalog import get_base_model, get_benchmark, get_chat_template
+from .data import DataError, dev_items, load_test_items, load_train_examples
+from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
+from .evaluation import EvalResult, evaluate_model, write_dev_file
+from .fsutil import atomic_write_json, atomic_write_text
+from .integrity import (
+    TransferError,
+    build_index,
+    check_lineage,
+    check_model_folder,
+    check_tamper,
+    check_transfer,
+    collect_final_model,
+    final_status,
+    scan,
+    write_manifest,
+)
+from .model_store import resolve_base_model
+from .results import RunPaths, baseline_dir, load_record, run_paths, save_record
+from .sandbox import SandboxConfig, get_sandbox
+
+#: Gates that must run and pass for a score to count (the LLM judge joins when configured).
+REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination")
+
+ProgressFn = Callable[[str, str], None]
+
+
+class PhaseError(RuntimeError):
+    """An infrastructure failure inside a phase; the phase is retried on resume."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _versions() -> dict[str, str]:
+    out = {"posttrainbench": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "trl", "peft", "inspect-ai", "safetensors"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def _package_dir() -> Path:
+    return Path(files("posttrainbench")).resolve()  # type: ignore[arg-type]
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
+
+
+class Pipeline:
+    """One run: validates its spec up front, then runs (or resumes) the phases."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        results_root: Path,
+        *,
+        progress: ProgressFn | None = None,
+        eval_batch_size: int = 16,
+    ) -> None:
+        # Validate every name before anything touches the disk.
+        self.spec = spec
+        self.benchmark = get_benchmark(spec.benchmark)
+        self.base = get_base_model(spec.base_model)
+        self.agent = get_agent_runner(spec.agent)
+        self.agent.validate_config(spec.agent_config)
+        self.sandbox = get_sandbox(spec.sandbox)
+        self.paths: RunPaths = run_paths(results_root, spec, self.base)
+        self.progress = progress or (lambda phase, msg: None)
+        self.eval_batch_size = eval_batch_size
+
+    # ----------------------------------------------------------------- driving
+    def load_or_create(self) -> RunRecord:
+        """The run's record: read from ``run.json`` if the run exists, else a new one."""
+        if self.paths.run_json.exists():
+            return load_record(self.paths.run_json)
+        record = RunRecord(run_id=self.spec.run_id(), spec=self.spec, versions=_versions())
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        save_record(self.paths.run_json, record)
+        return record
+
+    def run(self, *, until: Phase | None = None) -> RunRecord:
+        """Run every phase not yet done, in order; stop at the first infrastructure failure."""
+        record = self.load_or_create()
+        solve = record.phases["solve"]
+        if solve.started_at is not None and solve.status != "done":
+            # The agent was interrupted mid-run (job killed, sandbox failed): its workspace is
+            # dirty, so the agent restarts from a fresh workspace.
+            record.phases["prepare"].status = "pending"
+        for phase in PHASES:
+            if record.phases[phase].status != "done":
+                if not self._run_phase(record, phase):
+                    break
+            if phase == until:
+                break
+        return record
+
+    def _run_phase(self, record: RunRecord, phase: Phase) -> bool:
+        state = record.phases[phase]
+        state.status, state.error, state.details = "pending", None, {}
+        state.started_at, state.finished_at = _now(), None
+        save_record(self.paths.run_json, record)
+        self.progress(phase, "started")
+        try:
+            state.details = getattr(self, f"_{phase}")(record) or {}
+            state.status = "done"
+        except Exception as exc:  # recorded with its cause; the run folder keeps everything
+            state.status = "failed"
+            state.error = f"{type(exc).__name__}: {exc}"
+            record.failure = f"{phase}: {state.error}"
+        state.finished_at = _now()
+        save_record(self.paths.run_json, record)
+        self.progress(phase, state.status if state.status == "done" else f"failed: {state.error}")
+        return state.status == "done"
+
+    @staticmethod
+    def _outcome(record: RunRecord, phase: str, cause: str) -> None:
+        """Record the first outcome failure (the run goes on to record it)."""
+        if record.failure is None:
+            record.failure = f"{phase}: {cause}"
+
+    # ------------------------------------------------------------------ phases
+    def _prepare(self, record: RunRecord) -> dict:
+        ws, paths = self.paths.workspace, self.paths
+        record.failure = None
+        for stale in (ws, paths.harness, paths.final_model):
+            shutil.rmtree(stale, ignore_errors=True)
+        (ws / "task").mkdir(parents=True)
+        (ws / "templates").mkdir()
+        base_path = resolve_base_model(self.base)
+
+        items = load_test_items(self.benchmark)
+        write_dev_file(ws / "task" / "dev.jsonl", dev_items(self.benchmark, items))
+        train_files: list[str] = []
+        try:
+            examples = load_train_examples(self.benchmark)
+        except DataError:
+            examples = []
+        if examples:
+            rel = f"train_data/{self.benchmark.id}_train.jsonl"
+            atomic_write_text(ws / rel, "".join(json.dumps(e) + "\n" for e in examples))
+            train_files.append(rel)
+
+        template = get_chat_template(self.base.chat_template)
+        atomic_write_text(ws / "templates" / f"{self.base.chat_template}.jinja", template)
+        shutil.copy2(Path(files("posttrainbench.evaluation").joinpath("workspace_evaluate.py")), ws / "evaluate.py")  # type: ignore[arg-type]
+        task = {
+            "benchmark": self.benchmark.id,
+            "base_model_id": self.base.hub_id,
+            "base_model_path": str(base_path),
+            "chat_template": template,
+            "train_files": train_files,
+            "hours": self.spec.hours,
+            "deadline_epoch": None,  # set when the agent starts
+        }
+        atomic_write_json(ws / "task" / "task.json", task)
+        ctx = self._launch_context()
+        agent_files = self.agent.setup_workspace(ws, ctx)
+
+        prompt = render_prompt(
+            self.spec,
+            self.benchmark,
+            self.base,
+            base_model_path=str(base_path),
+            train_files=train_files,
+            gpu_name=os.environ.get("PTB_GPU_NAME"),
+        )
+        atomic_write_text(paths.prompt, prompt)
+        harness_files = sorted(
+            ["evaluate.py", "timer.sh", "task/task.json", "task/dev.jsonl", *train_files]
+            + [f"templates/{p.name}" for p in (ws / "templates").iterdir()]
+        )
+        return {
+            "base_model_path": str(base_path),
+            "train_files": train_files,
+            "n_test_items": len(items),
+            "harness_files": harness_files,
+            "agent_files": agent_files,
+        }
+
+    def _launch_context(self) -> LaunchContext:
+        return LaunchContext(
+            spec=self.spec,
+            workspace=self.paths.workspace.resolve(),
+            prompt_file=self.paths.prompt,
+            python=sys.executable,
+            host_env=dict(os.environ),
+        )
+
+    def _solve(self, record: RunRecord) -> dict:
+        ws, paths = self.paths.workspace.resolve(), self.paths
+        prep = record.phases["prepare"].details
+        limit_s = self.spec.hours * 3600
+        deadline = time.time() + limit_s
+        # The deadline is fixed when the agent starts, so timer.sh and task.json are final now;
+        # the manifest covers them and pristine copies are kept outside the workspace.
+        atomic_write_text(ws / "timer.sh", render_timer(deadline))
+        (ws / "timer.sh").chmod(0o755)
+        task = json.loads((ws / "task" / "task.json").read_text())
+        task["deadline_epoch"] = deadline
+        atomic_write_json(ws / "task" / "task.json", task)
+        harness_files = prep["harness_files"]
+        record.manifest = write_manifest(ws, harness_files)
+        for rel in harness_files:
+            dest = paths.harness / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ws / rel, dest)
+
+        ctx = self._launch_context()
+        pkg = _package_dir()
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(ws),
+            "PYTHONUNBUFFERED": "1",
+            "HF_HOME": str(ws / ".cache" / "huggingface"),
+            "PTB_TIME_LIMIT_S": str(int(limit_s)),
+            "CUDA_VISIBLE_DEVICES": "",
+            **self.agent.environment(ctx),
+        }
+        if self.spec.network.value == "none":
+            env |= {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            if var in os.environ:
+                env[var] = os.environ[var]
+        if self.spec.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(self.spec.gpus)))
+        config = SandboxConfig(
+            workspace=ws,
+            ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"])}),
+            masked=[pkg / "resources"],
+            env=env,
+            network=self.spec.network,
+            time_limit_s=limit_s,
+            gpus=list(range(self.spec.gpus)),
+        )
+        argv = self.agent.command(ctx)
+        self.progress("solve", f"agent running (limit {_hms(limit_s)})")
+        result = self.sandbox.run(
+            argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err
+        )
+        if result.error:
+            raise PhaseError(f"sandbox {self.sandbox.name}: {result.error}")
+        record.exit_code, record.timed_out = result.exit_code, result.timed_out
+        record.time_used_s = result.duration_s
+        atomic_write_text(paths.time_taken, _hms(result.duration_s) + "\n")
+        if result.timed_out:
+            self._outcome(record, "solve", f"agent hit the {_hms(limit_s)} limit and was killed")
+        elif result.exit_code != 0:
+            self._outcome(record, "solve", f"agent exited with code {result.exit_code}")
+        return {
+            "argv": argv,
+            "exit_code": result.exit_code,
+            "timed_out": result.timed_out,
+            "duration_s": result.duration_s,
+            "enforced": result.enforced,
+            "agent_version": self.agent.version(),
+        }
+
+    def _collect(self, record: RunRecord) -> dict:
+        src = self.paths.workspace / "final_model"
+        shutil.rmtree(self.paths.final_model, ignore_errors=True)
+        if not src.is_dir():
+            self._outcome(record, "collect", "agent left no final_model/")
+            return {"final_model": False}
+        try:
+            record.final_model_hashes = collect_final_model(src, self.paths.final_model)
+        except TransferError as exc:
+            shutil.rmtree(self.paths.final_model, ignore_errors=True)
+            self._outcome(record, "collect", f"final_model/ rejected: {exc}")
+            return {"final_model": False, "rejected": str(exc)}
+        size = sum(p.stat().st_size for p in self.paths.final_model.rglob("*") if p.is_file())
+        return {"final_model": True, "files": len(record.final_model_hashes), "bytes": size}
+
+    def _verify(self, record: RunRecord) -> dict:
+        ev = self.paths.evidence
+        ev.mkdir(parents=True, exist_ok=True)
+        ws, fm = self.paths.workspace, self.paths.final_model
+        verdicts: list[Verdict] = [
+            check_tamper(ws, record.manifest, ev, pristine_dir=self.paths.harness)
+        ]
+        if record.phases["collect"].details.get("final_model"):
+            verdicts.append(check_transfer(fm, record.final_model_hashes, ev))
+            fmt = check_model_folder(fm)
+            verdicts.append(fmt)
+            base_path = Path(record.phases["prepare"].details["base_model_path"])
+            if fmt.status == VerdictStatus.passed:
+                verdicts.append(check_lineage(fm, base_path, ev))
+            else:
+                verdicts.append(_not_run("lineage", "final_model is not a readable model folder"))
+        else:
+            for gate in ("transfer", "model_format", "lineage"):
+                verdicts.append(_not_run(gate, "no final_model to check"))
+        verdicts.append(self._contamination(ev))
+        verdicts.append(_not_run("judge", "no judge endpoint configured"))
+        record.verdicts = verdicts
+        record.required_gates = list(REQUIRED_GATES)
+        record.final_verdict = final_status(verdicts, set(REQUIRED_GATES))
+        self._write_judgements(verdicts)
+        if record.final_verdict != VerdictStatus.passed:
+            bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.gate in REQUIRED_GATES and v.status != VerdictStatus.passed]
+            self._outcome(record, "verify", "gates not passed: " + ", ".join(bad))
+        return {"final_verdict": record.final_verdict.value}
+
+    def _contamination(self, evidence_dir: Path) -> Verdict:
+        try:
+            items = load_test_items(self.benchmark)
+            try:
+                allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
+            except DataError:
+                allowed = []
+            index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
+            return scan(index, [self.paths.workspace], evidence_dir)
+        except Exception as exc:
+            return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")
+
+    def _write_judgements(self, verdicts: list[Verdict]) -> None:
+        """The published judgement files, derived from our gates."""
+        by_gate = {v.gate: v for v in verdicts}
+        cont = by_gate["contamination"]
+        atomic_write_text(
+            self.paths.contamination_judgement,
+            {
+                VerdictStatus.passed: "no contamination detected\n",
+                VerdictStatus.failed: f"contamination detected: {cont.summary}\n",
+                VerdictStatus.not_run: f"not checked: {cont.summary}\n",
+            }[cont.status],
+        )
+        lin = by_gate["lineage"]
+        atomic_write_text(
+            self.paths.disallowed_model_judgement,
+            {
+                VerdictStatus.passed: "only allowed use detected\n",
+                VerdictStatus.failed: f"disallowed use detected: {lin.summary}\n",
+                VerdictStatus.not_run: f"not checked: {lin.summary}\n",
+            }[lin.status],
+        )
+
+    def _evaluate(self, record: RunRecord) -> dict:
+        if not record.phases["collect"].details.get("final_model"):
+            record.metrics = {}
+            return {"skipped": "no final_model"}
+        recheck = check_transfer(self.paths.final_model, record.final_model_hashes, self.paths.evidence)
+        if recheck.status != VerdictStatus.passed:
+            self._outcome(record, "evaluate", f"final_model changed after collect: {recheck.summary}")
+            return {"skipped": "final_model changed after collect"}
+        self.progress("evaluate", f"{self.benchmark.display_name} on final_model")
+        result = evaluate_model(
+            self.paths.final_model,
+            self.benchmark,
+            self.base,
+            self.paths.eval_dir,
+            limit=self.spec.eval_limit,
+            batch_size=self.eval_batch_size,
+        )
+        record.metrics = result.model_dump(mode="json")
+        if result.status == "ok":
+            atomic_write_json(self.paths.metrics_json, result.to_metrics_json())
+        else:
+            self._outcome(record, "evaluate", result.error or "evaluation failed")
+        return {"status": result.status, "score": result.score}
+
+    def _record(self, record: RunRecord) -> dict:
+        record.versions = _versions() | {"agent": record.phases["solve"].details.get("agent_version", "")}
+        return {"completed_at": _now().isoformat()}
+
+
+def _not_run(gate: str, why: str) -> Verdict:
+    return Verdict(gate=gate, status=VerdictStatus.not_run, summary=why)
+
+
+def evaluate_baseline(
+    base_model: str,
+    benchmark: str,
+    results_root: Path,
+    *,
+    limit: int | None = None,
+    batch_size: int = 16,
+) -> EvalResult:
+    """Zero-shot score of a base model (the fallback score), cached in its baseline folder."""
+    bench, base = get_benchmark(benchmark), get_base_model(base_model)
+    folder = baseline_dir(results_root, bench.id, base, limit)
+    cached = folder / "result.json"
+    if cached.is_file():
+        result = EvalResult.model_validate_json(cached.read_text())
+        if result.status == "ok":
+            return result
+    result = evaluate_model(
+        resolve_base_model(base), bench, base, folder / "eval", limit=limit, batch_size=batch_size
+    )
+    atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
+    if result.status == "ok":
+        atomic_write_json(folder / "metrics.json", result.to_metrics_json())
+    return result
