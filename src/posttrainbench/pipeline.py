@@ -30,7 +30,7 @@ from .catalog import get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
-from .fsutil import atomic_write_json, atomic_write_text
+from .fsutil import atomic_write_json, atomic_write_text, sha256_file
 from .integrity import (
     TransferError,
     build_index,
@@ -323,7 +323,7 @@ class Pipeline:
         else:
             for gate in ("transfer", "model_format", "lineage"):
                 verdicts.append(_not_run(gate, "no final_model to check"))
-        verdicts.append(self._contamination(ev))
+        verdicts.append(self._contamination(ev, record.manifest))
         verdicts.append(_not_run("judge", "no judge endpoint configured"))
         record.verdicts = verdicts
         record.required_gates = list(REQUIRED_GATES)
@@ -334,7 +334,15 @@ class Pipeline:
             self._outcome(record, "verify", "gates not passed: " + ", ".join(bad))
         return {"final_verdict": record.final_verdict.value}
 
-    def _contamination(self, evidence_dir: Path) -> Verdict:
+    def _contamination(self, evidence_dir: Path, manifest: dict[str, str]) -> Verdict:
+        """Scan everything the agent could have trained on. The harness's own files (dev subset,
+        allowed data) are skipped while they are unmodified; a copy of them elsewhere is a hit."""
+        ws = self.paths.workspace
+        untouched = [
+            ws / rel
+            for rel, digest in manifest.items()
+            if (ws / rel).is_file() and not (ws / rel).is_symlink() and sha256_file(ws / rel) == digest
+        ]
         try:
             items = load_test_items(self.benchmark)
             try:
@@ -342,7 +350,7 @@ class Pipeline:
             except DataError:
                 allowed = []
             index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
-            return scan(index, [self.paths.workspace], evidence_dir)
+            return scan(index, [ws], evidence_dir, exclude=untouched)
         except Exception as exc:
             return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")
 
