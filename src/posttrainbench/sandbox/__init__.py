@@ -1,0 +1,37 @@
+"""Sandboxes: run an agent in isolation with a hard wall-clock limit and resource limits.
+
+Backends (see :func:`get_sandbox`):
+
+- ``bwrap`` (:class:`BwrapSandbox`): bubblewrap namespaces; the default on Linux.
+- ``none`` (:class:`UnsandboxedSandbox`): a plain subprocess with the same time limit and tree
+  kill. It is **not isolated** — for debugging and platforms without bwrap only.
+
+Every backend returns a :class:`SandboxResult` whose ``enforced`` map says which limits were
+really enforced on this machine, with a reason for each that was not.
+"""
+
+from __future__ import annotations
+
+from posttrainbench.domain import SandboxKind
+from posttrainbench.sandbox.base import Sandbox, SandboxConfig, SandboxResult
+from posttrainbench.sandbox.bwrap import BwrapSandbox
+from posttrainbench.sandbox.unsandboxed import UnsandboxedSandbox
+
+__all__ = [
+    "BwrapSandbox",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxResult",
+    "UnsandboxedSandbox",
+    "get_sandbox",
+]
+
+
+def get_sandbox(kind: SandboxKind | str) -> Sandbox:
+    """The backend for ``kind`` ("bwrap" or "none"). Check ``.available()`` before relying on it."""
+    kind = SandboxKind(kind)
+    if kind == SandboxKind.bwrap:
+        return BwrapSandbox()
+    if kind == SandboxKind.none:
+        return UnsandboxedSandbox()
+    raise ValueError(f"unknown sandbox kind: {kind}")  # pragma: no cover - enum is exhaustive

@@ -1,0 +1,159 @@
+"""The sandbox contract: what a backend is given, what it returns, and the protocol it follows.
+
+A *sandbox backend* runs one command (the agent) with a hard wall-clock limit enforced from
+outside, optional memory / process limits, an exact environment and a filesystem view in which
+the workspace is the only persistent writable tree. Backends never raise for anything the
+command does (crash, timeout, OOM, a sandbox that fails to start): they return a
+:class:`SandboxResult` that says what happened and which limits were really enforced.
+They raise only for programming errors (e.g. a workspace that does not exist).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import pydantic
+from pydantic import ConfigDict, Field, field_validator
+
+from posttrainbench.domain import NetworkPolicy
+
+
+class SandboxConfig(pydantic.BaseModel):
+    """What the sandboxed command may see and use.
+
+    Paths must be absolute. Inside the sandbox every path appears at the same absolute
+    path as on the host.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspace: Path = Field(
+        ..., description="Host dir; the only writable persistent tree; same path inside; the cwd."
+    )
+    ro_binds: list[Path] = Field(
+        default_factory=list,
+        description="Host paths visible read-only at the same path (python prefix, venv, model...).",
+    )
+    masked: list[Path] = Field(
+        default_factory=list,
+        description="Paths hidden inside: a directory becomes an empty read-only tmpfs, a file "
+        "becomes an empty read-only file.",
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="The complete environment inside; nothing of the host environment leaks.",
+    )
+    network: NetworkPolicy = NetworkPolicy.none
+    time_limit_s: float = Field(
+        ..., gt=0, description="Hard wall-clock limit, enforced from outside."
+    )
+    kill_grace_s: float = Field(5.0, ge=0, description="Seconds between SIGTERM and SIGKILL.")
+    memory_mb: int | None = Field(None, gt=0, description="Memory limit (cgroups) in MiB.")
+    max_pids: int | None = Field(
+        None, gt=0, description="Max tasks (processes + threads) of the command (cgroups)."
+    )
+    gpus: list[int] = Field(
+        default_factory=list,
+        description="Host GPU indices; only their /dev/nvidia* nodes are exposed "
+        "(and CUDA_VISIBLE_DEVICES is set). Empty: no GPU device node at all.",
+    )
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace_absolute(cls, v: Path) -> Path:
+        if not v.is_absolute():
+            raise ValueError(f"workspace must be an absolute path, got {v}")
+        return v
+
+    @field_validator("ro_binds", "masked")
+    @classmethod
+    def _paths_absolute(cls, v: list[Path]) -> list[Path]:
+        for p in v:
+            if not p.is_absolute():
+                raise ValueError(f"sandbox paths must be absolute, got {p}")
+        return v
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_valid(cls, v: list[int]) -> list[int]:
+        if any(i < 0 for i in v) or len(set(v)) != len(v):
+            raise ValueError(f"gpus must be distinct non-negative indices, got {v}")
+        return v
+
+    def container_env(self) -> dict[str, str]:
+        """The environment the command gets: ``env``, plus ``PWD`` (the workspace, unless given;
+        bwrap always sets it) and, when ``gpus`` is set, the GPU selection."""
+        env = dict(self.env)
+        env.setdefault("PWD", str(self.workspace))
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in self.gpus)
+            env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+        return env
+
+
+class SandboxResult(pydantic.BaseModel):
+    """Outcome of one sandboxed command."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exit_code: int | None = Field(
+        ...,
+        description="Exit status of the command; 128+N when it died of signal N; "
+        "None when it timed out (and was killed) or never started.",
+    )
+    timed_out: bool
+    duration_s: float
+    error: str | None = Field(None, description='e.g. "failed to start: bwrap not found".')
+    enforced: dict[str, bool | str] = Field(
+        ...,
+        description="Which isolation properties / limits were really enforced: True, or a string "
+        "that says why not (e.g. 'not enforced: no writable cgroup', 'not requested').",
+    )
+    oom_killed: bool = Field(False, description="The cgroup memory limit killed a process.")
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A backend that runs one command in isolation with limits."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """Whether the backend works on this machine, and why not."""
+        ...
+
+    def run(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+    ) -> SandboxResult:
+        """Run ``argv`` under ``config``; stdout/stderr go to the given host files (truncated)."""
+        ...
+
+
+def check_config_paths(config: SandboxConfig) -> None:
+    """Raise ``ValueError`` for a config naming host paths that do not exist (a harness bug)."""
+    if not config.workspace.is_dir():
+        raise ValueError(f"workspace {config.workspace} is not a directory")
+    for p in config.ro_binds:
+        if not p.exists():
+            raise ValueError(f"ro_bind {p} does not exist")
+
+
+def not_started(
+    error: str, enforced: dict[str, bool | str], stdout: Path, stderr: Path
+) -> SandboxResult:
+    """Result for a command that never started; the output files still exist (empty)."""
+    for p in {Path(stdout), Path(stderr)}:
+        try:
+            p.write_bytes(b"")
+        except OSError:
+            pass
+    return SandboxResult(
+        exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced
+    )

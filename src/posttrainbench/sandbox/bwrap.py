@@ -1,0 +1,293 @@
+"""Bubblewrap backend: the default local sandbox on Linux.
+
+The command runs in new PID, IPC, UTS (and cgroup) namespaces, and a new network namespace
+(loopback only) unless the policy is ``open``. Its filesystem is a fresh read-only root with:
+
+- the system directories read-only (``/usr``, ``/bin``, ``/sbin``, ``/lib*``, ``/etc``;
+  host symlinks such as ``/bin -> usr/bin`` are reproduced as symlinks),
+- a new ``/proc`` (with ``/proc/sys`` read-only), a minimal ``/dev``, a private ``/tmp`` tmpfs,
+- ``ro_binds`` read-only and the workspace read-write, each at its own path,
+- ``masked`` paths covered by an empty read-only tmpfs (or an empty file),
+- for GPUs only, the selected ``/dev/nvidia*`` nodes and a read-only ``/sys``.
+
+Nothing else of the host (``/root``, ``/home``, ``/work``, ...) exists inside. The environment
+is exactly ``config.env`` (``--clearenv``). All capabilities are dropped and ``no_new_privs``
+is set (bwrap does this itself). ``--die-with-parent`` ties the sandbox to the harness thread
+that started it, ``--new-session`` stops terminal injection.
+
+The wall-clock limit is enforced from outside (see :mod:`.process`): SIGTERM to every process
+inside, SIGKILL after the grace period; killing the namespace's init kills everything inside,
+including processes that called ``setsid``, double-forked or ignore SIGTERM. When the
+command's main process exits, bwrap's init exits and the kernel kills whatever it left behind.
+
+Not enforced by this v0 (recorded in ``SandboxResult.enforced``): when the harness runs as
+root the command runs as host uid 0 (without capabilities); there is no seccomp filter; with
+``network=open`` the host network (and its abstract unix sockets) is shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+from posttrainbench.domain import NetworkPolicy
+from posttrainbench.sandbox.base import (
+    SandboxConfig,
+    SandboxResult,
+    check_config_paths,
+    not_started,
+)
+from posttrainbench.sandbox.limits import setup_cgroups
+from posttrainbench.sandbox.process import supervise
+
+#: Host system directories made visible read-only (those that exist).
+SYSTEM_DIRS: tuple[str, ...] = (
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+)  # fmt: skip
+#: Files under /proc that root could write to (bwrap only covers them for unprivileged users).
+PROC_COVER: tuple[str, ...] = ("/proc/sys", "/proc/sysrq-trigger")
+#: GPU control nodes passed along with the selected /dev/nvidia<N> nodes.
+NVIDIA_CONTROL_NODES: tuple[str, ...] = (
+    "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset",
+    "/dev/nvidia-caps",
+)  # fmt: skip
+#: Processes of bwrap itself inside the run's pids cgroup (monitor + namespace init).
+BWRAP_HELPER_PIDS = 2
+HOSTNAME = "ptb-sandbox"
+
+
+def _depth(p: Path) -> int:
+    return len(p.parts)
+
+
+class BwrapSandbox:
+    """Sandbox backend built on bubblewrap (``bwrap``)."""
+
+    name = "bwrap"
+
+    def __init__(self, bwrap: str | None = None) -> None:
+        """``bwrap``: path of the executable (default: found on PATH, then /usr/bin/bwrap)."""
+        self._bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
+        self._available: tuple[bool, str] | None = None
+        self._lock = threading.Lock()
+
+    def available(self) -> tuple[bool, str]:
+        """Whether bwrap exists and can create the namespaces we need (checked once, cached)."""
+        with self._lock:
+            if self._available is None:
+                self._available = self._probe()
+            return self._available
+
+    def _probe(self) -> tuple[bool, str]:
+        if not (os.path.isfile(self._bwrap) and os.access(self._bwrap, os.X_OK)):
+            return False, f"bwrap not found ({self._bwrap}); install the 'bubblewrap' package"
+        true = shutil.which("true") or "/bin/true"
+        argv = [
+            self._bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+            "--die-with-parent", "--cap-drop", "ALL", "--ro-bind", "/", "/", "--proc", "/proc",
+            "--", true,
+        ]  # fmt: skip
+        try:
+            r = subprocess.run(argv, capture_output=True, timeout=30, env={})
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return False, f"bwrap probe failed: {e}"
+        if r.returncode != 0:
+            msg = r.stderr.decode(errors="replace").strip() or f"exit {r.returncode}"
+            return False, f"bwrap cannot create namespaces here: {msg}"
+        return True, "ok"
+
+    def build_argv(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        status_fd: int | None = None,
+        empty_fds: dict[Path, int] | None = None,
+    ) -> list[str]:
+        """The full bwrap command line for ``argv`` under ``config``.
+
+        ``status_fd``: fd for bwrap's JSON status. ``empty_fds``: for each masked *file*, a
+        readable fd at EOF (e.g. /dev/null) whose (empty) content replaces it; masked files
+        without one are skipped. No side effects except reading which host paths exist."""
+        a: list[str] = [self._bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+        a.append("--unshare-cgroup-try")
+        if config.network != NetworkPolicy.open:
+            a.append("--unshare-net")
+        a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", HOSTNAME]
+        a.append("--clearenv")
+        for k, v in sorted(config.container_env().items()):
+            a += ["--setenv", k, v]
+        for d in SYSTEM_DIRS:
+            if os.path.islink(d):
+                a += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                a += ["--ro-bind", d, d]
+        a += ["--proc", "/proc"]
+        for p in PROC_COVER:
+            a += ["--ro-bind-try", p, p]
+        a += ["--dev", "/dev"]
+        if config.gpus:
+            for i in config.gpus:
+                a += ["--dev-bind", f"/dev/nvidia{i}", f"/dev/nvidia{i}"]
+            for node in NVIDIA_CONTROL_NODES:
+                a += ["--dev-bind-try", node, node]
+            a += ["--ro-bind", "/sys", "/sys"]
+        a += ["--tmpfs", "/tmp"]
+        # Parents before children, so a ro dir inside the workspace (or the reverse) works.
+        binds = [(p, "--ro-bind") for p in config.ro_binds] + [(config.workspace, "--bind")]
+        for p, flag in sorted(binds, key=lambda b: (_depth(b[0]), b[1] == "--bind")):
+            a += [flag, str(p), str(p)]
+        for p in config.masked:
+            if p.is_dir():
+                a += ["--tmpfs", str(p), "--remount-ro", str(p)]
+            elif p.exists() and empty_fds and p in empty_fds:
+                a += ["--ro-bind-data", str(empty_fds[p]), str(p)]
+        a += ["--remount-ro", "/", "--chdir", str(config.workspace)]
+        if status_fd is not None:
+            a += ["--json-status-fd", str(status_fd)]
+        a.append("--")
+        a += argv
+        return a
+
+    def _enforced_base(self, config: SandboxConfig) -> dict[str, bool | str]:
+        uid = os.getuid()
+        net: bool | str = (
+            True
+            if config.network != NetworkPolicy.open
+            else "not enforced: network=open (host network)"
+        )
+        return {
+            "time": True,
+            "pid_ns": True,
+            "ipc_ns": True,
+            "uts_ns": True,
+            "net_ns": net,
+            "filesystem": True,
+            "env": True,
+            "capabilities": True,
+            "gpus": True,
+            "uid": True
+            if uid != 0
+            else "not enforced: runs as host uid 0 (all capabilities dropped, /proc/sys read-only)",
+            "seccomp": "not enforced: no seccomp filter in this backend version",
+        }
+
+    def run(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        stdin: Path | None = None,
+        stdout: Path,
+        stderr: Path,
+    ) -> SandboxResult:
+        """Run ``argv`` inside bwrap under ``config``. Never raises for what the command does."""
+        if not argv:
+            raise ValueError("argv must not be empty")
+        check_config_paths(config)
+        enforced = self._enforced_base(config)
+        ok, reason = self.available()
+        if not ok:
+            return not_started(f"failed to start: {reason}", enforced, stdout, stderr)
+        missing = [f"/dev/nvidia{i}" for i in config.gpus if not os.path.exists(f"/dev/nvidia{i}")]
+        if missing:
+            error = f"failed to start: GPU device node(s) missing: {', '.join(missing)}"
+            return not_started(error, enforced, stdout, stderr)
+
+        cgroups, limits = setup_cgroups(
+            config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS
+        )
+        enforced.update(limits)
+        status_r, status_w = os.pipe()
+        # One fd at EOF per masked file: bwrap copies its (empty) content over the file.
+        empty_fds = {p: os.open(os.devnull, os.O_RDONLY) for p in config.masked if p.is_file()}
+        try:
+            outcome = supervise(
+                self.build_argv(argv, config, status_fd=status_w, empty_fds=empty_fds),
+                env={},
+                cwd=Path("/"),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                time_limit_s=config.time_limit_s,
+                kill_grace_s=config.kill_grace_s,
+                cgroups=cgroups,
+                spare_leader=True,
+                pass_fds=(status_w, *empty_fds.values()),
+            )
+        finally:
+            for fd in empty_fds.values():
+                os.close(fd)
+            os.close(status_w)
+            status = _read_status(status_r)
+            os.close(status_r)
+            oom = cgroups.oom_kills() > 0 if cgroups is not None else False
+            if cgroups is not None:
+                cgroups.remove()
+
+        error = outcome.start_error
+        exit_code = outcome.returncode
+        if error is None and not outcome.timed_out and "child-pid" not in status:
+            # bwrap failed while setting up the sandbox: the command never ran.
+            error = f"failed to start: {_bwrap_message(stderr) or f'bwrap exit {exit_code}'}"
+            exit_code = None
+        elif not outcome.timed_out:
+            if isinstance(status.get("exit-code"), int):
+                exit_code = int(status["exit-code"])  # type: ignore[arg-type]
+            first = _bwrap_message(stderr, first_line_only=True) if exit_code == 1 else ""
+            if first.startswith("bwrap: execvp"):
+                # The sandbox was set up but the command could not be executed.
+                error, exit_code = f"failed to start: {first}", None
+        return SandboxResult(
+            exit_code=exit_code,
+            timed_out=outcome.timed_out,
+            duration_s=outcome.duration_s,
+            error=error,
+            enforced=enforced,
+            oom_killed=oom,
+        )
+
+
+def _read_status(fd: int) -> dict[str, object]:
+    """Merge the JSON documents bwrap wrote to its status fd (``child-pid``, ``exit-code``)."""
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    merged: dict[str, object] = {}
+    dec = json.JSONDecoder()
+    text = b"".join(chunks).decode(errors="replace")
+    i = 0
+    while i < len(text):
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            break
+        try:
+            obj, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError:
+            break
+        if isinstance(obj, dict):
+            merged.update(obj)
+    return merged
+
+
+def _bwrap_message(stderr: Path, *, first_line_only: bool = False) -> str:
+    """bwrap's own error line(s) from the start of the stderr file."""
+    try:
+        head = Path(stderr).read_bytes()[:4096].decode(errors="replace")
+    except OSError:
+        return ""
+    lines = head.splitlines()[:1] if first_line_only else head.splitlines()
+    lines = [ln for ln in lines if ln.startswith("bwrap:")]
+    return " ".join(lines)[:500]

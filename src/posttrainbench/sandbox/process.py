@@ -1,0 +1,308 @@
+"""Start a command, enforce a wall-clock limit from outside, and kill its whole process tree.
+
+Shared by every backend. The command is started in a new session (so it is the leader of its
+own process group and session). On timeout every process of the run gets SIGTERM, then, after
+the grace period, SIGKILL. "Every process of the run" is the union of
+
+- the descendants of the leader (by parent pid, from /proc),
+- the members of its process group and session,
+- every pid in the run's cgroups (when there are any: this also catches processes that
+  called ``setsid`` and were re-parented away from the tree),
+
+re-scanned until nothing is left. Pid reuse is guarded against by the process start time.
+With a PID namespace (bwrap) killing the namespace's init is enough on its own: the kernel then
+kills every process inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from posttrainbench.sandbox.limits import JOIN_FAILED_EXIT, JOIN_FAILED_MSG, JOIN_SCRIPT, Cgroups
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class ProcInfo:
+    """One line of the process table."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    start: int  # clock ticks since boot; with pid, identifies a process uniquely
+    state: str = "R"  # "Z": zombie (dead, only waiting to be reaped)
+
+
+def read_proc(pid: int) -> ProcInfo | None:
+    """Parse /proc/<pid>/stat; None if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        rest = raw[raw.rindex(")") + 2 :].split()
+        return ProcInfo(pid, int(rest[1]), int(rest[2]), int(rest[3]), int(rest[19]), rest[0])
+    except (ValueError, IndexError):
+        return None
+
+
+def process_table() -> dict[int, ProcInfo]:
+    """Every process visible in /proc."""
+    table: dict[int, ProcInfo] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            info = read_proc(int(name))
+            if info is not None and info.state != "Z":
+                table[info.pid] = info
+    return table
+
+
+def run_members(leader: ProcInfo, cgroups: Cgroups | None) -> dict[int, ProcInfo]:
+    """Every live process of the run started by ``leader`` (see module docstring)."""
+    table = process_table()
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    found: set[int] = set()
+    if leader.pid in table and table[leader.pid].start == leader.start:
+        stack = [leader.pid]
+        while stack:
+            pid = stack.pop()
+            if pid not in found:
+                found.add(pid)
+                stack.extend(children.get(pid, []))
+    for info in table.values():
+        # Same group/session as the leader, started no earlier (guards against id reuse).
+        if (info.pgid == leader.pid or info.sid == leader.pid) and info.start >= leader.start:
+            found.add(info.pid)
+    if cgroups is not None:
+        found.update(p for p in cgroups.pids() if p in table)
+    return {pid: table[pid] for pid in found}
+
+
+def _still_alive(procs: dict[int, ProcInfo]) -> dict[int, ProcInfo]:
+    out = {}
+    for pid, info in procs.items():
+        now = read_proc(pid)
+        if now is not None and now.start == info.start and now.state != "Z":
+            out[pid] = info
+    return out
+
+
+def _signal(procs: dict[int, ProcInfo], sig: int, spare: int | None = None) -> None:
+    for pid in procs:
+        if pid == spare:
+            continue
+        with contextlib.suppress(OSError):
+            os.kill(pid, sig)
+
+
+def kill_all(
+    proc: subprocess.Popen[bytes],
+    leader: ProcInfo,
+    cgroups: Cgroups | None,
+    known: dict[int, ProcInfo],
+    *,
+    leader_last: bool = False,
+) -> None:
+    """SIGKILL every process of the run until none is left, then reap the leader.
+
+    ``leader_last``: kill the others first and give the leader up to half a second to exit by
+    itself (bwrap's monitor exits as soon as its namespace init dies, reaping it properly).
+    """
+    victims = dict(known)
+    if leader_last and proc.poll() is None:
+        victims.update(run_members(leader, cgroups))
+        _signal(_still_alive(victims), signal.SIGKILL, spare=leader.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.5)
+    for _ in range(200):
+        victims = _still_alive(victims)
+        if proc.poll() is None:
+            victims.update(run_members(leader, cgroups))
+        else:
+            victims.update(
+                {p: i for p, i in run_members(leader, cgroups).items() if p != leader.pid}
+            )
+        if not victims:
+            break
+        _signal(victims, signal.SIGKILL)
+        time.sleep(0.01)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.01)
+    else:
+        log.warning("processes still alive after repeated SIGKILL: %s", sorted(victims))
+    proc.wait()
+
+
+def terminate(
+    proc: subprocess.Popen[bytes],
+    leader: ProcInfo,
+    cgroups: Cgroups | None,
+    grace_s: float,
+    *,
+    spare_leader: bool,
+) -> None:
+    """SIGTERM the run, wait up to ``grace_s`` for it to go away, then SIGKILL what is left.
+
+    ``spare_leader``: do not SIGTERM the leader itself (bwrap's monitor process would die at
+    once and take the sandbox down with SIGKILL, leaving the command no grace to clean up).
+    """
+    known = run_members(leader, cgroups)
+    _signal(known, signal.SIGTERM, spare=leader.pid if spare_leader else None)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            rest = {p: i for p, i in run_members(leader, cgroups).items() if p != leader.pid}
+            known.update(rest)
+            if not _still_alive(known):
+                break
+        time.sleep(_POLL_S)
+    kill_all(proc, leader, cgroups, known, leader_last=spare_leader)
+
+
+def _wait_joined(
+    proc: subprocess.Popen[bytes], cgroups: Cgroups, stderr: Path, timeout_s: float = 30.0
+) -> bool:
+    """Wait until the wrapper has moved itself into every cgroup (a few ms).
+
+    A command that already finished counts as joined unless the wrapper reported that it
+    could not join (exit 125 with its message at the start of stderr)."""
+    files = cgroups.procs_files()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        joined = True
+        for f in files:
+            try:
+                if str(proc.pid) not in f.read_text().split():
+                    joined = False
+                    break
+            except OSError:
+                joined = False
+                break
+        if joined:
+            return True
+        if proc.poll() is not None:
+            if proc.returncode != JOIN_FAILED_EXIT:
+                return True
+            try:
+                with open(stderr, "rb") as f:
+                    return JOIN_FAILED_MSG not in f.read(4096)
+            except OSError:
+                return False
+        time.sleep(0.001)
+    return False
+
+
+@dataclass
+class Outcome:
+    """What happened to a supervised command."""
+
+    returncode: int | None  # 128+N for death by signal N; None if it timed out or never started
+    timed_out: bool
+    duration_s: float
+    start_error: str | None = None
+
+
+@contextlib.contextmanager
+def _open_streams(
+    stdin: Path | None, stdout: Path, stderr: Path
+) -> Iterator[tuple[IO[bytes] | int, IO[bytes], IO[bytes]]]:
+    with contextlib.ExitStack() as stack:
+        fin: IO[bytes] | int = (
+            stack.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
+        )
+        fout = stack.enter_context(open(stdout, "wb"))
+        ferr = fout if Path(stderr).absolute() == Path(stdout).absolute() else stack.enter_context(
+            open(stderr, "wb")
+        )
+        yield fin, fout, ferr
+
+
+def supervise(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    stdin: Path | None,
+    stdout: Path,
+    stderr: Path,
+    time_limit_s: float,
+    kill_grace_s: float,
+    cgroups: Cgroups | None,
+    spare_leader: bool,
+    pass_fds: Sequence[int] = (),
+) -> Outcome:
+    """Run ``argv`` with a hard wall-clock limit; never raises for anything the command does.
+
+    With ``cgroups``, the command is started through a tiny ``sh`` wrapper that joins the
+    cgroups and then execs it, so that it is inside them before it runs a single instruction;
+    we wait until the wrapper's pid shows up in every cgroup (or it dies: start failure).
+    After the leader exits (normally or not), anything of the run still alive is killed.
+    """
+    full = list(argv)
+    if cgroups is not None:
+        script = JOIN_SCRIPT.replace("{unset}", "" if "PWD" in env else "unset PWD; ")
+        full = [
+            "/bin/sh", "-c", script, "ptb-cgjoin",
+            *(str(f) for f in cgroups.procs_files()), "--", *full,
+        ]  # fmt: skip
+    start = time.monotonic()
+    with _open_streams(stdin, stdout, stderr) as (fin, fout, ferr):
+        try:
+            proc = subprocess.Popen(
+                full,
+                stdin=fin,
+                stdout=fout,
+                stderr=ferr,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=tuple(pass_fds),
+            )
+        except OSError as e:
+            return Outcome(None, False, time.monotonic() - start, f"failed to start: {e}")
+    leader = read_proc(proc.pid) or ProcInfo(proc.pid, os.getpid(), proc.pid, proc.pid, 0)
+    try:
+        if cgroups is not None and not _wait_joined(proc, cgroups, stderr):
+            kill_all(proc, leader, cgroups, {})
+            return Outcome(
+                None,
+                False,
+                time.monotonic() - start,
+                "failed to start: could not join the run's cgroups "
+                f"(wrapper exit {proc.returncode}; see stderr)",
+            )
+        timed_out = False
+        try:
+            proc.wait(timeout=max(0.0, time_limit_s - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            terminate(proc, leader, cgroups, kill_grace_s, spare_leader=spare_leader)
+        else:
+            kill_all(proc, leader, cgroups, {})  # leftovers (background processes)
+    except BaseException:
+        # KeyboardInterrupt or a bug of ours: never leave the command running.
+        kill_all(proc, leader, cgroups, {})
+        raise
+    duration = time.monotonic() - start
+    if timed_out:
+        return Outcome(None, True, duration)
+    rc = proc.returncode
+    if rc is not None and rc < 0:
+        rc = 128 - rc
+    return Outcome(rc, False, duration)

@@ -1,0 +1,479 @@
+"""Sandbox backends, tested with real bubblewrap and real processes (no mocks).
+
+The python inside the sandbox is this venv's interpreter, made visible by ro-binding
+``sys.prefix`` and ``sys.base_prefix``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from posttrainbench.domain import NetworkPolicy, SandboxKind
+from posttrainbench.sandbox import (
+    BwrapSandbox,
+    SandboxConfig,
+    SandboxResult,
+    UnsandboxedSandbox,
+    get_sandbox,
+)
+from posttrainbench.sandbox.limits import CGROUP_PREFIX
+
+PY = sys.executable
+PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
+
+
+@pytest.fixture(scope="module")
+def bwrap() -> BwrapSandbox:
+    sb = BwrapSandbox()
+    ok, reason = sb.available()
+    if not ok:
+        pytest.skip(f"bwrap unavailable: {reason}")
+    return sb
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    d = tmp_path / "workspace"
+    d.mkdir()
+    return d
+
+
+def _run(
+    sb: BwrapSandbox | UnsandboxedSandbox,
+    argv: list[str],
+    ws: Path,
+    *,
+    stdin: Path | None = None,
+    **cfg: object,
+) -> tuple[SandboxResult, str, str]:
+    cfg.setdefault("time_limit_s", 30)
+    cfg.setdefault("ro_binds", PY_BINDS)
+    config = SandboxConfig(workspace=ws, **cfg)  # type: ignore[arg-type]
+    out, err = ws.parent / "stdout.txt", ws.parent / "stderr.txt"
+    res = sb.run(argv, config, stdin=stdin, stdout=out, stderr=err)
+    return res, out.read_text(), err.read_text()
+
+
+def _marker() -> str:
+    """A unique `sleep` argument ("1000.<digits>") to find the process by its command line."""
+    return f"1000.{random.randrange(10**8, 10**9)}"
+
+
+def _pids_with(marker: str) -> list[int]:
+    found = []
+    needle = marker.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{name}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(int(name))
+    return found
+
+
+def _run_while_watching(
+    sb: BwrapSandbox | UnsandboxedSandbox, argv: list[str], ws: Path, marker: str, **cfg: object
+) -> tuple[SandboxResult, str]:
+    """Run in a thread; assert the marker process really started; return result and stdout."""
+    box: dict[str, tuple[SandboxResult, str, str]] = {}
+    t = threading.Thread(target=lambda: box.setdefault("r", _run(sb, argv, ws, **cfg)))
+    t.start()
+    deadline = time.monotonic() + 10
+    seen = False
+    while time.monotonic() < deadline and t.is_alive():
+        if _pids_with(marker):
+            seen = True
+            break
+        time.sleep(0.02)
+    t.join(60)
+    assert not t.is_alive()
+    assert seen, "the marker process never started"
+    res, out, _ = box["r"]
+    return res, out
+
+
+# --- basics -------------------------------------------------------------------------------
+
+
+def test_get_sandbox_and_config_validation(tmp_path: Path) -> None:
+    assert isinstance(get_sandbox(SandboxKind.bwrap), BwrapSandbox)
+    assert isinstance(get_sandbox("none"), UnsandboxedSandbox)
+    with pytest.raises(ValueError):
+        SandboxConfig(workspace=Path("relative"), time_limit_s=1)
+    with pytest.raises(ValueError):
+        SandboxConfig(workspace=tmp_path, time_limit_s=0)
+    with pytest.raises(ValueError):
+        UnsandboxedSandbox().run(
+            ["true"],
+            SandboxConfig(workspace=tmp_path / "missing", time_limit_s=1),
+            stdin=None,
+            stdout=tmp_path / "o",
+            stderr=tmp_path / "e",
+        )
+
+
+def test_runs_command_and_captures_output(bwrap: BwrapSandbox, ws: Path) -> None:
+    res, out, err = _run(bwrap, ["/bin/sh", "-c", "echo hello; echo oops >&2; pwd"], ws)
+    assert res.exit_code == 0 and not res.timed_out and res.error is None
+    assert out == f"hello\n{ws}\n"
+    assert err == "oops\n"
+    for key in ("time", "pid_ns", "ipc_ns", "uts_ns", "net_ns", "filesystem", "env", "capabilities"):
+        assert res.enforced[key] is True, key
+
+
+def test_exit_code_propagates(bwrap: BwrapSandbox, ws: Path) -> None:
+    res, _, _ = _run(bwrap, [PY, "-c", "import sys; sys.exit(42)"], ws)
+    assert res.exit_code == 42 and res.error is None
+    res, _, _ = _run(bwrap, ["/bin/sh", "-c", "kill -9 $$"], ws)
+    assert res.exit_code == 128 + 9
+
+
+def test_stdin_from_file_or_devnull(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("fed through stdin\n")
+    res, out, _ = _run(bwrap, ["/bin/cat"], ws, stdin=src)
+    assert res.exit_code == 0 and out == "fed through stdin\n"
+    res, out, _ = _run(bwrap, ["/bin/cat"], ws)
+    assert res.exit_code == 0 and out == ""
+
+
+def test_env_is_exactly_config_env(
+    bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_HOST_SECRET", "must-not-leak")
+    env = {"FOO": "bar", "PATH": "/usr/bin:/bin"}
+    res, out, _ = _run(bwrap, ["/usr/bin/env"], ws, env=env)
+    assert res.exit_code == 0
+    inside = dict(line.split("=", 1) for line in out.splitlines())
+    assert inside == {**env, "PWD": str(ws)}
+    assert "HOME" not in inside and "PTB_HOST_SECRET" not in inside
+
+
+def test_failed_start_is_reported_not_raised(ws: Path, tmp_path: Path) -> None:
+    missing = BwrapSandbox(bwrap=str(tmp_path / "no-bwrap"))
+    ok, reason = missing.available()
+    assert not ok and "not found" in reason
+    res, _, _ = _run(missing, ["/bin/true"], ws)
+    assert res.exit_code is None and res.error and res.error.startswith("failed to start")
+
+
+def test_missing_command_is_a_start_failure(bwrap: BwrapSandbox, ws: Path) -> None:
+    res, _, _ = _run(bwrap, ["/no/such/agent"], ws)
+    assert res.exit_code is None
+    assert res.error and res.error.startswith("failed to start") and "/no/such/agent" in res.error
+
+
+# --- filesystem ---------------------------------------------------------------------------
+
+_PROBE = r"""
+import json, os, sys
+out = {}
+for p in sys.argv[1:]:
+    try:
+        with open(p, "w") as f:
+            f.write("x")
+        out[p] = "written"
+    except OSError as e:
+        out[p] = type(e).__name__
+print(json.dumps(out))
+"""
+
+
+def test_writes_outside_workspace_fail(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    name = f"ptb-escape-{random.randrange(10**9)}.txt"
+    targets = [
+        str(ws / "ok.txt"),
+        f"/tmp/../work/{name}",
+        f"/root/{name}",
+        f"/{name}",
+        f"/etc/{name}",
+        f"/usr/{name}",
+        f"{sys.prefix}/{name}",
+        str(ro / name),
+    ]
+    res, out, err = _run(bwrap, [PY, "-c", _PROBE, *targets], ws, ro_binds=[*PY_BINDS, ro])
+    assert res.exit_code == 0, err
+    got = json.loads(out)
+    assert got.pop(str(ws / "ok.txt")) == "written"
+    assert (ws / "ok.txt").read_text() == "x"
+    assert all(v != "written" for v in got.values()), got
+    for t in targets[1:]:
+        assert not Path(t).exists(), t  # nothing reached the host
+
+
+def test_host_paths_not_bound_are_invisible(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "host-secret.txt"  # next to the workspace, not bound
+    secret.write_text("key")
+    probes = [str(secret), str(Path(__file__).resolve()), "/home", "/work/main/src", "/root/.bashrc"]
+    code = "import os, sys, json; print(json.dumps({p: os.path.exists(p) for p in sys.argv[1:]}))"
+    res, out, err = _run(bwrap, [PY, "-c", code, *probes], ws)
+    assert res.exit_code == 0, err
+    assert json.loads(out) == {p: False for p in probes}
+
+
+def test_ro_binds_readable_not_writable(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    ro = tmp_path / "model"
+    ro.mkdir()
+    (ro / "weights.bin").write_text("original")
+    script = (
+        "import os, sys\n"
+        "p = sys.argv[1]\n"
+        "print(open(p).read())\n"
+        "for op in (lambda: open(p, 'w'), lambda: os.remove(p), lambda: os.rename(p, p + '.x')):\n"
+        "    try:\n"
+        "        op(); print('MUTATED')\n"
+        "    except OSError as e:\n"
+        "        print(type(e).__name__)\n"
+    )
+    res, out, err = _run(bwrap, [PY, "-c", script, str(ro / "weights.bin")], ws, ro_binds=[*PY_BINDS, ro])
+    assert res.exit_code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "original"
+    assert "MUTATED" not in lines and len(lines) == 4
+    assert (ro / "weights.bin").read_text() == "original"
+
+
+def test_masked_paths_appear_empty(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg"
+    hidden = pkg / "test_data"
+    hidden.mkdir(parents=True)
+    (hidden / "answers.jsonl").write_text("secret answers")
+    (pkg / "keys.env").write_text("API_KEY=secret")
+    (pkg / "visible.txt").write_text("fine")
+    code = (
+        "import os, sys, json\n"
+        "d, f, v = sys.argv[1:]\n"
+        "try:\n"
+        "    open(os.path.join(d, 'new'), 'w'); w = 'written'\n"
+        "except OSError as e:\n"
+        "    w = type(e).__name__\n"
+        "print(json.dumps([os.listdir(d), open(f).read(), open(v).read(), w]))\n"
+    )
+    res, out, err = _run(
+        bwrap,
+        [PY, "-c", code, str(hidden), str(pkg / "keys.env"), str(pkg / "visible.txt")],
+        ws,
+        ro_binds=[*PY_BINDS, pkg],
+        masked=[hidden, pkg / "keys.env"],
+    )
+    assert res.exit_code == 0, err
+    listing, keys, visible, write = json.loads(out)
+    assert listing == [] and keys == "" and visible == "fine" and write != "written"
+
+
+# --- network ------------------------------------------------------------------------------
+
+_CONNECT = (
+    "import socket, sys\n"
+    "try:\n"
+    "    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=3).close(); print('connected')\n"
+    "except OSError as e:\n"
+    "    print('failed', type(e).__name__)\n"
+    "print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]))\n"
+)
+
+
+@pytest.fixture
+def host_server() -> tuple[int, threading.Event]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    srv.settimeout(10)
+    got = threading.Event()
+
+    def accept() -> None:
+        try:
+            conn, _ = srv.accept()
+            conn.close()
+            got.set()
+        except OSError:
+            pass
+        finally:
+            srv.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1], got
+
+
+def test_network_none_has_only_loopback(
+    bwrap: BwrapSandbox, ws: Path, host_server: tuple[int, threading.Event]
+) -> None:
+    port, got = host_server
+    res, out, err = _run(bwrap, [PY, "-c", _CONNECT, str(port)], ws, network=NetworkPolicy.none)
+    assert res.exit_code == 0, err
+    first, ifaces = out.splitlines()
+    assert first.startswith("failed")
+    assert ifaces == "['lo']"
+    assert not got.is_set()
+
+
+def test_network_open_reaches_host(
+    bwrap: BwrapSandbox, ws: Path, host_server: tuple[int, threading.Event]
+) -> None:
+    port, got = host_server
+    res, out, err = _run(bwrap, [PY, "-c", _CONNECT, str(port)], ws, network=NetworkPolicy.open)
+    assert res.exit_code == 0, err
+    assert out.splitlines()[0] == "connected"
+    assert got.wait(5)
+    assert isinstance(res.enforced["net_ns"], str)
+
+
+# --- time limit and tree kill -------------------------------------------------------------
+
+LIMIT, GRACE = 1.5, 1.0
+
+
+@pytest.mark.parametrize(
+    "script, ignores_term",
+    [
+        ("sleep {m}", False),
+        ("trap '' TERM; sleep {m}", True),
+        ("trap '' TERM; (setsid sleep {m} &); sleep 1000", True),
+    ],
+    ids=["sleep", "term-ignoring", "double-forked-setsid"],
+)
+def test_time_limit_kills_everything(
+    bwrap: BwrapSandbox, ws: Path, script: str, ignores_term: bool
+) -> None:
+    m = _marker()
+    res, _ = _run_while_watching(
+        bwrap, ["/bin/sh", "-c", script.format(m=m)], ws, m, time_limit_s=LIMIT, kill_grace_s=GRACE
+    )
+    assert res.timed_out and res.exit_code is None
+    assert _pids_with(m) == []
+    assert res.duration_s >= LIMIT
+    if ignores_term:
+        assert res.duration_s >= LIMIT + GRACE  # needed the SIGKILL
+    else:
+        assert res.duration_s < LIMIT + GRACE  # SIGTERM was enough
+    assert res.duration_s < LIMIT + GRACE + 5
+
+
+def test_timeout_delivers_sigterm_first(bwrap: BwrapSandbox, ws: Path) -> None:
+    script = "trap 'echo got-term; exit 0' TERM; sleep 1000 & wait"
+    res, out, _ = _run(bwrap, ["/bin/sh", "-c", script], ws, time_limit_s=LIMIT, kill_grace_s=3)
+    assert res.timed_out and "got-term" in out
+    assert res.duration_s < LIMIT + 3
+
+
+def test_background_leftovers_killed_on_normal_exit(bwrap: BwrapSandbox, ws: Path) -> None:
+    m = _marker()
+    script = f"(setsid sleep {m} &); sleep 0.5; exit 0"
+    res, _ = _run_while_watching(bwrap, ["/bin/sh", "-c", script], ws, m)
+    assert res.exit_code == 0 and not res.timed_out
+    assert _pids_with(m) == []
+
+
+# --- memory and pids limits ---------------------------------------------------------------
+
+
+def _cgroup_v1_writable() -> bool:
+    return os.geteuid() == 0 and os.access("/sys/fs/cgroup/memory", os.W_OK)
+
+
+def _own_ptb_cgroups() -> set[str]:
+    found = set()
+    for root in (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified")):
+        for d in root.glob("**/" + CGROUP_PREFIX + "*"):
+            found.add(str(d))
+    return found
+
+
+@pytest.mark.skipif(not _cgroup_v1_writable(), reason="needs root and writable cgroups")
+def test_memory_limit_kills_allocation(bwrap: BwrapSandbox, ws: Path) -> None:
+    before = _own_ptb_cgroups()
+    alloc = "import sys; b = b'x' * (int(sys.argv[1]) * 2**20); print('allocated')"
+    res, out, _ = _run(bwrap, [PY, "-c", alloc, "512"], ws, memory_mb=128)
+    assert res.enforced["memory"] is True
+    assert res.oom_killed and res.exit_code == 128 + 9 and "allocated" not in out
+    res, out, _ = _run(bwrap, [PY, "-c", alloc, "16"], ws, memory_mb=128)
+    assert res.exit_code == 0 and out == "allocated\n" and not res.oom_killed
+    assert _own_ptb_cgroups() == before  # cgroups removed
+
+
+@pytest.mark.skipif(not _cgroup_v1_writable(), reason="needs root and writable cgroups")
+def test_pids_limit(bwrap: BwrapSandbox, ws: Path) -> None:
+    code = (
+        "import os, time\n"
+        "ok = fail = 0\n"
+        "for _ in range(60):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        fail += 1; continue\n"
+        "    if pid == 0:\n"
+        "        time.sleep(5); os._exit(0)\n"
+        "    ok += 1\n"
+        "print(ok, fail)\n"
+    )
+    res, out, err = _run(bwrap, [PY, "-c", code], ws, max_pids=20)
+    assert res.enforced["pids"] is True and res.exit_code == 0, err
+    ok, fail = map(int, out.split())
+    assert fail > 0 and ok < 20
+
+
+def test_limits_not_requested_are_recorded(bwrap: BwrapSandbox, ws: Path) -> None:
+    res, _, _ = _run(bwrap, ["/bin/true"], ws)
+    assert res.enforced["memory"] == "not requested" and res.enforced["pids"] == "not requested"
+
+
+# --- GPUs ---------------------------------------------------------------------------------
+
+
+def test_gpu_nodes_only_when_requested(bwrap: BwrapSandbox, ws: Path) -> None:
+    cfg = SandboxConfig(workspace=ws, time_limit_s=1)
+    assert not any("nvidia" in a for a in bwrap.build_argv(["true"], cfg))
+    argv = bwrap.build_argv(["true"], cfg.model_copy(update={"gpus": [1, 3]}))
+    joined = " ".join(argv)
+    assert "--dev-bind /dev/nvidia1 /dev/nvidia1" in joined and "/dev/nvidia3 /dev/nvidia3" in joined
+    assert "/dev/nvidia0" not in joined
+    assert "--setenv CUDA_VISIBLE_DEVICES 1,3" in joined
+    if not Path("/dev/nvidia63").exists():
+        res, _, _ = _run(bwrap, ["/bin/true"], ws, gpus=[63])
+        assert res.error and "nvidia63" in res.error and res.exit_code is None
+
+
+# --- unsandboxed backend ------------------------------------------------------------------
+
+
+def test_unsandboxed_env_cwd_and_not_isolated(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_HOST_SECRET", "must-not-leak")
+    res, out, _ = _run(UnsandboxedSandbox(), ["/usr/bin/env"], ws, env={"FOO": "bar"})
+    assert res.exit_code == 0
+    assert dict(line.split("=", 1) for line in out.splitlines()) == {"FOO": "bar", "PWD": str(ws)}
+    for key in ("pid_ns", "net_ns", "filesystem"):
+        assert isinstance(res.enforced[key], str) and "not enforced" in res.enforced[key]
+
+
+def test_unsandboxed_time_limit_kills_tree(ws: Path) -> None:
+    m = _marker()
+    script = f"trap '' TERM; (setsid sleep {m} &); sleep 1000"
+    res, _ = _run_while_watching(
+        UnsandboxedSandbox(), ["/bin/sh", "-c", script], ws, m, time_limit_s=LIMIT, kill_grace_s=0.5
+    )
+    assert res.timed_out and res.exit_code is None
+    assert LIMIT <= res.duration_s < LIMIT + 5
+    if res.enforced["tree_kill"] is True:  # a cgroup tracked the setsid'd daemon
+        assert _pids_with(m) == []
+    else:  # pragma: no cover - machines without writable cgroups
+        for pid in _pids_with(m):
+            os.kill(pid, 9)
+
+
+def test_unsandboxed_missing_command(ws: Path) -> None:
+    res, _, _ = _run(UnsandboxedSandbox(), ["/no/such/agent"], ws)
+    assert res.exit_code is None and res.error and "failed to start" in res.error
