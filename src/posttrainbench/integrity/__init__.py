@@ -1,0 +1,53 @@
+"""Integrity gates: deterministic checks that must pass before a score counts.
+
+Every gate returns a :class:`~posttrainbench.domain.Verdict`; a gate that lacks its input or
+crashes returns ``not_run`` with the reason (never ``pass``, never an exception). The
+pipeline composes them and calls :func:`final_status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..domain import Verdict, VerdictStatus
+from .contamination import ContaminationIndex, build_index, load_index, save_index, scan, texts_from_files
+from .lineage import check_lineage
+from .manifest import check_tamper, write_manifest
+from .model_check import check_model_folder
+from .transfer import TransferError, check_transfer, collect_final_model
+
+
+def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStatus:
+    """Overall verification status: any ``fail`` -> fail; pass only if every required gate is
+    present and every verdict of it passed (and at least one gate ran); otherwise not_run."""
+    verdicts = list(verdicts)
+    if any(v.status == VerdictStatus.failed for v in verdicts):
+        return VerdictStatus.failed
+    if not verdicts and not required:
+        return VerdictStatus.not_run
+    by_gate: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        by_gate.setdefault(v.gate, []).append(v)
+    for gate in required:
+        got = by_gate.get(gate)
+        if not got or any(v.status != VerdictStatus.passed for v in got):
+            return VerdictStatus.not_run
+    return VerdictStatus.passed
+
+
+__all__ = [
+    "ContaminationIndex",
+    "TransferError",
+    "build_index",
+    "check_lineage",
+    "check_model_folder",
+    "check_tamper",
+    "check_transfer",
+    "collect_final_model",
+    "final_status",
+    "load_index",
+    "save_index",
+    "scan",
+    "texts_from_files",
+    "write_manifest",
+]

@@ -1,0 +1,414 @@
+"""Lineage gate (v0): is ``final_model`` a fine-tune of the base model?
+
+Both checkpoints are streamed tensor by tensor, and large tensors row-block by row-block,
+with ``safetensors.safe_open`` (never a whole model, never a whole big tensor, in memory).
+Sharded checkpoints are read through their ``*.safetensors.index.json``. Every pair of
+tensors is compared in float32, whatever the stored dtypes.
+
+Tensor matching
+    Names are matched exactly; if that leaves tensors unmatched, both sides are matched on a
+    canonical name (``model.`` / ``language_model.`` prefixes removed), which absorbs the
+    renaming different transformers versions do when they save. Tied embeddings: a side
+    that has no ``lm_head.weight`` uses its input embedding in its place. Tensors of a
+    multimodal tower (``vision``, ``audio``, ``multi_modal_projector``) present only in the
+    base are tolerated (a text-only fine-tune drops them). An embedding / lm_head whose
+    shape differs only in the vocabulary dimension (resized tokenizer) is compared on the
+    rows both share, and reported.
+
+Per tensor: relative L2 distance ``rel = ||final - base|| / ||base||`` (0 when both are zero,
+``inf`` when only the base is zero), plus ``rel_cast``: the same with the base first cast to
+the final tensor's dtype, so that a base merely re-saved in a lower precision counts as
+untouched.
+
+Flags and thresholds (first that applies):
+
+``foreign`` -> fail
+    Different architecture: a base tensor missing from the final model (other than a
+    tolerated tower), a tensor the base does not have, a shape mismatch; or
+    ``median(rel) > FOREIGN_MEDIAN_REL = 0.5``. Independent random initialisations sit
+    near ``rel = sqrt(2) ~ 1.41``; real fine-tunes (full SFT/RL of a few-B model) sit around
+    1e-3..5e-2, official instruct models vs their base well under 0.2, so 0.5 leaves a wide
+    margin both ways. (Checked after ``substituted`` so that a forbidden model is named.)
+``substituted`` -> fail
+    A forbidden checkpoint (e.g. the official instruct model) is structurally comparable,
+    the final model is related to it (``median(rel to it) <= 0.5``), and the final model is
+    strictly closer to it than to the base in global L2 distance
+    ``sqrt(sum_t ||final_t - x_t||^2)`` over the tensors all three share.
+``untrained`` -> fail
+    Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
+``ok`` -> pass
+
+A forbidden checkpoint that cannot be read makes the gate ``not_run`` (the substitution check
+did not run), unless the verdict is already a fail. One whose structure does not match the
+final model (e.g. an FP8 variant with scale tensors) is recorded as ``incomparable``.
+
+Known v0 gaps: a merge/interpolation of base and instruct weights that stays closer to the
+base passes; training only a handful of tensors passes (``changed_tensor_fraction`` is in the
+evidence for the judge); quantised finals are ``foreign``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from contextlib import ExitStack
+from pathlib import Path, PurePosixPath
+
+from ..domain import Verdict, VerdictStatus
+from ._common import guarded, not_run, short_list, verdict, write_evidence
+
+GATE = "lineage"
+FOREIGN_MEDIAN_REL = 0.5
+UNTRAINED_REL = 1e-7
+CHUNK_ELEMENTS = 1 << 22  # 4M elements = 16 MB per float32 block
+TOP_K = 10
+
+_TIED_HEAD = "lm_head.weight"
+_EMBED_CANDIDATES = (
+    "model.embed_tokens.weight",
+    "embed_tokens.weight",
+    "model.language_model.embed_tokens.weight",
+    "language_model.model.embed_tokens.weight",
+    "transformer.wte.weight",
+    "model.decoder.embed_tokens.weight",
+)
+_TOWER = re.compile(r"(^|\.)(vision_tower|vision_model|visual|vision|audio_tower|audio_model|multi_modal_projector)(\.|$)")
+_PREFIX = re.compile(r"^(model\.|language_model\.)+")
+
+
+class LineageInputError(Exception):
+    """A checkpoint cannot be read (no safetensors, bad index)."""
+
+
+class _Ckpt:
+    """Lazy, streamed view of a safetensors checkpoint (folder, sharded folder or one file)."""
+
+    def __init__(self, path: Path, stack: ExitStack):
+        from safetensors import safe_open
+
+        path = Path(path)
+        where: dict[str, Path] = {}
+        if path.is_file():
+            files = [path]
+        elif path.is_dir():
+            idx = sorted(path.glob("*.safetensors.index.json"))
+            if idx:
+                wm = json.loads(idx[0].read_text()).get("weight_map") or {}
+                for name, shard in wm.items():
+                    sp = PurePosixPath(shard)
+                    if sp.is_absolute() or len(sp.parts) != 1:
+                        raise LineageInputError(f"{idx[0]} names a shard outside the folder: {shard!r}")
+                    where[name] = path / shard
+                files = sorted(set(where.values()))
+            else:
+                files = sorted(path.glob("*.safetensors"))
+        else:
+            raise LineageInputError(f"no checkpoint at {path}")
+        if not files:
+            raise LineageInputError(f"no *.safetensors weights in {path}")
+        self.handles = {}
+        for f in files:
+            if not f.is_file():
+                raise LineageInputError(f"missing shard {f}")
+            self.handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
+        if not where:
+            for f, h in self.handles.items():
+                for name in h.keys():
+                    if name in where:
+                        raise LineageInputError(f"tensor {name} appears in two files of {path}")
+                    where[name] = f
+        self.where = where
+        self.path = path
+
+    def names(self) -> list[str]:
+        return list(self.where)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.handles[self.where[name]].get_slice(name).get_shape())
+
+    def dtype(self, name: str) -> str:
+        return self.handles[self.where[name]].get_slice(name).get_dtype()
+
+    def block(self, name: str, start: int | None = None, stop: int | None = None):
+        """Rows [start, stop) of a tensor (the whole tensor if ``start`` is None)."""
+        h = self.handles[self.where[name]]
+        if start is None:
+            return h.get_tensor(name)
+        return h.get_slice(name)[start:stop]
+
+
+def _canon(name: str) -> str:
+    return _PREFIX.sub("", name)
+
+
+def _match(final: _Ckpt, other: _Ckpt) -> tuple[dict[str, tuple[str, str]], list[str], list[str], list[str]]:
+    """Pair tensors: {key: (final name, other name)}, missing-in-final, extra-in-final, notes."""
+    notes: list[str] = []
+    fnames, onames = final.names(), other.names()
+
+    def pair(fmap: dict[str, str], omap: dict[str, str]):
+        pairs = {k: (fmap[k], omap[k]) for k in fmap.keys() & omap.keys()}
+        missing = sorted(omap[k] for k in omap.keys() - fmap.keys())
+        extra = sorted(fmap[k] for k in fmap.keys() - omap.keys())
+        return pairs, missing, extra
+
+    def tie(names: list[str], m: dict[str, str], head_key: str) -> bool:
+        if head_key in m:
+            return False
+        emb = next((n for n in _EMBED_CANDIDATES if n in names), None)
+        if emb is None:
+            return False
+        m[head_key] = emb
+        return True
+
+    fmap = {n: n for n in fnames}
+    omap = {n: n for n in onames}
+    head = _TIED_HEAD
+    if (fmap.keys() ^ omap.keys()) - {head}:
+        fc = {_canon(n): n for n in fnames}
+        oc = {_canon(n): n for n in onames}
+        if len(fc) == len(fnames) and len(oc) == len(onames):
+            pairs_c, _, _ = pair(fc, oc)
+            pairs_e, _, _ = pair(fmap, omap)
+            if len(pairs_c) > len(pairs_e):
+                fmap, omap, head = fc, oc, _canon(_TIED_HEAD)
+                notes.append("tensor names matched after removing model./language_model. prefixes")
+    if head in fmap.keys() ^ omap.keys():
+        if tie(fnames, fmap, head):
+            notes.append("final model has tied embeddings: its input embedding stands for lm_head")
+        if tie(onames, omap, head):
+            notes.append(f"{other.path.name} has tied embeddings: its input embedding stands for lm_head")
+    pairs, missing, extra = pair(fmap, omap)
+    return pairs, missing, extra, notes
+
+
+def _fmt(x: float) -> float | str:
+    return x if math.isfinite(x) else "inf"
+
+
+def _rel(diff_sq: float, ref_sq: float) -> float:
+    if ref_sq == 0.0:
+        return 0.0 if diff_sq == 0.0 else math.inf
+    return math.sqrt(diff_sq / ref_sq)
+
+
+def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]):
+    """Stream every job: (final name, [other name or None per other], [shared row count or None]).
+
+    Returns per job squared norms accumulated block by block: ``ref_sq[i] = ||other_i||^2``,
+    ``diff_sq[i] = ||final - other_i||^2``, ``cast_sq = ||final - cast(others[0])||^2``, ``numel``.
+    """
+    import torch
+
+    out = []
+    for fname, onames, rows_limit in jobs:
+        shape = final.shape(fname)
+        n_others = len(others)
+        ref_sq = [0.0] * n_others
+        diff_sq = [0.0] * n_others
+        cast_sq = 0.0
+        numel = 0
+        if len(shape) == 0:
+            blocks = [(None, None)]
+        else:
+            rows = min([shape[0]] + [r for r in rows_limit if r is not None])
+            per_row = max(1, math.prod(shape[1:]))
+            step = max(1, CHUNK_ELEMENTS // per_row)
+            blocks = [(s, min(s + step, rows)) for s in range(0, rows, step)]
+        for start, stop in blocks:
+            a_raw = final.block(fname, start, stop)
+            a = a_raw.to(torch.float32)
+            numel += a.numel()
+            for i, (ck, oname) in enumerate(zip(others, onames)):
+                if oname is None:
+                    continue
+                b_raw = ck.block(oname, start, stop)
+                b = b_raw.to(torch.float32)
+                ref_sq[i] += float(b.pow(2).sum(dtype=torch.float64))
+                diff_sq[i] += float((a - b).pow(2).sum(dtype=torch.float64))
+                if i == 0:
+                    bc = b_raw.to(a_raw.dtype).to(torch.float32) if b_raw.dtype != a_raw.dtype else b
+                    cast_sq += float((a - bc).pow(2).sum(dtype=torch.float64))
+                del b, b_raw
+            del a, a_raw
+        out.append({"ref_sq": ref_sq, "diff_sq": diff_sq, "cast_sq": cast_sq, "numel": numel})
+    return out
+
+
+def _structure(final: _Ckpt, other: _Ckpt, pairs, missing, extra, tolerate_towers: bool):
+    """Shape check of matched pairs: (pairs ok with shared rows, problems, notes)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    ok: dict[str, tuple[str, str, int | None]] = {}
+    for key, (fn, on) in sorted(pairs.items()):
+        fs, os_ = final.shape(fn), other.shape(on)
+        if fs == os_:
+            ok[key] = (fn, on, None)
+        elif (
+            len(fs) == 2 and len(os_) == 2 and fs[1] == os_[1]
+            and ("embed" in key or "lm_head" in key or "wte" in key)
+        ):
+            ok[key] = (fn, on, min(fs[0], os_[0]))
+            notes.append(f"{fn}: vocabulary resized {os_[0]} -> {fs[0]} rows; compared on the shared rows")
+        else:
+            problems.append(f"shape mismatch {fn}: {list(fs)} vs {list(os_)}")
+    real_missing = [m for m in missing if not (tolerate_towers and _TOWER.search(m))]
+    if len(real_missing) < len(missing):
+        notes.append(f"{len(missing) - len(real_missing)} multimodal-tower tensors absent from the final model (tolerated)")
+    if real_missing:
+        problems.append(f"{len(real_missing)} tensors missing from the final model: {short_list(real_missing, 5)}")
+    if extra:
+        problems.append(f"{len(extra)} tensors not in the reference: {short_list(extra, 5)}")
+    return ok, problems, notes
+
+
+@guarded(GATE)
+def check_lineage(
+    final_model: Path,
+    base_model: Path,
+    evidence_dir: Path | None = None,
+    forbidden: dict[str, Path] | None = None,
+    foreign_median_rel: float = FOREIGN_MEDIAN_REL,
+    untrained_rel: float = UNTRAINED_REL,
+) -> Verdict:
+    """Weight-distance lineage test of ``final_model`` against ``base_model`` (and forbidden ones)."""
+    forbidden = dict(forbidden or {})
+    report: dict = {
+        "gate": GATE,
+        "final_model": str(final_model),
+        "base_model": str(base_model),
+        "thresholds": {"foreign_median_rel": foreign_median_rel, "untrained_rel": untrained_rel},
+    }
+    with ExitStack() as stack:
+        try:
+            final = _Ckpt(final_model, stack)
+        except Exception as exc:  # noqa: BLE001 - bad input is not_run, with the reason
+            return not_run(GATE, f"final model unreadable: {exc}")
+        try:
+            base = _Ckpt(base_model, stack)
+        except Exception as exc:  # noqa: BLE001
+            return not_run(GATE, f"base model unreadable: {exc}")
+
+        pairs, missing, extra, notes = _match(final, base)
+        ok, problems, snotes = _structure(final, base, pairs, missing, extra, tolerate_towers=True)
+        notes += snotes
+        report.update(tensors_final=len(final.names()), tensors_base=len(base.names()), matched=len(ok))
+        if problems or not ok:
+            report.update(flag="foreign", structure_problems=problems or ["no tensor in common"], notes=notes)
+            ev = write_evidence(evidence_dir, GATE, report)
+            return verdict(GATE, VerdictStatus.failed, "foreign: not the base architecture: " + "; ".join(report["structure_problems"][:3]), ev)
+
+        # Forbidden checkpoints: open and match against the final model.
+        others: list[_Ckpt] = [base]
+        forb_names: list[str] = []
+        forb_maps: list[dict[str, tuple[str, str, int | None]]] = []
+        forb_report: dict[str, dict] = {}
+        unreadable: list[str] = []
+        for label, fpath in sorted(forbidden.items()):
+            try:
+                ck = _Ckpt(Path(fpath), stack)
+            except Exception as exc:  # noqa: BLE001 - recorded; the gate cannot pass without it
+                unreadable.append(label)
+                forb_report[label] = {"path": str(fpath), "status": "unreadable", "error": str(exc)}
+                continue
+            fp, fm, fx, _ = _match(final, ck)
+            fok, fprob, _ = _structure(final, ck, fp, fm, fx, tolerate_towers=True)
+            if fprob or not fok:
+                forb_report[label] = {"path": str(fpath), "status": "incomparable", "problems": fprob[:5]}
+                continue
+            others.append(ck)
+            forb_names.append(label)
+            forb_maps.append({fn: (on, r) for fn, on, r in fok.values()})
+
+        jobs = []
+        for key, (fn, bn, rows) in sorted(ok.items()):
+            onames: list[str | None] = [bn]
+            limits: list[int | None] = [rows]
+            for fmap in forb_maps:
+                on, r = fmap.get(fn, (None, None))
+                onames.append(on)
+                limits.append(r)
+            jobs.append((fn, onames, limits))
+        results = _compare(final, others, jobs)
+
+    per_tensor = []
+    for (fn, onames, _), r in zip(jobs, results):
+        per_tensor.append(
+            {
+                "name": fn,
+                "numel": r["numel"],
+                "rel": _rel(r["diff_sq"][0], r["ref_sq"][0]),
+                "rel_cast": _rel(r["cast_sq"], r["ref_sq"][0]),
+                "_diff_sq": r["diff_sq"],
+                "_ref_sq": r["ref_sq"],
+                "_present": [o is not None for o in onames],
+            }
+        )
+    rels = [t["rel"] for t in per_tensor]
+    median_rel = statistics.median(rels)
+    total_ref = sum(t["_ref_sq"][0] for t in per_tensor)
+    total_diff = sum(t["_diff_sq"][0] for t in per_tensor)
+    global_rel = _rel(total_diff, total_ref)
+    changed = [t for t in per_tensor if t["rel_cast"] > untrained_rel]
+    n_params = sum(t["numel"] for t in per_tensor)
+
+    substituted: list[str] = []
+    for i, label in enumerate(forb_names, start=1):
+        shared = [t for t in per_tensor if t["_present"][i]]
+        d_forb = math.sqrt(sum(t["_diff_sq"][i] for t in shared))
+        d_base = math.sqrt(sum(t["_diff_sq"][0] for t in shared))
+        med_forb = statistics.median(_rel(t["_diff_sq"][i], t["_ref_sq"][i]) for t in shared) if shared else math.inf
+        closer = bool(shared) and d_forb < d_base and med_forb <= foreign_median_rel
+        forb_report[label] = {
+            "path": str(forbidden[label]),
+            "status": "compared",
+            "tensors_compared": len(shared),
+            "l2_to_forbidden": d_forb,
+            "l2_to_base": d_base,
+            "median_rel_to_forbidden": _fmt(med_forb),
+            "closer_to_forbidden": closer,
+        }
+        if closer:
+            substituted.append(label)
+
+    if substituted:
+        flag = "substituted"
+    elif median_rel > foreign_median_rel:
+        flag = "foreign"
+    elif not changed:
+        flag = "untrained"
+    else:
+        flag = "ok"
+
+    top = sorted(per_tensor, key=lambda t: (-t["rel"] if math.isfinite(t["rel"]) else -math.inf))[:TOP_K]
+    finite = [x for x in rels if math.isfinite(x)]
+    report.update(
+        flag=flag,
+        notes=notes,
+        parameters_compared=n_params,
+        summary={
+            "mean_rel": _fmt(statistics.fmean(finite)) if finite else None,
+            "median_rel": _fmt(median_rel),
+            "max_rel": _fmt(max(rels)),
+            "global_rel": _fmt(global_rel),
+            "changed_tensor_fraction": len(changed) / len(per_tensor),
+            "changed_param_fraction": sum(t["numel"] for t in changed) / n_params if n_params else 0.0,
+        },
+        top_tensors=[{"name": t["name"], "rel": _fmt(t["rel"]), "numel": t["numel"]} for t in top],
+        forbidden=forb_report,
+        per_tensor=[{"name": t["name"], "rel": _fmt(t["rel"]), "rel_cast": _fmt(t["rel_cast"])} for t in per_tensor],
+    )
+    ev = write_evidence(evidence_dir, GATE, report)
+    stats = f"median rel {median_rel:.3g}, global rel {global_rel:.3g}, {len(changed)}/{len(per_tensor)} tensors changed"
+    if flag == "substituted":
+        return verdict(GATE, VerdictStatus.failed, f"substituted: closer to forbidden {', '.join(substituted)} than to the base ({stats})", ev)
+    if flag == "foreign":
+        return verdict(GATE, VerdictStatus.failed, f"foreign: weights unrelated to the base ({stats} > {foreign_median_rel})", ev)
+    if flag == "untrained":
+        return verdict(GATE, VerdictStatus.failed, f"untrained: every tensor equals the base within {untrained_rel:g} relative", ev)
+    if unreadable:
+        return not_run(GATE, f"forbidden checkpoint unreadable: {', '.join(unreadable)} (substitution not checked; {stats})", ev)
+    return verdict(GATE, VerdictStatus.passed, f"ok: fine-tune of the base ({stats})", ev)
+

@@ -1,0 +1,549 @@
+"""Integrity gates on real files: tiny real checkpoints, real symlinks/FIFOs, real data files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from posttrainbench.domain import Verdict, VerdictStatus
+from posttrainbench.fsutil import hash_tree
+from posttrainbench.integrity.contamination import tokenize
+from posttrainbench.integrity import (
+    ContaminationIndex,
+    TransferError,
+    build_index,
+    check_lineage,
+    check_model_folder,
+    check_tamper,
+    check_transfer,
+    collect_final_model,
+    final_status,
+    scan,
+    texts_from_files,
+    write_manifest,
+)
+from posttrainbench.testing import build_tiny_model
+
+PASS, FAIL, NOT_RUN = VerdictStatus.passed, VerdictStatus.failed, VerdictStatus.not_run
+
+
+def _evidence(v: Verdict) -> dict:
+    assert v.evidence, v
+    return json.loads(Path(v.evidence[0]).read_text())
+
+
+# ----------------------------------------------------------------------------- tiny models
+
+
+def _tensors(folder: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def _write_variant(base: Path, dest: Path, tensors: dict[str, torch.Tensor], shards: int = 1) -> Path:
+    """A model folder with base's config/tokenizer and the given tensors (optionally sharded)."""
+    dest.mkdir(parents=True)
+    for f in base.iterdir():
+        if not f.name.endswith(".safetensors"):
+            shutil.copy(f, dest / f.name)
+    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    if shards == 1:
+        save_file(tensors, str(dest / "model.safetensors"), metadata={"format": "pt"})
+        return dest
+    names = sorted(tensors)
+    weight_map = {}
+    for i in range(shards):
+        shard = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        part = {k: tensors[k] for k in names[i::shards]}
+        save_file(part, str(dest / shard), metadata={"format": "pt"})
+        weight_map.update({k: shard for k in part})
+    (dest / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return dest
+
+
+def _noisy(tensors: dict[str, torch.Tensor], scale: float, seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {k: v + scale * v.abs().mean() * torch.randn(v.shape, generator=g) for k, v in tensors.items()}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    base = build_tiny_model(root / "base", seed=0)
+    other = build_tiny_model(root / "other_seed", seed=1)
+    t = _tensors(base)
+    out = {"base": base, "other_seed": other}
+    out["copy"] = _write_variant(base, root / "copy", t)
+    out["bf16_copy"] = _write_variant(base, root / "bf16_copy", {k: v.to(torch.bfloat16) for k, v in t.items()})
+    out["finetune"] = _write_variant(base, root / "finetune", _noisy(t, 0.01, seed=1))
+    out["finetune_sharded_bf16"] = _write_variant(
+        base, root / "ft_sharded", {k: v.to(torch.bfloat16) for k, v in _noisy(t, 0.01, 2).items()}, shards=3
+    )
+    instruct = _noisy(t, 0.05, seed=3)
+    out["instruct"] = _write_variant(base, root / "instruct", instruct)
+    out["instruct_ft"] = _write_variant(base, root / "instruct_ft", _noisy(instruct, 0.005, seed=4))
+    tied = {k: v for k, v in t.items() if k != "lm_head.weight"}
+    out["base_tied"] = _write_variant(base, root / "base_tied", tied)
+    untied_ft = _noisy(tied, 0.01, seed=5)
+    untied_ft["lm_head.weight"] = untied_ft["model.embed_tokens.weight"].clone()
+    out["untied_ft_of_tied"] = _write_variant(base, root / "untied_ft", untied_ft)
+    untied_copy = dict(tied, **{"lm_head.weight": tied["model.embed_tokens.weight"].clone()})
+    out["untied_copy_of_tied"] = _write_variant(base, root / "untied_copy", untied_copy)
+    out["tied_ft_of_untied"] = _write_variant(base, root / "tied_ft", _noisy(tied, 0.01, seed=6))
+    # Saved by another transformers version (renamed prefixes) after adding 6 tokens.
+    ft = _noisy(t, 0.01, seed=7)
+    for name in ("model.embed_tokens.weight", "lm_head.weight"):
+        ft[name] = torch.cat([ft[name], torch.randn(6, ft[name].shape[1])])
+    renamed = {("model.language_model." + k[6:] if k.startswith("model.") else k): v for k, v in ft.items()}
+    out["renamed_resized_ft"] = _write_variant(base, root / "renamed", renamed)
+    # A different architecture: hidden size 48 instead of 32.
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=106, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+    wide = root / "wide"
+    LlamaForCausalLM(cfg).save_pretrained(wide)
+    out["wide"] = wide
+    return out
+
+
+# ----------------------------------------------------------------------------- tamper
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path):
+    ws = tmp_path / "ws"
+    (ws / "templates").mkdir(parents=True)
+    (ws / "evaluate.py").write_text("import sys\n\ndef main():\n    return score()\n")
+    (ws / "timer.sh").write_text("#!/bin/sh\necho 3h\n")
+    (ws / "templates" / "chat.jinja").write_text("{{ messages }}\n")
+    pristine = tmp_path / "harness"
+    shutil.copytree(ws, pristine)
+    manifest = write_manifest(ws, ["evaluate.py", "timer.sh", "templates"])
+    assert set(manifest) == {"evaluate.py", "timer.sh", "templates/chat.jinja"}
+    return ws, manifest, pristine, tmp_path / "evidence"
+
+
+def test_tamper_unchanged_passes(workspace):
+    ws, manifest, pristine, ev = workspace
+    (ws / "train.py").write_text("agent files are not harness files\n")
+    v = check_tamper(ws, manifest, ev, pristine_dir=pristine)
+    assert v.status == PASS, v.summary
+    assert _evidence(v)["checked"] == 3
+
+
+def test_tamper_modified_fails_with_diff(workspace):
+    ws, manifest, pristine, ev = workspace
+    (ws / "evaluate.py").write_text("import sys\n\ndef main():\n    return 1.0  # always perfect\n")
+    v = check_tamper(ws, manifest, ev, pristine_dir=pristine)
+    assert v.status == FAIL and "modified: evaluate.py" in v.summary
+    entry = next(f for f in _evidence(v)["files"] if f["path"] == "evaluate.py")
+    assert entry["expected_sha256"] == manifest["evaluate.py"] and entry["actual_sha256"] != entry["expected_sha256"]
+    assert "+    return 1.0  # always perfect" in entry["diff"] and entry["pristine_matches_manifest"]
+
+
+def test_tamper_deleted_fails(workspace):
+    ws, manifest, _, ev = workspace
+    (ws / "timer.sh").unlink()
+    v = check_tamper(ws, manifest, ev)
+    assert v.status == FAIL and "deleted: timer.sh" in v.summary
+
+
+def test_tamper_symlink_fails_even_to_identical_content(workspace, tmp_path):
+    ws, manifest, pristine, ev = workspace
+    (ws / "evaluate.py").unlink()
+    (ws / "evaluate.py").symlink_to(pristine / "evaluate.py")  # same bytes, but a link
+    v = check_tamper(ws, manifest, ev)
+    assert v.status == FAIL and "symlinked: evaluate.py" in v.summary
+
+
+def test_tamper_symlinked_parent_folder_fails(workspace, tmp_path):
+    ws, manifest, pristine, ev = workspace
+    shutil.rmtree(ws / "templates")
+    (ws / "templates").symlink_to(pristine / "templates")
+    v = check_tamper(ws, manifest, ev)
+    assert v.status == FAIL and "templates/chat.jinja" in v.summary
+
+
+def test_tamper_without_manifest_is_not_run(workspace):
+    ws, _, _, ev = workspace
+    assert check_tamper(ws, {}, ev).status == NOT_RUN
+
+
+# ----------------------------------------------------------------------------- transfer
+
+
+def test_collect_copies_and_hashes(models, tmp_path):
+    src = tmp_path / "ws" / "final_model"
+    shutil.copytree(models["finetune"], src)
+    (src / "alias.json").symlink_to("config.json")  # link inside final_model: copied as a file
+    dest = tmp_path / "run" / "final_model"
+    hashes = collect_final_model(src, dest)
+    assert hashes == hash_tree(dest)
+    assert not (dest / "alias.json").is_symlink() and hashes["alias.json"] == hashes["config.json"]
+    assert check_transfer(dest, hashes, tmp_path / "ev").status == PASS
+
+
+def test_collect_rejects_symlink_escaping(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("API_KEY=sk-...")
+    src = tmp_path / "ws" / "final_model"
+    src.mkdir(parents=True)
+    (src / "config.json").write_text("{}")
+    (src / "model.safetensors").symlink_to(secret)
+    with pytest.raises(TransferError, match="outside"):
+        collect_final_model(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # ... unless the link stays inside an allowed root given by the harness, e.g. the workspace
+    (src / "model.safetensors").unlink()
+    (tmp_path / "ws" / "ckpt.safetensors").write_bytes(b"xyz")
+    (src / "model.safetensors").symlink_to(tmp_path / "ws" / "ckpt.safetensors")
+    with pytest.raises(TransferError, match="outside"):
+        collect_final_model(src, tmp_path / "out")
+    hashes = collect_final_model(src, tmp_path / "out", allowed_root=tmp_path / "ws")
+    assert set(hashes) == {"config.json", "model.safetensors"}
+
+
+def test_collect_rejects_fifo_folder_link_and_oversize(tmp_path):
+    src = tmp_path / "final_model"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    os.mkfifo(src / "pipe")
+    with pytest.raises(TransferError, match="special file"):
+        collect_final_model(src, tmp_path / "out")
+    (src / "pipe").unlink()
+    (src / "sub").symlink_to(src)
+    with pytest.raises(TransferError, match="folder"):
+        collect_final_model(src, tmp_path / "out")
+    (src / "sub").unlink()
+    (src / "big.bin").write_bytes(b"\0" * 4096)
+    with pytest.raises(TransferError, match="above the cap"):
+        collect_final_model(src, tmp_path / "out", max_total_bytes=1000)
+    with pytest.raises(TransferError, match="no final_model"):
+        collect_final_model(tmp_path / "nothing", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_transfer_detects_changes_after_collect(models, tmp_path):
+    dest = tmp_path / "collected"
+    hashes = collect_final_model(models["finetune"], dest)
+    with open(dest / "config.json", "a") as fh:
+        fh.write(" ")
+    (dest / "extra.txt").write_text("x")
+    (dest / "generation_config.json").unlink()
+    v = check_transfer(dest, hashes, tmp_path / "ev")
+    assert v.status == FAIL
+    assert "changed: config.json" in v.summary and "added: extra.txt" in v.summary
+    assert "missing: generation_config.json" in v.summary
+    assert check_transfer(dest, {}, tmp_path / "ev").status == NOT_RUN
+
+
+# ----------------------------------------------------------------------------- model format
+
+
+def test_model_format_good_and_sharded_pass(models, tmp_path):
+    v = check_model_folder(models["base"], evidence_dir=tmp_path)
+    assert v.status == PASS, v.summary
+    assert check_model_folder(models["finetune_sharded_bf16"]).status == PASS
+
+
+@pytest.mark.parametrize(
+    "breakage, reason",
+    [
+        ("no_config", "no config.json"),
+        ("no_model_type", "no model_type"),
+        ("no_weights", "no weights"),
+        ("truncated", "header does not parse"),
+        ("garbage", "header does not parse"),
+        ("bin_only", "pickle weights refused: use safetensors"),
+        ("missing_shard", "missing shard"),
+        ("no_tokenizer", "no tokenizer"),
+        ("remote_code", "custom model code refused"),
+    ],
+)
+def test_model_format_failures(models, tmp_path, breakage, reason):
+    src = models["finetune_sharded_bf16"] if breakage == "missing_shard" else models["base"]
+    m = tmp_path / "m"
+    shutil.copytree(src, m)
+    st = m / "model.safetensors"
+    if breakage == "no_config":
+        (m / "config.json").unlink()
+    elif breakage == "no_model_type":
+        cfg = json.loads((m / "config.json").read_text())
+        del cfg["model_type"]
+        (m / "config.json").write_text(json.dumps(cfg))
+    elif breakage == "no_weights":
+        st.unlink()
+    elif breakage == "truncated":
+        data = st.read_bytes()
+        st.write_bytes(data[: len(data) // 2])
+    elif breakage == "garbage":
+        st.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    elif breakage == "bin_only":
+        torch.save(_tensors(m), m / "pytorch_model.bin")
+        st.unlink()
+    elif breakage == "missing_shard":
+        next(m.glob("model-00002-*.safetensors")).unlink()
+    elif breakage == "no_tokenizer":
+        (m / "tokenizer.json").unlink()
+    elif breakage == "remote_code":
+        cfg = json.loads((m / "config.json").read_text())
+        cfg["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+        (m / "config.json").write_text(json.dumps(cfg))
+    v = check_model_folder(m, evidence_dir=tmp_path / "ev")
+    assert v.status == FAIL, v.summary
+    assert reason in v.summary, v.summary
+    assert _evidence(v)["problems"]
+
+
+# ----------------------------------------------------------------------------- lineage
+
+
+def _lineage(models, final, base="base", tmp=None, **kw) -> Verdict:
+    v = check_lineage(models[final], models[base], tmp, **kw)
+    return v
+
+
+def test_lineage_copy_is_untrained(models, tmp_path):
+    v = _lineage(models, "copy", tmp=tmp_path)
+    assert v.status == FAIL and v.summary.startswith("untrained"), v.summary
+    ev = _evidence(v)
+    assert ev["flag"] == "untrained" and ev["summary"]["max_rel"] == 0.0
+
+
+def test_lineage_recast_copy_is_untrained(models):
+    v = _lineage(models, "bf16_copy")
+    assert v.status == FAIL and v.summary.startswith("untrained"), v.summary
+
+
+def test_lineage_finetune_passes(models, tmp_path):
+    v = _lineage(models, "finetune", tmp=tmp_path)
+    assert v.status == PASS and v.summary.startswith("ok"), v.summary
+    ev = _evidence(v)
+    assert 0.005 < ev["summary"]["median_rel"] < 0.05
+    assert len(ev["top_tensors"]) == 10 and len(ev["per_tensor"]) == 21
+    assert {"mean_rel", "median_rel", "max_rel"} <= set(ev["summary"])
+
+
+def test_lineage_sharded_bf16_finetune_passes(models):
+    v = _lineage(models, "finetune_sharded_bf16")
+    assert v.status == PASS, v.summary
+
+
+def test_lineage_other_seed_is_foreign(models, tmp_path):
+    v = _lineage(models, "other_seed", tmp=tmp_path)
+    assert v.status == FAIL and v.summary.startswith("foreign"), v.summary
+    assert _evidence(v)["summary"]["median_rel"] > 1.0
+
+
+def test_lineage_other_architecture_is_foreign(models, tmp_path):
+    v = _lineage(models, "wide", tmp=tmp_path)
+    assert v.status == FAIL and v.summary.startswith("foreign") and "shape mismatch" in v.summary, v.summary
+
+
+def test_lineage_forbidden_checkpoint_is_substituted(models, tmp_path):
+    forbidden = {"org/tiny-instruct": models["instruct"]}
+    for final in ("instruct", "instruct_ft"):
+        v = _lineage(models, final, tmp=tmp_path, forbidden=forbidden)
+        assert v.status == FAIL and v.summary.startswith("substituted"), (final, v.summary)
+        assert "org/tiny-instruct" in v.summary
+    ok = _lineage(models, "finetune", tmp=tmp_path, forbidden=forbidden)
+    assert ok.status == PASS, ok.summary
+    rep = _evidence(ok)["forbidden"]["org/tiny-instruct"]
+    assert rep["l2_to_base"] < rep["l2_to_forbidden"]
+    missing = _lineage(models, "finetune", forbidden={"x": models["base"].parent / "absent"})
+    assert missing.status == NOT_RUN
+
+
+def test_lineage_tied_and_untied_lm_head(models):
+    assert _lineage(models, "untied_ft_of_tied", base="base_tied").status == PASS
+    assert _lineage(models, "tied_ft_of_untied", base="base").status == PASS
+    v = _lineage(models, "untied_copy_of_tied", base="base_tied")
+    assert v.status == FAIL and v.summary.startswith("untrained"), v.summary
+
+
+def test_lineage_renamed_and_resized_vocab_finetune_passes(models, tmp_path):
+    v = _lineage(models, "renamed_resized_ft", tmp=tmp_path)
+    assert v.status == PASS, v.summary
+    notes = " ".join(_evidence(v)["notes"])
+    assert "prefixes" in notes and "vocabulary resized 106 -> 112" in notes
+
+
+def test_lineage_missing_input_is_not_run(models, tmp_path):
+    v = check_lineage(tmp_path / "nope", models["base"], tmp_path)
+    assert v.status == NOT_RUN and "final model unreadable" in v.summary
+
+
+# ----------------------------------------------------------------------------- contamination
+
+_SYL = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "zu", "ba", "de", "fo", "gi", "hu"]
+
+
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join("".join(rng.choice(_SYL) for _ in range(rng.randint(1, 3))) for _ in range(n))
+
+
+# Instruction text every test item shares: more than half of an item's n-grams, so only the
+# boilerplate filter keeps a file that repeats it (with allowed data) from being a hit.
+BOILER = (
+    "Solve the following problem carefully and show every step of your reasoning before you "
+    "answer . Write the final numeric answer on its own line after four hash marks , like the examples ."
+)
+
+
+@pytest.fixture(scope="module")
+def contam(tmp_path_factory):
+    rng = random.Random(0)
+    items = []
+    for i in range(40):
+        q = f"{BOILER} {_words(rng, 12)} ?"
+        a = f"{_words(rng, 4)} . #### {rng.randint(10, 999)}"
+        items.append({"id": f"test-{i}", "question": q, "answer": a})
+    allowed = [{"question": _words(rng, 25), "answer": _words(rng, 10)} for _ in range(1000)]
+    index = build_index(
+        [(it["id"], f"{it['question']}\n{it['answer']}") for it in items],
+        (f"{a['question']}\n{a['answer']}" for a in allowed),
+    )
+    root = tmp_path_factory.mktemp("contam")
+    path = index.save(root / "index.npz")
+    return {"items": items, "allowed": allowed, "index": ContaminationIndex.load(path), "root": root}
+
+
+def _jsonl(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_contamination_index_is_hash_only_and_drops_boilerplate(contam):
+    idx = contam["index"]
+    assert idx.hashes.dtype.name == "uint64" and len(idx) == 40
+    assert idx.meta["ngrams_boilerplate_removed"] > 0  # BOILER is in every item
+    assert set(idx.item_ids) == {f"test-{i}" for i in range(40)}
+    with zipfile.ZipFile(contam["root"] / "index.npz") as z:
+        raw = b"".join(z.read(name) for name in z.namelist())
+    words = [w for it in contam["items"][:5] for w in tokenize(it["question"]) if len(w) >= 6]
+    assert len(words) > 10
+    for word in words:
+        assert word.encode() not in raw and word.encode("utf-32-le") not in raw
+
+
+def test_contamination_verbatim_items_among_allowed_fail(contam, tmp_path):
+    rows = list(contam["allowed"])
+    stolen = [contam["items"][i] for i in (3, 17, 29)]
+    for k, it in enumerate(stolen):
+        rows.insert(100 + 300 * k, {"question": it["question"], "answer": it["answer"]})
+    _jsonl(tmp_path / "ws" / "data" / "train.jsonl", rows)
+    v = scan(contam["index"], [tmp_path / "ws"], tmp_path / "ev")
+    assert v.status == FAIL, v.summary
+    ev = _evidence(v)
+    assert ev["hit_items"] == ["test-17", "test-29", "test-3"]
+    assert all(h["containment"] >= 0.6 for h in ev["hits"]), ev["hits"]
+    assert "test-3" in v.summary and ev["files_scanned_count"] == 1
+
+
+def test_contamination_reformatted_json_still_hits(contam, tmp_path):
+    it = contam["items"][5]
+    # keys reordered, pretty-printed, renamed, inside a list; plus a gzipped chat-format copy
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "notes.json").write_text(
+        json.dumps([{"output": it["answer"], "meta": {"src": "x"}, "prompt": it["question"]}], indent=4)
+    )
+    with gzip.open(tmp_path / "ws" / "chat.jsonl.gz", "wt") as fh:
+        msgs = [{"role": "user", "content": contam["items"][6]["question"]},
+                {"role": "assistant", "content": contam["items"][6]["answer"].upper()}]
+        fh.write(json.dumps({"messages": msgs}) + "\n")
+    v = scan(contam["index"], [tmp_path / "ws"], tmp_path / "ev")
+    assert v.status == FAIL
+    assert _evidence(v)["hit_items"] == ["test-5", "test-6"]
+
+
+def test_contamination_parquet_hits(contam, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    it = contam["items"][8]
+    table = pa.table({"q": [a["question"] for a in contam["allowed"][:50]] + [it["question"]],
+                      "a": [a["answer"] for a in contam["allowed"][:50]] + [it["answer"]]})
+    (tmp_path / "ws").mkdir()
+    pq.write_table(table, tmp_path / "ws" / "blob")  # no extension: sniffed by magic bytes
+    v = scan(contam["index"], [tmp_path / "ws"], tmp_path / "ev")
+    assert v.status == FAIL and _evidence(v)["hit_items"] == ["test-8"]
+
+
+def test_contamination_allowed_data_and_boilerplate_pass(contam, tmp_path):
+    ws = tmp_path / "ws"
+    _jsonl(ws / "train.jsonl", contam["allowed"])
+    # allowed data wrapped in the same instruction boilerplate the test items share
+    _jsonl(ws / "sft.jsonl", [{"prompt": f"{BOILER} {a['question']}", "completion": a["answer"]}
+                             for a in contam["allowed"][:300]])
+    (ws / "README.md").write_text(f"# Notes\n{BOILER}\n" * 20)
+    (ws / "final_model").mkdir()
+    (ws / "final_model" / "model.safetensors").write_bytes(os.urandom(4096))
+    v = scan(contam["index"], [ws], tmp_path / "ev")
+    assert v.status == PASS, v.summary
+    ev = _evidence(v)
+    assert ev["hit_items"] == [] and ev["files_scanned_count"] == 3
+    assert ev["binary_files_ignored"] == {".safetensors": 1}
+    assert ev["throughput_mb_s"] is not None
+
+
+def test_contamination_boilerplate_filter_is_what_saves_it(contam, tmp_path):
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "README.md").write_text(f"# Notes\n{BOILER}\n")
+    items = [(it["id"], f"{it['question']}\n{it['answer']}") for it in contam["items"]]
+    no_filter = build_index(items, [], max_shared_items=10_000)
+    assert scan(no_filter, [tmp_path / "ws"]).status == FAIL
+    assert scan(build_index(items, []), [tmp_path / "ws"]).status == PASS
+
+
+def test_contamination_huge_file_skipped_and_recorded(contam, tmp_path):
+    ws = tmp_path / "ws"
+    big = _jsonl(ws / "big.jsonl", contam["allowed"] + [contam["items"][0]])
+    _jsonl(ws / "small.jsonl", contam["allowed"][:5])
+    v = scan(contam["index"], [ws], tmp_path / "ev", size_budget_bytes=20_000)
+    assert v.status == PASS and "1 skipped" in v.summary
+    ev = _evidence(v)
+    assert ev["files_skipped"][0]["file"] == str(big.resolve())
+    assert "budget" in ev["files_skipped"][0]["reason"]
+
+
+def test_contamination_not_run_cases(contam, tmp_path):
+    assert scan(contam["index"], [tmp_path / "absent"], tmp_path).status == NOT_RUN
+    empty = build_index([("x", "too short")], [])
+    assert scan(empty, [tmp_path], tmp_path).status == NOT_RUN
+    crashed = scan(tmp_path / "no_index.npz", [tmp_path], tmp_path / "ev")
+    assert crashed.status == NOT_RUN and "crashed" in crashed.summary and crashed.evidence
+
+
+def test_texts_from_files_feeds_build_index(contam, tmp_path):
+    f = _jsonl(tmp_path / "train.jsonl", [{"question": contam["items"][2]["question"], "answer": contam["items"][2]["answer"]}])
+    idx = build_index([(it["id"], f"{it['question']}\n{it['answer']}") for it in contam["items"][:5]], texts_from_files([f]))
+    assert "test-2" in idx.meta["unindexable"] and "test-2" not in idx.item_ids
+
+
+# ----------------------------------------------------------------------------- final status
+
+
+def _v(gate: str, status: VerdictStatus) -> Verdict:
+    return Verdict(gate=gate, status=status)
+
+
+def test_final_status():
+    req = {"tamper", "lineage"}
+    assert final_status([_v("tamper", PASS), _v("lineage", PASS)], req) == PASS
+    assert final_status([_v("tamper", PASS)], req) == NOT_RUN
+    assert final_status([_v("tamper", PASS), _v("lineage", NOT_RUN)], req) == NOT_RUN
+    assert final_status([_v("tamper", PASS), _v("lineage", PASS), _v("judge", FAIL)], req) == FAIL
+    assert final_status([_v("tamper", NOT_RUN), _v("lineage", FAIL)], req) == FAIL
+    assert final_status([], set()) == NOT_RUN
