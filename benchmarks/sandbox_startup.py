@@ -1,0 +1,321 @@
+"""Benchmark: start-up overhead of launching a trivial command through the sandbox backends.
+
+Measures the wall-clock time of one launch of a command that does (almost) nothing, so that
+what is measured is the cost of starting and tearing down the sandbox, not of the command:
+
+- ``/bin/true``
+- ``python -c pass`` (this venv's interpreter; ``sys.prefix`` and ``sys.base_prefix``
+  ro-bound inside bwrap, exactly as the tests and the pipeline do)
+
+through four launchers:
+
+(a) ``subprocess.run``: the naive baseline (same clean environment and cwd, no sandbox);
+(b) the ``none`` backend (:class:`UnsandboxedSandbox`): supervision, tree kill and, where a
+    writable cgroup exists, a tracking cgroup;
+(c) the ``bwrap`` backend with ``network=none`` and no resource limits;
+(d) the ``bwrap`` backend with ``memory_mb`` and ``max_pids`` (cgroup limits).
+
+Launchers are interleaved round-robin (one launch of each case per repeat) after a warm-up,
+so that drift in machine load hits every case alike. Every launch must exit 0; the benchmark
+aborts otherwise. Docker is not a backend of this package; the script only says whether a
+docker daemon is reachable here.
+
+This is a benchmark, not a test: nothing is asserted about the speed.
+
+Usage::
+
+    python benchmarks/sandbox_startup.py [--repeats N] [--warmup N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    from posttrainbench.domain import NetworkPolicy
+    from posttrainbench.sandbox import Sandbox, SandboxConfig, get_sandbox
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from posttrainbench.domain import NetworkPolicy
+    from posttrainbench.sandbox import Sandbox, SandboxConfig, get_sandbox
+
+PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
+COMMANDS: dict[str, list[str]] = {
+    "/bin/true": ["/bin/true"],
+    "python -c pass": [sys.executable, "-c", "pass"],
+}
+LAUNCHERS: dict[str, str] = {
+    "a": "subprocess.run (baseline)",
+    "b": "none backend",
+    "c": "bwrap, network=none",
+    "d": "bwrap + memory_mb + max_pids",
+}
+
+
+@dataclass
+class Case:
+    command: str
+    launcher: str  # key of LAUNCHERS
+    launch: Callable[[], None]
+    samples_ms: list[float] = field(default_factory=list)
+    enforced: dict[str, bool | str] | None = None
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in [0, 100]), as numpy's default."""
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    pos = (len(s) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def docker_status() -> str:
+    """Whether docker is usable here, in words (it is never measured: not a backend)."""
+    exe = shutil.which("docker")
+    if exe is None:
+        return "not usable: no docker CLI on PATH"
+    try:
+        r = subprocess.run(
+            [exe, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=10,
+            text=True,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"not usable: `docker info` failed ({e})"
+    if r.returncode != 0:
+        msg = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        return f"not usable: CLI at {exe} but no daemon reachable ({msg})"
+    return f"daemon reachable (server {r.stdout.strip()}), but not measured: not a backend"
+
+
+def build_cases(
+    ws: Path, scratch: Path, memory_mb: int, max_pids: int
+) -> tuple[list[Case], dict[str, str]]:
+    """Every (command, launcher) case, and the reason for launchers that were skipped."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(ws), "LANG": "C.UTF-8"}
+    out, err = scratch / "stdout.txt", scratch / "stderr.txt"
+    none_sb = get_sandbox("none")
+    bwrap_sb = get_sandbox("bwrap")
+    ok, reason = bwrap_sb.available()
+    skipped = {} if ok else {"c": reason, "d": reason}
+
+    def cfg(**extra: object) -> SandboxConfig:
+        return SandboxConfig(
+            workspace=ws,
+            ro_binds=PY_BINDS,
+            env=env,
+            network=NetworkPolicy.none,
+            time_limit_s=60,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    plain_cfg = cfg()
+    limited_cfg = cfg(memory_mb=memory_mb, max_pids=max_pids)
+
+    cases: list[Case] = []
+    for name, argv in COMMANDS.items():
+
+        def baseline(argv: list[str] = argv) -> None:
+            r = subprocess.run(
+                argv, env=env, cwd=ws, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            if r.returncode != 0:
+                raise RuntimeError(f"baseline {argv} exited {r.returncode}")
+
+        cases.append(Case(name, "a", baseline))
+        backends: list[tuple[str, Sandbox, SandboxConfig]] = [("b", none_sb, plain_cfg)]
+        if ok:
+            backends += [("c", bwrap_sb, plain_cfg), ("d", bwrap_sb, limited_cfg)]
+        for key, sb, config in backends:
+            case = Case(name, key, lambda: None)
+
+            def launch(
+                sb: Sandbox = sb, config: SandboxConfig = config, case: Case = case,
+                argv: list[str] = argv,
+            ) -> None:  # fmt: skip
+                res = sb.run(argv, config, stdin=None, stdout=out, stderr=err)
+                if res.exit_code != 0 or res.error:
+                    raise RuntimeError(
+                        f"{LAUNCHERS[case.launcher]} {argv}: exit {res.exit_code}, "
+                        f"error {res.error!r}, stderr {err.read_text()[:300]!r}"
+                    )
+                case.enforced = res.enforced
+
+            case.launch = launch
+            cases.append(case)
+    return cases, skipped
+
+
+def measure(cases: list[Case], repeats: int, warmup: int) -> None:
+    """Warm up every case, then ``repeats`` round-robin rounds of one launch per case."""
+    for _ in range(warmup):
+        for c in cases:
+            c.launch()
+    for _ in range(repeats):
+        for c in cases:
+            t0 = time.perf_counter_ns()
+            c.launch()
+            c.samples_ms.append((time.perf_counter_ns() - t0) / 1e6)
+
+
+def machine_info() -> dict[str, str]:
+    try:
+        bw = subprocess.run(
+            [shutil.which("bwrap") or "/usr/bin/bwrap", "--version"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        bw = "not found"
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": str(os.cpu_count()),
+        "cpu_model": cpu or platform.processor() or "unknown",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "bwrap": bw or "unknown",
+        "uid": str(os.getuid()),
+    }
+
+
+def summarize(cases: list[Case]) -> list[dict[str, object]]:
+    base = {c.command: percentile(c.samples_ms, 50) for c in cases if c.launcher == "a"}
+    rows = []
+    for c in cases:
+        med = percentile(c.samples_ms, 50)
+        rows.append(
+            {
+                "command": c.command,
+                "launcher": c.launcher,
+                "launcher_name": LAUNCHERS[c.launcher],
+                "n": len(c.samples_ms),
+                "median_ms": med,
+                "p90_ms": percentile(c.samples_ms, 90),
+                "min_ms": min(c.samples_ms),
+                "ratio_to_baseline": med / base[c.command],
+                "overhead_ms": med - base[c.command],
+                "samples_ms": c.samples_ms,
+                "enforced": c.enforced,
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| command | launcher | median ms | p90 ms | min ms | × (a) median | + ms vs (a) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['command']}` | ({r['launcher']}) {r['launcher_name']} "
+            f"| {r['median_ms']:.1f} | {r['p90_ms']:.1f} | {r['min_ms']:.1f} "
+            f"| {r['ratio_to_baseline']:.1f}× "
+            f"| {r['overhead_ms']:+.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=30, help="timed launches per case (30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed launches per case first (3)")
+    ap.add_argument("--memory-mb", type=int, default=1024, help="memory limit for (d) (1024)")
+    ap.add_argument("--max-pids", type=int, default=256, help="pids limit for (d) (256)")
+    ap.add_argument("--json", type=Path, help="also write every sample and the summary here")
+    args = ap.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        ap.error("--repeats must be >= 1 and --warmup >= 0")
+
+    info = machine_info()
+    docker = docker_status()
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="ptb-bench-") as tmp:
+        ws = Path(tmp) / "workspace"
+        ws.mkdir()
+        cases, skipped = build_cases(ws, Path(tmp), args.memory_mb, args.max_pids)
+        measure(cases, args.repeats, args.warmup)
+    elapsed = time.monotonic() - t_start
+    rows = summarize(cases)
+
+    print("# Sandbox start-up overhead (wall ms per launch)\n")
+    print(
+        f"{info['date']} · {info['cpus']} CPUs ({info['cpu_model']}) · "
+        f"kernel {info['kernel']} · Python {info['python']} · {info['bwrap']} · "
+        f"uid {info['uid']}"
+    )
+    print(
+        f"{args.repeats} timed launches per case after {args.warmup} warm-up launches, "
+        f"interleaved; total {elapsed:.1f} s\n"
+    )
+    print(markdown_table(rows))
+    print()
+    for key, reason in skipped.items():
+        print(f"- ({key}) {LAUNCHERS[key]}: SKIPPED, bwrap unavailable: {reason}")
+    by_key = {r["launcher"]: r for r in rows}
+    if "b" in by_key:
+        e = by_key["b"]["enforced"] or {}
+        tracked = "yes" if e.get("tree_kill") is True else f"no ({e.get('tree_kill')})"
+        print(f"- (b) tracking cgroup per run: {tracked}")
+    if "d" in by_key:
+        e = by_key["d"]["enforced"] or {}
+        print(
+            f"- (d) memory_mb={args.memory_mb}: {e.get('memory')}, "
+            f"max_pids={args.max_pids}: {e.get('pids')}, swap: {e.get('swap')}"
+        )
+    print(f"- docker: {docker}")
+    print(
+        "- (b)-(d) wait for the command with Popen.wait(timeout=...), which polls with sleeps "
+        "doubling from 1 ms up to 50 ms: their times are quantised and can be bimodal, so look "
+        "at min as well as the median."
+    )
+
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "docker": docker,
+                    "repeats": args.repeats,
+                    "warmup": args.warmup,
+                    "memory_mb": args.memory_mb,
+                    "max_pids": args.max_pids,
+                    "elapsed_s": elapsed,
+                    "skipped": skipped,
+                    "results": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
