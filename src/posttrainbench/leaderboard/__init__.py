@@ -1,5 +1,45 @@
-"""Scoring policy and aggregation (v0: per-cell fallback; full leaderboard lands later)."""
+"""Scoring policy and aggregation: per-cell fallback, grids, weights, agent scores, leaderboard."""
 
+from .aggregate import (
+    LeaderboardRow,
+    MissingCellsError,
+    RepeatsSummary,
+    ScoreBreakdown,
+    agent_score,
+    agent_score_over_repeats,
+    apply_fallback,
+    leaderboard_from_cells,
+    normalised_gain,
+    normalised_gain_grid,
+    repeats_summary,
+    score_breakdown,
+)
+from .grids import Grid, GridError, GridValue, Sentinel, read_grid, write_grid
 from .scoring import Cell, score_cell
+from .weights import benchmark_weights, load_weights, save_weights
 
-__all__ = ["Cell", "score_cell"]
+__all__ = [
+    "Cell",
+    "score_cell",
+    "Grid",
+    "GridError",
+    "GridValue",
+    "Sentinel",
+    "read_grid",
+    "write_grid",
+    "benchmark_weights",
+    "load_weights",
+    "save_weights",
+    "LeaderboardRow",
+    "MissingCellsError",
+    "RepeatsSummary",
+    "ScoreBreakdown",
+    "agent_score",
+    "agent_score_over_repeats",
+    "apply_fallback",
+    "leaderboard_from_cells",
+    "normalised_gain",
+    "normalised_gain_grid",
+    "repeats_summary",
+    "score_breakdown",
+]
