@@ -52,3 +52,37 @@ def test_show_reports_a_broken_run_folder(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{")
     res = runner.invoke(app, ["show", str(tmp_path)], terminal_width=200)
     assert res.exit_code == 2 and "unreadable run.json" in res.output
+
+
+def _write_run(root: Path, repeat: int, score: float | None, verified: bool) -> None:
+    from posttrainbench.catalog import get_base_model
+    from posttrainbench.domain import PhaseState, RunRecord, RunSpec, VerdictStatus
+    from posttrainbench.results import run_paths, save_record
+
+    spec = RunSpec(agent="reference", agent_config="sft", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=1, repeat=repeat)
+    rec = RunRecord(run_id=spec.run_id(), spec=spec)
+    rec.phases = {k: PhaseState(status="done") for k in rec.phases}
+    rec.required_gates = ["tamper"]
+    rec.final_verdict = VerdictStatus.passed if verified else VerdictStatus.failed
+    rec.metrics = {"status": "ok", "score": score} if score is not None else {"status": "failed"}
+    save_record(run_paths(root, spec, get_base_model(spec.base_model)).run_json, rec)
+
+
+def test_leaderboard_from_run_folders_applies_fallback_and_reports_bad_folders(tmp_path: Path) -> None:
+    import json
+
+    _write_run(tmp_path, 0, 0.5, verified=True)
+    _write_run(tmp_path, 1, 0.9, verified=False)  # flagged: counts as the base score 0.1
+    base = tmp_path / "baseline_zeroshot" / "gsm8k-calc_ptb_tiny-random_full"
+    base.mkdir(parents=True)
+    (base / "baseline.json").write_text(json.dumps({"benchmark": "gsm8k-calc", "base_model": "ptb/tiny-random", "limit": None, "score": 0.1}))
+    broken = tmp_path / "reference_sft_1h" / "gsm8k-calc_ptb_tiny-random_broken"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text("{oops")
+    res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path)], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "reference/sft" in text
+    assert "0.300" in text, "mean of 0.5 and the fallback 0.1"
+    assert "0.283" in text, "sample std of (0.5, 0.1)"
+    assert "skipped:" in text and "broken" in text and "unreadable run.json" in text

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -172,6 +169,33 @@ def list_cmd() -> None:
     for a in AGENTS.values():
         t.add_row(a.id, a.display_name, a.default_config, ", ".join(a.secret_env))
     console.print(t)
+
+
+@app.command()
+def leaderboard(
+    results: ResultsOpt = Path("results"),
+    weights: Annotated[Optional[Path], typer.Option(help="factors.json with benchmark weights (default: equal).")] = None,
+) -> None:
+    """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
+    from .leaderboard import load_weights
+    from .leaderboard.from_results import leaderboard as build
+
+    rows, cells, scan = build(results, load_weights(weights) if weights else None)
+    for problem in scan.problems:
+        console.print(f"[yellow]skipped:[/yellow] {problem}", soft_wrap=True)
+    if not rows:
+        _fail(f"no completed runs under {results}", 1)
+    benches = sorted({c.benchmark for c in cells})
+    table = Table(title=f"leaderboard ({len(cells)} runs)")
+    for col in ("#", "agent", "score", "± std", "repeats", *benches, "fallback cells", "missing"):
+        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
+    for i, row in enumerate(rows, 1):
+        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(
+            str(i), f"{row.agent}/{row.agent_config}", fmt(row.score), fmt(row.std), str(row.n_repeats),
+            *(fmt(row.per_benchmark.get(b)) for b in benches), str(row.n_fallback), str(len(row.missing)),
+        )
+    console.print(table)
 
 
 @app.command()

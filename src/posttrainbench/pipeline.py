@@ -431,4 +431,8 @@ def evaluate_baseline(
     atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
     if result.status == "ok":
         atomic_write_json(folder / "metrics.json", result.to_metrics_json())
+    atomic_write_json(
+        folder / "baseline.json",
+        {"benchmark": bench.id, "base_model": base.hub_id, "limit": limit, "score": result.score, "status": result.status},
+    )
     return result
