@@ -1,8 +1,8 @@
 """The seven benchmarks of the paper, plus the CPU demo benchmark.
 
-``local_test_file`` / ``local_train_file`` are paths under the data root (``PTB_DATA_DIR``,
-by default ``../shared/data`` when present, else the fixtures shipped in
-``posttrainbench/resources``); the hub id + revision is used where no local file exists.
+``local_test_file`` / ``local_train_file`` are paths under the data root (``PTB_DATA_DIR``
+if set, else the copies shipped in ``posttrainbench/resources``); the hub id + revision is
+used where no local file exists.
 """
 
 from __future__ import annotations

@@ -1,0 +1,93 @@
+"""Evaluation items, the data root, and the dev subset the agent's ``evaluate.py`` uses."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..domain import Benchmark
+from ..fsutil import atomic_write_text
+
+DATA_DIR_ENV = "PTB_DATA_DIR"
+DEV_SEED = "posttrainbench-dev-v1"
+
+
+class DataError(RuntimeError):
+    """A benchmark's data cannot be loaded; the message names the file and how to fix it."""
+
+
+class ChatTurn(BaseModel):
+    """One chat message of an item's few-shot context."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Item(BaseModel):
+    """One evaluation item.
+
+    ``input`` is the item's own user prompt (test content only, exactly what the model is asked);
+    ``fewshot`` is context placed before it as chat turns (from the train split, never the test
+    split), so the contamination index can read ``input`` alone.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    input: str
+    target: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    fewshot: tuple[ChatTurn, ...] = ()
+
+
+def data_root() -> Path:
+    """The data root: ``$PTB_DATA_DIR`` if set, else the files shipped in the package."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    return Path(str(files("posttrainbench").joinpath("resources")))
+
+
+def dev_items(benchmark: Benchmark, items: list[Item]) -> list[Item]:
+    """A deterministic subset (fixed seed per benchmark, ``benchmark.dev_size`` items, file order)."""
+    k = min(benchmark.dev_size, len(items))
+    rng = random.Random(f"{DEV_SEED}:{benchmark.id}")
+    chosen = sorted(rng.sample(range(len(items)), k))
+    return [items[i] for i in chosen]
+
+
+def write_items_file(path: Path, items: list[Item]) -> None:
+    """Write items as JSON lines (atomically)."""
+    text = "".join(json.dumps(it.model_dump(mode="json"), ensure_ascii=False) + "\n" for it in items)
+    atomic_write_text(Path(path), text)
+    os.chmod(path, 0o644)  # readable inside the sandbox, whatever uid the agent runs as
+
+
+def write_dev_file(path: Path, items: list[Item]) -> None:
+    """Write the dev items the workspace ``evaluate.py`` reads (``task/dev.jsonl``)."""
+    write_items_file(path, items)
+
+
+def read_items_file(path: Path) -> list[Item]:
+    """Read items written by :func:`write_items_file`; a bad line is a :class:`DataError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"items file {path} does not exist")
+    out: list[Item] = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(Item.model_validate_json(line))
+            except ValueError as exc:
+                raise DataError(f"{path}:{n}: not an item: {exc}") from exc
+    return out

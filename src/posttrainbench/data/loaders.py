@@ -1,0 +1,224 @@
+"""Dataset loaders: benchmark -> evaluation items and allowed training examples.
+
+A local file under the data root comes first (``benchmark.local_test_file`` /
+``local_train_file``); without one, the hub (``datasets.load_dataset`` at the pinned revision).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..domain import Benchmark
+from .formats import (
+    aime_prompt,
+    calc_key,
+    calc_prompt,
+    calc_steps,
+    gsm8k_completion,
+    gsm8k_prompt,
+    gsm8k_reference_answer,
+)
+from .items import DATA_DIR_ENV, ChatTurn, DataError, Item, data_root
+
+GSM8K_FEWSHOT_SOURCE = "first N examples of the GSM8K train split"
+
+
+def load_test_items(benchmark: Benchmark, root: Path | None = None) -> list[Item]:
+    """The benchmark's full evaluation set (at most ``benchmark.full_size`` items), in file order."""
+    loader = _TEST_LOADERS.get(benchmark.id)
+    if loader is None:
+        raise DataError(_not_yet(benchmark))
+    items = loader(benchmark, Path(root) if root is not None else data_root())
+    return items[: benchmark.full_size]
+
+
+def load_train_examples(benchmark: Benchmark, root: Path | None = None) -> list[dict[str, str]]:
+    """Allowed training examples as ``{"prompt", "completion"}`` in the evaluator's exact wording."""
+    loader = _TRAIN_LOADERS.get(benchmark.id)
+    if loader is None:
+        raise DataError(
+            f"{benchmark.id}: the harness ships no training examples for this benchmark "
+            f"(allowed data: {benchmark.allowed_training_data or 'see the benchmark card'})"
+            if benchmark.id in _TEST_LOADERS
+            else _not_yet(benchmark)
+        )
+    return loader(benchmark, Path(root) if root is not None else data_root())
+
+
+def _not_yet(benchmark: Benchmark) -> str:
+    return (
+        f"evaluation of {benchmark.id} lands with the evaluation issue: no loader yet "
+        f"(implemented: {', '.join(sorted(_TEST_LOADERS))})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# raw records
+
+
+def _hub_source(benchmark: Benchmark) -> Benchmark:
+    """The benchmark whose hub entry holds this one's raw data (gsm8k-calc derives from gsm8k)."""
+    if benchmark.id == "gsm8k-calc":
+        from ..catalog import get_benchmark
+
+        return get_benchmark("gsm8k")
+    return benchmark
+
+
+def _records(benchmark: Benchmark, root: Path, which: str) -> list[dict[str, Any]]:
+    rel = benchmark.local_test_file if which == "test" else benchmark.local_train_file
+    if rel is not None:
+        path = root / rel
+        if path.is_file():
+            return _read_jsonl(path)
+    src = _hub_source(benchmark)
+    split = src.test_split if which == "test" else "train"
+    where = f"{root / rel}" if rel else f"a local {which} file"
+    if src.hub_id is None:
+        raise DataError(
+            f"{benchmark.id}: {where} not found and the benchmark has no hub source. "
+            f"Set {DATA_DIR_ENV} to a data root holding {rel or '<benchmark files>'}."
+        )
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(src.hub_id, src.hub_config, split=split, revision=src.hub_revision)
+    except Exception as exc:  # offline, gated, renamed: the fix is the same for the user
+        raise DataError(
+            f"{benchmark.id}: {where} not found, and loading {src.hub_id}"
+            f"{'/' + src.hub_config if src.hub_config else ''} split {split!r} from the hub failed "
+            f"({type(exc).__name__}: {exc}). Set {DATA_DIR_ENV} to a data root holding "
+            f"{rel or 'the files'}, or make the hub reachable."
+        ) from exc
+    return [dict(r) for r in ds]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    out = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{n}: invalid JSON ({exc})") from exc
+    return out
+
+
+def _field(rec: dict[str, Any], *names: str, where: str) -> str:
+    for n in names:
+        if n in rec and rec[n] is not None:
+            return str(rec[n])
+    raise DataError(f"{where}: record has none of the fields {names}: keys {sorted(rec)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# gsm8k
+
+
+def _gsm8k_train(benchmark: Benchmark, root: Path) -> list[dict[str, str]]:
+    out = []
+    for i, rec in enumerate(_records(benchmark, root, "train")):
+        q = _field(rec, "question", where=f"{benchmark.id} train #{i}")
+        a = _field(rec, "answer", where=f"{benchmark.id} train #{i}")
+        out.append({"prompt": gsm8k_prompt(q), "completion": gsm8k_completion(a)})
+    return out
+
+
+def gsm8k_fewshot(benchmark: Benchmark, root: Path | None = None) -> tuple[ChatTurn, ...]:
+    """The few-shot turns of GSM8K: the first ``benchmark.fewshot`` train examples."""
+    if benchmark.fewshot <= 0:
+        return ()
+    examples = _gsm8k_train(benchmark, Path(root) if root is not None else data_root())
+    turns: list[ChatTurn] = []
+    for ex in examples[: benchmark.fewshot]:
+        turns += [ChatTurn(role="user", content=ex["prompt"]), ChatTurn(role="assistant", content=ex["completion"])]
+    return tuple(turns)
+
+
+def _gsm8k_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    records = _records(benchmark, root, "test")
+    fewshot = gsm8k_fewshot(benchmark, root)
+    items = []
+    for i, rec in enumerate(records):
+        where = f"{benchmark.id} test #{i}"
+        q, a = _field(rec, "question", where=where), _field(rec, "answer", where=where)
+        try:
+            target = gsm8k_reference_answer(a)
+        except ValueError as exc:
+            raise DataError(f"{where}: {exc}") from exc
+        items.append(
+            Item(id=f"gsm8k-{i}", input=gsm8k_prompt(q), target=target, metadata={"index": i}, fewshot=fewshot)
+        )
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# gsm8k-calc
+
+
+def _unique_steps(records: list[dict[str, Any]], where: str) -> list[tuple[str, str, int]]:
+    """Unique (by expr) calculator steps in file order: ``(expr, result, record index)``."""
+    seen: set[str] = set()
+    out = []
+    for i, rec in enumerate(records):
+        for expr, result in calc_steps(_field(rec, "answer", where=f"{where} #{i}")):
+            key = calc_key(expr)
+            if key not in seen:
+                seen.add(key)
+                out.append((expr, result, i))
+    return out
+
+
+def _calc_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    steps = _unique_steps(_records(benchmark, root, "test"), f"{benchmark.id} test")
+    return [
+        Item(
+            id=f"calc-{n}",
+            input=calc_prompt(expr),
+            target=result,
+            metadata={"expr": expr, "gsm8k_test_index": i},
+        )
+        for n, (expr, result, i) in enumerate(steps[: benchmark.full_size])
+    ]
+
+
+def _calc_train(benchmark: Benchmark, root: Path) -> list[dict[str, str]]:
+    # Exclude every step of the whole test split (a superset of the test items), so that
+    # neither the items nor a larger --limit can ever meet an allowed training example.
+    test_keys = {calc_key(e) for e, _, _ in _unique_steps(_records(benchmark, root, "test"), "test")}
+    return [
+        {"prompt": calc_prompt(expr), "completion": result}
+        for expr, result, _ in _unique_steps(_records(benchmark, root, "train"), f"{benchmark.id} train")
+        if calc_key(expr) not in test_keys
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# aime2025
+
+
+def _aime_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        problem = _field(rec, "problem", "question", where=where)
+        answer = _field(rec, "answer", where=where).strip()
+        items.append(Item(id=f"aime2025-{rec.get('id', i)}", input=aime_prompt(problem), target=answer, metadata={"index": i}))
+    return items
+
+
+_TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
+    "gsm8k": _gsm8k_test,
+    "gsm8k-calc": _calc_test,
+    "aime2025": _aime_test,
+}
+_TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
+    "gsm8k": _gsm8k_train,
+    "gsm8k-calc": _calc_train,
+}

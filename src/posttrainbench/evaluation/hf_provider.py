@@ -1,0 +1,388 @@
+"""``ptb-hf``: an Inspect model provider doing batched generation with transformers (CPU or GPU).
+
+Differences from Inspect's built-in ``hf`` provider, all on purpose:
+
+* the chat template is the one the harness names (``model_args chat_template=<name>`` from the
+  catalog), never the submission's own tokenizer template;
+* decoding is pinned by the harness: the submission's ``generation_config.json`` is replaced by a
+  blank ``GenerationConfig`` at load time, and only temperature / top_p / max_tokens / stop
+  strings from Inspect's ``GenerateConfig`` (which the harness sets) are applied;
+* stop strings are ``GenerateConfig.stop_seqs`` + the template's end-of-turn strings + the
+  tokenizer's EOS; the output is cut at the first of them;
+* concurrent ``generate()`` calls are gathered into batches of ``batch_size`` (Inspect runs one
+  call per sample; ``max_connections`` should equal the batch size), so N samples take
+  ceil(N / batch_size) ``model.generate`` loops, and no fixed multi-second wait per batch.
+
+Model args: ``model_path`` (folder; default the model name), ``chat_template`` (required),
+``batch_size`` (16), ``device`` (auto), ``dtype`` (bfloat16 on CUDA, float32 on CPU),
+``batch_window_s`` (0.1: how long a partial batch waits for more requests),
+``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessage,
+    ChatMessageAssistant,
+    GenerateConfig,
+    ModelAPI,
+    ModelOutput,
+    ModelUsage,
+    modelapi,
+)
+from inspect_ai.tool import ToolChoice, ToolInfo
+
+from ..catalog import END_OF_TURN, get_chat_template
+
+PROVIDER = "ptb-hf"
+
+
+class ModelLoadError(RuntimeError):
+    """The submitted model folder cannot be loaded; the message says why."""
+
+
+class GenerationError(RuntimeError):
+    """A batch failed to generate (out of memory, context too long, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class GenKey:
+    """Generation settings a batch must share."""
+
+    max_tokens: int
+    temperature: float
+    top_p: float
+    stop: tuple[str, ...]
+
+
+@dataclass
+class GenResult:
+    text: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str
+    time: float
+
+
+@dataclass
+class _Request:
+    prompt: str
+    key: GenKey
+    future: asyncio.Future[GenResult]
+
+
+@dataclass
+class _Batcher:
+    """Gathers concurrent requests into batches and runs them one at a time in a worker thread."""
+
+    run: Any  # (prompts, key) -> list[GenResult]
+    batch_size: int
+    window_s: float
+    pending: list[_Request] = field(default_factory=list)
+    inflight: list[_Request] = field(default_factory=list)
+    worker: asyncio.Task[None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    batches_run: int = 0
+
+    async def submit(self, prompt: str, key: GenKey) -> GenResult:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:  # a new eval() runs a new event loop: drop the old one's state
+            self.loop, self.worker, self.pending = loop, None, []
+        fut: asyncio.Future[GenResult] = loop.create_future()
+        self.pending.append(_Request(prompt, key, fut))
+        if self.worker is None or self.worker.done():
+            self.worker = loop.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            await self._drain_batches()
+        except BaseException as exc:  # the worker died (cancelled, bug): no request may hang
+            for r in (*self.inflight, *self.pending):
+                if not r.future.done():
+                    r.future.set_exception(GenerationError(f"batch worker stopped: {type(exc).__name__}: {exc}"))
+            self.pending = []
+            raise
+
+    async def _drain_batches(self) -> None:
+        while self.pending:
+            # Let the batch fill: stop waiting when it is full or no request came for window_s.
+            while len(self.pending) < self.batch_size:
+                n = len(self.pending)
+                await asyncio.sleep(self.window_s)
+                if len(self.pending) == n:
+                    break
+            key = self.pending[0].key
+            batch = [r for r in self.pending if r.key == key and not r.future.done()][: self.batch_size]
+            chosen = {id(r) for r in batch}
+            self.pending = [r for r in self.pending if id(r) not in chosen and not r.future.done()]
+            if not batch:
+                continue
+            self.batches_run += 1
+            self.inflight = batch
+            try:
+                results = await asyncio.to_thread(self.run, [r.prompt for r in batch], key)
+                if len(results) != len(batch):
+                    raise RuntimeError(f"{len(results)} outputs for a batch of {len(batch)}")
+            except Exception as exc:
+                self.inflight = []
+                for r in batch:  # one exception object per sample: tracebacks must not pile up
+                    if not r.future.done():
+                        err = GenerationError(f"{type(exc).__name__}: {exc}")
+                        err.__cause__ = exc
+                        r.future.set_exception(err)
+            else:
+                self.inflight = []
+                for r, res in zip(batch, results):
+                    if not r.future.done():
+                        r.future.set_result(res)
+
+
+def _weights_dtype(device: str, dtype: str | None) -> Any:
+    import torch
+
+    if dtype:
+        return getattr(torch, dtype)
+    return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+def load_model_and_tokenizer(path: Path, device: str, dtype: str | None = None) -> tuple[Any, Any]:
+    """Load a submitted folder for evaluation: no remote code, no network, pinned decoding."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the tokenizer from {path}: {type(exc).__name__}: {exc}") from exc
+    if tok.pad_token is None:
+        if tok.eos_token is None:
+            raise ModelLoadError(f"the tokenizer in {path} has neither a pad nor an eos token")
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=_weights_dtype(device, dtype),
+            trust_remote_code=False,
+            local_files_only=True,
+            output_loading_info=True,
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load the model from {path}: {type(exc).__name__}: {exc}") from exc
+    # transformers silently initialises absent weights at random; a partial checkpoint is a failure.
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise ModelLoadError(f"the checkpoint in {path} lacks {len(missing)} weight(s) of the model: {shown}")
+    model.to(device)
+    model.eval()
+    # Pinned decoding: nothing of the submission's generation_config.json may reach generate().
+    model.generation_config = GenerationConfig()
+    return model, tok
+
+
+@modelapi(name=PROVIDER)
+class PtbHFAPI(ModelAPI):
+    """Batched transformers generation with the harness's chat template and decoding."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, api_key_vars=[], config=config)
+        args = dict(model_args)
+        template_name = args.pop("chat_template", None)
+        if not template_name:
+            raise ValueError(f"{PROVIDER}: model_args must name the chat_template (catalog name)")
+        self.template_name = str(template_name)
+        self.template = get_chat_template(self.template_name)
+        self.end_of_turn: tuple[str, ...] = END_OF_TURN.get(self.template_name, ())
+        self.model_path = Path(args.pop("model_path", None) or model_name)
+        self.batch_size = int(args.pop("batch_size", 16))
+        if self.batch_size < 1:
+            raise ValueError(f"{PROVIDER}: batch_size must be >= 1")
+        device = args.pop("device", None)
+        dtype = args.pop("dtype", None)
+        window_s = float(args.pop("batch_window_s", 0.1))
+        fail_above = args.pop("fail_above_max_tokens", None)
+        self.fail_above_max_tokens = int(fail_above) if fail_above is not None else None
+        if args:
+            raise ValueError(f"{PROVIDER}: unknown model_args {sorted(args)}")
+
+        import torch
+
+        self.device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model, self.tokenizer = load_model_and_tokenizer(self.model_path, self.device, dtype)
+        self.batcher = _Batcher(run=self._generate_batch, batch_size=self.batch_size, window_s=window_s)
+
+    # -- Inspect hooks ------------------------------------------------------------------------
+
+    def max_connections(self) -> int:
+        return self.batch_size
+
+    def max_tokens(self) -> int | None:
+        return 512
+
+    def connection_key(self) -> str:
+        return f"{self.model_path}"
+
+    def close(self) -> None:
+        self.model = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+    @property
+    def batches_run(self) -> int:
+        """Number of ``model.generate`` loops so far (to check batching)."""
+        return self.batcher.batches_run
+
+    async def generate(
+        self,
+        input: list[ChatMessage],
+        tools: list[ToolInfo],
+        tool_choice: ToolChoice,
+        config: GenerateConfig,
+    ) -> ModelOutput:
+        if tools:
+            raise ValueError(f"{PROVIDER} does not support tool calls")
+        key = GenKey(
+            max_tokens=int(config.max_tokens or 512),
+            temperature=float(config.temperature or 0.0),
+            top_p=float(config.top_p if config.top_p is not None else 1.0),
+            stop=tuple(config.stop_seqs or ()),
+        )
+        if self.fail_above_max_tokens is not None and key.max_tokens > self.fail_above_max_tokens:
+            raise RuntimeError(
+                f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens "
+                f"{self.fail_above_max_tokens}"
+            )
+        prompt = self.render(input)
+        res = await self.batcher.submit(prompt, key)
+        return ModelOutput(
+            model=self.model_name,
+            choices=[
+                ChatCompletionChoice(
+                    message=ChatMessageAssistant(content=res.text, model=self.model_name, source="generate"),
+                    stop_reason=res.stop_reason,  # type: ignore[arg-type]
+                )
+            ],
+            usage=ModelUsage(
+                input_tokens=res.input_tokens,
+                output_tokens=res.output_tokens,
+                total_tokens=res.input_tokens + res.output_tokens,
+            ),
+            time=res.time,
+        )
+
+    # -- rendering and generation -------------------------------------------------------------
+
+    def render(self, messages: list[ChatMessage]) -> str:
+        """The prompt text: the harness's chat template with the generation prompt appended."""
+        turns = [{"role": m.role, "content": m.text} for m in messages]
+        return str(
+            self.tokenizer.apply_chat_template(
+                turns, chat_template=self.template, add_generation_prompt=True, tokenize=False
+            )
+        )
+
+    def context_length(self) -> int | None:
+        cfg = self.model.config
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+        value = getattr(cfg, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) and value > 0 else None
+
+    def stop_strings(self, key: GenKey) -> tuple[str, ...]:
+        out: list[str] = []
+        for s in (*key.stop, *self.end_of_turn, self.tokenizer.eos_token):
+            if s and s not in out:
+                out.append(s)
+        return tuple(out)
+
+    def _eos_ids(self, stops: tuple[str, ...]) -> list[int]:
+        tok = self.tokenizer
+        ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        unk = tok.unk_token_id
+        vocab = tok.get_vocab()
+        for s in stops:  # stop strings that are single tokens also end generation token-wise
+            if s in vocab and vocab[s] != unk:
+                ids.add(vocab[s])
+        return sorted(ids)
+
+    def _generate_batch(self, prompts: list[str], key: GenKey) -> list[GenResult]:
+        import torch
+        from transformers import GenerationConfig
+
+        start = time.monotonic()
+        tok, model = self.tokenizer, self.model
+        stops = self.stop_strings(key)
+        eos_ids = self._eos_ids(stops)
+        sample = key.temperature > 0
+        gen_config = GenerationConfig(
+            max_new_tokens=key.max_tokens,
+            do_sample=sample,
+            temperature=key.temperature if sample else None,
+            top_p=key.top_p if sample else None,
+            top_k=0 if sample else None,  # pinned: top_p only, no top-k cut
+            eos_token_id=eos_ids,
+            pad_token_id=tok.pad_token_id,
+            stop_strings=list(stops) or None,
+        )
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        longest = int(enc["attention_mask"].sum(dim=1).max())
+        context = self.context_length()
+        if context is not None and longest + key.max_tokens > context:
+            # as vLLM does: refuse rather than run past the trained positions (the ladder goes lower)
+            raise ValueError(
+                f"prompt ({longest} tokens) + max_tokens ({key.max_tokens}) exceeds the model's "
+                f"context length ({context})"
+            )
+        with torch.inference_mode():
+            out = model.generate(**enc, generation_config=gen_config, tokenizer=tok)
+        prompt_len = enc["input_ids"].shape[1]
+        eos_set = set(eos_ids)
+        specials = [t for t in tok.all_special_tokens if t]
+        elapsed = time.monotonic() - start
+        results = []
+        for i, row in enumerate(out[:, prompt_len:].tolist()):
+            n, stopped = len(row), False
+            for j, t in enumerate(row):
+                if t in eos_set:
+                    n, stopped = j, True
+                    break
+            text = tok.decode(row[:n], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            cuts = [p for p in (text.find(s) for s in stops) if p >= 0]
+            if cuts:
+                text, stopped = text[: min(cuts)], True
+            for special in specials:  # what remains of special tokens is not text (as in vLLM)
+                text = text.replace(special, "")
+            pad = tok.pad_token_id
+            n_out = sum(1 for t in row[:n] if t != pad) if pad not in eos_set else n
+            results.append(
+                GenResult(
+                    text=text,
+                    input_tokens=int(enc["attention_mask"][i].sum()),
+                    output_tokens=n_out,
+                    stop_reason="stop" if stopped or n < key.max_tokens else "max_tokens",
+                    time=elapsed,
+                )
+            )
+        return results

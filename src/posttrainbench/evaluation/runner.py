@@ -1,0 +1,416 @@
+"""``evaluate_model``: the harness's pristine evaluation of a model folder.
+
+Runs the Inspect task with the ``ptb-hf`` provider, walks the max-tokens retry ladder on
+failure, then recomputes the score from the raw Inspect log and refuses a result that disagrees
+with Inspect's metric or that scored fewer samples than expected. It never raises for a bad model:
+every failure becomes ``EvalResult(status="failed", error=<cause>)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel as _Model
+from pydantic import Field
+
+from ..data import DataError, Item, load_test_items
+from ..domain import BaseModel, Benchmark, Decoding
+from .hf_provider import PROVIDER
+from .scoring import score_completion
+from .tasks import SCORER_NAME, build_task
+
+log = logging.getLogger(__name__)
+
+
+class Attempt(_Model):
+    """One rung of the retry ladder."""
+
+    max_tokens: int
+    error: str | None = None
+    log_path: str | None = None
+
+
+class LogCheck(_Model):
+    """Score recomputed from a raw Inspect log and compared with what Inspect reported."""
+
+    ok: bool
+    score: float | None = None
+    reported_score: float | None = None
+    stderr: float | None = None
+    n_scored: int = 0
+    n_expected: int = 0
+    problems: list[str] = Field(default_factory=list)
+
+
+class EvalResult(_Model):
+    """Outcome of evaluating one model on one benchmark."""
+
+    benchmark: str
+    status: Literal["ok", "failed"]
+    metric: str
+    score: float | None = None
+    stderr: float | None = None
+    n_scored: int = 0
+    n_expected: int = 0
+    max_tokens_used: int | None = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    log_path: str | None = None
+    decoding: Decoding
+    submission_generation_config: dict[str, Any] | None = None
+    error: str | None = None
+    reported_score: float | None = Field(None, description="Inspect's own metric, for audit.")
+    model_path: str | None = None
+    chat_template: str | None = None
+    batch_size: int | None = None
+    wall_time_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_metrics_json(self) -> dict[str, Any]:
+        """The published ``metrics.json`` shape: ``{"accuracy": x, "stderr": y, ...}``."""
+        return {
+            self.metric: self.score,
+            "stderr": self.stderr,
+            "benchmark": self.benchmark,
+            "status": self.status,
+            "n_scored": self.n_scored,
+            "n_expected": self.n_expected,
+            "max_tokens_used": self.max_tokens_used,
+            "error": self.error,
+        }
+
+
+def ladder(benchmark: Benchmark, max_tokens: int | None = None) -> list[int]:
+    """Budgets to try in order: the benchmark's ladder, or ``max_tokens`` then the lower rungs
+    (never more attempts than the ladder has rungs)."""
+    rungs = list(benchmark.max_tokens_ladder)
+    if max_tokens is None:
+        return rungs
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+    return ([max_tokens] + [t for t in rungs if t < max_tokens])[: len(rungs)]
+
+
+def check_model_folder(path: Path) -> str | None:
+    """A clear reason why ``path`` is not a loadable model folder, or None if it looks complete."""
+    path = Path(path)
+    if not path.exists():
+        return f"model folder {path} does not exist"
+    if not path.is_dir():
+        return f"model path {path} is not a folder"
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        if (path / "adapter_config.json").is_file():
+            return f"{path} holds a PEFT adapter only (no config.json): merge it into the base model and save the full model"
+        return f"no config.json in {path}"
+    try:
+        json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"config.json in {path} is not valid JSON: {exc}"
+    shards = sorted(path.glob("*.safetensors"))
+    bins = sorted(path.glob("pytorch_model*.bin"))
+    if not shards and not bins:
+        return f"no model weights (*.safetensors) in {path}"
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            wanted = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            return f"{index.name} in {path} is unreadable: {exc}"
+        missing = sorted(w for w in wanted if not (path / w).is_file())
+        if missing:
+            return f"weight shards listed in {index.name} are missing from {path}: {', '.join(missing)}"
+    from safetensors import safe_open
+
+    for shard in shards:
+        try:
+            with safe_open(str(shard), framework="pt") as fh:
+                fh.keys()
+        except Exception as exc:
+            return f"corrupt safetensors file {shard.name} in {path}: {type(exc).__name__}: {exc}"
+    if not any((path / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "vocab.json")):
+        return f"no tokenizer (tokenizer.json / tokenizer.model / vocab.json) in {path}"
+    return None
+
+
+def read_generation_config(path: Path) -> dict[str, Any] | None:
+    """The submission's ``generation_config.json`` (recorded only, never applied)."""
+    f = Path(path) / "generation_config.json"
+    if not f.is_file():
+        return None
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {"_value": data}
+    except (OSError, ValueError) as exc:
+        return {"_unreadable": f"{type(exc).__name__}: {exc}"}
+
+
+def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) -> LogCheck:
+    """Re-score every sample of a raw Inspect log from its completion and compare with Inspect."""
+    from inspect_ai.log import read_eval_log
+    from inspect_ai.scorer import CORRECT
+
+    problems: list[str] = []
+    try:
+        elog = read_eval_log(str(log_path))
+    except Exception as exc:
+        return LogCheck(ok=False, n_expected=len(expected_ids), problems=[f"cannot read log {log_path}: {exc}"])
+    if elog.status != "success":
+        problems.append(f"log status is {elog.status!r}")
+    expected = set(expected_ids)
+    seen: set[str] = set()
+    correct = disagreements = 0
+    for s in elog.samples or []:
+        sid = str(s.id)
+        if sid not in expected:
+            problems.append(f"unexpected sample id {sid!r} in the log")
+            continue
+        if sid in seen:
+            problems.append(f"sample {sid!r} appears twice in the log")
+            continue
+        score = (s.scores or {}).get(SCORER_NAME)
+        if s.error is not None or score is None:
+            continue
+        seen.add(sid)
+        target = s.target if isinstance(s.target, str) else "".join(s.target[:1])
+        ok, _ = score_completion(benchmark_id, s.output.completion, target)
+        correct += ok
+        if ok != (score.value == CORRECT):
+            disagreements += 1
+    n = len(seen)
+    if disagreements:
+        problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
+    if n < len(expected):
+        problems.append(f"only {n} of {len(expected)} samples were scored")
+    mine = correct / n if n else None
+
+    reported = reported_stderr = None
+    for es in (elog.results.scores if elog.results else []):
+        if es.name == SCORER_NAME:
+            if "accuracy" in es.metrics:
+                reported = float(es.metrics["accuracy"].value)
+            if "stderr" in es.metrics:
+                reported_stderr = float(es.metrics["stderr"].value)
+    if reported is None:
+        problems.append("the log reports no accuracy")
+    elif mine is None or not math.isclose(mine, reported, abs_tol=1e-9):
+        problems.append(f"recomputed accuracy {mine} != Inspect's reported accuracy {reported}")
+    if reported_stderr is not None and not math.isfinite(reported_stderr):
+        reported_stderr = None
+    return LogCheck(
+        ok=not problems,
+        score=mine,
+        reported_score=reported,
+        stderr=reported_stderr,
+        n_scored=n,
+        n_expected=len(expected),
+        problems=problems,
+    )
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
+def evaluate_model(
+    model_path: Path,
+    benchmark: Benchmark,
+    base_model: BaseModel,
+    out_dir: Path,
+    *,
+    items: list[Item] | None = None,
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    display: str = "none",
+) -> EvalResult:
+    """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
+
+    The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
+    ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
+    Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
+    ``eval`` needs a loop of its own).
+    """
+    kwargs: dict[str, Any] = dict(
+        items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
+        device=device, model_args=model_args, display=display,
+    )
+    try:
+        asyncio.get_running_loop()
+        in_loop = True
+    except RuntimeError:
+        in_loop = False
+    if not in_loop:  # (not inside the except block: errors would chain to that RuntimeError)
+        return _guarded(model_path, benchmark, base_model, out_dir, **kwargs)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_guarded, model_path, benchmark, base_model, out_dir, **kwargs).result()
+
+
+def _guarded(model_path: Path, benchmark: Benchmark, base_model: BaseModel, out_dir: Path, **kwargs: Any) -> EvalResult:
+    """``_evaluate_model``, with any unforeseen exception turned into a failed result."""
+    try:
+        return _evaluate_model(model_path, benchmark, base_model, out_dir, **kwargs)
+    except Exception as exc:
+        log.exception("evaluation of %s on %s crashed", model_path, benchmark.id)
+        return EvalResult(
+            benchmark=benchmark.id,
+            status="failed",
+            metric=benchmark.metric,
+            decoding=benchmark.decoding,
+            model_path=str(model_path),
+            chat_template=base_model.chat_template,
+            error=f"evaluation crashed: {type(exc).__name__}: {exc}",
+        )
+
+
+def _evaluate_model(
+    model_path: Path,
+    benchmark: Benchmark,
+    base_model: BaseModel,
+    out_dir: Path,
+    *,
+    items: list[Item] | None = None,
+    limit: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+    model_args: dict[str, Any] | None = None,
+    display: str = "none",
+) -> EvalResult:
+    start = time.monotonic()
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    common: dict[str, Any] = dict(
+        benchmark=benchmark.id,
+        metric=benchmark.metric,
+        decoding=benchmark.decoding,
+        submission_generation_config=read_generation_config(model_path) if model_path.is_dir() else None,
+        model_path=str(model_path),
+        chat_template=base_model.chat_template,
+        batch_size=batch_size,
+    )
+
+    def failed(error: str, **kw: Any) -> EvalResult:
+        log.warning("evaluation of %s on %s failed: %s", model_path, benchmark.id, error)
+        return EvalResult(**{**common, **kw}, status="failed", error=error, wall_time_s=time.monotonic() - start)
+
+    try:
+        all_items = list(items) if items is not None else load_test_items(benchmark)
+    except DataError as exc:
+        return failed(f"data: {exc}")
+    chosen = all_items[:limit] if limit is not None else all_items
+    n_expected = len(chosen)
+    if n_expected == 0:
+        return failed("no items to evaluate", n_expected=0)
+    ids = [it.id for it in chosen]
+    if len(set(ids)) != len(ids):
+        return failed("item ids are not unique", n_expected=n_expected)
+    try:
+        budgets = ladder(benchmark, max_tokens)
+    except ValueError as exc:
+        return failed(str(exc), n_expected=n_expected)
+
+    problem = check_model_folder(model_path)
+    if problem:
+        return failed(problem, n_expected=n_expected)
+
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import get_model
+
+    try:
+        model = get_model(
+            f"{PROVIDER}/{model_path.name or 'model'}",
+            memoize=False,
+            model_path=str(model_path),
+            chat_template=base_model.chat_template,
+            batch_size=batch_size,
+            device=device,
+            **(model_args or {}),
+        )
+    except Exception as exc:
+        return failed(f"cannot load model: {exc}", n_expected=n_expected)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attempts: list[Attempt] = []
+    try:
+        for budget in budgets:
+            task = build_task(benchmark, chosen, max_tokens=budget)
+            try:
+                logs = inspect_eval(
+                    task,
+                    model=model,
+                    log_dir=str(out_dir),
+                    log_format="eval",
+                    max_connections=batch_size,
+                    max_samples=batch_size,
+                    adaptive_connections=False,
+                    fail_on_error=True,
+                    retry_on_error=0,
+                    display=display,  # type: ignore[arg-type]
+                    log_samples=True,
+                    score=True,
+                    ctl_server=False,
+                )
+                elog = logs[0]
+            except Exception as exc:
+                attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
+                _free_accelerator_memory()
+                continue
+            if elog.status == "cancelled":  # interrupted: stop, a lower budget would not help
+                attempts.append(Attempt(max_tokens=budget, error="cancelled", log_path=elog.location))
+                return failed("evaluation cancelled", n_expected=n_expected, attempts=attempts)
+            if elog.status != "success":
+                err = elog.error.message if elog.error else f"Inspect eval status {elog.status!r}"
+                attempts.append(Attempt(max_tokens=budget, error=err, log_path=elog.location))
+                _free_accelerator_memory()
+                continue
+            attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
+            check = check_log(elog.location, benchmark.id, ids)
+            kw = dict(
+                n_scored=check.n_scored,
+                n_expected=n_expected,
+                max_tokens_used=budget,
+                attempts=attempts,
+                log_path=elog.location,
+                reported_score=check.reported_score,
+                decoding=benchmark.decoding.model_copy(update={"max_tokens": budget}),
+            )
+            if not check.ok:
+                return failed("log check failed: " + "; ".join(check.problems), **kw)
+            return EvalResult(
+                **{**common, **kw},
+                status="ok",
+                score=check.score,
+                stderr=check.stderr,
+                wall_time_s=time.monotonic() - start,
+            )
+        last = attempts[-1].error if attempts else "no attempt ran"
+        return failed(
+            f"all {len(attempts)} attempt(s) of the max-tokens ladder failed; last: {last}",
+            n_expected=n_expected,
+            attempts=attempts,
+        )
+    finally:
+        try:
+            model.api.close()
+        except Exception:  # pragma: no cover - best effort
+            pass

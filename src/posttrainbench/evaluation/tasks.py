@@ -1,0 +1,80 @@
+"""Inspect tasks: items (from ``posttrainbench.data``) -> samples, the pinned decoding, the scorer.
+
+Prompt wording lives in ``posttrainbench.data.formats`` only; a task adds nothing to an item's
+text, so what the evaluator asks is exactly what ``load_train_examples`` trains.
+"""
+
+from __future__ import annotations
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageUser,
+    GenerateConfig,
+)
+from inspect_ai.solver import generate
+
+from ..catalog import get_benchmark
+from ..data import Item, load_test_items
+from ..domain import Benchmark
+from .scoring import ptb_answer
+
+SCORER_NAME = "ptb_answer"
+
+
+def item_messages(item: Item) -> list[ChatMessage]:
+    """The chat an item is asked as: its few-shot turns, then its own prompt as the last user turn."""
+    kinds = {"system": ChatMessageSystem, "user": ChatMessageUser, "assistant": ChatMessageAssistant}
+    msgs: list[ChatMessage] = [kinds[t.role](content=t.content) for t in item.fewshot]
+    msgs.append(ChatMessageUser(content=item.input))
+    return msgs
+
+
+def item_to_sample(item: Item) -> Sample:
+    return Sample(id=item.id, input=item_messages(item), target=item.target, metadata=dict(item.metadata))
+
+
+def generate_config(benchmark: Benchmark, max_tokens: int | None = None) -> GenerateConfig:
+    """The harness's pinned decoding for a benchmark (``max_tokens`` overrides the budget)."""
+    d = benchmark.decoding
+    return GenerateConfig(
+        temperature=d.temperature,
+        top_p=d.top_p,
+        max_tokens=max_tokens if max_tokens is not None else d.max_tokens,
+        stop_seqs=list(d.stop) or None,
+    )
+
+
+def build_task(benchmark: Benchmark, items: list[Item], *, max_tokens: int | None = None) -> Task:
+    """The Inspect task evaluating ``items`` of ``benchmark``."""
+    return Task(
+        name=f"ptb_{benchmark.id.replace('-', '_')}",
+        dataset=MemoryDataset([item_to_sample(it) for it in items], name=benchmark.id),
+        solver=generate(),
+        scorer=ptb_answer(benchmark.id),
+        config=generate_config(benchmark, max_tokens),
+        metadata={"benchmark": benchmark.id},
+    )
+
+
+@task
+def ptb_benchmark(benchmark: str = "gsm8k-calc", limit: int | None = None) -> Task:
+    """Any implemented benchmark by id (``inspect eval ... -T benchmark=gsm8k``)."""
+    b = get_benchmark(benchmark)
+    items = load_test_items(b)
+    return build_task(b, items[:limit] if limit else items)
+
+
+@task
+def gsm8k_calc(limit: int | None = None) -> Task:
+    """CPU demo: GSM8K calculator steps, zero-shot, first number compared numerically."""
+    return ptb_benchmark("gsm8k-calc", limit)
+
+
+@task
+def gsm8k(limit: int | None = None) -> Task:
+    """GSM8K test split, 10-shot from the train split, final answer compared numerically."""
+    return ptb_benchmark("gsm8k", limit)
