@@ -6,7 +6,8 @@ the sandbox, so it imports nothing of the harness: only the standard library, to
 transformers, trl, peft and datasets.
 
     python reference_sft.py [--workspace DIR] [--max-steps N] [--batch-size B] [--lr LR]
-                            [--lora | --no-lora] [--seed S] [--max-length L]
+                            [--lora | --no-lora] [--lora-r R] [--seed S] [--max-length L]
+                            [--freeze-embeddings | --no-freeze-embeddings] [--max-epochs E]
 
 It reads ``DIR/task/task.json``::
 
@@ -39,7 +40,8 @@ import sys
 import time
 from pathlib import Path
 
-# Built-in defaults, calibrated on the CPU demo (SmolLM2-135M, gsm8k-calc, 2 CPU cores).
+# Built-in defaults on a CPU, calibrated on the CPU demo (SmolLM2-135M, gsm8k-calc, 2 cores):
+# ~3 minutes of training that lifts accuracy from ~3% to ~55%.
 DEFAULTS = {
     "max_steps": 60,
     "batch_size": 8,
@@ -49,6 +51,20 @@ DEFAULTS = {
     "max_length": 128,
     "seed": 0,
     "freeze_embeddings": True,
+    "max_epochs": 0.0,  # 0: no cap on passes over the data
+}
+# On a GPU (multi-billion-parameter base models, hours of budget): LoRA on every linear layer,
+# many steps, stopped by the deadline. Not calibrated like the CPU values.
+GPU_DEFAULTS = {
+    **DEFAULTS,
+    "max_steps": 5000,
+    "batch_size": 16,
+    "lr": 1e-4,
+    "lora": True,
+    "lora_r": 32,
+    "max_length": 1024,
+    "freeze_embeddings": False,
+    "max_epochs": 3.0,
 }
 MIN_SAVE_MARGIN_S = 30.0
 SAVE_MARGIN_FRACTION = 0.15
@@ -128,11 +144,21 @@ def load_examples(workspace: Path, train_files: list[str]) -> list[dict]:
     return examples
 
 
-def resolve_settings(args: argparse.Namespace, task: dict) -> dict:
-    """CLI value > task.json 'reference' value > built-in default."""
+def _as_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return value.strip().lower() in {"true", "1", "yes"}
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def resolve_settings(args: argparse.Namespace, task: dict, on_gpu: bool = False) -> dict:
+    """CLI value > task.json 'reference' value > built-in default (CPU or GPU)."""
     ref = task.get("reference") or {}
     out = {}
-    for key, default in DEFAULTS.items():
+    for key, default in (GPU_DEFAULTS if on_gpu else DEFAULTS).items():
         cli = getattr(args, key, None)
         out[key] = cli if cli is not None else ref.get(key, default)
     try:
@@ -142,8 +168,9 @@ def resolve_settings(args: argparse.Namespace, task: dict) -> dict:
         out["lora_r"] = int(out["lora_r"])
         out["max_length"] = int(out["max_length"])
         out["seed"] = int(out["seed"])
-        out["lora"] = bool(out["lora"])
-        out["freeze_embeddings"] = bool(out["freeze_embeddings"])
+        out["lora"] = _as_bool(out["lora"])
+        out["freeze_embeddings"] = _as_bool(out["freeze_embeddings"])
+        out["max_epochs"] = float(out["max_epochs"] or 0.0)
     except (TypeError, ValueError) as exc:
         raise TaskError(f"bad training setting: {exc}") from None
     if out["max_steps"] < 1 or out["batch_size"] < 1 or out["max_length"] < 8:
@@ -200,6 +227,7 @@ def make_callbacks(stop_at: float | None, max_steps: int, started: float):
                         "loss": round(loss, 5),
                         "lr": logs.get("learning_rate"),
                         "elapsed_s": round(time.time() - started, 1),
+                        "cpu_s": round(time.process_time(), 1),
                     }
                 ),
                 flush=True,
@@ -259,7 +287,7 @@ def save_atomically(model, tokenizer, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def train(workspace: Path, task: dict, s: dict, started: float) -> dict:
+def train(workspace: Path, task: dict, s: dict, examples: list[dict], started: float) -> dict:
     import torch
     import transformers
     from datasets import Dataset
@@ -280,7 +308,6 @@ def train(workspace: Path, task: dict, s: dict, started: float) -> dict:
         stop_at = float(deadline) - max(MIN_SAVE_MARGIN_S, SAVE_MARGIN_FRACTION * remaining)
         log(f"deadline in {remaining:.0f} s; training stops by {stop_at - started:.0f} s from start")
 
-    examples = load_examples(workspace, task["train_files"])
     log(f"{len(examples)} training examples from {len(task['train_files'])} file(s)")
 
     base = task["base_model_path"]
@@ -306,13 +333,20 @@ def train(workspace: Path, task: dict, s: dict, started: float) -> dict:
             task_type="CAUSAL_LM",
         )
     elif s["freeze_embeddings"]:
-        # The input embedding (tied to the output head in many small models) is a large share
-        # of the parameters; freezing it makes each step cheaper and keeps the vocabulary stable.
+        # The input embedding (tied to the output head in many small models, which then stays
+        # fixed too) is a large share of the parameters; freezing it makes each step cheaper
+        # and keeps the vocabulary stable.
         for p in model.get_input_embeddings().parameters():
             p.requires_grad_(False)
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"mode={'lora' if s['lora'] else 'full'} trainable={trainable / 1e6:.2f} M settings={json.dumps(s)}")
+
+    if s["max_epochs"] > 0:
+        cap = max(1, math.ceil(s["max_epochs"] * len(examples) / s["batch_size"]))
+        if cap < s["max_steps"]:
+            log(f"max_steps {s['max_steps']} -> {cap} ({s['max_epochs']:g} epochs of {len(examples)} examples)")
+            s = {**s, "max_steps": cap}
 
     dataset = Dataset.from_list(examples).shuffle(seed=s["seed"])
     # Tokenize only what max_steps can consume (plus slack for examples TRL drops).
@@ -335,6 +369,7 @@ def train(workspace: Path, task: dict, s: dict, started: float) -> dict:
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    log(f"training starts {time.time() - started:.1f} s after launch")
     t0 = time.time()
     result = trainer.train()
     train_s = time.time() - t0
@@ -381,6 +416,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="full fine-tuning only: keep the token embedding fixed",
     )
+    p.add_argument("--max-epochs", dest="max_epochs", type=float, help="cap on passes over the data (0: none)")
     p.add_argument("--seed", type=int)
     return p.parse_args(argv)
 
@@ -391,9 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     workspace = args.workspace.resolve()
     try:
         task = load_task(workspace)
-        settings = resolve_settings(args, task)
+        examples = load_examples(workspace, task["train_files"])  # fail fast, before torch loads
+        import torch
+
+        settings = resolve_settings(args, task, on_gpu=torch.cuda.is_available())
         log(f"benchmark={task['benchmark']} workspace={workspace}")
-        summary = train(workspace, task, settings, started)
+        summary = train(workspace, task, settings, examples, started)
     except TaskError as exc:
         print(f"[reference_sft] error: bad task: {exc}", file=sys.stderr, flush=True)
         return 2
