@@ -21,7 +21,7 @@ from pydantic import BaseModel as _Model
 from pydantic import Field
 
 from ..data import DataError, Item, load_test_items
-from ..domain import BaseModel, Benchmark, Decoding
+from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
 from .hf_provider import PROVIDER
 from .scoring import score_completion
 from .tasks import SCORER_NAME, build_task
@@ -101,45 +101,20 @@ def ladder(benchmark: Benchmark, max_tokens: int | None = None) -> list[int]:
 
 
 def check_model_folder(path: Path) -> str | None:
-    """A clear reason why ``path`` is not a loadable model folder, or None if it looks complete."""
+    """A clear reason why ``path`` is not a loadable model folder, or None if it looks complete.
+
+    What a well-formed model folder is has one definition, the ``model_format`` gate of
+    ``posttrainbench.integrity.model_check``; the evaluator refuses what that gate refuses.
+    """
+    from ..integrity.model_check import check_model_folder as model_format_gate
+
     path = Path(path)
     if not path.exists():
         return f"model folder {path} does not exist"
     if not path.is_dir():
         return f"model path {path} is not a folder"
-    cfg = path / "config.json"
-    if not cfg.is_file():
-        if (path / "adapter_config.json").is_file():
-            return f"{path} holds a PEFT adapter only (no config.json): merge it into the base model and save the full model"
-        return f"no config.json in {path}"
-    try:
-        json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"config.json in {path} is not valid JSON: {exc}"
-    shards = sorted(path.glob("*.safetensors"))
-    bins = sorted(path.glob("pytorch_model*.bin"))
-    if not shards and not bins:
-        return f"no model weights (*.safetensors) in {path}"
-    index = path / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            wanted = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
-            return f"{index.name} in {path} is unreadable: {exc}"
-        missing = sorted(w for w in wanted if not (path / w).is_file())
-        if missing:
-            return f"weight shards listed in {index.name} are missing from {path}: {', '.join(missing)}"
-    from safetensors import safe_open
-
-    for shard in shards:
-        try:
-            with safe_open(str(shard), framework="pt") as fh:
-                fh.keys()
-        except Exception as exc:
-            return f"corrupt safetensors file {shard.name} in {path}: {type(exc).__name__}: {exc}"
-    if not any((path / n).is_file() for n in ("tokenizer.json", "tokenizer.model", "vocab.json")):
-        return f"no tokenizer (tokenizer.json / tokenizer.model / vocab.json) in {path}"
-    return None
+    verdict = model_format_gate(path)
+    return None if verdict.status == VerdictStatus.passed else f"{path}: {verdict.summary}"
 
 
 def read_generation_config(path: Path) -> dict[str, Any] | None:
