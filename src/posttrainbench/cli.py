@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .domain import NetworkPolicy, RunSpec, SandboxKind
@@ -210,7 +211,7 @@ def doctor(results: ResultsOpt = Path("results")) -> None:
     table.add_column("detail", overflow="fold")
     style = {"ok": "green", "warn": "yellow", "missing": "red"}
     for c in checks:
-        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", escape(c.detail))
     console.print(table)
     if any(c.status == "missing" and c.required for c in checks):
         raise typer.Exit(1)
