@@ -42,6 +42,19 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from ..catalog import END_OF_TURN, get_chat_template
 
+
+def free_accelerator_memory() -> None:
+    """Drop unreferenced models and return cached GPU memory (best effort)."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover - best effort
+        pass
+
+
 PROVIDER = "ptb-hf"
 
 
@@ -240,14 +253,7 @@ class PtbHFAPI(ModelAPI):
 
     def close(self) -> None:
         self.model = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # pragma: no cover - best effort
-            pass
+        free_accelerator_memory()
 
     @property
     def batches_run(self) -> int:

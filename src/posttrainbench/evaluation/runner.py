@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ..data import DataError, Item, load_test_items
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
-from .hf_provider import PROVIDER
+from .hf_provider import PROVIDER, free_accelerator_memory
 from .scoring import score_completion
 from .tasks import SCORER_NAME, build_task
 
@@ -192,19 +192,6 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
     )
 
 
-def _free_accelerator_memory() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # pragma: no cover - best effort
-        pass
-
-
 def evaluate_model(
     model_path: Path,
     benchmark: Benchmark,
@@ -348,7 +335,7 @@ def _evaluate_model(
                 elog = logs[0]
             except Exception as exc:
                 attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
-                _free_accelerator_memory()
+                free_accelerator_memory()
                 continue
             if elog.status == "cancelled":  # interrupted: stop, a lower budget would not help
                 attempts.append(Attempt(max_tokens=budget, error="cancelled", log_path=elog.location))
@@ -356,7 +343,7 @@ def _evaluate_model(
             if elog.status != "success":
                 err = elog.error.message if elog.error else f"Inspect eval status {elog.status!r}"
                 attempts.append(Attempt(max_tokens=budget, error=err, log_path=elog.location))
-                _free_accelerator_memory()
+                free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
             check = check_log(elog.location, benchmark.id, ids)
