@@ -180,6 +180,9 @@ class RunRecord(_PydanticModel):
     time_used_s: float | None = None
     exit_code: int | None = None
     timed_out: bool = False
+    usage: dict[str, float] = Field(
+        default_factory=dict, description="Trace totals: input_tokens, output_tokens, cost_usd, steps, tool_calls."
+    )
     failure: str | None = Field(None, description="'<phase>: <cause>' of the first failure.")
 
     @property

@@ -26,6 +26,7 @@ from pathlib import Path
 from . import __version__
 from .agents import LaunchContext, get_agent_runner
 from .agents.prompt import render_prompt, render_timer
+from .agents.trace import parse_trace, save_trace
 from .catalog import get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
@@ -290,6 +291,9 @@ class Pipeline:
         }
 
     def _collect(self, record: RunRecord) -> dict:
+        trace = parse_trace(self.spec.agent, self.paths.solve_out)
+        save_trace(self.paths.trace_json, trace)
+        record.usage = trace.usage().model_dump()
         src = self.paths.workspace / "final_model"
         shutil.rmtree(self.paths.final_model, ignore_errors=True)
         if not src.is_dir():

@@ -75,6 +75,11 @@ class RunPaths:
         return self.root / "solve_out.txt"
 
     @property
+    def trace_json(self) -> Path:
+        """The agent's trace in the common schema (``agents.trace``)."""
+        return self.root / "trace.json"
+
+    @property
     def solve_err(self) -> Path:
         return self.root / "solve_err.txt"
 
