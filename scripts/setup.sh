@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# One-time, idempotent set-up: system packages (bubblewrap), a virtualenv in .venv with the CPU
+# One-time, idempotent set-up: system packages (bubblewrap; with the test tools unless
+# PTB_SETUP_MINIMAL=1), a virtualenv in .venv with the CPU
 # build of torch and PostTrainBench (editable, with test extras). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# bubblewrap: the default sandbox. slurm-wlm + munge: the single-node Slurm the launcher tests
+# start. chromium: the headless browser the report tests use.
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
+if [ "${PTB_SETUP_MINIMAL:-0}" != 1 ]; then
+  command -v slurmctld >/dev/null 2>&1 || need_apt+=(slurm-wlm)
+  command -v munged >/dev/null 2>&1 || need_apt+=(munge)
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
     echo "setup: please install: ${need_apt[*]} (apt-get install -y ${need_apt[*]})" >&2; exit 1
