@@ -19,8 +19,20 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+err_console = Console(stderr=True)
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder.")]
+
+
+def _print_wide(table: Table) -> None:
+    """Print a table; into a pipe or file, as wide as it needs rather than squashed to 80 columns."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    from rich.measure import Measurement
+
+    need = Measurement.get(console, console.options.update_width(400), table).maximum
+    Console(width=max(console.width, min(need, 400))).print(table)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -175,28 +187,64 @@ def list_cmd() -> None:
 @app.command()
 def leaderboard(
     results: ResultsOpt = Path("results"),
-    weights: Annotated[Optional[Path], typer.Option(help="factors.json with benchmark weights (default: equal).")] = None,
+    weights: Annotated[Optional[Path], typer.Option(help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | csv | json")] = "table",
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.")] = None,
+    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the whole index first.")] = False,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
+    from .fsutil import atomic_write_text
     from .leaderboard import load_weights
-    from .leaderboard.from_results import leaderboard as build
+    from .leaderboard.tables import FORMATS, agent_table, build_report, model_table
 
-    rows, cells, scan = build(results, load_weights(weights) if weights else None)
-    for problem in scan.problems:
-        console.print(f"[yellow]skipped:[/yellow] {problem}", soft_wrap=True)
-    if not rows:
-        _fail(f"no completed runs under {results}", 1)
-    benches = sorted({c.benchmark for c in cells})
-    table = Table(title=f"leaderboard ({len(cells)} runs)")
-    for col in ("#", "agent", "score", "± std", "repeats", *benches, "fallback cells", "missing"):
+    if fmt not in ("table", *FORMATS):
+        _fail(f"unknown format {fmt!r}; use table, markdown, csv or json")
+    report = build_report(results, load_weights(weights) if weights else None, full=reindex)
+    for problem in report.problems:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
+    if not report.agents:
+        _fail(f"no runs under {results}", 1)
+    if fmt != "table":
+        text = FORMATS[fmt](report)
+        if out:
+            atomic_write_text(out, text)
+            console.print(f"wrote {out}")
+        else:
+            print(text, end="")
+        return
+    header, rows = agent_table(report)
+    table = Table(title=f"leaderboard ({len(report.cells)} runs; weights: {report.weights_source})")
+    for col in header:
         table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
-    for i, row in enumerate(rows, 1):
-        fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
-        table.add_row(
-            str(i), f"{row.agent}/{row.agent_config}", fmt(row.score), fmt(row.std), str(row.n_repeats),
-            *(fmt(row.per_benchmark.get(b)) for b in benches), str(row.n_fallback), str(len(row.missing)),
-        )
-    console.print(table)
+    for row in rows:
+        table.add_row(*row)
+    _print_wide(table)
+    if len(report.models) > 1:
+        mh, mrows = model_table(report)
+        mt = Table(title="score per base model")
+        for col in mh:
+            mt.add_column(col)
+        for row in mrows:
+            mt.add_row(*row)
+        _print_wide(mt)
+
+
+@app.command()
+def index(
+    results: ResultsOpt = Path("results"),
+    full: Annotated[bool, typer.Option("--full", help="Drop the index and read every run folder again.")] = False,
+) -> None:
+    """Bring the SQLite index (results.db) up to date with the run folders; list bad folders."""
+    from .results.index import DB_NAME, read_index, refresh
+
+    stats = refresh(results, full=full)
+    contents = read_index(results)
+    console.print(
+        f"{results / DB_NAME}: {len(contents.runs)} runs, {len(contents.baselines)} baselines "
+        f"({stats.parsed} files read, {stats.removed} rows removed); {len(contents.problems)} problems"
+    )
+    for path, cause in contents.problems:
+        console.print(f"[yellow]problem:[/yellow] {escape(cause)}", soft_wrap=True)
 
 
 @app.command()

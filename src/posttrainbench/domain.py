@@ -184,6 +184,9 @@ class RunRecord(_PydanticModel):
         default_factory=dict, description="Trace totals: input_tokens, output_tokens, cost_usd, steps, tool_calls."
     )
     failure: str | None = Field(None, description="'<phase>: <cause>' of the first failure.")
+    imported_from: dict[str, Any] | None = Field(
+        None, description="For records made by `ptb import`: kind, source path and upstream run id."
+    )
 
     @property
     def completed(self) -> bool:

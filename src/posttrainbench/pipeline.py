@@ -437,6 +437,6 @@ def evaluate_baseline(
         atomic_write_json(folder / "metrics.json", result.to_metrics_json())
     atomic_write_json(
         folder / "baseline.json",
-        {"benchmark": bench.id, "base_model": base.hub_id, "limit": limit, "score": result.score, "status": result.status},
+        {"benchmark": bench.id, "base_model": base.hub_id, "checkpoint": "base", "limit": limit, "score": result.score, "status": result.status},
     )
     return result

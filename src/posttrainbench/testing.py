@@ -96,3 +96,73 @@ def build_tiny_model(
     model.save_pretrained(path)
     build_tiny_tokenizer(chat_template).save_pretrained(path)
     return path
+
+
+def write_synthetic_run(
+    results_root: Path,
+    *,
+    agent: str = "reference",
+    agent_config: str = "sft",
+    base_model: str = "ptb/tiny-random",
+    benchmark: str = "gsm8k-calc",
+    hours: float = 1.0,
+    repeat: int = 0,
+    score: float | None = 0.5,
+    verdict: str = "pass",
+    completed: bool = True,
+    failure: str | None = None,
+    time_used_s: float | None = 1800.0,
+    usage: dict[str, float] | None = None,
+    created_at: "datetime | None" = None,
+    suffix: str = "",
+) -> Path:
+    """Write the ``run.json`` of a finished run without running anything (leaderboard tests,
+    benchmarks). ``score=None`` means the evaluation failed; ``verdict`` is the final verdict
+    (``pass``/``fail``/``not_run``) of one required gate. Returns the run folder."""
+    from datetime import datetime, timezone
+
+    from .catalog import get_base_model
+    from .domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
+    from .results import run_paths, save_record
+
+    spec = RunSpec(
+        agent=agent, agent_config=agent_config, base_model=base_model, benchmark=benchmark,
+        hours=hours, repeat=repeat, suffix=suffix,
+    )
+    status = VerdictStatus(verdict)
+    record = RunRecord(
+        run_id=spec.run_id(),
+        spec=spec,
+        created_at=created_at or datetime.now(timezone.utc),
+        phases={p: PhaseState(status="done" if completed else "pending") for p in PHASES},
+        verdicts=[Verdict(gate="lineage", status=status, summary=f"synthetic {verdict}")],
+        required_gates=["lineage"],
+        final_verdict=status,
+        metrics={"status": "ok", "score": score} if score is not None else {"status": "failed", "error": "synthetic"},
+        time_used_s=time_used_s,
+        usage=usage or {},
+        failure=failure if failure is not None else (None if score is not None else "evaluate: synthetic failure"),
+    )
+    paths = run_paths(results_root, spec, get_base_model(base_model))
+    paths.root.mkdir(parents=True, exist_ok=True)
+    save_record(paths.run_json, record)
+    return paths.root
+
+
+def write_synthetic_baseline(
+    results_root: Path, *, benchmark: str, base_model: str, score: float, checkpoint: str = "base",
+    limit: int | None = None,
+) -> Path:
+    """Write a ``baseline.json`` (zero-shot score of the base model or of its instruct model)."""
+    import json
+
+    from .catalog import get_base_model, get_benchmark
+    from .results import baseline_dir
+
+    folder = baseline_dir(results_root, get_benchmark(benchmark).id, get_base_model(base_model), limit, checkpoint)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "baseline.json").write_text(json.dumps(
+        {"benchmark": benchmark, "base_model": base_model, "checkpoint": checkpoint, "limit": limit,
+         "score": score, "status": "ok"}
+    ))
+    return folder

@@ -275,6 +275,13 @@ class LeaderboardRow:
     n_fallback: int
     missing: list[tuple[int, str, str]] = field(default_factory=list)
     repeat_scores: dict[int, float | None] = field(default_factory=dict)
+    hours: float | None = None
+
+    @property
+    def label(self) -> str:
+        """``agent/config`` plus ``@<H>h`` where the time budget is known."""
+        h = "" if self.hours is None else f"@{self.hours:g}h"
+        return f"{self.agent}/{self.agent_config}{h}"
 
 
 def leaderboard_from_cells(
@@ -306,12 +313,13 @@ def leaderboard_from_cells(
         raise ValueError(f"cells for base models not in `models`: {unexpected}")
     benches = list(weights)
 
-    by_agent: dict[tuple[str, str], dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(
+    AgentKey = tuple[str, str, float | None]
+    by_agent: dict[AgentKey, dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(
         lambda: defaultdict(dict))
-    fallbacks: dict[tuple[str, str], int] = defaultdict(int)
-    unresolved: dict[tuple[str, str], list[tuple[int, str, str]]] = defaultdict(list)
+    fallbacks: dict[AgentKey, int] = defaultdict(int)
+    unresolved: dict[AgentKey, list[tuple[int, str, str]]] = defaultdict(list)
     for c in cells:
-        agent = (c.agent, c.agent_config)
+        agent = (c.agent, c.agent_config, c.hours)
         key = (c.base_model, c.benchmark)
         grid_cells = by_agent[agent][c.repeat]
         if key in grid_cells or (c.repeat, *key) in unresolved[agent]:
@@ -347,6 +355,7 @@ def leaderboard_from_cells(
             agent=agent[0], agent_config=agent[1], score=score, std=std,
             n_repeats=len(repeat_ids), per_benchmark=per_bench, n_fallback=fallbacks[agent],
             missing=missing, repeat_scores={r: res.score for r, res in results.items()},
+            hours=agent[2],
         ))
-    rows.sort(key=lambda row: (row.score is None, -(row.score or 0.0), row.agent, row.agent_config))
+    rows.sort(key=lambda row: (row.score is None, -(row.score or 0.0), row.agent, row.agent_config, row.hours or 0.0))
     return rows

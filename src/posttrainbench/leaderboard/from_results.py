@@ -1,63 +1,105 @@
-"""Build the leaderboard from run folders on disk (the source of truth)."""
+"""Build the leaderboard from a results folder, through its SQLite index.
+
+The run folders are the source of truth; :func:`scan_results` refreshes the index
+(``results/index.py``), applies the one latest-run rule (``results.summary.select_latest``) and
+returns what the policy needs. Weights come from, in order: an explicit mapping (``--weights
+FILE``), the recorded base *and* instruct baselines (``∝ 1/(instruct − base)``), or equal weights
+over the benchmarks present, and the source is always said.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..domain import RunRecord
-from ..results import RecordError, load_record
+from ..results.index import Baseline, read_index, refresh
+from ..results.summary import RunSummary, select_latest
 from .aggregate import LeaderboardRow, leaderboard_from_cells
+from .grids import Grid
 from .scoring import Cell, score_cell
+from .weights import benchmark_weights
 
 
 @dataclass
 class ResultsScan:
-    """What a results folder holds, and what could not be read (path + cause)."""
+    """What a results folder holds: latest run per cell, superseded runs, baselines, problems."""
 
-    records: list[RunRecord] = field(default_factory=list)
-    baselines: dict[tuple[str, str, int | None], float] = field(default_factory=dict)
+    runs: list[RunSummary] = field(default_factory=list)
+    superseded: list[RunSummary] = field(default_factory=list)
+    baselines: list[Baseline] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def baseline_scores(self, checkpoint: str = "base") -> dict[tuple[str, str, int | None], float]:
+        """``(benchmark, base model, eval limit) -> score`` for one kind of checkpoint."""
+        return {
+            (b.benchmark, b.base_model, b.eval_limit): b.score
+            for b in self.baselines
+            if b.checkpoint == checkpoint and b.score is not None
+        }
 
-def scan_results(root: Path) -> ResultsScan:
-    """Read every ``run.json`` and zero-shot baseline under ``root``; bad files become problems."""
-    out = ResultsScan()
-    root = Path(root)
-    for path in sorted(root.glob("baseline_zeroshot/*/baseline.json")):
-        try:
-            b = json.loads(path.read_text())
-            if b.get("score") is not None:
-                out.baselines[(b["benchmark"], b["base_model"], b.get("limit"))] = float(b["score"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            out.problems.append(f"{path}: unreadable baseline ({exc})")
-    for path in sorted(root.glob("*/*/run.json")):
-        if path.parent.parent.name == "baseline_zeroshot":
-            continue
-        try:
-            out.records.append(load_record(path))
-        except RecordError as exc:
-            out.problems.append(str(exc))
-    return out
+
+def scan_results(root: Path, *, full: bool = False) -> ResultsScan:
+    """Refresh the index of ``root`` and read it back; bad folders become problems (path + cause)."""
+    refresh(root, full=full)
+    contents = read_index(root)
+    latest, superseded = select_latest(contents.runs)
+    latest.sort(key=lambda s: s.path)
+    return ResultsScan(
+        runs=latest,
+        superseded=superseded,
+        baselines=contents.baselines,
+        problems=[cause for _, cause in contents.problems],
+    )
 
 
 def cells_from_scan(scan: ResultsScan) -> list[Cell]:
-    """Apply the per-cell fallback policy to every completed run."""
-    cells = []
-    for rec in scan.records:
-        base = scan.baselines.get((rec.spec.benchmark, rec.spec.base_model, rec.spec.eval_limit))
-        cells.append(score_cell(rec, base))
-    return cells
+    """Apply the per-cell fallback policy to the latest run of every cell."""
+    base = scan.baseline_scores("base")
+    return [score_cell(s, base.get((s.benchmark, s.base_model, s.eval_limit))) for s in scan.runs]
 
 
-def leaderboard(root: Path, weights: dict[str, float] | None = None) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
-    """Rows ranked by score. Without ``weights``, benchmarks present are weighted equally."""
-    scan = scan_results(root)
+def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: list[str]) -> dict[str, float] | None:
+    """Weights ``∝ 1/(instruct − base)`` from recorded baselines, or None if any are missing."""
+    grid_cells: dict[tuple[str, str], float] = {}
+    for kind, scores in (("base", scan.baseline_scores("base")), ("instruct", scan.baseline_scores("instruct"))):
+        for (bench, model, limit), score in scores.items():
+            if limit is None:  # weights use full-set baselines only
+                grid_cells[(f"{model}::{kind}", bench)] = score
+    rows = [f"{m}::{k}" for m in models for k in ("base", "instruct")]
+    if not models or any((r, b) not in grid_cells for r in rows for b in benchmarks):
+        return None
+    try:
+        return benchmark_weights(Grid(rows, benchmarks, grid_cells), [f"{m}::base" for m in models], lambda m: m.replace("::base", "::instruct"))
+    except ValueError:
+        return None
+
+
+def resolve_weights(
+    scan: ResultsScan, cells: list[Cell], weights: dict[str, float] | None = None
+) -> tuple[dict[str, float], str]:
+    """(weights, where they came from) for the benchmarks present in ``cells``."""
+    benches = sorted({c.benchmark for c in cells})
+    if weights is not None:
+        return weights, "weights file"
+    models = sorted({c.base_model for c in cells})
+    computed = weights_from_baselines(scan, benches, models)
+    if computed is not None:
+        return computed, "1/(instruct − base) from recorded baselines"
+    return ({b: 1 / len(benches) for b in benches} if benches else {}), "equal (no instruct baselines recorded)"
+
+
+def leaderboard(
+    root: Path, weights: dict[str, float] | None = None, *, full: bool = False
+) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
+    """Rows ranked by score, the cells they came from, and the scan (problems included)."""
+    scan = scan_results(root, full=full)
     cells = cells_from_scan(scan)
-    if weights is None:
-        benches = sorted({c.benchmark for c in cells})
-        weights = {b: 1 / len(benches) for b in benches}
-    baselines = {(b, m): s for (b, m, _), s in scan.baselines.items()}
-    rows = leaderboard_from_cells(cells, baselines, weights) if cells else []
+    w, _ = resolve_weights(scan, cells, weights)
+    unweighted = sorted({c.benchmark for c in cells} - set(w))
+    if unweighted:  # a weights file that lacks a benchmark: say so, rank on the rest
+        scan.problems += [f"benchmark {b!r} has no weight in the weights file; its runs are left out" for b in unweighted]
+        cells = [c for c in cells if c.benchmark in w]
+    # Fallback cells already carry the baseline of their own eval limit (score_cell).
+    rows = leaderboard_from_cells(cells, {}, w) if cells else []
     return rows, cells, scan
+

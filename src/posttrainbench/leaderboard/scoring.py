@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from ..domain import RunRecord, VerdictStatus
+from ..domain import RunRecord
+from ..results.summary import RunSummary, summarize
 
 
 class Cell(BaseModel):
@@ -20,39 +21,38 @@ class Cell(BaseModel):
     benchmark: str
     base_model: str
     repeat: int
+    hours: float | None = None
     raw: float | None
     score: float | None
     fallback: bool
     reason: str | None = None
     flags: list[str] = []
+    path: str = ""
 
 
-def score_cell(record: RunRecord, base_score: float | None) -> Cell:
-    """Apply the fallback policy to one run record."""
-    spec = record.spec
-    raw = record.metrics.get("score") if record.metrics.get("status") == "ok" else None
-    flags = [
-        f"{v.gate}:{v.status.value}"
-        for v in record.verdicts
-        if v.status != VerdictStatus.passed and v.gate in record.required_gates
-    ]
+def score_cell(run: RunRecord | RunSummary, base_score: float | None) -> Cell:
+    """Apply the fallback policy to one run (a record, or its summary from the index)."""
+    s = summarize(run) if isinstance(run, RunRecord) else run
+    raw = s.raw_score
     reason: str | None = None
-    if not record.completed:
+    if not s.completed:
         reason = "run not completed"
     elif raw is None:
-        reason = record.failure or "no score"
-    elif not record.verified:
-        reason = "verification " + (record.final_verdict.value if record.final_verdict else "missing")
+        reason = s.failure or "no score"
+    elif not s.verified:
+        reason = "verification " + (s.final_verdict or "missing")
     fallback = reason is not None
     return Cell(
-        agent=spec.agent,
-        agent_config=spec.agent_config,
-        benchmark=spec.benchmark,
-        base_model=spec.base_model,
-        repeat=spec.repeat,
+        agent=s.agent,
+        agent_config=s.agent_config,
+        benchmark=s.benchmark,
+        base_model=s.base_model,
+        repeat=s.repeat,
+        hours=s.hours,
+        path=s.path,
         raw=raw,
         score=base_score if fallback else raw,
         fallback=fallback,
         reason=reason,
-        flags=flags,
+        flags=s.flags,
     )

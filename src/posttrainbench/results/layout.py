@@ -110,11 +110,15 @@ def run_paths(results_root: Path, spec: RunSpec, base: BaseModel) -> RunPaths:
     return RunPaths(Path(results_root) / group_name(spec) / run_name(spec, base))
 
 
-def baseline_dir(results_root: Path, benchmark: str, base: BaseModel, limit: int | None) -> Path:
-    """Folder of a zero-shot baseline evaluation of a base model (fallback score source)."""
+def baseline_dir(
+    results_root: Path, benchmark: str, base: BaseModel, limit: int | None, checkpoint: str = "base"
+) -> Path:
+    """Folder of a zero-shot baseline evaluation of a base model (the fallback score) or, with
+    ``checkpoint="instruct"``, of its official instruct model (for the benchmark weights)."""
     scope = "full" if limit is None else f"limit{limit}"
+    kind = "" if checkpoint == "base" else f"_{_safe(checkpoint)}"
     return (
         Path(results_root)
         / "baseline_zeroshot"
-        / f"{_safe(benchmark)}_{_safe(base.org)}_{_safe(base.name)}_{scope}"
+        / f"{_safe(benchmark)}_{_safe(base.org)}_{_safe(base.name)}_{scope}{kind}"
     )

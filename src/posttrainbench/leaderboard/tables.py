@@ -1,0 +1,268 @@
+"""Everything a reader of the leaderboard wants, as one serialisable object, and its exports.
+
+:func:`build_report` turns a results folder into a :class:`LeaderboardReport`: the ranked agents
+(score ± std over repeats, per-benchmark and per-model scores, normalised gain vs the instruct
+model, time used and % of budget, tokens and cost, fallback and missing counts), every cell with
+its flags, the weights and where they came from, and every problem found. The terminal table,
+CSV, Markdown, JSON and the HTML report are all views of this one object.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from .aggregate import LeaderboardRow, normalised_gain
+from .from_results import leaderboard, resolve_weights
+from .scoring import Cell
+
+# Short flag codes for a cell, as in the published grids ("C", "M") plus ours.
+FLAG_CODES = {
+    "contamination": "C",
+    "lineage": "M",
+    "judge": "J",
+    "tamper": "T",
+    "trace_audit": "A",
+    "transfer": "X",
+    "model_format": "F",
+}
+
+
+def flag_code(flag: str) -> str:
+    """``gate:status`` -> short code: the gate's letter, ``?`` appended when it did not run."""
+    gate, _, status = flag.partition(":")
+    code = FLAG_CODES.get(gate, gate)
+    return code + ("?" if status == "not_run" else "")
+
+
+class CellRow(BaseModel):
+    """One cell of one agent, as shown."""
+
+    label: str
+    benchmark: str
+    base_model: str
+    repeat: int
+    score: float | None
+    raw: float | None
+    fallback: bool
+    reason: str | None = None
+    flags: list[str] = Field(default_factory=list)
+    normalised_gain: float | None = None
+    time_used_s: float | None = None
+    cost_usd: float | None = None
+    path: str = ""
+
+
+class AgentRow(BaseModel):
+    """One ranked agent."""
+
+    rank: int
+    label: str
+    agent: str
+    agent_config: str
+    hours: float | None
+    score: float | None
+    std: float | None
+    n_repeats: int
+    repeat_scores: dict[int, float | None]
+    per_benchmark: dict[str, float | None]
+    per_model: dict[str, float | None]
+    normalised_gain: float | None
+    n_runs: int
+    n_fallback: int
+    missing: list[tuple[int, str, str]]
+    mean_time_s: float | None
+    time_pct_of_budget: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+class LeaderboardReport(BaseModel):
+    """The whole leaderboard of a results folder."""
+
+    generated_at: datetime
+    results_root: str
+    weights: dict[str, float]
+    weights_source: str
+    benchmarks: list[str]
+    models: list[str]
+    agents: list[AgentRow]
+    cells: list[CellRow]
+    problems: list[str]
+    superseded: list[str]
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _sum_or_none(xs: list[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return sum(known) if known and len(known) == len(xs) else None
+
+
+def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) -> dict[str, float | None]:
+    """Σ_b w_b · (mean over repeats of the cell) for each base model; None if a cell is missing."""
+    out: dict[str, float | None] = {}
+    for m in models:
+        total: float | None = 0.0
+        for b, w in weights.items():
+            vals = [c.score for c in cells if c.base_model == m and c.benchmark == b and c.score is not None]
+            if not vals or total is None:
+                total = None
+                continue
+            total += w * (sum(vals) / len(vals))
+        out[m] = total
+    return out
+
+
+def build_report(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> LeaderboardReport:
+    """Rank the agents of a results folder (see module doc)."""
+    rows, cells, scan = leaderboard(root, weights, full=full)
+    w, source = resolve_weights(scan, cells, weights)
+    benches = sorted({c.benchmark for c in cells})
+    models = sorted({c.base_model for c in cells})
+    runs = {s.path: s for s in scan.runs}
+    base = scan.baseline_scores("base")
+    inst = scan.baseline_scores("instruct")
+
+    def gain(c: Cell) -> float | None:
+        s = runs.get(c.path)
+        key = (c.benchmark, c.base_model, s.eval_limit if s else None)
+        if c.score is None or key not in base or key not in inst or inst[key] == base[key]:
+            return None
+        return normalised_gain(c.score, base[key], inst[key])
+
+    cell_rows: list[CellRow] = []
+    by_agent: dict[tuple, list[CellRow]] = {}
+    raw_by_agent: dict[tuple, list[Cell]] = {}
+    for c in sorted(cells, key=lambda c: (c.agent, c.agent_config, c.hours or 0, c.benchmark, c.base_model, c.repeat)):
+        s = runs.get(c.path)
+        label = LeaderboardRow(c.agent, c.agent_config, None, None, 0, {}, 0, hours=c.hours).label
+        row = CellRow(
+            label=label, benchmark=c.benchmark, base_model=c.base_model, repeat=c.repeat, score=c.score,
+            raw=c.raw, fallback=c.fallback, reason=c.reason, flags=[flag_code(f) for f in c.flags],
+            normalised_gain=gain(c), time_used_s=s.time_used_s if s else None,
+            cost_usd=s.cost_usd if s else None, path=c.path,
+        )
+        cell_rows.append(row)
+        key = (c.agent, c.agent_config, c.hours)
+        by_agent.setdefault(key, []).append(row)
+        raw_by_agent.setdefault(key, []).append(c)
+
+    agents: list[AgentRow] = []
+    for rank, r in enumerate(rows, 1):
+        key = (r.agent, r.agent_config, r.hours)
+        mine = by_agent.get(key, [])
+        my_runs = [runs[c.path] for c in mine if c.path in runs]
+        times = [s.time_used_s for s in my_runs if s.time_used_s is not None]
+        mean_time = _mean(times)
+        gains = [c.normalised_gain for c in mine]
+        agents.append(AgentRow(
+            rank=rank, label=r.label, agent=r.agent, agent_config=r.agent_config, hours=r.hours,
+            score=r.score, std=r.std, n_repeats=r.n_repeats, repeat_scores=r.repeat_scores,
+            per_benchmark=r.per_benchmark, per_model=_per_model(raw_by_agent.get(key, []), w, models),
+            normalised_gain=_mean(gains) if gains and all(g is not None for g in gains) else None,  # type: ignore[arg-type]
+            n_runs=len(mine), n_fallback=r.n_fallback, missing=r.missing, mean_time_s=mean_time,
+            time_pct_of_budget=100 * mean_time / (r.hours * 3600) if mean_time is not None and r.hours else None,
+            input_tokens=_int_or_none(_sum_or_none([s.input_tokens for s in my_runs])),
+            output_tokens=_int_or_none(_sum_or_none([s.output_tokens for s in my_runs])),
+            cost_usd=_sum_or_none([s.cost_usd for s in my_runs]),
+        ))
+    return LeaderboardReport(
+        generated_at=datetime.now(timezone.utc), results_root=str(root), weights=w, weights_source=source,
+        benchmarks=benches, models=models, agents=agents, cells=cell_rows, problems=scan.problems,
+        superseded=[s.path for s in scan.superseded],
+    )
+
+
+def _int_or_none(x: float | None) -> int | None:
+    return None if x is None else int(x)
+
+
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+AGENT_COLUMNS = ("rank", "agent", "score", "std", "repeats", "fallback cells", "missing cells", "normalised gain",
+                 "mean time", "% of budget", "tokens in", "tokens out", "cost USD")
+
+
+def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the main table, every value already formatted (one source for all views)."""
+    header = [*AGENT_COLUMNS[:5], *report.benchmarks, *AGENT_COLUMNS[5:]]
+    out = []
+    for a in report.agents:
+        out.append([
+            str(a.rank), a.label, _fmt(a.score), _fmt(a.std), str(a.n_repeats),
+            *(_fmt(a.per_benchmark.get(b)) for b in report.benchmarks),
+            str(a.n_fallback), str(len(a.missing)), _fmt(a.normalised_gain),
+            "—" if a.mean_time_s is None else _hms(a.mean_time_s),
+            _fmt(a.time_pct_of_budget, 1), "—" if a.input_tokens is None else str(a.input_tokens),
+            "—" if a.output_tokens is None else str(a.output_tokens), _fmt(a.cost_usd, 2),
+        ])
+    return header, out
+
+
+def model_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): each agent's weighted score per base model."""
+    return ["agent", *report.models], [[a.label, *(_fmt(a.per_model.get(m)) for m in report.models)] for a in report.agents]
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def to_json(report: LeaderboardReport) -> str:
+    """The whole report as JSON (machine-readable; every number unrounded)."""
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def to_csv(report: LeaderboardReport) -> str:
+    """One row per agent, unrounded numbers, for spreadsheets."""
+    buf = io.StringIO()
+    wr = csv.writer(buf, lineterminator="\n")
+    wr.writerow(["rank", "agent", "agent_config", "hours", "score", "std", "n_repeats", *report.benchmarks,
+                 "n_fallback", "n_missing", "normalised_gain", "mean_time_s", "time_pct_of_budget",
+                 "input_tokens", "output_tokens", "cost_usd"])
+    blank = lambda v: "" if v is None else v  # noqa: E731
+    for a in report.agents:
+        wr.writerow([a.rank, a.agent, a.agent_config, blank(a.hours), blank(a.score), blank(a.std), a.n_repeats,
+                     *(blank(a.per_benchmark.get(b)) for b in report.benchmarks), a.n_fallback, len(a.missing),
+                     blank(a.normalised_gain), blank(a.mean_time_s), blank(a.time_pct_of_budget),
+                     blank(a.input_tokens), blank(a.output_tokens), blank(a.cost_usd)])
+    return buf.getvalue()
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(report: LeaderboardReport) -> str:
+    """Leaderboard, per-model table, flagged cells, weights and problems, as Markdown."""
+    parts = ["# Leaderboard", "", _md_table(*agent_table(report)), ""]
+    parts += ["## Score per base model", "", _md_table(*model_table(report)), ""]
+    flagged = [c for c in report.cells if c.fallback or c.flags]
+    if flagged:
+        parts += ["## Fallback and flagged cells", "", _md_table(
+            ["agent", "benchmark", "model", "repeat", "raw", "scored", "flags", "why"],
+            [[c.label, c.benchmark, c.base_model, str(c.repeat), _fmt(c.raw), _fmt(c.score), " ".join(c.flags),
+              c.reason or ""] for c in flagged]), ""]
+    parts += ["## Weights", "", f"Source: {report.weights_source}.", "",
+              _md_table(["benchmark", "weight"], [[b, f"{w:.4f}"] for b, w in sorted(report.weights.items())]), ""]
+    if report.problems:
+        parts += ["## Problems (left out)", "", *[f"- `{p}`" for p in report.problems], ""]
+    return "\n".join(parts)
+
+
+FORMATS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
+
