@@ -247,6 +247,42 @@ def index(
         console.print(f"[yellow]problem:[/yellow] {escape(cause)}", soft_wrap=True)
 
 
+@app.command(name="import")
+def import_cmd(
+    source: Annotated[Path, typer.Argument(help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/).")],
+    results: ResultsOpt = Path("results"),
+    agent_map: Annotated[Optional[Path], typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")] = None,
+    baselines: Annotated[Optional[Path], typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")] = None,
+) -> None:
+    """Import upstream PostTrainBench result folders (and baselines) into our run records."""
+    import json
+
+    from .results.importer import import_baseline_grid, import_upstream
+    from .results.index import refresh
+
+    amap = None
+    if agent_map is not None:
+        try:
+            amap = json.loads(agent_map.read_text())
+            if not isinstance(amap, dict) or not all(isinstance(v, list) for v in amap.values()):
+                raise ValueError("expected {name: [method, ...]}")
+        except (OSError, ValueError) as exc:
+            _fail(f"{agent_map}: bad agent map ({exc})")
+    try:
+        rep = import_upstream(source, results, agent_map=amap)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    problems = list(rep.problems)
+    n_base = 0
+    if baselines is not None:
+        n_base, more = import_baseline_grid(baselines, results)
+        problems += more
+    refresh(results)
+    console.print(f"imported {len(rep.imported)} runs ({len(rep.superseded)} superseded), {n_base} baselines into {results}")
+    for p in problems:
+        console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
+
+
 @app.command()
 def doctor(results: ResultsOpt = Path("results")) -> None:
     """Check this machine: sandbox, GPU, disk, keys, package versions. Says exactly what is missing."""

@@ -45,7 +45,7 @@ from .integrity import (
     write_manifest,
 )
 from .model_store import resolve_base_model
-from .results import RunPaths, baseline_dir, load_record, run_paths, save_record
+from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
@@ -435,8 +435,5 @@ def evaluate_baseline(
     atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
     if result.status == "ok":
         atomic_write_json(folder / "metrics.json", result.to_metrics_json())
-    atomic_write_json(
-        folder / "baseline.json",
-        {"benchmark": bench.id, "base_model": base.hub_id, "checkpoint": "base", "limit": limit, "score": result.score, "status": result.status},
-    )
+    save_baseline(results_root, benchmark=bench.id, base_model=base, score=result.score, status=result.status, limit=limit)
     return result

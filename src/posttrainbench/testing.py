@@ -154,15 +154,9 @@ def write_synthetic_baseline(
     limit: int | None = None,
 ) -> Path:
     """Write a ``baseline.json`` (zero-shot score of the base model or of its instruct model)."""
-    import json
+    from .catalog import get_base_model
+    from .results import save_baseline
 
-    from .catalog import get_base_model, get_benchmark
-    from .results import baseline_dir
-
-    folder = baseline_dir(results_root, get_benchmark(benchmark).id, get_base_model(base_model), limit, checkpoint)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "baseline.json").write_text(json.dumps(
-        {"benchmark": benchmark, "base_model": base_model, "checkpoint": checkpoint, "limit": limit,
-         "score": score, "status": "ok"}
-    ))
+    folder = save_baseline(results_root, benchmark=benchmark, base_model=get_base_model(base_model), score=score,
+                           checkpoint=checkpoint, limit=limit)
     return folder

@@ -29,6 +29,8 @@ FLAG_CODES = {
     "trace_audit": "A",
     "transfer": "X",
     "model_format": "F",
+    "judge_contamination": "C",  # imported upstream judge verdicts
+    "judge_disallowed_model": "M",
 }
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..domain import RUN_RECORD_SCHEMA_VERSION, RunRecord
-from ..fsutil import atomic_write_text
+from ..domain import RUN_RECORD_SCHEMA_VERSION, BaseModel, RunRecord
+from ..fsutil import atomic_write_json, atomic_write_text
+from .layout import baseline_dir
 
 
 class RecordError(ValueError):
@@ -37,3 +38,25 @@ def load_record(path: Path) -> RunRecord:
         return RunRecord.model_validate(data)
     except ValidationError as exc:
         raise RecordError(f"{path}: invalid run.json: {exc}") from None
+
+
+def save_baseline(
+    results_root: Path,
+    *,
+    benchmark: str,
+    base_model: BaseModel,
+    score: float | None,
+    status: str = "ok",
+    checkpoint: str = "base",
+    limit: int | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write the ``baseline.json`` of a zero-shot score of ``base_model`` (``checkpoint="base"``)
+    or of its instruct model (``"instruct"``); returns its folder."""
+    folder = baseline_dir(results_root, benchmark, base_model, limit, checkpoint)
+    atomic_write_json(
+        folder / "baseline.json",
+        {"benchmark": benchmark, "base_model": base_model.hub_id, "checkpoint": checkpoint, "limit": limit,
+         "score": score, "status": status, **(extra or {})},
+    )
+    return folder

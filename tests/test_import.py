@@ -1,0 +1,134 @@
+"""`ptb import`: upstream result folders (sentinels included) into our records, reproducing the
+published post-fallback grid and factors through our own leaderboard."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from posttrainbench.cli import app
+from posttrainbench.leaderboard.tables import build_report
+from posttrainbench.results.importer import import_upstream, parse_method
+
+REF = Path(__file__).parent / "fixtures" / "leaderboard_reference"
+METHOD = "opencode_zai_glm-5_10h_run2"
+HUB = {"Qwen3-1.7B-Base": "Qwen_Qwen3-1.7B-Base", "Qwen3-4B-Base": "Qwen_Qwen3-4B-Base",
+       "SmolLM3-3B-Base": "HuggingFaceTB_SmolLM3-3B-Base", "gemma-3-4b-pt": "google_gemma-3-4b-pt"}
+
+
+def _grid(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
+    rows = list(csv.reader(path.open()))
+    return rows[0][1:], {r[0]: dict(zip(rows[0][1:], r[1:])) for r in rows[1:]}
+
+
+def _write_upstream(src: Path) -> None:
+    """Upstream folders for the raw glm-5 grid: numbers -> metrics.json; ERR -> eval retries
+    exhausted; 'not stored' -> no metrics, no final model. Plus an older superseded run."""
+    benches, grid = _grid(REF / f"aggregated_{METHOD}.csv")
+    job = 1000
+    for model, cells in grid.items():
+        for bench in benches:
+            job += 1
+            run = src / METHOD / f"{bench}_{HUB[model]}_{job}"
+            run.mkdir(parents=True)
+            (run / "time_taken.txt").write_text("5:30:00\n")
+            (run / "judgement_gpt5_4.json").write_text(json.dumps({"contamination": False, "disallowed_model": False}))
+            value = cells[bench]
+            if value == "ERR":
+                (run / "final_eval_9.txt").write_text("CUDA error\n")
+                (run / "final_model").mkdir()
+            elif value != "not stored":
+                (run / "metrics.json").write_text(json.dumps({"accuracy": float(value), "stderr": 0.01}))
+                (run / "final_model").mkdir()
+    old = src / METHOD / f"gsm8k_{HUB['Qwen3-4B-Base']}_17"  # lower job id: superseded
+    old.mkdir()
+    (old / "metrics.json").write_text(json.dumps({"accuracy": 0.99}))
+
+
+def test_import_reproduces_the_published_post_fallback_grid_and_factors(tmp_path: Path) -> None:
+    src, res = tmp_path / "upstream", tmp_path / "results"
+    _write_upstream(src)
+    runner = CliRunner()
+    out = runner.invoke(app, ["import", str(src), "--results", str(res), "--baselines", str(REF / "aggregated_baseline.csv")])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert "imported 28 runs (1 superseded)" in text and "problem" not in text
+    rep = build_report(res)
+    # weights from the imported base + instruct baselines are the published factors
+    factors = json.loads((REF / "factors.json").read_text())
+    assert rep.weights.keys() == factors.keys()
+    for b, f in factors.items():
+        assert rep.weights[b] == pytest.approx(f, rel=1e-12, abs=0)
+    # every post-fallback cell equals the published final grid, to the bit
+    benches, final = _grid(REF / f"final_{METHOD}.csv")
+    short = {v.replace("_", "/", 1): k for k, v in HUB.items()}
+    got = {(short[c.base_model], c.benchmark): c.score for c in rep.cells}
+    assert len(got) == 28
+    for model, cells in final.items():
+        for bench in benches:
+            assert repr(got[(model, bench)]) == cells[bench], (model, bench)
+    fallback = sorted((short[c.base_model], c.benchmark, c.reason) for c in rep.cells if c.fallback)
+    assert [f[:2] for f in fallback] == [
+        ("Qwen3-4B-Base", "bfcl"), ("SmolLM3-3B-Base", "bfcl"), ("SmolLM3-3B-Base", "gpqamain"), ("SmolLM3-3B-Base", "humaneval")]
+    assert "exhausted its retries" in fallback[0][2] and "not stored" in fallback[1][2]
+    (agent,) = rep.agents
+    assert agent.label == "opencode/zai_glm-5@10h" and agent.mean_time_s == 5.5 * 3600
+    # importing again is idempotent
+    again = runner.invoke(app, ["import", str(src), "--results", str(res)])
+    assert again.exit_code == 0 and len(build_report(res).cells) == 28
+
+
+def test_sentinels_and_bad_folders(tmp_path: Path) -> None:
+    src, res = tmp_path / "up", tmp_path / "res"
+    m = src / "claude_claude-opus-4-5_10h_v5"
+
+    def run(name: str, **files: str) -> Path:
+        d = m / name
+        d.mkdir(parents=True)
+        for f, text in files.items():
+            (d / f.replace("__", ".")).write_text(text)
+        return d
+
+    ok = {"metrics__json": '{"accuracy": 0.5}', "time_taken__txt": "1:00:00"}
+    run("gsm8k_Qwen_Qwen3-4B-Base_1", **ok, contamination_judgement__txt="contamination detected: uses test set",
+        disallowed_model_judgement__txt="only allowed use detected")
+    run("humaneval_Qwen_Qwen3-4B-Base_2", **ok)  # no judgement at all
+    run("aime2025_Qwen_Qwen3-4B-Base_3", **ok, judgement_gpt5_4__json="the judge said: fine")
+    run("bfcl_Qwen_Qwen3-4B-Base_4", metrics__json='{"accuracy": "high"}',
+        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}')
+    run("gpqamain_Qwen_Qwen3-4B-Base_5", metrics__json='{"accuracy": 0.3}', time_taken__txt="garbage",
+        judgement_gpt5_4_rerun__json='{"contamination": false, "disallowed_model": true}',
+        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}')
+    run("mmlu_Qwen_Qwen3-4B-Base_6", **ok)
+    run("gsm8k_Meta_Llama-3-8B_7", **ok)
+    run("not-a-run-folder", **ok)
+    (src / "weird-method-name").mkdir()
+    rep = import_upstream(src, res)
+    problems = "\n".join(rep.problems)
+    assert len(rep.imported) == 5
+    assert "unknown benchmark id 'mmlu'" in problems and "unknown base model 'Meta/Llama-3-8B'" in problems
+    assert "does not parse" in problems and "weird-method-name" in problems
+    report = build_report(res)
+    cells = {c.benchmark: c for c in report.cells}
+    assert cells["gsm8k"].fallback and cells["gsm8k"].flags == ["C"]
+    assert cells["humaneval"].fallback and cells["humaneval"].flags == ["C?", "M?"]
+    assert cells["aime2025"].reason == "verification not_run" and cells["aime2025"].flags == ["C?", "M?"]
+    rec = json.loads((res / cells["aime2025"].path / "run.json").read_text())
+    assert "judgement_gpt5_4.json unreadable" in rec["verdicts"][0]["summary"]
+    assert cells["bfcl"].raw is None and "not a number" in (cells["bfcl"].reason or "")
+    assert cells["gpqamain"].flags == ["M"], "the rerun judgement wins over the original"
+    assert cells["gpqamain"].time_used_s is None
+    assert all(c.fallback for c in report.cells)
+
+
+def test_parse_method_names() -> None:
+    assert parse_method("claude_claude-opus-4-5_10h_final_v3") == ("claude", "claude-opus-4-5", 10.0, "final_v3")
+    assert parse_method("codex_non_api_high_gpt-5.4_10h_run1") == ("codex", "non_api_high_gpt-5.4", 10.0, "run1")
+    assert parse_method("claude_non_api_claude-opus-4-6_1m__10h_run1")[2:] == (10.0, "run1")
+    assert parse_method("reference_sft_0.5h") == ("reference", "sft", 0.5, "")
+    with pytest.raises(ValueError, match="does not look like"):
+        parse_method("baseline")
