@@ -110,16 +110,14 @@ def _sum_or_none(xs: list[float | None]) -> float | None:
 
 def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) -> dict[str, float | None]:
     """Σ_b w_b · (mean over repeats of the cell) for each base model; None if a cell is missing."""
+    by_key: dict[tuple[str, str], list[float]] = {}
+    for c in cells:
+        if c.score is not None:
+            by_key.setdefault((c.base_model, c.benchmark), []).append(c.score)
     out: dict[str, float | None] = {}
     for m in models:
-        total: float | None = 0.0
-        for b, w in weights.items():
-            vals = [c.score for c in cells if c.base_model == m and c.benchmark == b and c.score is not None]
-            if not vals or total is None:
-                total = None
-                continue
-            total += w * (sum(vals) / len(vals))
-        out[m] = total
+        vals = [by_key.get((m, b)) for b in weights]
+        out[m] = None if not all(vals) else sum(w * sum(v) / len(v) for w, v in zip(weights.values(), vals))  # type: ignore[arg-type]
     return out
 
 

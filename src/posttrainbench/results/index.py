@@ -120,8 +120,9 @@ def open_index(root: Path, *, db_path: Path | None = None) -> Iterator[sqlite3.C
         conn.close()
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path | None]]:
-    """(relative run-folder path, its run.json or None) for every folder two levels down."""
+def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]]:
+    """(relative run-folder path, its run.json path, its stat or None) for every folder two
+    levels down. Plain ``os`` calls: this runs over every folder on every refresh."""
     try:
         groups = sorted(os.scandir(root), key=lambda e: e.name)
     except FileNotFoundError:
@@ -132,8 +133,12 @@ def _walk(root: Path) -> Iterator[tuple[str, Path | None]]:
         for r in sorted(os.scandir(g.path), key=lambda e: e.name):
             if not r.is_dir() or r.name.startswith((".", "_")):
                 continue
-            rj = Path(r.path) / "run.json"
-            yield f"{g.name}/{r.name}", rj if rj.is_file() else None
+            rj = os.path.join(r.path, "run.json")
+            try:
+                st = os.stat(rj)
+            except (FileNotFoundError, NotADirectoryError):
+                st = None
+            yield f"{g.name}/{r.name}", rj, st
 
 
 def read_summary(run_json: Path, rel: str) -> RunSummary:
@@ -194,19 +199,18 @@ def refresh(root: Path, *, full: bool = False, db_path: Path | None = None) -> R
             )
             stats.problems += 1
 
-        for rel, rj in _walk(root):
+        for rel, rj, st in _walk(root):
             stats.scanned += 1
             seen.add(rel)
-            if rj is None:
+            if st is None:
                 problem(rel, None, f"{root / rel}: no run.json (not a run folder, or a run that never started)")
                 continue
-            st = rj.stat()
             stamp = (st.st_mtime_ns, st.st_size)
             if known.get(rel) == stamp or known_p.get(rel) == stamp:
                 continue
             stats.parsed += 1
             try:
-                s = read_summary(rj, rel)
+                s = read_summary(Path(rj), rel)
             except RecordError as exc:
                 problem(rel, st, str(exc))
                 continue
