@@ -32,6 +32,7 @@ __all__ = [
     "MissingCellsError",
     "RepeatsSummary",
     "ScoreBreakdown",
+    "agent_label",
     "agent_score",
     "agent_score_over_repeats",
     "apply_fallback",
@@ -279,9 +280,12 @@ class LeaderboardRow:
 
     @property
     def label(self) -> str:
-        """``agent/config`` plus ``@<H>h`` where the time budget is known."""
-        h = "" if self.hours is None else f"@{self.hours:g}h"
-        return f"{self.agent}/{self.agent_config}{h}"
+        return agent_label(self.agent, self.agent_config, self.hours)
+
+
+def agent_label(agent: str, agent_config: str, hours: float | None) -> str:
+    """How an agent is named on the leaderboard: ``agent/config`` plus ``@<H>h`` where known."""
+    return f"{agent}/{agent_config}" + ("" if hours is None else f"@{hours:g}h")
 
 
 def leaderboard_from_cells(

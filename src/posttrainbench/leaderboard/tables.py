@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from .aggregate import LeaderboardRow, normalised_gain
+from .aggregate import agent_label, normalised_gain
 from .from_results import leaderboard, resolve_weights
 from .scoring import Cell
 
@@ -143,7 +143,7 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
     raw_by_agent: dict[tuple, list[Cell]] = {}
     for c in sorted(cells, key=lambda c: (c.agent, c.agent_config, c.hours or 0, c.benchmark, c.base_model, c.repeat)):
         s = runs.get(c.path)
-        label = LeaderboardRow(c.agent, c.agent_config, None, None, 0, {}, 0, hours=c.hours).label
+        label = agent_label(c.agent, c.agent_config, c.hours)
         row = CellRow(
             label=label, benchmark=c.benchmark, base_model=c.base_model, repeat=c.repeat, score=c.score,
             raw=c.raw, fallback=c.fallback, reason=c.reason, flags=[flag_code(f) for f in c.flags],
