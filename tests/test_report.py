@@ -1,0 +1,370 @@
+"""``ptb report``: the static HTML site, checked in a real headless Chromium.
+
+The results folder is written directly (run.json, trace.json, evidence, baselines) with the
+results layout and store: no model runs. It holds three agents with repeats, a failed run
+(fallback cell), an unverified run (fallback cell), a broken run folder, and a hostile trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
+from posttrainbench.catalog import get_base_model
+from posttrainbench.cli import app
+from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
+from posttrainbench.fsutil import atomic_write_json
+from posttrainbench.report import build_site
+from posttrainbench.results import baseline_dir, run_paths, save_record
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+MODELS = ("Qwen/Qwen3-1.7B-Base", "google/gemma-3-4b-pt")
+BENCHES = ("gsm8k", "humaneval")
+BASELINE = {("gsm8k", MODELS[0]): 0.30, ("gsm8k", MODELS[1]): 0.20,
+            ("humaneval", MODELS[0]): 0.25, ("humaneval", MODELS[1]): 0.15}
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+HOSTILE_TEXT = "<script>window.__pwned = 1</script> hello"
+HOSTILE_CMD = '<img src=x onerror="window.__pwned2 = 1">'
+HOSTILE_OUT = "</pre></details><script>window.__pwned3 = 1</script><b>bold?</b>"
+NEEDLE = "needle-qx7"
+
+# Raw scores by (agent, repeat, benchmark, model); None = the run failed.
+SCORES: dict[str, dict[int, dict[tuple[str, str], float | None]]] = {
+    "alpha": {
+        0: {("gsm8k", MODELS[0]): 0.80, ("gsm8k", MODELS[1]): 0.70,
+            ("humaneval", MODELS[0]): 0.60, ("humaneval", MODELS[1]): 0.50},
+        1: {("gsm8k", MODELS[0]): 0.84, ("gsm8k", MODELS[1]): 0.74,
+            ("humaneval", MODELS[0]): 0.62, ("humaneval", MODELS[1]): 0.52},
+    },
+    "beta": {  # repeat 1, gsm8k on Qwen failed -> fallback to 0.30
+        0: {("gsm8k", MODELS[0]): 0.50, ("gsm8k", MODELS[1]): 0.40,
+            ("humaneval", MODELS[0]): 0.30, ("humaneval", MODELS[1]): 0.20},
+        1: {("gsm8k", MODELS[0]): None, ("gsm8k", MODELS[1]): 0.44,
+            ("humaneval", MODELS[0]): 0.34, ("humaneval", MODELS[1]): 0.24},
+    },
+    "gamma": {  # one repeat; humaneval on gemma fails verification (tamper) -> fallback 0.15
+        0: {("gsm8k", MODELS[0]): 0.95, ("gsm8k", MODELS[1]): 0.92,
+            ("humaneval", MODELS[0]): 0.70, ("humaneval", MODELS[1]): 0.99},
+    },
+}
+UNVERIFIED = ("gamma", 0, "humaneval", MODELS[1])
+HOSTILE_RUN = ("gamma", 0, "gsm8k", MODELS[0])
+
+
+def _expected_scores() -> dict[str, tuple[float, float | None]]:
+    """Agent scores computed here by hand: equal weights, fallback = zero-shot baseline."""
+    out = {}
+    for agent, repeats in SCORES.items():
+        per_repeat = []
+        for r, cells in repeats.items():
+            vals = {}
+            for key, raw in cells.items():
+                unverified = (agent, r, *key) == UNVERIFIED
+                vals[key] = BASELINE[key] if raw is None or unverified else raw
+            per_repeat.append(sum(0.5 * statistics.fmean(vals[(b, m)] for m in MODELS) for b in BENCHES))
+        out[agent] = (statistics.fmean(per_repeat), statistics.stdev(per_repeat) if len(per_repeat) > 1 else None)
+    return out
+
+
+def _trace(agent: str, hostile: bool) -> Trace:
+    steps = [
+        TraceStep(index=0, role="system", text="session start"),
+        TraceStep(index=1, role="assistant", text=HOSTILE_TEXT if hostile else "Let me look around.",
+                  tool_calls=[ToolCall(id="c1", name="Bash", input={"command": HOSTILE_CMD if hostile else "ls"})],
+                  input_tokens=1200, output_tokens=80, cost_usd=0.0123),
+        TraceStep(index=2, role="user", tool_results=[ToolResult(call_id="c1", output=HOSTILE_OUT if hostile else "a b")]),
+        TraceStep(index=3, role="assistant", text="Train now.",
+                  tool_calls=[ToolCall(id="c2", name="Bash", input={"command": "python train.py"})],
+                  input_tokens=1500, output_tokens=40, cost_usd=0.01),
+        TraceStep(index=4, role="user",
+                  tool_results=[ToolResult(call_id="c2", output=f"loss 0.1 {NEEDLE}", is_error=False)]),
+        TraceStep(index=5, role="assistant", text="Done.", input_tokens=1600, output_tokens=10, cost_usd=0.009),
+    ]
+    return Trace(agent=agent, model="claude-x", source="solve_out.txt", steps=steps)
+
+
+def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
+    """A results folder of synthetic runs; returns run folders by (agent, repeat, bench, model)."""
+    folders = {}
+    for (bench, model), score in BASELINE.items():
+        folder = baseline_dir(root, bench, get_base_model(model), None)
+        atomic_write_json(folder / "baseline.json",
+                          {"benchmark": bench, "base_model": model, "limit": None, "score": score, "status": "ok"})
+    for agent, repeats in SCORES.items():
+        for repeat, cells in repeats.items():
+            for (bench, model), raw in cells.items():
+                key = (agent, repeat, bench, model)
+                spec = RunSpec(agent=agent, base_model=model, benchmark=bench, hours=1.0, repeat=repeat)
+                paths = run_paths(root, spec, get_base_model(model))
+                phases = {}
+                start = T0 + timedelta(hours=repeat)
+                for i, p in enumerate(PHASES):
+                    failed = raw is None and p == "evaluate"
+                    later = raw is None and PHASES.index(p) > PHASES.index("evaluate")
+                    phases[p] = PhaseState(
+                        status="failed" if failed else "pending" if later else "done",
+                        started_at=None if later else start + timedelta(minutes=10 * i),
+                        finished_at=None if later else start + timedelta(minutes=10 * i + 5),
+                        error="CUDA out of memory <oom>" if failed else None)
+                evidence = paths.evidence / "tamper.json"
+                atomic_write_json(evidence, {"gate": "tamper", "changed": ["evaluate.py"] if key == UNVERIFIED else []})
+                tamper_failed = key == UNVERIFIED
+                verdicts = [
+                    Verdict(gate="tamper", status=VerdictStatus.failed if tamper_failed else VerdictStatus.passed,
+                            summary="evaluate.py changed" if tamper_failed else "3 harness files unchanged",
+                            evidence=(str(evidence),)),
+                    Verdict(gate="lineage", status=VerdictStatus.passed, summary="fine-tune of the base model"),
+                ]
+                time_used = 1800.0 + 600 * repeat + 60 * len(agent)
+                record = RunRecord(
+                    run_id=spec.run_id(), spec=spec, created_at=start, phases=phases, verdicts=verdicts,
+                    required_gates=["tamper", "lineage"],
+                    final_verdict=VerdictStatus.failed if tamper_failed else VerdictStatus.passed,
+                    metrics={"status": "ok", "score": raw, "metric": "accuracy", "n_scored": 100}
+                    if raw is not None else {"status": "failed", "error": "CUDA out of memory"},
+                    time_used_s=time_used, exit_code=0,
+                    usage={"input_tokens": 4300.0, "output_tokens": 130.0, "cost_usd": 0.0313, "steps": 6.0,
+                           "tool_calls": 2.0},
+                    failure="evaluate: CUDA out of memory" if raw is None else None,
+                )
+                save_record(paths.run_json, record)
+                save_trace(paths.trace_json, _trace(agent, hostile=key == HOSTILE_RUN))
+                folders[key] = paths.root
+    # A broken run folder: must be listed on the site, not crash it.
+    broken = root / "delta_default_1h" / "gsm8k_Qwen_Qwen3-1.7B-Base_0123456789ab"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text("{not json", encoding="utf-8")
+    return folders
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("results")
+    folders = write_results(root)
+    out = tmp_path_factory.mktemp("site")
+    result = build_site(root, out)
+    return root, folders, result
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class _Page:
+    """A page that records console errors, page errors and failed requests."""
+
+    def __init__(self, browser, url: str) -> None:  # noqa: ANN001
+        self.errors: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
+                     if m.type in ("error", "warning") else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
+        self.page.goto(url, wait_until="load")
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def _col(page, table: str, index: int) -> list[str]:  # noqa: ANN001
+    return page.eval_on_selector_all(f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent.trim())")
+
+
+def test_site_files_and_problems(site) -> None:
+    root, folders, result = site
+    assert result.index.is_file()
+    for name in ("benchmarks.html", "models.html", "runs.html", "assets/report.css", "assets/report.js"):
+        assert (result.out_dir / name).is_file(), name
+    for stem in ("scores", "time_vs_score", "heatmap"):
+        for ext in ("png", "svg"):
+            assert (result.out_dir / "plots" / f"{stem}.{ext}").stat().st_size > 1000
+    assert len(list((result.out_dir / "runs").glob("*/*/index.html"))) == len(folders)
+    # The broken folder is reported with its path; everything else still aggregated.
+    assert [p for p in result.problems if "0123456789ab" in p and "unreadable run.json" in p]
+    assert result.n_runs == len(folders) and result.n_agents == 3
+    # Evidence copied next to the run page.
+    copied = list((result.out_dir / "runs").glob("*/*/evidence/tamper.json"))
+    assert len(copied) == len(folders)
+    # No inline script anywhere: the only script is our own file.
+    for page in result.pages:
+        text = page.read_text(encoding="utf-8")
+        assert text.count("<script") == 1 and '<script src="' in text, page
+
+
+def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
+    from PIL import Image, ImageStat
+
+    _, _, result = site
+    p = _Page(browser, result.index.as_uri())
+    page = p.page
+    expected = _expected_scores()
+    order = sorted(expected, key=lambda a: -expected[a][0])
+    assert order == ["gamma", "alpha", "beta"]  # the fixture is built so, keep it so
+    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in order]
+    assert _col(page, "leaderboard", 2) == [f"{expected[a][0]:.3f}" for a in order]
+    stds = _col(page, "leaderboard", 3)
+    assert stds[order.index("gamma")] == "—"  # one repeat: no std, no crash
+    assert stds[order.index("alpha")] == f"± {expected['alpha'][1]:.3f}"
+    # verified, fallback counts
+    assert _col(page, "leaderboard", 6) == ["3 / 4", "8 / 8", "8 / 8"]
+    assert _col(page, "leaderboard", 7) == ["1", "0", "1"]
+
+    shot = tmp_path / "index.png"
+    page.screenshot(path=str(shot))
+    img = Image.open(shot)
+    assert img.format == "PNG" and img.size == (1280, 900)
+    stat = ImageStat.Stat(img.convert("L"))
+    assert stat.stddev[0] > 20, stat.stddev  # not a blank page
+    if os.environ.get("PTB_REPORT_SCREENSHOT"):  # used to refresh docs/report-screenshot.png
+        img.save(os.environ["PTB_REPORT_SCREENSHOT"])
+
+    # Sorting: agent name A-Z, then score twice (descending, ascending).
+    page.click("#leaderboard th:has-text('agent')")
+    assert _col(page, "leaderboard", 1) == ["alpha/default", "beta/default", "gamma/default"]
+    assert page.get_attribute("#leaderboard th:has-text('agent')", "aria-sort") == "ascending"
+    score_th = "#leaderboard thead th:nth-child(3)"
+    page.click(score_th)
+    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in order]
+    page.click(score_th)
+    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in reversed(order)]
+    assert page.get_attribute(score_th, "aria-sort") == "ascending"
+
+    # Plots loaded.
+    sizes = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
+    assert len(sizes) == 3 and all(ok and w > 100 for ok, w in sizes), sizes
+    # The broken run folder is listed.
+    assert "0123456789ab" in page.inner_text("#problems ~ ul.problems")
+
+    assert p.errors == []
+    p.close()
+
+
+def test_grouped_views_in_chromium(site, browser) -> None:
+    _, _, result = site
+    for name in ("benchmarks.html", "models.html", "runs.html"):
+        p = _Page(browser, (result.out_dir / name).as_uri())
+        links = p.page.eval_on_selector_all("main a[href*='runs/']", "as => as.map(a => a.href)")
+        assert links, name
+        for href in links[:3]:  # links resolve to run pages
+            assert Path(href.removeprefix("file://")).is_file(), href
+        assert p.errors == [], name
+        p.close()
+    p = _Page(browser, (result.out_dir / "benchmarks.html").as_uri())
+    text = p.page.inner_text("main")
+    # beta on gsm8k/Qwen: mean over repeats of 0.50 and the fallback 0.30, marked as fallback.
+    row = p.page.inner_text("#bench-gsm8k + p + table tbody tr:has-text('beta')")
+    assert f"{(0.50 + 0.30) / 2:.3f}" in row and "1 fb" in row
+    assert "humaneval" in text
+    p.close()
+    p = _Page(browser, (result.out_dir / "runs.html").as_uri())
+    assert len(_col(p.page, "runs", 0)) == 20
+    p.close()
+
+
+def test_run_page_with_hostile_trace(site, browser) -> None:
+    root, folders, result = site
+    folder = folders[HOSTILE_RUN]
+    page_path = result.out_dir / "runs" / folder.parent.name / folder.name / "index.html"
+    p = _Page(browser, page_path.as_uri())
+    page = p.page
+    # The hostile script did not run; its text is shown as text.
+    assert page.evaluate("[window.__pwned, window.__pwned2, window.__pwned3]") == [None, None, None]
+    assert page.evaluate("document.querySelectorAll('main script, #trace img, #trace b').length") == 0
+    assert HOSTILE_TEXT in page.inner_text("#trace")
+    # Spec, phases, verdicts with evidence, metrics.
+    assert "gsm8k" in page.inner_text("#spec") and MODELS[0] in page.inner_text("#spec")
+    assert page.locator("#phases tbody tr").count() == len(PHASES)
+    assert page.locator("#verdicts tbody tr").count() == 2
+    href = page.get_attribute("#verdicts a.evidence", "href")
+    assert json.loads((page_path.parent / href).read_text())["gate"] == "tamper"
+    assert "0.95" in page.inner_text("#metrics")
+
+    # Tool calls are collapsed; the search filters steps and opens the matching tool result.
+    steps = page.locator("#trace .step")
+    assert steps.count() == 6
+    assert page.evaluate("[...document.querySelectorAll('#trace details')].every(d => !d.open)")
+    page.fill("#trace-search", NEEDLE)
+    visible = page.eval_on_selector_all("#trace .step", "s => s.filter(x => !x.hidden).map(x => x.dataset.step)")
+    assert visible == ["4"]
+    assert page.inner_text("#trace-count") == "1 of 6 steps"
+    assert page.evaluate("document.querySelector('#trace .step[data-step=\"4\"] details').open") is True
+    assert page.locator(f"#trace .step[data-step='4'] pre:has-text('{NEEDLE}')").is_visible()
+    page.fill("#trace-search", "python train")
+    assert page.eval_on_selector_all("#trace .step", "s => s.filter(x => !x.hidden).length") == 1
+    page.fill("#trace-search", "")
+    assert page.eval_on_selector_all("#trace .step", "s => s.filter(x => !x.hidden).length") == 6
+    page.click("button[data-details='open']")
+    assert page.evaluate("[...document.querySelectorAll('#trace details')].every(d => d.open)")
+    # Still nothing executed after opening everything.
+    assert page.evaluate("[window.__pwned, window.__pwned2, window.__pwned3]") == [None, None, None]
+    assert p.errors == []
+    p.close()
+
+
+def test_failed_and_unverified_run_pages(site, browser) -> None:
+    _, folders, result = site
+    failed = folders[("beta", 1, "gsm8k", MODELS[0])]
+    p = _Page(browser, (result.out_dir / "runs" / failed.parent.name / failed.name / "index.html").as_uri())
+    assert "evaluate: CUDA out of memory" in p.page.inner_text("#failure")
+    phases = p.page.inner_text("#phases")
+    assert "CUDA out of memory <oom>" in phases and "failed" in phases
+    outcome = p.page.inner_text("#outcome")
+    assert "fallback" in outcome and "0.3000" in outcome
+    assert p.errors == []
+    p.close()
+    unverified = folders[UNVERIFIED]
+    p = _Page(browser, (result.out_dir / "runs" / unverified.parent.name / unverified.name / "index.html").as_uri())
+    outcome = p.page.inner_text("#outcome")
+    assert "0.9900" in outcome and "verification fail" in outcome  # raw kept, fallback shown
+    assert "fail" in p.page.inner_text("#verdicts tbody tr:first-child")
+    assert p.errors == []
+    p.close()
+
+
+def test_bad_traces_and_empty_results_do_not_crash(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    folders = write_results(root)
+    victim = folders[("alpha", 0, "gsm8k", MODELS[0])]
+    (victim / "trace.json").write_text('{"steps": "nope"', encoding="utf-8")
+    (folders[("alpha", 1, "gsm8k", MODELS[0])] / "trace.json").unlink()
+    result = build_site(root, tmp_path / "site")
+    assert [p for p in result.problems if str(victim / "trace.json") in p and "unreadable trace" in p]
+    page = result.out_dir / "runs" / victim.parent.name / victim.name / "index.html"
+    assert "Unreadable trace.json" in page.read_text()
+    # An empty results folder still gives a site saying so.
+    (tmp_path / "none").mkdir()
+    text = build_site(tmp_path / "none", tmp_path / "site2").index.read_text()
+    assert "0 agents, 0 runs" in text and "No agent could be ranked" in text
+    with pytest.raises(ValueError, match="results folder itself"):
+        build_site(root, root)
+
+
+def test_cli_report(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    write_results(root)
+    out = tmp_path / "site"
+    res = CliRunner().invoke(app, ["report", str(root), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "0123456789ab" in res.output and (out / "index.html").is_file()
+    assert "3 agents, 20 runs" in res.output
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
+    assert res.exit_code == 2 and "not a folder" in res.output
