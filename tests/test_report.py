@@ -247,6 +247,11 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
     page.click(score_th)
     assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in reversed(order)]
     assert page.get_attribute(score_th, "aria-sort") == "ascending"
+    std_th = "#leaderboard thead th:nth-child(4)"  # gamma has one repeat: no std, always last
+    page.click(std_th)
+    assert _col(page, "leaderboard", 1) == ["alpha/default", "beta/default", "gamma/default"]
+    page.click(std_th)
+    assert _col(page, "leaderboard", 1) == ["beta/default", "alpha/default", "gamma/default"]
 
     # Plots loaded.
     sizes = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")

@@ -30,7 +30,8 @@ MAX_EVIDENCE_BYTES = 5_000_000  # evidence files larger than this are linked by 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 # A strict policy: our own script and style files only; nothing inline can run even if some
-# text escaped escaping. ``file:`` is listed because Chromium treats file pages as opaque origins.
+# text escaped escaping. ``file:`` is listed for browsers that give every local file its own
+# origin (so that ``'self'`` alone would block the site's own files when opened from disk).
 CSP = ("default-src 'none'; script-src 'self' file:; style-src 'self' file:; "
        "img-src 'self' file: data:; base-uri 'none'; form-action 'none'")
 
