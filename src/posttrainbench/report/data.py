@@ -70,8 +70,15 @@ class ReportData:
     def models(self) -> list[str]:
         return sorted({r.cell.base_model for r in self.runs})
 
+    _by_agent: dict[tuple[str, str], list[RunEntry]] | None = field(default=None, repr=False)
+
     def agent_runs(self, agent: tuple[str, str]) -> list[RunEntry]:
-        return [r for r in self.runs if r.agent_key == agent]
+        """The runs of one (agent, config), in record order."""
+        if self._by_agent is None:
+            self._by_agent = defaultdict(list)
+            for r in self.runs:
+                self._by_agent[r.agent_key].append(r)
+        return list(self._by_agent.get(agent, ()))
 
     def totals(self, agent: tuple[str, str]) -> AgentTotals:
         """Counts, mean time used and usage sums of one agent's runs."""
