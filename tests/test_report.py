@@ -22,7 +22,7 @@ from posttrainbench.cli import app
 from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from posttrainbench.fsutil import atomic_write_json
 from posttrainbench.report import build_site
-from posttrainbench.results import baseline_dir, run_paths, save_record
+from posttrainbench.results import baseline_dir, load_record, run_paths, save_record
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -345,16 +345,35 @@ def test_failed_and_unverified_run_pages(site, browser) -> None:
     p.close()
 
 
-def test_bad_traces_and_empty_results_do_not_crash(tmp_path: Path) -> None:
+def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     root = tmp_path / "results"
     folders = write_results(root)
     victim = folders[("alpha", 0, "gsm8k", MODELS[0])]
     (victim / "trace.json").write_text('{"steps": "nope"', encoding="utf-8")
     (folders[("alpha", 1, "gsm8k", MODELS[0])] / "trace.json").unlink()
+    # Evidence outside the run folder is never copied; missing evidence is said to be missing.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not publish", encoding="utf-8")
+    odd_run = folders[("beta", 0, "gsm8k", MODELS[0])]
+    rec = load_record(odd_run / "run.json")
+    rec.verdicts = [Verdict(gate="tamper", status=VerdictStatus.passed, evidence=(str(secret), "gone.json"))]
+    save_record(odd_run / "run.json", rec)
+    # An agent name that matplotlib would read as mathtext, and HTML as markup.
+    spec = RunSpec(agent="odd$\\nope{$<i>", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)
+    save_record(run_paths(root, spec, get_base_model(MODELS[0])).run_json, RunRecord(
+        run_id=spec.run_id(), spec=spec, metrics={"status": "ok", "score": 0.5},
+        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
+
     result = build_site(root, tmp_path / "site")
     assert [p for p in result.problems if str(victim / "trace.json") in p and "unreadable trace" in p]
+    assert not [p for p in result.problems if p.startswith("plot ")], result.problems
     page = result.out_dir / "runs" / victim.parent.name / victim.name / "index.html"
     assert "Unreadable trace.json" in page.read_text()
+    odd_page = (result.out_dir / "runs" / odd_run.parent.name / odd_run.name / "index.html").read_text()
+    assert "not found in the run folder" in odd_page and "gone.json" in odd_page
+    assert not [p for p in result.out_dir.rglob("*") if p.is_file() and "do not publish" in p.read_text(errors="replace")]
+    index = result.index.read_text()
+    assert "odd$\\nope{$&lt;i&gt;" in index and "<i>" not in index
     # An empty results folder still gives a site saying so.
     (tmp_path / "none").mkdir()
     text = build_site(tmp_path / "none", tmp_path / "site2").index.read_text()
