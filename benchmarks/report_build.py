@@ -30,15 +30,14 @@ def generate(root: Path, agents: int, repeats: int, steps: int) -> int:
     from posttrainbench.catalog import BENCHMARKS, PAPER_BASE_MODELS
     from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
     from posttrainbench.fsutil import atomic_write_json
-    from posttrainbench.results import baseline_dir, run_paths, save_record
+    from posttrainbench.results import run_paths, save_baseline, save_record
 
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     benches = [b.id for b in BENCHMARKS.values() if not b.demo]
     for i, bench in enumerate(benches):
         for j, model in enumerate(PAPER_BASE_MODELS):
-            atomic_write_json(baseline_dir(root, bench, model, None) / "baseline.json",
-                              {"benchmark": bench, "base_model": model.hub_id, "limit": None,
-                               "score": 0.1 + 0.01 * (i + j), "status": "ok"})
+            save_baseline(root, benchmark=bench, base_model=model, score=0.1 + 0.01 * (i + j))
+            save_baseline(root, benchmark=bench, base_model=model, score=0.6 + 0.01 * (i - j), checkpoint="instruct")
     trace_steps = []
     for k in range(steps):
         if k % 2:

@@ -22,7 +22,7 @@ from posttrainbench.cli import app
 from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from posttrainbench.fsutil import atomic_write_json
 from posttrainbench.report import build_site
-from posttrainbench.results import baseline_dir, load_record, run_paths, save_record
+from posttrainbench.results import load_record, run_paths, save_baseline, save_record
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,6 +32,9 @@ MODELS = ("Qwen/Qwen3-1.7B-Base", "google/gemma-3-4b-pt")
 BENCHES = ("gsm8k", "humaneval")
 BASELINE = {("gsm8k", MODELS[0]): 0.30, ("gsm8k", MODELS[1]): 0.20,
             ("humaneval", MODELS[0]): 0.25, ("humaneval", MODELS[1]): 0.15}
+INSTRUCT = {("gsm8k", MODELS[0]): 0.85, ("gsm8k", MODELS[1]): 0.65,
+            ("humaneval", MODELS[0]): 0.70, ("humaneval", MODELS[1]): 0.50}
+LABEL = "{}/default@1h"
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 HOSTILE_TEXT = "<script>window.__pwned = 1</script> hello"
@@ -54,7 +57,7 @@ SCORES: dict[str, dict[int, dict[tuple[str, str], float | None]]] = {
             ("humaneval", MODELS[0]): 0.34, ("humaneval", MODELS[1]): 0.24},
     },
     "gamma": {  # one repeat; humaneval on gemma fails verification (tamper) -> fallback 0.15
-        0: {("gsm8k", MODELS[0]): 0.95, ("gsm8k", MODELS[1]): 0.92,
+        0: {("gsm8k", MODELS[0]): 0.97, ("gsm8k", MODELS[1]): 0.95,
             ("humaneval", MODELS[0]): 0.70, ("humaneval", MODELS[1]): 0.99},
     },
 }
@@ -62,8 +65,16 @@ UNVERIFIED = ("gamma", 0, "humaneval", MODELS[1])
 HOSTILE_RUN = ("gamma", 0, "gsm8k", MODELS[0])
 
 
+def _weights() -> dict[str, float]:
+    """w_b ∝ 1 / (mean instruct − mean base), computed here by hand."""
+    inv = {b: 1 / (statistics.fmean(INSTRUCT[(b, m)] for m in MODELS) - statistics.fmean(BASELINE[(b, m)] for m in MODELS))
+           for b in BENCHES}
+    return {b: v / sum(inv.values()) for b, v in inv.items()}
+
+
 def _expected_scores() -> dict[str, tuple[float, float | None]]:
-    """Agent scores computed here by hand: equal weights, fallback = zero-shot baseline."""
+    """Agent scores computed here by hand: weights as above, fallback = zero-shot baseline."""
+    w = _weights()
     out = {}
     for agent, repeats in SCORES.items():
         per_repeat = []
@@ -72,7 +83,7 @@ def _expected_scores() -> dict[str, tuple[float, float | None]]:
             for key, raw in cells.items():
                 unverified = (agent, r, *key) == UNVERIFIED
                 vals[key] = BASELINE[key] if raw is None or unverified else raw
-            per_repeat.append(sum(0.5 * statistics.fmean(vals[(b, m)] for m in MODELS) for b in BENCHES))
+            per_repeat.append(sum(w[b] * statistics.fmean(vals[(b, m)] for m in MODELS) for b in BENCHES))
         out[agent] = (statistics.fmean(per_repeat), statistics.stdev(per_repeat) if len(per_repeat) > 1 else None)
     return out
 
@@ -97,10 +108,9 @@ def _trace(agent: str, hostile: bool) -> Trace:
 def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
     """A results folder of synthetic runs; returns run folders by (agent, repeat, bench, model)."""
     folders = {}
-    for (bench, model), score in BASELINE.items():
-        folder = baseline_dir(root, bench, get_base_model(model), None)
-        atomic_write_json(folder / "baseline.json",
-                          {"benchmark": bench, "base_model": model, "limit": None, "score": score, "status": "ok"})
+    for checkpoint, scores in (("base", BASELINE), ("instruct", INSTRUCT)):
+        for (bench, model), score in scores.items():
+            save_baseline(root, benchmark=bench, base_model=get_base_model(model), score=score, checkpoint=checkpoint)
     for agent, repeats in SCORES.items():
         for repeat, cells in repeats.items():
             for (bench, model), raw in cells.items():
@@ -141,6 +151,13 @@ def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
                 save_record(paths.run_json, record)
                 save_trace(paths.trace_json, _trace(agent, hostile=key == HOSTILE_RUN))
                 folders[key] = paths.root
+    # An older run of alpha's (repeat 0, gsm8k, Qwen) cell: superseded by the latest, not counted.
+    spec = RunSpec(agent="alpha", base_model=MODELS[0], benchmark="gsm8k", hours=1.0, gpus=1)
+    old = run_paths(root, spec, get_base_model(MODELS[0]))
+    save_record(old.run_json, RunRecord(
+        run_id=spec.run_id(), spec=spec, created_at=T0 - timedelta(days=1), metrics={"status": "ok", "score": 0.01},
+        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
+    folders[("alpha-old", 0, "gsm8k", MODELS[0])] = old.root
     # A broken run folder: must be listed on the site, not crash it.
     broken = root / "delta_default_1h" / "gsm8k_Qwen_Qwen3-1.7B-Base_0123456789ab"
     broken.mkdir(parents=True)
@@ -200,10 +217,10 @@ def test_site_files_and_problems(site) -> None:
     assert len(list((result.out_dir / "runs").glob("*/*/index.html"))) == len(folders)
     # The broken folder is reported with its path; everything else still aggregated.
     assert [p for p in result.problems if "0123456789ab" in p and "unreadable run.json" in p]
-    assert result.n_runs == len(folders) and result.n_agents == 3
+    assert result.n_runs == len(folders) - 1 and result.n_agents == 3  # one run is superseded
     # Evidence copied next to the run page.
     copied = list((result.out_dir / "runs").glob("*/*/evidence/tamper.json"))
-    assert len(copied) == len(folders)
+    assert len(copied) == len(folders) - 1  # the superseded run has no evidence
     # No inline script anywhere: the only script is our own file.
     for page in result.pages:
         text = page.read_text(encoding="utf-8")
@@ -219,7 +236,7 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
     expected = _expected_scores()
     order = sorted(expected, key=lambda a: -expected[a][0])
     assert order == ["gamma", "alpha", "beta"]  # the fixture is built so, keep it so
-    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in order]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in order]
     assert _col(page, "leaderboard", 2) == [f"{expected[a][0]:.3f}" for a in order]
     stds = _col(page, "leaderboard", 3)
     assert stds[order.index("gamma")] == "—"  # one repeat: no std, no crash
@@ -239,19 +256,20 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
 
     # Sorting: agent name A-Z, then score twice (descending, ascending).
     page.click("#leaderboard th:has-text('agent')")
-    assert _col(page, "leaderboard", 1) == ["alpha/default", "beta/default", "gamma/default"]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in ("alpha", "beta", "gamma")]
     assert page.get_attribute("#leaderboard th:has-text('agent')", "aria-sort") == "ascending"
     score_th = "#leaderboard thead th:nth-child(3)"
     page.click(score_th)
-    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in order]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in order]
     page.click(score_th)
-    assert _col(page, "leaderboard", 1) == [f"{a}/default" for a in reversed(order)]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in reversed(order)]
     assert page.get_attribute(score_th, "aria-sort") == "ascending"
+    assert "1/(instruct − base) from recorded baselines" in page.inner_text("main")
     std_th = "#leaderboard thead th:nth-child(4)"  # gamma has one repeat: no std, always last
     page.click(std_th)
-    assert _col(page, "leaderboard", 1) == ["alpha/default", "beta/default", "gamma/default"]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in ("alpha", "beta", "gamma")]
     page.click(std_th)
-    assert _col(page, "leaderboard", 1) == ["beta/default", "alpha/default", "gamma/default"]
+    assert _col(page, "leaderboard", 1) == [LABEL.format(a) for a in ("beta", "alpha", "gamma")]
 
     # Plots loaded.
     sizes = page.eval_on_selector_all("figure img", "imgs => imgs.map(i => [i.complete, i.naturalWidth])")
@@ -282,6 +300,11 @@ def test_grouped_views_in_chromium(site, browser) -> None:
     p.close()
     p = _Page(browser, (result.out_dir / "runs.html").as_uri())
     assert len(_col(p.page, "runs", 0)) == 20
+    superseded = _col(p.page, "superseded-runs", 0)
+    assert superseded == [LABEL.format("alpha")]
+    href = p.page.eval_on_selector("#superseded-runs a", "a => a.href")
+    old_page = Path(href.removeprefix("file://"))
+    assert "Superseded" in old_page.read_text() and "0.0100" not in old_page.read_text()
     p.close()
 
 
@@ -301,7 +324,7 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
     assert page.locator("#verdicts tbody tr").count() == 2
     href = page.get_attribute("#verdicts a.evidence", "href")
     assert json.loads((page_path.parent / href).read_text())["gate"] == "tamper"
-    assert "0.95" in page.inner_text("#metrics")
+    assert "0.97" in page.inner_text("#metrics")
 
     # Tool calls are collapsed; the search filters steps and opens the matching tool result.
     steps = page.locator("#trace .step")
@@ -327,6 +350,12 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
 
 def test_failed_and_unverified_run_pages(site, browser) -> None:
     _, folders, result = site
+    ok = folders[("alpha", 0, "gsm8k", MODELS[0])]
+    p = _Page(browser, (result.out_dir / "runs" / ok.parent.name / ok.name / "index.html").as_uri())
+    gain = (0.80 - BASELINE[("gsm8k", MODELS[0])]) / (INSTRUCT[("gsm8k", MODELS[0])] - BASELINE[("gsm8k", MODELS[0])])
+    assert f"normalised gain\n{gain:.4f}" in p.page.inner_text("#outcome")
+    assert p.errors == []
+    p.close()
     failed = folders[("beta", 1, "gsm8k", MODELS[0])]
     p = _Page(browser, (result.out_dir / "runs" / failed.parent.name / failed.name / "index.html").as_uri())
     assert "evaluate: CUDA out of memory" in p.page.inner_text("#failure")

@@ -14,10 +14,6 @@ def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _agent_name(agent: str, config: str) -> str:
-    return f"{agent}/{config}"
-
-
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:  # noqa: ANN001 (matplotlib Figure)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
@@ -29,10 +25,10 @@ def plot_scores(data: ReportData, out_dir: Path) -> list[Path]:
     """Agent score (mean over repeats) with sample-std error bars; unscored agents left out."""
     import matplotlib.pyplot as plt
 
-    rows = [r for r in data.rows if r.score is not None]
+    rows = [r for r in data.agents if r.score is not None]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 3.6))
     try:
-        names = [_label(_agent_name(r.agent, r.agent_config)) for r in rows]
+        names = [_label(r.label) for r in rows]
         scores = [r.score for r in rows]
         errs = [r.std if r.std is not None else 0.0 for r in rows]
         bars = ax.bar(range(len(rows)), scores, yerr=errs, capsize=4, color="#4c72b0")
@@ -59,13 +55,12 @@ def plot_time_vs_score(data: ReportData, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     try:
         plotted = 0
-        for row in data.rows:
-            totals = data.totals((row.agent, row.agent_config))
-            if row.score is None or totals.time_used_s is None:
+        for row in data.agents:
+            if row.score is None or row.mean_time_s is None:
                 continue
-            hours = totals.time_used_s / 3600
+            hours = row.mean_time_s / 3600
             ax.errorbar([hours], [row.score], yerr=[row.std or 0.0], fmt="o", capsize=3)
-            ax.annotate(_label(_agent_name(row.agent, row.agent_config)), (hours, row.score),
+            ax.annotate(_label(row.label), (hours, row.score),
                         textcoords="offset points", xytext=(5, 4), fontsize=8)
             plotted += 1
         if not plotted:
@@ -86,7 +81,7 @@ def plot_heatmap(data: ReportData, out_dir: Path) -> list[Path]:
     import numpy as np
 
     benches = data.benchmarks
-    rows = data.rows
+    rows = data.agents
     values = np.full((max(len(rows), 1), max(len(benches), 1)), np.nan)
     for i, row in enumerate(rows):
         for j, b in enumerate(benches):
@@ -100,11 +95,11 @@ def plot_heatmap(data: ReportData, out_dir: Path) -> list[Path]:
         image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
         fig.colorbar(image, ax=ax, label="mean cell score")
         ax.set_xticks(range(len(benches)), [_label(b) for b in benches], rotation=30, ha="right")
-        ax.set_yticks(range(len(rows)), [_label(_agent_name(r.agent, r.agent_config)) for r in rows])
+        ax.set_yticks(range(len(rows)), [_label(r.label) for r in rows])
         for i, row in enumerate(rows):
             for j, b in enumerate(benches):
                 v = values[i, j]
-                mark = "*" if data.fallback_count((row.agent, row.agent_config), None, b) else ""
+                mark = "*" if data.fallback_count(row.label, None, b) else ""
                 text = "—" if math.isnan(v) else f"{v:.2f}{mark}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8,
                         color="black" if not math.isnan(v) and v > 0.6 else "white" if not math.isnan(v) else "black")

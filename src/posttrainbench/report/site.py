@@ -22,6 +22,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..agents.trace import Trace, TraceStep, load_trace
 from ..domain import PHASES, VerdictStatus
+from ..results.layout import RunPaths as run_paths_of
 from .data import ReportData, RunEntry, load_report_data
 from .plots import draw_all
 
@@ -89,15 +90,14 @@ class _Site:
     def __init__(self, data: ReportData, out: Path) -> None:
         self.data = data
         self.out = out
-        self.result = SiteResult(out_dir=out, n_runs=len(data.runs), n_agents=len(data.rows))
+        self.result = SiteResult(out_dir=out, n_runs=len(data.runs), n_agents=len(data.agents))
         self.problems: list[str] = list(data.problems)
         self.run_pages: dict[int, str] = {}  # id(RunEntry) -> site-relative path of its page
         used: set[str] = set()
-        for entry in data.runs:
-            if entry.folder is not None:
-                rel = f"runs/{_safe_name(entry.folder.parent.name)}/{_safe_name(entry.folder.name)}"
-            else:
-                rel = f"runs/_unlocated/{_safe_name(entry.record.run_id)}"
+        for entry in [*data.runs, *data.superseded]:
+            # The page mirrors the run folder's place under the results root.
+            parts = [_safe_name(p) for p in Path(entry.path).parts if p not in ("", ".", "..")]
+            rel = "runs/" + "/".join(parts or [_safe_name(entry.record.run_id)])
             base, n = rel, 2
             while rel in used:
                 rel, n = f"{base}-{n}", n + 1
@@ -148,49 +148,55 @@ class _Site:
         d = self.data
         benches = d.benchmarks
         head = ["#", "agent", "score", "± std", "repeats", "runs", "verified", "fallback cells",
-                "time used / run", "tokens", "cost (USD)", *benches, "missing cells"]
+                "norm. gain", "time used / run", "tokens", "cost (USD)", *benches, "missing cells"]
         types = ["num", "text", *["num"] * (len(head) - 2)]
         ths = "".join(
             f'<th data-type="{t}"{" class=" + chr(34) + "num" + chr(34) if t == "num" else ""}>{esc(h)}</th>'
             for h, t in zip(head, types)
         )
         trs = []
-        for rank, row in enumerate(d.rows, 1):
-            agent = (row.agent, row.agent_config)
-            t = d.totals(agent)
-            budget = f" ({t.budget_used:.0%})" if t.budget_used is not None else ""
+        for row in d.agents:
+            verified = d.verified(row.label)
+            budget = f" ({row.time_pct_of_budget:.0f}%)" if row.time_pct_of_budget is not None else ""
+            tokens = (None if row.input_tokens is None or row.output_tokens is None
+                      else row.input_tokens + row.output_tokens)
             missing_title = "; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20])
             cells = [
-                _td_num(rank, str(rank)),
-                f'<td class="agent" data-sort="{esc(row.agent + "/" + row.agent_config)}">'
-                f'<strong>{esc(row.agent)}</strong>/{esc(row.agent_config)}</td>',
+                _td_num(row.rank, str(row.rank)),
+                f'<td class="agent" data-sort="{esc(row.label)}">'
+                f'<strong>{esc(row.agent)}</strong>{esc(row.label[len(row.agent):])}</td>',
                 _td_num(row.score, fmt_score(row.score), "score"),
                 _td_num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
                 _td_num(row.n_repeats, str(row.n_repeats)),
-                _td_num(t.runs, str(t.runs)),
-                _td_num(t.verified, f"{t.verified} / {t.runs}"),
-                _td_num(t.fallback, str(t.fallback), "fb" if t.fallback else ""),
-                _td_num(t.time_used_s, fmt_duration(t.time_used_s) + budget),
-                _td_num(t.tokens, f"{t.tokens:,}"),
-                _td_num(t.cost_usd, f"{t.cost_usd:.2f}"),
+                _td_num(row.n_runs, str(row.n_runs)),
+                _td_num(verified, f"{verified} / {row.n_runs}"),
+                _td_num(row.n_fallback, str(row.n_fallback), "fb" if row.n_fallback else ""),
+                _td_num(row.normalised_gain, fmt_score(row.normalised_gain)),
+                _td_num(row.mean_time_s, fmt_duration(row.mean_time_s) + budget),
+                _td_num(tokens, "—" if tokens is None else f"{tokens:,}"),
+                _td_num(row.cost_usd, "—" if row.cost_usd is None else f"{row.cost_usd:.2f}"),
                 *(_td_num(row.per_benchmark.get(b), fmt_score(row.per_benchmark.get(b))) for b in benches),
                 f'<td class="num" data-sort="{len(row.missing)}" title="{esc(missing_title)}">{len(row.missing)}</td>',
             ]
-            trs.append(f'<tr data-agent="{esc(row.agent + "/" + row.agent_config)}">{"".join(cells)}</tr>')
+            trs.append(f'<tr data-agent="{esc(row.label)}">{"".join(cells)}</tr>')
         table = (f'<div class="table-wrap"><table id="leaderboard" class="sortable"><thead><tr>{ths}</tr></thead>'
-                 f'<tbody>{"".join(trs)}</tbody></table></div>') if d.rows else (
+                 f'<tbody>{"".join(trs)}</tbody></table></div>') if d.agents else (
             '<p class="failure">No agent could be ranked (see the problems below).</p>')
         weights = ", ".join(f"{esc(b)} {w:.3f}" for b, w in d.weights.items()) or "—"
+        weights += f" ({esc(d.report.weights_source)})"
         figures = "".join(
             f'<figure><a href="plots/{stem}.svg"><img id="plot-{stem}" src="plots/{stem}.png" '
             f'alt="{esc(caption)}"></a><figcaption>{esc(caption)} (<a href="plots/{stem}.svg">SVG</a>)</figcaption></figure>'
             for stem, caption in plots.items()
         )
         body = f"""<h1>Leaderboard</h1>
-<p class="note">{len(d.rows)} agents, {len(d.runs)} runs, {len(benches)} benchmarks, {len(d.models)} base models.
+<p class="note">{len(d.agents)} agents, {len(d.runs)} runs, {len(benches)} benchmarks, {len(d.models)} base models.
 Agent score = Σ<sub>b</sub> w<sub>b</sub> · mean over base models of the cell score; mean ± sample std over repeats.
 A cell whose run failed, or whose verification failed or did not run, gets the base model's zero-shot
-score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a column header to sort.</p>
+score (a <em>fallback</em> cell; its raw score is kept on the run page). Normalised gain:
+(score − base) / (instruct − base), 0 = base model, 1 = its official instruct model.
+Only the latest run of each cell counts (superseded runs: {len(d.superseded)}, listed under Runs).
+Click a column header to sort.</p>
 <p class="note">Benchmark weights: {weights}</p>
 {table}
 <h2>Plots</h2>
@@ -208,43 +214,47 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
 
     # ------------------------------------------------------------------ grouped views
 
-    def _cell_td(self, agent: tuple[str, str], model: str, bench: str, summary, from_rel: str) -> str:  # noqa: ANN001
-        runs = [r for r in self.data.agent_runs(agent)
-                if r.cell.base_model == model and r.cell.benchmark == bench]
+    def _cell_td(self, label: str, model: str, bench: str, summary, from_rel: str) -> str:  # noqa: ANN001
+        runs = [r for r in self.data.agent_runs(label)
+                if r.cell is not None and r.cell.base_model == model and r.cell.benchmark == bench]
         if not runs:
             return '<td class="num" data-sort="">—</td>'
         mean = summary.mean.number(model, bench) if summary else None
         std = summary.std.number(model, bench) if summary and summary.std else None
         n_fb = sum(r.cell.fallback for r in runs)
+        flags = sorted({f for r in runs for f in r.cell.flags})
         text = fmt_score(mean) + (f" ± {std:.3f}" if std is not None else "")
         links = " ".join(self.run_link(r, from_rel, f"r{r.cell.repeat}") for r in
                          sorted(runs, key=lambda r: r.cell.repeat))
         fb = f' <span class="fb" title="fallback cells">{n_fb} fb</span>' if n_fb else ""
-        return (f'<td class="num" data-sort="{esc(_sort_attr(mean))}">{esc(text)}{fb}'
+        fl = f' <span class="fb" title="flags">{esc(" ".join(flags))}</span>' if flags else ""
+        return (f'<td class="num" data-sort="{esc(_sort_attr(mean))}">{esc(text)}{fb}{fl}'
                 f'<br><small>{links}</small></td>')
+
+    def _has(self, label: str | None = None, model: str | None = None, bench: str | None = None) -> bool:
+        return any((label is None or e.label == label) and (model is None or e.cell.base_model == model)
+                   and (bench is None or e.cell.benchmark == bench) for e in self.data.runs if e.cell)
 
     def benchmarks_page(self) -> None:
         d = self.data
         parts = ["<h1>Per-benchmark view</h1>",
                  '<p class="note">Cell score per agent and base model: mean ± sample std over repeats '
-                 '(fallback cells count with the base model\'s zero-shot score). Links open each run.</p>']
-        summaries = {(r.agent, r.agent_config): d.cell_summary((r.agent, r.agent_config)) for r in d.rows}
-        agents = list(summaries) + sorted({e.agent_key for e in d.runs} - set(summaries))
+                 '(fallback cells count with the base model\'s zero-shot score; <span class="fb">fb</span> '
+                 'counts them, letters are flags). Links open each run.</p>']
+        summaries = {label: d.cell_summary(label) for label in d.labels}
         for bench in d.benchmarks:
-            models = [m for m in d.models if any(e.cell.benchmark == bench and e.cell.base_model == m for e in d.runs)]
+            models = [m for m in d.models if self._has(model=m, bench=bench)]
             ths = '<th data-type="text">agent</th>' + "".join(
                 f'<th data-type="num" class="num">{esc(m)}</th>' for m in models)
             trs = []
-            for agent in agents:
-                if not any(e.agent_key == agent and e.cell.benchmark == bench for e in d.runs):
+            for label in d.labels:
+                if not self._has(label=label, bench=bench):
                     continue
-                summary = summaries.get(agent) or d.cell_summary(agent)
-                tds = "".join(self._cell_td(agent, m, bench, summary, "benchmarks.html") for m in models)
-                trs.append(f'<tr><td>{esc("/".join(agent))}</td>{tds}</tr>')
-            weight = d.weights.get(bench)
+                tds = "".join(self._cell_td(label, m, bench, summaries[label], "benchmarks.html") for m in models)
+                trs.append(f'<tr><td>{esc(label)}</td>{tds}</tr>')
             parts.append(
                 f'<h2 id="bench-{esc(_safe_name(bench))}">{esc(bench)}</h2>'
-                f'<p class="note">weight {esc(fmt_score(weight))}</p>'
+                f'<p class="note">weight {esc(fmt_score(d.weights.get(bench)))}</p>'
                 f'<table class="sortable bench-table"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody></table>')
         parts.append('<figure><img id="plot-heatmap-b" src="plots/heatmap.png" alt="per-benchmark heatmap"></figure>'
                      if (self.out / "plots" / "heatmap.png").exists() else "")
@@ -253,64 +263,72 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
     def models_page(self) -> None:
         d = self.data
         parts = ["<h1>Per-model view</h1>",
-                 '<p class="note">Cell score per agent and benchmark for each base model: mean ± sample std over repeats.</p>']
-        agents = [(r.agent, r.agent_config) for r in d.rows]
-        agents += sorted({e.agent_key for e in d.runs} - set(agents))
+                 '<p class="note">For each base model: the agent\'s weighted score on that model alone '
+                 '(Σ<sub>b</sub> w<sub>b</sub> · mean over repeats), then each cell, mean ± sample std over repeats.</p>']
+        per_model = {a.label: a.per_model for a in d.agents}
+        summaries = {label: d.cell_summary(label) for label in d.labels}
         for model in d.models:
-            benches = [b for b in d.benchmarks if any(e.cell.benchmark == b and e.cell.base_model == model for e in d.runs)]
-            ths = '<th data-type="text">agent</th>' + "".join(
-                f'<th data-type="num" class="num">{esc(b)}</th>' for b in benches)
+            benches = [b for b in d.benchmarks if self._has(model=model, bench=b)]
+            ths = ('<th data-type="text">agent</th><th data-type="num" class="num">weighted score</th>'
+                   + "".join(f'<th data-type="num" class="num">{esc(b)}</th>' for b in benches))
             trs = []
-            for agent in agents:
-                if not any(e.agent_key == agent and e.cell.base_model == model for e in d.runs):
+            for label in d.labels:
+                if not self._has(label=label, model=model):
                     continue
-                summary = d.cell_summary(agent)
-                tds = "".join(self._cell_td(agent, model, b, summary, "models.html") for b in benches)
-                trs.append(f'<tr><td>{esc("/".join(agent))}</td>{tds}</tr>')
+                score = per_model.get(label, {}).get(model)
+                tds = "".join(self._cell_td(label, model, b, summaries[label], "models.html") for b in benches)
+                trs.append(f'<tr><td>{esc(label)}</td>{_td_num(score, fmt_score(score))}{tds}</tr>')
             parts.append(f'<h2 id="model-{esc(_safe_name(model))}">{esc(model)}</h2>'
                          f'<table class="sortable model-table"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody></table>')
         self.page("models.html", "Models", "\n".join(parts))
 
-    def runs_page(self) -> None:
+    def _runs_table(self, entries: list[RunEntry], table_id: str) -> str:
         head = ["agent", "benchmark", "base model", "repeat", "status", "verdict", "raw score",
-                "cell score", "fallback", "time used", "tokens", "cost (USD)", "failure"]
-        numeric = {"repeat", "raw score", "cell score", "time used", "tokens", "cost (USD)"}
+                "cell score", "norm. gain", "fallback", "flags", "time used", "tokens", "cost (USD)", "failure"]
+        numeric = {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens", "cost (USD)"}
         ths = "".join(f'<th data-type="{"num" if h in numeric else "text"}"'
                       f'{" class=" + chr(34) + "num" + chr(34) if h in numeric else ""}>{esc(h)}</th>' for h in head)
         trs = []
-        for e in sorted(self.data.runs, key=lambda e: (e.agent_key, e.cell.benchmark, e.cell.base_model, e.cell.repeat)):
-            rec, cell = e.record, e.cell
+        for e in sorted(entries, key=lambda e: (e.label, e.record.spec.benchmark, e.record.spec.base_model,
+                                                e.record.spec.repeat, e.record.created_at)):
+            rec, cell, spec = e.record, e.cell, e.record.spec
             tokens = rec.usage.get("input_tokens", 0) + rec.usage.get("output_tokens", 0) if rec.usage else None
             cost = rec.usage.get("cost_usd") if rec.usage else None
             status = "done" if rec.completed else "incomplete"
             verdict = rec.final_verdict.value if rec.final_verdict else "missing"
+            fallback = (f'{_badge("fallback")} {esc(cell.reason or "")}' if cell and cell.fallback else "")
             trs.append("<tr>" + "".join([
-                f"<td>{self.run_link(e, 'runs.html', '/'.join(e.agent_key))}</td>",
-                f"<td>{esc(cell.benchmark)}</td><td>{esc(cell.base_model)}</td>",
-                _td_num(cell.repeat, str(cell.repeat)),
+                f"<td>{self.run_link(e, 'runs.html', e.label)}</td>",
+                f"<td>{esc(spec.benchmark)}</td><td>{esc(spec.base_model)}</td>",
+                _td_num(spec.repeat, str(spec.repeat)),
                 f'<td data-sort="{esc(status)}">{_badge(status)}</td>',
                 f'<td data-sort="{esc(verdict)}">{_badge(verdict)}</td>',
-                _td_num(cell.raw, fmt_score(cell.raw)),
-                _td_num(cell.score, fmt_score(cell.score)),
-                f'<td data-sort="{int(cell.fallback)}">{_badge("fallback") if cell.fallback else ""}'
-                f'{" " + esc(cell.reason) if cell.reason else ""}</td>',
+                _td_num(cell.raw if cell else None, fmt_score(cell.raw if cell else None)),
+                _td_num(cell.score if cell else None, fmt_score(cell.score if cell else None)),
+                _td_num(cell.normalised_gain if cell else None, fmt_score(cell.normalised_gain if cell else None)),
+                f'<td data-sort="{int(bool(cell and cell.fallback))}">{fallback}</td>',
+                f"<td>{esc(' '.join(cell.flags) if cell else '')}</td>",
                 _td_num(rec.time_used_s, fmt_duration(rec.time_used_s)),
                 _td_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
                 _td_num(cost, "—" if cost is None else f"{cost:.2f}"),
                 f"<td>{esc(rec.failure or '')}</td>",
             ]) + "</tr>")
-        body = (f"<h1>Runs ({len(self.data.runs)})</h1>"
-                f'<div class="table-wrap"><table id="runs" class="sortable"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody></table></div>'
-                + self.problems_html())
-        self.page("runs.html", "Runs", body)
+        return (f'<div class="table-wrap"><table id="{table_id}" class="sortable"><thead><tr>{ths}</tr></thead>'
+                f'<tbody>{"".join(trs)}</tbody></table></div>')
+
+    def runs_page(self) -> None:
+        body = f"<h1>Runs ({len(self.data.runs)})</h1>" + self._runs_table(self.data.runs, "runs")
+        if self.data.superseded:
+            body += (f'<h2 id="superseded">Superseded runs ({len(self.data.superseded)})</h2>'
+                     '<p class="note">Older runs of a cell that has a later run; the leaderboard counts '
+                     'only the latest.</p>' + self._runs_table(self.data.superseded, "superseded-runs"))
+        self.page("runs.html", "Runs", body + self.problems_html())
 
     # ------------------------------------------------------------------ one run
 
     def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> str:
         """Link to a copy of one evidence file (only files inside the run folder are copied)."""
         folder = entry.folder
-        if folder is None:
-            return f"<code>{esc(ref)}</code> <span class=\"muted\">(run folder not found)</span>"
         ref_path = Path(ref)
         candidates = [ref_path] if ref_path.is_absolute() else [folder / ref_path]
         candidates.append(folder / "evidence" / ref_path.name)  # the run folder was moved
@@ -338,15 +356,23 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
         page_dir = (self.out / rel).parent
         spec = rec.spec.model_dump(mode="json")
         spec_dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in spec.items())
+        if cell is not None:
+            scores = [
+                ("raw score", fmt_score(cell.raw, 4)),
+                ("cell score", fmt_score(cell.score, 4)
+                 + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else "")),
+                ("normalised gain", fmt_score(cell.normalised_gain, 4)),
+                ("flags", " ".join(cell.flags) or "none"),
+            ]
+        else:
+            scores = [("leaderboard", "superseded: a later run of the same cell counts instead")]
         outcome = [
             ("run id", rec.run_id),
-            ("folder", entry.folder if entry.folder is not None else "not found"),
+            ("folder", entry.path),
             ("created", rec.created_at.isoformat(timespec="seconds")),
             ("completed", "yes" if rec.completed else "no"),
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
-            ("raw score", fmt_score(cell.raw, 4)),
-            ("cell score", fmt_score(cell.score, 4) + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else "")),
-            ("flags", ", ".join(cell.flags) or "none"),
+            *scores,
             ("time used", fmt_duration(rec.time_used_s)
              + (f" of {rec.spec.hours:g} h" if rec.time_used_s is not None else "")),
             ("exit code", rec.exit_code), ("timed out", "yes" if rec.timed_out else "no"),
@@ -355,6 +381,7 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
             ("cost (USD)", f"{rec.usage.get('cost_usd', 0.0):.4f}" if rec.usage else "—"),
             ("steps / tool calls", f"{int(rec.usage.get('steps', 0))} / {int(rec.usage.get('tool_calls', 0))}"
              if rec.usage else "—"),
+            *([("imported from", json.dumps(rec.imported_from, default=str))] if rec.imported_from else []),
         ]
         outcome_dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in outcome)
         failure = (f'<div class="failure" id="failure"><strong>Failure:</strong> {esc(rec.failure)}</div>'
@@ -397,17 +424,45 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
 
         metrics = self._metrics_html(rec.metrics)
         trace_html = self._trace_section(entry)
-        agent = "/".join(entry.agent_key)
-        title = f"{agent} · {cell.benchmark} · {cell.base_model} · repeat {cell.repeat}"
+        spec_ = rec.spec
+        title = f"{entry.label} · {spec_.benchmark} · {spec_.base_model} · repeat {spec_.repeat}"
+        banner = ('<p class="failure" id="superseded">Superseded: the leaderboard counts a later run of '
+                  'this cell.</p>' if entry.superseded else "")
         body = f"""<h1>{esc(title)}</h1>
-{failure}
+{banner}{failure}
 <h2>Outcome</h2><dl class="kv" id="outcome">{outcome_dl}</dl>
 <h2>Spec</h2><dl class="kv" id="spec">{spec_dl}</dl>
 <h2>Phases</h2>{phases}
 <h2>Verdicts</h2>{verdicts}
 <h2>Metrics</h2>{metrics}
+{self._files_html(entry)}
 {trace_html}"""
         self.page(rel, title, body)
+
+    @staticmethod
+    def _files_html(entry: RunEntry) -> str:
+        """The run folder's small text files (prompt, judgements, stderr), escaped and clipped."""
+        paths = run_paths_of(entry.folder)
+        items = []
+        for label, path in (("prompt", paths.prompt), ("time taken", paths.time_taken),
+                            ("contamination judgement", paths.contamination_judgement),
+                            ("disallowed-model judgement", paths.disallowed_model_judgement),
+                            ("agent stderr", paths.solve_err)):
+            if not path.is_file():
+                continue
+            try:
+                with path.open("rb") as fh:  # read a bounded head: these files can be huge
+                    raw = fh.read(MAX_TEXT + 1)
+            except OSError as exc:
+                items.append(f"<li>{esc(path.name)}: unreadable ({esc(exc)})</li>")
+                continue
+            text = raw[:MAX_TEXT].decode("utf-8", errors="replace")
+            more = " (first part)" if len(raw) > MAX_TEXT else ""
+            items.append(f"<details class=\"file\"><summary>{esc(label)} <code>{esc(path.name)}</code>{more}</summary>"
+                         f"<pre>{esc(text)}</pre></details>")
+        if not items:
+            return ""
+        return f'<h2>Files</h2><div id="files">{"".join(items)}</div>'
 
     @staticmethod
     def _metrics_html(metrics: dict[str, Any]) -> str:
@@ -423,9 +478,7 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
         return f'<dl class="kv" id="metrics">{"".join(items)}</dl>'
 
     def _trace_section(self, entry: RunEntry) -> str:
-        if entry.folder is None:
-            return '<h2>Trace</h2><p class="note">Run folder not found: no trace.</p>'
-        path = entry.folder / "trace.json"
+        path = run_paths_of(entry.folder).trace_json
         if not path.is_file():
             return '<h2>Trace</h2><p class="note">No <code>trace.json</code> in the run folder.</p>'
         try:
@@ -446,12 +499,11 @@ score (a <em>fallback</em> cell; its raw score is kept on the run page). Click a
         plots, plot_problems = draw_all(self.data, self.out / "plots")
         self.problems.extend(plot_problems)
         self.result.plots = list(plots)
-        for entry in self.data.runs:  # run pages first: they may add trace problems
+        for entry in [*self.data.runs, *self.data.superseded]:  # first: they may add problems
             try:
                 self.run_page(entry)
             except Exception as exc:  # noqa: BLE001 - one odd run must not lose the site
-                self.problems.append(f"{entry.folder or entry.record.run_id}: run page failed: "
-                                     f"{type(exc).__name__}: {exc}")
+                self.problems.append(f"{entry.folder}: run page failed: {type(exc).__name__}: {exc}")
         self.benchmarks_page()
         self.models_page()
         self.runs_page()
