@@ -150,6 +150,7 @@ def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
                 )
                 save_record(paths.run_json, record)
                 save_trace(paths.trace_json, _trace(agent, hostile=key == HOSTILE_RUN))
+                paths.prompt.write_text(f"Post-train the model. {HOSTILE_TEXT}\n", encoding="utf-8")
                 folders[key] = paths.root
     # An older run of alpha's (repeat 0, gsm8k, Qwen) cell: superseded by the latest, not counted.
     spec = RunSpec(agent="alpha", base_model=MODELS[0], benchmark="gsm8k", hours=1.0, gpus=1)
@@ -318,6 +319,7 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
     assert page.evaluate("[window.__pwned, window.__pwned2, window.__pwned3]") == [None, None, None]
     assert page.evaluate("document.querySelectorAll('main script, #trace img, #trace b').length") == 0
     assert HOSTILE_TEXT in page.inner_text("#trace")
+    assert HOSTILE_TEXT in page.text_content("#files")  # prompt.txt, shown as text
     # Spec, phases, verdicts with evidence, metrics.
     assert "gsm8k" in page.inner_text("#spec") and MODELS[0] in page.inner_text("#spec")
     assert page.locator("#phases tbody tr").count() == len(PHASES)
@@ -379,7 +381,9 @@ def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     folders = write_results(root)
     victim = folders[("alpha", 0, "gsm8k", MODELS[0])]
     (victim / "trace.json").write_text('{"steps": "nope"', encoding="utf-8")
-    (folders[("alpha", 1, "gsm8k", MODELS[0])] / "trace.json").unlink()
+    raw_only = folders[("alpha", 1, "gsm8k", MODELS[0])]
+    (raw_only / "trace.json").unlink()  # like an imported upstream run: only the raw output
+    (raw_only / "solve_out.txt").write_text("epoch 1 <b>loss</b> 0.5\n\nepoch 2 done\n", encoding="utf-8")
     # Evidence outside the run folder is never copied; missing evidence is said to be missing.
     secret = tmp_path / "secret.txt"
     secret.write_text("do not publish", encoding="utf-8")
@@ -398,6 +402,9 @@ def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     assert not [p for p in result.problems if p.startswith("plot ")], result.problems
     page = result.out_dir / "runs" / victim.parent.name / victim.name / "index.html"
     assert "Unreadable trace.json" in page.read_text()
+    raw_page = (result.out_dir / "runs" / raw_only.parent.name / raw_only.name / "index.html").read_text()
+    assert "parsed from the raw agent output" in raw_page and "epoch 1 &lt;b&gt;loss&lt;/b&gt; 0.5" in raw_page
+    assert raw_page.count('class="step ') == 2
     odd_page = (result.out_dir / "runs" / odd_run.parent.name / odd_run.name / "index.html").read_text()
     assert "not found in the run folder" in odd_page and "gone.json" in odd_page
     assert not [p for p in result.out_dir.rglob("*") if p.is_file() and "do not publish" in p.read_text(errors="replace")]

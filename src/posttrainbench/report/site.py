@@ -20,14 +20,15 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..agents.trace import Trace, TraceStep, load_trace
+from ..agents.trace import Trace, TraceStep, load_trace, parse_trace
 from ..domain import PHASES, VerdictStatus
 from ..results.layout import RunPaths as run_paths_of
 from .data import ReportData, RunEntry, load_report_data
 from .plots import draw_all
 
 MAX_TEXT = 20_000  # characters of one trace field shown before it is cut (the rest is noted)
-MAX_EVIDENCE_BYTES = 5_000_000  # evidence files larger than this are linked by path, not copied
+MAX_EVIDENCE_BYTES = 5_000_000
+MAX_RAW_TRACE_BYTES = 50 * 2**20  # raw agent output parsed on the fly when there is no trace.json  # evidence files larger than this are linked by path, not copied
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 # A strict policy: our own script and style files only; nothing inline can run even if some
@@ -478,15 +479,31 @@ Click a column header to sort.</p>
         return f'<dl class="kv" id="metrics">{"".join(items)}</dl>'
 
     def _trace_section(self, entry: RunEntry) -> str:
-        path = run_paths_of(entry.folder).trace_json
+        paths = run_paths_of(entry.folder)
+        path = paths.trace_json
+        note = ""
         if not path.is_file():
-            return '<h2>Trace</h2><p class="note">No <code>trace.json</code> in the run folder.</p>'
-        try:
-            trace = load_trace(path)
-        except Exception as exc:  # noqa: BLE001 - any unreadable trace is reported, not fatal
-            self.problems.append(f"{path}: unreadable trace ({type(exc).__name__}: {_clip(str(exc), 300)})")
-            return f'<h2>Trace</h2><p class="failure">Unreadable trace.json: {esc(_clip(str(exc), 2000))}</p>'
-        return render_trace(trace)
+            raw = paths.solve_out
+            # Imported upstream runs (and runs whose collect phase did not finish) have only the
+            # raw agent output: parse it with the agent's trace parser (plain log lines if unknown).
+            if not raw.is_file():
+                return '<h2>Trace</h2><p class="note">No <code>trace.json</code> or <code>solve_out.txt</code> in the run folder.</p>'
+            if raw.stat().st_size > MAX_RAW_TRACE_BYTES:
+                return (f'<h2>Trace</h2><p class="note">No <code>trace.json</code>; <code>solve_out.txt</code> is '
+                        f'{raw.stat().st_size / 2**20:.0f} MiB, too large to render.</p>')
+            try:
+                trace = parse_trace(entry.record.spec.agent, raw)
+            except Exception as exc:  # noqa: BLE001 - a raw output we cannot parse is reported
+                self.problems.append(f"{raw}: unparseable agent output ({type(exc).__name__}: {_clip(str(exc), 300)})")
+                return f'<h2>Trace</h2><p class="failure">Unparseable solve_out.txt: {esc(_clip(str(exc), 2000))}</p>'
+            note = "No trace.json: parsed from the raw agent output solve_out.txt."
+        else:
+            try:
+                trace = load_trace(path)
+            except Exception as exc:  # noqa: BLE001 - any unreadable trace is reported, not fatal
+                self.problems.append(f"{path}: unreadable trace ({type(exc).__name__}: {_clip(str(exc), 300)})")
+                return f'<h2>Trace</h2><p class="failure">Unreadable trace.json: {esc(_clip(str(exc), 2000))}</p>'
+        return render_trace(trace, note)
 
     # ------------------------------------------------------------------ all
 
@@ -559,7 +576,7 @@ def _step_html(step: TraceStep, call_names: dict[str, str]) -> str:
     return f'<section class="step role-{role}" data-step="{step.index}">{"".join(parts)}</section>'
 
 
-def render_trace(trace: Trace) -> str:
+def render_trace(trace: Trace, note: str = "") -> str:
     """The trace as HTML: one block per step, tool calls and results collapsed, a search box."""
     call_names = {c.id: c.name for s in trace.steps for c in s.tool_calls if c.id}
     usage = trace.usage()
@@ -573,7 +590,7 @@ def render_trace(trace: Trace) -> str:
                   f'<ul class="problems">{items}</ul></details>')
     steps = "".join(_step_html(s, call_names) for s in trace.steps)
     return f"""<h2>Trace</h2>
-<p class="note">{esc(summary)} (source: {esc(trace.source or '—')})</p>
+<p class="note">{esc(summary)} (source: {esc(trace.source or '—')}) {esc(note)}</p>
 {errors}
 <div class="trace-tools">
 <input type="search" id="trace-search" placeholder="Search the trace…" aria-label="Search the trace">
