@@ -428,3 +428,11 @@ def test_cli_report(tmp_path: Path) -> None:
     assert "3 agents, 20 runs" in res.output
     res = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
     assert res.exit_code == 2 and "not a folder" in res.output
+    weights = tmp_path / "factors.json"
+    weights.write_text(json.dumps({"gsm8k": 0.5, "humaneval": 0.5}))
+    res = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--weights", str(weights), "--reindex"])
+    assert res.exit_code == 0, res.output
+    assert "gsm8k 0.500, humaneval 0.500 (weights file)" in (out / "index.html").read_text()
+    weights.write_text(json.dumps({"gsm8k": 2.0}))
+    res = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--weights", str(weights)])
+    assert res.exit_code == 2 and "sum to" in res.output

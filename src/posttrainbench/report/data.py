@@ -110,14 +110,14 @@ class ReportData:
         )
 
 
-def load_report_data(root: Path, weights: dict[str, float] | None = None) -> ReportData:
+def load_report_data(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> ReportData:
     """Rank ``root`` with the leaderboard and load the record of every run it names.
 
-    Unreadable run folders (from the index) and records that cannot be re-read become
+    ``full`` rebuilds the whole results index first. Unreadable run folders (from the index) and records that cannot be re-read become
     ``problems``: the site lists them and still shows everything else.
     """
     root = Path(root)
-    report = build_report(root, weights)
+    report = build_report(root, weights, full=full)
     problems = list(report.problems)
 
     def entry(path: str, cell: CellRow | None, label: str | None) -> RunEntry | None:

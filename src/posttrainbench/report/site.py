@@ -601,12 +601,18 @@ def render_trace(trace: Trace, note: str = "") -> str:
 <div id="trace">{steps or '<p class="note">The trace has no steps.</p>'}</div>"""
 
 
-def build_site(results_root: Path, out_dir: Path, weights: dict[str, float] | None = None) -> SiteResult:
-    """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced)."""
+def build_site(
+    results_root: Path, out_dir: Path, weights: dict[str, float] | None = None, *, full: bool = False
+) -> SiteResult:
+    """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced).
+
+    ``weights`` overrides the benchmark weights (else: from recorded baselines, else equal);
+    ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``).
+    """
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(results_root).resolve():
         raise ValueError(f"{out_dir}: the site must not be written into the results folder itself")
-    data = load_report_data(Path(results_root), weights)
+    data = load_report_data(Path(results_root), weights, full=full)
     out_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("runs", "plots", "assets"):  # stale pages of runs that are gone must not linger
         if (out_dir / sub).is_dir():
