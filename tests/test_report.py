@@ -436,3 +436,42 @@ def test_cli_report(tmp_path: Path) -> None:
     weights.write_text(json.dumps({"gsm8k": 2.0}))
     res = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--weights", str(weights)])
     assert res.exit_code == 2 and "sum to" in res.output
+
+
+def test_site_of_imported_upstream_results(tmp_path: Path, browser) -> None:
+    """The published glm-5 grid, imported from upstream folders, shown as the leaderboard has it."""
+    from test_import import METHOD, REF, _write_upstream
+
+    from posttrainbench.leaderboard.tables import build_report
+
+    src, res = tmp_path / "upstream", tmp_path / "results"
+    _write_upstream(src)
+    first = next(p for p in sorted((src / METHOD).iterdir()) if (p / "metrics.json").is_file())
+    (first / "solve_out.txt").write_text("Reading the task <script>window.__pwned = 1</script>\nTraining\n")
+    out = CliRunner().invoke(app, ["import", str(src), "--results", str(res), "--baselines",
+                                   str(REF / "aggregated_baseline.csv")])
+    assert out.exit_code == 0, out.output
+    report = build_report(res)
+    result = build_site(res, tmp_path / "site")
+    p = _Page(browser, result.index.as_uri())
+    (agent,) = report.agents
+    assert _col(p.page, "leaderboard", 1) == [agent.label]
+    assert _col(p.page, "leaderboard", 2) == [f"{agent.score:.3f}"]
+    assert _col(p.page, "leaderboard", 7) == [str(agent.n_fallback)] == ["4"]
+    assert "from recorded baselines" in p.page.inner_text("main")
+    assert p.errors == []
+    p.close()
+    p = _Page(browser, (result.out_dir / "runs.html").as_uri())
+    assert len(_col(p.page, "runs", 0)) == 28  # the importer already left out the superseded job
+    reasons = " ".join(_col(p.page, "runs", 9))
+    assert "exhausted its retries" in reasons and "not stored" in reasons
+    assert p.errors == []
+    p.close()
+    # The run with a raw agent output: its trace parsed from solve_out.txt, shown as text.
+    pages = [pg for pg in result.pages if "Reading the task" in pg.read_text()]
+    assert len(pages) == 1
+    p = _Page(browser, pages[0].as_uri())
+    assert p.page.locator("#trace .step").count() == 2
+    assert p.page.evaluate("window.__pwned") is None
+    assert p.errors == []
+    p.close()

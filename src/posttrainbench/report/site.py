@@ -376,7 +376,8 @@ Click a column header to sort.</p>
             *scores,
             ("time used", fmt_duration(rec.time_used_s)
              + (f" of {rec.spec.hours:g} h" if rec.time_used_s is not None else "")),
-            ("exit code", rec.exit_code), ("timed out", "yes" if rec.timed_out else "no"),
+            ("exit code", "—" if rec.exit_code is None else rec.exit_code),
+            ("timed out", "yes" if rec.timed_out else "no"),
             ("tokens in / out", f"{int(rec.usage.get('input_tokens', 0)):,} / {int(rec.usage.get('output_tokens', 0)):,}"
              if rec.usage else "—"),
             ("cost (USD)", f"{rec.usage.get('cost_usd', 0.0):.4f}" if rec.usage else "—"),
