@@ -416,6 +416,14 @@ def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     assert "0 agents, 0 runs" in text and "No agent could be ranked" in text
     with pytest.raises(ValueError, match="results folder itself"):
         build_site(root, root)
+    # Never clears a folder that is not an earlier report; rebuilding a report is fine.
+    own = tmp_path / "mine"
+    (own / "runs").mkdir(parents=True)
+    (own / "runs" / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a ptb report site"):
+        build_site(root, own)
+    assert (own / "runs" / "keep.txt").read_text() == "mine"
+    assert build_site(root, tmp_path / "site").index.is_file()
 
 
 def test_cli_report(tmp_path: Path) -> None:

@@ -21,14 +21,15 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..agents.trace import Trace, TraceStep, load_trace, parse_trace
-from ..domain import PHASES, VerdictStatus
+from ..domain import PHASES
 from ..results.layout import RunPaths as run_paths_of
 from .data import ReportData, RunEntry, load_report_data
 from .plots import draw_all
 
 MAX_TEXT = 20_000  # characters of one trace field shown before it is cut (the rest is noted)
 MAX_EVIDENCE_BYTES = 5_000_000
-MAX_RAW_TRACE_BYTES = 50 * 2**20  # raw agent output parsed on the fly when there is no trace.json  # evidence files larger than this are linked by path, not copied
+MAX_RAW_TRACE_BYTES = 50 * 2**20
+SITE_MARKER = ".ptb-report"  # marks a folder as ours, so a rebuild may clear its old pages  # raw agent output parsed on the fly when there is no trace.json  # evidence files larger than this are linked by path, not copied
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 # A strict policy: our own script and style files only; nothing inline can run even if some
@@ -613,9 +614,15 @@ def build_site(
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(results_root).resolve():
         raise ValueError(f"{out_dir}: the site must not be written into the results folder itself")
+    marker = out_dir / SITE_MARKER
+    # Old pages are removed before writing (runs that are gone must not linger), so only ever
+    # into an empty folder or one that holds an earlier report: never someone's own "runs/".
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not marker.is_file():
+        raise ValueError(f"{out_dir}: not empty and not a ptb report site; choose an empty or new folder")
     data = load_report_data(Path(results_root), weights, full=full)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for sub in ("runs", "plots", "assets"):  # stale pages of runs that are gone must not linger
+    marker.write_text("written by `ptb report`; this folder is replaced on the next run\n", encoding="utf-8")
+    for sub in ("runs", "plots", "assets"):
         if (out_dir / sub).is_dir():
             shutil.rmtree(out_dir / sub)
     return _Site(data, out_dir).build()
