@@ -278,6 +278,18 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
     # The broken run folder is listed.
     assert "0123456789ab" in page.inner_text("#problems ~ ul.problems")
 
+    # An agent's name links to the runs page filtered to its runs.
+    page.click(f"#leaderboard a:has-text('beta')")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("runs.html#q=" + LABEL.format("beta").replace("/", "%2F").replace("@", "%40"))
+    assert page.input_value("#runs-filter") == LABEL.format("beta")
+    visible = page.eval_on_selector_all("#runs tbody tr, #superseded-runs tbody tr",
+                                        "rs => rs.filter(r => !r.hidden).map(r => r.cells[0].textContent)")
+    assert visible == [LABEL.format("beta")] * 8
+    assert page.inner_text("#runs-count") == "8 of 21 runs"
+    page.fill("#runs-filter", "CUDA out of memory")
+    assert page.inner_text("#runs-count") == "1 of 21 runs"
+
     assert p.errors == []
     p.close()
 

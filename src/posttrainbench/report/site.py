@@ -165,8 +165,8 @@ class _Site:
             missing_title = "; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20])
             cells = [
                 _td_num(row.rank, str(row.rank)),
-                f'<td class="agent" data-sort="{esc(row.label)}">'
-                f'<strong>{esc(row.agent)}</strong>{esc(row.label[len(row.agent):])}</td>',
+                f'<td class="agent" data-sort="{esc(row.label)}"><a href="runs.html#q={esc(quote(row.label, safe=""))}" '
+                f'title="this agent\'s runs"><strong>{esc(row.agent)}</strong>{esc(row.label[len(row.agent):])}</a></td>',
                 _td_num(row.score, fmt_score(row.score), "score"),
                 _td_num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
                 _td_num(row.n_repeats, str(row.n_repeats)),
@@ -319,7 +319,11 @@ Click a column header to sort.</p>
                 f'<tbody>{"".join(trs)}</tbody></table></div>')
 
     def runs_page(self) -> None:
-        body = f"<h1>Runs ({len(self.data.runs)})</h1>" + self._runs_table(self.data.runs, "runs")
+        body = (f"<h1>Runs ({len(self.data.runs)})</h1>"
+                '<p class="trace-tools"><input type="search" id="runs-filter" data-filter="#runs tbody tr, '
+                '#superseded-runs tbody tr" data-count="runs-count" placeholder="Filter runs (agent, benchmark, '
+                'model, failure…)" aria-label="Filter runs"> <span id="runs-count" class="muted"></span></p>'
+                + self._runs_table(self.data.runs, "runs"))
         if self.data.superseded:
             body += (f'<h2 id="superseded">Superseded runs ({len(self.data.superseded)})</h2>'
                      '<p class="note">Older runs of a cell that has a later run; the leaderboard counts '

@@ -86,7 +86,34 @@
     });
   }
 
+  function initRowFilter() {
+    // <input data-filter="CSS selector of rows">: show only rows whose text contains the query.
+    // A link to "page.html#q=TEXT" opens the page with the filter filled in.
+    Array.prototype.forEach.call(document.querySelectorAll("input[data-filter]"), function (box) {
+      var rows = Array.prototype.slice.call(document.querySelectorAll(box.getAttribute("data-filter")));
+      var texts = rows.map(function (r) { return r.textContent.toLowerCase(); });
+      var count = box.getAttribute("data-count") ? document.getElementById(box.getAttribute("data-count")) : null;
+      function apply() {
+        var q = box.value.trim().toLowerCase();
+        var shown = 0;
+        rows.forEach(function (r, i) {
+          var hit = q === "" || texts[i].indexOf(q) !== -1;
+          r.hidden = !hit;
+          if (hit) shown += 1;
+        });
+        if (count) count.textContent = shown + " of " + rows.length + " runs";
+      }
+      var m = /^#q=(.*)$/.exec(window.location.hash);
+      if (m) {
+        try { box.value = decodeURIComponent(m[1]); } catch (e) { box.value = ""; }
+      }
+      box.addEventListener("input", apply);
+      apply();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initRowFilter();
     Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), initSortable);
     initTraceSearch();
     initExpandButtons();
