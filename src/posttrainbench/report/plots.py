@@ -92,7 +92,8 @@ def plot_heatmap(data: ReportData, out_dir: Path) -> list[Path]:
     try:
         cmap = plt.get_cmap("viridis").copy()
         cmap.set_bad("#dddddd")
-        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
+        top = float(np.nanmax(values)) if np.isfinite(values).any() else 1.0
+        image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=0.0, vmax=max(1.0, top), aspect="auto")
         fig.colorbar(image, ax=ax, label="mean cell score")
         ax.set_xticks(range(len(benches)), [_label(b) for b in benches], rotation=30, ha="right")
         ax.set_yticks(range(len(rows)), [_label(r.label) for r in rows])
