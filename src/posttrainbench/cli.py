@@ -301,6 +301,11 @@ def doctor(results: ResultsOpt = Path("results")) -> None:
         raise typer.Exit(1)
 
 
+from .cli_report import report as _report  # noqa: E402
+
+app.command(name="report")(_report)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
