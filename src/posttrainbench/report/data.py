@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..domain import RunRecord
-from ..leaderboard import Grid, LeaderboardRow, RepeatsSummary, repeats_summary
+from ..leaderboard import Grid, RepeatsSummary, repeats_summary
+from ..leaderboard.aggregate import agent_label
 from ..leaderboard.tables import AgentRow, CellRow, LeaderboardReport, build_report
 from ..results import RecordError, load_record
 
@@ -129,7 +130,7 @@ def load_report_data(root: Path, weights: dict[str, float] | None = None, *, ful
             return None
         if label is None:  # the leaderboard's own label rule
             s = record.spec
-            label = LeaderboardRow(s.agent, s.agent_config, None, None, 0, {}, 0, hours=s.hours).label
+            label = agent_label(s.agent, s.agent_config, s.hours)
         return RunEntry(path=path, folder=folder, label=label, record=record, cell=cell)
 
     runs = [e for c in report.cells if (e := entry(c.path, c, c.label)) is not None]
