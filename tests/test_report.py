@@ -495,3 +495,31 @@ def test_site_of_imported_upstream_results(tmp_path: Path, browser) -> None:
     assert p.page.evaluate("window.__pwned") is None
     assert p.errors == []
     p.close()
+
+
+def test_site_served_over_http(site, browser) -> None:
+    """The same site from a static web server (as on a website): CSP still allows its own files."""
+    import functools
+    import http.server
+    import threading
+
+    _, _, result = site
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(result.out_dir))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/"
+        p = _Page(browser, base + "index.html")
+        assert len(_col(p.page, "leaderboard", 1)) == 3
+        sizes = p.page.eval_on_selector_all("figure img", "imgs => imgs.map(i => i.naturalWidth)")
+        assert len(sizes) == 3 and min(sizes) > 100
+        p.page.click("#leaderboard thead th:nth-child(2)")  # the script runs: sorting works
+        assert p.page.get_attribute("#leaderboard thead th:nth-child(2)", "aria-sort") == "ascending"
+        assert p.errors == []
+        p.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

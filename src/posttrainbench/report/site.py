@@ -123,6 +123,7 @@ class _Site:
 <meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)} · PostTrainBench report</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{up}assets/report.css">
 </head>
 <body>
