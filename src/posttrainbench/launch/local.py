@@ -50,6 +50,9 @@ class LocalLauncher:
     def __init__(self, sweep: Sweep) -> None:
         self.settings = sweep.local
         self.pool = GpuPool(self.settings.gpus)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
 
     def check(self) -> None:
         return None
@@ -62,6 +65,8 @@ class LocalLauncher:
         return env
 
     def _run_one(self, sweep: Sweep, task: Task, task_file: Path, on_launch: OnLaunch) -> int:
+        if self._stop.is_set():
+            return -1
         gpus = self.pool.take(task.gpus) if task.gpus else []
         try:
             logs = sweep_dir(sweep) / "logs"
@@ -72,8 +77,14 @@ class LocalLauncher:
                     worker_argv(task_file), env=self._env(gpus), stdout=fh, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
-                on_launch(task.key, [f"local:{proc.pid}"])
-                return proc.wait()
+                with self._lock:
+                    self._procs.add(proc)
+                try:
+                    on_launch(task.key, [f"local:{proc.pid}"])
+                    return proc.wait()
+                finally:
+                    with self._lock:
+                        self._procs.discard(proc)
         finally:
             if gpus:
                 self.pool.give(gpus)
@@ -88,10 +99,21 @@ class LocalLauncher:
             with lock:  # the ledger is not thread-safe
                 on_launch(key, ids)
 
-        with ThreadPoolExecutor(max_workers=workers) as ex:
+        ex = ThreadPoolExecutor(max_workers=workers)
+        try:
             futures = [ex.submit(self._run_one, sweep, t, task_files[t.key], launched) for t in tasks]
             for f in futures:
                 f.result()
+        except BaseException:
+            # Ctrl-C or an error: start nothing more and end the running workers (their runs
+            # are interrupted and resume on the next `ptb sweep run`).
+            self._stop.set()
+            with self._lock:
+                for proc in self._procs:
+                    proc.terminate()
+            raise
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
 
     def active(self, job_ids: list[str]) -> set[str]:
         """Local jobs still alive (a pool started by another ``ptb sweep run`` on this machine)."""
