@@ -166,6 +166,16 @@ def test_unreachable_schedulers_give_a_clear_error_and_submit_nothing(tmp_path: 
     assert not (tmp_path / "out").exists(), "no ledger, no run folder: nothing was submitted"
     with pytest.raises(LauncherError, match="HTCondor schedd"):
         HTCondorLauncher(load_sweep(path)).check()
+    # status still reports what the run folders say when the queue cannot be asked
+    sweep = load_sweep(path, launcher="slurm")
+    ledger = Ledger(sweep)
+    ledger.record_launch(plan_tasks(sweep)[2].key, "slurm", ["41_0"])
+    ledger.save()
+    with pytest.raises(LauncherError):
+        SlurmLauncher(sweep).active(["41_0"])
+    result = CliRunner().invoke(app, ["sweep", "status", str(path), "--launcher", "slurm"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.output and "job states unknown" in result.output and "6 pending" in result.output
 
 
 def _record(task, **phases) -> RunRecord:  # noqa: ANN001

@@ -150,9 +150,14 @@ def status(
     from .launch.driver import make_launcher, sweep_state
 
     sweep = _load(sweep_file, results, launcher)
+    launch = make_launcher(sweep)
     try:
-        launch = make_launcher(sweep)
         state = sweep_state(sweep, launch)
+    except LauncherError as exc:  # the folders still say what happened; the queue is unknown
+        console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; job states unknown", soft_wrap=True)
+        state = sweep_state(sweep)
+        wait = False
+    try:
         if wait and state.running:
             with _Bar(len(state.tasks)) as bar:
                 while state.running:

@@ -1,8 +1,9 @@
 """The Slurm launcher, through submitit: one job array per resource shape.
 
 Each array task runs ``<venv python> -u -m posttrainbench.launch.worker TASK.json`` (the
-submitit job only calls ``subprocess.call`` on it, so the job imports our package through
-``PYTHONPATH`` set in the job script, never through a pickle). Per job:
+submitit job only calls ``subprocess.check_call`` on it, so the job imports our package through
+``PYTHONPATH`` set in the job script, never through a pickle; a worker that exits non-zero
+fails the job, which cancels the dependent stages of a split run). Per job:
 
 - ``--gres=gpu:N`` for N = ``gpus_per_run`` (none for CPU-only runs),
 - ``--time`` = agent hours + ``time_margin_min`` (verification and evaluation),
@@ -54,6 +55,9 @@ def setup_lines(settings: SlurmSettings) -> list[str]:
         lines += [
             f'export PTB_SCRATCH={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"',
             'mkdir -p "$PTB_SCRATCH" && export TMPDIR="$PTB_SCRATCH"',
+            # removed however the job ends: normal exit, scancel / time limit (SIGTERM first)
+            'trap \'rm -rf "$PTB_SCRATCH"\' EXIT',
+            "trap 'exit 143' TERM",
         ]
     return lines + list(settings.setup)
 
@@ -70,7 +74,6 @@ def job_parameters(sweep: Sweep, *, gpus: int, hours: float, name: str) -> dict[
         "nodes": 1,
         "array_parallelism": s.array_parallelism,
         "setup": setup_lines(s),
-        "teardown": ['[ -n "${PTB_SCRATCH:-}" ] && rm -rf "$PTB_SCRATCH"'] if s.scratch else [],
         "stderr_to_stdout": True,
     }
     if gpus:
@@ -134,7 +137,7 @@ class SlurmLauncher:
                 ex.update_parameters(**params)
                 try:
                     with ex.batch():
-                        jobs = [ex.submit(partial(subprocess.call, worker_argv(task_files[t.key], until))) for t in group]
+                        jobs = [ex.submit(partial(subprocess.check_call, worker_argv(task_files[t.key], until))) for t in group]
                 except Exception as exc:  # sbatch refused: bad partition/account, limits...
                     raise LauncherError(f"sbatch refused the job array: {exc}") from exc
                 previous = jobs[0].job_id.split("_")[0]
