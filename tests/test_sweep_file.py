@@ -264,7 +264,7 @@ def test_slurm_job_description(tmp_path: Path) -> None:
     script = _make_sbatch_string(command="CMD", folder=tmp_path / "%j", map_count=4, **params)
     for line in ("#SBATCH --gres=gpu:2", "#SBATCH --time=13", "#SBATCH --mem=3072M", "#SBATCH --cpus-per-task=2",
                  "#SBATCH --partition=debug", "#SBATCH --account=lab", "#SBATCH --qos=high", "#SBATCH --array=0-3%4",
-                 "export OMP_NUM_THREADS=2", "mkdir -p \"$PTB_SCRATCH\" && export TMPDIR=\"$PTB_SCRATCH\""):
+                 "export OMP_NUM_THREADS=2"):
         assert line in script.splitlines(), (line, script)
     assert f"export PYTHONPATH={package_root()}" in script
     assert 'export PTB_SCRATCH=/scratch/ptb-"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_${SLURM_ARRAY_TASK_ID:-0}"' in script
@@ -340,3 +340,27 @@ def test_readme_sweep_example_is_a_valid_sweep(tmp_path: Path) -> None:
     desc = submit_description(sweep, gpus=1, hours=sweep.hours, folder=tmp_path)
     assert desc["request_memory"] == "131072MB" and desc["request_disk"] == "209715200KB"
     assert desc["allowed_execute_duration"] == str((600 + 60) * 60)
+
+
+def test_worker_removes_its_scratch_however_it_ends(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    scratch = tmp_path / "scratch" / "ptb-7_0"
+    env = dict(os.environ, PTB_SCRATCH=str(scratch), PYTHONPATH=str(package_root()))
+    bad = subprocess.run([sys.executable, "-m", "posttrainbench.launch.worker", str(tmp_path / "missing.json")], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "cannot read task file" in bad.stderr
+    assert scratch.parent.is_dir() and not scratch.exists()
+    # a task that blocks (a FIFO as its task file) until SIGTERM, as under scancel
+    fifo = tmp_path / "task.json"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "posttrainbench.launch.worker", str(fifo)], env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not scratch.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert scratch.is_dir(), "the worker makes its scratch folder"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not scratch.exists()

@@ -97,7 +97,8 @@ def _numbers(root: Path):  # noqa: ANN202
     rows, cells, scan = leaderboard(root)
     table = [(r.agent, r.agent_config, r.score, r.std, r.n_repeats, r.per_benchmark, r.n_fallback, sorted(r.missing), r.repeat_scores) for r in rows]
     by_cell = sorted((c.benchmark, c.repeat, c.raw, c.score, c.fallback, c.reason) for c in cells)
-    return table, by_cell, dict(sorted(scan.baselines.items()))
+    baselines = sorted((b.benchmark, b.base_model, b.checkpoint, b.eval_limit, b.score) for b in scan.baselines)
+    return table, by_cell, baselines
 
 
 def _weights(root: Path) -> dict[tuple[str, int], dict[str, str]]:

@@ -8,7 +8,8 @@ fails the job, which cancels the dependent stages of a split run). Per job:
 - ``--gres=gpu:N`` for N = ``gpus_per_run`` (none for CPU-only runs),
 - ``--time`` = agent hours + ``time_margin_min`` (verification and evaluation),
 - ``--mem``, ``--cpus-per-task``, ``--partition``/``--account``/``--qos`` from ``[slurm]``,
-- a per-job scratch folder ``<scratch>/ptb-<jobid>`` exported as ``TMPDIR``, removed at the end.
+- a per-job scratch folder ``<scratch>/ptb-<jobid>`` (``PTB_SCRATCH``), made by the worker,
+  its ``TMPDIR``, removed when it ends (normally or on SIGTERM).
 
 With ``split_eval = true`` a run is three dependent arrays (``aftercorr``): agent phases with
 the run's GPUs, verification on CPU only, evaluation with ``eval_gpus``.
@@ -52,13 +53,12 @@ def setup_lines(settings: SlurmSettings) -> list[str]:
     lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(exports.items())]
     lines.append(f'export PYTHONPATH={shlex.quote(str(package_root()))}"${{PYTHONPATH:+:$PYTHONPATH}}"')
     if settings.scratch:
-        lines += [
-            f'export PTB_SCRATCH={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"',
-            'mkdir -p "$PTB_SCRATCH" && export TMPDIR="$PTB_SCRATCH"',
-            # removed however the job ends: normal exit, scancel / time limit (SIGTERM first)
-            'trap \'rm -rf "$PTB_SCRATCH"\' EXIT',
-            "trap 'exit 143' TERM",
-        ]
+        # The worker makes it, uses it as TMPDIR and removes it however it ends (SIGTERM from
+        # scancel or the time limit included): the batch shell itself is SIGKILLed on scancel,
+        # so a shell trap would not run.
+        lines.append(
+            f'export PTB_SCRATCH={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"'
+        )
     return lines + list(settings.setup)
 
 

@@ -3,7 +3,9 @@
 The same pipeline phases whatever the launcher: a run task runs (or resumes) its
 :class:`~posttrainbench.pipeline.Pipeline`, a baseline task evaluates the base model zero-shot.
 Exit status: 0 when the task got as far as asked, 3 on an infrastructure failure (the
-launcher retries it), 2 for a task file it cannot read.
+launcher retries it), 2 for a task file it cannot read, 143 when terminated (SIGTERM).
+With ``PTB_SCRATCH`` set (Slurm jobs), that folder is made, used as ``TMPDIR`` and removed
+when the worker ends, SIGTERM included.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import posttrainbench
@@ -64,12 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     # Which code runs matters on a cluster: say it in the job log.
     print(f"posttrainbench {posttrainbench.__version__} from {Path(posttrainbench.__file__).parent} "
           f"(python {sys.executable})", flush=True)
+    # SIGTERM (scancel, a time limit, `ptb sweep cancel`) ends the worker through SystemExit, so
+    # that cleanup runs; the pipeline records nothing for it and the run resumes later.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    scratch = os.environ.get("PTB_SCRATCH")
+    if scratch:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+        os.environ["TMPDIR"] = scratch
+        tempfile.tempdir = None  # re-read TMPDIR
     try:
-        task = json.loads(args.task_file.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"cannot read task file {args.task_file}: {exc}", file=sys.stderr)
-        return EXIT_BAD_TASK
-    return run_task(task, until=args.until)
+        try:
+            task = json.loads(args.task_file.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"cannot read task file {args.task_file}: {exc}", file=sys.stderr)
+            return EXIT_BAD_TASK
+        return run_task(task, until=args.until)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
