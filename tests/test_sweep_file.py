@@ -364,3 +364,24 @@ def test_worker_removes_its_scratch_however_it_ends(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM
     assert not scratch.exists()
+
+
+def test_slurm_job_forwards_sigterm_to_the_worker(tmp_path: Path) -> None:
+    """Slurm SIGTERMs only the step's task (the submitit process) on scancel: it must pass it on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "child-got-term"
+    child = (f"import signal, sys, time, pathlib\n"
+             f"def h(s, f):\n    pathlib.Path({str(marker)!r}).write_text(str(s)); sys.exit(143)\n"
+             f"signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    parent = (f"import sys, subprocess\nfrom posttrainbench.launch.slurm import run_worker\n"
+              f"try:\n    run_worker([sys.executable, '-c', {child!r}])\n"
+              f"except subprocess.CalledProcessError as e:\n    sys.exit(e.returncode)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], env=dict(os.environ, PYTHONPATH=str(package_root())), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143, "the worker's exit status fails the job"
+    assert marker.read_text() == str(int(signal.SIGTERM))

@@ -1,9 +1,8 @@
 """The Slurm launcher, through submitit: one job array per resource shape.
 
-Each array task runs ``<venv python> -u -m posttrainbench.launch.worker TASK.json`` (the
-submitit job only calls ``subprocess.check_call`` on it, so the job imports our package through
-``PYTHONPATH`` set in the job script, never through a pickle; a worker that exits non-zero
-fails the job, which cancels the dependent stages of a split run). Per job:
+Each array task runs ``<venv python> -u -m posttrainbench.launch.worker TASK.json`` as a child
+of the submitit job (:func:`run_worker`; the job imports our package through ``PYTHONPATH``
+set in the job script). Per job:
 
 - ``--gres=gpu:N`` for N = ``gpus_per_run`` (none for CPU-only runs),
 - ``--time`` = agent hours + ``time_margin_min`` (verification and evaluation),
@@ -22,11 +21,11 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections import defaultdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,21 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise LauncherError(f"`{' '.join(argv)}` did not answer within {timeout:.0f}s: the Slurm controller is unreachable or overloaded") from None
+
+
+def run_worker(argv: list[str]) -> int:
+    """What the submitit job calls: the worker as a child process, SIGTERM forwarded to it.
+
+    On ``scancel`` or the time limit Slurm sends SIGTERM to the step's task only (this process,
+    whose own submitit handler ignores it), then SIGKILL to everything after ``KillWait``: the
+    forwarding gives the worker its chance to clean up. A non-zero exit fails the job, which
+    cancels the dependent stages of a split run."""
+    proc = subprocess.Popen(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    rc = proc.wait()
+    if rc != 0:
+        raise subprocess.CalledProcessError(rc, argv)
+    return rc
 
 
 def setup_lines(settings: SlurmSettings) -> list[str]:
@@ -137,7 +151,7 @@ class SlurmLauncher:
                 ex.update_parameters(**params)
                 try:
                     with ex.batch():
-                        jobs = [ex.submit(partial(subprocess.check_call, worker_argv(task_files[t.key], until))) for t in group]
+                        jobs = [ex.submit(run_worker, worker_argv(task_files[t.key], until)) for t in group]
                 except Exception as exc:  # sbatch refused: bad partition/account, limits...
                     raise LauncherError(f"sbatch refused the job array: {exc}") from exc
                 previous = jobs[0].job_id.split("_")[0]
