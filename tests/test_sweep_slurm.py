@@ -262,3 +262,24 @@ def test_local_pool_retries_infra_failures_and_matches_slurm(slurm_sweep: dict, 
     assert again.phases["evaluate"].finished_at > good.phases["evaluate"].finished_at
     assert again.metrics["status"] == "ok" and again.metrics["score"] == good.metrics["score"]
     assert again.failure is None
+
+
+def test_split_eval_runs_agent_verification_and_evaluation_as_dependent_jobs(slurm_cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = SWEEP.format(scratch=tmp_path / "scratch").replace("repeats = 2", "repeats = 1").replace(
+        'benchmarks = ["gsm8k-calc", "gsm8k"]', 'benchmarks = ["gsm8k-calc"]\nbaselines = false'
+    ) + "split_eval = true\neval_gpus = 0\n"
+    (tmp_path / "split.toml").write_text(text)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
+    sweep = load_sweep(tmp_path / "split.toml")
+    state = run_sweep(sweep, poll_s=1)
+    (task,) = state.tasks
+    assert state.statuses[task.key].state == "done"
+    jobs = Ledger(sweep).last_job(task.key)["job_ids"]
+    assert len(jobs) == 3, jobs
+    logs = [next((sweep_dir(sweep) / "slurm" / j).glob("*.out")).read_text() for j in jobs]
+    assert "[solve] done" in logs[0] and "stopped after collect" in logs[0] and "[verify]" not in logs[0]
+    assert "[verify] done" in logs[1] and "stopped after verify" in logs[1] and "[solve]" not in logs[1]
+    assert "[evaluate] done" in logs[2] and "completed" in logs[2] and "[verify]" not in logs[2]
+    rec = load_record(task.folder / "run.json")
+    assert rec.completed and rec.metrics["status"] == "ok"
+    assert rec.phases["verify"].started_at >= rec.phases["collect"].finished_at
