@@ -305,6 +305,10 @@ from .cli_report import report as _report  # noqa: E402
 
 app.command(name="report")(_report)
 
+from .cli_sweep import app as _sweep_app  # noqa: E402
+
+app.add_typer(_sweep_app, name="sweep")
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()

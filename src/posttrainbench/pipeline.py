@@ -91,6 +91,7 @@ class Pipeline:
         *,
         progress: ProgressFn | None = None,
         eval_batch_size: int = 16,
+        gpu_ids: list[int] | None = None,
     ) -> None:
         # Validate every name before anything touches the disk.
         self.spec = spec
@@ -102,6 +103,8 @@ class Pipeline:
         self.paths: RunPaths = run_paths(results_root, spec, self.base)
         self.progress = progress or (lambda phase, msg: None)
         self.eval_batch_size = eval_batch_size
+        # Host GPU indices a launcher assigned to this run (default: the first spec.gpus).
+        self.gpu_ids = list(gpu_ids)[: spec.gpus] if gpu_ids is not None else list(range(spec.gpus))
 
     # ----------------------------------------------------------------- driving
     def load_or_create(self) -> RunRecord:
@@ -257,7 +260,7 @@ class Pipeline:
             if var in os.environ:
                 env[var] = os.environ[var]
         if self.spec.gpus:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(self.spec.gpus)))
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpu_ids))
         config = SandboxConfig(
             workspace=ws,
             ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"])}),
@@ -265,7 +268,7 @@ class Pipeline:
             env=env,
             network=self.spec.network,
             time_limit_s=limit_s,
-            gpus=list(range(self.spec.gpus)),
+            gpus=self.gpu_ids,
         )
         argv = self.agent.command(ctx)
         self.progress("solve", f"agent running (limit {_hms(limit_s)})")

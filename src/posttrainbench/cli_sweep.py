@@ -1,0 +1,188 @@
+"""``ptb sweep plan|run|status|cancel``: run a sweep file on a local pool, Slurm or HTCondor."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm or HTCondor.", no_args_is_help=True)
+console = Console()
+
+SweepArg = Annotated[Path, typer.Argument(help="Sweep file (.toml, .yaml).")]
+ResultsOpt = Annotated[Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")]
+LauncherOpt = Annotated[Optional[str], typer.Option("--launcher", help="local | slurm | htcondor (overrides the file).")]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path, results: Optional[Path], launcher: Optional[str]):  # noqa: ANN202
+    from .launch.sweep import SweepError, load_sweep
+
+    if launcher is not None and launcher not in ("local", "slurm", "htcondor"):
+        _fail(f"--launcher must be local, slurm or htcondor, not {launcher!r}")
+    try:
+        return load_sweep(path, results=results, launcher=launcher)  # type: ignore[arg-type]
+    except SweepError as exc:
+        _fail(str(exc))
+
+
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = int(round(seconds))
+    return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
+
+
+def _table(state, title: str) -> Table:  # noqa: ANN001 (SweepState)
+    table = Table(title=title)
+    for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
+    for t in state.tasks:
+        st = state.statuses[t.key]
+        shown = "running" if t.key in state.running else st.state
+        if shown in ("failed", "interrupted", "partial", "pending") and t.key not in state.running and state.ledger.attempts(t.key) >= state.max_attempts:
+            shown = f"gave up ({shown})"
+        style = {"done": "green", "running": "cyan", "pending": "white"}.get(shown, "yellow")
+        last = state.ledger.last_job(t.key)
+        cause = st.failure or ""
+        table.add_row(
+            escape(t.label), f"[{style}]{shown}[/]", st.phase, _hms(st.time_used_s), _hms(st.agent_time_s),
+            f"{state.ledger.attempts(t.key)}/{state.max_attempts}",
+            ",".join(last["job_ids"]) if last else "", "—" if st.score is None else f"{st.score:.3f}", escape(cause),
+        )
+    return table
+
+
+def _summary(state) -> str:  # noqa: ANN001
+    counts = state.counts()
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+class _Bar:
+    """The progress bar shown while waiting for jobs."""
+
+    def __init__(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=console, transient=False,
+        )
+        self.task = self.progress.add_task("", total=total)
+
+    def __enter__(self) -> "_Bar":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, state) -> None:  # noqa: ANN001
+        self.progress.update(self.task, completed=state.n_done, description=_summary(state))
+
+
+@app.command()
+def plan(sweep_file: SweepArg, results: ResultsOpt = None, launcher: LauncherOpt = None) -> None:
+    """Show what the sweep would run and what is already done (validates the file; submits nothing)."""
+    from .launch.driver import sweep_state
+
+    sweep = _load(sweep_file, results, launcher)
+    state = sweep_state(sweep)
+    console.print(_table(state, f"sweep {sweep.name}: {len(state.tasks)} tasks, launcher {sweep.launcher}, results {sweep.results}"))
+    todo, gave_up = state.to_launch(), state.gave_up()
+    console.print(f"{state.n_done} done, {len(todo)} to launch, {len(gave_up)} out of attempts ({_summary(state)})")
+
+
+@app.command()
+def run(
+    sweep_file: SweepArg,
+    results: ResultsOpt = None,
+    launcher: LauncherOpt = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the jobs (and retry infra failures).")] = True,
+    retry_failed_evals: Annotated[bool, typer.Option("--retry-failed-evals", help="Re-evaluate completed runs whose evaluation failed (agent phases kept).")] = False,
+    reset_attempts: Annotated[bool, typer.Option("--reset-attempts", help="Forget past attempts (give failed tasks a full retry budget again).")] = False,
+    poll: Annotated[float, typer.Option(min=0.2, help="Seconds between queue polls while waiting.")] = 5.0,
+) -> None:
+    """Launch (or resume) a sweep: skips completed runs, retries infra failures up to max_retries."""
+    from .launch.base import LauncherError
+    from .launch.driver import run_sweep
+
+    sweep = _load(sweep_file, results, launcher)
+
+    def launched(tasks) -> None:  # noqa: ANN001
+        console.print(f"launching {len(tasks)} task(s) on {sweep.launcher}: " + ", ".join(t.label for t in tasks[:8]) + (" …" if len(tasks) > 8 else ""), soft_wrap=True)
+
+    try:
+        if wait:
+            from .launch.plan import plan_tasks
+
+            with _Bar(len(plan_tasks(sweep))) as bar:
+                state = run_sweep(sweep, wait=True, retry_failed_evals=retry_failed_evals, reset_attempts=reset_attempts, on_tick=bar.update, on_launch=launched, poll_s=poll)
+                bar.update(state)
+        else:
+            state = run_sweep(sweep, wait=False, retry_failed_evals=retry_failed_evals, reset_attempts=reset_attempts, on_launch=launched, poll_s=poll)
+    except LauncherError as exc:
+        _fail(str(exc))
+    console.print(_table(state, f"sweep {sweep.name}"))
+    console.print(_summary(state))
+    if wait and state.n_done < len(state.tasks):
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    sweep_file: SweepArg,
+    results: ResultsOpt = None,
+    launcher: LauncherOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show a progress bar until no job is queued or running.")] = False,
+    poll: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 5.0,
+) -> None:
+    """Per run: state, phase, time used, attempts, job, score, failure with its cause."""
+    from .launch.base import LauncherError
+    from .launch.driver import make_launcher, sweep_state
+
+    sweep = _load(sweep_file, results, launcher)
+    launch = make_launcher(sweep)
+    try:
+        state = sweep_state(sweep, launch)
+    except LauncherError as exc:  # the folders still say what happened; the queue is unknown
+        console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; job states unknown", soft_wrap=True)
+        state = sweep_state(sweep)
+        wait = False
+    try:
+        if wait and state.running:
+            with _Bar(len(state.tasks)) as bar:
+                while state.running:
+                    bar.update(state)
+                    time.sleep(poll)
+                    state = sweep_state(sweep, launch)
+                bar.update(state)
+    except LauncherError as exc:
+        _fail(str(exc))
+    console.print(_table(state, f"sweep {sweep.name} ({sweep.launcher})"))
+    console.print(_summary(state))
+
+
+@app.command()
+def cancel(sweep_file: SweepArg, results: ResultsOpt = None, launcher: LauncherOpt = None) -> None:
+    """Cancel the sweep's queued and running jobs (their runs resume on the next `ptb sweep run`)."""
+    from .launch.base import LauncherError
+    from .launch.driver import live_jobs, make_launcher
+    from .launch.plan import Ledger, plan_tasks
+
+    sweep = _load(sweep_file, results, launcher)
+    try:
+        launch = make_launcher(sweep)
+        _, job_ids = live_jobs(launch, Ledger(sweep), plan_tasks(sweep))
+        launch.cancel(job_ids)
+    except LauncherError as exc:
+        _fail(str(exc))
+    console.print(f"cancelled {len(job_ids)} job(s)")

@@ -1,0 +1,72 @@
+"""What every launcher shares: the worker command, the job environment, the launcher protocol."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import posttrainbench
+
+from .plan import Task
+from .sweep import Sweep
+
+#: Called with (task key, job ids) as soon as a task is handed to the scheduler.
+OnLaunch = Callable[[str, list[str]], None]
+#: Called while waiting (the CLI redraws its progress bar).
+OnTick = Callable[[], None]
+
+
+class LauncherError(RuntimeError):
+    """The scheduler cannot be used (not installed, unreachable, refused the job): nothing
+    was submitted by the call that raised it; the message says what to check."""
+
+
+def package_root() -> Path:
+    """The folder that holds the ``posttrainbench`` package the front end imported.
+
+    Jobs put it first on ``PYTHONPATH`` so that they import the very same code (a source
+    checkout on a shared filesystem, or the venv's site-packages)."""
+    return Path(posttrainbench.__file__).resolve().parent.parent
+
+
+def worker_argv(task_file: Path, until: str | None = None) -> list[str]:
+    """``<this python> -u -m posttrainbench.launch.worker TASK [--until PHASE]``."""
+    argv = [sys.executable, "-u", "-m", "posttrainbench.launch.worker", str(task_file)]
+    return argv + ["--until", until] if until else argv
+
+
+def job_env_exports(cpus: int | None) -> dict[str, str]:
+    """Variables every job sets: the package path, and thread counts matching its CPUs."""
+    out = {"PTB_PACKAGE_ROOT": str(package_root())}
+    if cpus:
+        out |= {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus)}
+    return out
+
+
+def time_limit_min(hours: float, margin_min: int) -> int:
+    """A job's wall-clock limit: the agent's hours plus the verification/evaluation margin."""
+    return int(math.ceil(hours * 60)) + int(margin_min)
+
+
+class Launcher(Protocol):
+    """A way to run tasks: a local pool, Slurm, HTCondor."""
+
+    name: str
+
+    def check(self) -> None:
+        """Raise :class:`LauncherError` if tasks cannot be submitted (before submitting any)."""
+
+    def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
+        """Hand ``tasks`` to the scheduler (the local pool runs them before returning)."""
+
+    def active(self, job_ids: list[str]) -> set[str]:
+        """Those of ``job_ids`` that are still queued or running."""
+
+    def wait(self, job_ids: list[str], on_tick: OnTick, poll_s: float = 5.0) -> None:
+        """Return once none of ``job_ids`` is queued or running."""
+
+    def cancel(self, job_ids: list[str]) -> None:
+        """Cancel jobs (a cancelled run resumes on the next ``ptb sweep run``)."""
