@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..domain import Verdict, VerdictStatus
+from .judge import JudgeConfig, JudgeConfigError, run_judge
+from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
 from .contamination import ContaminationIndex, build_index, load_index, save_index, scan, texts_from_files
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
@@ -36,6 +38,12 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 
 
 __all__ = [
+    "AuditPolicy",
+    "JudgeConfig",
+    "JudgeConfigError",
+    "check_trace",
+    "run_judge",
+    "secret_values_from_env",
     "ContaminationIndex",
     "TransferError",
     "build_index",
