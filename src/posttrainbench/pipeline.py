@@ -40,7 +40,7 @@ from .integrity import (
     run_judge,
     secret_values_from_env,
     TransferError,
-    build_index,
+    build_index_cached,
     check_lineage,
     check_model_folder,
     check_tamper,
@@ -50,7 +50,7 @@ from .integrity import (
     scan,
     write_manifest,
 )
-from .model_store import resolve_base_model, resolve_forbidden_models
+from .model_store import cache_root, resolve_base_model, resolve_forbidden_models
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_record
 from .sandbox import SandboxConfig, get_sandbox
 
@@ -394,7 +394,9 @@ class Pipeline:
                 allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
             except DataError:
                 allowed = []
-            index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
+            index = build_index_cached(
+                [(it.id, f"{it.input}\n{it.target}") for it in items], allowed, cache_root() / "contamination"
+            )
             return scan(index, [ws], evidence_dir, exclude=untouched)
         except Exception as exc:
             return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from ..domain import Verdict, VerdictStatus
 from .judge import JudgeConfig, JudgeConfigError, run_judge
 from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
-from .contamination import ContaminationIndex, build_index, load_index, save_index, scan, texts_from_files
+from .contamination import ContaminationIndex, build_index, build_index_cached, load_index, save_index, scan, texts_from_files
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
@@ -47,6 +47,7 @@ __all__ = [
     "ContaminationIndex",
     "TransferError",
     "build_index",
+    "build_index_cached",
     "check_lineage",
     "check_model_folder",
     "check_tamper",

@@ -324,6 +324,41 @@ def build_index(
     )
 
 
+def build_index_cached(
+    items: list[tuple[str, str]],
+    allowed_texts: Iterable[str],
+    cache_dir: Path | None,
+    **params,
+) -> ContaminationIndex:
+    """:func:`build_index`, memoised on disk under ``cache_dir`` (outside any sandbox).
+
+    The key is the sha256 of the hash scheme, the parameters, every item and every allowed
+    text, so a changed data file or parameter builds a new index; an unreadable cache file is
+    rebuilt. Building the GSM8K index (1319 items minus 7473 allowed texts) takes seconds;
+    loading it, milliseconds.
+    """
+    allowed = list(allowed_texts)
+    if cache_dir is None:
+        return build_index(items, allowed, **params)
+    h = hashlib.sha256(json.dumps([HASH_SCHEME, sorted(params.items())], default=str).encode())
+    for item_id, text in items:
+        h.update(b"\x00i" + str(item_id).encode() + b"\x00" + text.encode("utf-8", "surrogatepass"))
+    for text in allowed:
+        h.update(b"\x00a" + text.encode("utf-8", "surrogatepass"))
+    path = Path(cache_dir) / f"index-{h.hexdigest()[:24]}.npz"
+    if path.is_file():
+        try:
+            return ContaminationIndex.load(path)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+            pass
+    index = build_index(items, allowed, **params)
+    try:
+        index.save(path)
+    except OSError:
+        pass  # a read-only or full cache only costs the rebuild next time
+    return index
+
+
 # ----------------------------------------------------------------------------- reading
 
 

@@ -212,7 +212,7 @@ def _benchmark_rules(benchmarks: Iterable[Benchmark]) -> list[tuple[str, re.Patt
 
 
 _TEST_SPLIT = re.compile(
-    r"split\s*=\s*['\"]?test\b|\[\s*['\"]test['\"]\s*\]|\btest-\d{5}-of|/test[./]|\btest\.(?:jsonl|json|parquet|csv)|--split\s+test\b|:test\b",
+    r"split\s*=\s*[\\'\"]*test\b|\[\s*[\\'\"]+test[\\'\"]+\s*\]|\btest-\d{5}-of|/test[./]|\btest\.(?:jsonl|json|parquet|csv)|--split\s+test\b|:test\b",
     re.I,
 )
 
