@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -184,6 +185,8 @@ def test_context_is_size_capped_and_skips_binary(tmp_path: Path) -> None:
     (ws / "big.py").write_text("x = 1\n" * 100_000)
     (ws / "blob").write_bytes(b"\x00\x01\x02" * 10_000)
     (ws / "small.sh").write_text("python train.py\n")
+    os.mkfifo(ws / "a_pipe.txt")  # must be listed, never opened (it would block)
+    (ws / "a_latin1.txt").write_bytes("caf\xe9 cr\xe8me ".encode("latin-1") * 5000)
     for i in range(600):
         (ws / f"f{i:03d}.txt").write_text("n")
     steps = [TraceStep(index=i, role="log", text=f"line {i} " + "y" * 200) for i in range(2000)]
@@ -191,6 +194,7 @@ def test_context_is_size_capped_and_skips_binary(tmp_path: Path) -> None:
     ctx = build_context(ws, tmp_path / "trace.json", workspace_chars=20_000, trace_chars=10_000)
     assert len(ctx.text) < 20_000 + 10_000 + 400 * 40 + 2_000
     assert "### small.sh\npython train.py" in ctx.text and "### blob" not in ctx.text
+    assert "a_pipe.txt  0 B" in ctx.text and "### a_pipe.txt" not in ctx.text and "### a_latin1.txt" not in ctx.text
     assert "more files not listed" in ctx.text
     assert ctx.stats["trace_cut"] and "line 0 " in ctx.text and "line 1999 " in ctx.text
     assert build_context(ws, tmp_path / "nope.json").stats["trace"] == "missing"

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -249,7 +250,8 @@ def build_context(
             link = f" -> {os.readlink(p)}" if p.is_symlink() else ""
             if len(listing) < max_listing:
                 listing.append(f"{rel}  {st.st_size} B{link}")
-            if link or rel.startswith((".cache/", "final_model/")):
+            # links, FIFOs, sockets, devices are listed, never opened (a FIFO would block)
+            if link or not stat.S_ISREG(st.st_mode) or rel.startswith((".cache/", "final_model/")):
                 continue
             if rel in manifest:
                 try:
