@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 from llm_server import FakeLLMServer
 
+from typer.testing import CliRunner
+
+from posttrainbench.agents.trace import parse_trace, save_trace
+from posttrainbench.cli import app
 from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
 from posttrainbench.model_store import resolve_forbidden_models
 from posttrainbench.pipeline import Pipeline
-from posttrainbench.results import save_record
+from posttrainbench.results import load_record, save_record
 from posttrainbench.testing import build_tiny_model
 
 HONEST = """exec 2>&1
@@ -106,6 +110,17 @@ def test_missing_trace_makes_trace_audit_not_run(tmp_path: Path, script_agent, m
     audit = next(v for v in record.verdicts if v.gate == "trace_audit")
     assert audit.status == VerdictStatus.not_run and "unparseable" in audit.summary
     assert record.final_verdict == VerdictStatus.not_run
+
+    # `ptb verify RUN` re-runs the gates on the folder: with the trace restored, the run passes
+    runner = CliRunner()
+    res = runner.invoke(app, ["verify", str(pipe.paths.root)])
+    assert res.exit_code == 1 and "not_run" in res.output
+    save_trace(pipe.paths.trace_json, parse_trace("script-test", pipe.paths.solve_out))
+    res = runner.invoke(app, ["verify", str(pipe.paths.root)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "final verdict: pass" in res.output and "trace_audit" in res.output
+    assert load_record(pipe.paths.run_json).final_verdict == VerdictStatus.passed
+    assert runner.invoke(app, ["verify", str(tmp_path)]).exit_code == 2
 
 
 def test_forbidden_checkpoints_resolve_from_the_local_store_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

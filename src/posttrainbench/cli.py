@@ -217,6 +217,11 @@ def doctor(results: ResultsOpt = Path("results")) -> None:
         raise typer.Exit(1)
 
 
+from .cli_integrity import verify  # noqa: E402
+
+app.command()(verify)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -135,6 +135,19 @@ class Pipeline:
                 break
         return record
 
+    def reverify(self) -> RunRecord:
+        """Run the verify phase again on an existing run (e.g. after a gate or the judge
+        configuration changed); the agent is not re-run and the other phases are kept."""
+        if not self.paths.run_json.exists():
+            raise FileNotFoundError(f"no run.json in {self.paths.root}")
+        record = load_record(self.paths.run_json)
+        if record.phases["collect"].status != "done":
+            raise PhaseError("the run has not been collected yet; run it (ptb run) first")
+        if record.failure and record.failure.startswith("verify:"):
+            record.failure = None
+        self._run_phase(record, "verify")
+        return record
+
     def _run_phase(self, record: RunRecord, phase: Phase) -> bool:
         state = record.phases[phase]
         state.status, state.error, state.details = "pending", None, {}
