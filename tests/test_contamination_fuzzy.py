@@ -92,3 +92,19 @@ def test_index_round_trip_keeps_the_fuzzy_channel(gsm8k, tmp_path: Path) -> None
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "a.txt").write_text("nothing here")
     assert scan(legacy, [tmp_path / "ws"], tmp_path).status == VerdictStatus.passed
+
+
+def test_index_cache_is_keyed_by_content_and_survives_damage(tmp_path: Path) -> None:
+    from posttrainbench.integrity import build_index_cached
+
+    items = [("a", "Janet's ducks lay 16 eggs per day and she sells them at the market"), ("b", "Weng earns 12 dollars an hour for babysitting")]
+    allowed = ["Natalia sold clips to 48 of her friends in April"]
+    first = build_index_cached(items, allowed, tmp_path)
+    files = list(tmp_path.glob("index-*.npz"))
+    assert len(files) == 1
+    again = build_index_cached(items, allowed, tmp_path)
+    assert np.array_equal(again.hashes, first.hashes) and again.item_ids == first.item_ids
+    files[0].write_bytes(b"not an npz")  # damaged: rebuilt, never an error
+    assert build_index_cached(items, allowed, tmp_path).item_ids == first.item_ids
+    build_index_cached(items[:1], allowed, tmp_path)  # other items: another cache entry
+    assert len(list(tmp_path.glob("index-*.npz"))) == 2
