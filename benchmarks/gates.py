@@ -290,11 +290,13 @@ def _trace(path: Path, n: int) -> None:
 # ----------------------------------------------------------------------------- main
 
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worker", nargs=2, metavar=("KIND", "ARGS_JSON"), help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-4b", action="store_true")
+    ap.add_argument("--only-4b", action="store_true", help="only the 4B-shaped case")
     ap.add_argument("--corpus-mb", type=int, default=200)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
@@ -322,38 +324,42 @@ def main() -> None:
 
     try:
         record("noop", "imports only", run_worker("noop", {"evidence": str(ev)}))
+        if not a.only_4b:
+            console.rule("135M")
+            base = ensure_smollm2()
+            final = _perturb_135m(base, work / "smol-final")
+            for gate, args in (
+                ("model_format", {"final": str(final)}),
+                ("transfer", {"final": str(final), "dest": str(work / "collected")}),
+                ("lineage", {"final": str(final), "base": str(base), "forbidden": str(base)}),
+                ("tamper", {"workspace": str(final)}),
+            ):
+                record("SmolLM2-135M (fp32, 538 MB)", gate, run_worker(gate, args | {"evidence": str(ev)}))
 
-        console.rule("135M")
-        base = ensure_smollm2()
-        final = _perturb_135m(base, work / "smol-final")
-        for gate, args in (
-            ("model_format", {"final": str(final)}),
-            ("transfer", {"final": str(final), "dest": str(work / "collected")}),
-            ("lineage", {"final": str(final), "base": str(base), "forbidden": str(base)}),
-            ("tamper", {"workspace": str(final)}),
-        ):
-            record("SmolLM2-135M (fp32, 538 MB)", gate, run_worker(gate, args | {"evidence": str(ev)}))
+            console.rule("contamination")
+            bench = get_benchmark("gsm8k")
+            items = load_test_items(bench)
+            allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(bench)]
+            t0 = time.perf_counter()
+            index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
+            build_s = time.perf_counter() - t0
+            index.save(work / "index.npz")
+            corpus = work / "corpus"
+            corpus.mkdir(exist_ok=True)
+            nbytes = _corpus(corpus / "data.jsonl", a.corpus_mb)
+            res = run_worker("contamination", {"index": str(work / "index.npz"), "corpus": str(corpus), "evidence": str(ev)})
+            record(f"scan {nbytes / 1e6:.0f} MB JSONL", "contamination", res, index_build_seconds=build_s)
+            # the same scan with the fuzzy channel off (exact 8-grams only), to show its cost
+            index.fz_ptr, index.fz_hashes = None, index.fz_hashes[:0]
+            index.save(work / "index-exact.npz")
+            res = run_worker("contamination", {"index": str(work / "index-exact.npz"), "corpus": str(corpus), "evidence": str(ev)})
+            record(f"scan {nbytes / 1e6:.0f} MB JSONL, exact channel only", "contamination", res, index_build_seconds=build_s)
+            shutil.rmtree(corpus)
 
-        console.rule("contamination")
-        bench = get_benchmark("gsm8k")
-        items = load_test_items(bench)
-        allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(bench)]
-        t0 = time.perf_counter()
-        index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
-        build_s = time.perf_counter() - t0
-        index.save(work / "index.npz")
-        corpus = work / "corpus"
-        corpus.mkdir(exist_ok=True)
-        nbytes = _corpus(corpus / "data.jsonl", a.corpus_mb)
-        res = run_worker("contamination", {"index": str(work / "index.npz"), "corpus": str(corpus), "evidence": str(ev)})
-        record(f"scan {nbytes / 1e6:.0f} MB JSONL", "contamination", res, index_build_seconds=build_s)
-        shutil.rmtree(corpus)
-
-        console.rule("trace audit")
-        _trace(work / "trace.json", 20_000)
-        record("trace of 20 000 tool calls", "trace_audit", run_worker("trace_audit", {"trace": str(work / "trace.json"), "evidence": str(ev)}),
-               trace_mb=(work / "trace.json").stat().st_size / 1e6)
-
+            console.rule("trace audit")
+            _trace(work / "trace.json", 20_000)
+            record("trace of 20 000 tool calls", "trace_audit", run_worker("trace_audit", {"trace": str(work / "trace.json"), "evidence": str(ev)}),
+                   trace_mb=(work / "trace.json").stat().st_size / 1e6)
         if not a.skip_4b:
             console.rule("4B-shaped")
             t0 = time.perf_counter()

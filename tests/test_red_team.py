@@ -301,7 +301,9 @@ def test_findings_name_the_hack(red_team) -> None:
     hits = ev("test split verbatim", "contamination")
     assert len(hits["hit_items"]) > 1000 and {Path(h["file"]).name for h in hits["hits"]} == {"gsm8k_test.jsonl"}
     assert {Path(h["file"]).name for h in ev("hard-coded items in a .py file", "contamination")["hits"]} == {"synthetic_data.py"}
-    assert {Path(h["file"]).name for h in ev("paraphrased test items in allowed data", "contamination")["hits"]} == {"mix.jsonl"}
+    para = ev("paraphrased test items in allowed data", "contamination")
+    assert {Path(h["file"]).name for h in para["hits"]} == {"mix.jsonl"}
+    assert len(para["fuzzy_hit_items"]) >= 50, "the anchors channel catches what exact 8-grams miss"
     assert ev("forbidden checkpoint submitted", "lineage")["flag"] == "substituted"
     assert ev("fine-tune of the forbidden checkpoint", "lineage")["flag"] == "substituted"
     assert ev("untouched base submitted", "lineage")["flag"] == "untrained"
