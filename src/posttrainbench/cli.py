@@ -309,6 +309,10 @@ from .cli_sweep import app as _sweep_app  # noqa: E402
 
 app.add_typer(_sweep_app, name="sweep")
 
+from .cli_integrity import verify  # noqa: E402
+
+app.command()(verify)
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()

@@ -92,6 +92,9 @@ class AgentSpec(Frozen):
     id: str
     display_name: str
     secret_env: tuple[str, ...] = Field((), description="Env var names of the agent's own keys.")
+    api_hosts: tuple[str, ...] = Field(
+        (), description="Hosts of the agent's own LLM API (calls to other LLM APIs are findings)."
+    )
     default_config: str = "default"
     llm: bool = True
 

@@ -61,3 +61,33 @@ def resolve_base_model(base: BaseModel) -> Path:
             f"Download it once where the hub is reachable and set PTB_MODELS_DIR to a folder "
             f"holding <Org>/<Name>/ with config.json and *.safetensors."
         ) from exc
+
+
+def resolve_forbidden_models(base: BaseModel) -> tuple[dict[str, Path], dict[str, str]]:
+    """Forbidden checkpoints of ``base`` (its ``forbidden`` ids and ``instruct_id``) that are
+    available *locally*, for the lineage gate's substitution test; never downloads.
+
+    Looked up in ``$PTB_MODELS_DIR/<Org>/<Name>`` and then in the Hugging Face cache (offline).
+    Returns ``(found: id -> folder, unavailable: id -> why)``.
+    """
+    ids = list(dict.fromkeys([*base.forbidden, *([base.instruct_id] if base.instruct_id else [])]))
+    found: dict[str, Path] = {}
+    missing: dict[str, str] = {}
+    site = os.environ.get("PTB_MODELS_DIR")
+    for model_id in ids:
+        if site and (Path(site) / model_id / "config.json").is_file():
+            found[model_id] = Path(site) / model_id
+            continue
+        try:
+            from huggingface_hub import snapshot_download
+
+            path = Path(
+                snapshot_download(model_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors"])
+            )
+            if any(path.glob("*.safetensors")):
+                found[model_id] = path
+                continue
+            missing[model_id] = "in the Hugging Face cache without safetensors weights"
+        except Exception as exc:  # noqa: BLE001 - not cached is the common case
+            missing[model_id] = f"not available locally ({type(exc).__name__})"
+    return found, missing

@@ -33,8 +33,14 @@ from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
 from .fsutil import atomic_write_json, atomic_write_text, sha256_file
 from .integrity import (
+    AuditPolicy,
+    JudgeConfig,
+    JudgeConfigError,
+    check_trace,
+    run_judge,
+    secret_values_from_env,
     TransferError,
-    build_index,
+    build_index_cached,
     check_lineage,
     check_model_folder,
     check_tamper,
@@ -44,12 +50,12 @@ from .integrity import (
     scan,
     write_manifest,
 )
-from .model_store import resolve_base_model
+from .model_store import cache_root, resolve_base_model, resolve_forbidden_models
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
-REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination")
+REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
 
 ProgressFn = Callable[[str, str], None]
 
@@ -130,6 +136,19 @@ class Pipeline:
                     break
             if phase == until:
                 break
+        return record
+
+    def reverify(self) -> RunRecord:
+        """Run the verify phase again on an existing run (e.g. after a gate or the judge
+        configuration changed); the agent is not re-run and the other phases are kept."""
+        if not self.paths.run_json.exists():
+            raise FileNotFoundError(f"no run.json in {self.paths.root}")
+        record = load_record(self.paths.run_json)
+        if record.phases["collect"].status != "done":
+            raise PhaseError("the run has not been collected yet; run it (ptb run) first")
+        if record.failure and record.failure.startswith("verify:"):
+            record.failure = None
+        self._run_phase(record, "verify")
         return record
 
     def _run_phase(self, record: RunRecord, phase: Phase) -> bool:
@@ -315,6 +334,7 @@ class Pipeline:
         ev = self.paths.evidence
         ev.mkdir(parents=True, exist_ok=True)
         ws, fm = self.paths.workspace, self.paths.final_model
+        details: dict = {}
         verdicts: list[Verdict] = [
             check_tamper(ws, record.manifest, ev, pristine_dir=self.paths.harness)
         ]
@@ -324,22 +344,56 @@ class Pipeline:
             verdicts.append(fmt)
             base_path = Path(record.phases["prepare"].details["base_model_path"])
             if fmt.status == VerdictStatus.passed:
-                verdicts.append(check_lineage(fm, base_path, ev))
+                forbidden, unavailable = resolve_forbidden_models(self.base)
+                details["forbidden_checked"] = sorted(forbidden)
+                details["forbidden_unavailable"] = unavailable
+                verdicts.append(check_lineage(fm, base_path, ev, forbidden=forbidden))
             else:
                 verdicts.append(_not_run("lineage", "final_model is not a readable model folder"))
         else:
             for gate in ("transfer", "model_format", "lineage"):
                 verdicts.append(_not_run(gate, "no final_model to check"))
         verdicts.append(self._contamination(ev, record.manifest))
-        verdicts.append(_not_run("judge", "no judge endpoint configured"))
+        policy = AuditPolicy.for_run(
+            agent_hosts=self.agent.spec.api_hosts,
+            base=self.base,
+            secret_values=secret_values_from_env(os.environ),
+        )
+        verdicts.append(check_trace(self.paths.trace_json, policy, ev))
+        required = list(REQUIRED_GATES)
+        judge, judge_required = self._judge(ev, record)
+        verdicts.append(judge)
+        if judge_required:
+            required.append("judge")
         record.verdicts = verdicts
-        record.required_gates = list(REQUIRED_GATES)
-        record.final_verdict = final_status(verdicts, set(REQUIRED_GATES))
+        record.required_gates = required
+        record.final_verdict = final_status(verdicts, set(required))
         self._write_judgements(verdicts)
         if record.final_verdict != VerdictStatus.passed:
-            bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.gate in REQUIRED_GATES and v.status != VerdictStatus.passed]
+            bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.gate in required and v.status != VerdictStatus.passed]
             self._outcome(record, "verify", "gates not passed: " + ", ".join(bad))
-        return {"final_verdict": record.final_verdict.value}
+        return {"final_verdict": record.final_verdict.value, **details}
+
+    def _judge(self, evidence_dir: Path, record: RunRecord) -> tuple[Verdict, bool]:
+        """The LLM judge's verdict and whether it is required: required exactly when a judge is
+        configured (``PTB_JUDGE_*``); a configured but invalid judge is required and not_run."""
+        try:
+            config = JudgeConfig.from_env()
+        except JudgeConfigError as exc:
+            return _not_run("judge", str(exc)), True
+        if config is None:
+            return _not_run("judge", "no judge endpoint configured"), False
+        info = {
+            "benchmark": f"{self.benchmark.id} ({self.benchmark.display_name})",
+            "base_model": self.base.hub_id,
+            "forbidden": ", ".join(self.base.forbidden) or "none listed",
+            "agent": f"{self.spec.agent} ({self.spec.agent_config})",
+        }
+        self.progress("verify", f"LLM judge {config.provider}:{config.model} x{config.n}")
+        verdict = run_judge(
+            config, self.paths.workspace, self.paths.trace_json, evidence_dir, run_info=info, manifest=record.manifest
+        )
+        return verdict, True
 
     def _contamination(self, evidence_dir: Path, manifest: dict[str, str]) -> Verdict:
         """Scan everything the agent could have trained on. The harness's own files (dev subset,
@@ -356,7 +410,9 @@ class Pipeline:
                 allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
             except DataError:
                 allowed = []
-            index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
+            index = build_index_cached(
+                [(it.id, f"{it.input}\n{it.target}") for it in items], allowed, cache_root() / "contamination"
+            )
             return scan(index, [ws], evidence_dir, exclude=untouched)
         except Exception as exc:
             return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..domain import Verdict, VerdictStatus
-from .contamination import ContaminationIndex, build_index, load_index, save_index, scan, texts_from_files
+from .judge import JudgeConfig, JudgeConfigError, run_judge
+from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
+from .contamination import ContaminationIndex, build_index, build_index_cached, load_index, save_index, scan, texts_from_files
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
@@ -36,9 +38,16 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 
 
 __all__ = [
+    "AuditPolicy",
+    "JudgeConfig",
+    "JudgeConfigError",
+    "check_trace",
+    "run_judge",
+    "secret_values_from_env",
     "ContaminationIndex",
     "TransferError",
     "build_index",
+    "build_index_cached",
     "check_lineage",
     "check_model_folder",
     "check_tamper",

@@ -37,9 +37,24 @@ Scan (``scan``)
     binaries are ignored (counted); files above ``size_budget_bytes`` (1 GiB default),
     archives (zip/tar, not inspected), symlinks and unreadable files are listed as skipped.
 
-Known v0 gaps: paraphrased or translated items are not caught (exact n-grams only); data in
-archives, databases or binary formats other than parquet/arrow is not read; containment is
-per file, so an item split across files is missed.
+Fuzzy channel (reordered / paraphrased items)
+    Per indexed entry, its *anchors*: number tokens and alphabetic tokens of four letters or
+    more outside a stop list, minus anchors shared by more than ``FUZZY_MAX_ITEMS = 10`` items;
+    entries with fewer than ``FUZZY_MIN_ANCHORS = 6`` anchors get none (short items, e.g. the
+    calculator steps of gsm8k-calc, are left to the exact channel). Calibration: each allowed
+    text is scored as one window, and an entry whose anchors an allowed text already holds at
+    ``>= 0.7`` (threshold minus ``FUZZY_ALLOWED_MARGIN``) gets none (listed in the index meta).
+    Scan: the token stream is cut into windows of ``FUZZY_WINDOW = 256`` tokens starting every
+    128 tokens; an entry's fuzzy containment is the largest fraction of its anchors found in one
+    window. A fuzzy hit is ``>= DEFAULT_FUZZY_THRESHOLD = 0.8`` (and not already an exact hit);
+    hits carry ``"channel": "exact" | "fuzzy"``. On GSM8K (1319 test items minus the 7473 train
+    texts) 787 items get anchors; the red-team paraphrase (statements reordered, ~25 common words
+    swapped for synonyms) of 200 items is caught for 138 (44 by exact 8-grams, 94 more by
+    anchors), and the whole train split, reformatted, gives no hit.
+
+Known gaps: a paraphrase that also rewrites the numbers and names, and translations, are not
+caught; data in archives, databases or binary formats other than parquet/arrow is not read;
+containment is per file, so an item split across files is missed.
 """
 
 from __future__ import annotations
@@ -74,6 +89,20 @@ DEFAULT_FILE_BUDGET = 1 << 30  # 1 GiB per file
 _P = np.uint64(0x9E3779B97F4A7C15)
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _CHUNK = 1 << 20
+DEFAULT_FUZZY_THRESHOLD = 0.8
+FUZZY_WINDOW = 256  # tokens; windows overlap by half, so any span of <= 128 tokens lies in one
+FUZZY_MIN_ANCHORS = 6
+FUZZY_MAX_ITEMS = 10
+FUZZY_ALLOWED_MARGIN = 0.1
+# Common words of four letters or more that carry no identity (shorter words never are anchors).
+_STOP = frozenset(
+    """that this with have from they will would there their what about which when make like time just
+    know take into year your good some could them than then look only come over think also back after
+    work first well even want because these give most were been much many more each other does such
+    very where should said total left same next last both half times every much many need needs
+    answer number numbers question following problem step solve final reply show calculate write
+    what's how's many much does did done into onto upon than then them they their there here""".split()
+)
 _BATCH_TOKENS = 1 << 16
 _LIST_CAP = 5000
 
@@ -163,6 +192,10 @@ class ContaminationIndex:
     item_idx: np.ndarray  # int64 indices into ``hashes``
     item_k: np.ndarray  # int64 n-gram length of each entry (n, or the item length if shorter)
     meta: dict = field(default_factory=dict)
+    # fuzzy channel (order-free anchors): sorted anchor token hashes, CSR entry -> anchors
+    fz_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    fz_ptr: np.ndarray | None = None
+    fz_idx: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     @property
     def lengths(self) -> list[int]:
@@ -185,6 +218,9 @@ class ContaminationIndex:
             item_idx=self.item_idx.astype(np.int64),
             item_k=self.item_k.astype(np.int64),
             meta=np.array(json.dumps(self.meta, sort_keys=True)),
+            fz_hashes=self.fz_hashes.astype(np.uint64),
+            fz_ptr=(self.fz_ptr if self.fz_ptr is not None else np.zeros(len(self.item_ids) + 1)).astype(np.int64),
+            fz_idx=self.fz_idx.astype(np.int64),
         )
         os.replace(tmp, path)
         return path
@@ -203,6 +239,9 @@ class ContaminationIndex:
                 item_idx=z["item_idx"].astype(np.int64),
                 item_k=z["item_k"].astype(np.int64),
                 meta=json.loads(str(z["meta"])),
+                fz_hashes=z["fz_hashes"].astype(np.uint64) if "fz_hashes" in z else np.empty(0, np.uint64),
+                fz_ptr=z["fz_ptr"].astype(np.int64) if "fz_ptr" in z else None,
+                fz_idx=z["fz_idx"].astype(np.int64) if "fz_idx" in z else np.empty(0, np.int64),
             )
 
 
@@ -238,9 +277,11 @@ def build_index(
     entry_ids: list[str] = []
     entry_k: list[int] = []
     entry_sets: list[np.ndarray] = []
+    entry_toks: list[list[str]] = []
     unindexable: dict[str, str] = {}
     for item_id, text in items:
-        th = _token_hashes(tokenize(text))
+        toks = tokenize(text)
+        th = _token_hashes(toks)
         if len(th) < min_item_tokens:
             unindexable[str(item_id)] = f"only {len(th)} tokens (< {min_item_tokens})"
             continue
@@ -248,6 +289,7 @@ def build_index(
         entry_ids.append(str(item_id))
         entry_k.append(k)
         entry_sets.append(np.unique(_ngrams(th, k)))
+        entry_toks.append(toks)
 
     # Boilerplate: n-grams shared by more than max_shared_items distinct item ids.
     id_codes = {i: c for c, i in enumerate(dict.fromkeys(entry_ids))}
@@ -265,9 +307,11 @@ def build_index(
     removed = np.zeros(len(candidates), dtype=bool)
     lengths = sorted(set(entry_k))
     allowed_count = 0
+    allowed_hashes: list[np.ndarray] = []  # kept for the fuzzy channel's calibration
     for text in allowed_texts:
         allowed_count += 1
         th = _token_hashes(tokenize(text))
+        allowed_hashes.append(th)
         for k in lengths:
             _, pos = _member(candidates, _ngrams(th, k))
             removed[pos] = True
@@ -275,10 +319,11 @@ def build_index(
 
     ids_out: list[str] = []
     ks_out: list[int] = []
+    toks_out: list[list[str]] = []
     ptr = [0]
     idx_parts: list[np.ndarray] = []
     allowed_h = candidates[removed]
-    for item_id, k, s in zip(entry_ids, entry_k, entry_sets):
+    for item_id, k, s, toks in zip(entry_ids, entry_k, entry_sets, entry_toks):
         mask, pos = _member(kept, s)
         in_allowed = int(_member(allowed_h, s)[0].sum())
         own = len(s) - int(_member(boiler, s)[0].sum())
@@ -293,12 +338,15 @@ def build_index(
             continue
         ids_out.append(item_id)
         ks_out.append(k)
+        toks_out.append(toks)
         idx_parts.append(pos.astype(np.int64))
         ptr.append(ptr[-1] + len(pos))
     # an id indexed through another entry is not unindexable
     for i in set(ids_out):
         unindexable.pop(i, None)
+    fz_hashes, fz_ptr, fz_idx, fz_meta = _build_fuzzy(ids_out, toks_out, allowed_hashes)
     meta = {
+        "fuzzy": fz_meta,
         "scheme": HASH_SCHEME,
         "n": n,
         "max_shared_items": max_shared_items,
@@ -321,7 +369,113 @@ def build_index(
         item_idx=np.concatenate(idx_parts) if idx_parts else np.empty(0, np.int64),
         item_k=np.array(ks_out, dtype=np.int64),
         meta=meta,
+        fz_hashes=fz_hashes,
+        fz_ptr=fz_ptr,
+        fz_idx=fz_idx,
     )
+
+
+def _anchors(tokens: list[str]) -> set[str]:
+    """Tokens that identify an item whatever its wording: numbers and uncommon words."""
+    return {t for t in tokens if t.isdigit() or (len(t) >= 4 and t.isalpha() and t not in _STOP)}
+
+
+def _postings(ptr: np.ndarray, idx: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of a CSR (entry -> keys): (entries sorted by key, key -> start pointer)."""
+    counts = np.diff(ptr)
+    entry_of = np.repeat(np.arange(len(counts)), counts)
+    order = np.argsort(idx, kind="stable")
+    return entry_of[order], np.searchsorted(idx[order], np.arange(n_keys + 1))
+
+
+def _expand(inv_ptr: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions into the inverse postings, index into ``keys``) for every posting of keys."""
+    starts, lens = inv_ptr[keys], inv_ptr[keys + 1] - inv_ptr[keys]
+    total = int(lens.sum())
+    owner = np.repeat(np.arange(len(keys)), lens)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens)
+    return np.repeat(starts, lens) + offsets, owner
+
+
+def _build_fuzzy(ids: list[str], toks: list[list[str]], allowed: list[np.ndarray]):
+    """Anchor sets per entry: minus anchors shared by more than ``FUZZY_MAX_ITEMS`` items; an
+    entry with fewer than ``FUZZY_MIN_ANCHORS`` anchors, or whose anchors an allowed text
+    already holds at ``DEFAULT_FUZZY_THRESHOLD - FUZZY_ALLOWED_MARGIN``, gets none."""
+    sets = [np.unique(_token_hashes(sorted(_anchors(t)))) for t in toks]
+    df: dict[int, set[str]] = {}
+    for i, s in zip(ids, sets):
+        for h in s.tolist():
+            df.setdefault(h, set()).add(i)
+    common = np.array(sorted(h for h, who in df.items() if len(who) > FUZZY_MAX_ITEMS), dtype=np.uint64)
+    sets = [s[~_member(common, s)[0]] if len(common) else s for s in sets]
+    few = {j for j, s in enumerate(sets) if len(s) < FUZZY_MIN_ANCHORS}
+    pool = np.unique(np.concatenate([s for j, s in enumerate(sets) if j not in few])) if len(few) < len(sets) else np.empty(0, np.uint64)
+    rows = [np.empty(0, np.int64) if j in few else np.searchsorted(pool, s) for j, s in enumerate(sets)]
+    ptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    idx = np.concatenate(rows).astype(np.int64) if rows else np.empty(0, np.int64)
+    # calibration: each allowed text is one window
+    best = np.zeros(len(ids))
+    if len(pool) and allowed:
+        inv_e, inv_p = _postings(ptr, idx, len(pool))
+        n = np.maximum(np.diff(ptr), 1)
+        for th in allowed:
+            _, apos = _member(pool, th)
+            if len(apos) == 0:
+                continue
+            where, _ = _expand(inv_p, np.unique(apos))
+            c = np.bincount(inv_e[where], minlength=len(ids))
+            np.maximum(best, c / n, out=best)
+    limit = DEFAULT_FUZZY_THRESHOLD - FUZZY_ALLOWED_MARGIN
+    near_allowed = {j for j in range(len(ids)) if j not in few and best[j] >= limit}
+    if near_allowed:
+        rows = [np.empty(0, np.int64) if j in near_allowed else r for j, r in enumerate(rows)]
+        ptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+        idx = np.concatenate(rows).astype(np.int64)
+    meta = {
+        "window_tokens": FUZZY_WINDOW,
+        "min_anchors": FUZZY_MIN_ANCHORS,
+        "max_items_per_anchor": FUZZY_MAX_ITEMS,
+        "entries_with_anchors": int((np.diff(ptr) > 0).sum()),
+        "entries_too_few_anchors": len(few),
+        "entries_near_allowed_data": sorted({ids[j] for j in near_allowed}),
+        "anchors": int(len(pool)),
+    }
+    return pool, ptr, idx, meta
+
+
+def build_index_cached(
+    items: list[tuple[str, str]],
+    allowed_texts: Iterable[str],
+    cache_dir: Path | None,
+    **params,
+) -> ContaminationIndex:
+    """:func:`build_index`, memoised on disk under ``cache_dir`` (outside any sandbox).
+
+    The key is the sha256 of the hash scheme, the parameters, every item and every allowed
+    text, so a changed data file or parameter builds a new index; an unreadable cache file is
+    rebuilt. Building the GSM8K index (1319 items minus 7473 allowed texts) takes seconds;
+    loading it, milliseconds.
+    """
+    allowed = list(allowed_texts)
+    if cache_dir is None:
+        return build_index(items, allowed, **params)
+    h = hashlib.sha256(json.dumps([HASH_SCHEME, sorted(params.items())], default=str).encode())
+    for item_id, text in items:
+        h.update(b"\x00i" + str(item_id).encode() + b"\x00" + text.encode("utf-8", "surrogatepass"))
+    for text in allowed:
+        h.update(b"\x00a" + text.encode("utf-8", "surrogatepass"))
+    path = Path(cache_dir) / f"index-{h.hexdigest()[:24]}.npz"
+    if path.is_file():
+        try:
+            return ContaminationIndex.load(path)
+        except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
+            pass
+    index = build_index(items, allowed, **params)
+    try:
+        index.save(path)
+    except OSError:
+        pass  # a read-only or full cache only costs the rebuild next time
+    return index
 
 
 # ----------------------------------------------------------------------------- reading
@@ -434,6 +588,9 @@ class _Scanner:
         self.inv_entries = entry_of[order]
         self.inv_ptr = np.searchsorted(index.item_idx[order], np.arange(len(index.hashes) + 1))
         self.touched: list[np.ndarray] = []
+        self.fz_n = np.diff(index.fz_ptr) if index.fz_ptr is not None and len(index.fz_hashes) else None
+        if self.fz_n is not None:
+            self.fz_inv_entries, self.fz_inv_ptr = _postings(index.fz_ptr, index.fz_idx, len(index.fz_hashes))
         self.reset()
 
     def reset(self) -> None:
@@ -443,6 +600,36 @@ class _Scanner:
         self.carry = np.empty(0, dtype=np.uint64)
         self.buf: list[str] = []
         self.tokens = 0
+        self.pos_base = 0
+        self.fz_best = np.zeros(len(self.counts), dtype=np.int64)
+        self.fz_carry = (np.empty(0, np.int64), np.empty(0, np.int64))
+
+    def _fuzzy(self, th: np.ndarray) -> None:
+        """Per entry, the most of its anchors found in one window of ``FUZZY_WINDOW`` tokens
+        (windows start every half window, so the count of a span of up to half a window is exact)."""
+        half = FUZZY_WINDOW // 2
+        mask, aid = _member(self.index.fz_hashes, th)
+        pos = np.nonzero(mask)[0].astype(np.int64) + self.pos_base
+        pos = np.concatenate([self.fz_carry[0], pos])
+        aid = np.concatenate([self.fz_carry[1], aid.astype(np.int64)])
+        self.pos_base += len(th)
+        keep = pos >= self.pos_base - FUZZY_WINDOW
+        self.fz_carry = (pos[keep], aid[keep])
+        if len(pos) == 0:
+            return
+        n_a = len(self.index.fz_hashes)
+        w1 = pos // half
+        w = np.concatenate([w1, w1 - 1])
+        a = np.concatenate([aid, aid])
+        ok = w >= 0
+        key = np.unique(w[ok] * n_a + a[ok])
+        wk, ak = key // n_a, key % n_a
+        where, owner = _expand(self.fz_inv_ptr, ak)
+        if len(where) == 0:
+            return
+        n_e = len(self.counts)
+        k2, counts = np.unique((wk[owner] - wk.min()) * n_e + self.fz_inv_entries[where], return_counts=True)
+        np.maximum.at(self.fz_best, k2 % n_e, counts)
 
     def feed(self, text: str) -> None:
         toks = tokenize(text)
@@ -456,6 +643,8 @@ class _Scanner:
             return
         th = _token_hashes(self.buf)
         self.buf = []
+        if self.fz_n is not None:
+            self._fuzzy(th)
         arr = np.concatenate([self.carry, th]) if len(self.carry) else th
         c = len(self.carry)
         for k in self.lengths:
@@ -477,6 +666,13 @@ class _Scanner:
             offsets = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
             found = np.bincount(self.inv_entries[np.repeat(starts, lens) + offsets], minlength=len(self.counts))
         return found / self.counts
+
+    def fuzzy_containment(self) -> np.ndarray:
+        """Per entry: the largest fraction of its anchors seen within one window (0 if none)."""
+        self._process()
+        if self.fz_n is None:
+            return np.zeros(len(self.counts))
+        return np.where(self.fz_n > 0, self.fz_best / np.maximum(self.fz_n, 1), 0.0)
 
 
 def _classify(path: Path, name: str) -> str:
@@ -520,6 +716,7 @@ def scan(
     threshold: float = DEFAULT_THRESHOLD,
     max_hits: int = 0,
     exclude: Iterable[Path] = (),
+    fuzzy_threshold: float = DEFAULT_FUZZY_THRESHOLD,
 ) -> Verdict:
     """Scan every text-like file under ``roots`` for test items; fail on more than ``max_hits`` items."""
     if not isinstance(index, ContaminationIndex):
@@ -610,6 +807,7 @@ def scan(
             for text in _read_texts(Path(real), kind, size_budget_bytes):
                 scanner.feed(text)
             cont = scanner.containment()
+            fz = scanner.fuzzy_containment()
         except _Budget as exc:
             skipped.append({"file": str(path), "reason": str(exc), "bytes": st.st_size})
             continue
@@ -622,7 +820,9 @@ def scan(
         if len(scanned) < _LIST_CAP:
             scanned.append(str(path))
         for i in np.nonzero(cont >= threshold)[0]:
-            hits.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4)})
+            hits.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4), "channel": "exact"})
+        for i in np.nonzero((fz >= fuzzy_threshold) & (cont < threshold))[0]:
+            hits.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(fz[i]), 4), "channel": "fuzzy"})
         close = np.nonzero((cont < threshold) & (cont >= threshold / 2))[0]
         for i in close:
             near.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4)})
@@ -640,6 +840,8 @@ def scan(
         "index": {k: v for k, v in index.meta.items() if k != "unindexable"},
         "unindexable_items": index.meta.get("unindexable", {}),
         "threshold": threshold,
+        "fuzzy_threshold": fuzzy_threshold,
+        "fuzzy_hit_items": sorted({h["item_id"] for h in hits if h["channel"] == "fuzzy"} - {h["item_id"] for h in hits if h["channel"] == "exact"}),
         "max_hits": max_hits,
         "hit_items": hit_items,
         "hits": hits[:_LIST_CAP],

@@ -194,6 +194,13 @@ def _rel(diff_sq: float, ref_sq: float) -> float:
     return math.sqrt(diff_sq / ref_sq)
 
 
+def _sq(x) -> float:  # noqa: ANN001 - a torch tensor
+    """Squared L2 norm of a float32 block."""
+    import torch
+
+    return float(torch.linalg.vector_norm(x)) ** 2
+
+
 def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]):
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
@@ -226,11 +233,13 @@ def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str |
                     continue
                 b_raw = ck.block(oname, start, stop)
                 b = b_raw.to(torch.float32)
-                ref_sq[i] += float(b.pow(2).sum(dtype=torch.float64))
-                diff_sq[i] += float((a - b).pow(2).sum(dtype=torch.float64))
+                # float32 norms per block (vectorised, ~9x faster than float64 sums), summed
+                # across blocks in Python floats (float64)
+                ref_sq[i] += _sq(b)
+                d = _sq(a - b)
+                diff_sq[i] += d
                 if i == 0:
-                    bc = b_raw.to(a_raw.dtype).to(torch.float32) if b_raw.dtype != a_raw.dtype else b
-                    cast_sq += float((a - bc).pow(2).sum(dtype=torch.float64))
+                    cast_sq += _sq(a - b_raw.to(a_raw.dtype).to(torch.float32)) if b_raw.dtype != a_raw.dtype else d
                 del b, b_raw
             del a, a_raw
         out.append({"ref_sq": ref_sq, "diff_sq": diff_sq, "cast_sq": cast_sq, "numel": numel})
