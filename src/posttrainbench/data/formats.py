@@ -80,3 +80,16 @@ AIME_PROMPT = (
 
 def aime_prompt(problem: str) -> str:
     return AIME_PROMPT.format(problem=problem.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# HumanEval: the function signature + docstring; the reply is code (a fenced block or plain).
+
+HUMANEVAL_PROMPT = (
+    "Read the following function signature and docstring, and fully implement the function "
+    "described. Reply with the complete function in a single ```python code block.\n\n{prompt}"
+)
+
+
+def humaneval_prompt(prompt: str) -> str:
+    return HUMANEVAL_PROMPT.format(prompt=prompt)

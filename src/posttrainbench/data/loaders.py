@@ -15,6 +15,7 @@ from typing import Any
 from ..domain import Benchmark
 from .formats import (
     aime_prompt,
+    humaneval_prompt,
     calc_key,
     calc_prompt,
     calc_steps,
@@ -51,7 +52,7 @@ def load_train_examples(benchmark: Benchmark, root: Path | None = None) -> list[
 
 def _not_yet(benchmark: Benchmark) -> str:
     return (
-        f"evaluation of {benchmark.id} lands with the evaluation issue: no loader yet "
+        f"{benchmark.id}: no loader for this benchmark "
         f"(implemented: {', '.join(sorted(_TEST_LOADERS))})"
     )
 
@@ -213,10 +214,25 @@ def _aime_test(benchmark: Benchmark, root: Path) -> list[Item]:
     return items
 
 
+# ---------------------------------------------------------------------------------------------
+# humaneval
+
+
+def _humaneval_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        task_id = _field(rec, "task_id", where=where)
+        meta = {k: _field(rec, k, where=where) for k in ("prompt", "test", "entry_point")}
+        items.append(Item(id=task_id, input=humaneval_prompt(meta["prompt"]), target=meta["entry_point"], metadata=meta))
+    return items
+
+
 _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "gsm8k": _gsm8k_test,
     "gsm8k-calc": _calc_test,
     "aime2025": _aime_test,
+    "humaneval": _humaneval_test,
 }
 _TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
     "gsm8k": _gsm8k_train,

@@ -23,8 +23,8 @@ from pydantic import Field
 from ..data import DataError, Item, load_test_items
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
 from .hf_provider import PROVIDER, free_accelerator_memory
-from .scoring import score_completion
-from .tasks import SCORER_NAME, build_task
+from .scorers import scoring_spec
+from .tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,16 @@ def read_generation_config(path: Path) -> dict[str, Any] | None:
 
 
 def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) -> LogCheck:
-    """Re-score every sample of a raw Inspect log from its completion and compare with Inspect."""
-    from inspect_ai.log import read_eval_log
-    from inspect_ai.scorer import CORRECT
+    """Re-score every sample of a raw Inspect log from what it holds and compare with Inspect.
 
+    The per-sample values are recomputed by the benchmark's ``rescore`` (the reply for answer
+    rules, a new sandboxed execution for HumanEval, the tool calls for BFCL, the grader's raw
+    verdict for graded benchmarks) and aggregated by its ``aggregate``.
+    """
+    from inspect_ai.log import read_eval_log
+    from inspect_ai.scorer import value_to_float
+
+    spec = scoring_spec(benchmark_id)
     problems: list[str] = []
     try:
         elog = read_eval_log(str(log_path))
@@ -143,7 +149,9 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
         problems.append(f"log status is {elog.status!r}")
     expected = set(expected_ids)
     seen: set[str] = set()
-    correct = disagreements = 0
+    scored: list[Any] = []
+    stored: dict[str, float] = {}
+    to_float = value_to_float()
     for s in elog.samples or []:
         sid = str(s.id)
         if sid not in expected:
@@ -152,33 +160,40 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
         if sid in seen:
             problems.append(f"sample {sid!r} appears twice in the log")
             continue
-        score = (s.scores or {}).get(SCORER_NAME)
+        score = (s.scores or {}).get(spec.scorer_name)
         if s.error is not None or score is None:
             continue
         seen.add(sid)
-        target = s.target if isinstance(s.target, str) else "".join(s.target[:1])
-        ok, _ = score_completion(benchmark_id, s.output.completion, target)
-        correct += ok
-        if ok != (score.value == CORRECT):
-            disagreements += 1
+        scored.append(s)
+        stored[sid] = to_float(score.value)
     n = len(seen)
-    if disagreements:
-        problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
+    mine: float | None = None
+    if scored:
+        try:
+            values = spec.rescore(scored)
+            missing = [sid for sid in stored if sid not in values]
+            if missing:
+                raise RuntimeError(f"{len(missing)} sample(s) could not be re-scored, e.g. {missing[0]!r}")
+            disagreements = sum(1 for sid, v in stored.items() if not math.isclose(v, values[sid], abs_tol=1e-9))
+            if disagreements:
+                problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
+            mine = spec.aggregate(scored, values)
+        except Exception as exc:
+            problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
     if n < len(expected):
         problems.append(f"only {n} of {len(expected)} samples were scored")
-    mine = correct / n if n else None
 
     reported = reported_stderr = None
     for es in (elog.results.scores if elog.results else []):
-        if es.name == SCORER_NAME:
-            if "accuracy" in es.metrics:
-                reported = float(es.metrics["accuracy"].value)
+        if es.name == spec.scorer_name:
+            if spec.metric_name in es.metrics:
+                reported = float(es.metrics[spec.metric_name].value)
             if "stderr" in es.metrics:
                 reported_stderr = float(es.metrics["stderr"].value)
     if reported is None:
-        problems.append("the log reports no accuracy")
+        problems.append(f"the log reports no {spec.metric_name}")
     elif mine is None or not math.isclose(mine, reported, abs_tol=1e-9):
-        problems.append(f"recomputed accuracy {mine} != Inspect's reported accuracy {reported}")
+        problems.append(f"recomputed {spec.metric_name} {mine} != Inspect's reported {spec.metric_name} {reported}")
     if reported_stderr is not None and not math.isfinite(reported_stderr):
         reported_stderr = None
     return LogCheck(

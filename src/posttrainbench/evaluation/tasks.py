@@ -20,9 +20,9 @@ from inspect_ai.solver import generate
 from ..catalog import get_benchmark
 from ..data import Item, load_test_items
 from ..domain import Benchmark
-from .scoring import ptb_answer
+from .scorers import SCORER_NAME, scoring_spec
 
-SCORER_NAME = "ptb_answer"
+__all__ = ["SCORER_NAME", "build_task", "generate_config", "item_messages", "item_to_sample"]
 
 
 def item_messages(item: Item) -> list[ChatMessage]:
@@ -54,7 +54,7 @@ def build_task(benchmark: Benchmark, items: list[Item], *, max_tokens: int | Non
         name=f"ptb_{benchmark.id.replace('-', '_')}",
         dataset=MemoryDataset([item_to_sample(it) for it in items], name=benchmark.id),
         solver=generate(),
-        scorer=ptb_answer(benchmark.id),
+        scorer=scoring_spec(benchmark.id).make_scorer(),
         config=generate_config(benchmark, max_tokens),
         metadata={"benchmark": benchmark.id},
     )
