@@ -47,6 +47,7 @@ _PAPER: tuple[Benchmark, ...] = (
         hub_id="Idavidrein/gpqa",
         hub_config="gpqa_main",
         test_split="train",
+        local_test_file="gpqamain/gpqa_main.jsonl",  # optional: records in the hub's columns
         full_size=448,
         dev_size=40,
         max_tokens_ladder=(16000, 12000, 8000),

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..domain import Benchmark
 from .formats import (
+    CHOICE_LETTERS,
     aime_prompt,
+    gpqa_prompt,
     humaneval_prompt,
     calc_key,
     calc_prompt,
@@ -228,11 +231,49 @@ def _humaneval_test(benchmark: Benchmark, root: Path) -> list[Item]:
     return items
 
 
+# ---------------------------------------------------------------------------------------------
+# gpqamain
+
+GPQA_SHUFFLE_SEED = "posttrainbench-gpqa-v1"
+GPQA_WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+
+
+def gpqa_choices(record_id: str, correct: str, wrong: list[str]) -> tuple[list[str], str]:
+    """The four choices in their evaluation order and the correct letter. The order depends only
+    on the record id (a seeded shuffle), so every evaluation of every model asks the same thing."""
+    choices = [correct, *wrong]
+    order = list(range(len(choices)))
+    random.Random(f"{GPQA_SHUFFLE_SEED}:{record_id}").shuffle(order)
+    shuffled = [choices[i] for i in order]
+    return shuffled, CHOICE_LETTERS[order.index(0)]
+
+
+def _gpqa_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        rid = _field(rec, "Record ID", where=where)
+        question = _field(rec, "Question", where=where)
+        correct = _field(rec, "Correct Answer", where=where)
+        wrong = [_field(rec, k, where=where) for k in GPQA_WRONG]
+        choices, letter = gpqa_choices(rid, correct, wrong)
+        items.append(
+            Item(
+                id=f"gpqa-{rid}",
+                input=gpqa_prompt(question, choices),
+                target=letter,
+                metadata={"record_id": rid, "choices": choices},
+            )
+        )
+    return items
+
+
 _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "gsm8k": _gsm8k_test,
     "gsm8k-calc": _calc_test,
     "aime2025": _aime_test,
     "humaneval": _humaneval_test,
+    "gpqamain": _gpqa_test,
 }
 _TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
     "gsm8k": _gsm8k_train,
