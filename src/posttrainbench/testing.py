@@ -69,12 +69,14 @@ def build_tiny_model(
     seed: int = 0,
     chat_template: str | None = None,
     dtype: str = "float32",
+    max_positions: int | None = None,
 ) -> Path:
     """Write a tiny random ``LlamaForCausalLM`` + character tokenizer to ``path`` and return it.
 
     Deterministic for a given ``seed`` (the global RNG state is left untouched). The folder
     holds ``config.json``, ``generation_config.json``, ``model.safetensors`` and the tokenizer
-    files; ``chat_template`` (a Jinja string) is saved with the tokenizer if given.
+    files; ``chat_template`` (a Jinja string) is saved with the tokenizer if given;
+    ``max_positions`` overrides the context length (512) for tests with long prompts.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -87,7 +89,7 @@ def build_tiny_model(
         bos_token_id=vocab[BOS],
         eos_token_id=vocab[EOS],
         pad_token_id=vocab[PAD],
-        **TINY_CONFIG,
+        **{**TINY_CONFIG, **({"max_position_embeddings": max_positions} if max_positions else {})},
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -35,7 +35,7 @@ _PAPER: tuple[Benchmark, ...] = (
     Benchmark(
         id="bfcl",
         display_name="BFCL exec_simple",
-        local_test_file="bfcl/exec_simple.jsonl",
+        local_test_file="bfcl/BFCL_v4_exec_simple.json",  # else from the bfcl-eval wheel
         full_size=100,
         dev_size=20,
         max_tokens_ladder=(4000, 3000, 2000),

@@ -268,12 +268,49 @@ def _gpqa_test(benchmark: Benchmark, root: Path) -> list[Item]:
     return items
 
 
+# ---------------------------------------------------------------------------------------------
+# bfcl (exec_simple)
+
+
+def _bfcl_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    from .bfcl import ANSWERS, QUESTIONS, ensure_bfcl_files
+
+    folder = root if (root / QUESTIONS).is_file() else ensure_bfcl_files()
+    if not (folder / ANSWERS).is_file():
+        raise DataError(f"{benchmark.id}: {folder / QUESTIONS} has no answer file {folder / ANSWERS}")
+    answers = {str(r.get("id")): r for r in _read_jsonl(folder / ANSWERS)}
+    items = []
+    for i, rec in enumerate(_read_jsonl(folder / QUESTIONS)):
+        where = f"{benchmark.id} #{i}"
+        qid = _field(rec, "id", where=where)
+        turns = rec.get("question")
+        if not (isinstance(turns, list) and turns and isinstance(turns[0], list) and turns[0]):
+            raise DataError(f"{where}: 'question' is not a list of chat turns")
+        users = [t for t in turns[0] if isinstance(t, dict) and t.get("role") == "user"]
+        functions = rec.get("function")
+        gold = answers.get(qid, {}).get("ground_truth")
+        if len(users) != 1 or not isinstance(functions, list) or not functions:
+            raise DataError(f"{where}: expected one user turn and a list of functions")
+        if not isinstance(gold, list) or not gold:
+            raise DataError(f"{where}: no ground truth for {qid!r} in {folder / ANSWERS}")
+        items.append(
+            Item(
+                id=qid,
+                input=str(users[0]["content"]),
+                target=gold[0],
+                metadata={"functions": functions, "ground_truth": gold},
+            )
+        )
+    return items
+
+
 _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "gsm8k": _gsm8k_test,
     "gsm8k-calc": _calc_test,
     "aime2025": _aime_test,
     "humaneval": _humaneval_test,
     "gpqamain": _gpqa_test,
+    "bfcl": _bfcl_test,
 }
 _TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
     "gsm8k": _gsm8k_train,

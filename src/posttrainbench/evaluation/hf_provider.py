@@ -9,6 +9,9 @@ Differences from Inspect's built-in ``hf`` provider, all on purpose:
   strings from Inspect's ``GenerateConfig`` (which the harness sets) are applied;
 * stop strings are ``GenerateConfig.stop_seqs`` + the template's end-of-turn strings + the
   tokenizer's EOS; the output is cut at the first of them;
+* tools (BFCL) are offered in the system turn in the Qwen3/Hermes wording
+  (``catalog.tools_system_prompt``) and ``<tool_call>`` blocks of the reply become Inspect
+  ``ToolCall``s (``tool_calls.parse_tool_calls``);
 * concurrent ``generate()`` calls are gathered into batches of ``batch_size`` (Inspect runs one
   call per sample; ``max_connections`` should equal the batch size), so N samples take
   ceil(N / batch_size) ``model.generate`` loops, and no fixed multi-second wait per batch.
@@ -38,9 +41,10 @@ from inspect_ai.model import (
     ModelUsage,
     modelapi,
 )
-from inspect_ai.tool import ToolChoice, ToolInfo
+from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
-from ..catalog import END_OF_TURN, get_chat_template
+from ..catalog import END_OF_TURN, get_chat_template, tools_system_prompt
+from .tool_calls import parse_tool_calls
 
 
 def free_accelerator_memory() -> None:
@@ -267,8 +271,6 @@ class PtbHFAPI(ModelAPI):
         tool_choice: ToolChoice,
         config: GenerateConfig,
     ) -> ModelOutput:
-        if tools:
-            raise ValueError(f"{PROVIDER} does not support tool calls")
         key = GenKey(
             max_tokens=int(config.max_tokens or 512),
             temperature=float(config.temperature or 0.0),
@@ -280,16 +282,25 @@ class PtbHFAPI(ModelAPI):
                 f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens "
                 f"{self.fail_above_max_tokens}"
             )
-        prompt = self.render(input)
+        prompt = self.render(input, tools)
         res = await self.batcher.submit(prompt, key)
+        message = ChatMessageAssistant(content=res.text, model=self.model_name, source="generate")
+        stop_reason = res.stop_reason
+        if tools:
+            content, calls, _ = parse_tool_calls(res.text)
+            if calls:
+                message = ChatMessageAssistant(
+                    content=content,
+                    model=self.model_name,
+                    source="generate",
+                    tool_calls=[
+                        ToolCall(id=f"call_{i}", function=name, arguments=args) for i, (name, args) in enumerate(calls)
+                    ],
+                )
+                stop_reason = "tool_calls"
         return ModelOutput(
             model=self.model_name,
-            choices=[
-                ChatCompletionChoice(
-                    message=ChatMessageAssistant(content=res.text, model=self.model_name, source="generate"),
-                    stop_reason=res.stop_reason,  # type: ignore[arg-type]
-                )
-            ],
+            choices=[ChatCompletionChoice(message=message, stop_reason=stop_reason)],  # type: ignore[arg-type]
             usage=ModelUsage(
                 input_tokens=res.input_tokens,
                 output_tokens=res.output_tokens,
@@ -300,9 +311,24 @@ class PtbHFAPI(ModelAPI):
 
     # -- rendering and generation -------------------------------------------------------------
 
-    def render(self, messages: list[ChatMessage]) -> str:
-        """The prompt text: the harness's chat template with the generation prompt appended."""
+    def render(self, messages: list[ChatMessage], tools: list[ToolInfo] | None = None) -> str:
+        """The prompt text: the harness's chat template with the generation prompt appended;
+        ``tools`` are offered in the (first) system turn."""
         turns = [{"role": m.role, "content": m.text} for m in messages]
+        if tools:
+            specs = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters.model_dump(exclude_none=True),
+                    },
+                }
+                for t in tools
+            ]
+            system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
+            turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
         return str(
             self.tokenizer.apply_chat_template(
                 turns, chat_template=self.template, add_generation_prompt=True, tokenize=False

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspect_ai.scorer import Scorer
+from inspect_ai.solver import Solver, generate
 
-from . import humaneval
+from . import bfcl, humaneval
 from .scoring import ANSWER_RULES, ptb_answer, score_completion
 
 SCORER_NAME = "ptb_answer"
@@ -27,13 +28,14 @@ def _mean(samples: list[Any], values: dict[str, float]) -> float:
 
 @dataclass(frozen=True)
 class ScoringSpec:
-    """How a benchmark is scored, and re-scored from its log."""
+    """How a benchmark is asked (solver), scored, and re-scored from its log."""
 
     scorer_name: str
     metric_name: str
     make_scorer: Callable[[], Scorer]
     rescore: Callable[[list[Any]], dict[str, float]]
     aggregate: Callable[[list[Any], dict[str, float]], float] = _mean
+    make_solver: Callable[[], Solver] = generate
 
 
 def _target_text(sample: Any) -> str:
@@ -57,8 +59,10 @@ def scoring_spec(benchmark_id: str) -> ScoringSpec:
         return _answer_spec(benchmark_id)
     if benchmark_id == "humaneval":
         return ScoringSpec(humaneval.SCORER, "accuracy", humaneval.humaneval_scorer, humaneval.rescore)
+    if benchmark_id == "bfcl":
+        return ScoringSpec(bfcl.SCORER, "accuracy", bfcl.bfcl_scorer, bfcl.rescore, make_solver=bfcl.bfcl_solver)
     raise KeyError(f"no scorer for benchmark {benchmark_id!r}; known: {sorted(SCORED)}")
 
 
-SCORED: tuple[str, ...] = (*ANSWER_RULES, "humaneval")
+SCORED: tuple[str, ...] = (*ANSWER_RULES, "humaneval", "bfcl")
 """Benchmarks with a scorer."""

@@ -15,7 +15,6 @@ from inspect_ai.model import (
     ChatMessageUser,
     GenerateConfig,
 )
-from inspect_ai.solver import generate
 
 from ..catalog import get_benchmark
 from ..data import Item, load_test_items
@@ -50,11 +49,12 @@ def generate_config(benchmark: Benchmark, max_tokens: int | None = None) -> Gene
 
 def build_task(benchmark: Benchmark, items: list[Item], *, max_tokens: int | None = None) -> Task:
     """The Inspect task evaluating ``items`` of ``benchmark``."""
+    spec = scoring_spec(benchmark.id)
     return Task(
         name=f"ptb_{benchmark.id.replace('-', '_')}",
         dataset=MemoryDataset([item_to_sample(it) for it in items], name=benchmark.id),
-        solver=generate(),
-        scorer=scoring_spec(benchmark.id).make_scorer(),
+        solver=spec.make_solver(),
+        scorer=spec.make_scorer(),
         config=generate_config(benchmark, max_tokens),
         metadata={"benchmark": benchmark.id},
     )
