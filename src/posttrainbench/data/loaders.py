@@ -304,6 +304,77 @@ def _bfcl_test(benchmark: Benchmark, root: Path) -> list[Item]:
     return items
 
 
+# ---------------------------------------------------------------------------------------------
+# arenahardwriting, healthbench (graded by an LLM)
+
+ARENA_BASELINE_FILE = "baseline_answers_Qwen3-1.7B.jsonl"
+
+
+def _answer_text(content: Any) -> str:
+    """Arena-Hard stores an answer as a string or as ``{"answer": ...}``."""
+    if isinstance(content, dict):
+        content = content.get("answer")
+    if not isinstance(content, str):
+        raise DataError(f"baseline answer is not text: {str(content)[:80]!r}")
+    return content
+
+
+def _arena_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    records = _records(benchmark, root, "test")
+    rel = Path(benchmark.local_test_file or "arenahardwriting/question.jsonl").parent / ARENA_BASELINE_FILE
+    path = root / rel
+    if not path.is_file():
+        raise DataError(f"{benchmark.id}: the baseline answers {path} are missing (needed by the pairwise judge)")
+    baseline: dict[str, str] = {}
+    for n, rec in enumerate(_read_jsonl(path)):
+        msgs = rec.get("messages") or []
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise DataError(f"{path}:{n + 1}: no assistant message")
+        baseline[str(rec.get("uid"))] = _answer_text(msgs[-1].get("content"))
+    items = []
+    for i, rec in enumerate(records):
+        where = f"{benchmark.id} #{i}"
+        uid = _field(rec, "uid", where=where)
+        if uid not in baseline:
+            raise DataError(f"{where}: no baseline answer for question {uid!r} in {path}")
+        items.append(
+            Item(
+                id=f"arena-{uid}",
+                input=_field(rec, "prompt", where=where),
+                target="",
+                metadata={"uid": uid, "baseline_answer": baseline[uid]},
+            )
+        )
+    return items
+
+
+def _healthbench_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        pid = _field(rec, "prompt_id", where=where)
+        turns = rec.get("prompt")
+        rubrics = rec.get("rubrics")
+        if not (isinstance(turns, list) and turns and turns[-1].get("role") == "user"):
+            raise DataError(f"{where}: 'prompt' must be chat turns ending with a user turn")
+        if not (isinstance(rubrics, list) and rubrics and all("criterion" in r and "points" in r for r in rubrics)):
+            raise DataError(f"{where}: 'rubrics' must be a list of {{criterion, points}}")
+        context = tuple(ChatTurn(role=t["role"], content=t["content"]) for t in turns[:-1])
+        items.append(
+            Item(
+                id=f"healthbench-{pid}",
+                input=str(turns[-1]["content"]),
+                target="",
+                context=context,
+                metadata={
+                    "conversation": [{"role": t["role"], "content": t["content"]} for t in turns],
+                    "rubrics": [{"criterion": r["criterion"], "points": r["points"]} for r in rubrics],
+                },
+            )
+        )
+    return items
+
+
 _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "gsm8k": _gsm8k_test,
     "gsm8k-calc": _calc_test,
@@ -311,6 +382,8 @@ _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "humaneval": _humaneval_test,
     "gpqamain": _gpqa_test,
     "bfcl": _bfcl_test,
+    "arenahardwriting": _arena_test,
+    "healthbench": _healthbench_test,
 }
 _TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
     "gsm8k": _gsm8k_train,

@@ -23,6 +23,7 @@ from pydantic import Field
 from ..data import DataError, Item, load_test_items
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
 from .hf_provider import PROVIDER, free_accelerator_memory
+from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .scorers import scoring_spec
 from .tasks import build_task
 
@@ -70,6 +71,9 @@ class EvalResult(_Model):
     chat_template: str | None = None
     batch_size: int | None = None
     wall_time_s: float | None = None
+    grader: dict[str, Any] | None = Field(
+        None, description="LLM grader used (provider, model, base_url; never the key) and its call counts."
+    )
 
     @property
     def ok(self) -> bool:
@@ -86,6 +90,7 @@ class EvalResult(_Model):
             "n_expected": self.n_expected,
             "max_tokens_used": self.max_tokens_used,
             "error": self.error,
+            **({"grader": self.grader} if self.grader else {}),
         }
 
 
@@ -151,6 +156,7 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
     seen: set[str] = set()
     scored: list[Any] = []
     stored: dict[str, float] = {}
+    unscored: list[str] = []
     to_float = value_to_float()
     for s in elog.samples or []:
         sid = str(s.id)
@@ -162,6 +168,10 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
             continue
         score = (s.scores or {}).get(spec.scorer_name)
         if s.error is not None or score is None:
+            continue
+        cause = (score.metadata or {}).get(UNSCORED)
+        if cause:  # a grader failed for this sample: not scored, and said so
+            unscored.append(f"{sid}: {cause}")
             continue
         seen.add(sid)
         scored.append(s)
@@ -180,6 +190,8 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
             mine = spec.aggregate(scored, values)
         except Exception as exc:
             problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
+    if unscored:
+        problems.append(f"{len(unscored)} sample(s) could not be graded (first: {unscored[0]})")
     if n < len(expected):
         problems.append(f"only {n} of {len(expected)} samples were scored")
 
@@ -220,17 +232,20 @@ def evaluate_model(
     device: str | None = None,
     model_args: dict[str, Any] | None = None,
     display: str = "none",
+    grader: GraderConfig | None = None,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
     The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
     ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
+    LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
+    from this process's environment only.
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
     """
     kwargs: dict[str, Any] = dict(
         items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
-        device=device, model_args=model_args, display=display,
+        device=device, model_args=model_args, display=display, grader=grader,
     )
     try:
         asyncio.get_running_loop()
@@ -273,6 +288,7 @@ def _evaluate_model(
     device: str | None = None,
     model_args: dict[str, Any] | None = None,
     display: str = "none",
+    grader: GraderConfig | None = None,
 ) -> EvalResult:
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -310,6 +326,20 @@ def _evaluate_model(
     if problem:
         return failed(problem, n_expected=n_expected)
 
+    grader_client: Grader | None = None
+    if scoring_spec(benchmark.id).graded:  # before the model: a missing key must not cost a generation
+        try:
+            grader_client = Grader(grader or GraderConfig.from_env())
+        except GraderError as exc:
+            return failed(f"grader: {exc}", n_expected=n_expected)
+        common["grader"] = grader_client.config.describe()
+
+    def grader_stats() -> dict[str, Any]:
+        if grader_client is None:
+            return {}
+        g = grader_client
+        return {"grader": {**g.config.describe(), "calls": g.calls, "failed_calls": g.failed_calls, "retries": g.retries}}
+
     from inspect_ai import eval as inspect_eval
     from inspect_ai.model import get_model
 
@@ -330,7 +360,7 @@ def _evaluate_model(
     attempts: list[Attempt] = []
     try:
         for budget in budgets:
-            task = build_task(benchmark, chosen, max_tokens=budget)
+            task = build_task(benchmark, chosen, max_tokens=budget, grader=grader_client)
             try:
                 logs = inspect_eval(
                     task,
@@ -370,6 +400,7 @@ def _evaluate_model(
                 log_path=elog.location,
                 reported_score=check.reported_score,
                 decoding=benchmark.decoding.model_copy(update={"max_tokens": budget}),
+                **grader_stats(),
             )
             if not check.ok:
                 return failed("log check failed: " + "; ".join(check.problems), **kw)

@@ -16,7 +16,7 @@ from typing import Any
 from inspect_ai.scorer import Scorer
 from inspect_ai.solver import Solver, generate
 
-from . import bfcl, humaneval
+from . import arena, bfcl, healthbench, humaneval
 from .scoring import ANSWER_RULES, ptb_answer, score_completion
 
 SCORER_NAME = "ptb_answer"
@@ -32,10 +32,12 @@ class ScoringSpec:
 
     scorer_name: str
     metric_name: str
-    make_scorer: Callable[[], Scorer]
+    make_scorer: Callable[..., Scorer]
     rescore: Callable[[list[Any]], dict[str, float]]
     aggregate: Callable[[list[Any], dict[str, float]], float] = _mean
     make_solver: Callable[[], Solver] = generate
+    graded: bool = False
+    """The scorer needs an LLM grader (``make_scorer(grader=...)``)."""
 
 
 def _target_text(sample: Any) -> str:
@@ -61,8 +63,15 @@ def scoring_spec(benchmark_id: str) -> ScoringSpec:
         return ScoringSpec(humaneval.SCORER, "accuracy", humaneval.humaneval_scorer, humaneval.rescore)
     if benchmark_id == "bfcl":
         return ScoringSpec(bfcl.SCORER, "accuracy", bfcl.bfcl_scorer, bfcl.rescore, make_solver=bfcl.bfcl_solver)
+    if benchmark_id == "arenahardwriting":
+        return ScoringSpec(arena.SCORER, arena.METRIC, arena.arena_scorer, arena.rescore, arena.aggregate, graded=True)
+    if benchmark_id == "healthbench":
+        return ScoringSpec(
+            healthbench.SCORER, healthbench.METRIC, healthbench.healthbench_scorer, healthbench.rescore,
+            healthbench.aggregate, graded=True,
+        )  # fmt: skip
     raise KeyError(f"no scorer for benchmark {benchmark_id!r}; known: {sorted(SCORED)}")
 
 
-SCORED: tuple[str, ...] = (*ANSWER_RULES, "humaneval", "bfcl")
+SCORED: tuple[str, ...] = (*ANSWER_RULES, "humaneval", "bfcl", "arenahardwriting", "healthbench")
 """Benchmarks with a scorer."""
