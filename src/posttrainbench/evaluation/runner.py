@@ -22,7 +22,8 @@ from pydantic import Field
 
 from ..data import DataError, Item, load_test_items
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
-from .hf_provider import PROVIDER, free_accelerator_memory
+from .hf_provider import free_accelerator_memory
+from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .scorers import scoring_spec
 from .tasks import build_task
@@ -70,6 +71,7 @@ class EvalResult(_Model):
     model_path: str | None = None
     chat_template: str | None = None
     batch_size: int | None = None
+    backend: str = "hf"
     wall_time_s: float | None = None
     grader: dict[str, Any] | None = Field(
         None, description="LLM grader used (provider, model, base_url; never the key) and its call counts."
@@ -233,19 +235,26 @@ def evaluate_model(
     model_args: dict[str, Any] | None = None,
     display: str = "none",
     grader: GraderConfig | None = None,
+    backend: str = "hf",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    api_key_env: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
     The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
     ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
     LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
-    from this process's environment only.
+    from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the
+    whole set in one batch) or ``openai`` (a server at ``base_url`` serving ``served_model``,
+    key from ``$api_key_env``); see :mod:`.backends`.
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
     """
     kwargs: dict[str, Any] = dict(
         items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
         device=device, model_args=model_args, display=display, grader=grader,
+        backend=backend, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
     )
     try:
         asyncio.get_running_loop()
@@ -289,6 +298,10 @@ def _evaluate_model(
     model_args: dict[str, Any] | None = None,
     display: str = "none",
     grader: GraderConfig | None = None,
+    backend: str = "hf",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    api_key_env: str | None = None,
 ) -> EvalResult:
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -298,8 +311,9 @@ def _evaluate_model(
         decoding=benchmark.decoding,
         submission_generation_config=read_generation_config(model_path) if model_path.is_dir() else None,
         model_path=str(model_path),
-        chat_template=base_model.chat_template,
+        chat_template=base_model.chat_template if uses_model_folder(backend) else SERVER_TEMPLATE,
         batch_size=batch_size,
+        backend=backend,
     )
 
     def failed(error: str, **kw: Any) -> EvalResult:
@@ -322,9 +336,14 @@ def _evaluate_model(
     except ValueError as exc:
         return failed(str(exc), n_expected=n_expected)
 
-    problem = check_model_folder(model_path)
-    if problem:
-        return failed(problem, n_expected=n_expected)
+    if backend not in BACKENDS:
+        return failed(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}", n_expected=n_expected)
+    if backend == "vllm":  # the whole test set in one generate call: vLLM schedules it
+        batch_size = common["batch_size"] = n_expected
+    if uses_model_folder(backend):
+        problem = check_model_folder(model_path)
+        if problem:
+            return failed(problem, n_expected=n_expected)
 
     grader_client: Grader | None = None
     if scoring_spec(benchmark.id).graded:  # before the model: a missing key must not cost a generation
@@ -341,18 +360,12 @@ def _evaluate_model(
         return {"grader": {**g.config.describe(), "calls": g.calls, "failed_calls": g.failed_calls, "retries": g.retries}}
 
     from inspect_ai import eval as inspect_eval
-    from inspect_ai.model import get_model
 
     try:
-        model = get_model(
-            f"{PROVIDER}/{model_path.name or 'model'}",
-            memoize=False,
-            model_path=str(model_path),
-            chat_template=base_model.chat_template,
-            batch_size=batch_size,
-            device=device,
-            **(model_args or {}),
-        )
+        model = make_model(
+            backend, model_path, chat_template=base_model.chat_template, batch_size=batch_size, device=device,
+            model_args=model_args, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+        )  # fmt: skip
     except Exception as exc:
         return failed(f"cannot load model: {exc}", n_expected=n_expected)
 
