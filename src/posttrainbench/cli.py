@@ -20,6 +20,10 @@ app = typer.Typer(
 )
 console = Console()
 
+from .cli_baseline import baseline as _baseline  # noqa: E402
+
+app.command(name="baseline")(_baseline)
+
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder.")]
 
 

@@ -1,6 +1,7 @@
 """Inference backends behind the same Inspect tasks: ``hf`` (``ptb-hf``, transformers, CPU or
 GPU, batched), ``vllm`` (``ptb-vllm``, GPU, the whole test set submitted at once) and ``openai``
-(Inspect's ``openai-api`` provider pointed at any OpenAI-compatible server, e.g. ``vllm serve``).
+(Inspect's ``openai-api`` provider pointed at any OpenAI-compatible server, e.g. ``vllm serve``;
+``base_url`` or ``$PTB_OPENAI_BASE_URL``, key from ``$PTB_OPENAI_API_KEY`` or a named variable).
 
 With ``openai`` the server renders the chat (its own template) and holds the weights; the
 harness still pins the decoding (temperature, top_p, max_tokens, stop) through the task's
@@ -20,6 +21,8 @@ from .vllm_provider import VLLM_PROVIDER
 
 Backend = Literal["hf", "vllm", "openai"]
 BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
+BASE_URL_ENV = "PTB_OPENAI_BASE_URL"
+API_KEY_ENV = "PTB_OPENAI_API_KEY"
 SERVER_TEMPLATE = "server"
 """``EvalResult.chat_template`` when an OpenAI-compatible server applied its own template."""
 
@@ -54,9 +57,10 @@ def make_model(
             chat_template=chat_template, batch_size=batch_size, **extra,
         )  # fmt: skip
     if backend == "openai":
+        base_url = base_url or os.environ.get(BASE_URL_ENV)
         if not base_url:
-            raise ValueError("the openai backend needs base_url (the server's .../v1 endpoint)")
-        key = os.environ.get(api_key_env) if api_key_env else None
+            raise ValueError(f"the openai backend needs base_url (the server's .../v1 endpoint) or ${BASE_URL_ENV}")
+        key = os.environ.get(api_key_env or API_KEY_ENV)
         return get_model(
             f"openai-api/ptb/{served_model or model_path.name or 'model'}", memoize=False,
             base_url=base_url, api_key=key or "EMPTY", **extra,
