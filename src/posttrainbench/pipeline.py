@@ -353,7 +353,7 @@ class Pipeline:
                 allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
             except DataError:
                 allowed = []
-            index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
+            index = build_index([(it.id, it.test_text()) for it in items], allowed)
             return scan(index, [ws], evidence_dir, exclude=untouched)
         except Exception as exc:
             return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")

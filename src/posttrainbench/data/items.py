@@ -50,6 +50,10 @@ class Item(BaseModel):
     fewshot: tuple[ChatTurn, ...] = ()
     context: tuple[ChatTurn, ...] = ()
 
+    def test_text(self) -> str:
+        """All of the item's test content (own earlier turns, prompt, target), for contamination checks."""
+        return "\n".join([*(t.content for t in self.context), self.input, self.target])
+
 
 def data_root() -> Path:
     """The data root: ``$PTB_DATA_DIR`` if set, else the files shipped in the package."""
