@@ -184,6 +184,18 @@ def test_failed_calls_are_retried_then_counted(key_env):
             g.complete(None, "x")
         assert len(server.requests) == 3 and g.failed_calls == 1
 
+    def slow(body):
+        import time
+
+        time.sleep(1.5)
+        return "too late"
+
+    with FakeLLMServer(slow) as server:  # a grader that does not answer in time: a timeout, retried
+        g = Grader(_config(server, key_env, max_retries=1, timeout_s=0.3))
+        with pytest.raises(GraderError, match="after 2 attempt.*Timeout"):
+            g.complete(None, "x")
+        assert g.failed_calls == 1 and g.retries == 1
+
 
 # ---------------------------------------------------------------------------------------------
 # evaluate_model: tiny model, grader server, bad grader output
