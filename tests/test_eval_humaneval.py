@@ -133,3 +133,54 @@ def test_tiny_model_end_to_end(tmp_path, items):
     assert res.score == 0.0 and res.metric == "pass@1"  # random weights do not write code
     elog = read_eval_log(res.log_path)
     assert all(next(iter(s.scores.values())).metadata["status"] in ("failed", "timeout") for s in elog.samples)
+
+
+def test_inside_the_agent_sandbox_code_runs_in_a_subprocess(tmp_path):
+    """bwrap cannot nest: the agent's evaluate.py (already in bwrap) runs programs with the
+    ``none`` backend (a subprocess with the time limit); a nested bwrap fails cleanly."""
+    import sys
+
+    from posttrainbench.domain import NetworkPolicy
+    from posttrainbench.sandbox import SandboxConfig, get_sandbox
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    code = (
+        "from posttrainbench.evaluation.code_exec import run_programs, SandboxUnavailableError\n"
+        "r = run_programs([('a', 'print(1)'), ('b', 'assert 0'), ('c', 'while True: pass')], sandbox='none', timeout_s=2)\n"
+        "print({k: v.status for k, v in sorted(r.items())})\n"
+        "try:\n    run_programs([('a', 'print(1)')])\nexcept SandboxUnavailableError as e:\n    print('nested:', e)\n"
+    )
+    cfg = SandboxConfig(
+        workspace=ws, ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), src}),
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ws), "PYTHONPATH": str(src)},
+        network=NetworkPolicy.none, time_limit_s=60,
+    )  # fmt: skip
+    res = get_sandbox("bwrap").run([sys.executable, "-c", code], cfg, stdin=None, stdout=ws / "out", stderr=ws / "err")
+    out = (ws / "out").read_text()
+    assert res.exit_code == 0, (ws / "err").read_text()
+    assert "{'a': 'passed', 'b': 'failed', 'c': 'timeout'}" in out
+    assert "nested: cannot execute generated code: sandbox 'bwrap' unavailable" in out
+
+
+def test_workspace_evaluate_script_on_humaneval(tmp_path, items, monkeypatch):
+    import importlib.util
+    import shutil
+
+    from posttrainbench.data import write_dev_file
+    from posttrainbench.evaluation import workspace_script_path
+
+    ws = tmp_path / "ws"
+    (ws / "task").mkdir(parents=True)
+    shutil.copy(workspace_script_path(), ws / "evaluate.py")
+    (ws / "task" / "task.json").write_text(json.dumps({"benchmark": "humaneval", "base_model_id": "ptb/tiny-random"}))
+    write_dev_file(ws / "task" / "dev.jsonl", sorted(items, key=lambda it: len(it.input))[:2])
+    build_tiny_model(ws / "final_model")
+    monkeypatch.chdir(ws)
+    spec = importlib.util.spec_from_file_location("ptb_ws_eval_he", ws / "evaluate.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--max-tokens", "8", "--json-output-file", "out.json"]) == 0
+    out = json.loads((ws / "out.json").read_text())
+    assert out["status"] == "ok" and out["n_scored"] == 2 and out["pass@1"] == 0.0

@@ -136,7 +136,9 @@ def read_generation_config(path: Path) -> dict[str, Any] | None:
         return {"_unreadable": f"{type(exc).__name__}: {exc}"}
 
 
-def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) -> LogCheck:
+def check_log(
+    log_path: str | Path, benchmark_id: str, expected_ids: list[str], *, code_sandbox: str = "bwrap"
+) -> LogCheck:
     """Re-score every sample of a raw Inspect log from what it holds and compare with Inspect.
 
     The per-sample values are recomputed by the benchmark's ``rescore`` (the reply for answer
@@ -182,7 +184,7 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
     mine: float | None = None
     if scored:
         try:
-            values = spec.rescore(scored)
+            values = spec.rescore(scored, sandbox=code_sandbox) if spec.executes_code else spec.rescore(scored)
             missing = [sid for sid in stored if sid not in values]
             if missing:
                 raise RuntimeError(f"{len(missing)} sample(s) could not be re-scored, e.g. {missing[0]!r}")
@@ -239,6 +241,7 @@ def evaluate_model(
     base_url: str | None = None,
     served_model: str | None = None,
     api_key_env: str | None = None,
+    code_sandbox: str = "bwrap",
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
@@ -247,7 +250,9 @@ def evaluate_model(
     LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
     from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the
     whole set in one batch) or ``openai`` (a server at ``base_url`` serving ``served_model``,
-    key from ``$api_key_env``); see :mod:`.backends`.
+    key from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``: the sandbox backend that
+    runs generated code (HumanEval): ``bwrap``; ``none`` (a plain subprocess with the same limits
+    where enforceable) only where the caller is already sandboxed (the agent's ``evaluate.py``).
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
     """
@@ -255,6 +260,7 @@ def evaluate_model(
         items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
         device=device, model_args=model_args, display=display, grader=grader,
         backend=backend, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+        code_sandbox=code_sandbox,
     )
     try:
         asyncio.get_running_loop()
@@ -302,6 +308,7 @@ def _evaluate_model(
     base_url: str | None = None,
     served_model: str | None = None,
     api_key_env: str | None = None,
+    code_sandbox: str = "bwrap",
 ) -> EvalResult:
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -373,7 +380,7 @@ def _evaluate_model(
     attempts: list[Attempt] = []
     try:
         for budget in budgets:
-            task = build_task(benchmark, chosen, max_tokens=budget, grader=grader_client)
+            task = build_task(benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox)
             try:
                 logs = inspect_eval(
                     task,
@@ -404,7 +411,7 @@ def _evaluate_model(
                 free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
-            check = check_log(elog.location, benchmark.id, ids)
+            check = check_log(elog.location, benchmark.id, ids, code_sandbox=code_sandbox)
             kw = dict(
                 n_scored=check.n_scored,
                 n_expected=n_expected,

@@ -38,6 +38,8 @@ class ScoringSpec:
     make_solver: Callable[[], Solver] = generate
     graded: bool = False
     """The scorer needs an LLM grader (``make_scorer(grader=...)``)."""
+    executes_code: bool = False
+    """The scorer runs generated code (``make_scorer(sandbox=...)``, ``rescore(samples, sandbox=...)``)."""
 
 
 def _target_text(sample: Any) -> str:
@@ -60,7 +62,9 @@ def scoring_spec(benchmark_id: str) -> ScoringSpec:
     if benchmark_id in ANSWER_RULES:
         return _answer_spec(benchmark_id)
     if benchmark_id == "humaneval":
-        return ScoringSpec(humaneval.SCORER, "accuracy", humaneval.humaneval_scorer, humaneval.rescore)
+        return ScoringSpec(
+            humaneval.SCORER, "accuracy", humaneval.humaneval_scorer, humaneval.rescore, executes_code=True
+        )
     if benchmark_id == "bfcl":
         return ScoringSpec(bfcl.SCORER, "accuracy", bfcl.bfcl_scorer, bfcl.rescore, make_solver=bfcl.bfcl_solver)
     if benchmark_id == "arenahardwriting":

@@ -50,9 +50,15 @@ def generate_config(benchmark: Benchmark, max_tokens: int | None = None) -> Gene
 
 
 def build_task(
-    benchmark: Benchmark, items: list[Item], *, max_tokens: int | None = None, grader: Grader | None = None
+    benchmark: Benchmark,
+    items: list[Item],
+    *,
+    max_tokens: int | None = None,
+    grader: Grader | None = None,
+    code_sandbox: str = "bwrap",
 ) -> Task:
-    """The Inspect task evaluating ``items`` of ``benchmark`` (``grader``: for LLM-graded benchmarks)."""
+    """The Inspect task evaluating ``items`` of ``benchmark`` (``grader``: for LLM-graded benchmarks;
+    ``code_sandbox``: where generated code runs, ``bwrap`` unless already inside a sandbox)."""
     spec = scoring_spec(benchmark.id)
     if spec.graded and grader is None:
         raise GraderError(f"{benchmark.id} is graded by an LLM: build_task needs a grader")
@@ -60,7 +66,13 @@ def build_task(
         name=f"ptb_{benchmark.id.replace('-', '_')}",
         dataset=MemoryDataset([item_to_sample(it) for it in items], name=benchmark.id),
         solver=spec.make_solver(),
-        scorer=spec.make_scorer(grader=grader) if spec.graded else spec.make_scorer(),
+        scorer=(
+            spec.make_scorer(grader=grader)
+            if spec.graded
+            else spec.make_scorer(sandbox=code_sandbox)
+            if spec.executes_code
+            else spec.make_scorer()
+        ),
         config=generate_config(benchmark, max_tokens),
         metadata={"benchmark": benchmark.id},
     )

@@ -94,7 +94,11 @@ class PtbVLLMAPI(PtbHFAPI):
             skip_special_tokens=True,
             seed=0 if key.temperature > 0 else None,
         )
-        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        # tokenized here exactly as ptb-hf does (the template already holds any BOS it wants)
+        token_prompts = [
+            {"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts
+        ]
+        outs = self.llm.generate(token_prompts, params, use_tqdm=False)
         elapsed = time.monotonic() - start
         results = []
         for out in outs:
