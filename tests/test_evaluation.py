@@ -352,8 +352,9 @@ def test_no_items_and_unimplemented_benchmarks_fail_cleanly(tiny, tmp_path, calc
     monkeypatch.setattr(runner, "check_model_folder", lambda p: 1 / 0)
     res = evaluate_model(tiny, CALC, TINY, tmp_path, items=calc_items[:1])
     assert res.status == "failed" and "ZeroDivisionError" in res.error
-    res = evaluate_model(tiny, get_benchmark("humaneval"), TINY, tmp_path)
-    assert res.status == "failed" and "lands with the evaluation issue" in res.error
+    unknown = CALC.model_copy(update={"id": "no-such-benchmark"})
+    res = evaluate_model(tiny, unknown, TINY, tmp_path)
+    assert res.status == "failed" and "no loader" in res.error
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,10 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+from .cli_baseline import baseline as _baseline  # noqa: E402
+
+app.command(name="baseline")(_baseline)
+
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder.")]
 
 

@@ -69,12 +69,14 @@ def build_tiny_model(
     seed: int = 0,
     chat_template: str | None = None,
     dtype: str = "float32",
+    max_positions: int | None = None,
 ) -> Path:
     """Write a tiny random ``LlamaForCausalLM`` + character tokenizer to ``path`` and return it.
 
     Deterministic for a given ``seed`` (the global RNG state is left untouched). The folder
     holds ``config.json``, ``generation_config.json``, ``model.safetensors`` and the tokenizer
-    files; ``chat_template`` (a Jinja string) is saved with the tokenizer if given.
+    files; ``chat_template`` (a Jinja string) is saved with the tokenizer if given;
+    ``max_positions`` overrides the context length (512) for tests with long prompts.
     """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -87,7 +89,7 @@ def build_tiny_model(
         bos_token_id=vocab[BOS],
         eos_token_id=vocab[EOS],
         pad_token_id=vocab[PAD],
-        **TINY_CONFIG,
+        **{**TINY_CONFIG, **({"max_position_embeddings": max_positions} if max_positions else {})},
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -160,3 +162,83 @@ def write_synthetic_baseline(
     folder = save_baseline(results_root, benchmark=benchmark, base_model=get_base_model(base_model), score=score,
                            checkpoint=checkpoint, limit=limit)
     return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# A local stand-in for a remote LLM API (graders, judges): real HTTP, real wire protocol, so the
+# real ``openai`` / ``anthropic`` SDK clients run against it.
+
+
+class FakeLLMServer:
+    """HTTP server speaking OpenAI chat completions (``POST /v1/chat/completions``) and Anthropic
+    messages (``POST /v1/messages``). ``respond(request_json)`` returns the reply text, or an
+    ``int`` HTTP status to fail that call. Every request (body + auth header) is kept in
+    ``requests``. Use as a context manager; ``base_url`` ends with ``/v1`` (the OpenAI SDK's
+    base URL), ``root_url`` does not (the Anthropic SDK's).
+    """
+
+    def __init__(self, respond) -> None:  # noqa: ANN001
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.respond = respond
+        self.requests: list[dict] = []
+        lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a) -> None:  # noqa: ANN002
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                auth = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
+                with lock:
+                    server.requests.append({"path": self.path, "body": body, "auth": auth})
+                try:
+                    out = server.respond(body)
+                except Exception as exc:  # a bug in the test's responder: a 500, visible in the test
+                    out = 500
+                    body = {"error": str(exc)}
+                if isinstance(out, int):
+                    self._send(out, {"error": {"message": f"injected status {out}", "type": "server_error"}})
+                elif self.path.endswith("/chat/completions"):
+                    self._send(200, {
+                        "id": "chatcmpl-fake", "object": "chat.completion", "created": 0,
+                        "model": body.get("model", "fake"),
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": out},
+                                     "finish_reason": "stop"}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                    })  # fmt: skip
+                elif self.path.endswith("/messages"):
+                    self._send(200, {
+                        "id": "msg_fake", "type": "message", "role": "assistant",
+                        "model": body.get("model", "fake"), "content": [{"type": "text", "text": out}],
+                        "stop_reason": "end_turn", "stop_sequence": None,
+                        "usage": {"input_tokens": 1, "output_tokens": 1},
+                    })  # fmt: skip
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def _send(self, status: int, obj: dict) -> None:
+                data = json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.root_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self.base_url = self.root_url + "/v1"
+
+    def __enter__(self) -> FakeLLMServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)

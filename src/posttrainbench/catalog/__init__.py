@@ -8,7 +8,7 @@ from ..domain import AgentSpec, Benchmark, BaseModel
 from .agents import AGENTS
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
 from .benchmarks import BENCHMARKS
-from .chat_templates import END_OF_TURN, get_chat_template
+from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
 
 __all__ = [
     "AGENTS",
@@ -20,6 +20,7 @@ __all__ = [
     "get_base_model",
     "get_benchmark",
     "get_chat_template",
+    "tools_system_prompt",
 ]
 
 BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}

@@ -35,7 +35,7 @@ _PAPER: tuple[Benchmark, ...] = (
     Benchmark(
         id="bfcl",
         display_name="BFCL exec_simple",
-        local_test_file="bfcl/exec_simple.jsonl",
+        local_test_file="bfcl/BFCL_v4_exec_simple.json",  # else from the bfcl-eval wheel
         full_size=100,
         dev_size=20,
         max_tokens_ladder=(4000, 3000, 2000),
@@ -47,6 +47,7 @@ _PAPER: tuple[Benchmark, ...] = (
         hub_id="Idavidrein/gpqa",
         hub_config="gpqa_main",
         test_split="train",
+        local_test_file="gpqamain/gpqa_main.jsonl",  # optional: records in the hub's columns
         full_size=448,
         dev_size=40,
         max_tokens_ladder=(16000, 12000, 8000),

@@ -58,6 +58,31 @@ END_OF_TURN: dict[str, tuple[str, ...]] = {
 }
 
 
+# Tool calling (BFCL): the function signatures go into the system turn and calls come back as
+# <tool_call>{"name": ..., "arguments": {...}}</tool_call> blocks. This is the wording of Qwen3's
+# (and Hermes') own template; the harness uses it for every template, so a tool-calling prompt is
+# rendered the same way whatever the submitted tokenizer says.
+TOOLS_HEADER = (
+    "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"
+)
+TOOLS_FOOTER = (
+    "\n</tools>\n\nFor each function call, return a json object with function name and arguments "
+    "within <tool_call></tool_call> XML tags:\n<tool_call>\n"
+    '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+)
+
+
+def tools_system_prompt(tools: list[dict], system: str | None = None) -> str:
+    """The system turn offering ``tools`` (OpenAI-style ``{"type": "function", "function": ...}``),
+    after the task's own system text if any."""
+    import json
+
+    listing = "".join("\n" + json.dumps(t, ensure_ascii=False) for t in tools)
+    head = f"{system}\n\n" if system else ""
+    return head + TOOLS_HEADER + listing + TOOLS_FOOTER
+
+
 def get_chat_template(name: str) -> str:
     """Return the Jinja chat template registered under ``name``."""
     try:

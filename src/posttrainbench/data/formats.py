@@ -80,3 +80,31 @@ AIME_PROMPT = (
 
 def aime_prompt(problem: str) -> str:
     return AIME_PROMPT.format(problem=problem.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# HumanEval: the function signature + docstring; the reply is code (a fenced block or plain).
+
+HUMANEVAL_PROMPT = (
+    "Read the following function signature and docstring, and fully implement the function "
+    "described. Reply with the complete function in a single ```python code block.\n\n{prompt}"
+)
+
+
+def humaneval_prompt(prompt: str) -> str:
+    return HUMANEVAL_PROMPT.format(prompt=prompt)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPQA: four choices (shuffled per item with a fixed seed), answer as a letter.
+
+GPQA_PROMPT = (
+    "Answer the following multiple choice question. Think step by step, then end your reply "
+    'with a line of the form "ANSWER: X" where X is one of A, B, C, D.\n\n{question}\n\n{choices}'
+)
+CHOICE_LETTERS = "ABCD"
+
+
+def gpqa_prompt(question: str, choices: list[str]) -> str:
+    lines = "\n".join(f"{CHOICE_LETTERS[i]}) {c.strip()}" for i, c in enumerate(choices))
+    return GPQA_PROMPT.format(question=question.strip(), choices=lines)

@@ -36,7 +36,9 @@ class Item(BaseModel):
 
     ``input`` is the item's own user prompt (test content only, exactly what the model is asked);
     ``fewshot`` is context placed before it as chat turns (from the train split, never the test
-    split), so the contamination index can read ``input`` alone.
+    split); ``context`` holds the earlier turns of the item's *own* conversation (test content,
+    e.g. HealthBench's multi-turn prompts), asked after the few-shot turns and before ``input``.
+    Test content is therefore ``context`` + ``input``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -46,6 +48,11 @@ class Item(BaseModel):
     target: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     fewshot: tuple[ChatTurn, ...] = ()
+    context: tuple[ChatTurn, ...] = ()
+
+    def test_text(self) -> str:
+        """All of the item's test content (own earlier turns, prompt, target), for contamination checks."""
+        return "\n".join([*(t.content for t in self.context), self.input, self.target])
 
 
 def data_root() -> Path:

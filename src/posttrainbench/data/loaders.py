@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..domain import Benchmark
 from .formats import (
+    CHOICE_LETTERS,
     aime_prompt,
+    gpqa_prompt,
+    humaneval_prompt,
     calc_key,
     calc_prompt,
     calc_steps,
@@ -51,7 +55,7 @@ def load_train_examples(benchmark: Benchmark, root: Path | None = None) -> list[
 
 def _not_yet(benchmark: Benchmark) -> str:
     return (
-        f"evaluation of {benchmark.id} lands with the evaluation issue: no loader yet "
+        f"{benchmark.id}: no loader for this benchmark "
         f"(implemented: {', '.join(sorted(_TEST_LOADERS))})"
     )
 
@@ -213,10 +217,173 @@ def _aime_test(benchmark: Benchmark, root: Path) -> list[Item]:
     return items
 
 
+# ---------------------------------------------------------------------------------------------
+# humaneval
+
+
+def _humaneval_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        task_id = _field(rec, "task_id", where=where)
+        meta = {k: _field(rec, k, where=where) for k in ("prompt", "test", "entry_point")}
+        items.append(Item(id=task_id, input=humaneval_prompt(meta["prompt"]), target=meta["entry_point"], metadata=meta))
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# gpqamain
+
+GPQA_SHUFFLE_SEED = "posttrainbench-gpqa-v1"
+GPQA_WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+
+
+def gpqa_choices(record_id: str, correct: str, wrong: list[str]) -> tuple[list[str], str]:
+    """The four choices in their evaluation order and the correct letter. The order depends only
+    on the record id (a seeded shuffle), so every evaluation of every model asks the same thing."""
+    choices = [correct, *wrong]
+    order = list(range(len(choices)))
+    random.Random(f"{GPQA_SHUFFLE_SEED}:{record_id}").shuffle(order)
+    shuffled = [choices[i] for i in order]
+    return shuffled, CHOICE_LETTERS[order.index(0)]
+
+
+def _gpqa_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        rid = _field(rec, "Record ID", where=where)
+        question = _field(rec, "Question", where=where)
+        correct = _field(rec, "Correct Answer", where=where)
+        wrong = [_field(rec, k, where=where) for k in GPQA_WRONG]
+        choices, letter = gpqa_choices(rid, correct, wrong)
+        items.append(
+            Item(
+                id=f"gpqa-{rid}",
+                input=gpqa_prompt(question, choices),
+                target=letter,
+                metadata={"record_id": rid, "choices": choices},
+            )
+        )
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# bfcl (exec_simple)
+
+
+def _bfcl_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    from .bfcl import ANSWERS, QUESTIONS, ensure_bfcl_files
+
+    folder = root if (root / QUESTIONS).is_file() else ensure_bfcl_files()
+    if not (folder / ANSWERS).is_file():
+        raise DataError(f"{benchmark.id}: {folder / QUESTIONS} has no answer file {folder / ANSWERS}")
+    answers = {str(r.get("id")): r for r in _read_jsonl(folder / ANSWERS)}
+    items = []
+    for i, rec in enumerate(_read_jsonl(folder / QUESTIONS)):
+        where = f"{benchmark.id} #{i}"
+        qid = _field(rec, "id", where=where)
+        turns = rec.get("question")
+        if not (isinstance(turns, list) and turns and isinstance(turns[0], list) and turns[0]):
+            raise DataError(f"{where}: 'question' is not a list of chat turns")
+        users = [t for t in turns[0] if isinstance(t, dict) and t.get("role") == "user"]
+        functions = rec.get("function")
+        gold = answers.get(qid, {}).get("ground_truth")
+        if len(users) != 1 or not isinstance(functions, list) or not functions:
+            raise DataError(f"{where}: expected one user turn and a list of functions")
+        if not isinstance(gold, list) or not gold:
+            raise DataError(f"{where}: no ground truth for {qid!r} in {folder / ANSWERS}")
+        items.append(
+            Item(
+                id=qid,
+                input=str(users[0]["content"]),
+                target=gold[0],
+                metadata={"functions": functions, "ground_truth": gold},
+            )
+        )
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# arenahardwriting, healthbench (graded by an LLM)
+
+ARENA_BASELINE_FILE = "baseline_answers_Qwen3-1.7B.jsonl"
+
+
+def _answer_text(content: Any) -> str:
+    """Arena-Hard stores an answer as a string or as ``{"answer": ...}``."""
+    if isinstance(content, dict):
+        content = content.get("answer")
+    if not isinstance(content, str):
+        raise DataError(f"baseline answer is not text: {str(content)[:80]!r}")
+    return content
+
+
+def _arena_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    records = _records(benchmark, root, "test")
+    rel = Path(benchmark.local_test_file or "arenahardwriting/question.jsonl").parent / ARENA_BASELINE_FILE
+    path = root / rel
+    if not path.is_file():
+        raise DataError(f"{benchmark.id}: the baseline answers {path} are missing (needed by the pairwise judge)")
+    baseline: dict[str, str] = {}
+    for n, rec in enumerate(_read_jsonl(path)):
+        msgs = rec.get("messages") or []
+        if not msgs or msgs[-1].get("role") != "assistant":
+            raise DataError(f"{path}:{n + 1}: no assistant message")
+        baseline[str(rec.get("uid"))] = _answer_text(msgs[-1].get("content"))
+    items = []
+    for i, rec in enumerate(records):
+        where = f"{benchmark.id} #{i}"
+        uid = _field(rec, "uid", where=where)
+        if uid not in baseline:
+            raise DataError(f"{where}: no baseline answer for question {uid!r} in {path}")
+        items.append(
+            Item(
+                id=f"arena-{uid}",
+                input=_field(rec, "prompt", where=where),
+                target="",
+                metadata={"uid": uid, "baseline_answer": baseline[uid]},
+            )
+        )
+    return items
+
+
+def _healthbench_test(benchmark: Benchmark, root: Path) -> list[Item]:
+    items = []
+    for i, rec in enumerate(_records(benchmark, root, "test")):
+        where = f"{benchmark.id} #{i}"
+        pid = _field(rec, "prompt_id", where=where)
+        turns = rec.get("prompt")
+        rubrics = rec.get("rubrics")
+        if not (isinstance(turns, list) and turns and turns[-1].get("role") == "user"):
+            raise DataError(f"{where}: 'prompt' must be chat turns ending with a user turn")
+        if not (isinstance(rubrics, list) and rubrics and all("criterion" in r and "points" in r for r in rubrics)):
+            raise DataError(f"{where}: 'rubrics' must be a list of {{criterion, points}}")
+        context = tuple(ChatTurn(role=t["role"], content=t["content"]) for t in turns[:-1])
+        items.append(
+            Item(
+                id=f"healthbench-{pid}",
+                input=str(turns[-1]["content"]),
+                target="",
+                context=context,
+                metadata={
+                    "conversation": [{"role": t["role"], "content": t["content"]} for t in turns],
+                    "rubrics": [{"criterion": r["criterion"], "points": r["points"]} for r in rubrics],
+                },
+            )
+        )
+    return items
+
+
 _TEST_LOADERS: dict[str, Callable[[Benchmark, Path], list[Item]]] = {
     "gsm8k": _gsm8k_test,
     "gsm8k-calc": _calc_test,
     "aime2025": _aime_test,
+    "humaneval": _humaneval_test,
+    "gpqamain": _gpqa_test,
+    "bfcl": _bfcl_test,
+    "arenahardwriting": _arena_test,
+    "healthbench": _healthbench_test,
 }
 _TRAIN_LOADERS: dict[str, Callable[[Benchmark, Path], list[dict[str, str]]]] = {
     "gsm8k": _gsm8k_train,

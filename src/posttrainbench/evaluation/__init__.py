@@ -1,11 +1,16 @@
-"""Evaluation: Inspect tasks and scorers, the ``ptb-hf`` batched transformers provider,
-the retry ladder and the log recomputation (``evaluate_model``)."""
+"""Evaluation: Inspect tasks and scorers for the seven benchmarks, the ``ptb-hf`` batched
+transformers provider, the ``ptb-vllm`` and OpenAI-compatible backends, the sandboxed code
+executor (HumanEval), the LLM graders (Arena-Hard, HealthBench), the retry ladder and the log
+recomputation (``evaluate_model``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..data import write_dev_file
+from .backends import BACKENDS, make_model
+from .code_exec import ExecResult, SandboxUnavailableError, run_programs
+from .graders import Grader, GraderConfig, GraderError
 from .hf_provider import PROVIDER, ModelLoadError, PtbHFAPI
 from .runner import (
     Attempt,
@@ -18,13 +23,29 @@ from .runner import (
     read_generation_config,
 )
 from .scoring import ANSWER_RULES, extract_answer, numbers_match, score_completion
+from .scorers import SCORED, ScoringSpec, scoring_spec
 from .tasks import SCORER_NAME, build_task, generate_config, item_messages, item_to_sample
+from .vllm_provider import VLLM_PROVIDER, PtbVLLMAPI, vllm_available
 
 WORKSPACE_SCRIPT = "workspace_evaluate.py"
 """File name (in this package) of the agent-facing ``evaluate.py``."""
 
 __all__ = [
     "ANSWER_RULES",
+    "BACKENDS",
+    "SCORED",
+    "VLLM_PROVIDER",
+    "ExecResult",
+    "Grader",
+    "GraderConfig",
+    "GraderError",
+    "PtbVLLMAPI",
+    "SandboxUnavailableError",
+    "ScoringSpec",
+    "make_model",
+    "run_programs",
+    "scoring_spec",
+    "vllm_available",
     "PROVIDER",
     "SCORER_NAME",
     "WORKSPACE_SCRIPT",

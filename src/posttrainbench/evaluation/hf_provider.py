@@ -9,6 +9,9 @@ Differences from Inspect's built-in ``hf`` provider, all on purpose:
   strings from Inspect's ``GenerateConfig`` (which the harness sets) are applied;
 * stop strings are ``GenerateConfig.stop_seqs`` + the template's end-of-turn strings + the
   tokenizer's EOS; the output is cut at the first of them;
+* tools (BFCL) are offered in the system turn in the Qwen3/Hermes wording
+  (``catalog.tools_system_prompt``) and ``<tool_call>`` blocks of the reply become Inspect
+  ``ToolCall``s (``tool_calls.parse_tool_calls``);
 * concurrent ``generate()`` calls are gathered into batches of ``batch_size`` (Inspect runs one
   call per sample; ``max_connections`` should equal the batch size), so N samples take
   ceil(N / batch_size) ``model.generate`` loops, and no fixed multi-second wait per batch.
@@ -38,9 +41,10 @@ from inspect_ai.model import (
     ModelUsage,
     modelapi,
 )
-from inspect_ai.tool import ToolChoice, ToolInfo
+from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
-from ..catalog import END_OF_TURN, get_chat_template
+from ..catalog import END_OF_TURN, get_chat_template, tools_system_prompt
+from .tool_calls import parse_tool_calls
 
 
 def free_accelerator_memory() -> None:
@@ -202,7 +206,6 @@ def load_model_and_tokenizer(path: Path, device: str, dtype: str | None = None) 
     return model, tok
 
 
-@modelapi(name=PROVIDER)
 class PtbHFAPI(ModelAPI):
     """Batched transformers generation with the harness's chat template and decoding."""
 
@@ -231,14 +234,19 @@ class PtbHFAPI(ModelAPI):
         window_s = float(args.pop("batch_window_s", 0.1))
         fail_above = args.pop("fail_above_max_tokens", None)
         self.fail_above_max_tokens = int(fail_above) if fail_above is not None else None
+        self._load(device, dtype, args)
         if args:
-            raise ValueError(f"{PROVIDER}: unknown model_args {sorted(args)}")
+            raise ValueError(f"{self.__class__.__name__}: unknown model_args {sorted(args)}")
+        self.batcher = _Batcher(run=self._generate_batch, batch_size=self.batch_size, window_s=window_s)
 
+    def _load(self, device: str | None, dtype: str | None, args: dict[str, Any]) -> None:
+        """Load the model (subclasses: another engine; pop the model args they consume)."""
+        if args:  # fail before an expensive load
+            raise ValueError(f"{PROVIDER}: unknown model_args {sorted(args)}")
         import torch
 
         self.device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model, self.tokenizer = load_model_and_tokenizer(self.model_path, self.device, dtype)
-        self.batcher = _Batcher(run=self._generate_batch, batch_size=self.batch_size, window_s=window_s)
 
     # -- Inspect hooks ------------------------------------------------------------------------
 
@@ -267,8 +275,6 @@ class PtbHFAPI(ModelAPI):
         tool_choice: ToolChoice,
         config: GenerateConfig,
     ) -> ModelOutput:
-        if tools:
-            raise ValueError(f"{PROVIDER} does not support tool calls")
         key = GenKey(
             max_tokens=int(config.max_tokens or 512),
             temperature=float(config.temperature or 0.0),
@@ -280,16 +286,25 @@ class PtbHFAPI(ModelAPI):
                 f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens "
                 f"{self.fail_above_max_tokens}"
             )
-        prompt = self.render(input)
+        prompt = self.render(input, tools)
         res = await self.batcher.submit(prompt, key)
+        message = ChatMessageAssistant(content=res.text, model=self.model_name, source="generate")
+        stop_reason = res.stop_reason
+        if tools:
+            content, calls, _ = parse_tool_calls(res.text)
+            if calls:
+                message = ChatMessageAssistant(
+                    content=content,
+                    model=self.model_name,
+                    source="generate",
+                    tool_calls=[
+                        ToolCall(id=f"call_{i}", function=name, arguments=args) for i, (name, args) in enumerate(calls)
+                    ],
+                )
+                stop_reason = "tool_calls"
         return ModelOutput(
             model=self.model_name,
-            choices=[
-                ChatCompletionChoice(
-                    message=ChatMessageAssistant(content=res.text, model=self.model_name, source="generate"),
-                    stop_reason=res.stop_reason,  # type: ignore[arg-type]
-                )
-            ],
+            choices=[ChatCompletionChoice(message=message, stop_reason=stop_reason)],  # type: ignore[arg-type]
             usage=ModelUsage(
                 input_tokens=res.input_tokens,
                 output_tokens=res.output_tokens,
@@ -300,9 +315,24 @@ class PtbHFAPI(ModelAPI):
 
     # -- rendering and generation -------------------------------------------------------------
 
-    def render(self, messages: list[ChatMessage]) -> str:
-        """The prompt text: the harness's chat template with the generation prompt appended."""
+    def render(self, messages: list[ChatMessage], tools: list[ToolInfo] | None = None) -> str:
+        """The prompt text: the harness's chat template with the generation prompt appended;
+        ``tools`` are offered in the (first) system turn."""
         turns = [{"role": m.role, "content": m.text} for m in messages]
+        if tools:
+            specs = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters.model_dump(exclude_none=True),
+                    },
+                }
+                for t in tools
+            ]
+            system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
+            turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
         return str(
             self.tokenizer.apply_chat_template(
                 turns, chat_template=self.template, add_generation_prompt=True, tokenize=False
@@ -392,3 +422,9 @@ class PtbHFAPI(ModelAPI):
                 )
             )
         return results
+
+
+@modelapi(name=PROVIDER)
+def ptb_hf() -> type[PtbHFAPI]:
+    """Registers :class:`PtbHFAPI` with Inspect (the class itself stays subclassable)."""
+    return PtbHFAPI

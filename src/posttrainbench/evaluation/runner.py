@@ -22,9 +22,11 @@ from pydantic import Field
 
 from ..data import DataError, Item, load_test_items
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
-from .hf_provider import PROVIDER, free_accelerator_memory
-from .scoring import score_completion
-from .tasks import SCORER_NAME, build_task
+from .hf_provider import free_accelerator_memory
+from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
+from .graders import UNSCORED, Grader, GraderConfig, GraderError
+from .scorers import scoring_spec
+from .tasks import build_task
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,11 @@ class EvalResult(_Model):
     model_path: str | None = None
     chat_template: str | None = None
     batch_size: int | None = None
+    backend: str = "hf"
     wall_time_s: float | None = None
+    grader: dict[str, Any] | None = Field(
+        None, description="LLM grader used (provider, model, base_url; never the key) and its call counts."
+    )
 
     @property
     def ok(self) -> bool:
@@ -86,6 +92,7 @@ class EvalResult(_Model):
             "n_expected": self.n_expected,
             "max_tokens_used": self.max_tokens_used,
             "error": self.error,
+            **({"grader": self.grader} if self.grader else {}),
         }
 
 
@@ -129,11 +136,19 @@ def read_generation_config(path: Path) -> dict[str, Any] | None:
         return {"_unreadable": f"{type(exc).__name__}: {exc}"}
 
 
-def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) -> LogCheck:
-    """Re-score every sample of a raw Inspect log from its completion and compare with Inspect."""
-    from inspect_ai.log import read_eval_log
-    from inspect_ai.scorer import CORRECT
+def check_log(
+    log_path: str | Path, benchmark_id: str, expected_ids: list[str], *, code_sandbox: str = "bwrap"
+) -> LogCheck:
+    """Re-score every sample of a raw Inspect log from what it holds and compare with Inspect.
 
+    The per-sample values are recomputed by the benchmark's ``rescore`` (the reply for answer
+    rules, a new sandboxed execution for HumanEval, the tool calls for BFCL, the grader's raw
+    verdict for graded benchmarks) and aggregated by its ``aggregate``.
+    """
+    from inspect_ai.log import read_eval_log
+    from inspect_ai.scorer import value_to_float
+
+    spec = scoring_spec(benchmark_id)
     problems: list[str] = []
     try:
         elog = read_eval_log(str(log_path))
@@ -143,7 +158,10 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
         problems.append(f"log status is {elog.status!r}")
     expected = set(expected_ids)
     seen: set[str] = set()
-    correct = disagreements = 0
+    scored: list[Any] = []
+    stored: dict[str, float] = {}
+    unscored: list[str] = []
+    to_float = value_to_float()
     for s in elog.samples or []:
         sid = str(s.id)
         if sid not in expected:
@@ -152,33 +170,46 @@ def check_log(log_path: str | Path, benchmark_id: str, expected_ids: list[str]) 
         if sid in seen:
             problems.append(f"sample {sid!r} appears twice in the log")
             continue
-        score = (s.scores or {}).get(SCORER_NAME)
+        score = (s.scores or {}).get(spec.scorer_name)
         if s.error is not None or score is None:
             continue
+        cause = (score.metadata or {}).get(UNSCORED)
+        if cause:  # a grader failed for this sample: not scored, and said so
+            unscored.append(f"{sid}: {cause}")
+            continue
         seen.add(sid)
-        target = s.target if isinstance(s.target, str) else "".join(s.target[:1])
-        ok, _ = score_completion(benchmark_id, s.output.completion, target)
-        correct += ok
-        if ok != (score.value == CORRECT):
-            disagreements += 1
+        scored.append(s)
+        stored[sid] = to_float(score.value)
     n = len(seen)
-    if disagreements:
-        problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
+    mine: float | None = None
+    if scored:
+        try:
+            values = spec.rescore(scored, sandbox=code_sandbox) if spec.executes_code else spec.rescore(scored)
+            missing = [sid for sid in stored if sid not in values]
+            if missing:
+                raise RuntimeError(f"{len(missing)} sample(s) could not be re-scored, e.g. {missing[0]!r}")
+            disagreements = sum(1 for sid, v in stored.items() if not math.isclose(v, values[sid], abs_tol=1e-9))
+            if disagreements:
+                problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
+            mine = spec.aggregate(scored, values)
+        except Exception as exc:
+            problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
+    if unscored:
+        problems.append(f"{len(unscored)} sample(s) could not be graded (first: {unscored[0]})")
     if n < len(expected):
         problems.append(f"only {n} of {len(expected)} samples were scored")
-    mine = correct / n if n else None
 
     reported = reported_stderr = None
     for es in (elog.results.scores if elog.results else []):
-        if es.name == SCORER_NAME:
-            if "accuracy" in es.metrics:
-                reported = float(es.metrics["accuracy"].value)
+        if es.name == spec.scorer_name:
+            if spec.metric_name in es.metrics:
+                reported = float(es.metrics[spec.metric_name].value)
             if "stderr" in es.metrics:
                 reported_stderr = float(es.metrics["stderr"].value)
     if reported is None:
-        problems.append("the log reports no accuracy")
+        problems.append(f"the log reports no {spec.metric_name}")
     elif mine is None or not math.isclose(mine, reported, abs_tol=1e-9):
-        problems.append(f"recomputed accuracy {mine} != Inspect's reported accuracy {reported}")
+        problems.append(f"recomputed {spec.metric_name} {mine} != Inspect's reported {spec.metric_name} {reported}")
     if reported_stderr is not None and not math.isfinite(reported_stderr):
         reported_stderr = None
     return LogCheck(
@@ -205,17 +236,31 @@ def evaluate_model(
     device: str | None = None,
     model_args: dict[str, Any] | None = None,
     display: str = "none",
+    grader: GraderConfig | None = None,
+    backend: str = "hf",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    api_key_env: str | None = None,
+    code_sandbox: str = "bwrap",
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
     The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
     ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
+    LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
+    from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the
+    whole set in one batch) or ``openai`` (a server at ``base_url`` serving ``served_model``,
+    key from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``: the sandbox backend that
+    runs generated code (HumanEval): ``bwrap``; ``none`` (a plain subprocess with the same limits
+    where enforceable) only where the caller is already sandboxed (the agent's ``evaluate.py``).
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
     """
     kwargs: dict[str, Any] = dict(
         items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
-        device=device, model_args=model_args, display=display,
+        device=device, model_args=model_args, display=display, grader=grader,
+        backend=backend, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+        code_sandbox=code_sandbox,
     )
     try:
         asyncio.get_running_loop()
@@ -258,6 +303,12 @@ def _evaluate_model(
     device: str | None = None,
     model_args: dict[str, Any] | None = None,
     display: str = "none",
+    grader: GraderConfig | None = None,
+    backend: str = "hf",
+    base_url: str | None = None,
+    served_model: str | None = None,
+    api_key_env: str | None = None,
+    code_sandbox: str = "bwrap",
 ) -> EvalResult:
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -267,8 +318,9 @@ def _evaluate_model(
         decoding=benchmark.decoding,
         submission_generation_config=read_generation_config(model_path) if model_path.is_dir() else None,
         model_path=str(model_path),
-        chat_template=base_model.chat_template,
+        chat_template=base_model.chat_template if uses_model_folder(backend) else SERVER_TEMPLATE,
         batch_size=batch_size,
+        backend=backend,
     )
 
     def failed(error: str, **kw: Any) -> EvalResult:
@@ -291,23 +343,36 @@ def _evaluate_model(
     except ValueError as exc:
         return failed(str(exc), n_expected=n_expected)
 
-    problem = check_model_folder(model_path)
-    if problem:
-        return failed(problem, n_expected=n_expected)
+    if backend not in BACKENDS:
+        return failed(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}", n_expected=n_expected)
+    if backend == "vllm":  # the whole test set in one generate call: vLLM schedules it
+        batch_size = common["batch_size"] = n_expected
+    if uses_model_folder(backend):
+        problem = check_model_folder(model_path)
+        if problem:
+            return failed(problem, n_expected=n_expected)
+
+    grader_client: Grader | None = None
+    if scoring_spec(benchmark.id).graded:  # before the model: a missing key must not cost a generation
+        try:
+            grader_client = Grader(grader or GraderConfig.from_env())
+        except GraderError as exc:
+            return failed(f"grader: {exc}", n_expected=n_expected)
+        common["grader"] = grader_client.config.describe()
+
+    def grader_stats() -> dict[str, Any]:
+        if grader_client is None:
+            return {}
+        g = grader_client
+        return {"grader": {**g.config.describe(), "calls": g.calls, "failed_calls": g.failed_calls, "retries": g.retries}}
 
     from inspect_ai import eval as inspect_eval
-    from inspect_ai.model import get_model
 
     try:
-        model = get_model(
-            f"{PROVIDER}/{model_path.name or 'model'}",
-            memoize=False,
-            model_path=str(model_path),
-            chat_template=base_model.chat_template,
-            batch_size=batch_size,
-            device=device,
-            **(model_args or {}),
-        )
+        model = make_model(
+            backend, model_path, chat_template=base_model.chat_template, batch_size=batch_size, device=device,
+            model_args=model_args, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+        )  # fmt: skip
     except Exception as exc:
         return failed(f"cannot load model: {exc}", n_expected=n_expected)
 
@@ -315,7 +380,7 @@ def _evaluate_model(
     attempts: list[Attempt] = []
     try:
         for budget in budgets:
-            task = build_task(benchmark, chosen, max_tokens=budget)
+            task = build_task(benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox)
             try:
                 logs = inspect_eval(
                     task,
@@ -346,7 +411,7 @@ def _evaluate_model(
                 free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
-            check = check_log(elog.location, benchmark.id, ids)
+            check = check_log(elog.location, benchmark.id, ids, code_sandbox=code_sandbox)
             kw = dict(
                 n_scored=check.n_scored,
                 n_expected=n_expected,
@@ -355,6 +420,7 @@ def _evaluate_model(
                 log_path=elog.location,
                 reported_score=check.reported_score,
                 decoding=benchmark.decoding.model_copy(update={"max_tokens": budget}),
+                **grader_stats(),
             )
             if not check.ok:
                 return failed("log check failed: " + "; ".join(check.problems), **kw)

@@ -10,18 +10,20 @@ from typing import Literal
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
 from inspect_ai.solver import TaskState
 
-AnswerRule = Literal["first_number", "final_answer"]
+AnswerRule = Literal["first_number", "final_answer", "choice_letter"]
 
 # How each benchmark's answer is read from the model's reply.
 ANSWER_RULES: dict[str, AnswerRule] = {
     "gsm8k-calc": "first_number",
     "gsm8k": "final_answer",
     "aime2025": "final_answer",
+    "gpqamain": "choice_letter",
 }
 
 _NUM = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
 _NUMBER = re.compile(_NUM)
 _HASHES = re.compile(r"####\s*\$?\s*(" + _NUM + ")")
+_LETTER = re.compile(r"(?i:answer)\s*(?i:is)?\s*[:=]?\s*\**\s*\(?([ABCD])\)?(?![A-Za-z])")
 _ANSWER_IS = re.compile(r"answer is\s*[:=]?\s*\**\s*\$?\s*\\?(?:boxed\{)?\s*(" + _NUM + ")", re.I)
 
 
@@ -60,16 +62,26 @@ def final_answer(text: str) -> str | None:
     return numbers[-1] if numbers else None
 
 
+def choice_letter(text: str) -> str | None:
+    """Multiple choice: the letter of the last "ANSWER: X" (also "answer is (X)"), upper-cased."""
+    found = _LETTER.findall(text)
+    return found[-1].upper() if found else None
+
+
 def extract_answer(benchmark_id: str, completion: str) -> str | None:
     rule = ANSWER_RULES.get(benchmark_id)
     if rule is None:
         raise KeyError(f"no answer rule for benchmark {benchmark_id!r}; known: {sorted(ANSWER_RULES)}")
+    if rule == "choice_letter":
+        return choice_letter(completion)
     return first_number(completion) if rule == "first_number" else final_answer(completion)
 
 
 def score_completion(benchmark_id: str, completion: str, target: str) -> tuple[bool, str | None]:
     """``(correct, extracted answer)`` for one reply."""
     answer = extract_answer(benchmark_id, completion)
+    if ANSWER_RULES[benchmark_id] == "choice_letter":
+        return answer is not None and answer == target.strip().upper(), answer
     return numbers_match(answer, target), answer
 
 

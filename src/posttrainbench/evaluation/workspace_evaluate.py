@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         max_tokens=args.max_tokens,
         batch_size=args.max_connections,
+        # This script runs inside the agent's sandbox, where a nested bwrap cannot start; generated
+        # code (HumanEval) then runs in a plain subprocess with a time limit, inside that sandbox.
+        # The harness's final evaluation always executes it in its own bwrap sandbox.
+        code_sandbox="none",
     )
     out = {**result.to_metrics_json(), "attempts": [a.model_dump() for a in result.attempts], "log_path": result.log_path}
     if args.json_output_file:

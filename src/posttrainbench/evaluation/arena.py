@@ -1,0 +1,162 @@
+"""Arena-Hard v2 creative writing: pairwise LLM judge against the shipped Qwen3-1.7B answers.
+
+Each question is judged twice, in both orders (game 1: A = baseline, B = model; game 2: A =
+model, B = baseline), with Arena-Hard's judge prompt and its five verdicts ``[[A>>B]]``,
+``[[A>B]]``, ``[[A=B]]``, ``[[B>A]]``, ``[[B>>A]]``. A strong verdict counts as three games, a
+slight one or a tie as one; a tie is half a win. Win rate = model wins / games over all scored
+questions, with a bootstrap standard error over questions. A question whose judge call failed
+or whose verdict is missing or ambiguous is *unscored* (cause recorded), never a loss.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
+from inspect_ai.solver import TaskState
+
+from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr
+
+SCORER = "ptb_arena"
+METRIC = "win_rate"
+
+JUDGE_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+    "assistants to the user prompt displayed below. You will be given assistant A's answer and "
+    "assistant B's answer. Your job is to evaluate which assistant's answer is better.\n\n"
+    "When evaluating the assistants' answers, compare both assistants' answers. You must identify "
+    "and correct any mistakes or inaccurate information.\n\n"
+    "Then consider if the assistant's answers are helpful, relevant, and concise. Helpful means the "
+    "answer correctly responds to the prompt or follows the instructions. Note when user prompt has "
+    "any ambiguity or more than one interpretation, it is more helpful and appropriate to ask for "
+    "clarifications or more information from the user than providing an answer based on "
+    "assumptions. Relevant means all parts of the response closely connect or are appropriate to "
+    "what is being asked. Concise means the response is clear and not verbose or excessive.\n\n"
+    "Then consider the creativity and novelty of the assistant's answers when needed. Finally, "
+    "identify any missing important information in the assistants' answers that would be "
+    "beneficial to include when responding to the user prompt.\n\n"
+    "After providing your explanation, you must output only one of the following choices as your "
+    "final verdict with a label:\n\n"
+    "1. Assistant A is significantly better: [[A>>B]]\n"
+    "2. Assistant A is slightly better: [[A>B]]\n"
+    "3. Tie, relatively the same: [[A=B]]\n"
+    "4. Assistant B is slightly better: [[B>A]]\n"
+    "5. Assistant B is significantly better: [[B>>A]]\n\n"
+    'Example output: "My final verdict is tie: [[A=B]]".'
+)
+JUDGE_USER = (
+    "<|User Prompt|>\n{question}\n\n<|The Start of Assistant A's Answer|>\n{answer_a}\n"
+    "<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{answer_b}\n"
+    "<|The End of Assistant B's Answer|>"
+)
+STRONG_WEIGHT = 3
+_VERDICT = re.compile(r"\[\[([AB<>=]+)\]\]")
+# verdict -> (A's win share, games)
+_OUTCOMES: dict[str, tuple[float, int]] = {
+    "A>>B": (1.0, STRONG_WEIGHT),
+    "A>B": (1.0, 1),
+    "A=B": (0.5, 1),
+    "B>A": (0.0, 1),
+    "B>>A": (0.0, STRONG_WEIGHT),
+}
+
+
+def parse_verdict(text: str) -> str:
+    """The one verdict label in a judge reply; :class:`MalformedGrade` if none or several differ."""
+    found = {v for v in _VERDICT.findall(text) if v in _OUTCOMES}
+    if len(found) != 1:
+        what = "no verdict" if not found else f"conflicting verdicts {sorted(found)}"
+        raise MalformedGrade(f"judge reply has {what}: {text[-200:]!r}")
+    return found.pop()
+
+
+def judge_prompts(question: str, model_answer: str, baseline_answer: str) -> list[tuple[str, str]]:
+    """The two games: baseline as A, then the model as A."""
+    return [
+        (JUDGE_SYSTEM, JUDGE_USER.format(question=question, answer_a=baseline_answer, answer_b=model_answer)),
+        (JUDGE_SYSTEM, JUDGE_USER.format(question=question, answer_a=model_answer, answer_b=baseline_answer)),
+    ]
+
+
+def wins_and_games(replies: list[str | None]) -> tuple[float, int]:
+    """Model wins and games over both orders; :class:`MalformedGrade` for a failed or bad reply."""
+    if len(replies) != 2 or any(r is None for r in replies):
+        raise MalformedGrade("a judge call failed")
+    share_1, games_1 = _OUTCOMES[parse_verdict(replies[0])]  # model is B
+    share_2, games_2 = _OUTCOMES[parse_verdict(replies[1])]  # model is A
+    return (1.0 - share_1) * games_1 + share_2 * games_2, games_1 + games_2
+
+
+def win_rate_of(pairs: list[tuple[float, int]]) -> float:
+    games = sum(g for _, g in pairs)
+    return sum(w for w, _ in pairs) / games if games else float("nan")
+
+
+def _pairs(scores: list[SampleScore]) -> list[tuple[float, int]]:
+    return [
+        (float(s.score.metadata["wins"]), int(s.score.metadata["games"]))
+        for s in scores
+        if not (s.score.metadata or {}).get(UNSCORED)
+    ]
+
+
+@metric(name=METRIC)
+def win_rate() -> Metric:
+    """Model wins / games over scored questions (strong verdicts weigh 3)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return win_rate_of(_pairs(scores))
+
+    return compute
+
+
+@metric(name="stderr")
+def win_rate_stderr() -> Metric:
+    """Bootstrap standard error of the win rate over questions (1000 resamples, fixed seed)."""
+
+    def compute(scores: list[SampleScore]) -> float:
+        return bootstrap_stderr(_pairs(scores), win_rate_of)
+
+    return compute
+
+
+def _replies(sample: Any) -> list[str | None]:
+    return list((next(iter(sample.scores.values())).metadata or {}).get("grader_replies") or [])
+
+
+def rescore(samples: list[Any]) -> dict[str, float]:
+    """Per-question win share recomputed from the judge replies stored in the log."""
+    out = {}
+    for s in samples:
+        try:
+            w, g = wins_and_games(_replies(s))
+        except MalformedGrade:
+            continue
+        out[str(s.id)] = w / g
+    return out
+
+
+def aggregate(samples: list[Any], values: dict[str, float]) -> float:
+    return win_rate_of([wins_and_games(_replies(s)) for s in samples])
+
+
+@scorer(metrics=[win_rate(), win_rate_stderr()], name=SCORER)
+def arena_scorer(grader: Grader) -> Scorer:
+    """Judge the reply against the baseline answer in both orders."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        question = state.user_prompt.text
+        prompts = judge_prompts(question, state.output.completion, state.metadata["baseline_answer"])
+        replies, errors = await ask_all(grader, prompts)
+        meta: dict[str, Any] = {"grader_replies": replies, "grader_errors": errors}
+        try:
+            wins, games = wins_and_games(replies)
+        except MalformedGrade as exc:
+            meta[UNSCORED] = "; ".join(errors) if errors else str(exc)
+            return Score(value=0.0, explanation=f"unscored: {meta[UNSCORED]}", metadata=meta)
+        meta.update(wins=wins, games=games)
+        verdicts = [parse_verdict(r) for r in replies if r is not None]
+        return Score(value=wins / games, answer=" / ".join(verdicts), explanation=f"{wins} of {games} games", metadata=meta)
+
+    return score

@@ -1,0 +1,82 @@
+"""HumanEval pass@1: the reply's code + the problem's tests, executed in the sandbox.
+
+The program is ``prompt + code + test + check(entry_point)`` (as in the HumanEval paper): the
+reply's code is the first fenced block (```python or ```), else the whole reply. A complete
+function redefines the prompt's stub; an indented body continues it. Execution happens in
+:mod:`.code_exec` only (one bwrap sandbox per program, no network, time and memory limits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
+from inspect_ai.solver import TaskState
+
+from .code_exec import DEFAULT_TIMEOUT_S, ExecResult, run_programs
+
+SCORER = "ptb_humaneval"
+_FENCED = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)```", re.S)
+# Sandboxes started at once by concurrent scorer calls (Inspect scores samples concurrently).
+_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
+def extract_code(completion: str) -> str:
+    """The code of a reply: the first fenced block, else an unterminated fence's rest, else all."""
+    m = _FENCED.search(completion)
+    if m:
+        return m.group(1)
+    start = re.search(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n", completion)
+    return completion[start.end():] if start else completion
+
+
+def build_program(completion: str, metadata: dict[str, Any]) -> str:
+    """The program a reply is judged by (``metadata``: the item's prompt, test, entry_point)."""
+    code = extract_code(completion)
+    return f"{metadata['prompt']}{code}\n\n{metadata['test']}\n\ncheck({metadata['entry_point']})\n"
+
+
+def execute(
+    programs: Sequence[tuple[str, str]], *, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: str = "bwrap"
+) -> dict[str, ExecResult]:
+    """Run programs in the sandbox, at most one per CPU at a time across all callers."""
+    out: dict[str, ExecResult] = {}
+    for pid, src in programs:
+        with _SLOTS:
+            out.update(run_programs([(pid, src)], timeout_s=timeout_s, sandbox=sandbox, workers=1))
+    return out
+
+
+def rescore(samples: list[Any], *, sandbox: str = "bwrap") -> dict[str, float]:
+    """Per-sample pass (1.0/0.0) recomputed by executing the logged replies again."""
+    programs = [(str(s.id), build_program(s.output.completion, s.metadata)) for s in samples]
+    results = run_programs(programs, sandbox=sandbox)
+    broken = [r for r in results.values() if r.status == "sandbox_error"]
+    if broken:
+        raise RuntimeError(f"sandbox could not run {len(broken)} program(s): {broken[0].stderr_tail}")
+    return {pid: float(r.passed) for pid, r in results.items()}
+
+
+@scorer(metrics=[accuracy(), stderr()], name=SCORER)
+def humaneval_scorer(sandbox: str = "bwrap", timeout_s: float = DEFAULT_TIMEOUT_S) -> Scorer:
+    """pass@1 of one greedy reply, executed in the sandbox."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        program = build_program(state.output.completion, state.metadata)
+        pid = str(state.sample_id)
+        res = (await asyncio.to_thread(execute, [(pid, program)], timeout_s=timeout_s, sandbox=sandbox))[pid]
+        if res.status == "sandbox_error":  # not the model's fault: the evaluation must fail, not score 0
+            raise RuntimeError(f"sandbox could not run the program: {res.stderr_tail}")
+        return Score(
+            value=CORRECT if res.passed else INCORRECT,
+            answer=extract_code(state.output.completion),
+            explanation=f"{res.status} (exit {res.exit_code}, {res.duration_s:.2f}s)\n{res.stderr_tail[-500:]}",
+            metadata={"status": res.status},
+        )
+
+    return score

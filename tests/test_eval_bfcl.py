@@ -1,0 +1,175 @@
+"""BFCL exec_simple: the data of the bfcl-eval wheel (committed byte-identical copy + extraction
+from a wheel), AST matching, ground-truth calls through the real Inspect task (structured tool
+calls and <tool_call> text), tool rendering by ptb-hf and a tiny model end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import ChatMessageUser, ModelOutput, ModelUsage, get_model
+
+from posttrainbench.catalog import get_base_model, get_benchmark
+from posttrainbench.catalog.chat_templates import TOOLS_HEADER
+from posttrainbench.data import DataError, Item, load_test_items
+from posttrainbench.data.bfcl import ANSWERS, QUESTIONS, WHEEL_MEMBERS, extract_bfcl_files
+from posttrainbench.evaluation import build_task, check_log, evaluate_model
+from posttrainbench.evaluation.bfcl import match_calls, parse_call, tool_defs
+from posttrainbench.evaluation.tool_calls import parse_tool_calls
+from posttrainbench.testing import build_tiny_model
+
+ROOT = Path(__file__).parent / "fixtures" / "data"
+BFCL = get_benchmark("bfcl")
+TINY = get_base_model("ptb/tiny-random")
+EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+# sha256 of the two files inside bfcl_eval-2026.3.23-py3-none-any.whl
+SHA256 = {
+    QUESTIONS: "32ee3959e8e3f92fac1e90e55bf5fa41c759bfef4e6a2d88421af527a859d0a4",
+    ANSWERS: "4584017c92ae9a2407eac25bcec2496233a32a08182301b15f65538aa575b5a7",
+}
+
+
+@pytest.fixture(scope="module")
+def items() -> list[Item]:
+    for rel, digest in SHA256.items():
+        assert hashlib.sha256((ROOT / rel).read_bytes()).hexdigest() == digest, rel
+    return load_test_items(BFCL, root=ROOT)
+
+
+def test_loader_reads_the_100_items(items):
+    assert len(items) == 100 == BFCL.full_size
+    assert items[0].id == "exec_simple_0" and items[0].target == "calc_binomial_probability(n=20, k=5, p=0.6)"
+    assert items[0].metadata["functions"][0]["name"] == "calc_binomial_probability"
+    for it in items:  # every function doc becomes a valid Inspect tool
+        assert [t.name for t in tool_defs(it.metadata["functions"])] == [f["name"] for f in it.metadata["functions"]]
+
+
+def test_files_come_from_the_wheel(tmp_path, monkeypatch):
+    wheel = tmp_path / "bfcl_eval-2026.3.23-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for rel, member in WHEEL_MEMBERS.items():
+            zf.writestr(member, (ROOT / rel).read_bytes())
+        zf.writestr("bfcl_eval/__init__.py", "")
+    monkeypatch.setenv("PTB_BFCL_WHEEL", str(wheel))
+    empty_root = tmp_path / "root"
+    empty_root.mkdir()
+    from_wheel = load_test_items(BFCL, root=empty_root)  # no local files: the cache, filled from the wheel
+    assert [(i.id, i.target) for i in from_wheel] == [(i.id, i.target) for i in load_test_items(BFCL, root=ROOT)]
+
+    bad = tmp_path / "bad.whl"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="not a valid wheel"):
+        extract_bfcl_files(bad, tmp_path / "x")
+    other = tmp_path / "other.whl"
+    with zipfile.ZipFile(other, "w") as zf:
+        zf.writestr("something/else.json", "{}")
+    with pytest.raises(DataError, match="has no bfcl_eval/data"):
+        extract_bfcl_files(other, tmp_path / "y")
+
+
+def test_ground_truth_calls_match(items):
+    for it in items:
+        name, args = parse_call(it.target)
+        args = json.loads(json.dumps(args))  # as they travel in a tool call (tuples become lists)
+        assert match_calls([(name, args)], it.metadata) == (True, "match"), it.id
+
+
+def test_wrong_calls_do_not_match(items):
+    meta = items[0].metadata  # calc_binomial_probability(n=20, k=5, p=0.6)
+    good = {"n": 20, "k": 5, "p": 0.6}
+    assert match_calls([("calc_binomial_probability", {"n": 20, "k": 5, "p": 0.6})], meta)[0]
+    assert match_calls([("calc_binomial_probability", {"n": 20.0, "k": 5, "p": 0.6})], meta) != (True, "match")
+    cases = {
+        "wrong name": [("calc_probability", good)],
+        "wrong value": [("calc_binomial_probability", {**good, "k": 6})],
+        "missing arg": [("calc_binomial_probability", {"n": 20, "k": 5})],
+        "extra arg": [("calc_binomial_probability", {**good, "q": 1})],
+        "string for int": [("calc_binomial_probability", {**good, "n": "20"})],
+        "two calls": [("calc_binomial_probability", good)] * 2,
+        "no call": [],
+    }
+    for why, calls in cases.items():
+        assert not match_calls(calls, meta)[0], why
+    # BFCL's string rule: case, spaces and ,./-_*^ do not matter
+    s_item = next(it for it in items if isinstance(next(iter(parse_call(it.target)[1].values())), str))
+    name, args = parse_call(s_item.target)
+    k = next(k for k, v in args.items() if isinstance(v, str))
+    assert match_calls([(name, {**args, k: args[k].upper() + " "})], s_item.metadata)[0]
+    assert not match_calls([(name, {**args, k: args[k] + "zz"})], s_item.metadata)[0]
+
+
+def test_tool_call_text_parser():
+    content, calls, problems = parse_tool_calls(
+        'Let me call it.\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n'
+        '<tool_call>{"name": "g", "arguments": "{\\"b\\": [1, 2]}"}</tool_call><tool_call>{oops</tool_call>'
+        '<tool_call>{"name": "h", "arguments": {}}'  # unclosed at the end: generation stopped at the tag
+    )
+    assert content == "Let me call it."
+    assert calls == [("f", {"a": 1}), ("g", {"b": [1, 2]}), ("h", {})]
+    assert len(problems) == 1 and "not JSON" in problems[0]
+
+
+def _mock(items, reply):
+    by_input = {it.input: it for it in items}
+
+    def out(input, tools, tool_choice, config):  # noqa: A002, ANN001
+        it = by_input[input[-1].text]
+        assert [t.name for t in tools] == [f["name"] for f in it.metadata["functions"]]  # tools were offered
+        o = reply(it)
+        o.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
+        return o
+
+    return get_model("mockllm/model", custom_outputs=out, memoize=False)
+
+
+def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
+    def structured(it):
+        name, args = parse_call(it.target)
+        return ModelOutput.for_tool_call("mockllm/model", name, json.loads(json.dumps(args)))
+
+    def as_text(it):
+        name, args = parse_call(it.target)
+        return ModelOutput.from_content("mockllm/model", f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>")
+
+    ids = [it.id for it in items]
+    for label, reply in (("structured", structured), ("text", as_text)):
+        elog = inspect_eval(build_task(BFCL, items), model=_mock(items, reply), log_dir=str(tmp_path / label), **EVAL_KW)[0]
+        assert elog.status == "success"
+        assert elog.results.scores[0].metrics["accuracy"].value == 1.0, label
+        check = check_log(elog.location, "bfcl", ids)
+        assert check.ok and check.score == 1.0 and check.n_scored == 100, check.problems
+
+    def wrong(it):
+        name, args = parse_call(it.target)
+        return ModelOutput.for_tool_call("mockllm/model", name + "_x", args)
+
+    elog = inspect_eval(build_task(BFCL, items[:5]), model=_mock(items, wrong), log_dir=str(tmp_path / "w"), **EVAL_KW)[0]
+    check = check_log(elog.location, "bfcl", ids[:5])
+    assert check.ok and check.score == 0.0
+
+
+def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
+    path = build_tiny_model(tmp_path / "m")
+    model = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="chatml")
+    tools = [t.as_tool() for t in tool_defs(items[0].metadata["functions"])]
+    from inspect_ai.tool import ToolInfo
+    from inspect_ai.tool._tool_def import tool_defs as inspect_tool_defs
+    import asyncio
+
+    infos = [ToolInfo(name=d.name, description=d.description, parameters=d.parameters) for d in asyncio.run(inspect_tool_defs(tools))]
+    text = model.api.render([ChatMessageUser(content="roll dice")], infos)
+    assert text.startswith("<|im_start|>system\n" + TOOLS_HEADER)
+    assert '"name": "calc_binomial_probability"' in text and '"type": "number"' in text
+    assert text.endswith("<|im_start|>user\nroll dice<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_tiny_model_end_to_end(tmp_path, items):
+    tiny = build_tiny_model(tmp_path / "tiny", max_positions=2048)
+    short = sorted(items, key=lambda it: len(json.dumps(it.metadata)) + len(it.input))[:2]
+    res = evaluate_model(tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2)
+    assert res.status == "ok", res.error
+    assert (res.n_scored, res.n_expected) == (2, 2) and res.score == 0.0  # random weights call nothing
