@@ -30,4 +30,11 @@ PY=${PYTHON:-python3}
 # GPU machines: install your CUDA torch before running this script (the pin accepts <=2.13.0).
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The pinned agent CLIs (Claude Code, Codex) from npm, into ~/.cache/posttrainbench/agents
+# (or $PTB_AGENTS_DIR): the CLI-agent tests run them offline from there. Needs Node.js + npm.
+if command -v npm >/dev/null 2>&1; then
+  .venv/bin/ptb agents install claude codex
+else
+  echo "setup: npm not found: skipping the agent CLIs (tests/test_cli_agents.py will fail)" >&2
+fi
 echo "setup: ok ($(.venv/bin/ptb --help >/dev/null && echo 'ptb ready'))"

@@ -217,6 +217,11 @@ def doctor(results: ResultsOpt = Path("results")) -> None:
         raise typer.Exit(1)
 
 
+from .cli_agents import app as _agents_app  # noqa: E402
+
+app.add_typer(_agents_app, name="agents")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

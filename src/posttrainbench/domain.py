@@ -102,7 +102,12 @@ class SandboxKind(str, Enum):
 
 
 class NetworkPolicy(str, Enum):
+    """``none``: no network (an LLM agent reaches only its own API host, through the logging
+    proxy); ``allowlist``: the logging proxy with model hub, package index and the agent's API
+    host; ``open``: the host network."""
+
     none = "none"
+    allowlist = "allowlist"
     open = "open"
 
 

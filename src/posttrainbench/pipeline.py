@@ -24,9 +24,17 @@ from importlib.resources import files
 from pathlib import Path
 
 from . import __version__
-from .agents import LaunchContext, get_agent_runner
+from .agents import (
+    LaunchContext,
+    agent_egress,
+    agent_model,
+    agent_ro_binds,
+    agent_secret_values,
+    get_agent_runner,
+    install_agent,
+)
 from .agents.prompt import render_prompt, render_timer
-from .agents.trace import parse_trace, save_trace
+from .agents.trace import parse_trace, redact_trace, save_trace
 from .catalog import get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
@@ -47,6 +55,7 @@ from .integrity import (
 from .model_store import resolve_base_model
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_record
 from .sandbox import SandboxConfig, get_sandbox
+from .sandbox.secrets import foreign_secrets, redact_file, secret_values
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
 REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination")
@@ -241,6 +250,7 @@ class Pipeline:
             shutil.copy2(ws / rel, dest)
 
         ctx = self._launch_context()
+        agent_prefix = install_agent(self.agent)  # pinned CLI, outside the workspace
         pkg = _package_dir()
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
@@ -258,14 +268,24 @@ class Pipeline:
                 env[var] = os.environ[var]
         if self.spec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(self.spec.gpus)))
+        leaked = foreign_secrets(env, ctx.host_env, allowed=self.agent.spec.secret_env)
+        if leaked:
+            raise PhaseError(f"refusing to start: secrets other than the agent's own key in its env: {leaked}")
+        allow, tunnels = agent_egress(self.agent, ctx, self.spec.network)
         config = SandboxConfig(
             workspace=ws,
-            ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"])}),
+            ro_binds=sorted(
+                {Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"]),
+                 *agent_ro_binds(self.agent, ctx)}
+            ),  # fmt: skip
             masked=[pkg / "resources"],
             env=env,
             network=self.spec.network,
             time_limit_s=limit_s,
             gpus=list(range(self.spec.gpus)),
+            egress_allow=allow,
+            egress_log=paths.egress_log if allow or self.spec.network.value == "allowlist" else None,
+            egress_tunnels=tunnels,
         )
         argv = self.agent.command(ctx)
         self.progress("solve", f"agent running (limit {_hms(limit_s)})")
@@ -288,10 +308,19 @@ class Pipeline:
             "duration_s": result.duration_s,
             "enforced": result.enforced,
             "agent_version": self.agent.version(),
+            "agent_install": agent_prefix,
+            "egress_allow": allow,
         }
 
     def _collect(self, record: RunRecord) -> dict:
-        trace = parse_trace(self.spec.agent, self.paths.solve_out)
+        # Nothing secret is stored: raw outputs, egress log and trace are redacted first.
+        secrets = secret_values(os.environ, agent_secret_values(self.agent, self._launch_context()))
+        for raw in (self.paths.solve_out, self.paths.solve_err, self.paths.egress_log):
+            redact_file(raw, secrets)
+        trace = parse_trace(
+            self.spec.agent, self.paths.solve_out, model=agent_model(self.agent, self.spec.agent_config)
+        )
+        trace = redact_trace(trace, secrets)
         save_trace(self.paths.trace_json, trace)
         record.usage = trace.usage().model_dump()
         src = self.paths.workspace / "final_model"

@@ -16,7 +16,7 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec(
             id="claude",
             display_name="Claude Code",
-            secret_env=("ANTHROPIC_API_KEY",),
+            secret_env=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
             default_config="claude-opus-4-5",
         ),
         AgentSpec(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pydantic
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
 
@@ -58,6 +58,43 @@ class SandboxConfig(pydantic.BaseModel):
         description="Host GPU indices; only their /dev/nvidia* nodes are exposed "
         "(and CUDA_VISIBLE_DEVICES is set). Empty: no GPU device node at all.",
     )
+
+    egress_allow: list[str] = Field(
+        default_factory=list,
+        description="Targets reachable through the logging egress proxy (see sandbox.egress): "
+        "'host', 'host:port', '*.domain'. Used with network none/allowlist; empty with 'none': "
+        "no proxy, no network at all.",
+    )
+    egress_log: Path | None = Field(
+        None, description="Host file the proxy appends one ALLOW/DENY line per request to."
+    )
+    egress_tunnels: dict[int, str] = Field(
+        default_factory=dict,
+        description="In-sandbox loopback port -> 'host:port' reached through the proxy (for "
+        "clients configured with a base URL, e.g. http://127.0.0.1:<port>).",
+    )
+    egress_proxy_port: int = Field(
+        3128, gt=0, lt=65536, description="In-sandbox loopback port of HTTP(S)_PROXY."
+    )
+
+    @model_validator(mode="after")
+    def _egress_consistent(self) -> SandboxConfig:
+        if self.network == NetworkPolicy.allowlist and self.egress_log is None:
+            raise ValueError("network=allowlist needs egress_log (the proxy's request log)")
+        if self.egress_allow and self.network != NetworkPolicy.open and self.egress_log is None:
+            raise ValueError("egress_allow needs egress_log (the proxy's request log)")
+        if self.egress_tunnels and not self.uses_proxy:
+            raise ValueError("egress_tunnels need the proxy (network none/allowlist + egress_allow)")
+        if self.egress_proxy_port in self.egress_tunnels:
+            raise ValueError("an egress tunnel uses the proxy port")
+        return self
+
+    @property
+    def uses_proxy(self) -> bool:
+        """Whether the egress proxy runs for this config."""
+        return self.network == NetworkPolicy.allowlist or (
+            self.network == NetworkPolicy.none and bool(self.egress_allow)
+        )
 
     @field_validator("workspace")
     @classmethod
