@@ -85,6 +85,16 @@ def _package_dir() -> Path:
     return Path(files("posttrainbench")).resolve()  # type: ignore[arg-type]
 
 
+def _env_int(name: str, default: int) -> int:
+    """A positive integer setting from the environment (bad values: a clear error)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise PhaseError(f"{name}={raw!r} must be a positive integer")
+    return int(raw)
+
+
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
@@ -286,6 +296,8 @@ class Pipeline:
             egress_allow=allow,
             egress_log=paths.egress_log if allow or self.spec.network.value == "allowlist" else None,
             egress_tunnels=tunnels,
+            max_output_mb=_env_int("PTB_MAX_OUTPUT_MB", 1024),
+            max_workspace_mb=_env_int("PTB_MAX_WORKSPACE_MB", 500 * 1024),
         )
         argv = self.agent.command(ctx)
         self.progress("solve", f"agent running (limit {_hms(limit_s)})")
@@ -297,7 +309,9 @@ class Pipeline:
         record.exit_code, record.timed_out = result.exit_code, result.timed_out
         record.time_used_s = result.duration_s
         atomic_write_text(paths.time_taken, _hms(result.duration_s) + "\n")
-        if result.timed_out:
+        if result.limit_exceeded:
+            self._outcome(record, "solve", f"agent stopped: {result.limit_exceeded}")
+        elif result.timed_out:
             self._outcome(record, "solve", f"agent hit the {_hms(limit_s)} limit and was killed")
         elif result.exit_code != 0:
             self._outcome(record, "solve", f"agent exited with code {result.exit_code}")
@@ -305,6 +319,7 @@ class Pipeline:
             "argv": argv,
             "exit_code": result.exit_code,
             "timed_out": result.timed_out,
+            "limit_exceeded": result.limit_exceeded,
             "duration_s": result.duration_s,
             "enforced": result.enforced,
             "agent_version": self.agent.version(),

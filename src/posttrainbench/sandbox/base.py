@@ -10,6 +10,8 @@ They raise only for programming errors (e.g. a workspace that does not exist).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -59,6 +61,15 @@ class SandboxConfig(pydantic.BaseModel):
         "(and CUDA_VISIBLE_DEVICES is set). Empty: no GPU device node at all.",
     )
 
+    max_output_mb: int | None = Field(
+        None, gt=0, description="Cap on each of stdout/stderr (MiB); past it the run is stopped."
+    )
+    max_workspace_mb: int | None = Field(
+        None,
+        gt=0,
+        description="Quota on the workspace (MiB, apparent size: sparse files count in full), "
+        "checked by a watchdog every few seconds; past it the run is stopped.",
+    )
     egress_allow: list[str] = Field(
         default_factory=list,
         description="Targets reachable through the logging egress proxy (see sandbox.egress): "
@@ -148,6 +159,9 @@ class SandboxResult(pydantic.BaseModel):
         "that says why not (e.g. 'not enforced: no writable cgroup', 'not requested').",
     )
     oom_killed: bool = Field(False, description="The cgroup memory limit killed a process.")
+    limit_exceeded: str | None = Field(
+        None, description="Why the run was stopped early: output cap or workspace quota exceeded."
+    )
 
 
 @runtime_checkable
@@ -194,3 +208,59 @@ def not_started(
     return SandboxResult(
         exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced
     )
+
+
+def tree_size(root: Path, stop_above: int | None = None) -> int:
+    """Apparent size in bytes of every file under ``root`` (symlinks not followed; a sparse
+    file counts with its full length). Stops counting once above ``stop_above``."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    else:
+                        st = e.stat(follow_symlinks=False)
+                        total += max(st.st_size, st.st_blocks * 512)
+                except OSError:
+                    continue
+                if stop_above is not None and total > stop_above:
+                    return total
+    return total
+
+
+def workspace_watchdog(config: SandboxConfig) -> Callable[[], str | None] | None:
+    """The watchdog enforcing ``max_workspace_mb`` (None when no quota is set)."""
+    if config.max_workspace_mb is None:
+        return None
+    cap = config.max_workspace_mb * 2**20
+
+    def check() -> str | None:
+        size = tree_size(config.workspace, stop_above=cap)
+        if size > cap:
+            return f"workspace exceeded its quota of {config.max_workspace_mb} MiB"
+        return None
+
+    return check
+
+
+def output_cap_bytes(config: SandboxConfig) -> int | None:
+    """``max_output_mb`` in bytes."""
+    return config.max_output_mb * 2**20 if config.max_output_mb is not None else None
+
+
+def limit_entries(config: SandboxConfig) -> dict[str, bool | str]:
+    """``enforced`` entries for the output cap and the workspace quota."""
+    return {
+        "output_cap": True if config.max_output_mb is not None else "not requested",
+        "workspace_quota": "watchdog (polled every 2 s)"
+        if config.max_workspace_mb is not None
+        else "not requested",
+    }

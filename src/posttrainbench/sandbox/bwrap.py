@@ -40,7 +40,10 @@ from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
     check_config_paths,
+    limit_entries,
     not_started,
+    output_cap_bytes,
+    workspace_watchdog,
 )
 from posttrainbench.sandbox.egress import BRIDGE_EXEC_FAILED, SANDBOX_SOCKET_DIR, egress_session
 from posttrainbench.sandbox.limits import setup_cgroups
@@ -183,6 +186,7 @@ class BwrapSandbox:
             if uid != 0
             else "not enforced: runs as host uid 0 (all capabilities dropped, /proc/sys read-only)",
             "seccomp": "not enforced: no seccomp filter in this backend version",
+            **limit_entries(config),
         }
 
     def run(
@@ -257,6 +261,8 @@ class BwrapSandbox:
                 cgroups=cgroups,
                 spare_leader=True,
                 pass_fds=(status_w, *empty_fds.values()),
+                max_output_bytes=output_cap_bytes(config),
+                watchdog=workspace_watchdog(config),
             )
         finally:
             for fd in empty_fds.values():
@@ -270,16 +276,15 @@ class BwrapSandbox:
 
         error = outcome.start_error
         exit_code = outcome.returncode
-        if error is None and not outcome.timed_out and "child-pid" not in status:
+        stopped = outcome.timed_out or outcome.limit_exceeded is not None
+        if error is None and not stopped and "child-pid" not in status:
             # bwrap failed while setting up the sandbox: the command never ran.
             error = f"failed to start: {_bwrap_message(stderr) or f'bwrap exit {exit_code}'}"
             exit_code = None
-        elif not outcome.timed_out:
+        elif not stopped:
             if isinstance(status.get("exit-code"), int):
                 exit_code = int(status["exit-code"])  # type: ignore[arg-type]
-            first = (
-                _first_line(stderr) if exit_code in (1, 127) else ""
-            )
+            first = _first_line(stderr) if exit_code in (1, 127) else ""
             if first.startswith("bwrap: execvp") or (
                 exit_code == 127 and first.startswith(BRIDGE_EXEC_FAILED)
             ):
@@ -292,6 +297,7 @@ class BwrapSandbox:
             error=error,
             enforced=enforced,
             oom_killed=oom,
+            limit_exceeded=outcome.limit_exceeded,
         )
 
 
