@@ -6,13 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # bubblewrap: the default sandbox. slurm-wlm + munge: the single-node Slurm the launcher tests
-# start. chromium: the headless browser the report tests use.
+# start. chromium: the headless browser the report tests use. docker.io: the docker backend.
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 if [ "${PTB_SETUP_MINIMAL:-0}" != 1 ]; then
   command -v slurmctld >/dev/null 2>&1 || need_apt+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || need_apt+=(munge)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # docker.io: the docker backend's tests start a private dockerd when no daemon answers
+  # (skipped where Docker is already installed, e.g. docker-ce on CI runners).
+  command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else

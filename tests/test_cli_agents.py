@@ -147,3 +147,27 @@ def test_missing_cli_install_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     record = Pipeline(_spec("claude", "default"), tmp_path / "runs").run()
     err = record.phases["solve"].error or ""
     assert record.phases["solve"].status == "failed" and "npm not found" in err, err
+
+
+def test_reprompt_resumes_the_session_while_time_remains(
+    installed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reprompt=1``: the CLI stops after its first session with ~3 min left, so the driver
+    resumes it with "You still have ..."; two short sessions in a row end the loop."""
+    agent = installed
+    key_var, url_var = {"claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL")}[agent]
+    model = {"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex"}[agent]
+    with FakeLLM([Step(bash="bash timer.sh"), Step(text="Done.")]) as api:
+        monkeypatch.setenv(key_var, AGENT_KEY[agent])
+        monkeypatch.setenv(url_var, api.base_url + ("/v1" if agent == "codex" else ""))
+        pipe = Pipeline(_spec(agent, f"{model}:reprompt=1"), tmp_path)
+        record = pipe.run(until="collect")
+    assert record.exit_code == 0, pipe.paths.solve_err.read_text()[-2000:]
+    argv = record.phases["solve"].details["argv"]
+    assert "reprompt_driver.py" in " ".join(argv)
+    reprompts = [r for r in api.scripted() if "You still have" in json.dumps(r.body)]
+    assert reprompts, [json.dumps(r.body)[-300:] for r in api.scripted()]
+    assert "resuming" in pipe.paths.solve_err.read_text()
+    trace = load_trace(pipe.paths.trace_json)
+    starts = [s for s in trace.steps if s.text.startswith("session start")]
+    assert len(starts) >= 2  # both sessions are in one trace

@@ -98,6 +98,8 @@ class AgentSpec(Frozen):
 
 class SandboxKind(str, Enum):
     bwrap = "bwrap"
+    docker = "docker"
+    apptainer = "apptainer"
     none = "none"
 
 
