@@ -9,13 +9,8 @@ missing daemon is never a pass.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,43 +18,9 @@ import pytest
 
 from posttrainbench.sandbox import SandboxConfig, get_sandbox
 from posttrainbench.sandbox.apptainer import ApptainerSandbox
-from posttrainbench.sandbox.docker import DockerSandbox
+from posttrainbench.sandbox.docker import DockerSandbox, PrivateDockerd
 
 PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
-
-
-def _start_private_dockerd() -> tuple[subprocess.Popen[bytes] | None, str, str]:
-    """(process, DOCKER_HOST, why-not) of a private dockerd, or (None, '', reason)."""
-    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists("/usr/sbin/dockerd") else None)
-    if dockerd is None:
-        return None, "", "no Docker daemon answers and dockerd is not installed (apt-get install docker.io)"
-    if os.getuid() != 0:
-        return None, "", "no Docker daemon answers and a private dockerd needs root"
-    root = Path(tempfile.mkdtemp(prefix="ptb-dockerd-"))
-    sock = root / "docker.sock"
-    log = open(root / "dockerd.log", "wb")
-    proc = subprocess.Popen(
-        [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false", "--data-root", str(root / "data"),
-         "--exec-root", str(root / "exec"), "--pidfile", str(root / "dockerd.pid"), "-H", f"unix://{sock}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (root / "dockerd.log").read_text(errors="replace")[-1500:]
-            return None, "", f"private dockerd exited with {proc.returncode}: {tail}"
-        if sock.exists():
-            try:
-                with socket.socket(socket.AF_UNIX) as s:
-                    s.connect(str(sock))
-                    s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-                    if b"OK" in s.recv(4096):
-                        return proc, f"unix://{sock}", ""
-            except OSError:
-                pass
-        time.sleep(0.2)
-    proc.kill()
-    return None, "", "private dockerd did not answer within 60 s"
 
 
 @pytest.fixture(scope="module")
@@ -69,21 +30,14 @@ def docker_sb() -> Iterator[DockerSandbox]:
     if ok:
         yield sb
         return
-    proc, host, why = _start_private_dockerd()
-    if proc is None:
+    why = PrivateDockerd.why_not()
+    if why:
         pytest.fail(f"docker backend cannot be tested here: {reason}; {why}")
-    sb = DockerSandbox(base_url=host)
-    ok, reason = sb.available()
-    assert ok, reason
-    try:
+    with PrivateDockerd() as daemon:
+        sb = DockerSandbox(base_url=daemon.base_url)
+        ok, reason = sb.available()
+        assert ok, reason
         yield sb
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None = None, **cfg: object):  # noqa: ANN202

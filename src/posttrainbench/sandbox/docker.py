@@ -314,3 +314,85 @@ def _starts_with(path: Path, prefix: bytes) -> bool:
             return f.read(len(prefix)) == prefix
     except OSError:
         return False
+
+
+class PrivateDockerd:
+    """A throw-away Docker daemon (root + Debian ``docker.io``) for tests and benchmarks on
+    machines where none runs: ``dockerd --bridge=none --iptables=false`` with its state in a
+    temp dir and its API on a unix socket there. Context manager; ``base_url`` once started."""
+
+    def __init__(self, timeout_s: float = 60.0) -> None:
+        self.timeout_s = timeout_s
+        self.base_url = ""
+        self.root: Path | None = None
+        self._proc: Any = None
+
+    @staticmethod
+    def why_not() -> str | None:
+        """Why a private daemon cannot be started here (None: it can be tried)."""
+        import shutil
+
+        if (shutil.which("dockerd") or (os.path.exists("/usr/sbin/dockerd") and "/usr/sbin/dockerd")) is None:
+            return "dockerd is not installed (apt-get install docker.io)"
+        if os.getuid() != 0:
+            return "a private dockerd needs root"
+        return None
+
+    def start(self) -> PrivateDockerd:
+        """Start the daemon and wait until it answers; raises RuntimeError with the cause."""
+        import shutil
+        import socket
+        import subprocess
+
+        why = self.why_not()
+        if why:
+            raise RuntimeError(why)
+        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+        self.root = Path(tempfile.mkdtemp(prefix="ptb-dockerd-"))
+        sock = self.root / "docker.sock"
+        log = open(self.root / "dockerd.log", "wb")
+        self._proc = subprocess.Popen(
+            [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
+             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+             "--pidfile", str(self.root / "dockerd.pid"), "-H", f"unix://{sock}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = (self.root / "dockerd.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"private dockerd exited with {self._proc.returncode}: {tail}")
+            if sock.exists():
+                with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+                    s.connect(str(sock))
+                    s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+                    if b"OK" in s.recv(4096):
+                        self.base_url = f"unix://{sock}"
+                        return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"private dockerd did not answer within {self.timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """Stop the daemon (SIGTERM, then SIGKILL) and remove its state (never raises)."""
+        import shutil
+        import subprocess
+
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def __enter__(self) -> PrivateDockerd:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

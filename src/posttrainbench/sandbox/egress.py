@@ -255,7 +255,10 @@ class EgressProxy:
         self._server = _Server(str(self.socket_path), _Handler)
         self._server.proxy = self
         os.chmod(self.socket_path, 0o666)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="ptb-egress", daemon=True)
+        # A short poll interval: stop() waits for the serving loop's next wake-up.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="ptb-egress", daemon=True
+        )
         self._thread.start()
         return self
 
