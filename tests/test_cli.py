@@ -37,7 +37,7 @@ def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "unknown base model" in text and "Qwen/Qwen3-4B-Base" in text
-    res = runner.invoke(app, ["run", "--agent", "opencode", "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
+    res = runner.invoke(app, ["run", "--agent", "gemini", "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
     assert res.exit_code == 2 and "not runnable" in " ".join(res.output.split())
     assert list(tmp_path.iterdir()) == []
 

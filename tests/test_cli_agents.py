@@ -27,7 +27,17 @@ from posttrainbench.results import load_record
 
 BASE = "ptb/tiny-random"
 BENCH = "gsm8k-calc"
-AGENT_KEY = {"claude": "sk-ant-api03-agentOwnKey0123456789abcdef", "codex": "sk-proj-agentOwnKey0123456789abcdefXYZ"}
+AGENT_KEY = {
+    "claude": "sk-ant-api03-agentOwnKey0123456789abcdef",
+    "codex": "sk-proj-agentOwnKey0123456789abcdefXYZ",
+    "opencode": "sk-ant-api03-opencodeOwnKey0123456789ab",
+}
+#: agent -> (key variable, base-URL variable, base-URL suffix, model config)
+SETUP = {
+    "claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "", "claude-sonnet-4-5"),
+    "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1", "gpt-5.1-codex"),
+    "opencode": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "", "anthropic/claude-sonnet-4-5"),
+}
 JUDGE_KEY = "judge-secret-value-0123456789"
 GRADER_KEY = "sk-grader-0123456789abcdefghijklmnop"
 COPY_BASE = (
@@ -42,7 +52,7 @@ SCRIPT = [
 ]
 
 
-@pytest.fixture(scope="module", params=["claude", "codex"])
+@pytest.fixture(scope="module", params=["claude", "codex", "opencode"])
 def installed(request: pytest.FixtureRequest) -> str:
     agent = get_agent_runner(request.param)
     agent.install()  # no-op when scripts/setup.sh installed it
@@ -58,13 +68,12 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     installed: str, network: NetworkPolicy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = installed
-    key_var, url_var = {"claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL")}[agent]
-    model = {"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex"}[agent]
+    key_var, url_var, suffix, model = SETUP[agent]
     with FakeLLM(list(SCRIPT)) as api:
         monkeypatch.setenv(key_var, AGENT_KEY[agent])
-        monkeypatch.setenv(url_var, api.base_url + ("/v1" if agent == "codex" else ""))
+        monkeypatch.setenv(url_var, api.base_url + suffix)
         monkeypatch.setenv("PTB_JUDGE_API_KEY", JUDGE_KEY)  # must never enter the sandbox
-        monkeypatch.setenv("PTB_GRADER_OPENAI_API_KEY" if agent == "claude" else "ANTHROPIC_API_KEY", GRADER_KEY)
+        monkeypatch.setenv("OPENAI_API_KEY" if key_var != "OPENAI_API_KEY" else "ANTHROPIC_API_KEY", GRADER_KEY)
         pipe = Pipeline(_spec(agent, model, network), tmp_path)
         record = pipe.run(until="collect")
     p = pipe.paths
@@ -80,7 +89,7 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     assert len(scripted) >= len(SCRIPT), [r.path for r in api.requests]
     auth = {k.lower(): v for k, v in scripted[0].headers.items()}
     assert AGENT_KEY[agent] in (auth.get("x-api-key", "") + auth.get("authorization", ""))
-    assert scripted[0].body["model"] == model
+    assert scripted[0].body["model"] == model.split("/")[-1]
 
     # The model was collected by the harness.
     assert record.phases["collect"].details["final_model"] is True
@@ -149,17 +158,17 @@ def test_missing_cli_install_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     assert record.phases["solve"].status == "failed" and "npm not found" in err, err
 
 
-def test_reprompt_resumes_the_session_while_time_remains(
-    installed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("agent", ["claude", "codex"])  # OpenCode's sessions are too slow to
+def test_reprompt_resumes_the_session_while_time_remains(  # end the loop quickly here
+    agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``reprompt=1``: the CLI stops after its first session with ~3 min left, so the driver
     resumes it with "You still have ..."; two short sessions in a row end the loop."""
-    agent = installed
-    key_var, url_var = {"claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"), "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL")}[agent]
-    model = {"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex"}[agent]
+    get_agent_runner(agent).install()
+    key_var, url_var, suffix, model = SETUP[agent]
     with FakeLLM([Step(bash="bash timer.sh"), Step(text="Done.")]) as api:
         monkeypatch.setenv(key_var, AGENT_KEY[agent])
-        monkeypatch.setenv(url_var, api.base_url + ("/v1" if agent == "codex" else ""))
+        monkeypatch.setenv(url_var, api.base_url + suffix)
         pipe = Pipeline(_spec(agent, f"{model}:reprompt=1"), tmp_path)
         record = pipe.run(until="collect")
     assert record.exit_code == 0, pipe.paths.solve_err.read_text()[-2000:]
@@ -171,3 +180,17 @@ def test_reprompt_resumes_the_session_while_time_remains(
     trace = load_trace(pipe.paths.trace_json)
     starts = [s for s in trace.steps if s.text.startswith("session start")]
     assert len(starts) >= 2  # both sessions are in one trace
+
+
+def test_driver_and_harness_share_the_reprompt_message() -> None:
+    import importlib.util
+
+    from posttrainbench.agents import reprompt
+
+    spec = importlib.util.spec_from_file_location("reprompt_driver", reprompt.DRIVER)
+    driver = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(driver)
+    for seconds in (0, 59, 3600 + 5 * 60 + 7, 10 * 3600):
+        assert driver.remaining_text(seconds) == reprompt.remaining_text(seconds)
+    assert reprompt.remaining_text(3600 + 5 * 60 + 7).startswith("You still have 1h 05m remaining.")

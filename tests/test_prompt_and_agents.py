@@ -56,6 +56,6 @@ def test_agent_runner_errors() -> None:
     with pytest.raises(UnknownNameError):
         get_agent_runner("nope")
     with pytest.raises(AgentLaunchError, match="not runnable"):
-        get_agent_runner("opencode")
+        get_agent_runner("gemini")
     assert get_agent_runner("reference").spec.id == "reference"
     assert get_agent_runner("claude").spec.id == "claude"

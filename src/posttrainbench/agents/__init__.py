@@ -10,6 +10,7 @@ from ..sandbox.egress import DEFAULT_ALLOW
 from .base import Agent, AgentLaunchError, LaunchContext
 from .claude_code import ClaudeCodeAgent
 from .codex import CodexAgent
+from .opencode import OpenCodeAgent
 from .reference import ReferenceAgent
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ClaudeCodeAgent",
     "CodexAgent",
     "LaunchContext",
+    "OpenCodeAgent",
     "ReferenceAgent",
     "agent_egress",
     "agent_model",
@@ -31,6 +33,7 @@ _RUNNERS: dict[str, type] = {
     "reference": ReferenceAgent,
     "claude": ClaudeCodeAgent,
     "codex": CodexAgent,
+    "opencode": OpenCodeAgent,
 }
 
 

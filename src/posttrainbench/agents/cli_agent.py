@@ -123,18 +123,24 @@ class CliAgent:
         return self.package.spec
 
     # ---------------------------------------------------------------- network
+    def endpoint(self, ctx: LaunchContext) -> tuple[str, str]:
+        """(base-URL variable, default API host:port) of this config's API."""
+        return self.base_url_env, self.api_host
+
     def _custom_base_url(self, ctx: LaunchContext) -> str | None:
-        url = ctx.host_env.get(self.base_url_env, "").strip() if self.base_url_env else ""
+        var = self.endpoint(ctx)[0]
+        url = ctx.host_env.get(var, "").strip() if var else ""
         return url or None
 
     def egress(self, ctx: LaunchContext) -> Egress:
         """The agent's API endpoint as an allow-list entry, tunnelled when it is plain http."""
+        var, host = self.endpoint(ctx)
         url = self._custom_base_url(ctx)
         if url is None:
-            return Egress(allow=[self.api_host])
+            return Egress(allow=[host])
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise AgentLaunchError(f"{self.base_url_env}={url!r} is not an http(s) URL")
+            raise AgentLaunchError(f"{var}={url!r} is not an http(s) URL")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         target = f"{parts.hostname}:{port}"
         if parts.scheme == "http":
@@ -171,7 +177,7 @@ class CliAgent:
         env = {name: self.secret(ctx, name) for name in self.secret_names(ctx)}
         inside = self.api_base_url_inside(ctx)
         if inside is not None:
-            env[self.base_url_env] = inside
+            env[self.endpoint(ctx)[0]] = inside
         env.update(self.cli_env(ctx, self.parse_config(ctx.spec.agent_config)))
         return env
 

@@ -34,8 +34,8 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec(
             id="opencode",
             display_name="OpenCode",
-            secret_env=("OPENCODE_API_KEY",),
-            default_config="default",
+            secret_env=("OPENCODE_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
+            default_config="anthropic/claude-opus-4-5",
         ),
     )
 }
