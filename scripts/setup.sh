@@ -36,7 +36,7 @@ PY=${PYTHON:-python3}
 # The pinned agent CLIs (Claude Code, Codex) from npm, into ~/.cache/posttrainbench/agents
 # (or $PTB_AGENTS_DIR): the CLI-agent tests run them offline from there. Needs Node.js + npm.
 if command -v npm >/dev/null 2>&1; then
-  .venv/bin/ptb agents install claude codex opencode
+  .venv/bin/ptb agents install claude codex opencode gemini
 else
   echo "setup: npm not found: skipping the agent CLIs (tests/test_cli_agents.py will fail)" >&2
 fi

@@ -96,6 +96,11 @@ class FakeLLM:
                     self._anthropic(body, raw)
                 elif path.endswith("/responses"):
                     self._openai(body, raw)
+                elif path.endswith(":countTokens"):
+                    fake.requests.append(Recorded(self.path, dict(self.headers), body, False))
+                    self._json(200, {"totalTokens": max(1, len(raw) // 4)})
+                elif path.endswith((":streamGenerateContent", ":generateContent")):
+                    self._gemini(body, raw, path, stream=path.endswith(":streamGenerateContent"))
                 else:
                     fake.requests.append(Recorded(self.path, dict(self.headers), body, False))
                     self._json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
@@ -179,6 +184,33 @@ class FakeLLM:
                                        "usage": {"output_tokens": out_tok}}),
                     ("message_stop", {"type": "message_stop"}),
                 ])  # fmt: skip
+
+            # ---------------------------------------------------------- gemini
+            def _gemini(self, body: dict, raw: bytes, path: str, *, stream: bool) -> None:
+                contents = body.get("contents") or []
+                n_results = sum(
+                    1 for c in contents for p in (c.get("parts") or []) if isinstance(p, dict) and "functionResponse" in p
+                )
+                decls = [d for t in body.get("tools") or [] for d in (t.get("functionDeclarations") or [])]
+                step, shell = self._pick(decls, n_results)
+                model = path.rsplit("/", 1)[-1].split(":")[0]
+                in_tok = max(1, len(raw) // 4)
+                if step.bash is not None:
+                    part = {"functionCall": {"name": shell, "args": {"command": step.bash, "description": "scripted step"}}}
+                    out_tok = 20 + len(step.bash) // 4
+                else:
+                    part = {"text": step.text}
+                    out_tok = 5 + len(step.text or "") // 4
+                fake.requests.append(Recorded(self.path, dict(self.headers), body, shell is not None, in_tok, out_tok))
+                resp = {
+                    "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                    "usageMetadata": {"promptTokenCount": in_tok, "candidatesTokenCount": out_tok, "totalTokenCount": in_tok + out_tok},
+                    "modelVersion": model,
+                }  # fmt: skip
+                if stream:
+                    self._sse([(None, resp)])
+                else:
+                    self._json(200, resp)
 
             # ---------------------------------------------------------- openai
             def _openai(self, body: dict, raw: bytes) -> None:

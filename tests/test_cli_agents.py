@@ -31,18 +31,21 @@ AGENT_KEY = {
     "claude": "sk-ant-api03-agentOwnKey0123456789abcdef",
     "codex": "sk-proj-agentOwnKey0123456789abcdefXYZ",
     "opencode": "sk-ant-api03-opencodeOwnKey0123456789ab",
+    "gemini": "AIzaSyAgentOwnKey0123456789abcdefghijklm",
 }
 #: agent -> (key variable, base-URL variable, base-URL suffix, model config)
 SETUP = {
     "claude": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "", "claude-sonnet-4-5"),
     "codex": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1", "gpt-5.1-codex"),
     "opencode": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "", "anthropic/claude-sonnet-4-5"),
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", "", "gemini-2.5-pro"),
 }
 JUDGE_KEY = "judge-secret-value-0123456789"
 GRADER_KEY = "sk-grader-0123456789abcdefghijklmnop"
+# No command substitution: Gemini CLI refuses shell commands with $(...).
 COPY_BASE = (
-    "set -e; base=$(python -c 'import json;print(json.load(open(\"task/task.json\"))[\"base_model_path\"])'); "
-    'test -n "$base"; mkdir -p final_model; cp -r "$base"/. final_model/; ls final_model'
+    "python -c \"import json, shutil; shutil.copytree(json.load(open('task/task.json'))['base_model_path'], "
+    "'final_model', dirs_exist_ok=True)\" && ls final_model"
 )
 SCRIPT = [
     Step(bash="env | sort; ls -la"),
@@ -52,7 +55,7 @@ SCRIPT = [
 ]
 
 
-@pytest.fixture(scope="module", params=["claude", "codex", "opencode"])
+@pytest.fixture(scope="module", params=["claude", "codex", "opencode", "gemini"])
 def installed(request: pytest.FixtureRequest) -> str:
     agent = get_agent_runner(request.param)
     agent.install()  # no-op when scripts/setup.sh installed it
@@ -88,8 +91,8 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     scripted = api.scripted()
     assert len(scripted) >= len(SCRIPT), [r.path for r in api.requests]
     auth = {k.lower(): v for k, v in scripted[0].headers.items()}
-    assert AGENT_KEY[agent] in (auth.get("x-api-key", "") + auth.get("authorization", ""))
-    assert scripted[0].body["model"] == model.split("/")[-1]
+    assert AGENT_KEY[agent] in (auth.get("x-api-key", "") + auth.get("authorization", "") + auth.get("x-goog-api-key", ""))
+    assert scripted[0].body.get("model", scripted[0].path.rsplit("/", 1)[-1].split(":")[0]) == model.split("/")[-1]
 
     # The model was collected by the harness.
     assert record.phases["collect"].details["final_model"] is True
@@ -158,7 +161,7 @@ def test_missing_cli_install_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     assert record.phases["solve"].status == "failed" and "npm not found" in err, err
 
 
-@pytest.mark.parametrize("agent", ["claude", "codex"])  # OpenCode's sessions are too slow to
+@pytest.mark.parametrize("agent", ["claude", "codex"])  # OpenCode's and Gemini's sessions are too slow to
 def test_reprompt_resumes_the_session_while_time_remains(  # end the loop quickly here
     agent: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from ..sandbox.egress import DEFAULT_ALLOW
 from .base import Agent, AgentLaunchError, LaunchContext
 from .claude_code import ClaudeCodeAgent
 from .codex import CodexAgent
+from .gemini import GeminiCliAgent
 from .opencode import OpenCodeAgent
 from .reference import ReferenceAgent
 
@@ -18,6 +19,7 @@ __all__ = [
     "AgentLaunchError",
     "ClaudeCodeAgent",
     "CodexAgent",
+    "GeminiCliAgent",
     "LaunchContext",
     "OpenCodeAgent",
     "ReferenceAgent",
@@ -33,6 +35,7 @@ _RUNNERS: dict[str, type] = {
     "reference": ReferenceAgent,
     "claude": ClaudeCodeAgent,
     "codex": CodexAgent,
+    "gemini": GeminiCliAgent,
     "opencode": OpenCodeAgent,
 }
 
