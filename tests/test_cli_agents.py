@@ -197,3 +197,24 @@ def test_driver_and_harness_share_the_reprompt_message() -> None:
     for seconds in (0, 59, 3600 + 5 * 60 + 7, 10 * 3600):
         assert driver.remaining_text(seconds) == reprompt.remaining_text(seconds)
     assert reprompt.remaining_text(3600 + 5 * 60 + 7).startswith("You still have 1h 05m remaining.")
+
+
+def test_ptb_trace_prints_a_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from posttrainbench.cli import app
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "solve_out.txt").write_text("\n".join(json.dumps(e) for e in [
+        {"type": "thread.started", "thread_id": "t"},
+        {"type": "item.completed", "item": {"id": "i1", "type": "command_execution", "command": "bash timer.sh",
+                                            "aggregated_output": "Remaining time (hours:minutes): 0:02", "exit_code": 0}},
+        {"type": "turn.completed", "usage": {"input_tokens": 1200, "output_tokens": 30}},
+    ]) + "\nnot json\n")  # fmt: skip
+    res = CliRunner().invoke(app, ["trace", str(run), "--agent", "codex"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "→ shell" in res.output and "bash timer.sh" in res.output and "Remaining time" in res.output
+    assert "1200 input / 30 output tokens" in res.output and "1 unparsed line" in res.output
+    res = CliRunner().invoke(app, ["trace", str(tmp_path / "nothing")], terminal_width=200)
+    assert res.exit_code == 2 and "no trace.json" in res.output

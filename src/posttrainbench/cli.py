@@ -218,8 +218,10 @@ def doctor(results: ResultsOpt = Path("results")) -> None:
 
 
 from .cli_agents import app as _agents_app  # noqa: E402
+from .cli_agents import trace as _trace  # noqa: E402
 
 app.add_typer(_agents_app, name="agents")
+app.command("trace")(_trace)
 
 
 def main() -> None:  # pragma: no cover - console entry
