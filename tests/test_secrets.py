@@ -46,6 +46,8 @@ def test_redact_known_values_and_key_patterns() -> None:
     assert "[REDACTED:ANTHROPIC_API_KEY]" in red and "[REDACTED:PTB_JUDGE_API_KEY]" in red
     assert "[REDACTED:openai-key]" in red and "[REDACTED:google-key]" in red and "[REDACTED:bearer]" in red
     assert redact("nothing secret here: sk-short", vals) == "nothing secret here: sk-short"
+    plain = "task-abcdefghijklmnopqrstuvwxyz mask-0123456789abcdefghijklmn"
+    assert redact(plain, vals) == plain  # "sk-" inside a word is not a key
 
 
 def test_redact_file_streams_and_keeps_invalid_bytes(tmp_path: Path) -> None:

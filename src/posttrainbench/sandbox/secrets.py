@@ -23,14 +23,15 @@ SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|
 MIN_SECRET_LEN = 8
 
 #: Key formats of the providers we know, redacted wherever they appear.
+_B = r"(?<![A-Za-z0-9_\-])"  # a key starts at a token boundary ("task-..." is not "sk-...")
 KEY_PATTERNS: dict[str, re.Pattern[str]] = {
-    "anthropic-key": re.compile(r"sk-ant-[A-Za-z0-9_\-]{10,}"),
-    "openai-key": re.compile(r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
-    "google-key": re.compile(r"AIza[0-9A-Za-z_\-]{30,}"),
-    "hf-token": re.compile(r"hf_[A-Za-z0-9]{30,}"),
-    "github-token": re.compile(r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
-    "aws-key-id": re.compile(r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
-    "slack-token": re.compile(r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
+    "anthropic-key": re.compile(_B + r"sk-ant-[A-Za-z0-9_\-]{10,}"),
+    "openai-key": re.compile(_B + r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    "google-key": re.compile(_B + r"AIza[0-9A-Za-z_\-]{30,}"),
+    "hf-token": re.compile(_B + r"hf_[A-Za-z0-9]{30,}"),
+    "github-token": re.compile(_B + r"(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})"),
+    "aws-key-id": re.compile(_B + r"(?:AKIA|ASIA)[0-9A-Z]{16}"),
+    "slack-token": re.compile(_B + r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
     "bearer": re.compile(r"(?i)(?<=bearer )[A-Za-z0-9._~+/\-]{20,}=*"),
 }
 
