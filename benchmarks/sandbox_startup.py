@@ -7,29 +7,33 @@ what is measured is the cost of starting and tearing down the sandbox, not of th
 - ``python -c pass`` (this venv's interpreter; ``sys.prefix`` and ``sys.base_prefix``
   ro-bound inside bwrap, exactly as the tests and the pipeline do)
 
-through four launchers:
+through these launchers:
 
 (a) ``subprocess.run``: the naive baseline (same clean environment and cwd, no sandbox);
 (b) the ``none`` backend (:class:`UnsandboxedSandbox`): supervision, tree kill and, where a
     writable cgroup exists, a tracking cgroup;
 (c) the ``bwrap`` backend with ``network=none`` and no resource limits;
-(d) the ``bwrap`` backend with ``memory_mb`` and ``max_pids`` (cgroup limits).
+(d) the ``bwrap`` backend with ``memory_mb`` and ``max_pids`` (cgroup limits);
+(e) the ``bwrap`` backend with ``network=allowlist``: the egress proxy (a thread on a unix
+    socket) is started, and the command runs behind the in-sandbox forwarder;
+(f) the ``docker`` backend (host-filesystem image, ``--network none``), when a daemon answers
+    or, with ``--start-dockerd``, a private one could be started (root + Debian ``docker.io``).
 
 Launchers are interleaved round-robin (one launch of each case per repeat) after a warm-up,
 so that drift in machine load hits every case alike. Every launch must exit 0; the benchmark
-aborts otherwise. Docker is not a backend of this package; the script only says whether a
-docker daemon is reachable here.
+aborts otherwise. A launcher that cannot run here is reported as skipped, with the reason.
 
 This is a benchmark, not a test: nothing is asserted about the speed.
 
 Usage::
 
-    python benchmarks/sandbox_startup.py [--repeats N] [--warmup N] [--json out.json]
+    python benchmarks/sandbox_startup.py [--repeats N] [--warmup N] [--start-dockerd] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -61,6 +65,8 @@ LAUNCHERS: dict[str, str] = {
     "b": "none backend",
     "c": "bwrap, network=none",
     "d": "bwrap + memory_mb + max_pids",
+    "e": "bwrap, network=allowlist (egress proxy)",
+    "f": "docker, network=none",
 }
 
 
@@ -84,28 +90,8 @@ def percentile(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def docker_status() -> str:
-    """Whether docker is usable here, in words (it is never measured: not a backend)."""
-    exe = shutil.which("docker")
-    if exe is None:
-        return "not usable: no docker CLI on PATH"
-    try:
-        r = subprocess.run(
-            [exe, "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            timeout=10,
-            text=True,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"not usable: `docker info` failed ({e})"
-    if r.returncode != 0:
-        msg = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
-        return f"not usable: CLI at {exe} but no daemon reachable ({msg})"
-    return f"daemon reachable (server {r.stdout.strip()}), but not measured: not a backend"
-
-
 def build_cases(
-    ws: Path, scratch: Path, memory_mb: int, max_pids: int
+    ws: Path, scratch: Path, memory_mb: int, max_pids: int, docker_sb: Sandbox | None, docker_why: str
 ) -> tuple[list[Case], dict[str, str]]:
     """Every (command, launcher) case, and the reason for launchers that were skipped."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(ws), "LANG": "C.UTF-8"}
@@ -113,7 +99,9 @@ def build_cases(
     none_sb = get_sandbox("none")
     bwrap_sb = get_sandbox("bwrap")
     ok, reason = bwrap_sb.available()
-    skipped = {} if ok else {"c": reason, "d": reason}
+    skipped = {} if ok else {"c": reason, "d": reason, "e": reason}
+    if docker_sb is None:
+        skipped["f"] = docker_why
 
     def cfg(**extra: object) -> SandboxConfig:
         return SandboxConfig(
@@ -127,6 +115,9 @@ def build_cases(
 
     plain_cfg = cfg()
     limited_cfg = cfg(memory_mb=memory_mb, max_pids=max_pids)
+    proxy_cfg = cfg(egress_allow=["pypi.org"], egress_log=scratch / "egress.log").model_copy(
+        update={"network": NetworkPolicy.allowlist}
+    )
 
     cases: list[Case] = []
     for name, argv in COMMANDS.items():
@@ -142,7 +133,9 @@ def build_cases(
         cases.append(Case(name, "a", baseline))
         backends: list[tuple[str, Sandbox, SandboxConfig]] = [("b", none_sb, plain_cfg)]
         if ok:
-            backends += [("c", bwrap_sb, plain_cfg), ("d", bwrap_sb, limited_cfg)]
+            backends += [("c", bwrap_sb, plain_cfg), ("d", bwrap_sb, limited_cfg), ("e", bwrap_sb, proxy_cfg)]
+        if docker_sb is not None:
+            backends.append(("f", docker_sb, plain_cfg))
         for key, sb, config in backends:
             case = Case(name, key, lambda: None)
 
@@ -247,17 +240,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=1024, help="memory limit for (d) (1024)")
     ap.add_argument("--max-pids", type=int, default=256, help="pids limit for (d) (256)")
     ap.add_argument("--json", type=Path, help="also write every sample and the summary here")
+    ap.add_argument("--start-dockerd", action="store_true", help="start a private dockerd for (f) when none answers (root)")
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         ap.error("--repeats must be >= 1 and --warmup >= 0")
 
+    from posttrainbench.sandbox.docker import DockerSandbox, PrivateDockerd
+
     info = machine_info()
-    docker = docker_status()
     t_start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ptb-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ptb-bench-") as tmp, contextlib.ExitStack() as stack:
+        docker_sb: DockerSandbox | None = DockerSandbox()
+        ok, docker = docker_sb.available()
+        if not ok and args.start_dockerd:
+            try:
+                daemon = stack.enter_context(PrivateDockerd())
+                docker_sb = DockerSandbox(base_url=daemon.base_url)
+                ok, docker = docker_sb.available()
+                docker = f"private dockerd ({daemon.base_url})" if ok else docker
+            except RuntimeError as e:
+                docker = f"{docker}; private dockerd: {e}"
+        if ok:
+            docker_sb.ensure_image()
+            docker = f"{docker}, server {docker_sb.client().version().get('Version', '?')}"
+        else:
+            docker_sb = None
         ws = Path(tmp) / "workspace"
         ws.mkdir()
-        cases, skipped = build_cases(ws, Path(tmp), args.memory_mb, args.max_pids)
+        cases, skipped = build_cases(ws, Path(tmp), args.memory_mb, args.max_pids, docker_sb, docker)
         measure(cases, args.repeats, args.warmup)
     elapsed = time.monotonic() - t_start
     rows = summarize(cases)
@@ -275,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(rows))
     print()
     for key, reason in skipped.items():
-        print(f"- ({key}) {LAUNCHERS[key]}: SKIPPED, bwrap unavailable: {reason}")
+        print(f"- ({key}) {LAUNCHERS[key]}: SKIPPED: {reason}")
     by_key = {r["launcher"]: r for r in rows}
     if "b" in by_key:
         e = by_key["b"]["enforced"] or {}

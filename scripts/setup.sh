@@ -6,13 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # bubblewrap: the default sandbox. slurm-wlm + munge: the single-node Slurm the launcher tests
-# start. chromium: the headless browser the report tests use.
+# start. chromium: the headless browser the report tests use. docker.io: the docker backend.
 need_apt=()
 command -v bwrap >/dev/null 2>&1 || need_apt+=(bubblewrap)
 if [ "${PTB_SETUP_MINIMAL:-0}" != 1 ]; then
   command -v slurmctld >/dev/null 2>&1 || need_apt+=(slurm-wlm)
   command -v munged >/dev/null 2>&1 || need_apt+=(munge)
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # docker.io: the docker backend's tests start a private dockerd when no daemon answers
+  # (skipped where Docker is already installed, e.g. docker-ce on CI runners).
+  command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 fi
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
@@ -30,4 +33,11 @@ PY=${PYTHON:-python3}
 # GPU machines: install your CUDA torch before running this script (the pin accepts <=2.13.0).
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# The pinned agent CLIs (Claude Code, Codex) from npm, into ~/.cache/posttrainbench/agents
+# (or $PTB_AGENTS_DIR): the CLI-agent tests run them offline from there. Needs Node.js + npm.
+if command -v npm >/dev/null 2>&1; then
+  .venv/bin/ptb agents install claude codex opencode gemini
+else
+  echo "setup: npm not found: skipping the agent CLIs (tests/test_cli_agents.py will fail)" >&2
+fi
 echo "setup: ok ($(.venv/bin/ptb --help >/dev/null && echo 'ptb ready'))"

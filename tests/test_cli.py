@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
@@ -28,7 +30,12 @@ def test_list_shows_catalog() -> None:
         assert name in res.output
 
 
-def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
+def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from posttrainbench.catalog import AGENTS
+    from posttrainbench.domain import AgentSpec
+
+    # A catalog agent without a runnable scaffold (every real one is runnable now).
+    monkeypatch.setitem(AGENTS, "future-agent", AgentSpec(id="future-agent", display_name="Future"))
     res = runner.invoke(
         app,
         ["run", "--agent", "reference", "--model", "Qwen/Qwen3-4B-Bas", "--benchmark", "gsm8k", "--results", str(tmp_path)],
@@ -37,7 +44,7 @@ def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "unknown base model" in text and "Qwen/Qwen3-4B-Base" in text
-    res = runner.invoke(app, ["run", "--agent", "codex", "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
+    res = runner.invoke(app, ["run", "--agent", "future-agent", "--agent-config", "x", "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
     assert res.exit_code == 2 and "not runnable" in " ".join(res.output.split())
     assert list(tmp_path.iterdir()) == []
 

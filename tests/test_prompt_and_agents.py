@@ -52,9 +52,14 @@ def test_reference_config_parsing() -> None:
             parse_config(bad)
 
 
-def test_agent_runner_errors() -> None:
+def test_agent_runner_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from posttrainbench.catalog import AGENTS
+    from posttrainbench.domain import AgentSpec
+
+    monkeypatch.setitem(AGENTS, "future-agent", AgentSpec(id="future-agent", display_name="Future"))
     with pytest.raises(UnknownNameError):
         get_agent_runner("nope")
     with pytest.raises(AgentLaunchError, match="not runnable"):
-        get_agent_runner("claude")
+        get_agent_runner("future-agent")
     assert get_agent_runner("reference").spec.id == "reference"
+    assert [get_agent_runner(a).spec.id for a in ("claude", "codex", "gemini", "opencode")] == ["claude", "codex", "gemini", "opencode"]

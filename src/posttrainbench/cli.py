@@ -317,6 +317,12 @@ from .cli_integrity import verify  # noqa: E402
 
 app.command()(verify)
 
+from .cli_agents import app as _agents_app  # noqa: E402
+from .cli_agents import trace as _trace  # noqa: E402
+
+app.add_typer(_agents_app, name="agents")
+app.command("trace")(_trace)
+
 
 def main() -> None:  # pragma: no cover - console entry
     app()

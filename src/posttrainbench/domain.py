@@ -101,11 +101,18 @@ class AgentSpec(Frozen):
 
 class SandboxKind(str, Enum):
     bwrap = "bwrap"
+    docker = "docker"
+    apptainer = "apptainer"
     none = "none"
 
 
 class NetworkPolicy(str, Enum):
+    """``none``: no network (an LLM agent reaches only its own API host, through the logging
+    proxy); ``allowlist``: the logging proxy with model hub, package index and the agent's API
+    host; ``open``: the host network."""
+
     none = "none"
+    allowlist = "allowlist"
     open = "open"
 
 

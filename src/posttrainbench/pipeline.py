@@ -24,9 +24,17 @@ from importlib.resources import files
 from pathlib import Path
 
 from . import __version__
-from .agents import LaunchContext, get_agent_runner
+from .agents import (
+    LaunchContext,
+    agent_egress,
+    agent_model,
+    agent_ro_binds,
+    agent_secret_values,
+    get_agent_runner,
+    install_agent,
+)
 from .agents.prompt import render_prompt, render_timer
-from .agents.trace import parse_trace, save_trace
+from .agents.trace import parse_trace, redact_trace, save_trace
 from .catalog import get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
@@ -53,6 +61,7 @@ from .integrity import (
 from .model_store import cache_root, resolve_base_model, resolve_forbidden_models
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
+from .sandbox.secrets import foreign_secrets, redact_file, secret_values
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
 REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
@@ -80,6 +89,16 @@ def _versions() -> dict[str, str]:
 
 def _package_dir() -> Path:
     return Path(files("posttrainbench")).resolve()  # type: ignore[arg-type]
+
+
+def _env_int(name: str, default: int) -> int:
+    """A positive integer setting from the environment (bad values: a clear error)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise PhaseError(f"{name}={raw!r} must be a positive integer")
+    return int(raw)
 
 
 def _hms(seconds: float) -> str:
@@ -263,6 +282,7 @@ class Pipeline:
             shutil.copy2(ws / rel, dest)
 
         ctx = self._launch_context()
+        agent_prefix = install_agent(self.agent)  # pinned CLI, outside the workspace
         pkg = _package_dir()
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
@@ -280,14 +300,26 @@ class Pipeline:
                 env[var] = os.environ[var]
         if self.spec.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpu_ids))
+        leaked = foreign_secrets(env, ctx.host_env, allowed=self.agent.spec.secret_env)
+        if leaked:
+            raise PhaseError(f"refusing to start: secrets other than the agent's own key in its env: {leaked}")
+        allow, tunnels = agent_egress(self.agent, ctx, self.spec.network)
         config = SandboxConfig(
             workspace=ws,
-            ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"])}),
+            ro_binds=sorted(
+                {Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"]),
+                 *agent_ro_binds(self.agent, ctx)}
+            ),  # fmt: skip
             masked=[pkg / "resources"],
             env=env,
             network=self.spec.network,
             time_limit_s=limit_s,
             gpus=self.gpu_ids,
+            egress_allow=allow,
+            egress_log=paths.egress_log if allow or self.spec.network.value == "allowlist" else None,
+            egress_tunnels=tunnels,
+            max_output_mb=_env_int("PTB_MAX_OUTPUT_MB", 1024),
+            max_workspace_mb=_env_int("PTB_MAX_WORKSPACE_MB", 500 * 1024),
         )
         argv = self.agent.command(ctx)
         self.progress("solve", f"agent running (limit {_hms(limit_s)})")
@@ -299,7 +331,9 @@ class Pipeline:
         record.exit_code, record.timed_out = result.exit_code, result.timed_out
         record.time_used_s = result.duration_s
         atomic_write_text(paths.time_taken, _hms(result.duration_s) + "\n")
-        if result.timed_out:
+        if result.limit_exceeded:
+            self._outcome(record, "solve", f"agent stopped: {result.limit_exceeded}")
+        elif result.timed_out:
             self._outcome(record, "solve", f"agent hit the {_hms(limit_s)} limit and was killed")
         elif result.exit_code != 0:
             self._outcome(record, "solve", f"agent exited with code {result.exit_code}")
@@ -307,13 +341,23 @@ class Pipeline:
             "argv": argv,
             "exit_code": result.exit_code,
             "timed_out": result.timed_out,
+            "limit_exceeded": result.limit_exceeded,
             "duration_s": result.duration_s,
             "enforced": result.enforced,
             "agent_version": self.agent.version(),
+            "agent_install": agent_prefix,
+            "egress_allow": allow,
         }
 
     def _collect(self, record: RunRecord) -> dict:
-        trace = parse_trace(self.spec.agent, self.paths.solve_out)
+        # Nothing secret is stored: raw outputs, egress log and trace are redacted first.
+        secrets = secret_values(os.environ, agent_secret_values(self.agent, self._launch_context()))
+        for raw in (self.paths.solve_out, self.paths.solve_err, self.paths.egress_log):
+            redact_file(raw, secrets)
+        trace = parse_trace(
+            self.spec.agent, self.paths.solve_out, model=agent_model(self.agent, self.spec.agent_config)
+        )
+        trace = redact_trace(trace, secrets)
         save_trace(self.paths.trace_json, trace)
         record.usage = trace.usage().model_dump()
         src = self.paths.workspace / "final_model"

@@ -49,6 +49,8 @@ def render_prompt(
     """Render the task prompt with the model, benchmark, hours, hardware and the seven rules."""
     network = {
         NetworkPolicy.none: "none (offline); everything you need is in the workspace",
+        NetworkPolicy.allowlist: "only through a logging proxy (HTTP(S)_PROXY is set) to the "
+        "model hub and the Python package index; every request is logged",
         NetworkPolicy.open: "open internet access",
     }[spec.network]
     return _ENV.get_template("prompt.md.j2").render(

@@ -12,8 +12,8 @@ Stored in the run folder as ``trace.json`` (written by the collect phase).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,14 +75,30 @@ class Trace(BaseModel):
     source: str = Field("", description="Raw file the trace was parsed from.")
     steps: list[TraceStep] = Field(default_factory=list)
     reported_cost_usd: float | None = Field(None, description="Total cost the scaffold itself reported.")
+    reported_input_tokens: int | None = Field(
+        None, description="Total input tokens the scaffold itself reported (wins over the step sum)."
+    )
+    reported_output_tokens: int | None = Field(
+        None, description="Total output tokens the scaffold itself reported (wins over the step sum)."
+    )
     parse_errors: list[str] = Field(default_factory=list, description="Raw lines that could not be parsed.")
 
     def usage(self) -> Usage:
         """Totals over all steps; the scaffold's own cost total wins where it gave one."""
         cost = sum(s.cost_usd for s in self.steps)
+        inp = sum(s.input_tokens for s in self.steps)
+        out = sum(s.output_tokens for s in self.steps)
+        if self.reported_input_tokens is not None:
+            inp = self.reported_input_tokens
+        if self.reported_output_tokens is not None:
+            out = self.reported_output_tokens
+        if self.reported_cost_usd is None and (
+            self.reported_input_tokens is not None or self.reported_output_tokens is not None
+        ):
+            cost = cost_usd(self.model, inp, out) or cost
         return Usage(
-            input_tokens=sum(s.input_tokens for s in self.steps),
-            output_tokens=sum(s.output_tokens for s in self.steps),
+            input_tokens=inp,
+            output_tokens=out,
             cost_usd=self.reported_cost_usd if self.reported_cost_usd is not None else cost,
             steps=len(self.steps),
             tool_calls=sum(len(s.tool_calls) for s in self.steps),
@@ -169,8 +185,17 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
                 elif isinstance(c, dict) and c.get("type") == "text":
                     step.text += c.get("text", "")
         elif kind == "result":
+            # One result event per CLI invocation (several with re-prompting): totals add up.
+            # Its usage is exact; the assistant events repeat one message's usage per block.
             if ev.get("total_cost_usd") is not None:
-                trace.reported_cost_usd = float(ev["total_cost_usd"])
+                trace.reported_cost_usd = (trace.reported_cost_usd or 0.0) + float(ev["total_cost_usd"])
+            u = ev.get("usage")
+            if isinstance(u, dict):
+                trace.reported_input_tokens = (trace.reported_input_tokens or 0) + sum(
+                    int(u.get(k) or 0)
+                    for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+                )
+                trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(u.get("output_tokens") or 0)
             step.text = f"result: {ev.get('subtype', '')} {_text_of(ev.get('result'))}".strip()
         else:
             trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
@@ -179,19 +204,226 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
     return trace
 
 
+def _json_events(raw: str, trace: Trace) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, event object) of each JSON-object line; other lines become parse errors."""
+    for n, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            trace.parse_errors.append(f"line {n}: not JSON")
+            continue
+        if not isinstance(ev, dict):
+            trace.parse_errors.append(f"line {n}: not an object")
+            continue
+        yield n, ev
+
+
+def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None) -> Trace:
+    """Codex CLI ``exec --json``: thread / turn / item events.
+
+    Each completed item is one step (agent message, reasoning, command execution with its
+    output, file change, MCP or web-search call, error); each ``turn.completed`` is a system
+    step carrying that turn's token usage (Codex reports usage per turn only)."""
+    trace = Trace(agent=agent, model=model)
+    for n, ev in _json_events(raw, trace):
+        kind = ev.get("type")
+        step = TraceStep(index=len(trace.steps), role="system")
+        if kind == "thread.started":
+            step.text = f"session start (thread {ev.get('thread_id', '?')})"
+        elif kind in ("turn.started", "item.started", "item.updated"):
+            continue  # the completed item / turn carries everything
+        elif kind == "item.completed":
+            item = ev.get("item") if isinstance(ev.get("item"), dict) else {}
+            itype = item.get("type")
+            step.role = "assistant"
+            if itype in ("agent_message", "reasoning"):
+                step.text = str(item.get("text", ""))
+            elif itype == "command_execution":
+                step.tool_calls.append(ToolCall(id=item.get("id"), name="shell", input={"command": item.get("command")}))
+                code = item.get("exit_code")
+                step.tool_results.append(
+                    ToolResult(call_id=item.get("id"), output=str(item.get("aggregated_output") or ""),
+                               is_error=code not in (0, None))
+                )  # fmt: skip
+            elif itype == "file_change":
+                step.tool_calls.append(ToolCall(id=item.get("id"), name="apply_patch", input=item.get("changes")))
+            elif itype == "mcp_tool_call":
+                name = f"{item.get('server', '?')}.{item.get('tool', '?')}"
+                step.tool_calls.append(ToolCall(id=item.get("id"), name=name, input=item.get("arguments")))
+                if item.get("result") is not None or item.get("error") is not None:
+                    step.tool_results.append(ToolResult(call_id=item.get("id"), output=_text_of(
+                        json.dumps(item.get("result")) if item.get("result") is not None else item.get("error")),
+                        is_error=item.get("error") is not None))  # fmt: skip
+            elif itype == "web_search":
+                step.tool_calls.append(ToolCall(id=item.get("id"), name="web_search", input={"query": item.get("query")}))
+            elif itype == "error":
+                step.role, step.text = "log", f"error: {item.get('message', '')}"
+            else:
+                step.role, step.text = "log", f"{itype}: {json.dumps(item)[:2000]}"
+        elif kind == "turn.completed":
+            u = ev.get("usage") if isinstance(ev.get("usage"), dict) else {}
+            step.text = "turn completed"
+            step.input_tokens = int(u.get("input_tokens") or 0)
+            step.output_tokens = int(u.get("output_tokens") or 0)
+            step.cost_usd = cost_usd(trace.model, step.input_tokens, step.output_tokens)
+        elif kind in ("turn.failed", "error"):
+            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            step.role = "log"
+            step.text = f"{kind}: {err.get('message') or ev.get('message', '')}"
+        else:
+            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            continue
+        trace.steps.append(step)
+    return trace
+
+
+def parse_gemini_stream_json(raw: str, *, agent: str = "gemini", model: str | None = None) -> Trace:
+    """Gemini CLI ``--output-format stream-json``: init / message / tool_use / tool_result /
+    error / result events; consecutive assistant ``delta`` messages are joined into one step."""
+    trace = Trace(agent=agent, model=model)
+    for n, ev in _json_events(raw, trace):
+        kind = ev.get("type")
+        last = trace.steps[-1] if trace.steps else None
+        step = TraceStep(index=len(trace.steps), role="system")
+        if kind == "init":
+            trace.model = trace.model or ev.get("model")
+            step.text = f"session start ({ev.get('session_id', '')})"
+        elif kind == "message":
+            role = "assistant" if ev.get("role") == "assistant" else "user"
+            text = _text_of(ev.get("content"))
+            if ev.get("delta") and last is not None and last.role == role and not last.tool_calls:
+                last.text += text
+                continue
+            step.role, step.text = role, text
+        elif kind == "tool_use":
+            step.role = "assistant"
+            step.tool_calls.append(ToolCall(id=ev.get("tool_id"), name=str(ev.get("tool_name", "?")), input=ev.get("parameters")))
+        elif kind == "tool_result":
+            step.role = "tool"
+            out = ev.get("output") if ev.get("output") is not None else (ev.get("error") or {}).get("message", "")
+            step.tool_results.append(ToolResult(call_id=ev.get("tool_id"), output=_text_of(out), is_error=ev.get("status") == "error"))
+        elif kind == "error":
+            step.role, step.text = "log", f"error: {ev.get('message', '')}"
+        elif kind == "result":
+            stats = ev.get("stats") if isinstance(ev.get("stats"), dict) else {}
+            if "input_tokens" in stats or "output_tokens" in stats:
+                trace.reported_input_tokens = (trace.reported_input_tokens or 0) + int(stats.get("input_tokens") or 0)
+                trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(stats.get("output_tokens") or 0)
+            step.text = f"result: {ev.get('status', '')}"
+        else:
+            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            continue
+        trace.steps.append(step)
+    return trace
+
+
+def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None = None) -> Trace:
+    """OpenCode ``run --format json``: step_start / text / reasoning / tool_use / step_finish /
+    error events, each with a ``part``; ``step_finish`` carries tokens and cost."""
+    trace = Trace(agent=agent, model=model)
+    cost = 0.0
+    for n, ev in _json_events(raw, trace):
+        kind = ev.get("type")
+        part = ev.get("part") if isinstance(ev.get("part"), dict) else {}
+        step = TraceStep(index=len(trace.steps), role="assistant")
+        ts = ev.get("timestamp")
+        if isinstance(ts, (int, float)):
+            step.timestamp = datetime.fromtimestamp(ts / 1000 if ts > 1e11 else ts, tz=timezone.utc)
+        if kind == "step_start":
+            continue
+        if kind in ("text", "reasoning"):
+            step.text = str(part.get("text", ""))
+        elif kind == "tool_use":
+            state = part.get("state") if isinstance(part.get("state"), dict) else {}
+            cid = part.get("callID") or part.get("id")
+            step.tool_calls.append(ToolCall(id=cid, name=str(part.get("tool", "?")), input=state.get("input")))
+            if "output" in state or "error" in state:
+                step.tool_results.append(ToolResult(call_id=cid, output=_text_of(state.get("output", state.get("error"))),
+                                                    is_error=state.get("status") == "error"))  # fmt: skip
+        elif kind == "step_finish":
+            tok = part.get("tokens") if isinstance(part.get("tokens"), dict) else {}
+            cache = tok.get("cache") if isinstance(tok.get("cache"), dict) else {}
+            step.role, step.text = "system", f"step finished ({part.get('reason', '')})"
+            step.input_tokens = int(tok.get("input") or 0) + int(cache.get("read") or 0) + int(cache.get("write") or 0)
+            step.output_tokens = int(tok.get("output") or 0) + int(tok.get("reasoning") or 0)
+            step.cost_usd = float(part.get("cost") or 0.0) or cost_usd(trace.model, step.input_tokens, step.output_tokens)
+            cost += float(part.get("cost") or 0.0)
+        elif kind == "error":
+            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            step.role, step.text = "log", f"error: {err.get('data', err) if err else ev.get('message', '')}"
+        else:
+            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            continue
+        trace.steps.append(step)
+    if cost:
+        trace.reported_cost_usd = cost
+    return trace
+
+
+#: agent id -> parser of its raw output. Catalog ids and the scaffolds' own names both work.
 PARSERS: dict[str, Callable[..., Trace]] = {
     "reference": parse_log_lines,
+    "claude": parse_claude_stream_json,
     "claude-code": parse_claude_stream_json,
+    "codex": parse_codex_json,
+    "gemini": parse_gemini_stream_json,
+    "gemini-cli": parse_gemini_stream_json,
+    "opencode": parse_opencode_json,
 }
 
 
+def read_raw(raw_file: Path) -> tuple[str, list[str]]:
+    """The raw output as text and the lines that were not valid UTF-8 (decoded with U+FFFD)."""
+    p = Path(raw_file)
+    if not p.is_file():
+        return "", []
+    data = p.read_bytes()
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError:
+        pass
+    lines, errors = [], []
+    for n, line in enumerate(data.split(b"\n"), 1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            errors.append(f"line {n}: invalid UTF-8 at byte {e.start} (replaced with U+FFFD)")
+            lines.append(line.decode("utf-8", errors="replace"))
+    return "\n".join(lines), errors
+
+
 def parse_trace(agent: str, raw_file: Path, *, model: str | None = None) -> Trace:
-    """Convert an agent's raw output file into the common schema (unknown agents: log lines)."""
-    raw = Path(raw_file).read_text(encoding="utf-8", errors="replace") if Path(raw_file).is_file() else ""
+    """Convert an agent's raw output file into the common schema (unknown agents: log lines).
+
+    Never raises for bad content: malformed lines and invalid UTF-8 are kept in
+    ``parse_errors`` and the trace holds every step that could be read."""
+    raw, utf8_errors = read_raw(raw_file)
     parser = PARSERS.get(agent, parse_log_lines)
     trace = parser(raw, agent=agent, model=model)
+    trace.parse_errors = utf8_errors + trace.parse_errors
     trace.source = Path(raw_file).name
     return trace
+
+
+def redact_trace(trace: Trace, values: Mapping[str, str] | Iterable[str]) -> Trace:
+    """A copy of ``trace`` with every known secret value and key-shaped string redacted
+    (texts, tool inputs at any depth, tool outputs, parse errors)."""
+    from ..sandbox.secrets import redact
+
+    values = dict(values) if isinstance(values, Mapping) else list(values)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact(v, values)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {walk(k): walk(x) for k, x in v.items()}
+        return v
+
+    return Trace.model_validate(walk(trace.model_dump(mode="json")))
 
 
 def save_trace(path: Path, trace: Trace) -> None:
@@ -204,4 +436,3 @@ def save_trace(path: Path, trace: Trace) -> None:
 def load_trace(path: Path) -> Trace:
     """Read a stored ``trace.json``."""
     return Trace.model_validate_json(Path(path).read_text())
-

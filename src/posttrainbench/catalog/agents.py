@@ -16,7 +16,7 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec(
             id="claude",
             display_name="Claude Code",
-            secret_env=("ANTHROPIC_API_KEY",),
+            secret_env=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
             api_hosts=("api.anthropic.com",),
             default_config="claude-opus-4-5",
         ),
@@ -37,9 +37,9 @@ AGENTS: dict[str, AgentSpec] = {
         AgentSpec(
             id="opencode",
             display_name="OpenCode",
-            secret_env=("OPENCODE_API_KEY",),
-            api_hosts=("opencode.ai",),
-            default_config="default",
+            secret_env=("OPENCODE_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
+            api_hosts=("opencode.ai", "api.anthropic.com", "api.openai.com"),
+            default_config="anthropic/claude-opus-4-5",
         ),
     )
 }

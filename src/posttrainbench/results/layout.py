@@ -84,6 +84,11 @@ class RunPaths:
         return self.root / "solve_err.txt"
 
     @property
+    def egress_log(self) -> Path:
+        """The egress proxy's request log (one ALLOW/DENY line per request)."""
+        return self.root / "egress.log"
+
+    @property
     def harness(self) -> Path:
         """Pristine copies of every harness-owned workspace file (for the tamper diff)."""
         return self.root / "harness"

@@ -3,6 +3,8 @@
 Backends (see :func:`get_sandbox`):
 
 - ``bwrap`` (:class:`BwrapSandbox`): bubblewrap namespaces; the default on Linux.
+- ``docker`` (:class:`~.docker.DockerSandbox`): a container via the docker SDK.
+- ``apptainer`` (:class:`~.apptainer.ApptainerSandbox`): ``apptainer exec --containall --pid``.
 - ``none`` (:class:`UnsandboxedSandbox`): a plain subprocess with the same time limit and tree
   kill. It is **not isolated** — for debugging and platforms without bwrap only.
 
@@ -28,10 +30,18 @@ __all__ = [
 
 
 def get_sandbox(kind: SandboxKind | str) -> Sandbox:
-    """The backend for ``kind`` ("bwrap" or "none"). Check ``.available()`` before relying on it."""
+    """The backend for ``kind``. Check ``.available()`` before relying on it."""
     kind = SandboxKind(kind)
     if kind == SandboxKind.bwrap:
         return BwrapSandbox()
+    if kind == SandboxKind.docker:
+        from posttrainbench.sandbox.docker import DockerSandbox
+
+        return DockerSandbox()
+    if kind == SandboxKind.apptainer:
+        from posttrainbench.sandbox.apptainer import ApptainerSandbox
+
+        return ApptainerSandbox()
     if kind == SandboxKind.none:
         return UnsandboxedSandbox()
     raise ValueError(f"unknown sandbox kind: {kind}")  # pragma: no cover - enum is exhaustive

@@ -10,11 +10,13 @@ They raise only for programming errors (e.g. a workspace that does not exist).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import pydantic
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
 
@@ -58,6 +60,52 @@ class SandboxConfig(pydantic.BaseModel):
         description="Host GPU indices; only their /dev/nvidia* nodes are exposed "
         "(and CUDA_VISIBLE_DEVICES is set). Empty: no GPU device node at all.",
     )
+
+    max_output_mb: int | None = Field(
+        None, gt=0, description="Cap on each of stdout/stderr (MiB); past it the run is stopped."
+    )
+    max_workspace_mb: int | None = Field(
+        None,
+        gt=0,
+        description="Quota on the workspace (MiB, apparent size: sparse files count in full), "
+        "checked by a watchdog every few seconds; past it the run is stopped.",
+    )
+    egress_allow: list[str] = Field(
+        default_factory=list,
+        description="Targets reachable through the logging egress proxy (see sandbox.egress): "
+        "'host', 'host:port', '*.domain'. Used with network none/allowlist; empty with 'none': "
+        "no proxy, no network at all.",
+    )
+    egress_log: Path | None = Field(
+        None, description="Host file the proxy appends one ALLOW/DENY line per request to."
+    )
+    egress_tunnels: dict[int, str] = Field(
+        default_factory=dict,
+        description="In-sandbox loopback port -> 'host:port' reached through the proxy (for "
+        "clients configured with a base URL, e.g. http://127.0.0.1:<port>).",
+    )
+    egress_proxy_port: int = Field(
+        3128, gt=0, lt=65536, description="In-sandbox loopback port of HTTP(S)_PROXY."
+    )
+
+    @model_validator(mode="after")
+    def _egress_consistent(self) -> SandboxConfig:
+        if self.network == NetworkPolicy.allowlist and self.egress_log is None:
+            raise ValueError("network=allowlist needs egress_log (the proxy's request log)")
+        if self.egress_allow and self.network != NetworkPolicy.open and self.egress_log is None:
+            raise ValueError("egress_allow needs egress_log (the proxy's request log)")
+        if self.egress_tunnels and not self.uses_proxy:
+            raise ValueError("egress_tunnels need the proxy (network none/allowlist + egress_allow)")
+        if self.egress_proxy_port in self.egress_tunnels:
+            raise ValueError("an egress tunnel uses the proxy port")
+        return self
+
+    @property
+    def uses_proxy(self) -> bool:
+        """Whether the egress proxy runs for this config."""
+        return self.network == NetworkPolicy.allowlist or (
+            self.network == NetworkPolicy.none and bool(self.egress_allow)
+        )
 
     @field_validator("workspace")
     @classmethod
@@ -111,6 +159,9 @@ class SandboxResult(pydantic.BaseModel):
         "that says why not (e.g. 'not enforced: no writable cgroup', 'not requested').",
     )
     oom_killed: bool = Field(False, description="The cgroup memory limit killed a process.")
+    limit_exceeded: str | None = Field(
+        None, description="Why the run was stopped early: output cap or workspace quota exceeded."
+    )
 
 
 @runtime_checkable
@@ -157,3 +208,59 @@ def not_started(
     return SandboxResult(
         exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced
     )
+
+
+def tree_size(root: Path, stop_above: int | None = None) -> int:
+    """Apparent size in bytes of every file under ``root`` (symlinks not followed; a sparse
+    file counts with its full length). Stops counting once above ``stop_above``."""
+    total = 0
+    stack = [str(root)]
+    while stack:
+        d = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    else:
+                        st = e.stat(follow_symlinks=False)
+                        total += max(st.st_size, st.st_blocks * 512)
+                except OSError:
+                    continue
+                if stop_above is not None and total > stop_above:
+                    return total
+    return total
+
+
+def workspace_watchdog(config: SandboxConfig) -> Callable[[], str | None] | None:
+    """The watchdog enforcing ``max_workspace_mb`` (None when no quota is set)."""
+    if config.max_workspace_mb is None:
+        return None
+    cap = config.max_workspace_mb * 2**20
+
+    def check() -> str | None:
+        size = tree_size(config.workspace, stop_above=cap)
+        if size > cap:
+            return f"workspace exceeded its quota of {config.max_workspace_mb} MiB"
+        return None
+
+    return check
+
+
+def output_cap_bytes(config: SandboxConfig) -> int | None:
+    """``max_output_mb`` in bytes."""
+    return config.max_output_mb * 2**20 if config.max_output_mb is not None else None
+
+
+def limit_entries(config: SandboxConfig) -> dict[str, bool | str]:
+    """``enforced`` entries for the output cap and the workspace quota."""
+    return {
+        "output_cap": True if config.max_output_mb is not None else "not requested",
+        "workspace_quota": "watchdog (polled every 2 s)"
+        if config.max_workspace_mb is not None
+        else "not requested",
+    }

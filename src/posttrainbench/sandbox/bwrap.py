@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -39,8 +40,12 @@ from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
     check_config_paths,
+    limit_entries,
     not_started,
+    output_cap_bytes,
+    workspace_watchdog,
 )
+from posttrainbench.sandbox.egress import BRIDGE_EXEC_FAILED, SANDBOX_SOCKET_DIR, egress_session
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
 
@@ -107,12 +112,15 @@ class BwrapSandbox:
         *,
         status_fd: int | None = None,
         empty_fds: dict[Path, int] | None = None,
+        extra_ro_binds: list[tuple[Path, Path]] | None = None,
     ) -> list[str]:
         """The full bwrap command line for ``argv`` under ``config``.
 
         ``status_fd``: fd for bwrap's JSON status. ``empty_fds``: for each masked *file*, a
         readable fd at EOF (e.g. /dev/null) whose (empty) content replaces it; masked files
-        without one are skipped. No side effects except reading which host paths exist."""
+        without one are skipped. ``extra_ro_binds``: (host, inside) pairs bound read-only last
+        (the egress socket directory and forwarder). No side effects except reading which host
+        paths exist."""
         a: list[str] = [self._bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         a.append("--unshare-cgroup-try")
         if config.network != NetworkPolicy.open:
@@ -141,6 +149,8 @@ class BwrapSandbox:
         binds = [(p, "--ro-bind") for p in config.ro_binds] + [(config.workspace, "--bind")]
         for p, flag in sorted(binds, key=lambda b: (_depth(b[0]), b[1] == "--bind")):
             a += [flag, str(p), str(p)]
+        for host, inside in extra_ro_binds or []:
+            a += ["--ro-bind", str(host), str(inside)]
         for p in config.masked:
             if p.is_dir():
                 a += ["--tmpfs", str(p), "--remount-ro", str(p)]
@@ -160,6 +170,8 @@ class BwrapSandbox:
             if config.network != NetworkPolicy.open
             else "not enforced: network=open (host network)"
         )
+        if config.uses_proxy:
+            net = "own network namespace; egress only through the allow-list proxy"
         return {
             "time": True,
             "pid_ns": True,
@@ -174,6 +186,7 @@ class BwrapSandbox:
             if uid != 0
             else "not enforced: runs as host uid 0 (all capabilities dropped, /proc/sys read-only)",
             "seccomp": "not enforced: no seccomp filter in this backend version",
+            **limit_entries(config),
         }
 
     def run(
@@ -198,6 +211,30 @@ class BwrapSandbox:
             error = f"failed to start: GPU device node(s) missing: {', '.join(missing)}"
             return not_started(error, enforced, stdout, stderr)
 
+        with egress_session(
+            argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR
+        ) as plan:
+            enforced["egress"] = plan.enforced
+            if plan.proxy is not None:
+                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
+                config = config.model_copy(
+                    update={
+                        "env": {**config.env, **plan.env},
+                        "ro_binds": [*config.ro_binds, *sorted(extra)],
+                    }
+                )
+            return self._run(plan.argv, config, enforced, stdin, stdout, stderr, plan.binds)
+
+    def _run(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        enforced: dict[str, bool | str],
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+        extra_ro_binds: list[tuple[Path, Path]],
+    ) -> SandboxResult:
         cgroups, limits = setup_cgroups(
             config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS
         )
@@ -207,7 +244,13 @@ class BwrapSandbox:
         empty_fds = {p: os.open(os.devnull, os.O_RDONLY) for p in config.masked if p.is_file()}
         try:
             outcome = supervise(
-                self.build_argv(argv, config, status_fd=status_w, empty_fds=empty_fds),
+                self.build_argv(
+                    argv,
+                    config,
+                    status_fd=status_w,
+                    empty_fds=empty_fds,
+                    extra_ro_binds=extra_ro_binds,
+                ),
                 env={},
                 cwd=Path("/"),
                 stdin=stdin,
@@ -218,6 +261,8 @@ class BwrapSandbox:
                 cgroups=cgroups,
                 spare_leader=True,
                 pass_fds=(status_w, *empty_fds.values()),
+                max_output_bytes=output_cap_bytes(config),
+                watchdog=workspace_watchdog(config),
             )
         finally:
             for fd in empty_fds.values():
@@ -231,15 +276,18 @@ class BwrapSandbox:
 
         error = outcome.start_error
         exit_code = outcome.returncode
-        if error is None and not outcome.timed_out and "child-pid" not in status:
+        stopped = outcome.timed_out or outcome.limit_exceeded is not None
+        if error is None and not stopped and "child-pid" not in status:
             # bwrap failed while setting up the sandbox: the command never ran.
             error = f"failed to start: {_bwrap_message(stderr) or f'bwrap exit {exit_code}'}"
             exit_code = None
-        elif not outcome.timed_out:
+        elif not stopped:
             if isinstance(status.get("exit-code"), int):
                 exit_code = int(status["exit-code"])  # type: ignore[arg-type]
-            first = _bwrap_message(stderr, first_line_only=True) if exit_code == 1 else ""
-            if first.startswith("bwrap: execvp"):
+            first = _first_line(stderr) if exit_code in (1, 127) else ""
+            if first.startswith("bwrap: execvp") or (
+                exit_code == 127 and first.startswith(BRIDGE_EXEC_FAILED)
+            ):
                 # The sandbox was set up but the command could not be executed.
                 error, exit_code = f"failed to start: {first}", None
         return SandboxResult(
@@ -249,6 +297,7 @@ class BwrapSandbox:
             error=error,
             enforced=enforced,
             oom_killed=oom,
+            limit_exceeded=outcome.limit_exceeded,
         )
 
 
@@ -291,3 +340,12 @@ def _bwrap_message(stderr: Path, *, first_line_only: bool = False) -> str:
     lines = head.splitlines()[:1] if first_line_only else head.splitlines()
     lines = [ln for ln in lines if ln.startswith("bwrap:")]
     return " ".join(lines)[:500]
+
+
+def _first_line(stderr: Path) -> str:
+    """The first line of the stderr file (bwrap's or the forwarder's start error)."""
+    try:
+        head = Path(stderr).read_bytes()[:4096].decode(errors="replace")
+    except OSError:
+        return ""
+    return (head.splitlines() or [""])[0][:500]

@@ -21,8 +21,9 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -215,6 +216,42 @@ class Outcome:
     timed_out: bool
     duration_s: float
     start_error: str | None = None
+    limit_exceeded: str | None = None  # why the watchdog or an output cap killed the run
+
+
+TRUNCATED_MARK = b"\n[ptb-sandbox: output cap of %d bytes reached; the run was stopped]\n"
+
+
+class _Pump(threading.Thread):
+    """Copies a pipe into a file up to a cap, then discards (so the writer never blocks)."""
+
+    def __init__(self, fd: int, dest: IO[bytes], cap: int, name: str, lock: threading.Lock) -> None:
+        super().__init__(daemon=True, name=f"ptb-pump-{name}")
+        self.fd, self.dest, self.cap, self.label, self.lock = fd, dest, cap, name, lock
+        self.written = 0
+        self.exceeded = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:
+                    chunk = os.read(self.fd, 1 << 16)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                if self.exceeded.is_set():
+                    continue
+                room = self.cap - self.written
+                with self.lock:
+                    self.dest.write(chunk[:room])
+                    self.written += min(room, len(chunk))
+                    if len(chunk) > room:
+                        self.dest.write(TRUNCATED_MARK % self.cap)
+                        self.exceeded.set()
+                    self.dest.flush()
+        finally:
+            os.close(self.fd)
 
 
 @contextlib.contextmanager
@@ -245,6 +282,9 @@ def supervise(
     cgroups: Cgroups | None,
     spare_leader: bool,
     pass_fds: Sequence[int] = (),
+    max_output_bytes: int | None = None,
+    watchdog: Callable[[], str | None] | None = None,
+    watch_interval_s: float = 2.0,
 ) -> Outcome:
     """Run ``argv`` with a hard wall-clock limit; never raises for anything the command does.
 
@@ -252,6 +292,12 @@ def supervise(
     cgroups and then execs it, so that it is inside them before it runs a single instruction;
     we wait until the wrapper's pid shows up in every cgroup (or it dies: start failure).
     After the leader exits (normally or not), anything of the run still alive is killed.
+
+    ``max_output_bytes``: stdout and stderr go through pipes, copied into their files up to this
+    many bytes each; past it the run is stopped (SIGTERM, grace, SIGKILL) and the file ends
+    with a truncation mark. ``watchdog``: called every ``watch_interval_s``; a non-None string
+    is the reason to stop the run (e.g. the workspace grew past its quota). Either way
+    ``Outcome.limit_exceeded`` says why.
     """
     full = list(argv)
     if cgroups is not None:
@@ -261,13 +307,24 @@ def supervise(
             *(str(f) for f in cgroups.procs_files()), "--", *full,
         ]  # fmt: skip
     start = time.monotonic()
+    pumps: list[_Pump] = []
     with _open_streams(stdin, stdout, stderr) as (fin, fout, ferr):
+        out_target: IO[bytes] | int = fout
+        err_target: IO[bytes] | int = ferr
+        child_ends: list[int] = []
+        if max_output_bytes is not None:
+            lock = threading.Lock()
+            for label, dest in (("stdout", fout), ("stderr", ferr)):
+                r, w = os.pipe()
+                child_ends.append(w)
+                pumps.append(_Pump(r, dest, max_output_bytes, label, lock))
+            out_target, err_target = child_ends
         try:
             proc = subprocess.Popen(
                 full,
                 stdin=fin,
-                stdout=fout,
-                stderr=ferr,
+                stdout=out_target,
+                stderr=err_target,
                 env=env,
                 cwd=cwd,
                 start_new_session=True,
@@ -275,8 +332,41 @@ def supervise(
                 pass_fds=tuple(pass_fds),
             )
         except OSError as e:
+            for fd in child_ends:
+                os.close(fd)
+            for pump in pumps:
+                os.close(pump.fd)
             return Outcome(None, False, time.monotonic() - start, f"failed to start: {e}")
+        finally:
+            for fd in child_ends:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        for pump in pumps:
+            pump.start()
+        try:
+            return _supervised(
+                proc, start, cgroups, stderr, time_limit_s, kill_grace_s, spare_leader,
+                pumps, watchdog, watch_interval_s,
+            )  # fmt: skip
+        finally:
+            for pump in pumps:
+                pump.join(timeout=10)
+
+
+def _supervised(
+    proc: subprocess.Popen[bytes],
+    start: float,
+    cgroups: Cgroups | None,
+    stderr: Path,
+    time_limit_s: float,
+    kill_grace_s: float,
+    spare_leader: bool,
+    pumps: list[_Pump],
+    watchdog: Callable[[], str | None] | None,
+    watch_interval_s: float,
+) -> Outcome:
     leader = read_proc(proc.pid) or ProcInfo(proc.pid, os.getpid(), proc.pid, proc.pid, 0)
+    limit: str | None = None
     try:
         if cgroups is not None and not _wait_joined(proc, cgroups, stderr):
             kill_all(proc, leader, cgroups, {})
@@ -288,10 +378,33 @@ def supervise(
                 f"(wrapper exit {proc.returncode}; see stderr)",
             )
         timed_out = False
-        try:
-            proc.wait(timeout=max(0.0, time_limit_s - (time.monotonic() - start)))
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        deadline = start + time_limit_s
+        next_watch = time.monotonic() + watch_interval_s
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                break
+            step = deadline - now
+            if pumps:
+                step = min(step, 0.1)
+            if watchdog is not None:
+                step = min(step, max(0.0, next_watch - now))
+            try:
+                proc.wait(timeout=step)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            over = next((p for p in pumps if p.exceeded.is_set()), None)
+            if over is not None:
+                limit = f"{over.label} exceeded the output cap of {over.cap} bytes"
+                break
+            if watchdog is not None and time.monotonic() >= next_watch:
+                limit = watchdog()
+                next_watch = time.monotonic() + watch_interval_s
+                if limit:
+                    break
+        if timed_out or limit:
             terminate(proc, leader, cgroups, kill_grace_s, spare_leader=spare_leader)
         else:
             kill_all(proc, leader, cgroups, {})  # leftovers (background processes)
@@ -305,4 +418,6 @@ def supervise(
     rc = proc.returncode
     if rc is not None and rc < 0:
         rc = 128 - rc
+    if limit:
+        return Outcome(None, False, duration, limit_exceeded=limit)
     return Outcome(rc, False, duration)

@@ -26,7 +26,10 @@ from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
     check_config_paths,
+    limit_entries,
     not_started,
+    output_cap_bytes,
+    workspace_watchdog,
 )
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
@@ -79,6 +82,7 @@ class UnsandboxedSandbox:
             "gpus": "not enforced: CUDA_VISIBLE_DEVICES only" if config.gpus else NOT_ISOLATED,
             "uid": NOT_ISOLATED,
             "seccomp": NOT_ISOLATED,
+            **limit_entries(config),
         }
         cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, track=True)
         enforced.update(limits)
@@ -100,6 +104,8 @@ class UnsandboxedSandbox:
                 kill_grace_s=config.kill_grace_s,
                 cgroups=cgroups,
                 spare_leader=False,
+                max_output_bytes=output_cap_bytes(config),
+                watchdog=workspace_watchdog(config),
             )
         finally:
             if cgroups is not None:
@@ -113,6 +119,7 @@ class UnsandboxedSandbox:
             error=outcome.start_error,
             enforced=enforced,
             oom_killed=oom,
+            limit_exceeded=outcome.limit_exceeded,
         )
 
 

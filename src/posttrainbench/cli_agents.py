@@ -1,0 +1,91 @@
+"""``ptb agents ...``: install the pinned agent CLIs (outside every workspace)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Agent scaffolds: install the pinned agent CLIs from npm.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("install")
+def install(
+    names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006
+) -> None:
+    """Install the pinned npm release of each agent CLI into $PTB_AGENTS_DIR (idempotent)."""
+    from .agents import AgentLaunchError, _RUNNERS, get_agent_runner
+    from .catalog import UnknownNameError
+
+    ids = names or [k for k, cls in _RUNNERS.items() if hasattr(cls, "install")]
+    failed = False
+    for name in ids:
+        try:
+            agent = get_agent_runner(name)
+            install = getattr(agent, "install", None)
+            if install is None:
+                console.print(f"{name}: nothing to install")
+                continue
+            with console.status(f"installing {agent.version()} ..."):
+                prefix = install()
+            console.print(f"[green]{name}[/]: {agent.version()} in {prefix}")
+        except (AgentLaunchError, UnknownNameError) as e:
+            failed = True
+            console.print(f"[red]{name}[/]: {e}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def trace(
+    run_dir: Annotated[str, typer.Argument(help="A run folder (with trace.json or solve_out.txt).")],
+    width: Annotated[int, typer.Option(help="Characters shown of each text / tool output.")] = 400,
+    agent: Annotated[str, typer.Option(help="Parser for a raw solve_out.txt without trace.json.")] = "",
+) -> None:
+    """Print an agent's trace human-readably: steps, tool calls and results, tokens, cost."""
+    from pathlib import Path
+
+    from rich.markup import escape
+
+    from .agents.trace import load_trace, parse_trace
+
+    root = Path(run_dir)
+    if (root / "trace.json").is_file():
+        t = load_trace(root / "trace.json")
+    elif (root / "solve_out.txt").is_file():
+        name = agent
+        if not name and (root / "run.json").is_file():
+            import json
+
+            name = json.loads((root / "run.json").read_text()).get("spec", {}).get("agent", "")
+        t = parse_trace(name or "reference", root / "solve_out.txt")
+    else:
+        console.print(f"[red]error:[/red] no trace.json or solve_out.txt in {root}")
+        raise typer.Exit(2)
+
+    def short(text: str) -> str:
+        text = text.strip()
+        return escape(text if len(text) <= width else text[:width] + f" … (+{len(text) - width} chars)")
+
+    console.print(f"[bold]{t.agent}[/] model {t.model or '?'} · {len(t.steps)} steps · source {t.source}")
+    style = {"assistant": "cyan", "tool": "green", "user": "magenta", "system": "dim", "log": "yellow"}
+    for s in t.steps:
+        tok = f" [dim]({s.input_tokens} in / {s.output_tokens} out)[/]" if s.input_tokens or s.output_tokens else ""
+        ts = f" {s.timestamp:%H:%M:%S}" if s.timestamp else ""
+        console.print(f"[{style.get(s.role, 'white')}]#{s.index} {s.role}[/]{ts}{tok}")
+        if s.text:
+            console.print("  " + short(s.text))
+        for c in s.tool_calls:
+            args = c.input if isinstance(c.input, str) else __import__("json").dumps(c.input, ensure_ascii=False)
+            console.print(f"  [bold]→ {escape(c.name)}[/] {short(str(args))}")
+        for r in s.tool_results:
+            mark = "[red]✗[/]" if r.is_error else "←"
+            console.print(f"  {mark} {short(r.output)}")
+    u = t.usage()
+    console.print(
+        f"[bold]total[/]: {u.steps} steps, {u.tool_calls} tool calls, {u.input_tokens} input / "
+        f"{u.output_tokens} output tokens, ${u.cost_usd:.4f}"
+    )
+    if t.parse_errors:
+        console.print(f"[yellow]{len(t.parse_errors)} unparsed line(s)[/]: " + escape("; ".join(t.parse_errors[:5])))

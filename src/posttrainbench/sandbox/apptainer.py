@@ -1,0 +1,164 @@
+"""Apptainer (Singularity) backend, for clusters that have it instead of unprivileged namespaces.
+
+The command runs as ``apptainer exec --containall --pid --ipc --cleanenv --no-home --net
+--network none ... <image> <argv>``:
+
+- ``--containall``: private /tmp, /var/tmp and IPC, no home, no host environment;
+- ``--pid``: a new PID namespace (the whole tree dies with it);
+- ``--net --network none``: loopback only (unless the policy is ``open``); with the egress
+  proxy, its socket directory is bound in at :data:`~.egress.SANDBOX_SOCKET_DIR` and the
+  command runs behind the in-sandbox forwarder, exactly as with bwrap;
+- the workspace bound read-write and ``ro_binds`` read-only at their own paths, ``--pwd`` the
+  workspace; ``masked`` paths covered by an empty read-only directory or file;
+- ``--env`` for exactly ``config.env``; ``--nv`` and ``CUDA_VISIBLE_DEVICES`` for GPUs.
+
+The wall-clock limit, output cap, workspace quota and cgroup limits are enforced from outside
+by the same supervisor as the other backends. The image is ``$PTB_APPTAINER_IMAGE`` (a .sif
+file or any URI apptainer accepts) unless given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from posttrainbench.domain import NetworkPolicy
+from posttrainbench.sandbox.base import (
+    SandboxConfig,
+    SandboxResult,
+    check_config_paths,
+    limit_entries,
+    not_started,
+    output_cap_bytes,
+    workspace_watchdog,
+)
+from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
+from posttrainbench.sandbox.limits import setup_cgroups
+from posttrainbench.sandbox.process import supervise
+
+
+class ApptainerSandbox:
+    """Sandbox backend built on ``apptainer exec``."""
+
+    name = "apptainer"
+
+    def __init__(self, image: str | None = None, apptainer: str | None = None) -> None:
+        self.image = image or os.environ.get("PTB_APPTAINER_IMAGE", "")
+        self._exe = apptainer or shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
+
+    def available(self) -> tuple[bool, str]:
+        """Whether the apptainer executable exists and an image is configured."""
+        if not (os.path.isfile(self._exe) and os.access(self._exe, os.X_OK)):
+            return False, f"apptainer not found ({self._exe}); it is not in Debian: install it from the project's releases"
+        if not self.image:
+            return False, "no image: set PTB_APPTAINER_IMAGE to a .sif file or image URI"
+        return True, "ok"
+
+    def build_argv(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        extra_ro_binds: list[tuple[Path, Path]] | None = None,
+        empty_dir: Path | None = None,
+        empty_file: Path | None = None,
+    ) -> list[str]:
+        """The full ``apptainer exec`` command line (no side effects)."""
+        a = [self._exe, "exec", "--containall", "--pid", "--ipc", "--cleanenv", "--no-home", "--no-privs"]
+        if config.network != NetworkPolicy.open:
+            a += ["--net", "--network", "none"]
+        if config.gpus:
+            a.append("--nv")
+        for k, v in sorted(config.container_env().items()):
+            a += ["--env", f"{k}={v}"]
+        binds = [(p, p, "ro") for p in config.ro_binds] + [(config.workspace, config.workspace, "rw")]
+        binds += [(h, i, "ro") for h, i in extra_ro_binds or []]
+        for p in config.masked:
+            cover = empty_dir if p.is_dir() else empty_file
+            if cover is not None:
+                binds.append((cover, p, "ro"))
+        for host, inside, mode in binds:
+            a += ["--bind", f"{host}:{inside}:{mode}"]
+        a += ["--pwd", str(config.workspace), self.image, *argv]
+        return a
+
+    def run(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        stdin: Path | None = None,
+        stdout: Path,
+        stderr: Path,
+    ) -> SandboxResult:
+        """Run ``argv`` with ``apptainer exec`` under ``config``; never raises for what it does."""
+        if not argv:
+            raise ValueError("argv must not be empty")
+        check_config_paths(config)
+        enforced: dict[str, bool | str] = {
+            "time": True,
+            "pid_ns": True,
+            "ipc_ns": True,
+            "uts_ns": "not enforced: apptainer keeps the host name",
+            "net_ns": True if config.network != NetworkPolicy.open else "not enforced: network=open",
+            "filesystem": "image root; workspace the only writable bind (plus private /tmp)",
+            "env": True,
+            "capabilities": True,
+            "gpus": True if config.gpus else "not requested",
+            "uid": True,
+            "seccomp": "not enforced: no seccomp filter in this backend version",
+            **limit_entries(config),
+        }
+        ok, reason = self.available()
+        if not ok:
+            return not_started(f"failed to start: {reason}", enforced, stdout, stderr)
+        with contextlib.ExitStack() as stack:
+            plan = stack.enter_context(
+                egress_session(argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR)
+            )
+            enforced["egress"] = plan.enforced
+            if plan.proxy is not None:
+                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
+                config = config.model_copy(
+                    update={"env": {**config.env, **plan.env}, "ro_binds": [*config.ro_binds, *sorted(extra)]}
+                )
+            empty = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ptb-empty-")))
+            (empty / "dir").mkdir()
+            (empty / "file").touch()
+            cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, track=True)
+            enforced.update(limits)
+            try:
+                outcome = supervise(
+                    self.build_argv(
+                        plan.argv, config, extra_ro_binds=plan.binds,
+                        empty_dir=empty / "dir", empty_file=empty / "file",
+                    ),  # fmt: skip
+                    env={"PATH": os.environ.get("PATH", os.defpath)},
+                    cwd=Path("/"),
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                    time_limit_s=config.time_limit_s,
+                    kill_grace_s=config.kill_grace_s,
+                    cgroups=cgroups,
+                    spare_leader=False,
+                    max_output_bytes=output_cap_bytes(config),
+                    watchdog=workspace_watchdog(config),
+                )
+            finally:
+                oom = cgroups.oom_kills() > 0 if cgroups is not None else False
+                if cgroups is not None:
+                    cgroups.remove()
+        return SandboxResult(
+            exit_code=outcome.returncode,
+            timed_out=outcome.timed_out,
+            duration_s=outcome.duration_s,
+            error=outcome.start_error,
+            enforced=enforced,
+            oom_killed=oom,
+            limit_exceeded=outcome.limit_exceeded,
+        )
