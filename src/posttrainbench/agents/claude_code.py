@@ -30,7 +30,6 @@ class ClaudeCodeAgent(CliAgent):
     agent_id = "claude"
     package = NpmPackage("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION)
     base_url_env = "ANTHROPIC_BASE_URL"
-    api_host = "api.anthropic.com:443"
     OPTIONS = {"auth": ("api", "oauth")}
 
     def executable(self) -> Path:

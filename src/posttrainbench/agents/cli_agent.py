@@ -62,8 +62,6 @@ class CliAgent:
     package: NpmPackage
     #: Host env var with a custom API base URL; the same name is set inside when tunnelled.
     base_url_env: str = ""
-    #: The vendor API endpoint allowed by default.
-    api_host: str = ""
     #: option key -> allowed values (None: any positive number).
     OPTIONS: dict[str, tuple[str, ...] | None] = {}
 
@@ -126,6 +124,12 @@ class CliAgent:
     def endpoint(self, ctx: LaunchContext) -> tuple[str, str]:
         """(base-URL variable, default API host:port) of this config's API."""
         return self.base_url_env, self.api_host
+
+    @property
+    def api_host(self) -> str:
+        """The vendor API endpoint allowed by default: the catalog's first API host, port 443
+        (the catalog's list is also what the trace audit accepts as this agent's own API)."""
+        return f"{self.spec.api_hosts[0]}:443" if self.spec.api_hosts else ""
 
     def _custom_base_url(self, ctx: LaunchContext) -> str | None:
         var = self.endpoint(ctx)[0]

@@ -36,7 +36,6 @@ class CodexAgent(CliAgent):
     agent_id = "codex"
     package = NpmPackage("@openai/codex", CODEX_VERSION)
     base_url_env = "OPENAI_BASE_URL"
-    api_host = "api.openai.com:443"
     OPTIONS = {"effort": ("minimal", "low", "medium", "high", "xhigh"), "auth": ("api", "chatgpt")}
 
     def _vendor(self) -> Path:

@@ -33,7 +33,6 @@ class GeminiCliAgent(CliAgent):
     agent_id = "gemini"
     package = NpmPackage("@google/gemini-cli", GEMINI_CLI_VERSION)
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
-    api_host = "generativelanguage.googleapis.com:443"
 
     def script(self) -> Path:
         """The CLI's bundled entry point inside the install prefix."""
