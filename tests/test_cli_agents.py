@@ -117,6 +117,10 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     assert f"{key_var}=[REDACTED" in results, results[:3000]  # `env` printed it inside; redacted
     for f in (p.solve_out, p.solve_err, p.trace_json, p.egress_log, p.run_json):
         assert AGENT_KEY[agent] not in f.read_text(errors="replace"), f
+    # ... including the CLI's own session files in the stored workspace
+    for f in p.workspace.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            assert AGENT_KEY[agent].encode() not in f.read_bytes(), f
 
     # Egress: the API was reached through the proxy, and logged.
     log = p.egress_log.read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, redact_trace
-from posttrainbench.sandbox.secrets import foreign_secrets, redact, redact_file, secret_values
+from posttrainbench.sandbox.secrets import foreign_secrets, redact, redact_file, redact_tree, secret_values
 
 HOST = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-agentkey-0123456789",
@@ -69,3 +69,17 @@ def test_redact_trace_everywhere() -> None:
     red = redact_trace(t, secret_values(HOST))
     assert k not in red.model_dump_json()
     assert red.steps[0].tool_calls[0].input["nested"] == ["[REDACTED:ANTHROPIC_API_KEY]"]
+
+
+def test_redact_tree_rewrites_only_files_holding_known_values(tmp_path: Path) -> None:
+    k = HOST["ANTHROPIC_API_KEY"]
+    (tmp_path / ".claude" / "projects").mkdir(parents=True)
+    (tmp_path / ".claude" / "projects" / "s.jsonl").write_text(f'{{"out": "ANTHROPIC_API_KEY={k}"}}\n')
+    (tmp_path / "test_keys.py").write_text('FAKE = "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX"\n')  # shape only: kept
+    (tmp_path / "big.bin").write_bytes(k.encode() + b"\0" * 100)
+    (tmp_path / "link").symlink_to(tmp_path / "test_keys.py")
+    changed = redact_tree(tmp_path, secret_values(HOST), max_file_bytes=64)
+    assert changed == [".claude/projects/s.jsonl"]
+    assert k not in (tmp_path / ".claude" / "projects" / "s.jsonl").read_text()
+    assert "sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX" in (tmp_path / "test_keys.py").read_text()
+    assert (tmp_path / "big.bin").read_bytes().startswith(k.encode())  # above the size limit

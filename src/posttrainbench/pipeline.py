@@ -61,7 +61,7 @@ from .integrity import (
 from .model_store import cache_root, resolve_base_model, resolve_forbidden_models
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
-from .sandbox.secrets import foreign_secrets, redact_file, secret_values
+from .sandbox.secrets import foreign_secrets, redact_file, redact_tree, secret_values
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
 REQUIRED_GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
@@ -354,6 +354,7 @@ class Pipeline:
         secrets = secret_values(os.environ, agent_secret_values(self.agent, self._launch_context()))
         for raw in (self.paths.solve_out, self.paths.solve_err, self.paths.egress_log):
             redact_file(raw, secrets)
+        redacted = redact_tree(self.paths.workspace, secrets)  # CLI session transcripts
         trace = parse_trace(
             self.spec.agent, self.paths.solve_out, model=agent_model(self.agent, self.spec.agent_config)
         )
@@ -364,7 +365,7 @@ class Pipeline:
         shutil.rmtree(self.paths.final_model, ignore_errors=True)
         if not src.is_dir():
             self._outcome(record, "collect", "agent left no final_model/")
-            return {"final_model": False}
+            return {"final_model": False, **({"redacted_files": redacted} if redacted else {})}
         try:
             record.final_model_hashes = collect_final_model(src, self.paths.final_model)
         except TransferError as exc:
@@ -372,7 +373,8 @@ class Pipeline:
             self._outcome(record, "collect", f"final_model/ rejected: {exc}")
             return {"final_model": False, "rejected": str(exc)}
         size = sum(p.stat().st_size for p in self.paths.final_model.rglob("*") if p.is_file())
-        return {"final_model": True, "files": len(record.final_model_hashes), "bytes": size}
+        details = {"final_model": True, "files": len(record.final_model_hashes), "bytes": size}
+        return details | ({"redacted_files": redacted} if redacted else {})
 
     def _verify(self, record: RunRecord) -> dict:
         ev = self.paths.evidence

@@ -73,20 +73,22 @@ def foreign_secrets(
     return bad
 
 
-def redact(text: str, values: Mapping[str, str] | Iterable[str]) -> str:
-    """``text`` with known secret values and key-shaped strings replaced."""
+def redact(text: str, values: Mapping[str, str] | Iterable[str], *, patterns: bool = True) -> str:
+    """``text`` with known secret values (and, with ``patterns``, key-shaped strings) replaced."""
     if not text:
         return text
     named = values if isinstance(values, Mapping) else {v: "secret" for v in values}
     for value in sorted(named, key=len, reverse=True):
         if value and value in text:
             text = text.replace(value, f"[REDACTED:{named[value]}]")
+    if not patterns:
+        return text
     for what, pat in KEY_PATTERNS.items():
         text = pat.sub(f"[REDACTED:{what}]", text)
     return text
 
 
-def redact_file(path: Path, values: Mapping[str, str] | Iterable[str]) -> int:
+def redact_file(path: Path, values: Mapping[str, str] | Iterable[str], *, patterns: bool = True) -> int:
     """Redact ``path`` in place (streamed line by line, invalid UTF-8 kept byte-exact elsewhere).
 
     Returns the number of lines changed. A missing file is left alone (0)."""
@@ -101,7 +103,7 @@ def redact_file(path: Path, values: Mapping[str, str] | Iterable[str]) -> int:
             if not line:
                 break
             text = line.decode("utf-8", errors="surrogateescape")
-            new = redact(text, values)
+            new = redact(text, values, patterns=patterns)
             if new != text:
                 changed += 1
             dst.write(new.encode("utf-8", errors="surrogateescape"))
@@ -110,3 +112,31 @@ def redact_file(path: Path, values: Mapping[str, str] | Iterable[str]) -> int:
     else:
         tmp.unlink()
     return changed
+
+
+def redact_tree(root: Path, values: Mapping[str, str], *, max_file_bytes: int = 64 << 20) -> list[str]:
+    """Redact the known secret *values* (not the key patterns: code may legitimately hold
+    key-shaped test strings) from every regular file under ``root`` up to ``max_file_bytes``
+    (symlinks are not followed). Returns the relative paths of the files changed.
+
+    For the agent's workspace, which the harness stores: CLI agents keep their session
+    transcripts there (e.g. ``.claude/projects/*.jsonl``), including any tool output that
+    printed the agent's own key."""
+    needles = [v.encode() for v in values if v]
+    changed: list[str] = []
+    if not needles:
+        return changed
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames:
+            p = Path(dirpath) / name
+            try:
+                st = p.lstat()
+                if not p.is_file() or p.is_symlink() or st.st_size > max_file_bytes:
+                    continue
+                with open(p, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            if any(n in data for n in needles) and redact_file(p, values, patterns=False):
+                changed.append(str(p.relative_to(root)))
+    return sorted(changed)
