@@ -82,6 +82,17 @@ def test_arena_verdicts_both_orders_and_strong_weight():
         wins_and_games(["[[A=B]]", None])
 
 
+def test_bootstrap_stderr_is_seeded_and_sensible():
+    from statistics import fmean
+
+    from posttrainbench.evaluation.graders import bootstrap_stderr
+
+    values = [0.0, 1.0] * 20
+    a, b = bootstrap_stderr(values, fmean), bootstrap_stderr(values, fmean)
+    assert a == b and 0.05 < a < 0.11  # analytic: sqrt(0.25 / 40) = 0.079
+    assert bootstrap_stderr([0.5] * 10, fmean) == 0.0 and bootstrap_stderr([1.0], fmean) == 0.0
+
+
 def test_healthbench_rubric_arithmetic():
     rubrics = [{"criterion": "a", "points": 6}, {"criterion": "b", "points": 4}, {"criterion": "c", "points": -5}]
     met = lambda v: json.dumps({"explanation": "x", "criteria_met": v})  # noqa: E731
@@ -146,6 +157,7 @@ def test_arena_through_inspect(tmp_path, key_env, when_a, when_b, expected):
     baselines = {it.metadata["baseline_answer"] for it in items}
     assert all(any(b in _user_text(r["body"]) for b in baselines) for r in server.requests)
     assert elog.results.scores[0].metrics["win_rate"].value == pytest.approx(expected)
+    assert elog.results.scores[0].metrics["win_rate_stderr"].value == 0.0  # every question scored alike
     check = check_log(elog.location, "arenahardwriting", [it.id for it in items])
     assert check.ok and check.score == pytest.approx(expected), check.problems
 
@@ -236,6 +248,7 @@ def test_tiny_model_end_to_end_and_malformed_grader_json(tiny_long, tmp_path, ke
         )  # fmt: skip
     assert res.status == "ok", res.error
     assert res.score == 0.0 and res.n_scored == 4 and res.grader["calls"] == len(server.requests)
+    assert res.stderr == 0.0  # recorded from the rubric_stderr metric (all samples score 0)
 
 
 def test_arena_tiny_model_and_grader_down(tiny_long, tmp_path, key_env):

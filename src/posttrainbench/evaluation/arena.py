@@ -111,7 +111,7 @@ def win_rate() -> Metric:
     return compute
 
 
-@metric(name="stderr")
+@metric(name="win_rate_stderr")
 def win_rate_stderr() -> Metric:
     """Bootstrap standard error of the win rate over questions (1000 resamples, fixed seed)."""
 

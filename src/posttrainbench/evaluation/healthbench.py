@@ -119,7 +119,7 @@ def rubric_score() -> Metric:
     return compute
 
 
-@metric(name="stderr")
+@metric(name="rubric_stderr")
 def rubric_stderr() -> Metric:
     """Bootstrap standard error of the clipped mean (1000 resamples, fixed seed)."""
 

@@ -204,8 +204,8 @@ def check_log(
         if es.name == spec.scorer_name:
             if spec.metric_name in es.metrics:
                 reported = float(es.metrics[spec.metric_name].value)
-            if "stderr" in es.metrics:
-                reported_stderr = float(es.metrics["stderr"].value)
+            if spec.stderr_name in es.metrics:
+                reported_stderr = float(es.metrics[spec.stderr_name].value)
     if reported is None:
         problems.append(f"the log reports no {spec.metric_name}")
     elif mine is None or not math.isclose(mine, reported, abs_tol=1e-9):

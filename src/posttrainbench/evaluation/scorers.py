@@ -36,6 +36,8 @@ class ScoringSpec:
     rescore: Callable[[list[Any]], dict[str, float]]
     aggregate: Callable[[list[Any], dict[str, float]], float] = _mean
     make_solver: Callable[[], Solver] = generate
+    stderr_name: str = "stderr"
+    """The Inspect metric holding the standard error of ``metric_name``."""
     graded: bool = False
     """The scorer needs an LLM grader (``make_scorer(grader=...)``)."""
     executes_code: bool = False
@@ -68,11 +70,14 @@ def scoring_spec(benchmark_id: str) -> ScoringSpec:
     if benchmark_id == "bfcl":
         return ScoringSpec(bfcl.SCORER, "accuracy", bfcl.bfcl_scorer, bfcl.rescore, make_solver=bfcl.bfcl_solver)
     if benchmark_id == "arenahardwriting":
-        return ScoringSpec(arena.SCORER, arena.METRIC, arena.arena_scorer, arena.rescore, arena.aggregate, graded=True)
+        return ScoringSpec(
+            arena.SCORER, arena.METRIC, arena.arena_scorer, arena.rescore, arena.aggregate,
+            graded=True, stderr_name="win_rate_stderr",
+        )  # fmt: skip
     if benchmark_id == "healthbench":
         return ScoringSpec(
             healthbench.SCORER, healthbench.METRIC, healthbench.healthbench_scorer, healthbench.rescore,
-            healthbench.aggregate, graded=True,
+            healthbench.aggregate, graded=True, stderr_name="rubric_stderr",
         )  # fmt: skip
     raise KeyError(f"no scorer for benchmark {benchmark_id!r}; known: {sorted(SCORED)}")
 
