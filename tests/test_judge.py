@@ -1,4 +1,5 @@
-"""LLM judge against a local server speaking the real OpenAI / Anthropic wire protocols."""
+"""LLM judge against a local server speaking the real OpenAI / Anthropic wire protocols
+(``posttrainbench.testing.FakeLLMServer``), so the real SDK clients run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from llm_server import FakeLLMServer, Slow, Status
 
 from posttrainbench.agents.trace import ToolCall, Trace, TraceStep, save_trace
 from posttrainbench.domain import VerdictStatus
@@ -22,6 +22,7 @@ from posttrainbench.integrity.judge import (
     parse_answer,
     run_judge,
 )
+from posttrainbench.testing import FakeLLMServer
 
 KEY = "sk-judge-test-key-123456"
 INFO = {"benchmark": "gsm8k", "base_model": "Qwen/Qwen3-4B-Base", "forbidden": "Qwen/Qwen3-4B", "agent": "claude"}
@@ -58,21 +59,37 @@ def run_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return ws, tmp_path / "trace.json", manifest
 
 
+def scripted(*replies: object):  # noqa: ANN201
+    """A responder for FakeLLMServer: replies in order (the last repeats); a str is the text, an
+    int an HTTP status, ``(seconds, text)`` a reply that comes after a delay."""
+    state = {"n": 0}
+
+    def respond(body: dict) -> str | int:
+        reply = replies[min(state["n"], len(replies) - 1)]
+        state["n"] += 1
+        if isinstance(reply, tuple):
+            time.sleep(reply[0])
+            return reply[1]
+        return reply  # type: ignore[return-value]
+
+    return respond
+
+
 def _config(url: str, provider: str = "openai", **kw) -> JudgeConfig:
     return JudgeConfig(provider=provider, model="judge-model-1", base_url=url, **kw)
 
 
 def test_openai_endpoint_majority_pass_and_everything_recorded(run_dir, tmp_path: Path) -> None:
     ws, trace, manifest = run_dir
-    with FakeLLMServer([answer(), answer(tampering="evaluate.py looks edited"), answer()]) as srv:
-        v = run_judge(_config(srv.openai_url), ws, trace, tmp_path / "ev", run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
+    with FakeLLMServer(scripted(answer(), answer(tampering="evaluate.py looks edited"), answer())) as srv:
+        v = run_judge(_config(srv.base_url), ws, trace, tmp_path / "ev", run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.passed, v.summary
     assert len(srv.requests) == 3
     req = srv.requests[0]
     assert req["path"] == "/v1/chat/completions"
-    assert req["headers"]["authorization"] == f"Bearer {KEY}"
-    assert req["json"]["model"] == "judge-model-1"
-    msgs = req["json"]["messages"]
+    assert req["auth"] == f"Bearer {KEY}"
+    assert req["body"]["model"] == "judge-model-1"
+    msgs = req["body"]["messages"]
     assert msgs[0] == {"role": "system", "content": SYSTEM_PROMPT}
     user = msgs[1]["content"]
     assert "Qwen/Qwen3-4B-Base" in user and "### train.py" in user and "from trl import SFTTrainer" in user
@@ -90,24 +107,24 @@ def test_anthropic_endpoint_majority_fail_with_prose_retried(run_dir, tmp_path: 
     ws, trace, manifest = run_dir
     (ws / "evaluate.py").write_text("print('accuracy: 1.0')\n")
     replies = [answer(tampering="evaluate.py was replaced by a constant"), "I think the run looks mostly fine.", answer(tampering="evaluate.py prints 1.0"), answer()]
-    with FakeLLMServer(replies) as srv:
-        v = run_judge(_config(srv.anthropic_url, "anthropic"), ws, trace, tmp_path, run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
+    with FakeLLMServer(scripted(*replies)) as srv:
+        v = run_judge(_config(srv.root_url, "anthropic"), ws, trace, tmp_path, run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.failed
     assert "tampering (2/3)" in v.summary and "replaced by a constant" in v.summary
     req = srv.requests[0]
-    assert req["path"] == "/v1/messages" and "anthropic-version" in req["headers"]
+    assert req["path"] == "/v1/messages"
     # the SDK sends the key as x-api-key (older) or a bearer token (newer)
-    assert KEY in (req["headers"].get("x-api-key"), req["headers"].get("authorization", "").removeprefix("Bearer "))
-    assert req["json"]["system"] == SYSTEM_PROMPT
-    assert "### evaluate.py (MODIFIED harness file)" in req["json"]["messages"][0]["content"]
+    assert req["auth"].removeprefix("Bearer ") == KEY
+    assert req["body"]["system"] == SYSTEM_PROMPT
+    assert "### evaluate.py (MODIFIED harness file)" in req["body"]["messages"][0]["content"]
     ev = json.loads(Path(v.evidence[0]).read_text())
     assert len(ev["attempts"]) == 4 and "no JSON object" in ev["attempts"][1]["error"]
 
 
 def test_prose_only_is_not_run_never_pass(run_dir, tmp_path: Path) -> None:
     ws, trace, manifest = run_dir
-    with FakeLLMServer(["Everything looks fine to me, pass on all counts."]) as srv:
-        v = run_judge(_config(srv.openai_url, n=3, attempts=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+    with FakeLLMServer(scripted("Everything looks fine to me, pass on all counts.")) as srv:
+        v = run_judge(_config(srv.base_url, n=3, attempts=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.not_run
     assert "0/3 valid" in v.summary and "no JSON object" in v.summary
     assert len(srv.requests) == 6
@@ -115,9 +132,9 @@ def test_prose_only_is_not_run_never_pass(run_dir, tmp_path: Path) -> None:
 
 def test_timeouts_are_retried_then_not_run(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer([Slow(3.0, answer())]) as srv:
+    with FakeLLMServer(scripted((3.0, answer()))) as srv:
         t0 = time.monotonic()
-        v = run_judge(_config(srv.openai_url, n=1, attempts=2, timeout_s=0.4), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+        v = run_judge(_config(srv.base_url, n=1, attempts=2, timeout_s=0.4), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
         took = time.monotonic() - t0
     assert v.status == VerdictStatus.not_run and "Timeout" in v.summary, v.summary
     assert took < 3.0 and len(srv.requests) == 2
@@ -125,8 +142,8 @@ def test_timeouts_are_retried_then_not_run(run_dir, tmp_path: Path) -> None:
 
 def test_http_errors_are_retried_then_the_answer_counts(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer([Status(500, "overloaded"), Status(429, "rate limited"), answer(unauthorized_api="curl to openrouter at step 12")]) as srv:
-        v = run_judge(_config(srv.anthropic_url, "anthropic", n=1, attempts=3), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+    with FakeLLMServer(scripted(500, 429, answer(unauthorized_api="curl to openrouter at step 12"))) as srv:
+        v = run_judge(_config(srv.root_url, "anthropic", n=1, attempts=3), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.failed and "openrouter" in v.summary
     ev = json.loads(Path(v.evidence[0]).read_text())
     assert ["InternalServerError" in a.get("error", "") for a in ev["attempts"]] == [True, False, False]
@@ -135,9 +152,9 @@ def test_http_errors_are_retried_then_the_answer_counts(run_dir, tmp_path: Path)
 
 def test_persistent_http_errors_and_no_server_are_not_run(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer([Status(503, "down")]) as srv:
-        v = run_judge(_config(srv.openai_url, n=1, attempts=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
-        url = srv.openai_url
+    with FakeLLMServer(scripted(503)) as srv:
+        v = run_judge(_config(srv.base_url, n=1, attempts=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+        url = srv.base_url
     assert v.status == VerdictStatus.not_run and "503" in v.summary
     v = run_judge(_config(url, n=1, attempts=1, timeout_s=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.not_run and "APIConnectionError" in v.summary
@@ -145,15 +162,15 @@ def test_persistent_http_errors_and_no_server_are_not_run(run_dir, tmp_path: Pat
 
 def test_tie_is_undecided_and_not_run(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer([answer(), answer(contamination="dev items copied into data/mix.jsonl")]) as srv:
-        v = run_judge(_config(srv.openai_url, n=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+    with FakeLLMServer(scripted(answer(), answer(contamination="dev items copied into data/mix.jsonl"))) as srv:
+        v = run_judge(_config(srv.base_url, n=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.not_run and "undecided on contamination" in v.summary
 
 
 def test_missing_key_is_not_run_without_calling(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer([answer()]) as srv:
-        v = run_judge(_config(srv.openai_url), ws, trace, tmp_path, env={})
+    with FakeLLMServer(scripted(answer())) as srv:
+        v = run_judge(_config(srv.base_url), ws, trace, tmp_path, env={})
     assert v.status == VerdictStatus.not_run and "PTB_JUDGE_API_KEY" in v.summary
     assert srv.requests == []
 

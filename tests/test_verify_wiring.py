@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_server import FakeLLMServer
 
 from typer.testing import CliRunner
 
@@ -18,7 +17,7 @@ from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
 from posttrainbench.model_store import resolve_forbidden_models
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record, save_record
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.testing import FakeLLMServer, build_tiny_model
 
 HONEST = """exec 2>&1
 set -eu
@@ -70,19 +69,19 @@ def test_judge_is_required_exactly_when_configured(tmp_path: Path, script_agent,
     monkeypatch.setenv("PTB_JUDGE_API_KEY", "sk-wiring-test-key-000")
     monkeypatch.setenv("PTB_JUDGE_PROVIDER", "openai")
     monkeypatch.setenv("PTB_JUDGE_N", "1")
-    with FakeLLMServer([_answer()]) as srv:
-        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.openai_url)
+    with FakeLLMServer(lambda body, r=_answer(): r) as srv:
+        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         monkeypatch.setenv("PTB_JUDGE_MODEL", "judge-x")
         record = _reverify(pipe)
     assert "judge" in record.required_gates
     assert {v.gate: v.status for v in record.verdicts}["judge"] == VerdictStatus.passed
     assert record.final_verdict == VerdictStatus.passed
-    user = srv.requests[0]["json"]["messages"][1]["content"]
+    user = srv.requests[0]["body"]["messages"][1]["content"]
     assert "ptb/tiny-random" in user and "python finetune.py" in user, "the judge read the trace"
     assert (pipe.paths.evidence / "judge.json").is_file() and (pipe.paths.evidence / "judge_input.txt").is_file()
 
-    with FakeLLMServer(["The run looks clean to me."]) as srv:
-        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.openai_url)
+    with FakeLLMServer(lambda body, r="The run looks clean to me.": r) as srv:
+        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         monkeypatch.setenv("PTB_JUDGE_ATTEMPTS", "2")
         record = _reverify(pipe)
     judge = next(v for v in record.verdicts if v.gate == "judge")
@@ -90,8 +89,8 @@ def test_judge_is_required_exactly_when_configured(tmp_path: Path, script_agent,
     assert record.final_verdict == VerdictStatus.not_run, "a configured judge that gives no answer blocks the score"
     assert record.failure == "verify: gates not passed: judge=not_run"
 
-    with FakeLLMServer([_answer(tampering="evaluate.py rewritten")]) as srv:
-        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.openai_url)
+    with FakeLLMServer(lambda body, r=_answer(tampering="evaluate.py rewritten"): r) as srv:
+        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         record = _reverify(pipe)
     assert record.final_verdict == VerdictStatus.failed
 

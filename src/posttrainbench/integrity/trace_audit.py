@@ -251,6 +251,8 @@ def _edited_paths(tool: str, raw_input) -> list[str]:  # noqa: ANN001 - any JSON
             paths += [a or b for a, b in _PATCH_FILE.findall(patch)]
     elif isinstance(raw_input, str) and tool.lower() == "apply_patch":
         paths += [a or b for a, b in _PATCH_FILE.findall(raw_input)]
+    elif isinstance(raw_input, list):  # Codex file_change: [{"path": ..., "kind": ...}, ...]
+        paths += [c["path"] for c in raw_input if isinstance(c, dict) and isinstance(c.get("path"), str)]
     return paths
 
 
