@@ -136,17 +136,7 @@ def parse_log_lines(raw: str, *, agent: str, model: str | None = None) -> Trace:
 def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str | None = None) -> Trace:
     """Claude Code ``--output-format stream-json``: system / assistant / user / result events."""
     trace = Trace(agent=agent, model=model)
-    for n, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            trace.parse_errors.append(f"line {n}: not JSON")
-            continue
-        if not isinstance(ev, dict):
-            trace.parse_errors.append(f"line {n}: not an object")
-            continue
+    for n, ev in _json_events(raw, trace):
         kind = ev.get("type")
         msg = ev.get("message") if isinstance(ev.get("message"), dict) else {}
         step = TraceStep(index=len(trace.steps), role="system")
