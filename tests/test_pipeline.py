@@ -126,3 +126,21 @@ def test_unknown_names_fail_before_touching_disk(tmp_path: Path) -> None:
         with pytest.raises(UnknownNameError):
             Pipeline(spec, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_on_another_benchmarks_test_set_is_contamination(tmp_path: Path, script_agent) -> None:
+    """The index covers every benchmark's test items, not only the run's own (gsm8k-calc here):
+    an agent that saves HumanEval's test problems as training data is caught."""
+    from posttrainbench.catalog import get_benchmark
+    from posttrainbench.data import load_test_items
+
+    problems = load_test_items(get_benchmark("humaneval"))[:40]
+    data = tmp_path / "stolen.jsonl"
+    data.write_text("".join(json.dumps({"text": it.input}) + "\n" for it in problems))
+    agent = script_agent(f"mkdir -p data && cat > data/train.jsonl <<'EOF_DATA'\n{data.read_text()}EOF_DATA\nexit 1\n")
+    record = Pipeline(_spec(agent=agent, config="x"), tmp_path / "res").run()
+    cont = next(v for v in record.verdicts if v.gate == "contamination")
+    assert cont.status == VerdictStatus.failed, cont.summary
+    assert "humaneval" in cont.summary and "test sets indexed: gsm8k-calc" in cont.summary
+    evidence = (Pipeline(_spec(agent=agent, config="x"), tmp_path / "res").paths.evidence / "contamination.json").read_text()
+    assert "humaneval/HumanEval/" in evidence

@@ -35,7 +35,7 @@ from .agents import (
 )
 from .agents.prompt import render_prompt, render_timer
 from .agents.trace import parse_trace, redact_trace, save_trace
-from .catalog import get_base_model, get_benchmark, get_chat_template
+from .catalog import BENCHMARKS, get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
@@ -456,10 +456,24 @@ class Pipeline:
                 allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
             except DataError:
                 allowed = []
-            index = build_index_cached(
-                [(it.id, it.test_text()) for it in items], allowed, cache_root() / "contamination"
+            entries = [(it.id, it.test_text()) for it in items]
+            # Every other benchmark's test items too (an agent must not train on any test set),
+            # from local files only: a benchmark whose data is not here is named as not covered.
+            covered, uncovered = [self.benchmark.id], []
+            for other in BENCHMARKS.values():
+                if other.id == self.benchmark.id or other.demo:
+                    continue
+                try:
+                    entries += [(f"{other.id}/{it.id}", it.test_text()) for it in load_test_items(other, local_only=True)]
+                    covered.append(other.id)
+                except DataError:
+                    uncovered.append(other.id)
+            index = build_index_cached(entries, allowed, cache_root() / "contamination")
+            verdict = scan(index, [ws], evidence_dir, exclude=untouched)
+            note = f" [test sets indexed: {', '.join(covered)}" + (
+                f"; not available locally: {', '.join(uncovered)}]" if uncovered else "]"
             )
-            return scan(index, [ws], evidence_dir, exclude=untouched)
+            return verdict.model_copy(update={"summary": verdict.summary + note})
         except Exception as exc:
             return _not_run("contamination", f"scan failed: {type(exc).__name__}: {exc}")
 

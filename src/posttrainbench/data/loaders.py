@@ -10,6 +10,7 @@ import gzip
 import json
 import random
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,21 @@ from .items import DATA_DIR_ENV, ChatTurn, DataError, Item, data_root
 
 GSM8K_FEWSHOT_SOURCE = "first N examples of the GSM8K train split"
 
+# Set by load_test_items(local_only=True): the hub is not tried (no network, no waiting).
+_LOCAL_ONLY: ContextVar[bool] = ContextVar("ptb_local_only", default=False)
 
-def load_test_items(benchmark: Benchmark, root: Path | None = None) -> list[Item]:
-    """The benchmark's full evaluation set (at most ``benchmark.full_size`` items), in file order."""
+
+def load_test_items(benchmark: Benchmark, root: Path | None = None, *, local_only: bool = False) -> list[Item]:
+    """The benchmark's full evaluation set (at most ``benchmark.full_size`` items), in file order.
+    ``local_only``: raise DataError instead of trying the hub when no local file is found."""
     loader = _TEST_LOADERS.get(benchmark.id)
     if loader is None:
         raise DataError(_not_yet(benchmark))
-    items = loader(benchmark, Path(root) if root is not None else data_root())
+    token = _LOCAL_ONLY.set(local_only)
+    try:
+        items = loader(benchmark, Path(root) if root is not None else data_root())
+    finally:
+        _LOCAL_ONLY.reset(token)
     return items[: benchmark.full_size]
 
 
@@ -82,7 +91,7 @@ def _records(benchmark: Benchmark, root: Path, which: str) -> list[dict[str, Any
     src = _hub_source(benchmark)
     split = src.test_split if which == "test" else "train"
     where = f"{root / rel}" if rel else f"a local {which} file"
-    if src.hub_id is None:
+    if src.hub_id is None or _LOCAL_ONLY.get():
         raise DataError(
             f"{benchmark.id}: {where} not found and the benchmark has no hub source. "
             f"Set {DATA_DIR_ENV} to a data root holding {rel or '<benchmark files>'}."
@@ -273,9 +282,16 @@ def _gpqa_test(benchmark: Benchmark, root: Path) -> list[Item]:
 
 
 def _bfcl_test(benchmark: Benchmark, root: Path) -> list[Item]:
-    from .bfcl import ANSWERS, QUESTIONS, ensure_bfcl_files
+    from .bfcl import ANSWERS, QUESTIONS, bfcl_cache_dir, ensure_bfcl_files
 
-    folder = root if (root / QUESTIONS).is_file() else ensure_bfcl_files()
+    if (root / QUESTIONS).is_file():
+        folder = root
+    elif _LOCAL_ONLY.get():  # no pip download: only what is already cached
+        folder = bfcl_cache_dir()
+        if not (folder / QUESTIONS).is_file():
+            raise DataError(f"{benchmark.id}: not in the local cache {folder} (local only)")
+    else:
+        folder = ensure_bfcl_files()
     if not (folder / ANSWERS).is_file():
         raise DataError(f"{benchmark.id}: {folder / QUESTIONS} has no answer file {folder / ANSWERS}")
     answers = {str(r.get("id")): r for r in _read_jsonl(folder / ANSWERS)}
