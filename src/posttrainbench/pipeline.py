@@ -377,6 +377,8 @@ class Pipeline:
         return details | ({"redacted_files": redacted} if redacted else {})
 
     def _verify(self, record: RunRecord) -> dict:
+        if record.imported_from:
+            return self._verify_upstream(record)
         ev = self.paths.evidence
         ev.mkdir(parents=True, exist_ok=True)
         ws, fm = self.paths.workspace, self.paths.final_model
@@ -420,6 +422,62 @@ class Pipeline:
             self._outcome(record, "verify", "gates not passed: " + ", ".join(bad))
         return {"final_verdict": record.final_verdict.value, **details}
 
+    def _verify_upstream(self, record: RunRecord) -> dict:
+        """Our gates on an imported upstream run folder (read only; evidence goes to our run
+        folder). What upstream never recorded cannot be checked and says so: no manifest of the
+        harness files (tamper) and no hashes at collect (transfer) are ``not_run``. The upstream
+        judge's verdicts are kept next to ours; all of them are required."""
+        src = Path(str(record.imported_from.get("source", "")))  # type: ignore[union-attr]
+        if not src.is_dir():
+            raise PhaseError(f"upstream run folder {src} is not available")
+        ev = self.paths.evidence
+        ev.mkdir(parents=True, exist_ok=True)
+        kept = [v for v in record.verdicts if v.gate.startswith("judge_")]
+        verdicts: list[Verdict] = [
+            *kept,
+            _not_run("tamper", "upstream run: no manifest of the harness files was recorded"),
+            _not_run("transfer", "upstream run: no hashes were recorded when final_model was collected"),
+        ]
+        details: dict = {"upstream": str(src)}
+        fm = src / "final_model"
+        if fm.is_dir():
+            fmt = check_model_folder(fm)
+            verdicts.append(fmt)
+            if fmt.status == VerdictStatus.passed:
+                try:
+                    base_path = resolve_base_model(self.base)
+                except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
+                    verdicts.append(_not_run("lineage", f"base model unavailable: {exc}"))
+                else:
+                    forbidden, unavailable = resolve_forbidden_models(self.base)
+                    details["forbidden_checked"], details["forbidden_unavailable"] = sorted(forbidden), unavailable
+                    verdicts.append(check_lineage(fm, base_path, ev, forbidden=forbidden))
+            else:
+                verdicts.append(_not_run("lineage", "final_model is not a readable model folder"))
+        else:
+            verdicts += [_not_run(g, "no final_model in the upstream folder") for g in ("model_format", "lineage")]
+        ws = src / "task"
+        if ws.is_dir():
+            verdicts.append(self._contamination(ev, {}, workspace=ws))
+        else:
+            verdicts.append(_not_run("contamination", "no task/ workspace in the upstream folder"))
+        trace = parse_trace(self.spec.agent, src / "solve_out.txt")
+        if trace.steps:
+            save_trace(self.paths.trace_json, trace)
+            policy = AuditPolicy.for_run(
+                agent_hosts=self.agent.spec.api_hosts, base=self.base, secret_values=secret_values_from_env(os.environ)
+            )
+            verdicts.append(check_trace(self.paths.trace_json, policy, ev))
+        else:
+            verdicts.append(_not_run("trace_audit", "no parseable solve_out.txt in the upstream folder"))
+        required = [v.gate for v in verdicts if v.gate != "judge"]
+        record.verdicts, record.required_gates = verdicts, required
+        record.final_verdict = final_status(verdicts, set(required))
+        if record.final_verdict != VerdictStatus.passed:
+            bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.status != VerdictStatus.passed]
+            self._outcome(record, "verify", "gates not passed: " + ", ".join(bad))
+        return {"final_verdict": record.final_verdict.value, **details}
+
     def _judge(self, evidence_dir: Path, record: RunRecord) -> tuple[Verdict, bool]:
         """The LLM judge's verdict and whether it is required: required exactly when a judge is
         configured (``PTB_JUDGE_*``); a configured but invalid judge is required and not_run."""
@@ -441,10 +499,10 @@ class Pipeline:
         )
         return verdict, True
 
-    def _contamination(self, evidence_dir: Path, manifest: dict[str, str]) -> Verdict:
+    def _contamination(self, evidence_dir: Path, manifest: dict[str, str], *, workspace: Path | None = None) -> Verdict:
         """Scan everything the agent could have trained on. The harness's own files (dev subset,
         allowed data) are skipped while they are unmodified; a copy of them elsewhere is a hit."""
-        ws = self.paths.workspace
+        ws = workspace if workspace is not None else self.paths.workspace
         untouched = [
             ws / rel
             for rel, digest in manifest.items()
