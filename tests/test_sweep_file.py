@@ -21,7 +21,7 @@ from posttrainbench.launch import LauncherError, Ledger, load_sweep, plan_tasks,
 from posttrainbench.launch.base import package_root, time_limit_min
 from posttrainbench.launch.htcondor import HTCondorLauncher, submit_description
 from posttrainbench.launch.local import GpuPool, LocalLauncher
-from posttrainbench.launch.plan import reset_failed_evaluation
+from posttrainbench.launch.plan import reset_failed_agent, reset_failed_evaluation
 from posttrainbench.launch.slurm import SlurmLauncher, job_parameters, stages
 from posttrainbench.launch.sweep import SweepError
 from posttrainbench.launch.worker import assigned_gpus
@@ -233,6 +233,18 @@ def test_status_reads_every_state_and_retries_respect_the_limit(tmp_path: Path) 
         assert after["phases"][p] == before["phases"][p]
     assert after["phases"]["evaluate"]["status"] == after["phases"]["record"]["status"] == "pending"
     assert task_status(r1).state == "partial"
+
+    # --rerun-failed-agents (only when asked): a run whose agent failed starts over; others are kept
+    agent_failed = _record(r0, **dict(zip(phases, done)))
+    agent_failed.failure = "solve: agent exited with code 3"
+    save_record(r0.folder / "run.json", agent_failed)
+    assert task_status(r0).state == "done" and r0.key not in {t.key for t in sweep_state(sweep).to_launch()}
+    assert not reset_failed_agent(r1), "an evaluation failure is not an agent failure"
+    assert reset_failed_agent(r0)
+    assert not (r0.folder / "run.json").exists() and len(list(r0.folder.glob("run.failed-*.json"))) == 1
+    assert r0.key in {t.key for t in sweep_state(sweep).to_launch()}
+    save_record(r0.folder / "run.json", _record(r0, **dict(zip(phases, done))))
+    assert not reset_failed_agent(r0), "a successful run is never re-run"
 
     # an unreadable run.json is reported, never relaunched (it would be overwritten)
     (r0.folder / "run.json").write_text("{half")

@@ -108,6 +108,7 @@ def run(
     launcher: LauncherOpt = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the jobs (and retry infra failures).")] = True,
     retry_failed_evals: Annotated[bool, typer.Option("--retry-failed-evals", help="Re-evaluate completed runs whose evaluation failed (agent phases kept).")] = False,
+    rerun_failed_agents: Annotated[bool, typer.Option("--rerun-failed-agents", help="Run the agent again (fresh workspace) for completed runs whose agent failed; the old run.json is kept as run.failed-<time>.json.")] = False,
     reset_attempts: Annotated[bool, typer.Option("--reset-attempts", help="Forget past attempts (give failed tasks a full retry budget again).")] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between queue polls while waiting.")] = 5.0,
 ) -> None:
@@ -125,10 +126,10 @@ def run(
             from .launch.plan import plan_tasks
 
             with _Bar(len(plan_tasks(sweep))) as bar:
-                state = run_sweep(sweep, wait=True, retry_failed_evals=retry_failed_evals, reset_attempts=reset_attempts, on_tick=bar.update, on_launch=launched, poll_s=poll)
+                state = run_sweep(sweep, wait=True, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_tick=bar.update, on_launch=launched, poll_s=poll)
                 bar.update(state)
         else:
-            state = run_sweep(sweep, wait=False, retry_failed_evals=retry_failed_evals, reset_attempts=reset_attempts, on_launch=launched, poll_s=poll)
+            state = run_sweep(sweep, wait=False, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_launch=launched, poll_s=poll)
     except LauncherError as exc:
         _fail(str(exc))
     console.print(_table(state, f"sweep {sweep.name}"))

@@ -4,7 +4,8 @@
 
 1. plan the tasks and check the scheduler (an unreachable one fails here, nothing submitted);
 2. with ``retry_failed_evals``, put completed runs whose evaluation failed back to
-   "evaluate" (their agent phases are kept);
+   "evaluate" (their agent phases are kept); with ``rerun_failed_agents`` (only when asked),
+   completed runs whose agent failed start over from a fresh workspace;
 3. launch every task that is not done, not queued already, and has attempts left
    (``1 + max_retries``): never started, interrupted (job killed, node lost), or failed for
    infrastructure reasons. Completed runs, outcome failures included, are never launched;
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import Launcher, LauncherError, OnTick
-from .plan import RETRYABLE, Ledger, Task, TaskStatus, plan_tasks, reset_failed_evaluation, task_status, write_task_file
+from .plan import (
+    RETRYABLE, Ledger, Task, TaskStatus, plan_tasks, reset_failed_agent, reset_failed_evaluation, task_status, write_task_file,
+)
 from .sweep import Sweep
 
 
@@ -109,6 +112,7 @@ def run_sweep(
     *,
     wait: bool = True,
     retry_failed_evals: bool = False,
+    rerun_failed_agents: bool = False,
     reset_attempts: bool = False,
     on_tick: Callable[[SweepState], None] | None = None,
     on_launch: Callable[[list[Task]], None] | None = None,
@@ -122,6 +126,10 @@ def run_sweep(
     if retry_failed_evals:
         for t in tasks:
             if reset_failed_evaluation(t):
+                ledger.reset_attempts(t.key)
+    if rerun_failed_agents:
+        for t in tasks:
+            if reset_failed_agent(t):
                 ledger.reset_attempts(t.key)
     if reset_attempts:
         for t in tasks:

@@ -185,6 +185,30 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
     return st
 
 
+AGENT_PHASES = ("solve:", "collect:")
+
+
+def reset_failed_agent(task: Task) -> bool:
+    """Asked for explicitly (``--rerun-failed-agents``): run again, from a fresh workspace, a
+    completed run whose *agent* failed (exit code, time limit, no or rejected final_model).
+
+    The old ``run.json`` is kept beside it as ``run.failed-<UTC time>.json``; every phase goes back
+    to pending, so the next launch prepares a new workspace and starts the agent again. Runs that
+    succeeded, or failed later (verification, evaluation), are not touched. Returns True if reset.
+    """
+    if task.kind != "run":
+        return False
+    path = task.folder / "run.json"
+    try:
+        rec = load_record(path)
+    except RecordError:
+        return False
+    if not rec.completed or not (rec.failure or "").startswith(AGENT_PHASES):
+        return False
+    path.rename(path.with_name(f"run.failed-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"))
+    return True
+
+
 def reset_failed_evaluation(task: Task) -> bool:
     """Make a completed run (or baseline) whose evaluation failed evaluate again (and only that).
 
