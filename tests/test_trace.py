@@ -69,3 +69,15 @@ def test_price_table_longest_prefix_and_unknown_model() -> None:
     assert price_of("some-local-model") is None
     assert cost_usd("some-local-model", 10**6, 10**6) == 0.0
     assert cost_usd("glm-5", 10**6, 10**6) == 1.0 + 3.2
+
+
+def test_plain_text_given_to_a_json_parser_is_kept_as_log_lines(tmp_path) -> None:
+    raw = tmp_path / "solve_out.txt"
+    raw.write_text("Reading the task\nTraining\n")
+    t = parse_trace("claude", raw)
+    assert [s.text for s in t.steps] == ["Reading the task", "Training"]
+    assert len(t.parse_errors) == 1 and "read as plain log lines" in t.parse_errors[0]
+    # a JSON trace with a few bad lines keeps its parsed steps (no fallback)
+    raw.write_text('{"type": "system", "subtype": "init"}\nnot json\n')
+    t = parse_trace("claude", raw)
+    assert [s.role for s in t.steps] == ["system"] and t.parse_errors == ["line 2: not JSON"]

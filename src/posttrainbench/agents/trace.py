@@ -392,6 +392,12 @@ def parse_trace(agent: str, raw_file: Path, *, model: str | None = None) -> Trac
     raw, utf8_errors = read_raw(raw_file)
     parser = PARSERS.get(agent, parse_log_lines)
     trace = parser(raw, agent=agent, model=model)
+    if not trace.steps and trace.parse_errors and parser is not parse_log_lines:
+        # Not this scaffold's format at all (e.g. an upstream run's plain-text log): keep the
+        # lines as log steps rather than losing them, and say so.
+        note = f"not {agent}'s output format ({len(trace.parse_errors)} lines unparsed): read as plain log lines"
+        trace = parse_log_lines(raw, agent=agent, model=model)
+        trace.parse_errors = [note]
     trace.parse_errors = utf8_errors + trace.parse_errors
     trace.source = Path(raw_file).name
     return trace
