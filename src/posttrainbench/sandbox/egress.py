@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import shutil
 import socket
 import socketserver
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.sandbox.egress_bridge import relay
 
 if TYPE_CHECKING:
     from posttrainbench.sandbox.base import SandboxConfig
@@ -93,35 +93,6 @@ def split_host_port(target: str, default_port: int) -> tuple[str, int]:
     if not host or not 0 < port < 65536:
         raise ValueError(f"bad target {target!r}")
     return host, port
-
-
-def _pipe(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until both sides are done."""
-    socks = [a, b]
-    peer = {a: b, b: a}
-    open_ = {a, b}
-    while open_:
-        try:
-            readable, _, _ = select.select(list(open_), [], [], 300)
-        except (OSError, ValueError):
-            return
-        if not readable:
-            return  # idle for 5 minutes
-        for s in readable:
-            try:
-                data = s.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                open_.discard(s)
-                with contextlib.suppress(OSError):
-                    peer[s].shutdown(socket.SHUT_WR)
-                continue
-            try:
-                peer[s].sendall(data)
-            except OSError:
-                return
-    del socks
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -191,7 +162,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     upstream.sendall(rest)
             except OSError:
                 return
-            _pipe(client, upstream)
+            relay(client, upstream, idle_s=300, close=False)
 
     @staticmethod
     def _reply(client: socket.socket, code: int, text: str) -> None:

@@ -19,12 +19,15 @@ import sys
 import threading
 
 
-def _pipe(a: socket.socket, b: socket.socket) -> None:
+def relay(a: socket.socket, b: socket.socket, *, idle_s: float = 600, close: bool = True) -> None:
+    """Copy bytes both ways until both sides are done, a send fails or nothing moves for
+    ``idle_s``; then close both sockets if ``close``. Shared with the host-side proxy
+    (``egress.py``); this file stays stdlib-only because it also runs inside the sandbox."""
     peer = {a: b, b: a}
     open_ = {a, b}
     while open_:
         try:
-            readable, _, _ = select.select(list(open_), [], [], 600)
+            readable, _, _ = select.select(list(open_), [], [], idle_s)
         except (OSError, ValueError):
             break
         if not readable:
@@ -46,11 +49,12 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
             except OSError:
                 open_.clear()
                 break
-    for s in (a, b):
-        try:
-            s.close()
-        except OSError:
-            pass
+    if close:
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 def _serve_conn(client: socket.socket, sock_path: str, target: str | None) -> None:
@@ -80,7 +84,7 @@ def _serve_conn(client: socket.socket, sock_path: str, target: str | None) -> No
             except OSError:
                 pass
         return
-    _pipe(client, up)
+    relay(client, up)
 
 
 def _accept_loop(listener: socket.socket, sock_path: str, target: str | None) -> None:
