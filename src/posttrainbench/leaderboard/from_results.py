@@ -28,6 +28,8 @@ class ResultsScan:
     superseded: list[RunSummary] = field(default_factory=list)
     baselines: list[Baseline] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
+    weights_source: str = ""
 
     def baseline_scores(self, checkpoint: str = "base") -> dict[tuple[str, str, int | None], float]:
         """``(benchmark, base model, eval limit) -> score`` for one kind of checkpoint."""
@@ -94,7 +96,8 @@ def leaderboard(
     """Rows ranked by score, the cells they came from, and the scan (problems included)."""
     scan = scan_results(root, full=full)
     cells = cells_from_scan(scan)
-    w, _ = resolve_weights(scan, cells, weights)
+    w, scan.weights_source = resolve_weights(scan, cells, weights)
+    scan.weights = w
     unweighted = sorted({c.benchmark for c in cells} - set(w))
     if unweighted:  # a weights file that lacks a benchmark: say so, rank on the rest
         scan.problems += [f"benchmark {b!r} has no weight in the weights file; its runs are left out" for b in unweighted]

@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .aggregate import agent_label, normalised_gain
-from .from_results import leaderboard, resolve_weights
+from .from_results import leaderboard
 from .scoring import Cell
 
 # Short flag codes for a cell, as in the published grids ("C", "M") plus ours.
@@ -124,7 +124,7 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
 def build_report(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> LeaderboardReport:
     """Rank the agents of a results folder (see module doc)."""
     rows, cells, scan = leaderboard(root, weights, full=full)
-    w, source = resolve_weights(scan, cells, weights)
+    w, source = scan.weights, scan.weights_source
     benches = sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
     runs = {s.path: s for s in scan.runs}
