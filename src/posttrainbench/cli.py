@@ -161,6 +161,8 @@ def eval_cmd(
     if result.status != "ok":
         _fail(f"evaluation failed: {result.error}", 1)
     console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")
+    if result.data is not None:
+        console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")
 
 
 @app.command(name="list")
@@ -316,6 +318,10 @@ app.add_typer(_sweep_app, name="sweep")
 from .cli_integrity import verify  # noqa: E402
 
 app.command()(verify)
+
+from .cli_data import app as _data_app  # noqa: E402
+
+app.add_typer(_data_app, name="data")
 
 from .cli_agents import app as _agents_app  # noqa: E402
 from .cli_agents import trace as _trace  # noqa: E402

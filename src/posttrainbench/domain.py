@@ -40,7 +40,12 @@ class Benchmark(Frozen):
     display_name: str
     hub_id: str | None = None
     hub_config: str | None = None
-    hub_revision: str | None = None
+    hub_revision: str | None = Field(
+        None, description="Hub commit to load; None: the default branch, resolved to its commit and recorded."
+    )
+    items_sha256: str | None = Field(
+        None, description="Pin: sha256 of the full evaluation set as asked (see data.provenance)."
+    )
     test_split: str = "test"
     local_test_file: str | None = Field(
         None, description="File name under the data root (e.g. 'gsm8k/test.jsonl')."

@@ -36,7 +36,7 @@ from .agents import (
 from .agents.prompt import render_prompt, render_timer
 from .agents.trace import parse_trace, redact_trace, save_trace
 from .catalog import BENCHMARKS, get_base_model, get_benchmark, get_chat_template
-from .data import DataError, dev_items, load_test_items, load_train_examples
+from .data import DataError, dev_items, load_test_items, load_test_set, load_train_examples
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
 from .fsutil import atomic_write_json, atomic_write_text, sha256_file
@@ -204,7 +204,8 @@ class Pipeline:
         (ws / "templates").mkdir()
         base_path = resolve_base_model(self.base)
 
-        items = load_test_items(self.benchmark)
+        items, provenance = load_test_set(self.benchmark)
+        provenance.require()  # before the agent's hours: the harness will only score the pinned set
         write_dev_file(ws / "task" / "dev.jsonl", dev_items(self.benchmark, items))
         train_files: list[str] = []
         try:
@@ -249,6 +250,7 @@ class Pipeline:
             "base_model_path": str(base_path),
             "train_files": train_files,
             "n_test_items": len(items),
+            "data": provenance.model_dump(mode="json"),
             "harness_files": harness_files,
             "agent_files": agent_files,
         }

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..domain import Benchmark
 from .formats import (
@@ -28,6 +28,7 @@ from .formats import (
     gsm8k_reference_answer,
 )
 from .items import DATA_DIR_ENV, ChatTurn, DataError, Item, data_root
+from .provenance import DataProvenance, collecting_sources, note_source
 
 GSM8K_FEWSHOT_SOURCE = "first N examples of the GSM8K train split"
 
@@ -35,18 +36,33 @@ GSM8K_FEWSHOT_SOURCE = "first N examples of the GSM8K train split"
 _LOCAL_ONLY: ContextVar[bool] = ContextVar("ptb_local_only", default=False)
 
 
-def load_test_items(benchmark: Benchmark, root: Path | None = None, *, local_only: bool = False) -> list[Item]:
-    """The benchmark's full evaluation set (at most ``benchmark.full_size`` items), in file order.
-    ``local_only``: raise DataError instead of trying the hub when no local file is found."""
+class TestSet(NamedTuple):
+    """A benchmark's evaluation items and where they came from (digest checked against the pin)."""
+
+    items: list[Item]
+    provenance: DataProvenance
+
+
+def load_test_set(benchmark: Benchmark, root: Path | None = None, *, local_only: bool = False) -> TestSet:
+    """The benchmark's full evaluation set (at most ``benchmark.full_size`` items, in file order)
+    with its provenance. ``local_only``: raise DataError instead of trying the hub when no local
+    file is found. The set is returned even when it differs from the pin: callers that score it
+    as the benchmark call ``provenance.require()``."""
     loader = _TEST_LOADERS.get(benchmark.id)
     if loader is None:
         raise DataError(_not_yet(benchmark))
     token = _LOCAL_ONLY.set(local_only)
     try:
-        items = loader(benchmark, Path(root) if root is not None else data_root())
+        with collecting_sources() as sources:
+            items = loader(benchmark, Path(root) if root is not None else data_root())[: benchmark.full_size]
     finally:
         _LOCAL_ONLY.reset(token)
-    return items[: benchmark.full_size]
+    return TestSet(items, DataProvenance.of(benchmark, items, sources))
+
+
+def load_test_items(benchmark: Benchmark, root: Path | None = None, *, local_only: bool = False) -> list[Item]:
+    """The items of ``load_test_set`` (no pin check: for previews, fixtures and contamination scans)."""
+    return load_test_set(benchmark, root, local_only=local_only).items
 
 
 def load_train_examples(benchmark: Benchmark, root: Path | None = None) -> list[dict[str, str]]:
@@ -92,14 +108,16 @@ def _records(benchmark: Benchmark, root: Path, which: str) -> list[dict[str, Any
     split = src.test_split if which == "test" else "train"
     where = f"{root / rel}" if rel else f"a local {which} file"
     if src.hub_id is None or _LOCAL_ONLY.get():
+        why = "the benchmark has no hub source" if src.hub_id is None else "only local files were asked for"
         raise DataError(
-            f"{benchmark.id}: {where} not found and the benchmark has no hub source. "
+            f"{benchmark.id}: {where} not found and {why}. "
             f"Set {DATA_DIR_ENV} to a data root holding {rel or '<benchmark files>'}."
         )
+    revision = src.hub_revision or _resolve_hub_revision(src.hub_id)
     try:
         import datasets
 
-        ds = datasets.load_dataset(src.hub_id, src.hub_config, split=split, revision=src.hub_revision)
+        ds = datasets.load_dataset(src.hub_id, src.hub_config, split=split, revision=revision)
     except Exception as exc:  # offline, gated, renamed: the fix is the same for the user
         raise DataError(
             f"{benchmark.id}: {where} not found, and loading {src.hub_id}"
@@ -107,10 +125,26 @@ def _records(benchmark: Benchmark, root: Path, which: str) -> list[dict[str, Any
             f"({type(exc).__name__}: {exc}). Set {DATA_DIR_ENV} to a data root holding "
             f"{rel or 'the files'}, or make the hub reachable."
         ) from exc
+    config = f"/{src.hub_config}" if src.hub_config else ""
+    note_source(f"hub:{src.hub_id}{config}@{revision or 'unresolved'}:{split}")
     return [dict(r) for r in ds]
 
 
+def _resolve_hub_revision(hub_id: str) -> str | None:
+    """The commit the hub's default branch points at now (recorded with the result, so the
+    evaluation names the exact data it used); None offline or for a local dataset folder."""
+    if Path(hub_id).exists():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(hub_id, timeout=30).sha
+    except Exception:  # offline, gated without a token: load_dataset says why, or uses its cache
+        return None
+
+
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    note_source(f"file:{path}")
     opener = gzip.open if path.suffix == ".gz" else open
     out = []
     with opener(path, "rt", encoding="utf-8") as fh:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel as _Model
 from pydantic import Field
 
-from ..data import DataError, Item, load_test_items
+from ..data import DataError, DataProvenance, Item, load_test_set
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
 from .hf_provider import free_accelerator_memory
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
@@ -76,6 +76,9 @@ class EvalResult(_Model):
     grader: dict[str, Any] | None = Field(
         None, description="LLM grader used (provider, model, base_url; never the key) and its call counts."
     )
+    data: DataProvenance | None = Field(
+        None, description="The evaluation set used: sources (files, hub commit), digest, pin status."
+    )
 
     @property
     def ok(self) -> bool:
@@ -93,6 +96,7 @@ class EvalResult(_Model):
             "max_tokens_used": self.max_tokens_used,
             "error": self.error,
             **({"grader": self.grader} if self.grader else {}),
+            **({"data": self.data.model_dump(mode="json")} if self.data else {}),
         }
 
 
@@ -328,7 +332,13 @@ def _evaluate_model(
         return EvalResult(**{**common, **kw}, status="failed", error=error, wall_time_s=time.monotonic() - start)
 
     try:
-        all_items = list(items) if items is not None else load_test_items(benchmark)
+        if items is None:  # the harness's own set: it must be the pinned one
+            all_items, provenance = load_test_set(benchmark)
+            common["data"] = provenance
+            provenance.require()
+        else:
+            all_items = list(items)
+            common["data"] = DataProvenance.of(benchmark, all_items, ["items given by the caller"])
     except DataError as exc:
         return failed(f"data: {exc}")
     chosen = all_items[:limit] if limit is not None else all_items

@@ -1,0 +1,107 @@
+"""Where a benchmark's evaluation set came from, and whether it is the pinned one.
+
+Every benchmark whose data we could verify carries ``items_sha256`` in the catalog: the sha256 of
+its full evaluation set *as the evaluator asks it* (the items' prompts, targets, few-shot turns and
+metadata, in order). Loading from a local file or from the hub must give exactly that set; a
+file that was edited, truncated or re-ordered, or a hub dataset that moved, gives another digest
+and the harness refuses to score with it (unless ``PTB_ALLOW_UNPINNED_DATA=1``, which is recorded).
+Pinning the content rather than only a hub commit also covers the local files and the BFCL wheel,
+and it changes when the evaluator's own prompts change, so two results with the same digest were
+asked the same questions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..domain import Benchmark
+from .items import DataError, Item
+
+ALLOW_UNPINNED_ENV = "PTB_ALLOW_UNPINNED_DATA"
+
+_SOURCES: ContextVar[list[str] | None] = ContextVar("ptb_data_sources", default=None)
+
+
+def items_sha256(items: Iterable[Item]) -> str:
+    """sha256 of the items as canonical JSON lines (sorted keys), in order."""
+    h = hashlib.sha256()
+    for it in items:
+        h.update(json.dumps(it.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def note_source(source: str) -> None:
+    """Record one input of the set being loaded (a file path, a hub repo at a commit)."""
+    sources = _SOURCES.get()
+    if sources is not None and source not in sources:
+        sources.append(source)
+
+
+@contextmanager
+def collecting_sources() -> Iterator[list[str]]:
+    """Collect what ``note_source`` is told while the block runs."""
+    sources: list[str] = []
+    token = _SOURCES.set(sources)
+    try:
+        yield sources
+    finally:
+        _SOURCES.reset(token)
+
+
+class DataProvenance(BaseModel):
+    """The evaluation set actually used: its inputs, size and digest against the catalog's pin."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    benchmark: str
+    sources: list[str]
+    n_items: int
+    full_size: int
+    items_sha256: str
+    pinned_sha256: str | None = None
+    status: Literal["pinned", "unpinned", "differs"]
+    allowed_by_env: bool = False
+
+    @classmethod
+    def of(cls, benchmark: Benchmark, items: list[Item], sources: list[str]) -> DataProvenance:
+        digest = items_sha256(items)
+        pin = benchmark.items_sha256
+        status = "unpinned" if pin is None else ("pinned" if digest == pin else "differs")
+        return cls(
+            benchmark=benchmark.id,
+            sources=list(sources),
+            n_items=len(items),
+            full_size=benchmark.full_size,
+            items_sha256=digest,
+            pinned_sha256=pin,
+            status=status,
+            allowed_by_env=status == "differs" and os.environ.get(ALLOW_UNPINNED_ENV) == "1",
+        )
+
+    def problem(self) -> str | None:
+        """Why this set must not be scored as the benchmark (None when it may)."""
+        if self.status != "differs" or self.allowed_by_env:
+            return None
+        size = "" if self.n_items == self.full_size else f" ({self.n_items} items, the benchmark has {self.full_size})"
+        return (
+            f"{self.benchmark}: the evaluation set loaded from {', '.join(self.sources) or 'its sources'}"
+            f"{size} is not the pinned one (sha256 {self.items_sha256[:12]}…, pinned "
+            f"{(self.pinned_sha256 or '')[:12]}…). Restore the original data, or set "
+            f"{ALLOW_UNPINNED_ENV}=1 to evaluate on it anyway (recorded in the result)."
+        )
+
+    def require(self) -> DataProvenance:
+        """``self``, or DataError when the set differs from the pin (and the env does not allow it)."""
+        problem = self.problem()
+        if problem:
+            raise DataError(problem)
+        return self
