@@ -254,6 +254,21 @@ def test_evaluate_model_inside_a_running_event_loop(tiny, tmp_path, calc_items):
     assert asyncio.run(caller()).status == "ok"
 
 
+def test_an_unforeseen_crash_becomes_a_failed_result(tiny, tmp_path, calc_items):
+    import asyncio
+
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the log folder should go")  # out_dir.mkdir() raises
+    res = evaluate_model(tiny, CALC, TINY, blocker, items=calc_items[:2], batch_size=2)
+    assert res.status == "failed" and res.error.startswith("evaluation crashed: FileExistsError")
+    assert res.benchmark == CALC.id and res.model_path == str(tiny) and res.chat_template == "plain"
+
+    async def caller():  # the same inside a running loop (worker thread)
+        return evaluate_model(tiny, CALC, TINY, blocker, items=calc_items[:2], batch_size=2)
+
+    assert asyncio.run(caller()).error == res.error
+
+
 def test_ladder_rungs():
     assert ladder(GSM8K) == [4000, 3000, 2000]
     assert ladder(GSM8K, 3500) == [3500, 3000, 2000]

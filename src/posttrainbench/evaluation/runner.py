@@ -9,13 +9,16 @@ every failure becomes ``EvalResult(status="failed", error=<cause>)``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, ParamSpec
 
 from pydantic import BaseModel as _Model
 from pydantic import Field
@@ -29,6 +32,7 @@ from .scorers import scoring_spec
 from .tasks import build_task
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 
 class Attempt(_Model):
@@ -227,6 +231,44 @@ def check_log(
     )
 
 
+def _never_raises(fn: Callable[P, EvalResult]) -> Callable[P, EvalResult]:
+    """Make an evaluation callable from inside a running event loop (it then runs in a worker
+    thread, as Inspect's ``eval`` needs a loop of its own) and turn any unforeseen exception into
+    a failed result. The wrapped function keeps its signature and docstring."""
+
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> EvalResult:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            bound = inspect.signature(fn).bind(*args, **kwargs)
+            model_path, benchmark, base_model = (bound.arguments[k] for k in ("model_path", "benchmark", "base_model"))
+            log.exception("evaluation of %s on %s crashed", model_path, benchmark.id)
+            return EvalResult(
+                benchmark=benchmark.id,
+                status="failed",
+                metric=benchmark.metric,
+                decoding=benchmark.decoding,
+                model_path=str(model_path),
+                chat_template=base_model.chat_template,
+                error=f"evaluation crashed: {type(exc).__name__}: {exc}",
+            )
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> EvalResult:
+        try:
+            asyncio.get_running_loop()
+            in_loop = True
+        except RuntimeError:
+            in_loop = False
+        if not in_loop:  # (not inside the except block: errors would chain to that RuntimeError)
+            return guarded(*args, **kwargs)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(guarded, *args, **kwargs).result()
+
+    return wrapper
+
+
+@_never_raises
 def evaluate_model(
     model_path: Path,
     benchmark: Benchmark,
@@ -260,60 +302,6 @@ def evaluate_model(
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
     """
-    kwargs: dict[str, Any] = dict(
-        items=items, limit=limit, max_tokens=max_tokens, batch_size=batch_size,
-        device=device, model_args=model_args, display=display, grader=grader,
-        backend=backend, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
-        code_sandbox=code_sandbox,
-    )
-    try:
-        asyncio.get_running_loop()
-        in_loop = True
-    except RuntimeError:
-        in_loop = False
-    if not in_loop:  # (not inside the except block: errors would chain to that RuntimeError)
-        return _guarded(model_path, benchmark, base_model, out_dir, **kwargs)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_guarded, model_path, benchmark, base_model, out_dir, **kwargs).result()
-
-
-def _guarded(model_path: Path, benchmark: Benchmark, base_model: BaseModel, out_dir: Path, **kwargs: Any) -> EvalResult:
-    """``_evaluate_model``, with any unforeseen exception turned into a failed result."""
-    try:
-        return _evaluate_model(model_path, benchmark, base_model, out_dir, **kwargs)
-    except Exception as exc:
-        log.exception("evaluation of %s on %s crashed", model_path, benchmark.id)
-        return EvalResult(
-            benchmark=benchmark.id,
-            status="failed",
-            metric=benchmark.metric,
-            decoding=benchmark.decoding,
-            model_path=str(model_path),
-            chat_template=base_model.chat_template,
-            error=f"evaluation crashed: {type(exc).__name__}: {exc}",
-        )
-
-
-def _evaluate_model(
-    model_path: Path,
-    benchmark: Benchmark,
-    base_model: BaseModel,
-    out_dir: Path,
-    *,
-    items: list[Item] | None = None,
-    limit: int | None = None,
-    max_tokens: int | None = None,
-    batch_size: int = 16,
-    device: str | None = None,
-    model_args: dict[str, Any] | None = None,
-    display: str = "none",
-    grader: GraderConfig | None = None,
-    backend: str = "hf",
-    base_url: str | None = None,
-    served_model: str | None = None,
-    api_key_env: str | None = None,
-    code_sandbox: str = "bwrap",
-) -> EvalResult:
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
     common: dict[str, Any] = dict(
