@@ -87,7 +87,7 @@ class PtbVLLMAPI(PtbHFAPI):
         params = SamplingParams(
             temperature=key.temperature,
             top_p=key.top_p if key.temperature > 0 else 1.0,
-            top_k=-1,
+            top_k=0,  # disabled (vLLM >= 0.11; -1 is only "quietly accepted")
             max_tokens=key.max_tokens,
             stop=stops,
             stop_token_ids=self._eos_ids(tuple(stops)),
