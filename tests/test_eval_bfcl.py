@@ -16,7 +16,7 @@ from inspect_ai.model import ChatMessageUser, ModelOutput, ModelUsage, get_model
 from posttrainbench.catalog import get_base_model, get_benchmark
 from posttrainbench.catalog.chat_templates import TOOLS_HEADER
 from posttrainbench.data import DataError, Item, load_test_items
-from posttrainbench.data.bfcl import ANSWERS, QUESTIONS, WHEEL_MEMBERS, extract_bfcl_files
+from posttrainbench.data.bfcl import ANSWERS, QUESTIONS, WHEEL_MEMBERS, ensure_bfcl_files, extract_bfcl_files
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.bfcl import match_calls, parse_call, tool_defs
 from posttrainbench.evaluation.tool_calls import parse_tool_calls
@@ -69,6 +69,38 @@ def test_files_come_from_the_wheel(tmp_path, monkeypatch):
         zf.writestr("something/else.json", "{}")
     with pytest.raises(DataError, match="has no bfcl_eval/data"):
         extract_bfcl_files(other, tmp_path / "y")
+
+
+def _offline_pip(monkeypatch, find_links: Path) -> None:
+    """pip sees no index, only ``find_links`` (nothing leaves the machine)."""
+    for k, v in {
+        "PIP_NO_INDEX": "1", "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_EXTRA_INDEX_URL": "",
+        "PIP_FIND_LINKS": str(find_links), "PIP_RETRIES": "0", "PIP_NO_CACHE_DIR": "1", "PIP_CONFIG_FILE": "/dev/null",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(k, v)
+
+
+def test_files_are_fetched_with_pip_when_not_cached(tmp_path, monkeypatch):
+    """The real ``pip download --no-deps`` path, against a local find-links folder."""
+    monkeypatch.delenv("PTB_BFCL_WHEEL", raising=False)
+    links = tmp_path / "links"
+    links.mkdir()
+    _offline_pip(monkeypatch, links)
+    with pytest.raises(DataError) as err:
+        ensure_bfcl_files(tmp_path / "cache-a")
+    assert "pip could not download bfcl-eval==2026.3.23" in str(err.value) and "PTB_BFCL_WHEEL" in str(err.value)
+    assert not (tmp_path / "cache-a" / QUESTIONS).exists()
+
+    dist = "bfcl_eval-2026.3.23.dist-info"
+    with zipfile.ZipFile(links / "bfcl_eval-2026.3.23-py3-none-any.whl", "w") as zf:
+        for rel, member in WHEEL_MEMBERS.items():
+            zf.writestr(member, (ROOT / rel).read_bytes())
+        zf.writestr(f"{dist}/METADATA", "Metadata-Version: 2.1\nName: bfcl-eval\nVersion: 2026.3.23\n")
+        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(f"{dist}/RECORD", "")
+    folder = ensure_bfcl_files(tmp_path / "cache-b")
+    for rel in WHEEL_MEMBERS:
+        assert (folder / rel).read_bytes() == (ROOT / rel).read_bytes()
 
 
 def test_ground_truth_calls_match(items):

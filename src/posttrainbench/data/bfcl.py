@@ -12,13 +12,12 @@ Layout (the package's own, relative to a data root or the cache folder)::
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from ..fsutil import atomic_write_text
+from ..wheels import WheelDownloadError, pip_download
 from .items import DataError
 
 BFCL_REQUIREMENT = "bfcl-eval==2026.3.23"
@@ -64,20 +63,12 @@ def ensure_bfcl_files(cache_dir: Path | None = None) -> Path:
     if wheel_env:
         return extract_bfcl_files(Path(wheel_env), dest)
     with tempfile.TemporaryDirectory(prefix="ptb-bfcl-") as tmp:
-        cmd = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--no-input", "-d", tmp, BFCL_REQUIREMENT,
-        ]  # fmt: skip
-        hint = (
-            f"Download it where the index is reachable (`pip download --no-deps {BFCL_REQUIREMENT}`) "
-            f"and set {BFCL_WHEEL_ENV} to the .whl file, or put {QUESTIONS} and {ANSWERS} under PTB_DATA_DIR."
-        )
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise DataError(f"bfcl: cannot run pip to fetch {BFCL_REQUIREMENT}: {exc}. {hint}") from exc
-        wheels = sorted(Path(tmp).glob("bfcl_eval-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            tail = "\n".join((proc.stderr or proc.stdout or "").strip().splitlines()[-5:])
-            raise DataError(f"bfcl: pip could not download {BFCL_REQUIREMENT} (exit {proc.returncode}):\n{tail}\n{hint}")
-        return extract_bfcl_files(wheels[0], dest)
+            wheel = pip_download(BFCL_REQUIREMENT, Path(tmp), timeout_s=600)
+        except WheelDownloadError as exc:
+            raise DataError(
+                f"bfcl: {exc}\nDownload it where the index is reachable (`pip download --no-deps "
+                f"{BFCL_REQUIREMENT}`) and set {BFCL_WHEEL_ENV} to the .whl file, or put {QUESTIONS} "
+                f"and {ANSWERS} under PTB_DATA_DIR."
+            ) from exc
+        return extract_bfcl_files(wheel, dest)
