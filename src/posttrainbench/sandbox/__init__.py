@@ -9,7 +9,8 @@ Backends (see :func:`get_sandbox`):
   kill. It is **not isolated** — for debugging and platforms without bwrap only.
 
 Every backend returns a :class:`SandboxResult` whose ``enforced`` map says which limits were
-really enforced on this machine, with a reason for each that was not.
+really enforced on this machine, with a reason for each that was not. The isolating backends
+share one ``run()`` (:class:`~.isolated.IsolatingSandbox`: checks, not-started results, egress).
 """
 
 from __future__ import annotations

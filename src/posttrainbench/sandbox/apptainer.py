@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -30,18 +29,16 @@ from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
-    check_config_paths,
     limit_entries,
-    not_started,
     output_cap_bytes,
     workspace_watchdog,
 )
-from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
+from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
 
 
-class ApptainerSandbox:
+class ApptainerSandbox(IsolatingSandbox):
     """Sandbox backend built on ``apptainer exec``."""
 
     name = "apptainer"
@@ -86,20 +83,9 @@ class ApptainerSandbox:
         a += ["--pwd", str(config.workspace), self.image, *argv]
         return a
 
-    def run(
-        self,
-        argv: list[str],
-        config: SandboxConfig,
-        *,
-        stdin: Path | None = None,
-        stdout: Path,
-        stderr: Path,
-    ) -> SandboxResult:
-        """Run ``argv`` with ``apptainer exec`` under ``config``; never raises for what it does."""
-        if not argv:
-            raise ValueError("argv must not be empty")
-        check_config_paths(config)
-        enforced: dict[str, bool | str] = {
+    def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
+        """What ``apptainer exec --containall`` enforces for ``config``."""
+        return {
             "time": True,
             "pid_ns": True,
             "ipc_ns": True,
@@ -113,19 +99,20 @@ class ApptainerSandbox:
             "seccomp": "not enforced: no seccomp filter in this backend version",
             **limit_entries(config),
         }
-        ok, reason = self.available()
-        if not ok:
-            return not_started(f"failed to start: {reason}", enforced, stdout, stderr)
+
+    def run_isolated(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        enforced: dict[str, bool | str],
+        *,
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+        extra_ro_binds: list[tuple[Path, Path]],
+    ) -> SandboxResult:
+        """Run ``apptainer exec`` under the supervisor (inside the egress session ``run`` opened)."""
         with contextlib.ExitStack() as stack:
-            plan = stack.enter_context(
-                egress_session(argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR)
-            )
-            enforced["egress"] = plan.enforced
-            if plan.proxy is not None:
-                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
-                config = config.model_copy(
-                    update={"env": {**config.env, **plan.env}, "ro_binds": [*config.ro_binds, *sorted(extra)]}
-                )
             empty = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ptb-empty-")))
             (empty / "dir").mkdir()
             (empty / "file").touch()
@@ -134,7 +121,7 @@ class ApptainerSandbox:
             try:
                 outcome = supervise(
                     self.build_argv(
-                        plan.argv, config, extra_ro_binds=plan.binds,
+                        argv, config, extra_ro_binds=extra_ro_binds,
                         empty_dir=empty / "dir", empty_file=empty / "file",
                     ),  # fmt: skip
                     env={"PATH": os.environ.get("PATH", os.defpath)},

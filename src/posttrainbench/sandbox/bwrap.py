@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -39,13 +38,12 @@ from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
-    check_config_paths,
     limit_entries,
-    not_started,
     output_cap_bytes,
     workspace_watchdog,
 )
-from posttrainbench.sandbox.egress import BRIDGE_EXEC_FAILED, SANDBOX_SOCKET_DIR, egress_session
+from posttrainbench.sandbox.egress import BRIDGE_EXEC_FAILED
+from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
 
@@ -69,7 +67,7 @@ def _depth(p: Path) -> int:
     return len(p.parts)
 
 
-class BwrapSandbox:
+class BwrapSandbox(IsolatingSandbox):
     """Sandbox backend built on bubblewrap (``bwrap``)."""
 
     name = "bwrap"
@@ -163,7 +161,8 @@ class BwrapSandbox:
         a += argv
         return a
 
-    def _enforced_base(self, config: SandboxConfig) -> dict[str, bool | str]:
+    def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
+        """What bwrap enforces for ``config`` (uid: not when the harness runs as root)."""
         uid = os.getuid()
         net: bool | str = (
             True
@@ -189,52 +188,23 @@ class BwrapSandbox:
             **limit_entries(config),
         }
 
-    def run(
-        self,
-        argv: list[str],
-        config: SandboxConfig,
-        *,
-        stdin: Path | None = None,
-        stdout: Path,
-        stderr: Path,
-    ) -> SandboxResult:
-        """Run ``argv`` inside bwrap under ``config``. Never raises for what the command does."""
-        if not argv:
-            raise ValueError("argv must not be empty")
-        check_config_paths(config)
-        enforced = self._enforced_base(config)
-        ok, reason = self.available()
-        if not ok:
-            return not_started(f"failed to start: {reason}", enforced, stdout, stderr)
+    def preflight(self, config: SandboxConfig) -> str | None:
+        """The GPU device nodes asked for must exist."""
         missing = [f"/dev/nvidia{i}" for i in config.gpus if not os.path.exists(f"/dev/nvidia{i}")]
-        if missing:
-            error = f"failed to start: GPU device node(s) missing: {', '.join(missing)}"
-            return not_started(error, enforced, stdout, stderr)
+        return f"GPU device node(s) missing: {', '.join(missing)}" if missing else None
 
-        with egress_session(
-            argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR
-        ) as plan:
-            enforced["egress"] = plan.enforced
-            if plan.proxy is not None:
-                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
-                config = config.model_copy(
-                    update={
-                        "env": {**config.env, **plan.env},
-                        "ro_binds": [*config.ro_binds, *sorted(extra)],
-                    }
-                )
-            return self._run(plan.argv, config, enforced, stdin, stdout, stderr, plan.binds)
-
-    def _run(
+    def run_isolated(
         self,
         argv: list[str],
         config: SandboxConfig,
         enforced: dict[str, bool | str],
+        *,
         stdin: Path | None,
         stdout: Path,
         stderr: Path,
         extra_ro_binds: list[tuple[Path, Path]],
     ) -> SandboxResult:
+        """Run ``argv`` under bwrap (inside the egress session ``run`` opened)."""
         cgroups, limits = setup_cgroups(
             config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS
         )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 import tarfile
 import tempfile
 import threading
@@ -35,14 +34,13 @@ from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
-    check_config_paths,
     limit_entries,
     not_started,
     output_cap_bytes,
     workspace_watchdog,
 )
 from posttrainbench.sandbox.bwrap import HOSTNAME, SYSTEM_DIRS
-from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
+from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.process import _Pump
 
 HOSTFS_IMAGE = "ptb-hostfs:1"
@@ -51,7 +49,7 @@ IO_DIR = Path("/run/ptb-io")
 IO_WRAPPER = 'exec "$@" < /run/ptb-io/stdin > /run/ptb-io/stdout 2> /run/ptb-io/stderr'
 
 
-class DockerSandbox:
+class DockerSandbox(IsolatingSandbox):
     """Sandbox backend on a Docker daemon (``DOCKER_HOST`` or the default socket)."""
 
     name = "docker"
@@ -157,20 +155,9 @@ class DockerSandbox:
             ]
         return {k: v for k, v in kw.items() if v is not None}
 
-    def run(
-        self,
-        argv: list[str],
-        config: SandboxConfig,
-        *,
-        stdin: Path | None = None,
-        stdout: Path,
-        stderr: Path,
-    ) -> SandboxResult:
-        """Run ``argv`` in a container under ``config``; never raises for what it does."""
-        if not argv:
-            raise ValueError("argv must not be empty")
-        check_config_paths(config)
-        enforced: dict[str, bool | str] = {
+    def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
+        """What a container enforces for ``config``."""
+        return {
             "time": True, "pid_ns": True, "ipc_ns": True, "uts_ns": True,
             "net_ns": True if config.network != NetworkPolicy.open else "not enforced: network=open (host network)",
             "filesystem": True, "env": True, "capabilities": True, "gpus": True,
@@ -180,19 +167,20 @@ class DockerSandbox:
             "pids": True if config.max_pids else "not requested",
             **limit_entries(config),
         }  # fmt: skip
-        ok, reason = self.available()
-        if not ok:
-            return not_started(f"failed to start: {reason}", enforced, stdout, stderr)
+
+    def run_isolated(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        enforced: dict[str, bool | str],
+        *,
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+        extra_ro_binds: list[tuple[Path, Path]],
+    ) -> SandboxResult:
+        """Create, start and supervise the container (inside the egress session ``run`` opened)."""
         with contextlib.ExitStack() as stack:
-            plan = stack.enter_context(
-                egress_session(argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR)
-            )
-            enforced["egress"] = plan.enforced
-            if plan.proxy is not None:
-                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
-                config = config.model_copy(
-                    update={"env": {**config.env, **plan.env}, "ro_binds": [*config.ro_binds, *sorted(extra)]}
-                )
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ptb-docker-")))
             io_dir, empty = tmp / "io", tmp / "empty"
             io_dir.mkdir()
@@ -206,7 +194,7 @@ class DockerSandbox:
             try:
                 image = self.ensure_image()
                 kwargs = self.container_kwargs(
-                    plan.argv, config, io_dir=io_dir, extra_ro_binds=plan.binds,
+                    argv, config, io_dir=io_dir, extra_ro_binds=extra_ro_binds,
                     empty_dir=empty, empty_file=tmp / "empty-file",
                 )  # fmt: skip
                 container = self.client().containers.create(image, **kwargs)

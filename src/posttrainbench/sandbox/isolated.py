@@ -1,0 +1,78 @@
+"""The shared ``run()`` of the isolating backends (bwrap, docker, apptainer).
+
+Each backend says what it enforces for a config (``enforced``), whether it can start here
+(``available`` and ``preflight``), and how to run a command it has been handed
+(``run_isolated``). Everything in between is the same for all of them and lives here: argument
+checks, the not-started result, and the egress session (the allow-list proxy, its forwarder,
+and the environment and read-only binds the forwarder needs inside the sandbox).
+"""
+
+from __future__ import annotations
+
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from posttrainbench.sandbox.base import SandboxConfig, SandboxResult, check_config_paths, not_started
+from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
+
+
+class IsolatingSandbox(ABC):
+    """Base of the backends that isolate the command: implements ``Sandbox.run``."""
+
+    name: str
+
+    @abstractmethod
+    def available(self) -> tuple[bool, str]:
+        """Whether the backend works on this machine, and why not."""
+
+    @abstractmethod
+    def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
+        """Each isolation property and limit: True, or a string saying how / why not."""
+
+    def preflight(self, config: SandboxConfig) -> str | None:
+        """A reason this config cannot start here (beyond ``available``), or None."""
+        return None
+
+    @abstractmethod
+    def run_isolated(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        enforced: dict[str, bool | str],
+        *,
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+        extra_ro_binds: list[tuple[Path, Path]],
+    ) -> SandboxResult:
+        """Run ``argv`` (already wrapped for egress) with ``extra_ro_binds`` (host, inside) added."""
+
+    def run(
+        self,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        stdin: Path | None = None,
+        stdout: Path,
+        stderr: Path,
+    ) -> SandboxResult:
+        """Run ``argv`` under ``config``; never raises for what the command does."""
+        if not argv:
+            raise ValueError("argv must not be empty")
+        check_config_paths(config)
+        enforced = self.enforced(config)
+        ok, reason = self.available()
+        problem = reason if not ok else self.preflight(config)
+        if problem:
+            return not_started(f"failed to start: {problem}", enforced, stdout, stderr)
+        with egress_session(argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR) as plan:
+            enforced["egress"] = plan.enforced
+            if plan.proxy is not None:  # the forwarder runs on this interpreter inside the sandbox
+                extra = {Path(sys.prefix), Path(sys.base_prefix)} - set(config.ro_binds)
+                config = config.model_copy(
+                    update={"env": {**config.env, **plan.env}, "ro_binds": [*config.ro_binds, *sorted(extra)]}
+                )
+            return self.run_isolated(
+                plan.argv, config, enforced, stdin=stdin, stdout=stdout, stderr=stderr, extra_ro_binds=plan.binds
+            )
