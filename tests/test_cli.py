@@ -62,6 +62,14 @@ def test_show_reports_a_broken_run_folder(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "unreadable run.json" in res.output
 
 
+def test_show_prints_the_data_pin_status(tmp_path: Path) -> None:
+    from posttrainbench.testing import write_synthetic_run
+
+    folder = write_synthetic_run(tmp_path, score=0.4, data_status="differs")
+    res = runner.invoke(app, ["show", str(folder)], terminal_width=200)
+    assert res.exit_code == 0 and "score: 0.4" in res.output and "data: differs" in res.output
+
+
 def _write_run(root: Path, repeat: int, score: float | None, verified: bool) -> None:
     from posttrainbench.catalog import get_base_model
     from posttrainbench.domain import PhaseState, RunRecord, RunSpec, VerdictStatus

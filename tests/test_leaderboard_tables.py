@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,24 @@ def test_report_weights_gain_time_cost_and_flags(tmp_path: Path) -> None:
     flagged = [c for c in rep.cells if c.fallback]
     assert len(flagged) == 1 and flagged[0].flags == ["M"] and flagged[0].score == 0.2 and flagged[0].raw == 0.9
     assert lora.per_model[M2] is None
+
+
+def test_a_cell_evaluated_on_an_unpinned_set_falls_back_flagged_d(tmp_path: Path) -> None:
+    """Only possible with PTB_ALLOW_UNPINNED_DATA=1: verified, but not comparable, so it scores
+    the base model like any flagged cell (raw score kept)."""
+    _results(tmp_path)
+    write_synthetic_run(tmp_path, agent_config="lora", benchmark="gsm8k-calc", base_model=M2, score=0.9,
+                        data_status="differs")  # fmt: skip
+    write_synthetic_run(tmp_path, agent_config="lora", benchmark="gsm8k", base_model=M2, score=0.45,
+                        data_status="pinned", created_at=datetime.now(timezone.utc) + timedelta(seconds=1))  # fmt: skip
+    rep = build_report(tmp_path)
+    cells = {(c.benchmark, c.base_model): c for c in rep.cells if c.label.startswith("reference/lora")}
+    d = cells[("gsm8k-calc", M2)]
+    assert d.fallback and d.flags == ["D"] and d.raw == 0.9 and d.score == 0.1
+    assert d.reason == "evaluated on a set that is not the pinned one"
+    pinned = cells[("gsm8k", M2)]
+    assert not pinned.fallback and pinned.flags == [] and pinned.score == 0.45
+    assert "| D |" in to_markdown(rep)
 
 
 def test_equal_weights_without_instruct_baselines_is_said(tmp_path: Path) -> None:

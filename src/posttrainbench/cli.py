@@ -135,6 +135,13 @@ def _print_record(record, root: Path) -> None:  # noqa: ANN001 (RunRecord, impor
         console.print(f"  {v.gate:14s} {v.status.value:8s} {v.summary}")
     if record.metrics:
         console.print(f"score: {record.metrics.get('score')}  ({record.metrics.get('status')})")
+        data = record.metrics.get("data") or {}
+        if data:
+            style = {"pinned": "green", "differs": "red"}.get(data.get("status"), "yellow")
+            console.print(
+                f"data: [{style}]{data.get('status')}[/] sha256 {str(data.get('items_sha256', ''))[:16]} "
+                f"({data.get('n_items')} items from {escape(', '.join(data.get('sources', [])))})"
+            )
     if record.failure:
         console.print(f"[red]failure:[/red] {record.failure}")
     console.print(f"folder: {root}")

@@ -117,10 +117,12 @@ def write_synthetic_run(
     usage: dict[str, float] | None = None,
     created_at: "datetime | None" = None,
     suffix: str = "",
+    data_status: str | None = None,
 ) -> Path:
     """Write the ``run.json`` of a finished run without running anything (leaderboard tests,
     benchmarks). ``score=None`` means the evaluation failed; ``verdict`` is the final verdict
-    (``pass``/``fail``/``not_run``) of one required gate. Returns the run folder."""
+    (``pass``/``fail``/``not_run``) of one required gate; ``data_status`` the evaluation set's
+    pin status (``pinned``/``unpinned``/``differs``), if any. Returns the run folder."""
     from datetime import datetime, timezone
 
     from .catalog import get_base_model
@@ -140,7 +142,8 @@ def write_synthetic_run(
         verdicts=[Verdict(gate="lineage", status=status, summary=f"synthetic {verdict}")],
         required_gates=["lineage"],
         final_verdict=status,
-        metrics={"status": "ok", "score": score} if score is not None else {"status": "failed", "error": "synthetic"},
+        metrics=({"status": "ok", "score": score} if score is not None else {"status": "failed", "error": "synthetic"})
+        | ({"data": {"status": data_status}} if data_status else {}),
         time_used_s=time_used_s,
         usage=usage or {},
         failure=failure if failure is not None else (None if score is not None else "evaluate: synthetic failure"),

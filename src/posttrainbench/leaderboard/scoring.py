@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..domain import RunRecord
-from ..results.summary import RunSummary, summarize
+from ..results.summary import DATA_DIFFERS, RunSummary, summarize
 
 
 class Cell(BaseModel):
@@ -41,6 +41,8 @@ def score_cell(run: RunRecord | RunSummary, base_score: float | None) -> Cell:
         reason = s.failure or "no score"
     elif not s.verified:
         reason = "verification " + (s.final_verdict or "missing")
+    elif DATA_DIFFERS in s.flags:  # not comparable with the other cells
+        reason = "evaluated on a set that is not the pinned one"
     fallback = reason is not None
     return Cell(
         agent=s.agent,

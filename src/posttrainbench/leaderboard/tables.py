@@ -31,6 +31,7 @@ FLAG_CODES = {
     "model_format": "F",
     "judge_contamination": "C",  # imported upstream judge verdicts
     "judge_disallowed_model": "M",
+    "data": "D",  # evaluated on a set other than the pinned one
 }
 
 

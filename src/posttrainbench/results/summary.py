@@ -60,6 +60,10 @@ class RunSummary(BaseModel):
         return self.hours * 3600
 
 
+#: Flag of a run evaluated on a set that is not the pinned one (only with PTB_ALLOW_UNPINNED_DATA=1).
+DATA_DIFFERS = "data:differs"
+
+
 def summarize(record: RunRecord, path: str = "") -> RunSummary:
     """Flatten a run record (``path`` is the run folder relative to the results root)."""
     spec, m = record.spec, record.metrics
@@ -91,7 +95,8 @@ def summarize(record: RunRecord, path: str = "") -> RunSummary:
             f"{v.gate}:{v.status.value}"
             for v in record.verdicts
             if v.status != VerdictStatus.passed and v.gate in record.required_gates
-        ],
+        ]
+        + ([DATA_DIFFERS] if (m.get("data") or {}).get("status") == "differs" else []),
     )
 
 
