@@ -7,7 +7,9 @@ Cases (each through the real Inspect task of the benchmark, scored, model loaded
     ``model.generate`` batches;
 (b) ``ptb-hf``, ``batch_size=1``: one request at a time (the per-request path);
 (c) Inspect's ``hf`` provider at its defaults (its own queue batching, up to 32 per batch), with
-    the model's own chat template.
+    the model's own chat template;
+(v) ``ptb-vllm`` (GPU, ``posttrainbench[gpu]``): the whole set in one ``LLM.generate`` call, as
+    the harness's ``vllm`` backend does. Not in the default cases; ``--cases v,a,b`` on a GPU.
 
 Run from the repository root with the project's venv::
 
@@ -51,7 +53,12 @@ def main() -> int:
     from posttrainbench.catalog import get_benchmark
     from posttrainbench.data import load_test_items
     from posttrainbench.demo_model import ensure_smollm2
-    from posttrainbench.evaluation import build_task
+    from posttrainbench.evaluation import build_task, vllm_available
+
+    if "v" in args.cases.split(","):
+        ok, why = vllm_available()
+        if not ok:
+            ap.error(f"case v: {why}")
 
     model_path = args.model or ensure_smollm2()
     bench = get_benchmark(args.benchmark)
@@ -64,6 +71,9 @@ def main() -> int:
         if case == "a":
             return get_model("ptb-hf/m", memoize=False, model_path=str(model_path), chat_template=template,
                              batch_size=args.batch_size, device=device), args.batch_size  # fmt: skip
+        if case == "v":  # the harness's vllm backend: batch = the whole set
+            return get_model("ptb-vllm/m", memoize=False, model_path=str(model_path), chat_template=template,
+                             batch_size=len(items)), len(items)  # fmt: skip
         if case == "b":
             return get_model("ptb-hf/m", memoize=False, model_path=str(model_path), chat_template=template,
                              batch_size=1, device=device), 1  # fmt: skip
@@ -75,6 +85,7 @@ def main() -> int:
         "a": f"(a) ptb-hf, batch_size={args.batch_size}",
         "b": "(b) ptb-hf, batch_size=1 (per request)",
         "c": "(c) Inspect hf provider, defaults",
+        "v": "(v) ptb-vllm, whole set at once",
     }
     rows = []
     for case in args.cases.split(","):
