@@ -78,6 +78,33 @@ def test_edited_set_differs_from_the_pin(tmp_path: Path, monkeypatch: pytest.Mon
     assert allowed.status == "differs" and allowed.allowed_by_env and allowed.require() is allowed
 
 
+def _copy_gsm8k(root: Path) -> Path:
+    (root / "gsm8k").mkdir(parents=True)
+    for split in ("test", "train"):
+        shutil.copy(data_root() / "gsm8k" / f"{split}.jsonl", root / "gsm8k" / f"{split}.jsonl")
+    return root / "gsm8k"
+
+
+def test_few_shot_turns_are_pinned_when_used_and_a_zero_shot_baseline_is_not_refused(tmp_path: Path) -> None:
+    gsm8k = get_benchmark("gsm8k")
+    shipped = load_test_set(gsm8k).provenance
+    assert shipped.fewshot_sha256 == gsm8k.fewshot_sha256 and shipped.status == "pinned"
+    folder = _copy_gsm8k(tmp_path)
+    lines = (folder / "train.jsonl").read_text().splitlines(keepends=True)
+    rec = json.loads(lines[2])  # the third of the 10 few-shot examples
+    rec["answer"] = rec["answer"].replace("####", "#### 1", 1)
+    lines[2] = json.dumps(rec) + "\n"
+    (folder / "train.jsonl").write_text("".join(lines))
+    prov = load_test_set(gsm8k, tmp_path).provenance
+    assert prov.items_sha256 == gsm8k.items_sha256  # the test items themselves are unchanged
+    assert prov.status == "differs" and "few-shot turns" in (prov.problem() or "")
+    # ptb baseline evaluates zero-shot: the same pinned test items, no few-shot turns to check
+    zero = gsm8k.model_copy(update={"fewshot": 0})
+    for root in (None, tmp_path):
+        z = load_test_set(zero, root).provenance
+        assert z.status == "pinned" and z.fewshot_sha256 is None and z.items_sha256 == gsm8k.items_sha256
+
+
 def test_the_harness_refuses_to_score_an_edited_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _copy_aime(tmp_path / "data")
     path.write_text(path.read_text().replace('"answer":"70"', '"answer":"71"', 1))

@@ -46,6 +46,7 @@ class Benchmark(Frozen):
     items_sha256: str | None = Field(
         None, description="Pin: sha256 of the full evaluation set as asked (see data.provenance)."
     )
+    fewshot_sha256: str | None = Field(None, description="Pin: sha256 of the few-shot turns, if any.")
     test_split: str = "test"
     local_test_file: str | None = Field(
         None, description="File name under the data root (e.g. 'gsm8k/test.jsonl')."

@@ -5,8 +5,8 @@ if set, else the copies shipped in ``posttrainbench/resources``); the hub id + r
 used where no local file exists (GPQA: gated, hub only).
 
 ``items_sha256`` pins each evaluation set by content (``posttrainbench.data.provenance``): the
-digest of the full set as the evaluator asks it, measured on the shipped files (BFCL: the data
-files of the pinned ``bfcl-eval`` wheel). GPQA is unpinned: its data is gated and was never
+digest of the full set as the evaluator asks it, and ``fewshot_sha256`` GSM8K's few-shot turns;
+measured on the shipped files (BFCL: the data files of the pinned ``bfcl-eval`` wheel). GPQA is unpinned: its data is gated and was never
 available to verify; its digest and hub commit are recorded with every result.
 """
 
@@ -20,7 +20,7 @@ _PAPER: tuple[Benchmark, ...] = (
         display_name="AIME 2025",
         hub_id="math-ai/aime25",
         local_test_file="aime2025/test.jsonl",
-        items_sha256="f5905ef813904e420868bd95dd42e6e1ce2ba2b06d2195d2d21104fd899234d9",
+        items_sha256="99b8ec6738aa6aedbde4dabf60e4d13bba9816a957baeb893a993752fe03c0e8",
         full_size=30,
         dev_size=10,
         max_tokens_ladder=(16000, 12000, 8000),
@@ -30,7 +30,7 @@ _PAPER: tuple[Benchmark, ...] = (
         id="arenahardwriting",
         display_name="Arena-Hard v2 (creative writing)",
         local_test_file="arenahardwriting/question.jsonl",
-        items_sha256="81a012ab07ecbaaa265486431eae8339c965401c741ddd5b54312153da925024",
+        items_sha256="d8815712a81adba42f44418cc10fdd2e048a8cc0ff617068a9257d83b498e411",
         full_size=250,
         dev_size=25,
         max_tokens_ladder=(16000, 12000, 8000),
@@ -43,7 +43,7 @@ _PAPER: tuple[Benchmark, ...] = (
         id="bfcl",
         display_name="BFCL exec_simple",
         local_test_file="bfcl/BFCL_v4_exec_simple.json",  # else from the bfcl-eval wheel
-        items_sha256="5ea1e140bf412163726bbf8fdb02a19039a5d072e971fd660ebf60e86a4ab3eb",
+        items_sha256="a875c1876719d9bb1f2daebedabad29349c94e5930ac682eadd050e8f70dfb97",
         full_size=100,
         dev_size=20,
         max_tokens_ladder=(4000, 3000, 2000),
@@ -68,7 +68,8 @@ _PAPER: tuple[Benchmark, ...] = (
         hub_config="main",
         local_test_file="gsm8k/test.jsonl",
         local_train_file="gsm8k/train.jsonl",
-        items_sha256="aca224445c7372222d34b9c230943641c6f335634dfb5765600e73350bf4b012",
+        items_sha256="89c58267fd95da8fafaef7de8c5e81ca84f284fab109d9ed1df5539836f3cb31",
+        fewshot_sha256="8f904e5679b5df6bf9ff67da7ea96d06cd1250b406c6c5db3e598040cad9dc74",
         full_size=1319,
         dev_size=100,
         max_tokens_ladder=(4000, 3000, 2000),
@@ -80,7 +81,7 @@ _PAPER: tuple[Benchmark, ...] = (
         id="healthbench",
         display_name="HealthBench (easy)",
         local_test_file="healthbench/healthbench_easy.jsonl",
-        items_sha256="2d5a8e89f5d9d6e6ccea31b3300d15f8d86fa524055c555df8844691ef4175c4",
+        items_sha256="8350229754b87a5c485113944cfba8b958400813130a0edebef6c85fae4b0bdd",
         full_size=245,
         dev_size=25,
         max_tokens_ladder=(16000, 12000, 8000),
@@ -93,7 +94,7 @@ _PAPER: tuple[Benchmark, ...] = (
         display_name="HumanEval",
         hub_id="openai/openai_humaneval",
         local_test_file="humaneval/HumanEval.jsonl.gz",
-        items_sha256="c4f3d00d84589a0a0b7d84d99bb9111173b5dc4079d340b6e34cdee46559e31d",
+        items_sha256="ee309b970e70006af96c85c40c3467a6f0581d9799a40142a979b08a072e2da5",
         full_size=164,
         dev_size=30,
         max_tokens_ladder=(4000, 3000, 2000),
@@ -111,7 +112,7 @@ _DEMO: tuple[Benchmark, ...] = (
         display_name="GSM8K calculator steps (CPU demo)",
         local_test_file="gsm8k/test.jsonl",
         local_train_file="gsm8k/train.jsonl",
-        items_sha256="96568f61b74ec40d5b84085a63e95eba6ddac895c06aa545ee59c43949c747f4",
+        items_sha256="9ff5df58e0eee92e72ff1987a8343ae63200e8f1a87eedd9cafe444e1df70dae",
         full_size=200,
         dev_size=50,
         max_tokens_ladder=(16, 12, 8),

@@ -15,12 +15,13 @@ from .items import (
     write_items_file,
 )
 from .loaders import TestSet, gsm8k_fewshot, load_test_items, load_test_set, load_train_examples
-from .provenance import ALLOW_UNPINNED_ENV, DataProvenance, items_sha256
+from .provenance import ALLOW_UNPINNED_ENV, DataProvenance, fewshot_sha256, items_sha256
 
 __all__ = [
     "ALLOW_UNPINNED_ENV",
     "DataProvenance",
     "TestSet",
+    "fewshot_sha256",
     "items_sha256",
     "load_test_set",
     "DATA_DIR_ENV",

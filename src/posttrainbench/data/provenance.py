@@ -1,8 +1,9 @@
 """Where a benchmark's evaluation set came from, and whether it is the pinned one.
 
 Every benchmark whose data we could verify carries ``items_sha256`` in the catalog: the sha256 of
-its full evaluation set *as the evaluator asks it* (the items' prompts, targets, few-shot turns and
-metadata, in order). Loading from a local file or from the hub must give exactly that set; a
+its full evaluation set *as the evaluator asks it* (the items' prompts, targets, own context and
+metadata, in order), and, where it asks few-shot turns (GSM8K), ``fewshot_sha256`` of those turns
+(checked whenever they are used; a zero-shot baseline asks none). Loading from a local file or from the hub must give exactly that set; a
 file that was edited, truncated or re-ordered, or a hub dataset that moved, gives another digest
 and the harness refuses to score with it (unless ``PTB_ALLOW_UNPINNED_DATA=1``, which is recorded).
 Pinning the content rather than only a hub commit also covers the local files and the BFCL wheel,
@@ -31,12 +32,31 @@ _SOURCES: ContextVar[list[str] | None] = ContextVar("ptb_data_sources", default=
 
 
 def items_sha256(items: Iterable[Item]) -> str:
-    """sha256 of the items as canonical JSON lines (sorted keys), in order."""
+    """sha256 of the items' test content as asked (prompt, target, own context, metadata; not the
+    few-shot turns, see ``fewshot_sha256``), as canonical JSON lines (sorted keys), in order."""
     h = hashlib.sha256()
     for it in items:
-        h.update(json.dumps(it.model_dump(mode="json"), sort_keys=True, ensure_ascii=False).encode("utf-8"))
-        h.update(b"\n")
+        h.update(_canonical(it.model_dump(mode="json", exclude={"fewshot"})))
     return h.hexdigest()
+
+
+def fewshot_sha256(items: Iterable[Item]) -> str | None:
+    """sha256 of the distinct few-shot contexts (from the train split) in order of first use;
+    None when no item has one (a zero-shot evaluation)."""
+    seen: list[tuple[object, ...]] = []
+    for it in items:
+        if it.fewshot and it.fewshot not in seen:
+            seen.append(it.fewshot)
+    if not seen:
+        return None
+    h = hashlib.sha256()
+    for turns in seen:
+        h.update(_canonical([t.model_dump(mode="json") for t in turns]))  # type: ignore[attr-defined]
+    return h.hexdigest()
+
+
+def _canonical(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 def note_source(source: str) -> None:
@@ -68,14 +88,21 @@ class DataProvenance(BaseModel):
     full_size: int
     items_sha256: str
     pinned_sha256: str | None = None
+    fewshot_sha256: str | None = None
+    pinned_fewshot_sha256: str | None = None
     status: Literal["pinned", "unpinned", "differs"]
     allowed_by_env: bool = False
 
     @classmethod
     def of(cls, benchmark: Benchmark, items: list[Item], sources: list[str]) -> DataProvenance:
-        digest = items_sha256(items)
+        digest, shots = items_sha256(items), fewshot_sha256(items)
         pin = benchmark.items_sha256
-        status = "unpinned" if pin is None else ("pinned" if digest == pin else "differs")
+        # The few-shot turns are checked when they are used (a zero-shot baseline asks none).
+        shots_pin = benchmark.fewshot_sha256 if benchmark.fewshot > 0 else None
+        if pin is None:
+            status = "unpinned"
+        else:
+            status = "pinned" if digest == pin and (shots_pin is None or shots == shots_pin) else "differs"
         return cls(
             benchmark=benchmark.id,
             sources=list(sources),
@@ -83,6 +110,8 @@ class DataProvenance(BaseModel):
             full_size=benchmark.full_size,
             items_sha256=digest,
             pinned_sha256=pin,
+            fewshot_sha256=shots,
+            pinned_fewshot_sha256=shots_pin,
             status=status,
             allowed_by_env=status == "differs" and os.environ.get(ALLOW_UNPINNED_ENV) == "1",
         )
@@ -91,12 +120,21 @@ class DataProvenance(BaseModel):
         """Why this set must not be scored as the benchmark (None when it may)."""
         if self.status != "differs" or self.allowed_by_env:
             return None
-        size = "" if self.n_items == self.full_size else f" ({self.n_items} items, the benchmark has {self.full_size})"
+        if self.items_sha256 == self.pinned_sha256:
+            what = (
+                f"its few-shot turns (sha256 {str(self.fewshot_sha256)[:12]}…, pinned "
+                f"{str(self.pinned_fewshot_sha256)[:12]}…) are not the pinned ones"
+            )
+        else:
+            size = "" if self.n_items == self.full_size else f" ({self.n_items} items, the benchmark has {self.full_size})"
+            what = (
+                f"is not the pinned one{size} (sha256 {self.items_sha256[:12]}…, pinned "
+                f"{(self.pinned_sha256 or '')[:12]}…)"
+            )
         return (
-            f"{self.benchmark}: the evaluation set loaded from {', '.join(self.sources) or 'its sources'}"
-            f"{size} is not the pinned one (sha256 {self.items_sha256[:12]}…, pinned "
-            f"{(self.pinned_sha256 or '')[:12]}…). Restore the original data, or set "
-            f"{ALLOW_UNPINNED_ENV}=1 to evaluate on it anyway (recorded in the result)."
+            f"{self.benchmark}: the evaluation set loaded from {', '.join(self.sources) or 'its sources'} "
+            f"{what}. Restore the original data, or set {ALLOW_UNPINNED_ENV}=1 to evaluate on it "
+            f"anyway (recorded in the result)."
         )
 
     def require(self) -> DataProvenance:
