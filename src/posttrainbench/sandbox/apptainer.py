@@ -30,12 +30,10 @@ from posttrainbench.sandbox.base import (
     SandboxConfig,
     SandboxResult,
     limit_entries,
-    output_cap_bytes,
-    workspace_watchdog,
 )
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
-from posttrainbench.sandbox.process import supervise
+from posttrainbench.sandbox.process import supervise_in_cgroups
 
 
 class ApptainerSandbox(IsolatingSandbox):
@@ -118,34 +116,17 @@ class ApptainerSandbox(IsolatingSandbox):
             (empty / "file").touch()
             cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, track=True)
             enforced.update(limits)
-            try:
-                outcome = supervise(
-                    self.build_argv(
-                        argv, config, extra_ro_binds=extra_ro_binds,
-                        empty_dir=empty / "dir", empty_file=empty / "file",
-                    ),  # fmt: skip
-                    env={"PATH": os.environ.get("PATH", os.defpath)},
-                    cwd=Path("/"),
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
-                    time_limit_s=config.time_limit_s,
-                    kill_grace_s=config.kill_grace_s,
-                    cgroups=cgroups,
-                    spare_leader=False,
-                    max_output_bytes=output_cap_bytes(config),
-                    watchdog=workspace_watchdog(config),
-                )
-            finally:
-                oom = cgroups.oom_kills() > 0 if cgroups is not None else False
-                if cgroups is not None:
-                    cgroups.remove()
-        return SandboxResult(
-            exit_code=outcome.returncode,
-            timed_out=outcome.timed_out,
-            duration_s=outcome.duration_s,
-            error=outcome.start_error,
-            enforced=enforced,
-            oom_killed=oom,
-            limit_exceeded=outcome.limit_exceeded,
-        )
+            return supervise_in_cgroups(
+                self.build_argv(
+                    argv, config, extra_ro_binds=extra_ro_binds,
+                    empty_dir=empty / "dir", empty_file=empty / "file",
+                ),  # fmt: skip
+                config,
+                enforced,
+                cgroups=cgroups,
+                env={"PATH": os.environ.get("PATH", os.defpath)},
+                cwd=Path("/"),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+            )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from posttrainbench.sandbox.base import SandboxConfig, SandboxResult, output_cap_bytes, workspace_watchdog
 from posttrainbench.sandbox.limits import JOIN_FAILED_EXIT, JOIN_FAILED_MSG, JOIN_SCRIPT, Cgroups
 
 log = logging.getLogger(__name__)
@@ -351,6 +352,53 @@ def supervise(
         finally:
             for pump in pumps:
                 pump.join(timeout=10)
+
+
+def supervise_in_cgroups(
+    argv: Sequence[str],
+    config: SandboxConfig,
+    enforced: dict[str, bool | str],
+    *,
+    cgroups: Cgroups | None,
+    env: dict[str, str],
+    cwd: Path,
+    stdin: Path | None,
+    stdout: Path,
+    stderr: Path,
+) -> SandboxResult:
+    """``supervise`` with ``config``'s time limit, output cap and workspace quota, inside
+    ``cgroups`` (removed afterwards; an OOM kill there is reported), as a ``SandboxResult``.
+    For backends whose command is the run's leader (apptainer, none); bwrap has its own."""
+    oom = False
+    try:
+        outcome = supervise(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            time_limit_s=config.time_limit_s,
+            kill_grace_s=config.kill_grace_s,
+            cgroups=cgroups,
+            spare_leader=False,
+            max_output_bytes=output_cap_bytes(config),
+            watchdog=workspace_watchdog(config),
+        )
+    finally:
+        if cgroups is not None:
+            with contextlib.suppress(Exception):
+                oom = cgroups.oom_kills() > 0
+            cgroups.remove()
+    return SandboxResult(
+        exit_code=outcome.returncode,
+        timed_out=outcome.timed_out,
+        duration_s=outcome.duration_s,
+        error=outcome.start_error,
+        enforced=enforced,
+        oom_killed=oom,
+        limit_exceeded=outcome.limit_exceeded,
+    )
 
 
 def _supervised(

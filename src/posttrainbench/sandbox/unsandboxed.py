@@ -16,7 +16,6 @@ ignored (recorded as not enforced). What it does keep:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -28,11 +27,9 @@ from posttrainbench.sandbox.base import (
     check_config_paths,
     limit_entries,
     not_started,
-    output_cap_bytes,
-    workspace_watchdog,
 )
 from posttrainbench.sandbox.limits import setup_cgroups
-from posttrainbench.sandbox.process import supervise
+from posttrainbench.sandbox.process import supervise_in_cgroups
 
 NOT_ISOLATED = "not enforced: unsandboxed backend"
 
@@ -91,35 +88,16 @@ class UnsandboxedSandbox:
             if cgroups is not None
             else "partial: process group, session and descendants only (no writable cgroup)"
         )
-        oom = False
-        try:
-            outcome = supervise(
-                [exe, *argv[1:]],
-                env=env,
-                cwd=config.workspace,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                time_limit_s=config.time_limit_s,
-                kill_grace_s=config.kill_grace_s,
-                cgroups=cgroups,
-                spare_leader=False,
-                max_output_bytes=output_cap_bytes(config),
-                watchdog=workspace_watchdog(config),
-            )
-        finally:
-            if cgroups is not None:
-                with contextlib.suppress(Exception):
-                    oom = cgroups.oom_kills() > 0
-                cgroups.remove()
-        return SandboxResult(
-            exit_code=outcome.returncode,
-            timed_out=outcome.timed_out,
-            duration_s=outcome.duration_s,
-            error=outcome.start_error,
-            enforced=enforced,
-            oom_killed=oom,
-            limit_exceeded=outcome.limit_exceeded,
+        return supervise_in_cgroups(
+            [exe, *argv[1:]],
+            config,
+            enforced,
+            cgroups=cgroups,
+            env=env,
+            cwd=config.workspace,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
         )
 
 
