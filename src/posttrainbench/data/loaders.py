@@ -6,6 +6,7 @@ A local file under the data root comes first (``benchmark.local_test_file`` /
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import random
@@ -130,9 +131,12 @@ def _records(benchmark: Benchmark, root: Path, which: str) -> list[dict[str, Any
     return [dict(r) for r in ds]
 
 
+@functools.cache
 def _resolve_hub_revision(hub_id: str) -> str | None:
-    """The commit the hub's default branch points at now (recorded with the result, so the
-    evaluation names the exact data it used); None offline or for a local dataset folder."""
+    """The commit the hub's default branch points at (recorded with the result, so the
+    evaluation names the exact data it used); None offline or for a local dataset folder.
+    Resolved once per process: a benchmark's test and train splits, and every later load in
+    the same process, come from the same commit."""
     if Path(hub_id).exists():
         return None
     try:

@@ -15,9 +15,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal, ParamSpec
 
 from pydantic import BaseModel as _Model
