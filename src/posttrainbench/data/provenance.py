@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..domain import Benchmark
-from .items import DataError, Item
+from .items import ChatTurn, DataError, Item
 
 ALLOW_UNPINNED_ENV = "PTB_ALLOW_UNPINNED_DATA"
 
@@ -43,7 +43,7 @@ def items_sha256(items: Iterable[Item]) -> str:
 def fewshot_sha256(items: Iterable[Item]) -> str | None:
     """sha256 of the distinct few-shot contexts (from the train split) in order of first use;
     None when no item has one (a zero-shot evaluation)."""
-    seen: list[tuple[object, ...]] = []
+    seen: list[tuple[ChatTurn, ...]] = []
     for it in items:
         if it.fewshot and it.fewshot not in seen:
             seen.append(it.fewshot)
@@ -51,7 +51,7 @@ def fewshot_sha256(items: Iterable[Item]) -> str | None:
         return None
     h = hashlib.sha256()
     for turns in seen:
-        h.update(_canonical([t.model_dump(mode="json") for t in turns]))  # type: ignore[attr-defined]
+        h.update(_canonical([t.model_dump(mode="json") for t in turns]))
     return h.hexdigest()
 
 
