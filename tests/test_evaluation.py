@@ -310,7 +310,7 @@ def _copy_without(src: Path, dst: Path, *names: str) -> Path:
         ("adapter", "PEFT adapter"),
         ("no-weights", "no weights"),
         ("garbage-weights", "safetensors header does not parse"),
-        ("truncated-weights", "safetensors header does not parse"),
+        ("truncated-weights", "truncated: the header declares"),
         ("no-tokenizer", "no tokenizer"),
         ("bad-config", "config.json does not parse"),
         ("unknown-arch", "cannot load the model"),

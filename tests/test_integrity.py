@@ -263,12 +263,12 @@ def test_model_format_good_and_sharded_pass(models, tmp_path):
         ("no_config", "no config.json"),
         ("no_model_type", "no model_type"),
         ("no_weights", "no weights"),
-        ("truncated", "header does not parse"),
+        ("truncated", "truncated"),
         ("garbage", "header does not parse"),
-        ("bin_only", "pickle weights refused: use safetensors"),
-        ("missing_shard", "missing shard"),
+        ("bin_only", "pickled weights (pytorch_model.bin) are not accepted"),
+        ("missing_shard", "missing shard model-00002-of-00003.safetensors"),
         ("no_tokenizer", "no tokenizer"),
-        ("remote_code", "custom model code refused"),
+        ("remote_code", "custom model code (auto_map)"),
     ],
 )
 def test_model_format_failures(models, tmp_path, breakage, reason):

@@ -85,10 +85,13 @@ def test_malformed_final_model_fails_verification_and_evaluation(tmp_path: Path,
     record = pipe.run()
     assert record.completed
     assert _verdicts(record)["model_format"] == VerdictStatus.failed
-    assert record.failure.startswith("verify: gates not passed: model_format=fail")
-    assert record.metrics["status"] == "failed" and record.metrics["error"]
-    assert not pipe.paths.metrics_json.exists()
-    assert (pipe.paths.final_model / "model.safetensors").stat().st_size == 100, "the evidence is kept"
+    fmt = next(v for v in record.verdicts if v.gate == "model_format")
+    assert "config.json does not parse" in fmt.summary
+    # Refused when the canonical submission is made (collect): nothing is evaluated.
+    assert record.failure.startswith("collect: final_model/ rejected: config.json does not parse")
+    assert record.metrics == {} and record.phases["evaluate"].details == {"skipped": "no final_model"}
+    assert not pipe.paths.metrics_json.exists() and not pipe.paths.final_model.exists()
+    assert (pipe.paths.workspace / "final_model" / "model.safetensors").stat().st_size == 100, "the evidence is kept"
 
 
 def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent) -> None:

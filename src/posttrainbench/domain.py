@@ -187,6 +187,11 @@ class RunRecord(_PydanticModel):
     )
     manifest: dict[str, str] = Field(default_factory=dict, description="harness file -> sha256")
     final_model_hashes: dict[str, str] = Field(default_factory=dict)
+    submission: dict[str, Any] | None = Field(
+        None,
+        description="The canonical submission made at collect (models.canonical.CanonicalSubmission): "
+        "files and hashes, weights digest, ignored files, renamed tensors, config overrides.",
+    )
     verdicts: list[Verdict] = Field(default_factory=list)
     required_gates: list[str] = Field(default_factory=list)
     final_verdict: VerdictStatus | None = Field(

@@ -47,18 +47,17 @@ from .integrity import (
     check_trace,
     run_judge,
     secret_values_from_env,
-    TransferError,
     build_index_cached,
     check_lineage,
     check_model_folder,
     check_tamper,
     check_transfer,
-    collect_final_model,
     final_status,
     scan,
     write_manifest,
 )
 from .model_store import cache_root, resolve_base_model, resolve_forbidden_models
+from .models import SubmissionRejected, base_weight_bytes, canonicalize
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
 from .sandbox.secrets import foreign_secrets, redact_file, redact_tree, secret_values
@@ -99,6 +98,20 @@ def _env_int(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) <= 0:
         raise PhaseError(f"{name}={raw!r} must be a positive integer")
     return int(raw)
+
+
+def _env_float(name: str, default: float) -> float:
+    """A positive number setting from the environment (bad values: a clear error)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise PhaseError(f"{name}={raw!r} must be a positive number")
+    return value
 
 
 def _hms(seconds: float) -> str:
@@ -206,7 +219,8 @@ class Pipeline:
 
         items, provenance = load_test_set(self.benchmark)
         provenance.require()  # before the agent's hours: the harness will only score the pinned set
-        write_dev_file(ws / "task" / "dev.jsonl", dev_items(self.benchmark, items))
+        dev = dev_items(self.benchmark, items)
+        write_dev_file(ws / "task" / "dev.jsonl", dev)
         train_files: list[str] = []
         try:
             examples = load_train_examples(self.benchmark)
@@ -250,6 +264,9 @@ class Pipeline:
             "base_model_path": str(base_path),
             "train_files": train_files,
             "n_test_items": len(items),
+            # The items the agent sees with their answers; the final result also reports the
+            # score without them (held-out).
+            "dev_ids": [it.id for it in dev],
             "data": provenance.model_dump(mode="json"),
             "harness_files": harness_files,
             "agent_files": agent_files,
@@ -365,18 +382,32 @@ class Pipeline:
         record.usage = trace.usage().model_dump()
         src = self.paths.workspace / "final_model"
         shutil.rmtree(self.paths.final_model, ignore_errors=True)
-        if not src.is_dir():
+        record.final_model_hashes, record.submission = {}, None
+        extra = {"redacted_files": redacted} if redacted else {}
+        if not (src.is_dir() or src.is_symlink()):
             self._outcome(record, "collect", "agent left no final_model/")
-            return {"final_model": False, **({"redacted_files": redacted} if redacted else {})}
+            return {"final_model": False, **extra}
+        # The canonical submission: what every gate and the evaluator read (models.canonical).
+        base_path = Path(record.phases["prepare"].details["base_model_path"])
+        factor = _env_float("PTB_SUBMISSION_SIZE_FACTOR", 3.0)
+        limit = int(factor * max(base_weight_bytes(base_path), 1 << 20))
         try:
-            record.final_model_hashes = collect_final_model(src, self.paths.final_model)
-        except TransferError as exc:
-            shutil.rmtree(self.paths.final_model, ignore_errors=True)
+            canon = canonicalize(
+                src, self.paths.final_model, base_path, allowed_root=self.paths.workspace, max_weight_bytes=limit
+            )
+        except SubmissionRejected as exc:
             self._outcome(record, "collect", f"final_model/ rejected: {exc}")
-            return {"final_model": False, "rejected": str(exc)}
-        size = sum(p.stat().st_size for p in self.paths.final_model.rglob("*") if p.is_file())
-        details = {"final_model": True, "files": len(record.final_model_hashes), "bytes": size}
-        return details | ({"redacted_files": redacted} if redacted else {})
+            return {"final_model": False, "rejected": str(exc), **extra}
+        record.final_model_hashes = canon.files
+        record.submission = canon.model_dump(mode="json")
+        details = {
+            "final_model": True,
+            "files": len(canon.files),
+            "bytes": sum(p.stat().st_size for p in self.paths.final_model.iterdir()),
+            "weights_digest": canon.weights_digest,
+            "ignored_files": canon.ignored_files,
+        }
+        return details | extra
 
     def _verify(self, record: RunRecord) -> dict:
         if record.imported_from:
@@ -401,8 +432,14 @@ class Pipeline:
             else:
                 verdicts.append(_not_run("lineage", "final_model is not a readable model folder"))
         else:
-            for gate in ("transfer", "model_format", "lineage"):
-                verdicts.append(_not_run(gate, "no final_model to check"))
+            rejected = record.phases["collect"].details.get("rejected")
+            verdicts.append(_not_run("transfer", "no final_model was collected"))
+            verdicts.append(
+                Verdict(gate="model_format", status=VerdictStatus.failed, summary=f"final_model/ rejected: {rejected}")
+                if rejected
+                else _not_run("model_format", "no final_model to check")
+            )
+            verdicts.append(_not_run("lineage", "no final_model to check"))
         verdicts.append(self._contamination(ev, record.manifest))
         policy = AuditPolicy.for_run(
             agent_hosts=self.agent.spec.api_hosts,
@@ -568,6 +605,7 @@ class Pipeline:
             self._outcome(record, "evaluate", f"final_model changed after collect: {recheck.summary}")
             return {"skipped": "final_model changed after collect"}
         self.progress("evaluate", f"{self.benchmark.display_name} on final_model")
+        prep = record.phases["prepare"].details
         result = evaluate_model(
             self.paths.final_model,
             self.benchmark,
@@ -575,13 +613,16 @@ class Pipeline:
             self.paths.eval_dir,
             limit=self.spec.eval_limit,
             batch_size=self.eval_batch_size,
+            base_model_path=Path(prep["base_model_path"]),
+            weights_digest=(record.submission or {}).get("weights_digest"),
+            heldout_exclude=prep.get("dev_ids", ()),
         )
         record.metrics = result.model_dump(mode="json")
         if result.status == "ok":
             atomic_write_json(self.paths.metrics_json, result.to_metrics_json())
         else:
             self._outcome(record, "evaluate", result.error or "evaluation failed")
-        return {"status": result.status, "score": result.score}
+        return {"status": result.status, "score": result.score, "heldout_score": result.heldout_score}
 
     def _record(self, record: RunRecord) -> dict:
         record.versions = _versions() | {"agent": record.phases["solve"].details.get("agent_version", "")}

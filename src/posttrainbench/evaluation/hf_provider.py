@@ -16,9 +16,17 @@ Differences from Inspect's built-in ``hf`` provider, all on purpose:
   call per sample; ``max_connections`` should equal the batch size), so N samples take
   ceil(N / batch_size) ``model.generate`` loops, and no fixed multi-second wait per batch.
 
+* the context length and the end-of-sequence text are the harness's (``context_length`` and
+  ``eos_token`` model args, taken from the declared base model by the runner: see ``limits``),
+  not what the submission's config or tokenizer say;
+* after loading, the tensors held are checked against the folder's files and the recorded
+  weights digest (``models.loaded_check``): a loader that read anything else fails the load.
+
 Model args: ``model_path`` (folder; default the model name), ``chat_template`` (required),
 ``batch_size`` (16), ``device`` (auto), ``dtype`` (bfloat16 on CUDA, float32 on CPU),
 ``batch_window_s`` (0.1: how long a partial batch waits for more requests),
+``context_length`` / ``eos_token`` (the harness's limits; default: the model's own),
+``weights_digest`` (the digest recorded for the submission; default: that of the files),
 ``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder).
 """
 
@@ -171,8 +179,15 @@ def _weights_dtype(device: str, dtype: str | None) -> Any:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def load_model_and_tokenizer(path: Path, device: str, dtype: str | None = None) -> tuple[Any, Any]:
-    """Load a submitted folder for evaluation: no remote code, no network, pinned decoding."""
+def load_model_and_tokenizer(
+    path: Path, device: str, dtype: str | None = None, *, weights_digest: str | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Load a submitted folder for evaluation: no remote code, no network, pinned decoding.
+
+    Returns (model, tokenizer, weights check): the loaded tensors are verified against the
+    folder's safetensors and ``weights_digest`` (see :mod:`posttrainbench.models.loaded_check`)."""
+    from ..models.loaded_check import WeightsMismatchError, check_loaded_weights
+
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
     try:
@@ -199,11 +214,19 @@ def load_model_and_tokenizer(path: Path, device: str, dtype: str | None = None) 
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise ModelLoadError(f"the checkpoint in {path} lacks {len(missing)} weight(s) of the model: {shown}")
+    for kind in ("unexpected_keys", "mismatched_keys"):
+        extra = sorted(map(str, info.get(kind) or []))
+        if extra:  # a tensor the loader skipped is one the gates saw and the evaluator did not
+            raise ModelLoadError(f"the checkpoint in {path} has {len(extra)} {kind.replace('_', ' ')}: {extra[0]}")
+    try:
+        check = check_loaded_weights(model, path, weights_digest)
+    except WeightsMismatchError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from exc
     model.to(device)
     model.eval()
     # Pinned decoding: nothing of the submission's generation_config.json may reach generate().
     model.generation_config = GenerationConfig()
-    return model, tok
+    return model, tok, check
 
 
 class PtbHFAPI(ModelAPI):
@@ -234,6 +257,11 @@ class PtbHFAPI(ModelAPI):
         window_s = float(args.pop("batch_window_s", 0.1))
         fail_above = args.pop("fail_above_max_tokens", None)
         self.fail_above_max_tokens = int(fail_above) if fail_above is not None else None
+        ctx = args.pop("context_length", None)
+        self.harness_context = int(ctx) if ctx is not None else None
+        self.harness_eos: str | None = args.pop("eos_token", None) or None
+        self.weights_digest: str | None = args.pop("weights_digest", None) or None
+        self.weights_check: dict[str, Any] | None = None
         self._load(device, dtype, args)
         if args:
             raise ValueError(f"{self.__class__.__name__}: unknown model_args {sorted(args)}")
@@ -246,7 +274,9 @@ class PtbHFAPI(ModelAPI):
         import torch
 
         self.device = str(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model, self.tokenizer = load_model_and_tokenizer(self.model_path, self.device, dtype)
+        self.model, self.tokenizer, self.weights_check = load_model_and_tokenizer(
+            self.model_path, self.device, dtype, weights_digest=self.weights_digest
+        )
 
     # -- Inspect hooks ------------------------------------------------------------------------
 
@@ -340,6 +370,9 @@ class PtbHFAPI(ModelAPI):
         )
 
     def context_length(self) -> int | None:
+        """The harness's context length (the base model's), else the loaded model's."""
+        if self.harness_context is not None:
+            return self.harness_context
         cfg = self.model.config
         cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
         value = getattr(cfg, "max_position_embeddings", None)
@@ -347,14 +380,16 @@ class PtbHFAPI(ModelAPI):
 
     def stop_strings(self, key: GenKey) -> tuple[str, ...]:
         out: list[str] = []
-        for s in (*key.stop, *self.end_of_turn, self.tokenizer.eos_token):
+        eos = self.harness_eos if self.harness_eos is not None else self.tokenizer.eos_token
+        for s in (*key.stop, *self.end_of_turn, eos):
             if s and s not in out:
                 out.append(s)
         return tuple(out)
 
     def _eos_ids(self, stops: tuple[str, ...]) -> list[int]:
         tok = self.tokenizer
-        ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        # With harness limits, only the harness's stop strings end generation token-wise.
+        ids = {tok.eos_token_id} if tok.eos_token_id is not None and self.harness_eos is None else set()
         unk = tok.unk_token_id
         vocab = tok.get_vocab()
         for s in stops:  # stop strings that are single tokens also end generation token-wise
@@ -377,7 +412,7 @@ class PtbHFAPI(ModelAPI):
             temperature=key.temperature if sample else None,
             top_p=key.top_p if sample else None,
             top_k=0 if sample else None,  # pinned: top_p only, no top-k cut
-            eos_token_id=eos_ids,
+            eos_token_id=eos_ids or None,
             pad_token_id=tok.pad_token_id,
             stop_strings=list(stops) or None,
         )

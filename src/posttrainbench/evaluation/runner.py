@@ -15,7 +15,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, ParamSpec
@@ -26,6 +26,7 @@ from pydantic import Field
 from ..data import DataError, DataProvenance, Item, load_test_set
 from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
 from .hf_provider import free_accelerator_memory
+from .limits import HarnessLimits, limits_from_folder
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .scorers import scoring_spec
@@ -53,6 +54,8 @@ class LogCheck(_Model):
     n_scored: int = 0
     n_expected: int = 0
     problems: list[str] = Field(default_factory=list)
+    heldout_score: float | None = None
+    n_heldout: int = 0
 
 
 class EvalResult(_Model):
@@ -83,6 +86,17 @@ class EvalResult(_Model):
     data: DataProvenance | None = Field(
         None, description="The evaluation set used: sources (files, hub commit), digest, pin status."
     )
+    heldout_score: float | None = Field(
+        None, description="The score on the items the agent was not given (the full set minus its dev items)."
+    )
+    n_heldout: int = Field(0, description="Scored items that count for heldout_score.")
+    n_dev_excluded: int = Field(0, description="Items excluded from heldout_score (the agent's dev items).")
+    limits: HarnessLimits | None = Field(
+        None, description="Context length and end-of-sequence text enforced, from the declared base model."
+    )
+    weights_check: dict[str, Any] | None = Field(
+        None, description="Post-load check that the tensors held are the verified submission's."
+    )
 
     @property
     def ok(self) -> bool:
@@ -99,6 +113,11 @@ class EvalResult(_Model):
             "n_expected": self.n_expected,
             "max_tokens_used": self.max_tokens_used,
             "error": self.error,
+            **(
+                {"heldout": {self.metric: self.heldout_score, "n_scored": self.n_heldout, "dev_excluded": self.n_dev_excluded}}
+                if self.n_dev_excluded
+                else {}
+            ),
             **({"grader": self.grader} if self.grader else {}),
             **({"data": self.data.model_dump(mode="json")} if self.data else {}),
         }
@@ -113,6 +132,19 @@ def ladder(benchmark: Benchmark, max_tokens: int | None = None) -> list[int]:
     if max_tokens < 1:
         raise ValueError("max_tokens must be >= 1")
     return ([max_tokens] + [t for t in rungs if t < max_tokens])[: len(rungs)]
+
+
+def harness_limits(base_model: BaseModel, base_model_path: Path | None = None) -> HarnessLimits:
+    """The limits the evaluator enforces: those of the base model's folder (``base_model_path``,
+    else the catalog entry resolved without downloading anything new where it is local)."""
+    from ..model_store import ModelUnavailableError, resolve_base_model
+
+    if base_model_path is None:
+        try:
+            base_model_path = resolve_base_model(base_model)
+        except ModelUnavailableError as exc:
+            raise ValueError(f"the harness's limits come from the base model, which is unavailable: {exc}") from exc
+    return limits_from_folder(Path(base_model_path))
 
 
 def check_model_folder(path: Path) -> str | None:
@@ -145,13 +177,19 @@ def read_generation_config(path: Path) -> dict[str, Any] | None:
 
 
 def check_log(
-    log_path: str | Path, benchmark_id: str, expected_ids: list[str], *, code_sandbox: str = "bwrap"
+    log_path: str | Path,
+    benchmark_id: str,
+    expected_ids: list[str],
+    *,
+    code_sandbox: str = "bwrap",
+    heldout_exclude: Collection[str] = (),
 ) -> LogCheck:
     """Re-score every sample of a raw Inspect log from what it holds and compare with Inspect.
 
     The per-sample values are recomputed by the benchmark's ``rescore`` (the reply for answer
     rules, a new sandboxed execution for HumanEval, the tool calls for BFCL, the grader's raw
-    verdict for graded benchmarks) and aggregated by its ``aggregate``.
+    verdict for graded benchmarks) and aggregated by its ``aggregate``; the same aggregate over
+    the samples not in ``heldout_exclude`` (the agent's dev items) is the held-out score.
     """
     from inspect_ai.log import read_eval_log
     from inspect_ai.scorer import value_to_float
@@ -190,6 +228,8 @@ def check_log(
         stored[sid] = to_float(score.value)
     n = len(seen)
     mine: float | None = None
+    heldout_score: float | None = None
+    n_heldout = 0
     if scored:
         try:
             values = spec.rescore(scored, sandbox=code_sandbox) if spec.executes_code else spec.rescore(scored)
@@ -200,6 +240,10 @@ def check_log(
             if disagreements:
                 problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
             mine = spec.aggregate(scored, values)
+            excluded = set(heldout_exclude)
+            heldout = [s for s in scored if str(s.id) not in excluded]
+            if excluded and heldout:
+                heldout_score, n_heldout = spec.aggregate(heldout, values), len(heldout)
         except Exception as exc:
             problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
     if unscored:
@@ -228,6 +272,8 @@ def check_log(
         n_scored=n,
         n_expected=len(expected),
         problems=problems,
+        heldout_score=heldout_score,
+        n_heldout=n_heldout,
     )
 
 
@@ -288,6 +334,9 @@ def evaluate_model(
     served_model: str | None = None,
     api_key_env: str | None = None,
     code_sandbox: str = "bwrap",
+    base_model_path: Path | None = None,
+    weights_digest: str | None = None,
+    heldout_exclude: Collection[str] = (),
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
@@ -301,6 +350,12 @@ def evaluate_model(
     where enforceable) only where the caller is already sandboxed (the agent's ``evaluate.py``).
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
     ``eval`` needs a loop of its own).
+
+    The context length and end-of-sequence text come from the base model's folder
+    (``base_model_path``, else the catalog entry resolved locally; see :mod:`.limits`), never from
+    the evaluated folder. ``weights_digest``: the digest recorded when the submission was made
+    canonical; the loaded tensors must match it (``ptb-hf``). ``heldout_exclude``: item ids the
+    agent was given (its dev items); the result also reports the score without them.
     """
     start = time.monotonic()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -366,13 +421,25 @@ def evaluate_model(
 
     from inspect_ai import eval as inspect_eval
 
+    args = dict(model_args or {})
+    if uses_model_folder(backend):
+        try:
+            limits = harness_limits(base_model, base_model_path)
+        except ValueError as exc:
+            return failed(str(exc), n_expected=n_expected)
+        common["limits"] = limits
+        args = {"context_length": limits.context_length, "eos_token": limits.eos_token, **args}
+        if weights_digest:
+            args["weights_digest"] = weights_digest
     try:
         model = make_model(
             backend, model_path, chat_template=base_model.chat_template, batch_size=batch_size, device=device,
-            model_args=model_args, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+            model_args=args, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
         )  # fmt: skip
     except Exception as exc:
         return failed(f"cannot load model: {exc}", n_expected=n_expected)
+    common["weights_check"] = getattr(model.api, "weights_check", None)
+    dev_excluded = len(set(heldout_exclude) & set(ids))
 
     out_dir.mkdir(parents=True, exist_ok=True)
     attempts: list[Attempt] = []
@@ -409,7 +476,9 @@ def evaluate_model(
                 free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
-            check = check_log(elog.location, benchmark.id, ids, code_sandbox=code_sandbox)
+            check = check_log(
+                elog.location, benchmark.id, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude
+            )
             kw = dict(
                 n_scored=check.n_scored,
                 n_expected=n_expected,
@@ -418,6 +487,9 @@ def evaluate_model(
                 log_path=elog.location,
                 reported_score=check.reported_score,
                 decoding=benchmark.decoding.model_copy(update={"max_tokens": budget}),
+                heldout_score=check.heldout_score,
+                n_heldout=check.n_heldout,
+                n_dev_excluded=dev_excluded,
                 **grader_stats(),
             )
             if not check.ok:

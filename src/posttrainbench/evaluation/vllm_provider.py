@@ -12,7 +12,12 @@ does not need it, constructing the provider does.
 
 Model args (besides ``ptb-hf``'s ``model_path``, ``chat_template``, ``batch_size``,
 ``batch_window_s``): ``gpu_memory_utilization`` (0.9), ``tensor_parallel_size`` (1),
-``max_model_len`` (the model's), ``dtype`` ("auto"), ``seed`` (0).
+``max_model_len`` (the harness's ``context_length``, i.e. the base model's), ``dtype``
+("auto"), ``seed`` (0).
+
+vLLM loads the weights in its own worker (fusing projections), so the post-load comparison of
+``ptb-hf`` (``models.loaded_check``) is not made here: ``weights_check`` says so. What vLLM reads
+is the canonical folder, which holds one weight set and nothing that selects another.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class PtbVLLMAPI(PtbHFAPI):
             seed=int(args.pop("seed", 0)),
             generation_config="vllm",  # ignore the submission's generation_config.json
         )
-        max_len = args.pop("max_model_len", None)
+        max_len = args.pop("max_model_len", None) or self.harness_context
         if max_len is not None:
             engine_args["max_model_len"] = int(max_len)
         try:
@@ -71,6 +76,7 @@ class PtbVLLMAPI(PtbHFAPI):
             raise ModelLoadError(f"vLLM cannot load {path}: {type(exc).__name__}: {exc}") from exc
         self.model = None
         self.device = "cuda"
+        self.weights_check = {"method": "not checked after loading: vLLM holds the weights in its own worker"}
 
     def context_length(self) -> int | None:
         return int(self.llm.llm_engine.model_config.max_model_len)

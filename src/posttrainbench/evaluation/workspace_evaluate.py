@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         # code (HumanEval) then runs in a plain subprocess with a time limit, inside that sandbox.
         # The harness's final evaluation always executes it in its own bwrap sandbox.
         code_sandbox="none",
+        # The harness's limits (context length, end of sequence) are the base model's.
+        base_model_path=Path(task["base_model_path"]) if task.get("base_model_path") else None,
     )
     out = {**result.to_metrics_json(), "attempts": [a.model_dump() for a in result.attempts], "log_path": result.log_path}
     if args.json_output_file:
