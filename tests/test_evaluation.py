@@ -405,3 +405,48 @@ def test_workspace_evaluate_script(tiny, tmp_path, calc_items, monkeypatch, caps
     assert rc == 1 and json.loads((ws / "bad.json").read_text())["status"] == "failed"
     (ws / "task" / "task.json").write_text("{}")
     assert script.main([]) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the harness's limits come from the base model; the held-out score
+
+
+def test_the_submission_cannot_move_the_harness_limits(tiny, tmp_path, calc_items):
+    """A submission that claims a longer context and another end-of-sequence token is still
+    held to the base model's: 512 positions and '</s>'."""
+    sub = tmp_path / "sub"
+    shutil.copytree(tiny, sub)
+    cfg = json.loads((sub / "config.json").read_text())
+    (sub / "config.json").write_text(json.dumps({**cfg, "max_position_embeddings": 8192}))
+    tc = json.loads((sub / "tokenizer_config.json").read_text())
+    (sub / "tokenizer_config.json").write_text(json.dumps({**tc, "eos_token": "\n", "model_max_length": 8192}))
+    bench = CALC.model_copy(update={"max_tokens_ladder": (600, 40, 8)})
+    res = evaluate_model(sub, bench, TINY, tmp_path / "a", items=calc_items[:2], batch_size=2, base_model_path=tiny)
+    assert res.status == "ok", res.error
+    assert res.limits.context_length == 512 and res.limits.eos_token == "</s>" and res.limits.source == str(tiny)
+    assert "exceeds the model's context length (512)" in res.attempts[0].error
+    model = get_model(
+        "ptb-hf/sub", memoize=False, model_path=str(sub), chat_template="chatml",
+        context_length=res.limits.context_length, eos_token=res.limits.eos_token,
+    )  # fmt: skip
+    assert model.api.stop_strings(GenKey(8, 0.0, 1.0, ())) == ("<|im_end|>", "</s>"), "not the submission's '\\n'"
+    assert model.api.context_length() == 512
+    # without harness limits (a bare provider), the folder's own values would have applied
+    bare = get_model("ptb-hf/sub", memoize=False, model_path=str(sub), chat_template="chatml")
+    assert bare.api.context_length() == 8192 and "\n" in bare.api.stop_strings(GenKey(8, 0.0, 1.0, ()))
+
+
+def test_heldout_score_leaves_out_the_dev_items(tiny, tmp_path, calc_items):
+    items = calc_items[:6]
+    dev = [it.id for it in items[:2]] + ["not-in-this-set"]
+    res = evaluate_model(tiny, CALC, TINY, tmp_path, items=items, batch_size=6, heldout_exclude=dev)
+    assert res.status == "ok", res.error
+    elog = read_eval_log(res.log_path)
+    per = {str(s.id): float(s.scores["ptb_answer"].value == "C") for s in elog.samples}
+    held = [per[it.id] for it in items[2:]]
+    assert (res.n_heldout, res.n_dev_excluded) == (4, 2)
+    assert res.heldout_score == pytest.approx(sum(held) / len(held))
+    assert res.score == pytest.approx(sum(per.values()) / 6)
+    assert res.to_metrics_json()["heldout"] == {"accuracy": res.heldout_score, "n_scored": 4, "dev_excluded": 2}
+    plain = evaluate_model(tiny, CALC, TINY, tmp_path / "p", items=items, batch_size=6)
+    assert plain.heldout_score is None and "heldout" not in plain.to_metrics_json()

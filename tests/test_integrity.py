@@ -20,13 +20,11 @@ from posttrainbench.fsutil import hash_tree
 from posttrainbench.integrity.contamination import tokenize
 from posttrainbench.integrity import (
     ContaminationIndex,
-    TransferError,
     build_index,
     check_lineage,
     check_model_folder,
     check_tamper,
     check_transfer,
-    collect_final_model,
     final_status,
     scan,
     texts_from_files,
@@ -183,60 +181,10 @@ def test_tamper_without_manifest_is_not_run(workspace):
 # ----------------------------------------------------------------------------- transfer
 
 
-def test_collect_copies_and_hashes(models, tmp_path):
-    src = tmp_path / "ws" / "final_model"
-    shutil.copytree(models["finetune"], src)
-    (src / "alias.json").symlink_to("config.json")  # link inside final_model: copied as a file
-    dest = tmp_path / "run" / "final_model"
-    hashes = collect_final_model(src, dest)
-    assert hashes == hash_tree(dest)
-    assert not (dest / "alias.json").is_symlink() and hashes["alias.json"] == hashes["config.json"]
-    assert check_transfer(dest, hashes, tmp_path / "ev").status == PASS
-
-
-def test_collect_rejects_symlink_escaping(tmp_path):
-    secret = tmp_path / "secret.txt"
-    secret.write_text("API_KEY=sk-...")
-    src = tmp_path / "ws" / "final_model"
-    src.mkdir(parents=True)
-    (src / "config.json").write_text("{}")
-    (src / "model.safetensors").symlink_to(secret)
-    with pytest.raises(TransferError, match="outside"):
-        collect_final_model(src, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-    # ... unless the link stays inside an allowed root given by the harness, e.g. the workspace
-    (src / "model.safetensors").unlink()
-    (tmp_path / "ws" / "ckpt.safetensors").write_bytes(b"xyz")
-    (src / "model.safetensors").symlink_to(tmp_path / "ws" / "ckpt.safetensors")
-    with pytest.raises(TransferError, match="outside"):
-        collect_final_model(src, tmp_path / "out")
-    hashes = collect_final_model(src, tmp_path / "out", allowed_root=tmp_path / "ws")
-    assert set(hashes) == {"config.json", "model.safetensors"}
-
-
-def test_collect_rejects_fifo_folder_link_and_oversize(tmp_path):
-    src = tmp_path / "final_model"
-    src.mkdir()
-    (src / "config.json").write_text("{}")
-    os.mkfifo(src / "pipe")
-    with pytest.raises(TransferError, match="special file"):
-        collect_final_model(src, tmp_path / "out")
-    (src / "pipe").unlink()
-    (src / "sub").symlink_to(src)
-    with pytest.raises(TransferError, match="folder"):
-        collect_final_model(src, tmp_path / "out")
-    (src / "sub").unlink()
-    (src / "big.bin").write_bytes(b"\0" * 4096)
-    with pytest.raises(TransferError, match="above the cap"):
-        collect_final_model(src, tmp_path / "out", max_total_bytes=1000)
-    with pytest.raises(TransferError, match="no final_model"):
-        collect_final_model(tmp_path / "nothing", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-
-
 def test_transfer_detects_changes_after_collect(models, tmp_path):
     dest = tmp_path / "collected"
-    hashes = collect_final_model(models["finetune"], dest)
+    shutil.copytree(models["finetune"], dest)  # collect itself: tests/test_canonical_submission.py
+    hashes = hash_tree(dest)
     with open(dest / "config.json", "a") as fh:
         fh.write(" ")
     (dest / "extra.txt").write_text("x")

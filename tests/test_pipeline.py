@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from inspect_ai.log import read_eval_log
 
 from posttrainbench.catalog import UnknownNameError
 from posttrainbench.domain import RunSpec, VerdictStatus
@@ -44,7 +45,17 @@ def test_reference_agent_full_lifecycle_then_resume_is_a_no_op(tmp_path: Path) -
     assert gates["judge"] == VerdictStatus.not_run
     assert record.verified
     assert record.metrics["status"] == "ok" and record.metrics["n_scored"] == 6
-    assert json.loads(p.metrics_json.read_text())["accuracy"] == record.metrics["score"]
+    metrics = json.loads(p.metrics_json.read_text())
+    assert metrics["accuracy"] == record.metrics["score"]
+    # the dev items the agent was given are recorded, and the held-out score leaves them out
+    dev_ids = record.phases["prepare"].details["dev_ids"]
+    assert dev_ids == [json.loads(line)["id"] for line in (p.workspace / "task" / "dev.jsonl").read_text().splitlines()]
+    evaluated = {str(s.id) for s in read_eval_log(record.metrics["log_path"]).samples}
+    overlap = len(set(dev_ids) & evaluated)
+    assert record.metrics["n_dev_excluded"] == overlap and record.metrics["n_heldout"] == (6 - overlap if overlap else 0)
+    # what was evaluated is what was verified: the recorded weights digest, checked after loading
+    assert record.metrics["weights_check"]["digest"] == record.submission["weights_digest"]
+    assert record.metrics["limits"]["context_length"] is not None
     assert "loss" in p.solve_out.read_text().lower()
     assert p.contamination_judgement.read_text() == "no contamination detected\n"
     cell = score_cell(record, base_score=0.0)

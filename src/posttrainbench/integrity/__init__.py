@@ -16,7 +16,7 @@ from .contamination import ContaminationIndex, build_index, build_index_cached, 
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
-from .transfer import TransferError, check_transfer, collect_final_model
+from .transfer import check_transfer
 
 
 def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStatus:
@@ -45,14 +45,12 @@ __all__ = [
     "run_judge",
     "secret_values_from_env",
     "ContaminationIndex",
-    "TransferError",
     "build_index",
     "build_index_cached",
     "check_lineage",
     "check_model_folder",
     "check_tamper",
     "check_transfer",
-    "collect_final_model",
     "final_status",
     "load_index",
     "save_index",

@@ -93,7 +93,8 @@ def check_loaded_weights(model: Any, folder: Path, expected_digest: str | None =
             if not torch.equal(stored.to(t.dtype), t):
                 raise WeightsMismatchError(f"{name!r} holds values the stored dtype {e.dtype} cannot represent")
             flat = stored.reshape(-1).contiguous().cpu()
-            digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
+            if flat.numel():
+                digest.update(memoryview(flat.view(torch.uint8).numpy()))
         else:  # narrowed on load: compare with the file's values cast the same way
             if not torch.equal(_file_tensor(e, t.dtype), t.cpu()):
                 raise WeightsMismatchError(f"{name!r} differs from the checkpoint after loading")
