@@ -173,6 +173,10 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "json_object_reply": (HE0, FORGE + HE0_SIG + (
         "    body = b'[\"r\",{\"__eq__\":true}]'\n"
         "    _spray(struct.pack('>I', len(body)) + body)\n    __import__('time').sleep(30)\n")),
+    # a start failure would fail the whole evaluation (and the cell would fall back to the base score)
+    "fake_sandbox_error": (HE0, (
+        "import os\nos.lseek(2, 0, 0)\nos.write(2, b'bwrap: execvp python3: No such file or directory\\n')\n"
+        "os._exit(1)\n" + HE0_SIG + "    return True\n")),
     # --- children that outlive the call ---
     "fork_outlives_call": (HE0, FORGE + "import time\n" + HE0_SIG + (
         "    if os.fork() == 0:\n"
@@ -239,7 +243,8 @@ GONE, REJECTED, WRONG = "the candidate is gone", "the candidate's answer was rej
 CAUSES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(["frame_getframe", "gc_referrers", "module_level_hunt", "print_pass_everywhere",
                      "garbage_on_channel", "forged_oversized_header"], (REJECTED, GONE)),  # text sprayed on the channel
-    **dict.fromkeys(["inspect_stack", "os_exit_call", "kill_self", "fork_outlives_call", "read_stdin"], (GONE,)),
+    **dict.fromkeys(["inspect_stack", "os_exit_call", "kill_self", "fork_outlives_call", "read_stdin",
+                     "fake_sandbox_error"], (GONE,)),
     **dict.fromkeys(["builtins_abs", "builtins_assertionerror", "builtins_import", "sys_modules", "redefine_poly",
                      "eq_int_subclass", "eq_str_subclass", "eq_float_subclass", "eq_list_subclass",
                      "forged_replies_out_of_turn", "forged_huge_int", "double_fork_daemon"],
@@ -333,6 +338,15 @@ def has_close_elements(numbers, threshold):
     files = int(line.split()[1])
     assert files > 20 and "tests found: []" in line and "testers: 0;" in line, line
     assert "candidates: 0" not in line, line  # the /proc scan works: it sees its own processes
+
+
+def test_a_sandbox_that_cannot_start_is_an_error_not_a_score(raw, monkeypatch):
+    from posttrainbench.evaluation import code_exec
+
+    exe, binds = code_exec.python_for_sandbox()
+    monkeypatch.setattr(code_exec, "python_for_sandbox", lambda: ("/nonexistent/python3", binds))
+    res = run_programs([("x", _canonical(raw, HE0))], timeout_s=5)
+    assert res["x"].status == "sandbox_error" and "failed to start" in res["x"].stderr_tail, res["x"]
 
 
 # --- the codec on its own (the tester's decoder against hostile bytes) ---
