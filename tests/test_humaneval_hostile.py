@@ -314,7 +314,7 @@ def scan():
             if MARKER in data:
                 hits.append(p)
             if p.endswith("/cmdline") and "/task/" not in p:
-                roles += [r.decode() for r in data.split(b"\0")[5:6]]
+                roles += [r.decode() for r in data.split(b"\0") if r in (b"tester", b"candidate")]
     return files, hits, roles
 FILES, HITS, ROLES = scan()
 sys.stderr.write(f"SCANNED {FILES} files; tests found: {HITS}; testers: {ROLES.count('tester')}; "

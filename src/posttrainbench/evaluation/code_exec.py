@@ -24,8 +24,10 @@ fails the item.
 Each sandbox: a fresh empty workspace that is its only writable tree, no network (loopback
 only), a hard wall-clock limit enforced from outside (whole process tree killed), a cgroup
 memory and pid limit, ``RLIMIT_FSIZE`` (stdout/stderr included), and the base Python interpreter
-started with ``-I`` (isolated). Both sandboxes get the program's wall-clock limit; the tester
-also bounds each call. A pair costs about twice a single sandbox's start (``benchmarks/README.md``);
+started with ``-I -S`` (isolated, no site-packages: the standard library only). Both sandboxes
+get the program's wall-clock limit; the tester gives up a little earlier (and bounds each call),
+and a watchdog parent in the candidate's sandbox ends it as soon as the tester hangs up. A pair
+costs about 1.6 times the single sandbox of the previous design (``benchmarks/README.md``);
 programs run ``workers`` at a time. The ``none`` backend follows the same protocol with plain
 subprocesses, which isolate nothing (the candidate could then read the tests or write the
 tester's output file): it is for the agent's own ``evaluate.py``, already inside a sandbox.
@@ -108,8 +110,8 @@ class ExecResult:
 
 
 def python_for_sandbox() -> tuple[str, list[Path]]:
-    """The base interpreter (not the venv: programs get the standard library only) and the
-    folders it needs read-only inside the sandbox."""
+    """The base interpreter (not the venv; started with ``-S``: programs get the standard library
+    only) and the folders it needs read-only inside the sandbox."""
     exe = Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
     prefix = Path(sys.base_prefix).resolve()
     binds = {prefix}
@@ -177,13 +179,13 @@ def run_programs(
             nonce = secrets.token_hex(16)
             (out / "stdin").write_text(nonce + "\n", encoding="utf-8")
             cand_res = _Background(
-                backend, [exe, "-I", "-B", "-c", PROTOCOL_SOURCE, "candidate", str(chan), str(cand / SOLUTION_FILE),
+                backend, [exe, "-I", "-B", "-S", "-c", PROTOCOL_SOURCE, "candidate", str(chan), str(cand / SOLUTION_FILE),
                           program.entry_point], config(cand, chan),
                 stdin=None, stdout=out / "cand.out", stderr=out / "cand.err",
             )  # fmt: skip
             try:
                 test_res = backend.run(
-                    [exe, "-I", "-B", "-c", PROTOCOL_SOURCE, "tester", str(chan), str(test / PREAMBLE_FILE),
+                    [exe, "-I", "-B", "-S", "-c", PROTOCOL_SOURCE, "tester", str(chan), str(test / PREAMBLE_FILE),
                      str(test / TESTS_FILE), program.entry_point, repr(per_call), repr(tester_limit)],
                     config(test, chan), stdin=out / "stdin", stdout=out / "test.out", stderr=out / "test.err",
                 )  # fmt: skip

@@ -226,6 +226,11 @@ def candidate_main(chan: str, solution: str, entry_point: str) -> NoReturn:
     req = os.open(os.path.join(chan, REQ), os.O_RDONLY)  # waits for the tester
     resp = os.open(os.path.join(chan, RESP), os.O_WRONLY)
     _fork_watchdog(req, resp)
+    import site  # started with -S (no site-packages, a faster start): restore exit(), help(), ...
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     try:
         with open(solution, encoding="utf-8") as fh:
             code = compile(fh.read(), solution, "exec")
