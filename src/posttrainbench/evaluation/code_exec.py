@@ -178,15 +178,15 @@ def run_programs(
                 os.chmod(chan / name, 0o666)  # the sandbox may run as another uid
             nonce = secrets.token_hex(16)
             (out / "stdin").write_text(nonce + "\n", encoding="utf-8")
+            py = [exe, "-I", "-B", "-S", "-c", PROTOCOL_SOURCE]
             cand_res = _Background(
-                backend, [exe, "-I", "-B", "-S", "-c", PROTOCOL_SOURCE, "candidate", str(chan), str(cand / SOLUTION_FILE),
-                          program.entry_point], config(cand, chan),
-                stdin=None, stdout=out / "cand.out", stderr=out / "cand.err",
+                backend, [*py, "candidate", str(chan), str(cand / SOLUTION_FILE), program.entry_point],
+                config(cand, chan), stdin=None, stdout=out / "cand.out", stderr=out / "cand.err",
             )  # fmt: skip
             try:
                 test_res = backend.run(
-                    [exe, "-I", "-B", "-S", "-c", PROTOCOL_SOURCE, "tester", str(chan), str(test / PREAMBLE_FILE),
-                     str(test / TESTS_FILE), program.entry_point, repr(per_call), repr(tester_limit)],
+                    [*py, "tester", str(chan), str(test / PREAMBLE_FILE), str(test / TESTS_FILE),
+                     program.entry_point, repr(per_call), repr(tester_limit)],
                     config(test, chan), stdin=out / "stdin", stdout=out / "test.out", stderr=out / "test.err",
                 )  # fmt: skip
             finally:

@@ -39,6 +39,7 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 MAX_MESSAGE_BYTES = 4 * 2**20
@@ -251,7 +252,7 @@ def candidate_main(chan: str, solution: str, entry_point: str) -> NoReturn:
             msg = _read(req, None)
         except EOFError:
             _exit(0)
-        args, kwargs = decode(msg[1]), decode(msg[2])
+        args, kwargs = decode(msg[1]), decode(msg[2])  # ["c", args, kwargs] from the tester
         try:
             reply = dump_message(["r", encode(fn(*args, **kwargs))])
         except BaseException as e:  # SystemExit included: a call must return a value
@@ -300,7 +301,7 @@ class _State:
 
 
 def _connect(chan: str, deadline: float) -> tuple[int, int]:
-    """(req, resp) fds, non-blocking; :class:`ChannelBroken` if no candidate shows up in time."""
+    """(req, resp) fds, non-blocking; ``TimeoutError`` if no candidate shows up in time."""
     resp = os.open(os.path.join(chan, RESP), os.O_RDONLY | os.O_NONBLOCK)
     while True:
         try:
@@ -314,7 +315,7 @@ def _connect(chan: str, deadline: float) -> tuple[int, int]:
 
 
 def make_proxy(req: int, resp: int, entry_point: str, call_timeout_s: float, deadline: float,
-               state: _State) -> Any:  # fmt: skip
+               state: _State) -> Callable[..., Any]:  # fmt: skip
     """The function the tests call in place of the candidate's."""
 
     def broken(why: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -376,8 +377,8 @@ def tester_main(chan: str, preamble: str, tests: str, entry_point: str, call_tim
         print(f"ptb-tester: the candidate's answer was rejected: {e}", file=sys.stderr, flush=True)
         os._exit(EXIT_FAILED)
     if hello != ["h"]:
-        why = f"{hello[1]}: {hello[2]}" if len(hello) == 3 else repr(hello)[:200]
-        print(f"ptb-tester: the solution failed to load: {why}", file=sys.stderr, flush=True)
+        why = f"{hello[1]}: {hello[2]}" if len(hello) == 3 else repr(hello)
+        print(f"ptb-tester: the solution failed to load: {why[:_MESSAGE_TEXT]}", file=sys.stderr, flush=True)
         os._exit(EXIT_FAILED)
     proxy = make_proxy(req, resp, entry_point, call_timeout_s, deadline, state)
     ns[entry_point] = proxy  # tests may call the function by its name (HumanEval/33)
@@ -388,9 +389,8 @@ def tester_main(chan: str, preamble: str, tests: str, entry_point: str, call_tim
         traceback.print_exc()
         ok = False
     sys.stdout.flush()
-    if state.broken:
+    if state.broken:  # even if the tests caught the ChannelBroken
         print(f"ptb-tester: {state.broken}", file=sys.stderr, flush=True)
-    if state.broken:
         os._exit(state.exit_code)
     if not ok:
         os._exit(EXIT_FAILED)
