@@ -148,10 +148,13 @@ def test_inside_the_agent_sandbox_code_runs_in_a_subprocess(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
     code = (
-        "from posttrainbench.evaluation.code_exec import run_programs, SandboxUnavailableError\n"
-        "r = run_programs([('a', 'print(1)'), ('b', 'assert 0'), ('c', 'while True: pass')], sandbox='none', timeout_s=2)\n"
+        "from posttrainbench.evaluation.code_exec import Program, run_programs, SandboxUnavailableError\n"
+        "t = 'def check(candidate):\\n    assert candidate(2) == 4\\n'\n"
+        "p = {k: Program(f'def f(x):\\n    {body}\\n', t, 'f') for k, body in\n"
+        "     [('a', 'return x * 2'), ('b', 'return 5'), ('c', 'while True: pass')]}\n"
+        "r = run_programs(sorted(p.items()), sandbox='none', timeout_s=2)\n"
         "print({k: v.status for k, v in sorted(r.items())})\n"
-        "try:\n    run_programs([('a', 'print(1)')])\nexcept SandboxUnavailableError as e:\n    print('nested:', e)\n"
+        "try:\n    run_programs([('a', p['a'])])\nexcept SandboxUnavailableError as e:\n    print('nested:', e)\n"
     )
     cfg = SandboxConfig(
         workspace=ws, ro_binds=sorted({Path(sys.prefix), Path(sys.base_prefix), src}),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..data import write_dev_file
 from .backends import BACKENDS, make_model
-from .code_exec import ExecResult, SandboxUnavailableError, run_programs
+from .code_exec import ExecResult, Program, SandboxUnavailableError, run_programs
 from .graders import Grader, GraderConfig, GraderError
 from .hf_provider import PROVIDER, ModelLoadError, PtbHFAPI
 from .runner import (
@@ -39,6 +39,7 @@ __all__ = [
     "Grader",
     "GraderConfig",
     "GraderError",
+    "Program",
     "PtbVLLMAPI",
     "SandboxUnavailableError",
     "ScoringSpec",

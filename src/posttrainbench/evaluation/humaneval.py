@@ -1,9 +1,12 @@
-"""HumanEval pass@1: the reply's code + the problem's tests, executed in the sandbox.
+"""HumanEval pass@1: the reply's code against the problem's tests, executed in sandboxes.
 
-The program is ``prompt + code + test + check(entry_point)`` (as in the HumanEval paper): the
-reply's code is the first fenced block (```python or ```), else the whole reply. A complete
-function redefines the prompt's stub; an indented body continues it. Execution happens in
-:mod:`.code_exec` only (one bwrap sandbox per program, no network, time and memory limits).
+The reply's code is the first fenced block (```python or ```), else the whole reply. The
+candidate program is ``prompt + code`` (a complete function redefines the prompt's stub; an
+indented body continues it); the trusted tester runs ``prompt`` (for helpers such as ``poly``
+in HumanEval/32) and ``test``, then ``check(entry_point)`` with the candidate's function called
+across sandboxes (:mod:`.code_exec`: two bwrap sandboxes per program, plain data between them,
+no network, time and memory limits). The candidate never sees the tests, and its code cannot
+reach the verdict, which the tester alone writes.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
 from inspect_ai.solver import TaskState
 
-from .code_exec import DEFAULT_TIMEOUT_S, ExecResult, run_programs
+from .code_exec import DEFAULT_TIMEOUT_S, ExecResult, Program, run_programs
 
 SCORER = "ptb_humaneval"
 _FENCED = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)```", re.S)
@@ -35,14 +38,20 @@ def extract_code(completion: str) -> str:
     return completion[start.end():] if start else completion
 
 
-def build_program(completion: str, metadata: dict[str, Any]) -> str:
-    """The program a reply is judged by (``metadata``: the item's prompt, test, entry_point)."""
+def build_program(completion: str, metadata: dict[str, Any]) -> Program:
+    """The program a reply is judged by (``metadata``: the item's prompt, test, entry_point):
+    the untrusted ``prompt + code`` and the trusted tests, rebuilt from the logged reply."""
     code = extract_code(completion)
-    return f"{metadata['prompt']}{code}\n\n{metadata['test']}\n\ncheck({metadata['entry_point']})\n"
+    return Program(
+        solution=f"{metadata['prompt']}{code}\n",
+        tests=metadata["test"],
+        entry_point=metadata["entry_point"],
+        preamble=metadata["prompt"],
+    )
 
 
 def execute(
-    programs: Sequence[tuple[str, str]], *, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: str = "bwrap"
+    programs: Sequence[tuple[str, Program]], *, timeout_s: float = DEFAULT_TIMEOUT_S, sandbox: str = "bwrap"
 ) -> dict[str, ExecResult]:
     """Run programs in the sandbox, at most one per CPU at a time across all callers."""
     out: dict[str, ExecResult] = {}
