@@ -323,8 +323,8 @@ def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 5000
                 continue
             seen += 1
             is_dir = stat.S_ISDIR(st.st_mode)
-            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-                continue
+            if not (is_dir or stat.S_ISREG(st.st_mode)) or not st.st_mode & 0o444:
+                continue  # special and write-only files (cgroupfs, sysfs) are nobody's to read
             if not _may(st, uid, gid, 5 if is_dir else 4):
                 bad.append(f"{p} (mode {st.st_mode & 0o7777:o}, owner {st.st_uid}:{st.st_gid})")
                 continue
