@@ -306,13 +306,30 @@ def _may(st: os.stat_result, uid: int, gid: int, bits: int) -> bool:
     return mode & bits == bits
 
 
-def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 5000) -> list[str]:
+#: Paths found fully readable, by (path, uid, gid, the path's own mtime and ctime): a sandbox per
+#: program (HumanEval) would otherwise walk the same interpreter tree every time.
+_READABLE: set[tuple[str, int, int, int, int]] = set()
+
+
+def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 1000) -> list[str]:
     """Those of ``paths`` (and of what lies below them, up to ``max_entries`` per path; symlinks
     not followed) that uid/gid could not read: directories need r+x, files r. Parent
     directories do not matter: inside the sandbox they are created by the backend,
-    world-traversable. At most 5 are named, then a count."""
+    world-traversable. At most 5 are named, then a count.
+
+    A convenience (a clear start failure instead of an agent that cannot read its model), not a
+    security control: a path found readable is not walked again in this process while its own
+    mtime and ctime stay the same."""
     bad: list[str] = []
     for root in paths:
+        try:
+            rst = os.stat(root)
+        except OSError:
+            continue
+        key = (str(root), uid, gid, rst.st_mtime_ns, rst.st_ctime_ns)
+        if key in _READABLE:
+            continue
+        before = len(bad)
         seen = 0
         stack = [str(root)]
         while stack and seen < max_entries:
@@ -333,6 +350,8 @@ def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 5000
                     stack.extend(e.path for e in os.scandir(p))
                 except OSError:
                     continue
+        if len(bad) == before:
+            _READABLE.add(key)
     if len(bad) > 5:
         return [*bad[:5], f"... {len(bad) - 5} more"]
     return bad

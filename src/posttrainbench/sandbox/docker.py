@@ -194,7 +194,8 @@ class DockerSandbox(IsolatingSandbox):
             empty.mkdir()
             (tmp / "empty-file").touch()
             for name in ("stdout", "stderr"):
-                os.mkfifo(io_dir / name, 0o666)
+                os.mkfifo(io_dir / name)
+                os.chmod(io_dir / name, 0o666)  # mkfifo's mode is cut by the umask; the command may be another uid
             stdin_copy = io_dir / "stdin"
             stdin_copy.write_bytes(Path(stdin).read_bytes() if stdin is not None else b"")
             os.chmod(io_dir, 0o777)
