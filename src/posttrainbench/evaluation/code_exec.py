@@ -1,7 +1,8 @@
 """Execute generated programs inside the sandbox (never in the harness process).
 
 Every program runs in its **own** bubblewrap sandbox (``posttrainbench.sandbox``, backend
-``bwrap``): a fresh empty workspace that is the only writable tree, no network (loopback only),
+``bwrap``): a fresh empty workspace that is the only writable tree, an unprivileged uid (65534
+when the harness is root), no network (loopback only),
 a hard wall-clock limit enforced from outside (whole process tree killed), a cgroup memory and
 pid limit, and the base Python interpreter started with ``-I`` (isolated: no user site, no
 environment variables, no script folder on ``sys.path``). One sandbox per program costs about
