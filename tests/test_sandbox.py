@@ -649,3 +649,25 @@ def test_pids_limit_hits_are_counted(bwrap: BwrapSandbox, ws: Path) -> None:
     res, out, err = _run(bwrap, [PY, "-c", sleepers + code], ws, max_pids=8)
     assert res.exit_code == 0, err
     assert res.pids_limit_hits >= int(out) >= 40 and res.enforced["pids"] is True
+
+
+@pytest.mark.skipif(not ROOT, reason="mknod needs root")
+def test_gpu_node_groups_are_kept_only_when_needed(tmp_path: Path) -> None:
+    """A GPU node that is not world-accessible (mode 0660, group video) keeps its group for the
+    sandbox uid; a world-accessible one (0666, the NVIDIA default) adds nothing."""
+    import stat as st
+
+    from posttrainbench.sandbox.bwrap import device_groups
+
+    world, grouped, owner_only = tmp_path / "nvidia0", tmp_path / "nvidia1", tmp_path / "nvidia2"
+    for node, mode in ((world, 0o666), (grouped, 0o660), (owner_only, 0o600)):
+        os.mknod(node, st.S_IFCHR | mode, os.makedev(1, 3))
+        os.chmod(node, mode)
+        os.chown(node, 0, 44)
+    nodes = [str(world), str(grouped), str(owner_only), str(tmp_path / "missing")]
+    assert device_groups(nodes, 65534, 65534) == [44]
+    assert device_groups([str(world)], 65534, 65534) == []
+    assert device_groups([str(grouped)], 65534, 44) == []  # its primary group already
+    sb = BwrapSandbox()
+    argv = sb.setpriv_argv((65534, 65534), [])
+    assert argv[1:] == ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]

@@ -202,7 +202,8 @@ class BwrapSandbox(IsolatingSandbox):
     def setpriv_argv(self, identity: tuple[int, int], gpus: list[int]) -> list[str]:
         """``setpriv ... --``: drop to ``identity`` for good before the command (see module doc)."""
         uid, gid = identity
-        groups = _device_groups(gpus, uid, gid)
+        nodes = [f"/dev/nvidia{i}" for i in gpus] + list(NVIDIA_CONTROL_NODES) if gpus else []
+        groups = device_groups(nodes, uid, gid)
         return [
             self._setpriv, f"--reuid={uid}", f"--regid={gid}",
             f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
@@ -344,12 +345,10 @@ def _parent_dirs(targets: list[Path]) -> list[Path]:
     return sorted(out, key=lambda d: (_depth(d), str(d)))
 
 
-def _device_groups(gpus: list[int], uid: int, gid: int) -> list[int]:
-    """Groups the command keeps so that it can still open the GPU nodes it is given: the group
-    of each such node that the sandbox uid/gid could not read and write otherwise."""
-    if not gpus:
-        return []
-    nodes = [f"/dev/nvidia{i}" for i in gpus] + list(NVIDIA_CONTROL_NODES)
+def device_groups(nodes: list[str], uid: int, gid: int) -> list[int]:
+    """Groups the command keeps so that it can still open the device nodes it is given (the
+    GPUs): the group of each character device that uid/gid could not read and write otherwise
+    and whose group can. Missing nodes and other files are ignored."""
     groups: set[int] = set()
     for node in nodes:
         try:
