@@ -671,3 +671,57 @@ def test_gpu_node_groups_are_kept_only_when_needed(tmp_path: Path) -> None:
     sb = BwrapSandbox()
     argv = sb.setpriv_argv((65534, 65534), [])
     assert argv[1:] == ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+_NON_ROOT_HARNESS = r"""
+import json, sys
+from pathlib import Path
+from posttrainbench.sandbox import BwrapSandbox, SandboxConfig
+root = Path(sys.argv[1])
+ws, pristine = root / "ws", root / "pristine.txt"
+pristine.write_text("pristine\n")
+(ws / "evaluate.py").write_text("pristine\n")
+cfg = SandboxConfig(workspace=ws, ro_binds=[Path(sys.prefix)], env={"PATH": "/usr/bin:/bin"}, time_limit_s=30,
+                    ro_overlays=[(pristine, ws / "evaluate.py")], memory_mb=256, max_pids=64)
+script = "id -u; grep CapEff /proc/self/status; echo x >> evaluate.py || echo refused; touch made"
+r = BwrapSandbox().run(["/bin/sh", "-c", script], cfg, stdout=root / "out", stderr=root / "err")
+print(json.dumps({"exit": r.exit_code, "error": r.error, "enforced": r.enforced, "out": (root / "out").read_text()}))
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to start a non-root harness")
+def test_non_root_harness_runs_the_agent_as_itself(tmp_path: Path) -> None:
+    """A harness that is not root (here uid 65534, started with setpriv) keeps running the
+    command as itself: no switch (it could not), overlays still read-only, and limits it cannot
+    set (no cgroup delegated to it) recorded as not enforced, with the reason."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    # this venv's interpreter may live under /root (0700): use the system one of the same version
+    py = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/bin")
+    if py is None:
+        pytest.fail(f"no /usr/bin/python{sys.version_info.major}.{sys.version_info.minor} to run a non-root harness")
+    root = Path(tempfile.mkdtemp(prefix="ptb-nonroot-"))
+    try:
+        (root / "ws").mkdir()
+        for p in (root, root / "ws"):
+            os.chown(p, 65534, 65534)
+        src = Path(__file__).resolve().parents[1] / "src"
+        site = next(Path(sys.prefix).glob("lib/python*/site-packages"))
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", py, "-c", _NON_ROOT_HARNESS, str(root)],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{src}:{site}", "HOME": str(root)},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["exit"] == 0 and res["error"] is None, res
+        lines = res["out"].splitlines()
+        assert lines[0] == "65534" and lines[1].split() == ["CapEff:", "0000000000000000"] and lines[2] == "refused"
+        assert res["enforced"]["uid"] is True and res["enforced"]["ro_overlays"] is True
+        for lim in ("memory", "pids"):  # enforced only where cgroups are delegated to that user
+            assert res["enforced"][lim] is True or res["enforced"][lim].startswith("not enforced: cannot create"), res["enforced"]
+        assert (root / "ws" / "made").stat().st_uid == 65534 and (root / "ws" / "evaluate.py").read_text() == "pristine\n"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
