@@ -12,12 +12,20 @@ through these launchers:
 (a) ``subprocess.run``: the naive baseline (same clean environment and cwd, no sandbox);
 (b) the ``none`` backend (:class:`UnsandboxedSandbox`): supervision, tree kill and, where a
     writable cgroup exists, a tracking cgroup;
-(c) the ``bwrap`` backend with ``network=none`` and no resource limits;
-(d) the ``bwrap`` backend with ``memory_mb`` and ``max_pids`` (cgroup limits);
-(e) the ``bwrap`` backend with ``network=allowlist``: the egress proxy (a thread on a unix
-    socket) is started, and the command runs behind the in-sandbox forwarder;
-(f) the ``docker`` backend (host-filesystem image, ``--network none``), when a daemon answers
-    or, with ``--start-dockerd``, a private one could be started (root + Debian ``docker.io``).
+(c) the ``bwrap`` backend with ``network=none``, no resource limits, run as uid 0 when the
+    harness is root (``uid=0``: the behaviour before the unprivileged default);
+(d) (c) but with the default identity: as root, the command runs as uid 65534 behind
+    ``setpriv`` (the new default);
+(e) (d) plus the pipeline's read-only overlays over the workspace (``evaluate.py``,
+    ``timer.sh``, ``task/``, ``templates/``, ``train_data/``);
+(f) (c) plus ``memory_mb`` and ``max_pids`` (cgroup limits, uid 0);
+(g) everything an agent run now gets by default: (e) plus the default limits sized from this
+    machine (:func:`~posttrainbench.sandbox.limits.resolve_limits`);
+(h) the ``bwrap`` backend with ``network=allowlist`` (default identity): the egress proxy (a
+    thread on a unix socket) is started, and the command runs behind the in-sandbox forwarder;
+(i) the ``docker`` backend (host-filesystem image, ``--network none``, default identity), when
+    a daemon answers or, with ``--start-dockerd``, a private one could be started (root +
+    Debian ``docker.io``).
 
 Launchers are interleaved round-robin (one launch of each case per repeat) after a warm-up,
 so that drift in machine load hits every case alike. Every launch must exit 0; the benchmark
@@ -50,10 +58,12 @@ from pathlib import Path
 try:
     from posttrainbench.domain import NetworkPolicy
     from posttrainbench.sandbox import Sandbox, SandboxConfig, get_sandbox
+    from posttrainbench.sandbox.limits import resolve_limits
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from posttrainbench.domain import NetworkPolicy
     from posttrainbench.sandbox import Sandbox, SandboxConfig, get_sandbox
+    from posttrainbench.sandbox.limits import resolve_limits
 
 PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
 COMMANDS: dict[str, list[str]] = {
@@ -63,11 +73,16 @@ COMMANDS: dict[str, list[str]] = {
 LAUNCHERS: dict[str, str] = {
     "a": "subprocess.run (baseline)",
     "b": "none backend",
-    "c": "bwrap, network=none",
-    "d": "bwrap + memory_mb + max_pids",
-    "e": "bwrap, network=allowlist (egress proxy)",
-    "f": "docker, network=none",
+    "c": "bwrap, network=none, uid 0 (before)",
+    "d": "bwrap, unprivileged uid (new default)",
+    "e": "(d) + 5 read-only overlays",
+    "f": "bwrap + memory_mb + max_pids, uid 0 (before)",
+    "g": "(e) + default limits (new agent run)",
+    "h": "bwrap, network=allowlist (egress proxy)",
+    "i": "docker, network=none",
 }
+#: The pipeline's read-only overlays: workspace-relative path -> file (True) or directory.
+OVERLAYS: dict[str, bool] = {"evaluate.py": True, "timer.sh": True, "task": False, "templates": False, "train_data": False}
 
 
 @dataclass
@@ -99,9 +114,22 @@ def build_cases(
     none_sb = get_sandbox("none")
     bwrap_sb = get_sandbox("bwrap")
     ok, reason = bwrap_sb.available()
-    skipped = {} if ok else {"c": reason, "d": reason, "e": reason}
+    skipped = {} if ok else dict.fromkeys("cdefgh", reason)
     if docker_sb is None:
-        skipped["f"] = docker_why
+        skipped["i"] = docker_why
+    # the harness files and their pristine copies, laid out as the pipeline does
+    pristine = scratch / "harness"
+    overlays = []
+    for rel, is_file in OVERLAYS.items():
+        for root in (ws, pristine):
+            if is_file:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text("# harness file\n")
+            else:
+                (root / rel).mkdir(parents=True, exist_ok=True)
+                (root / rel / "data.jsonl").write_text("{}\n")
+        overlays.append((pristine / rel, ws / rel))
+    limits = resolve_limits(0)
 
     def cfg(**extra: object) -> SandboxConfig:
         return SandboxConfig(
@@ -113,8 +141,11 @@ def build_cases(
             **extra,  # type: ignore[arg-type]
         )
 
+    root_cfg = cfg(uid=0)
     plain_cfg = cfg()
-    limited_cfg = cfg(memory_mb=memory_mb, max_pids=max_pids)
+    overlay_cfg = cfg(ro_overlays=overlays)
+    limited_cfg = cfg(uid=0, memory_mb=memory_mb, max_pids=max_pids)
+    agent_cfg = cfg(ro_overlays=overlays, memory_mb=limits.memory_mb, max_pids=limits.max_pids)
     proxy_cfg = cfg(egress_allow=["pypi.org"], egress_log=scratch / "egress.log").model_copy(
         update={"network": NetworkPolicy.allowlist}
     )
@@ -133,9 +164,12 @@ def build_cases(
         cases.append(Case(name, "a", baseline))
         backends: list[tuple[str, Sandbox, SandboxConfig]] = [("b", none_sb, plain_cfg)]
         if ok:
-            backends += [("c", bwrap_sb, plain_cfg), ("d", bwrap_sb, limited_cfg), ("e", bwrap_sb, proxy_cfg)]
+            backends += [
+                ("c", bwrap_sb, root_cfg), ("d", bwrap_sb, plain_cfg), ("e", bwrap_sb, overlay_cfg),
+                ("f", bwrap_sb, limited_cfg), ("g", bwrap_sb, agent_cfg), ("h", bwrap_sb, proxy_cfg),
+            ]  # fmt: skip
         if docker_sb is not None:
-            backends.append(("f", docker_sb, plain_cfg))
+            backends.append(("i", docker_sb, plain_cfg))
         for key, sb, config in backends:
             case = Case(name, key, lambda: None)
 
@@ -168,6 +202,14 @@ def measure(cases: list[Case], repeats: int, warmup: int) -> None:
             c.samples_ms.append((time.perf_counter_ns() - t0) / 1e6)
 
 
+def load() -> str:
+    """``uptime``'s load averages (1, 5, 15 min)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def machine_info() -> dict[str, str]:
     try:
         bw = subprocess.run(
@@ -192,6 +234,7 @@ def machine_info() -> dict[str, str]:
         "python": platform.python_version(),
         "bwrap": bw or "unknown",
         "uid": str(os.getuid()),
+        "load_start": load(),
     }
 
 
@@ -291,15 +334,22 @@ def main(argv: list[str] | None = None) -> int:
         e = by_key["b"]["enforced"] or {}
         tracked = "yes" if e.get("tree_kill") is True else f"no ({e.get('tree_kill')})"
         print(f"- (b) tracking cgroup per run: {tracked}")
-    if "d" in by_key:
-        e = by_key["d"]["enforced"] or {}
+    if "f" in by_key:
+        e = by_key["f"]["enforced"] or {}
         print(
-            f"- (d) memory_mb={args.memory_mb}: {e.get('memory')}, "
+            f"- (f) memory_mb={args.memory_mb}: {e.get('memory')}, "
             f"max_pids={args.max_pids}: {e.get('pids')}, swap: {e.get('swap')}"
         )
+    for key in ("c", "d", "g"):
+        if key in by_key:
+            e = by_key[key]["enforced"] or {}
+            print(f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; pids: {e.get('pids')}")
+    if "g" in by_key:
+        print(f"- (g) default limits here: {resolve_limits(0).record()}")
+    print(f"- load average (1/5/15 min): {info['load_start']} at the start, {load()} at the end")
     print(f"- docker: {docker}")
     print(
-        "- (b)-(d) wait for the command with Popen.wait(timeout=...), which polls with sleeps "
+        "- (b)-(h) wait for the command with Popen.wait(timeout=...), which polls with sleeps "
         "doubling from 1 ms up to 50 ms: their times are quantised and can be bimodal, so look "
         "at min as well as the median."
     )

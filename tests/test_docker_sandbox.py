@@ -98,6 +98,34 @@ def test_output_cap_and_memory_limit(docker_sb: DockerSandbox, tmp_path: Path) -
     assert res.oom_killed and res.enforced["memory"] is True
 
 
+def test_container_runs_unprivileged_with_read_only_harness_files(docker_sb: DockerSandbox, tmp_path: Path) -> None:
+    """As root, the container runs as the sandbox uid (65534): no /etc/shadow, no capability;
+    ``ro_overlays`` are read-only mounts over the workspace copies."""
+    import os
+
+    pristine = tmp_path / "harness"
+    pristine.mkdir()
+    (pristine / "evaluate.py").write_text("pristine\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "evaluate.py").write_text("pristine\n")
+    script = (
+        "id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+        "cat /etc/shadow >/dev/null 2>&1 && echo SHADOW=read || echo SHADOW=denied; "
+        "for a in 'echo x >> evaluate.py' 'mv evaluate.py m.py' 'rm -f evaluate.py' 'chmod 777 evaluate.py'; do "
+        "sh -c \"$a\" 2>/dev/null && echo \"SUCCEEDED $a\"; done; touch made; cat evaluate.py"
+    )
+    res, out, err = _run(docker_sb, ["bash", "-c", script], tmp_path, ro_overlays=[(pristine / "evaluate.py", ws / "evaluate.py")])
+    assert res.exit_code == 0, (res, err)
+    lines = out.splitlines()
+    expect_uid = "65534" if os.geteuid() == 0 else str(os.geteuid())
+    assert lines[0] == expect_uid and "SUCCEEDED" not in out and "SHADOW=denied" in out, out
+    status = dict(line.split(":\t") for line in lines[1:4])
+    assert status["CapEff"] == "0000000000000000" and status["NoNewPrivs"] == "1"
+    assert lines[-1] == "pristine" and (ws / "made").stat().st_uid == int(expect_uid)
+    assert (ws / "evaluate.py").read_text() == "pristine\n" and res.enforced["ro_overlays"] is True
+
+
 def test_egress_proxy_from_a_container(docker_sb: DockerSandbox, tmp_path: Path) -> None:
     probe = (
         "import os, urllib.request\n"
@@ -139,6 +167,14 @@ def test_apptainer_command_construction(tmp_path: Path) -> None:
     assert ("--bind", f"{model}:{model}:ro") in pairs and ("--bind", f"{ws}:{ws}:rw") in pairs
     assert ("--bind", f"/e/dir:{masked}:ro") in pairs
     assert a[-5:] == ["--pwd", str(ws), "/images/ptb.sif", "claude", "--print"]
+    assert "--security" not in a
+    # a root harness: the sandbox uid/gid; harness files read-only over the workspace, after it
+    (ws / "task").mkdir()
+    over = cfg.model_copy(update={"ro_overlays": [(model, ws / "task")]})
+    c = sb.build_argv(["x"], over, identity=(65534, 65534))
+    assert ("--security", "uid:65534,gid:65534") in list(zip(c, c[1:]))
+    binds = [c[i + 1] for i, v in enumerate(c) if v == "--bind"]
+    assert binds.index(f"{model}:{ws / 'task'}:ro") > binds.index(f"{ws}:{ws}:rw")
     open_cfg = cfg.model_copy(update={"network": "open", "gpus": []})
     b = sb.build_argv(["x"], open_cfg)
     assert "--net" not in b and "--nv" not in b

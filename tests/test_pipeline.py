@@ -105,15 +105,27 @@ def test_malformed_final_model_fails_verification_and_evaluation(tmp_path: Path,
     assert (pipe.paths.workspace / "final_model" / "model.safetensors").stat().st_size == 100, "the evidence is kept"
 
 
-def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent) -> None:
+@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent, sandbox: str) -> None:
+    """bwrap: evaluate.py is read-only inside, the write fails and nothing is left to catch;
+    ``none`` (no read-only overlay): the write succeeds and the tamper gate catches it."""
     agent = script_agent(
-        "echo 'print(1.0)' > evaluate.py\n"
+        "echo 'print(1.0)' > evaluate.py || echo 'write refused'\n"
         "base=$(python -c \"import json;print(json.load(open('task/task.json'))['base_model_path'])\")\n"
         "cp -r \"$base\" final_model\n"
     )
-    record = Pipeline(_spec(agent=agent, config="x"), tmp_path).run()
+    pipe = Pipeline(_spec(agent=agent, config="x", sandbox=sandbox), tmp_path)
+    record = pipe.run()
     gates = _verdicts(record)
-    assert gates["tamper"] == VerdictStatus.failed
+    out = pipe.paths.solve_out.read_text() + pipe.paths.solve_err.read_text()
+    if sandbox == "bwrap":
+        assert "write refused" in out and "Read-only file system" in out, out
+        assert gates["tamper"] == VerdictStatus.passed
+        assert record.phases["solve"].details["enforced"]["ro_overlays"] is True
+    else:
+        assert "write refused" not in out
+        assert gates["tamper"] == VerdictStatus.failed
+        assert "not enforced" in record.phases["solve"].details["enforced"]["ro_overlays"]
     assert gates["lineage"] == VerdictStatus.failed
     assert record.final_verdict == VerdictStatus.failed
     assert score_cell(record, base_score=0.1).fallback

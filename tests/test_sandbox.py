@@ -477,3 +477,251 @@ def test_unsandboxed_time_limit_kills_tree(ws: Path) -> None:
 def test_unsandboxed_missing_command(ws: Path) -> None:
     res, _, _ = _run(UnsandboxedSandbox(), ["/no/such/agent"], ws)
     assert res.exit_code is None and res.error and "failed to start" in res.error
+
+
+# --- identity (the harness is root here: the command runs as the sandbox uid) ------------------
+
+ROOT = os.geteuid() == 0
+_STATUS = "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status"
+
+
+def _status(out: str) -> dict[str, str]:
+    return {k: " ".join(v.split()) for k, _, v in (line.partition(":") for line in out.splitlines() if ":" in line)}
+
+
+@pytest.mark.skipif(not ROOT, reason="the uid drop is what a root harness does")
+def test_root_harness_runs_the_command_unprivileged(bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PTB_SANDBOX_UID", raising=False)
+    monkeypatch.delenv("PTB_SANDBOX_GID", raising=False)
+    script = (
+        f"{_STATUS}; cat /etc/shadow >/dev/null 2>&1 && echo SHADOW=read || echo SHADOW=denied; "
+        "touch made /tmp/t /dev/shm/s && echo WRITABLE=yes; ls -ldn . | cut -d' ' -f3,4"
+    )
+    res, out, err = _run(bwrap, ["/bin/sh", "-c", script], ws)
+    assert res.exit_code == 0, err
+    st = _status(out)
+    assert st["Uid"] == "65534 65534 65534 65534" and st["Gid"] == "65534 65534 65534 65534" and st["Groups"] == ""
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert st[cap] == "0000000000000000", cap
+    assert st["NoNewPrivs"] == "1"
+    assert "SHADOW=denied" in out and "WRITABLE=yes" in out and out.rstrip().endswith("65534 65534")
+    assert (ws / "made").stat().st_uid == 65534  # the harness sees (and can read) what it wrote
+    assert res.enforced["uid"] == "uid 65534, gid 65534, no supplementary groups (harness is root)"
+    # it cannot switch back
+    res, out, _ = _run(bwrap, [PY, "-c", "import os\ntry:\n    os.setresuid(0, 0, 0)\nexcept OSError as e:\n    print(e.errno)"], ws)
+    assert out.strip() == "1"
+
+
+@pytest.mark.skipif(not ROOT, reason="the uid drop is what a root harness does")
+def test_sandbox_uid_is_configurable(bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_SANDBOX_UID", "4242")
+    monkeypatch.setenv("PTB_SANDBOX_GID", "4343")
+    res, out, _ = _run(bwrap, ["/usr/bin/id", "-u", "-r"], ws)
+    assert out.strip() == "4242" and res.enforced["uid"].startswith("uid 4242, gid 4343")
+    res, out, _ = _run(bwrap, ["/usr/bin/id", "-g"], ws, uid=5000, gid=5001)  # the config wins
+    assert out.strip() == "5001" and res.enforced["uid"].startswith("uid 5000, gid 5001")
+    assert (ws.stat().st_uid, ws.stat().st_gid) == (5000, 5001)
+    # uid 0 is an explicit opt-out: the old behaviour, recorded as not enforced
+    monkeypatch.setenv("PTB_SANDBOX_UID", "0")
+    res, out, _ = _run(bwrap, ["/bin/sh", "-c", f"id -u; {_STATUS}"], ws)
+    assert out.splitlines()[0] == "0" and _status(out)["CapEff"] == "0000000000000000"
+    assert res.enforced["uid"].startswith("not enforced: uid 0 configured")
+    monkeypatch.setenv("PTB_SANDBOX_UID", "nobody")
+    with pytest.raises(ValueError, match="PTB_SANDBOX_UID='nobody'"):
+        _run(bwrap, ["/bin/true"], ws)
+
+
+@pytest.mark.skipif(not ROOT, reason="the uid drop is what a root harness does")
+def test_binds_unreadable_by_the_sandbox_uid_refuse_to_start(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "weights.bin").write_text("w")
+    (model / "weights.bin").chmod(0o600)  # e.g. written by a tool that uses mkstemp
+    res, _, _ = _run(bwrap, ["/bin/true"], ws, ro_binds=[*PY_BINDS, model])
+    assert res.exit_code is None and res.error
+    assert "not readable by the sandbox uid 65534" in res.error and "weights.bin (mode 600, owner 0:0)" in res.error
+    (model / "weights.bin").chmod(0o644)
+    # the parents of a bind do not matter (inside they are created 0755): a 0700 one is fine
+    tmp_path.chmod(0o700)
+    res, out, _ = _run(bwrap, ["/bin/cat", str(model / "weights.bin")], ws, ro_binds=[*PY_BINDS, model])
+    assert res.exit_code == 0 and out == "w"
+
+
+@pytest.mark.skipif(not ROOT, reason="the cgroup files belong to root")
+def test_cgroup_files_are_not_writable_inside(bwrap: BwrapSandbox, ws: Path) -> None:
+    """Even with the host's cgroupfs visible (GPU runs bind /sys read-only), the command can
+    neither leave its cgroups nor raise its limits."""
+    code = (
+        "import glob, os\n"
+        "hits = []\n"
+        "mine = glob.glob('/sys/fs/cgroup/**/ptb-*/', recursive=True)\n"
+        "for f in glob.glob('/sys/fs/cgroup/**/cgroup.procs', recursive=True)[:400] + "
+        "[f for d in mine for f in glob.glob(d + '*.max') + glob.glob(d + 'memory.limit_in_bytes')]:\n"
+        "    try:\n"
+        "        open(f, 'w').write(str(os.getpid()) if f.endswith('procs') else 'max')\n"
+        "        hits.append(f)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "print(len(mine), hits)\n"
+    )
+    res, out, err = _run(bwrap, [PY, "-c", code], ws, ro_binds=[*PY_BINDS, Path("/sys/fs/cgroup")], memory_mb=256, max_pids=64)
+    assert res.exit_code == 0, err
+    n_own, hits = out.split(" ", 1)
+    assert int(n_own) >= 2 and hits.strip() == "[]"  # its own memory and pids cgroups, unwritable
+
+
+# --- read-only overlays inside the workspace --------------------------------------------------
+
+
+def _overlay_ws(ws: Path, tmp_path: Path) -> list[tuple[Path, Path]]:
+    pristine = tmp_path / "harness"
+    (pristine / "task").mkdir(parents=True)
+    (pristine / "evaluate.py").write_text("print('pristine')\n")
+    (pristine / "task" / "dev.jsonl").write_text('{"id": 1}\n')
+    (ws / "task").mkdir()
+    (ws / "evaluate.py").write_text("print('pristine')\n")
+    (ws / "task" / "dev.jsonl").write_text('{"id": 1}\n')
+    return [(pristine / "evaluate.py", ws / "evaluate.py"), (pristine / "task", ws / "task")]
+
+
+_OVERLAY_ATTACKS = r"""
+attack() { if "$@" >/dev/null 2>&1; then echo "SUCCEEDED $*"; fi; }
+attack sh -c 'echo x >> evaluate.py'
+attack truncate -s 0 evaluate.py
+attack mv evaluate.py moved.py
+attack rm -f evaluate.py
+attack chmod 777 evaluate.py
+attack ln evaluate.py hard.py
+attack sh -c 'echo x > new.py && mv -f new.py evaluate.py'
+attack sh -c 'echo x >> task/dev.jsonl'
+attack touch task/extra
+attack mv task task.old
+attack rm -rf task
+attack unshare -Urm sh -c 'umount task && touch task/x'
+python3 evaluate.py
+"""
+
+
+@pytest.mark.parametrize("uid", [None, 0])
+def test_ro_overlays_cannot_be_changed_or_replaced(bwrap: BwrapSandbox, ws: Path, tmp_path: Path, uid: int | None) -> None:
+    """As the sandbox uid, and even as uid 0 without capabilities (PTB_SANDBOX_UID=0)."""
+    overlays = _overlay_ws(ws, tmp_path)
+    res, out, err = _run(bwrap, ["/bin/bash", "-c", _OVERLAY_ATTACKS], ws, ro_overlays=overlays, uid=uid, env={"PATH": "/usr/bin:/bin"})
+    assert res.exit_code == 0, err
+    assert out == "pristine\n", out  # no attack succeeded, and the pristine file ran
+    assert res.enforced["ro_overlays"] is True
+    assert sorted(p.name for p in ws.iterdir()) == ["evaluate.py", "new.py", "task"]
+    for src, inside in overlays:
+        for p in [src, *src.rglob("*")] if src.is_dir() else [src]:
+            q = inside / p.relative_to(src) if src.is_dir() else inside
+            assert p.is_dir() or p.read_bytes() == q.read_bytes()
+
+
+def test_ro_overlay_config_is_validated(ws: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src.txt"
+    src.write_text("x")
+    with pytest.raises(ValueError, match="not inside the workspace"):
+        SandboxConfig(workspace=ws, time_limit_s=1, ro_overlays=[(src, tmp_path / "elsewhere.txt")])
+    with pytest.raises(ValueError, match="not inside the workspace"):
+        SandboxConfig(workspace=ws, time_limit_s=1, ro_overlays=[(src, ws)])
+    cfg = SandboxConfig(workspace=ws, time_limit_s=1, ro_overlays=[(src, ws / "missing.txt")])
+    with pytest.raises(ValueError, match="must exist in the workspace"):
+        UnsandboxedSandbox().run(["true"], cfg, stdout=tmp_path / "o", stderr=tmp_path / "e")
+    (ws / "dir").mkdir()
+    cfg = SandboxConfig(workspace=ws, time_limit_s=1, ro_overlays=[(src, ws / "dir")])
+    with pytest.raises(ValueError, match="same kind"):
+        BwrapSandbox().run(["true"], cfg, stdout=tmp_path / "o", stderr=tmp_path / "e")
+
+
+def test_unsandboxed_records_what_it_cannot_enforce(ws: Path, tmp_path: Path) -> None:
+    overlays = _overlay_ws(ws, tmp_path)
+    res, _, _ = _run(UnsandboxedSandbox(), ["/bin/sh", "-c", "echo changed >> evaluate.py"], ws, ro_overlays=overlays)
+    assert res.exit_code == 0 and "changed" in (ws / "evaluate.py").read_text()  # not prevented: recorded
+    assert res.enforced["ro_overlays"].startswith("not enforced") and res.enforced["uid"].startswith("not enforced")
+
+
+def test_pids_limit_hits_are_counted(bwrap: BwrapSandbox, ws: Path) -> None:
+    if not _cgroup_v1_writable():
+        pytest.fail("needs root and writable cgroups")
+    code = "import os\nn = 0\nfor _ in range(40):\n    try:\n        os.fork() or os._exit(0)\n    except OSError:\n        n += 1\nprint(n)\n"
+    sleepers = "import os, time\nfor _ in range(20):\n    try:\n        os.fork() or (time.sleep(3), os._exit(0))\n    except OSError:\n        pass\n"
+    res, out, err = _run(bwrap, [PY, "-c", sleepers + code], ws, max_pids=8)
+    assert res.exit_code == 0, err
+    assert res.pids_limit_hits >= int(out) >= 40 and res.enforced["pids"] is True
+
+
+@pytest.mark.skipif(not ROOT, reason="mknod needs root")
+def test_gpu_node_groups_are_kept_only_when_needed(tmp_path: Path) -> None:
+    """A GPU node that is not world-accessible (mode 0660, group video) keeps its group for the
+    sandbox uid; a world-accessible one (0666, the NVIDIA default) adds nothing."""
+    import stat as st
+
+    from posttrainbench.sandbox.bwrap import device_groups
+
+    world, grouped, owner_only = tmp_path / "nvidia0", tmp_path / "nvidia1", tmp_path / "nvidia2"
+    for node, mode in ((world, 0o666), (grouped, 0o660), (owner_only, 0o600)):
+        os.mknod(node, st.S_IFCHR | mode, os.makedev(1, 3))
+        os.chmod(node, mode)
+        os.chown(node, 0, 44)
+    nodes = [str(world), str(grouped), str(owner_only), str(tmp_path / "missing")]
+    assert device_groups(nodes, 65534, 65534) == [44]
+    assert device_groups([str(world)], 65534, 65534) == []
+    assert device_groups([str(grouped)], 65534, 44) == []  # its primary group already
+    sb = BwrapSandbox()
+    argv = sb.setpriv_argv((65534, 65534), [])
+    assert argv[1:] == ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+
+
+_NON_ROOT_HARNESS = r"""
+import json, sys
+from pathlib import Path
+from posttrainbench.sandbox import BwrapSandbox, SandboxConfig
+root = Path(sys.argv[1])
+ws, pristine = root / "ws", root / "pristine.txt"
+pristine.write_text("pristine\n")
+(ws / "evaluate.py").write_text("pristine\n")
+cfg = SandboxConfig(workspace=ws, ro_binds=[Path(sys.prefix)], env={"PATH": "/usr/bin:/bin"}, time_limit_s=30,
+                    ro_overlays=[(pristine, ws / "evaluate.py")], memory_mb=256, max_pids=64)
+script = "id -u; grep CapEff /proc/self/status; echo x >> evaluate.py || echo refused; touch made"
+r = BwrapSandbox().run(["/bin/sh", "-c", script], cfg, stdout=root / "out", stderr=root / "err")
+print(json.dumps({"exit": r.exit_code, "error": r.error, "enforced": r.enforced, "out": (root / "out").read_text()}))
+"""
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to start a non-root harness")
+def test_non_root_harness_runs_the_agent_as_itself(tmp_path: Path) -> None:
+    """A harness that is not root (here uid 65534, started with setpriv) keeps running the
+    command as itself: no switch (it could not), overlays still read-only, and limits it cannot
+    set (no cgroup delegated to it) recorded as not enforced, with the reason."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    # this venv's interpreter may live under /root (0700): use the system one of the same version
+    py = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}", path="/usr/bin:/bin")
+    if py is None:
+        pytest.fail(f"no /usr/bin/python{sys.version_info.major}.{sys.version_info.minor} to run a non-root harness")
+    root = Path(tempfile.mkdtemp(prefix="ptb-nonroot-"))
+    try:
+        (root / "ws").mkdir()
+        for p in (root, root / "ws"):
+            os.chown(p, 65534, 65534)
+        src = Path(__file__).resolve().parents[1] / "src"
+        site = next(Path(sys.prefix).glob("lib/python*/site-packages"))
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", py, "-c", _NON_ROOT_HARNESS, str(root)],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{src}:{site}", "HOME": str(root)},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["exit"] == 0 and res["error"] is None, res
+        lines = res["out"].splitlines()
+        assert lines[0] == "65534" and lines[1].split() == ["CapEff:", "0000000000000000"] and lines[2] == "refused"
+        assert res["enforced"]["uid"] is True and res["enforced"]["ro_overlays"] is True
+        for lim in ("memory", "pids"):  # enforced only where cgroups are delegated to that user
+            assert res["enforced"][lim] is True or res["enforced"][lim].startswith("not enforced: cannot create"), res["enforced"]
+        assert (root / "ws" / "made").stat().st_uid == 65534 and (root / "ws" / "evaluate.py").read_text() == "pristine\n"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

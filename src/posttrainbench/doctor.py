@@ -45,6 +45,26 @@ def _bwrap() -> Check:
     return Check("bubblewrap", "ok", exe)
 
 
+def _sandbox_user() -> Check:
+    """Who the agent runs as, and whether the default limits can be enforced here."""
+    from .sandbox.base import DEFAULT_SANDBOX_UID
+    from .sandbox.limits import resolve_limits
+
+    try:
+        plan = resolve_limits(0)
+    except ValueError as exc:
+        return Check("sandbox user/limits", "missing", str(exc))
+    lim = f"default limits for a CPU run: {plan.memory_mb} MiB, {plan.max_pids} tasks"
+    if os.geteuid() != 0:
+        return Check("sandbox user/limits", "ok", f"agent runs as uid {os.geteuid()} (this user); {lim}")
+    uid = os.environ.get("PTB_SANDBOX_UID", str(DEFAULT_SANDBOX_UID))
+    if uid == "0":
+        return Check("sandbox user/limits", "warn", f"PTB_SANDBOX_UID=0: the agent runs as root (no capabilities); {lim}")
+    if not shutil.which("setpriv"):
+        return Check("sandbox user/limits", "missing", "root harness without setpriv (util-linux): bwrap cannot drop the agent's uid")
+    return Check("sandbox user/limits", "ok", f"root harness: agent runs as uid {uid} (setpriv); {lim}")
+
+
 def _gpu() -> Check:
     try:
         import torch
@@ -98,4 +118,4 @@ def _keys() -> list[Check]:
 
 def run_checks(results: Path) -> list[Check]:
     """Every check, in display order."""
-    return [_bwrap(), _gpu(), _disk(Path(results)), *_packages(), *_keys()]
+    return [_bwrap(), _sandbox_user(), _gpu(), _disk(Path(results)), *_packages(), *_keys()]

@@ -60,6 +60,7 @@ from .model_store import cache_root, resolve_base_model, resolve_forbidden_model
 from .models import SubmissionRejected, base_weight_bytes, canonicalize
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
+from .sandbox.limits import resolve_limits
 from .sandbox.secrets import foreign_secrets, redact_file, redact_tree, secret_values
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
@@ -112,6 +113,23 @@ def _env_float(name: str, default: float) -> float:
     if not value > 0:
         raise PhaseError(f"{name}={raw!r} must be a positive number")
     return value
+
+
+def _read_only_overlays(ws: Path, pristine: Path, harness_files: list[str]) -> list[str]:
+    """Workspace paths (relative) to cover with their pristine copy, read-only: each harness
+    file at the top level, and each top-level directory holding harness files as a whole (a
+    file bound alone could still be swapped by renaming its directory). The copies are made
+    world-readable: the agent may run under another uid. Fails if such a directory holds
+    anything else (the overlay would hide it)."""
+    tops = sorted({rel.split("/", 1)[0] for rel in harness_files})
+    for top in tops:
+        if (ws / top).is_dir():
+            extra = {p.relative_to(ws).as_posix() for p in (ws / top).rglob("*") if not p.is_dir()} - set(harness_files)
+            if extra:
+                raise PhaseError(f"{top}/ holds non-harness files {sorted(extra)}; it cannot be made read-only")
+    for p in [pristine, *pristine.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() or p.stat().st_mode & 0o111 else 0o644)
+    return tops
 
 
 def _hms(seconds: float) -> str:
@@ -299,6 +317,11 @@ class Pipeline:
             dest = paths.harness / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ws / rel, dest)
+        read_only = _read_only_overlays(ws, paths.harness, harness_files)
+        try:
+            limits = resolve_limits(self.spec.gpus)
+        except ValueError as exc:
+            raise PhaseError(str(exc)) from exc
 
         ctx = self._launch_context()
         agent_prefix = install_agent(self.agent)  # pinned CLI, outside the workspace
@@ -339,6 +362,11 @@ class Pipeline:
             egress_tunnels=tunnels,
             max_output_mb=_env_int("PTB_MAX_OUTPUT_MB", 1024),
             max_workspace_mb=_env_int("PTB_MAX_WORKSPACE_MB", 500 * 1024),
+            memory_mb=limits.memory_mb,
+            max_pids=limits.max_pids,
+            # The pristine copies, read-only over the workspace copies (which stay untouched
+            # for the tamper gate): the agent can neither change nor replace them.
+            ro_overlays=[(paths.harness / rel, ws / rel) for rel in read_only],
         )
         argv = self.agent.command(ctx)
         self.progress("solve", f"agent running (limit {_hms(limit_s)})")
@@ -350,12 +378,18 @@ class Pipeline:
         record.exit_code, record.timed_out = result.exit_code, result.timed_out
         record.time_used_s = result.duration_s
         atomic_write_text(paths.time_taken, _hms(result.duration_s) + "\n")
+        stopped_by = []
+        if result.oom_killed:
+            stopped_by.append(f"the memory limit ({limits.memory_mb} MiB) killed a process")
+        if result.pids_limit_hits:
+            stopped_by.append(f"the pids limit ({limits.max_pids}) refused {result.pids_limit_hits} forks")
+        why = f" ({'; '.join(stopped_by)})" if stopped_by else ""
         if result.limit_exceeded:
-            self._outcome(record, "solve", f"agent stopped: {result.limit_exceeded}")
+            self._outcome(record, "solve", f"agent stopped: {result.limit_exceeded}{why}")
         elif result.timed_out:
-            self._outcome(record, "solve", f"agent hit the {_hms(limit_s)} limit and was killed")
+            self._outcome(record, "solve", f"agent hit the {_hms(limit_s)} limit and was killed{why}")
         elif result.exit_code != 0:
-            self._outcome(record, "solve", f"agent exited with code {result.exit_code}")
+            self._outcome(record, "solve", f"agent exited with code {result.exit_code}{why}")
         return {
             "argv": argv,
             "exit_code": result.exit_code,
@@ -363,6 +397,10 @@ class Pipeline:
             "limit_exceeded": result.limit_exceeded,
             "duration_s": result.duration_s,
             "enforced": result.enforced,
+            "limits": limits.record(),
+            "oom_killed": result.oom_killed,
+            "pids_limit_hits": result.pids_limit_hits,
+            "read_only": read_only,
             "agent_version": self.agent.version(),
             "agent_install": agent_prefix,
             "egress_allow": allow,

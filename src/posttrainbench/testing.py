@@ -97,6 +97,9 @@ def build_tiny_model(
     model = model.to(getattr(torch, dtype)).eval()
     model.save_pretrained(path)
     build_tiny_tokenizer(chat_template).save_pretrained(path)
+    for f in path.iterdir():  # transformers writes some files 0600; the sandbox may read as another uid
+        if f.is_file():
+            f.chmod(0o644)
     return path
 
 

@@ -21,8 +21,8 @@ can at most make it answer wrong values, which the tests compare with trusted co
 cannot be encoded, an exception, EOF, garbage, an oversized message or a call past its time limit
 fails the item.
 
-Each sandbox: a fresh empty workspace that is its only writable tree, no network (loopback
-only), a hard wall-clock limit enforced from outside (whole process tree killed), a cgroup
+Each sandbox: a fresh empty workspace that is its only writable tree, an unprivileged uid
+(65534 when the harness is root), no network (loopback only), a hard wall-clock limit enforced from outside (whole process tree killed), a cgroup
 memory and pid limit, ``RLIMIT_FSIZE`` (stdout/stderr included), and the base Python interpreter
 started with ``-I -S`` (isolated, no site-packages: the standard library only). Both sandboxes
 get the program's wall-clock limit; the tester gives up a little earlier (and bounds each call),

@@ -9,7 +9,11 @@ Backends (see :func:`get_sandbox`):
   kill. It is **not isolated** — for debugging and platforms without bwrap only.
 
 Every backend returns a :class:`SandboxResult` whose ``enforced`` map says which limits were
-really enforced on this machine, with a reason for each that was not. The isolating backends
+really enforced on this machine, with a reason for each that was not. When the harness is root,
+the isolating backends run the command as an unprivileged uid/gid (``enforced["uid"]``, see
+:func:`~.base.sandbox_identity`), and ``ro_overlays`` make chosen paths inside the workspace
+read-only. The default memory/pids limits of an agent run are sized by
+:func:`~.limits.resolve_limits` (the pipeline passes them in ``SandboxConfig``). The isolating backends
 share one ``run()`` (:class:`~.isolated.IsolatingSandbox`: checks, not-started results, egress).
 """
 

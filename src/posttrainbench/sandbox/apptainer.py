@@ -10,7 +10,11 @@ The command runs as ``apptainer exec --containall --pid --ipc --cleanenv --no-ho
   command runs behind the in-sandbox forwarder, exactly as with bwrap;
 - the workspace bound read-write and ``ro_binds`` read-only at their own paths, ``--pwd`` the
   workspace; ``masked`` paths covered by an empty read-only directory or file;
-- ``--env`` for exactly ``config.env``; ``--nv`` and ``CUDA_VISIBLE_DEVICES`` for GPUs.
+- ``--env`` for exactly ``config.env``; ``--nv`` and ``CUDA_VISIBLE_DEVICES`` for GPUs;
+- ``ro_overlays`` as ``--bind src:inside:ro`` after the workspace bind;
+- identity: apptainer runs the command as the calling user; when the harness is root, ``--security
+  uid:U,gid:G`` runs it as the sandbox uid/gid instead (:func:`~.base.sandbox_identity`; only
+  root may use it), with ``--no-privs`` dropping every capability.
 
 The wall-clock limit, output cap, workspace quota and cgroup limits are enforced from outside
 by the same supervisor as the other backends. The image is ``$PTB_APPTAINER_IMAGE`` (a .sif
@@ -61,9 +65,13 @@ class ApptainerSandbox(IsolatingSandbox):
         extra_ro_binds: list[tuple[Path, Path]] | None = None,
         empty_dir: Path | None = None,
         empty_file: Path | None = None,
+        identity: tuple[int, int] | None = None,
     ) -> list[str]:
-        """The full ``apptainer exec`` command line (no side effects)."""
+        """The full ``apptainer exec`` command line (no side effects); ``identity``: (uid, gid)
+        to run as (root harness only)."""
         a = [self._exe, "exec", "--containall", "--pid", "--ipc", "--cleanenv", "--no-home", "--no-privs"]
+        if identity is not None:
+            a += ["--security", f"uid:{identity[0]},gid:{identity[1]}"]
         if config.network != NetworkPolicy.open:
             a += ["--net", "--network", "none"]
         if config.gpus:
@@ -71,6 +79,7 @@ class ApptainerSandbox(IsolatingSandbox):
         for k, v in sorted(config.container_env().items()):
             a += ["--env", f"{k}={v}"]
         binds = [(p, p, "ro") for p in config.ro_binds] + [(config.workspace, config.workspace, "rw")]
+        binds += [(src, inside, "ro") for src, inside in sorted(config.ro_overlays, key=lambda o: len(o[1].parts))]
         binds += [(h, i, "ro") for h, i in extra_ro_binds or []]
         for p in config.masked:
             cover = empty_dir if p.is_dir() else empty_file
@@ -93,7 +102,6 @@ class ApptainerSandbox(IsolatingSandbox):
             "env": True,
             "capabilities": True,
             "gpus": True if config.gpus else "not requested",
-            "uid": True,
             "seccomp": "not enforced: no seccomp filter in this backend version",
             **limit_entries(config),
         }
@@ -108,6 +116,7 @@ class ApptainerSandbox(IsolatingSandbox):
         stdout: Path,
         stderr: Path,
         extra_ro_binds: list[tuple[Path, Path]],
+        identity: tuple[int, int] | None,
     ) -> SandboxResult:
         """Run ``apptainer exec`` under the supervisor (inside the egress session ``run`` opened)."""
         with contextlib.ExitStack() as stack:
@@ -119,7 +128,7 @@ class ApptainerSandbox(IsolatingSandbox):
             return supervise_in_cgroups(
                 self.build_argv(
                     argv, config, extra_ro_binds=extra_ro_binds,
-                    empty_dir=empty / "dir", empty_file=empty / "file",
+                    empty_dir=empty / "dir", empty_file=empty / "file", identity=identity,
                 ),  # fmt: skip
                 config,
                 enforced,

@@ -2,15 +2,24 @@
 
 A *sandbox backend* runs one command (the agent) with a hard wall-clock limit enforced from
 outside, optional memory / process limits, an exact environment and a filesystem view in which
-the workspace is the only persistent writable tree. Backends never raise for anything the
-command does (crash, timeout, OOM, a sandbox that fails to start): they return a
-:class:`SandboxResult` that says what happened and which limits were really enforced.
-They raise only for programming errors (e.g. a workspace that does not exist).
+the workspace is the only persistent writable tree (except the read-only ``ro_overlays`` placed
+over paths inside it). Backends never raise for anything the command does (crash, timeout, OOM,
+a sandbox that fails to start): they return a :class:`SandboxResult` that says what happened
+and which limits were really enforced. They raise only for programming errors (e.g. a workspace
+that does not exist).
+
+**Identity.** When the harness runs as root, the isolating backends run the command as an
+unprivileged uid/gid (:func:`sandbox_identity`: ``config.uid``/``gid``, else
+``$PTB_SANDBOX_UID``/``$PTB_SANDBOX_GID``, else 65534/65534, ``nobody``/``nogroup``, which has
+a passwd entry on every common distribution, so ``getpwuid`` works inside); the workspace is
+given to that uid first (:func:`give_workspace`). A non-root harness runs the command as itself:
+it cannot switch, and it is not privileged. An explicit uid 0 opts out (recorded).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -36,6 +45,22 @@ class SandboxConfig(pydantic.BaseModel):
     ro_binds: list[Path] = Field(
         default_factory=list,
         description="Host paths visible read-only at the same path (python prefix, venv, model...).",
+    )
+    ro_overlays: list[tuple[Path, Path]] = Field(
+        default_factory=list,
+        description="(host source, inside path) pairs: the source is bound read-only over an "
+        "existing file or directory *inside the workspace* (same kind), after the workspace "
+        "itself; writing, truncating, renaming, deleting, chmod-ing or hard-linking it fails "
+        "inside (harness files: evaluate.py, timer.sh, task/, ...).",
+    )
+    uid: int | None = Field(
+        None,
+        ge=0,
+        description="uid the command runs as when the harness is root (None: $PTB_SANDBOX_UID, "
+        "else 65534). Ignored for a non-root harness, which runs the command as itself.",
+    )
+    gid: int | None = Field(
+        None, ge=0, description="gid to go with ``uid`` (None: $PTB_SANDBOX_GID, else 65534)."
     )
     masked: list[Path] = Field(
         default_factory=list,
@@ -98,6 +123,13 @@ class SandboxConfig(pydantic.BaseModel):
             raise ValueError("egress_tunnels need the proxy (network none/allowlist + egress_allow)")
         if self.egress_proxy_port in self.egress_tunnels:
             raise ValueError("an egress tunnel uses the proxy port")
+        for src, inside in self.ro_overlays:
+            if not (src.is_absolute() and inside.is_absolute()):
+                raise ValueError(f"ro_overlays paths must be absolute, got {src} -> {inside}")
+            if inside == self.workspace or not inside.is_relative_to(self.workspace):
+                raise ValueError(f"ro_overlays target {inside} is not inside the workspace")
+        if len({inside for _, inside in self.ro_overlays}) != len(self.ro_overlays):
+            raise ValueError("ro_overlays targets must be distinct")
         return self
 
     @property
@@ -159,6 +191,9 @@ class SandboxResult(pydantic.BaseModel):
         "that says why not (e.g. 'not enforced: no writable cgroup', 'not requested').",
     )
     oom_killed: bool = Field(False, description="The cgroup memory limit killed a process.")
+    pids_limit_hits: int = Field(
+        0, ge=0, description="How many process/thread creations the pids limit refused."
+    )
     limit_exceeded: str | None = Field(
         None, description="Why the run was stopped early: output cap or workspace quota exceeded."
     )
@@ -194,6 +229,132 @@ def check_config_paths(config: SandboxConfig) -> None:
     for p in config.ro_binds:
         if not p.exists():
             raise ValueError(f"ro_bind {p} does not exist")
+    for src, inside in config.ro_overlays:
+        if not src.exists() or src.is_symlink():
+            raise ValueError(f"ro_overlay source {src} does not exist (or is a symlink)")
+        if inside.is_symlink() or not inside.exists() or inside.is_dir() != src.is_dir():
+            # bwrap/docker would create a missing target themselves, as root, in the workspace
+            raise ValueError(f"ro_overlay target {inside} must exist in the workspace, of the same kind as {src}")
+
+
+#: uid/gid of the command when the harness is root and nothing else is configured:
+#: ``nobody``/``nogroup`` (a passwd/group entry exists on every common distribution).
+DEFAULT_SANDBOX_UID = 65534
+DEFAULT_SANDBOX_GID = 65534
+
+
+def _env_id(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{name}={raw!r} must be a non-negative integer (a uid/gid)")
+    return int(raw)
+
+
+def sandbox_identity(config: SandboxConfig) -> tuple[int, int] | None:
+    """(uid, gid) the command must be switched to, or None when it runs as the harness user:
+    a non-root harness (it cannot switch), or uid 0 asked for explicitly. Raises
+    ``ValueError`` for a malformed ``PTB_SANDBOX_UID``/``PTB_SANDBOX_GID``."""
+    if os.geteuid() != 0:
+        return None
+    uid = config.uid if config.uid is not None else _env_id("PTB_SANDBOX_UID", DEFAULT_SANDBOX_UID)
+    gid = config.gid if config.gid is not None else _env_id("PTB_SANDBOX_GID", DEFAULT_SANDBOX_GID)
+    return None if uid == 0 else (uid, gid)
+
+
+def uid_entry(config: SandboxConfig, identity: tuple[int, int] | None) -> bool | str:
+    """The ``enforced["uid"]`` entry for an isolating backend."""
+    if identity is not None:
+        return f"uid {identity[0]}, gid {identity[1]}, no supplementary groups (harness is root)"
+    if os.geteuid() != 0:
+        return True  # the harness's own unprivileged uid
+    return "not enforced: uid 0 configured (PTB_SANDBOX_UID=0): runs as host root without capabilities"
+
+
+def overlay_entry(config: SandboxConfig) -> bool | str:
+    """The ``enforced["ro_overlays"]`` entry for a backend that binds them read-only."""
+    return True if config.ro_overlays else "not requested"
+
+
+def give_workspace(root: Path, uid: int, gid: int) -> None:
+    """``chown -R uid:gid root`` without following symlinks (the command must own its workspace;
+    the harness, root, still reads and rewrites everything afterwards). Files with several hard
+    links are skipped: one of them could be a host file outside the workspace."""
+    os.lchown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            p = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(p)
+                if st.st_nlink > 1 and not os.path.isdir(p):
+                    continue
+                if (st.st_uid, st.st_gid) != (uid, gid):
+                    os.lchown(p, uid, gid)
+            except OSError:
+                continue
+
+
+def _may(st: os.stat_result, uid: int, gid: int, bits: int) -> bool:
+    """Whether uid/gid (no supplementary groups) has every permission in ``bits`` (r=4, w=2, x=1)."""
+    if st.st_uid == uid:
+        mode = st.st_mode >> 6
+    elif st.st_gid == gid:
+        mode = st.st_mode >> 3
+    else:
+        mode = st.st_mode
+    return mode & bits == bits
+
+
+#: Paths found fully readable, by (path, uid, gid, the path's own mtime and ctime): a sandbox per
+#: program (HumanEval) would otherwise walk the same interpreter tree every time.
+_READABLE: set[tuple[str, int, int, int, int]] = set()
+
+
+def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 1000) -> list[str]:
+    """Those of ``paths`` (and of what lies below them, up to ``max_entries`` per path; symlinks
+    not followed) that uid/gid could not read: directories need r+x, files r. Parent
+    directories do not matter: inside the sandbox they are created by the backend,
+    world-traversable. At most 5 are named, then a count.
+
+    A convenience (a clear start failure instead of an agent that cannot read its model), not a
+    security control: a path found readable is not walked again in this process while its own
+    mtime and ctime stay the same."""
+    bad: list[str] = []
+    for root in paths:
+        try:
+            rst = os.stat(root)
+        except OSError:
+            continue
+        key = (str(root), uid, gid, rst.st_mtime_ns, rst.st_ctime_ns)
+        if key in _READABLE:
+            continue
+        before = len(bad)
+        seen = 0
+        stack = [str(root)]
+        while stack and seen < max_entries:
+            p = stack.pop()
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            seen += 1
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if not (is_dir or stat.S_ISREG(st.st_mode)) or not st.st_mode & 0o444:
+                continue  # special and write-only files (cgroupfs, sysfs) are nobody's to read
+            if not _may(st, uid, gid, 5 if is_dir else 4):
+                bad.append(f"{p} (mode {st.st_mode & 0o7777:o}, owner {st.st_uid}:{st.st_gid})")
+                continue
+            if is_dir:
+                try:
+                    stack.extend(e.path for e in os.scandir(p))
+                except OSError:
+                    continue
+        if len(bad) == before:
+            _READABLE.add(key)
+    if len(bad) > 5:
+        return [*bad[:5], f"... {len(bad) - 5} more"]
+    return bad
 
 
 def not_started(

@@ -5,24 +5,39 @@ The command runs in new PID, IPC, UTS (and cgroup) namespaces, and a new network
 
 - the system directories read-only (``/usr``, ``/bin``, ``/sbin``, ``/lib*``, ``/etc``;
   host symlinks such as ``/bin -> usr/bin`` are reproduced as symlinks),
-- a new ``/proc`` (with ``/proc/sys`` read-only), a minimal ``/dev``, a private ``/tmp`` tmpfs,
-- ``ro_binds`` read-only and the workspace read-write, each at its own path,
+- a new ``/proc`` (with ``/proc/sys`` read-only), a minimal ``/dev``, private ``/tmp`` and
+  ``/dev/shm`` tmpfs (mode 1777),
+- ``ro_binds`` read-only and the workspace read-write, each at its own path; the directories
+  above them are created 0755 (so the host's ``/root`` being 0700 does not matter inside),
+- ``ro_overlays`` bound read-only over their targets inside the workspace, after it: a write,
+  truncate, rename, unlink, chmod or hard link of such a path fails (``EROFS``/``EBUSY``/``EXDEV``),
 - ``masked`` paths covered by an empty read-only tmpfs (or an empty file),
 - for GPUs only, the selected ``/dev/nvidia*`` nodes and a read-only ``/sys``.
 
 Nothing else of the host (``/root``, ``/home``, ``/work``, ...) exists inside. The environment
-is exactly ``config.env`` (``--clearenv``). All capabilities are dropped and ``no_new_privs``
-is set (bwrap does this itself). ``--die-with-parent`` ties the sandbox to the harness thread
-that started it, ``--new-session`` stops terminal injection.
+is exactly ``config.env`` (``--clearenv``). ``--die-with-parent`` ties the sandbox to the
+harness thread that started it, ``--new-session`` stops terminal injection.
+
+**Identity.** A non-root harness: bwrap runs unprivileged (user namespace), the command keeps
+the harness's uid, all capabilities are dropped and ``no_new_privs`` is set by bwrap itself.
+A root harness (see :func:`~.base.sandbox_identity`): bwrap keeps root only for its own set-up,
+with every capability dropped except ``CAP_SETUID``, ``CAP_SETGID`` and ``CAP_SETPCAP``, and the
+first program inside is util-linux ``setpriv``, which empties the bounding and inheritable
+sets, sets ``no_new_privs``, drops every supplementary group (keeping only the groups of
+GPU device nodes that are not world-accessible) and switches real, effective and saved uid/gid
+to the unprivileged ids *before* anything else runs (the egress forwarder included). The
+kernel clears the permitted and effective sets on that switch, so the command has no
+capability at all (``CapEff``/``CapPrm``/``CapBnd`` 0), cannot switch back, cannot read
+root-only host files visible inside (``/etc/shadow``), and cannot write the run's cgroup files
+(owned by root, joined from outside before bwrap starts).
 
 The wall-clock limit is enforced from outside (see :mod:`.process`): SIGTERM to every process
 inside, SIGKILL after the grace period; killing the namespace's init kills everything inside,
 including processes that called ``setsid``, double-forked or ignore SIGTERM. When the
 command's main process exits, bwrap's init exits and the kernel kills whatever it left behind.
 
-Not enforced by this v0 (recorded in ``SandboxResult.enforced``): when the harness runs as
-root the command runs as host uid 0 (without capabilities); there is no seccomp filter; with
-``network=open`` the host network (and its abstract unix sockets) is shared.
+Not enforced by this version (recorded in ``SandboxResult.enforced``): there is no seccomp
+filter; with ``network=open`` the host network (and its abstract unix sockets) is shared.
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -61,6 +77,12 @@ NVIDIA_CONTROL_NODES: tuple[str, ...] = (
 #: Processes of bwrap itself inside the run's pids cgroup (monitor + namespace init).
 BWRAP_HELPER_PIDS = 2
 HOSTNAME = "ptb-sandbox"
+#: Mount points the sandbox creates itself (never re-created as plain parent directories).
+OWN_MOUNTS: frozenset[str] = frozenset({"/", "/proc", "/dev", "/dev/shm", "/tmp"})
+#: Capabilities bwrap keeps (as root) only so that ``setpriv`` can drop to the sandbox uid.
+SWITCH_CAPS: tuple[str, ...] = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+#: First line of stderr (exit 126/127) when ``setpriv`` could not execute the command.
+SETPRIV_EXEC_FAILED = "setpriv: failed to execute"
 
 
 def _depth(p: Path) -> int:
@@ -72,9 +94,11 @@ class BwrapSandbox(IsolatingSandbox):
 
     name = "bwrap"
 
-    def __init__(self, bwrap: str | None = None) -> None:
-        """``bwrap``: path of the executable (default: found on PATH, then /usr/bin/bwrap)."""
+    def __init__(self, bwrap: str | None = None, setpriv: str | None = None) -> None:
+        """``bwrap``: path of the executable (default: found on PATH, then /usr/bin/bwrap);
+        ``setpriv``: util-linux ``setpriv``, used inside to drop to the sandbox uid."""
         self._bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
+        self._setpriv = setpriv or shutil.which("setpriv") or "/usr/bin/setpriv"
         self._available: tuple[bool, str] | None = None
         self._lock = threading.Lock()
 
@@ -111,19 +135,25 @@ class BwrapSandbox(IsolatingSandbox):
         status_fd: int | None = None,
         empty_fds: dict[Path, int] | None = None,
         extra_ro_binds: list[tuple[Path, Path]] | None = None,
+        identity: tuple[int, int] | None = None,
     ) -> list[str]:
         """The full bwrap command line for ``argv`` under ``config``.
 
         ``status_fd``: fd for bwrap's JSON status. ``empty_fds``: for each masked *file*, a
         readable fd at EOF (e.g. /dev/null) whose (empty) content replaces it; masked files
         without one are skipped. ``extra_ro_binds``: (host, inside) pairs bound read-only last
-        (the egress socket directory and forwarder). No side effects except reading which host
-        paths exist."""
+        (the egress socket directory and forwarder). ``identity``: (uid, gid) to drop to with
+        ``setpriv`` (bwrap running as root). No side effects except reading which host paths
+        exist (and the GPU nodes' owners)."""
         a: list[str] = [self._bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         a.append("--unshare-cgroup-try")
         if config.network != NetworkPolicy.open:
             a.append("--unshare-net")
-        a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", HOSTNAME]
+        a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        if identity is not None:
+            for cap in SWITCH_CAPS:
+                a += ["--cap-add", cap]
+        a += ["--hostname", HOSTNAME]
         a.append("--clearenv")
         for k, v in sorted(config.container_env().items()):
             a += ["--setenv", k, v]
@@ -142,28 +172,46 @@ class BwrapSandbox(IsolatingSandbox):
             for node in NVIDIA_CONTROL_NODES:
                 a += ["--dev-bind-try", node, node]
             a += ["--ro-bind", "/sys", "/sys"]
-        a += ["--tmpfs", "/tmp"]
+        a += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+        targets = [*config.ro_binds, config.workspace, *(i for _, i in extra_ro_binds or [])]
+        for d in _parent_dirs(targets):
+            a += ["--perms", "0755", "--dir", str(d)]
         # Parents before children, so a ro dir inside the workspace (or the reverse) works.
         binds = [(p, "--ro-bind") for p in config.ro_binds] + [(config.workspace, "--bind")]
         for p, flag in sorted(binds, key=lambda b: (_depth(b[0]), b[1] == "--bind")):
             a += [flag, str(p), str(p)]
+        # Over the workspace (parents first): harness files the command must not change.
+        for src, inside in sorted(config.ro_overlays, key=lambda o: _depth(o[1])):
+            a += ["--ro-bind", str(src), str(inside)]
         for host, inside in extra_ro_binds or []:
             a += ["--ro-bind", str(host), str(inside)]
         for p in config.masked:
             if p.is_dir():
                 a += ["--tmpfs", str(p), "--remount-ro", str(p)]
             elif p.exists() and empty_fds and p in empty_fds:
-                a += ["--ro-bind-data", str(empty_fds[p]), str(p)]
+                a += ["--perms", "0444", "--ro-bind-data", str(empty_fds[p]), str(p)]
         a += ["--remount-ro", "/", "--chdir", str(config.workspace)]
         if status_fd is not None:
             a += ["--json-status-fd", str(status_fd)]
         a.append("--")
+        if identity is not None:
+            a += self.setpriv_argv(identity, config.gpus)
         a += argv
         return a
 
+    def setpriv_argv(self, identity: tuple[int, int], gpus: list[int]) -> list[str]:
+        """``setpriv ... --``: drop to ``identity`` for good before the command (see module doc)."""
+        uid, gid = identity
+        nodes = [f"/dev/nvidia{i}" for i in gpus] + list(NVIDIA_CONTROL_NODES) if gpus else []
+        groups = device_groups(nodes, uid, gid)
+        return [
+            self._setpriv, f"--reuid={uid}", f"--regid={gid}",
+            f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+        ]  # fmt: skip
+
     def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
-        """What bwrap enforces for ``config`` (uid: not when the harness runs as root)."""
-        uid = os.getuid()
+        """What bwrap enforces for ``config`` (``uid`` and ``ro_overlays`` are added by ``run``)."""
         net: bool | str = (
             True
             if config.network != NetworkPolicy.open
@@ -181,17 +229,24 @@ class BwrapSandbox(IsolatingSandbox):
             "env": True,
             "capabilities": True,
             "gpus": True,
-            "uid": True
-            if uid != 0
-            else "not enforced: runs as host uid 0 (all capabilities dropped, /proc/sys read-only)",
             "seccomp": "not enforced: no seccomp filter in this backend version",
             **limit_entries(config),
         }
 
-    def preflight(self, config: SandboxConfig) -> str | None:
-        """The GPU device nodes asked for must exist."""
+    def preflight(self, config: SandboxConfig, identity: tuple[int, int] | None) -> str | None:
+        """The GPU device nodes asked for must exist; dropping the uid needs ``setpriv`` in a
+        system directory (it runs inside the sandbox)."""
         missing = [f"/dev/nvidia{i}" for i in config.gpus if not os.path.exists(f"/dev/nvidia{i}")]
-        return f"GPU device node(s) missing: {', '.join(missing)}" if missing else None
+        if missing:
+            return f"GPU device node(s) missing: {', '.join(missing)}"
+        if identity is not None:
+            real = os.path.realpath(self._setpriv)
+            if not os.access(real, os.X_OK) or not any(real.startswith(d + "/") for d in SYSTEM_DIRS):
+                return (
+                    f"setpriv (util-linux) not found in a system directory ({self._setpriv}): needed "
+                    "to run the command unprivileged as root; install util-linux or set PTB_SANDBOX_UID=0"
+                )
+        return None
 
     def run_isolated(
         self,
@@ -203,6 +258,7 @@ class BwrapSandbox(IsolatingSandbox):
         stdout: Path,
         stderr: Path,
         extra_ro_binds: list[tuple[Path, Path]],
+        identity: tuple[int, int] | None,
     ) -> SandboxResult:
         """Run ``argv`` under bwrap (inside the egress session ``run`` opened)."""
         cgroups, limits = setup_cgroups(
@@ -220,6 +276,7 @@ class BwrapSandbox(IsolatingSandbox):
                     status_fd=status_w,
                     empty_fds=empty_fds,
                     extra_ro_binds=extra_ro_binds,
+                    identity=identity,
                 ),
                 env={},
                 cwd=Path("/"),
@@ -241,6 +298,7 @@ class BwrapSandbox(IsolatingSandbox):
             status = _read_status(status_r)
             os.close(status_r)
             oom = cgroups.oom_kills() > 0 if cgroups is not None else False
+            pids_hits = cgroups.pids_limit_hits() if cgroups is not None else 0
             if cgroups is not None:
                 cgroups.remove()
 
@@ -254,9 +312,11 @@ class BwrapSandbox(IsolatingSandbox):
         elif not stopped:
             if isinstance(status.get("exit-code"), int):
                 exit_code = int(status["exit-code"])  # type: ignore[arg-type]
-            first = _first_line(stderr) if exit_code in (1, 127) else ""
-            if first.startswith("bwrap: execvp") or (
-                exit_code == 127 and first.startswith(BRIDGE_EXEC_FAILED)
+            first = _first_line(stderr) if exit_code in (1, 126, 127) else ""
+            if (
+                first.startswith("bwrap: execvp")
+                or (exit_code == 127 and first.startswith(BRIDGE_EXEC_FAILED))
+                or (identity is not None and exit_code in (126, 127) and first.startswith(SETPRIV_EXEC_FAILED))
             ):
                 # The sandbox was set up but the command could not be executed.
                 error, exit_code = f"failed to start: {first}", None
@@ -267,8 +327,39 @@ class BwrapSandbox(IsolatingSandbox):
             error=error,
             enforced=enforced,
             oom_killed=oom,
+            pids_limit_hits=pids_hits,
             limit_exceeded=outcome.limit_exceeded,
         )
+
+
+def _parent_dirs(targets: list[Path]) -> list[Path]:
+    """Directories above the bind targets that the sandbox must create itself (parents first):
+    not the ones it mounts anyway, nor any at or under a system directory or another target."""
+    covered = [Path(d) for d in SYSTEM_DIRS] + list(targets)
+    out: set[Path] = set()
+    for t in targets:
+        for d in t.parents:
+            if str(d) in OWN_MOUNTS or any(d == c or c in d.parents for c in covered):
+                continue
+            out.add(d)
+    return sorted(out, key=lambda d: (_depth(d), str(d)))
+
+
+def device_groups(nodes: list[str], uid: int, gid: int) -> list[int]:
+    """Groups the command keeps so that it can still open the device nodes it is given (the
+    GPUs): the group of each character device that uid/gid could not read and write otherwise
+    and whose group can. Missing nodes and other files are ignored."""
+    groups: set[int] = set()
+    for node in nodes:
+        try:
+            st = os.stat(node)
+        except OSError:
+            continue
+        if not stat.S_ISCHR(st.st_mode) or st.st_uid == uid or st.st_mode & 0o006 == 0o006:
+            continue
+        if st.st_gid != gid and st.st_mode & 0o060 == 0o060:
+            groups.add(st.st_gid)
+    return sorted(groups)
 
 
 def _read_status(fd: int) -> dict[str, object]:

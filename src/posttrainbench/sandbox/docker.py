@@ -8,8 +8,12 @@ Docker's default seccomp profile, ``--init`` (so orphans are reaped), ``--pids-l
 Image: ``$PTB_DOCKER_IMAGE`` or the given one; without it, a *host-filesystem* image
 ``ptb-hostfs:1`` (an empty image imported locally, no registry needed) with the host system
 directories bound read-only, exactly like the bwrap backend's view. ``ro_binds`` are bound
-read-only and the workspace read-write at their own paths; ``masked`` paths are covered by an
+read-only and the workspace read-write at their own paths, ``ro_overlays`` read-only over their
+targets inside the workspace (Docker mounts parents first); ``masked`` paths are covered by an
 empty read-only directory or file.
+
+Identity: ``--user uid:gid`` with no supplementary group: the sandbox uid/gid
+(:func:`~.base.sandbox_identity`) when the harness is root, else the harness's own ids.
 
 I/O: the prompt file is bound read-only; stdout and stderr are named pipes in a private host
 directory, read by the same capped pumps as the other backends. The wall-clock limit, output
@@ -109,8 +113,10 @@ class DockerSandbox(IsolatingSandbox):
         extra_ro_binds: list[tuple[Path, Path]] | None = None,
         empty_dir: Path | None = None,
         empty_file: Path | None = None,
+        identity: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
-        """Arguments of ``containers.create`` for ``argv`` under ``config`` (no side effects)."""
+        """Arguments of ``containers.create`` for ``argv`` under ``config`` (no side effects).
+        ``identity``: (uid, gid) of the command (default: the harness's own)."""
         from docker.types import DeviceRequest, Mount
 
         def bind(src: Path, dst: Path, ro: bool) -> Any:
@@ -122,6 +128,7 @@ class DockerSandbox(IsolatingSandbox):
             mounts += [bind(Path(d), Path(d), True) for d in SYSTEM_DIRS if os.path.isdir(d) and d != "/sbin"]
         mounts += [bind(p, p, True) for p in config.ro_binds]
         mounts.append(bind(config.workspace, config.workspace, False))
+        mounts += [bind(src, inside, True) for src, inside in config.ro_overlays]
         mounts += [bind(h, i, True) for h, i in extra_ro_binds or []]
         for p in config.masked:
             cover = empty_dir if p.is_dir() else empty_file
@@ -140,7 +147,7 @@ class DockerSandbox(IsolatingSandbox):
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "init": True,
-            "user": f"{os.getuid()}:{os.getgid()}",
+            "user": "{}:{}".format(*(identity or (os.getuid(), os.getgid()))),
             "labels": {"posttrainbench": "sandbox"},
             "detach": True,
         }
@@ -161,7 +168,6 @@ class DockerSandbox(IsolatingSandbox):
             "time": True, "pid_ns": True, "ipc_ns": True, "uts_ns": True,
             "net_ns": True if config.network != NetworkPolicy.open else "not enforced: network=open (host network)",
             "filesystem": True, "env": True, "capabilities": True, "gpus": True,
-            "uid": True if os.getuid() != 0 else "not enforced: runs as uid 0 (all capabilities dropped)",
             "seccomp": "docker default profile",
             "memory": True if config.memory_mb else "not requested",
             "pids": True if config.max_pids else "not requested",
@@ -178,6 +184,7 @@ class DockerSandbox(IsolatingSandbox):
         stdout: Path,
         stderr: Path,
         extra_ro_binds: list[tuple[Path, Path]],
+        identity: tuple[int, int] | None,
     ) -> SandboxResult:
         """Create, start and supervise the container (inside the egress session ``run`` opened)."""
         with contextlib.ExitStack() as stack:
@@ -187,7 +194,8 @@ class DockerSandbox(IsolatingSandbox):
             empty.mkdir()
             (tmp / "empty-file").touch()
             for name in ("stdout", "stderr"):
-                os.mkfifo(io_dir / name, 0o666)
+                os.mkfifo(io_dir / name)
+                os.chmod(io_dir / name, 0o666)  # mkfifo's mode is cut by the umask; the command may be another uid
             stdin_copy = io_dir / "stdin"
             stdin_copy.write_bytes(Path(stdin).read_bytes() if stdin is not None else b"")
             os.chmod(io_dir, 0o777)
@@ -195,7 +203,7 @@ class DockerSandbox(IsolatingSandbox):
                 image = self.ensure_image()
                 kwargs = self.container_kwargs(
                     argv, config, io_dir=io_dir, extra_ro_binds=extra_ro_binds,
-                    empty_dir=empty, empty_file=tmp / "empty-file",
+                    empty_dir=empty, empty_file=tmp / "empty-file", identity=identity,
                 )  # fmt: skip
                 container = self.client().containers.create(image, **kwargs)
             except Exception as e:

@@ -3,8 +3,10 @@
 Each backend says what it enforces for a config (``enforced``), whether it can start here
 (``available`` and ``preflight``), and how to run a command it has been handed
 (``run_isolated``). Everything in between is the same for all of them and lives here: argument
-checks, the not-started result, and the egress session (the allow-list proxy, its forwarder,
-and the environment and read-only binds the forwarder needs inside the sandbox).
+checks, the not-started result, the identity (when the harness is root, the command runs as an
+unprivileged uid/gid, see :func:`~.base.sandbox_identity`: every bound path must be readable by
+it, and the workspace is given to it), and the egress session (the allow-list proxy, its
+forwarder, and the environment and read-only binds the forwarder needs inside the sandbox).
 """
 
 from __future__ import annotations
@@ -13,7 +15,17 @@ import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from posttrainbench.sandbox.base import SandboxConfig, SandboxResult, check_config_paths, not_started
+from posttrainbench.sandbox.base import (
+    SandboxConfig,
+    SandboxResult,
+    check_config_paths,
+    give_workspace,
+    not_started,
+    overlay_entry,
+    sandbox_identity,
+    uid_entry,
+    unreadable,
+)
 from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
 
 
@@ -30,7 +42,7 @@ class IsolatingSandbox(ABC):
     def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
         """Each isolation property and limit: True, or a string saying how / why not."""
 
-    def preflight(self, config: SandboxConfig) -> str | None:
+    def preflight(self, config: SandboxConfig, identity: tuple[int, int] | None) -> str | None:
         """A reason this config cannot start here (beyond ``available``), or None."""
         return None
 
@@ -45,8 +57,10 @@ class IsolatingSandbox(ABC):
         stdout: Path,
         stderr: Path,
         extra_ro_binds: list[tuple[Path, Path]],
+        identity: tuple[int, int] | None,
     ) -> SandboxResult:
-        """Run ``argv`` (already wrapped for egress) with ``extra_ro_binds`` (host, inside) added."""
+        """Run ``argv`` (already wrapped for egress) with ``extra_ro_binds`` (host, inside) added,
+        as ``identity`` (uid, gid) when given (else as the harness user)."""
 
     def run(
         self,
@@ -61,11 +75,23 @@ class IsolatingSandbox(ABC):
         if not argv:
             raise ValueError("argv must not be empty")
         check_config_paths(config)
+        identity = sandbox_identity(config)
         enforced = self.enforced(config)
+        enforced["uid"] = uid_entry(config, identity)
+        enforced["ro_overlays"] = overlay_entry(config)
         ok, reason = self.available()
-        problem = reason if not ok else self.preflight(config)
+        problem = reason if not ok else self.preflight(config, identity)
+        if problem is None and identity is not None:
+            bad = unreadable([*config.ro_binds, *(src for src, _ in config.ro_overlays)], *identity)
+            if bad:
+                problem = (
+                    f"not readable by the sandbox uid {identity[0]}/gid {identity[1]} (make it "
+                    f"world-readable, e.g. chmod -R a+rX, or set PTB_SANDBOX_UID): {'; '.join(bad)}"
+                )
         if problem:
             return not_started(f"failed to start: {problem}", enforced, stdout, stderr)
+        if identity is not None:
+            give_workspace(config.workspace, *identity)
         with egress_session(argv, config, python=sys.executable, socket_dir_inside=SANDBOX_SOCKET_DIR) as plan:
             enforced["egress"] = plan.enforced
             if plan.proxy is not None:  # the forwarder runs on this interpreter inside the sandbox
@@ -74,5 +100,6 @@ class IsolatingSandbox(ABC):
                     update={"env": {**config.env, **plan.env}, "ro_binds": [*config.ro_binds, *sorted(extra)]}
                 )
             return self.run_isolated(
-                plan.argv, config, enforced, stdin=stdin, stdout=stdout, stderr=stderr, extra_ro_binds=plan.binds
-            )
+                plan.argv, config, enforced, stdin=stdin, stdout=stdout, stderr=stderr,
+                extra_ro_binds=plan.binds, identity=identity,
+            )  # fmt: skip

@@ -10,9 +10,25 @@ limits that already apply to the harness keep applying), named ``ptb-<uuid>``:
   ``/sys/fs/cgroup/pids/.../ptb-<uuid>`` (``pids.max``).
 
 The command joins the cgroups *before* it is executed (see :data:`JOIN_SCRIPT`), so nothing it
-starts can escape them. Without a writable cgroup the limit is recorded as not enforced and
-the run goes on. The cgroup also tracks every process of the run, so that a tree kill can
-find processes that left the process group or session.
+starts can escape them; the join runs outside the sandbox, as the harness user, and the cgroup
+files stay owned by it (an unprivileged command inside cannot write them, nor see them unless
+``/sys`` is bound). Without a writable cgroup the limit is recorded as not enforced and the run
+goes on. The cgroup also tracks every process of the run, so that a tree kill can find
+processes that left the process group or session. After the run, :meth:`Cgroups.oom_kills` and
+:meth:`Cgroups.pids_limit_hits` say whether a limit stopped something.
+
+**Default sizes** (:func:`resolve_limits`, used for every agent run): with ``M`` the machine's
+RAM (``MemTotal``, or the harness's own cgroup memory limit when lower), ``R = max(2 GiB,
+M/10)`` kept for the harness and the system, ``s`` the run's share of the machine's GPUs
+(``run GPUs / GPU device nodes``; 1 for a CPU run, a machine without GPUs, or a harness already
+in a memory-limited cgroup: a Slurm job or container was sized by its scheduler)::
+
+    memory_mb = max(512, (M - R) * s)
+    max_pids  = min(1024 + 64 * CPUs + 512 * run GPUs, kernel.pid_max / 2)
+
+(CPUs: those the harness may run on; tasks count threads, and PyTorch starts one per CPU per
+process.) ``PTB_SANDBOX_MEMORY_MB`` / ``PTB_SANDBOX_MAX_PIDS`` override either (a positive
+integer, or ``off``); what was used and why is recorded with the run.
 """
 
 from __future__ import annotations
@@ -29,6 +45,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CGROUP_PREFIX = "ptb-"
+#: Where the process's own mount table and cgroup membership are read (a test points it at a
+#: fake tree to exercise the cgroup v2 path on a v1 machine).
+PROC_SELF = Path("/proc/self")
 
 #: ``sh -c`` script: cgroup.procs files up to ``--``, then the command. The shell moves itself
 #: into each cgroup, then execs the command, so the command and all its descendants start
@@ -81,6 +100,18 @@ class Cgroups:
             pass
         return 0
 
+    def pids_limit_hits(self) -> int:
+        """How many forks/clones the pids limit refused (``pids.events``: ``max N``; 0 if unknown)."""
+        for d in self.dirs:
+            try:
+                for line in (d / "pids.events").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
     def remove(self, timeout_s: float = 5.0) -> None:
         """SIGKILL whatever is left in the cgroups and remove them (never raises)."""
         deadline = time.monotonic() + timeout_s
@@ -112,7 +143,7 @@ def _mounts() -> list[tuple[str, str, str, set[str]]]:
     """(mount root, mount point, fstype, super options) of every cgroup mount."""
     out = []
     try:
-        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        lines = (PROC_SELF / "mountinfo").read_text().splitlines()
     except OSError:
         return out
     for line in lines:
@@ -130,7 +161,7 @@ def _own_cgroups() -> dict[str, str]:
     """Controller (or '' for the v2 hierarchy) -> our cgroup path, from /proc/self/cgroup."""
     out: dict[str, str] = {}
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        lines = (PROC_SELF / "cgroup").read_text().splitlines()
     except OSError:
         return out
     for line in lines:
@@ -200,11 +231,13 @@ def _try_v2(memory_mb: int | None, max_pids: int | None, name: str) -> tuple[Cgr
             _write(d / "memory.max", str(memory_mb * 2**20))
             cg.memory_dir = d
             cg.enforced["memory"] = True
-            if (d / "memory.swap.max").exists():
+            try:
                 _write(d / "memory.swap.max", "0")
                 cg.enforced["swap"] = True
-            else:
-                cg.enforced["swap"] = "not enforced: no memory.swap.max (swap accounting off)"
+            except OSError as e:  # no memory.swap.max: swap accounting is off
+                cg.enforced["swap"] = (
+                    f"not enforced: memory.swap.max: {e}" if _swap_active() else True
+                )
         if max_pids:
             _write(d / "pids.max", str(max_pids))
             cg.enforced["pids"] = True
@@ -300,3 +333,147 @@ def setup_cgroups(
     if not dirs:
         return None, enforced
     return cg, enforced
+
+
+# --- default sizes --------------------------------------------------------------------------
+
+#: Lower bound of the default memory limit (MiB), and of a configured one.
+MIN_MEMORY_MB = 512
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the default limits are sized from."""
+
+    mem_mb: int  # MemTotal, or the harness's own cgroup memory limit when lower
+    mem_limited_by_cgroup: bool
+    cpus: int  # CPUs this process may run on
+    gpus: int  # GPU device nodes (/dev/nvidia<N>)
+    pid_max: int
+
+    @classmethod
+    def probe(cls) -> Machine:
+        """This machine (never raises; conservative fallbacks)."""
+        total = 0
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemTotal:"):
+                    total = int(line.split()[1]) // 1024
+                    break
+        except (OSError, ValueError, IndexError):
+            pass
+        cg = _harness_memory_limit_mb()
+        limited = cg is not None and (total == 0 or cg < total)
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        try:
+            gpus = sum(1 for n in os.listdir("/dev") if re.fullmatch(r"nvidia\d+", n))
+        except OSError:
+            gpus = 0
+        try:
+            pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        except (OSError, ValueError):
+            pid_max = 32768
+        return cls(
+            mem_mb=(cg if limited else total) or 4096,  # type: ignore[arg-type]
+            mem_limited_by_cgroup=limited,
+            cpus=max(1, cpus),
+            gpus=gpus,
+            pid_max=pid_max,
+        )
+
+
+def _harness_memory_limit_mb() -> int | None:
+    """The lowest memory limit on the harness's own cgroup or its ancestors (MiB), if any."""
+    own = _own_cgroups()
+    lowest: int | None = None
+    for root, point, fstype, opts in _mounts():
+        if fstype == "cgroup2":
+            path, name = own.get(""), "memory.max"
+        elif "memory" in opts:
+            path, name = own.get("memory"), "memory.limit_in_bytes"
+        else:
+            continue
+        if path is None:
+            continue
+        d = _host_dir(root, point, path)
+        top = Path(point)
+        while d is not None and (d == top or top in d.parents):
+            try:
+                raw = (d / name).read_text().strip()
+                if raw.isdigit() and int(raw) < 2**60:
+                    mb = int(raw) // 2**20
+                    lowest = mb if lowest is None else min(lowest, mb)
+            except OSError:
+                pass
+            d = d.parent if d != top else None
+    return lowest
+
+
+def default_limits(run_gpus: int, machine: Machine) -> tuple[int, int]:
+    """(memory_mb, max_pids) for a run with ``run_gpus`` GPUs (formula in the module docstring)."""
+    reserve = max(2048, machine.mem_mb // 10)
+    share = 1.0
+    if run_gpus > 0 and machine.gpus > 0 and not machine.mem_limited_by_cgroup:
+        share = min(1.0, run_gpus / machine.gpus)
+    memory = max(MIN_MEMORY_MB, int((machine.mem_mb - reserve) * share))
+    pids = min(1024 + 64 * machine.cpus + 512 * run_gpus, max(256, machine.pid_max // 2))
+    return memory, pids
+
+
+@dataclass(frozen=True)
+class LimitPlan:
+    """The limits one run asks for, and where each came from (recorded in ``run.json``)."""
+
+    memory_mb: int | None
+    max_pids: int | None
+    memory_source: str
+    pids_source: str
+    machine: Machine
+
+    def record(self) -> dict[str, object]:
+        """JSON-ready: the requested limits, their sources and the machine they were sized from."""
+        m = self.machine
+        return {
+            "memory_mb": self.memory_mb,
+            "max_pids": self.max_pids,
+            "memory_source": self.memory_source,
+            "pids_source": self.pids_source,
+            "machine": {
+                "mem_mb": m.mem_mb, "mem_limited_by_cgroup": m.mem_limited_by_cgroup,
+                "cpus": m.cpus, "gpus": m.gpus, "pid_max": m.pid_max,
+            },
+        }  # fmt: skip
+
+
+def _env_limit(env: dict[str, str] | os._Environ[str], name: str, minimum: int) -> tuple[bool, int | None]:
+    """(set?, value): a positive integer >= ``minimum``, or ``off`` (None). Raises ValueError."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return False, None
+    if raw.lower() == "off":
+        return True, None
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(f"{name}={raw!r} must be an integer >= {minimum}, or 'off'")
+    return True, int(raw)
+
+
+def resolve_limits(
+    run_gpus: int, *, env: dict[str, str] | None = None, machine: Machine | None = None
+) -> LimitPlan:
+    """The memory and pids limits of an agent run: the defaults sized from ``machine`` and the
+    run's GPUs, unless ``PTB_SANDBOX_MEMORY_MB`` / ``PTB_SANDBOX_MAX_PIDS`` say otherwise.
+    Raises ``ValueError`` for a malformed setting."""
+    src = os.environ if env is None else env
+    m = machine or Machine.probe()
+    memory, pids = default_limits(run_gpus, m)
+    msrc = psrc = "default"
+    is_set, value = _env_limit(src, "PTB_SANDBOX_MEMORY_MB", MIN_MEMORY_MB)
+    if is_set:
+        memory, msrc = value, "PTB_SANDBOX_MEMORY_MB" if value is not None else "PTB_SANDBOX_MEMORY_MB=off"
+    is_set, value = _env_limit(src, "PTB_SANDBOX_MAX_PIDS", 16)
+    if is_set:
+        pids, psrc = value, "PTB_SANDBOX_MAX_PIDS" if value is not None else "PTB_SANDBOX_MAX_PIDS=off"
+    return LimitPlan(memory, pids, msrc, psrc, m)

@@ -369,7 +369,7 @@ def supervise_in_cgroups(
     """``supervise`` with ``config``'s time limit, output cap and workspace quota, inside
     ``cgroups`` (removed afterwards; an OOM kill there is reported), as a ``SandboxResult``.
     For backends whose command is the run's leader (apptainer, none); bwrap has its own."""
-    oom = False
+    oom, pids_hits = False, 0
     try:
         outcome = supervise(
             argv,
@@ -389,6 +389,7 @@ def supervise_in_cgroups(
         if cgroups is not None:
             with contextlib.suppress(Exception):
                 oom = cgroups.oom_kills() > 0
+                pids_hits = cgroups.pids_limit_hits()
             cgroups.remove()
     return SandboxResult(
         exit_code=outcome.returncode,
@@ -397,6 +398,7 @@ def supervise_in_cgroups(
         error=outcome.start_error,
         enforced=enforced,
         oom_killed=oom,
+        pids_limit_hits=pids_hits,
         limit_exceeded=outcome.limit_exceeded,
     )
 

@@ -2,8 +2,9 @@
 
 For debugging, and for platforms without bubblewrap (macOS, some clusters). The command sees
 the whole host filesystem, network, every process and every file the harness user may
-read — including API keys elsewhere on disk. ``ro_binds``, ``masked`` and ``network`` are
-ignored (recorded as not enforced). What it does keep:
+read — including API keys elsewhere on disk — and runs as the harness user (root if the
+harness is root: it cannot drop privileges). ``ro_binds``, ``ro_overlays``, ``masked``,
+``uid``/``gid`` and ``network`` are ignored (recorded as not enforced). What it does keep:
 
 - the environment is exactly ``config.env`` (plus ``CUDA_VISIBLE_DEVICES`` for ``gpus``),
 - the cwd is the workspace,
@@ -77,7 +78,10 @@ class UnsandboxedSandbox:
             "env": True,
             "capabilities": NOT_ISOLATED,
             "gpus": "not enforced: CUDA_VISIBLE_DEVICES only" if config.gpus else NOT_ISOLATED,
-            "uid": NOT_ISOLATED,
+            "uid": NOT_ISOLATED + f" (runs as the harness user, uid {os.geteuid()})",
+            "ro_overlays": NOT_ISOLATED + " (harness files stay writable)"
+            if config.ro_overlays
+            else "not requested",
             "seccomp": NOT_ISOLATED,
             **limit_entries(config),
         }
