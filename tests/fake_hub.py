@@ -6,8 +6,9 @@ Enough of it for the real ``huggingface_hub`` and ``datasets`` clients, as the h
   ``siblings`` ...);
 - ``GET /api/{type}s/{repo}/tree/{rev}[/{path}]`` (``?recursive=``) and ``POST .../paths-info/{rev}``:
   file entries (``oid``, ``size``, ``lfs``);
-- ``HEAD``/``GET /[datasets/]{repo}/resolve/{rev}/{file}``: a small file answers ``200`` with
-  ``ETag``, ``X-Repo-Commit`` and ``Content-Length``; an LFS file answers ``302`` to a CDN path
+- ``HEAD``/``GET /[datasets/]{repo}/resolve/{rev}/{file}``: a small file answers ``307`` to
+  ``/api/resolve-cache/{type}s/{repo}/{commit}/{file}``, which answers ``200`` with ``ETag``,
+  ``X-Repo-Commit`` and ``Content-Length``; an LFS file answers ``302`` to a CDN path
   ``/cdn/{sha256}`` on the same server, with ``X-Linked-Etag``, ``X-Linked-Size``, ``X-Repo-Commit``
   and Xet headers (``X-Xet-Hash``, ``Link: <...>; rel="xet-auth"``) that a gateway must strip;
   the CDN honours ``Range``;
@@ -138,6 +139,7 @@ class FakeHub:
 
 
 _API = re.compile(r"^/api/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)??)(?:/(?P<kw>revision|tree|paths-info)/(?P<rev>[^/]+)(?P<rest>/.*)?)?$")
+_CACHE = re.compile(r"^/api/resolve-cache/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/(?P<rev>[0-9a-f]{40})/(?P<file>.+)$")
 _RESOLVE = re.compile(r"^(?:/(?P<t>datasets))?/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
 
@@ -192,6 +194,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         path, query = unquote(u.path), parse_qs(u.query)
         if path.startswith("/cdn/"):
             return self._cdn(path[len("/cdn/") :])
+        m = _CACHE.match(path)
+        if m:
+            return self._resolve("model" if m.group(1) == "models" else "dataset", m, cached=True)
         m = _API.match(path)
         if m:
             repo_type = "model" if m.group(1) == "models" else "dataset"
@@ -252,7 +257,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         out += [{"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d} for d in sorted(dirs)]
         return out
 
-    def _resolve(self, repo_type: str, m: re.Match[str]) -> None:
+    def _resolve(self, repo_type: str, m: re.Match[str], cached: bool = False) -> None:
         repo = self._repo(repo_type, m.group("repo"))
         if isinstance(repo, str):
             return self._renamed(m.group("repo"), repo)
@@ -270,6 +275,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size),
                 "X-Xet-Hash": "0" * 64, "Link": f'<{self.fake.url}/api/xet-token>; rel="xet-auth", <{self.fake.url}/x>; rel="next"',
             })  # fmt: skip
+        if not cached:  # the hub sends small files to a cache path at the resolved commit
+            t = "models" if repo_type == "model" else "datasets"
+            loc = f"/api/resolve-cache/{t}/{repo.repo_id}/{repo.sha}/{m.group('file')}?etag=%22{blob.git_oid}%22"
+            return self._send(307, b"", {**common, "Location": loc, "ETag": f'"{blob.git_oid}"'})
         self._send(200, blob.data, {**common, "ETag": f'"{blob.git_oid}"', "Content-Type": "application/octet-stream"})
 
     def _cdn(self, sha: str) -> None:

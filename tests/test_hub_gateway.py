@@ -148,6 +148,8 @@ def hf(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Gateway:
         ("/api/models/Qwen%2FQwen3-4B-Base/revision/main",
          ("revision", "model", "Qwen/Qwen3-4B-Base", "main", None, "/api/models/Qwen/Qwen3-4B-Base/revision/main")),
         ("/api/models/o/m/", ("info", "model", "o/m", None, None, "/api/models/o/m")),
+        ("/api/resolve-cache/datasets/o/d/" + "a" * 40 + "/x/y.json?etag=1".split("?")[0],
+         ("resolve-cache", "dataset", "o/d", "a" * 40, "x/y.json", "/api/resolve-cache/datasets/o/d/" + "a" * 40 + "/x/y.json")),
     ],
 )  # fmt: skip
 def test_hub_paths_are_parsed_and_re_encoded(path: str, expect: tuple) -> None:
@@ -160,7 +162,7 @@ def test_hub_paths_are_parsed_and_re_encoded(path: str, expect: tuple) -> None:
     [
         "/api/models", "/api/models?search=qwen", "/api/whoami-v2", "/api/repos/create", "/api/agent-harnesses",
         "/api/models/o/m/xet-read-token/main", "/api/models/o/m/commit/main", "/o/m/blob/main/f", "/o/m/raw/main/f",
-        "/o/m", "/api/models/o/m/resolve", "/o/m/resolve/main", "/api/spaces",
+        "/o/m", "/api/models/o/m/resolve", "/o/m/resolve/main", "/api/spaces", "/api/resolve-cache/models/o", "/api/resolve-cache/o/m/r/f",
     ],
 )  # fmt: skip
 def test_paths_that_name_no_repo_are_refused(path: str) -> None:
@@ -232,8 +234,9 @@ def test_allowed_repos_download_through_the_gateway(hf: Gateway, tmp_path: Path)
     assert {f.path for f in api.list_repo_tree("org/allowed-model", recursive=True)} >= {"sub/dir/notes.txt", "config.json"}
     assert [p.path for p in api.get_paths_info("org/allowed-data", ["data/train.jsonl"], repo_type="dataset")] == ["data/train.jsonl"]
     lines = hf.lines()
-    assert ["ALLOW", "GET", "hub:model/org/allowed-model", f"rev=main file=model.safetensors endpoint=resolve status=200 bytes={BIG.size}"] in lines
-    assert ["ALLOW", "HEAD", "hub:model/org/allowed-model", "rev=main file=config.json endpoint=resolve status=200 bytes=0"] in lines
+    gets = f"rev=main file=model.safetensors endpoint=resolve status=200 bytes={BIG.size} commit={sha}"
+    assert ["ALLOW", "GET", "hub:model/org/allowed-model", gets] in lines
+    assert ["ALLOW", "HEAD", "hub:model/org/allowed-model", f"rev=main file=config.json endpoint=resolve status=200 bytes=0 commit={sha}"] in lines
     assert any(ln[:3] == ["ALLOW", "GET", "hub:model/org/allowed-model"] and f"rev={sha} file=sub/dir/notes.txt" in ln[3] for ln in lines)
     assert any(ln[:3] == ["ALLOW", "POST", "hub:dataset/org/allowed-data"] and "endpoint=paths-info" in ln[3] for ln in lines)
 
@@ -303,6 +306,8 @@ def test_forbidden_repos_are_refused_by_the_real_client(hf: Gateway, tmp_path: P
         ("GET", "/api/datasets/openai%2Fgsm8k/parquet", 403),
         ("POST", "/api/datasets/openai/gsm8k/paths-info/main", 403),
         ("GET", "/api/datasets/Idavidrein/gpqa/tree/main", 403),
+        ("GET", "/api/resolve-cache/models/Qwen/Qwen3-4B/" + "0" * 40 + "/config.json", 403),
+        ("GET", "/api/resolve-cache/datasets/gsm8k/" + "0" * 40 + "/x", 403),
         ("POST", "/api/repos/create", 403),
         ("PUT", "/api/models/org/allowed-model/commit/main", 403),
         ("DELETE", "/api/models/org/allowed-model", 405),

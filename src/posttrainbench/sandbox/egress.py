@@ -321,7 +321,7 @@ def read_request(sock: socket.socket, limit: int = _MAX_HEADER) -> Request | Non
     headers: list[tuple[str, str]] = []
     for ln in lines[1:]:
         name, sep, value = ln.partition(":")
-        if not sep or not _HEADER_NAME.fullmatch(name) or "\n" in ln or "\r" in ln:
+        if not sep or not _HEADER_NAME.fullmatch(name) or any(c < " " and c != "\t" or c == "\x7f" for c in value):
             raise BadRequest(f"malformed header line {ln[:80]!r}")  # also obs-fold (leading space)
         headers.append((name, value.strip(" \t")))
     return Request(parts[0], parts[1], parts[2], headers, rest)

@@ -9,7 +9,8 @@ For each request the gateway
 
 1. parses the path (percent-decoded segment by segment, strict) into the repo(s) it may address:
    ``/api/{models|datasets|spaces}/{repo}[/revision/{rev}|/tree/{rev}[/path]|/paths-info/{rev}|
-   /refs|/commits/{rev}|/parquet[/...]]`` and ``/[datasets/|spaces/]{repo}/resolve/{rev}/{file}``.
+   /refs|/commits/{rev}|/parquet[/...]]``, ``/[datasets/|spaces/]{repo}/resolve/{rev}/{file}`` and
+   ``/api/resolve-cache/{type}s/{repo}/{rev}/{file}`` (where the hub redirects small files).
    Anything else (search, whoami, uploads, Xet tokens, ``.``/``..`` or empty segments) is refused:
    fail closed. A repo id is ``name`` or ``namespace/name``; a path that could be read both ways
    (legacy single-name repos such as ``gsm8k``) is checked under every reading, as is an encoded
@@ -28,7 +29,9 @@ For each request the gateway
 5. strips the Xet headers (``X-Xet-*``, ``Link: ...; rel="xet-auth"``) so clients download over
    plain HTTP through the gateway, rewrites upstream URLs in ``Link`` and JSON API answers to the
    gateway, streams bodies, and appends one line per request to the run's egress log:
-   ``<time>\\tALLOW|DENY\\t<method>\\thub:<type>/<repo>\\trev=... file=... status=... bytes=...``.
+   ``<time>\\tALLOW|DENY\\t<method>\\thub:<type>/<repo>\\trev=... file=... endpoint=... status=...
+   bytes=... [commit=...] [redirected-from=...] [reason=...]`` (the repo finally read; the revision
+   and file as asked; the commit the hub resolved them to).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ _API_TAILS: dict[str, tuple[int, int | None]] = {
     "revision": (1, 1), "tree": (1, None), "paths-info": (1, 1), "refs": (0, 0),
     "commits": (1, 1), "parquet": (0, 3),
 }  # fmt: skip
+_FILE_ENDPOINTS = ("resolve", "resolve-cache")
 _MAX_REDIRECTS = 10
 _MAX_POST = 1 << 20
 _MAX_REWRITE = 32 << 20
@@ -224,13 +228,18 @@ def parse_hub_path(raw_path: str) -> HubRoute:
         raw = raw[:-1]  # one trailing slash
     segs = [_decode(s) for s in raw]
     typed: list[tuple[str, list[str], bool]] = []  # (repo type, segments after the type, is the hub's reading)
-    if segs[0] == "api":
+    form = "resolve"
+    if segs[0] == "api" and len(segs) > 1 and segs[1] == "resolve-cache":  # where the hub sends small files
+        if len(segs) < 4 or segs[2] not in _REPO_TYPES:
+            raise HubPathError(f"not a repo endpoint: {raw_path[:120]!r}")
+        typed.append((_REPO_TYPES[segs[2]], segs[3:], True))
+        form = "cache"
+    elif segs[0] == "api":
         if len(segs) < 3 or segs[1] not in _REPO_TYPES:
             raise HubPathError(f"not a repo endpoint: {raw_path[:120]!r}")
         typed.append((_REPO_TYPES[segs[1]], segs[2:], True))
-        api = True
+        form = "api"
     else:
-        api = False
         if segs[0] in ("datasets", "spaces"):
             typed.append((_REPO_TYPES[segs[0]], segs[1:], True))
         typed.append(("model", segs, not typed))
@@ -242,7 +251,7 @@ def parse_hub_path(raw_path: str) -> HubRoute:
                 continue
             repo_id = "/".join(atoms)
             candidates.append((repo_type, repo_id))
-            route = _tail_route(api, repo_type, atoms, tail)
+            route = _tail_route(form, repo_type, atoms, tail)
             if route is not None and hub_reading and primary is None:
                 primary = route
     if primary is None:
@@ -250,11 +259,17 @@ def parse_hub_path(raw_path: str) -> HubRoute:
     return dataclasses.replace(primary, candidates=tuple(dict.fromkeys(candidates)))
 
 
-def _tail_route(api: bool, repo_type: str, atoms: list[str], tail: list[str]) -> HubRoute | None:
-    """The route if ``tail`` is a supported endpoint of the repo, else None."""
+def _tail_route(form: str, repo_type: str, atoms: list[str], tail: list[str]) -> HubRoute | None:
+    """The route if ``tail`` is a supported endpoint of the repo (``form``: api, cache or
+    resolve), else None."""
     repo_path = "/".join(_enc(a) for a in atoms)
     repo_id = "/".join(atoms)
-    if api:
+    if form == "cache":
+        if len(tail) < 2:
+            return None
+        path = f"/api/resolve-cache/{repo_type}s/{repo_path}/" + "/".join(_enc(s) for s in tail)
+        return HubRoute("resolve-cache", repo_type, repo_id, tail[0], "/".join(tail[1:]), path)
+    if form == "api":
         base = f"/api/{repo_type}s/{repo_path}"
         if not tail:
             return HubRoute("info", repo_type, repo_id, None, None, base)
@@ -365,7 +380,7 @@ class HubGateway:
                 route, url = n_route, nxt
                 continue
             # Off the repo paths: a file's CDN location.
-            if route.endpoint != "resolve":
+            if route.endpoint not in _FILE_ENDPOINTS:
                 conn.close()
                 raise _Refused(502, f"upstream redirected an API request off the hub ({nxt[:120]})")
             if n_origin != self._origin and not self._cdn_ok(n_origin):
@@ -495,9 +510,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             sent = self._relay(resp, extra, final, synthesized)
+        except (OSError, http.client.HTTPException):
+            self.close_connection = True
+            sent = -1
         finally:
             conn.close()
-        detail = _detail(final, resp.status if not synthesized else 200, sent)
+        # The repo finally read (after renames); the revision and file as asked, and the commit.
+        detail = _detail(route, resp.status if not synthesized else 200, max(sent, -sent - 1))
+        if sent < 0:
+            detail += " aborted"
+        commit = resp.getheader("X-Repo-Commit") or extra.get("x-repo-commit")
+        if commit:
+            detail += f" commit={commit}"
         if final.repo_id != route.repo_id or final.repo_type != route.repo_type:
             detail += f" redirected-from={route.repo_type}/{route.repo_id}"
         g.log("ALLOW", method, final.label, detail)
@@ -521,7 +545,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json_error(status, reason)
 
     def _relay(self, resp: http.client.HTTPResponse, extra: dict[str, str], route: HubRoute, synthesized: bool) -> int:
-        """Send ``resp`` to the client (headers filtered, body streamed); the body bytes sent."""
+        """Send ``resp`` to the client (headers filtered, body streamed): the body bytes sent, or
+        ``-sent - 1`` when the transfer broke off."""
         g = self.server.gateway
         origin = self._client_origin()
         status = 200 if synthesized else resp.status
@@ -543,13 +568,12 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             length = resp.length  # None when chunked or delimited by close
         ctype = (resp.getheader("Content-Type") or "").lower()
-        data: bytes | None = None
-        if (
-            not no_body and route.endpoint != "resolve" and "json" in ctype
-            and (length is None or length <= _MAX_REWRITE)
-        ):  # fmt: skip
-            data = g.rewrite(resp.read(_MAX_REWRITE + 1)[:_MAX_REWRITE], origin)
-            length = len(data)
+        prefix = b""
+        if not no_body and route.endpoint not in _FILE_ENDPOINTS and "json" in ctype and (length or 0) <= _MAX_REWRITE:
+            prefix = resp.read(_MAX_REWRITE + 1)
+            if len(prefix) <= _MAX_REWRITE:  # the whole answer: rewrite it (else pass it on as is)
+                prefix = g.rewrite(prefix, origin)
+                length = len(prefix)
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)
@@ -561,20 +585,24 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if no_body:
             return 0
-        if data is not None:
-            self.wfile.write(data)
-            return len(data)
         sent = 0
-        while True:
-            chunk = resp.read(_CHUNK)  # de-chunks and stops at Content-Length
-            if not chunk:
-                break
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-            sent += len(chunk)
+        chunk = prefix
+        try:
+            while True:
+                if not chunk:
+                    chunk = resp.read(_CHUNK)  # de-chunks and stops at Content-Length
+                    if not chunk:
+                        break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                sent += len(chunk)
+                chunk = b""
+        except (OSError, http.client.HTTPException):
+            self.close_connection = True  # the client must see a short body, not a complete one
+            return -sent - 1
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
         elif length is not None and sent != length:
-            self.close_connection = True  # truncated upstream: the client must see a short body
+            self.close_connection = True
         return sent
 
 
