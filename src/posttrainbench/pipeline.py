@@ -354,6 +354,7 @@ class Pipeline:
             "agent_version": self.agent.version(),
             "agent_install": agent_prefix,
             "egress_allow": allow,
+            "hub_gateway": hub.model_dump() if hub else None,
         }
 
     def _collect(self, record: RunRecord) -> dict:

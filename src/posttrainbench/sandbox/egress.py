@@ -688,11 +688,10 @@ def egress_session(
             f" + hub gateway (upstream {spec.upstream}, {len(spec.forbidden_models)} forbidden models,"
             f" {len(spec.forbidden_datasets)} forbidden datasets)"
         )
-    with contextlib.ExitStack() as stack:
-        proxy = EgressProxy(config.egress_allow, config.egress_log)
-        if config.hub_gateway is not None:
-            gateway = proxy.gateway = HubGateway(config.hub_gateway, log=proxy.log)
-        stack.enter_context(proxy)
+    proxy = EgressProxy(config.egress_allow, config.egress_log)
+    if config.hub_gateway is not None:
+        gateway = proxy.gateway = HubGateway(config.hub_gateway, log=proxy.log)
+    with proxy:
         inside_dir = socket_dir_inside or proxy.socket_dir
         bridge = bridge_script()
         binds = [(bridge, bridge)]

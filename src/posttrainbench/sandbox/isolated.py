@@ -3,8 +3,8 @@
 Each backend says what it enforces for a config (``enforced``), whether it can start here
 (``available`` and ``preflight``), and how to run a command it has been handed
 (``run_isolated``). Everything in between is the same for all of them and lives here: argument
-checks, the not-started result, and the egress session (the allow-list proxy, its forwarder,
-and the environment and read-only binds the forwarder needs inside the sandbox).
+checks, the not-started result, and the egress session (the allow-list proxy with the hub gateway,
+its forwarder, and the environment and read-only binds the forwarder needs inside the sandbox).
 """
 
 from __future__ import annotations
