@@ -7,6 +7,7 @@ the fake hub, and every test runs with a resolver that refuses the hub's names."
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -100,14 +101,12 @@ class Gateway:
         return any(needle.lower() in p.lower() for p in self.hub.paths_seen())
 
 
-@pytest.fixture
-def gateway(hub: FakeHub, tmp_path: Path) -> Iterator[Gateway]:
+@contextlib.contextmanager
+def serve_gateway(hub: FakeHub, log: Path, **spec: object) -> Iterator[Gateway]:
     """The proxy with the run's gateway, and a loopback port served by the forwarder's own loop
     (``CONNECT hub.ptb.invalid:80`` per connection): what ``HF_ENDPOINT`` reaches in a sandbox."""
-    log = tmp_path / "egress.log"
-    spec = HubGatewaySpec.for_run(get_base_model(BASE), upstream=hub.url)
     proxy = EgressProxy([], log)
-    proxy.gateway = HubGateway(spec, log=proxy.log)
+    proxy.gateway = HubGateway(HubGatewaySpec.for_run(get_base_model(BASE), upstream=hub.url, **spec), log=proxy.log)
     with proxy:
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
@@ -118,16 +117,26 @@ def gateway(hub: FakeHub, tmp_path: Path) -> Iterator[Gateway]:
 
 
 @pytest.fixture
+def gateway(hub: FakeHub, tmp_path: Path) -> Iterator[Gateway]:
+    with serve_gateway(hub, tmp_path / "egress.log") as g:
+        yield g
+
+
+@pytest.fixture
 def hf(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Gateway:
     """``huggingface_hub`` pointed at the gateway, online (the suite sets HF_HUB_OFFLINE=1 for
     everything else; the constants are read at import). Xet stays enabled: the gateway must strip
     the Xet headers for downloads to work at all."""
+    point_client_at(gateway.url, monkeypatch)
+    return gateway
+
+
+def point_client_at(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
-    monkeypatch.setattr(constants, "ENDPOINT", gateway.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", gateway.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    return gateway
 
 
 # ----------------------------------------------------------------------------- path parsing
@@ -339,6 +348,27 @@ def test_redirects_off_the_hub_are_refused(hf: Gateway) -> None:
     lines = hf.lines()
     assert sum("cdn.evil.example" in ln[3] for ln in lines) == 2 and "off the hub" in lines[-1][3]
     assert not any("evil" in p for p in hf.hub.paths_seen())
+
+
+def test_a_cdn_on_another_origin_is_followed_by_the_gateway_only(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on the real hub, the CDN is another origin (here ``localhost`` for ``127.0.0.1``): the
+    client's HEAD is answered from the hub's redirect (no other host), its GET streamed by the
+    gateway; a CDN not on the gateway's list is refused."""
+    from huggingface_hub import hf_hub_download
+
+    hub.cdn_base = hub.url.replace("127.0.0.1", "localhost")
+    cdn = hub.cdn_base.split("//")[1]
+    with serve_gateway(hub, tmp_path / "egress.log", cdn_allow=(cdn,)) as g:
+        point_client_at(g.url, monkeypatch)
+        p = hf_hub_download("org/allowed-model", "model.safetensors", cache_dir=tmp_path / "c")
+        assert Path(p).read_bytes() == b"".join(BIG.chunks())
+        status, headers, _ = g.request("HEAD", "/org/allowed-model/resolve/main/model.safetensors")
+        assert status == 200 and "location" not in headers and headers["x-linked-size"] == str(BIG.size)
+    with serve_gateway(hub, tmp_path / "egress2.log", cdn_allow=(cdn.replace("localhost", "localhost.localdomain"),)) as g:
+        status, _, data = g.request("GET", "/org/allowed-model/resolve/main/model.safetensors")
+        assert status == 502 and b"not on the CDN list" in data
 
 
 def test_upstream_errors_pass_through(hf: Gateway, tmp_path: Path) -> None:

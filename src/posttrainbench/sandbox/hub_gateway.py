@@ -405,7 +405,9 @@ class HubGateway:
             a = parse_authority(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", None)
         except ValueError:
             return False
-        return scheme == "https" and bool(match_allow(a, self._cdn))
+        entries = match_allow(a, self._cdn)
+        # Plain http only to an explicitly local CDN (an IP literal or localhost entry: tests).
+        return bool(entries) and (scheme == "https" or any(e.local_ok for e in entries))
 
     def rewrite(self, text: bytes, client_origin: str) -> bytes:
         """Upstream URLs in an answer -> the gateway's, so clients come back through it."""
