@@ -77,15 +77,16 @@ if mode == "hf":
             h.update(b); size += len(b)
     print(json.dumps({{"s": dt_s, "size": size, "sha256": h.hexdigest()}}))
 else:
-    host = endpoint.split("//")[1]
-    path = "/{repo}/resolve/main/{file}"
+    from urllib.parse import urljoin, urlsplit
+    url = endpoint + "/{repo}/resolve/main/{file}"
     size = 0
     for _ in range(5):  # the direct hub answers with its CDN redirect: follow it like a client
-        c = http.client.HTTPConnection(host, timeout=60)
-        c.request("GET", path, headers={{"Accept-Encoding": "identity"}})
+        u = urlsplit(url)
+        c = http.client.HTTPConnection(u.netloc, timeout=60)
+        c.request("GET", u.path + ("?" + u.query if u.query else ""), headers={{"Accept-Encoding": "identity"}})
         r = c.getresponse()
         if r.status in (301, 302, 307):
-            path = r.getheader("Location"); r.read(); c.close(); continue
+            url = urljoin(url, r.getheader("Location")); r.read(); c.close(); continue
         while b := r.read(1 << 20):
             size += len(b)
         break
