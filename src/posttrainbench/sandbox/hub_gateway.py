@@ -292,9 +292,9 @@ def _tail_route(form: str, repo_type: str, atoms: list[str], tail: list[str]) ->
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, reason: str, route: HubRoute | None = None) -> None:
+    def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
-        self.status, self.reason, self.route = status, reason, route
+        self.status, self.reason = status, reason
 
 
 class HubGateway:
@@ -309,7 +309,6 @@ class HubGateway:
         self._models = {k.lower(): v for k, v in spec.forbidden_models.items()}
         self._datasets = {k.lower(): v for k, v in spec.forbidden_datasets.items()}
         u = urlsplit(spec.upstream)
-        self._scheme = u.scheme
         self._origin = (u.scheme, (u.hostname or "").lower(), u.port or (443 if u.scheme == "https" else 80))
         self._prefix = u.path.rstrip("/")
         self._cdn = parse_allow_list(spec.cdn_allow)
@@ -376,7 +375,7 @@ class HubGateway:
                 conn.close()
                 why = self.refusal(n_route)
                 if why is not None:
-                    raise _Refused(403, f"redirected to {n_route.repo_type} {n_route.repo_id}: {why}", n_route)
+                    raise _Refused(403, f"redirected to {n_route.repo_type} {n_route.repo_id}: {why}")
                 route, url = n_route, nxt
                 continue
             # Off the repo paths: a file's CDN location.
