@@ -40,6 +40,9 @@ class Benchmark(Frozen):
     display_name: str
     hub_id: str | None = None
     hub_config: str | None = None
+    hub_aliases: tuple[str, ...] = Field(
+        (), description="Other hub ids of the same test data (legacy names the hub redirects); refused with hub_id."
+    )
     hub_revision: str | None = Field(
         None, description="Hub commit to load; None: the default branch, resolved to its commit and recorded."
     )

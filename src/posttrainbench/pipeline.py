@@ -61,6 +61,7 @@ from .models import SubmissionRejected, base_weight_bytes, canonicalize
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
 from .sandbox.limits import resolve_limits
+from .sandbox.hub_gateway import DEFAULT_UPSTREAM, HubGatewaySpec
 from .sandbox.secrets import foreign_secrets, redact_file, redact_tree, secret_values
 
 #: Gates that must run and pass for a score to count (the LLM judge joins when configured).
@@ -346,6 +347,9 @@ class Pipeline:
         if leaked:
             raise PhaseError(f"refusing to start: secrets other than the agent's own key in its env: {leaked}")
         allow, tunnels = agent_egress(self.agent, ctx, self.spec.network)
+        hub = None
+        if self.spec.network.value == "allowlist":  # the hub only through the gateway (HF_ENDPOINT)
+            hub = HubGatewaySpec.for_run(self.base, upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM)
         config = SandboxConfig(
             workspace=ws,
             ro_binds=sorted(
@@ -360,6 +364,7 @@ class Pipeline:
             egress_allow=allow,
             egress_log=paths.egress_log if allow or self.spec.network.value == "allowlist" else None,
             egress_tunnels=tunnels,
+            hub_gateway=hub,
             max_output_mb=_env_int("PTB_MAX_OUTPUT_MB", 1024),
             max_workspace_mb=_env_int("PTB_MAX_WORKSPACE_MB", 500 * 1024),
             memory_mb=limits.memory_mb,
@@ -404,6 +409,7 @@ class Pipeline:
             "agent_version": self.agent.version(),
             "agent_install": agent_prefix,
             "egress_allow": allow,
+            "hub_gateway": hub.model_dump() if hub else None,
         }
 
     def _collect(self, record: RunRecord) -> dict:

@@ -28,6 +28,8 @@ import pydantic
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.sandbox.egress import parse_allow_list, parse_authority
+from posttrainbench.sandbox.hub_gateway import HubGatewaySpec
 
 
 class SandboxConfig(pydantic.BaseModel):
@@ -98,8 +100,8 @@ class SandboxConfig(pydantic.BaseModel):
     egress_allow: list[str] = Field(
         default_factory=list,
         description="Targets reachable through the logging egress proxy (see sandbox.egress): "
-        "'host', 'host:port', '*.domain'. Used with network none/allowlist; empty with 'none': "
-        "no proxy, no network at all.",
+        "'host' (port 443), 'host:port', '*.domain[:port]' (strict sub-domains). Used with network "
+        "none/allowlist; empty with 'none': no proxy, no network at all.",
     )
     egress_log: Path | None = Field(
         None, description="Host file the proxy appends one ALLOW/DENY line per request to."
@@ -111,6 +113,11 @@ class SandboxConfig(pydantic.BaseModel):
     )
     egress_proxy_port: int = Field(
         3128, gt=0, lt=65536, description="In-sandbox loopback port of HTTP(S)_PROXY."
+    )
+    hub_gateway: HubGatewaySpec | None = Field(
+        None,
+        description="network=allowlist only: the hub gateway (sandbox.hub_gateway) that HF_ENDPOINT "
+        "points at inside, refusing the run's forbidden repos. None: no hub access.",
     )
 
     @model_validator(mode="after")
@@ -130,7 +137,27 @@ class SandboxConfig(pydantic.BaseModel):
                 raise ValueError(f"ro_overlays target {inside} is not inside the workspace")
         if len({inside for _, inside in self.ro_overlays}) != len(self.ro_overlays):
             raise ValueError("ro_overlays targets must be distinct")
+        if self.hub_gateway is not None:
+            if self.network != NetworkPolicy.allowlist:
+                raise ValueError("hub_gateway needs network=allowlist")
+            if self.hub_gateway.port in {self.egress_proxy_port, *self.egress_tunnels}:
+                raise ValueError("the hub gateway port is already used by the proxy or a tunnel")
         return self
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _allow_entries(cls, v: list[str]) -> list[str]:
+        parse_allow_list(v)  # exact syntax or a clear error now, not a silent mismatch later
+        return v
+
+    @field_validator("egress_tunnels")
+    @classmethod
+    def _tunnel_targets(cls, v: dict[int, str]) -> dict[int, str]:
+        for port, target in v.items():
+            if not 0 < port < 65536:
+                raise ValueError(f"tunnel port {port} out of range")
+            parse_authority(target, None)
+        return v
 
     @property
     def uses_proxy(self) -> bool:

@@ -88,10 +88,13 @@ def _serve_conn(client: socket.socket, sock_path: str, target: str | None) -> No
 
 
 def _accept_loop(listener: socket.socket, sock_path: str, target: str | None) -> None:
+    """Serve every connection of ``listener`` in a thread; returns when the listener is closed."""
     while True:
         try:
             client, _ = listener.accept()
         except OSError:
+            if listener.fileno() < 0:
+                return
             continue
         threading.Thread(target=_serve_conn, args=(client, sock_path, target), daemon=True).start()
 

@@ -5,8 +5,9 @@ Each backend says what it enforces for a config (``enforced``), whether it can s
 (``run_isolated``). Everything in between is the same for all of them and lives here: argument
 checks, the not-started result, the identity (when the harness is root, the command runs as an
 unprivileged uid/gid, see :func:`~.base.sandbox_identity`: every bound path must be readable by
-it, and the workspace is given to it), and the egress session (the allow-list proxy, its
-forwarder, and the environment and read-only binds the forwarder needs inside the sandbox).
+it, and the workspace is given to it), and the egress session (the allow-list proxy with the hub
+gateway, its forwarder, and the environment and read-only binds the forwarder needs inside the
+sandbox).
 """
 
 from __future__ import annotations
