@@ -202,6 +202,6 @@ def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
 def test_tiny_model_end_to_end(tmp_path, items):
     tiny = build_tiny_model(tmp_path / "tiny", max_positions=2048)
     short = sorted(items, key=lambda it: len(json.dumps(it.metadata)) + len(it.input))[:2]
-    res = evaluate_model(tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2)
+    res = evaluate_model(tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2, base_model_path=tiny)
     assert res.status == "ok", res.error
     assert (res.n_scored, res.n_expected) == (2, 2) and res.score == 0.0  # random weights call nothing

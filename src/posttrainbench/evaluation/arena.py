@@ -16,7 +16,7 @@ from typing import Any
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr
+from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
 
 SCORER = "ptb_arena"
 METRIC = "win_rate"
@@ -72,7 +72,9 @@ def parse_verdict(text: str) -> str:
 
 
 def judge_prompts(question: str, model_answer: str, baseline_answer: str) -> list[tuple[str, str]]:
-    """The two games: baseline as A, then the model as A."""
+    """The two games: baseline as A, then the model as A. Both answers are quoted as data
+    (:func:`.graders.quote_reply`), so that neither can end its section or state a verdict."""
+    model_answer, baseline_answer = quote_reply(model_answer), quote_reply(baseline_answer)
     return [
         (JUDGE_SYSTEM, JUDGE_USER.format(question=question, answer_a=baseline_answer, answer_b=model_answer)),
         (JUDGE_SYSTEM, JUDGE_USER.format(question=question, answer_a=model_answer, answer_b=baseline_answer)),

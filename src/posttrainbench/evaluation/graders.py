@@ -150,6 +150,19 @@ class MalformedGrade(ValueError):
     """The grader replied, but not in the format asked for."""
 
 
+def quote_reply(text: str) -> str:
+    """A model's reply as it may appear inside a grader prompt: it is hostile data, so the marks
+    that structure a grader prompt are broken up and it can neither close its own section, open
+    another one, nor state a verdict label the grader might echo. ``[[``/``]]`` (verdict labels),
+    ``<|``/``|>`` (section markers) and Markdown headings at the start of a line (the grader
+    template's own sections) each get a separating character; an honest reply reads the same to a
+    human or a judge."""
+    import re
+
+    text = text.replace("[[", "[ [").replace("]]", "] ]").replace("<|", "< |").replace("|>", "| >")
+    return re.sub(r"(?m)^(\s*)(#+)(?=\s)", r"\1\\\2", text)
+
+
 async def ask_all(grader: Grader, prompts: list[tuple[str | None, str]]) -> tuple[list[str | None], list[str]]:
     """Ask the grader every ``(system, user)`` prompt concurrently: ``(replies, errors)``; a reply
     is None where the call failed after its retries (its error is in ``errors``)."""

@@ -15,7 +15,7 @@ from typing import Any
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr
+from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
 
 SCORER = "ptb_healthbench"
 METRIC = "rubric_score"
@@ -73,9 +73,14 @@ _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
 def grader_prompt(conversation: list[dict[str, str]], rubric: dict[str, Any]) -> str:
-    convo = "\n\n".join(f"{t['role']}: {t['content']}" for t in conversation)
+    """The grader's prompt for one rubric item. The last turn is the model's reply, quoted as data
+    (:func:`.graders.quote_reply`: it cannot open a "# Rubric item" or "# Instructions" section of
+    its own), and both fields are filled in one pass, so text in the reply is never substituted."""
+    turns = [*conversation[:-1], {**conversation[-1], "content": quote_reply(conversation[-1]["content"])}]
+    convo = "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
     item = f"[{rubric['points']}] {rubric['criterion']}"
-    return GRADER_TEMPLATE.replace("<<conversation>>", convo).replace("<<rubric_item>>", item)
+    fields = {"<<conversation>>": convo, "<<rubric_item>>": item}
+    return re.sub("<<conversation>>|<<rubric_item>>", lambda m: fields[m.group(0)], GRADER_TEMPLATE)
 
 
 def parse_grade(text: str) -> bool:
