@@ -141,7 +141,10 @@ def test_egress_proxy_from_a_container(docker_sb: DockerSandbox, tmp_path: Path)
 
 def test_missing_command_and_absent_daemon_are_start_failures(docker_sb: DockerSandbox, tmp_path: Path) -> None:
     res, _, _ = _run(docker_sb, ["no-such-agent"], tmp_path)
-    assert res.exit_code is None and "no-such-agent: not found" in (res.error or "")
+    assert res.exit_code is None and "no-such-agent: command not found" in (res.error or "")
+    # once started, a command's exit code is its own, whatever it prints
+    res, _, _ = _run(docker_sb, ["/bin/sh", "-c", "echo 'ptb-io: 1: exec: agent: not found' >&2; exit 127"], tmp_path)
+    assert res.error is None and res.exit_code == 127
     nowhere = DockerSandbox(base_url=f"unix://{tmp_path}/absent.sock")
     ok, reason = nowhere.available()
     assert not ok and "no Docker daemon answers" in reason

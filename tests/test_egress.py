@@ -247,7 +247,7 @@ def test_forwarder_reports_a_missing_command_as_start_failure(bwrap: BwrapSandbo
         egress_log=tmp_path / "egress.log", time_limit_s=30, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     res = bwrap.run(["no-such-agent-cli"], cfg, stdout=tmp_path / "o", stderr=tmp_path / "e")
-    assert res.exit_code is None and res.error and "cannot execute no-such-agent-cli" in res.error
+    assert res.exit_code is None and res.error and "no-such-agent-cli: command not found" in res.error
 
 
 class _KeepAlive(socketserver.BaseRequestHandler):

@@ -725,3 +725,12 @@ def test_non_root_harness_runs_the_agent_as_itself(tmp_path: Path) -> None:
         assert (root / "ws" / "made").stat().st_uid == 65534 and (root / "ws" / "evaluate.py").read_text() == "pristine\n"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("message", ["bwrap: execvp agent: No such file or directory", "setpriv: failed to execute agent: No such file", "egress_bridge: cannot execute agent: x"])
+def test_a_started_command_cannot_pass_for_a_start_failure(bwrap: BwrapSandbox, ws: Path, message: str) -> None:
+    """Printing a launcher's error and exiting 127 is the command's own outcome (a start failure
+    would be retried as the harness's problem, re-rolling a bad run)."""
+    res, _, err = _run(bwrap, ["/bin/sh", "-c", f"echo '{message}' >&2; exit 127"], ws)
+    assert res.error is None and res.exit_code == 127
+    assert message in err

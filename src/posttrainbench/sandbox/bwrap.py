@@ -58,7 +58,6 @@ from posttrainbench.sandbox.base import (
     output_cap_bytes,
     workspace_watchdog,
 )
-from posttrainbench.sandbox.egress import BRIDGE_EXEC_FAILED
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
@@ -81,8 +80,6 @@ HOSTNAME = "ptb-sandbox"
 OWN_MOUNTS: frozenset[str] = frozenset({"/", "/proc", "/dev", "/dev/shm", "/tmp"})
 #: Capabilities bwrap keeps (as root) only so that ``setpriv`` can drop to the sandbox uid.
 SWITCH_CAPS: tuple[str, ...] = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
-#: First line of stderr (exit 126/127) when ``setpriv`` could not execute the command.
-SETPRIV_EXEC_FAILED = "setpriv: failed to execute"
 
 
 def _depth(p: Path) -> int:
@@ -233,6 +230,11 @@ class BwrapSandbox(IsolatingSandbox):
             **limit_entries(config),
         }
 
+    def command_problem(self, argv: list[str], config: SandboxConfig) -> str | None:
+        """``argv[0]`` must be an executable file the sandbox sees: a path in a system directory,
+        a read-only bind or the workspace, or a name found on the sandbox's ``PATH`` there."""
+        return command_problem_in_view(argv[0], config)
+
     def preflight(self, config: SandboxConfig, identity: tuple[int, int] | None) -> str | None:
         """The GPU device nodes asked for must exist; dropping the uid needs ``setpriv`` in a
         system directory (it runs inside the sandbox)."""
@@ -309,17 +311,10 @@ class BwrapSandbox(IsolatingSandbox):
             # bwrap failed while setting up the sandbox: the command never ran.
             error = f"failed to start: {_bwrap_message(stderr) or f'bwrap exit {exit_code}'}"
             exit_code = None
-        elif not stopped:
-            if isinstance(status.get("exit-code"), int):
-                exit_code = int(status["exit-code"])  # type: ignore[arg-type]
-            first = _first_line(stderr) if exit_code in (1, 126, 127) else ""
-            if (
-                first.startswith("bwrap: execvp")
-                or (exit_code == 127 and first.startswith(BRIDGE_EXEC_FAILED))
-                or (identity is not None and exit_code in (126, 127) and first.startswith(SETPRIV_EXEC_FAILED))
-            ):
-                # The sandbox was set up but the command could not be executed.
-                error, exit_code = f"failed to start: {first}", None
+        elif not stopped and isinstance(status.get("exit-code"), int):
+            # The command started (bwrap reported its pid on a channel the command cannot write):
+            # its exit code is an outcome, whatever it printed (command_problem checked argv[0]).
+            exit_code = int(status["exit-code"])  # type: ignore[arg-type]
         return SandboxResult(
             exit_code=exit_code,
             timed_out=outcome.timed_out,
@@ -362,6 +357,28 @@ def device_groups(nodes: list[str], uid: int, gid: int) -> list[int]:
     return sorted(groups)
 
 
+def command_problem_in_view(cmd: str, config: SandboxConfig) -> str | None:
+    """Why ``cmd`` is not an executable file of the sandbox's view (see ``command_problem``)."""
+    trees = [Path(d) for d in SYSTEM_DIRS if os.path.isdir(d)] + list(config.ro_binds) + [config.workspace]
+    trees += [inside for _, inside in config.ro_overlays]
+
+    def visible_exe(path: Path) -> bool:
+        return (
+            path.is_absolute()
+            and any(path == t or path.is_relative_to(t) for t in trees)
+            and path.is_file()
+            and os.access(path, os.X_OK)
+        )
+
+    if "/" in cmd:
+        path = Path(cmd) if cmd.startswith("/") else config.workspace / cmd
+        return None if visible_exe(path) else f"{cmd}: not an executable file inside the sandbox"
+    search = config.container_env().get("PATH", "")
+    if any(visible_exe(Path(d) / cmd) for d in search.split(":") if d):
+        return None
+    return f"{cmd}: command not found on the sandbox's PATH ({search})"
+
+
 def _read_status(fd: int) -> dict[str, object]:
     """Merge the JSON documents bwrap wrote to its status fd (``child-pid``, ``exit-code``)."""
     os.set_blocking(fd, False)
@@ -401,12 +418,3 @@ def _bwrap_message(stderr: Path, *, first_line_only: bool = False) -> str:
     lines = head.splitlines()[:1] if first_line_only else head.splitlines()
     lines = [ln for ln in lines if ln.startswith("bwrap:")]
     return " ".join(lines)[:500]
-
-
-def _first_line(stderr: Path) -> str:
-    """The first line of the stderr file (bwrap's or the forwarder's start error)."""
-    try:
-        head = Path(stderr).read_bytes()[:4096].decode(errors="replace")
-    except OSError:
-        return ""
-    return (head.splitlines() or [""])[0][:500]

@@ -43,7 +43,7 @@ from posttrainbench.sandbox.base import (
     output_cap_bytes,
     workspace_watchdog,
 )
-from posttrainbench.sandbox.bwrap import HOSTNAME, SYSTEM_DIRS
+from posttrainbench.sandbox.bwrap import HOSTNAME, SYSTEM_DIRS, command_problem_in_view
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.process import _Pump
 
@@ -63,6 +63,11 @@ class DockerSandbox(IsolatingSandbox):
         self.base_url = base_url
         self._client: Any = None
         self._lock = threading.Lock()
+
+    def command_problem(self, argv: list[str], config: SandboxConfig) -> str | None:
+        """With the host-filesystem image (no ``image`` given) the container sees what bwrap
+        sees, so ``argv[0]`` is checked the same way; a custom image's content is its own."""
+        return command_problem_in_view(argv[0], config) if self.image is None else None
 
     def client(self) -> Any:
         """The docker SDK client (created once)."""
@@ -285,31 +290,13 @@ class DockerSandbox(IsolatingSandbox):
                 oom = bool(container.attrs["State"].get("OOMKilled"))
         code = None
         if status is not None and not (timed_out or limit):
+            # Once the container runs, its exit code is an outcome, whatever it printed: a command
+            # could print the wrapper's error and exit 127 to have its run retried.
             code = int(status.get("StatusCode", -1))
-            if code == 127 and _starts_with(stderr, b"ptb-io:"):
-                return SandboxResult(
-                    exit_code=None, timed_out=False, duration_s=duration, enforced=enforced,
-                    error=f"failed to start: {_head(stderr)}",
-                )  # fmt: skip
         return SandboxResult(
             exit_code=code, timed_out=timed_out, duration_s=duration, error=None,
             enforced=enforced, oom_killed=oom, limit_exceeded=limit,
         )  # fmt: skip
-
-
-def _head(path: Path) -> str:
-    try:
-        return Path(path).read_bytes()[:500].decode(errors="replace").splitlines()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-def _starts_with(path: Path, prefix: bytes) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(prefix)) == prefix
-    except OSError:
-        return False
 
 
 class PrivateDockerd:

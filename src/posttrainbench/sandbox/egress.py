@@ -712,6 +712,3 @@ def egress_session(
             gateway=gateway,
         )
 
-
-#: First stderr line of the forwarder when it could not exec the command (exit 127).
-BRIDGE_EXEC_FAILED = "egress_bridge: cannot execute"

@@ -47,6 +47,15 @@ class IsolatingSandbox(ABC):
         """A reason this config cannot start here (beyond ``available``), or None."""
         return None
 
+    def command_problem(self, argv: list[str], config: SandboxConfig) -> str | None:
+        """A reason ``argv[0]`` cannot be executed inside the sandbox, found *before* it starts.
+
+        Once the command has started, everything it does is an outcome: what it prints or its
+        exit code is never read as a start failure (a command could print a launcher's error
+        and exit 127 to have a bad run retried). Backends whose view of the filesystem the harness
+        can see check here; the default checks nothing."""
+        return None
+
     @abstractmethod
     def run_isolated(
         self,
@@ -89,6 +98,7 @@ class IsolatingSandbox(ABC):
                     f"not readable by the sandbox uid {identity[0]}/gid {identity[1]} (make it "
                     f"world-readable, e.g. chmod -R a+rX, or set PTB_SANDBOX_UID): {'; '.join(bad)}"
                 )
+        problem = problem or self.command_problem(argv, config)
         if problem:
             return not_started(f"failed to start: {problem}", enforced, stdout, stderr)
         if identity is not None:
