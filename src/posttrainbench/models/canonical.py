@@ -44,6 +44,7 @@ from ..fsutil import sha256_file
 from .safetensors_strict import (
     WEIGHT_DTYPES,
     SafetensorsError,
+    no_duplicate_keys,
     TensorEntry,
     iter_bytes,
     read_header,
@@ -155,21 +156,13 @@ def list_folder(src: Path, allowed_root: Path) -> tuple[dict[str, Path], list[st
 
 
 def read_json_object(path: Path, label: str) -> dict[str, Any]:
+    """A small JSON object file of a submission, strictly (size cap, no duplicate keys)."""
     if path.stat().st_size > MAX_SMALL_FILE_BYTES:
         raise SubmissionRejected(f"{label} is larger than {MAX_SMALL_FILE_BYTES >> 20} MiB")
-
-    def no_dup(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in pairs:
-            if k in out:
-                raise SubmissionRejected(f"{label} has the key {k!r} twice")
-            out[k] = v
-        return out
-
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_dup)
-    except SubmissionRejected:
-        raise
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=no_duplicate_keys)
+    except SafetensorsError as exc:  # a duplicate key: readers disagree on which value counts
+        raise SubmissionRejected(f"{label}: {exc}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise SubmissionRejected(f"{label} does not parse: {type(exc).__name__}: {exc}") from None
     if not isinstance(data, dict):

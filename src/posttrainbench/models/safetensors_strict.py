@@ -62,7 +62,8 @@ class TensorEntry:
         return self.stop - self.start
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+def no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``json.loads`` hook: refuse an object with a key twice (parsers disagree on which wins)."""
     out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
@@ -86,7 +87,7 @@ def read_header(path: Path) -> list[TensorEntry]:
             )
         raw = fh.read(n)
     try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=no_duplicate_keys)
     except SafetensorsError as exc:
         raise SafetensorsError(f"{name}: {exc}") from None
     except (UnicodeDecodeError, ValueError) as exc:
