@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from posttrainbench.evaluation.graders import GraderConfig, GraderError
 from posttrainbench.llm import config as llm_config
 from posttrainbench.llm import Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, RetryPolicy
 from posttrainbench.testing import FakeLLMServer
@@ -44,6 +45,22 @@ def test_config_from_env_prefix_names_the_variables() -> None:
         LLMConfig.from_env_prefix("PTB_X", env | {"PTB_X_ATTEMPTS": "0", "PTB_X_TIMEOUT_S": "soon"})
     with pytest.raises(LLMConfigError, match="PTB_X_MODEL: Field required"):
         LLMConfig.from_env_prefix("PTB_X", {"PTB_X_API_KEY_ENV": "K"})
+
+
+def test_grader_config_defaults_per_provider_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PROVIDER", "MODEL", "BASE_URL", "API_KEY_ENV", "ATTEMPTS", "TIMEOUT_S", "TEMPERATURE", "MAX_TOKENS"):
+        monkeypatch.delenv(f"PTB_GRADER_{var}", raising=False)
+    cfg = GraderConfig.from_env()
+    assert (cfg.provider, cfg.model, cfg.api_key_env, cfg.attempts, cfg.temperature) == ("openai", "gpt-4.1-mini", "OPENAI_API_KEY", 4, 0.0)
+    monkeypatch.setenv("PTB_GRADER_PROVIDER", "anthropic")
+    monkeypatch.setenv("PTB_GRADER_MAX_TOKENS", "512")
+    cfg = GraderConfig.from_env()
+    assert (cfg.model, cfg.api_key_env, cfg.max_tokens) == ("claude-sonnet-4-5", "ANTHROPIC_API_KEY", 512)
+    assert cfg.describe()["temperature"] is None, "Anthropic is sent no temperature: none is recorded"
+    assert GraderConfig(provider="anthropic").model == "claude-sonnet-4-5"
+    monkeypatch.setenv("PTB_GRADER_PROVIDER", "gemini")
+    with pytest.raises(GraderError, match=r"invalid grader configuration: PTB_GRADER_PROVIDER: [^;]*$"):
+        GraderConfig.from_env()
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
