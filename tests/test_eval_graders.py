@@ -188,10 +188,10 @@ def test_failed_calls_are_retried_then_counted(key_env):
         return 503 if len(attempts) < 3 else "ok now"
 
     with FakeLLMServer(flaky) as server:
-        g = Grader(_config(server, key_env, max_retries=3))
+        g = Grader(_config(server, key_env, attempts=4))
         assert g.complete(None, "x") == "ok now" and g.retries == 2 and g.failed_calls == 0
     with FakeLLMServer(lambda body: 500) as server:
-        g = Grader(_config(server, key_env, max_retries=2))
+        g = Grader(_config(server, key_env, attempts=3))
         with pytest.raises(GraderError, match="after 3 attempt"):
             g.complete(None, "x")
         assert len(server.requests) == 3 and g.failed_calls == 1
@@ -203,7 +203,7 @@ def test_failed_calls_are_retried_then_counted(key_env):
         return "too late"
 
     with FakeLLMServer(slow) as server:  # a grader that does not answer in time: a timeout, retried
-        g = Grader(_config(server, key_env, max_retries=1, timeout_s=0.3))
+        g = Grader(_config(server, key_env, attempts=2, timeout_s=0.3))
         with pytest.raises(GraderError, match="after 2 attempt.*Timeout"):
             g.complete(None, "x")
         assert g.failed_calls == 1 and g.retries == 1
@@ -258,7 +258,7 @@ def test_arena_tiny_model_and_grader_down(tiny_long, tmp_path, key_env):
     with FakeLLMServer(lambda body: 500) as server:
         res = evaluate_model(
             tiny_long, ARENA, TINY, tmp_path, items=items[:2], max_tokens=8, batch_size=2, base_model_path=tiny_long,
-            grader=_config(server, key_env, max_retries=1),
+            grader=_config(server, key_env, attempts=2),
         )  # fmt: skip
     assert res.status == "failed" and "could not be graded" in res.error and "after 2 attempt" in res.error
     assert res.grader["failed_calls"] == 4 and len(server.requests) == 8  # 2 items x 2 orders x 2 attempts

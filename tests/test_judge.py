@@ -76,7 +76,8 @@ def scripted(*replies: object):  # noqa: ANN201
 
 
 def _config(url: str, provider: str = "openai", **kw) -> JudgeConfig:
-    return JudgeConfig(provider=provider, model="judge-model-1", base_url=url, **kw)
+    # no waits between retries here: the retry policy's waits are tested in test_llm.py
+    return JudgeConfig(provider=provider, model="judge-model-1", base_url=url, **({"backoff_s": 0.0} | kw))
 
 
 def test_openai_endpoint_majority_pass_and_everything_recorded(run_dir, tmp_path: Path) -> None:

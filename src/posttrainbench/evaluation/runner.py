@@ -81,7 +81,7 @@ class EvalResult(_Model):
     backend: str = "hf"
     wall_time_s: float | None = None
     grader: dict[str, Any] | None = Field(
-        None, description="LLM grader used (provider, model, base_url; never the key) and its call counts."
+        None, description="LLM grader used (provider, model, base_url, ...; never the key), its call and token counts."
     )
     data: DataProvenance | None = Field(
         None, description="The evaluation set used: sources (files, hub commit), digest, pin status."
@@ -417,7 +417,7 @@ def evaluate_model(
         if grader_client is None:
             return {}
         g = grader_client
-        return {"grader": {**g.config.describe(), "calls": g.calls, "failed_calls": g.failed_calls, "retries": g.retries}}
+        return {"grader": {**g.config.describe(), **g.counters()}}
 
     from inspect_ai import eval as inspect_eval
 

@@ -1,0 +1,74 @@
+"""One configuration model for an LLM endpoint (judge, graders), read from ``<PREFIX>_*`` variables.
+
+A config holds the *name* of the variable with the key, never the key itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Provider = Literal["openai", "anthropic"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+"""Where a config without ``base_url`` sends its key: the provider's own API, never a URL taken
+from the SDKs' environment variables (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``)."""
+
+ENV_FIELDS: dict[str, str] = {
+    "provider": "PROVIDER", "model": "MODEL", "base_url": "BASE_URL", "api_key_env": "API_KEY_ENV",
+    "attempts": "ATTEMPTS", "timeout_s": "TIMEOUT_S", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS",
+}  # fmt: skip
+"""Config field -> variable suffix, read as ``<PREFIX>_<SUFFIX>`` by :meth:`LLMConfig.from_env_prefix`."""
+
+
+class LLMConfigError(ValueError):
+    """An invalid configuration; the message names each offending variable and why."""
+
+
+class LLMConfig(BaseModel):
+    """Which endpoint and model, and how to call it. Subclasses set per-role defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env_fields: ClassVar[Mapping[str, str]] = ENV_FIELDS
+
+    provider: Provider = "openai"
+    model: str = Field(..., min_length=1, description="Model name at the endpoint.")
+    base_url: str | None = Field(None, description="Endpoint (None: the provider's own API).")
+    api_key_env: str = Field(..., min_length=1, description="Environment variable holding the key.")
+    attempts: int = Field(3, ge=1, le=10, description="Tries per call (timeouts, HTTP errors, malformed replies).")
+    backoff_s: float = Field(2.0, ge=0, description="First wait before a retry; doubles on each.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds per request.")
+    temperature: float = Field(0.0, ge=0, description="OpenAI-compatible only; Anthropic samples at its default.")
+    max_tokens: int = Field(2048, gt=0)
+
+    @classmethod
+    def from_env_prefix(cls, prefix: str, env: Mapping[str, str] | None = None) -> Self:
+        """The config from ``<prefix>_<SUFFIX>`` variables (see ``env_fields``); an unset or empty
+        variable leaves the field's default. Raises :class:`LLMConfigError` naming the variables."""
+        env = os.environ if env is None else env
+        names = {field: f"{prefix}_{suffix}" for field, suffix in cls.env_fields.items()}
+        values = {field: env[var] for field, var in names.items() if env.get(var)}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            bad = "; ".join(
+                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else prefix}: {e['msg']}" for e in exc.errors()
+            )
+            raise LLMConfigError(bad) from None
+
+    @property
+    def endpoint(self) -> str:
+        """The URL the key is sent to: ``base_url``, else the provider's own API."""
+        return self.base_url or DEFAULT_BASE_URLS[self.provider]
+
+    def describe(self) -> dict[str, str | float | int | None]:
+        """What to record about the endpoint (never the key); ``temperature`` is None where it is
+        not sent (Anthropic)."""
+        return {
+            "provider": self.provider, "model": self.model, "base_url": self.endpoint,
+            "temperature": self.temperature if self.provider == "openai" else None, "max_tokens": self.max_tokens,
+        }  # fmt: skip
