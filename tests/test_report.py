@@ -7,8 +7,10 @@ results layout and store: no model runs. It holds three agents with repeats, a f
 
 from __future__ import annotations
 
+import html.parser
 import json
 import os
+import re
 import statistics
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -360,6 +362,125 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
     assert page.evaluate("[window.__pwned, window.__pwned2, window.__pwned3]") == [None, None, None]
     assert p.errors == []
     p.close()
+
+
+# One hostile value per kind of field the templates print (text, attribute, link, <pre>): each
+# would run script or break out of its attribute if it were not escaped, and ends in an entity
+# that must show literally (escaped exactly once).
+FIELDS = ("agent", "config", "bench", "text", "tool", "input", "result", "evidence", "ref", "gate", "summary",
+          "failure", "error", "metric", "prompt")
+
+
+def _hostile(field: str) -> str:
+    return (f'{field}"\'><script>window.__pwned_{field} = 1</script>'
+            f'<img src=x onerror="window.__pwned_{field} = 1">&amp;')
+
+
+class _Markup(html.parser.HTMLParser):
+    """Every tag with its attributes, and the page's text, entities decoded."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_hostile_value_in_every_field(tmp_path: Path, browser) -> None:
+    """Agent name, config, benchmark, trace text, tool name/input/output, evidence file name, gate,
+    verdict summary, failure, phase error, metric and prompt: shown as text wherever they appear."""
+    root = tmp_path / "results"
+    for checkpoint, score in (("base", 0.2), ("instruct", 0.7)):
+        save_baseline(root, benchmark="gsm8k", base_model=get_base_model(MODELS[0]), score=score, checkpoint=checkpoint)
+    # A benchmark the catalog does not know is not ranked: it reaches the site in the problems list.
+    odd = RunSpec(agent="other", base_model=MODELS[0], benchmark=_hostile("bench"), hours=1.0)
+    save_record(run_paths(root, odd, get_base_model(MODELS[0])).run_json, RunRecord(
+        run_id=odd.run_id(), spec=odd, metrics={"status": "ok", "score": 0.5},
+        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
+    spec = RunSpec(agent=_hostile("agent"), agent_config=_hostile("config"), base_model=MODELS[0],
+                   benchmark="gsm8k", hours=1.0)
+    paths = run_paths(root, spec, get_base_model(MODELS[0]))
+    evidence = paths.evidence / (_hostile("evidence").replace("/", "|") + ".json")  # "/" cannot be in a name
+    atomic_write_json(evidence, {"gate": "tamper"})
+    save_record(paths.run_json, RunRecord(
+        run_id=spec.run_id(), spec=spec, created_at=T0,
+        phases={p: PhaseState(status="failed" if p == "evaluate" else "done", error=_hostile("error")
+                              if p == "evaluate" else None) for p in PHASES},
+        verdicts=[Verdict(gate=_hostile("gate"), status=VerdictStatus.passed, summary=_hostile("summary"),
+                          evidence=(str(evidence), _hostile("ref")))],
+        required_gates=[_hostile("gate")], final_verdict=VerdictStatus.passed,
+        metrics={"status": "ok", "score": 0.5, _hostile("metric"): [_hostile("metric")]},
+        failure=_hostile("failure")))
+    save_trace(paths.trace_json, Trace(agent=spec.agent, steps=[
+        TraceStep(index=0, role="assistant", text=_hostile("text"),
+                  tool_calls=[ToolCall(id="c1", name=_hostile("tool"), input={"command": _hostile("input")})]),
+        TraceStep(index=1, role="user", tool_results=[ToolResult(call_id="c1", output=_hostile("result"))]),
+    ]))
+    paths.prompt.write_text(_hostile("prompt"), encoding="utf-8")
+
+    result = build_site(root, tmp_path / "site")
+    assert result.n_runs == 1 and not [p for p in result.problems if "run page failed" in p], result.problems
+    assert [p for p in result.problems if "unknown benchmark" in p and _hostile("bench").split("'", 1)[1] in p]
+    run_page = next(p for p in result.pages if p.parent.parent.parent.name == "runs")
+    expect = {  # where each value must appear as text (at least)
+        run_page: set(FIELDS) - {"evidence", "bench"} | {"evidence-name"},
+        result.index: {"agent", "config", "bench"},
+        result.out_dir / "runs.html": {"agent", "config", "bench", "failure"},
+        result.out_dir / "benchmarks.html": {"agent", "config"},
+        result.out_dir / "models.html": {"agent", "config"},
+    }
+    shown = {field: _hostile(field) for field in FIELDS}
+    shown["evidence-name"] = evidence.name
+    shown["bench"] = _hostile("bench").split("'", 1)[1]  # the problem quotes it with repr(): \' before this
+    for page, fields in expect.items():
+        markup = _Markup(page.read_text(encoding="utf-8"))
+        text = "".join(markup.text)
+        for field in fields:
+            assert shown[field] in text, (str(page.relative_to(result.out_dir)), field)
+        # Nothing of the values became markup: one script (ours), images only the plots', no handlers.
+        up = "" if page.parent == result.out_dir else "../../../"
+        assert [a for t, a in markup.tags if t == "script"] == [{"src": up + "assets/report.js"}], page
+        assert all(t != "img" or (a.get("id") or "").startswith("plot-") for t, a in markup.tags), page
+        assert not [a for _, attrs in markup.tags for a in attrs if a.startswith("on")], page
+    # In attributes the values stay whole (quotes did not end them), e.g. the agent's row and link.
+    index = _Markup(result.index.read_text(encoding="utf-8"))
+    label = next(a["data-agent"] for t, a in index.tags if t == "tr" and "data-agent" in a)
+    assert label.startswith(_hostile("agent")) and _hostile("config") in label
+
+    for page in expect:
+        p = _Page(browser, page.as_uri())
+        assert p.page.evaluate(f"[{', '.join(f'window.__pwned_{f}' for f in FIELDS)}]") == [None] * len(FIELDS)
+        assert p.page.evaluate("document.scripts.length") == 1
+        assert p.errors == [], page
+        if page == run_page:  # opening every tool call and result does not run anything either
+            p.page.click("button[data-details='open']")
+            assert _hostile("input") in p.page.inner_text("#trace")
+            assert p.page.evaluate(f"[{', '.join(f'window.__pwned_{f}' for f in FIELDS)}]") == [None] * len(FIELDS)
+        p.close()
+
+
+def test_templates_escape_everything() -> None:
+    """Autoescape on, undefined names fail the build, and no template opts out of escaping."""
+    import jinja2
+
+    from posttrainbench.report.site import environment
+
+    env = environment()
+    assert env.autoescape is True and env.undefined is jinja2.StrictUndefined
+    names = env.list_templates()
+    assert {"base.html.j2", "index.html.j2", "run.html.j2", "trace.html.j2"} <= set(names)
+    for name in names:
+        source = env.loader.get_source(env, name)[0]
+        assert not re.search(r"\|\s*safe\b|autoescape\s+false|Markup", source), name
+    with pytest.raises(jinja2.UndefinedError):
+        env.get_template("base.html.j2").render(title="t", up="")  # the footer's values are missing
 
 
 def test_failed_and_unverified_run_pages(site, browser) -> None:

@@ -2,34 +2,41 @@
 
 The site is self-contained (open ``index.html`` from disk, or serve the folder anywhere): one CSS
 and one JS file of our own, PNG/SVG plots, copied evidence files. No CDN, no server, no inline
-script. Every piece of text that comes from a run (names, errors, traces, metrics) is
-HTML-escaped here, once, by :func:`esc`; agent traces are hostile input.
+script. Pages are Jinja2 templates (``report/templates/*.html.j2``: a base layout with the
+Content-Security-Policy and the navigation, one template per page kind, shared macros). This
+module only prepares plain values (text and numbers, formatted for display) and never writes
+HTML: the templates are rendered with autoescape on, so every value they print (names, errors,
+traces, metrics, file names; agent traces are hostile input) is HTML-escaped there, once.
+Nothing is marked safe: the only markup is the templates' own.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
 from ..agents.trace import Trace, TraceStep, load_trace, parse_trace
 from ..domain import PHASES
+from ..leaderboard import RepeatsSummary
 from ..results.layout import RunPaths as run_paths_of
 from .data import ReportData, RunEntry, load_report_data
 from .plots import draw_all
 
 MAX_TEXT = 20_000  # characters of one trace field shown before it is cut (the rest is noted)
-MAX_EVIDENCE_BYTES = 5_000_000
-MAX_RAW_TRACE_BYTES = 50 * 2**20
-SITE_MARKER = ".ptb-report"  # marks a folder as ours, so a rebuild may clear its old pages  # raw agent output parsed on the fly when there is no trace.json  # evidence files larger than this are linked by path, not copied
+MAX_EVIDENCE_BYTES = 5_000_000  # evidence files larger than this are linked by path, not copied
+MAX_RAW_TRACE_BYTES = 50 * 2**20  # raw agent output parsed on the fly when there is no trace.json
+SITE_MARKER = ".ptb-report"  # marks a folder as ours, so a rebuild may clear its old pages
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 # A strict policy: our own script and style files only; nothing inline can run even if some
@@ -39,37 +46,276 @@ CSP = ("default-src 'none'; script-src 'self' file:; style-src 'self' file:; "
        "img-src 'self' file: data:; base-uri 'none'; form-action 'none'")
 
 
-def esc(value: Any) -> str:
-    """HTML-escape any value (quotes too, so it is safe inside attributes)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
 def _safe_name(text: str) -> str:
+    """``text`` as a file, URL or CSS-class name: runs of other characters become ``-``."""
     return _SAFE.sub("-", text).strip("-.") or "x"
 
 
+def _none_as_blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+@cache
+def environment() -> Environment:
+    """The Jinja2 environment of the report's templates (autoescape on, undefined is an error).
+
+    Every template is HTML, so autoescape is on for all of them: every ``{{ value }}`` is escaped
+    (quotes too, so it is safe inside attributes) and ``None`` prints as nothing. The one filter,
+    ``slug``, makes a value fit for a CSS class or an id (it is escaped all the same).
+    """
+    env = Environment(
+        loader=PackageLoader("posttrainbench.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        finalize=_none_as_blank,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters["slug"] = _safe_name
+    env.globals.update(csp=CSP, version=__version__)
+    return env
+
+
 def fmt_score(value: float | None, digits: int = 3) -> str:
+    """A score for display; ``—`` when there is none."""
     return "—" if value is None else f"{value:.{digits}f}"
 
 
 def fmt_duration(seconds: float | None) -> str:
+    """A duration as ``H:MM h``; ``—`` when there is none."""
     if seconds is None:
         return "—"
     minutes = int(round(seconds / 60))
     return f"{minutes // 60}:{minutes % 60:02d} h"
 
 
-def _sort_attr(value: float | int | None) -> str:
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown]"
+
+
+# ---------------------------------------------------------------------- what the templates get
+# Plain values only (str, int, lists, the tuples below): the templates decide the markup.
+
+
+class Num(NamedTuple):
+    """A numeric table cell: the key the script sorts by (``""`` sorts last) and the text shown."""
+
+    sort: str
+    text: str
+    cls: str = "num"
+
+
+def _sort_key(value: float | int | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def _td_num(value: float | int | None, text: str, extra: str = "") -> str:
-    cls = "num" + (f" {extra}" if extra else "")
-    return f'<td class="{cls}" data-sort="{esc(_sort_attr(value))}">{esc(text)}</td>'
+def _num(value: float | int | None, text: str, extra: str = "") -> Num:
+    return Num(_sort_key(value), text, "num" + (f" {extra}" if extra else ""))
 
 
-def _badge(status: str) -> str:
-    return f'<span class="badge {esc(_safe_name(status))}">{esc(status)}</span>'
+class Column(NamedTuple):
+    """A sortable table column."""
+
+    label: str
+    numeric: bool
+
+
+class Link(NamedTuple):
+    href: str
+    text: str
+
+
+class AgentRow(NamedTuple):
+    """A leaderboard row: the agent link, then the numeric cells (rank first)."""
+
+    label: str
+    agent: str
+    config: str  # the label after the agent name
+    runs_href: str
+    rank: Num
+    cells: list[Num]
+    n_missing: int
+    missing_title: str
+
+
+class GroupCell(NamedTuple):
+    """One (agent, model, benchmark) cell of a grouped view: mean ± std over repeats, its runs."""
+
+    sort: str
+    text: str
+    n_fallback: int
+    flags: str
+    runs: list[Link]
+
+
+class GroupRow(NamedTuple):
+    label: str
+    score: Num | None  # the weighted score on one model (per-model view only)
+    cells: list[GroupCell | None]  # None: the agent has no run of that cell
+
+
+class GroupTable(NamedTuple):
+    title: str  # the benchmark or base model
+    weight: str | None  # the benchmark's weight (per-benchmark view only)
+    columns: list[Column]
+    rows: list[GroupRow]
+
+
+class RunRow(NamedTuple):
+    """A row of the runs page."""
+
+    href: str
+    label: str
+    benchmark: str
+    base_model: str
+    repeat: Num
+    status: str
+    verdict: str
+    raw: Num
+    score: Num
+    gain: Num
+    fallback: bool
+    reason: str
+    flags: str
+    time: Num
+    tokens: Num
+    cost: Num
+    failure: str
+
+
+class PhaseRow(NamedTuple):
+    name: str
+    status: str
+    started: str
+    finished: str
+    duration: str
+    error: str | None
+    details: str | None  # JSON
+
+
+class Evidence(NamedTuple):
+    """An evidence file: a link to its copy (``href``), or its path and why it was not copied."""
+
+    name: str
+    href: str | None = None
+    note: str = ""
+
+
+class VerdictRow(NamedTuple):
+    gate: str
+    status: str
+    required: bool
+    summary: str
+    evidence: list[Evidence]
+
+
+class MetricItem(NamedTuple):
+    key: str
+    value: Any
+    nested: str | None = None  # "dict (3)": the value is JSON shown collapsed
+
+
+class FileItem(NamedTuple):
+    """A small text file of the run folder: its (clipped) text, or why it could not be read."""
+
+    label: str
+    name: str
+    text: str = ""
+    clipped: bool = False
+    error: str | None = None
+
+
+class ToolCallView(NamedTuple):
+    name: str
+    preview: str
+    body: str
+
+
+class ToolResultView(NamedTuple):
+    name: str
+    error: bool
+    size: str
+    body: str
+
+
+class StepView(NamedTuple):
+    index: int
+    role: str
+    meta: list[str]  # timestamp, tokens, cost: whichever the step has
+    text: str
+    calls: list[ToolCallView]
+    results: list[ToolResultView]
+
+
+class TraceView(NamedTuple):
+    summary: str
+    source: str
+    parse_errors: list[str]  # the first 200
+    n_parse_errors: int
+    steps: list[StepView]
+
+
+class TraceSection(NamedTuple):
+    """The trace section of a run page: the trace, or why there is none (``detail`` says more)."""
+
+    status: Literal["trace", "missing", "too_large", "unparseable", "unreadable"]
+    detail: str = ""  # for a trace: a note on where it came from
+    trace: TraceView | None = None
+
+
+# ---------------------------------------------------------------------- the trace
+
+
+def _input_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def _preview(value: Any, limit: int = 100) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        value = next(iter(value.values()))
+    text = " ".join((value if isinstance(value, str) else json.dumps(value, default=str)).split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _step_view(step: TraceStep, call_names: dict[str, str]) -> StepView:
+    meta = []
+    if step.timestamp:
+        meta.append(step.timestamp.isoformat(timespec="seconds"))
+    if step.input_tokens or step.output_tokens:
+        meta.append(f"{step.input_tokens:,} in / {step.output_tokens:,} out tokens")
+    if step.cost_usd:
+        meta.append(f"${step.cost_usd:.4f}")
+    return StepView(
+        index=step.index, role=step.role, meta=meta, text=_clip(step.text) if step.text else "",
+        calls=[ToolCallView(c.name, _preview(c.input), _clip(_input_text(c.input))) for c in step.tool_calls],
+        results=[ToolResultView(call_names.get(r.call_id or "", "tool"), r.is_error, f"{len(r.output):,}",
+                                _clip(r.output)) for r in step.tool_results],
+    )
+
+
+def trace_view(trace: Trace) -> TraceView:
+    """What the trace template shows of ``trace``: its usage summary and every step, clipped."""
+    call_names = {c.id: c.name for s in trace.steps for c in s.tool_calls if c.id}
+    usage = trace.usage()
+    summary = (f"{usage.steps} steps, {usage.tool_calls} tool calls, "
+               f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens, ${usage.cost_usd:.4f}"
+               + (f", model {trace.model}" if trace.model else ""))
+    return TraceView(summary=summary, source=trace.source or "—", parse_errors=list(trace.parse_errors[:200]),
+                     n_parse_errors=len(trace.parse_errors),
+                     steps=[_step_view(s, call_names) for s in trace.steps])
+
+
+def render_trace(trace: Trace, note: str = "") -> str:
+    """The trace as HTML: one block per step, tool calls and results collapsed, a search box."""
+    section = TraceSection("trace", note, trace_view(trace))
+    return environment().get_template("trace.html.j2").render(section=section)
+
+
+# ---------------------------------------------------------------------- the site
 
 
 @dataclass
@@ -88,12 +334,23 @@ class SiteResult:
         return self.out_dir / "index.html"
 
 
+RUN_COLUMNS = [Column(h, h in {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens",
+                                "cost (USD)"})
+               for h in ("agent", "benchmark", "base model", "repeat", "status", "verdict", "raw score",
+                         "cell score", "norm. gain", "fallback", "flags", "time used", "tokens", "cost (USD)",
+                         "failure")]
+
+
 class _Site:
     def __init__(self, data: ReportData, out: Path) -> None:
         self.data = data
         self.out = out
         self.result = SiteResult(out_dir=out, n_runs=len(data.runs), n_agents=len(data.agents))
         self.problems: list[str] = list(data.problems)
+        self.env = environment()
+        # What every page's footer says.
+        self.page_globals = {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                             "results_root": str(data.root)}
         self.run_pages: dict[int, str] = {}  # id(RunEntry) -> site-relative path of its page
         used: set[str] = set()
         for entry in [*data.runs, *data.superseded]:
@@ -106,44 +363,18 @@ class _Site:
             used.add(rel)
             self.run_pages[id(entry)] = rel + "/index.html"
 
-    # ------------------------------------------------------------------ page shell
-
-    def page(self, rel_path: str, title: str, body: str) -> None:
-        depth = rel_path.count("/")
-        up = "../" * depth
-        nav = "".join(
-            f'<a href="{up}{href}">{esc(label)}</a>'
-            for href, label in (("index.html", "Leaderboard"), ("benchmarks.html", "Benchmarks"),
-                                ("models.html", "Models"), ("runs.html", "Runs"))
-        )
-        doc = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)} · PostTrainBench report</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="{up}assets/report.css">
-</head>
-<body>
-<header class="site"><span class="brand">PostTrainBench</span>{nav}</header>
-<main>
-{body}
-<p class="note">Generated {esc(datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))} by ptb {esc(__version__)} from <code>{esc(self.data.root)}</code>.</p>
-</main>
-<script src="{up}assets/report.js"></script>
-</body>
-</html>
-"""
+    def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
+        """Render one page and write it at ``rel_path`` under the site root."""
+        html = self.env.get_template(template).render(
+            title=title, up="../" * rel_path.count("/"), **self.page_globals, **context)
         path = self.out / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(doc, encoding="utf-8")
+        path.write_text(html, encoding="utf-8")
         self.result.pages.append(path)
 
-    def run_link(self, entry: RunEntry, from_rel: str, text: str) -> str:
-        up = "../" * from_rel.count("/")
-        return f'<a href="{esc(up + quote(self.run_pages[id(entry)]))}">{esc(text)}</a>'
+    def run_link(self, entry: RunEntry, text: str) -> Link:
+        """A link to a run's page from a page at the site root."""
+        return Link(quote(self.run_pages[id(entry)]), text)
 
     # ------------------------------------------------------------------ leaderboard
 
@@ -152,87 +383,56 @@ class _Site:
         benches = d.benchmarks
         head = ["#", "agent", "score", "± std", "repeats", "runs", "verified", "fallback cells",
                 "norm. gain", "time used / run", "tokens", "cost (USD)", *benches, "missing cells"]
-        types = ["num", "text", *["num"] * (len(head) - 2)]
-        ths = "".join(
-            f'<th data-type="{t}"{" class=" + chr(34) + "num" + chr(34) if t == "num" else ""}>{esc(h)}</th>'
-            for h, t in zip(head, types)
-        )
-        trs = []
+        rows = []
         for row in d.agents:
             verified = d.verified(row.label)
             budget = f" ({row.time_pct_of_budget:.0f}%)" if row.time_pct_of_budget is not None else ""
             tokens = (None if row.input_tokens is None or row.output_tokens is None
                       else row.input_tokens + row.output_tokens)
-            missing_title = "; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20])
-            cells = [
-                _td_num(row.rank, str(row.rank)),
-                f'<td class="agent" data-sort="{esc(row.label)}"><a href="runs.html#q={esc(quote(row.label, safe=""))}" '
-                f'title="this agent\'s runs"><strong>{esc(row.agent)}</strong>{esc(row.label[len(row.agent):])}</a></td>',
-                _td_num(row.score, fmt_score(row.score), "score"),
-                _td_num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
-                _td_num(row.n_repeats, str(row.n_repeats)),
-                _td_num(row.n_runs, str(row.n_runs)),
-                _td_num(verified, f"{verified} / {row.n_runs}"),
-                _td_num(row.n_fallback, str(row.n_fallback), "fb" if row.n_fallback else ""),
-                _td_num(row.normalised_gain, fmt_score(row.normalised_gain)),
-                _td_num(row.mean_time_s, fmt_duration(row.mean_time_s) + budget),
-                _td_num(tokens, "—" if tokens is None else f"{tokens:,}"),
-                _td_num(row.cost_usd, "—" if row.cost_usd is None else f"{row.cost_usd:.2f}"),
-                *(_td_num(row.per_benchmark.get(b), fmt_score(row.per_benchmark.get(b))) for b in benches),
-                f'<td class="num" data-sort="{len(row.missing)}" title="{esc(missing_title)}">{len(row.missing)}</td>',
-            ]
-            trs.append(f'<tr data-agent="{esc(row.label)}">{"".join(cells)}</tr>')
-        table = (f'<div class="table-wrap"><table id="leaderboard" class="sortable"><thead><tr>{ths}</tr></thead>'
-                 f'<tbody>{"".join(trs)}</tbody></table></div>') if d.agents else (
-            '<p class="failure">No agent could be ranked (see the problems below).</p>')
-        weights = ", ".join(f"{esc(b)} {w:.3f}" for b, w in d.weights.items()) or "—"
-        weights += f" ({esc(d.report.weights_source)})"
-        figures = "".join(
-            f'<figure><a href="plots/{stem}.svg"><img id="plot-{stem}" src="plots/{stem}.png" '
-            f'alt="{esc(caption)}"></a><figcaption>{esc(caption)} (<a href="plots/{stem}.svg">SVG</a>)</figcaption></figure>'
-            for stem, caption in plots.items()
+            rows.append(AgentRow(
+                label=row.label, agent=row.agent, config=row.label[len(row.agent):],
+                runs_href="runs.html#q=" + quote(row.label, safe=""), rank=_num(row.rank, str(row.rank)),
+                cells=[
+                    _num(row.score, fmt_score(row.score), "score"),
+                    _num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
+                    _num(row.n_repeats, str(row.n_repeats)),
+                    _num(row.n_runs, str(row.n_runs)),
+                    _num(verified, f"{verified} / {row.n_runs}"),
+                    _num(row.n_fallback, str(row.n_fallback), "fb" if row.n_fallback else ""),
+                    _num(row.normalised_gain, fmt_score(row.normalised_gain)),
+                    _num(row.mean_time_s, fmt_duration(row.mean_time_s) + budget),
+                    _num(tokens, "—" if tokens is None else f"{tokens:,}"),
+                    _num(row.cost_usd, "—" if row.cost_usd is None else f"{row.cost_usd:.2f}"),
+                    *(_num(row.per_benchmark.get(b), fmt_score(row.per_benchmark.get(b))) for b in benches),
+                ],
+                n_missing=len(row.missing),
+                missing_title="; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20]),
+            ))
+        self.page(
+            "index.html.j2", "index.html", "Leaderboard",
+            n_agents=len(d.agents), n_runs=len(d.runs), n_benchmarks=len(benches), n_models=len(d.models),
+            n_superseded=len(d.superseded),
+            weights=[(b, f"{w:.3f}") for b, w in d.weights.items()], weights_source=d.report.weights_source,
+            columns=[Column(h, i != 1) for i, h in enumerate(head)], rows=rows,
+            figures=list(plots.items()), problems=self.problems,
         )
-        body = f"""<h1>Leaderboard</h1>
-<p class="note">{len(d.agents)} agents, {len(d.runs)} runs, {len(benches)} benchmarks, {len(d.models)} base models.
-Agent score = Σ<sub>b</sub> w<sub>b</sub> · mean over base models of the cell score; mean ± sample std over repeats.
-A cell whose run failed, or whose verification failed or did not run, gets the base model's zero-shot
-score (a <em>fallback</em> cell; its raw score is kept on the run page). Normalised gain:
-(score − base) / (instruct − base), 0 = base model, 1 = its official instruct model.
-Only the latest run of each cell counts (superseded runs: {len(d.superseded)}, listed under Runs).
-Click a column header to sort.</p>
-<p class="note">Benchmark weights: {weights}</p>
-{table}
-<h2>Plots</h2>
-{figures or '<p class="note">No plots (see problems).</p>'}
-{self.problems_html()}"""
-        self.page("index.html", "Leaderboard", body)
-
-    def problems_html(self) -> str:
-        if not self.problems:
-            return '<h2 id="problems">Problems</h2><p class="note">None: every run folder was read.</p>'
-        items = "".join(f"<li>{esc(p)}</li>" for p in self.problems)
-        return (f'<h2 id="problems">Problems ({len(self.problems)})</h2>'
-                f'<p class="note">These were left out of the numbers above; the rest aggregates.</p>'
-                f'<ul class="problems">{items}</ul>')
 
     # ------------------------------------------------------------------ grouped views
 
-    def _cell_td(self, label: str, model: str, bench: str, summary, from_rel: str) -> str:  # noqa: ANN001
+    def _cell(self, label: str, model: str, bench: str, summary: RepeatsSummary | None) -> GroupCell | None:
         runs = [r for r in self.data.agent_runs(label)
                 if r.cell is not None and r.cell.base_model == model and r.cell.benchmark == bench]
         if not runs:
-            return '<td class="num" data-sort="">—</td>'
+            return None
         mean = summary.mean.number(model, bench) if summary else None
         std = summary.std.number(model, bench) if summary and summary.std else None
-        n_fb = sum(r.cell.fallback for r in runs)
-        flags = sorted({f for r in runs for f in r.cell.flags})
-        text = fmt_score(mean) + (f" ± {std:.3f}" if std is not None else "")
-        links = " ".join(self.run_link(r, from_rel, f"r{r.cell.repeat}") for r in
-                         sorted(runs, key=lambda r: r.cell.repeat))
-        fb = f' <span class="fb" title="fallback cells">{n_fb} fb</span>' if n_fb else ""
-        fl = f' <span class="fb" title="flags">{esc(" ".join(flags))}</span>' if flags else ""
-        return (f'<td class="num" data-sort="{esc(_sort_attr(mean))}">{esc(text)}{fb}{fl}'
-                f'<br><small>{links}</small></td>')
+        return GroupCell(
+            sort=_sort_key(mean),
+            text=fmt_score(mean) + (f" ± {std:.3f}" if std is not None else ""),
+            n_fallback=sum(r.cell.fallback for r in runs),
+            flags=" ".join(sorted({f for r in runs for f in r.cell.flags})),
+            runs=[self.run_link(r, f"r{r.cell.repeat}") for r in sorted(runs, key=lambda r: r.cell.repeat)],
+        )
 
     def _has(self, label: str | None = None, model: str | None = None, bench: str | None = None) -> bool:
         return any((label is None or e.label == label) and (model is None or e.cell.base_model == model)
@@ -240,101 +440,66 @@ Click a column header to sort.</p>
 
     def benchmarks_page(self) -> None:
         d = self.data
-        parts = ["<h1>Per-benchmark view</h1>",
-                 '<p class="note">Cell score per agent and base model: mean ± sample std over repeats '
-                 '(fallback cells count with the base model\'s zero-shot score; <span class="fb">fb</span> '
-                 'counts them, letters are flags). Links open each run.</p>']
         summaries = {label: d.cell_summary(label) for label in d.labels}
+        tables = []
         for bench in d.benchmarks:
             models = [m for m in d.models if self._has(model=m, bench=bench)]
-            ths = '<th data-type="text">agent</th>' + "".join(
-                f'<th data-type="num" class="num">{esc(m)}</th>' for m in models)
-            trs = []
-            for label in d.labels:
-                if not self._has(label=label, bench=bench):
-                    continue
-                tds = "".join(self._cell_td(label, m, bench, summaries[label], "benchmarks.html") for m in models)
-                trs.append(f'<tr><td>{esc(label)}</td>{tds}</tr>')
-            parts.append(
-                f'<h2 id="bench-{esc(_safe_name(bench))}">{esc(bench)}</h2>'
-                f'<p class="note">weight {esc(fmt_score(d.weights.get(bench)))}</p>'
-                f'<table class="sortable bench-table"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody></table>')
-        parts.append('<figure><img id="plot-heatmap-b" src="plots/heatmap.png" alt="per-benchmark heatmap"></figure>'
-                     if (self.out / "plots" / "heatmap.png").exists() else "")
-        self.page("benchmarks.html", "Benchmarks", "\n".join(parts))
+            rows = [GroupRow(label, None, [self._cell(label, m, bench, summaries[label]) for m in models])
+                    for label in d.labels if self._has(label=label, bench=bench)]
+            tables.append(GroupTable(bench, fmt_score(d.weights.get(bench)),
+                                     [Column("agent", False), *(Column(m, True) for m in models)], rows))
+        self.page("benchmarks.html.j2", "benchmarks.html", "Benchmarks", tables=tables,
+                  heatmap=(self.out / "plots" / "heatmap.png").exists())
 
     def models_page(self) -> None:
         d = self.data
-        parts = ["<h1>Per-model view</h1>",
-                 '<p class="note">For each base model: the agent\'s weighted score on that model alone '
-                 '(Σ<sub>b</sub> w<sub>b</sub> · mean over repeats), then each cell, mean ± sample std over repeats.</p>']
         per_model = {a.label: a.per_model for a in d.agents}
         summaries = {label: d.cell_summary(label) for label in d.labels}
+        tables = []
         for model in d.models:
             benches = [b for b in d.benchmarks if self._has(model=model, bench=b)]
-            ths = ('<th data-type="text">agent</th><th data-type="num" class="num">weighted score</th>'
-                   + "".join(f'<th data-type="num" class="num">{esc(b)}</th>' for b in benches))
-            trs = []
+            rows = []
             for label in d.labels:
                 if not self._has(label=label, model=model):
                     continue
                 score = per_model.get(label, {}).get(model)
-                tds = "".join(self._cell_td(label, model, b, summaries[label], "models.html") for b in benches)
-                trs.append(f'<tr><td>{esc(label)}</td>{_td_num(score, fmt_score(score))}{tds}</tr>')
-            parts.append(f'<h2 id="model-{esc(_safe_name(model))}">{esc(model)}</h2>'
-                         f'<table class="sortable model-table"><thead><tr>{ths}</tr></thead><tbody>{"".join(trs)}</tbody></table>')
-        self.page("models.html", "Models", "\n".join(parts))
+                rows.append(GroupRow(label, _num(score, fmt_score(score)),
+                                     [self._cell(label, model, b, summaries[label]) for b in benches]))
+            tables.append(GroupTable(model, None, [Column("agent", False), Column("weighted score", True),
+                                                   *(Column(b, True) for b in benches)], rows))
+        self.page("models.html.j2", "models.html", "Models", tables=tables)
 
-    def _runs_table(self, entries: list[RunEntry], table_id: str) -> str:
-        head = ["agent", "benchmark", "base model", "repeat", "status", "verdict", "raw score",
-                "cell score", "norm. gain", "fallback", "flags", "time used", "tokens", "cost (USD)", "failure"]
-        numeric = {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens", "cost (USD)"}
-        ths = "".join(f'<th data-type="{"num" if h in numeric else "text"}"'
-                      f'{" class=" + chr(34) + "num" + chr(34) if h in numeric else ""}>{esc(h)}</th>' for h in head)
-        trs = []
+    def _run_rows(self, entries: list[RunEntry]) -> list[RunRow]:
+        rows = []
         for e in sorted(entries, key=lambda e: (e.label, e.record.spec.benchmark, e.record.spec.base_model,
                                                 e.record.spec.repeat, e.record.created_at)):
             rec, cell, spec = e.record, e.cell, e.record.spec
             tokens = rec.usage.get("input_tokens", 0) + rec.usage.get("output_tokens", 0) if rec.usage else None
             cost = rec.usage.get("cost_usd") if rec.usage else None
-            status = "done" if rec.completed else "incomplete"
-            verdict = rec.final_verdict.value if rec.final_verdict else "missing"
-            fallback = (f'{_badge("fallback")} {esc(cell.reason or "")}' if cell and cell.fallback else "")
-            trs.append("<tr>" + "".join([
-                f"<td>{self.run_link(e, 'runs.html', e.label)}</td>",
-                f"<td>{esc(spec.benchmark)}</td><td>{esc(spec.base_model)}</td>",
-                _td_num(spec.repeat, str(spec.repeat)),
-                f'<td data-sort="{esc(status)}">{_badge(status)}</td>',
-                f'<td data-sort="{esc(verdict)}">{_badge(verdict)}</td>',
-                _td_num(cell.raw if cell else None, fmt_score(cell.raw if cell else None)),
-                _td_num(cell.score if cell else None, fmt_score(cell.score if cell else None)),
-                _td_num(cell.normalised_gain if cell else None, fmt_score(cell.normalised_gain if cell else None)),
-                f'<td data-sort="{int(bool(cell and cell.fallback))}">{fallback}</td>',
-                f"<td>{esc(' '.join(cell.flags) if cell else '')}</td>",
-                _td_num(rec.time_used_s, fmt_duration(rec.time_used_s)),
-                _td_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
-                _td_num(cost, "—" if cost is None else f"{cost:.2f}"),
-                f"<td>{esc(rec.failure or '')}</td>",
-            ]) + "</tr>")
-        return (f'<div class="table-wrap"><table id="{table_id}" class="sortable"><thead><tr>{ths}</tr></thead>'
-                f'<tbody>{"".join(trs)}</tbody></table></div>')
+            raw, score, gain = (cell.raw, cell.score, cell.normalised_gain) if cell else (None, None, None)
+            rows.append(RunRow(
+                href=self.run_link(e, e.label).href, label=e.label, benchmark=spec.benchmark,
+                base_model=spec.base_model, repeat=_num(spec.repeat, str(spec.repeat)),
+                status="done" if rec.completed else "incomplete",
+                verdict=rec.final_verdict.value if rec.final_verdict else "missing",
+                raw=_num(raw, fmt_score(raw)), score=_num(score, fmt_score(score)), gain=_num(gain, fmt_score(gain)),
+                fallback=bool(cell and cell.fallback), reason=(cell.reason or "") if cell else "",
+                flags=" ".join(cell.flags) if cell else "",
+                time=_num(rec.time_used_s, fmt_duration(rec.time_used_s)),
+                tokens=_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
+                cost=_num(cost, "—" if cost is None else f"{cost:.2f}"),
+                failure=rec.failure or "",
+            ))
+        return rows
 
     def runs_page(self) -> None:
-        body = (f"<h1>Runs ({len(self.data.runs)})</h1>"
-                '<p class="trace-tools"><input type="search" id="runs-filter" data-filter="#runs tbody tr, '
-                '#superseded-runs tbody tr" data-count="runs-count" placeholder="Filter runs (agent, benchmark, '
-                'model, failure…)" aria-label="Filter runs"> <span id="runs-count" class="muted"></span></p>'
-                + self._runs_table(self.data.runs, "runs"))
-        if self.data.superseded:
-            body += (f'<h2 id="superseded">Superseded runs ({len(self.data.superseded)})</h2>'
-                     '<p class="note">Older runs of a cell that has a later run; the leaderboard counts '
-                     'only the latest.</p>' + self._runs_table(self.data.superseded, "superseded-runs"))
-        self.page("runs.html", "Runs", body + self.problems_html())
+        self.page("runs.html.j2", "runs.html", "Runs", columns=RUN_COLUMNS, runs=self._run_rows(self.data.runs),
+                  superseded=self._run_rows(self.data.superseded), problems=self.problems)
 
     # ------------------------------------------------------------------ one run
 
-    def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> str:
-        """Link to a copy of one evidence file (only files inside the run folder are copied)."""
+    def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> Evidence:
+        """A copy of one evidence file next to the run page (only files inside the run folder)."""
         folder = entry.folder
         ref_path = Path(ref)
         candidates = [ref_path] if ref_path.is_absolute() else [folder / ref_path]
@@ -349,20 +514,18 @@ Click a column header to sort.</p>
             if not real.is_file():
                 continue
             if real.stat().st_size > MAX_EVIDENCE_BYTES:
-                return f"<code>{esc(real)}</code> <span class=\"muted\">(too large to copy)</span>"
+                return Evidence(str(real), note="too large to copy")
             name = _safe_name(real.name)
             dest = page_dir / "evidence" / name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(real, dest)
-            return f'<a class="evidence" href="evidence/{esc(quote(name))}">{esc(real.name)}</a>'
-        return f"<code>{esc(ref)}</code> <span class=\"muted\">(not found in the run folder)</span>"
+            return Evidence(real.name, href="evidence/" + quote(name))
+        return Evidence(ref, note="not found in the run folder")
 
     def run_page(self, entry: RunEntry) -> None:
-        rec, cell = entry.record, entry.cell
+        rec, cell, spec = entry.record, entry.cell, entry.record.spec
         rel = self.run_pages[id(entry)]
         page_dir = (self.out / rel).parent
-        spec = rec.spec.model_dump(mode="json")
-        spec_dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in spec.items())
         if cell is not None:
             scores = [
                 ("raw score", fmt_score(cell.raw, 4)),
@@ -381,7 +544,7 @@ Click a column header to sort.</p>
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
             *scores,
             ("time used", fmt_duration(rec.time_used_s)
-             + (f" of {rec.spec.hours:g} h" if rec.time_used_s is not None else "")),
+             + (f" of {spec.hours:g} h" if rec.time_used_s is not None else "")),
             ("exit code", "—" if rec.exit_code is None else rec.exit_code),
             ("timed out", "yes" if rec.timed_out else "no"),
             ("tokens in / out", f"{int(rec.usage.get('input_tokens', 0)):,} / {int(rec.usage.get('output_tokens', 0)):,}"
@@ -391,65 +554,38 @@ Click a column header to sort.</p>
              if rec.usage else "—"),
             *([("imported from", json.dumps(rec.imported_from, default=str))] if rec.imported_from else []),
         ]
-        outcome_dl = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in outcome)
-        failure = (f'<div class="failure" id="failure"><strong>Failure:</strong> {esc(rec.failure)}</div>'
-                   if rec.failure else "")
-
-        phase_rows = []
+        phases = []
         for name in [*PHASES, *[p for p in rec.phases if p not in PHASES]]:
             st = rec.phases.get(name)
             if st is None:
                 continue
             dur = ((st.finished_at - st.started_at).total_seconds()
                    if st.started_at and st.finished_at else None)
-            details = (f"<details><summary>details</summary><pre>{esc(json.dumps(st.details, indent=2, default=str))}</pre></details>"
-                       if st.details else "")
-            phase_rows.append(
-                f"<tr><td>{esc(name)}</td><td>{_badge(st.status)}</td>"
-                f"<td>{esc(st.started_at.isoformat(timespec='seconds') if st.started_at else '—')}</td>"
-                f"<td>{esc(st.finished_at.isoformat(timespec='seconds') if st.finished_at else '—')}</td>"
-                f'<td class="num">{esc("—" if dur is None else f"{dur:.1f} s")}</td>'
-                f"<td>{'<pre>' + esc(st.error) + '</pre>' if st.error else ''}{details}</td></tr>")
-        phases = ('<table id="phases"><thead><tr><th>phase</th><th>status</th><th>started</th>'
-                  '<th>finished</th><th class="num">duration</th><th>error / details</th></tr></thead>'
-                  f'<tbody>{"".join(phase_rows)}</tbody></table>')
-
-        v_rows = []
-        gates_seen = set()
-        for v in rec.verdicts:
-            gates_seen.add(v.gate)
-            links = "<br>".join(self._copy_evidence(entry, page_dir, ev) for ev in v.evidence) or "—"
-            required = "yes" if v.gate in rec.required_gates else "no"
-            v_rows.append(f"<tr><td>{esc(v.gate)}</td><td>{_badge(v.status.value)}</td><td>{required}</td>"
-                          f"<td>{esc(v.summary)}</td><td>{links}</td></tr>")
-        for gate in rec.required_gates:
-            if gate not in gates_seen:  # missing is never clean: say so
-                v_rows.append(f"<tr><td>{esc(gate)}</td><td>{_badge('missing')}</td><td>yes</td>"
-                              f"<td>required gate has no verdict</td><td>—</td></tr>")
-        verdicts = ('<table id="verdicts"><thead><tr><th>gate</th><th>status</th><th>required</th>'
-                    f'<th>summary</th><th>evidence</th></tr></thead><tbody>{"".join(v_rows)}</tbody></table>'
-                    if v_rows else '<p class="note">No verdicts recorded.</p>')
-
-        metrics = self._metrics_html(rec.metrics)
-        trace_html = self._trace_section(entry)
-        spec_ = rec.spec
-        title = f"{entry.label} · {spec_.benchmark} · {spec_.base_model} · repeat {spec_.repeat}"
-        banner = ('<p class="failure" id="superseded">Superseded: the leaderboard counts a later run of '
-                  'this cell.</p>' if entry.superseded else "")
-        body = f"""<h1>{esc(title)}</h1>
-{banner}{failure}
-<h2>Outcome</h2><dl class="kv" id="outcome">{outcome_dl}</dl>
-<h2>Spec</h2><dl class="kv" id="spec">{spec_dl}</dl>
-<h2>Phases</h2>{phases}
-<h2>Verdicts</h2>{verdicts}
-<h2>Metrics</h2>{metrics}
-{self._files_html(entry)}
-{trace_html}"""
-        self.page(rel, title, body)
+            phases.append(PhaseRow(
+                name=name, status=st.status,
+                started=st.started_at.isoformat(timespec="seconds") if st.started_at else "—",
+                finished=st.finished_at.isoformat(timespec="seconds") if st.finished_at else "—",
+                duration="—" if dur is None else f"{dur:.1f} s", error=st.error or None,
+                details=json.dumps(st.details, indent=2, default=str) if st.details else None))
+        verdicts = [VerdictRow(v.gate, v.status.value, v.gate in rec.required_gates, v.summary,
+                               [self._copy_evidence(entry, page_dir, ev) for ev in v.evidence])
+                    for v in rec.verdicts]
+        gates_seen = {v.gate for v in rec.verdicts}
+        verdicts += [VerdictRow(gate, "missing", True, "required gate has no verdict", [])  # never clean
+                     for gate in rec.required_gates if gate not in gates_seen]
+        metrics = [MetricItem(k, _clip(json.dumps(v, indent=2, default=str)), f"{type(v).__name__} ({len(v)})")
+                   if isinstance(v, (dict, list)) else MetricItem(k, v)
+                   for k, v in rec.metrics.items()]
+        self.page(
+            "run.html.j2", rel, f"{entry.label} · {spec.benchmark} · {spec.base_model} · repeat {spec.repeat}",
+            superseded=entry.superseded, failure=rec.failure, outcome=outcome,
+            spec=list(spec.model_dump(mode="json").items()), phases=phases, verdicts=verdicts,
+            metrics=metrics, files=self._files(entry), section=self._trace_section(entry),
+        )
 
     @staticmethod
-    def _files_html(entry: RunEntry) -> str:
-        """The run folder's small text files (prompt, judgements, stderr), escaped and clipped."""
+    def _files(entry: RunEntry) -> list[FileItem]:
+        """The run folder's small text files (prompt, judgements, stderr), clipped."""
         paths = run_paths_of(entry.folder)
         items = []
         for label, path in (("prompt", paths.prompt), ("time taken", paths.time_taken),
@@ -462,30 +598,13 @@ Click a column header to sort.</p>
                 with path.open("rb") as fh:  # read a bounded head: these files can be huge
                     raw = fh.read(MAX_TEXT + 1)
             except OSError as exc:
-                items.append(f"<li>{esc(path.name)}: unreadable ({esc(exc)})</li>")
+                items.append(FileItem(label, path.name, error=str(exc)))
                 continue
-            text = raw[:MAX_TEXT].decode("utf-8", errors="replace")
-            more = " (first part)" if len(raw) > MAX_TEXT else ""
-            items.append(f"<details class=\"file\"><summary>{esc(label)} <code>{esc(path.name)}</code>{more}</summary>"
-                         f"<pre>{esc(text)}</pre></details>")
-        if not items:
-            return ""
-        return f'<h2>Files</h2><div id="files">{"".join(items)}</div>'
+            items.append(FileItem(label, path.name, raw[:MAX_TEXT].decode("utf-8", errors="replace"),
+                                  clipped=len(raw) > MAX_TEXT))
+        return items
 
-    @staticmethod
-    def _metrics_html(metrics: dict[str, Any]) -> str:
-        if not metrics:
-            return '<p class="note">No metrics recorded.</p>'
-        items = []
-        for k, v in metrics.items():
-            if isinstance(v, (dict, list)):
-                val = f"<details><summary>{esc(type(v).__name__)} ({len(v)})</summary><pre>{esc(_clip(json.dumps(v, indent=2, default=str)))}</pre></details>"
-            else:
-                val = esc(v)
-            items.append(f"<dt>{esc(k)}</dt><dd>{val}</dd>")
-        return f'<dl class="kv" id="metrics">{"".join(items)}</dl>'
-
-    def _trace_section(self, entry: RunEntry) -> str:
+    def _trace_section(self, entry: RunEntry) -> TraceSection:
         paths = run_paths_of(entry.folder)
         path = paths.trace_json
         note = ""
@@ -494,23 +613,22 @@ Click a column header to sort.</p>
             # Imported upstream runs (and runs whose collect phase did not finish) have only the
             # raw agent output: parse it with the agent's trace parser (plain log lines if unknown).
             if not raw.is_file():
-                return '<h2>Trace</h2><p class="note">No <code>trace.json</code> or <code>solve_out.txt</code> in the run folder.</p>'
+                return TraceSection("missing")
             if raw.stat().st_size > MAX_RAW_TRACE_BYTES:
-                return (f'<h2>Trace</h2><p class="note">No <code>trace.json</code>; <code>solve_out.txt</code> is '
-                        f'{raw.stat().st_size / 2**20:.0f} MiB, too large to render.</p>')
+                return TraceSection("too_large", f"{raw.stat().st_size / 2**20:.0f}")
             try:
                 trace = parse_trace(entry.record.spec.agent, raw)
             except Exception as exc:  # noqa: BLE001 - a raw output we cannot parse is reported
                 self.problems.append(f"{raw}: unparseable agent output ({type(exc).__name__}: {_clip(str(exc), 300)})")
-                return f'<h2>Trace</h2><p class="failure">Unparseable solve_out.txt: {esc(_clip(str(exc), 2000))}</p>'
+                return TraceSection("unparseable", _clip(str(exc), 2000))
             note = "No trace.json: parsed from the raw agent output solve_out.txt."
         else:
             try:
                 trace = load_trace(path)
             except Exception as exc:  # noqa: BLE001 - any unreadable trace is reported, not fatal
                 self.problems.append(f"{path}: unreadable trace ({type(exc).__name__}: {_clip(str(exc), 300)})")
-                return f'<h2>Trace</h2><p class="failure">Unreadable trace.json: {esc(_clip(str(exc), 2000))}</p>'
-        return render_trace(trace, note)
+                return TraceSection("unreadable", _clip(str(exc), 2000))
+        return TraceSection("trace", note, trace_view(trace))
 
     # ------------------------------------------------------------------ all
 
@@ -534,78 +652,6 @@ Click a column header to sort.</p>
         self.index(plots)
         self.result.problems = list(self.problems)
         return self.result
-
-
-def _clip(text: str, limit: int = MAX_TEXT) -> str:
-    if len(text) <= limit:
-        return text
-    return text[:limit] + f"\n… [{len(text) - limit:,} more characters not shown]"
-
-
-def _input_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-def _preview(value: Any, limit: int = 100) -> str:
-    if isinstance(value, dict) and len(value) == 1:
-        value = next(iter(value.values()))
-    text = " ".join((value if isinstance(value, str) else json.dumps(value, default=str)).split())
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _step_html(step: TraceStep, call_names: dict[str, str]) -> str:
-    meta = [f"#{step.index}", step.role]
-    if step.timestamp:
-        meta.append(step.timestamp.isoformat(timespec="seconds"))
-    if step.input_tokens or step.output_tokens:
-        meta.append(f"{step.input_tokens:,} in / {step.output_tokens:,} out tokens")
-    if step.cost_usd:
-        meta.append(f"${step.cost_usd:.4f}")
-    head = (f'<div class="head"><span>{esc(meta[0])}</span><span class="role">{esc(meta[1])}</span>'
-            + "".join(f"<span>{esc(m)}</span>" for m in meta[2:]) + "</div>")
-    parts = [head]
-    if step.text:
-        parts.append(f'<pre class="text">{esc(_clip(step.text))}</pre>')
-    for call in step.tool_calls:
-        parts.append(
-            f'<details class="tool-call"><summary>tool call <code>{esc(call.name)}</code> '
-            f'<span class="muted">{esc(_preview(call.input))}</span></summary>'
-            f'<pre>{esc(_clip(_input_text(call.input)))}</pre></details>')
-    for res in step.tool_results:
-        name = call_names.get(res.call_id or "", "tool")
-        cls = "tool-result error" if res.is_error else "tool-result"
-        label = "error from" if res.is_error else "result of"
-        parts.append(
-            f'<details class="{cls}"><summary>{label} <code>{esc(name)}</code> '
-            f'<span class="muted">({len(res.output):,} chars)</span></summary>'
-            f'<pre>{esc(_clip(res.output))}</pre></details>')
-    role = _safe_name(step.role)
-    return f'<section class="step role-{role}" data-step="{step.index}">{"".join(parts)}</section>'
-
-
-def render_trace(trace: Trace, note: str = "") -> str:
-    """The trace as HTML: one block per step, tool calls and results collapsed, a search box."""
-    call_names = {c.id: c.name for s in trace.steps for c in s.tool_calls if c.id}
-    usage = trace.usage()
-    summary = (f"{usage.steps} steps, {usage.tool_calls} tool calls, "
-               f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens, ${usage.cost_usd:.4f}"
-               + (f", model {trace.model}" if trace.model else ""))
-    errors = ""
-    if trace.parse_errors:
-        items = "".join(f"<li>{esc(e)}</li>" for e in trace.parse_errors[:200])
-        errors = (f"<details><summary>{len(trace.parse_errors)} raw lines could not be parsed</summary>"
-                  f'<ul class="problems">{items}</ul></details>')
-    steps = "".join(_step_html(s, call_names) for s in trace.steps)
-    return f"""<h2>Trace</h2>
-<p class="note">{esc(summary)} (source: {esc(trace.source or '—')}) {esc(note)}</p>
-{errors}
-<div class="trace-tools">
-<input type="search" id="trace-search" placeholder="Search the trace…" aria-label="Search the trace">
-<span id="trace-count" class="muted">{len(trace.steps)} of {len(trace.steps)} steps</span>
-<button type="button" data-details="open">Expand all</button>
-<button type="button" data-details="close">Collapse all</button>
-</div>
-<div id="trace">{steps or '<p class="note">The trace has no steps.</p>'}</div>"""
 
 
 def build_site(
