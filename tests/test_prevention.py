@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,8 @@ import pytest
 from conftest import ScriptAgent
 from test_red_team import FINETUNE, PRELUDE
 
-from posttrainbench import agents as agents_pkg
-from posttrainbench.catalog import AGENTS
-from posttrainbench.domain import AgentSpec, RunSpec, VerdictStatus
+from posttrainbench.agents import AGENTS
+from posttrainbench.domain import RunSpec, VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox.limits import resolve_limits
@@ -165,18 +165,17 @@ def prevention(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dic
     assert ROOT_HARNESS, "this suite tests what a root harness does (the red team's setting)"
     root = tmp_path_factory.mktemp("prevention")
     out: dict[str, tuple[Case, object, Pipeline]] = {}
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, ExitStack() as registered:
         mp.setenv("PTB_CACHE_DIR", str(ptb_cache))
         mp.delenv("PTB_DATA_DIR", raising=False)
         mp.delenv("PTB_JUDGE_MODEL", raising=False)
         for var in ("PTB_SANDBOX_MEMORY_MB", "PTB_SANDBOX_MAX_PIDS", "PTB_SANDBOX_UID", "PTB_SANDBOX_GID"):
             mp.delenv(var, raising=False)
-        mp.setitem(AGENTS, "script-test", AgentSpec(id="script-test", display_name="script", llm=False))
         # the harness files of a gsm8k-calc run on the tiny model (same for every case)
         probe = Pipeline(RunSpec(agent="reference", agent_config="sft", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05), root / "probe")
         targets = probe.run(until="prepare").phases["prepare"].details["harness_files"]
         for i, case in enumerate(_cases(targets)):
-            mp.setitem(agents_pkg._RUNNERS, "script-test", lambda s=case.script: ScriptAgent(s))
+            registered.enter_context(AGENTS.registered(ScriptAgent.with_script(case.script)))
             with pytest.MonkeyPatch.context() as env:
                 for k, v in (case.env or {}).items():
                     env.setenv(k, v)

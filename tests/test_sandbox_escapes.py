@@ -121,15 +121,14 @@ def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
     import conftest
 
     monkeypatch.setenv("PTB_JUDGE_API_KEY", JUDGE_KEY)
-    name = script_agent("touch ran.txt\n")
 
     class Leaky(conftest.ScriptAgent):
+        script = "touch ran.txt\n"
+
         def environment(self, ctx) -> dict[str, str]:  # noqa: ANN001
             return {"HELPFUL_SETTING": f"prefix-{JUDGE_KEY}"}
 
-    from posttrainbench import agents as agents_pkg
-
-    monkeypatch.setitem(agents_pkg._RUNNERS, name, lambda: Leaky("touch ran.txt\n"))
+    name = script_agent(Leaky)
     pipe = Pipeline(_spec(name), tmp_path)
     record = pipe.run()
     solve = record.phases["solve"]

@@ -24,20 +24,12 @@ from importlib.resources import files
 from pathlib import Path
 
 from . import __version__
-from .agents import (
-    LaunchContext,
-    agent_egress,
-    agent_model,
-    agent_ro_binds,
-    agent_secret_values,
-    get_agent_runner,
-    install_agent,
-)
+from .agents import Agent, LaunchContext, get_agent
 from .agents.prompt import render_prompt, render_timer
 from .agents.trace import parse_trace, redact_trace, save_trace
 from .catalog import BENCHMARKS, get_base_model, get_benchmark, get_chat_template
 from .data import DataError, dev_items, load_test_items, load_test_set, load_train_examples
-from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
+from .domain import PHASES, NetworkPolicy, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
 from .fsutil import atomic_write_json, atomic_write_text, sha256_file
 from .integrity import (
@@ -60,6 +52,7 @@ from .model_store import cache_root, resolve_base_model, resolve_forbidden_model
 from .models import SubmissionRejected, base_weight_bytes, canonicalize
 from .results import RunPaths, baseline_dir, load_record, run_paths, save_baseline, save_record
 from .sandbox import SandboxConfig, get_sandbox
+from .sandbox.egress import DEFAULT_ALLOW
 from .sandbox.limits import resolve_limits
 from .sandbox.hub_gateway import DEFAULT_UPSTREAM, HubGatewaySpec
 from .sandbox.secrets import foreign_secrets, redact_file, redact_tree, secret_values
@@ -154,7 +147,7 @@ class Pipeline:
         self.spec = spec
         self.benchmark = get_benchmark(spec.benchmark)
         self.base = get_base_model(spec.base_model)
-        self.agent = get_agent_runner(spec.agent)
+        self.agent = get_agent(spec.agent)
         self.agent.validate_config(spec.agent_config)
         self.sandbox = get_sandbox(spec.sandbox)
         self.paths: RunPaths = run_paths(results_root, spec, self.base)
@@ -325,7 +318,8 @@ class Pipeline:
             raise PhaseError(str(exc)) from exc
 
         ctx = self._launch_context()
-        agent_prefix = install_agent(self.agent)  # pinned CLI, outside the workspace
+        installed = self.agent.install()  # pinned CLI, outside the workspace
+        agent_prefix = str(installed) if installed is not None else None
         pkg = _package_dir()
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
@@ -346,7 +340,7 @@ class Pipeline:
         leaked = foreign_secrets(env, ctx.host_env, allowed=self.agent.spec.secret_env)
         if leaked:
             raise PhaseError(f"refusing to start: secrets other than the agent's own key in its env: {leaked}")
-        allow, tunnels = agent_egress(self.agent, ctx, self.spec.network)
+        allow, tunnels = _egress(self.agent, ctx, self.spec.network)
         hub = None
         if self.spec.network.value == "allowlist":  # the hub only through the gateway (HF_ENDPOINT)
             hub = HubGatewaySpec.for_run(self.base, upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM)
@@ -354,7 +348,7 @@ class Pipeline:
             workspace=ws,
             ro_binds=sorted(
                 {Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep["base_model_path"]),
-                 *agent_ro_binds(self.agent, ctx)}
+                 *self.agent.ro_binds(ctx)}
             ),  # fmt: skip
             masked=[pkg / "resources"],
             env=env,
@@ -414,12 +408,12 @@ class Pipeline:
 
     def _collect(self, record: RunRecord) -> dict:
         # Nothing secret is stored: raw outputs, egress log and trace are redacted first.
-        secrets = secret_values(os.environ, agent_secret_values(self.agent, self._launch_context()))
+        secrets = secret_values(os.environ, self.agent.secret_values(self._launch_context()))
         for raw in (self.paths.solve_out, self.paths.solve_err, self.paths.egress_log):
             redact_file(raw, secrets)
         redacted = redact_tree(self.paths.workspace, secrets)  # CLI session transcripts
         trace = parse_trace(
-            self.spec.agent, self.paths.solve_out, model=agent_model(self.agent, self.spec.agent_config)
+            self.spec.agent, self.paths.solve_out, model=self.agent.model(self.spec.agent_config)
         )
         trace = redact_trace(trace, secrets)
         save_trace(self.paths.trace_json, trace)
@@ -671,6 +665,21 @@ class Pipeline:
     def _record(self, record: RunRecord) -> dict:
         record.versions = _versions() | {"agent": record.phases["solve"].details.get("agent_version", "")}
         return {"completed_at": _now().isoformat()}
+
+
+def _egress(agent: Agent, ctx: LaunchContext, network: NetworkPolicy) -> tuple[list[str], dict[int, str]]:
+    """(allow-list, tunnels) for the egress proxy under ``network``.
+
+    ``none``: only the agent's own API endpoint (nothing for agents without one: no proxy);
+    ``allowlist``: that plus :data:`~posttrainbench.sandbox.egress.DEFAULT_ALLOW`;
+    ``open``: no proxy."""
+    if network == NetworkPolicy.open:
+        return [], {}
+    eg = agent.egress(ctx)
+    allow, tunnels = list(eg.allow), dict(eg.tunnels)
+    if network == NetworkPolicy.allowlist:
+        allow = [*DEFAULT_ALLOW, *allow]
+    return allow, tunnels
 
 
 def _not_run(gate: str, why: str) -> Verdict:

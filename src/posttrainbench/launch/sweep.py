@@ -34,7 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel as _Model
 from pydantic import ConfigDict, Field, ValidationError
 
-from ..catalog import UnknownNameError, get_agent, get_base_model, get_benchmark
+from ..agents import AGENTS, AgentLaunchError, get_agent
+from ..catalog import UnknownNameError, get_base_model, get_benchmark
 from ..domain import NetworkPolicy, RunSpec, SandboxKind
 
 LauncherKind = Literal["local", "slurm", "htcondor"]
@@ -128,7 +129,7 @@ class Sweep(_Strict):
                         out.append(
                             RunSpec(
                                 agent=a.name,
-                                agent_config=a.config or get_agent(a.name).default_config,
+                                agent_config=a.config or AGENTS.get(a.name).spec.default_config,
                                 base_model=get_base_model(m).hub_id,
                                 benchmark=b,
                                 hours=self.hours,
@@ -346,8 +347,6 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
 
     Works on the raw document so that these are reported together with type/range faults;
     entries of the wrong type are left to the schema validation."""
-    from ..agents import AgentLaunchError, get_agent_runner
-
     faults: list[Fault] = []
 
     def fault(loc: tuple[Any, ...], msg: str) -> None:
@@ -362,11 +361,11 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
         if not isinstance(a, dict) or not isinstance(a.get("name"), str):
             continue
         try:
-            spec = get_agent(a["name"])
-            runner = get_agent_runner(a["name"])
-        except (UnknownNameError, AgentLaunchError) as exc:
+            runner = get_agent(a["name"])
+        except UnknownNameError as exc:
             fault(("agents", i, "name"), str(exc))
             continue
+        spec = runner.spec
         config = a.get("config") or spec.default_config
         if not isinstance(config, str):
             continue
