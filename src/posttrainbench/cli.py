@@ -135,8 +135,8 @@ def _print_record(record, root: Path) -> None:  # noqa: ANN001 (RunRecord, impor
     for v in record.verdicts:
         console.print(f"  {v.gate:14s} {v.status.value:8s} {v.summary}")
     if record.metrics:
-        console.print(f"score: {record.metrics.get('score')}  ({record.metrics.get('status')})")
-        data = record.metrics.get("data") or {}
+        console.print(f"score: {record.metrics.score}  ({record.metrics.status})")
+        data = record.metrics.data or {}
         if data:
             style = {"pinned": "green", "differs": "red"}.get(data.get("status"), "yellow")
             console.print(
