@@ -76,6 +76,7 @@ def test_old_run_json_fields_are_typed() -> None:
 
 def test_a_phase_state_reads_like_a_mapping_and_results_are_checked() -> None:
     record = RunRecord.model_validate_json((OLD / "no_model.json").read_text())
+    assert list(type(record.phases).model_fields) == list(PHASES), "one typed state per phase, in run order"
     assert list(record.phases) == list(PHASES) and len(record.phases) == 6 and "solve" in record.phases
     assert dict(record.phases.items())["verify"] is record.phases.verify and record.phases.get("nope") is None
     with pytest.raises(KeyError):
