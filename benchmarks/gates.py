@@ -100,9 +100,10 @@ def worker(kind: str, args: dict) -> dict:
     elif kind == "contamination":
         v = scan(load_index(Path(args["index"])), [Path(args["corpus"])], ev)
     elif kind == "trace_audit":
-        from posttrainbench.catalog import get_agent, get_base_model
+        from posttrainbench.agents import AGENTS
+        from posttrainbench.catalog import get_base_model
 
-        pol = AuditPolicy.for_run(agent_hosts=get_agent("claude").api_hosts, base=get_base_model("Qwen/Qwen3-4B-Base"))
+        pol = AuditPolicy.for_run(agent_hosts=AGENTS.get("claude").spec.api_hosts, base=get_base_model("Qwen/Qwen3-4B-Base"))
         v = check_trace(Path(args["trace"]), pol, ev)
     else:
         raise SystemExit(f"unknown worker {kind}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 # No test may reach the model/dataset hub: set before anything imports huggingface_hub.
@@ -11,8 +13,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest
 
-from posttrainbench import agents as agents_pkg
-from posttrainbench.catalog import AGENTS
+from posttrainbench.agents import AGENTS, Agent
 from posttrainbench.domain import AgentSpec
 
 
@@ -28,15 +29,16 @@ def _isolated_cache(ptb_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PTB_DATA_DIR", raising=False)
 
 
-class ScriptAgent:
+class ScriptAgent(Agent):
     """A test agent whose behaviour is a bash script run inside the real sandbox."""
 
-    def __init__(self, script: str) -> None:
-        self.script = script
-        self.spec = AGENTS["script-test"]
+    spec = AgentSpec(id="script-test", display_name="script", llm=False)
+    script = ""
 
-    def validate_config(self, config: str) -> None:
-        return None
+    @classmethod
+    def with_script(cls, script: str) -> type[ScriptAgent]:
+        """This agent class running ``script``."""
+        return type(cls.__name__, (cls,), {"script": script})
 
     def setup_workspace(self, workspace: Path, ctx) -> list[str]:  # noqa: ANN001
         (workspace / "agent.sh").write_text(self.script)
@@ -45,21 +47,20 @@ class ScriptAgent:
     def command(self, ctx) -> list[str]:  # noqa: ANN001
         return ["bash", "agent.sh"]
 
-    def environment(self, ctx) -> dict[str, str]:  # noqa: ANN001
-        return {}
-
     def version(self) -> str:
         return "script-test"
 
 
 @pytest.fixture
-def script_agent(monkeypatch: pytest.MonkeyPatch):
-    """Register a scripted agent named ``script-test``; call the fixture with the bash script."""
+def script_agent() -> Iterator[Callable[[str | type[ScriptAgent]], str]]:
+    """Register a scripted agent named ``script-test`` in the agent registry: call the fixture
+    with the bash script (or a ScriptAgent subclass); a later call replaces it. It is
+    unregistered when the test ends."""
+    with ExitStack() as stack:
 
-    monkeypatch.setitem(AGENTS, "script-test", AgentSpec(id="script-test", display_name="script", llm=False))
+        def register(script: str | type[ScriptAgent]) -> str:
+            cls = script if isinstance(script, type) else ScriptAgent.with_script(script)
+            stack.enter_context(AGENTS.registered(cls))
+            return cls.spec.id
 
-    def register(script: str) -> str:
-        monkeypatch.setitem(agents_pkg._RUNNERS, "script-test", lambda: ScriptAgent(script))
-        return "script-test"
-
-    return register
+        yield register

@@ -30,12 +30,7 @@ def test_list_shows_catalog() -> None:
         assert name in res.output
 
 
-def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from posttrainbench.catalog import AGENTS
-    from posttrainbench.domain import AgentSpec
-
-    # A catalog agent without a runnable scaffold (every real one is runnable now).
-    monkeypatch.setitem(AGENTS, "future-agent", AgentSpec(id="future-agent", display_name="Future"))
+def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
     res = runner.invoke(
         app,
         ["run", "--agent", "reference", "--model", "Qwen/Qwen3-4B-Bas", "--benchmark", "gsm8k", "--results", str(tmp_path)],
@@ -44,8 +39,11 @@ def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path, monkeypatch: py
     assert res.exit_code == 2
     text = " ".join(res.output.split())
     assert "unknown base model" in text and "Qwen/Qwen3-4B-Base" in text
-    res = runner.invoke(app, ["run", "--agent", "future-agent", "--agent-config", "x", "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
-    assert res.exit_code == 2 and "not runnable" in " ".join(res.output.split())
+    # an agent nobody registered: named with the registered ones, with and without --agent-config
+    for config in ([], ["--agent-config", "x"]):
+        res = runner.invoke(app, ["run", "--agent", "future-agent", *config, "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and "unknown agent 'future-agent'" in text and "reference" in text, text
     assert list(tmp_path.iterdir()) == []
 
 

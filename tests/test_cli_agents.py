@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from fake_llm_api import FakeLLM, Step
 
-from posttrainbench.agents import AgentLaunchError, ClaudeCodeAgent, CodexAgent, get_agent_runner
+from posttrainbench.agents import AgentLaunchError, ClaudeCodeAgent, CodexAgent, get_agent
 from posttrainbench.agents.trace import load_trace
 from posttrainbench.domain import NetworkPolicy, RunSpec
 from posttrainbench.pipeline import Pipeline
@@ -57,7 +57,7 @@ SCRIPT = [
 
 @pytest.fixture(scope="module", params=["claude", "codex", "opencode", "gemini"])
 def installed(request: pytest.FixtureRequest) -> str:
-    agent = get_agent_runner(request.param)
+    agent = get_agent(request.param)
     agent.install()  # no-op when scripts/setup.sh installed it
     return request.param
 
@@ -83,9 +83,9 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     out = p.solve_out.read_text(errors="replace")
     assert record.phases["solve"].status == "done", (record.failure, p.solve_err.read_text()[-2000:])
     assert record.exit_code == 0, (out[-2000:], p.solve_err.read_text()[-2000:])
-    solve = record.phases["solve"].details
-    assert solve["agent_version"] == get_agent_runner(agent).version()
-    assert "egress" in solve["enforced"] and solve["enforced"]["net_ns"] != "not enforced"
+    solve = record.phases.solve.result()
+    assert solve.agent_version == get_agent(agent).version()
+    assert "egress" in solve.enforced and solve.enforced["net_ns"] != "not enforced"
 
     # The scripted conversation happened: every step's tool result came back to the server.
     scripted = api.scripted()
@@ -95,7 +95,7 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     assert scripted[0].body.get("model", scripted[0].path.rsplit("/", 1)[-1].split(":")[0]) == model.split("/")[-1]
 
     # The model was collected by the harness.
-    assert record.phases["collect"].details["final_model"] is True
+    assert record.phases.collect.result().final_model is True
     assert (p.final_model / "config.json").is_file()
 
     # Trace: parsed into steps with the three shell calls, tokens counted like the server did.
@@ -171,7 +171,7 @@ def test_reprompt_resumes_the_session_while_time_remains(  # end the loop quickl
 ) -> None:
     """``reprompt=1``: the CLI stops after its first session with ~3 min left, so the driver
     resumes it with "You still have ..."; two short sessions in a row end the loop."""
-    get_agent_runner(agent).install()
+    get_agent(agent).install()
     key_var, url_var, suffix, model = SETUP[agent]
     with FakeLLM([Step(bash="bash timer.sh"), Step(text="Done.")]) as api:
         monkeypatch.setenv(key_var, AGENT_KEY[agent])
@@ -179,7 +179,7 @@ def test_reprompt_resumes_the_session_while_time_remains(  # end the loop quickl
         pipe = Pipeline(_spec(agent, f"{model}:reprompt=1"), tmp_path)
         record = pipe.run(until="collect")
     assert record.exit_code == 0, pipe.paths.solve_err.read_text()[-2000:]
-    argv = record.phases["solve"].details["argv"]
+    argv = record.phases.solve.result().argv
     assert "reprompt_driver.py" in " ".join(argv)
     reprompts = [r for r in api.scripted() if "You still have" in json.dumps(r.body)]
     assert reprompts, [json.dumps(r.body)[-300:] for r in api.scripted()]

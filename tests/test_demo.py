@@ -20,9 +20,9 @@ def test_demo_shows_a_real_improvement(tmp_path: Path) -> None:
     rec = out.record
     assert rec.completed and rec.failure is None, rec.failure
     assert rec.verified and not out.cell.fallback
-    assert rec.metrics["n_scored"] == 200
+    assert rec.metrics.n_scored == 200
     base, post = out.base_score, out.cell.raw
-    se = math.hypot(out.base_stderr, rec.metrics["stderr"])
+    se = math.hypot(out.base_stderr, rec.metrics.stderr)
     # Not by chance: the gain is more than 3 standard errors of the difference.
     assert post - base > 3 * se, (base, post, se)
     text = console.export_text()

@@ -9,11 +9,11 @@ from posttrainbench.catalog import (
     BASE_MODELS,
     BENCHMARKS,
     UnknownNameError,
-    get_agent,
     get_base_model,
     get_benchmark,
     get_chat_template,
 )
+from posttrainbench.agents import get_agent
 from posttrainbench.domain import Benchmark, RunRecord, RunSpec, Verdict, VerdictStatus
 
 PAPER_BENCHMARKS = {"aime2025", "arenahardwriting", "bfcl", "gpqamain", "gsm8k", "healthbench", "humaneval"}

@@ -495,3 +495,59 @@ def test_final_status():
     assert final_status([_v("tamper", PASS), _v("lineage", PASS), _v("judge", FAIL)], req) == FAIL
     assert final_status([_v("tamper", NOT_RUN), _v("lineage", FAIL)], req) == FAIL
     assert final_status([], set()) == NOT_RUN
+
+
+# ----------------------------------------------------------------------------- the gate protocol
+
+
+def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_path: Path) -> None:
+    from posttrainbench.catalog import get_base_model
+    from posttrainbench.integrity import GATES, AuditPolicy, GateContext, required_gates, run_gates
+
+    ws = tmp_path / "task"
+    ws.mkdir()
+    upstream_judge = Verdict(gate="judge_contamination", status=PASS, summary="upstream judge")
+    ctx = GateContext(
+        evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(),
+        rejected="two weight indexes", prior=[upstream_judge], unavailable={"tamper": "no manifest was recorded"},
+    )
+    verdicts = run_gates(ctx, GATES)
+    assert [v.gate for v in verdicts] == [
+        "judge_contamination", "tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit", "judge",
+    ]
+    got = {v.gate: (v.status, v.summary) for v in verdicts}
+    assert got["tamper"] == (NOT_RUN, "no manifest was recorded"), "unavailable: not_run with the context's reason"
+    assert got["transfer"] == (NOT_RUN, "no final_model was collected")
+    assert got["model_format"] == (FAIL, "final_model/ rejected: two weight indexes")
+    assert got["lineage"] == (NOT_RUN, "no final_model to check")
+    assert got["contamination"][0] == NOT_RUN and got["trace_audit"][0] == NOT_RUN
+    assert got["judge"] == (NOT_RUN, "no judge endpoint configured")
+    # the prior verdicts and every gate but an unconfigured judge are required
+    assert required_gates(ctx, GATES) == ["judge_contamination", "tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit"]
+    assert final_status(verdicts, set(required_gates(ctx, GATES))) == FAIL
+
+    # a gate reads the verdicts before it: lineage runs only on a readable model folder
+    (tmp_path / "final_model").mkdir()
+    ctx = GateContext(
+        evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(), final_model=tmp_path / "final_model",
+        judge_error="PTB_JUDGE_N must be a positive integer",
+    )
+    got = {v.gate: (v.status, v.summary) for v in run_gates(ctx, GATES)}
+    assert got["model_format"][0] == FAIL
+    assert got["lineage"] == (NOT_RUN, "final_model is not a readable model folder")
+    assert got["judge"] == (NOT_RUN, "PTB_JUDGE_N must be a positive integer")
+    assert "judge" in required_gates(ctx, GATES), "a configured but invalid judge is required"
+
+    class Watcher:  # any object with the Gate protocol's shape is a gate
+        name = "watcher"
+
+        def required(self, ctx: GateContext) -> bool:
+            return False
+
+        def check(self, ctx: GateContext) -> Verdict:
+            return Verdict(gate=self.name, status=PASS, summary=f"saw {sorted(ctx.verdicts)}")
+
+    assert run_gates(ctx, [GATES[0], Watcher()])[-1].summary == "saw ['tamper']"
+    assert required_gates(ctx, [Watcher()]) == []

@@ -10,7 +10,7 @@ import pytest
 from inspect_ai.log import read_eval_log
 
 from posttrainbench.catalog import UnknownNameError
-from posttrainbench.domain import RunSpec, VerdictStatus
+from posttrainbench.domain import CollectResult, EvaluateResult, RunSpec, VerdictStatus
 from posttrainbench.leaderboard import score_cell
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record
@@ -44,22 +44,22 @@ def test_reference_agent_full_lifecycle_then_resume_is_a_no_op(tmp_path: Path) -
         assert gates[gate] == VerdictStatus.passed, (gate, record.verdicts)
     assert gates["judge"] == VerdictStatus.not_run
     assert record.verified
-    assert record.metrics["status"] == "ok" and record.metrics["n_scored"] == 6
+    assert record.metrics.status == "ok" and record.metrics.n_scored == 6
     metrics = json.loads(p.metrics_json.read_text())
-    assert metrics["accuracy"] == record.metrics["score"]
+    assert metrics["accuracy"] == record.metrics.score
     # the dev items the agent was given are recorded, and the held-out score leaves them out
-    dev_ids = record.phases["prepare"].details["dev_ids"]
+    dev_ids = record.phases.prepare.result().dev_ids
     assert dev_ids == [json.loads(line)["id"] for line in (p.workspace / "task" / "dev.jsonl").read_text().splitlines()]
-    evaluated = {str(s.id) for s in read_eval_log(record.metrics["log_path"]).samples}
+    evaluated = {str(s.id) for s in read_eval_log(record.metrics.log_path).samples}
     overlap = len(set(dev_ids) & evaluated)
-    assert record.metrics["n_dev_excluded"] == overlap and record.metrics["n_heldout"] == (6 - overlap if overlap else 0)
+    assert record.metrics.n_dev_excluded == overlap and record.metrics.n_heldout == (6 - overlap if overlap else 0)
     # what was evaluated is what was verified: the recorded weights digest, checked after loading
-    assert record.metrics["weights_check"]["digest"] == record.submission["weights_digest"]
-    assert record.metrics["limits"]["context_length"] is not None
+    assert record.metrics.weights_check["digest"] == record.submission["weights_digest"]
+    assert record.metrics.limits["context_length"] is not None
     assert "loss" in p.solve_out.read_text().lower()
     assert p.contamination_judgement.read_text() == "no contamination detected\n"
     cell = score_cell(record, base_score=0.0)
-    assert not cell.fallback and cell.score == record.metrics["score"]
+    assert not cell.fallback and cell.score == record.metrics.score
 
     stamps = {k: v.finished_at for k, v in record.phases.items()}
     again = Pipeline(_spec(), tmp_path).run()
@@ -73,10 +73,10 @@ def test_agent_that_exits_at_once_is_recorded_and_falls_back(tmp_path: Path, scr
     assert record.completed
     assert record.exit_code == 3
     assert record.failure == "solve: agent exited with code 3"
-    assert record.phases["collect"].details == {"final_model": False}
+    assert record.phases.collect.details == CollectResult(final_model=False)
     assert _verdicts(record)["model_format"] == VerdictStatus.not_run
     assert record.final_verdict != VerdictStatus.passed
-    assert record.phases["evaluate"].details == {"skipped": "no final_model"}
+    assert record.phases.evaluate.details == EvaluateResult(skipped="no final_model")
     assert "giving up" in pipe.paths.solve_out.read_text()
     cell = score_cell(load_record(pipe.paths.run_json), base_score=0.25)
     assert cell.fallback and cell.score == 0.25 and cell.raw is None
@@ -100,7 +100,7 @@ def test_malformed_final_model_fails_verification_and_evaluation(tmp_path: Path,
     assert "config.json does not parse" in fmt.summary
     # Refused when the canonical submission is made (collect): nothing is evaluated.
     assert record.failure.startswith("collect: final_model/ rejected: config.json does not parse")
-    assert record.metrics == {} and record.phases["evaluate"].details == {"skipped": "no final_model"}
+    assert record.metrics is None and record.phases.evaluate.details == EvaluateResult(skipped="no final_model")
     assert not pipe.paths.metrics_json.exists() and not pipe.paths.final_model.exists()
     assert (pipe.paths.workspace / "final_model" / "model.safetensors").stat().st_size == 100, "the evidence is kept"
 
@@ -121,11 +121,11 @@ def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent, s
     if sandbox == "bwrap":
         assert "write refused" in out and "Read-only file system" in out, out
         assert gates["tamper"] == VerdictStatus.passed
-        assert record.phases["solve"].details["enforced"]["ro_overlays"] is True
+        assert record.phases.solve.result().enforced["ro_overlays"] is True
     else:
         assert "write refused" not in out
         assert gates["tamper"] == VerdictStatus.failed
-        assert "not enforced" in record.phases["solve"].details["enforced"]["ro_overlays"]
+        assert "not enforced" in record.phases.solve.result().enforced["ro_overlays"]
     assert gates["lineage"] == VerdictStatus.failed
     assert record.final_verdict == VerdictStatus.failed
     assert score_cell(record, base_score=0.1).fallback

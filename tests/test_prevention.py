@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +38,8 @@ import pytest
 from conftest import ScriptAgent
 from test_red_team import FINETUNE, PRELUDE
 
-from posttrainbench import agents as agents_pkg
-from posttrainbench.catalog import AGENTS
-from posttrainbench.domain import AgentSpec, RunSpec, VerdictStatus
+from posttrainbench.agents import AGENTS
+from posttrainbench.domain import RunSpec, VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox.limits import resolve_limits
@@ -165,18 +165,17 @@ def prevention(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dic
     assert ROOT_HARNESS, "this suite tests what a root harness does (the red team's setting)"
     root = tmp_path_factory.mktemp("prevention")
     out: dict[str, tuple[Case, object, Pipeline]] = {}
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, ExitStack() as registered:
         mp.setenv("PTB_CACHE_DIR", str(ptb_cache))
         mp.delenv("PTB_DATA_DIR", raising=False)
         mp.delenv("PTB_JUDGE_MODEL", raising=False)
         for var in ("PTB_SANDBOX_MEMORY_MB", "PTB_SANDBOX_MAX_PIDS", "PTB_SANDBOX_UID", "PTB_SANDBOX_GID"):
             mp.delenv(var, raising=False)
-        mp.setitem(AGENTS, "script-test", AgentSpec(id="script-test", display_name="script", llm=False))
         # the harness files of a gsm8k-calc run on the tiny model (same for every case)
         probe = Pipeline(RunSpec(agent="reference", agent_config="sft", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05), root / "probe")
-        targets = probe.run(until="prepare").phases["prepare"].details["harness_files"]
+        targets = probe.run(until="prepare").phases.prepare.result().harness_files
         for i, case in enumerate(_cases(targets)):
-            mp.setitem(agents_pkg._RUNNERS, "script-test", lambda s=case.script: ScriptAgent(s))
+            registered.enter_context(AGENTS.registered(ScriptAgent.with_script(case.script)))
             with pytest.MonkeyPatch.context() as env:
                 for k, v in (case.env or {}).items():
                     env.setenv(k, v)
@@ -202,7 +201,7 @@ def attacks(pipe: Pipeline) -> dict[str, str]:
 
 
 def _inside(case: Case, record, pipe: Pipeline) -> str:  # noqa: ANN001
-    d = record.phases["solve"].details
+    d = record.phases.solve.result().model_dump()
     found = attacks(pipe)
     if found:
         blocked = sum(v.startswith("blocked") for v in found.values())
@@ -225,7 +224,7 @@ def prevention_table(results: dict[str, tuple[Case, object, Pipeline]]) -> str:
     for name, (case, record, pipe) in results.items():
         got = {v.gate: v.status for v in record.verdicts}
         cells = [{"fail": "**FAIL**", "pass": "pass", "not_run": "not_run"}[got[g].value] if g in got else "-" for g in GATES]
-        d = record.phases["solve"].details
+        d = record.phases.solve.result().model_dump()
         lim = d.get("limits", {})
         rj = f"uid {d['enforced'].get('uid', '?').split(',')[0].removeprefix('uid ')}; memory {lim.get('memory_mb')} MiB ({lim.get('memory_source')}), pids {lim.get('max_pids')} ({lim.get('pids_source')})"
         if record.failure:
@@ -257,7 +256,7 @@ def test_agent_runs_unprivileged(prevention) -> None:
     assert len(found) == 12 and all(v.startswith("blocked") for v in found.values()), found
     assert "Permission denied" in found["read-etc-shadow"]
     assert "not permitted" in found["setuid-0"] and "not permitted" in found["setresuid-0"]
-    d = record.phases["solve"].details
+    d = record.phases.solve.result().model_dump()
     assert d["enforced"]["uid"].startswith("uid 65534, gid 65534") and d["enforced"]["capabilities"] is True
     assert (pipe.paths.final_model / "config.json").is_file()  # and it still did its work
     assert {v.gate: v.status for v in record.verdicts}["tamper"] == VerdictStatus.passed
@@ -270,7 +269,7 @@ def test_harness_files_cannot_be_changed(prevention, name: str) -> None:
     succeeded = {k: v for k, v in found.items() if not v.startswith("blocked")}
     assert found and succeeded == {}, succeeded
     if name == "harness files changed in place":
-        targets = record.phases["prepare"].details["harness_files"]
+        targets = record.phases.prepare.result().harness_files
         assert len(targets) >= 5 and len(found) == 15 * len(targets)
         assert {"evaluate.py", "timer.sh", "task/task.json", "task/dev.jsonl"} <= set(targets)
         assert any(t.startswith("templates/") for t in targets) and any(t.startswith("train_data/") for t in targets)
@@ -281,7 +280,7 @@ def test_harness_files_cannot_be_changed(prevention, name: str) -> None:
     assert gates["tamper"] == VerdictStatus.passed  # nothing changed: the second line has nothing to see
     ws = pipe.paths.workspace
     assert not list(ws.glob("*.moved")) and not list(ws.glob("hardlink.*")) and not (ws / "task" / "extra.jsonl").exists()
-    assert sorted(record.phases["solve"].details["read_only"]) == ["evaluate.py", "task", "templates", "timer.sh", "train_data"]
+    assert sorted(record.phases.solve.result().read_only) == ["evaluate.py", "task", "templates", "timer.sh", "train_data"]
 
 
 def test_modify_use_restore_is_impossible(prevention) -> None:
@@ -300,7 +299,7 @@ def test_modify_use_restore_is_impossible(prevention) -> None:
 
 def test_fork_bomb_is_held_by_the_default_pids_limit(prevention) -> None:
     case, record, pipe = prevention["fork bomb"]
-    d = record.phases["solve"].details
+    d = record.phases.solve.result().model_dump()
     expected = resolve_limits(0, env={})
     assert d["limits"]["pids_source"] == "default" and d["limits"]["max_pids"] == expected.max_pids
     assert d["enforced"]["pids"] is True
@@ -311,7 +310,7 @@ def test_fork_bomb_is_held_by_the_default_pids_limit(prevention) -> None:
 
 def test_memory_hog_is_killed_by_the_memory_limit(prevention) -> None:
     case, record, pipe = prevention["memory hog"]
-    d = record.phases["solve"].details
+    d = record.phases.solve.result().model_dump()
     assert d["limits"]["memory_mb"] == 512 and d["limits"]["memory_source"] == "PTB_SANDBOX_MEMORY_MB"
     assert d["enforced"]["memory"] is True and d["oom_killed"] is True
     assert record.exit_code == 137
@@ -324,7 +323,7 @@ def test_honest_control_passes_every_gate_under_the_defaults(prevention) -> None
     assert (pipe.paths.final_model / "config.json").is_file(), pipe.paths.solve_out.read_text()[-3000:]
     bad = {v.gate: v.summary for v in record.verdicts if v.status != VerdictStatus.passed and v.gate != "judge"}
     assert bad == {} and record.final_verdict == VerdictStatus.passed and record.failure is None
-    d = record.phases["solve"].details
+    d = record.phases.solve.result().model_dump()
     expected = resolve_limits(0, env={})
     assert (d["limits"]["memory_mb"], d["limits"]["max_pids"]) == (expected.memory_mb, expected.max_pids)
     assert d["limits"]["memory_source"] == d["limits"]["pids_source"] == "default"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.agents import AgentLaunchError, get_agent_runner
+from posttrainbench.agents import AGENTS, Agent, AgentLaunchError, get_agent
 from posttrainbench.agents.prompt import hours_text, render_prompt, render_timer
 from posttrainbench.agents.reference import parse_config
 from posttrainbench.catalog import UnknownNameError, get_base_model, get_benchmark
@@ -52,14 +52,34 @@ def test_reference_config_parsing() -> None:
             parse_config(bad)
 
 
-def test_agent_runner_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    from posttrainbench.catalog import AGENTS
+def test_agent_registry() -> None:
     from posttrainbench.domain import AgentSpec
 
-    monkeypatch.setitem(AGENTS, "future-agent", AgentSpec(id="future-agent", display_name="Future"))
+    with pytest.raises(UnknownNameError, match="unknown agent 'nope'"):
+        get_agent("nope")
+    assert AGENTS.names() == ["reference", "claude", "codex", "gemini", "opencode"]
+    assert [get_agent(a).spec.id for a in AGENTS] == AGENTS.names()
+    assert [n for n, cls in AGENTS.items() if cls.installable] == ["claude", "codex", "gemini", "opencode"]
+
+    class Future(Agent):
+        spec = AgentSpec(id="future-agent", display_name="Future")
+
+        def command(self, ctx) -> list[str]:  # noqa: ANN001
+            return ["true"]
+
+        def version(self) -> str:
+            return "0"
+
+    with AGENTS.registered(Future):
+        agent = get_agent("future-agent")
+        # the optional hooks have defaults: nothing to install, bind, allow or redact
+        assert agent.install() is None and agent.model("x") is None and agent.egress(None).allow == []  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="registered twice"):
+            AGENTS.register(Future)
     with pytest.raises(UnknownNameError):
-        get_agent_runner("nope")
-    with pytest.raises(AgentLaunchError, match="not runnable"):
-        get_agent_runner("future-agent")
-    assert get_agent_runner("reference").spec.id == "reference"
-    assert [get_agent_runner(a).spec.id for a in ("claude", "codex", "gemini", "opencode")] == ["claude", "codex", "gemini", "opencode"]
+        get_agent("future-agent")  # unregistered again
+    with AGENTS.registered(Future), AGENTS.registered(type("Other", (Future,), {})) as other:
+        assert type(get_agent("future-agent")) is other  # the latest registration wins ...
+    assert "future-agent" not in AGENTS  # ... and both are undone
+    with pytest.raises(TypeError):
+        type("Incomplete", (Agent,), {"spec": Future.spec})()  # command() and version() are required

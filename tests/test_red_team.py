@@ -24,6 +24,7 @@ import json
 import os
 import re
 import tarfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,11 @@ import torch
 from conftest import ScriptAgent
 from safetensors.torch import load_file, save_file
 
-from posttrainbench import agents as agents_pkg
 from posttrainbench import catalog
-from posttrainbench.catalog import AGENTS, get_benchmark
+from posttrainbench.agents import AGENTS
+from posttrainbench.catalog import get_benchmark
 from posttrainbench.data import load_test_items
-from posttrainbench.domain import AgentSpec, BaseModel, RunSpec, VerdictStatus
+from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.testing import build_tiny_model
 
@@ -261,7 +262,7 @@ def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[
     save_file({k: (v + 0.3 * v.std().nan_to_num() * torch.randn(v.shape, generator=g)).contiguous() for k, v in t.items()}, str(instruct / "model.safetensors"))
 
     out: dict[str, tuple[Case, object, Path]] = {}
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, ExitStack() as registered:
         mp.setenv("PTB_CACHE_DIR", str(ptb_cache))
         mp.setenv("PTB_MODELS_DIR", str(models))
         mp.delenv("PTB_DATA_DIR", raising=False)
@@ -272,15 +273,13 @@ def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[
             catalog.BASE_MODELS, BASE_ID,
             BaseModel(hub_id=BASE_ID, family="tiny", chat_template="plain", forbidden=(INSTRUCT_ID,), demo=True),
         )
-        mp.setitem(AGENTS, "script-test", AgentSpec(id="script-test", display_name="script", llm=False))
         for i, case in enumerate(_cases(instruct)):
             if case.script is None:
                 # the character-level tiny tokenizer makes GSM8K examples longer than the reference
                 # recipe's max length, so the reference agent trains on the CPU demo benchmark
                 spec = RunSpec(agent="reference", agent_config="sft:steps=2,bs=2", base_model=BASE_ID, benchmark="gsm8k-calc", hours=0.1, eval_limit=2)
             else:
-                script = case.script
-                mp.setitem(agents_pkg._RUNNERS, "script-test", lambda s=script: ScriptAgent(s))
+                registered.enter_context(AGENTS.registered(ScriptAgent.with_script(case.script)))
                 spec = RunSpec(agent="script-test", agent_config=f"case{i}", base_model=BASE_ID, benchmark=BENCH, hours=0.05, eval_limit=2)
             pipe = Pipeline(spec, root / "results")
             record = pipe.run(until="verify")

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from posttrainbench.domain import NetworkPolicy, SandboxKind
+from posttrainbench.registry import UnknownNameError
 from posttrainbench.sandbox import (
+    SANDBOXES,
     BwrapSandbox,
     SandboxConfig,
     SandboxResult,
@@ -110,6 +112,9 @@ def _run_while_watching(
 def test_get_sandbox_and_config_validation(tmp_path: Path) -> None:
     assert isinstance(get_sandbox(SandboxKind.bwrap), BwrapSandbox)
     assert isinstance(get_sandbox("none"), UnsandboxedSandbox)
+    assert SANDBOXES.names() == [k.value for k in SandboxKind], "one registered backend per sandbox kind"
+    with pytest.raises(UnknownNameError, match="unknown sandbox 'bwarp'. Did you mean bwrap"):
+        get_sandbox("bwarp")
     with pytest.raises(ValueError):
         SandboxConfig(workspace=Path("relative"), time_limit_s=1)
     with pytest.raises(ValueError):

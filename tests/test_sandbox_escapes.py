@@ -112,7 +112,7 @@ def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
     log = pipe.paths.egress_log.read_text()
     assert "DENY\tGET\texample.com:80" in log and "DENY\tCONNECT\texample.com:443" in log, log
     assert "ALLOW" not in log
-    assert record.phases["solve"].details["enforced"]["egress"].startswith("allow-list proxy")
+    assert record.phases.solve.result().enforced["egress"].startswith("allow-list proxy")
 
 
 def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
@@ -121,15 +121,14 @@ def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
     import conftest
 
     monkeypatch.setenv("PTB_JUDGE_API_KEY", JUDGE_KEY)
-    name = script_agent("touch ran.txt\n")
 
     class Leaky(conftest.ScriptAgent):
+        script = "touch ran.txt\n"
+
         def environment(self, ctx) -> dict[str, str]:  # noqa: ANN001
             return {"HELPFUL_SETTING": f"prefix-{JUDGE_KEY}"}
 
-    from posttrainbench import agents as agents_pkg
-
-    monkeypatch.setitem(agents_pkg._RUNNERS, name, lambda: Leaky("touch ran.txt\n"))
+    name = script_agent(Leaky)
     pipe = Pipeline(_spec(name), tmp_path)
     record = pipe.run()
     solve = record.phases["solve"]
@@ -147,7 +146,7 @@ def test_agent_writing_100gb_is_stopped_and_recorded(
     record = pipe.run()
     assert record.completed and not record.timed_out
     assert record.failure == "solve: agent stopped: workspace exceeded its quota of 64 MiB"
-    assert record.phases["solve"].details["limit_exceeded"].startswith("workspace exceeded")
+    assert record.phases.solve.result().limit_exceeded.startswith("workspace exceeded")
     assert "filling" in pipe.paths.solve_out.read_text()  # trace kept as far as it got
 
 

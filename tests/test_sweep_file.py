@@ -128,6 +128,20 @@ def test_invalid_sweep_lists_every_fault_with_its_line(tmp_path: Path) -> None:
     assert ":3: hours: Input should be greater than 0" in text
 
 
+def test_launchers_come_from_one_registry(tmp_path: Path) -> None:
+    from posttrainbench.launch import LAUNCHERS, make_launcher
+
+    assert LAUNCHERS.names() == ["local", "slurm", "htcondor"]
+    path = _write(tmp_path, GOOD.replace('eval_limit = 6', 'eval_limit = 6\nlauncher = "slurn"'))
+    with pytest.raises(SweepError) as info:
+        load_sweep(path)
+    assert [(f.line, f.where) for f in info.value.faults] == [(6, "launcher")]
+    assert "unknown launcher 'slurn'. Did you mean slurm?" in str(info.value)
+    sweep = load_sweep(path, launcher="htcondor")
+    assert isinstance(make_launcher(sweep), HTCondorLauncher)
+    assert isinstance(make_launcher(sweep.model_copy(update={"launcher": "local"})), LocalLauncher)
+
+
 def test_invalid_yaml_and_toml_syntax_point_at_the_line(tmp_path: Path) -> None:
     yaml_text = "name: y\nresults: out\nhours: 1\nbase_models: [ptb/tiny-random]\nbenchmarks: [gsm8k-calc]\nagents:\n  - name: reference\n    config: nope\n  - name: reference\n    config: nope\n"
     with pytest.raises(SweepError) as info:

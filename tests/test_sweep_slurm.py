@@ -199,7 +199,7 @@ def test_slurm_sweep_survives_scancel_and_resumes_only_the_killed_run(slurm_swee
     rec = load_record(victim.folder / "run.json")
     assert rec.completed and rec.phases["solve"].status == "done"
     assert rec.phases["prepare"].started_at > s["killed_at"], "the interrupted agent restarted from a fresh workspace"
-    assert rec.metrics["status"] == "ok"
+    assert rec.metrics is not None and rec.metrics.status == "ok"
 
     # every task is accounted for; the jobs ran our code with the venv's python
     statuses = {t.key: task_status(t) for t in plan_tasks(sweep)}
@@ -260,7 +260,7 @@ def test_local_pool_retries_infra_failures_and_matches_slurm(slurm_sweep: dict, 
     for p in ("prepare", "solve", "collect", "verify"):
         assert again.phases[p].finished_at == good.phases[p].finished_at, p
     assert again.phases["evaluate"].finished_at > good.phases["evaluate"].finished_at
-    assert again.metrics["status"] == "ok" and again.metrics["score"] == good.metrics["score"]
+    assert again.metrics.status == "ok" and again.metrics.score == good.metrics.score
     assert again.failure is None
 
 
@@ -281,5 +281,5 @@ def test_split_eval_runs_agent_verification_and_evaluation_as_dependent_jobs(slu
     assert "[verify] done" in logs[1] and "stopped after verify" in logs[1] and "[solve]" not in logs[1]
     assert "[evaluate] done" in logs[2] and "completed" in logs[2] and "[verify]" not in logs[2]
     rec = load_record(task.folder / "run.json")
-    assert rec.completed and rec.metrics["status"] == "ok"
+    assert rec.completed and rec.metrics.status == "ok"
     assert rec.phases["verify"].started_at >= rec.phases["collect"].finished_at

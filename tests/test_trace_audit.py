@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, parse_log_lines, save_trace
-from posttrainbench.catalog import get_agent, get_base_model
+from posttrainbench.agents import get_agent
+from posttrainbench.catalog import get_base_model
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.integrity.trace_audit import AuditPolicy, audit_trace, check_trace, secret_values_from_env
 
@@ -17,7 +18,7 @@ SECRET = "sk-test-0123456789abcdef"
 
 def _policy(**kw) -> AuditPolicy:
     return AuditPolicy.for_run(
-        agent_hosts=get_agent("claude").api_hosts,
+        agent_hosts=get_agent("claude").spec.api_hosts,
         base=get_base_model("Qwen/Qwen3-4B-Base"),
         secret_values=[SECRET],
         **kw,

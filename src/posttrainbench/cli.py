@@ -83,13 +83,14 @@ def run(
     until: Annotated[Optional[str], typer.Option(help="Stop after this phase.")] = None,
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
-    from .catalog import UnknownNameError, get_agent
+    from .agents import AGENTS
+    from .catalog import UnknownNameError
     from .pipeline import Pipeline
 
     try:
         spec = RunSpec(
             agent=agent,
-            agent_config=agent_config or get_agent(agent).default_config,
+            agent_config=agent_config or AGENTS.get(agent).spec.default_config,
             base_model=model,
             benchmark=benchmark,
             hours=hours,
@@ -134,8 +135,8 @@ def _print_record(record, root: Path) -> None:  # noqa: ANN001 (RunRecord, impor
     for v in record.verdicts:
         console.print(f"  {v.gate:14s} {v.status.value:8s} {v.summary}")
     if record.metrics:
-        console.print(f"score: {record.metrics.get('score')}  ({record.metrics.get('status')})")
-        data = record.metrics.get("data") or {}
+        console.print(f"score: {record.metrics.score}  ({record.metrics.status})")
+        data = record.metrics.data or {}
         if data:
             style = {"pinned": "green", "differs": "red"}.get(data.get("status"), "yellow")
             console.print(
@@ -175,7 +176,8 @@ def eval_cmd(
 @app.command(name="list")
 def list_cmd() -> None:
     """List the catalog: benchmarks, base models, agents."""
-    from .catalog import AGENTS, BASE_MODELS, BENCHMARKS
+    from .agents import AGENTS
+    from .catalog import BASE_MODELS, BENCHMARKS
 
     t = Table(title="benchmarks")
     for c in ("id", "name", "full", "dev", "max-tokens ladder"):
@@ -192,7 +194,7 @@ def list_cmd() -> None:
     t = Table(title="agents")
     for c in ("id", "name", "default config", "secrets"):
         t.add_column(c)
-    for a in AGENTS.values():
+    for a in (cls.spec for cls in AGENTS.values()):
         t.add_row(a.id, a.display_name, a.default_config, ", ".join(a.secret_env))
     console.print(t)
 

@@ -16,20 +16,19 @@ def install(
     names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006
 ) -> None:
     """Install the pinned npm release of each agent CLI into $PTB_AGENTS_DIR (idempotent)."""
-    from .agents import AgentLaunchError, _RUNNERS, get_agent_runner
+    from .agents import AGENTS, AgentLaunchError, get_agent
     from .catalog import UnknownNameError
 
-    ids = names or [k for k, cls in _RUNNERS.items() if hasattr(cls, "install")]
+    ids = names or [k for k, cls in AGENTS.items() if cls.installable]
     failed = False
     for name in ids:
         try:
-            agent = get_agent_runner(name)
-            install = getattr(agent, "install", None)
-            if install is None:
+            agent = get_agent(name)
+            if not agent.installable:
                 console.print(f"{name}: nothing to install")
                 continue
             with console.status(f"installing {agent.version()} ..."):
-                prefix = install()
+                prefix = agent.install()
             console.print(f"[green]{name}[/]: {agent.version()} in {prefix}")
         except (AgentLaunchError, UnknownNameError) as e:
             failed = True

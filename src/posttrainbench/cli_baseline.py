@@ -30,7 +30,7 @@ def baseline(
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
     from .catalog import UnknownNameError, get_base_model, get_benchmark
-    from .pipeline import evaluate_baseline
+    from .evaluation.baselines import evaluate_baseline
 
     try:
         bases = [get_base_model(m) for m in base_model]
@@ -53,7 +53,7 @@ def baseline(
             progress.update(task, description=f"{model_id} on {bench.id}")
             try:
                 res = evaluate_baseline(
-                    base.hub_id, bench.id, results, limit=limit, batch_size=batch_size,
+                    base, bench, results, limit=limit, batch_size=batch_size,
                     instruct=is_instruct, backend=backend,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from .domain import RunRecord, RunSpec, SandboxKind, VerdictStatus
 from .leaderboard import Cell, score_cell
-from .pipeline import Pipeline, evaluate_baseline
+from .evaluation.baselines import evaluate_baseline
+from .pipeline import Pipeline
 
 DEMO_BASE_MODEL = "ptb/SmolLM2-135M"
 DEMO_BENCHMARK = "gsm8k-calc"
@@ -65,7 +66,7 @@ def run_demo(
     )
     pipeline = Pipeline(spec, results_root, progress=progress)
     with console.status(f"baseline: zero-shot {base_model} on {benchmark}"):
-        baseline = evaluate_baseline(base_model, benchmark, results_root, limit=eval_limit)
+        baseline = evaluate_baseline(pipeline.base, pipeline.benchmark, results_root, limit=eval_limit)
     if baseline.status != "ok" or baseline.score is None:
         raise RuntimeError(f"baseline evaluation failed: {baseline.error}")
     progress("baseline", f"{base_model} zero-shot on {benchmark}: {baseline.score:.3f}")
@@ -89,7 +90,7 @@ def print_outcome(console: Console, out: DemoOutcome, run_dir: Path) -> None:
     scores.add_column("model")
     scores.add_column("accuracy", justify="right")
     scores.add_column("95% CI", justify="right")
-    post_se = rec.metrics.get("stderr")
+    post_se = rec.metrics.stderr if rec.metrics else None
     scores.add_row("base (zero-shot)", f"{out.base_score:.3f}", _ci(out.base_score, out.base_stderr))
     raw = out.cell.raw
     scores.add_row(

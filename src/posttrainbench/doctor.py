@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
-from .catalog import AGENTS
+from .agents import AGENTS
 
 Status = Literal["ok", "warn", "missing"]
 
@@ -102,7 +102,7 @@ def _packages() -> list[Check]:
 
 def _keys() -> list[Check]:
     out = []
-    for agent in AGENTS.values():
+    for agent in (cls.spec for cls in AGENTS.values()):
         for var in agent.secret_env:
             present = bool(os.environ.get(var))
             out.append(

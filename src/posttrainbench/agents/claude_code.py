@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import LaunchContext
+from ..domain import AgentSpec
+from .base import AGENTS, LaunchContext
 from .cli_agent import CliAgent, CliConfig
 from .npm import NpmPackage, linux_triple
 
@@ -24,10 +25,17 @@ from .npm import NpmPackage, linux_triple
 CLAUDE_CODE_VERSION = "2.1.332"
 
 
+@AGENTS.register
 class ClaudeCodeAgent(CliAgent):
     """Claude Code CLI."""
 
-    agent_id = "claude"
+    spec = AgentSpec(
+        id="claude",
+        display_name="Claude Code",
+        secret_env=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
+        api_hosts=("api.anthropic.com",),
+        default_config="claude-opus-4-5",
+    )
     package = NpmPackage("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION)
     base_url_env = "ANTHROPIC_BASE_URL"
     OPTIONS = {"auth": ("api", "oauth")}

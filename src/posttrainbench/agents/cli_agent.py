@@ -2,7 +2,7 @@
 
 An agent config is ``<model>[:key=value,...]``, e.g. ``claude-opus-4-5``,
 ``gpt-5.1-codex-max:effort=high`` or ``claude-sonnet-4-5:reprompt=30``; ``default`` means the
-catalog's default model. Keys depend on the agent (see each subclass's ``OPTIONS``);
+agent spec's default model. Keys depend on the agent (see each subclass's ``OPTIONS``);
 ``reprompt=<minutes>`` is common to all (see :mod:`.reprompt`).
 
 Secrets: the agent gets exactly its own key, copied *by name* from the harness environment
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..catalog import get_agent
-from ..domain import AgentSpec, NetworkPolicy
-from .base import AgentLaunchError, LaunchContext
+from ..domain import NetworkPolicy
+from .base import Agent, AgentLaunchError, Egress, LaunchContext
 from .npm import NpmPackage, ensure_installed, install_prefix, is_installed
 
 #: In-sandbox loopback port of the tunnel to the agent's API endpoint.
@@ -46,27 +45,17 @@ class CliConfig:
         return float(v) if v is not None else None
 
 
-@dataclass(frozen=True)
-class Egress:
-    """What the agent needs from the network: allowed targets and in-sandbox tunnels."""
+class CliAgent(Agent):
+    """Base class of the npm-installed agent CLIs. Subclasses set the class attributes (``spec``
+    among them) and implement :meth:`cli_argv` (and may extend :meth:`cli_env` /
+    :meth:`setup_workspace`)."""
 
-    allow: list[str]
-    tunnels: dict[int, str] = field(default_factory=dict)
-
-
-class CliAgent:
-    """Base class of the npm-installed agent CLIs. Subclasses set the class attributes and
-    implement :meth:`cli_argv` (and may extend :meth:`cli_env` / :meth:`setup_workspace`)."""
-
-    agent_id: str = ""
+    installable = True
     package: NpmPackage
     #: Host env var with a custom API base URL; the same name is set inside when tunnelled.
     base_url_env: str = ""
     #: option key -> allowed values (None: any positive number).
     OPTIONS: dict[str, tuple[str, ...] | None] = {}
-
-    def __init__(self) -> None:
-        self.spec: AgentSpec = get_agent(self.agent_id)
 
     # ------------------------------------------------------------------ config
     def parse_config(self, config: str) -> CliConfig:
@@ -75,14 +64,14 @@ class CliAgent:
             config = self.spec.default_config
         model, _, rest = config.partition(":")
         if not _MODEL_RE.match(model):
-            raise AgentLaunchError(f"{self.agent_id} config {config!r}: bad model name {model!r}")
+            raise AgentLaunchError(f"{self.spec.id} config {config!r}: bad model name {model!r}")
         allowed = {"reprompt": None, **self.OPTIONS}
         options: dict[str, str] = {}
         for item in filter(None, rest.split(",")):
             key, sep, value = item.partition("=")
             if not sep or key not in allowed or not value:
                 raise AgentLaunchError(
-                    f"{self.agent_id} config {config!r}: bad option {item!r}; "
+                    f"{self.spec.id} config {config!r}: bad option {item!r}; "
                     f"use key=value with key in {sorted(allowed)}"
                 )
             choices = allowed[key]
@@ -92,9 +81,9 @@ class CliAgent:
                 except ValueError:
                     ok = False
                 if not ok:
-                    raise AgentLaunchError(f"{self.agent_id} config {config!r}: {key} must be a positive number")
+                    raise AgentLaunchError(f"{self.spec.id} config {config!r}: {key} must be a positive number")
             elif value not in choices:
-                raise AgentLaunchError(f"{self.agent_id} config {config!r}: {key} must be one of {list(choices)}")
+                raise AgentLaunchError(f"{self.spec.id} config {config!r}: {key} must be one of {list(choices)}")
             options[key] = value
         return CliConfig(model=model, options=options)
 
@@ -102,8 +91,15 @@ class CliAgent:
         """Raise AgentLaunchError for a config this agent cannot run."""
         self.parse_config(config)
 
+    def model(self, config: str) -> str | None:
+        """The model ``config`` names (None when the config is invalid)."""
+        try:
+            return self.parse_config(config).model
+        except AgentLaunchError:
+            return None
+
     # ----------------------------------------------------------------- install
-    def install(self) -> Path:
+    def install(self) -> Path | None:
         """Install the pinned CLI (no-op when present); its prefix. Raises AgentLaunchError."""
         return ensure_installed(self.package)
 
@@ -127,8 +123,8 @@ class CliAgent:
 
     @property
     def api_host(self) -> str:
-        """The vendor API endpoint allowed by default: the catalog's first API host, port 443
-        (the catalog's list is also what the trace audit accepts as this agent's own API)."""
+        """The vendor API endpoint allowed by default: the spec's first API host, port 443
+        (the spec's list is also what the trace audit accepts as this agent's own API)."""
         return f"{self.spec.api_hosts[0]}:443" if self.spec.api_hosts else ""
 
     def _custom_base_url(self, ctx: LaunchContext) -> str | None:
@@ -173,7 +169,7 @@ class CliAgent:
         return value
 
     def secret_names(self, ctx: LaunchContext) -> list[str]:
-        """Names of the secrets this config injects (default: the catalog's first)."""
+        """Names of the secrets this config injects (default: the spec's first)."""
         return list(self.spec.secret_env[:1])
 
     def environment(self, ctx: LaunchContext) -> dict[str, str]:
@@ -189,10 +185,6 @@ class CliAgent:
         """Extra environment of the CLI (telemetry off, config home, ...)."""
         return {}
 
-    def setup_workspace(self, workspace: Path, ctx: LaunchContext) -> list[str]:
-        """Files the agent needs in the workspace (relative paths); default none."""
-        return []
-
     def cli_argv(self, ctx: LaunchContext, cfg: CliConfig, *, resume: bool) -> list[str]:
         """argv of one CLI invocation (prompt on stdin); ``resume``: continue the session."""
         raise NotImplementedError
@@ -202,7 +194,7 @@ class CliAgent:
         if not self.installed():
             raise AgentLaunchError(
                 f"{self.package.spec} is not installed in {self.prefix()}; run "
-                f"`ptb agents install {self.agent_id}` or scripts/setup.sh"
+                f"`ptb agents install {self.spec.id}` or scripts/setup.sh"
             )
         cfg = self.parse_config(ctx.spec.agent_config)
         first = self.cli_argv(ctx, cfg, resume=False)

@@ -21,7 +21,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .base import AgentLaunchError, LaunchContext
+from ..domain import AgentSpec
+from .base import AGENTS, AgentLaunchError, LaunchContext
 from .cli_agent import CliAgent, CliConfig
 from .npm import NpmPackage, linux_triple
 
@@ -30,10 +31,17 @@ CODEX_VERSION = "0.171.0"
 CODEX_HOME = ".codex"
 
 
+@AGENTS.register
 class CodexAgent(CliAgent):
     """OpenAI Codex CLI."""
 
-    agent_id = "codex"
+    spec = AgentSpec(
+        id="codex",
+        display_name="Codex CLI",
+        secret_env=("OPENAI_API_KEY",),
+        api_hosts=("api.openai.com",),
+        default_config="gpt-5.1-codex-max",
+    )
     package = NpmPackage("@openai/codex", CODEX_VERSION)
     base_url_env = "OPENAI_BASE_URL"
     OPTIONS = {"effort": ("minimal", "low", "medium", "high", "xhigh"), "auth": ("api", "chatgpt")}

@@ -18,7 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .base import AgentLaunchError, LaunchContext
+from ..domain import AgentSpec
+from .base import AGENTS, AgentLaunchError, LaunchContext
 from .cli_agent import CliAgent, CliConfig
 from .npm import NpmPackage
 
@@ -27,10 +28,17 @@ GEMINI_CLI_VERSION = "0.61.0"
 SETTINGS = ".gemini/settings.json"
 
 
+@AGENTS.register
 class GeminiCliAgent(CliAgent):
     """Google Gemini CLI."""
 
-    agent_id = "gemini"
+    spec = AgentSpec(
+        id="gemini",
+        display_name="Gemini CLI",
+        secret_env=("GEMINI_API_KEY",),
+        api_hosts=("generativelanguage.googleapis.com",),
+        default_config="gemini-3-pro-preview",
+    )
     package = NpmPackage("@google/gemini-cli", GEMINI_CLI_VERSION)
     base_url_env = "GOOGLE_GEMINI_BASE_URL"
 

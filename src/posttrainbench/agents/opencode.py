@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .base import AgentLaunchError, LaunchContext
+from ..domain import AgentSpec
+from .base import AGENTS, AgentLaunchError, LaunchContext
 from .cli_agent import CliAgent, CliConfig
 from .npm import NpmPackage, linux_triple
 
@@ -41,10 +42,17 @@ def _avx2() -> bool:
         return True
 
 
+@AGENTS.register
 class OpenCodeAgent(CliAgent):
     """OpenCode CLI."""
 
-    agent_id = "opencode"
+    spec = AgentSpec(
+        id="opencode",
+        display_name="OpenCode",
+        secret_env=("OPENCODE_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
+        api_hosts=("opencode.ai", "api.anthropic.com", "api.openai.com"),
+        default_config="anthropic/claude-opus-4-5",
+    )
     package = NpmPackage("opencode-ai", OPENCODE_VERSION)
 
     def parse_config(self, config: str) -> CliConfig:

@@ -13,8 +13,8 @@ import shutil
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from ..catalog import get_agent
-from .base import AgentLaunchError, LaunchContext
+from ..domain import AgentSpec
+from .base import AGENTS, Agent, AgentLaunchError, LaunchContext
 
 SCRIPT = "reference_sft.py"
 _OVERRIDES = {"steps": "--max-steps", "bs": "--batch-size", "lr": "--lr", "seed": "--seed"}
@@ -37,10 +37,11 @@ def parse_config(config: str) -> list[str]:
     return args
 
 
-class ReferenceAgent:
+@AGENTS.register
+class ReferenceAgent(Agent):
     """Scripted SFT with TRL, run inside the sandbox."""
 
-    spec = get_agent("reference")
+    spec = AgentSpec(id="reference", display_name="Reference (scripted SFT)", llm=False, default_config="sft")
 
     def validate_config(self, config: str) -> None:
         parse_config(config)
@@ -52,9 +53,6 @@ class ReferenceAgent:
 
     def command(self, ctx: LaunchContext) -> list[str]:
         return [ctx.python, "-u", SCRIPT, "--workspace", str(ctx.workspace), *parse_config(ctx.spec.agent_config)]
-
-    def environment(self, ctx: LaunchContext) -> dict[str, str]:
-        return {}
 
     def version(self) -> str:
         from .. import __version__

@@ -1,22 +1,19 @@
-"""Registry of benchmarks, base models and agents, looked up by name with clear errors."""
+"""Registry of benchmarks and base models, looked up by name with clear errors (agents register
+themselves in :mod:`posttrainbench.agents`)."""
 
 from __future__ import annotations
 
-from difflib import get_close_matches
-
-from ..domain import AgentSpec, Benchmark, BaseModel
-from .agents import AGENTS
+from ..domain import Benchmark, BaseModel
+from ..registry import UnknownNameError
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
 from .benchmarks import BENCHMARKS
 from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
 
 __all__ = [
-    "AGENTS",
     "BASE_MODELS",
     "BENCHMARKS",
     "END_OF_TURN",
     "UnknownNameError",
-    "get_agent",
     "get_base_model",
     "get_benchmark",
     "get_chat_template",
@@ -24,18 +21,6 @@ __all__ = [
 ]
 
 BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}
-
-
-class UnknownNameError(KeyError):
-    """A name that is not in the catalog; the message lists the close and the known names."""
-
-    def __init__(self, kind: str, name: str, known: list[str]) -> None:
-        close = get_close_matches(name, known, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        super().__init__(f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known))}")
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
-        return str(self.args[0])
 
 
 def get_benchmark(name: str) -> Benchmark:
@@ -54,9 +39,3 @@ def get_base_model(name: str) -> BaseModel:
         return by_name[name]
     raise UnknownNameError("base model", name, list(BASE_MODELS))
 
-
-def get_agent(name: str) -> AgentSpec:
-    """Look up an agent scaffold by id."""
-    if name not in AGENTS:
-        raise UnknownNameError("agent", name, list(AGENTS))
-    return AGENTS[name]

@@ -1,7 +1,7 @@
 """Evaluation: Inspect tasks and scorers for the seven benchmarks, the ``ptb-hf`` batched
 transformers provider, the ``ptb-vllm`` and OpenAI-compatible backends, the sandboxed code
 executor (HumanEval), the LLM graders (Arena-Hard, HealthBench), the retry ladder and the log
-recomputation (``evaluate_model``)."""
+recomputation (``evaluate_model``), and the zero-shot baselines (``evaluate_baseline``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..data import write_dev_file
 from .backends import BACKENDS, make_model
+from .baselines import evaluate_baseline
 from .code_exec import ExecResult, Program, SandboxUnavailableError, run_programs
 from .graders import Grader, GraderConfig, GraderError
 from .hf_provider import PROVIDER, ModelLoadError, PtbHFAPI
@@ -58,6 +59,7 @@ __all__ = [
     "build_task",
     "check_log",
     "check_model_folder",
+    "evaluate_baseline",
     "evaluate_model",
     "extract_answer",
     "generate_config",

@@ -1,8 +1,10 @@
 """Integrity gates: deterministic checks that must pass before a score counts.
 
 Every gate returns a :class:`~posttrainbench.domain.Verdict`; a gate that lacks its input or
-crashes returns ``not_run`` with the reason (never ``pass``, never an exception). The
-pipeline composes them and calls :func:`final_status`.
+crashes returns ``not_run`` with the reason (never ``pass``, never an exception). Every gate has
+one signature, ``check(ctx: GateContext) -> Verdict`` (:mod:`.gate`); :data:`GATES` lists them
+in order (:mod:`.gates`), :func:`run_gates` runs them on one context, and :func:`final_status`
+decides.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from ..domain import Verdict, VerdictStatus
 from .judge import JudgeConfig, JudgeConfigError, run_judge
 from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
 from .contamination import ContaminationIndex, build_index, build_index_cached, load_index, save_index, scan, texts_from_files
+from .gate import ContaminationSources, Gate, GateContext, required_gates, run_gates
+from .gates import GATES
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
@@ -38,7 +42,11 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 
 
 __all__ = [
+    "GATES",
     "AuditPolicy",
+    "ContaminationSources",
+    "Gate",
+    "GateContext",
     "JudgeConfig",
     "JudgeConfigError",
     "check_trace",
@@ -53,6 +61,8 @@ __all__ = [
     "check_transfer",
     "final_status",
     "load_index",
+    "required_gates",
+    "run_gates",
     "save_index",
     "scan",
     "texts_from_files",

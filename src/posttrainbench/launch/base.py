@@ -1,15 +1,18 @@
-"""What every launcher shares: the worker command, the job environment, the launcher protocol."""
+"""What every launcher shares: the worker command, the job environment, the Launcher base class
+and the registry of launchers (a sweep names one in ``launcher = "..."``)."""
 
 from __future__ import annotations
 
 import math
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar
 
 import posttrainbench
 
+from ..registry import Registry
 from .plan import Task
 from .sweep import Sweep
 
@@ -51,22 +54,41 @@ def time_limit_min(hours: float, margin_min: int) -> int:
     return int(math.ceil(hours * 60)) + int(margin_min)
 
 
-class Launcher(Protocol):
-    """A way to run tasks: a local pool, Slurm, HTCondor."""
+class Launcher(ABC):
+    """A way to run tasks: a local pool, Slurm, HTCondor. Each launcher registers its class in
+    :data:`LAUNCHERS` under its ``name`` and is made from the sweep it runs."""
 
-    name: str
+    name: ClassVar[str]
+
+    @abstractmethod
+    def __init__(self, sweep: Sweep) -> None:
+        """Take the sweep's settings for this launcher (nothing is contacted yet)."""
 
     def check(self) -> None:
-        """Raise :class:`LauncherError` if tasks cannot be submitted (before submitting any)."""
+        """Raise :class:`LauncherError` if tasks cannot be submitted (before submitting any);
+        default: nothing to check."""
 
+    @abstractmethod
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
         """Hand ``tasks`` to the scheduler (the local pool runs them before returning)."""
 
+    @abstractmethod
     def active(self, job_ids: list[str]) -> set[str]:
         """Those of ``job_ids`` that are still queued or running."""
 
+    @abstractmethod
     def wait(self, job_ids: list[str], on_tick: OnTick, poll_s: float = 5.0) -> None:
         """Return once none of ``job_ids`` is queued or running."""
 
+    @abstractmethod
     def cancel(self, job_ids: list[str]) -> None:
         """Cancel jobs (a cancelled run resumes on the next ``ptb sweep run``)."""
+
+
+#: Every launcher, by ``name``.
+LAUNCHERS: Registry[type[Launcher]] = Registry("launcher", key=lambda cls: cls.name)
+
+
+def make_launcher(sweep: Sweep) -> Launcher:
+    """The launcher named by ``sweep.launcher``, made for ``sweep``."""
+    return LAUNCHERS.get(sweep.launcher)(sweep)

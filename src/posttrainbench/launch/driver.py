@@ -18,26 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import Launcher, LauncherError, OnTick
+from .base import Launcher, LauncherError, OnTick, make_launcher
 from .plan import (
     RETRYABLE, Ledger, Task, TaskStatus, plan_tasks, reset_failed_agent, reset_failed_evaluation, task_status, write_task_file,
 )
 from .sweep import Sweep
-
-
-def make_launcher(sweep: Sweep) -> Launcher:
-    """The launcher named by ``sweep.launcher``."""
-    if sweep.launcher == "slurm":
-        from .slurm import SlurmLauncher
-
-        return SlurmLauncher(sweep)
-    if sweep.launcher == "htcondor":
-        from .htcondor import HTCondorLauncher
-
-        return HTCondorLauncher(sweep)
-    from .local import LocalLauncher
-
-    return LocalLauncher(sweep)
 
 
 @dataclass

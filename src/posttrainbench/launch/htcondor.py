@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .base import LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
+from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
 from .plan import Task, sweep_dir
 from .sweep import Sweep
 
@@ -59,7 +59,8 @@ def submit_description(sweep: Sweep, *, gpus: int, hours: float, folder: Path) -
     return desc
 
 
-class HTCondorLauncher:
+@LAUNCHERS.register
+class HTCondorLauncher(Launcher):
     """Submits clusters to the local schedd; watches them with schedd queries."""
 
     name = "htcondor"

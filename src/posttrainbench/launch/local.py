@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .base import OnLaunch, OnTick, job_env_exports, package_root, worker_argv
+from .base import LAUNCHERS, Launcher, OnLaunch, OnTick, job_env_exports, package_root, worker_argv
 from .plan import Task, sweep_dir
 from .sweep import Sweep
 
@@ -42,7 +42,8 @@ class GpuPool:
             self.cond.notify_all()
 
 
-class LocalLauncher:
+@LAUNCHERS.register
+class LocalLauncher(Launcher):
     """Runs tasks as subprocesses of this process; ``submit`` returns when all have ended."""
 
     name = "local"
@@ -53,9 +54,6 @@ class LocalLauncher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._procs: set[subprocess.Popen] = set()
-
-    def check(self) -> None:
-        return None
 
     def _env(self, gpus: list[int]) -> dict[str, str]:
         env = dict(os.environ)

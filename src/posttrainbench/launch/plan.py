@@ -162,8 +162,8 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
         time_used_s=used,
         agent_time_s=rec.time_used_s,
         failure=rec.failure,
-        eval_failed=rec.metrics.get("status") == "failed",
-        score=rec.metrics.get("score") if rec.metrics.get("status") == "ok" else None,
+        eval_failed=rec.metrics is not None and rec.metrics.status == "failed",
+        score=rec.metrics.score if rec.metrics is not None and rec.metrics.status == "ok" else None,
         updated_at=max(stamps) if stamps else rec.created_at,
         phases=phases,
     )
@@ -227,15 +227,15 @@ def reset_failed_evaluation(task: Task) -> bool:
         rec = load_record(path)
     except RecordError:
         return False
-    if not rec.completed or rec.metrics.get("status") != "failed":
+    if not rec.completed or rec.metrics is None or rec.metrics.status != "failed":
         return False
     for p in ("evaluate", "record"):
         rec.phases[p].status = "pending"
         rec.phases[p].started_at = rec.phases[p].finished_at = None
-        rec.phases[p].details, rec.phases[p].error = {}, None
+        rec.phases[p].details, rec.phases[p].error = None, None
     if rec.failure and rec.failure.startswith("evaluate:"):
         rec.failure = None
-    rec.metrics = {}
+    rec.metrics = None
     save_record(path, rec)
     return True
 

@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .base import LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
+from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
 from .plan import Task, sweep_dir
 from .sweep import SlurmSettings, Sweep
 
@@ -109,7 +109,8 @@ def stages(sweep: Sweep, task: Task) -> list[tuple[str | None, int, float]]:
     return [("collect", task.gpus, task.hours), ("verify", 0, 0.0), (None, sweep.slurm.eval_gpus, 0.0)]
 
 
-class SlurmLauncher:
+@LAUNCHERS.register
+class SlurmLauncher(Launcher):
     """Submits job arrays with submitit; watches them with ``squeue``."""
 
     name = "slurm"

@@ -29,15 +29,15 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel as _Model
 from pydantic import ConfigDict, Field, ValidationError
 
-from ..catalog import UnknownNameError, get_agent, get_base_model, get_benchmark
+from ..agents import AGENTS, AgentLaunchError, get_agent
+from ..catalog import UnknownNameError, get_base_model, get_benchmark
 from ..domain import NetworkPolicy, RunSpec, SandboxKind
 
-LauncherKind = Literal["local", "slurm", "htcondor"]
 
 
 class _Strict(_Model):
@@ -113,7 +113,7 @@ class Sweep(_Strict):
     suffix: str = ""
     baselines: bool = Field(True, description="Also evaluate each base model zero-shot (the fallback).")
     max_retries: int = Field(2, ge=0, description="Re-runs of an infrastructure failure.")
-    launcher: LauncherKind = "local"
+    launcher: str = Field("local", description="A registered launcher: local, slurm, htcondor.")
     local: LocalSettings = LocalSettings()
     slurm: SlurmSettings = SlurmSettings()
     htcondor: HTCondorSettings = HTCondorSettings()
@@ -128,7 +128,7 @@ class Sweep(_Strict):
                         out.append(
                             RunSpec(
                                 agent=a.name,
-                                agent_config=a.config or get_agent(a.name).default_config,
+                                agent_config=a.config or AGENTS.get(a.name).spec.default_config,
                                 base_model=get_base_model(m).hub_id,
                                 benchmark=b,
                                 hours=self.hours,
@@ -311,7 +311,7 @@ def _parse(path: Path, text: str) -> tuple[dict[str, Any], dict[tuple[Any, ...],
     raise SweepError(path, [Fault(None, "", f"unknown sweep file type {suffix!r}: use .toml, .yaml or .yml")])
 
 
-def load_sweep(path: Path, *, results: Path | None = None, launcher: LauncherKind | None = None) -> Sweep:
+def load_sweep(path: Path, *, results: Path | None = None, launcher: str | None = None) -> Sweep:
     """Read and validate a sweep file; raise :class:`SweepError` listing every fault with its line.
 
     ``results`` / ``launcher`` override the file's values. A relative ``results`` in the file
@@ -346,8 +346,6 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
 
     Works on the raw document so that these are reported together with type/range faults;
     entries of the wrong type are left to the schema validation."""
-    from ..agents import AgentLaunchError, get_agent_runner
-
     faults: list[Fault] = []
 
     def fault(loc: tuple[Any, ...], msg: str) -> None:
@@ -362,11 +360,11 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
         if not isinstance(a, dict) or not isinstance(a.get("name"), str):
             continue
         try:
-            spec = get_agent(a["name"])
-            runner = get_agent_runner(a["name"])
-        except (UnknownNameError, AgentLaunchError) as exc:
+            runner = get_agent(a["name"])
+        except UnknownNameError as exc:
             fault(("agents", i, "name"), str(exc))
             continue
+        spec = runner.spec
         config = a.get("config") or spec.default_config
         if not isinstance(config, str):
             continue
@@ -392,6 +390,11 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
             if cid in seen:
                 fault((field, i), f"duplicate entry {name!r} (also {field}[{seen[cid]}])")
             seen.setdefault(cid, i)
+    from .base import LAUNCHERS
+
+    launcher = data.get("launcher", "local")
+    if isinstance(launcher, str) and launcher not in LAUNCHERS:
+        fault(("launcher",), str(UnknownNameError("launcher", launcher, LAUNCHERS.names())))
     local = data.get("local") if isinstance(data.get("local"), dict) else {}
     gpus = local.get("gpus", [])
     per_run = data.get("gpus_per_run", 0)

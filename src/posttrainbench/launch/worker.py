@@ -39,12 +39,15 @@ def assigned_gpus(env: dict[str, str] | None = None) -> list[int] | None:
 
 def run_task(task: dict, *, until: str | None = None) -> int:
     """Run one task (see :meth:`posttrainbench.launch.plan.Task.to_json`); return the exit status."""
+    from ..catalog import get_base_model, get_benchmark
     from ..domain import RunSpec
-    from ..pipeline import Pipeline, evaluate_baseline
+    from ..evaluation.baselines import evaluate_baseline
+    from ..pipeline import Pipeline
 
     results = Path(task["results"])
     if task["kind"] == "baseline":
-        result = evaluate_baseline(task["base_model"], task["benchmark"], results, limit=task.get("eval_limit"))
+        base, bench = get_base_model(task["base_model"]), get_benchmark(task["benchmark"])
+        result = evaluate_baseline(base, bench, results, limit=task.get("eval_limit"))
         print(f"baseline {task['benchmark']} {task['base_model']}: {result.status} score={result.score}", flush=True)
         return EXIT_OK if result.status == "ok" else EXIT_INFRA
     spec = RunSpec.model_validate(task["spec"])

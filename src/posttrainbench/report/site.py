@@ -566,7 +566,7 @@ class _Site:
                 started=st.started_at.isoformat(timespec="seconds") if st.started_at else "—",
                 finished=st.finished_at.isoformat(timespec="seconds") if st.finished_at else "—",
                 duration="—" if dur is None else f"{dur:.1f} s", error=st.error or None,
-                details=json.dumps(st.details, indent=2, default=str) if st.details else None))
+                details=json.dumps(st.details.model_dump(mode="json"), indent=2, default=str) if st.details else None))
         verdicts = [VerdictRow(v.gate, v.status.value, v.gate in rec.required_gates, v.summary,
                                [self._copy_evidence(entry, page_dir, ev) for ev in v.evidence])
                     for v in rec.verdicts]
@@ -575,7 +575,7 @@ class _Site:
                      for gate in rec.required_gates if gate not in gates_seen]
         metrics = [MetricItem(k, _clip(json.dumps(v, indent=2, default=str)), f"{type(v).__name__} ({len(v)})")
                    if isinstance(v, (dict, list)) else MetricItem(k, v)
-                   for k, v in rec.metrics.items()]
+                   for k, v in (rec.metrics.model_dump(mode="json") if rec.metrics else {}).items()]
         self.page(
             "run.html.j2", rel, f"{entry.label} · {spec.benchmark} · {spec.base_model} · repeat {spec.repeat}",
             superseded=entry.superseded, failure=rec.failure, outcome=outcome,

@@ -228,7 +228,7 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
     stamp = datetime.fromtimestamp(run.stat().st_mtime, timezone.utc)
     record = RunRecord(
         run_id=spec.run_id(), spec=spec, created_at=stamp,
-        phases={p: PhaseState(status="done", details={"imported": True}) for p in PHASES},
+        phases={p: PhaseState(status="done") for p in PHASES},  # done upstream: no result of ours
         verdicts=verdicts, required_gates=list(JUDGE_GATES), final_verdict=final, metrics=metrics,
         time_used_s=_read_time(run), failure=failure,
         imported_from={"kind": "upstream", "source": str(run.resolve()), "upstream_job_id": job, "method": method.name,

@@ -144,11 +144,9 @@ def _walk(root: Path) -> Iterator[tuple[str, str, os.stat_result | None]]:
 def read_summary(run_json: Path, rel: str) -> RunSummary:
     """Read and check one run: RecordError for anything the leaderboard must not use."""
     record = load_record(run_json)
-    m = record.metrics
-    if m.get("status") == "ok":
-        score = m.get("score")
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise RecordError(f"{run_json}: metrics.score is not a finite number ({score!r})")
+    m = record.metrics  # a score that is not a finite number does not load (RunMetrics)
+    if m is not None and m.status == "ok" and m.score is None:
+        raise RecordError(f"{run_json}: metrics.score is not a finite number (None)")
     try:
         get_benchmark(record.spec.benchmark)
         get_base_model(record.spec.base_model)

@@ -67,7 +67,6 @@ DATA_DIFFERS = "data:differs"
 def summarize(record: RunRecord, path: str = "") -> RunSummary:
     """Flatten a run record (``path`` is the run folder relative to the results root)."""
     spec, m = record.spec, record.metrics
-    ok = m.get("status") == "ok" and isinstance(m.get("score"), (int, float))
     usage = record.usage or {}
     return RunSummary(
         path=path,
@@ -85,8 +84,8 @@ def summarize(record: RunRecord, path: str = "") -> RunSummary:
         completed=record.completed,
         final_verdict=record.final_verdict.value if record.final_verdict else None,
         failure=record.failure,
-        eval_status=m.get("status"),
-        raw_score=float(m["score"]) if ok else None,
+        eval_status=m.status if m is not None else None,
+        raw_score=m.score if m is not None and m.scored else None,
         time_used_s=record.time_used_s,
         input_tokens=int(usage["input_tokens"]) if "input_tokens" in usage else None,
         output_tokens=int(usage["output_tokens"]) if "output_tokens" in usage else None,
@@ -96,7 +95,7 @@ def summarize(record: RunRecord, path: str = "") -> RunSummary:
             for v in record.verdicts
             if v.status != VerdictStatus.passed and v.gate in record.required_gates
         ]
-        + ([DATA_DIFFERS] if (m.get("data") or {}).get("status") == "differs" else []),
+        + ([DATA_DIFFERS] if m is not None and (m.data or {}).get("status") == "differs" else []),
     )
 
 

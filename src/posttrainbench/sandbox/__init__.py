@@ -1,6 +1,6 @@
 """Sandboxes: run an agent in isolation with a hard wall-clock limit and resource limits.
 
-Backends (see :func:`get_sandbox`):
+Backends (each registered in :data:`SANDBOXES` under its name, see :func:`get_sandbox`):
 
 - ``bwrap`` (:class:`BwrapSandbox`): bubblewrap namespaces; the default on Linux.
 - ``docker`` (:class:`~.docker.DockerSandbox`): a container via the docker SDK.
@@ -20,12 +20,19 @@ share one ``run()`` (:class:`~.isolated.IsolatingSandbox`: checks, not-started r
 from __future__ import annotations
 
 from posttrainbench.domain import SandboxKind
-from posttrainbench.sandbox.base import Sandbox, SandboxConfig, SandboxResult
-from posttrainbench.sandbox.bwrap import BwrapSandbox
+from posttrainbench.sandbox.base import SANDBOXES, Sandbox, SandboxConfig, SandboxResult
+
+# Importing a backend registers it; registration order is SandboxKind's order.
+from posttrainbench.sandbox.bwrap import BwrapSandbox  # noqa: I001
+from posttrainbench.sandbox.docker import DockerSandbox
+from posttrainbench.sandbox.apptainer import ApptainerSandbox
 from posttrainbench.sandbox.unsandboxed import UnsandboxedSandbox
 
 __all__ = [
+    "SANDBOXES",
+    "ApptainerSandbox",
     "BwrapSandbox",
+    "DockerSandbox",
     "Sandbox",
     "SandboxConfig",
     "SandboxResult",
@@ -35,18 +42,6 @@ __all__ = [
 
 
 def get_sandbox(kind: SandboxKind | str) -> Sandbox:
-    """The backend for ``kind``. Check ``.available()`` before relying on it."""
-    kind = SandboxKind(kind)
-    if kind == SandboxKind.bwrap:
-        return BwrapSandbox()
-    if kind == SandboxKind.docker:
-        from posttrainbench.sandbox.docker import DockerSandbox
-
-        return DockerSandbox()
-    if kind == SandboxKind.apptainer:
-        from posttrainbench.sandbox.apptainer import ApptainerSandbox
-
-        return ApptainerSandbox()
-    if kind == SandboxKind.none:
-        return UnsandboxedSandbox()
-    raise ValueError(f"unknown sandbox kind: {kind}")  # pragma: no cover - enum is exhaustive
+    """A new backend of kind ``kind`` (UnknownNameError lists the known ones). Check
+    ``.available()`` before relying on it."""
+    return SANDBOXES.get(kind.value if isinstance(kind, SandboxKind) else kind)()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
+    SANDBOXES,
     SandboxConfig,
     SandboxResult,
     limit_entries,
@@ -40,6 +41,7 @@ from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise_in_cgroups
 
 
+@SANDBOXES.register
 class ApptainerSandbox(IsolatingSandbox):
     """Sandbox backend built on ``apptainer exec``."""
 

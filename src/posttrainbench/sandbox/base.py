@@ -1,4 +1,4 @@
-"""The sandbox contract: what a backend is given, what it returns, and the protocol it follows.
+"""The sandbox contract: what a backend is given, what it returns, and the base class it implements.
 
 A *sandbox backend* runs one command (the agent) with a hard wall-clock limit enforced from
 outside, optional memory / process limits, an exact environment and a filesystem view in which
@@ -22,12 +22,14 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import pydantic
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.registry import Registry
 from posttrainbench.sandbox.egress import parse_allow_list, parse_authority
 from posttrainbench.sandbox.hub_gateway import HubGatewaySpec
 
@@ -226,16 +228,17 @@ class SandboxResult(pydantic.BaseModel):
     )
 
 
-@runtime_checkable
-class Sandbox(Protocol):
-    """A backend that runs one command in isolation with limits."""
+class Sandbox(ABC):
+    """A backend that runs one command in isolation with limits. Each backend registers its
+    class in :data:`SANDBOXES` under its ``name`` (a :class:`~posttrainbench.domain.SandboxKind`)."""
 
-    name: str
+    name: ClassVar[str]
 
+    @abstractmethod
     def available(self) -> tuple[bool, str]:
         """Whether the backend works on this machine, and why not."""
-        ...
 
+    @abstractmethod
     def run(
         self,
         argv: list[str],
@@ -246,7 +249,10 @@ class Sandbox(Protocol):
         stderr: Path,
     ) -> SandboxResult:
         """Run ``argv`` under ``config``; stdout/stderr go to the given host files (truncated)."""
-        ...
+
+
+#: Every sandbox backend, by ``name``.
+SANDBOXES: Registry[type[Sandbox]] = Registry("sandbox", key=lambda cls: cls.name)
 
 
 def check_config_paths(config: SandboxConfig) -> None:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
+    SANDBOXES,
     SandboxConfig,
     SandboxResult,
     limit_entries,
@@ -86,6 +87,7 @@ def _depth(p: Path) -> int:
     return len(p.parts)
 
 
+@SANDBOXES.register
 class BwrapSandbox(IsolatingSandbox):
     """Sandbox backend built on bubblewrap (``bwrap``)."""
 

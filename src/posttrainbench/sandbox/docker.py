@@ -36,6 +36,7 @@ from typing import Any
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
+    SANDBOXES,
     SandboxConfig,
     SandboxResult,
     limit_entries,
@@ -53,6 +54,7 @@ IO_DIR = Path("/run/ptb-io")
 IO_WRAPPER = 'exec "$@" < /run/ptb-io/stdin > /run/ptb-io/stdout 2> /run/ptb-io/stderr'
 
 
+@SANDBOXES.register
 class DockerSandbox(IsolatingSandbox):
     """Sandbox backend on a Docker daemon (``DOCKER_HOST`` or the default socket)."""
 

@@ -13,10 +13,11 @@ sandbox).
 from __future__ import annotations
 
 import sys
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 
 from posttrainbench.sandbox.base import (
+    Sandbox,
     SandboxConfig,
     SandboxResult,
     check_config_paths,
@@ -30,14 +31,8 @@ from posttrainbench.sandbox.base import (
 from posttrainbench.sandbox.egress import SANDBOX_SOCKET_DIR, egress_session
 
 
-class IsolatingSandbox(ABC):
+class IsolatingSandbox(Sandbox):
     """Base of the backends that isolate the command: implements ``Sandbox.run``."""
-
-    name: str
-
-    @abstractmethod
-    def available(self) -> tuple[bool, str]:
-        """Whether the backend works on this machine, and why not."""
 
     @abstractmethod
     def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.sandbox.base import (
+    SANDBOXES,
+    Sandbox,
     SandboxConfig,
     SandboxResult,
     check_config_paths,
@@ -35,7 +37,8 @@ from posttrainbench.sandbox.process import supervise_in_cgroups
 NOT_ISOLATED = "not enforced: unsandboxed backend"
 
 
-class UnsandboxedSandbox:
+@SANDBOXES.register
+class UnsandboxedSandbox(Sandbox):
     """Runs the command as a plain subprocess with the time limit and tree kill only."""
 
     name = "none"

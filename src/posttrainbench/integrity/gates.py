@@ -1,0 +1,164 @@
+"""The gates of a verification, in the order they run (:data:`GATES`).
+
+Each gate adapts one gate function (``check_tamper``, ``check_lineage``, ``scan``, ...) to the
+:class:`~.gate.Gate` protocol: it picks its inputs from the :class:`~.gate.GateContext`, and
+says ``not_run`` with the reason when one is missing.
+"""
+
+from __future__ import annotations
+
+from ..domain import Verdict, VerdictStatus
+from ..fsutil import sha256_file
+from ..model_store import resolve_base_model, resolve_forbidden_models
+from ._common import not_run
+from .contamination import build_index_cached, scan
+from .gate import Gate, GateContext
+from .judge import run_judge
+from .lineage import check_lineage
+from .manifest import check_tamper
+from .model_check import check_model_folder
+from .trace_audit import check_trace
+from .transfer import check_transfer
+
+
+class TamperGate:
+    """Harness files in the workspace against the manifest (diffs against the pristine copies)."""
+
+    name = "tamper"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        return check_tamper(ctx.workspace, dict(ctx.manifest), ctx.evidence_dir, pristine_dir=ctx.pristine_dir)
+
+
+class TransferGate:
+    """The canonical submission against its hashes at collect."""
+
+    name = "transfer"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        if ctx.final_model is None:
+            return not_run(self.name, "no final_model was collected")
+        return check_transfer(ctx.final_model, dict(ctx.final_model_hashes), ctx.evidence_dir)
+
+
+class ModelFormatGate:
+    """One unambiguous safetensors model folder (a submission refused at collect fails here)."""
+
+    name = "model_format"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        if ctx.final_model is None:
+            if ctx.rejected:
+                return Verdict(gate=self.name, status=VerdictStatus.failed, summary=f"final_model/ rejected: {ctx.rejected}")
+            return not_run(self.name, "no final_model to check")
+        return check_model_folder(ctx.final_model)
+
+
+class LineageGate:
+    """A fine-tune of the base model, not of a forbidden checkpoint, not untouched. Runs on a
+    readable model folder only (after :class:`ModelFormatGate`)."""
+
+    name = "lineage"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        if ctx.final_model is None:
+            return not_run(self.name, "no final_model to check")
+        fmt = ctx.verdicts.get(ModelFormatGate.name)
+        if fmt is None or fmt.status != VerdictStatus.passed:
+            return not_run(self.name, "final_model is not a readable model folder")
+        base_path = ctx.base_model_path
+        if base_path is None:
+            try:
+                base_path = resolve_base_model(ctx.base)
+            except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
+                return not_run(self.name, f"base model unavailable: {exc}")
+        forbidden, unavailable = resolve_forbidden_models(ctx.base)
+        ctx.notes["forbidden_checked"], ctx.notes["forbidden_unavailable"] = sorted(forbidden), unavailable
+        return check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+
+
+class ContaminationGate:
+    """Test items in anything the agent could have trained on. The harness's own files (dev
+    subset, allowed data) are skipped while they are unmodified; a copy of them elsewhere is a hit."""
+
+    name = "contamination"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        src = ctx.contamination
+        if src is None:
+            return not_run(self.name, "no test items to look for")
+        ws = ctx.workspace
+        untouched = [
+            ws / rel
+            for rel, digest in ctx.manifest.items()
+            if (ws / rel).is_file() and not (ws / rel).is_symlink() and sha256_file(ws / rel) == digest
+        ]
+        try:
+            index = build_index_cached(src.items, src.allowed, src.cache_dir)
+            verdict = scan(index, [ws], ctx.evidence_dir, exclude=untouched)
+        except Exception as exc:  # noqa: BLE001 - recorded, never a pass
+            return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
+        note = f" [test sets indexed: {', '.join(src.covered)}" + (
+            f"; not available locally: {', '.join(src.uncovered)}]" if src.uncovered else "]"
+        )
+        return verdict.model_copy(update={"summary": verdict.summary + note})
+
+
+class TraceAuditGate:
+    """What the agent ran, step by step, against the run's audit policy."""
+
+    name = "trace_audit"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir)
+
+
+class JudgeGate:
+    """The LLM judge: required exactly when configured (a configured but invalid judge is
+    required and not_run)."""
+
+    name = "judge"
+
+    def required(self, ctx: GateContext) -> bool:
+        return ctx.judge is not None or ctx.judge_error is not None
+
+    def check(self, ctx: GateContext) -> Verdict:
+        if ctx.judge_error is not None:
+            return not_run(self.name, ctx.judge_error)
+        if ctx.judge is None:
+            return not_run(self.name, "no judge endpoint configured")
+        config = ctx.judge
+        ctx.progress(f"LLM judge {config.provider}:{config.model} x{config.n}")
+        return run_judge(
+            config, ctx.workspace, ctx.trace_path, ctx.evidence_dir, run_info=dict(ctx.run_info), manifest=ctx.manifest
+        )
+
+
+#: Every gate, in the order a verification runs them.
+GATES: tuple[Gate, ...] = (
+    TamperGate(),
+    TransferGate(),
+    ModelFormatGate(),
+    LineageGate(),
+    ContaminationGate(),
+    TraceAuditGate(),
+    JudgeGate(),
+)

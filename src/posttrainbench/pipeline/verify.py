@@ -1,0 +1,200 @@
+"""verify: the integrity gates (:data:`~posttrainbench.integrity.GATES`), run by
+:func:`~posttrainbench.integrity.run_gates` on one :class:`~posttrainbench.integrity.GateContext`.
+
+Our runs and imported upstream runs go through the same gates; what differs is the context. An
+imported run is checked in its upstream folder (read only; evidence goes to our run folder), and
+what upstream never recorded cannot be checked and says so: no manifest of the harness files
+(tamper) and no hashes at collect (transfer) are ``not_run``; the upstream judge's verdicts are
+kept next to ours and required, and our LLM judge does not run on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..agents.trace import parse_trace, save_trace
+from ..catalog import BENCHMARKS
+from ..data import DataError, load_test_items, load_train_examples
+from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
+from ..fsutil import atomic_write_text
+from ..integrity import (
+    GATES,
+    AuditPolicy,
+    ContaminationSources,
+    GateContext,
+    JudgeConfig,
+    JudgeConfigError,
+    final_status,
+    required_gates,
+    run_gates,
+    secret_values_from_env,
+)
+from ..model_store import cache_root
+from .common import PhaseError, record_outcome
+
+if TYPE_CHECKING:
+    from .lifecycle import Pipeline
+
+
+def run(pipe: Pipeline, record: RunRecord) -> VerifyResult:
+    """Every gate on the run; the final verdict is pass only if every required gate passed."""
+    ev = pipe.paths.evidence
+    ev.mkdir(parents=True, exist_ok=True)
+    ctx = upstream_context(pipe, record) if record.imported_from else run_context(pipe, record)
+    verdicts = run_gates(ctx, GATES)
+    required = required_gates(ctx, GATES)
+    record.verdicts, record.required_gates = verdicts, required
+    record.final_verdict = final_status(verdicts, set(required))
+    if not record.imported_from:  # an imported run's judgement files are the upstream judge's
+        _write_judgements(pipe, verdicts)
+    if record.final_verdict != VerdictStatus.passed:
+        bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.gate in required and v.status != VerdictStatus.passed]
+        record_outcome(record, "verify", "gates not passed: " + ", ".join(bad))
+    upstream = str(_upstream_folder(record)) if record.imported_from else None
+    return VerifyResult(final_verdict=record.final_verdict, upstream=upstream, **ctx.notes)
+
+
+def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
+    """The gates' view of one of our runs: its workspace, manifest, canonical submission, trace."""
+    collect = record.phases.collect.result()
+    ws = pipe.paths.workspace
+    sources, unavailable = _contamination_sources(pipe)
+    judge, judge_error = _judge_config()
+    return GateContext(
+        evidence_dir=pipe.paths.evidence,
+        workspace=ws,
+        manifest=record.manifest,
+        base=pipe.base,
+        trace_path=pipe.paths.trace_json,
+        audit_policy=_audit_policy(pipe),
+        pristine_dir=pipe.paths.harness,
+        final_model=pipe.paths.final_model if collect.final_model else None,
+        final_model_hashes=record.final_model_hashes,
+        rejected=collect.rejected,
+        base_model_path=Path(record.phases.prepare.result().base_model_path),
+        contamination=sources,
+        judge=judge,
+        judge_error=judge_error,
+        run_info=_run_info(pipe),
+        unavailable=unavailable,
+        progress=lambda message: pipe.progress("verify", message),
+    )
+
+
+def upstream_context(pipe: Pipeline, record: RunRecord) -> GateContext:
+    """The gates' view of an imported upstream run folder (``imported_from.source``)."""
+    src = _upstream_folder(record)
+    if not src.is_dir():
+        raise PhaseError(f"upstream run folder {src} is not available")
+    fm, ws = src / "final_model", src / "task"
+    unavailable = {
+        "tamper": "upstream run: no manifest of the harness files was recorded",
+        "transfer": "upstream run: no hashes were recorded when final_model was collected",
+        "judge": "upstream run: the upstream judge's verdicts are kept instead",
+    }
+    if not fm.is_dir():
+        unavailable["model_format"] = unavailable["lineage"] = "no final_model in the upstream folder"
+    sources = None
+    if ws.is_dir():
+        sources, more = _contamination_sources(pipe)
+        unavailable |= more
+    else:
+        unavailable["contamination"] = "no task/ workspace in the upstream folder"
+    trace = parse_trace(pipe.spec.agent, src / "solve_out.txt")
+    if trace.steps:
+        save_trace(pipe.paths.trace_json, trace)
+    else:
+        unavailable["trace_audit"] = "no parseable solve_out.txt in the upstream folder"
+    return GateContext(
+        evidence_dir=pipe.paths.evidence,
+        workspace=ws,
+        manifest={},
+        base=pipe.base,
+        trace_path=pipe.paths.trace_json,
+        audit_policy=_audit_policy(pipe),
+        final_model=fm if fm.is_dir() else None,
+        contamination=sources,
+        run_info=_run_info(pipe),
+        prior=[v for v in record.verdicts if v.gate.startswith("judge_")],
+        unavailable=unavailable,
+        progress=lambda message: pipe.progress("verify", message),
+    )
+
+
+def _upstream_folder(record: RunRecord) -> Path:
+    return Path(str((record.imported_from or {}).get("source", "")))
+
+
+def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None, dict[str, str]]:
+    """Every test item the agent must not have trained on, and the allowed training texts; or
+    why they could not be loaded (the contamination gate is then not_run)."""
+    try:
+        items = load_test_items(pipe.benchmark)
+        try:
+            allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(pipe.benchmark)]
+        except DataError:
+            allowed = []
+        entries = [(it.id, it.test_text()) for it in items]
+        # Every other benchmark's test items too (an agent must not train on any test set),
+        # from local files only: a benchmark whose data is not here is named as not covered.
+        covered, uncovered = [pipe.benchmark.id], []
+        for other in BENCHMARKS.values():
+            if other.id == pipe.benchmark.id or other.demo:
+                continue
+            try:
+                entries += [(f"{other.id}/{it.id}", it.test_text()) for it in load_test_items(other, local_only=True)]
+                covered.append(other.id)
+            except DataError:
+                uncovered.append(other.id)
+    except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
+        return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
+    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache_root() / "contamination"), {}
+
+
+def _audit_policy(pipe: Pipeline) -> AuditPolicy:
+    return AuditPolicy.for_run(
+        agent_hosts=pipe.agent.spec.api_hosts, base=pipe.base, secret_values=secret_values_from_env(os.environ)
+    )
+
+
+def _judge_config() -> tuple[JudgeConfig | None, str | None]:
+    """The LLM judge configured by ``PTB_JUDGE_*`` (None: not configured), or why it is invalid."""
+    try:
+        return JudgeConfig.from_env(), None
+    except JudgeConfigError as exc:
+        return None, str(exc)
+
+
+def _run_info(pipe: Pipeline) -> dict[str, str]:
+    """What the judge's prompt says about the run."""
+    return {
+        "benchmark": f"{pipe.benchmark.id} ({pipe.benchmark.display_name})",
+        "base_model": pipe.base.hub_id,
+        "forbidden": ", ".join(pipe.base.forbidden) or "none listed",
+        "agent": f"{pipe.spec.agent} ({pipe.spec.agent_config})",
+    }
+
+
+def _write_judgements(pipe: Pipeline, verdicts: list[Verdict]) -> None:
+    """The published judgement files, derived from our gates."""
+    by_gate = {v.gate: v for v in verdicts}
+    cont = by_gate["contamination"]
+    atomic_write_text(
+        pipe.paths.contamination_judgement,
+        {
+            VerdictStatus.passed: "no contamination detected\n",
+            VerdictStatus.failed: f"contamination detected: {cont.summary}\n",
+            VerdictStatus.not_run: f"not checked: {cont.summary}\n",
+        }[cont.status],
+    )
+    lin = by_gate["lineage"]
+    atomic_write_text(
+        pipe.paths.disallowed_model_judgement,
+        {
+            VerdictStatus.passed: "only allowed use detected\n",
+            VerdictStatus.failed: f"disallowed use detected: {lin.summary}\n",
+            VerdictStatus.not_run: f"not checked: {lin.summary}\n",
+        }[lin.status],
+    )
