@@ -35,8 +35,9 @@ from .agents import (
 )
 from .agents.prompt import render_prompt, render_timer
 from .agents.trace import parse_trace, redact_trace, save_trace
-from .catalog import BENCHMARKS, get_base_model, get_benchmark, get_chat_template
-from .data import DataError, dev_items, load_test_items, load_test_set, load_train_examples
+from .benchmarks import BENCHMARKS, get_benchmark
+from .catalog import get_base_model, get_chat_template
+from .data import DataError
 from .domain import PHASES, Phase, RunRecord, RunSpec, Verdict, VerdictStatus
 from .evaluation import EvalResult, evaluate_model, write_dev_file
 from .fsutil import atomic_write_json, atomic_write_text, sha256_file
@@ -236,13 +237,13 @@ class Pipeline:
         (ws / "templates").mkdir()
         base_path = resolve_base_model(self.base)
 
-        items, provenance = load_test_set(self.benchmark)
+        items, provenance = self.benchmark.load_test_set()
         provenance.require()  # before the agent's hours: the harness will only score the pinned set
-        dev = dev_items(self.benchmark, items)
+        dev = self.benchmark.dev_items(items)
         write_dev_file(ws / "task" / "dev.jsonl", dev)
         train_files: list[str] = []
         try:
-            examples = load_train_examples(self.benchmark)
+            examples = self.benchmark.load_train_examples()
         except DataError:
             examples = []
         if examples:
@@ -349,7 +350,9 @@ class Pipeline:
         allow, tunnels = agent_egress(self.agent, ctx, self.spec.network)
         hub = None
         if self.spec.network.value == "allowlist":  # the hub only through the gateway (HF_ENDPOINT)
-            hub = HubGatewaySpec.for_run(self.base, upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM)
+            hub = HubGatewaySpec.for_run(
+                self.base, BENCHMARKS.values(), upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM
+            )
         config = SandboxConfig(
             workspace=ws,
             ro_binds=sorted(
@@ -488,6 +491,7 @@ class Pipeline:
         policy = AuditPolicy.for_run(
             agent_hosts=self.agent.spec.api_hosts,
             base=self.base,
+            benchmarks=BENCHMARKS.values(),
             secret_values=secret_values_from_env(os.environ),
         )
         verdicts.append(check_trace(self.paths.trace_json, policy, ev))
@@ -548,7 +552,10 @@ class Pipeline:
         if trace.steps:
             save_trace(self.paths.trace_json, trace)
             policy = AuditPolicy.for_run(
-                agent_hosts=self.agent.spec.api_hosts, base=self.base, secret_values=secret_values_from_env(os.environ)
+                agent_hosts=self.agent.spec.api_hosts,
+                base=self.base,
+                benchmarks=BENCHMARKS.values(),
+                secret_values=secret_values_from_env(os.environ),
             )
             verdicts.append(check_trace(self.paths.trace_json, policy, ev))
         else:
@@ -592,9 +599,9 @@ class Pipeline:
             if (ws / rel).is_file() and not (ws / rel).is_symlink() and sha256_file(ws / rel) == digest
         ]
         try:
-            items = load_test_items(self.benchmark)
+            items = self.benchmark.load_test_items()
             try:
-                allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(self.benchmark)]
+                allowed = [e["prompt"] + "\n" + e["completion"] for e in self.benchmark.load_train_examples()]
             except DataError:
                 allowed = []
             entries = [(it.id, it.test_text()) for it in items]
@@ -605,7 +612,7 @@ class Pipeline:
                 if other.id == self.benchmark.id or other.demo:
                     continue
                 try:
-                    entries += [(f"{other.id}/{it.id}", it.test_text()) for it in load_test_items(other, local_only=True)]
+                    entries += [(f"{other.id}/{it.id}", it.test_text()) for it in other.load_test_items(local_only=True)]
                     covered.append(other.id)
                 except DataError:
                     uncovered.append(other.id)

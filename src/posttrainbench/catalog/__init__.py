@@ -1,24 +1,24 @@
-"""Registry of benchmarks, base models and agents, looked up by name with clear errors."""
+"""Catalog of base models, agents, chat templates and prices, looked up by name with clear errors.
+
+Benchmarks are not here: each is a unit of its own in ``posttrainbench.benchmarks`` (looked up
+with ``posttrainbench.benchmarks.get_benchmark``, with the same :class:`UnknownNameError`)."""
 
 from __future__ import annotations
 
 from difflib import get_close_matches
 
-from ..domain import AgentSpec, Benchmark, BaseModel
+from ..domain import AgentSpec, BaseModel
 from .agents import AGENTS
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
-from .benchmarks import BENCHMARKS
 from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
 
 __all__ = [
     "AGENTS",
     "BASE_MODELS",
-    "BENCHMARKS",
     "END_OF_TURN",
     "UnknownNameError",
     "get_agent",
     "get_base_model",
-    "get_benchmark",
     "get_chat_template",
     "tools_system_prompt",
 ]
@@ -27,7 +27,8 @@ BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *
 
 
 class UnknownNameError(KeyError):
-    """A name that is not in the catalog; the message lists the close and the known names."""
+    """A name that is not known (catalog or benchmark registry); the message lists the close and the
+    known names."""
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         close = get_close_matches(name, known, n=3)
@@ -36,13 +37,6 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
-
-
-def get_benchmark(name: str) -> Benchmark:
-    """Look up a benchmark by id."""
-    if name not in BENCHMARKS:
-        raise UnknownNameError("benchmark", name, list(BENCHMARKS))
-    return BENCHMARKS[name]
 
 
 def get_base_model(name: str) -> BaseModel:

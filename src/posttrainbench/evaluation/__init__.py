@@ -1,7 +1,8 @@
-"""Evaluation: Inspect tasks and scorers for the seven benchmarks, the ``ptb-hf`` batched
+"""Evaluation machinery, benchmark-agnostic: the Inspect task glue, the ``ptb-hf`` batched
 transformers provider, the ``ptb-vllm`` and OpenAI-compatible backends, the sandboxed code
-executor (HumanEval), the LLM graders (Arena-Hard, HealthBench), the retry ladder and the log
-recomputation (``evaluate_model``)."""
+executor, the LLM graders, answer-extraction rules, the retry ladder and the log recomputation
+(``evaluate_model``). Benchmarks (``posttrainbench.benchmarks``) build on it and are passed in by
+the caller; nothing here imports them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from ..data import write_dev_file
 from .backends import BACKENDS, make_model
 from .code_exec import ExecResult, Program, SandboxUnavailableError, run_programs
+from .contract import STRICT, EvaluableBenchmark
 from .graders import Grader, GraderConfig, GraderError
 from .hf_provider import PROVIDER, ModelLoadError, PtbHFAPI
 from .runner import (
@@ -22,19 +24,18 @@ from .runner import (
     ladder,
     read_generation_config,
 )
-from .scoring import ANSWER_RULES, extract_answer, numbers_match, score_completion
-from .scorers import SCORED, ScoringSpec, scoring_spec
-from .tasks import SCORER_NAME, build_task, generate_config, item_messages, item_to_sample
+from .scoring import numbers_match
+from .tasks import build_task, generate_config, item_messages, item_to_sample
 from .vllm_provider import VLLM_PROVIDER, PtbVLLMAPI, vllm_available
 
 WORKSPACE_SCRIPT = "workspace_evaluate.py"
 """File name (in this package) of the agent-facing ``evaluate.py``."""
 
 __all__ = [
-    "ANSWER_RULES",
     "BACKENDS",
-    "SCORED",
+    "STRICT",
     "VLLM_PROVIDER",
+    "EvaluableBenchmark",
     "ExecResult",
     "Grader",
     "GraderConfig",
@@ -42,13 +43,10 @@ __all__ = [
     "Program",
     "PtbVLLMAPI",
     "SandboxUnavailableError",
-    "ScoringSpec",
     "make_model",
     "run_programs",
-    "scoring_spec",
     "vllm_available",
     "PROVIDER",
-    "SCORER_NAME",
     "WORKSPACE_SCRIPT",
     "Attempt",
     "EvalResult",
@@ -59,14 +57,12 @@ __all__ = [
     "check_log",
     "check_model_folder",
     "evaluate_model",
-    "extract_answer",
     "generate_config",
     "item_messages",
     "item_to_sample",
     "ladder",
     "numbers_match",
     "read_generation_config",
-    "score_completion",
     "workspace_script_path",
     "write_dev_file",
 ]

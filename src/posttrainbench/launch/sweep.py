@@ -34,7 +34,8 @@ from typing import Any, Literal
 from pydantic import BaseModel as _Model
 from pydantic import ConfigDict, Field, ValidationError
 
-from ..catalog import UnknownNameError, get_agent, get_base_model, get_benchmark
+from ..benchmarks import get_benchmark
+from ..catalog import UnknownNameError, get_agent, get_base_model
 from ..domain import NetworkPolicy, RunSpec, SandboxKind
 
 LauncherKind = Literal["local", "slurm", "htcondor"]
