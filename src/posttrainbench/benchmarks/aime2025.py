@@ -39,7 +39,6 @@ class Aime2025(BenchmarkDefinition):
             where = f"{self.id} #{i}"
             problem = field(rec, "problem", "question", where=where)
             answer = field(rec, "answer", where=where).strip()
-            items.append(
-                Item(id=f"aime2025-{rec.get('id', i)}", input=aime_prompt(problem), target=answer, metadata={"index": i})
-            )
+            item_id = f"aime2025-{rec.get('id', i)}"
+            items.append(Item(id=item_id, input=aime_prompt(problem), target=answer, metadata={"index": i}))
         return items
