@@ -44,7 +44,7 @@ from ..evaluation.tasks import item_messages
 DEV_SEED = "posttrainbench-dev-v1"
 ANSWER_SCORER = "ptb_answer"
 
-ScoreReply = Callable[[str, str], tuple[bool, "str | None"]]
+ScoreReply = Callable[[str, str], tuple[bool, str | None]]
 
 
 class BenchmarkDefinition(Benchmark, ABC):

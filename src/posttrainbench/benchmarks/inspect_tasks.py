@@ -4,7 +4,7 @@ LLM-graded benchmarks take their grader from the ``PTB_GRADER_*`` environment.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from inspect_ai import Task, task
 
@@ -29,7 +29,7 @@ def register_inspect_tasks(benchmarks: Iterable[BenchmarkDefinition]) -> None:
         task(_named_task(b))
 
 
-def _named_task(definition: BenchmarkDefinition):  # noqa: ANN202 - a task function for Inspect's registry
+def _named_task(definition: BenchmarkDefinition) -> Callable[..., Task]:
     bid = definition.id
 
     def run(limit: int | None = None) -> Task:
