@@ -42,12 +42,12 @@ from typing import Any
 try:
     from posttrainbench.data import data_root
     from posttrainbench.evaluation import code_exec
-    from posttrainbench.evaluation.humaneval import build_program
+    from posttrainbench.benchmarks.humaneval import build_program
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from posttrainbench.data import data_root
     from posttrainbench.evaluation import code_exec
-    from posttrainbench.evaluation.humaneval import build_program
+    from posttrainbench.benchmarks.humaneval import build_program
 
 
 def percentile(values: list[float], q: float) -> float:

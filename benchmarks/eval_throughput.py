@@ -50,8 +50,7 @@ def main() -> int:
     from inspect_ai.log import read_eval_log
     from inspect_ai.model import GenerateConfig, get_model
 
-    from posttrainbench.catalog import get_benchmark
-    from posttrainbench.data import load_test_items
+    from posttrainbench.benchmarks import get_benchmark
     from posttrainbench.demo_model import ensure_smollm2
     from posttrainbench.evaluation import build_task, vllm_available
 
@@ -62,7 +61,7 @@ def main() -> int:
 
     model_path = args.model or ensure_smollm2()
     bench = get_benchmark(args.benchmark)
-    items = load_test_items(bench)[: args.n]
+    items = bench.load_test_items()[: args.n]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     template = "chatml"
     log_dir = tempfile.mkdtemp(prefix="ptb-throughput-")

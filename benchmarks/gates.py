@@ -101,9 +101,14 @@ def worker(kind: str, args: dict) -> dict:
         v = scan(load_index(Path(args["index"])), [Path(args["corpus"])], ev)
     elif kind == "trace_audit":
         from posttrainbench.agents import AGENTS
+        from posttrainbench.benchmarks import BENCHMARKS
         from posttrainbench.catalog import get_base_model
 
-        pol = AuditPolicy.for_run(agent_hosts=AGENTS.get("claude").spec.api_hosts, base=get_base_model("Qwen/Qwen3-4B-Base"))
+        pol = AuditPolicy.for_run(
+            agent_hosts=AGENTS.get("claude").spec.api_hosts,
+            base=get_base_model("Qwen/Qwen3-4B-Base"),
+            benchmarks=BENCHMARKS.values(),
+        )
         v = check_trace(Path(args["trace"]), pol, ev)
     else:
         raise SystemExit(f"unknown worker {kind}")
@@ -262,10 +267,9 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
 
 
 def _corpus(path: Path, mb: int) -> int:
-    from posttrainbench.catalog import get_benchmark
-    from posttrainbench.data import load_train_examples
+    from posttrainbench.benchmarks import get_benchmark
 
-    rows = load_train_examples(get_benchmark("gsm8k"))
+    rows = get_benchmark("gsm8k").load_train_examples()
     rnd = random.Random(0)
     num = re.compile(r"\d+")
     size = 0
@@ -307,8 +311,7 @@ def main() -> None:
         print(json.dumps(worker(a.worker[0], json.loads(a.worker[1]))))
         return
 
-    from posttrainbench.catalog import get_benchmark
-    from posttrainbench.data import load_test_items, load_train_examples
+    from posttrainbench.benchmarks import get_benchmark
     from posttrainbench.demo_model import ensure_smollm2
     from posttrainbench.integrity import build_index
 
@@ -340,8 +343,8 @@ def main() -> None:
 
             console.rule("contamination")
             bench = get_benchmark("gsm8k")
-            items = load_test_items(bench)
-            allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(bench)]
+            items = bench.load_test_items()
+            allowed = [e["prompt"] + "\n" + e["completion"] for e in bench.load_train_examples()]
             t0 = time.perf_counter()
             index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], allowed)
             build_s = time.perf_counter() - t0

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from posttrainbench.catalog import PAPER_BASE_MODELS
-from posttrainbench.catalog.benchmarks import _PAPER as PAPER_BENCHMARKS
+from posttrainbench.benchmarks import BENCHMARKS
 from posttrainbench.leaderboard.aggregate import leaderboard_from_cells
 from posttrainbench.leaderboard.scoring import score_cell
 from posttrainbench.leaderboard.tables import build_report
@@ -43,7 +43,7 @@ from posttrainbench.testing import write_synthetic_baseline, write_synthetic_run
 def generate(root: Path, n: int, seed: int = 0) -> int:
     rng = random.Random(seed)
     models = [m.hub_id for m in PAPER_BASE_MODELS]
-    benches = [b.id for b in PAPER_BENCHMARKS]
+    benches = [b.id for b in BENCHMARKS.values() if not b.demo]
     for b in benches:
         for m in models:
             write_synthetic_baseline(root, benchmark=b, base_model=m, score=rng.uniform(0, 0.3))

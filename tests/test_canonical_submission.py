@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from posttrainbench.catalog import get_benchmark
+from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.domain import BaseModel
 from posttrainbench.evaluation import evaluate_model
 from posttrainbench.integrity import check_lineage, check_model_folder
@@ -377,7 +377,7 @@ def test_evaluator_refuses_weights_that_are_not_the_verified_ones(base, instruct
     is refused by the post-load digest, and the recorded digest passes."""
     ft = finetune(base, tmp_path / "ws" / "final_model")
     res, dest = canon(ft, base, tmp_path)
-    items = __import__("posttrainbench.data", fromlist=["load_test_items"]).load_test_items(get_benchmark("gsm8k-calc"))[:2]
+    items = get_benchmark("gsm8k-calc").load_test_items()[:2]
     ok = evaluate_model(dest, get_benchmark("gsm8k-calc"), TINY, tmp_path / "ok", items=items, base_model_path=base, weights_digest=res.weights_digest)
     assert ok.status == "ok", ok.error
     assert ok.weights_check["digest"] == res.weights_digest and ok.weights_check["compared_with"] == "recorded digest"

@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from posttrainbench import catalog
+from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.cli import app
-from posttrainbench.data import load_test_items
 from posttrainbench.domain import BaseModel
 from posttrainbench.leaderboard.from_results import scan_results
 from posttrainbench.leaderboard.weights import load_weights
@@ -46,8 +46,8 @@ def test_base_and_instruct_baselines_give_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("PTB_MODELS_DIR", str(models_dir))
     targets = {}
     for bid in ("gsm8k-calc", "gsm8k"):
-        bench = catalog.get_benchmark(bid).model_copy(update={"fewshot": 0})
-        for n, it in enumerate(load_test_items(bench)[:2]):
+        bench = get_benchmark(bid).model_copy(update={"fewshot": 0})
+        for n, it in enumerate(bench.load_test_items()[:2]):
             targets[it.input] = (it.target, bid, n)
 
     def respond(body):

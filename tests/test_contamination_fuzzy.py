@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from test_red_team import paraphrase
 
-from posttrainbench.catalog import get_benchmark
-from posttrainbench.data import load_test_items, load_train_examples
+from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.integrity import ContaminationIndex, build_index, scan
 from posttrainbench.integrity.contamination import tokenize
@@ -22,8 +21,8 @@ from posttrainbench.integrity.contamination import tokenize
 @pytest.fixture(scope="module")
 def gsm8k() -> tuple[ContaminationIndex, list, list[dict]]:
     bench = get_benchmark("gsm8k")
-    items = load_test_items(bench)[:150]
-    train = load_train_examples(bench)[:2500]
+    items = bench.load_test_items()[:150]
+    train = bench.load_train_examples()[:2500]
     index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], [e["prompt"] + "\n" + e["completion"] for e in train])
     return index, items, train
 

@@ -7,20 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.catalog import BENCHMARKS, get_benchmark
-from posttrainbench.data import (
-    DataError,
-    Item,
-    data_root,
-    dev_items,
-    gsm8k_completion,
-    gsm8k_reference_answer,
-    load_test_items,
-    load_train_examples,
-    read_items_file,
-    write_dev_file,
-)
-from posttrainbench.data.formats import calc_key, calc_steps
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.gsm8k import gsm8k_completion, gsm8k_reference_answer
+from posttrainbench.benchmarks.gsm8k_calc import calc_key, calc_steps
+from posttrainbench.data import DataError, Item, data_root, read_items_file, write_dev_file
 
 GSM8K = get_benchmark("gsm8k")
 CALC = get_benchmark("gsm8k-calc")
@@ -28,12 +18,12 @@ CALC = get_benchmark("gsm8k-calc")
 
 @pytest.fixture(scope="module")
 def calc_items() -> list[Item]:
-    return load_test_items(CALC)
+    return CALC.load_test_items()
 
 
 @pytest.fixture(scope="module")
 def calc_train() -> list[dict[str, str]]:
-    return load_train_examples(CALC)
+    return CALC.load_train_examples()
 
 
 def test_data_root_defaults_to_shipped_resources_and_env_overrides(tmp_path, monkeypatch):
@@ -46,7 +36,7 @@ def test_data_root_defaults_to_shipped_resources_and_env_overrides(tmp_path, mon
 
 
 def test_gsm8k_test_items():
-    items = load_test_items(GSM8K)
+    items = GSM8K.load_test_items()
     assert len(items) == GSM8K.full_size == 1319
     assert len({it.id for it in items}) == len(items)
     first = items[0]
@@ -54,7 +44,7 @@ def test_gsm8k_test_items():
     assert "Janet" in first.input and "The answer is N." in first.input
     assert "####" not in first.input
     # 10-shot from the train split, as chat turns in the train examples' exact wording
-    train = load_train_examples(GSM8K)
+    train = GSM8K.load_train_examples()
     assert len(first.fewshot) == 2 * GSM8K.fewshot
     assert [t.role for t in first.fewshot[:2]] == ["user", "assistant"]
     assert first.fewshot[0].content == train[0]["prompt"]
@@ -64,7 +54,7 @@ def test_gsm8k_test_items():
 
 
 def test_gsm8k_train_examples_are_the_evaluated_format():
-    train = load_train_examples(GSM8K)
+    train = GSM8K.load_train_examples()
     assert len(train) == 7473
     for ex in train:
         assert set(ex) == {"prompt", "completion"}
@@ -73,7 +63,7 @@ def test_gsm8k_train_examples_are_the_evaluated_format():
         assert ex["completion"].endswith(".")
     assert train[0]["completion"].endswith("The answer is 72.")
     # the prompt of a train example is built exactly like an evaluation item's input
-    assert train[0]["prompt"].split("\n\n")[0] == load_test_items(GSM8K)[0].input.split("\n\n")[0]
+    assert train[0]["prompt"].split("\n\n")[0] == GSM8K.load_test_items()[0].input.split("\n\n")[0]
 
 
 def test_gsm8k_answer_parsing():
@@ -122,18 +112,18 @@ def test_calc_train_has_no_test_item(calc_items, calc_train):
 
 
 def test_dev_items_deterministic_subset(calc_items):
-    dev = dev_items(CALC, calc_items)
+    dev = CALC.dev_items(calc_items)
     assert len(dev) == CALC.dev_size
-    assert dev == dev_items(CALC, list(calc_items))
+    assert dev == CALC.dev_items(list(calc_items))
     ids = [it.id for it in calc_items]
     positions = [ids.index(it.id) for it in dev]
     assert positions == sorted(positions)
     assert dev != calc_items[: CALC.dev_size]
-    assert len(dev_items(CALC, calc_items[:7])) == 7
+    assert len(CALC.dev_items(calc_items[:7])) == 7
 
 
 def test_dev_file_round_trip(tmp_path):
-    items = load_test_items(GSM8K)[:3]
+    items = GSM8K.load_test_items()[:3]
     path = tmp_path / "task" / "dev.jsonl"
     write_dev_file(path, items)
     assert read_items_file(path) == items
@@ -148,7 +138,7 @@ def test_missing_local_file_without_hub_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PTB_DATA_DIR", str(tmp_path))
     bench = GSM8K.model_copy(update={"hub_id": None})
     with pytest.raises(DataError) as err:
-        load_test_items(bench)
+        bench.load_test_items()
     msg = str(err.value)
     assert str(tmp_path / "gsm8k" / "test.jsonl") in msg and "PTB_DATA_DIR" in msg
 
@@ -165,11 +155,11 @@ def test_hub_fallback_uses_pinned_source(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     pinned = GSM8K.model_copy(update={"hub_revision": "abc123"})
-    items = load_test_items(pinned, root=tmp_path)
+    items = pinned.load_test_items(root=tmp_path)
     assert [it.target for it in items] == ["2"]
     assert ("openai/gsm8k", "main", "test", "abc123") in calls
     assert ("openai/gsm8k", "main", "train", "abc123") in calls  # few-shot source
-    calc = load_test_items(CALC, root=tmp_path)  # gsm8k-calc derives from the gsm8k hub entry
+    calc = CALC.load_test_items(root=tmp_path)  # gsm8k-calc derives from the gsm8k hub entry
     assert [(it.input, it.target) for it in calc] == [("Calculate 1+1. Reply with the number only.", "2")]
 
 
@@ -181,14 +171,8 @@ def test_hub_failure_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(DataError, match="PTB_DATA_DIR") as err:
-        load_test_items(GSM8K, root=tmp_path)
+        GSM8K.load_test_items(root=tmp_path)
     assert "openai/gsm8k" in str(err.value) and "no network" in str(err.value)
-
-
-def test_a_benchmark_without_loader_says_so():
-    unknown = GSM8K.model_copy(update={"id": "no-such-benchmark"})
-    with pytest.raises(DataError, match="no-such-benchmark: no loader for this benchmark"):
-        load_test_items(unknown)
 
 
 def test_aime_local_file(tmp_path):
@@ -196,11 +180,11 @@ def test_aime_local_file(tmp_path):
     (tmp_path / "aime2025" / "test.jsonl").write_text(
         json.dumps({"problem": "Find 2+2.", "answer": "4"}) + "\n" + json.dumps({"problem": "P2", "answer": "70"}) + "\n"
     )
-    items = load_test_items(get_benchmark("aime2025"), root=tmp_path)
+    items = get_benchmark("aime2025").load_test_items(root=tmp_path)
     assert [it.target for it in items] == ["4", "70"]
     assert items[0].input.endswith("Find 2+2.")
     with pytest.raises(DataError, match="no training examples"):
-        load_train_examples(get_benchmark("aime2025"))
+        get_benchmark("aime2025").load_train_examples()
 
 
 def test_corrupt_local_file(tmp_path):
@@ -208,10 +192,10 @@ def test_corrupt_local_file(tmp_path):
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n{oops\n')
     (tmp_path / "gsm8k" / "train.jsonl").write_text('{"question": "q", "answer": "#### 1"}\n')
     with pytest.raises(DataError, match=r"test.jsonl:2: invalid JSON"):
-        load_test_items(GSM8K, root=tmp_path)
+        GSM8K.load_test_items(root=tmp_path)
     (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "q"}\n')
     with pytest.raises(DataError, match="answer"):
-        load_test_items(GSM8K, root=tmp_path)
+        GSM8K.load_test_items(root=tmp_path)
 
 
 # sha256 of openai/gsm8k main test/train as published (identical to ../shared/data/gsm8k).

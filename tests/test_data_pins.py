@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from posttrainbench.catalog import BENCHMARKS, get_base_model, get_benchmark
+from posttrainbench.benchmarks import BENCHMARKS, get_benchmark
+from posttrainbench.catalog import get_base_model
 from posttrainbench.cli import app
-from posttrainbench.data import ALLOW_UNPINNED_ENV, DataError, data_root, items_sha256, load_test_items, load_test_set
+from posttrainbench.data import ALLOW_UNPINNED_ENV, DataError, data_root, items_sha256
 from posttrainbench.evaluation import evaluate_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
@@ -22,7 +23,7 @@ SHIPPED = ["aime2025", "arenahardwriting", "gsm8k", "gsm8k-calc", "healthbench",
 @pytest.mark.parametrize("bid", SHIPPED)
 def test_shipped_data_is_the_pinned_full_set(bid: str) -> None:
     b = get_benchmark(bid)
-    items, prov = load_test_set(b)
+    items, prov = b.load_test_set()
     assert prov.status == "pinned", prov
     assert prov.n_items == len(items) == b.full_size
     assert prov.items_sha256 == b.items_sha256 == items_sha256(items)
@@ -31,7 +32,7 @@ def test_shipped_data_is_the_pinned_full_set(bid: str) -> None:
 
 
 def test_bfcl_wheel_files_are_the_pinned_set() -> None:
-    prov = load_test_set(get_benchmark("bfcl"), FIXTURES).provenance  # byte copies of the wheel's files
+    prov = get_benchmark("bfcl").load_test_set(FIXTURES).provenance  # byte copies of the wheel's files
     assert prov.status == "pinned" and prov.n_items == 100
     assert {Path(s).name for s in prov.sources} == {"BFCL_v4_exec_simple.json"}
 
@@ -39,7 +40,7 @@ def test_bfcl_wheel_files_are_the_pinned_set() -> None:
 def test_every_benchmark_but_gated_gpqa_is_pinned() -> None:
     unpinned = {b.id for b in BENCHMARKS.values() if b.items_sha256 is None}
     assert unpinned == {"gpqamain"}
-    prov = load_test_set(get_benchmark("gpqamain"), FIXTURES).provenance
+    prov = get_benchmark("gpqamain").load_test_set(FIXTURES).provenance
     assert prov.status == "unpinned" and prov.problem() is None  # recorded, not refused
 
 
@@ -66,7 +67,7 @@ def test_edited_set_differs_from_the_pin(tmp_path: Path, monkeypatch: pytest.Mon
         lines[3] = json.dumps(rec) + "\n"
     (tmp_path / "aime2025" / "test.jsonl").write_text("".join(lines))
     monkeypatch.delenv(ALLOW_UNPINNED_ENV, raising=False)
-    prov = load_test_set(get_benchmark("aime2025"), tmp_path).provenance
+    prov = get_benchmark("aime2025").load_test_set(tmp_path).provenance
     assert prov.status == "differs" and prov.items_sha256 != prov.pinned_sha256
     with pytest.raises(DataError, match="is not the pinned one") as err:
         prov.require()
@@ -74,7 +75,7 @@ def test_edited_set_differs_from_the_pin(tmp_path: Path, monkeypatch: pytest.Mon
     if edit == "truncate":
         assert "(29 items, the benchmark has 30)" in str(err.value)
     monkeypatch.setenv(ALLOW_UNPINNED_ENV, "1")  # an explicit, recorded override
-    allowed = load_test_set(get_benchmark("aime2025"), tmp_path).provenance
+    allowed = get_benchmark("aime2025").load_test_set(tmp_path).provenance
     assert allowed.status == "differs" and allowed.allowed_by_env and allowed.require() is allowed
 
 
@@ -87,7 +88,7 @@ def _copy_gsm8k(root: Path) -> Path:
 
 def test_few_shot_turns_are_pinned_when_used_and_a_zero_shot_baseline_is_not_refused(tmp_path: Path) -> None:
     gsm8k = get_benchmark("gsm8k")
-    shipped = load_test_set(gsm8k).provenance
+    shipped = gsm8k.load_test_set().provenance
     assert shipped.fewshot_sha256 == gsm8k.fewshot_sha256 and shipped.status == "pinned"
     folder = _copy_gsm8k(tmp_path)
     lines = (folder / "train.jsonl").read_text().splitlines(keepends=True)
@@ -95,13 +96,13 @@ def test_few_shot_turns_are_pinned_when_used_and_a_zero_shot_baseline_is_not_ref
     rec["answer"] = rec["answer"].replace("####", "#### 1", 1)
     lines[2] = json.dumps(rec) + "\n"
     (folder / "train.jsonl").write_text("".join(lines))
-    prov = load_test_set(gsm8k, tmp_path).provenance
+    prov = gsm8k.load_test_set(tmp_path).provenance
     assert prov.items_sha256 == gsm8k.items_sha256  # the test items themselves are unchanged
     assert prov.status == "differs" and "few-shot turns" in (prov.problem() or "")
     # ptb baseline evaluates zero-shot: the same pinned test items, no few-shot turns to check
     zero = gsm8k.model_copy(update={"fewshot": 0})
     for root in (None, tmp_path):
-        z = load_test_set(zero, root).provenance
+        z = zero.load_test_set(root).provenance
         assert z.status == "pinned" and z.fewshot_sha256 is None and z.items_sha256 == gsm8k.items_sha256
 
 
@@ -125,10 +126,10 @@ def test_hub_path_gives_the_same_pinned_set(tmp_path: Path) -> None:
     for split in ("test", "train"):
         shutil.copy(data_root() / "gsm8k" / f"{split}.jsonl", repo / f"{split}.jsonl")
     bench = get_benchmark("gsm8k").model_copy(update={"hub_id": str(repo), "hub_config": None})
-    items, prov = load_test_set(bench, tmp_path / "no-local-files")
+    items, prov = bench.load_test_set(tmp_path / "no-local-files")
     assert prov.status == "pinned" and len(items) == 1319
     assert prov.sources == [f"hub:{repo}@unresolved:test", f"hub:{repo}@unresolved:train"]
-    assert items == load_test_items(get_benchmark("gsm8k"))
+    assert items == get_benchmark("gsm8k").load_test_items()
 
 
 def test_ptb_data_check_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from posttrainbench.benchmarks import BENCHMARKS, get_benchmark
 from posttrainbench.catalog import (
     BASE_MODELS,
-    BENCHMARKS,
     UnknownNameError,
     get_base_model,
-    get_benchmark,
     get_chat_template,
 )
 from posttrainbench.agents import get_agent

@@ -10,10 +10,11 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from posttrainbench.catalog import get_base_model, get_benchmark
-from posttrainbench.data import DataError, load_test_items
-from posttrainbench.data.loaders import gpqa_choices
-from posttrainbench.evaluation import build_task, check_log, evaluate_model, score_completion
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.gpqamain import gpqa_choices
+from posttrainbench.catalog import get_base_model
+from posttrainbench.data import DataError
+from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.testing import build_tiny_model
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
@@ -35,7 +36,7 @@ def _mock_model(reply_for):
 def _run(benchmark, items, reply_for, log_dir):
     elog = inspect_eval(build_task(benchmark, items), model=_mock_model(reply_for), log_dir=str(log_dir), **EVAL_KW)[0]
     assert elog.status == "success"
-    return elog, check_log(elog.location, benchmark.id, [it.id for it in items])
+    return elog, check_log(elog.location, benchmark, [it.id for it in items])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ def _run(benchmark, items, reply_for, log_dir):
 
 def test_aime_reference_answers_score_100_percent(tmp_path):
     raw = [json.loads(x) for x in (ROOT / "aime2025" / "test.jsonl").read_text().splitlines()]
-    items = load_test_items(AIME, root=ROOT)
+    items = AIME.load_test_items(root=ROOT)
     assert len(items) == 30 == AIME.full_size
     assert [it.target for it in items] == [r["answer"] for r in raw]
     assert all(int(it.target) in range(1000) for it in items)
@@ -53,13 +54,13 @@ def test_aime_reference_answers_score_100_percent(tmp_path):
     assert elog.results.scores[0].metrics["accuracy"].value == 1.0
     assert check.ok and check.score == 1.0 and check.n_scored == 30, check.problems
     # a near miss and a non-integer are wrong
-    assert not score_completion("aime2025", "The answer is 71.", "70")[0]
-    assert not score_completion("aime2025", "The answer is 70.5.", "70")[0]
-    assert score_completion("aime2025", "\\boxed{70}. The answer is 70", "70")[0]
+    assert not AIME.score_reply("The answer is 71.", "70")[0]
+    assert not AIME.score_reply("The answer is 70.5.", "70")[0]
+    assert AIME.score_reply("\\boxed{70}. The answer is 70", "70")[0]
 
 
 def test_aime_wrong_answers_score_zero(tmp_path):
-    items = load_test_items(AIME, root=ROOT)[:5]
+    items = AIME.load_test_items(root=ROOT)[:5]
     _, check = _run(AIME, items, lambda text: "The answer is 1000.", tmp_path)
     assert check.ok and check.score == 0.0
 
@@ -69,8 +70,8 @@ def test_aime_wrong_answers_score_zero(tmp_path):
 
 
 def test_gpqa_shuffle_is_seeded_per_item():
-    a = load_test_items(GPQA, root=ROOT)
-    b = load_test_items(GPQA, root=ROOT)
+    a = GPQA.load_test_items(root=ROOT)
+    b = GPQA.load_test_items(root=ROOT)
     assert [(it.input, it.target) for it in a] == [(it.input, it.target) for it in b]
     raw = [json.loads(x) for x in (ROOT / "gpqamain" / "gpqa_main.jsonl").read_text().splitlines()]
     for it, rec in zip(a, raw, strict=True):
@@ -94,20 +95,20 @@ def test_gpqa_hub_format_through_datasets(monkeypatch, tmp_path):
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
-    items = load_test_items(GPQA, root=tmp_path)  # no local file there: the hub path
+    items = GPQA.load_test_items(root=tmp_path)  # no local file there: the hub path
     assert calls == [("Idavidrein/gpqa", "gpqa_main", "train")]
-    assert [(it.id, it.target) for it in items] == [(it.id, it.target) for it in load_test_items(GPQA, root=ROOT)]
+    assert [(it.id, it.target) for it in items] == [(it.id, it.target) for it in GPQA.load_test_items(root=ROOT)]
 
     def gated(*a, **k):
         raise ConnectionError("401: gated dataset, accept the terms")
 
     monkeypatch.setattr(datasets, "load_dataset", gated)
     with pytest.raises(DataError, match="gated dataset"):
-        load_test_items(GPQA, root=tmp_path)
+        GPQA.load_test_items(root=tmp_path)
 
 
 def test_gpqa_correct_letters_score_100_percent_and_wrong_zero(tmp_path):
-    items = load_test_items(GPQA, root=ROOT)
+    items = GPQA.load_test_items(root=ROOT)
     target = {it.input: it.target for it in items}
     elog, check = _run(GPQA, items, lambda t: f"Reasoning...\nANSWER: {target[t]}", tmp_path / "right")
     assert check.ok and check.score == 1.0, check.problems
@@ -125,7 +126,7 @@ def test_gpqa_correct_letters_score_100_percent_and_wrong_zero(tmp_path):
 @pytest.mark.parametrize("benchmark", [AIME, GPQA], ids=lambda b: b.id)
 def test_tiny_model_end_to_end(benchmark, tmp_path):
     tiny = build_tiny_model(tmp_path / "tiny")
-    items = sorted(load_test_items(benchmark, root=ROOT), key=lambda it: len(it.input))[:2]
+    items = sorted(benchmark.load_test_items(root=ROOT), key=lambda it: len(it.input))[:2]
     res = evaluate_model(tiny, benchmark, TINY, tmp_path / "out", items=items, max_tokens=8, batch_size=2)
     assert res.status == "ok", res.error
     assert (res.n_scored, res.n_expected, res.max_tokens_used) == (2, 2, 8)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.catalog import get_base_model, get_benchmark
-from posttrainbench.data import load_test_items
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.bfcl import parse_call
+from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import evaluate_model
-from posttrainbench.evaluation.bfcl import parse_call
 from posttrainbench.evaluation.vllm_provider import vllm_available
 from posttrainbench.testing import FakeLLMServer, build_tiny_model
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).parent / "fixtures" / "data"
 
 
 def test_openai_compatible_server_backend(tmp_path):
-    items = load_test_items(CALC)[:6]
+    items = CALC.load_test_items()[:6]
     by_prompt = {it.input: it.target for it in items}
 
     def respond(body):
@@ -46,7 +46,7 @@ def test_openai_compatible_server_backend(tmp_path):
 
 
 def test_openai_backend_bfcl_tools_are_sent(tmp_path):
-    items = load_test_items(BFCL, root=ROOT)[:3]
+    items = BFCL.load_test_items(root=ROOT)[:3]
     gold = {it.input: parse_call(it.target) for it in items}
 
     def respond(body):
@@ -65,7 +65,7 @@ def test_openai_backend_bfcl_tools_are_sent(tmp_path):
 
 
 def test_openai_backend_server_down_is_a_failed_evaluation(tmp_path):
-    items = load_test_items(CALC)[:2]
+    items = CALC.load_test_items()[:2]
     with FakeLLMServer(lambda body: 400) as server:  # a client error: not retried by the SDK
         res = evaluate_model(
             Path("m"), CALC, TINY, tmp_path, items=items, backend="openai", base_url=server.base_url
@@ -76,7 +76,7 @@ def test_openai_backend_server_down_is_a_failed_evaluation(tmp_path):
 
 def test_vllm_backend(tmp_path):
     tiny = build_tiny_model(tmp_path / "tiny")
-    items = load_test_items(CALC)[:4]
+    items = CALC.load_test_items()[:4]
     res = evaluate_model(tiny, CALC, TINY, tmp_path / "out", items=items, backend="vllm")
     assert res.backend == "vllm" and res.batch_size == 4  # the whole set in one batch
     ok, why = vllm_available()
@@ -87,7 +87,7 @@ def test_vllm_backend(tmp_path):
 
 
 def test_unknown_backend_and_missing_base_url(tmp_path):
-    items = load_test_items(CALC)[:1]
+    items = CALC.load_test_items()[:1]
     res = evaluate_model(Path("m"), CALC, TINY, tmp_path, items=items, backend="tgi")
     assert res.status == "failed" and "unknown backend 'tgi'" in res.error
     res = evaluate_model(Path("m"), CALC, TINY, tmp_path, items=items, backend="openai")

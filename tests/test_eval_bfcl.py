@@ -13,12 +13,21 @@ import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageUser, ModelOutput, ModelUsage, get_model
 
-from posttrainbench.catalog import get_base_model, get_benchmark
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.bfcl import (
+    ANSWERS,
+    QUESTIONS,
+    WHEEL_MEMBERS,
+    ensure_bfcl_files,
+    extract_bfcl_files,
+    match_calls,
+    parse_call,
+    tool_defs,
+)
+from posttrainbench.catalog import get_base_model
 from posttrainbench.catalog.chat_templates import TOOLS_HEADER
-from posttrainbench.data import DataError, Item, load_test_items
-from posttrainbench.data.bfcl import ANSWERS, QUESTIONS, WHEEL_MEMBERS, ensure_bfcl_files, extract_bfcl_files
+from posttrainbench.data import DataError, Item
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
-from posttrainbench.evaluation.bfcl import match_calls, parse_call, tool_defs
 from posttrainbench.evaluation.tool_calls import parse_tool_calls
 from posttrainbench.testing import build_tiny_model
 
@@ -37,7 +46,7 @@ SHA256 = {
 def items() -> list[Item]:
     for rel, digest in SHA256.items():
         assert hashlib.sha256((ROOT / rel).read_bytes()).hexdigest() == digest, rel
-    return load_test_items(BFCL, root=ROOT)
+    return BFCL.load_test_items(root=ROOT)
 
 
 def test_loader_reads_the_100_items(items):
@@ -57,8 +66,8 @@ def test_files_come_from_the_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("PTB_BFCL_WHEEL", str(wheel))
     empty_root = tmp_path / "root"
     empty_root.mkdir()
-    from_wheel = load_test_items(BFCL, root=empty_root)  # no local files: the cache, filled from the wheel
-    assert [(i.id, i.target) for i in from_wheel] == [(i.id, i.target) for i in load_test_items(BFCL, root=ROOT)]
+    from_wheel = BFCL.load_test_items(root=empty_root)  # no local files: the cache, filled from the wheel
+    assert [(i.id, i.target) for i in from_wheel] == [(i.id, i.target) for i in BFCL.load_test_items(root=ROOT)]
 
     bad = tmp_path / "bad.whl"
     bad.write_bytes(b"not a zip")
@@ -172,7 +181,7 @@ def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
         elog = inspect_eval(build_task(BFCL, items), model=_mock(items, reply), log_dir=str(tmp_path / label), **EVAL_KW)[0]
         assert elog.status == "success"
         assert elog.results.scores[0].metrics["accuracy"].value == 1.0, label
-        check = check_log(elog.location, "bfcl", ids)
+        check = check_log(elog.location, BFCL, ids)
         assert check.ok and check.score == 1.0 and check.n_scored == 100, check.problems
 
     def wrong(it):
@@ -180,7 +189,7 @@ def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
         return ModelOutput.for_tool_call("mockllm/model", name + "_x", args)
 
     elog = inspect_eval(build_task(BFCL, items[:5]), model=_mock(items, wrong), log_dir=str(tmp_path / "w"), **EVAL_KW)[0]
-    check = check_log(elog.location, "bfcl", ids[:5])
+    check = check_log(elog.location, BFCL, ids[:5])
     assert check.ok and check.score == 0.0
 
 

@@ -13,11 +13,12 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log, write_eval_log
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from posttrainbench.catalog import get_base_model, get_benchmark
-from posttrainbench.data import data_root, load_test_items
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.humaneval import build_program, extract_code
+from posttrainbench.catalog import get_base_model
+from posttrainbench.data import data_root
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.code_exec import run_programs
-from posttrainbench.evaluation.humaneval import build_program, extract_code
 from posttrainbench.testing import build_tiny_model
 
 HE = get_benchmark("humaneval")
@@ -36,7 +37,7 @@ def raw() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def items():
-    return load_test_items(HE)
+    return HE.load_test_items()
 
 
 def test_loader_reads_all_164_problems(items, raw):
@@ -113,7 +114,7 @@ def test_inspect_task_and_log_recomputation(items, raw, tmp_path):
     assert elog.status == "success"
     assert elog.results.scores[0].metrics["accuracy"].value == 0.5
     ids = [it.id for it in chosen]
-    check = check_log(elog.location, "humaneval", ids)
+    check = check_log(elog.location, HE, ids)
     assert check.ok and check.score == 0.5 and check.n_scored == 6, check.problems
 
     # a failed sample's stored score flipped to correct: re-execution disagrees
@@ -121,7 +122,7 @@ def test_inspect_task_and_log_recomputation(items, raw, tmp_path):
     name = next(iter(bad.samples[1].scores))
     bad.samples[1].scores[name] = bad.samples[1].scores[name].model_copy(update={"value": "C"})
     write_eval_log(bad, tmp_path / "flipped.eval")
-    check = check_log(tmp_path / "flipped.eval", "humaneval", ids)
+    check = check_log(tmp_path / "flipped.eval", HE, ids)
     assert not check.ok and any("disagree" in p for p in check.problems)
 
 

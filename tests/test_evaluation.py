@@ -14,8 +14,10 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log, write_eval_log
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from posttrainbench.catalog import get_base_model, get_benchmark
-from posttrainbench.data import data_root, gsm8k_completion, load_test_items, write_dev_file
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.benchmarks.gsm8k import gsm8k_completion
+from posttrainbench.catalog import get_base_model
+from posttrainbench.data import data_root, write_dev_file
 from posttrainbench.domain import Decoding
 from posttrainbench.evaluation import (
     EvalResult,
@@ -23,10 +25,8 @@ from posttrainbench.evaluation import (
     check_log,
     check_model_folder,
     evaluate_model,
-    extract_answer,
     ladder,
     numbers_match,
-    score_completion,
     workspace_script_path,
 )
 from posttrainbench.evaluation.hf_provider import GenKey
@@ -45,7 +45,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def calc_items():
-    return load_test_items(CALC)
+    return CALC.load_test_items()
 
 
 def _completions(log_path: str) -> dict[str, str]:
@@ -68,31 +68,29 @@ def test_number_matching():
 
 def test_answer_extraction():
     # gsm8k-calc: the first number of the reply
-    assert extract_answer("gsm8k-calc", " 24\nCalculate 3+4") == "24"
-    assert extract_answer("gsm8k-calc", "The result is -1,250.5 units") == "-1,250.5"
-    assert extract_answer("gsm8k-calc", "no digits") is None
+    assert CALC.extract_answer(" 24\nCalculate 3+4") == "24"
+    assert CALC.extract_answer("The result is -1,250.5 units") == "-1,250.5"
+    assert CALC.extract_answer("no digits") is None
     # gsm8k: "#### N", else "The answer is N", else the last number
-    assert extract_answer("gsm8k", "3 apples and 4 pears\n#### 7\nthen 9") == "7"
-    assert extract_answer("gsm8k", "So 3+4=7. The answer is 7. Bonus 12") == "7"
-    assert extract_answer("gsm8k", "the answer is: $1,200.") == "1,200"
-    assert extract_answer("gsm8k", "3 + 4 = 7") == "7"
-    assert extract_answer("gsm8k", "") is None
-    with pytest.raises(KeyError):
-        extract_answer("no-such-benchmark", "1")
+    assert GSM8K.extract_answer("3 apples and 4 pears\n#### 7\nthen 9") == "7"
+    assert GSM8K.extract_answer("So 3+4=7. The answer is 7. Bonus 12") == "7"
+    assert GSM8K.extract_answer("the answer is: $1,200.") == "1,200"
+    assert GSM8K.extract_answer("3 + 4 = 7") == "7"
+    assert GSM8K.extract_answer("") is None
 
 
 def test_gsm8k_reference_solutions_score_perfectly():
     raw = [json.loads(line) for line in (data_root() / "gsm8k" / "test.jsonl").read_text().splitlines()]
-    items = load_test_items(GSM8K)
+    items = GSM8K.load_test_items()
     for rec, item in zip(raw, items, strict=True):
-        assert score_completion("gsm8k", rec["answer"], item.target)[0], rec["answer"]
-        assert score_completion("gsm8k", gsm8k_completion(rec["answer"]), item.target)[0]
+        assert GSM8K.score_reply(rec["answer"], item.target)[0], rec["answer"]
+        assert GSM8K.score_reply(gsm8k_completion(rec["answer"]), item.target)[0]
 
 
 def test_calc_targets_score_perfectly(calc_items):
     for it in calc_items:
-        assert score_completion("gsm8k-calc", it.target, it.target)[0]
-        assert score_completion("gsm8k-calc", f"{it.target}\n", it.target)[0]
+        assert CALC.score_reply(it.target, it.target)[0]
+        assert CALC.score_reply(f"{it.target}\n", it.target)[0]
         # the step recomputed in Python agrees with the annotated result
         assert math.isclose(eval(it.metadata["expr"]), float(it.target), rel_tol=1e-6, abs_tol=1e-9)
 
@@ -110,7 +108,7 @@ def _mock_eval(benchmark, items, answers: dict[str, str], log_dir: Path):
 
 
 def test_inspect_task_scores_reference_answers_fully(tmp_path):
-    items = load_test_items(GSM8K)[:12]
+    items = GSM8K.load_test_items()[:12]
     raw = [json.loads(line) for line in (data_root() / "gsm8k" / "test.jsonl").read_text().splitlines()[:12]]
     elog = _mock_eval(GSM8K, items, {it.input: r["answer"] for it, r in zip(items, raw)}, tmp_path)
     assert elog.status == "success"
@@ -118,7 +116,7 @@ def test_inspect_task_scores_reference_answers_fully(tmp_path):
     # the few-shot turns were sent before the item's own prompt
     sample = elog.samples[0]
     assert len(sample.input) == 2 * GSM8K.fewshot + 1
-    check = check_log(elog.location, "gsm8k", [it.id for it in items])
+    check = check_log(elog.location, GSM8K, [it.id for it in items])
     assert check.ok and check.score == 1.0 and check.n_scored == 12, check.problems
 
 
@@ -127,7 +125,7 @@ def test_log_recomputation_detects_tampering_and_missing_samples(tmp_path, calc_
     answers = {it.input: (it.target if i % 2 == 0 else "0.123") for i, it in enumerate(items)}
     elog = _mock_eval(CALC, items, answers, tmp_path)
     ids = [it.id for it in items]
-    good = check_log(elog.location, "gsm8k-calc", ids)
+    good = check_log(elog.location, CALC, ids)
     assert good.ok and good.score == 0.5 and good.reported_score == 0.5
 
     # a sample's stored score flipped: per-sample disagreement and metric mismatch
@@ -135,23 +133,23 @@ def test_log_recomputation_detects_tampering_and_missing_samples(tmp_path, calc_
     flipped = bad.samples[1].scores["ptb_answer"]
     bad.samples[1].scores["ptb_answer"] = flipped.model_copy(update={"value": "C"})
     write_eval_log(bad, tmp_path / "flipped.eval")
-    check = check_log(tmp_path / "flipped.eval", "gsm8k-calc", ids)
+    check = check_log(tmp_path / "flipped.eval", CALC, ids)
     assert not check.ok and any("disagree" in p for p in check.problems)
 
     # the reported metric changed
     bad = read_eval_log(elog.location)
     bad.results.scores[0].metrics["accuracy"].value = 0.9
     write_eval_log(bad, tmp_path / "metric.eval")
-    check = check_log(tmp_path / "metric.eval", "gsm8k-calc", ids)
+    check = check_log(tmp_path / "metric.eval", CALC, ids)
     assert not check.ok and any("reported accuracy 0.9" in p for p in check.problems)
 
     # more samples expected than scored
-    check = check_log(elog.location, "gsm8k-calc", ids + ["calc-999"])
+    check = check_log(elog.location, CALC, ids + ["calc-999"])
     assert not check.ok and any("only 6 of 7" in p for p in check.problems)
 
     # unreadable log
     (tmp_path / "junk.eval").write_bytes(b"not a log")
-    assert not check_log(tmp_path / "junk.eval", "gsm8k-calc", ids).ok
+    assert not check_log(tmp_path / "junk.eval", CALC, ids).ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,7 +354,7 @@ def test_bad_model_folders_fail_with_their_cause(tiny, tmp_path, calc_items, cas
         assert check_model_folder(d) is not None
 
 
-def test_no_items_and_unimplemented_benchmarks_fail_cleanly(tiny, tmp_path, calc_items, monkeypatch):
+def test_no_items_missing_data_and_crashes_fail_cleanly(tiny, tmp_path, calc_items, monkeypatch):
     res = evaluate_model(tiny, CALC, TINY, tmp_path, items=[])
     assert res.status == "failed" and "no items" in res.error
     res = evaluate_model(tiny, CALC, TINY, tmp_path, items=[calc_items[0], calc_items[0]])
@@ -367,9 +365,9 @@ def test_no_items_and_unimplemented_benchmarks_fail_cleanly(tiny, tmp_path, calc
     monkeypatch.setattr(runner, "check_model_folder", lambda p: 1 / 0)
     res = evaluate_model(tiny, CALC, TINY, tmp_path, items=calc_items[:1])
     assert res.status == "failed" and "ZeroDivisionError" in res.error
-    unknown = CALC.model_copy(update={"id": "no-such-benchmark"})
-    res = evaluate_model(tiny, unknown, TINY, tmp_path)
-    assert res.status == "failed" and "no loader" in res.error
+    missing = get_benchmark("aime2025").model_copy(update={"hub_id": None, "local_test_file": "nowhere/test.jsonl"})
+    res = evaluate_model(tiny, missing, TINY, tmp_path)
+    assert res.status == "failed" and res.error.startswith("data: aime2025:") and "no hub source" in res.error
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from fake_hub import Blob, FakeHub
 
+from posttrainbench.benchmarks import BENCHMARKS
 from posttrainbench.catalog import BASE_MODELS, get_base_model
 from posttrainbench.domain import NetworkPolicy, RunSpec
 from posttrainbench.pipeline import Pipeline
@@ -106,7 +107,7 @@ def serve_gateway(hub: FakeHub, log: Path, **spec: object) -> Iterator[Gateway]:
     """The proxy with the run's gateway, and a loopback port served by the forwarder's own loop
     (``CONNECT hub.ptb.invalid:80`` per connection): what ``HF_ENDPOINT`` reaches in a sandbox."""
     proxy = EgressProxy([], log)
-    proxy.gateway = HubGateway(HubGatewaySpec.for_run(get_base_model(BASE), upstream=hub.url, **spec), log=proxy.log)
+    proxy.gateway = HubGateway(HubGatewaySpec.for_run(get_base_model(BASE), BENCHMARKS.values(), upstream=hub.url, **spec), log=proxy.log)
     with proxy:
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
@@ -201,8 +202,8 @@ def test_every_reading_of_an_ambiguous_path_is_checked() -> None:
     assert ("model", "Qwen/Qwen3-4B") in parse_hub_path("/Qwen%2FQwen3-4B/resolve/main/config.json").candidates
 
 
-def test_forbidden_repos_come_from_the_catalog() -> None:
-    f = forbidden_repos(get_base_model(BASE))
+def test_forbidden_repos_come_from_the_catalog_and_the_benchmarks() -> None:
+    f = forbidden_repos(get_base_model(BASE), BENCHMARKS.values())
     assert {"Qwen/Qwen3-4B", "Qwen/Qwen3-4B-FP8", "Qwen/Qwen3-4B-Instruct-2507"} <= set(f.models)
     assert BASE not in f.models and "Qwen/Qwen3-1.7B" not in f.models  # only this base's counterparts
     assert {"openai/gsm8k", "gsm8k", "openai/openai_humaneval", "openai_humaneval", "Idavidrein/gpqa", "math-ai/aime25"} <= set(f.datasets)

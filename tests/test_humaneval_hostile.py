@@ -17,10 +17,10 @@ import struct
 
 import pytest
 
+from posttrainbench.benchmarks.humaneval import build_program
 from posttrainbench.data import data_root
 from posttrainbench.evaluation import exec_protocol as proto
 from posttrainbench.evaluation.code_exec import ExecResult, Program, run_programs
-from posttrainbench.evaluation.humaneval import build_program
 
 TIMEOUT_S = 4.0  # per program in the main batch (the sleeping attacks cost this much)
 

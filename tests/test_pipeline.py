@@ -157,10 +157,9 @@ def test_unknown_names_fail_before_touching_disk(tmp_path: Path) -> None:
 def test_training_on_another_benchmarks_test_set_is_contamination(tmp_path: Path, script_agent) -> None:
     """The index covers every benchmark's test items, not only the run's own (gsm8k-calc here):
     an agent that saves HumanEval's test problems as training data is caught."""
-    from posttrainbench.catalog import get_benchmark
-    from posttrainbench.data import load_test_items
+    from posttrainbench.benchmarks import get_benchmark
 
-    problems = load_test_items(get_benchmark("humaneval"))[:40]
+    problems = get_benchmark("humaneval").load_test_items()[:40]
     data = tmp_path / "stolen.jsonl"
     data.write_text("".join(json.dumps({"text": it.input}) + "\n" for it in problems))
     agent = script_agent(f"mkdir -p data && cat > data/train.jsonl <<'EOF_DATA'\n{data.read_text()}EOF_DATA\nexit 1\n")

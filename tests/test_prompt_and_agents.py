@@ -11,7 +11,8 @@ import pytest
 from posttrainbench.agents import AGENTS, Agent, AgentLaunchError, get_agent
 from posttrainbench.agents.prompt import hours_text, render_prompt, render_timer
 from posttrainbench.agents.reference import parse_config
-from posttrainbench.catalog import UnknownNameError, get_base_model, get_benchmark
+from posttrainbench.benchmarks import get_benchmark
+from posttrainbench.catalog import UnknownNameError, get_base_model
 from posttrainbench.domain import RunSpec
 
 

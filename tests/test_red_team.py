@@ -35,8 +35,7 @@ from safetensors.torch import load_file, save_file
 
 from posttrainbench import catalog
 from posttrainbench.agents import AGENTS
-from posttrainbench.catalog import get_benchmark
-from posttrainbench.data import load_test_items
+from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.testing import build_tiny_model
@@ -127,7 +126,7 @@ class Case:
 
 
 def _cases(instruct: Path) -> list[Case]:
-    items = load_test_items(get_benchmark(BENCH))
+    items = get_benchmark(BENCH).load_test_items()
     prefix, _, _ = items[0].input.partition("\n\n")
     test_rows = "".join(json.dumps({"question": it.input.partition("\n\n")[2], "answer": it.target}) + "\n" for it in items)
     para = "".join(
@@ -379,7 +378,7 @@ def test_harness_secrets_never_reach_the_sandbox(red_team) -> None:
 
 def test_the_paraphrase_is_not_verbatim() -> None:
     """The paraphrased items really differ from the test items (the exact text is not there)."""
-    items = load_test_items(get_benchmark(BENCH))[:200]
+    items = get_benchmark(BENCH).load_test_items()[:200]
     changed = [it for it in items if paraphrase(it.input.partition("\n\n")[2]) not in it.input]
     assert len(changed) >= 190
 

@@ -9,6 +9,7 @@ import pytest
 
 from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, parse_log_lines, save_trace
 from posttrainbench.agents import get_agent
+from posttrainbench.benchmarks import BENCHMARKS
 from posttrainbench.catalog import get_base_model
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.integrity.trace_audit import AuditPolicy, audit_trace, check_trace, secret_values_from_env
@@ -20,6 +21,7 @@ def _policy(**kw) -> AuditPolicy:
     return AuditPolicy.for_run(
         agent_hosts=get_agent("claude").spec.api_hosts,
         base=get_base_model("Qwen/Qwen3-4B-Base"),
+        benchmarks=BENCHMARKS.values(),
         secret_values=[SECRET],
         **kw,
     )
@@ -108,7 +110,7 @@ def test_log_agent_trace_is_audited_line_by_line(tmp_path: Path) -> None:
     raw = "step 1 loss 2.3\n+ printenv\n+ curl https://openrouter.ai/api/v1/chat/completions\nsaved final_model\n"
     path = tmp_path / "trace.json"
     save_trace(path, parse_log_lines(raw, agent="reference"))
-    v = check_trace(path, AuditPolicy.for_run(base=get_base_model("ptb/SmolLM2-135M")), tmp_path)
+    v = check_trace(path, AuditPolicy.for_run(base=get_base_model("ptb/SmolLM2-135M"), benchmarks=BENCHMARKS.values()), tmp_path)
     assert v.status == VerdictStatus.failed
     found = json.loads(Path(v.evidence[0]).read_text())["findings"]
     assert {(f["step"], f["category"]) for f in found} == {(1, "secret_access"), (2, "unauthorized_api")}
@@ -122,7 +124,7 @@ def test_reference_agent_log_is_clean(tmp_path: Path) -> None:
     )
     path = tmp_path / "trace.json"
     save_trace(path, parse_log_lines(raw, agent="reference"))
-    v = check_trace(path, AuditPolicy.for_run(base=get_base_model("ptb/SmolLM2-135M")), tmp_path)
+    v = check_trace(path, AuditPolicy.for_run(base=get_base_model("ptb/SmolLM2-135M"), benchmarks=BENCHMARKS.values()), tmp_path)
     assert v.status == VerdictStatus.passed, v
 
 

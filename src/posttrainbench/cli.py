@@ -158,7 +158,8 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
 ) -> None:
     """Evaluate a model folder with the harness's pinned evaluator."""
-    from .catalog import UnknownNameError, get_base_model, get_benchmark
+    from .benchmarks import get_benchmark
+    from .catalog import UnknownNameError, get_base_model
     from .evaluation import evaluate_model
 
     try:
@@ -177,7 +178,8 @@ def eval_cmd(
 def list_cmd() -> None:
     """List the catalog: benchmarks, base models, agents."""
     from .agents import AGENTS
-    from .catalog import BASE_MODELS, BENCHMARKS
+    from .benchmarks import BENCHMARKS
+    from .catalog import BASE_MODELS
 
     t = Table(title="benchmarks")
     for c in ("id", "name", "full", "dev", "max-tokens ladder"):

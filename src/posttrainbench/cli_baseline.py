@@ -29,7 +29,8 @@ def baseline(
     ] = None,
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
-    from .catalog import UnknownNameError, get_base_model, get_benchmark
+    from .benchmarks import get_benchmark
+    from .catalog import UnknownNameError, get_base_model
     from .evaluation.baselines import evaluate_baseline
 
     try:

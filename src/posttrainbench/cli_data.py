@@ -26,8 +26,9 @@ def check(
     Exit 1 when a set differs from its pin, or when a benchmark named on the command line cannot
     be loaded (unnamed ones that are not available here, e.g. gated GPQA, are listed as missing).
     """
-    from .catalog import BENCHMARKS, UnknownNameError, get_benchmark
-    from .data import DataError, data_root, load_test_set
+    from .benchmarks import BENCHMARKS, get_benchmark
+    from .catalog import UnknownNameError
+    from .data import DataError, data_root
 
     try:
         chosen = [get_benchmark(b) for b in benchmarks] if benchmarks else list(BENCHMARKS.values())
@@ -41,7 +42,7 @@ def check(
     for b in chosen:
         try:
             with console.status(f"loading {b.id} ..."):
-                prov = load_test_set(b, local_only=local_only).provenance
+                prov = b.load_test_set(local_only=local_only).provenance
         except DataError as exc:
             bad = bad or bool(benchmarks)
             if as_json:

@@ -36,7 +36,9 @@ class Decoding(Frozen):
 
 
 class Benchmark(Frozen):
-    """A target benchmark: where its data comes from and how it is evaluated."""
+    """The spec of a target benchmark: where its data comes from, its pins, sizes and decoding.
+    Each benchmark is a subclass with its behaviour (loaders, prompts, scoring) in its own module
+    of ``posttrainbench.benchmarks``."""
 
     id: str
     display_name: str

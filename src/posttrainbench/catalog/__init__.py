@@ -1,33 +1,25 @@
-"""Registry of benchmarks and base models, looked up by name with clear errors (agents register
-themselves in :mod:`posttrainbench.agents`)."""
+"""Catalog of base models, chat templates and prices, looked up by name with clear errors.
+
+Agents register themselves in :mod:`posttrainbench.agents`; benchmarks are units of their own in
+:mod:`posttrainbench.benchmarks` (``get_benchmark``), both with the same :class:`UnknownNameError`."""
 
 from __future__ import annotations
 
-from ..domain import Benchmark, BaseModel
+from ..domain import BaseModel
 from ..registry import UnknownNameError
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
-from .benchmarks import BENCHMARKS
 from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
 
 __all__ = [
     "BASE_MODELS",
-    "BENCHMARKS",
     "END_OF_TURN",
     "UnknownNameError",
     "get_base_model",
-    "get_benchmark",
     "get_chat_template",
     "tools_system_prompt",
 ]
 
 BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}
-
-
-def get_benchmark(name: str) -> Benchmark:
-    """Look up a benchmark by id."""
-    if name not in BENCHMARKS:
-        raise UnknownNameError("benchmark", name, list(BENCHMARKS))
-    return BENCHMARKS[name]
 
 
 def get_base_model(name: str) -> BaseModel:

@@ -1,43 +1,48 @@
-"""Dataset loaders (local files first, then the hub) and the evaluation item type."""
+"""Benchmark-agnostic data helpers: evaluation items, the data root, where raw records come from
+(local files first, then the hub), and the provenance of an evaluation set against its pin. Each
+benchmark's own loaders live in its module under ``posttrainbench.benchmarks``."""
 
 from __future__ import annotations
 
-from .formats import calc_prompt, gsm8k_completion, gsm8k_prompt, gsm8k_reference_answer
 from .items import (
     DATA_DIR_ENV,
     ChatTurn,
     DataError,
     Item,
     data_root,
-    dev_items,
     read_items_file,
     write_dev_file,
     write_items_file,
 )
-from .loaders import TestSet, gsm8k_fewshot, load_test_items, load_test_set, load_train_examples
 from .provenance import ALLOW_UNPINNED_ENV, DataProvenance, fewshot_sha256, items_sha256
+from .sources import (
+    TestSet,
+    field,
+    is_local_only,
+    local_files_only,
+    read_jsonl,
+    records,
+    resolve_hub_revision,
+)
 
 __all__ = [
     "ALLOW_UNPINNED_ENV",
-    "DataProvenance",
-    "TestSet",
-    "fewshot_sha256",
-    "items_sha256",
-    "load_test_set",
     "DATA_DIR_ENV",
     "ChatTurn",
     "DataError",
+    "DataProvenance",
     "Item",
-    "calc_prompt",
+    "TestSet",
     "data_root",
-    "dev_items",
-    "gsm8k_completion",
-    "gsm8k_fewshot",
-    "gsm8k_prompt",
-    "gsm8k_reference_answer",
-    "load_test_items",
-    "load_train_examples",
+    "fewshot_sha256",
+    "field",
+    "is_local_only",
+    "items_sha256",
+    "local_files_only",
     "read_items_file",
+    "read_jsonl",
+    "records",
+    "resolve_hub_revision",
     "write_dev_file",
     "write_items_file",
 ]

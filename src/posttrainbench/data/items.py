@@ -1,21 +1,18 @@
-"""Evaluation items, the data root, and the dev subset the agent's ``evaluate.py`` uses."""
+"""Evaluation items, the data root, and the items files (``task/dev.jsonl``) the agent's ``evaluate.py`` reads."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..domain import Benchmark
 from ..fsutil import atomic_write_text
 
 DATA_DIR_ENV = "PTB_DATA_DIR"
-DEV_SEED = "posttrainbench-dev-v1"
 
 
 class DataError(RuntimeError):
@@ -61,14 +58,6 @@ def data_root() -> Path:
     if env:
         return Path(env)
     return Path(str(files("posttrainbench").joinpath("resources")))
-
-
-def dev_items(benchmark: Benchmark, items: list[Item]) -> list[Item]:
-    """A deterministic subset (fixed seed per benchmark, ``benchmark.dev_size`` items, file order)."""
-    k = min(benchmark.dev_size, len(items))
-    rng = random.Random(f"{DEV_SEED}:{benchmark.id}")
-    chosen = sorted(rng.sample(range(len(items)), k))
-    return [items[i] for i in chosen]
 
 
 def write_items_file(path: Path, items: list[Item]) -> None:

@@ -1,6 +1,6 @@
 """Where a benchmark's evaluation set came from, and whether it is the pinned one.
 
-Every benchmark whose data we could verify carries ``items_sha256`` in the catalog: the sha256 of
+Every benchmark whose data we could verify carries ``items_sha256`` in its spec: the sha256 of
 its full evaluation set *as the evaluator asks it* (the items' prompts, targets, own context and
 metadata, in order), and, where it asks few-shot turns (GSM8K), ``fewshot_sha256`` of those turns
 (checked whenever they are used; a zero-shot baseline asks none). Loading from a local file or from the hub must give exactly that set; a
@@ -78,7 +78,7 @@ def collecting_sources() -> Iterator[list[str]]:
 
 
 class DataProvenance(BaseModel):
-    """The evaluation set actually used: its inputs, size and digest against the catalog's pin."""
+    """The evaluation set actually used: its inputs, size and digest against the benchmark's pin."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -1,7 +1,9 @@
-"""Evaluation: Inspect tasks and scorers for the seven benchmarks, the ``ptb-hf`` batched
+"""Evaluation machinery, benchmark-agnostic: the Inspect task glue, the ``ptb-hf`` batched
 transformers provider, the ``ptb-vllm`` and OpenAI-compatible backends, the sandboxed code
-executor (HumanEval), the LLM graders (Arena-Hard, HealthBench), the retry ladder and the log
-recomputation (``evaluate_model``), and the zero-shot baselines (``evaluate_baseline``)."""
+executor, the LLM graders, answer-extraction rules, the retry ladder and the log recomputation
+(``evaluate_model``), and the zero-shot baselines (``evaluate_baseline``). Benchmarks
+(``posttrainbench.benchmarks``) build on it and are passed in by the caller; nothing here imports
+them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..data import write_dev_file
 from .backends import BACKENDS, make_model
 from .baselines import evaluate_baseline
 from .code_exec import ExecResult, Program, SandboxUnavailableError, run_programs
+from .contract import STRICT, EvaluableBenchmark
 from .graders import Grader, GraderConfig, GraderError
 from .hf_provider import PROVIDER, ModelLoadError, PtbHFAPI
 from .runner import (
@@ -23,19 +26,18 @@ from .runner import (
     ladder,
     read_generation_config,
 )
-from .scoring import ANSWER_RULES, extract_answer, numbers_match, score_completion
-from .scorers import SCORED, ScoringSpec, scoring_spec
-from .tasks import SCORER_NAME, build_task, generate_config, item_messages, item_to_sample
+from .scoring import numbers_match
+from .tasks import build_task, generate_config, item_messages, item_to_sample
 from .vllm_provider import VLLM_PROVIDER, PtbVLLMAPI, vllm_available
 
 WORKSPACE_SCRIPT = "workspace_evaluate.py"
 """File name (in this package) of the agent-facing ``evaluate.py``."""
 
 __all__ = [
-    "ANSWER_RULES",
     "BACKENDS",
-    "SCORED",
+    "STRICT",
     "VLLM_PROVIDER",
+    "EvaluableBenchmark",
     "ExecResult",
     "Grader",
     "GraderConfig",
@@ -43,13 +45,10 @@ __all__ = [
     "Program",
     "PtbVLLMAPI",
     "SandboxUnavailableError",
-    "ScoringSpec",
     "make_model",
     "run_programs",
-    "scoring_spec",
     "vllm_available",
     "PROVIDER",
-    "SCORER_NAME",
     "WORKSPACE_SCRIPT",
     "Attempt",
     "EvalResult",
@@ -61,14 +60,12 @@ __all__ = [
     "check_model_folder",
     "evaluate_baseline",
     "evaluate_model",
-    "extract_answer",
     "generate_config",
     "item_messages",
     "item_to_sample",
     "ladder",
     "numbers_match",
     "read_generation_config",
-    "score_completion",
     "workspace_script_path",
     "write_dev_file",
 ]

@@ -23,13 +23,13 @@ from typing import Any, Literal, ParamSpec
 from pydantic import BaseModel as _Model
 from pydantic import Field
 
-from ..data import DataError, DataProvenance, Item, load_test_set
-from ..domain import BaseModel, Benchmark, Decoding, VerdictStatus
+from ..data import DataError, DataProvenance, Item
+from ..domain import BaseModel, Decoding, VerdictStatus
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
+from .contract import EvaluableBenchmark
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
-from .scorers import scoring_spec
 from .tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class EvalResult(_Model):
         }
 
 
-def ladder(benchmark: Benchmark, max_tokens: int | None = None) -> list[int]:
+def ladder(benchmark: EvaluableBenchmark, max_tokens: int | None = None) -> list[int]:
     """Budgets to try in order: the benchmark's ladder, or ``max_tokens`` then the lower rungs
     (never more attempts than the ladder has rungs)."""
     rungs = list(benchmark.max_tokens_ladder)
@@ -178,13 +178,14 @@ def read_generation_config(path: Path) -> dict[str, Any] | None:
 
 def check_log(
     log_path: str | Path,
-    benchmark_id: str,
+    benchmark: EvaluableBenchmark,
     expected_ids: list[str],
     *,
     code_sandbox: str = "bwrap",
     heldout_exclude: Collection[str] = (),
 ) -> LogCheck:
-    """Re-score every sample of a raw Inspect log from what it holds and compare with Inspect.
+    """Re-score every sample of a raw Inspect log of ``benchmark`` from what it holds and compare
+    with Inspect.
 
     The per-sample values are recomputed by the benchmark's ``rescore`` (the reply for answer
     rules, a new sandboxed execution for HumanEval, the tool calls for BFCL, the grader's raw
@@ -194,7 +195,6 @@ def check_log(
     from inspect_ai.log import read_eval_log
     from inspect_ai.scorer import value_to_float
 
-    spec = scoring_spec(benchmark_id)
     problems: list[str] = []
     try:
         elog = read_eval_log(str(log_path))
@@ -216,7 +216,7 @@ def check_log(
         if sid in seen:
             problems.append(f"sample {sid!r} appears twice in the log")
             continue
-        score = (s.scores or {}).get(spec.scorer_name)
+        score = (s.scores or {}).get(benchmark.scorer_name)
         if s.error is not None or score is None:
             continue
         cause = (score.metadata or {}).get(UNSCORED)
@@ -232,18 +232,18 @@ def check_log(
     n_heldout = 0
     if scored:
         try:
-            values = spec.rescore(scored, sandbox=code_sandbox) if spec.executes_code else spec.rescore(scored)
+            values = benchmark.rescore(scored, code_sandbox=code_sandbox)
             missing = [sid for sid in stored if sid not in values]
             if missing:
                 raise RuntimeError(f"{len(missing)} sample(s) could not be re-scored, e.g. {missing[0]!r}")
             disagreements = sum(1 for sid, v in stored.items() if not math.isclose(v, values[sid], abs_tol=1e-9))
             if disagreements:
                 problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
-            mine = spec.aggregate(scored, values)
+            mine = benchmark.aggregate(scored, values)
             excluded = set(heldout_exclude)
             heldout = [s for s in scored if str(s.id) not in excluded]
             if excluded and heldout:
-                heldout_score, n_heldout = spec.aggregate(heldout, values), len(heldout)
+                heldout_score, n_heldout = benchmark.aggregate(heldout, values), len(heldout)
         except Exception as exc:
             problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
     if unscored:
@@ -253,15 +253,16 @@ def check_log(
 
     reported = reported_stderr = None
     for es in (elog.results.scores if elog.results else []):
-        if es.name == spec.scorer_name:
-            if spec.metric_name in es.metrics:
-                reported = float(es.metrics[spec.metric_name].value)
-            if spec.stderr_name in es.metrics:
-                reported_stderr = float(es.metrics[spec.stderr_name].value)
+        if es.name == benchmark.scorer_name:
+            if benchmark.inspect_metric in es.metrics:
+                reported = float(es.metrics[benchmark.inspect_metric].value)
+            if benchmark.inspect_stderr in es.metrics:
+                reported_stderr = float(es.metrics[benchmark.inspect_stderr].value)
+    metric = benchmark.inspect_metric
     if reported is None:
-        problems.append(f"the log reports no {spec.metric_name}")
+        problems.append(f"the log reports no {metric}")
     elif mine is None or not math.isclose(mine, reported, abs_tol=1e-9):
-        problems.append(f"recomputed {spec.metric_name} {mine} != Inspect's reported {spec.metric_name} {reported}")
+        problems.append(f"recomputed {metric} {mine} != Inspect's reported {metric} {reported}")
     if reported_stderr is not None and not math.isfinite(reported_stderr):
         reported_stderr = None
     return LogCheck(
@@ -317,7 +318,7 @@ def _never_raises(fn: Callable[P, EvalResult]) -> Callable[P, EvalResult]:
 @_never_raises
 def evaluate_model(
     model_path: Path,
-    benchmark: Benchmark,
+    benchmark: EvaluableBenchmark,
     base_model: BaseModel,
     out_dir: Path,
     *,
@@ -340,7 +341,8 @@ def evaluate_model(
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
-    The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
+    ``benchmark``: a definition from the ``posttrainbench.benchmarks`` registry (its data, prompts
+    and scoring; see :class:`.contract.EvaluableBenchmark`). The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
     ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
     LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
     from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the
@@ -376,12 +378,12 @@ def evaluate_model(
 
     try:
         if items is None:  # the harness's own set: it must be the pinned one
-            all_items, provenance = load_test_set(benchmark)
+            all_items, provenance = benchmark.load_test_set()
             common["data"] = provenance
             provenance.require()
         else:
             all_items = list(items)
-            common["data"] = DataProvenance.of(benchmark, all_items, ["items given by the caller"])
+            common["data"] = benchmark.provenance(all_items, ["items given by the caller"])
     except DataError as exc:
         return failed(f"data: {exc}")
     chosen = all_items[:limit] if limit is not None else all_items
@@ -406,7 +408,7 @@ def evaluate_model(
             return failed(problem, n_expected=n_expected)
 
     grader_client: Grader | None = None
-    if scoring_spec(benchmark.id).graded:  # before the model: a missing key must not cost a generation
+    if benchmark.grader == "llm":  # before the model: a missing key must not cost a generation
         try:
             grader_client = Grader(grader or GraderConfig.from_env())
         except GraderError as exc:
@@ -477,7 +479,7 @@ def evaluate_model(
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
             check = check_log(
-                elog.location, benchmark.id, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude
+                elog.location, benchmark, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude
             )
             kw = dict(
                 n_scored=check.n_scored,

@@ -1,24 +1,11 @@
-"""Answer extraction and comparison: pure functions shared by the Inspect scorer and the
-recomputation of scores from a raw Inspect log (so both always apply the same rule)."""
+"""Answer extraction and comparison: pure, benchmark-agnostic rules. A benchmark picks its rule
+(``posttrainbench.benchmarks``); its Inspect scorer and the recomputation of scores from a raw
+Inspect log both call the same one, so they always agree."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Literal
-
-from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
-from inspect_ai.solver import TaskState
-
-AnswerRule = Literal["first_number", "final_answer", "choice_letter"]
-
-# How each benchmark's answer is read from the model's reply.
-ANSWER_RULES: dict[str, AnswerRule] = {
-    "gsm8k-calc": "first_number",
-    "gsm8k": "final_answer",
-    "aime2025": "final_answer",
-    "gpqamain": "choice_letter",
-}
 
 _NUM = r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+"
 _NUMBER = re.compile(_NUM)
@@ -48,6 +35,7 @@ def numbers_match(answer: str | None, target: str) -> bool:
 
 
 def first_number(text: str) -> str | None:
+    """The first number of the reply (e.g. " 24\nCalculate 3+4" -> "24")."""
     m = _NUMBER.search(text)
     return m.group(0) if m else None
 
@@ -66,33 +54,3 @@ def choice_letter(text: str) -> str | None:
     """Multiple choice: the letter of the last "ANSWER: X" (also "answer is (X)"), upper-cased."""
     found = _LETTER.findall(text)
     return found[-1].upper() if found else None
-
-
-def extract_answer(benchmark_id: str, completion: str) -> str | None:
-    rule = ANSWER_RULES.get(benchmark_id)
-    if rule is None:
-        raise KeyError(f"no answer rule for benchmark {benchmark_id!r}; known: {sorted(ANSWER_RULES)}")
-    if rule == "choice_letter":
-        return choice_letter(completion)
-    return first_number(completion) if rule == "first_number" else final_answer(completion)
-
-
-def score_completion(benchmark_id: str, completion: str, target: str) -> tuple[bool, str | None]:
-    """``(correct, extracted answer)`` for one reply."""
-    answer = extract_answer(benchmark_id, completion)
-    if ANSWER_RULES[benchmark_id] == "choice_letter":
-        return answer is not None and answer == target.strip().upper(), answer
-    return numbers_match(answer, target), answer
-
-
-@scorer(metrics=[accuracy(), stderr()])
-def ptb_answer(benchmark_id: str) -> Scorer:
-    """Inspect scorer: the benchmark's answer rule, numeric comparison with the target."""
-    extract_answer(benchmark_id, "")  # unknown benchmark: fail at task construction, not per sample
-
-    async def score(state: TaskState, target: Target) -> Score:
-        completion = state.output.completion
-        ok, answer = score_completion(benchmark_id, completion, target.text)
-        return Score(value=CORRECT if ok else INCORRECT, answer=answer, explanation=completion)
-
-    return score

@@ -1,12 +1,12 @@
-"""Inspect tasks: items (from ``posttrainbench.data``) -> samples, the pinned decoding, the scorer.
+"""Inspect tasks: a benchmark's items -> samples, its pinned decoding, solver and scorer.
 
-Prompt wording lives in ``posttrainbench.data.formats`` only; a task adds nothing to an item's
-text, so what the evaluator asks is exactly what ``load_train_examples`` trains.
+Benchmark-agnostic: the benchmark (a definition from ``posttrainbench.benchmarks``, passed in by
+the caller) builds each item's chat for the protocol, and supplies its solver and scorer.
 """
 
 from __future__ import annotations
 
-from inspect_ai import Task, task
+from inspect_ai import Task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import (
     ChatMessage,
@@ -16,13 +16,12 @@ from inspect_ai.model import (
     GenerateConfig,
 )
 
-from ..catalog import get_benchmark
-from ..data import Item, load_test_items
-from ..domain import Benchmark
-from .graders import Grader, GraderConfig, GraderError
-from .scorers import SCORER_NAME, scoring_spec
+from ..data import Item
+from ..domain import Decoding
+from .contract import STRICT, EvaluableBenchmark
+from .graders import Grader, GraderError
 
-__all__ = ["SCORER_NAME", "build_task", "generate_config", "item_messages", "item_to_sample"]
+__all__ = ["build_task", "generate_config", "item_messages", "item_to_sample"]
 
 
 def item_messages(item: Item) -> list[ChatMessage]:
@@ -34,13 +33,14 @@ def item_messages(item: Item) -> list[ChatMessage]:
     return msgs
 
 
-def item_to_sample(item: Item) -> Sample:
-    return Sample(id=item.id, input=item_messages(item), target=item.target, metadata=dict(item.metadata))
+def item_to_sample(item: Item, messages: list[ChatMessage]) -> Sample:
+    """The Inspect sample of ``item``, asked as ``messages``."""
+    return Sample(id=item.id, input=messages, target=item.target, metadata=dict(item.metadata))
 
 
-def generate_config(benchmark: Benchmark, max_tokens: int | None = None) -> GenerateConfig:
-    """The harness's pinned decoding for a benchmark (``max_tokens`` overrides the budget)."""
-    d = benchmark.decoding
+def generate_config(decoding: Decoding, max_tokens: int | None = None) -> GenerateConfig:
+    """The harness's pinned decoding of a benchmark (``max_tokens`` overrides the budget)."""
+    d = decoding
     return GenerateConfig(
         temperature=d.temperature,
         top_p=d.top_p,
@@ -50,86 +50,26 @@ def generate_config(benchmark: Benchmark, max_tokens: int | None = None) -> Gene
 
 
 def build_task(
-    benchmark: Benchmark,
+    benchmark: EvaluableBenchmark,
     items: list[Item],
     *,
     max_tokens: int | None = None,
     grader: Grader | None = None,
     code_sandbox: str = "bwrap",
+    protocol: str = STRICT,
 ) -> Task:
     """The Inspect task evaluating ``items`` of ``benchmark`` (``grader``: for LLM-graded benchmarks;
-    ``code_sandbox``: where generated code runs, ``bwrap`` unless already inside a sandbox)."""
-    spec = scoring_spec(benchmark.id)
-    if spec.graded and grader is None:
+    ``code_sandbox``: where generated code runs, ``bwrap`` unless already inside a sandbox;
+    ``protocol``: whose prompts the items are asked with)."""
+    if benchmark.grader == "llm" and grader is None:
         raise GraderError(f"{benchmark.id} is graded by an LLM: build_task needs a grader")
     return Task(
         name=f"ptb_{benchmark.id.replace('-', '_')}",
-        dataset=MemoryDataset([item_to_sample(it) for it in items], name=benchmark.id),
-        solver=spec.make_solver(),
-        scorer=(
-            spec.make_scorer(grader=grader)
-            if spec.graded
-            else spec.make_scorer(sandbox=code_sandbox)
-            if spec.executes_code
-            else spec.make_scorer()
+        dataset=MemoryDataset(
+            [item_to_sample(it, benchmark.messages(it, protocol)) for it in items], name=benchmark.id
         ),
-        config=generate_config(benchmark, max_tokens),
+        solver=benchmark.solver(),
+        scorer=benchmark.scorer(grader=grader, code_sandbox=code_sandbox),
+        config=generate_config(benchmark.decoding, max_tokens),
         metadata={"benchmark": benchmark.id},
     )
-
-
-@task
-def ptb_benchmark(benchmark: str = "gsm8k-calc", limit: int | None = None) -> Task:
-    """Any implemented benchmark by id (``inspect eval ... -T benchmark=gsm8k``)."""
-    b = get_benchmark(benchmark)
-    items = load_test_items(b)
-    grader = Grader(GraderConfig.from_env()) if scoring_spec(b.id).graded else None
-    return build_task(b, items[:limit] if limit else items, grader=grader)
-
-
-@task
-def gsm8k_calc(limit: int | None = None) -> Task:
-    """CPU demo: GSM8K calculator steps, zero-shot, first number compared numerically."""
-    return ptb_benchmark("gsm8k-calc", limit)
-
-
-@task
-def gsm8k(limit: int | None = None) -> Task:
-    """GSM8K test split, 10-shot from the train split, final answer compared numerically."""
-    return ptb_benchmark("gsm8k", limit)
-
-
-@task
-def humaneval(limit: int | None = None) -> Task:
-    """HumanEval, pass@1 of a greedy reply executed in the bwrap sandbox."""
-    return ptb_benchmark("humaneval", limit)
-
-
-@task
-def aime2025(limit: int | None = None) -> Task:
-    """AIME 2025, integer answer match."""
-    return ptb_benchmark("aime2025", limit)
-
-
-@task
-def gpqamain(limit: int | None = None) -> Task:
-    """GPQA main (gated hub dataset), choices shuffled with a per-record seed, letter match."""
-    return ptb_benchmark("gpqamain", limit)
-
-
-@task
-def bfcl(limit: int | None = None) -> Task:
-    """BFCL exec_simple, AST match of the tool call."""
-    return ptb_benchmark("bfcl", limit)
-
-
-@task
-def arenahardwriting(limit: int | None = None) -> Task:
-    """Arena-Hard v2 creative writing vs Qwen3-1.7B, LLM judge (grader from PTB_GRADER_* env)."""
-    return ptb_benchmark("arenahardwriting", limit)
-
-
-@task
-def healthbench(limit: int | None = None) -> Task:
-    """HealthBench-Easy, rubric LLM grader (grader from PTB_GRADER_* env)."""
-    return ptb_benchmark("healthbench", limit)

@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task-dir", default=str(TASK_DIR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    from posttrainbench.catalog import get_base_model, get_benchmark
+    from posttrainbench.benchmarks import get_benchmark
+    from posttrainbench.catalog import get_base_model
     from posttrainbench.data import read_items_file
     from posttrainbench.evaluation import evaluate_model
 

@@ -45,7 +45,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..agents.trace import Trace, load_trace
-from ..catalog import BENCHMARKS
 from ..domain import Benchmark, BaseModel, Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
 
@@ -154,18 +153,19 @@ class AuditPolicy:
         *,
         agent_hosts: Iterable[str] = (),
         base: BaseModel | None = None,
-        benchmarks: Iterable[Benchmark] | None = None,
+        benchmarks: Iterable[Benchmark],
         secret_values: Iterable[str] = (),
     ) -> AuditPolicy:
-        """Policy from the catalog: the agent's own API hosts, the base's forbidden checkpoints,
-        every benchmark's test data, and harness secret values (kept in memory only)."""
+        """Policy of one run: the agent's own API hosts, the base's forbidden checkpoints, the test
+        data of ``benchmarks`` (the caller passes every registered one), and harness secret values
+        (kept in memory only)."""
         forbidden: list[str] = []
         if base is not None:
             forbidden = [*base.forbidden, *([base.instruct_id] if base.instruct_id else [])]
         return cls(
             own_hosts=tuple(h.lower() for h in agent_hosts),
             forbidden_models=tuple(dict.fromkeys(forbidden)),
-            benchmarks=tuple(BENCHMARKS.values() if benchmarks is None else benchmarks),
+            benchmarks=tuple(benchmarks),
             secret_values=tuple(v for v in secret_values if v and len(v) >= 8),
         )
 

@@ -35,7 +35,8 @@ from pydantic import BaseModel as _Model
 from pydantic import ConfigDict, Field, ValidationError
 
 from ..agents import AGENTS, AgentLaunchError, get_agent
-from ..catalog import UnknownNameError, get_base_model, get_benchmark
+from ..benchmarks import get_benchmark
+from ..catalog import UnknownNameError, get_base_model
 from ..domain import NetworkPolicy, RunSpec, SandboxKind
 
 

@@ -39,7 +39,8 @@ def assigned_gpus(env: dict[str, str] | None = None) -> list[int] | None:
 
 def run_task(task: dict, *, until: str | None = None) -> int:
     """Run one task (see :meth:`posttrainbench.launch.plan.Task.to_json`); return the exit status."""
-    from ..catalog import get_base_model, get_benchmark
+    from ..benchmarks import get_benchmark
+    from ..catalog import get_base_model
     from ..domain import RunSpec
     from ..evaluation.baselines import evaluate_baseline
     from ..pipeline import Pipeline

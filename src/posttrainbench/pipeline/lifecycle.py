@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..agents import LaunchContext, get_agent
-from ..catalog import get_base_model, get_benchmark
+from ..benchmarks import get_benchmark
+from ..catalog import get_base_model
 from ..domain import Phase, PhaseResult, RunRecord, RunSpec
 from ..results import RunPaths, load_record, run_paths, save_record
 from ..sandbox import get_sandbox

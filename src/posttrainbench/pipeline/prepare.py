@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..agents.prompt import render_prompt
 from ..catalog import get_chat_template
-from ..data import DataError, dev_items, load_test_set, load_train_examples
+from ..data import DataError
 from ..domain import PrepareResult, RunRecord
 from ..evaluation import write_dev_file
 from ..fsutil import atomic_write_json, atomic_write_text
@@ -33,13 +33,13 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
     (ws / "templates").mkdir()
     base_path = resolve_base_model(pipe.base)
 
-    items, provenance = load_test_set(pipe.benchmark)
+    items, provenance = pipe.benchmark.load_test_set()
     provenance.require()  # before the agent's hours: the harness will only score the pinned set
-    dev = dev_items(pipe.benchmark, items)
+    dev = pipe.benchmark.dev_items(items)
     write_dev_file(ws / "task" / "dev.jsonl", dev)
     train_files: list[str] = []
     try:
-        examples = load_train_examples(pipe.benchmark)
+        examples = pipe.benchmark.load_train_examples()
     except DataError:
         examples = []
     if examples:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..agents import Agent, LaunchContext
 from ..agents.prompt import render_timer
+from ..benchmarks import BENCHMARKS
 from ..domain import NetworkPolicy, RunRecord, SolveResult
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..integrity import write_manifest
@@ -82,7 +83,9 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     allow, tunnels = _egress(pipe.agent, ctx, pipe.spec.network)
     hub = None
     if pipe.spec.network.value == "allowlist":  # the hub only through the gateway (HF_ENDPOINT)
-        hub = HubGatewaySpec.for_run(pipe.base, upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM)
+        hub = HubGatewaySpec.for_run(
+            pipe.base, BENCHMARKS.values(), upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM
+        )
     config = SandboxConfig(
         workspace=ws,
         ro_binds=sorted(

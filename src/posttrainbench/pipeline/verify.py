@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agents.trace import parse_trace, save_trace
-from ..catalog import BENCHMARKS
-from ..data import DataError, load_test_items, load_train_examples
+from ..benchmarks import BENCHMARKS
+from ..data import DataError
 from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
 from ..fsutil import atomic_write_text
 from ..integrity import (
@@ -131,9 +131,9 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
     """Every test item the agent must not have trained on, and the allowed training texts; or
     why they could not be loaded (the contamination gate is then not_run)."""
     try:
-        items = load_test_items(pipe.benchmark)
+        items = pipe.benchmark.load_test_items()
         try:
-            allowed = [e["prompt"] + "\n" + e["completion"] for e in load_train_examples(pipe.benchmark)]
+            allowed = [e["prompt"] + "\n" + e["completion"] for e in pipe.benchmark.load_train_examples()]
         except DataError:
             allowed = []
         entries = [(it.id, it.test_text()) for it in items]
@@ -144,7 +144,7 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
             if other.id == pipe.benchmark.id or other.demo:
                 continue
             try:
-                entries += [(f"{other.id}/{it.id}", it.test_text()) for it in load_test_items(other, local_only=True)]
+                entries += [(f"{other.id}/{it.id}", it.test_text()) for it in other.load_test_items(local_only=True)]
                 covered.append(other.id)
             except DataError:
                 uncovered.append(other.id)
@@ -155,7 +155,10 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
 
 def _audit_policy(pipe: Pipeline) -> AuditPolicy:
     return AuditPolicy.for_run(
-        agent_hosts=pipe.agent.spec.api_hosts, base=pipe.base, secret_values=secret_values_from_env(os.environ)
+        agent_hosts=pipe.agent.spec.api_hosts,
+        base=pipe.base,
+        benchmarks=BENCHMARKS.values(),
+        secret_values=secret_values_from_env(os.environ),
     )
 
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..catalog import BASE_MODELS, BENCHMARKS
+from ..benchmarks import BENCHMARKS
+from ..catalog import BASE_MODELS
 from ..domain import PHASES, BaseModel, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from .layout import run_paths
 from .store import save_baseline, save_record

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..catalog import UnknownNameError, get_base_model, get_benchmark
+from ..benchmarks import get_benchmark
+from ..catalog import UnknownNameError, get_base_model
 from .store import RecordError, load_record
 from .summary import RunSummary, summarize
 

@@ -96,14 +96,10 @@ class ForbiddenRepos(NamedTuple):
     datasets: dict[str, str]
 
 
-def forbidden_repos(base: BaseModel | None, benchmarks: Iterable[Benchmark] | None = None) -> ForbiddenRepos:
-    """The run's forbidden repos from the catalog: the base model's ``forbidden`` checkpoints and
-    ``instruct_id``; every benchmark's test dataset (``hub_id``) and its ``hub_aliases`` (all
-    catalog benchmarks when ``benchmarks`` is None, not only the run's target)."""
-    if benchmarks is None:
-        from posttrainbench.catalog import BENCHMARKS
-
-        benchmarks = BENCHMARKS.values()
+def forbidden_repos(base: BaseModel | None, benchmarks: Iterable[Benchmark]) -> ForbiddenRepos:
+    """The run's forbidden repos: the base model's ``forbidden`` checkpoints and ``instruct_id``;
+    every benchmark's test dataset (``hub_id``) and its ``hub_aliases`` (the caller passes every
+    registered benchmark, ``posttrainbench.benchmarks.BENCHMARKS``, not only the run's target)."""
     models: dict[str, str] = {}
     if base is not None:
         for m in (*base.forbidden, *([base.instruct_id] if base.instruct_id else [])):
@@ -130,9 +126,9 @@ class HubGatewaySpec(pydantic.BaseModel):
 
     @classmethod
     def for_run(
-        cls, base: BaseModel | None, benchmarks: Iterable[Benchmark] | None = None, **kw: object
+        cls, base: BaseModel | None, benchmarks: Iterable[Benchmark], **kw: object
     ) -> HubGatewaySpec:
-        """The gateway of one run: :func:`forbidden_repos` of its base model and the catalog."""
+        """The gateway of one run: :func:`forbidden_repos` of its base model and the benchmarks."""
         f = forbidden_repos(base, benchmarks)
         return cls(forbidden_models=f.models, forbidden_datasets=f.datasets, **kw)  # type: ignore[arg-type]
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from ..data import ChatTurn, DataError, Item, field
+from ..evaluation.graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from .base import BenchmarkDefinition
+from .registry import register_benchmark
 
 SCORER = "ptb_healthbench"
 METRIC = "rubric_score"
@@ -74,8 +79,9 @@ _JSON_BLOCK = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 def grader_prompt(conversation: list[dict[str, str]], rubric: dict[str, Any]) -> str:
     """The grader's prompt for one rubric item. The last turn is the model's reply, quoted as data
-    (:func:`.graders.quote_reply`: it cannot open a "# Rubric item" or "# Instructions" section of
-    its own), and both fields are filled in one pass, so text in the reply is never substituted."""
+    (:func:`~posttrainbench.evaluation.graders.quote_reply`: it cannot open a "# Rubric item" or
+    "# Instructions" section of its own), and both fields are filled in one pass, so text in the
+    reply is never substituted."""
     turns = [*conversation[:-1], {**conversation[-1], "content": quote_reply(conversation[-1]["content"])}]
     convo = "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
     item = f"[{rubric['points']}] {rubric['criterion']}"
@@ -135,7 +141,7 @@ def rubric_stderr() -> Metric:
     return compute
 
 
-def rescore(samples: list[Any]) -> dict[str, float]:
+def rescore(samples: Sequence[Any]) -> dict[str, float]:
     """Per-sample values recomputed from the grader replies stored in the log."""
     out = {}
     for s in samples:
@@ -147,7 +153,7 @@ def rescore(samples: list[Any]) -> dict[str, float]:
     return out
 
 
-def aggregate(samples: list[Any], values: dict[str, float]) -> float:
+def aggregate(samples: Sequence[Any], values: dict[str, float]) -> float:
     return clipped_mean([values[str(s.id)] for s in samples])
 
 
@@ -168,3 +174,64 @@ def healthbench_scorer(grader: Grader) -> Scorer:
         return Score(value=value, explanation=f"{value:.3f} of the positive rubric points", metadata=meta)
 
     return score
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+
+
+@register_benchmark(
+    id="healthbench",
+    display_name="HealthBench (easy)",
+    local_test_file="healthbench/healthbench_easy.jsonl",
+    items_sha256="8350229754b87a5c485113944cfba8b958400813130a0edebef6c85fae4b0bdd",
+    full_size=245,
+    dev_size=25,
+    max_tokens_ladder=(16000, 12000, 8000),
+    allowed_training_data="Medical dialogue data other than HealthBench.",
+    grader="llm",
+    metric="rubric_score",
+)
+class HealthBench(BenchmarkDefinition):
+    """HealthBench-Easy, rubric LLM grader (grader from PTB_GRADER_* env)."""
+
+    scorer_name = SCORER
+    inspect_metric = METRIC
+    inspect_stderr = "rubric_stderr"
+
+    def read_test_items(self, root: Path) -> list[Item]:
+        items = []
+        for i, rec in enumerate(self.records(root, "test")):
+            where = f"{self.id} #{i}"
+            pid = field(rec, "prompt_id", where=where)
+            turns = rec.get("prompt")
+            rubrics = rec.get("rubrics")
+            if not (isinstance(turns, list) and turns and turns[-1].get("role") == "user"):
+                raise DataError(f"{where}: 'prompt' must be chat turns ending with a user turn")
+            if not (isinstance(rubrics, list) and rubrics and all("criterion" in r and "points" in r for r in rubrics)):
+                raise DataError(f"{where}: 'rubrics' must be a list of {{criterion, points}}")
+            context = tuple(ChatTurn(role=t["role"], content=t["content"]) for t in turns[:-1])
+            items.append(
+                Item(
+                    id=f"healthbench-{pid}",
+                    input=str(turns[-1]["content"]),
+                    target="",
+                    context=context,
+                    metadata={
+                        "conversation": [{"role": t["role"], "content": t["content"]} for t in turns],
+                        "rubrics": [{"criterion": r["criterion"], "points": r["points"]} for r in rubrics],
+                    },
+                )
+            )
+        return items
+
+    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+        if grader is None:
+            raise ValueError(f"{self.id} is graded by an LLM: its scorer needs a grader")
+        return healthbench_scorer(grader)
+
+    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+        return rescore(samples)
+
+    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+        return aggregate(samples, values)

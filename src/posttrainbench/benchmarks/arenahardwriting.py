@@ -11,15 +11,22 @@ or whose verdict is missing or ambiguous is *unscored* (cause recorded), never a
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
-from .graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from ..data import DataError, Item, field, read_jsonl
+from ..domain import Decoding
+from ..evaluation.graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from .base import BenchmarkDefinition
+from .registry import register_benchmark
 
 SCORER = "ptb_arena"
 METRIC = "win_rate"
+BASELINE_FILE = "baseline_answers_Qwen3-1.7B.jsonl"
 
 JUDGE_SYSTEM = (
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
@@ -73,7 +80,8 @@ def parse_verdict(text: str) -> str:
 
 def judge_prompts(question: str, model_answer: str, baseline_answer: str) -> list[tuple[str, str]]:
     """The two games: baseline as A, then the model as A. Both answers are quoted as data
-    (:func:`.graders.quote_reply`), so that neither can end its section or state a verdict."""
+    (:func:`~posttrainbench.evaluation.graders.quote_reply`), so that neither can end its section
+    or state a verdict."""
     model_answer, baseline_answer = quote_reply(model_answer), quote_reply(baseline_answer)
     return [
         (JUDGE_SYSTEM, JUDGE_USER.format(question=question, answer_a=baseline_answer, answer_b=model_answer)),
@@ -127,7 +135,7 @@ def _replies(sample: Any) -> list[str | None]:
     return list((next(iter(sample.scores.values())).metadata or {}).get("grader_replies") or [])
 
 
-def rescore(samples: list[Any]) -> dict[str, float]:
+def rescore(samples: Sequence[Any]) -> dict[str, float]:
     """Per-question win share recomputed from the judge replies stored in the log."""
     out = {}
     for s in samples:
@@ -139,7 +147,7 @@ def rescore(samples: list[Any]) -> dict[str, float]:
     return out
 
 
-def aggregate(samples: list[Any], values: dict[str, float]) -> float:
+def aggregate(samples: Sequence[Any], values: dict[str, float]) -> float:
     return win_rate_of([wins_and_games(_replies(s)) for s in samples])
 
 
@@ -162,3 +170,75 @@ def arena_scorer(grader: Grader) -> Scorer:
         return Score(value=wins / games, answer=" / ".join(verdicts), explanation=f"{wins} of {games} games", metadata=meta)
 
     return score
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+
+
+def _answer_text(content: Any) -> str:
+    """Arena-Hard stores an answer as a string or as ``{"answer": ...}``."""
+    if isinstance(content, dict):
+        content = content.get("answer")
+    if not isinstance(content, str):
+        raise DataError(f"baseline answer is not text: {str(content)[:80]!r}")
+    return content
+
+
+@register_benchmark(
+    id="arenahardwriting",
+    display_name="Arena-Hard v2 (creative writing)",
+    local_test_file="arenahardwriting/question.jsonl",
+    items_sha256="d8815712a81adba42f44418cc10fdd2e048a8cc0ff617068a9257d83b498e411",
+    full_size=250,
+    dev_size=25,
+    max_tokens_ladder=(16000, 12000, 8000),
+    decoding=Decoding(temperature=0.0, max_tokens=16000),
+    allowed_training_data="Any writing/chat data except Arena-Hard prompts and answers.",
+    grader="llm",
+    metric="win_rate",
+)
+class ArenaHardWriting(BenchmarkDefinition):
+    """Arena-Hard v2 creative writing vs Qwen3-1.7B, pairwise LLM judge (grader from PTB_GRADER_* env)."""
+
+    scorer_name = SCORER
+    inspect_metric = METRIC
+    inspect_stderr = "win_rate_stderr"
+
+    def read_test_items(self, root: Path) -> list[Item]:
+        records = self.records(root, "test")
+        path = root / Path(self.local_test_file or "arenahardwriting/question.jsonl").parent / BASELINE_FILE
+        if not path.is_file():
+            raise DataError(f"{self.id}: the baseline answers {path} are missing (needed by the pairwise judge)")
+        baseline: dict[str, str] = {}
+        for n, rec in enumerate(read_jsonl(path)):
+            msgs = rec.get("messages") or []
+            if not msgs or msgs[-1].get("role") != "assistant":
+                raise DataError(f"{path}:{n + 1}: no assistant message")
+            baseline[str(rec.get("uid"))] = _answer_text(msgs[-1].get("content"))
+        items = []
+        for i, rec in enumerate(records):
+            where = f"{self.id} #{i}"
+            uid = field(rec, "uid", where=where)
+            if uid not in baseline:
+                raise DataError(f"{where}: no baseline answer for question {uid!r} in {path}")
+            items.append(
+                Item(
+                    id=f"arena-{uid}",
+                    input=field(rec, "prompt", where=where),
+                    target="",
+                    metadata={"uid": uid, "baseline_answer": baseline[uid]},
+                )
+            )
+        return items
+
+    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+        if grader is None:
+            raise ValueError(f"{self.id} is graded by an LLM: its scorer needs a grader")
+        return arena_scorer(grader)
+
+    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+        return rescore(samples)
+
+    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+        return aggregate(samples, values)

@@ -1,0 +1,171 @@
+"""The base of every benchmark: its spec (the fields of ``domain.Benchmark``) and its hooks.
+
+A benchmark is one subclass of :class:`BenchmarkDefinition` in its own module, registered with
+``@register_benchmark(<spec fields>)``. Only :meth:`~BenchmarkDefinition.read_test_items` must be
+written; every other hook has a default for the common case:
+
+==========================  ==================================================================
+hook                        default
+==========================  ==================================================================
+``read_test_items``         (required) every evaluation item, in file order
+``read_train_examples``     none shipped (``DataError``)
+``hub_source``              the benchmark itself (a derived benchmark names the one holding its data)
+``dev_items``               ``dev_size`` items, a fixed seeded sample per benchmark, in file order
+``messages``                the item's few-shot turns, own earlier turns and prompt (protocol ``strict``)
+``solver``                  Inspect's plain ``generate()``
+``extract_answer``          the final number of the reply (``#### N``, "The answer is N", last number)
+``score_reply``             the extracted answer equals the target numerically
+``scorer``                  ``ptb_answer``: ``score_reply`` per sample, accuracy and its stderr
+``rescore``                 ``score_reply`` again on each logged reply
+``aggregate``               the mean of the per-sample values
+==========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from inspect_ai.model import ChatMessage
+from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
+from inspect_ai.solver import Solver, TaskState, generate
+
+from ..data import DataError, DataProvenance, Item, TestSet, data_root, local_files_only, records
+from ..data.provenance import collecting_sources
+from ..domain import Benchmark
+from ..evaluation.contract import STRICT
+from ..evaluation.graders import Grader
+from ..evaluation.scoring import final_answer, numbers_match
+from ..evaluation.tasks import item_messages
+
+DEV_SEED = "posttrainbench-dev-v1"
+ANSWER_SCORER = "ptb_answer"
+
+ScoreReply = Callable[[str, str], tuple[bool, str | None]]
+
+
+class BenchmarkDefinition(Benchmark, ABC):
+    """One benchmark: the spec fields of :class:`~posttrainbench.domain.Benchmark` and everything
+    specific to it (loaders, prompts per protocol, solver, scorer, re-score, aggregate, dev split).
+
+    It *is* its spec, so it goes wherever a ``domain.Benchmark`` is read (``DataProvenance``, the
+    hub gateway's forbidden datasets, results), and ``model_copy(update=...)`` keeps its hooks.
+    """
+
+    scorer_name: ClassVar[str] = ANSWER_SCORER
+    """The Inspect scorer's name: the key of each sample's score in the log."""
+    inspect_metric: ClassVar[str] = "accuracy"
+    """The Inspect metric holding the headline number (``metric`` names it in results)."""
+    inspect_stderr: ClassVar[str] = "stderr"
+    """The Inspect metric holding the headline number's standard error."""
+    protocols: ClassVar[tuple[str, ...]] = (STRICT,)
+    """Evaluation protocols whose prompts :meth:`messages` builds."""
+
+    # ------------------------------------------------------------------------------------ data
+
+    @abstractmethod
+    def read_test_items(self, root: Path) -> list[Item]:
+        """Every evaluation item, in file order, from the data root ``root`` (``self.records``)."""
+
+    def read_train_examples(self, root: Path) -> list[dict[str, str]]:
+        """Allowed training examples as ``{"prompt", "completion"}`` in the evaluator's exact wording."""
+        raise DataError(
+            f"{self.id}: the harness ships no training examples for this benchmark "
+            f"(allowed data: {self.allowed_training_data or 'see the benchmark card'})"
+        )
+
+    def hub_source(self) -> Benchmark:
+        """The benchmark whose hub entry holds this one's raw data."""
+        return self
+
+    def records(self, root: Path, which: Literal["test", "train"]) -> list[dict[str, Any]]:
+        """Raw records of a split: the local file under ``root``, else the hub (``data.records``)."""
+        return records(self, root, which, hub=self.hub_source())
+
+    def load_test_set(self, root: Path | None = None, *, local_only: bool = False) -> TestSet:
+        """The full evaluation set (at most ``full_size`` items, in file order) with its provenance.
+        ``local_only``: raise DataError instead of trying the hub when no local file is found. The
+        set is returned even when it differs from the pin: callers that score it as the benchmark
+        call ``provenance.require()``."""
+        with local_files_only(local_only), collecting_sources() as sources:
+            items = self.read_test_items(Path(root) if root is not None else data_root())[: self.full_size]
+            return TestSet(items, self.provenance(items, sources))
+
+    def load_test_items(self, root: Path | None = None, *, local_only: bool = False) -> list[Item]:
+        """The items of :meth:`load_test_set` (no pin check: previews, fixtures, contamination scans)."""
+        return self.load_test_set(root, local_only=local_only).items
+
+    def load_train_examples(self, root: Path | None = None) -> list[dict[str, str]]:
+        """Allowed training examples (:meth:`read_train_examples` under the data root)."""
+        return self.read_train_examples(Path(root) if root is not None else data_root())
+
+    def provenance(self, items: list[Item], sources: list[str]) -> DataProvenance:
+        """Where ``items`` came from and whether they are this benchmark's pinned set."""
+        return DataProvenance.of(self, items, sources)
+
+    def dev_items(self, items: list[Item]) -> list[Item]:
+        """The dev split the agent's ``evaluate.py`` gets: ``dev_size`` items chosen with a fixed
+        seed per benchmark, in file order; the rest is held out (``EvalResult.heldout_score``)."""
+        k = min(self.dev_size, len(items))
+        rng = random.Random(f"{DEV_SEED}:{self.id}")
+        chosen = sorted(rng.sample(range(len(items)), k))
+        return [items[i] for i in chosen]
+
+    # --------------------------------------------------------------------------------- prompts
+
+    def messages(self, item: Item, protocol: str = STRICT) -> list[ChatMessage]:
+        """The chat ``item`` is asked as under ``protocol``. ``strict``: the item's own text, as
+        pinned by ``items_sha256`` (the same wording as :meth:`read_train_examples`)."""
+        if protocol not in self.protocols:
+            raise ValueError(f"{self.id}: no prompts for protocol {protocol!r}; known: {', '.join(self.protocols)}")
+        return item_messages(item)
+
+    # ------------------------------------------------------------------------ solving, scoring
+
+    def solver(self) -> Solver:
+        """How a sample is answered: one plain generation."""
+        return generate()
+
+    def extract_answer(self, completion: str) -> str | None:
+        """The answer in a reply (default: its final number)."""
+        return final_answer(completion)
+
+    def score_reply(self, completion: str, target: str) -> tuple[bool, str | None]:
+        """``(correct, extracted answer)`` for one reply (default: numeric match with the target)."""
+        answer = self.extract_answer(completion)
+        return numbers_match(answer, target), answer
+
+    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+        """The Inspect scorer (``grader``: an LLM-graded benchmark's; ``code_sandbox``: where a
+        benchmark that runs generated code runs it)."""
+        return answer_scorer(self.score_reply)
+
+    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+        """Per-sample values recomputed from what the raw log holds (``check_log`` compares them
+        with the scores Inspect stored). A sample left out could not be re-scored."""
+        return {str(s.id): float(self.score_reply(s.output.completion, target_text(s))[0]) for s in samples}
+
+    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+        """Per-sample values -> the headline number (default: their mean)."""
+        return sum(values[str(s.id)] for s in samples) / len(samples)
+
+
+def target_text(sample: Any) -> str:
+    """A logged sample's target as text."""
+    t = sample.target
+    return t if isinstance(t, str) else "".join(t[:1])
+
+
+@scorer(metrics=[accuracy(), stderr()], name=ANSWER_SCORER)
+def answer_scorer(score_reply: ScoreReply) -> Scorer:
+    """Inspect scorer: a benchmark's answer rule applied to the reply and compared with the target."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        completion = state.output.completion
+        ok, answer = score_reply(completion, target.text)
+        return Score(value=CORRECT if ok else INCORRECT, answer=answer, explanation=completion)
+
+    return score

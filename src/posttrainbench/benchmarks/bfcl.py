@@ -1,0 +1,328 @@
+"""BFCL exec_simple: one function offered as a tool, one call expected; the call's name and
+arguments are compared with the ground truth by AST (no execution).
+
+Data: the question and answer files shipped inside the PyPI package ``bfcl-eval`` (Apache-2.0).
+Only its data files are used: the wheel is downloaded with ``pip download --no-deps`` (none of
+its dependencies is installed) and the two files are extracted into the cache, once. Layout (the
+package's own, relative to a data root or the cache folder)::
+
+    bfcl/BFCL_v4_exec_simple.json                   questions + function docs (JSON lines)
+    bfcl/possible_answer/BFCL_v4_exec_simple.json   ground-truth calls (JSON lines)
+
+Scoring: the ground truth is a Python call string (``f(a=1, b=[2, 3])``), parsed with
+:mod:`ast`. A reply matches when it makes exactly one call, to the right function, with every
+ground-truth argument equal under the parameter's declared type (BFCL's rules: an integer is
+accepted for a float, a string is compared lower-cased without spaces and ``,./-_*^``, a tuple is
+a list), and no other argument unless it equals the declared default. Calls are read from the
+model's structured tool calls, else parsed from its text (``tool_calls.parse_tool_calls``).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.tool import ToolDef, ToolParam, ToolParams
+
+from ..data import DataError, Item, field, is_local_only, read_jsonl
+from ..evaluation.graders import Grader
+from ..evaluation.tool_calls import parse_tool_calls
+from ..fsutil import atomic_write_text
+from ..wheels import WheelDownloadError, pip_download
+from .base import BenchmarkDefinition
+from .registry import register_benchmark
+
+BFCL_REQUIREMENT = "bfcl-eval==2026.3.23"
+BFCL_WHEEL_ENV = "PTB_BFCL_WHEEL"
+QUESTIONS = "bfcl/BFCL_v4_exec_simple.json"
+ANSWERS = "bfcl/possible_answer/BFCL_v4_exec_simple.json"
+# Where the files sit inside the wheel (bfcl-eval keeps exec_* under unused_datasets/ since v4).
+WHEEL_MEMBERS = {
+    QUESTIONS: "bfcl_eval/data/unused_datasets/question/BFCL_v4_exec_simple.json",
+    ANSWERS: "bfcl_eval/data/unused_datasets/possible_answer/BFCL_v4_exec_simple.json",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# data: the files of the bfcl-eval wheel
+
+
+def bfcl_cache_dir() -> Path:
+    """``<cache root>/data/bfcl-eval-<version>`` (cache root: ``$PTB_CACHE_DIR`` or ~/.cache/posttrainbench)."""
+    root = Path(os.environ.get("PTB_CACHE_DIR") or Path.home() / ".cache" / "posttrainbench")
+    return root / "data" / BFCL_REQUIREMENT.replace("==", "-")
+
+
+def extract_bfcl_files(wheel: Path, dest: Path) -> Path:
+    """Extract the exec_simple files of a ``bfcl-eval`` wheel into ``dest`` (atomically per file)."""
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for rel, member in WHEEL_MEMBERS.items():
+                try:
+                    data = zf.read(member)
+                except KeyError:
+                    raise DataError(f"{wheel} has no {member}; is it {BFCL_REQUIREMENT}?") from None
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(dest / rel, data.decode("utf-8"))
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{wheel} is not a valid wheel (zip): {exc}") from exc
+    return dest
+
+
+def ensure_bfcl_files(cache_dir: Path | None = None) -> Path:
+    """A folder holding ``QUESTIONS`` and ``ANSWERS``: the cache, filled from the wheel if needed
+    (``$PTB_BFCL_WHEEL`` if set, else ``pip download --no-deps bfcl-eval==...``)."""
+    dest = Path(cache_dir) if cache_dir is not None else bfcl_cache_dir()
+    if all((dest / rel).is_file() for rel in WHEEL_MEMBERS):
+        return dest
+    wheel_env = os.environ.get(BFCL_WHEEL_ENV)
+    if wheel_env:
+        return extract_bfcl_files(Path(wheel_env), dest)
+    with tempfile.TemporaryDirectory(prefix="ptb-bfcl-") as tmp:
+        try:
+            wheel = pip_download(BFCL_REQUIREMENT, Path(tmp), timeout_s=600)
+        except WheelDownloadError as exc:
+            raise DataError(
+                f"bfcl: {exc}\nDownload it where the index is reachable (`pip download --no-deps "
+                f"{BFCL_REQUIREMENT}`) and set {BFCL_WHEEL_ENV} to the .whl file, or put {QUESTIONS} "
+                f"and {ANSWERS} under PTB_DATA_DIR."
+            ) from exc
+        return extract_bfcl_files(wheel, dest)
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+
+SCORER = "ptb_bfcl"
+_JSON_TYPE = {
+    "dict": "object", "float": "number", "tuple": "array", "integer": "integer", "int": "integer",
+    "boolean": "boolean", "bool": "boolean", "array": "array", "list": "array", "string": "string",
+    "any": None, "object": "object", "number": "number",
+}  # fmt: skip
+_STRIP = re.compile(r"[ ,./\-_*^]")
+
+
+def _json_schema(p: dict[str, Any]) -> dict[str, Any]:
+    """A BFCL parameter spec as JSON Schema (BFCL says "dict", "float", "tuple", ...)."""
+    out: dict[str, Any] = {}
+    for k, v in p.items():
+        if k == "type":
+            t = _JSON_TYPE.get(str(v), "string")
+            if t:
+                out["type"] = t
+        elif k == "properties" and isinstance(v, dict):
+            out["properties"] = {name: _json_schema(sub) for name, sub in v.items()}
+        elif k == "items" and isinstance(v, dict):
+            out["items"] = _json_schema(v)
+        elif k in ("description", "enum", "required", "default"):
+            out[k] = v
+    return out
+
+
+def _noop(**kwargs: Any) -> str:  # the tools are offered, never executed (tool_calls="none")
+    raise RuntimeError("BFCL tools are not executed")
+
+
+def tool_defs(functions: list[dict[str, Any]]) -> list[ToolDef]:
+    """Inspect tool definitions for BFCL function docs."""
+    out = []
+    for f in functions:
+        schema = _json_schema(f.get("parameters") or {"type": "dict", "properties": {}})
+        props = {}
+        for k, v in (schema.get("properties") or {}).items():
+            # Inspect requires a description per parameter; some BFCL docs put it on the items only
+            v.setdefault("description", (v.get("items") or {}).get("description") or k)
+            props[k] = ToolParam(**v)
+        params = ToolParams(
+            properties=props,
+            required=list(schema.get("required") or []),
+        )
+        out.append(ToolDef(_noop, name=f["name"], description=f.get("description", ""), parameters=params))
+    return out
+
+
+@solver
+def bfcl_solver() -> Solver:
+    """Offer the item's functions as tools and generate once; calls are recorded, not run."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        state.tools = [t.as_tool() for t in tool_defs(state.metadata["functions"])]
+        return await generate(state, tool_calls="none")
+
+    return solve
+
+
+# ---------------------------------------------------------------------------------------------
+# AST match
+
+
+def parse_call(text: str) -> tuple[str, dict[str, Any]]:
+    """``"f(a=1, b='x')"`` -> ``("f", {"a": 1, "b": "x"})`` (literals only)."""
+    node = ast.parse(text.strip(), mode="eval").body
+    if not isinstance(node, ast.Call):
+        raise ValueError(f"not a call: {text!r}")
+    name = ast.unparse(node.func)
+    if node.args:
+        raise ValueError(f"positional arguments are not supported: {text!r}")
+    return name, {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg is not None}
+
+
+def _std(s: str) -> str:
+    return _STRIP.sub("", s.lower())
+
+
+def values_match(got: Any, want: Any, spec: dict[str, Any] | None = None) -> bool:
+    """BFCL-style equality of one argument under its declared type."""
+    t = (spec or {}).get("type")
+    if isinstance(want, bool) or t in ("boolean", "bool"):
+        return isinstance(got, bool) and got == want
+    if isinstance(want, (int, float)):
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            return False
+        if t in ("integer", "int") and not isinstance(got, int):
+            return False
+        return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(want, str):
+        return isinstance(got, str) and _std(got) == _std(want)
+    if isinstance(want, (list, tuple)):
+        items = (spec or {}).get("items")
+        return (
+            isinstance(got, (list, tuple))
+            and len(got) == len(want)
+            and all(values_match(g, w, items) for g, w in zip(got, want))
+        )
+    if isinstance(want, dict):
+        props = (spec or {}).get("properties") or {}
+        return isinstance(got, dict) and set(got) == set(want) and all(
+            values_match(got[k], want[k], props.get(k)) for k in want
+        )
+    return got == want
+
+
+def match_calls(calls: list[tuple[str, dict[str, Any]]], metadata: dict[str, Any]) -> tuple[bool, str]:
+    """Whether ``calls`` match the item's ground truth, and why not."""
+    gold = [parse_call(g) for g in metadata["ground_truth"]]
+    if len(calls) != len(gold):
+        return False, f"{len(calls)} call(s), expected {len(gold)}"
+    docs = {f["name"]: f for f in metadata["functions"]}
+    for (name, args), (gname, gargs) in zip(calls, gold):
+        if name != gname:
+            return False, f"called {name!r}, expected {gname!r}"
+        props = ((docs.get(gname) or {}).get("parameters") or {}).get("properties") or {}
+        for k, want in gargs.items():
+            if k not in args:
+                return False, f"argument {k!r} missing"
+            if not values_match(args[k], want, props.get(k)):
+                return False, f"argument {k!r} = {args[k]!r}, expected {want!r}"
+        for k in set(args) - set(gargs):
+            spec = props.get(k)
+            if spec is None:
+                return False, f"unknown argument {k!r}"
+            if "default" not in spec or not values_match(args[k], spec["default"], spec):
+                return False, f"unexpected argument {k!r} = {args[k]!r}"
+    return True, "match"
+
+
+def calls_of(message: Any, completion: str) -> list[tuple[str, dict[str, Any]]]:
+    """The calls a reply made: structured tool calls if any, else ``<tool_call>`` blocks in its text."""
+    structured = getattr(message, "tool_calls", None) or []
+    if structured:
+        return [(c.function, dict(c.arguments or {})) for c in structured]
+    return parse_tool_calls(completion)[1]
+
+
+def score_calls(message: Any, completion: str, metadata: dict[str, Any]) -> tuple[bool, str]:
+    return match_calls(calls_of(message, completion), metadata)
+
+
+def rescore(samples: Sequence[Any]) -> dict[str, float]:
+    """Per-sample match recomputed from the logged reply."""
+    return {
+        str(s.id): float(score_calls(s.output.message, s.output.completion, s.metadata)[0]) for s in samples
+    }
+
+
+@scorer(metrics=[accuracy(), stderr()], name=SCORER)
+def bfcl_scorer() -> Scorer:
+    """AST match of the reply's function call with the ground truth."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        ok, why = score_calls(state.output.message, state.output.completion, state.metadata)
+        calls = calls_of(state.output.message, state.output.completion)
+        return Score(value=CORRECT if ok else INCORRECT, answer=repr(calls)[:500], explanation=why)
+
+    return score
+
+
+# ---------------------------------------------------------------------------------------------
+# the benchmark
+
+
+@register_benchmark(
+    id="bfcl",
+    display_name="BFCL exec_simple",
+    local_test_file=QUESTIONS,  # else from the bfcl-eval wheel
+    items_sha256="a875c1876719d9bb1f2daebedabad29349c94e5930ac682eadd050e8f70dfb97",
+    full_size=100,
+    dev_size=20,
+    max_tokens_ladder=(4000, 3000, 2000),
+    allowed_training_data="Function-calling data other than BFCL (e.g. xLAM, glaive).",
+)
+class Bfcl(BenchmarkDefinition):
+    """BFCL exec_simple, AST match of the tool call."""
+
+    scorer_name = SCORER
+
+    def read_test_items(self, root: Path) -> list[Item]:
+        if (root / QUESTIONS).is_file():
+            folder = root
+        elif is_local_only():  # no pip download: only what is already cached
+            folder = bfcl_cache_dir()
+            if not (folder / QUESTIONS).is_file():
+                raise DataError(f"{self.id}: not in the local cache {folder} (local only)")
+        else:
+            folder = ensure_bfcl_files()
+        if not (folder / ANSWERS).is_file():
+            raise DataError(f"{self.id}: {folder / QUESTIONS} has no answer file {folder / ANSWERS}")
+        answers = {str(r.get("id")): r for r in read_jsonl(folder / ANSWERS)}
+        items = []
+        for i, rec in enumerate(read_jsonl(folder / QUESTIONS)):
+            where = f"{self.id} #{i}"
+            qid = field(rec, "id", where=where)
+            turns = rec.get("question")
+            if not (isinstance(turns, list) and turns and isinstance(turns[0], list) and turns[0]):
+                raise DataError(f"{where}: 'question' is not a list of chat turns")
+            users = [t for t in turns[0] if isinstance(t, dict) and t.get("role") == "user"]
+            functions = rec.get("function")
+            gold = answers.get(qid, {}).get("ground_truth")
+            if len(users) != 1 or not isinstance(functions, list) or not functions:
+                raise DataError(f"{where}: expected one user turn and a list of functions")
+            if not isinstance(gold, list) or not gold:
+                raise DataError(f"{where}: no ground truth for {qid!r} in {folder / ANSWERS}")
+            items.append(
+                Item(
+                    id=qid,
+                    input=str(users[0]["content"]),
+                    target=gold[0],
+                    metadata={"functions": functions, "ground_truth": gold},
+                )
+            )
+        return items
+
+    def solver(self) -> Solver:
+        return bfcl_solver()
+
+    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+        return bfcl_scorer()
+
+    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+        return rescore(samples)
