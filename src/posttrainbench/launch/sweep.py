@@ -29,15 +29,13 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel as _Model
 from pydantic import ConfigDict, Field, ValidationError
 
 from ..catalog import UnknownNameError, get_agent, get_base_model, get_benchmark
-from ..domain import NetworkPolicy, RunSpec, SandboxKind
-
-LauncherKind = Literal["local", "slurm", "htcondor"]
+from ..domain import LauncherKind, NetworkPolicy, RunSpec, SandboxKind
 
 
 class _Strict(_Model):
