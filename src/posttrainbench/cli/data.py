@@ -29,7 +29,7 @@ def check(
     """
     from ..data import DataError, data_root, load_test_set
 
-    chosen = [lookup.benchmark(b, None) for b in benchmarks] if benchmarks else lookup.all_benchmarks()
+    chosen = [lookup.benchmark(b, option=None) for b in benchmarks] if benchmarks else lookup.all_benchmarks()
     table = Table(title="evaluation sets")
     for col in ("benchmark", "items", "status", "sha256", "sources"):
         table.add_column(col, overflow="fold")
