@@ -101,3 +101,84 @@ def test_leaderboard_from_run_folders_applies_fallback_and_reports_bad_folders(t
     assert "0.300" in text, "mean of 0.5 and the fallback 0.1"
     assert "0.283" in text, "sample std of (0.5, 0.1)"
     assert "skipped:" in text and "broken" in text and "unreadable run.json" in text
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "posttrainbench", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "Usage: ptb" in out and "leaderboard" in out
+
+
+def test_an_expected_error_is_one_line_on_stderr_with_its_fix(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["trace", str(tmp_path / "nothing")], terminal_width=60)
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == f"error: {tmp_path / 'nothing'}: no trace.json or solve_out.txt; pass a run folder (results/<group>/<run>)\n"
+    res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path)])
+    assert res.exit_code == 1 and res.stderr.startswith(f"error: {tmp_path}: no runs; ") and res.stderr.count("\n") == 1
+
+
+def test_choices_are_read_from_the_registries_they_validate() -> None:
+    from typing import get_args
+
+    from posttrainbench.domain import PHASES, LauncherKind, NetworkPolicy, SandboxKind
+    from posttrainbench.evaluation import BACKENDS
+    from posttrainbench.leaderboard.tables import FORMATS
+
+    shown = {
+        ("run",): [*(k.value for k in SandboxKind), *(p.value for p in NetworkPolicy), *PHASES],
+        ("baseline",): list(BACKENDS),
+        ("leaderboard",): ["table", *FORMATS],
+        ("sweep", "run"): list(get_args(LauncherKind)),
+    }
+    for cmd, values in shown.items():
+        res = runner.invoke(app, [*cmd, "--help"], env={"COLUMNS": "250"})
+        assert res.exit_code == 0, res.output
+        for value in values:
+            assert value in res.output, (cmd, value)
+    res = runner.invoke(app, ["sweep", "plan", "sweep.toml", "--launcher", "k8s"], env={"COLUMNS": "250"})
+    assert res.exit_code == 2 and "'k8s' is not one of 'local', 'slurm', 'htcondor'" in res.output
+
+
+def test_one_console_and_no_import_cycles_in_the_cli() -> None:
+    """Only posttrainbench.console makes consoles; nothing below the CLI imports it; the CLI's
+    modules import each other without cycles."""
+    import ast
+
+    import posttrainbench
+
+    root = Path(posttrainbench.__file__).parent
+    cli_graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "Console"]
+        assert not calls or module == "posttrainbench.console", f"{module} makes its own Console"
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                imported |= {base} | {f"{base}.{a.name}" for a in node.names}
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names}
+        on_cli = {m for m in imported if m == "posttrainbench.cli" or m.startswith("posttrainbench.cli.")}
+        if module.startswith("posttrainbench.cli"):
+            cli_graph[module] = on_cli - {module}
+        elif module != "posttrainbench.__main__":
+            assert not on_cli, f"{module} (below the CLI) imports {sorted(on_cli)}"
+    cli_graph = {m: {d for d in deps if d in cli_graph} for m, deps in cli_graph.items()}
+    cli_graph["posttrainbench.cli"].discard("posttrainbench.cli.main")  # the package re-exports the app
+
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join((*path, module))}"
+        if module not in done:
+            for dep in cli_graph[module]:
+                visit(dep, (*path, module))
+            done.add(module)
+
+    for module in cli_graph:
+        visit(module, ())
+    assert "posttrainbench.cli.common" in cli_graph and len(cli_graph) > 10

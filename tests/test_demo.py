@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from posttrainbench.demo import run_demo
+from posttrainbench.cli.demo import run_demo
 
 
 @pytest.mark.slow

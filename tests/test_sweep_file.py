@@ -411,3 +411,14 @@ def test_slurm_job_forwards_sigterm_to_the_worker(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143, "the worker's exit status fails the job"
     assert marker.read_text() == str(int(signal.SIGTERM))
+
+
+def test_launcher_vocabulary_matches_the_registry() -> None:
+    """``domain.LauncherKind`` (the CLI's choices, importable without the launchers) names exactly
+    the registered launchers."""
+    from typing import get_args
+
+    from posttrainbench.domain import LauncherKind
+    from posttrainbench.launch import LAUNCHERS
+
+    assert sorted(LAUNCHERS.names()) == sorted(get_args(LauncherKind))

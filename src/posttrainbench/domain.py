@@ -130,6 +130,13 @@ class NetworkPolicy(str, Enum):
     open = "open"
 
 
+LauncherKind = Literal["local", "slurm", "htcondor"]
+"""Where a sweep's runs execute: a local process pool, Slurm (submitit) or HTCondor."""
+
+EvalBackend = Literal["hf", "vllm", "openai"]
+"""The evaluator's inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server."""
+
+
 class RunSpec(Frozen):
     """Everything that defines one run. Its hash (with the repeat) is the run id."""
 

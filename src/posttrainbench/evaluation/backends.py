@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 from inspect_ai.model import Model, get_model
 
+from ..domain import EvalBackend as Backend
 from .hf_provider import PROVIDER
 from .vllm_provider import VLLM_PROVIDER
 
-Backend = Literal["hf", "vllm", "openai"]
-BACKENDS: tuple[str, ...] = ("hf", "vllm", "openai")
+BACKENDS: tuple[str, ...] = get_args(Backend)
 BASE_URL_ENV = "PTB_OPENAI_BASE_URL"
 API_KEY_ENV = "PTB_OPENAI_API_KEY"
 SERVER_TEMPLATE = "server"

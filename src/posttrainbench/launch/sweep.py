@@ -40,7 +40,6 @@ from ..catalog import UnknownNameError, get_base_model
 from ..domain import NetworkPolicy, RunSpec, SandboxKind
 
 
-
 class _Strict(_Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

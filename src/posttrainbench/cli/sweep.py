@@ -3,37 +3,41 @@
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, get_args
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..domain import LauncherKind
+from .common import EXIT_FAILED, choices, console, err_console, expected
+
+if TYPE_CHECKING:
+    from ..launch.sweep import Sweep
+
 app = typer.Typer(help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm or HTCondor.", no_args_is_help=True)
-console = Console()
 
+Launcher = choices("Launcher", get_args(LauncherKind))
 SweepArg = Annotated[Path, typer.Argument(help="Sweep file (.toml, .yaml).")]
-ResultsOpt = Annotated[Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")]
-LauncherOpt = Annotated[Optional[str], typer.Option("--launcher", help="local | slurm | htcondor (overrides the file).")]
+ResultsOverrideOpt = Annotated[Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")]
+LauncherOpt = Annotated[Optional[Launcher], typer.Option("--launcher", help="Where the runs execute (overrides the file).")]
 
 
-def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code)
+def _load(path: Path, results: Optional[Path], launcher: Optional[Launcher]) -> Sweep:
+    from ..launch.sweep import SweepError, load_sweep
+
+    with expected(SweepError, what=str(path)):
+        return load_sweep(path, results=results, launcher=None if launcher is None else launcher.value)  # type: ignore[arg-type]
 
 
-def _load(path: Path, results: Optional[Path], launcher: Optional[str]):  # noqa: ANN202
-    from .launch.sweep import SweepError, load_sweep
+def _launcher_errors(sweep: Sweep) -> AbstractContextManager[None]:
+    """A launcher's failure (queue unreachable, submission refused) as the command's error."""
+    from ..launch.base import LauncherError
 
-    if launcher is not None and launcher not in ("local", "slurm", "htcondor"):
-        _fail(f"--launcher must be local, slurm or htcondor, not {launcher!r}")
-    try:
-        return load_sweep(path, results=results, launcher=launcher)  # type: ignore[arg-type]
-    except SweepError as exc:
-        _fail(str(exc))
+    return expected(LauncherError, what=f"launcher {sweep.launcher}")
 
 
 def _hms(seconds: float | None) -> str:
@@ -90,9 +94,9 @@ class _Bar:
 
 
 @app.command()
-def plan(sweep_file: SweepArg, results: ResultsOpt = None, launcher: LauncherOpt = None) -> None:
+def plan(sweep_file: SweepArg, results: ResultsOverrideOpt = None, launcher: LauncherOpt = None) -> None:
     """Show what the sweep would run and what is already done (validates the file; submits nothing)."""
-    from .launch.driver import sweep_state
+    from ..launch.driver import sweep_state
 
     sweep = _load(sweep_file, results, launcher)
     state = sweep_state(sweep)
@@ -104,7 +108,7 @@ def plan(sweep_file: SweepArg, results: ResultsOpt = None, launcher: LauncherOpt
 @app.command()
 def run(
     sweep_file: SweepArg,
-    results: ResultsOpt = None,
+    results: ResultsOverrideOpt = None,
     launcher: LauncherOpt = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the jobs (and retry infra failures).")] = True,
     retry_failed_evals: Annotated[bool, typer.Option("--retry-failed-evals", help="Re-evaluate completed runs whose evaluation failed (agent phases kept).")] = False,
@@ -113,52 +117,49 @@ def run(
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between queue polls while waiting.")] = 5.0,
 ) -> None:
     """Launch (or resume) a sweep: skips completed runs, retries infra failures up to max_retries."""
-    from .launch.base import LauncherError
-    from .launch.driver import run_sweep
+    from ..launch.driver import run_sweep
 
     sweep = _load(sweep_file, results, launcher)
 
     def launched(tasks) -> None:  # noqa: ANN001
         console.print(f"launching {len(tasks)} task(s) on {sweep.launcher}: " + ", ".join(t.label for t in tasks[:8]) + (" …" if len(tasks) > 8 else ""), soft_wrap=True)
 
-    try:
+    with _launcher_errors(sweep):
         if wait:
-            from .launch.plan import plan_tasks
+            from ..launch.plan import plan_tasks
 
             with _Bar(len(plan_tasks(sweep))) as bar:
                 state = run_sweep(sweep, wait=True, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_tick=bar.update, on_launch=launched, poll_s=poll)
                 bar.update(state)
         else:
             state = run_sweep(sweep, wait=False, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_launch=launched, poll_s=poll)
-    except LauncherError as exc:
-        _fail(str(exc))
     console.print(_table(state, f"sweep {sweep.name}"))
     console.print(_summary(state))
     if wait and state.n_done < len(state.tasks):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 def status(
     sweep_file: SweepArg,
-    results: ResultsOpt = None,
+    results: ResultsOverrideOpt = None,
     launcher: LauncherOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Show a progress bar until no job is queued or running.")] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 5.0,
 ) -> None:
     """Per run: state, phase, time used, attempts, job, score, failure with its cause."""
-    from .launch.base import LauncherError
-    from .launch.driver import make_launcher, sweep_state
+    from ..launch.base import LauncherError
+    from ..launch.driver import make_launcher, sweep_state
 
     sweep = _load(sweep_file, results, launcher)
     launch = make_launcher(sweep)
     try:
         state = sweep_state(sweep, launch)
     except LauncherError as exc:  # the folders still say what happened; the queue is unknown
-        console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; job states unknown", soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] {escape(str(exc))}; job states unknown", soft_wrap=True)
         state = sweep_state(sweep)
         wait = False
-    try:
+    with _launcher_errors(sweep):
         if wait and state.running:
             with _Bar(len(state.tasks)) as bar:
                 while state.running:
@@ -166,24 +167,19 @@ def status(
                     time.sleep(poll)
                     state = sweep_state(sweep, launch)
                 bar.update(state)
-    except LauncherError as exc:
-        _fail(str(exc))
     console.print(_table(state, f"sweep {sweep.name} ({sweep.launcher})"))
     console.print(_summary(state))
 
 
 @app.command()
-def cancel(sweep_file: SweepArg, results: ResultsOpt = None, launcher: LauncherOpt = None) -> None:
+def cancel(sweep_file: SweepArg, results: ResultsOverrideOpt = None, launcher: LauncherOpt = None) -> None:
     """Cancel the sweep's queued and running jobs (their runs resume on the next `ptb sweep run`)."""
-    from .launch.base import LauncherError
-    from .launch.driver import live_jobs, make_launcher
-    from .launch.plan import Ledger, plan_tasks
+    from ..launch.driver import live_jobs, make_launcher
+    from ..launch.plan import Ledger, plan_tasks
 
     sweep = _load(sweep_file, results, launcher)
-    try:
+    with _launcher_errors(sweep):
         launch = make_launcher(sweep)
         _, job_ids = live_jobs(launch, Ledger(sweep), plan_tasks(sweep))
         launch.cancel(job_ids)
-    except LauncherError as exc:
-        _fail(str(exc))
     console.print(f"cancelled {len(job_ids)} job(s)")

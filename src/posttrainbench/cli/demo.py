@@ -11,14 +11,19 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
-from .domain import RunRecord, RunSpec, SandboxKind, VerdictStatus
-from .leaderboard import Cell, score_cell
-from .evaluation.baselines import evaluate_baseline
-from .pipeline import Pipeline
+from ..domain import RunSpec, SandboxKind, VerdictStatus
+from . import common
+from .common import EXIT_FAILED, LimitOpt, ResultsOpt, SandboxOpt, fail
+
+if TYPE_CHECKING:
+    from ..domain import RunRecord
+    from ..leaderboard import Cell
 
 DEMO_BASE_MODEL = "ptb/SmolLM2-135M"
 DEMO_BENCHMARK = "gsm8k-calc"
@@ -37,6 +42,25 @@ class DemoOutcome:
     seconds: float
 
 
+def demo(
+    results: ResultsOpt = Path("results"),
+    sandbox: SandboxOpt = SandboxKind.bwrap,
+    limit: LimitOpt = None,
+    agent_config: Annotated[str, typer.Option(help="Reference agent config.")] = DEMO_AGENT_CONFIG,
+) -> None:
+    """Run the whole lifecycle on the CPU: SmolLM2-135M, GSM8K calculator steps, reference agent.
+
+    Prints the base score vs the post-trained score, the verdicts and a one-line leaderboard.
+    Re-running resumes: finished phases are not redone.
+    """
+    try:
+        out = run_demo(results, sandbox=sandbox, eval_limit=limit, agent_config=agent_config)
+    except Exception as exc:  # noqa: BLE001 - any failure of the demo ends as one line with its cause
+        fail("demo", f"{type(exc).__name__}: {exc}", code=EXIT_FAILED)
+    if out.record.failure:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def run_demo(
     results_root: Path,
     *,
@@ -48,8 +72,13 @@ def run_demo(
     sandbox: SandboxKind = SandboxKind.bwrap,
     eval_limit: int | None = None,
 ) -> DemoOutcome:
-    """Evaluate the base model, run the reference agent end to end, and print the outcome."""
-    console = console or Console()
+    """Evaluate the base model, run the reference agent end to end, and print the outcome on
+    ``console`` (default: the shared one)."""
+    from ..leaderboard import score_cell
+    from ..evaluation.baselines import evaluate_baseline
+    from ..pipeline import Pipeline
+
+    console = console or common.console
     t0 = time.monotonic()
 
     def progress(phase: str, msg: str) -> None:

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
+from .common import ReindexOpt, WeightsOpt, console, expected, fail
 
 
 def report(
     results: Annotated[Path, typer.Argument(help="Results root folder (the run folders).")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the site into.")] = Path("site"),
-    weights: Annotated[Optional[Path], typer.Option(help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal).")] = None,
-    reindex: Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")] = False,
+    weights: WeightsOpt = None,
+    reindex: ReindexOpt = False,
 ) -> None:
     """Write a self-contained HTML report: leaderboard, plots, per-benchmark/model views, run pages.
 
     Like `ptb leaderboard`, it brings the results index (RESULTS/results.db) up to date first.
     """
-    from .leaderboard import load_weights
-    from .report import build_site
+    from ..leaderboard import load_weights
+    from ..report import build_site
 
     if not results.is_dir():
-        console.print(f"[red]error:[/red] {escape(str(results))}: not a folder", soft_wrap=True)
-        raise typer.Exit(2)
-    try:
+        fail(str(results), "not a folder", fix="pass the results root (the folder of run groups)")
+    with expected(ValueError):
         site = build_site(results, out, load_weights(weights) if weights else None, full=reindex)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
-        raise typer.Exit(2) from None
     for problem in site.problems:
         console.print(f"[yellow]problem:[/yellow] {escape(problem)}", soft_wrap=True)
     console.print(

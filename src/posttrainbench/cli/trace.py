@@ -1,40 +1,15 @@
-"""``ptb agents ...``: install the pinned agent CLIs (outside every workspace)."""
+"""``ptb trace``: an agent's trace, human-readably."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
-app = typer.Typer(help="Agent scaffolds: install the pinned agent CLIs from npm.", no_args_is_help=True)
-console = Console()
-
-
-@app.command("install")
-def install(
-    names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006
-) -> None:
-    """Install the pinned npm release of each agent CLI into $PTB_AGENTS_DIR (idempotent)."""
-    from .agents import AGENTS, AgentLaunchError, get_agent
-    from .catalog import UnknownNameError
-
-    ids = names or [k for k, cls in AGENTS.items() if cls.installable]
-    failed = False
-    for name in ids:
-        try:
-            agent = get_agent(name)
-            if not agent.installable:
-                console.print(f"{name}: nothing to install")
-                continue
-            with console.status(f"installing {agent.version()} ..."):
-                prefix = agent.install()
-            console.print(f"[green]{name}[/]: {agent.version()} in {prefix}")
-        except (AgentLaunchError, UnknownNameError) as e:
-            failed = True
-            console.print(f"[red]{name}[/]: {e}")
-    if failed:
-        raise typer.Exit(1)
+from .common import console, fail
 
 
 def trace(
@@ -43,11 +18,7 @@ def trace(
     agent: Annotated[str, typer.Option(help="Parser for a raw solve_out.txt without trace.json.")] = "",
 ) -> None:
     """Print an agent's trace human-readably: steps, tool calls and results, tokens, cost."""
-    from pathlib import Path
-
-    from rich.markup import escape
-
-    from .agents.trace import load_trace, parse_trace
+    from ..agents.trace import load_trace, parse_trace
 
     root = Path(run_dir)
     if (root / "trace.json").is_file():
@@ -55,13 +26,10 @@ def trace(
     elif (root / "solve_out.txt").is_file():
         name = agent
         if not name and (root / "run.json").is_file():
-            import json
-
             name = json.loads((root / "run.json").read_text()).get("spec", {}).get("agent", "")
         t = parse_trace(name or "reference", root / "solve_out.txt")
     else:
-        console.print(f"[red]error:[/red] no trace.json or solve_out.txt in {root}")
-        raise typer.Exit(2)
+        fail(str(root), "no trace.json or solve_out.txt", fix="pass a run folder (results/<group>/<run>)")
 
     def short(text: str) -> str:
         text = text.strip()
@@ -76,7 +44,7 @@ def trace(
         if s.text:
             console.print("  " + short(s.text))
         for c in s.tool_calls:
-            args = c.input if isinstance(c.input, str) else __import__("json").dumps(c.input, ensure_ascii=False)
+            args = c.input if isinstance(c.input, str) else json.dumps(c.input, ensure_ascii=False)
             console.print(f"  [bold]→ {escape(c.name)}[/] {short(str(args))}")
         for r in s.tool_results:
             mark = "[red]✗[/]" if r.is_error else "←"

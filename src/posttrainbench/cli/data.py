@@ -7,12 +7,13 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from . import lookup
+from .common import EXIT_FAILED, console, print_wide
+
 app = typer.Typer(help="Benchmark data: sources, digests and pins.", no_args_is_help=True)
-console = Console()
 
 
 @app.command("check")
@@ -26,15 +27,9 @@ def check(
     Exit 1 when a set differs from its pin, or when a benchmark named on the command line cannot
     be loaded (unnamed ones that are not available here, e.g. gated GPQA, are listed as missing).
     """
-    from .benchmarks import BENCHMARKS, get_benchmark
-    from .catalog import UnknownNameError
-    from .data import DataError, data_root
+    from ..data import DataError, data_root
 
-    try:
-        chosen = [get_benchmark(b) for b in benchmarks] if benchmarks else list(BENCHMARKS.values())
-    except UnknownNameError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    chosen = [lookup.benchmark(b, option=None) for b in benchmarks] if benchmarks else lookup.all_benchmarks()
     table = Table(title="evaluation sets")
     for col in ("benchmark", "items", "status", "sha256", "sources"):
         table.add_column(col, overflow="fold")
@@ -61,12 +56,10 @@ def check(
             escape("\n".join(_short(s) for s in prov.sources)),
         )  # fmt: skip
     if not as_json:
-        from .cli import _print_wide
-
         console.print(f"data root: {data_root()}")
-        _print_wide(table)
+        print_wide(table)
     if bad:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _short(source: str) -> str:

@@ -5,40 +5,39 @@ cells and, with both roles on every benchmark, the benchmark weights."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-console = Console()
+from ..domain import EvalBackend
+from . import lookup
+from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected
+
+Backend = choices("Backend", get_args(EvalBackend))
 
 
 def baseline(
     base_model: Annotated[list[str], typer.Option("--base-model", help="Base model id (repeatable).")],
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark id (repeatable).")],
-    results: Annotated[Path, typer.Option("--results", help="Results root folder.")] = Path("results"),
+    results: ResultsOpt = Path("results"),
     instruct: Annotated[bool, typer.Option(help="Also evaluate each base model's instruct checkpoint.")] = True,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items (recorded as such).")] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    backend: Annotated[str, typer.Option(help="hf (transformers), vllm (GPU) or openai.")] = "hf",
+    batch_size: BatchSizeOpt = 16,
+    backend: Annotated[
+        Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")
+    ] = Backend.hf,
     weights_out: Annotated[
         Optional[Path], typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines.")
     ] = None,
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
-    from .benchmarks import get_benchmark
-    from .catalog import UnknownNameError, get_base_model
-    from .evaluation.baselines import evaluate_baseline
+    from ..evaluation.baselines import evaluate_baseline
 
-    try:
-        bases = [get_base_model(m) for m in base_model]
-        benches = [get_benchmark(b) for b in benchmark]
-    except UnknownNameError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    bases = [lookup.base_model(m) for m in base_model]
+    benches = [lookup.benchmark(b) for b in benchmark]
     jobs = [(b, bench, False) for b in bases for bench in benches]
     if instruct:
         jobs += [(b, bench, True) for b in bases if b.instruct_id for bench in benches]
@@ -55,7 +54,7 @@ def baseline(
             try:
                 res = evaluate_baseline(
                     base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend,
+                    instruct=is_instruct, backend=backend.value,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # the model cannot be fetched, ...: recorded here, next job runs
@@ -74,18 +73,15 @@ def baseline(
     if weights_out is not None:
         _write_weights(weights_out, scores, bases, [b.id for b in benches])
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _write_weights(path: Path, scores: dict[str, dict[str, float]], bases, benchmarks: list[str]) -> None:  # noqa: ANN001
-    from .leaderboard.grids import Grid, GridError
-    from .leaderboard.weights import benchmark_weights, save_weights
+    from ..leaderboard.grids import Grid, GridError
+    from ..leaderboard.weights import benchmark_weights, save_weights
 
     pairs = {b.hub_id: b.instruct_id for b in bases if b.instruct_id}
-    try:
+    with expected(GridError, ValueError, what=f"{path}: cannot compute weights", code=EXIT_FAILED):
         weights = benchmark_weights(Grid.from_mapping(scores, benchmarks), list(pairs), pairs, benchmarks)
-    except (GridError, ValueError) as exc:
-        console.print(f"[red]cannot compute weights:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
     save_weights(path, weights)
     console.print(f"weights written to {path}: " + ", ".join(f"{b} {w:.4f}" for b, w in weights.items()))

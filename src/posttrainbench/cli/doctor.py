@@ -10,7 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
-from .agents import AGENTS
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from . import lookup
+from .common import EXIT_FAILED, ResultsOpt, console
 
 Status = Literal["ok", "warn", "missing"]
 
@@ -47,8 +52,8 @@ def _bwrap() -> Check:
 
 def _sandbox_user() -> Check:
     """Who the agent runs as, and whether the default limits can be enforced here."""
-    from .sandbox.base import DEFAULT_SANDBOX_UID
-    from .sandbox.limits import resolve_limits
+    from ..sandbox.base import DEFAULT_SANDBOX_UID
+    from ..sandbox.limits import resolve_limits
 
     try:
         plan = resolve_limits(0)
@@ -102,7 +107,7 @@ def _packages() -> list[Check]:
 
 def _keys() -> list[Check]:
     out = []
-    for agent in (cls.spec for cls in AGENTS.values()):
+    for agent in lookup.all_agents():
         for var in agent.secret_env:
             present = bool(os.environ.get(var))
             out.append(
@@ -119,3 +124,18 @@ def _keys() -> list[Check]:
 def run_checks(results: Path) -> list[Check]:
     """Every check, in display order."""
     return [_bwrap(), _sandbox_user(), _gpu(), _disk(Path(results)), *_packages(), *_keys()]
+
+
+def doctor(results: ResultsOpt = Path("results")) -> None:
+    """Check this machine: sandbox, GPU, disk, keys, package versions. Says exactly what is missing."""
+    checks = run_checks(results)
+    table = Table(title="ptb doctor")
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    style = {"ok": "green", "warn": "yellow", "missing": "red"}
+    for c in checks:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", escape(c.detail))
+    console.print(table)
+    if any(c.status == "missing" and c.required for c in checks):
+        raise typer.Exit(EXIT_FAILED)

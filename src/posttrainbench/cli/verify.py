@@ -3,40 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console()
+from .common import EXIT_FAILED, RunDirArg, console, fail
 
 
-def verify(run_dir: Annotated[Path, typer.Argument(help="A run folder (with run.json).")]) -> None:
+def verify(run_dir: RunDirArg) -> None:
     """Re-run the verify phase of a run (gates, trace audit, LLM judge when PTB_JUDGE_MODEL is set).
 
     Exit status 0 when the final verdict is pass, 1 when fail or not_run, 2 on bad input.
     """
-    from .domain import VerdictStatus
-    from .pipeline import Pipeline
-    from .results import RecordError, load_record
+    from ..domain import VerdictStatus
+    from ..pipeline import Pipeline
+    from ..results import load_record
 
     run_dir = Path(run_dir)
     try:
         record = load_record(run_dir / "run.json")
         pipe = Pipeline(record.spec, run_dir.resolve().parent.parent)
-    except (RecordError, Exception) as exc:  # noqa: BLE001 - any bad folder ends the same way
-        console.print(f"[red]error:[/red] {escape(f'{type(exc).__name__}: {exc}')}")
-        raise typer.Exit(2) from None
+    except Exception as exc:  # noqa: BLE001 - any bad folder ends the same way (the message names it)
+        fail(f"{type(exc).__name__}: {exc}")
     if pipe.paths.root.resolve() != run_dir.resolve():
-        console.print(f"[red]error:[/red] {run_dir} is not where its run.json places it ({pipe.paths.root})")
-        raise typer.Exit(2)
+        fail(str(run_dir), f"not where its run.json places it ({pipe.paths.root})")
     try:
         record = pipe.reverify()
     except Exception as exc:  # noqa: BLE001
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(run_dir), str(exc))
     table = Table(title=f"verify {record.run_id}")
     for col in ("gate", "required", "status", "summary"):
         table.add_column(col, overflow="fold")
@@ -47,4 +42,4 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="A run folder (with run.
     console.print(table)
     final = record.final_verdict.value if record.final_verdict else "not_run"
     console.print(f"final verdict: [{colour[final]}]{final}[/]   evidence: {pipe.paths.evidence}")
-    raise typer.Exit(0 if record.final_verdict == VerdictStatus.passed else 1)
+    raise typer.Exit(0 if record.final_verdict == VerdictStatus.passed else EXIT_FAILED)

@@ -1,0 +1,151 @@
+"""What every command shares: the two consoles, the one error handler and its exit codes, the
+shared options, choices built from the registries they validate, and wide table printing.
+
+Errors: a command raises :class:`CliError` (through :func:`fail`, or :func:`expected` around a
+call whose exceptions are expected, e.g. an unknown name or an unreadable file); the ``ptb``
+group (:class:`ErrorHandlingGroup`) prints it as one line ``error: <what>: <why>[; <fix>]`` on
+stderr and exits with its code. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, Optional
+
+import typer
+from rich.measure import Measurement
+from rich.segment import Segments
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ..console import console, err_console
+from ..domain import NetworkPolicy, SandboxKind
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_USAGE",
+    "BatchSizeOpt",
+    "CliError",
+    "ErrorHandlingGroup",
+    "LimitOpt",
+    "NetworkOpt",
+    "ReindexOpt",
+    "ResultsOpt",
+    "RunDirArg",
+    "SandboxOpt",
+    "WeightsOpt",
+    "choices",
+    "console",
+    "err_console",
+    "expected",
+    "fail",
+    "print_wide",
+]
+
+EXIT_FAILED = 1
+"""The command ran and what it checked or ran failed (a run, an evaluation, a verdict)."""
+EXIT_USAGE = 2
+"""The command could not do its work: bad input (unknown name, unreadable file, invalid option) or
+an environment that cannot serve it (unreachable scheduler)."""
+
+
+# ----------------------------------------------------------------- errors
+class CliError(Exception):
+    """An expected failure, shown as ``error: <what>: <why>[; <fix>]`` and exit code ``code``.
+
+    ``what`` names what failed (a file, a folder, an option, a step); ``why`` says why (empty when
+    ``what`` is a whole message that names its subject); ``fix``, when there is one, says what to
+    do about it.
+    """
+
+    def __init__(self, what: str, why: str = "", *, fix: str | None = None, code: int = EXIT_USAGE) -> None:
+        super().__init__(f"{what}: {why}" if why else what)
+        self.what, self.why, self.fix, self.code = what, why, fix, code
+
+    def render(self) -> Text:
+        """The message as one line; the further lines of a multi-line message (a list of
+        problems) follow it, indented."""
+        first, *rest = str(self).splitlines() or [""]
+        text = Text("error:", style="red")
+        text.append(f" {first}" + (f"; {self.fix}" if self.fix else ""))
+        for line in rest:
+            text.append(f"\n  {line}")
+        return text
+
+
+def fail(what: str, why: str = "", *, fix: str | None = None, code: int = EXIT_USAGE) -> NoReturn:
+    """Stop the command with an expected error (see :class:`CliError`)."""
+    raise CliError(what, why, fix=fix, code=code)
+
+
+@contextmanager
+def expected(
+    *errors: type[BaseException], what: str | None = None, fix: str | None = None, code: int = EXIT_USAGE
+) -> Iterator[None]:
+    """Turn the listed exceptions raised in the block into a :class:`CliError`: about ``what``
+    with the exception's message as the why, or, without ``what``, the message alone (for
+    exceptions whose message names its subject, e.g. a file)."""
+    try:
+        yield
+    except errors as exc:
+        if what is None:
+            raise CliError(str(exc), fix=fix, code=code) from exc
+        raise CliError(what, str(exc), fix=fix, code=code) from exc
+
+
+def report_error(error: CliError) -> None:
+    """Print ``error`` on stderr, never wrapped."""
+    err_console.print(error.render(), soft_wrap=True)
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """The ``ptb`` group: the one place where an expected error becomes a message and an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # noqa: ANN401 (whatever the command returns)
+        try:
+            return super().invoke(ctx)
+        except CliError as error:
+            report_error(error)
+            raise typer.Exit(error.code) from None
+
+
+# ----------------------------------------------------------------- choices
+def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
+    """A string enum of ``values`` (read from the registry that validates them) for an option:
+    typer checks the value and lists the choices in ``--help``; members compare equal to their
+    strings."""
+    return StrEnum(name, {value: value for value in values})
+
+
+# ----------------------------------------------------------------- shared options
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder.")]
+RunDirArg = Annotated[Path, typer.Argument(help="A run folder (with run.json).")]
+SandboxOpt = Annotated[SandboxKind, typer.Option(help="Sandbox backend.")]
+NetworkOpt = Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Evaluate only the first N test items.")]
+BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+WeightsOpt = Annotated[
+    Optional[Path],
+    typer.Option(help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal)."),
+]
+ReindexOpt = Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")]
+
+
+# ----------------------------------------------------------------- output
+WIDE_MAX = 400
+"""Widest a table gets when printed into a pipe or file."""
+
+
+def print_wide(table: Table) -> None:
+    """Print a table; into a pipe or file, as wide as it needs (up to :data:`WIDE_MAX` columns)
+    rather than squashed to 80."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    need = Measurement.get(console, console.options.update_width(WIDE_MAX), table).maximum
+    width = max(console.width, min(need, WIDE_MAX))
+    console.print(Segments(console.render(table, console.options.update_width(width))), crop=False)

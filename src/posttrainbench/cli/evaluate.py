@@ -1,0 +1,31 @@
+"""``ptb eval``: evaluate a model folder with the harness's pinned evaluator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import lookup
+from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail
+
+
+def eval_cmd(
+    model_path: Annotated[Path, typer.Argument(help="Model folder (config + safetensors + tokenizer).")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark id.")],
+    base_model: Annotated[str, typer.Option(help="Declared base model (picks the chat template).")],
+    limit: LimitOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder for the Inspect log.")] = Path("results/eval"),
+    batch_size: BatchSizeOpt = 16,
+) -> None:
+    """Evaluate a model folder with the harness's pinned evaluator."""
+    from ..evaluation import evaluate_model
+
+    bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
+    result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size)
+    if result.status != "ok":
+        fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
+    console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")
+    if result.data is not None:
+        console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")

@@ -1,0 +1,47 @@
+"""``ptb import``: upstream PostTrainBench result folders (and baselines) into our run records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from .common import ResultsOpt, console, expected, fail
+
+
+def import_cmd(
+    source: Annotated[Path, typer.Argument(help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/).")],
+    results: ResultsOpt = Path("results"),
+    agent_map: Annotated[Optional[Path], typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")] = None,
+    baselines: Annotated[Optional[Path], typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")] = None,
+) -> None:
+    """Import upstream PostTrainBench result folders (and baselines) into our run records."""
+    from ..results.importer import import_baseline_grid, import_upstream
+    from ..results.index import refresh
+
+    amap = None if agent_map is None else _read_agent_map(agent_map)
+    with expected(FileNotFoundError):
+        rep = import_upstream(source, results, agent_map=amap)
+    problems = list(rep.problems)
+    n_base = 0
+    if baselines is not None:
+        n_base, more = import_baseline_grid(baselines, results)
+        problems += more
+    refresh(results)
+    console.print(f"imported {len(rep.imported)} runs ({len(rep.superseded)} superseded), {n_base} baselines into {results}")
+    for p in problems:
+        console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
+
+
+def _read_agent_map(path: Path) -> dict[str, list[str]]:
+    """``{agent name: [method folder, ...]}`` from ``path``."""
+    try:
+        amap = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        fail(str(path), f"bad agent map ({exc})")
+    if not isinstance(amap, dict) or not all(isinstance(v, list) for v in amap.values()):
+        fail(str(path), "bad agent map (expected {name: [method, ...]})")
+    return amap

@@ -1,0 +1,57 @@
+"""``ptb leaderboard``: rank agents from the run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..leaderboard.tables import FORMATS
+from .common import EXIT_FAILED, ReindexOpt, ResultsOpt, WeightsOpt, choices, console, err_console, fail, print_wide
+
+OutputFormat = choices("OutputFormat", ("table", *FORMATS))
+
+
+def leaderboard(
+    results: ResultsOpt = Path("results"),
+    weights: WeightsOpt = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="A terminal table, or text to pipe or save.")] = OutputFormat.table,
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.")] = None,
+    reindex: ReindexOpt = False,
+) -> None:
+    """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
+    from ..fsutil import atomic_write_text
+    from ..leaderboard import load_weights
+    from ..leaderboard.tables import agent_table, build_report, model_table
+
+    report = build_report(results, load_weights(weights) if weights else None, full=reindex)
+    for problem in report.problems:
+        err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
+    if not report.agents:
+        fail(str(results), "no runs", fix="run some (ptb run, ptb sweep run) or import them (ptb import)", code=EXIT_FAILED)
+    if fmt != OutputFormat.table:
+        text = FORMATS[fmt.value](report)
+        if out:
+            atomic_write_text(out, text)
+            console.print(f"wrote {out}")
+        else:
+            print(text, end="")
+        return
+    header, rows = agent_table(report)
+    table = Table(title=f"leaderboard ({len(report.cells)} runs; weights: {report.weights_source})")
+    for col in header:
+        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
+    for row in rows:
+        table.add_row(*row)
+    print_wide(table)
+    if len(report.models) > 1:
+        mh, mrows = model_table(report)
+        mt = Table(title="score per base model")
+        for col in mh:
+            mt.add_column(col)
+        for row in mrows:
+            mt.add_row(*row)
+        print_wide(mt)

@@ -1,0 +1,55 @@
+"""``ptb``: the typer app. It only registers the commands; each lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from . import agents, data, sweep
+from .baseline import baseline
+from .common import ErrorHandlingGroup
+from .demo import demo
+from .doctor import doctor
+from .evaluate import eval_cmd
+from .import_upstream import import_cmd
+from .index import index
+from .leaderboard import leaderboard
+from .listing import list_cmd
+from .report import report
+from .run import run
+from .show import show
+from .trace import trace
+from .verify import verify
+
+app = typer.Typer(
+    name="ptb",
+    help="PostTrainBench: how well can an autonomous LLM agent post-train a base LLM?",
+    cls=ErrorHandlingGroup,
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+app.command()(demo)
+app.command()(run)
+app.command()(show)
+app.command()(verify)
+app.command()(trace)
+app.command()(leaderboard)
+app.command()(index)
+app.command(name="import")(import_cmd)
+app.command()(report)
+app.add_typer(sweep.app, name="sweep")
+app.command(name="eval")(eval_cmd)
+app.command()(baseline)
+app.command(name="list")(list_cmd)
+app.add_typer(data.app, name="data")
+app.command()(doctor)
+app.add_typer(agents.app, name="agents")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    """Run ``ptb`` (the console script and ``python -m posttrainbench``)."""
+    app(prog_name="ptb")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

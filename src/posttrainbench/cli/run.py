@@ -1,0 +1,55 @@
+"""``ptb run``: run (or resume) one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
+from . import lookup
+from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected
+from .show import print_record
+
+PhaseName = choices("PhaseName", PHASES)
+
+
+def run(
+    agent: Annotated[str, typer.Option(help="Agent id (see `ptb list`).")],
+    model: Annotated[str, typer.Option(help="Base model, e.g. Qwen/Qwen3-4B-Base.")],
+    benchmark: Annotated[str, typer.Option(help="Benchmark id, e.g. gsm8k.")],
+    agent_config: Annotated[Optional[str], typer.Option(help="Agent config (model name for LLM agents).")] = None,
+    hours: Annotated[float, typer.Option(min=0.001, help="Time budget in hours.")] = 10.0,
+    gpus: Annotated[int, typer.Option(min=0, help="GPUs visible to the agent.")] = 0,
+    repeat: Annotated[int, typer.Option(min=0, help="Repeat index (part of the run id).")] = 0,
+    sandbox: SandboxOpt = SandboxKind.bwrap,
+    network: NetworkOpt = NetworkPolicy.none,
+    limit: LimitOpt = None,
+    suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
+    results: ResultsOpt = Path("results"),
+    until: Annotated[Optional[PhaseName], typer.Option(help="Stop after this phase.")] = None,
+) -> None:
+    """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
+    from ..pipeline import Pipeline
+
+    config = agent_config or lookup.agent(agent).default_config
+    with expected(lookup.UnknownNameError, ValueError, RuntimeError, what="cannot start the run"):
+        spec = RunSpec(
+            agent=agent,
+            agent_config=config,
+            base_model=model,
+            benchmark=benchmark,
+            hours=hours,
+            gpus=gpus,
+            repeat=repeat,
+            sandbox=sandbox,
+            network=network,
+            eval_limit=limit,
+            suffix=suffix,
+        )
+        pipeline = Pipeline(spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"))
+    record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]
+    print_record(record, pipeline.paths.root)
+    if any(s.status == "failed" for s in record.phases.values()):
+        raise typer.Exit(EXIT_FAILED)

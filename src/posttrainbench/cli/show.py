@@ -1,0 +1,48 @@
+"""``ptb show``: summarise a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+from rich.table import Table
+
+from .common import RunDirArg, console, expected
+
+if TYPE_CHECKING:
+    from ..domain import RunRecord
+
+
+def show(run_dir: RunDirArg) -> None:
+    """Summarise a run folder: phases, verdicts, score, failure."""
+    from ..results import RecordError, load_record
+
+    with expected(RecordError):
+        record = load_record(run_dir / "run.json")
+    print_record(record, run_dir)
+
+
+def print_record(record: RunRecord, root: Path) -> None:
+    """Phases, verdicts, score, data pin and failure of a run (``ptb show``, ``ptb run``)."""
+    table = Table(title=f"run {record.run_id}")
+    table.add_column("phase")
+    table.add_column("status")
+    table.add_column("detail", overflow="fold")
+    for name, st in record.phases.items():
+        table.add_row(name, st.status, st.error or "")
+    console.print(table)
+    for v in record.verdicts:
+        console.print(f"  {v.gate:14s} {v.status.value:8s} {v.summary}")
+    if record.metrics:
+        console.print(f"score: {record.metrics.score}  ({record.metrics.status})")
+        data = record.metrics.data or {}
+        if data:
+            style = {"pinned": "green", "differs": "red"}.get(data.get("status"), "yellow")
+            console.print(
+                f"data: [{style}]{data.get('status')}[/] sha256 {str(data.get('items_sha256', ''))[:16]} "
+                f"({data.get('n_items')} items from {escape(', '.join(data.get('sources', [])))})"
+            )
+    if record.failure:
+        console.print(f"[red]failure:[/red] {record.failure}")
+    console.print(f"folder: {root}")
