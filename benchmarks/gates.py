@@ -283,7 +283,7 @@ def _corpus(path: Path, mb: int) -> int:
 
 
 def _trace(path: Path, n: int) -> None:
-    from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
+    from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
     steps = []
     cmds = ["python train.py --lr 1e-4", "cat evaluate.py", "ls -la data", "python evaluate.py --limit 50", "head data/train.jsonl"]

@@ -26,7 +26,7 @@ from rich.progress import track
 
 def generate(root: Path, agents: int, repeats: int, steps: int) -> int:
     """Write the synthetic results folder; return the number of runs."""
-    from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
+    from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
     from posttrainbench.benchmarks import BENCHMARKS
     from posttrainbench.catalog import PAPER_BASE_MODELS
     from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus

@@ -20,7 +20,7 @@ import pytest
 from fake_llm_api import FakeLLM, Step
 
 from posttrainbench.agents import AgentLaunchError, ClaudeCodeAgent, CodexAgent, get_agent
-from posttrainbench.agents.trace import load_trace
+from posttrainbench.trace import load_trace
 from posttrainbench.domain import NetworkPolicy, RunSpec
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.agents.trace import ToolCall, Trace, TraceStep, save_trace
+from posttrainbench.trace import ToolCall, Trace, TraceStep, save_trace
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.integrity.judge import (

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
+from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 from posttrainbench.catalog import get_base_model
 from posttrainbench.cli import app
 from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, redact_trace
+from posttrainbench.sandbox.secrets import redact_trace
+from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep
 from posttrainbench.sandbox.secrets import foreign_secrets, redact, redact_file, redact_tree, secret_values
 
 HOST = {

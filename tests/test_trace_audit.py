@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.agents.trace import ToolCall, ToolResult, Trace, TraceStep, parse_log_lines, save_trace
+from posttrainbench.agents.trace_parsers import parse_log_lines
+from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 from posttrainbench.agents import get_agent
 from posttrainbench.benchmarks import BENCHMARKS
 from posttrainbench.catalog import get_base_model

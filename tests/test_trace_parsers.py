@@ -5,13 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from posttrainbench.agents.trace import (
-    PARSERS,
-    parse_codex_json,
-    parse_gemini_stream_json,
-    parse_opencode_json,
-    parse_trace,
-)
+from posttrainbench.agents.trace_parsers import PARSERS, parse_codex_json, parse_gemini_stream_json, parse_opencode_json, parse_trace
 
 
 def _lines(*events: object) -> str:

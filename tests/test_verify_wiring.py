@@ -11,7 +11,8 @@ import pytest
 
 from typer.testing import CliRunner
 
-from posttrainbench.agents.trace import parse_trace, save_trace
+from posttrainbench.agents.trace_parsers import parse_trace
+from posttrainbench.trace import save_trace
 from posttrainbench.cli import app
 from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
 from posttrainbench.model_store import resolve_forbidden_models

@@ -18,7 +18,8 @@ def trace(
     agent: Annotated[str, typer.Option(help="Parser for a raw solve_out.txt without trace.json.")] = "",
 ) -> None:
     """Print an agent's trace human-readably: steps, tool calls and results, tokens, cost."""
-    from ..agents.trace import load_trace, parse_trace
+    from ..agents.trace_parsers import parse_trace
+    from ..trace import load_trace
 
     root = Path(run_dir)
     if (root / "trace.json").is_file():

@@ -40,7 +40,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..agents.trace import load_trace
+from ..trace import load_trace
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import atomic_write_text, sha256_file
 from ..llm import ENV_FIELDS, Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, Send

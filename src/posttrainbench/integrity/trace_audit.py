@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..agents.trace import Trace, load_trace
+from ..trace import Trace, load_trace
 from ..domain import Benchmark, BaseModel, Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
 

@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..agents.trace import parse_trace, redact_trace, save_trace
+from ..agents.trace_parsers import parse_trace
+from ..sandbox.secrets import redact_trace
+from ..trace import save_trace
 from ..domain import CollectResult, RunRecord
 from ..models import SubmissionRejected, base_weight_bytes, canonicalize
 from ..sandbox.secrets import redact_file, redact_tree, secret_values

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..agents.trace import parse_trace, save_trace
+from ..agents.trace_parsers import parse_trace
+from ..trace import save_trace
 from ..benchmarks import BENCHMARKS
 from ..data import DataError
 from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult

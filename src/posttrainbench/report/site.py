@@ -26,7 +26,8 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
-from ..agents.trace import Trace, TraceStep, load_trace, parse_trace
+from ..agents.trace_parsers import parse_trace
+from ..trace import Trace, TraceStep, load_trace
 from ..domain import PHASES
 from ..leaderboard import RepeatsSummary
 from ..results.layout import RunPaths as run_paths_of

@@ -76,7 +76,7 @@ class RunPaths:
 
     @property
     def trace_json(self) -> Path:
-        """The agent's trace in the common schema (``agents.trace``)."""
+        """The agent's trace in the common schema (``posttrainbench.trace``)."""
         return self.root / "trace.json"
 
     @property

@@ -16,6 +16,9 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
+
+from ..trace import Trace
 
 #: Environment variable names that hold secrets.
 SECRET_NAME_RE = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE_KEY|AUTH)", re.I)
@@ -140,3 +143,20 @@ def redact_tree(root: Path, values: Mapping[str, str], *, max_file_bytes: int = 
             if any(n in data for n in needles) and redact_file(p, values, patterns=False):
                 changed.append(str(p.relative_to(root)))
     return sorted(changed)
+
+
+def redact_trace(trace: Trace, values: Mapping[str, str] | Iterable[str]) -> Trace:
+    """A copy of ``trace`` with every known secret value and key-shaped string redacted
+    (texts, tool inputs at any depth, tool outputs, parse errors)."""
+    values = dict(values) if isinstance(values, Mapping) else list(values)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return redact(v, values)
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if isinstance(v, dict):
+            return {walk(k): walk(x) for k, x in v.items()}
+        return v
+
+    return Trace.model_validate(walk(trace.model_dump(mode="json")))

@@ -1,120 +1,17 @@
-"""One trace schema for every agent, and the parsers that convert raw agent output into it.
-
-A trace is what the agent did, step by step: who spoke (``role``), what it said, which tools
-it called with which input, what came back, and the tokens and cost of each step. The
-integrity gates (trace audit, LLM judge) and the report read this schema, never a scaffold's
-raw format. Tokens and cost come from the scaffold when it reports them; otherwise the cost is
-computed from the pinned price table in :mod:`posttrainbench.catalog.prices`.
-
-Stored in the run folder as ``trace.json`` (written by the collect phase).
-"""
+"""Parsers that convert each scaffold's raw output into the common trace schema
+(:mod:`posttrainbench.trace`): Claude Code's and Gemini CLI's stream JSON, Codex's and OpenCode's
+JSON events, and plain log lines (the reference agent, scripted agents)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from ..catalog.prices import cost_usd
-
-TRACE_SCHEMA_VERSION = 1
-
-Role = Literal["system", "user", "assistant", "tool", "log"]
-
-
-class ToolCall(BaseModel):
-    """A tool the agent asked to run (e.g. ``Bash`` with ``{"command": "ls"}``)."""
-
-    id: str | None = None
-    name: str
-    input: Any = None
-
-
-class ToolResult(BaseModel):
-    """What a tool call returned."""
-
-    call_id: str | None = None
-    output: str = ""
-    is_error: bool = False
-
-
-class TraceStep(BaseModel):
-    """One step of a trace."""
-
-    index: int
-    role: Role
-    text: str = ""
-    timestamp: datetime | None = None
-    tool_calls: list[ToolCall] = Field(default_factory=list)
-    tool_results: list[ToolResult] = Field(default_factory=list)
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-
-
-class Usage(BaseModel):
-    """Token and cost totals of a trace."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    steps: int = 0
-    tool_calls: int = 0
-
-
-class Trace(BaseModel):
-    """An agent's whole trace in the common schema."""
-
-    schema_version: int = TRACE_SCHEMA_VERSION
-    agent: str
-    model: str | None = None
-    source: str = Field("", description="Raw file the trace was parsed from.")
-    steps: list[TraceStep] = Field(default_factory=list)
-    reported_cost_usd: float | None = Field(None, description="Total cost the scaffold itself reported.")
-    reported_input_tokens: int | None = Field(
-        None, description="Total input tokens the scaffold itself reported (wins over the step sum)."
-    )
-    reported_output_tokens: int | None = Field(
-        None, description="Total output tokens the scaffold itself reported (wins over the step sum)."
-    )
-    parse_errors: list[str] = Field(default_factory=list, description="Raw lines that could not be parsed.")
-
-    def usage(self) -> Usage:
-        """Totals over all steps; the scaffold's own cost total wins where it gave one."""
-        cost = sum(s.cost_usd for s in self.steps)
-        inp = sum(s.input_tokens for s in self.steps)
-        out = sum(s.output_tokens for s in self.steps)
-        if self.reported_input_tokens is not None:
-            inp = self.reported_input_tokens
-        if self.reported_output_tokens is not None:
-            out = self.reported_output_tokens
-        if self.reported_cost_usd is None and (
-            self.reported_input_tokens is not None or self.reported_output_tokens is not None
-        ):
-            cost = cost_usd(self.model, inp, out) or cost
-        return Usage(
-            input_tokens=inp,
-            output_tokens=out,
-            cost_usd=self.reported_cost_usd if self.reported_cost_usd is not None else cost,
-            steps=len(self.steps),
-            tool_calls=sum(len(s.tool_calls) for s in self.steps),
-        )
-
-    def iter_text(self) -> Iterable[tuple[int, str]]:
-        """(step index, text) for every piece of text in the trace: messages, tool inputs, outputs."""
-        for s in self.steps:
-            if s.text:
-                yield s.index, s.text
-            for c in s.tool_calls:
-                yield s.index, f"{c.name} {json.dumps(c.input, sort_keys=True) if not isinstance(c.input, str) else c.input}"
-            for r in s.tool_results:
-                if r.output:
-                    yield s.index, r.output
-
+from ..trace import ToolCall, ToolResult, Trace, TraceStep
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
@@ -401,34 +298,3 @@ def parse_trace(agent: str, raw_file: Path, *, model: str | None = None) -> Trac
     trace.parse_errors = utf8_errors + trace.parse_errors
     trace.source = Path(raw_file).name
     return trace
-
-
-def redact_trace(trace: Trace, values: Mapping[str, str] | Iterable[str]) -> Trace:
-    """A copy of ``trace`` with every known secret value and key-shaped string redacted
-    (texts, tool inputs at any depth, tool outputs, parse errors)."""
-    from ..sandbox.secrets import redact
-
-    values = dict(values) if isinstance(values, Mapping) else list(values)
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, str):
-            return redact(v, values)
-        if isinstance(v, list):
-            return [walk(x) for x in v]
-        if isinstance(v, dict):
-            return {walk(k): walk(x) for k, x in v.items()}
-        return v
-
-    return Trace.model_validate(walk(trace.model_dump(mode="json")))
-
-
-def save_trace(path: Path, trace: Trace) -> None:
-    """Write ``trace.json`` atomically."""
-    from ..fsutil import atomic_write_text
-
-    atomic_write_text(Path(path), trace.model_dump_json(indent=1) + "\n")
-
-
-def load_trace(path: Path) -> Trace:
-    """Read a stored ``trace.json``."""
-    return Trace.model_validate_json(Path(path).read_text())
