@@ -51,7 +51,7 @@ def main() -> int:
     from inspect_ai.model import GenerateConfig, get_model
 
     from posttrainbench.benchmarks import get_benchmark
-    from posttrainbench.demo_model import ensure_smollm2
+    from posttrainbench.models.demo import ensure_smollm2
     from posttrainbench.evaluation import build_task, vllm_available
 
     if "v" in args.cases.split(","):

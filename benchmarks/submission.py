@@ -89,7 +89,7 @@ def _write_4b_bf16(dest: Path, shards: int = 4) -> int:
     """The 4B-shaped checkpoint in BF16 with a buildable Qwen3 config and a tokenizer."""
     import numpy as np
 
-    from posttrainbench.testing import build_tiny_tokenizer
+    from posttrainbench.models.tiny import build_tiny_tokenizer
 
     dest.mkdir(parents=True, exist_ok=True)
     c = QWEN3_4B
@@ -146,7 +146,7 @@ def main() -> None:
         print(json.dumps(worker(a.worker[0], json.loads(a.worker[1]))))
         return
 
-    from posttrainbench.demo_model import ensure_smollm2
+    from posttrainbench.models.demo import ensure_smollm2
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="ptb-submission-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from posttrainbench.benchmarks import BENCHMARKS, BenchmarkDefinition, get_bench
 from posttrainbench.catalog import UnknownNameError, get_base_model
 from posttrainbench.data import Item
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 TINY = get_base_model("ptb/tiny-random")

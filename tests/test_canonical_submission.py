@@ -21,15 +21,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from posttrainbench.benchmarks import get_benchmark
-from posttrainbench.domain import BaseModel
+from posttrainbench.domain import BaseModelSpec
 from posttrainbench.evaluation import evaluate_model
 from posttrainbench.integrity import check_lineage, check_model_folder
 from posttrainbench.models import SubmissionRejected, canonicalize, weights_digest
 from posttrainbench.models.loaded_check import WeightsMismatchError, check_loaded_weights, folder_entries
 from posttrainbench.models.safetensors_strict import SafetensorsError, read_header
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
-TINY = BaseModel(hub_id="ptb/tiny-random", family="tiny", chat_template="plain", demo=True)
+TINY = BaseModelSpec(hub_id="ptb/tiny-random", family="tiny", chat_template="plain", demo=True)
 LIMIT = 1 << 30
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from posttrainbench import catalog
 from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.cli import app
-from posttrainbench.domain import BaseModel
+from posttrainbench.domain import BaseModelSpec
 from posttrainbench.leaderboard.from_results import scan_results
 from posttrainbench.leaderboard.weights import load_weights
 from posttrainbench.testing import FakeLLMServer
@@ -40,7 +40,7 @@ def test_base_and_instruct_baselines_give_weights(tmp_path, monkeypatch):
     for d in (base_dir, models_dir / "ptb" / "pair-instruct"):
         d.mkdir(parents=True)
         (d / "config.json").write_text("{}")
-    pair = BaseModel(hub_id="ptb/pair", family="tiny", chat_template="plain", instruct_id="ptb/pair-instruct",
+    pair = BaseModelSpec(hub_id="ptb/pair", family="tiny", chat_template="plain", instruct_id="ptb/pair-instruct",
                      local_path=str(base_dir), demo=True)  # fmt: skip
     monkeypatch.setitem(catalog.BASE_MODELS, "ptb/pair", pair)
     monkeypatch.setenv("PTB_MODELS_DIR", str(models_dir))
@@ -76,7 +76,7 @@ def test_failed_baseline_is_recorded_with_its_cause(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "config.json").write_text("{}")  # no weights, no tokenizer
-    broken = BaseModel(hub_id="ptb/broken", family="tiny", chat_template="plain", local_path=str(empty), demo=True)
+    broken = BaseModelSpec(hub_id="ptb/broken", family="tiny", chat_template="plain", local_path=str(empty), demo=True)
     monkeypatch.setitem(catalog.BASE_MODELS, "ptb/broken", broken)
     res = runner.invoke(
         app, ["baseline", "--base-model", "ptb/broken", "--benchmark", "gsm8k-calc", "--limit", "2",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from posttrainbench import demo_model
-from posttrainbench.demo_model import (
+from posttrainbench.models import demo as demo_model
+from posttrainbench.models.demo import (
     GGUF_MEMBER,
     WHEEL_ENV,
     DemoModelError,
@@ -230,7 +230,7 @@ def test_tiny_model_is_deterministic_and_loads(tmp_path):
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from posttrainbench.testing import build_tiny_model
+    from posttrainbench.models.tiny import build_tiny_model
 
     build_tiny_model(tmp_path / "warmup")  # first call pays the imports
     t0 = time.perf_counter()
@@ -259,7 +259,7 @@ def test_tiny_model_keeps_a_given_chat_template(tmp_path):
     from transformers import AutoTokenizer
 
     from posttrainbench.catalog.chat_templates import PLAIN
-    from posttrainbench.testing import build_tiny_model
+    from posttrainbench.models.tiny import build_tiny_model
 
     tok = AutoTokenizer.from_pretrained(build_tiny_model(tmp_path / "m", chat_template=PLAIN))
     text = tok.apply_chat_template([{"role": "user", "content": "2+2"}], tokenize=False, add_generation_prompt=True)

@@ -15,7 +15,7 @@ from posttrainbench.benchmarks.gpqamain import gpqa_choices
 from posttrainbench.catalog import get_base_model
 from posttrainbench.data import DataError
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
 AIME = get_benchmark("aime2025")

@@ -14,7 +14,8 @@ from posttrainbench.benchmarks.bfcl import parse_call
 from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import evaluate_model
 from posttrainbench.evaluation.vllm_provider import vllm_available
-from posttrainbench.testing import FakeLLMServer, build_tiny_model
+from posttrainbench.testing import FakeLLMServer
+from posttrainbench.models.tiny import build_tiny_model
 
 CALC = get_benchmark("gsm8k-calc")
 BFCL = get_benchmark("bfcl")

@@ -29,7 +29,7 @@ from posttrainbench.catalog.chat_templates import TOOLS_HEADER
 from posttrainbench.data import DataError, Item
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.tool_calls import parse_tool_calls
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
 BFCL = get_benchmark("bfcl")

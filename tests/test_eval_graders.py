@@ -19,7 +19,8 @@ from posttrainbench.benchmarks.healthbench import clipped_mean, parse_grade, sam
 from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.graders import Grader, GraderConfig, GraderError, MalformedGrade
-from posttrainbench.testing import FakeLLMServer, build_tiny_model
+from posttrainbench.testing import FakeLLMServer
+from posttrainbench.models.tiny import build_tiny_model
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
 ARENA = get_benchmark("arenahardwriting")

@@ -19,7 +19,7 @@ from posttrainbench.catalog import get_base_model
 from posttrainbench.data import data_root
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.code_exec import run_programs
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 HE = get_benchmark("humaneval")
 TINY = get_base_model("ptb/tiny-random")

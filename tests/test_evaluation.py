@@ -30,7 +30,7 @@ from posttrainbench.evaluation import (
     workspace_script_path,
 )
 from posttrainbench.evaluation.hf_provider import GenKey
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 CALC = get_benchmark("gsm8k-calc")
 GSM8K = get_benchmark("gsm8k")

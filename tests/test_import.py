@@ -143,7 +143,7 @@ def test_verify_runs_our_gates_on_imported_upstream_folders(tmp_path: Path, monk
     import torch
     from safetensors.torch import load_file, save_file
 
-    from posttrainbench.testing import build_tiny_model
+    from posttrainbench.models.tiny import build_tiny_model
 
     models = tmp_path / "models"
     build_tiny_model(models / "Qwen" / "Qwen3-4B-Base", seed=0)

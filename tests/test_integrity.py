@@ -30,7 +30,7 @@ from posttrainbench.integrity import (
     texts_from_files,
     write_manifest,
 )
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 PASS, FAIL, NOT_RUN = VerdictStatus.passed, VerdictStatus.failed, VerdictStatus.not_run
 
@@ -509,7 +509,7 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
     upstream_judge = Verdict(gate="judge_contamination", status=PASS, summary="upstream judge")
     ctx = GateContext(
         evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
-        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(),
+        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(benchmarks=()),
         rejected="two weight indexes", prior=[upstream_judge], unavailable={"tamper": "no manifest was recorded"},
     )
     verdicts = run_gates(ctx, GATES)
@@ -531,7 +531,7 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
     (tmp_path / "final_model").mkdir()
     ctx = GateContext(
         evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
-        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(), final_model=tmp_path / "final_model",
+        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(benchmarks=()), final_model=tmp_path / "final_model",
         judge_error="PTB_JUDGE_N must be a positive integer",
     )
     got = {v.gate: (v.status, v.summary) for v in run_gates(ctx, GATES)}

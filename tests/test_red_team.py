@@ -36,9 +36,9 @@ from safetensors.torch import load_file, save_file
 from posttrainbench import catalog
 from posttrainbench.agents import AGENTS
 from posttrainbench.benchmarks import get_benchmark
-from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
+from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
 from posttrainbench.pipeline import Pipeline
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 BASE_ID, INSTRUCT_ID = "ptb/red-base", "ptb/red-instruct"
 BENCH = "gsm8k"
@@ -270,7 +270,7 @@ def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[
             mp.setenv(k, v)
         mp.setitem(
             catalog.BASE_MODELS, BASE_ID,
-            BaseModel(hub_id=BASE_ID, family="tiny", chat_template="plain", forbidden=(INSTRUCT_ID,), demo=True),
+            BaseModelSpec(hub_id=BASE_ID, family="tiny", chat_template="plain", forbidden=(INSTRUCT_ID,), demo=True),
         )
         for i, case in enumerate(_cases(instruct)):
             if case.script is None:

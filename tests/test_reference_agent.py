@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from posttrainbench.catalog.chat_templates import PLAIN
-from posttrainbench.testing import build_tiny_model
+from posttrainbench.models.tiny import build_tiny_model
 
 SCRIPT = Path(str(files("posttrainbench.agents").joinpath("templates", "reference_sft.py")))
 ALLOWED_IMPORTS = set(sys.stdlib_module_names) | {"torch", "transformers", "trl", "peft", "datasets"}

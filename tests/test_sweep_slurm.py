@@ -113,7 +113,7 @@ def _weights(root: Path) -> dict[tuple[str, int], dict[str, str]]:
 def slurm_sweep(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory):
     """Runs the sweep on Slurm, kills one job mid-run, checks, resumes; returns what it saw."""
     from posttrainbench.catalog import get_base_model
-    from posttrainbench.model_store import resolve_base_model
+    from posttrainbench.models.store import resolve_base_model
 
     work = tmp_path_factory.mktemp("slurm-sweep")
     sweep_file = work / "sweep.toml"
@@ -215,7 +215,7 @@ def test_slurm_sweep_survives_scancel_and_resumes_only_the_killed_run(slurm_swee
 
 
 def test_local_pool_retries_infra_failures_and_matches_slurm(slurm_sweep: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from posttrainbench.testing import build_tiny_model
+    from posttrainbench.models.tiny import build_tiny_model
 
     cache = tmp_path / "cache"
     (cache / "models").mkdir(parents=True)

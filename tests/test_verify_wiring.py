@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 from posttrainbench.agents.trace_parsers import parse_trace
 from posttrainbench.trace import save_trace
 from posttrainbench.cli import app
-from posttrainbench.domain import BaseModel, RunSpec, VerdictStatus
-from posttrainbench.model_store import resolve_forbidden_models
+from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
+from posttrainbench.models.store import resolve_forbidden_models
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record, save_record
-from posttrainbench.testing import FakeLLMServer, build_tiny_model
+from posttrainbench.testing import FakeLLMServer
+from posttrainbench.models.tiny import build_tiny_model
 
 HONEST = """exec 2>&1
 set -eu
@@ -128,7 +129,7 @@ def test_forbidden_checkpoints_resolve_from_the_local_store_only(tmp_path: Path,
     monkeypatch.setenv("PTB_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    base = BaseModel(hub_id="Org/Base-1B", family="x", chat_template="plain", forbidden=("Org/Chat-1B", "Org/Chat-1B-FP8"), instruct_id="Org/Chat-1B")
+    base = BaseModelSpec(hub_id="Org/Base-1B", family="x", chat_template="plain", forbidden=("Org/Chat-1B", "Org/Chat-1B-FP8"), instruct_id="Org/Chat-1B")
     found, missing = resolve_forbidden_models(base)
     assert found == {"Org/Chat-1B": tmp_path / "Org" / "Chat-1B"}
     assert list(missing) == ["Org/Chat-1B-FP8"] and "not available locally" in missing["Org/Chat-1B-FP8"]

@@ -77,7 +77,7 @@ class Benchmark(Frozen):
         return v
 
 
-class BaseModel(Frozen):
+class BaseModelSpec(Frozen):
     """A base model agents may fine-tune, with its forbidden (official post-trained) counterparts."""
 
     hub_id: str

@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import jinja2
 
-from ..domain import Benchmark, BaseModel, NetworkPolicy, RunSpec
+from ..domain import Benchmark, BaseModelSpec, NetworkPolicy, RunSpec
 
 _ENV = jinja2.Environment(
     loader=jinja2.FunctionLoader(
@@ -40,7 +40,7 @@ def hardware_text(gpus: int, gpu_name: str | None) -> str:
 def render_prompt(
     spec: RunSpec,
     benchmark: Benchmark,
-    base: BaseModel,
+    base: BaseModelSpec,
     *,
     base_model_path: str,
     train_files: list[str],

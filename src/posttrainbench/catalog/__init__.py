@@ -5,7 +5,7 @@ Agents register themselves in :mod:`posttrainbench.agents`; benchmarks are units
 
 from __future__ import annotations
 
-from ..domain import BaseModel
+from ..domain import BaseModelSpec
 from ..registry import UnknownNameError
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
 from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
@@ -19,10 +19,10 @@ __all__ = [
     "tools_system_prompt",
 ]
 
-BASE_MODELS: dict[str, BaseModel] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}
+BASE_MODELS: dict[str, BaseModelSpec] = {m.hub_id: m for m in (*PAPER_BASE_MODELS, *DEMO_BASE_MODELS)}
 
 
-def get_base_model(name: str) -> BaseModel:
+def get_base_model(name: str) -> BaseModelSpec:
     """Look up a base model by hub id (``Org/Name``) or by its bare name."""
     if name in BASE_MODELS:
         return BASE_MODELS[name]

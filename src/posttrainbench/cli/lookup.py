@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..agents import AGENTS
 from ..benchmarks import BENCHMARKS, get_benchmark
 from ..catalog import BASE_MODELS, UnknownNameError, get_base_model
-from ..domain import AgentSpec, BaseModel, Benchmark
+from ..domain import AgentSpec, BaseModelSpec, Benchmark
 from .common import expected
 
 __all__ = ["UnknownNameError", "agent", "all_agents", "all_base_models", "all_benchmarks", "base_model", "benchmark"]
@@ -19,7 +19,7 @@ def benchmark(name: str, option: str | None = "--benchmark") -> Benchmark:
         return get_benchmark(name)
 
 
-def base_model(name: str, option: str | None = "--base-model") -> BaseModel:
+def base_model(name: str, option: str | None = "--base-model") -> BaseModelSpec:
     """The base model ``name`` (hub id or bare name, given by ``option``)."""
     with expected(UnknownNameError, what=option):
         return get_base_model(name)
@@ -36,7 +36,7 @@ def all_benchmarks() -> list[Benchmark]:
     return list(BENCHMARKS.values())
 
 
-def all_base_models() -> list[BaseModel]:
+def all_base_models() -> list[BaseModelSpec]:
     """Every base model, in catalog order."""
     return list(BASE_MODELS.values())
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..domain import BaseModel, Benchmark
+from ..domain import BaseModelSpec, Benchmark
 from ..fsutil import atomic_write_json, atomic_write_text
-from ..model_store import resolve_base_model
+from ..models.store import resolve_base_model
 from ..results import baseline_dir, save_baseline
 from .runner import EvalResult, evaluate_model
 
 
 def evaluate_baseline(
-    base: BaseModel,
+    base: BaseModelSpec,
     bench: Benchmark,
     results_root: Path,
     *,

@@ -24,7 +24,7 @@ from pydantic import BaseModel as _Model
 from pydantic import Field
 
 from ..data import DataError, DataProvenance, Item
-from ..domain import BaseModel, Decoding, VerdictStatus
+from ..domain import BaseModelSpec, Decoding, VerdictStatus
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
@@ -134,10 +134,10 @@ def ladder(benchmark: EvaluableBenchmark, max_tokens: int | None = None) -> list
     return ([max_tokens] + [t for t in rungs if t < max_tokens])[: len(rungs)]
 
 
-def harness_limits(base_model: BaseModel, base_model_path: Path | None = None) -> HarnessLimits:
+def harness_limits(base_model: BaseModelSpec, base_model_path: Path | None = None) -> HarnessLimits:
     """The limits the evaluator enforces: those of the base model's folder (``base_model_path``,
     else the catalog entry resolved without downloading anything new where it is local)."""
-    from ..model_store import ModelUnavailableError, resolve_base_model
+    from ..models.store import ModelUnavailableError, resolve_base_model
 
     if base_model_path is None:
         try:
@@ -319,7 +319,7 @@ def _never_raises(fn: Callable[P, EvalResult]) -> Callable[P, EvalResult]:
 def evaluate_model(
     model_path: Path,
     benchmark: EvaluableBenchmark,
-    base_model: BaseModel,
+    base_model: BaseModelSpec,
     out_dir: Path,
     *,
     items: list[Item] | None = None,

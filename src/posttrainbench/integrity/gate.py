@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..domain import BaseModel, Verdict
+from ..domain import BaseModelSpec, Verdict
 from ._common import not_run
 from .judge import JudgeConfig
 from .trace_audit import AuditPolicy
@@ -44,7 +44,7 @@ class GateContext:
     #: The agent's workspace (tamper, contamination, judge) and its harness files' hashes.
     workspace: Path
     manifest: Mapping[str, str]
-    base: BaseModel
+    base: BaseModelSpec
     trace_path: Path
     audit_policy: AuditPolicy
     #: Pristine copies of the harness files (tamper diffs against them).

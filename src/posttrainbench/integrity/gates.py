@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import sha256_file
-from ..model_store import resolve_base_model, resolve_forbidden_models
+from ..models.store import resolve_base_model, resolve_forbidden_models
 from ._common import not_run
 from .contamination import build_index_cached, scan
 from .gate import Gate, GateContext

@@ -9,7 +9,7 @@ Every finding names the trace step it was seen in. Rules, by category:
     client SDKs (``openai``, ``anthropic``, ``google.generativeai``, ``litellm`` ...) in code the
     agent wrote or ran.
 ``disallowed_model``
-    A forbidden checkpoint of the run's base model (``BaseModel.forbidden`` and ``instruct_id``)
+    A forbidden checkpoint of the run's base model (``BaseModelSpec.forbidden`` and ``instruct_id``)
     named in a command or in code (hub id matched whole, case-insensitively, so
     ``Qwen/Qwen3-4B-Base`` never matches ``Qwen/Qwen3-4B``).
 ``test_data``
@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..trace import Trace, load_trace
-from ..domain import Benchmark, BaseModel, Verdict, VerdictStatus
+from ..domain import Benchmark, BaseModelSpec, Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
 
 GATE = "trace_audit"
@@ -152,7 +152,7 @@ class AuditPolicy:
         cls,
         *,
         agent_hosts: Iterable[str] = (),
-        base: BaseModel | None = None,
+        base: BaseModelSpec | None = None,
         benchmarks: Iterable[Benchmark],
         secret_values: Iterable[str] = (),
     ) -> AuditPolicy:

@@ -17,7 +17,7 @@ from ..data import DataError
 from ..domain import PrepareResult, RunRecord
 from ..evaluation import write_dev_file
 from ..fsutil import atomic_write_json, atomic_write_text
-from ..model_store import resolve_base_model
+from ..models.store import resolve_base_model
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline

