@@ -159,6 +159,21 @@ def _vm_hwm_mib() -> float:
     return float("nan")
 
 
+def run_meta(started: float, load0: float) -> dict:
+    """When and where a benchmark ran (date, Python, CPUs, load average at start and end), printed
+    as the line above its table."""
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_start": load0,
+        "load_avg_end": os.getloadavg()[0],
+        "total_seconds": time.perf_counter() - started,
+    }
+    print(f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n")
+    return meta
+
+
 def run_worker(kind: str, args: dict, script: str = __file__) -> dict:
     """Run a worker of ``script`` in a child process; it reports its own seconds and peak RSS (MiB)."""
     cmd = [sys.executable, script, "--worker", kind, json.dumps(args)]
@@ -379,15 +394,7 @@ def main() -> None:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    meta = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_avg_start": load0,
-        "load_avg_end": os.getloadavg()[0],
-        "total_seconds": time.perf_counter() - started,
-    }
-    print(f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n")
+    meta = run_meta(started, load0)
     print("| case | gate | wall s | peak RSS MiB | peak anon MiB | result | notes |")
     print("|---|---|---:|---:|---:|---|---|")
     for r in rows:

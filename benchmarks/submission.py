@@ -27,10 +27,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import shutil
 import struct
 import sys
@@ -44,7 +42,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gates import QWEN3_4B, _AnonSampler, _perturb_135m, _qwen3_4b_tensors, _vm_hwm_mib, console, run_worker  # noqa: E402
+from gates import QWEN3_4B, _AnonSampler, _perturb_135m, _qwen3_4b_tensors, _vm_hwm_mib, console, run_meta, run_worker  # noqa: E402
 
 
 def worker(kind: str, args: dict) -> dict:
@@ -188,15 +186,7 @@ def main() -> None:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    meta = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "cpus": os.cpu_count(),
-        "load_avg_start": load0,
-        "load_avg_end": os.getloadavg()[0],
-        "total_seconds": time.perf_counter() - started,
-    }
-    print(f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n")
+    meta = run_meta(started, load0)
     print("| case | step | wall s | × baseline | peak RSS MiB | peak anon MiB |")
     print("|---|---|---:|---:|---:|---:|")
     base_s: dict[tuple[str, str], float] = {}
