@@ -64,3 +64,51 @@ def script_agent() -> Iterator[Callable[[str | type[ScriptAgent]], str]]:
             return cls.spec.id
 
         yield register
+
+
+# --- test tiers -------------------------------------------------------------------------------
+# Markers say what a test needs or costs; CI runs everything, developers run the fast tier:
+#   pytest -m "not slow and not slurm and not docker and not browser and not npm"
+# `slow` is what took 5 s or more on the 2-core CI machine (measured with --durations, see
+# docs/development.md); the others follow from the fixtures and files a test uses.
+_FILE_MARKS: dict[str, tuple[str, ...]] = {
+    "test_demo.py": ("slow",),
+    "test_sweep_slurm.py": ("slurm", "slow"),
+    "test_docker_sandbox.py": ("docker", "sandbox"),
+    "test_cli_agents.py": ("npm", "sandbox"),
+    "test_red_team.py": ("sandbox", "slow"),
+    "test_prevention.py": ("sandbox", "slow"),
+    "test_reference_agent.py": ("slow",),
+    "test_sandbox.py": ("sandbox",),
+    "test_sandbox_escapes.py": ("sandbox",),
+    "test_sandbox_limits.py": ("sandbox",),
+    "test_humaneval_hostile.py": ("sandbox",),
+    "test_disk_full.py": ("sandbox",),
+}
+_FIXTURE_MARKS: dict[str, str] = {"browser": "browser", "script_agent": "sandbox", "bwrap": "sandbox", "docker_sb": "docker"}
+_SLOW_TESTS: frozenset[str] = frozenset(
+    {
+        "test_import.py::test_verify_runs_our_gates_on_imported_upstream_folders",
+        "test_pipeline.py::test_reference_agent_full_lifecycle_then_resume_is_a_no_op",
+        "test_pipeline.py::test_agent_hanging_past_its_limit_is_killed",
+        "test_pipeline.py::test_interrupted_solve_restarts_from_a_fresh_workspace",
+        "test_eval_humaneval.py::test_all_canonical_solutions_pass_in_the_sandbox",
+        "test_benchmark_units.py::test_a_new_benchmark_runs_end_to_end_on_the_tiny_model",
+        "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
+        "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
+        "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
+    }
+)
+TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier markers (see the table above)."""
+    for item in items:
+        name = item.path.name
+        marks = set(_FILE_MARKS.get(name, ()))
+        marks |= {m for f, m in _FIXTURE_MARKS.items() if f in getattr(item, "fixturenames", ())}
+        if f"{name}::{item.originalname}" in _SLOW_TESTS:
+            marks.add("slow")
+        for m in sorted(marks):
+            item.add_marker(getattr(pytest.mark, m))
