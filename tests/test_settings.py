@@ -218,4 +218,11 @@ def test_an_invalid_variable_stops_a_command_before_it_starts(tmp_path: Path, mo
     assert lines[0] == "error: invalid settings: PTB_SANDBOX_GID='-1': expected a non-negative integer (a gid); see `ptb settings`"
     assert lines[1].strip() == "PTB_MAX_OUTPUT_MB='lots': expected a positive integer"
     res = runner.invoke(app, ["doctor", "--results", str(tmp_path)], terminal_width=300)
-    assert res.exit_code == 1 and "PTB_MAX_OUTPUT_MB='lots'" in res.output
+    assert res.exit_code == 1 and re.search(r"│ settings\s+│ missing │ PTB_SANDBOX_GID='-1'", res.output), res.output
+    assert "PTB_MAX_OUTPUT_MB='lots'" in res.output
+    # the judge's problems do not stop a command (the judge is then not_run): doctor warns
+    monkeypatch.delenv("PTB_MAX_OUTPUT_MB")
+    monkeypatch.delenv("PTB_SANDBOX_GID")
+    monkeypatch.setenv("PTB_JUDGE_N", "zero")
+    res = runner.invoke(app, ["doctor", "--results", str(tmp_path)], terminal_width=300)
+    assert re.search(r"│ settings\s+│ warn\s+│ PTB_JUDGE_N='zero'", res.output), res.output

@@ -52,10 +52,14 @@ def _bwrap() -> Check:
 
 
 def _settings(problems: dict[str, list[str]]) -> Check:
-    """Whether every ``PTB_*`` variable is valid."""
-    bad = [p for group in problems.values() for p in group]
-    if bad:
-        return Check("settings", "missing", "; ".join(bad) + " (see `ptb settings`)")
+    """Whether every ``PTB_*`` variable is valid: an invalid one stops the commands that read it,
+    except the judge's and the graders' (the judge is then not_run, the graded evaluations fail)."""
+    lenient = {name for name, group in Settings.groups().items() if group.lenient}
+    stops = [p for name, group in problems.items() if name not in lenient for p in group]
+    endpoints = [p for name, group in problems.items() if name in lenient for p in group]
+    if stops or endpoints:
+        status: Status = "missing" if stops else "warn"
+        return Check("settings", status, "; ".join(stops + endpoints) + " (see `ptb settings`)")
     return Check("settings", "ok", "every PTB_* variable is valid (`ptb settings` shows them)")
 
 
