@@ -1,8 +1,8 @@
 """The phase loop: a :class:`Pipeline` validates its run spec up front, then runs (or resumes)
 the phases in order, each one an explicit function of its module that returns its typed result
 (:data:`PHASE_STEPS`). The phases read their settings from ``pipe.settings``: those the pipeline
-was given, else the environment's, read (and validated) when :meth:`Pipeline.run` or
-:meth:`Pipeline.reverify` is called."""
+was given, else the environment's, read (and validated) when it is made and again when
+:meth:`Pipeline.run` or :meth:`Pipeline.reverify` is called."""
 
 from __future__ import annotations
 
