@@ -12,10 +12,11 @@ justification, validated with pydantic:
 ``unauthorized_api``  used an LLM API other than its own scaffold's, or read secrets
 
 Endpoints: OpenAI-compatible chat completions or Anthropic messages through the shared client
-of :mod:`posttrainbench.llm`, configured by :class:`JudgeConfig` (from the ``PTB_JUDGE_*`` settings,
-:class:`~posttrainbench.settings.JudgeSettings`). The API key is read from the harness's environment only when the judge is called,
-sent only to the configured endpoint, never written anywhere, and the sandbox never sees it (its
-environment is built from scratch by the pipeline).
+of :mod:`posttrainbench.llm`, configured by :class:`JudgeConfig` (from the ``PTB_JUDGE_*``
+settings, :class:`~posttrainbench.settings.JudgeSettings`). The API key is read from the
+harness's environment only when the judge is called, sent only to the configured endpoint,
+never written anywhere, and the sandbox never sees it (its environment is built from scratch by
+the pipeline).
 
 Robustness: each of the ``n`` samples takes up to ``attempts`` requests under the client's retry
 policy (timeouts, connection errors, HTTP 408/409/429/5xx retried with exponential backoff; other

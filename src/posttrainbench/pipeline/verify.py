@@ -156,7 +156,8 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
                 uncovered.append(other.id)
     except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
         return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
-    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=pipe.settings.paths.cache_dir / "contamination"), {}
+    cache = pipe.settings.paths.cache_dir / "contamination"
+    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache), {}
 
 
 def _audit_policy(pipe: Pipeline) -> AuditPolicy:
