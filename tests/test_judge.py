@@ -22,6 +22,7 @@ from posttrainbench.integrity.judge import (
     parse_answer,
     run_judge,
 )
+from posttrainbench.settings import Settings
 from posttrainbench.testing import FakeLLMServer
 
 KEY = "sk-judge-test-key-123456"
@@ -186,15 +187,22 @@ def test_parse_answer_accepts_fences_and_rejects_bad_shapes() -> None:
             parse_answer(reply)
 
 
-def test_config_from_env() -> None:
-    assert JudgeConfig.from_env({}) is None
-    cfg = JudgeConfig.from_env({"PTB_JUDGE_MODEL": "claude-sonnet-4-5", "PTB_JUDGE_PROVIDER": "anthropic", "PTB_JUDGE_N": "5"})
+def _judge(env: dict[str, str]) -> JudgeConfig | None:
+    return JudgeConfig.configured(Settings.from_env(env).judge)
+
+
+def test_config_from_settings() -> None:
+    assert _judge({}) is None
+    assert _judge({"PTB_JUDGE_N": "zero"}) is None, "without a model there is no judge to configure"
+    cfg = _judge({"PTB_JUDGE_MODEL": "claude-sonnet-4-5", "PTB_JUDGE_PROVIDER": "anthropic", "PTB_JUDGE_N": "5"})
     assert cfg is not None and cfg.provider == "anthropic" and cfg.n == 5 and cfg.api_key_env == "PTB_JUDGE_API_KEY"
     assert cfg.pinned()["prompt_sha256"] == PROMPT_SHA256 and "key" not in json.dumps(cfg.pinned()).replace("api_key_env", "")
-    with pytest.raises(JudgeConfigError, match="PTB_JUDGE_N"):
-        JudgeConfig.from_env({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_N": "zero"})
-    with pytest.raises(JudgeConfigError, match="PTB_JUDGE_PROVIDER"):
-        JudgeConfig.from_env({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_PROVIDER": "gemini"})
+    with pytest.raises(JudgeConfigError, match=r"^invalid judge configuration: PTB_JUDGE_N='zero': expected an integer from 1 to 15$"):
+        _judge({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_N": "zero"})
+    with pytest.raises(JudgeConfigError, match="PTB_JUDGE_N='16'"):
+        _judge({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_N": "16"})
+    with pytest.raises(JudgeConfigError, match="PTB_JUDGE_PROVIDER='gemini'"):
+        _judge({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_PROVIDER": "gemini"})
 
 
 def test_context_is_size_capped_and_skips_binary(tmp_path: Path) -> None:

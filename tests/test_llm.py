@@ -1,6 +1,6 @@
 """The LLM client layer (judge and graders) against a local server speaking the real OpenAI /
 Anthropic wire protocols (``posttrainbench.testing.FakeLLMServer``), so the real SDK clients run:
-config from the environment, the retry policy, the key's destination, counters."""
+config from the settings, the retry policy, the key's destination, counters."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from posttrainbench.evaluation.graders import GraderConfig, GraderError
 from posttrainbench.llm import config as llm_config
 from posttrainbench.llm import Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, RetryPolicy
+from posttrainbench.settings import Settings
 from posttrainbench.testing import FakeLLMServer
 
 KEY = "sk-llm-layer-test-key-42"
@@ -35,32 +36,42 @@ def _replies(*replies: str | int):  # noqa: ANN202
     return respond
 
 
-def test_config_from_env_prefix_names_the_variables() -> None:
-    env = {"PTB_X_MODEL": "m", "PTB_X_API_KEY_ENV": "MY_KEY", "PTB_X_ATTEMPTS": "5", "PTB_X_TEMPERATURE": "0.5", "PTB_X_BASE_URL": ""}
-    cfg = LLMConfig.from_env_prefix("PTB_X", env)
+def test_config_from_settings_names_the_variables() -> None:
+    env = {"PTB_GRADER_MODEL": "m", "PTB_GRADER_API_KEY_ENV": "MY_KEY", "PTB_GRADER_ATTEMPTS": "5",
+           "PTB_GRADER_TEMPERATURE": "0.5", "PTB_GRADER_BASE_URL": ""}  # fmt: skip
+    cfg = LLMConfig.from_settings(Settings.from_env(env).grader)
     assert (cfg.model, cfg.api_key_env, cfg.attempts, cfg.temperature, cfg.base_url) == ("m", "MY_KEY", 5, 0.5, None)
     assert cfg.endpoint == "https://api.openai.com/v1"
-    assert LLMConfig.from_env_prefix("PTB_X", env | {"PTB_X_PROVIDER": "anthropic"}).endpoint == "https://api.anthropic.com"
-    with pytest.raises(LLMConfigError, match=r"PTB_X_ATTEMPTS: .*; PTB_X_TIMEOUT_S: "):
-        LLMConfig.from_env_prefix("PTB_X", env | {"PTB_X_ATTEMPTS": "0", "PTB_X_TIMEOUT_S": "soon"})
-    with pytest.raises(LLMConfigError, match="PTB_X_MODEL: Field required"):
-        LLMConfig.from_env_prefix("PTB_X", {"PTB_X_API_KEY_ENV": "K"})
+    anthropic = Settings.from_env(env | {"PTB_GRADER_PROVIDER": "anthropic"}).grader
+    assert LLMConfig.from_settings(anthropic).endpoint == "https://api.anthropic.com"
+    bad = Settings.from_env(env | {"PTB_GRADER_ATTEMPTS": "0", "PTB_GRADER_TIMEOUT_S": "soon"}).grader
+    with pytest.raises(
+        LLMConfigError,
+        match=r"^PTB_GRADER_ATTEMPTS='0': expected an integer from 1 to 10; PTB_GRADER_TIMEOUT_S='soon': expected a positive number$",
+    ):
+        LLMConfig.from_settings(bad)
+    # what the settings leave to the config (the base config has no default model or key) is named too
+    with pytest.raises(LLMConfigError, match="^PTB_GRADER_MODEL: Field required; PTB_GRADER_API_KEY_ENV: Field required$"):
+        LLMConfig.from_settings(Settings.from_env({}).grader)
 
 
 def test_grader_config_defaults_per_provider_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("PROVIDER", "MODEL", "BASE_URL", "API_KEY_ENV", "ATTEMPTS", "TIMEOUT_S", "TEMPERATURE", "MAX_TOKENS"):
         monkeypatch.delenv(f"PTB_GRADER_{var}", raising=False)
-    cfg = GraderConfig.from_env()
+    cfg = GraderConfig.from_settings(Settings.from_env().grader)
     assert (cfg.provider, cfg.model, cfg.api_key_env, cfg.attempts, cfg.temperature) == ("openai", "gpt-4.1-mini", "OPENAI_API_KEY", 4, 0.0)
     monkeypatch.setenv("PTB_GRADER_PROVIDER", "anthropic")
     monkeypatch.setenv("PTB_GRADER_MAX_TOKENS", "512")
-    cfg = GraderConfig.from_env()
+    cfg = GraderConfig.from_settings(Settings.from_env().grader)
     assert (cfg.model, cfg.api_key_env, cfg.max_tokens) == ("claude-sonnet-4-5", "ANTHROPIC_API_KEY", 512)
     assert cfg.describe()["temperature"] is None, "Anthropic is sent no temperature: none is recorded"
     assert GraderConfig(provider="anthropic").model == "claude-sonnet-4-5"
     monkeypatch.setenv("PTB_GRADER_PROVIDER", "gemini")
-    with pytest.raises(GraderError, match=r"invalid grader configuration: PTB_GRADER_PROVIDER: [^;]*$"):
-        GraderConfig.from_env()
+    grader = Settings.from_env().grader  # an invalid grader does not stop the settings: only the graded evaluations
+    with pytest.raises(
+        GraderError, match=r"^invalid grader configuration: PTB_GRADER_PROVIDER='gemini': expected `openai` or `anthropic`$"
+    ):
+        GraderConfig.from_settings(grader)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])

@@ -43,6 +43,7 @@ from posttrainbench.domain import RunSpec, VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox.limits import resolve_limits
+from posttrainbench.settings import Settings
 
 GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
 ROOT_HARNESS = os.geteuid() == 0
@@ -300,7 +301,7 @@ def test_modify_use_restore_is_impossible(prevention) -> None:
 def test_fork_bomb_is_held_by_the_default_pids_limit(prevention) -> None:
     case, record, pipe = prevention["fork bomb"]
     d = record.phases.solve.result().model_dump()
-    expected = resolve_limits(0, env={})
+    expected = resolve_limits(0, Settings())
     assert d["limits"]["pids_source"] == "default" and d["limits"]["max_pids"] == expected.max_pids
     assert d["enforced"]["pids"] is True
     assert d["pids_limit_hits"] > 0 and record.timed_out
@@ -324,7 +325,7 @@ def test_honest_control_passes_every_gate_under_the_defaults(prevention) -> None
     bad = {v.gate: v.summary for v in record.verdicts if v.status != VerdictStatus.passed and v.gate != "judge"}
     assert bad == {} and record.final_verdict == VerdictStatus.passed and record.failure is None
     d = record.phases.solve.result().model_dump()
-    expected = resolve_limits(0, env={})
+    expected = resolve_limits(0, Settings())
     assert (d["limits"]["memory_mb"], d["limits"]["max_pids"]) == (expected.memory_mb, expected.max_pids)
     assert d["limits"]["memory_source"] == d["limits"]["pids_source"] == "default"
     assert d["enforced"]["memory"] is True and d["enforced"]["pids"] is True and d["enforced"]["ro_overlays"] is True

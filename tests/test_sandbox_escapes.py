@@ -15,6 +15,7 @@ from posttrainbench.domain import NetworkPolicy, RunSpec
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox import BwrapSandbox, SandboxConfig, UnsandboxedSandbox
 from posttrainbench.sandbox.process import TRUNCATED_MARK
+from posttrainbench.settings import SettingsError
 
 PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
 JUDGE_KEY = "sk-ant-judge-0123456789abcdefghijklmnopqrstu"
@@ -152,6 +153,11 @@ def test_agent_writing_100gb_is_stopped_and_recorded(
 
 def test_bad_limit_setting_is_a_clear_error(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("PTB_MAX_OUTPUT_MB", "lots")
-    record = Pipeline(_spec(script_agent("true\n")), tmp_path).run()
-    assert record.phases["solve"].status == "failed"
-    assert "PTB_MAX_OUTPUT_MB='lots' must be a positive integer" in record.phases["solve"].error
+    monkeypatch.setenv("PTB_MAX_WORKSPACE_MB", "0")
+    with pytest.raises(SettingsError) as err:
+        Pipeline(_spec(script_agent("true\n")), tmp_path).run()
+    assert err.value.problems == (
+        "PTB_MAX_OUTPUT_MB='lots': expected a positive integer",
+        "PTB_MAX_WORKSPACE_MB='0': expected a positive integer",
+    )
+    assert not any(tmp_path.iterdir()), "nothing was made"

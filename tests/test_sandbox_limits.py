@@ -23,6 +23,7 @@ from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox import limits
 from posttrainbench.sandbox.limits import Machine, default_limits, resolve_limits, setup_cgroups
 from posttrainbench.sandbox.process import supervise
+from posttrainbench.settings import Settings, SettingsError
 
 GIB = 1024
 
@@ -45,16 +46,21 @@ def test_default_limits_formula() -> None:
 
 def test_limit_settings() -> None:
     m = Machine(mem_mb=24 * GIB, mem_limited_by_cgroup=False, cpus=2, gpus=0, pid_max=32768)
-    plan = resolve_limits(0, env={}, machine=m)
+    plan = resolve_limits(0, Settings.from_env({}), machine=m)
     assert (plan.memory_mb, plan.max_pids, plan.memory_source, plan.pids_source) == (24 * GIB - 2457, 1152, "default", "default")
-    plan = resolve_limits(0, env={"PTB_SANDBOX_MEMORY_MB": "4096", "PTB_SANDBOX_MAX_PIDS": "off"}, machine=m)
+    plan = resolve_limits(0, Settings.from_env({"PTB_SANDBOX_MEMORY_MB": "4096", "PTB_SANDBOX_MAX_PIDS": "OFF"}), machine=m)
     assert (plan.memory_mb, plan.max_pids) == (4096, None)
     assert (plan.memory_source, plan.pids_source) == ("PTB_SANDBOX_MEMORY_MB", "PTB_SANDBOX_MAX_PIDS=off")
     rec = plan.record()
     assert rec["machine"] == {"mem_mb": 24 * GIB, "mem_limited_by_cgroup": False, "cpus": 2, "gpus": 0, "pid_max": 32768}
-    for bad in ({"PTB_SANDBOX_MEMORY_MB": "lots"}, {"PTB_SANDBOX_MEMORY_MB": "100"}, {"PTB_SANDBOX_MAX_PIDS": "-1"}):
-        with pytest.raises(ValueError, match="must be an integer"):
-            resolve_limits(0, env=bad, machine=m)
+    for bad, expected in (
+        ({"PTB_SANDBOX_MEMORY_MB": "lots"}, "PTB_SANDBOX_MEMORY_MB='lots': expected an integer ≥ 512, or `off`"),
+        ({"PTB_SANDBOX_MEMORY_MB": "100"}, "PTB_SANDBOX_MEMORY_MB='100': expected an integer ≥ 512, or `off`"),
+        ({"PTB_SANDBOX_MAX_PIDS": "-1"}, "PTB_SANDBOX_MAX_PIDS='-1': expected an integer ≥ 16, or `off`"),
+    ):
+        with pytest.raises(SettingsError) as err:
+            Settings.from_env(bad)
+        assert err.value.problems == (expected,)
 
 
 def test_machine_probe_is_this_machine() -> None:
@@ -64,13 +70,19 @@ def test_machine_probe_is_this_machine() -> None:
     assert m.pid_max == int(Path("/proc/sys/kernel/pid_max").read_text())
 
 
-def test_bad_limit_setting_fails_the_solve_phase(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    monkeypatch.setenv("PTB_SANDBOX_MAX_PIDS", "many")
+def test_bad_limit_setting_stops_the_run_before_it_starts(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """An invalid limit is an error of the settings, named with what it expects, before any phase
+    runs (the run folder is not even made); a pipeline that was valid when made re-reads them."""
     spec = RunSpec(agent=script_agent("touch ran\n"), agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05)
+    monkeypatch.setenv("PTB_SANDBOX_MAX_PIDS", "many")
+    with pytest.raises(SettingsError, match=r"^PTB_SANDBOX_MAX_PIDS='many': expected an integer ≥ 16, or `off`$"):
+        Pipeline(spec, tmp_path)
+    monkeypatch.delenv("PTB_SANDBOX_MAX_PIDS")
     pipe = Pipeline(spec, tmp_path)
-    record = pipe.run()
-    assert record.phases["solve"].status == "failed" and "PTB_SANDBOX_MAX_PIDS='many'" in record.phases["solve"].error
-    assert not (pipe.paths.workspace / "ran").exists()
+    monkeypatch.setenv("PTB_SANDBOX_MAX_PIDS", "many")
+    with pytest.raises(SettingsError, match="PTB_SANDBOX_MAX_PIDS='many'"):
+        pipe.run()
+    assert not pipe.paths.root.exists()
 
 
 # --- cgroup v2, for real (what this machine's v2 hierarchy offers) ---------------------------------

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 from ..domain import AgentSpec, RunSpec
 from ..registry import Registry
+from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class Agent(ABC):
     spec: ClassVar[AgentSpec]
     #: Whether :meth:`install` installs something (``ptb agents install`` lists these agents).
     installable: ClassVar[bool] = False
+
+    def __init__(self, *, settings: Settings | None = None) -> None:
+        """``settings``: where its CLI is installed (``paths.agents_dir``); None: read from the
+        environment when needed."""
+        self.settings = settings
+
+    def current_settings(self) -> Settings:
+        """The agent's settings, else those of the environment now."""
+        return self.settings if self.settings is not None else Settings.from_env()
 
     def validate_config(self, config: str) -> None:
         """Raise AgentLaunchError for a config this agent cannot run (checked before any work)."""
@@ -95,6 +105,7 @@ class Agent(ABC):
 AGENTS: Registry[type[Agent]] = Registry("agent", key=lambda cls: cls.spec.id)
 
 
-def get_agent(name: str) -> Agent:
-    """A fresh instance of agent ``name`` (UnknownNameError lists the known ones)."""
-    return AGENTS.get(name)()
+def get_agent(name: str, settings: Settings | None = None) -> Agent:
+    """A fresh instance of agent ``name`` under ``settings`` (None: read from the environment
+    when needed); UnknownNameError lists the known ones."""
+    return AGENTS.get(name)(settings=settings)

@@ -100,14 +100,15 @@ class CliAgent(Agent):
 
     # ----------------------------------------------------------------- install
     def install(self) -> Path | None:
-        """Install the pinned CLI (no-op when present); its prefix. Raises AgentLaunchError."""
-        return ensure_installed(self.package)
+        """Install the pinned CLI (no-op when present) under the settings' ``agents_dir``; its
+        prefix. Raises AgentLaunchError."""
+        return ensure_installed(self.package, root=self.current_settings().paths.agents_dir)
 
     def installed(self) -> bool:
-        return is_installed(self.package)
+        return is_installed(self.package, self.current_settings().paths.agents_dir)
 
     def prefix(self) -> Path:
-        return install_prefix(self.package)
+        return install_prefix(self.package, self.current_settings().paths.agents_dir)
 
     def ro_binds(self, ctx: LaunchContext) -> list[Path]:
         """Host paths the agent needs read-only inside (its install prefix)."""

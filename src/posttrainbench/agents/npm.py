@@ -7,8 +7,9 @@ bound read-only into the sandbox. An install is complete only when ``ptb-install
 (written last), so a killed install is redone; concurrent installs of one package serialise
 on a lock file.
 
-The agents dir is ``$PTB_AGENTS_DIR`` or ``~/.cache/posttrainbench/agents`` (deliberately not
-under ``$PTB_CACHE_DIR``: ``scripts/setup.sh`` installs the CLIs once, tests and runs reuse them).
+The agents dir is the settings' ``$PTB_AGENTS_DIR`` or ``~/.cache/posttrainbench/agents``
+(deliberately not under ``$PTB_CACHE_DIR``: ``scripts/setup.sh`` installs the CLIs once, tests
+and runs reuse them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import Settings
 from .base import AgentLaunchError
 
 INSTALL_MARKER = "ptb-install.json"
@@ -44,14 +46,14 @@ class NpmPackage:
         return self.spec.replace("/", "__").lstrip("@")
 
 
-def agents_dir() -> Path:
-    """Root of the agent CLI installs."""
-    env = os.environ.get("PTB_AGENTS_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "posttrainbench" / "agents"
+def agents_dir(settings: Settings | None = None) -> Path:
+    """Root of the agent CLI installs: ``settings.paths.agents_dir`` (default: the settings read
+    from the environment now)."""
+    return (settings if settings is not None else Settings.from_env()).paths.agents_dir
 
 
 def install_prefix(pkg: NpmPackage, root: Path | None = None) -> Path:
-    """Where ``pkg`` is (or will be) installed."""
+    """Where ``pkg`` is (or will be) installed under ``root`` (default: :func:`agents_dir`)."""
     return (root or agents_dir()) / pkg.dirname
 
 

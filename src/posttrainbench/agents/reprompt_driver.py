@@ -31,6 +31,7 @@ def deadline() -> float:
             return float(d)
     except (OSError, ValueError):
         pass
+    # posttrainbench.settings.TIME_LIMIT_VAR, set by the solve phase (this file imports nothing of ours).
     return time.time() + float(os.environ.get("PTB_TIME_LIMIT_S", "0"))
 
 

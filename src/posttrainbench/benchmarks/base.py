@@ -9,6 +9,7 @@ hook                        default
 ==========================  ==================================================================
 ``read_test_items``         (required) every evaluation item, in file order
 ``read_train_examples``     none shipped (``DataError``)
+``test_data_root``          the data root (a benchmark whose files come from elsewhere finds them)
 ``hub_source``              the benchmark itself (a derived benchmark names the one holding its data)
 ``dev_items``               ``dev_size`` items, a fixed seeded sample per benchmark, in file order
 ``messages``                the item's few-shot turns, own earlier turns and prompt (protocol ``strict``)
@@ -40,6 +41,7 @@ from ..evaluation.contract import STRICT
 from ..evaluation.graders import Grader
 from ..evaluation.scoring import final_answer, numbers_match
 from ..evaluation.tasks import item_messages
+from ..settings import Settings
 
 DEV_SEED = "posttrainbench-dev-v1"
 ANSWER_SCORER = "ptb_answer"
@@ -85,26 +87,40 @@ class BenchmarkDefinition(Benchmark, ABC):
         """Raw records of a split: the local file under ``root``, else the hub (``data.records``)."""
         return records(self, root, which, hub=self.hub_source())
 
-    def load_test_set(self, root: Path | None = None, *, local_only: bool = False) -> TestSet:
+    def test_data_root(self, root: Path, settings: Settings) -> Path:
+        """The folder :meth:`read_test_items` reads: the data root ``root`` (a benchmark whose
+        files come from elsewhere, e.g. a wheel, returns where it put them)."""
+        return root
+
+    def load_test_set(
+        self, root: Path | None = None, *, local_only: bool = False, settings: Settings | None = None
+    ) -> TestSet:
         """The full evaluation set (at most ``full_size`` items, in file order) with its provenance.
-        ``local_only``: raise DataError instead of trying the hub when no local file is found. The
-        set is returned even when it differs from the pin: callers that score it as the benchmark
-        call ``provenance.require()``."""
+        ``root``: the data root (default: ``settings``'); ``settings``: default read from the
+        environment now. ``local_only``: raise DataError instead of trying the hub when no local
+        file is found. The set is returned even when it differs from the pin: callers that score
+        it as the benchmark call ``provenance.require()``."""
+        settings = settings if settings is not None else Settings.from_env()
+        root = Path(root) if root is not None else data_root(settings)
         with local_files_only(local_only), collecting_sources() as sources:
-            items = self.read_test_items(Path(root) if root is not None else data_root())[: self.full_size]
-            return TestSet(items, self.provenance(items, sources))
+            items = self.read_test_items(self.test_data_root(root, settings))[: self.full_size]
+            return TestSet(items, self.provenance(items, sources, allow_unpinned=settings.data.allow_unpinned))
 
-    def load_test_items(self, root: Path | None = None, *, local_only: bool = False) -> list[Item]:
+    def load_test_items(
+        self, root: Path | None = None, *, local_only: bool = False, settings: Settings | None = None
+    ) -> list[Item]:
         """The items of :meth:`load_test_set` (no pin check: previews, fixtures, contamination scans)."""
-        return self.load_test_set(root, local_only=local_only).items
+        return self.load_test_set(root, local_only=local_only, settings=settings).items
 
-    def load_train_examples(self, root: Path | None = None) -> list[dict[str, str]]:
-        """Allowed training examples (:meth:`read_train_examples` under the data root)."""
-        return self.read_train_examples(Path(root) if root is not None else data_root())
+    def load_train_examples(self, root: Path | None = None, *, settings: Settings | None = None) -> list[dict[str, str]]:
+        """Allowed training examples (:meth:`read_train_examples` under the data root; ``root`` and
+        ``settings`` as in :meth:`load_test_set`)."""
+        return self.read_train_examples(Path(root) if root is not None else data_root(settings))
 
-    def provenance(self, items: list[Item], sources: list[str]) -> DataProvenance:
-        """Where ``items`` came from and whether they are this benchmark's pinned set."""
-        return DataProvenance.of(self, items, sources)
+    def provenance(self, items: list[Item], sources: list[str], *, allow_unpinned: bool) -> DataProvenance:
+        """Where ``items`` came from and whether they are this benchmark's pinned set
+        (``allow_unpinned``: ``Settings.data.allow_unpinned``)."""
+        return DataProvenance.of(self, items, sources, allow_unpinned=allow_unpinned)
 
     def dev_items(self, items: list[Item]) -> list[Item]:
         """The dev split the agent's ``evaluate.py`` gets: ``dev_size`` items chosen with a fixed

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import math
-import os
 import re
 import tempfile
 import zipfile
@@ -37,12 +36,13 @@ from ..data import DataError, Item, field, is_local_only, read_jsonl
 from ..evaluation.graders import Grader
 from ..evaluation.tool_calls import parse_tool_calls
 from ..fsutil import atomic_write_text
+from ..settings import DataSettings, Settings
 from ..wheels import WheelDownloadError, pip_download
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
 BFCL_REQUIREMENT = "bfcl-eval==2026.3.23"
-BFCL_WHEEL_ENV = "PTB_BFCL_WHEEL"
+BFCL_WHEEL_ENV = DataSettings.env_name("bfcl_wheel")
 QUESTIONS = "bfcl/BFCL_v4_exec_simple.json"
 ANSWERS = "bfcl/possible_answer/BFCL_v4_exec_simple.json"
 # Where the files sit inside the wheel (bfcl-eval keeps exec_* under unused_datasets/ since v4).
@@ -56,10 +56,9 @@ WHEEL_MEMBERS = {
 # data: the files of the bfcl-eval wheel
 
 
-def bfcl_cache_dir() -> Path:
-    """``<cache root>/data/bfcl-eval-<version>`` (cache root: ``$PTB_CACHE_DIR`` or ~/.cache/posttrainbench)."""
-    root = Path(os.environ.get("PTB_CACHE_DIR") or Path.home() / ".cache" / "posttrainbench")
-    return root / "data" / BFCL_REQUIREMENT.replace("==", "-")
+def bfcl_cache_dir(cache_root: Path) -> Path:
+    """``<cache root>/data/bfcl-eval-<version>`` (cache root: ``Settings.paths.cache_dir``)."""
+    return Path(cache_root) / "data" / BFCL_REQUIREMENT.replace("==", "-")
 
 
 def extract_bfcl_files(wheel: Path, dest: Path) -> Path:
@@ -78,15 +77,17 @@ def extract_bfcl_files(wheel: Path, dest: Path) -> Path:
     return dest
 
 
-def ensure_bfcl_files(cache_dir: Path | None = None) -> Path:
-    """A folder holding ``QUESTIONS`` and ``ANSWERS``: the cache, filled from the wheel if needed
-    (``$PTB_BFCL_WHEEL`` if set, else ``pip download --no-deps bfcl-eval==...``)."""
-    dest = Path(cache_dir) if cache_dir is not None else bfcl_cache_dir()
+def ensure_bfcl_files(cache_dir: Path | None = None, *, settings: Settings | None = None) -> Path:
+    """A folder holding ``QUESTIONS`` and ``ANSWERS``: the cache (``cache_dir``, default under
+    the settings' cache root), filled from the wheel if needed (``settings.data.bfcl_wheel`` if
+    set, else ``pip download --no-deps bfcl-eval==...``). ``settings``: default read from the
+    environment now."""
+    settings = settings if settings is not None else Settings.from_env()
+    dest = Path(cache_dir) if cache_dir is not None else bfcl_cache_dir(settings.paths.cache_dir)
     if all((dest / rel).is_file() for rel in WHEEL_MEMBERS):
         return dest
-    wheel_env = os.environ.get(BFCL_WHEEL_ENV)
-    if wheel_env:
-        return extract_bfcl_files(Path(wheel_env), dest)
+    if settings.data.bfcl_wheel is not None:
+        return extract_bfcl_files(settings.data.bfcl_wheel, dest)
     with tempfile.TemporaryDirectory(prefix="ptb-bfcl-") as tmp:
         try:
             wheel = pip_download(BFCL_REQUIREMENT, Path(tmp), timeout_s=600)
@@ -282,15 +283,19 @@ class Bfcl(BenchmarkDefinition):
 
     scorer_name = SCORER
 
-    def read_test_items(self, root: Path) -> list[Item]:
+    def test_data_root(self, root: Path, settings: Settings) -> Path:
+        """The data root if it holds the files, else the cache filled from the bfcl-eval wheel."""
         if (root / QUESTIONS).is_file():
-            folder = root
-        elif is_local_only():  # no pip download: only what is already cached
-            folder = bfcl_cache_dir()
+            return root
+        if is_local_only():  # no pip download: only what is already cached
+            folder = bfcl_cache_dir(settings.paths.cache_dir)
             if not (folder / QUESTIONS).is_file():
                 raise DataError(f"{self.id}: not in the local cache {folder} (local only)")
-        else:
-            folder = ensure_bfcl_files()
+            return folder
+        return ensure_bfcl_files(settings=settings)
+
+    def read_test_items(self, root: Path) -> list[Item]:
+        folder = root
         if not (folder / ANSWERS).is_file():
             raise DataError(f"{self.id}: {folder / QUESTIONS} has no answer file {folder / ANSWERS}")
         answers = {str(r.get("id")): r for r in read_jsonl(folder / ANSWERS)}

@@ -1,6 +1,7 @@
 """Inspect tasks for ``inspect eval``: ``posttrainbench/ptb_benchmark -T benchmark=<id>`` for any
 registered benchmark, and ``posttrainbench/<id>`` (``-`` read as ``_``) for each built-in one.
-LLM-graded benchmarks take their grader from the ``PTB_GRADER_*`` environment."""
+The settings (data root, the graders of LLM-graded benchmarks: ``PTB_GRADER_*``) are read from
+the environment when a task is made."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from inspect_ai import Task, task
 
 from ..evaluation.graders import Grader, GraderConfig
 from ..evaluation.tasks import build_task
+from ..settings import Settings
 from .base import BenchmarkDefinition
 from .registry import get_benchmark
 
@@ -18,8 +20,9 @@ from .registry import get_benchmark
 def ptb_benchmark(benchmark: str = "gsm8k-calc", limit: int | None = None) -> Task:
     """Any registered benchmark by id (``inspect eval ... -T benchmark=gsm8k``)."""
     b = get_benchmark(benchmark)
-    items = b.load_test_items()
-    grader = Grader(GraderConfig.from_env()) if b.grader == "llm" else None
+    settings = Settings.from_env()
+    items = b.load_test_items(settings=settings)
+    grader = Grader(GraderConfig.from_settings(settings.grader)) if b.grader == "llm" else None
     return build_task(b, items[:limit] if limit else items, grader=grader)
 
 

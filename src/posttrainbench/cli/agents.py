@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from .common import EXIT_FAILED, console
+from .common import EXIT_FAILED, console, env_epilog, load_settings
 
 app = typer.Typer(help="Agent scaffolds: install the pinned agent CLIs from npm.", no_args_is_help=True)
 
 
-@app.command("install")
+@app.command("install", epilog=env_epilog("agents"))
 def install(
     names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006
 ) -> None:
@@ -19,11 +19,12 @@ def install(
     from ..agents import AGENTS, AgentLaunchError, get_agent
     from .lookup import UnknownNameError
 
+    settings = load_settings()
     ids = names or [k for k, cls in AGENTS.items() if cls.installable]
     failed = False
     for name in ids:
         try:
-            agent = get_agent(name)
+            agent = get_agent(name, settings)
             if not agent.installable:
                 console.print(f"{name}: nothing to install")
                 continue

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from ..domain import EvalBackend
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected
+from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected, load_settings
 
 Backend = choices("Backend", get_args(EvalBackend))
 
@@ -36,6 +36,7 @@ def baseline(
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
     from ..evaluation.baselines import evaluate_baseline
 
+    settings = load_settings()
     bases = [lookup.base_model(m) for m in base_model]
     benches = [lookup.benchmark(b) for b in benchmark]
     jobs = [(b, bench, False) for b in bases for bench in benches]
@@ -54,7 +55,7 @@ def baseline(
             try:
                 res = evaluate_baseline(
                     base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend.value,
+                    instruct=is_instruct, backend=backend.value, settings=settings,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # the model cannot be fetched, ...: recorded here, next job runs

@@ -1,5 +1,7 @@
 """What every command shares: the two consoles, the one error handler and its exit codes, the
-shared options, choices built from the registries they validate, and wide table printing.
+shared options, choices built from the registries they validate, the settings (read once per
+command, :func:`load_settings`, and named in its ``--help``, :func:`env_epilog`), and wide
+table printing.
 
 Errors: a command raises :class:`CliError` (through :func:`fail`, or :func:`expected` around a
 call whose exceptions are expected, e.g. an unknown name or an unreadable file); the ``ptb``
@@ -24,6 +26,7 @@ from typer.core import TyperGroup
 
 from ..console import console, err_console
 from ..domain import NetworkPolicy, SandboxKind
+from ..settings import Settings, SettingsError, command_variables
 
 __all__ = [
     "EXIT_FAILED",
@@ -40,9 +43,11 @@ __all__ = [
     "WeightsOpt",
     "choices",
     "console",
+    "env_epilog",
     "err_console",
     "expected",
     "fail",
+    "load_settings",
     "print_wide",
 ]
 
@@ -111,6 +116,29 @@ class ErrorHandlingGroup(TyperGroup):
         except CliError as error:
             report_error(error)
             raise typer.Exit(error.code) from None
+
+
+# ----------------------------------------------------------------- settings
+def load_settings() -> Settings:
+    """The command's settings: every ``PTB_*`` variable, read from the environment once, where
+    the command starts, and passed down. An invalid one stops the command (exit 2), each named
+    with what it expects; the judge's and graders' are reported where they are used."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise CliError("invalid settings", "\n".join(exc.problems), fix="see `ptb settings`") from exc
+
+
+def env_epilog(command: str) -> str:
+    """The ``--help`` epilog naming the ``PTB_*`` variables ``ptb <command>`` reads (the judge's
+    and the graders' as ``PTB_JUDGE_*`` / ``PTB_GRADER_*``)."""
+    names: list[str] = []
+    for name in command_variables(command):
+        prefix = next((p for p in ("PTB_JUDGE_", "PTB_GRADER_") if name.startswith(p)), None)
+        shown = f"{prefix}*" if prefix else name
+        if shown not in names:
+            names.append(shown)
+    return f"Environment: {', '.join(names)} (`ptb settings` shows each)." if names else ""
 
 
 # ----------------------------------------------------------------- choices

@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import lookup
-from .common import EXIT_FAILED, console, print_wide
+from .common import EXIT_FAILED, console, env_epilog, load_settings, print_wide
 
 app = typer.Typer(help="Benchmark data: sources, digests and pins.", no_args_is_help=True)
 
 
-@app.command("check")
+@app.command("check", epilog=env_epilog("data"))
 def check(
     benchmarks: Annotated[list[str], typer.Argument(help="Benchmark ids (default: all).")] = [],  # noqa: B006
     local_only: Annotated[bool, typer.Option("--local-only", help="Never try the hub.")] = False,
@@ -29,6 +29,7 @@ def check(
     """
     from ..data import DataError, data_root
 
+    settings = load_settings()
     chosen = [lookup.benchmark(b, option=None) for b in benchmarks] if benchmarks else lookup.all_benchmarks()
     table = Table(title="evaluation sets")
     for col in ("benchmark", "items", "status", "sha256", "sources"):
@@ -37,7 +38,7 @@ def check(
     for b in chosen:
         try:
             with console.status(f"loading {b.id} ..."):
-                prov = b.load_test_set(local_only=local_only).provenance
+                prov = b.load_test_set(local_only=local_only, settings=settings).provenance
         except DataError as exc:
             bad = bad or bool(benchmarks)
             if as_json:
@@ -56,7 +57,7 @@ def check(
             escape("\n".join(_short(s) for s in prov.sources)),
         )  # fmt: skip
     if not as_json:
-        console.print(f"data root: {data_root()}")
+        console.print(f"data root: {data_root(settings)}")
         print_wide(table)
     if bad:
         raise typer.Exit(EXIT_FAILED)

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ..domain import RunSpec, SandboxKind, VerdictStatus
+from ..settings import Settings
 from . import common
-from .common import EXIT_FAILED, LimitOpt, ResultsOpt, SandboxOpt, fail
+from .common import EXIT_FAILED, LimitOpt, ResultsOpt, SandboxOpt, fail, load_settings
 
 if TYPE_CHECKING:
     from ..domain import RunRecord
@@ -53,8 +54,9 @@ def demo(
     Prints the base score vs the post-trained score, the verdicts and a one-line leaderboard.
     Re-running resumes: finished phases are not redone.
     """
+    settings = load_settings()
     try:
-        out = run_demo(results, sandbox=sandbox, eval_limit=limit, agent_config=agent_config)
+        out = run_demo(results, sandbox=sandbox, eval_limit=limit, agent_config=agent_config, settings=settings)
     except Exception as exc:  # noqa: BLE001 - any failure of the demo ends as one line with its cause
         fail("demo", f"{type(exc).__name__}: {exc}", code=EXIT_FAILED)
     if out.record.failure:
@@ -71,13 +73,15 @@ def run_demo(
     hours: float = DEMO_HOURS,
     sandbox: SandboxKind = SandboxKind.bwrap,
     eval_limit: int | None = None,
+    settings: Settings | None = None,
 ) -> DemoOutcome:
     """Evaluate the base model, run the reference agent end to end, and print the outcome on
-    ``console`` (default: the shared one)."""
+    ``console`` (default: the shared one). ``settings``: default read from the environment now."""
     from ..leaderboard import score_cell
     from ..evaluation.baselines import evaluate_baseline
     from ..pipeline import Pipeline
 
+    settings = settings if settings is not None else Settings.from_env()
     console = console or common.console
     t0 = time.monotonic()
 
@@ -93,9 +97,9 @@ def run_demo(
         sandbox=sandbox,
         eval_limit=eval_limit,
     )
-    pipeline = Pipeline(spec, results_root, progress=progress)
+    pipeline = Pipeline(spec, results_root, progress=progress, settings=settings)
     with console.status(f"baseline: zero-shot {base_model} on {benchmark}"):
-        baseline = evaluate_baseline(pipeline.base, pipeline.benchmark, results_root, limit=eval_limit)
+        baseline = evaluate_baseline(pipeline.base, pipeline.benchmark, results_root, limit=eval_limit, settings=settings)
     if baseline.status != "ok" or baseline.score is None:
         raise RuntimeError(f"baseline evaluation failed: {baseline.error}")
     progress("baseline", f"{base_model} zero-shot on {benchmark}: {baseline.score:.3f}")

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..settings import Settings
 from . import lookup
 from .common import EXIT_FAILED, ResultsOpt, console
 
@@ -50,20 +51,28 @@ def _bwrap() -> Check:
     return Check("bubblewrap", "ok", exe)
 
 
-def _sandbox_user() -> Check:
+def _settings(problems: dict[str, list[str]]) -> Check:
+    """Whether every ``PTB_*`` variable is valid: an invalid one stops the commands that read it,
+    except the judge's and the graders' (the judge is then not_run, the graded evaluations fail)."""
+    lenient = {name for name, group in Settings.groups().items() if group.lenient}
+    stops = [p for name, group in problems.items() if name not in lenient for p in group]
+    endpoints = [p for name, group in problems.items() if name in lenient for p in group]
+    if stops or endpoints:
+        status: Status = "missing" if stops else "warn"
+        return Check("settings", status, "; ".join(stops + endpoints) + " (see `ptb settings`)")
+    return Check("settings", "ok", "every PTB_* variable is valid (`ptb settings` shows them)")
+
+
+def _sandbox_user(settings: Settings) -> Check:
     """Who the agent runs as, and whether the default limits can be enforced here."""
-    from ..sandbox.base import DEFAULT_SANDBOX_UID
     from ..sandbox.limits import resolve_limits
 
-    try:
-        plan = resolve_limits(0)
-    except ValueError as exc:
-        return Check("sandbox user/limits", "missing", str(exc))
+    plan = resolve_limits(0, settings)
     lim = f"default limits for a CPU run: {plan.memory_mb} MiB, {plan.max_pids} tasks"
     if os.geteuid() != 0:
         return Check("sandbox user/limits", "ok", f"agent runs as uid {os.geteuid()} (this user); {lim}")
-    uid = os.environ.get("PTB_SANDBOX_UID", str(DEFAULT_SANDBOX_UID))
-    if uid == "0":
+    uid = settings.sandbox.uid
+    if uid == 0:
         return Check("sandbox user/limits", "warn", f"PTB_SANDBOX_UID=0: the agent runs as root (no capabilities); {lim}")
     if not shutil.which("setpriv"):
         return Check("sandbox user/limits", "missing", "root harness without setpriv (util-linux): bwrap cannot drop the agent's uid")
@@ -122,8 +131,10 @@ def _keys() -> list[Check]:
 
 
 def run_checks(results: Path) -> list[Check]:
-    """Every check, in display order."""
-    return [_bwrap(), _sandbox_user(), _gpu(), _disk(Path(results)), *_packages(), *_keys()]
+    """Every check, in display order (the settings read once, leniently: an invalid variable is
+    a failed check, and the others are checked with its default)."""
+    settings, problems = Settings.parse()
+    return [_settings(problems), _bwrap(), _sandbox_user(settings), _gpu(), _disk(Path(results)), *_packages(), *_keys()]
 
 
 def doctor(results: ResultsOpt = Path("results")) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail
+from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings
 
 
 def eval_cmd(
@@ -22,8 +22,9 @@ def eval_cmd(
     """Evaluate a model folder with the harness's pinned evaluator."""
     from ..evaluation import evaluate_model
 
+    settings = load_settings()
     bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
-    result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size)
+    result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings)
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
     console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")

@@ -6,7 +6,7 @@ import typer
 
 from . import agents, data, sweep
 from .baseline import baseline
-from .common import ErrorHandlingGroup
+from .common import ErrorHandlingGroup, env_epilog
 from .demo import demo
 from .doctor import doctor
 from .evaluate import eval_cmd
@@ -16,6 +16,7 @@ from .leaderboard import leaderboard
 from .listing import list_cmd
 from .report import report
 from .run import run
+from .settings import settings_cmd
 from .show import show
 from .trace import trace
 from .verify import verify
@@ -28,22 +29,23 @@ app = typer.Typer(
     add_completion=False,
 )
 
-app.command()(demo)
-app.command()(run)
+app.command(epilog=env_epilog("demo"))(demo)
+app.command(epilog=env_epilog("run"))(run)
 app.command()(show)
-app.command()(verify)
+app.command(epilog=env_epilog("verify"))(verify)
 app.command()(trace)
 app.command()(leaderboard)
 app.command()(index)
 app.command(name="import")(import_cmd)
 app.command()(report)
 app.add_typer(sweep.app, name="sweep")
-app.command(name="eval")(eval_cmd)
-app.command()(baseline)
+app.command(name="eval", epilog=env_epilog("eval"))(eval_cmd)
+app.command(epilog=env_epilog("baseline"))(baseline)
 app.command(name="list")(list_cmd)
 app.add_typer(data.app, name="data")
-app.command()(doctor)
+app.command(epilog=env_epilog("doctor"))(doctor)
 app.add_typer(agents.app, name="agents")
+app.command(name="settings")(settings_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -9,7 +9,7 @@ import typer
 
 from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
 from . import lookup
-from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected
+from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected, load_settings
 from .show import print_record
 
 PhaseName = choices("PhaseName", PHASES)
@@ -33,6 +33,7 @@ def run(
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline
 
+    settings = load_settings()
     config = agent_config or lookup.agent(agent).default_config
     with expected(lookup.UnknownNameError, ValueError, RuntimeError, what="cannot start the run"):
         spec = RunSpec(
@@ -48,7 +49,9 @@ def run(
             eval_limit=limit,
             suffix=suffix,
         )
-        pipeline = Pipeline(spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"))
+        pipeline = Pipeline(
+            spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
+        )
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]
     print_record(record, pipeline.paths.root)
     if any(s.status == "failed" for s in record.phases.values()):

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..domain import LauncherKind
-from .common import EXIT_FAILED, choices, console, err_console, expected
+from .common import EXIT_FAILED, choices, console, env_epilog, err_console, expected, load_settings
 
 if TYPE_CHECKING:
     from ..launch.sweep import Sweep
@@ -105,7 +105,7 @@ def plan(sweep_file: SweepArg, results: ResultsOverrideOpt = None, launcher: Lau
     console.print(f"{state.n_done} done, {len(todo)} to launch, {len(gave_up)} out of attempts ({_summary(state)})")
 
 
-@app.command()
+@app.command(epilog=env_epilog("sweep"))
 def run(
     sweep_file: SweepArg,
     results: ResultsOverrideOpt = None,
@@ -116,9 +116,14 @@ def run(
     reset_attempts: Annotated[bool, typer.Option("--reset-attempts", help="Forget past attempts (give failed tasks a full retry budget again).")] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between queue polls while waiting.")] = 5.0,
 ) -> None:
-    """Launch (or resume) a sweep: skips completed runs, retries infra failures up to max_retries."""
+    """Launch (or resume) a sweep: skips completed runs, retries infra failures up to max_retries.
+
+    Each job reads the ``PTB_*`` settings from its own environment (the local pool's and Slurm's
+    inherit this one); they are checked here first, so that an invalid one stops the sweep before
+    anything is submitted."""
     from ..launch.driver import run_sweep
 
+    load_settings()
     sweep = _load(sweep_file, results, launcher)
 
     def launched(tasks) -> None:  # noqa: ANN001

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .common import EXIT_FAILED, RunDirArg, console, fail
+from .common import EXIT_FAILED, RunDirArg, console, fail, load_settings
 
 
 def verify(run_dir: RunDirArg) -> None:
@@ -21,9 +21,10 @@ def verify(run_dir: RunDirArg) -> None:
     from ..results import load_record
 
     run_dir = Path(run_dir)
+    settings = load_settings()
     try:
         record = load_record(run_dir / "run.json")
-        pipe = Pipeline(record.spec, run_dir.resolve().parent.parent)
+        pipe = Pipeline(record.spec, run_dir.resolve().parent.parent, settings=settings)
     except Exception as exc:  # noqa: BLE001 - any bad folder ends the same way (the message names it)
         fail(f"{type(exc).__name__}: {exc}")
     if pipe.paths.root.resolve() != run_dir.resolve():

@@ -11,8 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..fsutil import atomic_write_text
+from ..settings import DataSettings, Settings
 
-DATA_DIR_ENV = "PTB_DATA_DIR"
+DATA_DIR_ENV = DataSettings.env_name("data_dir")
 
 
 class DataError(RuntimeError):
@@ -52,11 +53,12 @@ class Item(BaseModel):
         return "\n".join([*(t.content for t in self.context), self.input, self.target])
 
 
-def data_root() -> Path:
-    """The data root: ``$PTB_DATA_DIR`` if set, else the files shipped in the package."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env)
+def data_root(settings: Settings | None = None) -> Path:
+    """The data root: ``settings.data.data_dir`` (``$PTB_DATA_DIR``; default: the settings read
+    from the environment now) if set, else the files shipped in the package."""
+    data_dir = (settings if settings is not None else Settings.from_env()).data.data_dir
+    if data_dir is not None:
+        return Path(data_dir)
     return Path(str(files("posttrainbench").joinpath("resources")))
 
 

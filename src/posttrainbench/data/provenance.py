@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,9 +23,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..domain import Benchmark
+from ..settings import DataSettings
 from .items import ChatTurn, DataError, Item
 
-ALLOW_UNPINNED_ENV = "PTB_ALLOW_UNPINNED_DATA"
+ALLOW_UNPINNED_ENV = DataSettings.env_name("allow_unpinned")
 
 _SOURCES: ContextVar[list[str] | None] = ContextVar("ptb_data_sources", default=None)
 
@@ -94,7 +94,9 @@ class DataProvenance(BaseModel):
     allowed_by_env: bool = False
 
     @classmethod
-    def of(cls, benchmark: Benchmark, items: list[Item], sources: list[str]) -> DataProvenance:
+    def of(cls, benchmark: Benchmark, items: list[Item], sources: list[str], *, allow_unpinned: bool) -> DataProvenance:
+        """The provenance of ``items`` loaded from ``sources``; ``allow_unpinned``: a set that
+        differs from the pin may be scored anyway (``Settings.data.allow_unpinned``)."""
         digest, shots = items_sha256(items), fewshot_sha256(items)
         pin = benchmark.items_sha256
         # The few-shot turns are checked when they are used (a zero-shot baseline asks none).
@@ -113,7 +115,7 @@ class DataProvenance(BaseModel):
             fewshot_sha256=shots,
             pinned_fewshot_sha256=shots_pin,
             status=status,
-            allowed_by_env=status == "differs" and os.environ.get(ALLOW_UNPINNED_ENV) == "1",
+            allowed_by_env=status == "differs" and allow_unpinned,
         )
 
     def problem(self) -> str | None:

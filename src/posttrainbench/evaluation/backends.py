@@ -1,7 +1,8 @@
 """Inference backends behind the same Inspect tasks: ``hf`` (``ptb-hf``, transformers, CPU or
 GPU, batched), ``vllm`` (``ptb-vllm``, GPU, the whole test set submitted at once) and ``openai``
 (Inspect's ``openai-api`` provider pointed at any OpenAI-compatible server, e.g. ``vllm serve``;
-``base_url`` or ``$PTB_OPENAI_BASE_URL``, key from ``$PTB_OPENAI_API_KEY`` or a named variable).
+``base_url``, which ``evaluate_model`` defaults to ``$PTB_OPENAI_BASE_URL``; key from
+``$PTB_OPENAI_API_KEY`` or a named variable, read by name when the model is made).
 
 With ``openai`` the server renders the chat (its own template) and holds the weights; the
 harness still pins the decoding (temperature, top_p, max_tokens, stop) through the task's
@@ -17,12 +18,13 @@ from typing import Any, get_args
 from inspect_ai.model import Model, get_model
 
 from ..domain import EvalBackend as Backend
+from ..settings import OPENAI_API_KEY_VAR, EvaluationSettings
 from .hf_provider import PROVIDER
 from .vllm_provider import VLLM_PROVIDER
 
 BACKENDS: tuple[str, ...] = get_args(Backend)
-BASE_URL_ENV = "PTB_OPENAI_BASE_URL"
-API_KEY_ENV = "PTB_OPENAI_API_KEY"
+BASE_URL_ENV = EvaluationSettings.env_name("openai_base_url")
+API_KEY_ENV = OPENAI_API_KEY_VAR
 SERVER_TEMPLATE = "server"
 """``EvalResult.chat_template`` when an OpenAI-compatible server applied its own template."""
 
@@ -57,7 +59,6 @@ def make_model(
             chat_template=chat_template, batch_size=batch_size, **extra,
         )  # fmt: skip
     if backend == "openai":
-        base_url = base_url or os.environ.get(BASE_URL_ENV)
         if not base_url:
             raise ValueError(f"the openai backend needs base_url (the server's .../v1 endpoint) or ${BASE_URL_ENV}")
         key = os.environ.get(api_key_env or API_KEY_ENV)

@@ -9,6 +9,7 @@ from ..domain import BaseModelSpec, Benchmark
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..models.store import resolve_base_model
 from ..results import baseline_dir, save_baseline
+from ..settings import Settings
 from .runner import EvalResult, evaluate_model
 
 
@@ -21,6 +22,7 @@ def evaluate_baseline(
     batch_size: int = 16,
     instruct: bool = False,
     backend: str = "hf",
+    settings: Settings | None = None,
 ) -> EvalResult:
     """Zero-shot score of a base model (the fallback score), cached in its baseline folder.
 
@@ -28,7 +30,10 @@ def evaluate_baseline(
     its own id; the benchmark weights need both). Always zero-shot (``fewshot`` set to 0) and
     with the *base* model's chat template, as every submission of that base model is evaluated.
     The caller looks the base model and the benchmark up (evaluation takes definitions, not names).
+    ``settings``: the ``PTB_*`` settings (model store, data, grader); default read from the
+    environment now.
     """
+    settings = settings if settings is not None else Settings.from_env()
     bench = bench.model_copy(update={"fewshot": 0})
     target = base
     if instruct:
@@ -43,8 +48,9 @@ def evaluate_baseline(
         if result.status == "ok":
             return result
     result = evaluate_model(
-        resolve_base_model(target), bench, base, folder / "eval", limit=limit, batch_size=batch_size, backend=backend
-    )
+        resolve_base_model(target, settings), bench, base, folder / "eval", limit=limit, batch_size=batch_size,
+        backend=backend, settings=settings,
+    )  # fmt: skip
     atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
     if result.status == "ok":
         atomic_write_json(folder / "metrics.json", result.to_metrics_json())

@@ -12,13 +12,13 @@ the sample :data:`UNSCORED`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, model_validator
 
 from ..llm import LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError
+from ..settings import LLMEndpointSettings
 
-ENV_PREFIX = "PTB_GRADER"
 DEFAULT_MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5"}
 DEFAULT_KEY_ENVS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -46,13 +46,11 @@ class GraderConfig(LLMConfig):
         return data
 
     @classmethod
-    def from_env(cls) -> GraderConfig:
-        """``$PTB_GRADER_PROVIDER`` (openai|anthropic), ``$PTB_GRADER_MODEL``, ``$PTB_GRADER_BASE_URL``,
-        ``$PTB_GRADER_API_KEY_ENV`` (default ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY``),
-        ``$PTB_GRADER_ATTEMPTS``, ``$PTB_GRADER_TIMEOUT_S``, ``$PTB_GRADER_TEMPERATURE``,
-        ``$PTB_GRADER_MAX_TOKENS``. Raises :class:`GraderError` naming an invalid variable."""
+    def from_settings(cls, endpoint: LLMEndpointSettings) -> Self:
+        """The grader the ``PTB_GRADER_*`` settings configure (``Settings.grader``). Raises
+        :class:`GraderError` naming each invalid variable."""
         try:
-            return cls.from_env_prefix(ENV_PREFIX)
+            return super().from_settings(endpoint)
         except LLMConfigError as exc:
             raise GraderError(f"invalid grader configuration: {exc}") from None
 

@@ -25,6 +25,7 @@ from pydantic import Field
 
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
+from ..settings import Settings
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
@@ -134,14 +135,17 @@ def ladder(benchmark: EvaluableBenchmark, max_tokens: int | None = None) -> list
     return ([max_tokens] + [t for t in rungs if t < max_tokens])[: len(rungs)]
 
 
-def harness_limits(base_model: BaseModelSpec, base_model_path: Path | None = None) -> HarnessLimits:
+def harness_limits(
+    base_model: BaseModelSpec, base_model_path: Path | None = None, settings: Settings | None = None
+) -> HarnessLimits:
     """The limits the evaluator enforces: those of the base model's folder (``base_model_path``,
-    else the catalog entry resolved without downloading anything new where it is local)."""
+    else the catalog entry resolved without downloading anything new where it is local, in the
+    model store of ``settings``: default read from the environment now)."""
     from ..models.store import ModelUnavailableError, resolve_base_model
 
     if base_model_path is None:
         try:
-            base_model_path = resolve_base_model(base_model)
+            base_model_path = resolve_base_model(base_model, settings)
         except ModelUnavailableError as exc:
             raise ValueError(f"the harness's limits come from the base model, which is unavailable: {exc}") from exc
     return limits_from_folder(Path(base_model_path))
@@ -338,16 +342,19 @@ def evaluate_model(
     base_model_path: Path | None = None,
     weights_digest: str | None = None,
     heldout_exclude: Collection[str] = (),
+    settings: Settings | None = None,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
     ``benchmark``: a definition from the ``posttrainbench.benchmarks`` registry (its data, prompts
     and scoring; see :class:`.contract.EvaluableBenchmark`). The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
     ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
-    LLM-graded benchmarks use ``grader`` (default: ``GraderConfig.from_env()``); its key is read
-    from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the
-    whole set in one batch) or ``openai`` (a server at ``base_url`` serving ``served_model``,
-    key from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``: the sandbox backend that
+    ``settings``: the ``PTB_*`` settings it reads (data root, model store, grader, ``openai``
+    server); default read from the environment now. LLM-graded benchmarks use ``grader``
+    (default: the settings' ``PTB_GRADER_*``); its key is read from this process's environment
+    only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the whole set in one batch) or ``openai``
+    (a server at ``base_url``, default ``$PTB_OPENAI_BASE_URL``, serving ``served_model``, key
+    from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``: the sandbox backend that
     runs generated code (HumanEval): ``bwrap``; ``none`` (a plain subprocess with the same limits
     where enforceable) only where the caller is already sandboxed (the agent's ``evaluate.py``).
     Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
@@ -360,6 +367,7 @@ def evaluate_model(
     agent was given (its dev items); the result also reports the score without them.
     """
     start = time.monotonic()
+    settings = settings if settings is not None else Settings.from_env()
     model_path, out_dir = Path(model_path), Path(out_dir)
     common: dict[str, Any] = dict(
         benchmark=benchmark.id,
@@ -378,12 +386,14 @@ def evaluate_model(
 
     try:
         if items is None:  # the harness's own set: it must be the pinned one
-            all_items, provenance = benchmark.load_test_set()
+            all_items, provenance = benchmark.load_test_set(settings=settings)
             common["data"] = provenance
             provenance.require()
         else:
             all_items = list(items)
-            common["data"] = benchmark.provenance(all_items, ["items given by the caller"])
+            common["data"] = benchmark.provenance(
+                all_items, ["items given by the caller"], allow_unpinned=settings.data.allow_unpinned
+            )
     except DataError as exc:
         return failed(f"data: {exc}")
     chosen = all_items[:limit] if limit is not None else all_items
@@ -410,7 +420,7 @@ def evaluate_model(
     grader_client: Grader | None = None
     if benchmark.grader == "llm":  # before the model: a missing key must not cost a generation
         try:
-            grader_client = Grader(grader or GraderConfig.from_env())
+            grader_client = Grader(grader or GraderConfig.from_settings(settings.grader))
         except GraderError as exc:
             return failed(f"grader: {exc}", n_expected=n_expected)
         common["grader"] = grader_client.config.describe()
@@ -426,7 +436,7 @@ def evaluate_model(
     args = dict(model_args or {})
     if uses_model_folder(backend):
         try:
-            limits = harness_limits(base_model, base_model_path)
+            limits = harness_limits(base_model, base_model_path, settings)
         except ValueError as exc:
             return failed(str(exc), n_expected=n_expected)
         common["limits"] = limits
@@ -436,7 +446,8 @@ def evaluate_model(
     try:
         model = make_model(
             backend, model_path, chat_template=base_model.chat_template, batch_size=batch_size, device=device,
-            model_args=args, base_url=base_url, served_model=served_model, api_key_env=api_key_env,
+            model_args=args, base_url=base_url or settings.evaluation.openai_base_url, served_model=served_model,
+            api_key_env=api_key_env,
         )  # fmt: skip
     except Exception as exc:
         return failed(f"cannot load model: {exc}", n_expected=n_expected)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..domain import BaseModelSpec, Verdict
+from ..settings import Settings
 from ._common import not_run
 from .judge import JudgeConfig
 from .trace_audit import AuditPolicy
@@ -56,6 +57,8 @@ class GateContext:
     rejected: str | None = None
     #: The base model's folder (None: resolved from the local model store when lineage runs).
     base_model_path: Path | None = None
+    #: Where the model store looks (``paths``; None: read from the environment when needed).
+    settings: Settings | None = None
     contamination: ContaminationSources | None = None
     #: The LLM judge (None: not configured) or why its configuration is invalid.
     judge: JudgeConfig | None = None

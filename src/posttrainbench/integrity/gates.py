@@ -81,10 +81,10 @@ class LineageGate:
         base_path = ctx.base_model_path
         if base_path is None:
             try:
-                base_path = resolve_base_model(ctx.base)
+                base_path = resolve_base_model(ctx.base, ctx.settings)
             except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
                 return not_run(self.name, f"base model unavailable: {exc}")
-        forbidden, unavailable = resolve_forbidden_models(ctx.base)
+        forbidden, unavailable = resolve_forbidden_models(ctx.base, ctx.settings)
         ctx.notes["forbidden_checked"], ctx.notes["forbidden_unavailable"] = sorted(forbidden), unavailable
         return check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
 

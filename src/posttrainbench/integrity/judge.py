@@ -12,10 +12,11 @@ justification, validated with pydantic:
 ``unauthorized_api``  used an LLM API other than its own scaffold's, or read secrets
 
 Endpoints: OpenAI-compatible chat completions or Anthropic messages through the shared client
-of :mod:`posttrainbench.llm`, configured by :class:`JudgeConfig` (from ``PTB_JUDGE_*`` environment
-variables). The API key is read from the harness's environment only when the judge is called,
-sent only to the configured endpoint, never written anywhere, and the sandbox never sees it (its
-environment is built from scratch by the pipeline).
+of :mod:`posttrainbench.llm`, configured by :class:`JudgeConfig` (from the ``PTB_JUDGE_*``
+settings, :class:`~posttrainbench.settings.JudgeSettings`). The API key is read from the
+harness's environment only when the judge is called, sent only to the configured endpoint,
+never written anywhere, and the sandbox never sees it (its environment is built from scratch by
+the pipeline).
 
 Robustness: each of the ``n`` samples takes up to ``attempts`` requests under the client's retry
 policy (timeouts, connection errors, HTTP 408/409/429/5xx retried with exponential backoff; other
@@ -36,14 +37,15 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..trace import load_trace
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import atomic_write_text, sha256_file
-from ..llm import ENV_FIELDS, Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, Send
+from ..settings import JUDGE_API_KEY_VAR, JudgeSettings
+from ..llm import Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, Send
 from ._common import guarded, not_run, verdict, write_evidence
 
 GATE = "judge"
@@ -89,7 +91,6 @@ Answer with the JSON object only."""
 
 PROMPT_SHA256 = hashlib.sha256((PROMPT_VERSION + "\n" + SYSTEM_PROMPT + "\n" + USER_TEMPLATE).encode()).hexdigest()
 
-ENV_PREFIX = "PTB_JUDGE"
 SCRIPT_SUFFIXES = {".py", ".sh", ".ipynb", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".txt", ".jinja", ".j2", ".json", ".js", ".ts", ".r", ".jl"}
 DATA_SUFFIXES = {".jsonl", ".csv", ".tsv", ".ndjson"}
 SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv", "site-packages"}
@@ -102,28 +103,20 @@ class JudgeConfigError(LLMConfigError):
 class JudgeConfig(LLMConfig):
     """Which endpoint and model judge, and how; pinned in the evidence (never the key)."""
 
-    env_fields: ClassVar[Mapping[str, str]] = {**ENV_FIELDS, "n": "N"}
-
-    api_key_env: str = Field("PTB_JUDGE_API_KEY", min_length=1, description="Environment variable holding the key.")
+    api_key_env: str = Field(JUDGE_API_KEY_VAR, min_length=1, description="Environment variable holding the key.")
     temperature: float = Field(1.0, ge=0, description="OpenAI-compatible only; Anthropic samples at its default.")
     n: int = Field(3, ge=1, le=15, description="Samples (best-of-N majority).")
     workspace_chars: int = Field(60_000, gt=0, description="Budget for scripts and data heads.")
     trace_chars: int = Field(40_000, gt=0, description="Budget for the trace excerpt.")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> JudgeConfig | None:
-        """The config from ``PTB_JUDGE_*`` variables; ``None`` when ``PTB_JUDGE_MODEL`` is unset.
-
-        ``PTB_JUDGE_MODEL``, ``PTB_JUDGE_PROVIDER`` (openai|anthropic), ``PTB_JUDGE_BASE_URL``,
-        ``PTB_JUDGE_API_KEY_ENV`` (name of the variable holding the key, default
-        ``PTB_JUDGE_API_KEY``), ``PTB_JUDGE_N``, ``PTB_JUDGE_ATTEMPTS``, ``PTB_JUDGE_TIMEOUT_S``,
-        ``PTB_JUDGE_TEMPERATURE``, ``PTB_JUDGE_MAX_TOKENS``.
-        """
-        env = os.environ if env is None else env
-        if not env.get(f"{ENV_PREFIX}_MODEL"):
+    def configured(cls, judge: JudgeSettings) -> JudgeConfig | None:
+        """The judge the ``PTB_JUDGE_*`` settings configure; ``None`` when ``PTB_JUDGE_MODEL``
+        is unset. Raises :class:`JudgeConfigError` naming each invalid variable."""
+        if not judge.model:
             return None
         try:
-            return cls.from_env_prefix(ENV_PREFIX, env)
+            return cls.from_settings(judge)
         except LLMConfigError as exc:
             raise JudgeConfigError(f"invalid judge configuration: {exc}") from None
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 import posttrainbench
 
 from ..registry import Registry
+from ..settings import PACKAGE_ROOT_VAR
 from .plan import Task
 from .sweep import Sweep
 
@@ -43,7 +44,7 @@ def worker_argv(task_file: Path, until: str | None = None) -> list[str]:
 
 def job_env_exports(cpus: int | None) -> dict[str, str]:
     """Variables every job sets: the package path, and thread counts matching its CPUs."""
-    out = {"PTB_PACKAGE_ROOT": str(package_root())}
+    out = {PACKAGE_ROOT_VAR: str(package_root())}
     if cpus:
         out |= {"OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus)}
     return out

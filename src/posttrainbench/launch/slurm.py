@@ -29,10 +29,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from ..settings import LaunchSettings
 from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
 from .plan import Task, sweep_dir
 from .sweep import SlurmSettings, Sweep
 
+#: The job's scratch folder, read by the worker (``Settings.launch.scratch``).
+SCRATCH_VAR = LaunchSettings.env_name("scratch")
 #: (``--until`` of the stage, resources) for split runs: agent, verification, evaluation.
 SPLIT_STAGES: tuple[tuple[str | None, str], ...] = (("collect", "agent"), ("verify", "cpu"), (None, "eval"))
 
@@ -71,7 +74,7 @@ def setup_lines(settings: SlurmSettings) -> list[str]:
         # scancel or the time limit included): the batch shell itself is SIGKILLed on scancel,
         # so a shell trap would not run.
         lines.append(
-            f'export PTB_SCRATCH={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"'
+            f'export {SCRATCH_VAR}={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"'
         )
     return lines + list(settings.setup)
 

@@ -3,9 +3,10 @@
 The same pipeline phases whatever the launcher: a run task runs (or resumes) its
 :class:`~posttrainbench.pipeline.Pipeline`, a baseline task evaluates the base model zero-shot.
 Exit status: 0 when the task got as far as asked, 3 on an infrastructure failure (the
-launcher retries it), 2 for a task file it cannot read, 143 when terminated (SIGTERM).
-With ``PTB_SCRATCH`` set (Slurm jobs), that folder is made, used as ``TMPDIR`` and removed
-when the worker ends, SIGTERM included.
+launcher retries it), 2 for a task file it cannot read or invalid ``PTB_*`` settings, 143 when
+terminated (SIGTERM). The settings are read from the job's environment once, when it starts. With
+``PTB_SCRATCH`` set (Slurm jobs), that folder is made, used as ``TMPDIR`` and removed when the
+worker ends, SIGTERM included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 import posttrainbench
+
+from ..settings import Settings, SettingsError
 
 EXIT_OK, EXIT_BAD_TASK, EXIT_INFRA = 0, 2, 3
 
@@ -37,8 +40,9 @@ def assigned_gpus(env: dict[str, str] | None = None) -> list[int] | None:
     return None
 
 
-def run_task(task: dict, *, until: str | None = None) -> int:
-    """Run one task (see :meth:`posttrainbench.launch.plan.Task.to_json`); return the exit status."""
+def run_task(task: dict, *, until: str | None = None, settings: Settings | None = None) -> int:
+    """Run one task (see :meth:`posttrainbench.launch.plan.Task.to_json`) under ``settings``
+    (default: read from the environment now); return the exit status."""
     from ..benchmarks import get_benchmark
     from ..catalog import get_base_model
     from ..domain import RunSpec
@@ -48,7 +52,7 @@ def run_task(task: dict, *, until: str | None = None) -> int:
     results = Path(task["results"])
     if task["kind"] == "baseline":
         base, bench = get_base_model(task["base_model"]), get_benchmark(task["benchmark"])
-        result = evaluate_baseline(base, bench, results, limit=task.get("eval_limit"))
+        result = evaluate_baseline(base, bench, results, limit=task.get("eval_limit"), settings=settings)
         print(f"baseline {task['benchmark']} {task['base_model']}: {result.status} score={result.score}", flush=True)
         return EXIT_OK if result.status == "ok" else EXIT_INFRA
     spec = RunSpec.model_validate(task["spec"])
@@ -56,7 +60,7 @@ def run_task(task: dict, *, until: str | None = None) -> int:
     def progress(phase: str, msg: str) -> None:
         print(f"[{phase}] {msg}", flush=True)
 
-    pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus())
+    pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus(), settings=settings)
     record = pipe.run(until=until)  # type: ignore[arg-type]
     if any(s.status == "failed" for s in record.phases.values()):
         return EXIT_INFRA
@@ -76,10 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (scancel, a time limit, `ptb sweep cancel`) ends the worker through SystemExit, so
     # that cleanup runs; the pipeline records nothing for it and the run resumes later.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    scratch = os.environ.get("PTB_SCRATCH")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return EXIT_BAD_TASK
+    scratch = settings.launch.scratch
     if scratch:
         Path(scratch).mkdir(parents=True, exist_ok=True)
-        os.environ["TMPDIR"] = scratch
+        os.environ["TMPDIR"] = str(scratch)
         tempfile.tempdir = None  # re-read TMPDIR
     try:
         try:
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"cannot read task file {args.task_file}: {exc}", file=sys.stderr)
             return EXIT_BAD_TASK
-        return run_task(task, until=args.until)
+        return run_task(task, until=args.until, settings=settings)
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)

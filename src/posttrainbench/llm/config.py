@@ -1,27 +1,19 @@
-"""One configuration model for an LLM endpoint (judge, graders), read from ``<PREFIX>_*`` variables.
+"""One configuration model for an LLM endpoint (judge, graders), made from its settings group.
 
 A config holds the *name* of the variable with the key, never the key itself.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import ClassVar, Literal, Self
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Provider = Literal["openai", "anthropic"]
+from ..settings import LLMEndpointSettings, Provider
 
 DEFAULT_BASE_URLS: dict[str, str] = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 """Where a config without ``base_url`` sends its key: the provider's own API, never a URL taken
 from the SDKs' environment variables (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL``)."""
-
-ENV_FIELDS: dict[str, str] = {
-    "provider": "PROVIDER", "model": "MODEL", "base_url": "BASE_URL", "api_key_env": "API_KEY_ENV",
-    "attempts": "ATTEMPTS", "timeout_s": "TIMEOUT_S", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS",
-}  # fmt: skip
-"""Config field -> variable suffix, read as ``<PREFIX>_<SUFFIX>`` by :meth:`LLMConfig.from_env_prefix`."""
 
 
 class LLMConfigError(ValueError):
@@ -32,8 +24,6 @@ class LLMConfig(BaseModel):
     """Which endpoint and model, and how to call it. Subclasses set per-role defaults."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    env_fields: ClassVar[Mapping[str, str]] = ENV_FIELDS
 
     provider: Provider = "openai"
     model: str = Field(..., min_length=1, description="Model name at the endpoint.")
@@ -46,17 +36,18 @@ class LLMConfig(BaseModel):
     max_tokens: int = Field(2048, gt=0)
 
     @classmethod
-    def from_env_prefix(cls, prefix: str, env: Mapping[str, str] | None = None) -> Self:
-        """The config from ``<prefix>_<SUFFIX>`` variables (see ``env_fields``); an unset or empty
-        variable leaves the field's default. Raises :class:`LLMConfigError` naming the variables."""
-        env = os.environ if env is None else env
-        names = {field: f"{prefix}_{suffix}" for field, suffix in cls.env_fields.items()}
-        values = {field: env[var] for field, var in names.items() if env.get(var)}
+    def from_settings(cls, endpoint: LLMEndpointSettings) -> Self:
+        """The config from an endpoint's settings group (``Settings.judge``, ``Settings.grader``);
+        a value the group leaves unset (``None``) takes this class's default. Raises
+        :class:`LLMConfigError` naming each invalid variable."""
+        if endpoint.problems:
+            raise LLMConfigError("; ".join(endpoint.problems))
         try:
-            return cls(**values)
+            return cls(**endpoint.values())
         except ValidationError as exc:
+            names = {field: type(endpoint).env_name(field) for field in endpoint.env_fields()}
             bad = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else prefix}: {e['msg']}" for e in exc.errors()
+                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()
             )
             raise LLMConfigError(bad) from None
 

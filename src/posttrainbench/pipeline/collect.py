@@ -15,7 +15,7 @@ from ..trace import save_trace
 from ..domain import CollectResult, RunRecord
 from ..models import SubmissionRejected, base_weight_bytes, canonicalize
 from ..sandbox.secrets import redact_file, redact_tree, secret_values
-from .common import env_float, record_outcome
+from .common import record_outcome
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline
@@ -40,7 +40,7 @@ def run(pipe: Pipeline, record: RunRecord) -> CollectResult:
         return CollectResult(final_model=False, redacted_files=redacted)
     # The canonical submission: what every gate and the evaluator read (models.canonical).
     base_path = Path(record.phases.prepare.result().base_model_path)
-    factor = env_float("PTB_SUBMISSION_SIZE_FACTOR", 3.0)
+    factor = pipe.settings.run.submission_size_factor
     limit = int(factor * max(base_weight_bytes(base_path), 1 << 20))
     try:
         canon = canonicalize(

@@ -39,6 +39,7 @@ def run(pipe: Pipeline, record: RunRecord) -> EvaluateResult:
         base_model_path=Path(prep.base_model_path),
         weights_digest=(record.submission or {}).get("weights_digest"),
         heldout_exclude=prep.dev_ids,
+        settings=pipe.settings,
     )
     record.metrics = RunMetrics.model_validate(result.model_dump(mode="json"))
     if result.status == "ok":

@@ -1,6 +1,8 @@
 """The phase loop: a :class:`Pipeline` validates its run spec up front, then runs (or resumes)
 the phases in order, each one an explicit function of its module that returns its typed result
-(:data:`PHASE_STEPS`)."""
+(:data:`PHASE_STEPS`). The phases read their settings from ``pipe.settings``: those the pipeline
+was given, else the environment's, read (and validated) when it is made and again when
+:meth:`Pipeline.run` or :meth:`Pipeline.reverify` is called."""
 
 from __future__ import annotations
 
@@ -9,12 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..agents import LaunchContext, get_agent
+from ..agents import Agent, LaunchContext, get_agent
 from ..benchmarks import get_benchmark
 from ..catalog import get_base_model
 from ..domain import Phase, PhaseResult, RunRecord, RunSpec
 from ..results import RunPaths, load_record, run_paths, save_record
-from ..sandbox import get_sandbox
+from ..sandbox import Sandbox, get_sandbox
+from ..settings import Settings
 from . import collect, evaluate, prepare, solve, verify
 from . import record as record_phase
 from .common import PhaseError, ProgressFn, now
@@ -41,14 +44,19 @@ class Pipeline:
         progress: ProgressFn | None = None,
         eval_batch_size: int = 16,
         gpu_ids: list[int] | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        # Validate every name before anything touches the disk.
+        """``settings``: what every phase reads (``PTB_*``); None: the environment's, read now
+        (validated up front) and again when each :meth:`run` / :meth:`reverify` starts."""
+        # Validate every name (and the settings) before anything touches the disk.
         self.spec = spec
+        self._given_settings = settings
+        self.settings: Settings = settings if settings is not None else Settings.from_env()
         self.benchmark = get_benchmark(spec.benchmark)
         self.base = get_base_model(spec.base_model)
-        self.agent = get_agent(spec.agent)
+        self.agent: Agent = get_agent(spec.agent, self.settings)
         self.agent.validate_config(spec.agent_config)
-        self.sandbox = get_sandbox(spec.sandbox)
+        self.sandbox: Sandbox = get_sandbox(spec.sandbox, self.settings)
         self.paths: RunPaths = run_paths(results_root, spec, self.base)
         self.progress: ProgressFn = progress or (lambda phase, msg: None)
         self.eval_batch_size = eval_batch_size
@@ -74,8 +82,18 @@ class Pipeline:
         save_record(self.paths.run_json, record)
         return record
 
+    def _read_settings(self) -> None:
+        """The settings of this call: the given ones, else the environment's now (a malformed
+        ``PTB_*`` variable raises :class:`~posttrainbench.settings.SettingsError` before any
+        phase runs); the agent and the sandbox run under them."""
+        if self._given_settings is None:
+            self.settings = Settings.from_env()
+            self.agent = get_agent(self.spec.agent, self.settings)
+            self.sandbox = get_sandbox(self.spec.sandbox, self.settings)
+
     def run(self, *, until: Phase | None = None) -> RunRecord:
         """Run every phase not yet done, in order; stop at the first infrastructure failure."""
+        self._read_settings()
         record = self.load_or_create()
         solve_state = record.phases.solve
         if solve_state.started_at is not None and solve_state.status != "done":
@@ -95,6 +113,7 @@ class Pipeline:
         configuration changed); the agent is not re-run and the other phases are kept."""
         if not self.paths.run_json.exists():
             raise FileNotFoundError(f"no run.json in {self.paths.root}")
+        self._read_settings()
         record = load_record(self.paths.run_json)
         if record.phases.collect.status != "done":
             raise PhaseError("the run has not been collected yet; run it (ptb run) first")

@@ -5,7 +5,6 @@ agent's own files and the rendered prompt. Nothing of the test set beyond the de
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -31,15 +30,15 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
         shutil.rmtree(stale, ignore_errors=True)
     (ws / "task").mkdir(parents=True)
     (ws / "templates").mkdir()
-    base_path = resolve_base_model(pipe.base)
+    base_path = resolve_base_model(pipe.base, pipe.settings)
 
-    items, provenance = pipe.benchmark.load_test_set()
+    items, provenance = pipe.benchmark.load_test_set(settings=pipe.settings)
     provenance.require()  # before the agent's hours: the harness will only score the pinned set
     dev = pipe.benchmark.dev_items(items)
     write_dev_file(ws / "task" / "dev.jsonl", dev)
     train_files: list[str] = []
     try:
-        examples = pipe.benchmark.load_train_examples()
+        examples = pipe.benchmark.load_train_examples(settings=pipe.settings)
     except DataError:
         examples = []
     if examples:
@@ -69,7 +68,7 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
         pipe.base,
         base_model_path=str(base_path),
         train_files=train_files,
-        gpu_name=os.environ.get("PTB_GPU_NAME"),
+        gpu_name=pipe.settings.run.gpu_name,
     )
     atomic_write_text(paths.prompt, prompt)
     harness_files = sorted(

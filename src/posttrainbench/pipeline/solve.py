@@ -24,10 +24,11 @@ from ..fsutil import atomic_write_json, atomic_write_text
 from ..integrity import write_manifest
 from ..sandbox import SandboxConfig
 from ..sandbox.egress import DEFAULT_ALLOW
-from ..sandbox.hub_gateway import DEFAULT_UPSTREAM, HubGatewaySpec
+from ..sandbox.hub_gateway import HubGatewaySpec
 from ..sandbox.limits import resolve_limits
 from ..sandbox.secrets import foreign_secrets
-from .common import PhaseError, env_int, hms, record_outcome
+from ..settings import TIME_LIMIT_VAR
+from .common import PhaseError, hms, record_outcome
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline
@@ -53,10 +54,8 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ws / rel, dest)
     read_only = _read_only_overlays(ws, paths.harness, harness_files)
-    try:
-        limits = resolve_limits(pipe.spec.gpus)
-    except ValueError as exc:
-        raise PhaseError(str(exc)) from exc
+    limits = resolve_limits(pipe.spec.gpus, pipe.settings)
+    sandbox = pipe.settings.sandbox
 
     ctx = pipe.launch_context()
     installed = pipe.agent.install()  # pinned CLI, outside the workspace
@@ -66,7 +65,7 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
         "HOME": str(ws),
         "PYTHONUNBUFFERED": "1",
         "HF_HOME": str(ws / ".cache" / "huggingface"),
-        "PTB_TIME_LIMIT_S": str(int(limit_s)),
+        TIME_LIMIT_VAR: str(int(limit_s)),
         "CUDA_VISIBLE_DEVICES": "",
         **pipe.agent.environment(ctx),
     }
@@ -83,9 +82,7 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     allow, tunnels = _egress(pipe.agent, ctx, pipe.spec.network)
     hub = None
     if pipe.spec.network.value == "allowlist":  # the hub only through the gateway (HF_ENDPOINT)
-        hub = HubGatewaySpec.for_run(
-            pipe.base, BENCHMARKS.values(), upstream=os.environ.get("PTB_HUB_UPSTREAM") or DEFAULT_UPSTREAM
-        )
+        hub = HubGatewaySpec.for_run(pipe.base, BENCHMARKS.values(), upstream=pipe.settings.run.hub_upstream)
     config = SandboxConfig(
         workspace=ws,
         ro_binds=sorted(
@@ -101,8 +98,10 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
         egress_log=paths.egress_log if allow or pipe.spec.network.value == "allowlist" else None,
         egress_tunnels=tunnels,
         hub_gateway=hub,
-        max_output_mb=env_int("PTB_MAX_OUTPUT_MB", 1024),
-        max_workspace_mb=env_int("PTB_MAX_WORKSPACE_MB", 500 * 1024),
+        max_output_mb=sandbox.max_output_mb,
+        max_workspace_mb=sandbox.max_workspace_mb,
+        uid=sandbox.uid,
+        gid=sandbox.gid,
         memory_mb=limits.memory_mb,
         max_pids=limits.max_pids,
         # The pristine copies, read-only over the workspace copies (which stay untouched

@@ -32,7 +32,7 @@ from ..integrity import (
     run_gates,
     secret_values_from_env,
 )
-from ..models.store import cache_root
+from ..settings import Settings
 from .common import PhaseError, record_outcome
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
     collect = record.phases.collect.result()
     ws = pipe.paths.workspace
     sources, unavailable = _contamination_sources(pipe)
-    judge, judge_error = _judge_config()
+    judge, judge_error = _judge_config(pipe.settings)
     return GateContext(
         evidence_dir=pipe.paths.evidence,
         workspace=ws,
@@ -75,6 +75,7 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         final_model_hashes=record.final_model_hashes,
         rejected=collect.rejected,
         base_model_path=Path(record.phases.prepare.result().base_model_path),
+        settings=pipe.settings,
         contamination=sources,
         judge=judge,
         judge_error=judge_error,
@@ -116,6 +117,7 @@ def upstream_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         trace_path=pipe.paths.trace_json,
         audit_policy=_audit_policy(pipe),
         final_model=fm if fm.is_dir() else None,
+        settings=pipe.settings,
         contamination=sources,
         run_info=_run_info(pipe),
         prior=[v for v in record.verdicts if v.gate.startswith("judge_")],
@@ -132,9 +134,11 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
     """Every test item the agent must not have trained on, and the allowed training texts; or
     why they could not be loaded (the contamination gate is then not_run)."""
     try:
-        items = pipe.benchmark.load_test_items()
+        items = pipe.benchmark.load_test_items(settings=pipe.settings)
         try:
-            allowed = [e["prompt"] + "\n" + e["completion"] for e in pipe.benchmark.load_train_examples()]
+            allowed = [
+                e["prompt"] + "\n" + e["completion"] for e in pipe.benchmark.load_train_examples(settings=pipe.settings)
+            ]
         except DataError:
             allowed = []
         entries = [(it.id, it.test_text()) for it in items]
@@ -145,13 +149,15 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
             if other.id == pipe.benchmark.id or other.demo:
                 continue
             try:
-                entries += [(f"{other.id}/{it.id}", it.test_text()) for it in other.load_test_items(local_only=True)]
+                local = other.load_test_items(local_only=True, settings=pipe.settings)
+                entries += [(f"{other.id}/{it.id}", it.test_text()) for it in local]
                 covered.append(other.id)
             except DataError:
                 uncovered.append(other.id)
     except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
         return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
-    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache_root() / "contamination"), {}
+    cache = pipe.settings.paths.cache_dir / "contamination"
+    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache), {}
 
 
 def _audit_policy(pipe: Pipeline) -> AuditPolicy:
@@ -163,10 +169,11 @@ def _audit_policy(pipe: Pipeline) -> AuditPolicy:
     )
 
 
-def _judge_config() -> tuple[JudgeConfig | None, str | None]:
-    """The LLM judge configured by ``PTB_JUDGE_*`` (None: not configured), or why it is invalid."""
+def _judge_config(settings: Settings) -> tuple[JudgeConfig | None, str | None]:
+    """The LLM judge the ``PTB_JUDGE_*`` settings configure (None: not configured), or why they
+    are invalid (the judge is then required and not_run)."""
     try:
-        return JudgeConfig.from_env(), None
+        return JudgeConfig.configured(settings.judge), None
     except JudgeConfigError as exc:
         return None, str(exc)
 

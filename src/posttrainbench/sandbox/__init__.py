@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from posttrainbench.domain import SandboxKind
 from posttrainbench.sandbox.base import SANDBOXES, Sandbox, SandboxConfig, SandboxResult
+from posttrainbench.settings import Settings
 
 # Importing a backend registers it; registration order is SandboxKind's order.
 from posttrainbench.sandbox.bwrap import BwrapSandbox  # noqa: I001
@@ -41,7 +42,8 @@ __all__ = [
 ]
 
 
-def get_sandbox(kind: SandboxKind | str) -> Sandbox:
-    """A new backend of kind ``kind`` (UnknownNameError lists the known ones). Check
-    ``.available()`` before relying on it."""
-    return SANDBOXES.get(kind.value if isinstance(kind, SandboxKind) else kind)()
+def get_sandbox(kind: SandboxKind | str, settings: Settings | None = None) -> Sandbox:
+    """A new backend of kind ``kind`` (UnknownNameError lists the known ones) running under
+    ``settings`` (None: read from the environment when needed). Check ``.available()`` before
+    relying on it."""
+    return SANDBOXES.get(kind.value if isinstance(kind, SandboxKind) else kind)(settings=settings)

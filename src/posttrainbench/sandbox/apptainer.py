@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -47,8 +48,11 @@ class ApptainerSandbox(IsolatingSandbox):
 
     name = "apptainer"
 
-    def __init__(self, image: str | None = None, apptainer: str | None = None) -> None:
-        self.image = image or os.environ.get("PTB_APPTAINER_IMAGE", "")
+    def __init__(self, image: str | None = None, apptainer: str | None = None, *, settings: Settings | None = None) -> None:
+        """``image``: default ``settings.sandbox.apptainer_image`` (``$PTB_APPTAINER_IMAGE``);
+        ``settings``: see :class:`~.base.Sandbox` (read now for the image)."""
+        super().__init__(settings=settings)
+        self.image = image or self.current_settings().sandbox.apptainer_image or ""
         self._exe = apptainer or shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
 
     def available(self) -> tuple[bool, str]:

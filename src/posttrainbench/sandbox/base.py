@@ -9,7 +9,7 @@ and which limits were really enforced. They raise only for programming errors (e
 that does not exist).
 
 **Identity.** When the harness runs as root, the isolating backends run the command as an
-unprivileged uid/gid (:func:`sandbox_identity`: ``config.uid``/``gid``, else
+unprivileged uid/gid (:func:`sandbox_identity`: ``config.uid``/``gid``, else the settings'
 ``$PTB_SANDBOX_UID``/``$PTB_SANDBOX_GID``, else 65534/65534, ``nobody``/``nogroup``, which has
 a passwd entry on every common distribution, so ``getpwuid`` works inside); the workspace is
 given to that uid first (:func:`give_workspace`). A non-root harness runs the command as itself:
@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.registry import Registry
+from posttrainbench.settings import Settings
 from posttrainbench.sandbox.egress import parse_allow_list, parse_authority
 from posttrainbench.sandbox.hub_gateway import HubGatewaySpec
 
@@ -60,11 +61,11 @@ class SandboxConfig(pydantic.BaseModel):
     uid: int | None = Field(
         None,
         ge=0,
-        description="uid the command runs as when the harness is root (None: $PTB_SANDBOX_UID, "
-        "else 65534). Ignored for a non-root harness, which runs the command as itself.",
+        description="uid the command runs as when the harness is root (None: the settings' "
+        "$PTB_SANDBOX_UID, else 65534). Ignored for a non-root harness, which runs the command as itself.",
     )
     gid: int | None = Field(
-        None, ge=0, description="gid to go with ``uid`` (None: $PTB_SANDBOX_GID, else 65534)."
+        None, ge=0, description="gid to go with ``uid`` (None: the settings' $PTB_SANDBOX_GID, else 65534)."
     )
     masked: list[Path] = Field(
         default_factory=list,
@@ -234,6 +235,15 @@ class Sandbox(ABC):
 
     name: ClassVar[str]
 
+    def __init__(self, *, settings: Settings | None = None) -> None:
+        """``settings``: what the backend runs under (the sandbox uid/gid, images); None: read
+        from the environment when needed."""
+        self.settings = settings
+
+    def current_settings(self) -> Settings:
+        """The backend's settings, else those of the environment now."""
+        return self.settings if self.settings is not None else Settings.from_env()
+
     @abstractmethod
     def available(self) -> tuple[bool, str]:
         """Whether the backend works on this machine, and why not."""
@@ -270,29 +280,18 @@ def check_config_paths(config: SandboxConfig) -> None:
             raise ValueError(f"ro_overlay target {inside} must exist in the workspace, of the same kind as {src}")
 
 
-#: uid/gid of the command when the harness is root and nothing else is configured:
-#: ``nobody``/``nogroup`` (a passwd/group entry exists on every common distribution).
-DEFAULT_SANDBOX_UID = 65534
-DEFAULT_SANDBOX_GID = 65534
-
-
-def _env_id(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise ValueError(f"{name}={raw!r} must be a non-negative integer (a uid/gid)")
-    return int(raw)
-
-
-def sandbox_identity(config: SandboxConfig) -> tuple[int, int] | None:
+def sandbox_identity(config: SandboxConfig, settings: Settings | None = None) -> tuple[int, int] | None:
     """(uid, gid) the command must be switched to, or None when it runs as the harness user:
-    a non-root harness (it cannot switch), or uid 0 asked for explicitly. Raises
-    ``ValueError`` for a malformed ``PTB_SANDBOX_UID``/``PTB_SANDBOX_GID``."""
+    a non-root harness (it cannot switch), or uid 0 asked for explicitly. Without ``config.uid``
+    / ``gid``: ``settings.sandbox`` (default: read from the environment now, which raises
+    :class:`~posttrainbench.settings.SettingsError` for a malformed ``PTB_SANDBOX_UID``/``GID``)."""
     if os.geteuid() != 0:
         return None
-    uid = config.uid if config.uid is not None else _env_id("PTB_SANDBOX_UID", DEFAULT_SANDBOX_UID)
-    gid = config.gid if config.gid is not None else _env_id("PTB_SANDBOX_GID", DEFAULT_SANDBOX_GID)
+    uid, gid = config.uid, config.gid
+    if uid is None or gid is None:
+        sandbox = (settings if settings is not None else Settings.from_env()).sandbox
+        uid = sandbox.uid if uid is None else uid
+        gid = sandbox.gid if gid is None else gid
     return None if uid == 0 else (uid, gid)
 
 

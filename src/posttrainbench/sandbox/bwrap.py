@@ -51,6 +51,7 @@ import threading
 from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -93,9 +94,11 @@ class BwrapSandbox(IsolatingSandbox):
 
     name = "bwrap"
 
-    def __init__(self, bwrap: str | None = None, setpriv: str | None = None) -> None:
+    def __init__(self, bwrap: str | None = None, setpriv: str | None = None, *, settings: Settings | None = None) -> None:
         """``bwrap``: path of the executable (default: found on PATH, then /usr/bin/bwrap);
-        ``setpriv``: util-linux ``setpriv``, used inside to drop to the sandbox uid."""
+        ``setpriv``: util-linux ``setpriv``, used inside to drop to the sandbox uid; ``settings``:
+        see :class:`~.base.Sandbox`."""
+        super().__init__(settings=settings)
         self._bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
         self._setpriv = setpriv or shutil.which("setpriv") or "/usr/bin/setpriv"
         self._available: tuple[bool, str] | None = None

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from posttrainbench.domain import NetworkPolicy
+from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -60,8 +61,11 @@ class DockerSandbox(IsolatingSandbox):
 
     name = "docker"
 
-    def __init__(self, image: str | None = None, base_url: str | None = None) -> None:
-        self.image = image or os.environ.get("PTB_DOCKER_IMAGE") or None
+    def __init__(self, image: str | None = None, base_url: str | None = None, *, settings: Settings | None = None) -> None:
+        """``image``: default ``settings.sandbox.docker_image`` (``$PTB_DOCKER_IMAGE``), else the
+        host-filesystem image; ``settings``: see :class:`~.base.Sandbox` (read now for the image)."""
+        super().__init__(settings=settings)
+        self.image = image or self.current_settings().sandbox.docker_image or None
         self.base_url = base_url
         self._client: Any = None
         self._lock = threading.Lock()

@@ -54,13 +54,15 @@ import pydantic
 from pydantic import ConfigDict, Field, field_validator
 
 from posttrainbench.sandbox.egress import match_allow, parse_allow_list, parse_authority
+from posttrainbench.settings import DEFAULT_HUB_UPSTREAM
 
 if TYPE_CHECKING:
     from posttrainbench.domain import Benchmark, BaseModelSpec
 
 #: The reserved CONNECT target the proxy hands to the gateway (``.invalid`` never resolves).
 GATEWAY_AUTHORITY = "hub.ptb.invalid:80"
-DEFAULT_UPSTREAM = "https://huggingface.co"
+#: The hub the gateway forwards to unless told otherwise (``PTB_HUB_UPSTREAM`` overrides it).
+DEFAULT_UPSTREAM = DEFAULT_HUB_UPSTREAM
 #: In-sandbox loopback port that ``HF_ENDPOINT`` points at.
 DEFAULT_GATEWAY_PORT = 18090
 #: Hosts the hub redirects file downloads to (its CDNs).

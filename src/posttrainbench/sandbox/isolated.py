@@ -80,7 +80,7 @@ class IsolatingSandbox(Sandbox):
         if not argv:
             raise ValueError("argv must not be empty")
         check_config_paths(config)
-        identity = sandbox_identity(config)
+        identity = sandbox_identity(config, self.settings)
         enforced = self.enforced(config)
         enforced["uid"] = uid_entry(config, identity)
         enforced["ro_overlays"] = overlay_entry(config)

@@ -27,8 +27,9 @@ in a memory-limited cgroup: a Slurm job or container was sized by its scheduler)
     max_pids  = min(1024 + 64 * CPUs + 512 * run GPUs, kernel.pid_max / 2)
 
 (CPUs: those the harness may run on; tasks count threads, and PyTorch starts one per CPU per
-process.) ``PTB_SANDBOX_MEMORY_MB`` / ``PTB_SANDBOX_MAX_PIDS`` override either (a positive
-integer, or ``off``); what was used and why is recorded with the run.
+process.) ``PTB_SANDBOX_MEMORY_MB`` / ``PTB_SANDBOX_MAX_PIDS`` (the settings' ``sandbox`` group)
+override either (an integer of at least ``MIN_MEMORY_MB`` / ``MIN_MAX_PIDS``, or ``off``); what
+was used and why is recorded with the run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..settings import MIN_MEMORY_MB, SandboxSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -337,10 +340,6 @@ def setup_cgroups(
 
 # --- default sizes --------------------------------------------------------------------------
 
-#: Lower bound of the default memory limit (MiB), and of a configured one.
-MIN_MEMORY_MB = 512
-
-
 @dataclass(frozen=True)
 class Machine:
     """What the default limits are sized from."""
@@ -448,32 +447,18 @@ class LimitPlan:
         }  # fmt: skip
 
 
-def _env_limit(env: dict[str, str] | os._Environ[str], name: str, minimum: int) -> tuple[bool, int | None]:
-    """(set?, value): a positive integer >= ``minimum``, or ``off`` (None). Raises ValueError."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return False, None
-    if raw.lower() == "off":
-        return True, None
-    if not raw.isdigit() or int(raw) < minimum:
-        raise ValueError(f"{name}={raw!r} must be an integer >= {minimum}, or 'off'")
-    return True, int(raw)
-
-
-def resolve_limits(
-    run_gpus: int, *, env: dict[str, str] | None = None, machine: Machine | None = None
-) -> LimitPlan:
+def resolve_limits(run_gpus: int, settings: Settings | None = None, *, machine: Machine | None = None) -> LimitPlan:
     """The memory and pids limits of an agent run: the defaults sized from ``machine`` and the
-    run's GPUs, unless ``PTB_SANDBOX_MEMORY_MB`` / ``PTB_SANDBOX_MAX_PIDS`` say otherwise.
-    Raises ``ValueError`` for a malformed setting."""
-    src = os.environ if env is None else env
+    run's GPUs, unless ``settings.sandbox`` says otherwise (``PTB_SANDBOX_MEMORY_MB`` /
+    ``PTB_SANDBOX_MAX_PIDS``; ``settings``: default read from the environment now)."""
+    sandbox = (settings if settings is not None else Settings.from_env()).sandbox
     m = machine or Machine.probe()
     memory, pids = default_limits(run_gpus, m)
     msrc = psrc = "default"
-    is_set, value = _env_limit(src, "PTB_SANDBOX_MEMORY_MB", MIN_MEMORY_MB)
-    if is_set:
-        memory, msrc = value, "PTB_SANDBOX_MEMORY_MB" if value is not None else "PTB_SANDBOX_MEMORY_MB=off"
-    is_set, value = _env_limit(src, "PTB_SANDBOX_MAX_PIDS", 16)
-    if is_set:
-        pids, psrc = value, "PTB_SANDBOX_MAX_PIDS" if value is not None else "PTB_SANDBOX_MAX_PIDS=off"
+    if sandbox.memory_mb is not None:
+        var = SandboxSettings.env_name("memory_mb")
+        memory, msrc = (None, f"{var}=off") if sandbox.memory_mb == "off" else (sandbox.memory_mb, var)
+    if sandbox.max_pids is not None:
+        var = SandboxSettings.env_name("max_pids")
+        pids, psrc = (None, f"{var}=off") if sandbox.max_pids == "off" else (sandbox.max_pids, var)
     return LimitPlan(memory, pids, msrc, psrc, m)
