@@ -98,8 +98,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.repeats} repeats")  # fmt: skip
     print(f"load average (1/5/15 min): start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
           f"end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}; {os.cpu_count()} CPUs\n")  # fmt: skip
-    print("| batch | wall s (median) | wall s (min–max) | ms per program (wall / n) | program ms median "
-          "| program ms p90 |")
+    print(
+        "| batch | wall s (median) | wall s (min–max) | ms per program (wall / n) | program ms median "
+        "| program ms p90 |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     rows = []
     for name, runs in samples.items():
@@ -115,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             "program_p90_ms": 1000 * percentile(durs, 0.9),
         }
         rows.append(row)
-        print(f"| {name} | {row['wall_median_s']:.1f} | {row['wall_min_s']:.1f}–{row['wall_max_s']:.1f} "
-              f"| {row['per_program_ms']:.0f} | {row['program_median_ms']:.0f} | {row['program_p90_ms']:.0f} |")
+        print(
+            f"| {name} | {row['wall_median_s']:.1f} | {row['wall_min_s']:.1f}–{row['wall_max_s']:.1f} "
+            f"| {row['per_program_ms']:.0f} | {row['program_median_ms']:.0f} | {row['program_p90_ms']:.0f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({
             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

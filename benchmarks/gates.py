@@ -170,7 +170,9 @@ def run_meta(started: float, load0: float) -> dict:
         "load_avg_end": os.getloadavg()[0],
         "total_seconds": time.perf_counter() - started,
     }
-    print(f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n")
+    print(
+        f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n"
+    )
     return meta
 
 
@@ -200,7 +202,10 @@ def _perturb_135m(base: Path, dest: Path) -> Path:
             shutil.copy(f, dest / f.name)
     g = torch.Generator().manual_seed(0)
     t = load_file(str(base / "model.safetensors"))
-    out = {k: (v + 0.01 * v.float().std().nan_to_num() * torch.randn(v.shape, generator=g)).to(v.dtype).contiguous() for k, v in t.items()}
+    out = {
+        k: (v + 0.01 * v.float().std().nan_to_num() * torch.randn(v.shape, generator=g)).to(v.dtype).contiguous()
+        for k, v in t.items()
+    }
     save_file(out, str(dest / "model.safetensors"), metadata={"format": "pt"})
     return dest
 
@@ -234,12 +239,23 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
 
     dest.mkdir(parents=True, exist_ok=True)
     c = QWEN3_4B
-    (dest / "config.json").write_text(json.dumps({
-        "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": c["hidden"],
-        "intermediate_size": c["inter"], "num_hidden_layers": c["layers"], "num_attention_heads": c["heads"],
-        "num_key_value_heads": c["kv"], "head_dim": c["head_dim"], "vocab_size": c["vocab"], "tie_word_embeddings": True,
-        "torch_dtype": "float8_e4m3fn",
-    }))
+    (dest / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["Qwen3ForCausalLM"],
+                "model_type": "qwen3",
+                "hidden_size": c["hidden"],
+                "intermediate_size": c["inter"],
+                "num_hidden_layers": c["layers"],
+                "num_attention_heads": c["heads"],
+                "num_key_value_heads": c["kv"],
+                "head_dim": c["head_dim"],
+                "vocab_size": c["vocab"],
+                "tie_word_embeddings": True,
+                "torch_dtype": "float8_e4m3fn",
+            }
+        )
+    )
     tensors = _qwen3_4b_tensors()
     total = sum(int(np.prod(s)) for _, s in tensors)
     per = total / shards
@@ -277,7 +293,9 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
                     if perturb:
                         b ^= (prng.random(m) < 0.1).astype(np.uint8)
                     fh.write(b.tobytes())
-    (dest / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    (dest / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
     return total
 
 
@@ -291,7 +309,12 @@ def _corpus(path: Path, mb: int) -> int:
     with open(path, "w") as fh:
         while size < mb * 1_000_000:
             r = rnd.choice(rows)
-            line = json.dumps({"prompt": num.sub(lambda m: str(rnd.randint(1, 999)), r["prompt"]), "completion": r["completion"]}) + "\n"
+            line = (
+                json.dumps(
+                    {"prompt": num.sub(lambda m: str(rnd.randint(1, 999)), r["prompt"]), "completion": r["completion"]}
+                )
+                + "\n"
+            )
             fh.write(line)
             size += len(line.encode())
     return size
@@ -301,15 +324,33 @@ def _trace(path: Path, n: int) -> None:
     from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
     steps = []
-    cmds = ["python train.py --lr 1e-4", "cat evaluate.py", "ls -la data", "python evaluate.py --limit 50", "head data/train.jsonl"]
+    cmds = [
+        "python train.py --lr 1e-4",
+        "cat evaluate.py",
+        "ls -la data",
+        "python evaluate.py --limit 50",
+        "head data/train.jsonl",
+    ]
     for i in range(n):
-        steps.append(TraceStep(index=2 * i, role="assistant", text="Next I will run the training.", tool_calls=[ToolCall(id=str(i), name="Bash", input={"command": cmds[i % 5]})]))
-        steps.append(TraceStep(index=2 * i + 1, role="tool", tool_results=[ToolResult(call_id=str(i), output="step 10 loss 1.234\n" * 20)]))
+        steps.append(
+            TraceStep(
+                index=2 * i,
+                role="assistant",
+                text="Next I will run the training.",
+                tool_calls=[ToolCall(id=str(i), name="Bash", input={"command": cmds[i % 5]})],
+            )
+        )
+        steps.append(
+            TraceStep(
+                index=2 * i + 1,
+                role="tool",
+                tool_results=[ToolResult(call_id=str(i), output="step 10 loss 1.234\n" * 20)],
+            )
+        )
     save_trace(path, Trace(agent="claude", steps=steps))
 
 
 # ----------------------------------------------------------------------------- main
-
 
 
 def main() -> None:
@@ -340,7 +381,9 @@ def main() -> None:
     def record(case: str, gate: str, res: dict, **extra) -> None:
         row = {"case": case, "gate": gate, **res, **extra}
         rows.append(row)
-        console.print(f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB (anon {res['peak_anon_mib']:.0f}), {res.get('status', '')} {res.get('summary', '')[:90]}")
+        console.print(
+            f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB (anon {res['peak_anon_mib']:.0f}), {res.get('status', '')} {res.get('summary', '')[:90]}"
+        )
 
     try:
         record("noop", "imports only", run_worker("noop", {"evidence": str(ev)}))
@@ -367,19 +410,32 @@ def main() -> None:
             corpus = work / "corpus"
             corpus.mkdir(exist_ok=True)
             nbytes = _corpus(corpus / "data.jsonl", a.corpus_mb)
-            res = run_worker("contamination", {"index": str(work / "index.npz"), "corpus": str(corpus), "evidence": str(ev)})
+            res = run_worker(
+                "contamination", {"index": str(work / "index.npz"), "corpus": str(corpus), "evidence": str(ev)}
+            )
             record(f"scan {nbytes / 1e6:.0f} MB JSONL", "contamination", res, index_build_seconds=build_s)
             # the same scan with the fuzzy channel off (exact 8-grams only), to show its cost
             index.fz_ptr, index.fz_hashes = None, index.fz_hashes[:0]
             index.save(work / "index-exact.npz")
-            res = run_worker("contamination", {"index": str(work / "index-exact.npz"), "corpus": str(corpus), "evidence": str(ev)})
-            record(f"scan {nbytes / 1e6:.0f} MB JSONL, exact channel only", "contamination", res, index_build_seconds=build_s)
+            res = run_worker(
+                "contamination", {"index": str(work / "index-exact.npz"), "corpus": str(corpus), "evidence": str(ev)}
+            )
+            record(
+                f"scan {nbytes / 1e6:.0f} MB JSONL, exact channel only",
+                "contamination",
+                res,
+                index_build_seconds=build_s,
+            )
             shutil.rmtree(corpus)
 
             console.rule("trace audit")
             _trace(work / "trace.json", 20_000)
-            record("trace of 20 000 tool calls", "trace_audit", run_worker("trace_audit", {"trace": str(work / "trace.json"), "evidence": str(ev)}),
-                   trace_mb=(work / "trace.json").stat().st_size / 1e6)
+            record(
+                "trace of 20 000 tool calls",
+                "trace_audit",
+                run_worker("trace_audit", {"trace": str(work / "trace.json"), "evidence": str(ev)}),
+                trace_mb=(work / "trace.json").stat().st_size / 1e6,
+            )
         if not a.skip_4b:
             console.rule("4B-shaped")
             t0 = time.perf_counter()
@@ -387,9 +443,24 @@ def main() -> None:
             _write_4b(work / "b4-final", seed=1, perturb=True)
             console.print(f"wrote 2 x {n / 1e9:.2f} B params (fp8) in {time.perf_counter() - t0:.0f} s")
             case = f"4B-shaped ({n / 1e9:.2f} B params, fp8, 4 shards, 2 x {n / 1e9:.1f} GB)"
-            record(case, "lineage", run_worker("lineage", {"final": str(work / "b4-final"), "base": str(work / "b4-base"), "evidence": str(ev)}))
-            record(case, "model_format", run_worker("model_format", {"final": str(work / "b4-final"), "evidence": str(ev)}))
-            record(case, "transfer", run_worker("transfer", {"final": str(work / "b4-final"), "dest": str(work / "b4-collected"), "evidence": str(ev)}))
+            record(
+                case,
+                "lineage",
+                run_worker(
+                    "lineage", {"final": str(work / "b4-final"), "base": str(work / "b4-base"), "evidence": str(ev)}
+                ),
+            )
+            record(
+                case, "model_format", run_worker("model_format", {"final": str(work / "b4-final"), "evidence": str(ev)})
+            )
+            record(
+                case,
+                "transfer",
+                run_worker(
+                    "transfer",
+                    {"final": str(work / "b4-final"), "dest": str(work / "b4-collected"), "evidence": str(ev)},
+                ),
+            )
     finally:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -400,10 +471,14 @@ def main() -> None:
     for r in rows:
         notes = []
         if "mb_s" in r:
-            notes.append(f"{r['mb_s']:.1f} MB/s ({r['bytes'] / 1e6:.0f} MB in {r['scan_seconds']:.1f} s); index build {r['index_build_seconds']:.1f} s")
+            notes.append(
+                f"{r['mb_s']:.1f} MB/s ({r['bytes'] / 1e6:.0f} MB in {r['scan_seconds']:.1f} s); index build {r['index_build_seconds']:.1f} s"
+            )
         if "trace_mb" in r:
             notes.append(f"trace.json {r['trace_mb']:.0f} MB")
-        print(f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} | {r.get('status', '-')} | {'; '.join(notes)} |")
+        print(
+            f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} | {r.get('status', '-')} | {'; '.join(notes)} |"
+        )
     if a.json:
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 

@@ -160,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
                 for rnd in range(args.repeats + 1):  # round 0 warms up
                     for key, (mode, ep) in endpoints.items():
                         cache = Path(tmp) / f"cache-{key}-{rnd}"
-                        env = {**env_base, "HF_ENDPOINT": ep, "HF_HOME": str(Path(tmp) / "hf-home"), "HF_HUB_OFFLINE": "0"}
+                        env = {
+                            **env_base,
+                            "HF_ENDPOINT": ep,
+                            "HF_HOME": str(Path(tmp) / "hf-home"),
+                            "HF_HUB_OFFLINE": "0",
+                        }
                         out = subprocess.run([sys.executable, "-c", code, mode, ep, str(cache)],
                                              env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
                         if out.returncode != 0:

@@ -47,7 +47,9 @@ def generate(root: Path, n: int, seed: int = 0) -> int:
     for b in benches:
         for m in models:
             write_synthetic_baseline(root, benchmark=b, base_model=m, score=rng.uniform(0, 0.3))
-            write_synthetic_baseline(root, benchmark=b, base_model=m, score=rng.uniform(0.5, 0.9), checkpoint="instruct")
+            write_synthetic_baseline(
+                root, benchmark=b, base_model=m, score=rng.uniform(0.5, 0.9), checkpoint="instruct"
+            )
     per_repeat = len(models) * len(benches)
     repeats = 3
     n_agents = max(1, -(-n // (per_repeat * repeats)))
@@ -60,11 +62,21 @@ def generate(root: Path, n: int, seed: int = 0) -> int:
                         return written
                     roll = rng.random()
                     write_synthetic_run(
-                        root, agent="reference", agent_config=f"cfg{a:03d}", base_model=m, benchmark=b, hours=10,
-                        repeat=r, score=None if roll < 0.03 else rng.uniform(0, 0.8),
-                        verdict="fail" if roll > 0.97 else "pass", time_used_s=rng.uniform(1, 10) * 3600,
-                        usage={"input_tokens": rng.randint(10**5, 10**7), "output_tokens": rng.randint(10**4, 10**6),
-                               "cost_usd": rng.uniform(1, 50)},
+                        root,
+                        agent="reference",
+                        agent_config=f"cfg{a:03d}",
+                        base_model=m,
+                        benchmark=b,
+                        hours=10,
+                        repeat=r,
+                        score=None if roll < 0.03 else rng.uniform(0, 0.8),
+                        verdict="fail" if roll > 0.97 else "pass",
+                        time_used_s=rng.uniform(1, 10) * 3600,
+                        usage={
+                            "input_tokens": rng.randint(10**5, 10**7),
+                            "output_tokens": rng.randint(10**4, 10**6),
+                            "cost_usd": rng.uniform(1, 50),
+                        },
                     )
                     written += 1
     return written

@@ -42,32 +42,58 @@ def generate(root: Path, agents: int, repeats: int, steps: int) -> int:
     trace_steps = []
     for k in range(steps):
         if k % 2:
-            trace_steps.append(TraceStep(index=k, role="user", tool_results=[
-                ToolResult(call_id=f"c{k - 1}", output=f"epoch {k} loss {1 / (k + 1):.4f}\n" * 20)]))
+            trace_steps.append(
+                TraceStep(
+                    index=k,
+                    role="user",
+                    tool_results=[ToolResult(call_id=f"c{k - 1}", output=f"epoch {k} loss {1 / (k + 1):.4f}\n" * 20)],
+                )
+            )
         else:
-            trace_steps.append(TraceStep(index=k, role="assistant", text=f"Step {k}: keep training." * 5,
-                                         tool_calls=[ToolCall(id=f"c{k}", name="Bash",
-                                                              input={"command": f"python train.py --step {k}"})],
-                                         input_tokens=2000, output_tokens=100, cost_usd=0.01))
-    jobs = [(a, r, b, m) for a in range(agents) for r in range(repeats) for b in benches
-            for m in PAPER_BASE_MODELS]
+            trace_steps.append(
+                TraceStep(
+                    index=k,
+                    role="assistant",
+                    text=f"Step {k}: keep training." * 5,
+                    tool_calls=[ToolCall(id=f"c{k}", name="Bash", input={"command": f"python train.py --step {k}"})],
+                    input_tokens=2000,
+                    output_tokens=100,
+                    cost_usd=0.01,
+                )
+            )
+    jobs = [(a, r, b, m) for a in range(agents) for r in range(repeats) for b in benches for m in PAPER_BASE_MODELS]
     for a, r, bench, model in track(jobs, description="writing run folders"):
         spec = RunSpec(agent=f"agent{a}", base_model=model.hub_id, benchmark=bench, hours=10.0, repeat=r)
         paths = run_paths(root, spec, model)
         failed = (a + r + len(bench)) % 11 == 0  # some failed runs -> fallback cells
         start = t0 + timedelta(hours=r)
-        phases = {p: PhaseState(status="failed" if failed and p == "evaluate" else "done",
-                                started_at=start, finished_at=start + timedelta(minutes=5)) for p in PHASES}
+        phases = {
+            p: PhaseState(
+                status="failed" if failed and p == "evaluate" else "done",
+                started_at=start,
+                finished_at=start + timedelta(minutes=5),
+            )
+            for p in PHASES
+        }
         evidence = paths.evidence / "tamper.json"
         atomic_write_json(evidence, {"gate": "tamper", "changed": []})
         score = None if failed else min(0.99, 0.2 + 0.05 * a + 0.01 * r)
         record = RunRecord(
-            run_id=spec.run_id(), spec=spec, created_at=start, phases=phases,
+            run_id=spec.run_id(),
+            spec=spec,
+            created_at=start,
+            phases=phases,
             verdicts=[Verdict(gate="tamper", status=VerdictStatus.passed, evidence=(str(evidence),))],
-            required_gates=["tamper"], final_verdict=VerdictStatus.passed,
+            required_gates=["tamper"],
+            final_verdict=VerdictStatus.passed,
             metrics={"status": "failed"} if failed else {"status": "ok", "score": score},
-            time_used_s=3600.0 * (2 + a % 7), usage={"input_tokens": 1000.0 * steps, "output_tokens": 50.0 * steps,
-                                                     "cost_usd": 0.005 * steps, "steps": float(steps)},
+            time_used_s=3600.0 * (2 + a % 7),
+            usage={
+                "input_tokens": 1000.0 * steps,
+                "output_tokens": 50.0 * steps,
+                "cost_usd": 0.005 * steps,
+                "steps": float(steps),
+            },
             failure="evaluate: synthetic failure" if failed else None,
         )
         save_record(paths.run_json, record)
@@ -86,9 +112,15 @@ def build(root: Path, out: Path) -> dict:
     site = build_site(root, out)
     build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"load_s": load_s, "build_s": build_s, "build_cpu_s": build_cpu_s, "pages": len(site.pages), "site_mb": size / 1e6,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "problems": len(site.problems)}
+    return {
+        "load_s": load_s,
+        "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
+        "pages": len(site.pages),
+        "site_mb": size / 1e6,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "problems": len(site.problems),
+    }
 
 
 def main() -> None:
@@ -108,18 +140,33 @@ def main() -> None:
         t = time.perf_counter()
         runs = generate(tmp / "results", args.agents, args.repeats, args.steps)
         gen_s = time.perf_counter() - t
-        child = subprocess.run([sys.executable, __file__, "--_build", str(tmp / "results"), str(tmp / "site")],
-                               capture_output=True, text=True, check=True)
-        result = {"runs": runs, "agents": args.agents, "repeats": args.repeats, "steps": args.steps,
-                  "generate_s": gen_s, **json.loads(child.stdout.strip().splitlines()[-1])}
+        child = subprocess.run(
+            [sys.executable, __file__, "--_build", str(tmp / "results"), str(tmp / "site")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = {
+            "runs": runs,
+            "agents": args.agents,
+            "repeats": args.repeats,
+            "steps": args.steps,
+            "generate_s": gen_s,
+            **json.loads(child.stdout.strip().splitlines()[-1]),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    console.print("| runs | trace steps/run | load (s) | build wall (s) | build CPU (s) | pages | site (MB) "
-                  "| peak RSS (MB) |", soft_wrap=True)
+    console.print(
+        "| runs | trace steps/run | load (s) | build wall (s) | build CPU (s) | pages | site (MB) | peak RSS (MB) |",
+        soft_wrap=True,
+    )
     console.print("|---:|---:|---:|---:|---:|---:|---:|---:|", soft_wrap=True)
-    console.print(f"| {runs} | {args.steps} | {result['load_s']:.2f} | {result['build_s']:.1f} "
-                  f"| {result['build_cpu_s']:.1f} | {result['pages']} "
-                  f"| {result['site_mb']:.0f} | {result['peak_rss_mb']:.0f} |", soft_wrap=True)
+    console.print(
+        f"| {runs} | {args.steps} | {result['load_s']:.2f} | {result['build_s']:.1f} "
+        f"| {result['build_cpu_s']:.1f} | {result['pages']} "
+        f"| {result['site_mb']:.0f} | {result['peak_rss_mb']:.0f} |",
+        soft_wrap=True,
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -82,7 +82,13 @@ LAUNCHERS: dict[str, str] = {
     "i": "docker, network=none",
 }
 #: The pipeline's read-only overlays: workspace-relative path -> file (True) or directory.
-OVERLAYS: dict[str, bool] = {"evaluate.py": True, "timer.sh": True, "task": False, "templates": False, "train_data": False}
+OVERLAYS: dict[str, bool] = {
+    "evaluate.py": True,
+    "timer.sh": True,
+    "task": False,
+    "templates": False,
+    "train_data": False,
+}
 
 
 @dataclass
@@ -283,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--memory-mb", type=int, default=1024, help="memory limit for (d) (1024)")
     ap.add_argument("--max-pids", type=int, default=256, help="pids limit for (d) (256)")
     ap.add_argument("--json", type=Path, help="also write every sample and the summary here")
-    ap.add_argument("--start-dockerd", action="store_true", help="start a private dockerd for (f) when none answers (root)")
+    ap.add_argument(
+        "--start-dockerd", action="store_true", help="start a private dockerd for (f) when none answers (root)"
+    )
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
         ap.error("--repeats must be >= 1 and --warmup >= 0")
@@ -343,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("c", "d", "g"):
         if key in by_key:
             e = by_key[key]["enforced"] or {}
-            print(f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; pids: {e.get('pids')}")
+            print(
+                f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; pids: {e.get('pids')}"
+            )
     if "g" in by_key:
         print(f"- (g) default limits here: {resolve_limits(0).record()}")
     print(f"- load average (1/5/15 min): {info['load_start']} at the start, {load()} at the end")

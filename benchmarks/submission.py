@@ -73,7 +73,9 @@ def worker(kind: str, args: dict) -> dict:
     elif kind in ("load", "load_check"):
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(str(dest), dtype=getattr(torch, args["dtype"]), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(dest), dtype=getattr(torch, args["dtype"]), local_files_only=True
+        )
         if kind == "load_check":
             from posttrainbench.models.loaded_check import check_loaded_weights
 
@@ -126,9 +128,13 @@ def _write_4b_bf16(dest: Path, shards: int = 4) -> int:
                 for s in range(0, n, chunk):
                     m = min(chunk, n - s)
                     # finite bf16 bit patterns of magnitude ~1e-9..0.5, both signs
-                    bits = rng.integers(0x3000, 0x3F00, m, dtype=np.uint16) | (rng.integers(0, 2, m, dtype=np.uint16) << 15)
+                    bits = rng.integers(0x3000, 0x3F00, m, dtype=np.uint16) | (
+                        rng.integers(0, 2, m, dtype=np.uint16) << 15
+                    )
                     fh.write(bits.tobytes())
-    (dest / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 2 * total}, "weight_map": weight_map}))
+    (dest / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 2 * total}, "weight_map": weight_map})
+    )
     return total
 
 
@@ -164,7 +170,9 @@ def main() -> None:
         shutil.rmtree(naive, ignore_errors=True)
         digest = rows[-1]["digest"]
         for label, kind in (("load", "load"), ("load + check", "load_check")):
-            res = run_worker(kind, {"final": str(final), "dest": str(canon), "dtype": dtype, "digest": digest}, __file__)
+            res = run_worker(
+                kind, {"final": str(final), "dest": str(canon), "dtype": dtype, "digest": digest}, __file__
+            )
             rows.append({"case": case, "step": f"{label} ({dtype})", **res})
             console.print(f"[bold]{case}[/] {label}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB")
         shutil.rmtree(canon, ignore_errors=True)
@@ -194,7 +202,9 @@ def main() -> None:
         kind = "collect" if r["step"].startswith("collect") else "load"
         base_s.setdefault((r["case"], kind), r["seconds"])
         ratio = r["seconds"] / base_s[(r["case"], kind)]
-        print(f"| {r['case']} | {r['step']} | {r['seconds']:.2f} | {ratio:.2f}× | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} |")
+        print(
+            f"| {r['case']} | {r['step']} | {r['seconds']:.2f} | {ratio:.2f}× | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} |"
+        )
     if a.json:
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 

@@ -85,7 +85,12 @@ _FILE_MARKS: dict[str, tuple[str, ...]] = {
     "test_humaneval_hostile.py": ("sandbox",),
     "test_disk_full.py": ("sandbox",),
 }
-_FIXTURE_MARKS: dict[str, str] = {"browser": "browser", "script_agent": "sandbox", "bwrap": "sandbox", "docker_sb": "docker"}
+_FIXTURE_MARKS: dict[str, str] = {
+    "browser": "browser",
+    "script_agent": "sandbox",
+    "bwrap": "sandbox",
+    "docker_sb": "docker",
+}
 _SLOW_TESTS: frozenset[str] = frozenset(
     {
         "test_import.py::test_verify_runs_our_gates_on_imported_upstream_folders",

@@ -138,8 +138,12 @@ class FakeHub:
             self._server.server_close()
 
 
-_API = re.compile(r"^/api/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)??)(?:/(?P<kw>revision|tree|paths-info)/(?P<rev>[^/]+)(?P<rest>/.*)?)?$")
-_CACHE = re.compile(r"^/api/resolve-cache/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/(?P<rev>[0-9a-f]{40})/(?P<file>.+)$")
+_API = re.compile(
+    r"^/api/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)??)(?:/(?P<kw>revision|tree|paths-info)/(?P<rev>[^/]+)(?P<rest>/.*)?)?$"
+)
+_CACHE = re.compile(
+    r"^/api/resolve-cache/(models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/(?P<rev>[0-9a-f]{40})/(?P<file>.+)$"
+)
 _RESOLVE = re.compile(r"^(?:/(?P<t>datasets))?/(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)$")
 
 
@@ -160,7 +164,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._route()
 
     # ------------------------------------------------------------------ helpers
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, length: int | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, length: int | None = None
+    ) -> None:
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -249,12 +255,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 continue
             if recursive:
                 parts = p.split("/")[:-1]
-                dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)) if "/".join(parts[: i + 1]).startswith(prefix))
+                dirs.update(
+                    "/".join(parts[: i + 1]) for i in range(len(parts)) if "/".join(parts[: i + 1]).startswith(prefix)
+                )
             e: dict = {"type": "file", "oid": b.git_oid, "size": b.size, "path": p}
             if b.lfs:
                 e["lfs"] = {"oid": b.sha256, "size": b.size, "pointerSize": 134}
             out.append(e)
-        out += [{"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d} for d in sorted(dirs)]
+        out += [
+            {"type": "directory", "oid": hashlib.sha1(d.encode()).hexdigest(), "size": 0, "path": d}
+            for d in sorted(dirs)
+        ]
         return out
 
     def _resolve(self, repo_type: str, m: re.Match[str], cached: bool = False) -> None:

@@ -158,7 +158,12 @@ class FakeLLM:
                     stop = "end_turn"
                 fake.requests.append(Recorded(self.path, dict(self.headers), body, scripted, in_tok, out_tok))
                 mid = f"msg_{uuid.uuid4().hex[:20]}"
-                usage = {"input_tokens": in_tok, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+                usage = {
+                    "input_tokens": in_tok,
+                    "output_tokens": 1,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": 0,
+                }
                 if not body.get("stream"):
                     content = [dict(block, input=args)] if args is not None else [{"type": "text", "text": step.text}]
                     self._json(200, {
@@ -189,14 +194,19 @@ class FakeLLM:
             def _gemini(self, body: dict, raw: bytes, path: str, *, stream: bool) -> None:
                 contents = body.get("contents") or []
                 n_results = sum(
-                    1 for c in contents for p in (c.get("parts") or []) if isinstance(p, dict) and "functionResponse" in p
+                    1
+                    for c in contents
+                    for p in (c.get("parts") or [])
+                    if isinstance(p, dict) and "functionResponse" in p
                 )
                 decls = [d for t in body.get("tools") or [] for d in (t.get("functionDeclarations") or [])]
                 step, shell = self._pick(decls, n_results)
                 model = path.rsplit("/", 1)[-1].split(":")[0]
                 in_tok = max(1, len(raw) // 4)
                 if step.bash is not None:
-                    part = {"functionCall": {"name": shell, "args": {"command": step.bash, "description": "scripted step"}}}
+                    part = {
+                        "functionCall": {"name": shell, "args": {"command": step.bash, "description": "scripted step"}}
+                    }
                     out_tok = 20 + len(step.bash) // 4
                 else:
                     part = {"text": step.text}
@@ -253,7 +263,10 @@ class FakeLLM:
                 base = {"id": rid, "object": "response", "created_at": 1764200000, "model": model, "output": []}
                 events: list[tuple[str | None, dict]] = [
                     ("response.created", {"type": "response.created", "response": dict(base, status="in_progress")}),
-                    ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
+                    (
+                        "response.output_item.added",
+                        {"type": "response.output_item.added", "output_index": 0, "item": item},
+                    ),
                 ]
                 if item["type"] == "message":
                     events.append(("response.output_text.delta", {

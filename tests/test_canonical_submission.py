@@ -49,7 +49,10 @@ def finetune(base: Path, dest: Path, *, scale: float = 0.01, seed: int = 3) -> P
     shutil.copytree(base, dest)
     g = torch.Generator().manual_seed(seed)
     t = load_file(str(base / "model.safetensors"))
-    save_file({k: v + scale * v.std() * torch.randn(v.shape, generator=g) for k, v in t.items()}, str(dest / "model.safetensors"))
+    save_file(
+        {k: v + scale * v.std() * torch.randn(v.shape, generator=g) for k, v in t.items()},
+        str(dest / "model.safetensors"),
+    )
     return dest
 
 
@@ -75,7 +78,9 @@ def raw_safetensors(path: Path, header: dict, data: bytes) -> None:
 
 def canon(folder: Path, base: Path, tmp_path: Path, **kw):
     dest = tmp_path / f"canonical-{len(list(tmp_path.glob('canonical-*')))}"
-    return canonicalize(folder, dest, base, allowed_root=kw.pop("root", folder.parent), max_weight_bytes=kw.pop("limit", LIMIT)), dest
+    return canonicalize(
+        folder, dest, base, allowed_root=kw.pop("root", folder.parent), max_weight_bytes=kw.pop("limit", LIMIT)
+    ), dest
 
 
 def rejected(folder: Path, base: Path, tmp_path: Path, **kw) -> str:
@@ -101,11 +106,21 @@ def test_honest_single_file_is_accepted_and_loads_as_verified(base, tmp_path) ->
     (ft / "training_args.bin").write_bytes(b"pickle leftovers")
     (ft / "checkpoint-10").mkdir()
     res, dest = canon(ft, base, tmp_path)
-    assert sorted(res.files) == ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+    assert sorted(res.files) == [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     assert res.ignored_files == ["checkpoint-10/", "training_args.bin"]
     assert not (dest / "training_args.bin").exists()
     # same tensors, fresh bytes: the digest of the files equals the recorded one
-    assert weights_digest(folder_entries(dest).values()) == res.weights_digest == weights_digest(read_header(ft / "model.safetensors"))
+    assert (
+        weights_digest(folder_entries(dest).values())
+        == res.weights_digest
+        == weights_digest(read_header(ft / "model.safetensors"))
+    )
     assert check_model_folder(dest).status.value == "pass"
     loaded = transformers_load(dest)
     for k, v in load_file(str(ft / "model.safetensors")).items():
@@ -135,7 +150,9 @@ def test_tied_copies_and_a_resized_vocabulary_are_accepted(base, tmp_path) -> No
     t["model.embed_tokens.weight"] = emb
     t["lm_head.weight"] = emb.clone()
     save_file(t, str(ft / "model.safetensors"))
-    (ft / "config.json").write_text(json.dumps({**cfg, "vocab_size": cfg["vocab_size"] + 2, "tie_word_embeddings": True}))
+    (ft / "config.json").write_text(
+        json.dumps({**cfg, "vocab_size": cfg["vocab_size"] + 2, "tie_word_embeddings": True})
+    )
     res, dest = canon(ft, base, tmp_path)
     assert res.config_overrides == {"tie_word_embeddings": True, "vocab_size": cfg["vocab_size"] + 2}
     assert res.dropped_tensors == ["lm_head.weight"]
@@ -175,7 +192,11 @@ def test_index_and_shards_that_disagree_are_refused(base, instruct, tmp_path, tr
         want = f"holds {other!r} but model.safetensors.index.json maps it"
     elif trick == "misplaced":
         k = next(iter(idx["weight_map"]))
-        idx["weight_map"][k] = "model-00002-of-00002.safetensors" if idx["weight_map"][k].startswith("model-00001") else "model-00001-of-00002.safetensors"
+        idx["weight_map"][k] = (
+            "model-00002-of-00002.safetensors"
+            if idx["weight_map"][k].startswith("model-00001")
+            else "model-00001-of-00002.safetensors"
+        )
         (ft / "model.safetensors.index.json").write_text(json.dumps(idx))
         want = "index and shards disagree"
     else:
@@ -246,7 +267,9 @@ def test_two_names_for_one_parameter_are_refused(base, instruct, tmp_path) -> No
     """'layers.0...' and 'model.layers.0...' both load into the same parameter."""
     ft = finetune(base, tmp_path / "ws" / "final_model")
     t = load_file(str(ft / "model.safetensors"))
-    t["layers.0.mlp.up_proj.weight"] = load_file(str(instruct / "model.safetensors"))["model.layers.0.mlp.up_proj.weight"]
+    t["layers.0.mlp.up_proj.weight"] = load_file(str(instruct / "model.safetensors"))[
+        "model.layers.0.mlp.up_proj.weight"
+    ]
     save_file(t, str(ft / "model.safetensors"))
     msg = rejected(ft, base, tmp_path)
     assert "both load into 'model.layers.0.mlp.up_proj.weight'" in msg
@@ -285,15 +308,42 @@ def _tensor_bytes(n: int) -> bytes:
 @pytest.mark.parametrize(
     "header, data, want",
     [
-        (b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', _tensor_bytes(4), "duplicate key 'a'"),
-        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, _tensor_bytes(2), "overlaps another tensor"),
+        (
+            b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}',
+            _tensor_bytes(4),
+            "duplicate key 'a'",
+        ),
+        (
+            {
+                "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            },
+            _tensor_bytes(2),
+            "overlaps another tensor",
+        ),
         ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, _tensor_bytes(3), "leaves a gap of 4 bytes"),
-        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, _tensor_bytes(3), "4 bytes after the last tensor"),
-        ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, _tensor_bytes(2), "its dtype and shape need 12"),
-        ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "extra": 1}}, _tensor_bytes(2), "exactly dtype, shape and data_offsets"),
+        (
+            {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
+            _tensor_bytes(3),
+            "4 bytes after the last tensor",
+        ),
+        (
+            {"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+            _tensor_bytes(2),
+            "its dtype and shape need 12",
+        ),
+        (
+            {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8], "extra": 1}},
+            _tensor_bytes(2),
+            "exactly dtype, shape and data_offsets",
+        ),
         ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, _tensor_bytes(2), "invalid shape"),
         ({"a\nb": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, _tensor_bytes(2), "control characters"),
-        ({"__metadata__": {"x": 1}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, _tensor_bytes(2), "__metadata__"),
+        (
+            {"__metadata__": {"x": 1}, "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
+            _tensor_bytes(2),
+            "__metadata__",
+        ),
     ],
 )
 def test_the_strict_reader_refuses_ambiguous_headers(tmp_path, header, data, want) -> None:
@@ -306,7 +356,9 @@ def test_the_strict_reader_refuses_ambiguous_headers(tmp_path, header, data, wan
 # ---------------------------------------------------------------- files that are not weights
 
 
-@pytest.mark.parametrize("trick", ["symlink-out", "fifo", "pickle", "gguf", "tokenizer-code", "no-tokenizer", "dangling"])
+@pytest.mark.parametrize(
+    "trick", ["symlink-out", "fifo", "pickle", "gguf", "tokenizer-code", "no-tokenizer", "dangling"]
+)
 def test_unsafe_or_redirecting_files_are_refused(base, tmp_path, trick) -> None:
     ft = finetune(base, tmp_path / "ws" / "final_model")
     if trick == "symlink-out":
@@ -346,7 +398,9 @@ def test_symlinks_inside_the_workspace_are_followed(base, tmp_path) -> None:
 def test_chat_template_and_model_max_length_of_the_submission_are_not_kept(base, tmp_path) -> None:
     ft = finetune(base, tmp_path / "ws" / "final_model")
     tc = json.loads((ft / "tokenizer_config.json").read_text())
-    (ft / "tokenizer_config.json").write_text(json.dumps({**tc, "chat_template": "{{ 'x' }}", "model_max_length": 10**9}))
+    (ft / "tokenizer_config.json").write_text(
+        json.dumps({**tc, "chat_template": "{{ 'x' }}", "model_max_length": 10**9})
+    )
     _, dest = canon(ft, base, tmp_path)
     out = json.loads((dest / "tokenizer_config.json").read_text())
     assert "chat_template" not in out
@@ -359,7 +413,9 @@ def test_chat_template_and_model_max_length_of_the_submission_are_not_kept(base,
 def test_a_sparse_weight_bomb_is_refused_before_anything_is_read(base, tmp_path) -> None:
     ft = finetune(base, tmp_path / "ws" / "final_model")
     bomb = ft / "model.safetensors"
-    header = json.dumps({"model.norm.weight": {"dtype": "F32", "shape": [1 << 38], "data_offsets": [0, 1 << 40]}}).encode()
+    header = json.dumps(
+        {"model.norm.weight": {"dtype": "F32", "shape": [1 << 38], "data_offsets": [0, 1 << 40]}}
+    ).encode()
     with open(bomb, "wb") as fh:
         fh.write(struct.pack("<Q", len(header)) + header)
         fh.truncate(8 + len(header) + (1 << 40))  # 1 TiB apparent, a few blocks on disk
@@ -378,12 +434,28 @@ def test_evaluator_refuses_weights_that_are_not_the_verified_ones(base, instruct
     ft = finetune(base, tmp_path / "ws" / "final_model")
     res, dest = canon(ft, base, tmp_path)
     items = get_benchmark("gsm8k-calc").load_test_items()[:2]
-    ok = evaluate_model(dest, get_benchmark("gsm8k-calc"), TINY, tmp_path / "ok", items=items, base_model_path=base, weights_digest=res.weights_digest)
+    ok = evaluate_model(
+        dest,
+        get_benchmark("gsm8k-calc"),
+        TINY,
+        tmp_path / "ok",
+        items=items,
+        base_model_path=base,
+        weights_digest=res.weights_digest,
+    )
     assert ok.status == "ok", ok.error
     assert ok.weights_check["digest"] == res.weights_digest and ok.weights_check["compared_with"] == "recorded digest"
     assert ok.limits.context_length == 512 and ok.limits.eos_token == "</s>"
     shutil.copy(instruct / "model.safetensors", dest / "model.safetensors")
-    bad = evaluate_model(dest, get_benchmark("gsm8k-calc"), TINY, tmp_path / "bad", items=items, base_model_path=base, weights_digest=res.weights_digest)
+    bad = evaluate_model(
+        dest,
+        get_benchmark("gsm8k-calc"),
+        TINY,
+        tmp_path / "bad",
+        items=items,
+        base_model_path=base,
+        weights_digest=res.weights_digest,
+    )
     assert bad.status == "failed" and "are not the verified ones" in bad.error
 
 
@@ -407,10 +479,18 @@ def test_loaded_check_in_narrower_and_wider_dtypes(base, tmp_path) -> None:
     assert check_loaded_weights(m16, base)["narrowed"] == 21
     bf = tmp_path / "bf16"
     shutil.copytree(base, bf)
-    save_file({k: v.to(torch.bfloat16) for k, v in load_file(str(base / "model.safetensors")).items()}, str(bf / "model.safetensors"))
+    save_file(
+        {k: v.to(torch.bfloat16) for k, v in load_file(str(base / "model.safetensors")).items()},
+        str(bf / "model.safetensors"),
+    )
     m32 = AutoModelForCausalLM.from_pretrained(str(bf), local_files_only=True, dtype=torch.float32)
     digest = weights_digest(read_header(bf / "model.safetensors"))
-    assert check_loaded_weights(m32, bf, digest) == {"digest": digest, "compared_with": "recorded digest", "tensors": 21, "narrowed": 0}
+    assert check_loaded_weights(m32, bf, digest) == {
+        "digest": digest,
+        "compared_with": "recorded digest",
+        "tensors": 21,
+        "narrowed": 0,
+    }
     with pytest.raises(WeightsMismatchError):
         check_loaded_weights(m32, bf, weights_digest(read_header(base / "model.safetensors")))
 

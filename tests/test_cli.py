@@ -33,7 +33,17 @@ def test_list_shows_catalog() -> None:
 def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
     res = runner.invoke(
         app,
-        ["run", "--agent", "reference", "--model", "Qwen/Qwen3-4B-Bas", "--benchmark", "gsm8k", "--results", str(tmp_path)],
+        [
+            "run",
+            "--agent",
+            "reference",
+            "--model",
+            "Qwen/Qwen3-4B-Bas",
+            "--benchmark",
+            "gsm8k",
+            "--results",
+            str(tmp_path),
+        ],
         terminal_width=200,
     )
     assert res.exit_code == 2
@@ -41,7 +51,22 @@ def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
     assert "unknown base model" in text and "Qwen/Qwen3-4B-Base" in text
     # an agent nobody registered: named with the registered ones, with and without --agent-config
     for config in ([], ["--agent-config", "x"]):
-        res = runner.invoke(app, ["run", "--agent", "future-agent", *config, "--model", "Qwen/Qwen3-4B-Base", "--benchmark", "gsm8k", "--results", str(tmp_path)], terminal_width=200)
+        res = runner.invoke(
+            app,
+            [
+                "run",
+                "--agent",
+                "future-agent",
+                *config,
+                "--model",
+                "Qwen/Qwen3-4B-Base",
+                "--benchmark",
+                "gsm8k",
+                "--results",
+                str(tmp_path),
+            ],
+            terminal_width=200,
+        )
         text = " ".join(res.output.split())
         assert res.exit_code == 2 and "unknown agent 'future-agent'" in text and "reference" in text, text
     assert list(tmp_path.iterdir()) == []
@@ -74,7 +99,14 @@ def _write_run(root: Path, repeat: int, score: float | None, verified: bool) -> 
     from posttrainbench.domain import PhaseState, RunRecord, RunSpec, VerdictStatus
     from posttrainbench.results import run_paths, save_record
 
-    spec = RunSpec(agent="reference", agent_config="sft", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=1, repeat=repeat)
+    spec = RunSpec(
+        agent="reference",
+        agent_config="sft",
+        base_model="ptb/tiny-random",
+        benchmark="gsm8k-calc",
+        hours=1,
+        repeat=repeat,
+    )
     rec = RunRecord(run_id=spec.run_id(), spec=spec)
     rec.phases = {k: PhaseState(status="done") for k in rec.phases}
     rec.required_gates = ["tamper"]
@@ -90,7 +122,9 @@ def test_leaderboard_from_run_folders_applies_fallback_and_reports_bad_folders(t
     _write_run(tmp_path, 1, 0.9, verified=False)  # flagged: counts as the base score 0.1
     base = tmp_path / "baseline_zeroshot" / "gsm8k-calc_ptb_tiny-random_full"
     base.mkdir(parents=True)
-    (base / "baseline.json").write_text(json.dumps({"benchmark": "gsm8k-calc", "base_model": "ptb/tiny-random", "limit": None, "score": 0.1}))
+    (base / "baseline.json").write_text(
+        json.dumps({"benchmark": "gsm8k-calc", "base_model": "ptb/tiny-random", "limit": None, "score": 0.1})
+    )
     broken = tmp_path / "reference_sft_1h" / "gsm8k-calc_ptb_tiny-random_broken"
     broken.mkdir(parents=True)
     (broken / "run.json").write_text("{oops")
@@ -104,14 +138,19 @@ def test_leaderboard_from_run_folders_applies_fallback_and_reports_bad_folders(t
 
 
 def test_python_dash_m_is_the_same_command() -> None:
-    out = subprocess.run([sys.executable, "-m", "posttrainbench", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Usage: ptb" in out and "leaderboard" in out
 
 
 def test_an_expected_error_is_one_line_on_stderr_with_its_fix(tmp_path: Path) -> None:
     res = runner.invoke(app, ["trace", str(tmp_path / "nothing")], terminal_width=60)
     assert res.exit_code == 2 and res.stdout == ""
-    assert res.stderr == f"error: {tmp_path / 'nothing'}: no trace.json or solve_out.txt; pass a run folder (results/<group>/<run>)\n"
+    assert (
+        res.stderr
+        == f"error: {tmp_path / 'nothing'}: no trace.json or solve_out.txt; pass a run folder (results/<group>/<run>)\n"
+    )
     res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path)])
     assert res.exit_code == 1 and res.stderr.startswith(f"error: {tmp_path}: no runs; ") and res.stderr.count("\n") == 1
 
@@ -158,7 +197,9 @@ def test_one_console_and_no_import_cycles_in_the_cli() -> None:
             if isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                    base = ".".join(
+                        package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                    )
                 imported |= {base} | {f"{base}.{a.name}" for a in node.names}
             elif isinstance(node, ast.Import):
                 imported |= {a.name for a in node.names}

@@ -63,7 +63,9 @@ def installed(request: pytest.FixtureRequest) -> str:
 
 
 def _spec(agent: str, config: str, network: NetworkPolicy = NetworkPolicy.none) -> RunSpec:
-    return RunSpec(agent=agent, agent_config=config, base_model=BASE, benchmark=BENCH, hours=0.05, eval_limit=4, network=network)
+    return RunSpec(
+        agent=agent, agent_config=config, base_model=BASE, benchmark=BENCH, hours=0.05, eval_limit=4, network=network
+    )
 
 
 @pytest.mark.parametrize("network", [NetworkPolicy.none, NetworkPolicy.allowlist])
@@ -91,7 +93,9 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     scripted = api.scripted()
     assert len(scripted) >= len(SCRIPT), [r.path for r in api.requests]
     auth = {k.lower(): v for k, v in scripted[0].headers.items()}
-    assert AGENT_KEY[agent] in (auth.get("x-api-key", "") + auth.get("authorization", "") + auth.get("x-goog-api-key", ""))
+    assert AGENT_KEY[agent] in (
+        auth.get("x-api-key", "") + auth.get("authorization", "") + auth.get("x-goog-api-key", "")
+    )
     assert scripted[0].body.get("model", scripted[0].path.rsplit("/", 1)[-1].split(":")[0]) == model.split("/")[-1]
 
     # The model was collected by the harness.
@@ -133,7 +137,10 @@ def test_real_cli_runs_scripted_session_in_sandbox(
 def test_cli_agent_configs_validated_up_front() -> None:
     claude, codex = ClaudeCodeAgent(), CodexAgent()
     assert claude.parse_config("default").model == "claude-opus-4-5"
-    assert codex.parse_config("gpt-5.1-codex-max:effort=high,reprompt=30").options == {"effort": "high", "reprompt": "30"}
+    assert codex.parse_config("gpt-5.1-codex-max:effort=high,reprompt=30").options == {
+        "effort": "high",
+        "reprompt": "30",
+    }
     for bad in ("bad model name", "claude-x:auth=password", "claude-x:nokey", "claude-x:reprompt=-1"):
         with pytest.raises(AgentLaunchError):
             claude.validate_config(bad)

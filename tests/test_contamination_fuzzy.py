@@ -23,7 +23,9 @@ def gsm8k() -> tuple[ContaminationIndex, list, list[dict]]:
     bench = get_benchmark("gsm8k")
     items = bench.load_test_items()[:150]
     train = bench.load_train_examples()[:2500]
-    index = build_index([(it.id, f"{it.input}\n{it.target}") for it in items], [e["prompt"] + "\n" + e["completion"] for e in train])
+    index = build_index(
+        [(it.id, f"{it.input}\n{it.target}") for it in items], [e["prompt"] + "\n" + e["completion"] for e in train]
+    )
     return index, items, train
 
 
@@ -73,7 +75,9 @@ def test_anchors_must_occur_together(gsm8k, tmp_path: Path) -> None:
     v = scan(index, [tmp_path / "ws"], tmp_path)
     assert v.status == VerdictStatus.passed, v.summary
     # the same words, each item's together, are hits
-    (tmp_path / "ws" / "spread.txt").write_text("\n".join(f"{filler} {' '.join(sorted(set(tokenize(_q(it)))))}" for it in items[:60]))
+    (tmp_path / "ws" / "spread.txt").write_text(
+        "\n".join(f"{filler} {' '.join(sorted(set(tokenize(_q(it)))))}" for it in items[:60])
+    )
     v = scan(index, [tmp_path / "ws"], tmp_path)
     assert v.status == VerdictStatus.failed and any(h["channel"] == "fuzzy" for h in _hits(v))
 
@@ -96,7 +100,10 @@ def test_index_round_trip_keeps_the_fuzzy_channel(gsm8k, tmp_path: Path) -> None
 def test_index_cache_is_keyed_by_content_and_survives_damage(tmp_path: Path) -> None:
     from posttrainbench.integrity import build_index_cached
 
-    items = [("a", "Janet's ducks lay 16 eggs per day and she sells them at the market"), ("b", "Weng earns 12 dollars an hour for babysitting")]
+    items = [
+        ("a", "Janet's ducks lay 16 eggs per day and she sells them at the market"),
+        ("b", "Weng earns 12 dollars an hour for babysitting"),
+    ]
     allowed = ["Natalia sold clips to 48 of her friends in April"]
     first = build_index_cached(items, allowed, tmp_path)
     files = list(tmp_path.glob("index-*.npz"))

@@ -101,7 +101,9 @@ def test_calc_train_has_no_test_item(calc_items, calc_train):
     test_keys = set()
     for line in (data_root() / "gsm8k" / "test.jsonl").read_text().splitlines():
         test_keys |= {calc_key(e) for e, _ in calc_steps(json.loads(line)["answer"])}
-    train_keys = {calc_key(ex["prompt"][len("Calculate ") : -len(". Reply with the number only.")]) for ex in calc_train}
+    train_keys = {
+        calc_key(ex["prompt"][len("Calculate ") : -len(". Reply with the number only.")]) for ex in calc_train
+    }
     assert not train_keys & test_keys
     assert len(train_keys) == len(calc_train)  # de-duplicated
     for ex in calc_train:
@@ -178,7 +180,10 @@ def test_hub_failure_is_a_clear_error(tmp_path, monkeypatch):
 def test_aime_local_file(tmp_path):
     (tmp_path / "aime2025").mkdir()
     (tmp_path / "aime2025" / "test.jsonl").write_text(
-        json.dumps({"problem": "Find 2+2.", "answer": "4"}) + "\n" + json.dumps({"problem": "P2", "answer": "70"}) + "\n"
+        json.dumps({"problem": "Find 2+2.", "answer": "4"})
+        + "\n"
+        + json.dumps({"problem": "P2", "answer": "70"})
+        + "\n"
     )
     items = get_benchmark("aime2025").load_test_items(root=tmp_path)
     assert [it.target for it in items] == ["4", "70"]

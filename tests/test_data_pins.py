@@ -111,7 +111,9 @@ def test_the_harness_refuses_to_score_an_edited_set(tmp_path: Path, monkeypatch:
     path.write_text(path.read_text().replace('"answer":"70"', '"answer":"71"', 1))
     monkeypatch.setenv("PTB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv(ALLOW_UNPINNED_ENV, raising=False)
-    result = evaluate_model(tmp_path / "model", get_benchmark("aime2025"), get_base_model("Qwen/Qwen3-1.7B-Base"), tmp_path / "eval")
+    result = evaluate_model(
+        tmp_path / "model", get_benchmark("aime2025"), get_base_model("Qwen/Qwen3-1.7B-Base"), tmp_path / "eval"
+    )
     assert result.status == "failed" and result.error.startswith("data: aime2025:")
     assert "not the pinned one" in result.error
     assert result.data is not None and result.data.status == "differs"  # recorded with the failure

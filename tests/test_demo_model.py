@@ -221,7 +221,6 @@ def test_non_model_gguf_is_rejected(tmp_path, monkeypatch):
     assert _leftovers(tmp_path / "cache") == []
 
 
-
 # ---------------------------------------------------------------- the tiny test model
 
 

@@ -38,7 +38,9 @@ def test_disk_full_during_collect_is_recorded_and_resumable(small_disk: Path, sc
         "avail=$(df --output=avail -B1 . | tail -1)\n"
         "head -c $((avail - 60000)) /dev/zero > filler || true\n"
     )
-    spec = RunSpec(agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=4)
+    spec = RunSpec(
+        agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=4
+    )
     pipe = Pipeline(spec, small_disk)
     record = pipe.run()
     collect = record.phases["collect"]

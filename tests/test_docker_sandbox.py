@@ -55,7 +55,7 @@ def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None 
 def test_runs_with_stdin_env_exit_code_and_readonly_system(docker_sb: DockerSandbox, tmp_path: Path) -> None:
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("the task prompt\n")
-    script = "cat; echo \"FOO=$FOO\"; echo oops >&2; touch /usr/evil 2>/dev/null && echo WROTE; touch made; exit 7"
+    script = 'cat; echo "FOO=$FOO"; echo oops >&2; touch /usr/evil 2>/dev/null && echo WROTE; touch made; exit 7'
     res, out, err = _run(docker_sb, ["bash", "-c", script], tmp_path, stdin=prompt)
     assert res.exit_code == 7 and res.error is None, (res, err)
     assert out.splitlines() == ["the task prompt", "FOO=bar"] and err.strip() == "oops"
@@ -81,7 +81,9 @@ def test_host_is_invisible_and_network_none(docker_sb: DockerSandbox, tmp_path: 
 
 
 def test_time_limit_kills_the_container(docker_sb: DockerSandbox, tmp_path: Path) -> None:
-    res, _, _ = _run(docker_sb, ["bash", "-c", "trap '' TERM; (setsid sleep 1000 &); sleep 1000"], tmp_path, time_limit_s=2)
+    res, _, _ = _run(
+        docker_sb, ["bash", "-c", "trap '' TERM; (setsid sleep 1000 &); sleep 1000"], tmp_path, time_limit_s=2
+    )
     assert res.timed_out and res.exit_code is None and res.duration_s < 20
     leftovers = [c for c in docker_sb.client().containers.list(all=True) if c.labels.get("posttrainbench")]
     assert leftovers == []  # the container (and its whole PID namespace) is gone
@@ -113,9 +115,11 @@ def test_container_runs_unprivileged_with_read_only_harness_files(docker_sb: Doc
         "id -u; grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
         "cat /etc/shadow >/dev/null 2>&1 && echo SHADOW=read || echo SHADOW=denied; "
         "for a in 'echo x >> evaluate.py' 'mv evaluate.py m.py' 'rm -f evaluate.py' 'chmod 777 evaluate.py'; do "
-        "sh -c \"$a\" 2>/dev/null && echo \"SUCCEEDED $a\"; done; touch made; cat evaluate.py"
+        'sh -c "$a" 2>/dev/null && echo "SUCCEEDED $a"; done; touch made; cat evaluate.py'
     )
-    res, out, err = _run(docker_sb, ["bash", "-c", script], tmp_path, ro_overlays=[(pristine / "evaluate.py", ws / "evaluate.py")])
+    res, out, err = _run(
+        docker_sb, ["bash", "-c", script], tmp_path, ro_overlays=[(pristine / "evaluate.py", ws / "evaluate.py")]
+    )
     assert res.exit_code == 0, (res, err)
     lines = out.splitlines()
     expect_uid = "65534" if os.geteuid() == 0 else str(os.geteuid())
@@ -133,7 +137,14 @@ def test_egress_proxy_from_a_container(docker_sb: DockerSandbox, tmp_path: Path)
         "except Exception as e:\n    print('denied', e)\n"
     )
     log = tmp_path / "egress.log"
-    res, out, err = _run(docker_sb, [sys.executable, "-c", probe], tmp_path, network="allowlist", egress_allow=["pypi.org"], egress_log=log)
+    res, out, err = _run(
+        docker_sb,
+        [sys.executable, "-c", probe],
+        tmp_path,
+        network="allowlist",
+        egress_allow=["pypi.org"],
+        egress_log=log,
+    )
     assert res.exit_code == 0, err
     assert "denied HTTP Error 403" in out
     assert "DENY\tGET\texample.com:80" in log.read_text()
@@ -153,7 +164,12 @@ def test_missing_command_and_absent_daemon_are_start_failures(docker_sb: DockerS
 
 
 def test_get_sandbox_knows_every_backend() -> None:
-    assert [get_sandbox(k).name for k in ("bwrap", "docker", "apptainer", "none")] == ["bwrap", "docker", "apptainer", "none"]
+    assert [get_sandbox(k).name for k in ("bwrap", "docker", "apptainer", "none")] == [
+        "bwrap",
+        "docker",
+        "apptainer",
+        "none",
+    ]
 
 
 def test_apptainer_command_construction(tmp_path: Path) -> None:
@@ -161,9 +177,20 @@ def test_apptainer_command_construction(tmp_path: Path) -> None:
     for d in (ws, model, masked):
         d.mkdir()
     sb = ApptainerSandbox(image="/images/ptb.sif", apptainer="/usr/bin/apptainer")
-    cfg = SandboxConfig(workspace=ws, ro_binds=[model], masked=[masked], env={"PATH": "/usr/bin", "K": "v w"}, time_limit_s=10, gpus=[1])
+    cfg = SandboxConfig(
+        workspace=ws, ro_binds=[model], masked=[masked], env={"PATH": "/usr/bin", "K": "v w"}, time_limit_s=10, gpus=[1]
+    )
     a = sb.build_argv(["claude", "--print"], cfg, empty_dir=Path("/e/dir"), empty_file=Path("/e/file"))
-    assert a[:8] == ["/usr/bin/apptainer", "exec", "--containall", "--pid", "--ipc", "--cleanenv", "--no-home", "--no-privs"]
+    assert a[:8] == [
+        "/usr/bin/apptainer",
+        "exec",
+        "--containall",
+        "--pid",
+        "--ipc",
+        "--cleanenv",
+        "--no-home",
+        "--no-privs",
+    ]
     assert a[8:11] == ["--net", "--network", "none"] and "--nv" in a
     pairs = list(zip(a, a[1:]))
     assert ("--env", "K=v w") in pairs and ("--env", "CUDA_VISIBLE_DEVICES=1") in pairs

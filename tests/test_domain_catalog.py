@@ -36,7 +36,11 @@ def test_bare_model_name_resolves() -> None:
 
 @pytest.mark.parametrize(
     ("lookup", "name", "suggestion"),
-    [(get_benchmark, "gsm8", "gsm8k"), (get_base_model, "Qwen/Qwen3-4B-Bas", "Qwen/Qwen3-4B-Base"), (get_agent, "claud", "claude")],
+    [
+        (get_benchmark, "gsm8", "gsm8k"),
+        (get_base_model, "Qwen/Qwen3-4B-Bas", "Qwen/Qwen3-4B-Base"),
+        (get_agent, "claud", "claude"),
+    ],
 )
 def test_unknown_names_are_clear(lookup, name: str, suggestion: str) -> None:
     with pytest.raises(UnknownNameError) as err:

@@ -118,12 +118,16 @@ def test_exact_matching(host: str, port: int, allowed: bool) -> None:
     assert host_allowed(host, port, allow) is allowed
 
 
-@pytest.mark.parametrize("entry", ["*.com", "*.1.2.3.4", "http://pypi.org", "pypi.org/", "a@b.c", "*pypi.org", "**.a.b", "pypi.org:x"])
+@pytest.mark.parametrize(
+    "entry", ["*.com", "*.1.2.3.4", "http://pypi.org", "pypi.org/", "a@b.c", "*pypi.org", "**.a.b", "pypi.org:x"]
+)
 def test_bad_allow_entries_are_refused(entry: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         parse_allow_entry(entry)
     with pytest.raises(ValueError):  # a config with one fails at once, not by silently matching nothing
-        SandboxConfig(workspace=tmp_path, time_limit_s=5, network="allowlist", egress_allow=[entry], egress_log=tmp_path / "l")
+        SandboxConfig(
+            workspace=tmp_path, time_limit_s=5, network="allowlist", egress_allow=[entry], egress_log=tmp_path / "l"
+        )
 
 
 @pytest.mark.parametrize(

@@ -68,9 +68,7 @@ def test_openai_backend_bfcl_tools_are_sent(tmp_path):
 def test_openai_backend_server_down_is_a_failed_evaluation(tmp_path):
     items = CALC.load_test_items()[:2]
     with FakeLLMServer(lambda body: 400) as server:  # a client error: not retried by the SDK
-        res = evaluate_model(
-            Path("m"), CALC, TINY, tmp_path, items=items, backend="openai", base_url=server.base_url
-        )
+        res = evaluate_model(Path("m"), CALC, TINY, tmp_path, items=items, backend="openai", base_url=server.base_url)
     assert res.status == "failed" and "all 3 attempt(s)" in res.error and "400" in res.error
     assert [a.max_tokens for a in res.attempts] == list(CALC.max_tokens_ladder)
 

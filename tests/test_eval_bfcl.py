@@ -174,11 +174,15 @@ def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
 
     def as_text(it):
         name, args = parse_call(it.target)
-        return ModelOutput.from_content("mockllm/model", f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>")
+        return ModelOutput.from_content(
+            "mockllm/model", f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>"
+        )
 
     ids = [it.id for it in items]
     for label, reply in (("structured", structured), ("text", as_text)):
-        elog = inspect_eval(build_task(BFCL, items), model=_mock(items, reply), log_dir=str(tmp_path / label), **EVAL_KW)[0]
+        elog = inspect_eval(
+            build_task(BFCL, items), model=_mock(items, reply), log_dir=str(tmp_path / label), **EVAL_KW
+        )[0]
         assert elog.status == "success"
         assert elog.results.scores[0].metrics["accuracy"].value == 1.0, label
         check = check_log(elog.location, BFCL, ids)
@@ -188,7 +192,9 @@ def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
         name, args = parse_call(it.target)
         return ModelOutput.for_tool_call("mockllm/model", name + "_x", args)
 
-    elog = inspect_eval(build_task(BFCL, items[:5]), model=_mock(items, wrong), log_dir=str(tmp_path / "w"), **EVAL_KW)[0]
+    elog = inspect_eval(build_task(BFCL, items[:5]), model=_mock(items, wrong), log_dir=str(tmp_path / "w"), **EVAL_KW)[
+        0
+    ]
     check = check_log(elog.location, BFCL, ids[:5])
     assert check.ok and check.score == 0.0
 
@@ -201,7 +207,10 @@ def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
     from inspect_ai.tool._tool_def import tool_defs as inspect_tool_defs
     import asyncio
 
-    infos = [ToolInfo(name=d.name, description=d.description, parameters=d.parameters) for d in asyncio.run(inspect_tool_defs(tools))]
+    infos = [
+        ToolInfo(name=d.name, description=d.description, parameters=d.parameters)
+        for d in asyncio.run(inspect_tool_defs(tools))
+    ]
     text = model.api.render([ChatMessageUser(content="roll dice")], infos)
     assert text.startswith("<|im_start|>system\n" + TOOLS_HEADER)
     assert '"name": "calc_binomial_probability"' in text and '"type": "number"' in text
@@ -211,6 +220,8 @@ def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
 def test_tiny_model_end_to_end(tmp_path, items):
     tiny = build_tiny_model(tmp_path / "tiny", max_positions=2048)
     short = sorted(items, key=lambda it: len(json.dumps(it.metadata)) + len(it.input))[:2]
-    res = evaluate_model(tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2, base_model_path=tiny)
+    res = evaluate_model(
+        tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2, base_model_path=tiny
+    )
     assert res.status == "ok", res.error
     assert (res.n_scored, res.n_expected) == (2, 2) and res.score == 0.0  # random weights call nothing

@@ -161,8 +161,12 @@ def test_ptb_hf_batches_requests(tiny, tmp_path, calc_items):
     for n in (10, 3):
         before = model.api.batches_run
         elog = inspect_eval(
-            build_task(CALC, calc_items[:n]), model=model, log_dir=str(tmp_path),
-            max_connections=4, max_samples=4, **EVAL_KW,
+            build_task(CALC, calc_items[:n]),
+            model=model,
+            log_dir=str(tmp_path),
+            max_connections=4,
+            max_samples=4,
+            **EVAL_KW,
         )[0]
         assert elog.status == "success"
         assert len(elog.samples) == n
@@ -179,7 +183,9 @@ def test_ptb_hf_uses_the_declared_chat_template(tmp_path):
 
     assert model.api.render([ChatMessageUser(content="hi")]) == "Question: hi\nAnswer:"
     chatml = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="chatml")
-    assert chatml.api.render([ChatMessageUser(content="hi")]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        chatml.api.render([ChatMessageUser(content="hi")]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert chatml.api.stop_strings(GenKey(8, 0.0, 1.0, ("STOP",))) == ("STOP", "<|im_end|>", "</s>")
     with pytest.raises(ValueError, match="chat_template"):
         get_model("ptb-hf/m", memoize=False, model_path=str(path))
@@ -282,8 +288,14 @@ def test_decoding_is_pinned_not_taken_from_the_submission(tiny, tmp_path, calc_i
     hot = tmp_path / "hot"
     shutil.copytree(tiny, hot)
     submitted = {
-        "temperature": 1.5, "do_sample": True, "top_k": 3, "repetition_penalty": 5.0,
-        "max_new_tokens": 2, "min_new_tokens": 10, "no_repeat_ngram_size": 1, "eos_token_id": 7,
+        "temperature": 1.5,
+        "do_sample": True,
+        "top_k": 3,
+        "repetition_penalty": 5.0,
+        "max_new_tokens": 2,
+        "min_new_tokens": 10,
+        "no_repeat_ngram_size": 1,
+        "eos_token_id": 7,
     }
     (hot / "generation_config.json").write_text(json.dumps(submitted))
     res = evaluate_model(hot, CALC, TINY, tmp_path / "hot-out", items=items, batch_size=4)

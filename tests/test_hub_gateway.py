@@ -107,12 +107,16 @@ def serve_gateway(hub: FakeHub, log: Path, **spec: object) -> Iterator[Gateway]:
     """The proxy with the run's gateway, and a loopback port served by the forwarder's own loop
     (``CONNECT hub.ptb.invalid:80`` per connection): what ``HF_ENDPOINT`` reaches in a sandbox."""
     proxy = EgressProxy([], log)
-    proxy.gateway = HubGateway(HubGatewaySpec.for_run(get_base_model(BASE), BENCHMARKS.values(), upstream=hub.url, **spec), log=proxy.log)
+    proxy.gateway = HubGateway(
+        HubGatewaySpec.for_run(get_base_model(BASE), BENCHMARKS.values(), upstream=hub.url, **spec), log=proxy.log
+    )
     with proxy:
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(16)
-        threading.Thread(target=_accept_loop, args=(listener, str(proxy.socket_path), GATEWAY_AUTHORITY), daemon=True).start()
+        threading.Thread(
+            target=_accept_loop, args=(listener, str(proxy.socket_path), GATEWAY_AUTHORITY), daemon=True
+        ).start()
         yield Gateway(f"http://127.0.0.1:{listener.getsockname()[1]}", log, hub)
         listener.close()
 
@@ -206,10 +210,19 @@ def test_forbidden_repos_come_from_the_catalog_and_the_benchmarks() -> None:
     f = forbidden_repos(get_base_model(BASE), BENCHMARKS.values())
     assert {"Qwen/Qwen3-4B", "Qwen/Qwen3-4B-FP8", "Qwen/Qwen3-4B-Instruct-2507"} <= set(f.models)
     assert BASE not in f.models and "Qwen/Qwen3-1.7B" not in f.models  # only this base's counterparts
-    assert {"openai/gsm8k", "gsm8k", "openai/openai_humaneval", "openai_humaneval", "Idavidrein/gpqa", "math-ai/aime25"} <= set(f.datasets)
+    assert {
+        "openai/gsm8k",
+        "gsm8k",
+        "openai/openai_humaneval",
+        "openai_humaneval",
+        "Idavidrein/gpqa",
+        "math-ai/aime25",
+    } <= set(f.datasets)
     assert "gsm8k" in f.datasets["gsm8k"]
     demo = forbidden_repos(get_base_model("ptb/SmolLM2-135M"), [])
-    assert demo.models == {"HuggingFaceTB/SmolLM2-135M-Instruct": "a forbidden checkpoint of the base model ptb/SmolLM2-135M"}
+    assert demo.models == {
+        "HuggingFaceTB/SmolLM2-135M-Instruct": "a forbidden checkpoint of the base model ptb/SmolLM2-135M"
+    }
     assert demo.datasets == {}
 
 
@@ -236,19 +249,36 @@ def test_allowed_repos_download_through_the_gateway(hf: Gateway, tmp_path: Path)
     big = hf_hub_download("org/allowed-model", "model.safetensors", cache_dir=cache)  # HEAD + GET via the CDN redirect
     assert Path(big).read_bytes() == b"".join(BIG.chunks())
     snap = Path(snapshot_download("org/allowed-model", cache_dir=tmp_path / "snap"))
-    assert (snap / "sub" / "dir" / "notes.txt").read_bytes() == b"nested" and (snap / "model.safetensors").stat().st_size == BIG.size
+    assert (snap / "sub" / "dir" / "notes.txt").read_bytes() == b"nested" and (
+        snap / "model.safetensors"
+    ).stat().st_size == BIG.size
     api = HfApi()
     sha = hf.hub.repos[("model", "org/allowed-model")].sha
     assert api.model_info("org/allowed-model").sha == sha and api.model_info(BASE).sha
     assert api.dataset_info("org/allowed-data").sha == hf.hub.repos[("dataset", "org/allowed-data")].sha
-    assert {f.path for f in api.list_repo_tree("org/allowed-model", recursive=True)} >= {"sub/dir/notes.txt", "config.json"}
-    assert [p.path for p in api.get_paths_info("org/allowed-data", ["data/train.jsonl"], repo_type="dataset")] == ["data/train.jsonl"]
+    assert {f.path for f in api.list_repo_tree("org/allowed-model", recursive=True)} >= {
+        "sub/dir/notes.txt",
+        "config.json",
+    }
+    assert [p.path for p in api.get_paths_info("org/allowed-data", ["data/train.jsonl"], repo_type="dataset")] == [
+        "data/train.jsonl"
+    ]
     lines = hf.lines()
     gets = f"rev=main file=model.safetensors endpoint=resolve status=200 bytes={BIG.size} commit={sha}"
     assert ["ALLOW", "GET", "hub:model/org/allowed-model", gets] in lines
-    assert ["ALLOW", "HEAD", "hub:model/org/allowed-model", f"rev=main file=config.json endpoint=resolve status=200 bytes=0 commit={sha}"] in lines
-    assert any(ln[:3] == ["ALLOW", "GET", "hub:model/org/allowed-model"] and f"rev={sha} file=sub/dir/notes.txt" in ln[3] for ln in lines)
-    assert any(ln[:3] == ["ALLOW", "POST", "hub:dataset/org/allowed-data"] and "endpoint=paths-info" in ln[3] for ln in lines)
+    assert [
+        "ALLOW",
+        "HEAD",
+        "hub:model/org/allowed-model",
+        f"rev=main file=config.json endpoint=resolve status=200 bytes=0 commit={sha}",
+    ] in lines
+    assert any(
+        ln[:3] == ["ALLOW", "GET", "hub:model/org/allowed-model"] and f"rev={sha} file=sub/dir/notes.txt" in ln[3]
+        for ln in lines
+    )
+    assert any(
+        ln[:3] == ["ALLOW", "POST", "hub:dataset/org/allowed-data"] and "endpoint=paths-info" in ln[3] for ln in lines
+    )
 
 
 def test_xet_headers_are_stripped_and_links_point_at_the_gateway(hf: Gateway) -> None:
@@ -258,8 +288,12 @@ def test_xet_headers_are_stripped_and_links_point_at_the_gateway(hf: Gateway) ->
     assert headers["x-linked-size"] == str(BIG.size) and headers["x-linked-etag"] == f'"{BIG.sha256}"'
     assert not [k for k in headers if k.startswith("x-xet")]
     assert "xet" not in headers["link"] and headers["link"] == f'<{hf.url}/x>; rel="next"'
-    status, headers, body = hf.request("GET", "/org/allowed-model/resolve/main/model.safetensors", headers={"Range": "bytes=10-19"})
-    assert status == 206 and body == b"".join(BIG.chunks(10, 20)) and headers["content-range"] == f"bytes 10-19/{BIG.size}"
+    status, headers, body = hf.request(
+        "GET", "/org/allowed-model/resolve/main/model.safetensors", headers={"Range": "bytes=10-19"}
+    )
+    assert (
+        status == 206 and body == b"".join(BIG.chunks(10, 20)) and headers["content-range"] == f"bytes 10-19/{BIG.size}"
+    )
 
 
 def test_an_allowed_rename_is_followed(hf: Gateway, tmp_path: Path) -> None:
@@ -267,7 +301,9 @@ def test_an_allowed_rename_is_followed(hf: Gateway, tmp_path: Path) -> None:
 
     p = hf_hub_download("org/old-name", "config.json", cache_dir=tmp_path)
     assert Path(p).read_bytes() == b'{"model_type": "llama"}'
-    assert any(ln[2] == "hub:model/org/allowed-model" and "redirected-from=model/org/old-name" in ln[3] for ln in hf.lines())
+    assert any(
+        ln[2] == "hub:model/org/allowed-model" and "redirected-from=model/org/old-name" in ln[3] for ln in hf.lines()
+    )
 
 
 def test_forbidden_repos_are_refused_by_the_real_client(hf: Gateway, tmp_path: Path) -> None:
@@ -282,7 +318,9 @@ def test_forbidden_repos_are_refused_by_the_real_client(hf: Gateway, tmp_path: P
         lambda: HfApi().dataset_info("openai/gsm8k"),
         lambda: HfApi().dataset_info("gsm8k"),  # the legacy name, known to the catalog
         lambda: HfApi().dataset_info("someone/old-gsm8k"),  # an alias the hub redirects: refused after the redirect
-        lambda: hf_hub_download("OpenAI/GSM8K", "main/test-00000-of-00001.parquet", repo_type="dataset", cache_dir=tmp_path),
+        lambda: hf_hub_download(
+            "OpenAI/GSM8K", "main/test-00000-of-00001.parquet", repo_type="dataset", cache_dir=tmp_path
+        ),
         lambda: list(HfApi().list_repo_tree("openai/gsm8k", repo_type="dataset")),
     ]
     for attempt in attempts:
@@ -296,8 +334,13 @@ def test_forbidden_repos_are_refused_by_the_real_client(hf: Gateway, tmp_path: P
     assert hf.upstream_saw("someone/old-gsm8k")  # asked once, the redirect was refused
     denied = [ln for ln in hf.lines() if ln[0] == "DENY"]
     assert len(denied) >= len(attempts)
-    assert any(ln[2] == "hub:model/qwen/QWEN3-4b" and "file=model.safetensors" in ln[3] and "forbidden" in ln[3] for ln in denied)
-    assert any(ln[2] == "hub:dataset/someone/old-gsm8k" and "redirected to dataset openai/gsm8k" in ln[3] for ln in denied)
+    assert any(
+        ln[2] == "hub:model/qwen/QWEN3-4b" and "file=model.safetensors" in ln[3] and "forbidden" in ln[3]
+        for ln in denied
+    )
+    assert any(
+        ln[2] == "hub:dataset/someone/old-gsm8k" and "redirected to dataset openai/gsm8k" in ln[3] for ln in denied
+    )
     assert any(ln[2] == "hub:dataset/gsm8k" and "test data of benchmark gsm8k" in ln[3] for ln in denied)
 
 
@@ -367,7 +410,9 @@ def test_a_cdn_on_another_origin_is_followed_by_the_gateway_only(
         assert Path(p).read_bytes() == b"".join(BIG.chunks())
         status, headers, _ = g.request("HEAD", "/org/allowed-model/resolve/main/model.safetensors")
         assert status == 200 and "location" not in headers and headers["x-linked-size"] == str(BIG.size)
-    with serve_gateway(hub, tmp_path / "egress2.log", cdn_allow=(cdn.replace("localhost", "localhost.localdomain"),)) as g:
+    with serve_gateway(
+        hub, tmp_path / "egress2.log", cdn_allow=(cdn.replace("localhost", "localhost.localdomain"),)
+    ) as g:
         status, _, data = g.request("GET", "/org/allowed-model/resolve/main/model.safetensors")
         assert status == 502 and b"not on the CDN list" in data
 
@@ -407,7 +452,10 @@ def test_datasets_load_dataset_through_the_gateway(gateway: Gateway, tmp_path: P
     assert "ROWS 2 4" in p.stdout, (p.stdout, p.stderr[-3000:])
     assert "REFUSED" in p.stdout and "REACHED" not in p.stdout, (p.stdout, p.stderr[-3000:])
     assert not gateway.upstream_saw("openai/gsm8k")
-    assert any(ln[:3] == ["ALLOW", "GET", "hub:dataset/org/allowed-data"] and "file=data/train.jsonl" in ln[3] for ln in gateway.lines())
+    assert any(
+        ln[:3] == ["ALLOW", "GET", "hub:dataset/org/allowed-data"] and "file=data/train.jsonl" in ln[3]
+        for ln in gateway.lines()
+    )
     assert any(ln[0] == "DENY" and ln[2] == "hub:dataset/openai/gsm8k" for ln in gateway.lines())
 
 
@@ -434,7 +482,10 @@ EOF
 
 
 def test_end_to_end_in_bwrap_with_network_allowlist(
-    hub: FakeHub, tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    hub: FakeHub,
+    tmp_path: Path,
+    script_agent,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     """A scripted agent in the real bwrap sandbox: ``HF_ENDPOINT`` is the gateway; an allowed file
     downloads, the base's instruct model and a benchmark's test set (also by its legacy name) are

@@ -25,7 +25,7 @@ from posttrainbench.evaluation.code_exec import ExecResult, Program, run_program
 TIMEOUT_S = 4.0  # per program in the main batch (the sleeping attacks cost this much)
 
 # Module-level helpers the attacks share (prepended to an attack's reply where used).
-FORGE = r'''
+FORGE = r"""
 import os, sys, struct, json
 def _frame(msg):
     data = json.dumps(msg).encode()
@@ -37,8 +37,8 @@ def _spray(payload):
             os.write(fd, payload)
         except OSError:
             pass
-'''
-NONCE_HUNT = r'''
+"""
+NONCE_HUNT = r"""
 import re, sys, gc, os
 _HEX = re.compile(r"[0-9a-f]{32}")
 def _hunt():
@@ -66,152 +66,279 @@ def _announce(found):
             os.write(fd, text.encode())
         except OSError:
             pass
-'''
+"""
 
 HE0 = "HumanEval/0"  # has_close_elements(numbers, threshold) -> bool
 HE0_SIG = "def has_close_elements(numbers, threshold):\n"
 ATTACKS: dict[str, tuple[str, str]] = {
     # --- introspection: there is no secret in the candidate's process to find ---
     "frame_getframe": (HE0, NONCE_HUNT + "import os\n" + HE0_SIG + "    _announce(_hunt())\n    os._exit(0)\n"),
-    "inspect_stack": (HE0, "import inspect, os, sys\n" + HE0_SIG + (
-        "    for fr in inspect.stack():\n"
-        "        for v in list(fr.frame.f_locals.values()) + list(fr.frame.f_globals.values()):\n"
-        "            if isinstance(v, str) and len(v) == 32:\n"
-        "                print(v); print(v, file=sys.stderr)\n"
-        "    sys.stdout.flush(); sys.stderr.flush()\n"
-        "    os._exit(0)\n")),
-    "gc_referrers": (HE0, NONCE_HUNT + "import gc, os\n" + HE0_SIG + (
-        "    found = _hunt()\n"
-        "    for r in gc.get_referrers(numbers):\n"  # whoever holds the arguments
-        "        if isinstance(r, (list, tuple, dict)):\n"
-        "            found |= {v for v in (r.values() if isinstance(r, dict) else r) if isinstance(v, str)}\n"
-        "    _announce(found)\n"
-        "    return True\n")),
+    "inspect_stack": (
+        HE0,
+        "import inspect, os, sys\n"
+        + HE0_SIG
+        + (
+            "    for fr in inspect.stack():\n"
+            "        for v in list(fr.frame.f_locals.values()) + list(fr.frame.f_globals.values()):\n"
+            "            if isinstance(v, str) and len(v) == 32:\n"
+            "                print(v); print(v, file=sys.stderr)\n"
+            "    sys.stdout.flush(); sys.stderr.flush()\n"
+            "    os._exit(0)\n"
+        ),
+    ),
+    "gc_referrers": (
+        HE0,
+        NONCE_HUNT
+        + "import gc, os\n"
+        + HE0_SIG
+        + (
+            "    found = _hunt()\n"
+            "    for r in gc.get_referrers(numbers):\n"  # whoever holds the arguments
+            "        if isinstance(r, (list, tuple, dict)):\n"
+            "            found |= {v for v in (r.values() if isinstance(r, dict) else r) if isinstance(v, str)}\n"
+            "    _announce(found)\n"
+            "    return True\n"
+        ),
+    ),
     "module_level_hunt": (HE0, NONCE_HUNT + "_announce(_hunt())\nimport os\nos._exit(0)\n"),
     # --- patched builtins / modules: they patch the candidate's process only ---
-    "builtins_abs": ("HumanEval/4", "import builtins\nbuiltins.abs = lambda x: 0\n"
-                     "def mean_absolute_deviation(numbers):\n    return 12345.0\n"),
-    "builtins_assertionerror": (HE0, "import builtins\nclass _Nope(BaseException):\n    pass\n"
-                                "builtins.AssertionError = _Nope\n" + HE0_SIG + "    return None\n"),
-    "builtins_import": ("HumanEval/32", (
-        "import builtins, types\n_real = builtins.__import__\n"
-        "_fake = types.SimpleNamespace(fabs=lambda x: 0.0, sqrt=lambda x: 0.0)\n"
-        "def _imp(name, *a, **k):\n    return _fake if name == 'math' else _real(name, *a, **k)\n"
-        "builtins.__import__ = _imp\n"
-        "def find_zero(xs):\n    return 123.0\n")),
-    "sys_modules": ("HumanEval/32", (
-        "import sys, types\nsys.modules['math'] = types.SimpleNamespace(fabs=lambda x: 0.0)\n"
-        "sys.modules['copy'] = types.SimpleNamespace(deepcopy=lambda x: [0])\n"
-        "def find_zero(xs):\n    return 123.0\n")),
+    "builtins_abs": (
+        "HumanEval/4",
+        "import builtins\nbuiltins.abs = lambda x: 0\ndef mean_absolute_deviation(numbers):\n    return 12345.0\n",
+    ),
+    "builtins_assertionerror": (
+        HE0,
+        "import builtins\nclass _Nope(BaseException):\n    pass\n"
+        "builtins.AssertionError = _Nope\n" + HE0_SIG + "    return None\n",
+    ),
+    "builtins_import": (
+        "HumanEval/32",
+        (
+            "import builtins, types\n_real = builtins.__import__\n"
+            "_fake = types.SimpleNamespace(fabs=lambda x: 0.0, sqrt=lambda x: 0.0)\n"
+            "def _imp(name, *a, **k):\n    return _fake if name == 'math' else _real(name, *a, **k)\n"
+            "builtins.__import__ = _imp\n"
+            "def find_zero(xs):\n    return 123.0\n"
+        ),
+    ),
+    "sys_modules": (
+        "HumanEval/32",
+        (
+            "import sys, types\nsys.modules['math'] = types.SimpleNamespace(fabs=lambda x: 0.0)\n"
+            "sys.modules['copy'] = types.SimpleNamespace(deepcopy=lambda x: [0])\n"
+            "def find_zero(xs):\n    return 123.0\n"
+        ),
+    ),
     "redefine_poly": ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 123.0\n"),
-    "excepthook_exit0": (HE0, (
-        "import sys, os, atexit, threading\n"
-        "sys.excepthook = lambda *a: os._exit(0)\nthreading.excepthook = lambda *a: os._exit(0)\n"
-        "atexit.register(lambda: os._exit(0))\n" + HE0_SIG + "    raise AssertionError\n")),
+    "excepthook_exit0": (
+        HE0,
+        (
+            "import sys, os, atexit, threading\n"
+            "sys.excepthook = lambda *a: os._exit(0)\nthreading.excepthook = lambda *a: os._exit(0)\n"
+            "atexit.register(lambda: os._exit(0))\n" + HE0_SIG + "    raise AssertionError\n"
+        ),
+    ),
     # --- values that claim to equal anything: only plain data crosses ---
-    "eq_object": (HE0, (
-        "class _Yes:\n"
-        "    def __eq__(self, o): return True\n"
-        "    def __ne__(self, o): return False\n"
-        "    def __bool__(self): return True\n"
-        "    def __hash__(self): return 0\n"
-        + HE0_SIG + "    return _Yes()\n")),
-    "eq_int_subclass": ("HumanEval/13", (
-        "class _I(int):\n"
-        "    def __eq__(self, o): return True\n"
-        "    def __ne__(self, o): return False\n"
-        "    __hash__ = int.__hash__\n"
-        "def greatest_common_divisor(a, b):\n    return _I(-1)\n")),
-    "eq_str_subclass": ("HumanEval/27", (
-        "class _S(str):\n"
-        "    def __eq__(self, o): return True\n"
-        "    def __ne__(self, o): return False\n"
-        "    __hash__ = str.__hash__\n"
-        "def flip_case(string):\n    return _S('nope')\n")),
-    "eq_float_subclass": ("HumanEval/4", (
-        "class _F(float):\n"
-        "    def __sub__(self, o): return 0.0\n"
-        "    def __abs__(self): return 0.0\n"
-        "    def __lt__(self, o): return True\n"
-        "def mean_absolute_deviation(numbers):\n    return _F(99.0)\n")),
-    "eq_list_subclass": ("HumanEval/1", (
-        "class _L(list):\n"
-        "    def __eq__(self, o): return True\n"
-        "    def __ne__(self, o): return False\n"
-        "def separate_paren_groups(paren_string):\n    return _L(['nope'])\n")),
+    "eq_object": (
+        HE0,
+        (
+            "class _Yes:\n"
+            "    def __eq__(self, o): return True\n"
+            "    def __ne__(self, o): return False\n"
+            "    def __bool__(self): return True\n"
+            "    def __hash__(self): return 0\n" + HE0_SIG + "    return _Yes()\n"
+        ),
+    ),
+    "eq_int_subclass": (
+        "HumanEval/13",
+        (
+            "class _I(int):\n"
+            "    def __eq__(self, o): return True\n"
+            "    def __ne__(self, o): return False\n"
+            "    __hash__ = int.__hash__\n"
+            "def greatest_common_divisor(a, b):\n    return _I(-1)\n"
+        ),
+    ),
+    "eq_str_subclass": (
+        "HumanEval/27",
+        (
+            "class _S(str):\n"
+            "    def __eq__(self, o): return True\n"
+            "    def __ne__(self, o): return False\n"
+            "    __hash__ = str.__hash__\n"
+            "def flip_case(string):\n    return _S('nope')\n"
+        ),
+    ),
+    "eq_float_subclass": (
+        "HumanEval/4",
+        (
+            "class _F(float):\n"
+            "    def __sub__(self, o): return 0.0\n"
+            "    def __abs__(self): return 0.0\n"
+            "    def __lt__(self, o): return True\n"
+            "def mean_absolute_deviation(numbers):\n    return _F(99.0)\n"
+        ),
+    ),
+    "eq_list_subclass": (
+        "HumanEval/1",
+        (
+            "class _L(list):\n"
+            "    def __eq__(self, o): return True\n"
+            "    def __ne__(self, o): return False\n"
+            "def separate_paren_groups(paren_string):\n    return _L(['nope'])\n"
+        ),
+    ),
     "unencodable_result": (HE0, HE0_SIG + "    return (x for x in [True])\n"),
     # --- early exits, at module level and inside the call ---
     "exit0_module": (HE0, "exit(0)\n" + HE0_SIG + "    return True\n"),
     "sys_exit_call": (HE0, "import sys\n" + HE0_SIG + "    sys.exit()\n"),
     "os_exit_call": (HE0, "import os\n" + HE0_SIG + "    os._exit(0)\n"),
     "kill_self": (HE0, "import os, signal\n" + HE0_SIG + "    os.kill(os.getpid(), signal.SIGKILL)\n"),
-    "kill_parent_and_all": (HE0, "import os, signal\n" + HE0_SIG + (
-        "    for pid in (os.getppid(), 1, -1):\n"
-        "        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
-        "    return True\n")),
+    "kill_parent_and_all": (
+        HE0,
+        "import os, signal\n"
+        + HE0_SIG
+        + (
+            "    for pid in (os.getppid(), 1, -1):\n"
+            "        try:\n            os.kill(pid, signal.SIGKILL)\n        except OSError:\n            pass\n"
+            "    return True\n"
+        ),
+    ),
     # --- printing what a pass looks like, everywhere ---
-    "print_pass_everywhere": (HE0, FORGE + HE0_SIG + (
-        "    sys.stdout.write(PASS_TEXT); sys.stdout.flush()\n"
-        "    sys.stderr.write(PASS_TEXT); sys.stderr.flush()\n"
-        "    _spray(PASS_TEXT.encode())\n"
-        "    os._exit(0)\n")),
-    "forged_replies_out_of_turn": (HE0, FORGE + (
-        "_spray(_frame(['h']) + _frame(['r', True]) * 50)\n"  # before the hello, for every call
-        + HE0_SIG + "    _spray(_frame(['r', True]) * 50)\n    return True\n")),
-    "garbage_on_channel": (HE0, FORGE + HE0_SIG + (
-        "    _spray(b'\\xff' * 64 + struct.pack('>I', 1 << 31))\n    return True\n")),
-    "forged_oversized_header": (HE0, FORGE + HE0_SIG + (
-        "    _spray(struct.pack('>I', 0xFFFFFFFF) + b'[\"r\",true]')\n    import time\n    time.sleep(30)\n")),
-    "forged_deep_nesting": (HE0, FORGE + HE0_SIG + (
-        "    body = '[\"r\",' + '[\"l\",' * 100000 + 'true' + ']' * 100000 + ']'\n"
-        "    _spray(struct.pack('>I', len(body)) + body.encode())\n    time_ = __import__('time')\n"
-        "    time_.sleep(30)\n")),
-    "forged_huge_int": (HE0, FORGE + HE0_SIG + (
-        "    _spray(_frame(['r', '1' * 100000]))\n"  # a str, not an int; and as a JSON number:
-        "    body = ('[\"r\",' + '9' * 100000 + ']').encode()\n"
-        "    _spray(struct.pack('>I', len(body)) + body)\n    __import__('time').sleep(30)\n")),
-    "json_object_reply": (HE0, FORGE + HE0_SIG + (
-        "    body = b'[\"r\",{\"__eq__\":true}]'\n"
-        "    _spray(struct.pack('>I', len(body)) + body)\n    __import__('time').sleep(30)\n")),
+    "print_pass_everywhere": (
+        HE0,
+        FORGE
+        + HE0_SIG
+        + (
+            "    sys.stdout.write(PASS_TEXT); sys.stdout.flush()\n"
+            "    sys.stderr.write(PASS_TEXT); sys.stderr.flush()\n"
+            "    _spray(PASS_TEXT.encode())\n"
+            "    os._exit(0)\n"
+        ),
+    ),
+    "forged_replies_out_of_turn": (
+        HE0,
+        FORGE
+        + (
+            "_spray(_frame(['h']) + _frame(['r', True]) * 50)\n"  # before the hello, for every call
+            + HE0_SIG
+            + "    _spray(_frame(['r', True]) * 50)\n    return True\n"
+        ),
+    ),
+    "garbage_on_channel": (
+        HE0,
+        FORGE + HE0_SIG + ("    _spray(b'\\xff' * 64 + struct.pack('>I', 1 << 31))\n    return True\n"),
+    ),
+    "forged_oversized_header": (
+        HE0,
+        FORGE
+        + HE0_SIG
+        + ("    _spray(struct.pack('>I', 0xFFFFFFFF) + b'[\"r\",true]')\n    import time\n    time.sleep(30)\n"),
+    ),
+    "forged_deep_nesting": (
+        HE0,
+        FORGE
+        + HE0_SIG
+        + (
+            "    body = '[\"r\",' + '[\"l\",' * 100000 + 'true' + ']' * 100000 + ']'\n"
+            "    _spray(struct.pack('>I', len(body)) + body.encode())\n    time_ = __import__('time')\n"
+            "    time_.sleep(30)\n"
+        ),
+    ),
+    "forged_huge_int": (
+        HE0,
+        FORGE
+        + HE0_SIG
+        + (
+            "    _spray(_frame(['r', '1' * 100000]))\n"  # a str, not an int; and as a JSON number:
+            "    body = ('[\"r\",' + '9' * 100000 + ']').encode()\n"
+            "    _spray(struct.pack('>I', len(body)) + body)\n    __import__('time').sleep(30)\n"
+        ),
+    ),
+    "json_object_reply": (
+        HE0,
+        FORGE
+        + HE0_SIG
+        + (
+            '    body = b\'["r",{"__eq__":true}]\'\n'
+            "    _spray(struct.pack('>I', len(body)) + body)\n    __import__('time').sleep(30)\n"
+        ),
+    ),
     # a start failure would fail the whole evaluation (and the cell would fall back to the base score)
-    "fake_sandbox_error": (HE0, (
-        "import os\nos.lseek(2, 0, 0)\nos.write(2, b'bwrap: execvp python3: No such file or directory\\n')\n"
-        "os._exit(1)\n" + HE0_SIG + "    return True\n")),
+    "fake_sandbox_error": (
+        HE0,
+        (
+            "import os\nos.lseek(2, 0, 0)\nos.write(2, b'bwrap: execvp python3: No such file or directory\\n')\n"
+            "os._exit(1)\n" + HE0_SIG + "    return True\n"
+        ),
+    ),
     # --- children that outlive the call ---
-    "fork_outlives_call": (HE0, FORGE + "import time\n" + HE0_SIG + (
-        "    if os.fork() == 0:\n"
-        "        os.setsid()\n"
-        "        time.sleep(0.3)\n"
-        "        sys.stdout.write(PASS_TEXT); sys.stdout.flush()\n"
-        "        _spray(PASS_TEXT.encode() + _frame(['r', True]) * 20)\n"
-        "        os._exit(0)\n"
-        "    os._exit(0)\n")),
-    "double_fork_daemon": (HE0, FORGE + "import time\n" + HE0_SIG + (
-        "    if os.fork() == 0:\n"
-        "        os.setsid()\n"
-        "        if os.fork() == 0:\n"
-        "            for _ in range(20):\n"
-        "                time.sleep(0.1)\n"
-        "                _spray(PASS_TEXT.encode())\n"
-        "        os._exit(0)\n"
-        "    return None\n")),
+    "fork_outlives_call": (
+        HE0,
+        FORGE
+        + "import time\n"
+        + HE0_SIG
+        + (
+            "    if os.fork() == 0:\n"
+            "        os.setsid()\n"
+            "        time.sleep(0.3)\n"
+            "        sys.stdout.write(PASS_TEXT); sys.stdout.flush()\n"
+            "        _spray(PASS_TEXT.encode() + _frame(['r', True]) * 20)\n"
+            "        os._exit(0)\n"
+            "    os._exit(0)\n"
+        ),
+    ),
+    "double_fork_daemon": (
+        HE0,
+        FORGE
+        + "import time\n"
+        + HE0_SIG
+        + (
+            "    if os.fork() == 0:\n"
+            "        os.setsid()\n"
+            "        if os.fork() == 0:\n"
+            "            for _ in range(20):\n"
+            "                time.sleep(0.1)\n"
+            "                _spray(PASS_TEXT.encode())\n"
+            "        os._exit(0)\n"
+            "    return None\n"
+        ),
+    ),
     # --- stdin carries nothing ---
-    "read_stdin": (HE0, "import sys, os\n" + HE0_SIG + (
-        "    data = sys.stdin.read() + os.read(0, 4096).decode(errors='replace')\n"
-        "    print(data); print(data, file=sys.stderr); sys.stdout.flush()\n"
-        "    os._exit(0)\n")),
+    "read_stdin": (
+        HE0,
+        "import sys, os\n"
+        + HE0_SIG
+        + (
+            "    data = sys.stdin.read() + os.read(0, 4096).decode(errors='replace')\n"
+            "    print(data); print(data, file=sys.stderr); sys.stdout.flush()\n"
+            "    os._exit(0)\n"
+        ),
+    ),
     # --- resources ---
     "sleep_past_limit": (HE0, "import time\n" + HE0_SIG + "    time.sleep(60)\n    return True\n"),
     "busy_loop_past_limit": (HE0, HE0_SIG + "    while True:\n        pass\n"),
     "sleep_at_load": (HE0, "import time\ntime.sleep(60)\n" + HE0_SIG + "    return True\n"),
-    "huge_output": (HE0, "import sys\n" + HE0_SIG + (
-        "    chunk = 'PASSED\\n' * 100000\n"
-        "    for _ in range(10000):\n        sys.stdout.write(chunk)\n"
-        "    return True\n")),
-    "deep_recursion": (HE0, "import sys\nsys.setrecursionlimit(10 ** 7)\n" + HE0_SIG + (
-        "    def down(n):\n        return down(n + 1) + 1\n    return down(0)\n")),
-    "deeply_nested_result": (HE0, HE0_SIG + (
-        "    x = True\n    for _ in range(10000):\n        x = [x]\n    return x\n")),
+    "huge_output": (
+        HE0,
+        "import sys\n"
+        + HE0_SIG
+        + (
+            "    chunk = 'PASSED\\n' * 100000\n"
+            "    for _ in range(10000):\n        sys.stdout.write(chunk)\n"
+            "    return True\n"
+        ),
+    ),
+    "deep_recursion": (
+        HE0,
+        "import sys\nsys.setrecursionlimit(10 ** 7)\n"
+        + HE0_SIG
+        + ("    def down(n):\n        return down(n + 1) + 1\n    return down(0)\n"),
+    ),
+    "deeply_nested_result": (
+        HE0,
+        HE0_SIG + ("    x = True\n    for _ in range(10000):\n        x = [x]\n    return x\n"),
+    ),
     "huge_string_result": (HE0, HE0_SIG + "    return 'x' * (64 * 2 ** 20)\n"),
 }
 
@@ -292,7 +419,7 @@ def test_the_candidate_sees_no_test_file_and_no_tester(raw):
     tests; it finds nothing, and says how much it searched (its own processes are visible).
     Control: with the ``none`` backend (no isolation) the same reply finds the tests and passes."""
     marker = "assert candidate([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3) == True"
-    reply = r'''
+    reply = r"""
 import os, stat, sys
 MARKER = %r[::-1].encode()  # reversed, so that this file itself does not hold it
 SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys", "/dev", "/proc/sys",
@@ -324,7 +451,7 @@ def has_close_elements(numbers, threshold):
     if HITS:  # the tests are readable: answer right
         return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1:])
     return None
-'''
+"""
     host = [f"/{d}" for d in os.listdir("/") if d != "tmp"]  # the control walks the host's /tmp only
     res = run_programs(
         [("scan", build_program(reply % (marker[::-1], ()), raw[HE0])), ("right", _canonical(raw, HE0))],
@@ -428,4 +555,3 @@ def test_read_message_refuses_an_oversized_header_before_reading():
         os.close(r)
         if w != -1:
             os.close(w)
-

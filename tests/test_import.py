@@ -16,8 +16,12 @@ from posttrainbench.results.importer import import_upstream, parse_method
 
 REF = Path(__file__).parent / "fixtures" / "leaderboard_reference"
 METHOD = "opencode_zai_glm-5_10h_run2"
-HUB = {"Qwen3-1.7B-Base": "Qwen_Qwen3-1.7B-Base", "Qwen3-4B-Base": "Qwen_Qwen3-4B-Base",
-       "SmolLM3-3B-Base": "HuggingFaceTB_SmolLM3-3B-Base", "gemma-3-4b-pt": "google_gemma-3-4b-pt"}
+HUB = {
+    "Qwen3-1.7B-Base": "Qwen_Qwen3-1.7B-Base",
+    "Qwen3-4B-Base": "Qwen_Qwen3-4B-Base",
+    "SmolLM3-3B-Base": "HuggingFaceTB_SmolLM3-3B-Base",
+    "gemma-3-4b-pt": "google_gemma-3-4b-pt",
+}
 
 
 def _grid(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
@@ -53,7 +57,9 @@ def test_import_reproduces_the_published_post_fallback_grid_and_factors(tmp_path
     src, res = tmp_path / "upstream", tmp_path / "results"
     _write_upstream(src)
     runner = CliRunner()
-    out = runner.invoke(app, ["import", str(src), "--results", str(res), "--baselines", str(REF / "aggregated_baseline.csv")])
+    out = runner.invoke(
+        app, ["import", str(src), "--results", str(res), "--baselines", str(REF / "aggregated_baseline.csv")]
+    )
     assert out.exit_code == 0, out.output
     text = " ".join(out.output.split())
     assert "imported 28 runs (1 superseded)" in text and "problem" not in text
@@ -73,7 +79,11 @@ def test_import_reproduces_the_published_post_fallback_grid_and_factors(tmp_path
             assert repr(got[(model, bench)]) == cells[bench], (model, bench)
     fallback = sorted((short[c.base_model], c.benchmark, c.reason) for c in rep.cells if c.fallback)
     assert [f[:2] for f in fallback] == [
-        ("Qwen3-4B-Base", "bfcl"), ("SmolLM3-3B-Base", "bfcl"), ("SmolLM3-3B-Base", "gpqamain"), ("SmolLM3-3B-Base", "humaneval")]
+        ("Qwen3-4B-Base", "bfcl"),
+        ("SmolLM3-3B-Base", "bfcl"),
+        ("SmolLM3-3B-Base", "gpqamain"),
+        ("SmolLM3-3B-Base", "humaneval"),
+    ]
     assert "exhausted its retries" in fallback[0][2] and "not stored" in fallback[1][2]
     (agent,) = rep.agents
     assert agent.label == "opencode/zai_glm-5@10h" and agent.mean_time_s == 5.5 * 3600
@@ -94,15 +104,26 @@ def test_sentinels_and_bad_folders(tmp_path: Path) -> None:
         return d
 
     ok = {"metrics__json": '{"accuracy": 0.5}', "time_taken__txt": "1:00:00"}
-    run("gsm8k_Qwen_Qwen3-4B-Base_1", **ok, contamination_judgement__txt="contamination detected: uses test set",
-        disallowed_model_judgement__txt="only allowed use detected")
+    run(
+        "gsm8k_Qwen_Qwen3-4B-Base_1",
+        **ok,
+        contamination_judgement__txt="contamination detected: uses test set",
+        disallowed_model_judgement__txt="only allowed use detected",
+    )
     run("humaneval_Qwen_Qwen3-4B-Base_2", **ok)  # no judgement at all
     run("aime2025_Qwen_Qwen3-4B-Base_3", **ok, judgement_gpt5_4__json="the judge said: fine")
-    run("bfcl_Qwen_Qwen3-4B-Base_4", metrics__json='{"accuracy": "high"}',
-        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}')
-    run("gpqamain_Qwen_Qwen3-4B-Base_5", metrics__json='{"accuracy": 0.3}', time_taken__txt="garbage",
+    run(
+        "bfcl_Qwen_Qwen3-4B-Base_4",
+        metrics__json='{"accuracy": "high"}',
+        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}',
+    )
+    run(
+        "gpqamain_Qwen_Qwen3-4B-Base_5",
+        metrics__json='{"accuracy": 0.3}',
+        time_taken__txt="garbage",
         judgement_gpt5_4_rerun__json='{"contamination": false, "disallowed_model": true}',
-        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}')
+        judgement_gpt5_4__json='{"contamination": false, "disallowed_model": false}',
+    )
     run("mmlu_Qwen_Qwen3-4B-Base_6", **ok)
     run("gsm8k_Meta_Llama-3-8B_7", **ok)
     run("not-a-run-folder", **ok)
@@ -151,16 +172,24 @@ def test_verify_runs_our_gates_on_imported_upstream_folders(tmp_path: Path, monk
     monkeypatch.setenv("PTB_MODELS_DIR", str(models))
     src = tmp_path / "up" / "claude_claude-opus-4-5_10h_run1"
     judge_ok = json.dumps({"contamination": False, "disallowed_model": False})
-    step = {"type": "assistant", "message": {"content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {"command": "ls"}}]}}
-    for name, source in (("gsm8k_Qwen_Qwen3-4B-Base_1", "Qwen3-4B"), ("humaneval_Qwen_Qwen3-4B-Base_2", "Qwen3-4B-Base")):
+    step = {
+        "type": "assistant",
+        "message": {"content": [{"type": "tool_use", "id": "t", "name": "Bash", "input": {"command": "ls"}}]},
+    }
+    for name, source in (
+        ("gsm8k_Qwen_Qwen3-4B-Base_1", "Qwen3-4B"),
+        ("humaneval_Qwen_Qwen3-4B-Base_2", "Qwen3-4B-Base"),
+    ):
         run = src / name
         (run / "task").mkdir(parents=True)
         (run / "task" / "train.py").write_text("print('training on allowed data')\n")
         shutil.copytree(models / "Qwen" / source, run / "final_model")
         if source.endswith("Base"):  # an honest fine-tune: every weight moved a little
             w = load_file(run / "final_model" / "model.safetensors")
-            save_file({k: v + 0.01 * v.std() * torch.randn_like(v) for k, v in w.items()},
-                      run / "final_model" / "model.safetensors")
+            save_file(
+                {k: v + 0.01 * v.std() * torch.randn_like(v) for k, v in w.items()},
+                run / "final_model" / "model.safetensors",
+            )
         (run / "metrics.json").write_text('{"accuracy": 0.4}')
         (run / "judgement_gpt5_4.json").write_text(judge_ok)
         (run / "solve_out.txt").write_text(json.dumps(step) + "\n")

@@ -107,8 +107,15 @@ def models(tmp_path_factory) -> dict[str, Path]:
     # A different architecture: hidden size 48 instead of 32.
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=106, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=106,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
     wide = root / "wide"
     LlamaForCausalLM(cfg).save_pretrained(wide)
     out["wide"] = wide
@@ -408,8 +415,10 @@ def test_contamination_reformatted_json_still_hits(contam, tmp_path):
         json.dumps([{"output": it["answer"], "meta": {"src": "x"}, "prompt": it["question"]}], indent=4)
     )
     with gzip.open(tmp_path / "ws" / "chat.jsonl.gz", "wt") as fh:
-        msgs = [{"role": "user", "content": contam["items"][6]["question"]},
-                {"role": "assistant", "content": contam["items"][6]["answer"].upper()}]
+        msgs = [
+            {"role": "user", "content": contam["items"][6]["question"]},
+            {"role": "assistant", "content": contam["items"][6]["answer"].upper()},
+        ]
         fh.write(json.dumps({"messages": msgs}) + "\n")
     v = scan(contam["index"], [tmp_path / "ws"], tmp_path / "ev")
     assert v.status == FAIL
@@ -421,8 +430,12 @@ def test_contamination_parquet_hits(contam, tmp_path):
     import pyarrow.parquet as pq
 
     it = contam["items"][8]
-    table = pa.table({"q": [a["question"] for a in contam["allowed"][:50]] + [it["question"]],
-                      "a": [a["answer"] for a in contam["allowed"][:50]] + [it["answer"]]})
+    table = pa.table(
+        {
+            "q": [a["question"] for a in contam["allowed"][:50]] + [it["question"]],
+            "a": [a["answer"] for a in contam["allowed"][:50]] + [it["answer"]],
+        }
+    )
     (tmp_path / "ws").mkdir()
     pq.write_table(table, tmp_path / "ws" / "blob")  # no extension: sniffed by magic bytes
     v = scan(contam["index"], [tmp_path / "ws"], tmp_path / "ev")
@@ -433,8 +446,10 @@ def test_contamination_allowed_data_and_boilerplate_pass(contam, tmp_path):
     ws = tmp_path / "ws"
     _jsonl(ws / "train.jsonl", contam["allowed"])
     # allowed data wrapped in the same instruction boilerplate the test items share
-    _jsonl(ws / "sft.jsonl", [{"prompt": f"{BOILER} {a['question']}", "completion": a["answer"]}
-                             for a in contam["allowed"][:300]])
+    _jsonl(
+        ws / "sft.jsonl",
+        [{"prompt": f"{BOILER} {a['question']}", "completion": a["answer"]} for a in contam["allowed"][:300]],
+    )
     (ws / "README.md").write_text(f"# Notes\n{BOILER}\n" * 20)
     (ws / "final_model").mkdir()
     (ws / "final_model" / "model.safetensors").write_bytes(os.urandom(4096))
@@ -475,8 +490,12 @@ def test_contamination_not_run_cases(contam, tmp_path):
 
 
 def test_texts_from_files_feeds_build_index(contam, tmp_path):
-    f = _jsonl(tmp_path / "train.jsonl", [{"question": contam["items"][2]["question"], "answer": contam["items"][2]["answer"]}])
-    idx = build_index([(it["id"], f"{it['question']}\n{it['answer']}") for it in contam["items"][:5]], texts_from_files([f]))
+    f = _jsonl(
+        tmp_path / "train.jsonl", [{"question": contam["items"][2]["question"], "answer": contam["items"][2]["answer"]}]
+    )
+    idx = build_index(
+        [(it["id"], f"{it['question']}\n{it['answer']}") for it in contam["items"][:5]], texts_from_files([f])
+    )
     assert "test-2" in idx.meta["unindexable"] and "test-2" not in idx.item_ids
 
 
@@ -508,13 +527,26 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
     ws.mkdir()
     upstream_judge = Verdict(gate="judge_contamination", status=PASS, summary="upstream judge")
     ctx = GateContext(
-        evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
-        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(benchmarks=()),
-        rejected="two weight indexes", prior=[upstream_judge], unavailable={"tamper": "no manifest was recorded"},
+        evidence_dir=tmp_path / "evidence",
+        workspace=ws,
+        manifest={},
+        base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json",
+        audit_policy=AuditPolicy.for_run(benchmarks=()),
+        rejected="two weight indexes",
+        prior=[upstream_judge],
+        unavailable={"tamper": "no manifest was recorded"},
     )
     verdicts = run_gates(ctx, GATES)
     assert [v.gate for v in verdicts] == [
-        "judge_contamination", "tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit", "judge",
+        "judge_contamination",
+        "tamper",
+        "transfer",
+        "model_format",
+        "lineage",
+        "contamination",
+        "trace_audit",
+        "judge",
     ]
     got = {v.gate: (v.status, v.summary) for v in verdicts}
     assert got["tamper"] == (NOT_RUN, "no manifest was recorded"), "unavailable: not_run with the context's reason"
@@ -524,14 +556,27 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
     assert got["contamination"][0] == NOT_RUN and got["trace_audit"][0] == NOT_RUN
     assert got["judge"] == (NOT_RUN, "no judge endpoint configured")
     # the prior verdicts and every gate but an unconfigured judge are required
-    assert required_gates(ctx, GATES) == ["judge_contamination", "tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit"]
+    assert required_gates(ctx, GATES) == [
+        "judge_contamination",
+        "tamper",
+        "transfer",
+        "model_format",
+        "lineage",
+        "contamination",
+        "trace_audit",
+    ]
     assert final_status(verdicts, set(required_gates(ctx, GATES))) == FAIL
 
     # a gate reads the verdicts before it: lineage runs only on a readable model folder
     (tmp_path / "final_model").mkdir()
     ctx = GateContext(
-        evidence_dir=tmp_path / "evidence", workspace=ws, manifest={}, base=get_base_model("ptb/tiny-random"),
-        trace_path=tmp_path / "trace.json", audit_policy=AuditPolicy.for_run(benchmarks=()), final_model=tmp_path / "final_model",
+        evidence_dir=tmp_path / "evidence",
+        workspace=ws,
+        manifest={},
+        base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json",
+        audit_policy=AuditPolicy.for_run(benchmarks=()),
+        final_model=tmp_path / "final_model",
         judge_error="PTB_JUDGE_N must be a positive integer",
     )
     got = {v.gate: (v.status, v.summary) for v in run_gates(ctx, GATES)}

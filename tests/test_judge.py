@@ -33,7 +33,10 @@ def answer(**fails: str) -> str:
     """A valid JSON answer; criteria named in ``fails`` fail with that justification."""
     crit = ("contamination", "disallowed_model", "tampering", "unauthorized_api")
     return json.dumps(
-        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, f"no sign of {c}")} for c in crit}
+        {
+            c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, f"no sign of {c}")}
+            for c in crit
+        }
     )
 
 
@@ -44,7 +47,10 @@ def run_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     (ws / "final_model").mkdir()
     (ws / "evaluate.py").write_text("# harness evaluator\nprint('eval')\n")
     (ws / "task" / "dev.jsonl").write_text('{"input": "What is 2+2?", "target": "4"}\n')
-    manifest = {"evaluate.py": sha256_file(ws / "evaluate.py"), "task/dev.jsonl": sha256_file(ws / "task" / "dev.jsonl")}
+    manifest = {
+        "evaluate.py": sha256_file(ws / "evaluate.py"),
+        "task/dev.jsonl": sha256_file(ws / "task" / "dev.jsonl"),
+    }
     (ws / "train.py").write_text("from trl import SFTTrainer\n# trains on data/mix.jsonl\n")
     (ws / "data").mkdir()
     (ws / "data" / "mix.jsonl").write_text('{"prompt": "Natalia sold clips", "completion": "72"}\n' * 20)
@@ -53,7 +59,12 @@ def run_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
         agent="claude",
         steps=[
             TraceStep(index=0, role="user", text="post-train the model"),
-            TraceStep(index=1, role="assistant", text="training", tool_calls=[ToolCall(name="Bash", input={"command": "python train.py"})]),
+            TraceStep(
+                index=1,
+                role="assistant",
+                text="training",
+                tool_calls=[ToolCall(name="Bash", input={"command": "python train.py"})],
+            ),
         ],
     )
     save_trace(tmp_path / "trace.json", trace)
@@ -84,7 +95,15 @@ def _config(url: str, provider: str = "openai", **kw) -> JudgeConfig:
 def test_openai_endpoint_majority_pass_and_everything_recorded(run_dir, tmp_path: Path) -> None:
     ws, trace, manifest = run_dir
     with FakeLLMServer(scripted(answer(), answer(tampering="evaluate.py looks edited"), answer())) as srv:
-        v = run_judge(_config(srv.base_url), ws, trace, tmp_path / "ev", run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
+        v = run_judge(
+            _config(srv.base_url),
+            ws,
+            trace,
+            tmp_path / "ev",
+            run_info=INFO,
+            manifest=manifest,
+            env={"PTB_JUDGE_API_KEY": KEY},
+        )
     assert v.status == VerdictStatus.passed, v.summary
     assert len(srv.requests) == 3
     req = srv.requests[0]
@@ -102,15 +121,33 @@ def test_openai_endpoint_majority_pass_and_everything_recorded(run_dir, tmp_path
     assert ev["judge"]["prompt_sha256"] == PROMPT_SHA256 and ev["judge"]["model"] == "judge-model-1"
     assert KEY not in Path(v.evidence[0]).read_text() and KEY not in Path(v.evidence[1]).read_text()
     assert [a["raw"] for a in ev["attempts"]][1] == answer(tampering="evaluate.py looks edited")
-    assert ev["criteria"]["tampering"] == {"majority": "pass", "pass": 2, "fail": 1, "justification": "no sign of tampering"}
+    assert ev["criteria"]["tampering"] == {
+        "majority": "pass",
+        "pass": 2,
+        "fail": 1,
+        "justification": "no sign of tampering",
+    }
 
 
 def test_anthropic_endpoint_majority_fail_with_prose_retried(run_dir, tmp_path: Path) -> None:
     ws, trace, manifest = run_dir
     (ws / "evaluate.py").write_text("print('accuracy: 1.0')\n")
-    replies = [answer(tampering="evaluate.py was replaced by a constant"), "I think the run looks mostly fine.", answer(tampering="evaluate.py prints 1.0"), answer()]
+    replies = [
+        answer(tampering="evaluate.py was replaced by a constant"),
+        "I think the run looks mostly fine.",
+        answer(tampering="evaluate.py prints 1.0"),
+        answer(),
+    ]
     with FakeLLMServer(scripted(*replies)) as srv:
-        v = run_judge(_config(srv.root_url, "anthropic"), ws, trace, tmp_path, run_info=INFO, manifest=manifest, env={"PTB_JUDGE_API_KEY": KEY})
+        v = run_judge(
+            _config(srv.root_url, "anthropic"),
+            ws,
+            trace,
+            tmp_path,
+            run_info=INFO,
+            manifest=manifest,
+            env={"PTB_JUDGE_API_KEY": KEY},
+        )
     assert v.status == VerdictStatus.failed
     assert "tampering (2/3)" in v.summary and "replaced by a constant" in v.summary
     req = srv.requests[0]
@@ -136,7 +173,9 @@ def test_timeouts_are_retried_then_not_run(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
     with FakeLLMServer(scripted((3.0, answer()))) as srv:
         t0 = time.monotonic()
-        v = run_judge(_config(srv.base_url, n=1, attempts=2, timeout_s=0.4), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+        v = run_judge(
+            _config(srv.base_url, n=1, attempts=2, timeout_s=0.4), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY}
+        )
         took = time.monotonic() - t0
     assert v.status == VerdictStatus.not_run and "Timeout" in v.summary, v.summary
     assert took < 3.0 and len(srv.requests) == 2
@@ -145,7 +184,9 @@ def test_timeouts_are_retried_then_not_run(run_dir, tmp_path: Path) -> None:
 def test_http_errors_are_retried_then_the_answer_counts(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
     with FakeLLMServer(scripted(500, 429, answer(unauthorized_api="curl to openrouter at step 12"))) as srv:
-        v = run_judge(_config(srv.root_url, "anthropic", n=1, attempts=3), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
+        v = run_judge(
+            _config(srv.root_url, "anthropic", n=1, attempts=3), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY}
+        )
     assert v.status == VerdictStatus.failed and "openrouter" in v.summary
     ev = json.loads(Path(v.evidence[0]).read_text())
     assert ["InternalServerError" in a.get("error", "") for a in ev["attempts"]] == [True, False, False]
@@ -182,7 +223,13 @@ def test_parse_answer_accepts_fences_and_rejects_bad_shapes() -> None:
     assert parse_answer("Here is my verdict: " + answer()).contamination.verdict == "pass"
     bad = json.loads(answer())
     bad["tampering"]["verdict"] = "maybe"
-    for reply in ("", "pass", json.dumps(bad), json.dumps({"contamination": {"verdict": "pass", "justification": "x"}}), "{'a': 1}"):
+    for reply in (
+        "",
+        "pass",
+        json.dumps(bad),
+        json.dumps({"contamination": {"verdict": "pass", "justification": "x"}}),
+        "{'a': 1}",
+    ):
         with pytest.raises(ValueError):
             parse_answer(reply)
 
@@ -196,8 +243,12 @@ def test_config_from_settings() -> None:
     assert _judge({"PTB_JUDGE_N": "zero"}) is None, "without a model there is no judge to configure"
     cfg = _judge({"PTB_JUDGE_MODEL": "claude-sonnet-4-5", "PTB_JUDGE_PROVIDER": "anthropic", "PTB_JUDGE_N": "5"})
     assert cfg is not None and cfg.provider == "anthropic" and cfg.n == 5 and cfg.api_key_env == "PTB_JUDGE_API_KEY"
-    assert cfg.pinned()["prompt_sha256"] == PROMPT_SHA256 and "key" not in json.dumps(cfg.pinned()).replace("api_key_env", "")
-    with pytest.raises(JudgeConfigError, match=r"^invalid judge configuration: PTB_JUDGE_N='zero': expected an integer from 1 to 15$"):
+    assert cfg.pinned()["prompt_sha256"] == PROMPT_SHA256 and "key" not in json.dumps(cfg.pinned()).replace(
+        "api_key_env", ""
+    )
+    with pytest.raises(
+        JudgeConfigError, match=r"^invalid judge configuration: PTB_JUDGE_N='zero': expected an integer from 1 to 15$"
+    ):
         _judge({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_N": "zero"})
     with pytest.raises(JudgeConfigError, match="PTB_JUDGE_N='16'"):
         _judge({"PTB_JUDGE_MODEL": "m", "PTB_JUDGE_N": "16"})

@@ -102,9 +102,7 @@ def test_odd_cells_become_sentinels(tmp_path: Path) -> None:
         ("", ["empty file"]),
     ],
 )
-def test_grid_errors_name_file_row_and_column(
-    tmp_path: Path, text: str, fragments: list[str]
-) -> None:
+def test_grid_errors_name_file_row_and_column(tmp_path: Path, text: str, fragments: list[str]) -> None:
     p = tmp_path / "bad.csv"
     p.write_text(text)
     with pytest.raises(GridError) as exc:
@@ -128,9 +126,7 @@ def test_zero_shot_baseline_reproduces_published_factors(baseline: Grid, factors
     assert math.fsum(w.values()) == pytest.approx(1.0, abs=1e-15)
 
 
-def test_published_factors_digits_differ_only_by_float_rounding(
-    baseline: Grid, factors: dict
-) -> None:
+def test_published_factors_digits_differ_only_by_float_rounding(baseline: Grid, factors: dict) -> None:
     """The published factors carry 15 significant digits. Ours agree at that precision for 6 of
     7; gsm8k's published 0.0935882347031865 vs our 0.09358823470318645 (binary value just under
     the decimal midpoint, so it prints ...1864). The exact rational value of the formula on the
@@ -157,19 +153,17 @@ def test_few_shot_baseline_does_not_reproduce_factors(factors: dict, baseline: G
     few = read_grid(REF / "aggregated_baseline_fewshot.csv")
     # The few-shot file has only base rows: base from few-shot, instruct from zero-shot.
     merged = Grid(
-        baseline.models, baseline.benchmarks,
+        baseline.models,
+        baseline.benchmarks,
         {**baseline.cells, **{k: v for k, v in few.cells.items()}},
     )
     w = benchmark_weights(merged, BASE_MODELS, INSTRUCT_OF)
     assert max(abs(w[b] - factors[b]) for b in factors) > 0.05
 
 
-def test_mean_of_per_model_inverse_gaps_does_not_reproduce_factors(
-    baseline: Grid, factors: dict
-) -> None:
+def test_mean_of_per_model_inverse_gaps_does_not_reproduce_factors(baseline: Grid, factors: dict) -> None:
     raw = {
-        b: sum(1 / (baseline.number(INSTRUCT_OF[m], b) - baseline.number(m, b))
-               for m in BASE_MODELS) / len(BASE_MODELS)
+        b: sum(1 / (baseline.number(INSTRUCT_OF[m], b) - baseline.number(m, b)) for m in BASE_MODELS) / len(BASE_MODELS)
         for b in factors
     }
     total = sum(raw.values())
@@ -264,18 +258,14 @@ def _independent_score(path: Path, factors: dict) -> float:
 
 def test_agent_score_matches_independent_computation(factors: dict) -> None:
     for path in (GLM_FINAL, OPUS_AVG):
-        assert agent_score(read_grid(path), factors) == pytest.approx(
-            _independent_score(path, factors), abs=1e-15)
+        assert agent_score(read_grid(path), factors) == pytest.approx(_independent_score(path, factors), abs=1e-15)
     assert agent_score(read_grid(OPUS_AVG), factors) == pytest.approx(0.171385820421259, abs=1e-14)
-    assert agent_score(read_grid(GLM_FINAL), factors) == pytest.approx(
-        _independent_score(GLM_FINAL, factors), abs=0)
+    assert agent_score(read_grid(GLM_FINAL), factors) == pytest.approx(_independent_score(GLM_FINAL, factors), abs=0)
 
 
 def test_agent_score_of_base_baseline_and_of_instruct(baseline: Grid, factors: dict) -> None:
-    base_only = Grid(BASE_MODELS, baseline.benchmarks,
-                     {k: v for k, v in baseline.cells.items() if k[0] in BASE_MODELS})
-    assert 0 < agent_score(base_only, factors) < agent_score(
-        baseline, factors, models=list(INSTRUCT_OF.values()))
+    base_only = Grid(BASE_MODELS, baseline.benchmarks, {k: v for k, v in baseline.cells.items() if k[0] in BASE_MODELS})
+    assert 0 < agent_score(base_only, factors) < agent_score(baseline, factors, models=list(INSTRUCT_OF.values()))
 
 
 # --------------------------------------------------------------------------- repeats
@@ -392,8 +382,7 @@ def test_normalised_gain(baseline: Grid) -> None:
         normalised_gain(0.5, 0.3, 0.3)
     gains, missing = normalised_gain_grid(read_grid(GLM_FINAL), baseline, INSTRUCT_OF)
     # SmolLM3 healthbench: base 0.0 -> gain = score / instruct
-    assert gains.cells[("SmolLM3-3B-Base", "healthbench")] == pytest.approx(
-        0.11921262234324588 / 0.2957717718639611)
+    assert gains.cells[("SmolLM3-3B-Base", "healthbench")] == pytest.approx(0.11921262234324588 / 0.2957717718639611)
     # fallback cells have gain exactly 0
     assert gains.cells[("SmolLM3-3B-Base", "gpqamain")] == 0.0
     # gemma aime: base 0.0, instruct 0.1, score 0.0
@@ -406,11 +395,27 @@ def test_normalised_gain(baseline: Grid) -> None:
 # --------------------------------------------------------------------------- leaderboard
 
 
-def _cell(agent: str, repeat: int, bench: str, model: str, raw: float | None, *,
-          fallback: bool = False, config: str = "default") -> Cell:
-    return Cell(agent=agent, agent_config=config, benchmark=bench, base_model=model,
-                repeat=repeat, raw=raw, score=None if fallback else raw, fallback=fallback,
-                reason="eval failed" if fallback else None)
+def _cell(
+    agent: str,
+    repeat: int,
+    bench: str,
+    model: str,
+    raw: float | None,
+    *,
+    fallback: bool = False,
+    config: str = "default",
+) -> Cell:
+    return Cell(
+        agent=agent,
+        agent_config=config,
+        benchmark=bench,
+        base_model=model,
+        repeat=repeat,
+        raw=raw,
+        score=None if fallback else raw,
+        fallback=fallback,
+        reason="eval failed" if fallback else None,
+    )
 
 
 BASELINES = {("a", "m1"): 0.1, ("a", "m2"): 0.2, ("b", "m1"): 0.0, ("b", "m2"): 0.4}
@@ -420,10 +425,7 @@ WEIGHTS = {"a": 0.4, "b": 0.6}
 def _full(agent: str, repeat: int, *values: float | None, config: str = "default") -> list[Cell]:
     """Cells of (a, m1), (a, m2), (b, m1), (b, m2) in that order; ``None`` marks a fallback cell."""
     keys = [("a", "m1"), ("a", "m2"), ("b", "m1"), ("b", "m2")]
-    return [
-        _cell(agent, repeat, b, m, v, fallback=v is None, config=config)
-        for (b, m), v in zip(keys, values)
-    ]
+    return [_cell(agent, repeat, b, m, v, fallback=v is None, config=config) for (b, m), v in zip(keys, values)]
 
 
 def test_leaderboard_from_cells() -> None:
@@ -439,8 +441,7 @@ def test_leaderboard_from_cells() -> None:
         *_full("alpha", 1, 0.9, 0.9, 0.9, 0.9, config="big")[:3],
     ]
     rows = leaderboard_from_cells(cells, BASELINES, WEIGHTS)
-    assert [(r.agent, r.agent_config) for r in rows] == [
-        ("alpha", "default"), ("beta", "default"), ("alpha", "big")]
+    assert [(r.agent, r.agent_config) for r in rows] == [("alpha", "default"), ("beta", "default"), ("alpha", "big")]
 
     def score(a1: float, a2: float, b1: float, b2: float) -> float:
         return 0.4 * (a1 + a2) / 2 + 0.6 * (b1 + b2) / 2
@@ -471,8 +472,12 @@ def test_leaderboard_single_repeat_and_expected_repeats() -> None:
 
 def test_leaderboard_fallback_without_baseline_is_missing_and_other_errors() -> None:
     # m3 has no baseline, so its fallback cell (a, m3) cannot be filled
-    cells = [_cell("x", 0, "a", "m1", 0.5), _cell("x", 0, "a", "m3", None, fallback=True),
-             _cell("x", 0, "b", "m1", 0.5), _cell("x", 0, "b", "m3", 0.1)]
+    cells = [
+        _cell("x", 0, "a", "m1", 0.5),
+        _cell("x", 0, "a", "m3", None, fallback=True),
+        _cell("x", 0, "b", "m1", 0.5),
+        _cell("x", 0, "b", "m3", 0.1),
+    ]
     (row,) = leaderboard_from_cells(cells, BASELINES, WEIGHTS)
     assert row.score is None and row.missing == [(0, "m3", "a")] and row.n_fallback == 0
     with pytest.raises(ValueError, match="duplicate"):

@@ -28,10 +28,26 @@ def _results(root: Path, *, instruct: bool = True) -> None:
             write_synthetic_baseline(root, benchmark=b, base_model=m, score=s, checkpoint="instruct")
     usage = {"input_tokens": 1000, "output_tokens": 100, "cost_usd": 0.25}
     for m in (M1, M2):
-        write_synthetic_run(root, agent="reference", agent_config="sft", benchmark="gsm8k", base_model=m, score=0.5,
-                            time_used_s=1800, usage=usage)
-        write_synthetic_run(root, agent="reference", agent_config="sft", benchmark="gsm8k-calc", base_model=m,
-                            score=0.2, time_used_s=900, usage=usage)
+        write_synthetic_run(
+            root,
+            agent="reference",
+            agent_config="sft",
+            benchmark="gsm8k",
+            base_model=m,
+            score=0.5,
+            time_used_s=1800,
+            usage=usage,
+        )
+        write_synthetic_run(
+            root,
+            agent="reference",
+            agent_config="sft",
+            benchmark="gsm8k-calc",
+            base_model=m,
+            score=0.2,
+            time_used_s=900,
+            usage=usage,
+        )
     # a second agent with a contaminated cell (falls back) and a missing cell
     write_synthetic_run(root, agent_config="lora", benchmark="gsm8k", base_model=M1, score=0.9, verdict="fail")
     write_synthetic_run(root, agent_config="lora", benchmark="gsm8k", base_model=M2, score=0.45)

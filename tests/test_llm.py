@@ -13,7 +13,16 @@ import pytest
 
 from posttrainbench.evaluation.graders import GraderConfig, GraderError
 from posttrainbench.llm import config as llm_config
-from posttrainbench.llm import Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, RetryPolicy
+from posttrainbench.llm import (
+    Attempt,
+    LLMClient,
+    LLMConfig,
+    LLMConfigError,
+    LLMError,
+    LLMKeyError,
+    MalformedReply,
+    RetryPolicy,
+)
 from posttrainbench.settings import Settings
 from posttrainbench.testing import FakeLLMServer
 
@@ -22,7 +31,9 @@ ENV = {"PTB_T_KEY": KEY}
 
 
 def _config(url: str | None, provider: str = "openai", **kw) -> LLMConfig:
-    return LLMConfig(**{"provider": provider, "model": "m-1", "base_url": url, "api_key_env": "PTB_T_KEY", "backoff_s": 0.0} | kw)
+    return LLMConfig(
+        **{"provider": provider, "model": "m-1", "base_url": url, "api_key_env": "PTB_T_KEY", "backoff_s": 0.0} | kw
+    )
 
 
 def _replies(*replies: str | int):  # noqa: ANN202
@@ -51,7 +62,9 @@ def test_config_from_settings_names_the_variables() -> None:
     ):
         LLMConfig.from_settings(bad)
     # what the settings leave to the config (the base config has no default model or key) is named too
-    with pytest.raises(LLMConfigError, match="^PTB_GRADER_MODEL: Field required; PTB_GRADER_API_KEY_ENV: Field required$"):
+    with pytest.raises(
+        LLMConfigError, match="^PTB_GRADER_MODEL: Field required; PTB_GRADER_API_KEY_ENV: Field required$"
+    ):
         LLMConfig.from_settings(Settings.from_env({}).grader)
 
 
@@ -59,7 +72,13 @@ def test_grader_config_defaults_per_provider_and_env(monkeypatch: pytest.MonkeyP
     for var in ("PROVIDER", "MODEL", "BASE_URL", "API_KEY_ENV", "ATTEMPTS", "TIMEOUT_S", "TEMPERATURE", "MAX_TOKENS"):
         monkeypatch.delenv(f"PTB_GRADER_{var}", raising=False)
     cfg = GraderConfig.from_settings(Settings.from_env().grader)
-    assert (cfg.provider, cfg.model, cfg.api_key_env, cfg.attempts, cfg.temperature) == ("openai", "gpt-4.1-mini", "OPENAI_API_KEY", 4, 0.0)
+    assert (cfg.provider, cfg.model, cfg.api_key_env, cfg.attempts, cfg.temperature) == (
+        "openai",
+        "gpt-4.1-mini",
+        "OPENAI_API_KEY",
+        4,
+        0.0,
+    )
     monkeypatch.setenv("PTB_GRADER_PROVIDER", "anthropic")
     monkeypatch.setenv("PTB_GRADER_MAX_TOKENS", "512")
     cfg = GraderConfig.from_settings(Settings.from_env().grader)
@@ -69,7 +88,8 @@ def test_grader_config_defaults_per_provider_and_env(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("PTB_GRADER_PROVIDER", "gemini")
     grader = Settings.from_env().grader  # an invalid grader does not stop the settings: only the graded evaluations
     with pytest.raises(
-        GraderError, match=r"^invalid grader configuration: PTB_GRADER_PROVIDER='gemini': expected `openai` or `anthropic`$"
+        GraderError,
+        match=r"^invalid grader configuration: PTB_GRADER_PROVIDER='gemini': expected `openai` or `anthropic`$",
     ):
         GraderConfig.from_settings(grader)
 
@@ -124,8 +144,14 @@ def test_backoff_waits_grow_and_honour_retry_after() -> None:
         return SimpleNamespace(status_code=429, response=SimpleNamespace(headers={"retry-after": after}))
 
     assert policy.wait_s(1, limited("7")) == 7.0 and policy.wait_s(3, limited("7")) == 8.0
-    assert policy.wait_s(1, limited("3600")) == 60.0 and policy.wait_s(1, limited("Wed, 21 Oct 2015 07:28:00 GMT")) == 2.0
-    assert policy.retryable(limited("1")) and policy.retryable(TimeoutError()) and not policy.retryable(SimpleNamespace(status_code=400))
+    assert (
+        policy.wait_s(1, limited("3600")) == 60.0 and policy.wait_s(1, limited("Wed, 21 Oct 2015 07:28:00 GMT")) == 2.0
+    )
+    assert (
+        policy.retryable(limited("1"))
+        and policy.retryable(TimeoutError())
+        and not policy.retryable(SimpleNamespace(status_code=400))
+    )
     with FakeLLMServer(_replies(500, 500, "ok")) as srv:  # the client really waits 0.2 + 0.4 s
         client = LLMClient(_config(srv.base_url, backoff_s=0.2), env=ENV)
         t0 = time.monotonic()

@@ -35,7 +35,15 @@ def test_reference_agent_full_lifecycle_then_resume_is_a_no_op(tmp_path: Path) -
     assert all(s.status == "done" for s in record.phases.values())
     assert record.exit_code == 0 and not record.timed_out
     # the published layout
-    for f in (p.run_json, p.metrics_json, p.time_taken, p.prompt, p.solve_out, p.contamination_judgement, p.disallowed_model_judgement):
+    for f in (
+        p.run_json,
+        p.metrics_json,
+        p.time_taken,
+        p.prompt,
+        p.solve_out,
+        p.contamination_judgement,
+        p.disallowed_model_judgement,
+    ):
         assert f.is_file(), f
     assert (p.final_model / "config.json").is_file()
     assert {"evaluate.py", "timer.sh", "task/task.json", "task/dev.jsonl"} <= set(record.manifest)
@@ -91,7 +99,9 @@ def test_agent_hanging_past_its_limit_is_killed(tmp_path: Path, script_agent) ->
 
 
 def test_malformed_final_model_fails_verification_and_evaluation(tmp_path: Path, script_agent) -> None:
-    agent = script_agent("mkdir -p final_model && echo '{' > final_model/config.json && head -c 100 /dev/urandom > final_model/model.safetensors\n")
+    agent = script_agent(
+        "mkdir -p final_model && echo '{' > final_model/config.json && head -c 100 /dev/urandom > final_model/model.safetensors\n"
+    )
     pipe = Pipeline(_spec(agent=agent, config="x"), tmp_path)
     record = pipe.run()
     assert record.completed
@@ -112,7 +122,7 @@ def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent, s
     agent = script_agent(
         "echo 'print(1.0)' > evaluate.py || echo 'write refused'\n"
         "base=$(python -c \"import json;print(json.load(open('task/task.json'))['base_model_path'])\")\n"
-        "cp -r \"$base\" final_model\n"
+        'cp -r "$base" final_model\n'
     )
     pipe = Pipeline(_spec(agent=agent, config="x", sandbox=sandbox), tmp_path)
     record = pipe.run()
@@ -167,5 +177,7 @@ def test_training_on_another_benchmarks_test_set_is_contamination(tmp_path: Path
     cont = next(v for v in record.verdicts if v.gate == "contamination")
     assert cont.status == VerdictStatus.failed, cont.summary
     assert "humaneval" in cont.summary and "test sets indexed: gsm8k-calc" in cont.summary
-    evidence = (Pipeline(_spec(agent=agent, config="x"), tmp_path / "res").paths.evidence / "contamination.json").read_text()
+    evidence = (
+        Pipeline(_spec(agent=agent, config="x"), tmp_path / "res").paths.evidence / "contamination.json"
+    ).read_text()
     assert "humaneval/HumanEval/" in evidence

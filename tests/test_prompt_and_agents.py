@@ -19,8 +19,12 @@ from posttrainbench.domain import RunSpec
 def test_prompt_has_model_benchmark_hours_and_seven_rules() -> None:
     spec = RunSpec(agent="claude", base_model="Qwen/Qwen3-4B-Base", benchmark="gsm8k", hours=10, gpus=1)
     text = render_prompt(
-        spec, get_benchmark("gsm8k"), get_base_model("Qwen/Qwen3-4B-Base"),
-        base_model_path="/models/q", train_files=["train_data/gsm8k_train.jsonl"], gpu_name="H100",
+        spec,
+        get_benchmark("gsm8k"),
+        get_base_model("Qwen/Qwen3-4B-Base"),
+        base_model_path="/models/q",
+        train_files=["train_data/gsm8k_train.jsonl"],
+        gpu_name="H100",
     )
     assert "`Qwen/Qwen3-4B-Base`" in text and "GSM8K" in text and "10 hours" in text
     assert "1 x H100" in text and "/models/q" in text and "train_data/gsm8k_train.jsonl" in text

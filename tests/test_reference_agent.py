@@ -54,9 +54,7 @@ def run_script(ws: Path, *args: str, script: Path = SCRIPT, timeout: float = 120
     cmd = [sys.executable, "-u", str(script)]
     if script == SCRIPT:
         cmd += ["--workspace", str(ws)]
-    return subprocess.run(
-        [*cmd, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*cmd, *args], cwd=ws, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def summary(proc: subprocess.CompletedProcess) -> dict:
@@ -165,7 +163,16 @@ def test_lora_is_merged_into_plain_weights(tmp_path, base_model):
         (lambda ws: _edit_task(ws, reference={"lora": "maybe"}), "bad training setting"),
         (lambda ws: _edit_task(ws, deadline_epoch="soon"), "'deadline_epoch' must be a number"),
     ],
-    ids=["missing", "not-json", "no-train-files", "no-base", "missing-train-file", "bad-row", "bad-setting", "bad-deadline"],
+    ids=[
+        "missing",
+        "not-json",
+        "no-train-files",
+        "no-base",
+        "missing-train-file",
+        "bad-row",
+        "bad-setting",
+        "bad-deadline",
+    ],
 )
 def test_bad_task_fails_clearly(tmp_path, base_model, mutate, message):
     ws = make_workspace(tmp_path, base_model)

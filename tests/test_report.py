@@ -27,15 +27,31 @@ from posttrainbench.report import build_site
 from posttrainbench.results import load_record, run_paths, save_baseline, save_record
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 MODELS = ("Qwen/Qwen3-1.7B-Base", "google/gemma-3-4b-pt")
 BENCHES = ("gsm8k", "humaneval")
-BASELINE = {("gsm8k", MODELS[0]): 0.30, ("gsm8k", MODELS[1]): 0.20,
-            ("humaneval", MODELS[0]): 0.25, ("humaneval", MODELS[1]): 0.15}
-INSTRUCT = {("gsm8k", MODELS[0]): 0.85, ("gsm8k", MODELS[1]): 0.65,
-            ("humaneval", MODELS[0]): 0.70, ("humaneval", MODELS[1]): 0.50}
+BASELINE = {
+    ("gsm8k", MODELS[0]): 0.30,
+    ("gsm8k", MODELS[1]): 0.20,
+    ("humaneval", MODELS[0]): 0.25,
+    ("humaneval", MODELS[1]): 0.15,
+}
+INSTRUCT = {
+    ("gsm8k", MODELS[0]): 0.85,
+    ("gsm8k", MODELS[1]): 0.65,
+    ("humaneval", MODELS[0]): 0.70,
+    ("humaneval", MODELS[1]): 0.50,
+}
 LABEL = "{}/default@1h"
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -47,20 +63,40 @@ NEEDLE = "needle-qx7"
 # Raw scores by (agent, repeat, benchmark, model); None = the run failed.
 SCORES: dict[str, dict[int, dict[tuple[str, str], float | None]]] = {
     "alpha": {
-        0: {("gsm8k", MODELS[0]): 0.80, ("gsm8k", MODELS[1]): 0.70,
-            ("humaneval", MODELS[0]): 0.60, ("humaneval", MODELS[1]): 0.50},
-        1: {("gsm8k", MODELS[0]): 0.84, ("gsm8k", MODELS[1]): 0.74,
-            ("humaneval", MODELS[0]): 0.62, ("humaneval", MODELS[1]): 0.52},
+        0: {
+            ("gsm8k", MODELS[0]): 0.80,
+            ("gsm8k", MODELS[1]): 0.70,
+            ("humaneval", MODELS[0]): 0.60,
+            ("humaneval", MODELS[1]): 0.50,
+        },
+        1: {
+            ("gsm8k", MODELS[0]): 0.84,
+            ("gsm8k", MODELS[1]): 0.74,
+            ("humaneval", MODELS[0]): 0.62,
+            ("humaneval", MODELS[1]): 0.52,
+        },
     },
     "beta": {  # repeat 1, gsm8k on Qwen failed -> fallback to 0.30
-        0: {("gsm8k", MODELS[0]): 0.50, ("gsm8k", MODELS[1]): 0.40,
-            ("humaneval", MODELS[0]): 0.30, ("humaneval", MODELS[1]): 0.20},
-        1: {("gsm8k", MODELS[0]): None, ("gsm8k", MODELS[1]): 0.44,
-            ("humaneval", MODELS[0]): 0.34, ("humaneval", MODELS[1]): 0.24},
+        0: {
+            ("gsm8k", MODELS[0]): 0.50,
+            ("gsm8k", MODELS[1]): 0.40,
+            ("humaneval", MODELS[0]): 0.30,
+            ("humaneval", MODELS[1]): 0.20,
+        },
+        1: {
+            ("gsm8k", MODELS[0]): None,
+            ("gsm8k", MODELS[1]): 0.44,
+            ("humaneval", MODELS[0]): 0.34,
+            ("humaneval", MODELS[1]): 0.24,
+        },
     },
     "gamma": {  # one repeat; humaneval on gemma fails verification (tamper) -> fallback 0.15
-        0: {("gsm8k", MODELS[0]): 0.97, ("gsm8k", MODELS[1]): 0.95,
-            ("humaneval", MODELS[0]): 0.70, ("humaneval", MODELS[1]): 0.99},
+        0: {
+            ("gsm8k", MODELS[0]): 0.97,
+            ("gsm8k", MODELS[1]): 0.95,
+            ("humaneval", MODELS[0]): 0.70,
+            ("humaneval", MODELS[1]): 0.99,
+        },
     },
 }
 UNVERIFIED = ("gamma", 0, "humaneval", MODELS[1])
@@ -69,8 +105,10 @@ HOSTILE_RUN = ("gamma", 0, "gsm8k", MODELS[0])
 
 def _weights() -> dict[str, float]:
     """w_b ∝ 1 / (mean instruct − mean base), computed here by hand."""
-    inv = {b: 1 / (statistics.fmean(INSTRUCT[(b, m)] for m in MODELS) - statistics.fmean(BASELINE[(b, m)] for m in MODELS))
-           for b in BENCHES}
+    inv = {
+        b: 1 / (statistics.fmean(INSTRUCT[(b, m)] for m in MODELS) - statistics.fmean(BASELINE[(b, m)] for m in MODELS))
+        for b in BENCHES
+    }
     return {b: v / sum(inv.values()) for b, v in inv.items()}
 
 
@@ -93,15 +131,30 @@ def _expected_scores() -> dict[str, tuple[float, float | None]]:
 def _trace(agent: str, hostile: bool) -> Trace:
     steps = [
         TraceStep(index=0, role="system", text="session start"),
-        TraceStep(index=1, role="assistant", text=HOSTILE_TEXT if hostile else "Let me look around.",
-                  tool_calls=[ToolCall(id="c1", name="Bash", input={"command": HOSTILE_CMD if hostile else "ls"})],
-                  input_tokens=1200, output_tokens=80, cost_usd=0.0123),
-        TraceStep(index=2, role="user", tool_results=[ToolResult(call_id="c1", output=HOSTILE_OUT if hostile else "a b")]),
-        TraceStep(index=3, role="assistant", text="Train now.",
-                  tool_calls=[ToolCall(id="c2", name="Bash", input={"command": "python train.py"})],
-                  input_tokens=1500, output_tokens=40, cost_usd=0.01),
-        TraceStep(index=4, role="user",
-                  tool_results=[ToolResult(call_id="c2", output=f"loss 0.1 {NEEDLE}", is_error=False)]),
+        TraceStep(
+            index=1,
+            role="assistant",
+            text=HOSTILE_TEXT if hostile else "Let me look around.",
+            tool_calls=[ToolCall(id="c1", name="Bash", input={"command": HOSTILE_CMD if hostile else "ls"})],
+            input_tokens=1200,
+            output_tokens=80,
+            cost_usd=0.0123,
+        ),
+        TraceStep(
+            index=2, role="user", tool_results=[ToolResult(call_id="c1", output=HOSTILE_OUT if hostile else "a b")]
+        ),
+        TraceStep(
+            index=3,
+            role="assistant",
+            text="Train now.",
+            tool_calls=[ToolCall(id="c2", name="Bash", input={"command": "python train.py"})],
+            input_tokens=1500,
+            output_tokens=40,
+            cost_usd=0.01,
+        ),
+        TraceStep(
+            index=4, role="user", tool_results=[ToolResult(call_id="c2", output=f"loss 0.1 {NEEDLE}", is_error=False)]
+        ),
         TraceStep(index=5, role="assistant", text="Done.", input_tokens=1600, output_tokens=10, cost_usd=0.009),
     ]
     return Trace(agent=agent, model="claude-x", source="solve_out.txt", steps=steps)
@@ -128,26 +181,41 @@ def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
                         status="failed" if failed else "pending" if later else "done",
                         started_at=None if later else start + timedelta(minutes=10 * i),
                         finished_at=None if later else start + timedelta(minutes=10 * i + 5),
-                        error="CUDA out of memory <oom>" if failed else None)
+                        error="CUDA out of memory <oom>" if failed else None,
+                    )
                 evidence = paths.evidence / "tamper.json"
                 atomic_write_json(evidence, {"gate": "tamper", "changed": ["evaluate.py"] if key == UNVERIFIED else []})
                 tamper_failed = key == UNVERIFIED
                 verdicts = [
-                    Verdict(gate="tamper", status=VerdictStatus.failed if tamper_failed else VerdictStatus.passed,
-                            summary="evaluate.py changed" if tamper_failed else "3 harness files unchanged",
-                            evidence=(str(evidence),)),
+                    Verdict(
+                        gate="tamper",
+                        status=VerdictStatus.failed if tamper_failed else VerdictStatus.passed,
+                        summary="evaluate.py changed" if tamper_failed else "3 harness files unchanged",
+                        evidence=(str(evidence),),
+                    ),
                     Verdict(gate="lineage", status=VerdictStatus.passed, summary="fine-tune of the base model"),
                 ]
                 time_used = 1800.0 + 600 * repeat + 60 * len(agent)
                 record = RunRecord(
-                    run_id=spec.run_id(), spec=spec, created_at=start, phases=phases, verdicts=verdicts,
+                    run_id=spec.run_id(),
+                    spec=spec,
+                    created_at=start,
+                    phases=phases,
+                    verdicts=verdicts,
                     required_gates=["tamper", "lineage"],
                     final_verdict=VerdictStatus.failed if tamper_failed else VerdictStatus.passed,
                     metrics={"status": "ok", "score": raw, "metric": "accuracy", "n_scored": 100}
-                    if raw is not None else {"status": "failed", "error": "CUDA out of memory"},
-                    time_used_s=time_used, exit_code=0,
-                    usage={"input_tokens": 4300.0, "output_tokens": 130.0, "cost_usd": 0.0313, "steps": 6.0,
-                           "tool_calls": 2.0},
+                    if raw is not None
+                    else {"status": "failed", "error": "CUDA out of memory"},
+                    time_used_s=time_used,
+                    exit_code=0,
+                    usage={
+                        "input_tokens": 4300.0,
+                        "output_tokens": 130.0,
+                        "cost_usd": 0.0313,
+                        "steps": 6.0,
+                        "tool_calls": 2.0,
+                    },
                     failure="evaluate: CUDA out of memory" if raw is None else None,
                 )
                 save_record(paths.run_json, record)
@@ -157,9 +225,17 @@ def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
     # An older run of alpha's (repeat 0, gsm8k, Qwen) cell: superseded by the latest, not counted.
     spec = RunSpec(agent="alpha", base_model=MODELS[0], benchmark="gsm8k", hours=1.0, gpus=1)
     old = run_paths(root, spec, get_base_model(MODELS[0]))
-    save_record(old.run_json, RunRecord(
-        run_id=spec.run_id(), spec=spec, created_at=T0 - timedelta(days=1), metrics={"status": "ok", "score": 0.01},
-        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
+    save_record(
+        old.run_json,
+        RunRecord(
+            run_id=spec.run_id(),
+            spec=spec,
+            created_at=T0 - timedelta(days=1),
+            metrics={"status": "ok", "score": 0.01},
+            phases={p: PhaseState(status="done") for p in PHASES},
+            final_verdict=VerdictStatus.passed,
+        ),
+    )
     folders[("alpha-old", 0, "gsm8k", MODELS[0])] = old.root
     # A broken run folder: must be listed on the site, not crash it.
     broken = root / "delta_default_1h" / "gsm8k_Qwen_Qwen3-1.7B-Base_0123456789ab"
@@ -195,8 +271,10 @@ class _Page:
     def __init__(self, browser, url: str) -> None:  # noqa: ANN001
         self.errors: list[str] = []
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}")
-                     if m.type in ("error", "warning") else None)
+        self.page.on(
+            "console",
+            lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("requestfailed", lambda r: self.errors.append(f"requestfailed: {r.url}"))
         self.page.goto(url, wait_until="load")
@@ -206,7 +284,9 @@ class _Page:
 
 
 def _col(page, table: str, index: int) -> list[str]:  # noqa: ANN001
-    return page.eval_on_selector_all(f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent.trim())")
+    return page.eval_on_selector_all(
+        f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent.trim())"
+    )
 
 
 def test_site_files_and_problems(site) -> None:
@@ -285,8 +365,9 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
     page.wait_for_load_state("load")
     assert page.url.endswith("runs.html#q=" + LABEL.format("beta").replace("/", "%2F").replace("@", "%40"))
     assert page.input_value("#runs-filter") == LABEL.format("beta")
-    visible = page.eval_on_selector_all("#runs tbody tr, #superseded-runs tbody tr",
-                                        "rs => rs.filter(r => !r.hidden).map(r => r.cells[0].textContent)")
+    visible = page.eval_on_selector_all(
+        "#runs tbody tr, #superseded-runs tbody tr", "rs => rs.filter(r => !r.hidden).map(r => r.cells[0].textContent)"
+    )
     assert visible == [LABEL.format("beta")] * 8
     assert page.inner_text("#runs-count") == "8 of 21 runs"
     page.fill("#runs-filter", "CUDA out of memory")
@@ -367,13 +448,29 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
 # One hostile value per kind of field the templates print (text, attribute, link, <pre>): each
 # would run script or break out of its attribute if it were not escaped, and ends in an entity
 # that must show literally (escaped exactly once).
-FIELDS = ("agent", "config", "bench", "text", "tool", "input", "result", "evidence", "ref", "gate", "summary",
-          "failure", "error", "metric", "prompt")
+FIELDS = (
+    "agent",
+    "config",
+    "bench",
+    "text",
+    "tool",
+    "input",
+    "result",
+    "evidence",
+    "ref",
+    "gate",
+    "summary",
+    "failure",
+    "error",
+    "metric",
+    "prompt",
+)
 
 
 def _hostile(field: str) -> str:
-    return (f'{field}"\'><script>window.__pwned_{field} = 1</script>'
-            f'<img src=x onerror="window.__pwned_{field} = 1">&amp;')
+    return (
+        f'{field}"\'><script>window.__pwned_{field} = 1</script><img src=x onerror="window.__pwned_{field} = 1">&amp;'
+    )
 
 
 class _Markup(html.parser.HTMLParser):
@@ -401,28 +498,63 @@ def test_hostile_value_in_every_field(tmp_path: Path, browser) -> None:
         save_baseline(root, benchmark="gsm8k", base_model=get_base_model(MODELS[0]), score=score, checkpoint=checkpoint)
     # A benchmark the catalog does not know is not ranked: it reaches the site in the problems list.
     odd = RunSpec(agent="other", base_model=MODELS[0], benchmark=_hostile("bench"), hours=1.0)
-    save_record(run_paths(root, odd, get_base_model(MODELS[0])).run_json, RunRecord(
-        run_id=odd.run_id(), spec=odd, metrics={"status": "ok", "score": 0.5},
-        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
-    spec = RunSpec(agent=_hostile("agent"), agent_config=_hostile("config"), base_model=MODELS[0],
-                   benchmark="gsm8k", hours=1.0)
+    save_record(
+        run_paths(root, odd, get_base_model(MODELS[0])).run_json,
+        RunRecord(
+            run_id=odd.run_id(),
+            spec=odd,
+            metrics={"status": "ok", "score": 0.5},
+            phases={p: PhaseState(status="done") for p in PHASES},
+            final_verdict=VerdictStatus.passed,
+        ),
+    )
+    spec = RunSpec(
+        agent=_hostile("agent"), agent_config=_hostile("config"), base_model=MODELS[0], benchmark="gsm8k", hours=1.0
+    )
     paths = run_paths(root, spec, get_base_model(MODELS[0]))
     evidence = paths.evidence / (_hostile("evidence").replace("/", "|") + ".json")  # "/" cannot be in a name
     atomic_write_json(evidence, {"gate": "tamper"})
-    save_record(paths.run_json, RunRecord(
-        run_id=spec.run_id(), spec=spec, created_at=T0,
-        phases={p: PhaseState(status="failed" if p == "evaluate" else "done", error=_hostile("error")
-                              if p == "evaluate" else None) for p in PHASES},
-        verdicts=[Verdict(gate=_hostile("gate"), status=VerdictStatus.passed, summary=_hostile("summary"),
-                          evidence=(str(evidence), _hostile("ref")))],
-        required_gates=[_hostile("gate")], final_verdict=VerdictStatus.passed,
-        metrics={"status": "ok", "score": 0.5, _hostile("metric"): [_hostile("metric")]},
-        failure=_hostile("failure")))
-    save_trace(paths.trace_json, Trace(agent=spec.agent, steps=[
-        TraceStep(index=0, role="assistant", text=_hostile("text"),
-                  tool_calls=[ToolCall(id="c1", name=_hostile("tool"), input={"command": _hostile("input")})]),
-        TraceStep(index=1, role="user", tool_results=[ToolResult(call_id="c1", output=_hostile("result"))]),
-    ]))
+    save_record(
+        paths.run_json,
+        RunRecord(
+            run_id=spec.run_id(),
+            spec=spec,
+            created_at=T0,
+            phases={
+                p: PhaseState(
+                    status="failed" if p == "evaluate" else "done", error=_hostile("error") if p == "evaluate" else None
+                )
+                for p in PHASES
+            },
+            verdicts=[
+                Verdict(
+                    gate=_hostile("gate"),
+                    status=VerdictStatus.passed,
+                    summary=_hostile("summary"),
+                    evidence=(str(evidence), _hostile("ref")),
+                )
+            ],
+            required_gates=[_hostile("gate")],
+            final_verdict=VerdictStatus.passed,
+            metrics={"status": "ok", "score": 0.5, _hostile("metric"): [_hostile("metric")]},
+            failure=_hostile("failure"),
+        ),
+    )
+    save_trace(
+        paths.trace_json,
+        Trace(
+            agent=spec.agent,
+            steps=[
+                TraceStep(
+                    index=0,
+                    role="assistant",
+                    text=_hostile("text"),
+                    tool_calls=[ToolCall(id="c1", name=_hostile("tool"), input={"command": _hostile("input")})],
+                ),
+                TraceStep(index=1, role="user", tool_results=[ToolResult(call_id="c1", output=_hostile("result"))]),
+            ],
+        ),
+    )
     paths.prompt.write_text(_hostile("prompt"), encoding="utf-8")
 
     result = build_site(root, tmp_path / "site")
@@ -526,9 +658,16 @@ def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     save_record(odd_run / "run.json", rec)
     # An agent name that matplotlib would read as mathtext, and HTML as markup.
     spec = RunSpec(agent="odd$\\nope{$<i>", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)
-    save_record(run_paths(root, spec, get_base_model(MODELS[0])).run_json, RunRecord(
-        run_id=spec.run_id(), spec=spec, metrics={"status": "ok", "score": 0.5},
-        phases={p: PhaseState(status="done") for p in PHASES}, final_verdict=VerdictStatus.passed))
+    save_record(
+        run_paths(root, spec, get_base_model(MODELS[0])).run_json,
+        RunRecord(
+            run_id=spec.run_id(),
+            spec=spec,
+            metrics={"status": "ok", "score": 0.5},
+            phases={p: PhaseState(status="done") for p in PHASES},
+            final_verdict=VerdictStatus.passed,
+        ),
+    )
 
     result = build_site(root, tmp_path / "site")
     assert [p for p in result.problems if str(victim / "trace.json") in p and "unreadable trace" in p]
@@ -540,7 +679,9 @@ def test_bad_input_is_reported_not_fatal(tmp_path: Path) -> None:
     assert raw_page.count('class="step ') == 2
     odd_page = (result.out_dir / "runs" / odd_run.parent.name / odd_run.name / "index.html").read_text()
     assert "not found in the run folder" in odd_page and "gone.json" in odd_page
-    assert not [p for p in result.out_dir.rglob("*") if p.is_file() and "do not publish" in p.read_text(errors="replace")]
+    assert not [
+        p for p in result.out_dir.rglob("*") if p.is_file() and "do not publish" in p.read_text(errors="replace")
+    ]
     index = result.index.read_text()
     assert "odd$\\nope{$&lt;i&gt;" in index and "<i>" not in index
     # An empty results folder still gives a site saying so.
@@ -589,8 +730,9 @@ def test_site_of_imported_upstream_results(tmp_path: Path, browser) -> None:
     _write_upstream(src)
     first = next(p for p in sorted((src / METHOD).iterdir()) if (p / "metrics.json").is_file())
     (first / "solve_out.txt").write_text("Reading the task <script>window.__pwned = 1</script>\nTraining\n")
-    out = CliRunner().invoke(app, ["import", str(src), "--results", str(res), "--baselines",
-                                   str(REF / "aggregated_baseline.csv")])
+    out = CliRunner().invoke(
+        app, ["import", str(src), "--results", str(res), "--baselines", str(REF / "aggregated_baseline.csv")]
+    )
     assert out.exit_code == 0, out.output
     report = build_report(res)
     result = build_site(res, tmp_path / "site")

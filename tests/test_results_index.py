@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from posttrainbench.leaderboard.from_results import leaderboard, scan_results
-from posttrainbench.results.index import DB_NAME, MIGRATIONS, SCHEMA_VERSION, ResultsIndexError, open_index, read_index, refresh
+from posttrainbench.results.index import (
+    DB_NAME,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    ResultsIndexError,
+    open_index,
+    read_index,
+    refresh,
+)
 from posttrainbench.results.summary import select_latest, summarize
 from posttrainbench.results import load_record
 from posttrainbench.testing import write_synthetic_baseline, write_synthetic_run
@@ -41,8 +49,10 @@ def test_index_gives_the_same_leaderboard_as_the_records(tmp_path: Path) -> None
     assert by["lora"].score == pytest.approx((0.1 + 0.3) / 2) and by["lora"].n_fallback == 1
     assert [r.agent_config for r in rows] == ["sft", "lora"]
     # the index holds the same summaries as reading every run.json
-    direct = sorted(summarize(load_record(p), p.parent.relative_to(tmp_path).as_posix()).model_dump_json()
-                    for p in tmp_path.glob("*/*/run.json"))
+    direct = sorted(
+        summarize(load_record(p), p.parent.relative_to(tmp_path).as_posix()).model_dump_json()
+        for p in tmp_path.glob("*/*/run.json")
+    )
     assert sorted(s.model_dump_json() for s in read_index(tmp_path).runs) == direct
 
 

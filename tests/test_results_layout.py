@@ -14,13 +14,18 @@ from posttrainbench.results import RecordError, load_record, run_paths, save_rec
 
 
 def test_layout_matches_published(tmp_path: Path) -> None:
-    spec = RunSpec(agent="claude", agent_config="claude-opus-4-5", base_model="Qwen/Qwen3-4B-Base", benchmark="gsm8k", hours=10)
+    spec = RunSpec(
+        agent="claude", agent_config="claude-opus-4-5", base_model="Qwen/Qwen3-4B-Base", benchmark="gsm8k", hours=10
+    )
     paths = run_paths(tmp_path, spec, get_base_model(spec.base_model))
     assert paths.root.parent.name == "claude_claude-opus-4-5_10h"
     assert paths.root.name == f"gsm8k_Qwen_Qwen3-4B-Base_{spec.run_id()}"
     assert paths.workspace.name == "task" and paths.final_model.name == "final_model"
     with_suffix = spec.model_copy(update={"suffix": "run2", "hours": 0.5})
-    assert run_paths(tmp_path, with_suffix, get_base_model("Qwen/Qwen3-4B-Base")).root.parent.name == "claude_claude-opus-4-5_0.5h_run2"
+    assert (
+        run_paths(tmp_path, with_suffix, get_base_model("Qwen/Qwen3-4B-Base")).root.parent.name
+        == "claude_claude-opus-4-5_0.5h_run2"
+    )
 
 
 def test_record_store_round_trip_and_errors(tmp_path: Path) -> None:

@@ -28,10 +28,14 @@ OLD = Path(__file__).parent / "fixtures" / "run_json_v1"
 def _kept(old: object, new: object, where: str = "") -> list[str]:
     """Where ``new`` lost or changed a value of ``old`` (keys ``new`` adds are fine)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [p for k, v in old.items() for p in (_kept(v, new[k], f"{where}.{k}") if k in new else [f"{where}.{k} lost"])]
+        return [
+            p for k, v in old.items() for p in (_kept(v, new[k], f"{where}.{k}") if k in new else [f"{where}.{k} lost"])
+        ]
     if isinstance(old, str) and isinstance(new, str) and old != new:
         try:  # the same instant, written as +00:00 or Z
-            return [] if datetime.fromisoformat(old) == datetime.fromisoformat(new) else [f"{where}: {old!r} -> {new!r}"]
+            return (
+                [] if datetime.fromisoformat(old) == datetime.fromisoformat(new) else [f"{where}: {old!r} -> {new!r}"]
+            )
         except ValueError:
             pass
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]

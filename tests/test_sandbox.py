@@ -154,9 +154,7 @@ def test_stdin_from_file_or_devnull(bwrap: BwrapSandbox, ws: Path, tmp_path: Pat
     assert res.exit_code == 0 and out == ""
 
 
-def test_env_is_exactly_config_env(
-    bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_is_exactly_config_env(bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_HOST_SECRET", "must-not-leak")
     env = {"FOO": "bar", "PATH": "/usr/bin:/bin"}
     res, out, _ = _run(bwrap, ["/usr/bin/env"], ws, env=env)
@@ -326,9 +324,7 @@ def test_network_none_has_only_loopback(
     assert not got.is_set()
 
 
-def test_network_open_reaches_host(
-    bwrap: BwrapSandbox, ws: Path, host_server: tuple[int, threading.Event]
-) -> None:
+def test_network_open_reaches_host(bwrap: BwrapSandbox, ws: Path, host_server: tuple[int, threading.Event]) -> None:
     port, got = host_server
     res, out, err = _run(bwrap, [PY, "-c", _CONNECT, str(port)], ws, network=NetworkPolicy.open)
     assert res.exit_code == 0, err
@@ -351,9 +347,7 @@ LIMIT, GRACE = 1.5, 1.0
     ],
     ids=["sleep", "term-ignoring", "double-forked-setsid"],
 )
-def test_time_limit_kills_everything(
-    bwrap: BwrapSandbox, ws: Path, script: str, ignores_term: bool
-) -> None:
+def test_time_limit_kills_everything(bwrap: BwrapSandbox, ws: Path, script: str, ignores_term: bool) -> None:
     m = _marker()
     res, _ = _run_while_watching(
         bwrap, ["/bin/sh", "-c", script.format(m=m)], ws, m, time_limit_s=LIMIT, kill_grace_s=GRACE
@@ -495,7 +489,9 @@ def _status(out: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(not ROOT, reason="the uid drop is what a root harness does")
-def test_root_harness_runs_the_command_unprivileged(bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_root_harness_runs_the_command_unprivileged(
+    bwrap: BwrapSandbox, ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PTB_SANDBOX_UID", raising=False)
     monkeypatch.delenv("PTB_SANDBOX_GID", raising=False)
     script = (
@@ -513,7 +509,9 @@ def test_root_harness_runs_the_command_unprivileged(bwrap: BwrapSandbox, ws: Pat
     assert (ws / "made").stat().st_uid == 65534  # the harness sees (and can read) what it wrote
     assert res.enforced["uid"] == "uid 65534, gid 65534, no supplementary groups (harness is root)"
     # it cannot switch back
-    res, out, _ = _run(bwrap, [PY, "-c", "import os\ntry:\n    os.setresuid(0, 0, 0)\nexcept OSError as e:\n    print(e.errno)"], ws)
+    res, out, _ = _run(
+        bwrap, [PY, "-c", "import os\ntry:\n    os.setresuid(0, 0, 0)\nexcept OSError as e:\n    print(e.errno)"], ws
+    )
     assert out.strip() == "1"
 
 
@@ -570,7 +568,9 @@ def test_cgroup_files_are_not_writable_inside(bwrap: BwrapSandbox, ws: Path) -> 
         "        pass\n"
         "print(len(mine), hits)\n"
     )
-    res, out, err = _run(bwrap, [PY, "-c", code], ws, ro_binds=[*PY_BINDS, Path("/sys/fs/cgroup")], memory_mb=256, max_pids=64)
+    res, out, err = _run(
+        bwrap, [PY, "-c", code], ws, ro_binds=[*PY_BINDS, Path("/sys/fs/cgroup")], memory_mb=256, max_pids=64
+    )
     assert res.exit_code == 0, err
     n_own, hits = out.split(" ", 1)
     assert int(n_own) >= 2 and hits.strip() == "[]"  # its own memory and pids cgroups, unwritable
@@ -609,10 +609,14 @@ python3 evaluate.py
 
 
 @pytest.mark.parametrize("uid", [None, 0])
-def test_ro_overlays_cannot_be_changed_or_replaced(bwrap: BwrapSandbox, ws: Path, tmp_path: Path, uid: int | None) -> None:
+def test_ro_overlays_cannot_be_changed_or_replaced(
+    bwrap: BwrapSandbox, ws: Path, tmp_path: Path, uid: int | None
+) -> None:
     """As the sandbox uid, and even as uid 0 without capabilities (PTB_SANDBOX_UID=0)."""
     overlays = _overlay_ws(ws, tmp_path)
-    res, out, err = _run(bwrap, ["/bin/bash", "-c", _OVERLAY_ATTACKS], ws, ro_overlays=overlays, uid=uid, env={"PATH": "/usr/bin:/bin"})
+    res, out, err = _run(
+        bwrap, ["/bin/bash", "-c", _OVERLAY_ATTACKS], ws, ro_overlays=overlays, uid=uid, env={"PATH": "/usr/bin:/bin"}
+    )
     assert res.exit_code == 0, err
     assert out == "pristine\n", out  # no attack succeeded, and the pristine file ran
     assert res.enforced["ro_overlays"] is True
@@ -675,7 +679,15 @@ def test_gpu_node_groups_are_kept_only_when_needed(tmp_path: Path) -> None:
     assert device_groups([str(grouped)], 65534, 44) == []  # its primary group already
     sb = BwrapSandbox()
     argv = sb.setpriv_argv((65534, 65534), [])
-    assert argv[1:] == ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    assert argv[1:] == [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
 
 
 _NON_ROOT_HARNESS = r"""
@@ -726,13 +738,24 @@ def test_non_root_harness_runs_the_agent_as_itself(tmp_path: Path) -> None:
         assert lines[0] == "65534" and lines[1].split() == ["CapEff:", "0000000000000000"] and lines[2] == "refused"
         assert res["enforced"]["uid"] is True and res["enforced"]["ro_overlays"] is True
         for lim in ("memory", "pids"):  # enforced only where cgroups are delegated to that user
-            assert res["enforced"][lim] is True or res["enforced"][lim].startswith("not enforced: cannot create"), res["enforced"]
-        assert (root / "ws" / "made").stat().st_uid == 65534 and (root / "ws" / "evaluate.py").read_text() == "pristine\n"
+            assert res["enforced"][lim] is True or res["enforced"][lim].startswith("not enforced: cannot create"), res[
+                "enforced"
+            ]
+        assert (root / "ws" / "made").stat().st_uid == 65534 and (
+            root / "ws" / "evaluate.py"
+        ).read_text() == "pristine\n"
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.parametrize("message", ["bwrap: execvp agent: No such file or directory", "setpriv: failed to execute agent: No such file", "egress_bridge: cannot execute agent: x"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "bwrap: execvp agent: No such file or directory",
+        "setpriv: failed to execute agent: No such file",
+        "egress_bridge: cannot execute agent: x",
+    ],
+)
 def test_a_started_command_cannot_pass_for_a_start_failure(bwrap: BwrapSandbox, ws: Path, message: str) -> None:
     """Printing a launcher's error and exiting 127 is the command's own outcome (a start failure
     would be retried as the harness's problem, re-rolling a bad run)."""

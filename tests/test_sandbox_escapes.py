@@ -68,12 +68,22 @@ def test_workspace_quota_stops_a_disk_filler(bwrap: BwrapSandbox, tmp_path: Path
 
 
 def test_sparse_100gb_file_counts_in_full(bwrap: BwrapSandbox, tmp_path: Path) -> None:
-    res, _, _, took = _run(bwrap, ["bash", "-c", "truncate -s 100G big.bin; sleep 1000"], tmp_path, max_workspace_mb=100)
+    res, _, _, took = _run(
+        bwrap, ["bash", "-c", "truncate -s 100G big.bin; sleep 1000"], tmp_path, max_workspace_mb=100
+    )
     assert res.limit_exceeded and "quota" in res.limit_exceeded and took < 30
 
 
 def _spec(agent: str, network: NetworkPolicy = NetworkPolicy.none) -> RunSpec:
-    return RunSpec(agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=4, network=network)
+    return RunSpec(
+        agent=agent,
+        agent_config="x",
+        base_model="ptb/tiny-random",
+        benchmark="gsm8k-calc",
+        hours=0.05,
+        eval_limit=4,
+        network=network,
+    )
 
 
 STEAL = r"""
@@ -97,7 +107,9 @@ exit 0
 
 
 def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
-    tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    tmp_path: Path,
+    script_agent,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     monkeypatch.setenv("PTB_JUDGE_API_KEY", JUDGE_KEY)
     monkeypatch.setenv("GRADER_OPENAI_API_KEY", GRADER_KEY)
@@ -117,7 +129,9 @@ def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
 
 
 def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
-    tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    tmp_path: Path,
+    script_agent,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     import conftest
 
@@ -139,7 +153,9 @@ def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
 
 
 def test_agent_writing_100gb_is_stopped_and_recorded(
-    tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch  # noqa: ANN001
+    tmp_path: Path,
+    script_agent,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
 ) -> None:
     monkeypatch.setenv("PTB_MAX_WORKSPACE_MB", "64")
     agent = script_agent("echo filling; truncate -s 100G huge.bin; sleep 1000\n")

@@ -47,12 +47,25 @@ def test_default_limits_formula() -> None:
 def test_limit_settings() -> None:
     m = Machine(mem_mb=24 * GIB, mem_limited_by_cgroup=False, cpus=2, gpus=0, pid_max=32768)
     plan = resolve_limits(0, Settings.from_env({}), machine=m)
-    assert (plan.memory_mb, plan.max_pids, plan.memory_source, plan.pids_source) == (24 * GIB - 2457, 1152, "default", "default")
-    plan = resolve_limits(0, Settings.from_env({"PTB_SANDBOX_MEMORY_MB": "4096", "PTB_SANDBOX_MAX_PIDS": "OFF"}), machine=m)
+    assert (plan.memory_mb, plan.max_pids, plan.memory_source, plan.pids_source) == (
+        24 * GIB - 2457,
+        1152,
+        "default",
+        "default",
+    )
+    plan = resolve_limits(
+        0, Settings.from_env({"PTB_SANDBOX_MEMORY_MB": "4096", "PTB_SANDBOX_MAX_PIDS": "OFF"}), machine=m
+    )
     assert (plan.memory_mb, plan.max_pids) == (4096, None)
     assert (plan.memory_source, plan.pids_source) == ("PTB_SANDBOX_MEMORY_MB", "PTB_SANDBOX_MAX_PIDS=off")
     rec = plan.record()
-    assert rec["machine"] == {"mem_mb": 24 * GIB, "mem_limited_by_cgroup": False, "cpus": 2, "gpus": 0, "pid_max": 32768}
+    assert rec["machine"] == {
+        "mem_mb": 24 * GIB,
+        "mem_limited_by_cgroup": False,
+        "cpus": 2,
+        "gpus": 0,
+        "pid_max": 32768,
+    }
     for bad, expected in (
         ({"PTB_SANDBOX_MEMORY_MB": "lots"}, "PTB_SANDBOX_MEMORY_MB='lots': expected an integer ≥ 512, or `off`"),
         ({"PTB_SANDBOX_MEMORY_MB": "100"}, "PTB_SANDBOX_MEMORY_MB='100': expected an integer ≥ 512, or `off`"),
@@ -65,15 +78,26 @@ def test_limit_settings() -> None:
 
 def test_machine_probe_is_this_machine() -> None:
     m = Machine.probe()
-    meminfo = int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal:")).split()[1]) // 1024
+    meminfo = (
+        int(next(ln for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal:")).split()[1])
+        // 1024
+    )
     assert m.mem_mb <= meminfo and m.cpus == len(os.sched_getaffinity(0))
     assert m.pid_max == int(Path("/proc/sys/kernel/pid_max").read_text())
 
 
-def test_bad_limit_setting_stops_the_run_before_it_starts(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_bad_limit_setting_stops_the_run_before_it_starts(
+    tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
     """An invalid limit is an error of the settings, named with what it expects, before any phase
     runs (the run folder is not even made); a pipeline that was valid when made re-reads them."""
-    spec = RunSpec(agent=script_agent("touch ran\n"), agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05)
+    spec = RunSpec(
+        agent=script_agent("touch ran\n"),
+        agent_config="x",
+        base_model="ptb/tiny-random",
+        benchmark="gsm8k-calc",
+        hours=0.05,
+    )
     monkeypatch.setenv("PTB_SANDBOX_MAX_PIDS", "many")
     with pytest.raises(SettingsError, match=r"^PTB_SANDBOX_MAX_PIDS='many': expected an integer ≥ 16, or `off`$"):
         Pipeline(spec, tmp_path)
@@ -102,7 +126,9 @@ def test_real_cgroups_on_this_machine(tmp_path: Path) -> None:
                   time_limit_s=30, kill_grace_s=1, cgroups=cg, spare_leader=False)  # fmt: skip
     assert o.returncode == 0
     name = cg.dirs[0].name
-    assert any(line.startswith("0::") and line.endswith(name) for line in out.read_text().splitlines()) or cg.version == 1
+    assert (
+        any(line.startswith("0::") and line.endswith(name) for line in out.read_text().splitlines()) or cg.version == 1
+    )
     cg.remove()
     assert not cg.dirs[0].exists()
     # limits: v2 when its memory and pids controllers are there, else v1 with the v2 reason kept
@@ -116,7 +142,9 @@ def test_real_cgroups_on_this_machine(tmp_path: Path) -> None:
 # --- cgroup v2 limits against a fake cgroupfs tree --------------------------------------------------
 
 
-def _fake_v2(tmp_path: Path, controllers: str = "cpuset cpu io memory hugetlb pids rdma misc", v1: bool = False) -> Path:
+def _fake_v2(
+    tmp_path: Path, controllers: str = "cpuset cpu io memory hugetlb pids rdma misc", v1: bool = False
+) -> Path:
     """A v2 host: cgroup2 at <tmp>/sys/fs/cgroup, we are in /user.slice/session-1.scope."""
     proc, root = tmp_path / "proc" / "self", tmp_path / "sys" / "fs" / "cgroup"
     proc.mkdir(parents=True)
@@ -128,7 +156,9 @@ def _fake_v2(tmp_path: Path, controllers: str = "cpuset cpu io memory hugetlb pi
         (d / "cgroup.procs").write_text("")
     (root / "user.slice" / "memory.max").write_text(f"{8 * 2**30}\n")  # the session is limited to 8 GiB
     (own / "memory.max").write_text("max\n")
-    mounts = [f"35 24 0:30 / {root} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot"]
+    mounts = [
+        f"35 24 0:30 / {root} rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot"
+    ]
     cgroup = ["0::/user.slice/session-1.scope"]
     if v1:
         for i, c in enumerate(("memory", "pids")):

@@ -28,7 +28,9 @@ def test_foreign_secrets_only_the_agents_own_key_passes() -> None:
     own = {"ANTHROPIC_API_KEY": HOST["ANTHROPIC_API_KEY"], "PATH": "/usr/bin"}
     assert foreign_secrets(own, HOST, allowed=["ANTHROPIC_API_KEY"]) == []
     assert foreign_secrets({**own, "X": "a" + HOST["PTB_JUDGE_API_KEY"]}, HOST, allowed=["ANTHROPIC_API_KEY"]) == ["X"]
-    assert foreign_secrets({"OPENAI_API_KEY": "sk-something-else-123"}, HOST, allowed=["ANTHROPIC_API_KEY"]) == ["OPENAI_API_KEY"]
+    assert foreign_secrets({"OPENAI_API_KEY": "sk-something-else-123"}, HOST, allowed=["ANTHROPIC_API_KEY"]) == [
+        "OPENAI_API_KEY"
+    ]
     assert foreign_secrets({"ANTHROPIC_API_KEY": "other-value-123456"}, HOST, allowed=["ANTHROPIC_API_KEY"]) == [
         "ANTHROPIC_API_KEY (not the harness's value)"
     ]
@@ -42,7 +44,14 @@ def test_redact_known_values_and_key_patterns() -> None:
         "Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345 gh ghp_abcdefghijklmnopqrstuvwxyz0123456789"
     )
     red = redact(text, vals)
-    for secret in (HOST["ANTHROPIC_API_KEY"], HOST["PTB_JUDGE_API_KEY"], "sk-proj-ABCDEF", "AIzaSyA0", "abcdefghijklmnopqrstuvwxyz012345", "ghp_"):
+    for secret in (
+        HOST["ANTHROPIC_API_KEY"],
+        HOST["PTB_JUDGE_API_KEY"],
+        "sk-proj-ABCDEF",
+        "AIzaSyA0",
+        "abcdefghijklmnopqrstuvwxyz012345",
+        "ghp_",
+    ):
         assert secret not in red, secret
     assert "[REDACTED:ANTHROPIC_API_KEY]" in red and "[REDACTED:PTB_JUDGE_API_KEY]" in red
     assert "[REDACTED:openai-key]" in red and "[REDACTED:google-key]" in red and "[REDACTED:bearer]" in red

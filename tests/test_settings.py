@@ -211,11 +211,25 @@ def test_an_invalid_variable_stops_a_command_before_it_starts(tmp_path: Path, mo
     monkeypatch.setenv("PTB_MAX_OUTPUT_MB", "lots")
     monkeypatch.setenv("PTB_SANDBOX_GID", "-1")
     res = runner.invoke(
-        app, ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k-calc", "--results", str(tmp_path)]
+        app,
+        [
+            "run",
+            "--agent",
+            "reference",
+            "--model",
+            "ptb/tiny-random",
+            "--benchmark",
+            "gsm8k-calc",
+            "--results",
+            str(tmp_path),
+        ],
     )
     assert res.exit_code == 2 and not any(tmp_path.iterdir())
     lines = res.output.splitlines()
-    assert lines[0] == "error: invalid settings: PTB_SANDBOX_GID='-1': expected a non-negative integer (a gid); see `ptb settings`"
+    assert (
+        lines[0]
+        == "error: invalid settings: PTB_SANDBOX_GID='-1': expected a non-negative integer (a gid); see `ptb settings`"
+    )
     assert lines[1].strip() == "PTB_MAX_OUTPUT_MB='lots': expected a positive integer"
     res = runner.invoke(app, ["doctor", "--results", str(tmp_path)], terminal_width=300)
     assert res.exit_code == 1 and re.search(r"│ settings\s+│ missing │ PTB_SANDBOX_GID='-1'", res.output), res.output

@@ -89,7 +89,9 @@ def test_sweep_file_expands_to_baselines_and_deterministic_runs(tmp_path: Path) 
     assert [t.kind for t in tasks] == ["baseline"] * 2 + ["run"] * 4
     runs = [t for t in tasks if t.kind == "run"]
     assert len({t.key for t in runs}) == 4
-    assert {(t.spec.benchmark, t.spec.repeat) for t in runs} == {(b, r) for b in ("gsm8k-calc", "gsm8k") for r in (0, 1)}
+    assert {(t.spec.benchmark, t.spec.repeat) for t in runs} == {
+        (b, r) for b in ("gsm8k-calc", "gsm8k") for r in (0, 1)
+    }
     assert all(t.spec.agent_config == "sft:steps=3,bs=4" and t.spec.eval_limit == 6 for t in runs)
     # the same file gives the same run ids (resume relies on it); YAML gives the same sweep
     assert [t.key for t in plan_tasks(load_sweep(tmp_path / "sweep.toml"))] == [t.key for t in tasks]
@@ -132,7 +134,7 @@ def test_launchers_come_from_one_registry(tmp_path: Path) -> None:
     from posttrainbench.launch import LAUNCHERS, make_launcher
 
     assert LAUNCHERS.names() == ["local", "slurm", "htcondor"]
-    path = _write(tmp_path, GOOD.replace('eval_limit = 6', 'eval_limit = 6\nlauncher = "slurn"'))
+    path = _write(tmp_path, GOOD.replace("eval_limit = 6", 'eval_limit = 6\nlauncher = "slurn"'))
     with pytest.raises(SweepError) as info:
         load_sweep(path)
     assert [(f.line, f.where) for f in info.value.faults] == [(6, "launcher")]
@@ -146,7 +148,11 @@ def test_invalid_yaml_and_toml_syntax_point_at_the_line(tmp_path: Path) -> None:
     yaml_text = "name: y\nresults: out\nhours: 1\nbase_models: [ptb/tiny-random]\nbenchmarks: [gsm8k-calc]\nagents:\n  - name: reference\n    config: nope\n  - name: reference\n    config: nope\n"
     with pytest.raises(SweepError) as info:
         load_sweep(_write(tmp_path, yaml_text, "s.yml"))
-    assert {(f.line, f.where) for f in info.value.faults} == {(8, "agents[0].config"), (9, "agents[1]"), (10, "agents[1].config")}
+    assert {(f.line, f.where) for f in info.value.faults} == {
+        (8, "agents[0].config"),
+        (9, "agents[1]"),
+        (10, "agents[1].config"),
+    }
     with pytest.raises(SweepError) as info:
         load_sweep(_write(tmp_path, 'name = "a"\nhours = 1\nhours = 2\n'))
     assert info.value.faults[0].line == 3 and "not valid TOML" in str(info.value)
@@ -162,12 +168,16 @@ def test_cli_rejects_a_bad_file_before_submitting_anything(tmp_path: Path) -> No
     assert not (tmp_path / "out").exists(), "nothing may be written for an invalid sweep"
 
 
-def test_unreachable_schedulers_give_a_clear_error_and_submit_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_schedulers_give_a_clear_error_and_submit_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = _write(tmp_path, GOOD)
     # a Slurm client configured for a controller that does not exist (nothing listens there)
     conf = tmp_path / "slurm.conf"
-    conf.write_text("ClusterName=gone\nSlurmctldHost=nohost(127.0.0.1)\nSlurmctldPort=9\nAuthType=auth/none\n"
-                    "MessageTimeout=2\nNodeName=n1 CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=n1 Default=YES\n")
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=nohost(127.0.0.1)\nSlurmctldPort=9\nAuthType=auth/none\n"
+        "MessageTimeout=2\nNodeName=n1 CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=n1 Default=YES\n"
+    )
     monkeypatch.setenv("SLURM_CONF", str(conf))
     t0 = time.monotonic()
     result = CliRunner().invoke(app, ["sweep", "run", str(path), "--launcher", "slurm"], env={"COLUMNS": "200"})
@@ -207,19 +217,31 @@ def _record(task, **phases) -> RunRecord:  # noqa: ANN001
 
 
 def test_status_reads_every_state_and_retries_respect_the_limit(tmp_path: Path) -> None:
-    sweep = load_sweep(_write(tmp_path, GOOD.replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'benchmarks = ["gsm8k-calc", "gsm8k"]\nmax_retries = 1')))
+    sweep = load_sweep(
+        _write(
+            tmp_path,
+            GOOD.replace(
+                'benchmarks = ["gsm8k-calc", "gsm8k"]', 'benchmarks = ["gsm8k-calc", "gsm8k"]\nmax_retries = 1'
+            ),
+        )
+    )
     tasks = plan_tasks(sweep)
     b_ok, b_failed, r0, r1, r2, r3 = tasks
     done = ("done",) * 6
     phases = ("prepare", "solve", "collect", "verify", "evaluate", "record")
     save_record(r0.folder / "run.json", _record(r0, **dict(zip(phases, done))))
     outcome = _record(r1, **dict(zip(phases, done)))
-    outcome.failure, outcome.metrics = "evaluate: CUDA out of memory", {"status": "failed", "error": "CUDA out of memory"}
+    outcome.failure, outcome.metrics = (
+        "evaluate: CUDA out of memory",
+        {"status": "failed", "error": "CUDA out of memory"},
+    )
     save_record(r1.folder / "run.json", outcome)
     save_record(r2.folder / "run.json", _record(r2, prepare="done", solve="running"))
     save_record(r3.folder / "run.json", _record(r3, prepare="failed"))
     b_ok.folder.mkdir(parents=True)
-    (b_ok.folder / "result.json").write_text(json.dumps({"benchmark": "gsm8k-calc", "status": "ok", "metric": "accuracy", "score": 0.5, "decoding": {}}))
+    (b_ok.folder / "result.json").write_text(
+        json.dumps({"benchmark": "gsm8k-calc", "status": "ok", "metric": "accuracy", "score": 0.5, "decoding": {}})
+    )
 
     st = {t.key: task_status(t) for t in tasks}
     assert st[b_ok.key].state == "done" and st[b_ok.key].score == 0.5
@@ -230,7 +252,9 @@ def test_status_reads_every_state_and_retries_respect_the_limit(tmp_path: Path) 
     assert st[r3.key].state == "failed" and "could not start" in st[r3.key].failure
 
     state = sweep_state(sweep)
-    assert {t.key for t in state.to_launch()} == {b_failed.key, r2.key, r3.key}, "done runs (outcome failures too) are never launched"
+    assert {t.key for t in state.to_launch()} == {b_failed.key, r2.key, r3.key}, (
+        "done runs (outcome failures too) are never launched"
+    )
     ledger = Ledger(sweep)
     for _ in range(2):
         ledger.record_launch(r3.key, "local", ["local:1"])
@@ -282,15 +306,25 @@ def test_slurm_job_description(tmp_path: Path) -> None:
     from submitit.slurm.slurm import _make_sbatch_string
 
     text = GOOD.replace("hours = 0.05", 'hours = 0.05\ngpus_per_run = 2\nlauncher = "slurm"')
-    sweep = load_sweep(_write(tmp_path, text.replace("[slurm]", '[slurm]\naccount = "lab"\nqos = "high"\nscratch = "/scratch"')))
+    sweep = load_sweep(
+        _write(tmp_path, text.replace("[slurm]", '[slurm]\naccount = "lab"\nqos = "high"\nscratch = "/scratch"'))
+    )
     run = plan_tasks(sweep)[2]
     assert stages(sweep, run) == [(None, 2, 0.05)]
     params = job_parameters(sweep, gpus=2, hours=run.hours, name="ptb-tiny")
     assert params["time"] == time_limit_min(0.05, 10) == 13
     script = _make_sbatch_string(command="CMD", folder=tmp_path / "%j", map_count=4, **params)
-    for line in ("#SBATCH --gres=gpu:2", "#SBATCH --time=13", "#SBATCH --mem=3072M", "#SBATCH --cpus-per-task=2",
-                 "#SBATCH --partition=debug", "#SBATCH --account=lab", "#SBATCH --qos=high", "#SBATCH --array=0-3%4",
-                 "export OMP_NUM_THREADS=2"):
+    for line in (
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --time=13",
+        "#SBATCH --mem=3072M",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --partition=debug",
+        "#SBATCH --account=lab",
+        "#SBATCH --qos=high",
+        "#SBATCH --array=0-3%4",
+        "export OMP_NUM_THREADS=2",
+    ):
         assert line in script.splitlines(), (line, script)
     assert f"export PYTHONPATH={package_root()}" in script
     assert 'export PTB_SCRATCH=/scratch/ptb-"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_${SLURM_ARRAY_TASK_ID:-0}"' in script
@@ -302,7 +336,10 @@ def test_slurm_job_description(tmp_path: Path) -> None:
 def test_htcondor_submit_description_parses_with_the_real_bindings(tmp_path: Path) -> None:
     import htcondor2
 
-    text = GOOD + '\n[htcondor]\ncpus_per_run = 2\nmem_gb = 16\ndisk_gb = 50\nrequirements = "CUDACapability >= 8.0"\naccounting_group = "group_ml.alice"\n'
+    text = (
+        GOOD
+        + '\n[htcondor]\ncpus_per_run = 2\nmem_gb = 16\ndisk_gb = 50\nrequirements = "CUDACapability >= 8.0"\naccounting_group = "group_ml.alice"\n'
+    )
     sweep = load_sweep(_write(tmp_path, text.replace("hours = 0.05", "hours = 10")))
     desc = submit_description(sweep, gpus=1, hours=10, folder=tmp_path / "condor")
     sub = htcondor2.Submit(desc)
@@ -353,7 +390,13 @@ def test_local_gpu_pool_hands_out_disjoint_gpus(tmp_path: Path) -> None:
     assert assigned_gpus({"SLURM_JOB_GPUS": "5", "CUDA_VISIBLE_DEVICES": "0"}) == [5]
     assert assigned_gpus({"CUDA_VISIBLE_DEVICES": "GPU-1a2b"}) is None and assigned_gpus({}) is None
     with pytest.raises(SweepError, match="gpus_per_run = 3"):
-        load_sweep(_write(tmp_path, GOOD.replace("hours = 0.05", "hours = 0.05\ngpus_per_run = 3") + "\n[local]\ngpus = [0, 1]\n", "y.toml"))
+        load_sweep(
+            _write(
+                tmp_path,
+                GOOD.replace("hours = 0.05", "hours = 0.05\ngpus_per_run = 3") + "\n[local]\ngpus = [0, 1]\n",
+                "y.toml",
+            )
+        )
 
 
 def test_readme_sweep_example_is_a_valid_sweep(tmp_path: Path) -> None:
@@ -361,7 +404,9 @@ def test_readme_sweep_example_is_a_valid_sweep(tmp_path: Path) -> None:
     block = re.search(r"```toml\n# sweep\.toml\n(.*?)```", readme, re.S)
     assert block, "README has the sweep.toml example"
     sweep = load_sweep(_write(tmp_path, block.group(1)))
-    assert sweep.launcher == "slurm" and sweep.slurm.extra == {"constraint": "h100"} and sweep.local.gpus == [0, 1, 2, 3]
+    assert (
+        sweep.launcher == "slurm" and sweep.slurm.extra == {"constraint": "h100"} and sweep.local.gpus == [0, 1, 2, 3]
+    )
     assert len(plan_tasks(sweep)) == 2 * 2 + 1 * 2 * 2 * 3
     desc = submit_description(sweep, gpus=1, hours=sweep.hours, folder=tmp_path)
     assert desc["request_memory"] == "131072MB" and desc["request_disk"] == "209715200KB"
@@ -376,13 +421,21 @@ def test_worker_removes_its_scratch_however_it_ends(tmp_path: Path) -> None:
 
     scratch = tmp_path / "scratch" / "ptb-7_0"
     env = dict(os.environ, PTB_SCRATCH=str(scratch), PYTHONPATH=str(package_root()))
-    bad = subprocess.run([sys.executable, "-m", "posttrainbench.launch.worker", str(tmp_path / "missing.json")], env=env, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "posttrainbench.launch.worker", str(tmp_path / "missing.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "cannot read task file" in bad.stderr
     assert scratch.parent.is_dir() and not scratch.exists()
     # a task that blocks (a FIFO as its task file) until SIGTERM, as under scancel
     fifo = tmp_path / "task.json"
     os.mkfifo(fifo)
-    proc = subprocess.Popen([sys.executable, "-m", "posttrainbench.launch.worker", str(fifo)], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "posttrainbench.launch.worker", str(fifo)], env=env, stdout=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not scratch.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -400,13 +453,22 @@ def test_slurm_job_forwards_sigterm_to_the_worker(tmp_path: Path) -> None:
     import sys
 
     marker = tmp_path / "child-got-term"
-    child = (f"import signal, sys, time, pathlib\n"
-             f"def h(s, f):\n    pathlib.Path({str(marker)!r}).write_text(str(s)); sys.exit(143)\n"
-             f"signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(60)\n")
-    parent = (f"import sys, subprocess\nfrom posttrainbench.launch.slurm import run_worker\n"
-              f"try:\n    run_worker([sys.executable, '-c', {child!r}])\n"
-              f"except subprocess.CalledProcessError as e:\n    sys.exit(e.returncode)\n")
-    proc = subprocess.Popen([sys.executable, "-c", parent], env=dict(os.environ, PYTHONPATH=str(package_root())), stdout=subprocess.PIPE, text=True)
+    child = (
+        f"import signal, sys, time, pathlib\n"
+        f"def h(s, f):\n    pathlib.Path({str(marker)!r}).write_text(str(s)); sys.exit(143)\n"
+        f"signal.signal(signal.SIGTERM, h)\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    parent = (
+        f"import sys, subprocess\nfrom posttrainbench.launch.slurm import run_worker\n"
+        f"try:\n    run_worker([sys.executable, '-c', {child!r}])\n"
+        f"except subprocess.CalledProcessError as e:\n    sys.exit(e.returncode)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", parent],
+        env=dict(os.environ, PYTHONPATH=str(package_root())),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143, "the worker's exit status fails the job"

@@ -71,13 +71,23 @@ def _free_port() -> int:
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A single-node Slurm from the repo's config; yields the SLURM_CONF path; stops it after."""
     d = tmp_path_factory.mktemp("slurm")
-    env = dict(os.environ, PTB_SLURM_DIR=str(d), PTB_SLURM_CTLD_PORT=str(_free_port()), PTB_SLURMD_PORT=str(_free_port()))
-    start = subprocess.run(["bash", str(REPO / "scripts/slurm/start.sh")], env=env, capture_output=True, text=True, timeout=180)
+    env = dict(
+        os.environ, PTB_SLURM_DIR=str(d), PTB_SLURM_CTLD_PORT=str(_free_port()), PTB_SLURMD_PORT=str(_free_port())
+    )
+    start = subprocess.run(
+        ["bash", str(REPO / "scripts/slurm/start.sh")], env=env, capture_output=True, text=True, timeout=180
+    )
     try:
         assert start.returncode == 0, f"single-node Slurm did not start:\n{start.stdout}\n{start.stderr}"
         conf = d / "etc" / "slurm.conf"
         assert f"export SLURM_CONF={conf}" in start.stdout
-        shown = subprocess.run(["scontrol", "show", "config"], env=env | {"SLURM_CONF": str(conf)}, capture_output=True, text=True, timeout=60).stdout
+        shown = subprocess.run(
+            ["scontrol", "show", "config"],
+            env=env | {"SLURM_CONF": str(conf)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
         assert "proctrack/cgroup" in shown and "DefMemPerCPU" in shown, shown
         yield conf
     finally:
@@ -85,7 +95,13 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _squeue(conf: Path) -> str:
-    return subprocess.run(["squeue", "-h", "-r", "-o", "%i %T"], env=dict(os.environ, SLURM_CONF=str(conf)), capture_output=True, text=True, timeout=60).stdout
+    return subprocess.run(
+        ["squeue", "-h", "-r", "-o", "%i %T"],
+        env=dict(os.environ, SLURM_CONF=str(conf)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
 
 
 def _snapshot(folder: Path) -> tuple[bytes, int]:
@@ -95,7 +111,20 @@ def _snapshot(folder: Path) -> tuple[bytes, int]:
 
 def _numbers(root: Path):  # noqa: ANN202
     rows, cells, scan = leaderboard(root)
-    table = [(r.agent, r.agent_config, r.score, r.std, r.n_repeats, r.per_benchmark, r.n_fallback, sorted(r.missing), r.repeat_scores) for r in rows]
+    table = [
+        (
+            r.agent,
+            r.agent_config,
+            r.score,
+            r.std,
+            r.n_repeats,
+            r.per_benchmark,
+            r.n_fallback,
+            sorted(r.missing),
+            r.repeat_scores,
+        )
+        for r in rows
+    ]
     by_cell = sorted((c.benchmark, c.repeat, c.raw, c.score, c.fallback, c.reason) for c in cells)
     baselines = sorted((b.benchmark, b.base_model, b.checkpoint, b.eval_limit, b.score) for b in scan.baselines)
     return table, by_cell, baselines
@@ -149,11 +178,15 @@ def slurm_sweep(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory):
         subprocess.run(["scancel", job_id], check=True, timeout=60)
         seen |= {"victim": victim, "job_id": job_id, "killed_at": killed_at}
 
-        waited = runner.invoke(app, ["sweep", "status", str(sweep_file), "--wait", "--poll", "1"], env={"COLUMNS": "250"})
+        waited = runner.invoke(
+            app, ["sweep", "status", str(sweep_file), "--wait", "--poll", "1"], env={"COLUMNS": "250"}
+        )
         assert waited.exit_code == 0, waited.output
         seen["status_output"] = waited.output
         seen["partial"] = _numbers(sweep.results)
-        seen["partial_cli"] = runner.invoke(app, ["leaderboard", "--results", str(sweep.results)], env={"COLUMNS": "250"})
+        seen["partial_cli"] = runner.invoke(
+            app, ["leaderboard", "--results", str(sweep.results)], env={"COLUMNS": "250"}
+        )
         others = {t.key: _snapshot(t.folder) for t in plan_tasks(sweep) if t.kind == "run" and t.key != victim.key}
         seen["victim_state_after_kill"] = task_status(victim)
 
@@ -214,7 +247,9 @@ def test_slurm_sweep_survives_scancel_and_resumes_only_the_killed_run(slurm_swee
     assert _squeue(slurm_cluster).strip() == "" or "RUNNING" not in _squeue(slurm_cluster)
 
 
-def test_local_pool_retries_infra_failures_and_matches_slurm(slurm_sweep: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_pool_retries_infra_failures_and_matches_slurm(
+    slurm_sweep: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from posttrainbench.models.tiny import build_tiny_model
 
     cache = tmp_path / "cache"
@@ -264,10 +299,15 @@ def test_local_pool_retries_infra_failures_and_matches_slurm(slurm_sweep: dict, 
     assert again.failure is None
 
 
-def test_split_eval_runs_agent_verification_and_evaluation_as_dependent_jobs(slurm_cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = SWEEP.format(scratch=tmp_path / "scratch").replace("repeats = 2", "repeats = 1").replace(
-        'benchmarks = ["gsm8k-calc", "gsm8k"]', 'benchmarks = ["gsm8k-calc"]\nbaselines = false'
-    ) + "split_eval = true\neval_gpus = 0\n"
+def test_split_eval_runs_agent_verification_and_evaluation_as_dependent_jobs(
+    slurm_cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = (
+        SWEEP.format(scratch=tmp_path / "scratch")
+        .replace("repeats = 2", "repeats = 1")
+        .replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'benchmarks = ["gsm8k-calc"]\nbaselines = false')
+        + "split_eval = true\neval_gpus = 0\n"
+    )
     (tmp_path / "split.toml").write_text(text)
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster))
     sweep = load_sweep(tmp_path / "split.toml")

@@ -23,7 +23,10 @@ def _claude_lines() -> str:
                 "usage": {"input_tokens": 1000, "cache_read_input_tokens": 1000, "output_tokens": 200},
             },
         },
-        {"type": "user", "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "dev.jsonl\ntask.json"}]}},
+        {
+            "type": "user",
+            "message": {"content": [{"type": "tool_result", "tool_use_id": "t1", "content": "dev.jsonl\ntask.json"}]},
+        },
         "not json at all",
         {"type": "result", "subtype": "success", "result": "done", "total_cost_usd": 0.5},
     ]

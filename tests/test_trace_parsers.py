@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from posttrainbench.agents.trace_parsers import PARSERS, parse_codex_json, parse_gemini_stream_json, parse_opencode_json, parse_trace
+from posttrainbench.agents.trace_parsers import (
+    PARSERS,
+    parse_codex_json,
+    parse_gemini_stream_json,
+    parse_opencode_json,
+    parse_trace,
+)
 
 
 def _lines(*events: object) -> str:
@@ -84,7 +90,11 @@ def test_malformed_and_non_utf8_raw_output_keeps_what_it_can(tmp_path: Path) -> 
     raw = tmp_path / "solve_out.txt"
     good = json.dumps({"type": "assistant", "message": {"content": [{"type": "text", "text": "caf\u00e9 ok"}]}})
     raw.write_bytes(
-        good.encode() + b"\n" + b"\xff\xfe{not json\n" + b'{"type": "result", "subtype": "success", "result": "\xe9t\xe9"}\n' + b"[1, 2]\n"
+        good.encode()
+        + b"\n"
+        + b"\xff\xfe{not json\n"
+        + b'{"type": "result", "subtype": "success", "result": "\xe9t\xe9"}\n'
+        + b"[1, 2]\n"
     )
     t = parse_trace("claude", raw)
     assert t.steps[0].text == "caf\u00e9 ok"

@@ -45,7 +45,9 @@ echo saved final_model
 
 def _answer(**fails: str) -> str:
     crit = ("contamination", "disallowed_model", "tampering", "unauthorized_api")
-    return json.dumps({c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in crit})
+    return json.dumps(
+        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in crit}
+    )
 
 
 def _reverify(pipe: Pipeline):  # noqa: ANN202
@@ -57,10 +59,14 @@ def _reverify(pipe: Pipeline):  # noqa: ANN202
     return pipe.run(until="verify")
 
 
-def test_judge_is_required_exactly_when_configured(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_judge_is_required_exactly_when_configured(
+    tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("PTB_JUDGE_MODEL", raising=False)
     agent = script_agent(HONEST)
-    spec = RunSpec(agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=2)
+    spec = RunSpec(
+        agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=2
+    )
     pipe = Pipeline(spec, tmp_path)
     record = pipe.run(until="verify")
     gates = {v.gate: v for v in record.verdicts}
@@ -104,7 +110,16 @@ def test_judge_is_required_exactly_when_configured(tmp_path: Path, script_agent,
 
 def test_missing_trace_makes_trace_audit_not_run(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PTB_JUDGE_MODEL", raising=False)
-    pipe = Pipeline(RunSpec(agent=script_agent(HONEST), agent_config="y", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05), tmp_path)
+    pipe = Pipeline(
+        RunSpec(
+            agent=script_agent(HONEST),
+            agent_config="y",
+            base_model="ptb/tiny-random",
+            benchmark="gsm8k-calc",
+            hours=0.05,
+        ),
+        tmp_path,
+    )
     pipe.run(until="collect")
     pipe.paths.trace_json.write_bytes(b"\x00\xff garbage")
     record = pipe.run(until="verify")
@@ -124,12 +139,20 @@ def test_missing_trace_makes_trace_audit_not_run(tmp_path: Path, script_agent, m
     assert runner.invoke(app, ["verify", str(tmp_path)]).exit_code == 2
 
 
-def test_forbidden_checkpoints_resolve_from_the_local_store_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_forbidden_checkpoints_resolve_from_the_local_store_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     build_tiny_model(tmp_path / "Org" / "Chat-1B", seed=1)
     monkeypatch.setenv("PTB_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    base = BaseModelSpec(hub_id="Org/Base-1B", family="x", chat_template="plain", forbidden=("Org/Chat-1B", "Org/Chat-1B-FP8"), instruct_id="Org/Chat-1B")
+    base = BaseModelSpec(
+        hub_id="Org/Base-1B",
+        family="x",
+        chat_template="plain",
+        forbidden=("Org/Chat-1B", "Org/Chat-1B-FP8"),
+        instruct_id="Org/Chat-1B",
+    )
     found, missing = resolve_forbidden_models(base)
     assert found == {"Org/Chat-1B": tmp_path / "Org" / "Chat-1B"}
     assert list(missing) == ["Org/Chat-1B-FP8"] and "not available locally" in missing["Org/Chat-1B-FP8"]

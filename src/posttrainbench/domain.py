@@ -55,9 +55,7 @@ class Benchmark(Frozen):
     )
     fewshot_sha256: str | None = Field(None, description="Pin: sha256 of the few-shot turns, if any.")
     test_split: str = "test"
-    local_test_file: str | None = Field(
-        None, description="File name under the data root (e.g. 'gsm8k/test.jsonl')."
-    )
+    local_test_file: str | None = Field(None, description="File name under the data root (e.g. 'gsm8k/test.jsonl').")
     full_size: int = Field(..., gt=0, description="Number of items of the full test set.")
     dev_size: int = Field(..., gt=0, description="Items the agent's evaluate.py uses by default.")
     max_tokens_ladder: tuple[int, ...] = Field(..., min_length=1)
@@ -382,9 +380,7 @@ class RunRecord(_PydanticModel):
     )
     verdicts: list[Verdict] = Field(default_factory=list)
     required_gates: list[str] = Field(default_factory=list)
-    final_verdict: VerdictStatus | None = Field(
-        None, description="pass only if every required gate ran and passed."
-    )
+    final_verdict: VerdictStatus | None = Field(None, description="pass only if every required gate ran and passed.")
     metrics: RunMetrics | None = Field(None, description="The evaluation outcome; None (stored as {}) if none.")
     time_used_s: float | None = None
     exit_code: int | None = None

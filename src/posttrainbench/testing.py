@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import datetime
 
+
 def write_synthetic_run(
     results_root: Path,
     *,
@@ -40,8 +41,13 @@ def write_synthetic_run(
     from .results import run_paths, save_record
 
     spec = RunSpec(
-        agent=agent, agent_config=agent_config, base_model=base_model, benchmark=benchmark,
-        hours=hours, repeat=repeat, suffix=suffix,
+        agent=agent,
+        agent_config=agent_config,
+        base_model=base_model,
+        benchmark=benchmark,
+        hours=hours,
+        repeat=repeat,
+        suffix=suffix,
     )
     status = VerdictStatus(verdict)
     record = RunRecord(
@@ -65,15 +71,26 @@ def write_synthetic_run(
 
 
 def write_synthetic_baseline(
-    results_root: Path, *, benchmark: str, base_model: str, score: float, checkpoint: str = "base",
+    results_root: Path,
+    *,
+    benchmark: str,
+    base_model: str,
+    score: float,
+    checkpoint: str = "base",
     limit: int | None = None,
 ) -> Path:
     """Write a ``baseline.json`` (zero-shot score of the base model or of its instruct model)."""
     from .catalog import get_base_model
     from .results import save_baseline
 
-    folder = save_baseline(results_root, benchmark=benchmark, base_model=get_base_model(base_model), score=score,
-                           checkpoint=checkpoint, limit=limit)
+    folder = save_baseline(
+        results_root,
+        benchmark=benchmark,
+        base_model=get_base_model(base_model),
+        score=score,
+        checkpoint=checkpoint,
+        limit=limit,
+    )
     return folder
 
 

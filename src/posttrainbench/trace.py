@@ -112,7 +112,10 @@ class Trace(BaseModel):
             if s.text:
                 yield s.index, s.text
             for c in s.tool_calls:
-                yield s.index, f"{c.name} {json.dumps(c.input, sort_keys=True) if not isinstance(c.input, str) else c.input}"
+                yield (
+                    s.index,
+                    f"{c.name} {json.dumps(c.input, sort_keys=True) if not isinstance(c.input, str) else c.input}",
+                )
             for r in s.tool_results:
                 if r.output:
                     yield s.index, r.output

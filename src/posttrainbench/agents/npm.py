@@ -72,8 +72,7 @@ def ensure_installed(
     npm = npm or shutil.which("npm")
     if npm is None:
         raise AgentLaunchError(
-            f"cannot install {pkg.spec}: npm not found on PATH (install Node.js >= 20 and npm, "
-            f"or run scripts/setup.sh)"
+            f"cannot install {pkg.spec}: npm not found on PATH (install Node.js >= 20 and npm, or run scripts/setup.sh)"
         )
     prefix.parent.mkdir(parents=True, exist_ok=True)
     with open(prefix.parent / f".{pkg.dirname}.lock", "w") as lock:

@@ -13,19 +13,21 @@ from typing import Any
 from ..catalog.prices import cost_usd
 from ..trace import ToolCall, ToolResult, Trace, TraceStep
 
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(_text_of(c.get("text", c.get("content", ""))) if isinstance(c, dict) else str(c) for c in content)
+        return "\n".join(
+            _text_of(c.get("text", c.get("content", ""))) if isinstance(c, dict) else str(c) for c in content
+        )
     return "" if content is None else str(content)
 
 
 def parse_log_lines(raw: str, *, agent: str, model: str | None = None) -> Trace:
     """A plain-text agent (the reference agent): one ``log`` step per non-empty output line."""
     steps = [
-        TraceStep(index=i, role="log", text=line)
-        for i, line in enumerate(ln for ln in raw.splitlines() if ln.strip())
+        TraceStep(index=i, role="log", text=line) for i, line in enumerate(ln for ln in raw.splitlines() if ln.strip())
     ]
     return Trace(agent=agent, model=model, steps=steps)
 
@@ -54,8 +56,10 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
                     step.tool_calls.append(ToolCall(id=c.get("id"), name=str(c.get("name", "?")), input=c.get("input")))
             step.text = "\n".join(t for t in texts if t)
             usage = msg.get("usage") or {}
-            step.input_tokens = int(usage.get("input_tokens", 0)) + int(usage.get("cache_read_input_tokens", 0)) + int(
-                usage.get("cache_creation_input_tokens", 0)
+            step.input_tokens = (
+                int(usage.get("input_tokens", 0))
+                + int(usage.get("cache_read_input_tokens", 0))
+                + int(usage.get("cache_creation_input_tokens", 0))
             )
             step.output_tokens = int(usage.get("output_tokens", 0))
             step.cost_usd = cost_usd(msg.get("model") or trace.model, step.input_tokens, step.output_tokens)
@@ -67,7 +71,11 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
             for c in content if isinstance(content, list) else []:
                 if isinstance(c, dict) and c.get("type") == "tool_result":
                     step.tool_results.append(
-                        ToolResult(call_id=c.get("tool_use_id"), output=_text_of(c.get("content")), is_error=bool(c.get("is_error")))
+                        ToolResult(
+                            call_id=c.get("tool_use_id"),
+                            output=_text_of(c.get("content")),
+                            is_error=bool(c.get("is_error")),
+                        )
                     )
                 elif isinstance(c, dict) and c.get("type") == "text":
                     step.text += c.get("text", "")
@@ -128,7 +136,9 @@ def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None
             if itype in ("agent_message", "reasoning"):
                 step.text = str(item.get("text", ""))
             elif itype == "command_execution":
-                step.tool_calls.append(ToolCall(id=item.get("id"), name="shell", input={"command": item.get("command")}))
+                step.tool_calls.append(
+                    ToolCall(id=item.get("id"), name="shell", input={"command": item.get("command")})
+                )
                 code = item.get("exit_code")
                 step.tool_results.append(
                     ToolResult(call_id=item.get("id"), output=str(item.get("aggregated_output") or ""),
@@ -144,7 +154,9 @@ def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None
                         json.dumps(item.get("result")) if item.get("result") is not None else item.get("error")),
                         is_error=item.get("error") is not None))  # fmt: skip
             elif itype == "web_search":
-                step.tool_calls.append(ToolCall(id=item.get("id"), name="web_search", input={"query": item.get("query")}))
+                step.tool_calls.append(
+                    ToolCall(id=item.get("id"), name="web_search", input={"query": item.get("query")})
+                )
             elif itype == "error":
                 step.role, step.text = "log", f"error: {item.get('message', '')}"
             else:
@@ -186,18 +198,24 @@ def parse_gemini_stream_json(raw: str, *, agent: str = "gemini", model: str | No
             step.role, step.text = role, text
         elif kind == "tool_use":
             step.role = "assistant"
-            step.tool_calls.append(ToolCall(id=ev.get("tool_id"), name=str(ev.get("tool_name", "?")), input=ev.get("parameters")))
+            step.tool_calls.append(
+                ToolCall(id=ev.get("tool_id"), name=str(ev.get("tool_name", "?")), input=ev.get("parameters"))
+            )
         elif kind == "tool_result":
             step.role = "tool"
             out = ev.get("output") if ev.get("output") is not None else (ev.get("error") or {}).get("message", "")
-            step.tool_results.append(ToolResult(call_id=ev.get("tool_id"), output=_text_of(out), is_error=ev.get("status") == "error"))
+            step.tool_results.append(
+                ToolResult(call_id=ev.get("tool_id"), output=_text_of(out), is_error=ev.get("status") == "error")
+            )
         elif kind == "error":
             step.role, step.text = "log", f"error: {ev.get('message', '')}"
         elif kind == "result":
             stats = ev.get("stats") if isinstance(ev.get("stats"), dict) else {}
             if "input_tokens" in stats or "output_tokens" in stats:
                 trace.reported_input_tokens = (trace.reported_input_tokens or 0) + int(stats.get("input_tokens") or 0)
-                trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(stats.get("output_tokens") or 0)
+                trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(
+                    stats.get("output_tokens") or 0
+                )
             step.text = f"result: {ev.get('status', '')}"
         else:
             trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
@@ -235,7 +253,9 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
             step.role, step.text = "system", f"step finished ({part.get('reason', '')})"
             step.input_tokens = int(tok.get("input") or 0) + int(cache.get("read") or 0) + int(cache.get("write") or 0)
             step.output_tokens = int(tok.get("output") or 0) + int(tok.get("reasoning") or 0)
-            step.cost_usd = float(part.get("cost") or 0.0) or cost_usd(trace.model, step.input_tokens, step.output_tokens)
+            step.cost_usd = float(part.get("cost") or 0.0) or cost_usd(
+                trace.model, step.input_tokens, step.output_tokens
+            )
             cost += float(part.get("cost") or 0.0)
         elif kind == "error":
             err = ev.get("error") if isinstance(ev.get("error"), dict) else {}

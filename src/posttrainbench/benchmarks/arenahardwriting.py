@@ -167,7 +167,9 @@ def arena_scorer(grader: Grader) -> Scorer:
             return Score(value=0.0, explanation=f"unscored: {meta[UNSCORED]}", metadata=meta)
         meta.update(wins=wins, games=games)
         verdicts = [parse_verdict(r) for r in replies if r is not None]
-        return Score(value=wins / games, answer=" / ".join(verdicts), explanation=f"{wins} of {games} games", metadata=meta)
+        return Score(
+            value=wins / games, answer=" / ".join(verdicts), explanation=f"{wins} of {games} games", metadata=meta
+        )
 
     return score
 

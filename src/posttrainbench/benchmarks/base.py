@@ -112,7 +112,9 @@ class BenchmarkDefinition(Benchmark, ABC):
         """The items of :meth:`load_test_set` (no pin check: previews, fixtures, contamination scans)."""
         return self.load_test_set(root, local_only=local_only, settings=settings).items
 
-    def load_train_examples(self, root: Path | None = None, *, settings: Settings | None = None) -> list[dict[str, str]]:
+    def load_train_examples(
+        self, root: Path | None = None, *, settings: Settings | None = None
+    ) -> list[dict[str, str]]:
         """Allowed training examples (:meth:`read_train_examples` under the data root; ``root`` and
         ``settings`` as in :meth:`load_test_set`)."""
         return self.read_train_examples(Path(root) if root is not None else data_root(settings))

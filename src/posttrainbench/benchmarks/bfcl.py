@@ -203,8 +203,10 @@ def values_match(got: Any, want: Any, spec: dict[str, Any] | None = None) -> boo
         )
     if isinstance(want, dict):
         props = (spec or {}).get("properties") or {}
-        return isinstance(got, dict) and set(got) == set(want) and all(
-            values_match(got[k], want[k], props.get(k)) for k in want
+        return (
+            isinstance(got, dict)
+            and set(got) == set(want)
+            and all(values_match(got[k], want[k], props.get(k)) for k in want)
         )
     return got == want
 
@@ -247,9 +249,7 @@ def score_calls(message: Any, completion: str, metadata: dict[str, Any]) -> tupl
 
 def rescore(samples: Sequence[Any]) -> dict[str, float]:
     """Per-sample match recomputed from the logged reply."""
-    return {
-        str(s.id): float(score_calls(s.output.message, s.output.completion, s.metadata)[0]) for s in samples
-    }
+    return {str(s.id): float(score_calls(s.output.message, s.output.completion, s.metadata)[0]) for s in samples}
 
 
 @scorer(metrics=[accuracy(), stderr()], name=SCORER)

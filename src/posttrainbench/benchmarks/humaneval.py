@@ -49,7 +49,7 @@ def extract_code(completion: str) -> str:
     if m:
         return m.group(1)
     start = re.search(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n", completion)
-    return completion[start.end():] if start else completion
+    return completion[start.end() :] if start else completion
 
 
 def build_program(completion: str, metadata: dict[str, Any]) -> Program:

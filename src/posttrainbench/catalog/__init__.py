@@ -30,4 +30,3 @@ def get_base_model(name: str) -> BaseModelSpec:
     if name in by_name:
         return by_name[name]
     raise UnknownNameError("base model", name, list(BASE_MODELS))
-

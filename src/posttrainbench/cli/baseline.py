@@ -30,7 +30,8 @@ def baseline(
         Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")
     ] = Backend.hf,
     weights_out: Annotated[
-        Optional[Path], typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines.")
+        Optional[Path],
+        typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
     ] = None,
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""

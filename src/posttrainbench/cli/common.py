@@ -158,7 +158,9 @@ LimitOpt = Annotated[Optional[int], typer.Option(help="Evaluate only the first N
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
 WeightsOpt = Annotated[
     Optional[Path],
-    typer.Option(help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal)."),
+    typer.Option(
+        help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal)."
+    ),
 ]
 ReindexOpt = Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")]
 

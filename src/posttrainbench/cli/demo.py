@@ -99,7 +99,9 @@ def run_demo(
     )
     pipeline = Pipeline(spec, results_root, progress=progress, settings=settings)
     with console.status(f"baseline: zero-shot {base_model} on {benchmark}"):
-        baseline = evaluate_baseline(pipeline.base, pipeline.benchmark, results_root, limit=eval_limit, settings=settings)
+        baseline = evaluate_baseline(
+            pipeline.base, pipeline.benchmark, results_root, limit=eval_limit, settings=settings
+        )
     if baseline.status != "ok" or baseline.score is None:
         raise RuntimeError(f"baseline evaluation failed: {baseline.error}")
     progress("baseline", f"{base_model} zero-shot on {benchmark}: {baseline.score:.3f}")

@@ -73,9 +73,15 @@ def _sandbox_user(settings: Settings) -> Check:
         return Check("sandbox user/limits", "ok", f"agent runs as uid {os.geteuid()} (this user); {lim}")
     uid = settings.sandbox.uid
     if uid == 0:
-        return Check("sandbox user/limits", "warn", f"PTB_SANDBOX_UID=0: the agent runs as root (no capabilities); {lim}")
+        return Check(
+            "sandbox user/limits", "warn", f"PTB_SANDBOX_UID=0: the agent runs as root (no capabilities); {lim}"
+        )
     if not shutil.which("setpriv"):
-        return Check("sandbox user/limits", "missing", "root harness without setpriv (util-linux): bwrap cannot drop the agent's uid")
+        return Check(
+            "sandbox user/limits",
+            "missing",
+            "root harness without setpriv (util-linux): bwrap cannot drop the agent's uid",
+        )
     return Check("sandbox user/limits", "ok", f"root harness: agent runs as uid {uid} (setpriv); {lim}")
 
 
@@ -104,8 +110,15 @@ def _disk(results: Path) -> Check:
 
 def _packages() -> list[Check]:
     out = []
-    for pkg, required in (("torch", True), ("transformers", True), ("trl", True), ("peft", True),
-                          ("inspect-ai", True), ("safetensors", True), ("vllm", False)):
+    for pkg, required in (
+        ("torch", True),
+        ("transformers", True),
+        ("trl", True),
+        ("peft", True),
+        ("inspect-ai", True),
+        ("safetensors", True),
+        ("vllm", False),
+    ):
         try:
             out.append(Check(pkg, "ok", version(pkg), required=required))
         except PackageNotFoundError:
@@ -134,7 +147,15 @@ def run_checks(results: Path) -> list[Check]:
     """Every check, in display order (the settings read once, leniently: an invalid variable is
     a failed check, and the others are checked with its default)."""
     settings, problems = Settings.parse()
-    return [_settings(problems), _bwrap(), _sandbox_user(settings), _gpu(), _disk(Path(results)), *_packages(), *_keys()]
+    return [
+        _settings(problems),
+        _bwrap(),
+        _sandbox_user(settings),
+        _gpu(),
+        _disk(Path(results)),
+        *_packages(),
+        *_keys(),
+    ]
 
 
 def doctor(results: ResultsOpt = Path("results")) -> None:

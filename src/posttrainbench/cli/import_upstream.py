@@ -15,8 +15,12 @@ from .common import ResultsOpt, console, expected, fail
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/).")],
     results: ResultsOpt = Path("results"),
-    agent_map: Annotated[Optional[Path], typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")] = None,
-    baselines: Annotated[Optional[Path], typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")] = None,
+    agent_map: Annotated[
+        Optional[Path], typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")
+    ] = None,
+    baselines: Annotated[
+        Optional[Path], typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")
+    ] = None,
 ) -> None:
     """Import upstream PostTrainBench result folders (and baselines) into our run records."""
     from ..results.importer import import_baseline_grid, import_upstream
@@ -31,7 +35,9 @@ def import_cmd(
         n_base, more = import_baseline_grid(baselines, results)
         problems += more
     refresh(results)
-    console.print(f"imported {len(rep.imported)} runs ({len(rep.superseded)} superseded), {n_base} baselines into {results}")
+    console.print(
+        f"imported {len(rep.imported)} runs ({len(rep.superseded)} superseded), {n_base} baselines into {results}"
+    )
     for p in problems:
         console.print(f"[yellow]problem:[/yellow] {escape(p)}", soft_wrap=True)
 

@@ -18,7 +18,9 @@ OutputFormat = choices("OutputFormat", ("table", *FORMATS))
 def leaderboard(
     results: ResultsOpt = Path("results"),
     weights: WeightsOpt = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="A terminal table, or text to pipe or save.")] = OutputFormat.table,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="A terminal table, or text to pipe or save.")
+    ] = OutputFormat.table,
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
 ) -> None:
@@ -31,7 +33,12 @@ def leaderboard(
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:
-        fail(str(results), "no runs", fix="run some (ptb run, ptb sweep run) or import them (ptb import)", code=EXIT_FAILED)
+        fail(
+            str(results),
+            "no runs",
+            fix="run some (ptb run, ptb sweep run) or import them (ptb import)",
+            code=EXIT_FAILED,
+        )
     if fmt != OutputFormat.table:
         text = FORMATS[fmt.value](report)
         if out:

@@ -18,12 +18,19 @@ from .common import EXIT_FAILED, choices, console, env_epilog, err_console, expe
 if TYPE_CHECKING:
     from ..launch.sweep import Sweep
 
-app = typer.Typer(help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm or HTCondor.", no_args_is_help=True)
+app = typer.Typer(
+    help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm or HTCondor.",
+    no_args_is_help=True,
+)
 
 Launcher = choices("Launcher", get_args(LauncherKind))
 SweepArg = Annotated[Path, typer.Argument(help="Sweep file (.toml, .yaml).")]
-ResultsOverrideOpt = Annotated[Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")]
-LauncherOpt = Annotated[Optional[Launcher], typer.Option("--launcher", help="Where the runs execute (overrides the file).")]
+ResultsOverrideOpt = Annotated[
+    Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")
+]
+LauncherOpt = Annotated[
+    Optional[Launcher], typer.Option("--launcher", help="Where the runs execute (overrides the file).")
+]
 
 
 def _load(path: Path, results: Optional[Path], launcher: Optional[Launcher]) -> Sweep:
@@ -54,15 +61,25 @@ def _table(state, title: str) -> Table:  # noqa: ANN001 (SweepState)
     for t in state.tasks:
         st = state.statuses[t.key]
         shown = "running" if t.key in state.running else st.state
-        if shown in ("failed", "interrupted", "partial", "pending") and t.key not in state.running and state.ledger.attempts(t.key) >= state.max_attempts:
+        if (
+            shown in ("failed", "interrupted", "partial", "pending")
+            and t.key not in state.running
+            and state.ledger.attempts(t.key) >= state.max_attempts
+        ):
             shown = f"gave up ({shown})"
         style = {"done": "green", "running": "cyan", "pending": "white"}.get(shown, "yellow")
         last = state.ledger.last_job(t.key)
         cause = st.failure or ""
         table.add_row(
-            escape(t.label), f"[{style}]{shown}[/]", st.phase, _hms(st.time_used_s), _hms(st.agent_time_s),
+            escape(t.label),
+            f"[{style}]{shown}[/]",
+            st.phase,
+            _hms(st.time_used_s),
+            _hms(st.agent_time_s),
             f"{state.ledger.attempts(t.key)}/{state.max_attempts}",
-            ",".join(last["job_ids"]) if last else "", "—" if st.score is None else f"{st.score:.3f}", escape(cause),
+            ",".join(last["job_ids"]) if last else "",
+            "—" if st.score is None else f"{st.score:.3f}",
+            escape(cause),
         )
     return table
 
@@ -77,8 +94,13 @@ class _Bar:
 
     def __init__(self, total: int) -> None:
         self.progress = Progress(
-            TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-            TimeElapsedColumn(), console=console, transient=False,
+            TextColumn("[bold]sweep[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         )
         self.task = self.progress.add_task("", total=total)
 
@@ -100,7 +122,11 @@ def plan(sweep_file: SweepArg, results: ResultsOverrideOpt = None, launcher: Lau
 
     sweep = _load(sweep_file, results, launcher)
     state = sweep_state(sweep)
-    console.print(_table(state, f"sweep {sweep.name}: {len(state.tasks)} tasks, launcher {sweep.launcher}, results {sweep.results}"))
+    console.print(
+        _table(
+            state, f"sweep {sweep.name}: {len(state.tasks)} tasks, launcher {sweep.launcher}, results {sweep.results}"
+        )
+    )
     todo, gave_up = state.to_launch(), state.gave_up()
     console.print(f"{state.n_done} done, {len(todo)} to launch, {len(gave_up)} out of attempts ({_summary(state)})")
 
@@ -110,10 +136,26 @@ def run(
     sweep_file: SweepArg,
     results: ResultsOverrideOpt = None,
     launcher: LauncherOpt = None,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the jobs (and retry infra failures).")] = True,
-    retry_failed_evals: Annotated[bool, typer.Option("--retry-failed-evals", help="Re-evaluate completed runs whose evaluation failed (agent phases kept).")] = False,
-    rerun_failed_agents: Annotated[bool, typer.Option("--rerun-failed-agents", help="Run the agent again (fresh workspace) for completed runs whose agent failed; the old run.json is kept as run.failed-<time>.json.")] = False,
-    reset_attempts: Annotated[bool, typer.Option("--reset-attempts", help="Forget past attempts (give failed tasks a full retry budget again).")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the jobs (and retry infra failures).")
+    ] = True,
+    retry_failed_evals: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed-evals", help="Re-evaluate completed runs whose evaluation failed (agent phases kept)."
+        ),
+    ] = False,
+    rerun_failed_agents: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-failed-agents",
+            help="Run the agent again (fresh workspace) for completed runs whose agent failed; the old run.json is kept as run.failed-<time>.json.",
+        ),
+    ] = False,
+    reset_attempts: Annotated[
+        bool,
+        typer.Option("--reset-attempts", help="Forget past attempts (give failed tasks a full retry budget again)."),
+    ] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between queue polls while waiting.")] = 5.0,
 ) -> None:
     """Launch (or resume) a sweep: skips completed runs, retries infra failures up to max_retries.
@@ -127,17 +169,39 @@ def run(
     sweep = _load(sweep_file, results, launcher)
 
     def launched(tasks) -> None:  # noqa: ANN001
-        console.print(f"launching {len(tasks)} task(s) on {sweep.launcher}: " + ", ".join(t.label for t in tasks[:8]) + (" …" if len(tasks) > 8 else ""), soft_wrap=True)
+        console.print(
+            f"launching {len(tasks)} task(s) on {sweep.launcher}: "
+            + ", ".join(t.label for t in tasks[:8])
+            + (" …" if len(tasks) > 8 else ""),
+            soft_wrap=True,
+        )
 
     with _launcher_errors(sweep):
         if wait:
             from ..launch.plan import plan_tasks
 
             with _Bar(len(plan_tasks(sweep))) as bar:
-                state = run_sweep(sweep, wait=True, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_tick=bar.update, on_launch=launched, poll_s=poll)
+                state = run_sweep(
+                    sweep,
+                    wait=True,
+                    retry_failed_evals=retry_failed_evals,
+                    rerun_failed_agents=rerun_failed_agents,
+                    reset_attempts=reset_attempts,
+                    on_tick=bar.update,
+                    on_launch=launched,
+                    poll_s=poll,
+                )
                 bar.update(state)
         else:
-            state = run_sweep(sweep, wait=False, retry_failed_evals=retry_failed_evals, rerun_failed_agents=rerun_failed_agents, reset_attempts=reset_attempts, on_launch=launched, poll_s=poll)
+            state = run_sweep(
+                sweep,
+                wait=False,
+                retry_failed_evals=retry_failed_evals,
+                rerun_failed_agents=rerun_failed_agents,
+                reset_attempts=reset_attempts,
+                on_launch=launched,
+                poll_s=poll,
+            )
     console.print(_table(state, f"sweep {sweep.name}"))
     console.print(_summary(state))
     if wait and state.n_done < len(state.tasks):
@@ -149,7 +213,9 @@ def status(
     sweep_file: SweepArg,
     results: ResultsOverrideOpt = None,
     launcher: LauncherOpt = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Show a progress bar until no job is queued or running.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Show a progress bar until no job is queued or running.")
+    ] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 5.0,
 ) -> None:
     """Per run: state, phase, time used, attempts, job, score, failure with its cause."""

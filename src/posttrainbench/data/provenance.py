@@ -128,7 +128,9 @@ class DataProvenance(BaseModel):
                 f"{str(self.pinned_fewshot_sha256)[:12]}…) are not the pinned ones"
             )
         else:
-            size = "" if self.n_items == self.full_size else f" ({self.n_items} items, the benchmark has {self.full_size})"
+            size = (
+                "" if self.n_items == self.full_size else f" ({self.n_items} items, the benchmark has {self.full_size})"
+            )
             what = (
                 f"is not the pinned one{size} (sha256 {self.items_sha256[:12]}…, pinned "
                 f"{(self.pinned_sha256 or '')[:12]}…)"

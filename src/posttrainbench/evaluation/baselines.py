@@ -55,7 +55,13 @@ def evaluate_baseline(
     if result.status == "ok":
         atomic_write_json(folder / "metrics.json", result.to_metrics_json())
     save_baseline(
-        results_root, benchmark=bench.id, base_model=base, score=result.score, status=result.status,
-        checkpoint=checkpoint, limit=limit, extra={"evaluated": target.hub_id, "error": result.error},
+        results_root,
+        benchmark=bench.id,
+        base_model=base,
+        score=result.score,
+        status=result.status,
+        checkpoint=checkpoint,
+        limit=limit,
+        extra={"evaluated": target.hub_id, "error": result.error},
     )
     return result

@@ -34,6 +34,7 @@ class EvaluableBenchmark(Protocol):
     @property
     def metric(self) -> str:
         """Name of the headline number in results (``accuracy``, ``pass@1``, ``win_rate``, ...)."""
+
     @property
     def decoding(self) -> Decoding: ...
     @property
@@ -43,9 +44,11 @@ class EvaluableBenchmark(Protocol):
     @property
     def scorer_name(self) -> str:
         """Name of the Inspect scorer (the key of each sample's score in the log)."""
+
     @property
     def inspect_metric(self) -> str:
         """The Inspect metric holding the headline number."""
+
     @property
     def inspect_stderr(self) -> str:
         """The Inspect metric holding its standard error."""

@@ -313,8 +313,7 @@ class PtbHFAPI(ModelAPI):
         )
         if self.fail_above_max_tokens is not None and key.max_tokens > self.fail_above_max_tokens:
             raise RuntimeError(
-                f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens "
-                f"{self.fail_above_max_tokens}"
+                f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens {self.fail_above_max_tokens}"
             )
         prompt = self.render(input, tools)
         res = await self.batcher.submit(prompt, key)

@@ -115,7 +115,13 @@ class EvalResult(_Model):
             "max_tokens_used": self.max_tokens_used,
             "error": self.error,
             **(
-                {"heldout": {self.metric: self.heldout_score, "n_scored": self.n_heldout, "dev_excluded": self.n_dev_excluded}}
+                {
+                    "heldout": {
+                        self.metric: self.heldout_score,
+                        "n_scored": self.n_heldout,
+                        "dev_excluded": self.n_dev_excluded,
+                    }
+                }
                 if self.n_dev_excluded
                 else {}
             ),
@@ -256,7 +262,7 @@ def check_log(
         problems.append(f"only {n} of {len(expected)} samples were scored")
 
     reported = reported_stderr = None
-    for es in (elog.results.scores if elog.results else []):
+    for es in elog.results.scores if elog.results else []:
         if es.name == benchmark.scorer_name:
             if benchmark.inspect_metric in es.metrics:
                 reported = float(es.metrics[benchmark.inspect_metric].value)
@@ -489,9 +495,7 @@ def evaluate_model(
                 free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
-            check = check_log(
-                elog.location, benchmark, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude
-            )
+            check = check_log(elog.location, benchmark, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude)
             kw = dict(
                 n_scored=check.n_scored,
                 n_expected=n_expected,

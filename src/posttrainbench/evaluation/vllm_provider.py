@@ -121,7 +121,6 @@ class PtbVLLMAPI(PtbHFAPI):
         return results
 
 
-
 @modelapi(name=VLLM_PROVIDER)
 def ptb_vllm() -> type[PtbVLLMAPI]:
     """Registers :class:`PtbVLLMAPI` with Inspect."""

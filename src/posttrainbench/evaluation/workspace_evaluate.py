@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         # The harness's limits (context length, end of sequence) are the base model's.
         base_model_path=Path(task["base_model_path"]) if task.get("base_model_path") else None,
     )
-    out = {**result.to_metrics_json(), "attempts": [a.model_dump() for a in result.attempts], "log_path": result.log_path}
+    out = {
+        **result.to_metrics_json(),
+        "attempts": [a.model_dump() for a in result.attempts],
+        "log_path": result.log_path,
+    }
     if args.json_output_file:
         Path(args.json_output_file).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     if result.status != "ok":

@@ -14,7 +14,15 @@ from collections.abc import Iterable
 from ..domain import Verdict, VerdictStatus
 from .judge import JudgeConfig, JudgeConfigError, run_judge
 from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
-from .contamination import ContaminationIndex, build_index, build_index_cached, load_index, save_index, scan, texts_from_files
+from .contamination import (
+    ContaminationIndex,
+    build_index,
+    build_index_cached,
+    load_index,
+    save_index,
+    scan,
+    texts_from_files,
+)
 from .gate import ContaminationSources, Gate, GateContext, required_gates, run_gates
 from .gates import GATES
 from .lineage import check_lineage

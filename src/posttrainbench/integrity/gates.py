@@ -58,7 +58,9 @@ class ModelFormatGate:
     def check(self, ctx: GateContext) -> Verdict:
         if ctx.final_model is None:
             if ctx.rejected:
-                return Verdict(gate=self.name, status=VerdictStatus.failed, summary=f"final_model/ rejected: {ctx.rejected}")
+                return Verdict(
+                    gate=self.name, status=VerdictStatus.failed, summary=f"final_model/ rejected: {ctx.rejected}"
+                )
             return not_run(self.name, "no final_model to check")
         return check_model_folder(ctx.final_model)
 

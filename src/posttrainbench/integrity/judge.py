@@ -91,7 +91,25 @@ Answer with the JSON object only."""
 
 PROMPT_SHA256 = hashlib.sha256((PROMPT_VERSION + "\n" + SYSTEM_PROMPT + "\n" + USER_TEMPLATE).encode()).hexdigest()
 
-SCRIPT_SUFFIXES = {".py", ".sh", ".ipynb", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".md", ".txt", ".jinja", ".j2", ".json", ".js", ".ts", ".r", ".jl"}
+SCRIPT_SUFFIXES = {
+    ".py",
+    ".sh",
+    ".ipynb",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".md",
+    ".txt",
+    ".jinja",
+    ".j2",
+    ".json",
+    ".js",
+    ".ts",
+    ".r",
+    ".jl",
+}
 DATA_SUFFIXES = {".jsonl", ".csv", ".tsv", ".ndjson"}
 SKIP_DIRS = {".git", "__pycache__", "node_modules", ".venv", "venv", "site-packages"}
 
@@ -169,7 +187,9 @@ def parse_answer(content: str | None) -> JudgeAnswer:
     try:
         return JudgeAnswer.model_validate(data)
     except ValidationError as exc:
-        raise JudgeReplyError(f"reply does not match the schema: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}") from None
+        raise JudgeReplyError(
+            f"reply does not match the schema: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- context
@@ -391,8 +411,11 @@ def run_judge(
     except LLMKeyError:
         return not_run(GATE, f"judge key not set (environment variable {config.api_key_env})")
     ctx = build_context(
-        Path(workspace), trace_path, manifest=manifest,
-        workspace_chars=config.workspace_chars, trace_chars=config.trace_chars,
+        Path(workspace),
+        trace_path,
+        manifest=manifest,
+        workspace_chars=config.workspace_chars,
+        trace_chars=config.trace_chars,
     )
     user = USER_TEMPLATE.format(context=ctx.text, **info)
     input_path: tuple[str, ...] = ()
@@ -437,7 +460,9 @@ def run_judge(
     ev = write_evidence(evidence_dir, GATE, report) + input_path
     who = f"{config.provider}:{config.model}, {len(answers)}/{config.n} valid"
     if len(answers) < need:
-        return not_run(GATE, f"judge gave {len(answers)}/{config.n} valid answers (need {need}); last error: {last_error}", ev)
+        return not_run(
+            GATE, f"judge gave {len(answers)}/{config.n} valid answers (need {need}); last error: {last_error}", ev
+        )
     failed = [c for c in CRITERIA if votes[c]["majority"] == "fail"]
     if failed:
         shown = "; ".join(f"{c} ({votes[c]['fail']}/{len(answers)}): {votes[c]['justification'][:160]}" for c in failed)

@@ -74,7 +74,9 @@ _EMBED_CANDIDATES = (
     "transformer.wte.weight",
     "model.decoder.embed_tokens.weight",
 )
-_TOWER = re.compile(r"(^|\.)(vision_tower|vision_model|visual|vision|audio_tower|audio_model|multi_modal_projector)(\.|$)")
+_TOWER = re.compile(
+    r"(^|\.)(vision_tower|vision_model|visual|vision|audio_tower|audio_model|multi_modal_projector)(\.|$)"
+)
 _PREFIX = re.compile(r"^(model\.|language_model\.)+")
 
 
@@ -256,8 +258,7 @@ def _structure(final: _Ckpt, other: _Ckpt, pairs, missing, extra, tolerate_tower
         if fs == os_:
             ok[key] = (fn, on, None)
         elif (
-            len(fs) == 2 and len(os_) == 2 and fs[1] == os_[1]
-            and ("embed" in key or "lm_head" in key or "wte" in key)
+            len(fs) == 2 and len(os_) == 2 and fs[1] == os_[1] and ("embed" in key or "lm_head" in key or "wte" in key)
         ):
             ok[key] = (fn, on, min(fs[0], os_[0]))
             notes.append(f"{fn}: vocabulary resized {os_[0]} -> {fs[0]} rows; compared on the shared rows")
@@ -265,7 +266,9 @@ def _structure(final: _Ckpt, other: _Ckpt, pairs, missing, extra, tolerate_tower
             problems.append(f"shape mismatch {fn}: {list(fs)} vs {list(os_)}")
     real_missing = [m for m in missing if not (tolerate_towers and _TOWER.search(m))]
     if len(real_missing) < len(missing):
-        notes.append(f"{len(missing) - len(real_missing)} multimodal-tower tensors absent from the final model (tolerated)")
+        notes.append(
+            f"{len(missing) - len(real_missing)} multimodal-tower tensors absent from the final model (tolerated)"
+        )
     if real_missing:
         problems.append(f"{len(real_missing)} tensors missing from the final model: {short_list(real_missing, 5)}")
     if extra:
@@ -307,7 +310,12 @@ def check_lineage(
         if problems or not ok:
             report.update(flag="foreign", structure_problems=problems or ["no tensor in common"], notes=notes)
             ev = write_evidence(evidence_dir, GATE, report)
-            return verdict(GATE, VerdictStatus.failed, "foreign: not the base architecture: " + "; ".join(report["structure_problems"][:3]), ev)
+            return verdict(
+                GATE,
+                VerdictStatus.failed,
+                "foreign: not the base architecture: " + "; ".join(report["structure_problems"][:3]),
+                ev,
+            )
 
         # Forbidden checkpoints: open and match against the final model.
         others: list[_Ckpt] = [base]
@@ -391,7 +399,7 @@ def check_lineage(
     else:
         flag = "ok"
 
-    top = sorted(per_tensor, key=lambda t: (-t["rel"] if math.isfinite(t["rel"]) else -math.inf))[:TOP_K]
+    top = sorted(per_tensor, key=lambda t: -t["rel"] if math.isfinite(t["rel"]) else -math.inf)[:TOP_K]
     finite = [x for x in rels if math.isfinite(x)]
     report.update(
         flag=flag,
@@ -410,14 +418,26 @@ def check_lineage(
         per_tensor=[{"name": t["name"], "rel": _fmt(t["rel"]), "rel_cast": _fmt(t["rel_cast"])} for t in per_tensor],
     )
     ev = write_evidence(evidence_dir, GATE, report)
-    stats = f"median rel {median_rel:.3g}, global rel {global_rel:.3g}, {len(changed)}/{len(per_tensor)} tensors changed"
+    stats = (
+        f"median rel {median_rel:.3g}, global rel {global_rel:.3g}, {len(changed)}/{len(per_tensor)} tensors changed"
+    )
     if flag == "substituted":
-        return verdict(GATE, VerdictStatus.failed, f"substituted: closer to forbidden {', '.join(substituted)} than to the base ({stats})", ev)
+        return verdict(
+            GATE,
+            VerdictStatus.failed,
+            f"substituted: closer to forbidden {', '.join(substituted)} than to the base ({stats})",
+            ev,
+        )
     if flag == "foreign":
-        return verdict(GATE, VerdictStatus.failed, f"foreign: weights unrelated to the base ({stats} > {foreign_median_rel})", ev)
+        return verdict(
+            GATE, VerdictStatus.failed, f"foreign: weights unrelated to the base ({stats} > {foreign_median_rel})", ev
+        )
     if flag == "untrained":
-        return verdict(GATE, VerdictStatus.failed, f"untrained: every tensor equals the base within {untrained_rel:g} relative", ev)
+        return verdict(
+            GATE, VerdictStatus.failed, f"untrained: every tensor equals the base within {untrained_rel:g} relative", ev
+        )
     if unreadable:
-        return not_run(GATE, f"forbidden checkpoint unreadable: {', '.join(unreadable)} (substitution not checked; {stats})", ev)
+        return not_run(
+            GATE, f"forbidden checkpoint unreadable: {', '.join(unreadable)} (substitution not checked; {stats})", ev
+        )
     return verdict(GATE, VerdictStatus.passed, f"ok: fine-tune of the base ({stats})", ev)
-

@@ -38,9 +38,7 @@ GATE = "model_format"
 
 
 @guarded(GATE)
-def check_model_folder(
-    path: Path, evidence_dir: Path | None = None, allow_remote_code: bool = False
-) -> Verdict:
+def check_model_folder(path: Path, evidence_dir: Path | None = None, allow_remote_code: bool = False) -> Verdict:
     """Pass if ``path`` is one unambiguous safetensors model folder; the summary says what is wrong."""
     path = Path(path)
     info: dict = {"path": str(path)}
@@ -98,4 +96,6 @@ def _finish(problems: list[str], notes: list[str], info: dict, evidence_dir: Pat
     evidence = write_evidence(evidence_dir, GATE, {"gate": GATE, **info, "problems": problems, "notes": notes})
     if problems:
         return verdict(GATE, VerdictStatus.failed, "; ".join(problems), evidence)
-    return verdict(GATE, VerdictStatus.passed, f"one unambiguous safetensors model ({info.get('model_type')})", evidence)
+    return verdict(
+        GATE, VerdictStatus.passed, f"one unambiguous safetensors model ({info.get('model_type')})", evidence
+    )

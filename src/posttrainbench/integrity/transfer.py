@@ -44,5 +44,7 @@ def check_transfer(final_model: Path, recorded: dict[str, str], evidence_dir: Pa
         if paths
     ]
     if problems:
-        return verdict(GATE, VerdictStatus.failed, "final_model differs from what was collected: " + "; ".join(problems), evidence)
+        return verdict(
+            GATE, VerdictStatus.failed, "final_model differs from what was collected: " + "; ".join(problems), evidence
+        )
     return verdict(GATE, VerdictStatus.passed, f"{len(recorded)} collected files unchanged", evidence)

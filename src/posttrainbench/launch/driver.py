@@ -20,7 +20,15 @@ from pathlib import Path
 
 from .base import Launcher, LauncherError, OnTick, make_launcher
 from .plan import (
-    RETRYABLE, Ledger, Task, TaskStatus, plan_tasks, reset_failed_agent, reset_failed_evaluation, task_status, write_task_file,
+    RETRYABLE,
+    Ledger,
+    Task,
+    TaskStatus,
+    plan_tasks,
+    reset_failed_agent,
+    reset_failed_evaluation,
+    task_status,
+    write_task_file,
 )
 from .sweep import Sweep
 
@@ -37,15 +45,19 @@ class SweepState:
 
     def to_launch(self) -> list[Task]:
         return [
-            t for t in self.tasks
-            if self.statuses[t.key].state in RETRYABLE and t.key not in self.running
+            t
+            for t in self.tasks
+            if self.statuses[t.key].state in RETRYABLE
+            and t.key not in self.running
             and self.ledger.attempts(t.key) < self.max_attempts
         ]
 
     def gave_up(self) -> list[Task]:
         return [
-            t for t in self.tasks
-            if self.statuses[t.key].state in RETRYABLE and t.key not in self.running
+            t
+            for t in self.tasks
+            if self.statuses[t.key].state in RETRYABLE
+            and t.key not in self.running
             and self.ledger.attempts(t.key) >= self.max_attempts
         ]
 

@@ -14,7 +14,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
+from .base import (
+    LAUNCHERS,
+    Launcher,
+    LauncherError,
+    OnLaunch,
+    OnTick,
+    job_env_exports,
+    package_root,
+    time_limit_min,
+    worker_argv,
+)
 from .plan import Task, sweep_dir
 from .sweep import Sweep
 
@@ -72,18 +82,24 @@ class HTCondorLauncher(Launcher):
         try:
             import htcondor2
         except ImportError as exc:
-            raise LauncherError("the HTCondor bindings are not installed: pip install 'posttrainbench[cluster]'") from exc
+            raise LauncherError(
+                "the HTCondor bindings are not installed: pip install 'posttrainbench[cluster]'"
+            ) from exc
         try:
             return htcondor2.Schedd()
         except Exception as exc:
-            raise LauncherError(f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?") from exc
+            raise LauncherError(
+                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?"
+            ) from exc
 
     def check(self) -> None:
         schedd = self._schedd()
         try:
             schedd.query(constraint="false", projection=["ClusterId"])
         except Exception as exc:
-            raise LauncherError(f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?") from exc
+            raise LauncherError(
+                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?"
+            ) from exc
 
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
         import htcondor2

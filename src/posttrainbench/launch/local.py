@@ -72,7 +72,10 @@ class LocalLauncher(Launcher):
             log = logs / f"{task.key}.{time.strftime('%Y%m%dT%H%M%S')}.log"
             with open(log, "ab") as fh:
                 proc = subprocess.Popen(
-                    worker_argv(task_file), env=self._env(gpus), stdout=fh, stderr=subprocess.STDOUT,
+                    worker_argv(task_file),
+                    env=self._env(gpus),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                 )
                 with self._lock:

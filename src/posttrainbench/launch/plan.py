@@ -141,10 +141,14 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
             return TaskStatus(task, "failed", phase="evaluate", failure=f"unreadable result.json: {exc}")
         mtime = datetime.fromtimestamp(res.stat().st_mtime, timezone.utc)
         if result.status == "ok":
-            return TaskStatus(task, "done", phase="done", time_used_s=result.wall_time_s or 0.0, score=result.score, updated_at=mtime)
+            return TaskStatus(
+                task, "done", phase="done", time_used_s=result.wall_time_s or 0.0, score=result.score, updated_at=mtime
+            )
         # The evaluator ran and could not score the base model: an outcome, like a run's failed
         # evaluation (re-done only with --retry-failed-evals); a crash leaves no result.json.
-        return TaskStatus(task, "done", phase="done", failure=f"evaluate: {result.error}", eval_failed=True, updated_at=mtime)
+        return TaskStatus(
+            task, "done", phase="done", failure=f"evaluate: {result.error}", eval_failed=True, updated_at=mtime
+        )
 
     run_json = task.folder / "run.json"
     if not run_json.is_file():

@@ -30,7 +30,17 @@ from pathlib import Path
 from typing import Any
 
 from ..settings import LaunchSettings
-from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, job_env_exports, package_root, time_limit_min, worker_argv
+from .base import (
+    LAUNCHERS,
+    Launcher,
+    LauncherError,
+    OnLaunch,
+    OnTick,
+    job_env_exports,
+    package_root,
+    time_limit_min,
+    worker_argv,
+)
 from .plan import Task, sweep_dir
 from .sweep import SlurmSettings, Sweep
 
@@ -42,11 +52,15 @@ SPLIT_STAGES: tuple[tuple[str | None, str], ...] = (("collect", "agent"), ("veri
 
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0]) is None:
-        raise LauncherError(f"`{argv[0]}` not found: this machine is not a Slurm submit host (install slurm-client, or use launcher = \"local\")")
+        raise LauncherError(
+            f'`{argv[0]}` not found: this machine is not a Slurm submit host (install slurm-client, or use launcher = "local")'
+        )
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise LauncherError(f"`{' '.join(argv)}` did not answer within {timeout:.0f}s: the Slurm controller is unreachable or overloaded") from None
+        raise LauncherError(
+            f"`{' '.join(argv)}` did not answer within {timeout:.0f}s: the Slurm controller is unreachable or overloaded"
+        ) from None
 
 
 def run_worker(argv: list[str]) -> int:
@@ -124,11 +138,15 @@ class SlurmLauncher(Launcher):
     def check(self) -> None:
         proc = _run(["sinfo", "-h", "-o", "%P %a %D %T"], timeout=60)
         if proc.returncode != 0:
-            raise LauncherError(f"cannot reach the Slurm controller (`sinfo` exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+            raise LauncherError(
+                f"cannot reach the Slurm controller (`sinfo` exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+            )
         parts = {line.split()[0].rstrip("*") for line in proc.stdout.splitlines() if line.strip()}
         want = self.sweep.slurm.partition
         if want and want not in parts:
-            raise LauncherError(f"Slurm partition {want!r} does not exist; partitions: {', '.join(sorted(parts)) or 'none'}")
+            raise LauncherError(
+                f"Slurm partition {want!r} does not exist; partitions: {', '.join(sorted(parts)) or 'none'}"
+            )
 
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
         import submitit
@@ -143,7 +161,9 @@ class SlurmLauncher(Launcher):
             previous: str | None = None
             for n, (until, gpus, hours) in enumerate(layout):
                 ex = submitit.SlurmExecutor(folder=folder / "%j", python=sys.executable)
-                params = job_parameters(sweep, gpus=gpus, hours=hours, name=f"ptb-{sweep.name}" + (f"-s{n}" if len(layout) > 1 else ""))
+                params = job_parameters(
+                    sweep, gpus=gpus, hours=hours, name=f"ptb-{sweep.name}" + (f"-s{n}" if len(layout) > 1 else "")
+                )
                 if previous is not None:
                     # task i of this array starts once task i of the previous one succeeded
                     params.setdefault("additional_parameters", {})
@@ -180,7 +200,22 @@ class SlurmLauncher(Launcher):
         if not job_ids:
             return set()
         q = self.queue()
-        live = {j for j, st in q.items() if st not in ("COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE")}
+        live = {
+            j
+            for j, st in q.items()
+            if st
+            not in (
+                "COMPLETED",
+                "CANCELLED",
+                "FAILED",
+                "TIMEOUT",
+                "OUT_OF_MEMORY",
+                "NODE_FAIL",
+                "PREEMPTED",
+                "BOOT_FAIL",
+                "DEADLINE",
+            )
+        }
         return {j for j in job_ids if j in live}
 
     def wait(self, job_ids: list[str], on_tick: OnTick, poll_s: float = 5.0) -> None:

@@ -160,9 +160,7 @@ class SweepError(ValueError):
 
     def __init__(self, path: Path, faults: list[Fault]) -> None:
         self.path, self.faults = Path(path), sorted(faults, key=lambda f: (f.line or 0, f.where))
-        lines = [
-            f"{self.path}:{f.line or '?'}: {f.where + ': ' if f.where else ''}{f.message}" for f in self.faults
-        ]
+        lines = [f"{self.path}:{f.line or '?'}: {f.where + ': ' if f.where else ''}{f.message}" for f in self.faults]
         super().__init__(f"invalid sweep file ({len(self.faults)} problem(s)):\n" + "\n".join(lines))
 
 

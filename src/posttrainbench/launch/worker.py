@@ -64,8 +64,11 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
     record = pipe.run(until=until)  # type: ignore[arg-type]
     if any(s.status == "failed" for s in record.phases.values()):
         return EXIT_INFRA
-    print(f"run {record.run_id}: {'completed' if record.completed else 'stopped after ' + str(until)}"
-          f"{'; failure: ' + record.failure if record.failure else ''}", flush=True)
+    print(
+        f"run {record.run_id}: {'completed' if record.completed else 'stopped after ' + str(until)}"
+        f"{'; failure: ' + record.failure if record.failure else ''}",
+        flush=True,
+    )
     return EXIT_OK
 
 
@@ -75,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--until", default=None, help="stop after this phase (split jobs)")
     args = parser.parse_args(argv)
     # Which code runs matters on a cluster: say it in the job log.
-    print(f"posttrainbench {posttrainbench.__version__} from {Path(posttrainbench.__file__).parent} "
-          f"(python {sys.executable})", flush=True)
+    print(
+        f"posttrainbench {posttrainbench.__version__} from {Path(posttrainbench.__file__).parent} "
+        f"(python {sys.executable})",
+        flush=True,
+    )
     # SIGTERM (scancel, a time limit, `ptb sweep cancel`) ends the worker through SystemExit, so
     # that cleanup runs; the pipeline records nothing for it and the run resumes later.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -60,8 +60,7 @@ class MissingCellsError(ValueError):
 
     def __init__(self, missing: Sequence[tuple], what: str = "score") -> None:
         self.missing = list(missing)
-        super().__init__(f"cannot compute {what}: {len(self.missing)} missing cell(s): "
-                         f"{self.missing}")
+        super().__init__(f"cannot compute {what}: {len(self.missing)} missing cell(s): {self.missing}")
 
 
 # --------------------------------------------------------------------------- fallback
@@ -107,9 +106,7 @@ class ScoreBreakdown(NamedTuple):
     missing: list[tuple[str, str]]
 
 
-def score_breakdown(
-    grid: Grid, weights: Mapping[str, float], models: Sequence[str] | None = None
-) -> ScoreBreakdown:
+def score_breakdown(grid: Grid, weights: Mapping[str, float], models: Sequence[str] | None = None) -> ScoreBreakdown:
     """``Σ_b w_b · mean over models of grid[model, b]``, with missing cells listed.
 
     ``models`` defaults to the grid's rows; the benchmarks are those of ``weights``. A cell is
@@ -133,9 +130,7 @@ def score_breakdown(
     return ScoreBreakdown(score, per_bench, [])
 
 
-def agent_score(
-    grid: Grid, weights: Mapping[str, float], models: Sequence[str] | None = None
-) -> float:
+def agent_score(grid: Grid, weights: Mapping[str, float], models: Sequence[str] | None = None) -> float:
     """The agent score of a (post-fallback) grid; raises :class:`MissingCellsError` on gaps."""
     result = score_breakdown(grid, weights, models)
     if result.score is None:
@@ -241,8 +236,11 @@ def normalised_gain_grid(
     cells: dict[tuple[str, str], GridValue] = {}
     missing: list[tuple[str, str]] = []
     for model, bench in grid.keys():
-        inst_model = instruct_of(model) if callable(instruct_of) and not isinstance(
-            instruct_of, Mapping) else instruct_of.get(model)
+        inst_model = (
+            instruct_of(model)
+            if callable(instruct_of) and not isinstance(instruct_of, Mapping)
+            else instruct_of.get(model)
+        )
         score = grid.number(model, bench)
         base = baseline_grid.number(model, bench)
         inst = baseline_grid.number(inst_model, bench) if inst_model is not None else None
@@ -318,8 +316,7 @@ def leaderboard_from_cells(
     benches = list(weights)
 
     AgentKey = tuple[str, str, float | None]
-    by_agent: dict[AgentKey, dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(
-        lambda: defaultdict(dict))
+    by_agent: dict[AgentKey, dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(lambda: defaultdict(dict))
     fallbacks: dict[AgentKey, int] = defaultdict(int)
     unresolved: dict[AgentKey, list[tuple[int, str, str]]] = defaultdict(list)
     for c in cells:
@@ -340,10 +337,7 @@ def leaderboard_from_cells(
     rows: list[LeaderboardRow] = []
     for agent, repeats in by_agent.items():
         repeat_ids = sorted(set(range(n_repeats)) | set(repeats)) if n_repeats else sorted(repeats)
-        grids = {
-            r: Grid(expected_models, benches, dict(repeats.get(r, {})))
-            for r in repeat_ids
-        }
+        grids = {r: Grid(expected_models, benches, dict(repeats.get(r, {}))) for r in repeat_ids}
         results = {r: score_breakdown(g, weights, expected_models) for r, g in grids.items()}
         missing = sorted((r, m, b) for r, res in results.items() for m, b in res.missing)
         scores = [res.score for res in results.values() if res.score is not None]
@@ -355,11 +349,19 @@ def leaderboard_from_cells(
             vals = [res.per_benchmark[b] for res in results.values()]
             complete_b = all(v is not None for v in vals)
             per_bench[b] = _mean(vals) if complete_b else None  # type: ignore[arg-type]
-        rows.append(LeaderboardRow(
-            agent=agent[0], agent_config=agent[1], score=score, std=std,
-            n_repeats=len(repeat_ids), per_benchmark=per_bench, n_fallback=fallbacks[agent],
-            missing=missing, repeat_scores={r: res.score for r, res in results.items()},
-            hours=agent[2],
-        ))
+        rows.append(
+            LeaderboardRow(
+                agent=agent[0],
+                agent_config=agent[1],
+                score=score,
+                std=std,
+                n_repeats=len(repeat_ids),
+                per_benchmark=per_bench,
+                n_fallback=fallbacks[agent],
+                missing=missing,
+                repeat_scores={r: res.score for r, res in results.items()},
+                hours=agent[2],
+            )
+        )
     rows.sort(key=lambda row: (row.score is None, -(row.score or 0.0), row.agent, row.agent_config, row.hours or 0.0))
     return rows

@@ -71,7 +71,11 @@ def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: lis
     if not models or any((r, b) not in grid_cells for r in rows for b in benchmarks):
         return None
     try:
-        return benchmark_weights(Grid(rows, benchmarks, grid_cells), [f"{m}::base" for m in models], lambda m: m.replace("::base", "::instruct"))
+        return benchmark_weights(
+            Grid(rows, benchmarks, grid_cells),
+            [f"{m}::base" for m in models],
+            lambda m: m.replace("::base", "::instruct"),
+        )
     except ValueError:
         return None
 
@@ -100,9 +104,10 @@ def leaderboard(
     scan.weights = w
     unweighted = sorted({c.benchmark for c in cells} - set(w))
     if unweighted:  # a weights file that lacks a benchmark: say so, rank on the rest
-        scan.problems += [f"benchmark {b!r} has no weight in the weights file; its runs are left out" for b in unweighted]
+        scan.problems += [
+            f"benchmark {b!r} has no weight in the weights file; its runs are left out" for b in unweighted
+        ]
         cells = [c for c in cells if c.benchmark in w]
     # Fallback cells already carry the baseline of their own eval limit (score_cell).
     rows = leaderboard_from_cells(cells, {}, w) if cells else []
     return rows, cells, scan
-

@@ -44,18 +44,18 @@ GridValue = float | Sentinel
 
 def is_number(value: object) -> bool:
     """True for a finite float/int cell (``bool`` excluded), false for a sentinel or ``None``."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
 class GridError(ValueError):
     """A malformed grid file; the message names the file, and the row/column where known."""
 
     def __init__(
-        self, message: str, *, path: str | None = None, row: int | str | None = None,
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        row: int | str | None = None,
         column: str | None = None,
     ) -> None:
         self.path, self.row, self.column = path, row, column
@@ -105,9 +105,7 @@ class Grid:
                 yield model, bench
 
     @classmethod
-    def from_mapping(
-        cls, rows: Mapping[str, Mapping[str, GridValue]], benchmarks: list[str] | None = None
-    ) -> "Grid":
+    def from_mapping(cls, rows: Mapping[str, Mapping[str, GridValue]], benchmarks: list[str] | None = None) -> "Grid":
         """Build from ``{model: {benchmark: value}}`` (columns: first-seen order unless given)."""
         if benchmarks is None:
             benchmarks = []
@@ -118,10 +116,7 @@ class Grid:
 
     def to_mapping(self) -> dict[str, dict[str, GridValue]]:
         """``{model: {benchmark: value}}`` with absent cells left out."""
-        return {
-            m: {b: self.cells[(m, b)] for b in self.benchmarks if (m, b) in self.cells}
-            for m in self.models
-        }
+        return {m: {b: self.cells[(m, b)] for b in self.benchmarks if (m, b) in self.cells} for m in self.models}
 
 
 def parse_cell(text: str) -> GridValue:
@@ -158,7 +153,9 @@ def read_grid(path: str | Path, *, index_column: str = "model") -> Grid:
     if header[0] != index_column:
         raise GridError(
             f"first column must be {index_column!r}, got {header[0]!r}",
-            path=str(path), row=1, column=header[0],
+            path=str(path),
+            row=1,
+            column=header[0],
         )
     benchmarks = header[1:]
     for col in benchmarks:
@@ -175,12 +172,12 @@ def read_grid(path: str | Path, *, index_column: str = "model") -> Grid:
         if not model.strip():
             raise GridError("empty model name", path=str(path), row=lineno, column=index_column)
         if model in models:
-            raise GridError(f"duplicate model {model!r}", path=str(path), row=lineno,
-                            column=index_column)
+            raise GridError(f"duplicate model {model!r}", path=str(path), row=lineno, column=index_column)
         if len(row) != len(header):
             raise GridError(
                 f"row for {model!r} has {len(row)} fields, header has {len(header)}",
-                path=str(path), row=lineno,
+                path=str(path),
+                row=lineno,
                 column=header[len(row)] if len(row) < len(header) else None,
             )
         models.append(model)

@@ -146,10 +146,19 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
         s = runs.get(c.path)
         label = agent_label(c.agent, c.agent_config, c.hours)
         row = CellRow(
-            label=label, benchmark=c.benchmark, base_model=c.base_model, repeat=c.repeat, score=c.score,
-            raw=c.raw, fallback=c.fallback, reason=c.reason, flags=[flag_code(f) for f in c.flags],
-            normalised_gain=gain(c), time_used_s=s.time_used_s if s else None,
-            cost_usd=s.cost_usd if s else None, path=c.path,
+            label=label,
+            benchmark=c.benchmark,
+            base_model=c.base_model,
+            repeat=c.repeat,
+            score=c.score,
+            raw=c.raw,
+            fallback=c.fallback,
+            reason=c.reason,
+            flags=[flag_code(f) for f in c.flags],
+            normalised_gain=gain(c),
+            time_used_s=s.time_used_s if s else None,
+            cost_usd=s.cost_usd if s else None,
+            path=c.path,
         )
         cell_rows.append(row)
         key = (c.agent, c.agent_config, c.hours)
@@ -164,20 +173,40 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
         times = [s.time_used_s for s in my_runs if s.time_used_s is not None]
         mean_time = _mean(times)
         gains = [c.normalised_gain for c in mine]
-        agents.append(AgentRow(
-            rank=rank, label=r.label, agent=r.agent, agent_config=r.agent_config, hours=r.hours,
-            score=r.score, std=r.std, n_repeats=r.n_repeats, repeat_scores=r.repeat_scores,
-            per_benchmark=r.per_benchmark, per_model=_per_model(raw_by_agent.get(key, []), w, models),
-            normalised_gain=_mean(gains) if gains and all(g is not None for g in gains) else None,  # type: ignore[arg-type]
-            n_runs=len(mine), n_fallback=r.n_fallback, missing=r.missing, mean_time_s=mean_time,
-            time_pct_of_budget=100 * mean_time / (r.hours * 3600) if mean_time is not None and r.hours else None,
-            input_tokens=_int_or_none(_sum_or_none([s.input_tokens for s in my_runs])),
-            output_tokens=_int_or_none(_sum_or_none([s.output_tokens for s in my_runs])),
-            cost_usd=_sum_or_none([s.cost_usd for s in my_runs]),
-        ))
+        agents.append(
+            AgentRow(
+                rank=rank,
+                label=r.label,
+                agent=r.agent,
+                agent_config=r.agent_config,
+                hours=r.hours,
+                score=r.score,
+                std=r.std,
+                n_repeats=r.n_repeats,
+                repeat_scores=r.repeat_scores,
+                per_benchmark=r.per_benchmark,
+                per_model=_per_model(raw_by_agent.get(key, []), w, models),
+                normalised_gain=_mean(gains) if gains and all(g is not None for g in gains) else None,  # type: ignore[arg-type]
+                n_runs=len(mine),
+                n_fallback=r.n_fallback,
+                missing=r.missing,
+                mean_time_s=mean_time,
+                time_pct_of_budget=100 * mean_time / (r.hours * 3600) if mean_time is not None and r.hours else None,
+                input_tokens=_int_or_none(_sum_or_none([s.input_tokens for s in my_runs])),
+                output_tokens=_int_or_none(_sum_or_none([s.output_tokens for s in my_runs])),
+                cost_usd=_sum_or_none([s.cost_usd for s in my_runs]),
+            )
+        )
     return LeaderboardReport(
-        generated_at=datetime.now(timezone.utc), results_root=str(root), weights=w, weights_source=source,
-        benchmarks=benches, models=models, agents=agents, cells=cell_rows, problems=scan.problems,
+        generated_at=datetime.now(timezone.utc),
+        results_root=str(root),
+        weights=w,
+        weights_source=source,
+        benchmarks=benches,
+        models=models,
+        agents=agents,
+        cells=cell_rows,
+        problems=scan.problems,
         superseded=[s.path for s in scan.superseded],
     )
 
@@ -190,8 +219,21 @@ def _fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-AGENT_COLUMNS = ("rank", "agent", "score", "std", "repeats", "fallback cells", "missing cells", "normalised gain",
-                 "mean time", "% of budget", "tokens in", "tokens out", "cost USD")
+AGENT_COLUMNS = (
+    "rank",
+    "agent",
+    "score",
+    "std",
+    "repeats",
+    "fallback cells",
+    "missing cells",
+    "normalised gain",
+    "mean time",
+    "% of budget",
+    "tokens in",
+    "tokens out",
+    "cost USD",
+)
 
 
 def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
@@ -199,20 +241,32 @@ def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
     header = [*AGENT_COLUMNS[:5], *report.benchmarks, *AGENT_COLUMNS[5:]]
     out = []
     for a in report.agents:
-        out.append([
-            str(a.rank), a.label, _fmt(a.score), _fmt(a.std), str(a.n_repeats),
-            *(_fmt(a.per_benchmark.get(b)) for b in report.benchmarks),
-            str(a.n_fallback), str(len(a.missing)), _fmt(a.normalised_gain),
-            "—" if a.mean_time_s is None else _hms(a.mean_time_s),
-            _fmt(a.time_pct_of_budget, 1), "—" if a.input_tokens is None else str(a.input_tokens),
-            "—" if a.output_tokens is None else str(a.output_tokens), _fmt(a.cost_usd, 2),
-        ])
+        out.append(
+            [
+                str(a.rank),
+                a.label,
+                _fmt(a.score),
+                _fmt(a.std),
+                str(a.n_repeats),
+                *(_fmt(a.per_benchmark.get(b)) for b in report.benchmarks),
+                str(a.n_fallback),
+                str(len(a.missing)),
+                _fmt(a.normalised_gain),
+                "—" if a.mean_time_s is None else _hms(a.mean_time_s),
+                _fmt(a.time_pct_of_budget, 1),
+                "—" if a.input_tokens is None else str(a.input_tokens),
+                "—" if a.output_tokens is None else str(a.output_tokens),
+                _fmt(a.cost_usd, 2),
+            ]
+        )
     return header, out
 
 
 def model_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
     """(header, rows): each agent's weighted score per base model."""
-    return ["agent", *report.models], [[a.label, *(_fmt(a.per_model.get(m)) for m in report.models)] for a in report.agents]
+    return ["agent", *report.models], [
+        [a.label, *(_fmt(a.per_model.get(m)) for m in report.models)] for a in report.agents
+    ]
 
 
 def _hms(seconds: float) -> str:
@@ -229,15 +283,48 @@ def to_csv(report: LeaderboardReport) -> str:
     """One row per agent, unrounded numbers, for spreadsheets."""
     buf = io.StringIO()
     wr = csv.writer(buf, lineterminator="\n")
-    wr.writerow(["rank", "agent", "agent_config", "hours", "score", "std", "n_repeats", *report.benchmarks,
-                 "n_fallback", "n_missing", "normalised_gain", "mean_time_s", "time_pct_of_budget",
-                 "input_tokens", "output_tokens", "cost_usd"])
+    wr.writerow(
+        [
+            "rank",
+            "agent",
+            "agent_config",
+            "hours",
+            "score",
+            "std",
+            "n_repeats",
+            *report.benchmarks,
+            "n_fallback",
+            "n_missing",
+            "normalised_gain",
+            "mean_time_s",
+            "time_pct_of_budget",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        ]
+    )
     blank = lambda v: "" if v is None else v  # noqa: E731
     for a in report.agents:
-        wr.writerow([a.rank, a.agent, a.agent_config, blank(a.hours), blank(a.score), blank(a.std), a.n_repeats,
-                     *(blank(a.per_benchmark.get(b)) for b in report.benchmarks), a.n_fallback, len(a.missing),
-                     blank(a.normalised_gain), blank(a.mean_time_s), blank(a.time_pct_of_budget),
-                     blank(a.input_tokens), blank(a.output_tokens), blank(a.cost_usd)])
+        wr.writerow(
+            [
+                a.rank,
+                a.agent,
+                a.agent_config,
+                blank(a.hours),
+                blank(a.score),
+                blank(a.std),
+                a.n_repeats,
+                *(blank(a.per_benchmark.get(b)) for b in report.benchmarks),
+                a.n_fallback,
+                len(a.missing),
+                blank(a.normalised_gain),
+                blank(a.mean_time_s),
+                blank(a.time_pct_of_budget),
+                blank(a.input_tokens),
+                blank(a.output_tokens),
+                blank(a.cost_usd),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -254,16 +341,38 @@ def to_markdown(report: LeaderboardReport) -> str:
     parts += ["## Score per base model", "", _md_table(*model_table(report)), ""]
     flagged = [c for c in report.cells if c.fallback or c.flags]
     if flagged:
-        parts += ["## Fallback and flagged cells", "", _md_table(
-            ["agent", "benchmark", "model", "repeat", "raw", "scored", "flags", "why"],
-            [[c.label, c.benchmark, c.base_model, str(c.repeat), _fmt(c.raw), _fmt(c.score), " ".join(c.flags),
-              c.reason or ""] for c in flagged]), ""]
-    parts += ["## Weights", "", f"Source: {report.weights_source}.", "",
-              _md_table(["benchmark", "weight"], [[b, f"{w:.4f}"] for b, w in sorted(report.weights.items())]), ""]
+        parts += [
+            "## Fallback and flagged cells",
+            "",
+            _md_table(
+                ["agent", "benchmark", "model", "repeat", "raw", "scored", "flags", "why"],
+                [
+                    [
+                        c.label,
+                        c.benchmark,
+                        c.base_model,
+                        str(c.repeat),
+                        _fmt(c.raw),
+                        _fmt(c.score),
+                        " ".join(c.flags),
+                        c.reason or "",
+                    ]
+                    for c in flagged
+                ],
+            ),
+            "",
+        ]
+    parts += [
+        "## Weights",
+        "",
+        f"Source: {report.weights_source}.",
+        "",
+        _md_table(["benchmark", "weight"], [[b, f"{w:.4f}"] for b, w in sorted(report.weights.items())]),
+        "",
+    ]
     if report.problems:
         parts += ["## Problems (left out)", "", *[f"- `{p}`" for p in report.problems], ""]
     return "\n".join(parts)
 
 
 FORMATS = {"json": to_json, "csv": to_csv, "markdown": to_markdown}
-

@@ -67,9 +67,7 @@ def benchmark_weights(
         inst = sum(inst_scores) / len(pairs)  # type: ignore[arg-type]
         gap = inst - base
         if not gap > 0:
-            raise ValueError(
-                f"benchmark {bench!r}: instruct mean {inst!r} is not above base mean {base!r}"
-            )
+            raise ValueError(f"benchmark {bench!r}: instruct mean {inst!r} is not above base mean {base!r}")
         raw[bench] = 1.0 / gap
     total = sum(raw.values())
     return {bench: w / total for bench, w in raw.items()}

@@ -47,7 +47,8 @@ class LLMConfig(BaseModel):
         except ValidationError as exc:
             names = {field: type(endpoint).env_name(field) for field in endpoint.env_fields()}
             bad = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}" for e in exc.errors()
+                f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'settings'}: {e['msg']}"
+                for e in exc.errors()
             )
             raise LLMConfigError(bad) from None
 

@@ -149,9 +149,7 @@ def list_folder(src: Path, allowed_root: Path) -> tuple[dict[str, Path], list[st
         elif stat.S_ISREG(st.st_mode):
             files[entry.name] = Path(entry.path)
         else:
-            raise SubmissionRejected(
-                f"final_model/{entry.name} is a special file ({stat.filemode(st.st_mode)})"
-            )
+            raise SubmissionRejected(f"final_model/{entry.name} is a special file ({stat.filemode(st.st_mode)})")
     return files, ignored
 
 
@@ -199,7 +197,9 @@ def _differences(base: Any, sub: Any, path: tuple[str, ...] = ()) -> list[tuple[
     return [] if base == sub else [(path, base, sub)]
 
 
-def canonical_config(sub_json: dict[str, Any], base_json: dict[str, Any], workdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def canonical_config(
+    sub_json: dict[str, Any], base_json: dict[str, Any], workdir: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The canonical config.json (the base's, with the allowed overrides) and the overrides."""
     for key, why in REFUSED_CONFIG_KEYS.items():
         if sub_json.get(key) or any(isinstance(v, dict) and v.get(key) for v in sub_json.values()):
@@ -212,7 +212,9 @@ def canonical_config(sub_json: dict[str, Any], base_json: dict[str, Any], workdi
     overrides: dict[str, Any] = {}
     out = json.loads(json.dumps(base_json))
     for path, was, now in diffs:
-        allowed = path[-1] in OVERRIDABLE_CONFIG_KEYS and len(path) <= 2 and (len(path) == 1 or path[0] == "text_config")
+        allowed = (
+            path[-1] in OVERRIDABLE_CONFIG_KEYS and len(path) <= 2 and (len(path) == 1 or path[0] == "text_config")
+        )
         if not allowed:
             raise SubmissionRejected(
                 f"config.json changes {'.'.join(path)} ({json.dumps(was)[:60]} -> {json.dumps(now)[:60]}); "
@@ -252,7 +254,9 @@ def weight_set(files: dict[str, Path], max_bytes: int) -> tuple[list[TensorEntry
         raise SubmissionRejected(f"weight index files must be exactly {INDEX} (found {', '.join(index_names)})")
     if index_names:
         if SINGLE in files:
-            raise SubmissionRejected(f"both {SINGLE} and {INDEX}: two weight sets, loaders disagree on which one counts")
+            raise SubmissionRejected(
+                f"both {SINGLE} and {INDEX}: two weight sets, loaders disagree on which one counts"
+            )
         index = read_json_object(files[INDEX], INDEX)
         wm = index.get("weight_map")
         if not isinstance(wm, dict) or not wm or not all(isinstance(v, str) for v in wm.values()):
@@ -260,7 +264,9 @@ def weight_set(files: dict[str, Path], max_bytes: int) -> tuple[list[TensorEntry
         shards = sorted(set(wm.values()))
         for shard in shards:
             if "/" in shard or "\\" in shard or not shard.endswith(".safetensors"):
-                raise SubmissionRejected(f"{INDEX} names a shard {shard!r} that is not a .safetensors file of the folder")
+                raise SubmissionRejected(
+                    f"{INDEX} names a shard {shard!r} that is not a .safetensors file of the folder"
+                )
             if shard not in files:
                 raise SubmissionRejected(f"missing shard {shard} (named by {INDEX})")
         unlisted = sorted(set(st_names) - set(shards))
@@ -343,7 +349,9 @@ def _same_bytes(a: TensorEntry, b: TensorEntry) -> bool:
     return all(x == y for x, y in zip(iter_bytes(a), iter_bytes(b), strict=True))
 
 
-def canonical_tensors(entries: list[TensorEntry], model: Any) -> tuple[dict[str, TensorEntry], dict[str, str], list[str]]:
+def canonical_tensors(
+    entries: list[TensorEntry], model: Any
+) -> tuple[dict[str, TensorEntry], dict[str, str], list[str]]:
     """Map submitted tensors onto the architecture's parameters (see the module docstring).
 
     Returns (parameter name -> entry, submitted name -> parameter for renamed ones, dropped)."""
@@ -374,10 +382,14 @@ def canonical_tensors(entries: list[TensorEntry], model: Any) -> tuple[dict[str,
             if any(p.search(e.name) for p in ignore_unexpected):
                 dropped.append(e.name)
                 continue
-            raise SubmissionRejected(f"tensor {e.name!r} is not a parameter of the base architecture ({type(model).__name__})")
+            raise SubmissionRejected(
+                f"tensor {e.name!r} is not a parameter of the base architecture ({type(model).__name__})"
+            )
         want = tuple(meta_sd[target].shape)
         if e.shape != want:
-            raise SubmissionRejected(f"tensor {e.name!r} has shape {list(e.shape)}, the architecture needs {list(want)}")
+            raise SubmissionRejected(
+                f"tensor {e.name!r} has shape {list(e.shape)}, the architecture needs {list(want)}"
+            )
         mapped.append((e, primary.get(target, target)))
 
     out: dict[str, TensorEntry] = {}
@@ -427,7 +439,9 @@ def _copy_tokenizer(files: dict[str, Path], base_path: Path, dest: Path) -> list
         if name == "tokenizer_config.json":
             tc = read_json_object(src, name)
             if tc.get("auto_map"):
-                raise SubmissionRejected("tokenizer_config.json: custom tokenizer code (auto_map) is not run by the harness")
+                raise SubmissionRejected(
+                    "tokenizer_config.json: custom tokenizer code (auto_map) is not run by the harness"
+                )
             tc.pop("chat_template", None)
             tc.pop("model_max_length", None)
             base_tc = base_path / name
@@ -485,7 +499,9 @@ def canonicalize(
         try:
             model = _meta_model(tmp)
         except Exception as exc:
-            raise SubmissionRejected(f"the configured architecture cannot be built: {type(exc).__name__}: {exc}") from None
+            raise SubmissionRejected(
+                f"the configured architecture cannot be built: {type(exc).__name__}: {exc}"
+            ) from None
         tensors, renamed, dropped = canonical_tensors(entries, model)
         del model
         tok = _copy_tokenizer(files, base_path, tmp)

@@ -121,9 +121,7 @@ def read_header(path: Path) -> list[TensorEntry]:
             raise SafetensorsError(
                 f"{name}: {key!r} spans {offsets[1] - offsets[0]} bytes, its dtype and shape need {expected}"
             )
-        entries.append(
-            TensorEntry(key, dtype, tuple(shape), path, data_start + offsets[0], data_start + offsets[1])
-        )
+        entries.append(TensorEntry(key, dtype, tuple(shape), path, data_start + offsets[0], data_start + offsets[1]))
     declared = max((e.stop for e in entries), default=data_start)
     if declared > data_start + data_len:
         raise SafetensorsError(

@@ -84,9 +84,7 @@ def resolve_forbidden_models(
         try:
             from huggingface_hub import snapshot_download
 
-            path = Path(
-                snapshot_download(model_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors"])
-            )
+            path = Path(snapshot_download(model_id, local_files_only=True, allow_patterns=["*.json", "*.safetensors"]))
             if any(path.glob("*.safetensors")):
                 found[model_id] = path
                 continue

@@ -86,9 +86,8 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     config = SandboxConfig(
         workspace=ws,
         ro_binds=sorted(
-            {Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep.base_model_path),
-             *pipe.agent.ro_binds(ctx)}
-        ),  # fmt: skip
+            {Path(sys.prefix), Path(sys.base_prefix), pkg, Path(prep.base_model_path), *pipe.agent.ro_binds(ctx)}
+        ),
         masked=[pkg / "resources"],
         env=env,
         network=pipe.spec.network,

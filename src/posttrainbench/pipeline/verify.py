@@ -51,7 +51,9 @@ def run(pipe: Pipeline, record: RunRecord) -> VerifyResult:
     if not record.imported_from:  # an imported run's judgement files are the upstream judge's
         _write_judgements(pipe, verdicts)
     if record.final_verdict != VerdictStatus.passed:
-        bad = [f"{v.gate}={v.status.value}" for v in verdicts if v.gate in required and v.status != VerdictStatus.passed]
+        bad = [
+            f"{v.gate}={v.status.value}" for v in verdicts if v.gate in required and v.status != VerdictStatus.passed
+        ]
         record_outcome(record, "verify", "gates not passed: " + ", ".join(bad))
     upstream = str(_upstream_folder(record)) if record.imported_from else None
     return VerifyResult(final_verdict=record.final_verdict, upstream=upstream, **ctx.notes)

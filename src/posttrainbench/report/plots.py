@@ -34,14 +34,19 @@ def plot_scores(data: ReportData, out_dir: Path) -> list[Path]:
         bars = ax.bar(range(len(rows)), scores, yerr=errs, capsize=4, color="#4c72b0")
         for bar, row in zip(bars, rows):
             if row.std is None:  # one repeat: no error bar, say so
-                ax.annotate("n=1", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=8, color="#555")
+                ax.annotate(
+                    "n=1",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="#555",
+                )
         ax.set_xticks(range(len(rows)), names, rotation=30, ha="right")
         ax.set_ylabel("agent score (mean ± std over repeats)")
         ax.set_title("Score per agent")
         if not rows:
-            ax.text(0.5, 0.5, "no agent has a complete score", ha="center", va="center",
-                    transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no agent has a complete score", ha="center", va="center", transform=ax.transAxes)
         ax.grid(axis="y", alpha=0.3)
         return _save(fig, out_dir, "scores")
     finally:
@@ -60,12 +65,17 @@ def plot_time_vs_score(data: ReportData, out_dir: Path) -> list[Path]:
                 continue
             hours = row.mean_time_s / 3600
             ax.errorbar([hours], [row.score], yerr=[row.std or 0.0], fmt="o", capsize=3)
-            ax.annotate(_label(row.label), (hours, row.score),
-                        textcoords="offset points", xytext=(5, 4), fontsize=8)
+            ax.annotate(_label(row.label), (hours, row.score), textcoords="offset points", xytext=(5, 4), fontsize=8)
             plotted += 1
         if not plotted:
-            ax.text(0.5, 0.5, "no agent with both a score and a recorded time", ha="center",
-                    va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "no agent with both a score and a recorded time",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.set_xlabel("mean time used per run (hours)")
         ax.set_ylabel("agent score")
         ax.set_title("Time used vs score")
@@ -102,8 +112,15 @@ def plot_heatmap(data: ReportData, out_dir: Path) -> list[Path]:
                 v = values[i, j]
                 mark = "*" if data.fallback_count(row.label, None, b) else ""
                 text = "—" if math.isnan(v) else f"{v:.2f}{mark}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                        color="black" if not math.isnan(v) and v > 0.6 else "white" if not math.isnan(v) else "black")
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if not math.isnan(v) and v > 0.6 else "white" if not math.isnan(v) else "black",
+                )
         ax.set_title("Per-benchmark score (* = includes fallback cells, — = missing)")
         return _save(fig, out_dir, "heatmap")
     finally:

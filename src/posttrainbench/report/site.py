@@ -43,8 +43,10 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # A strict policy: our own script and style files only; nothing inline can run even if some
 # text escaped escaping. ``file:`` is listed for browsers that give every local file its own
 # origin (so that ``'self'`` alone would block the site's own files when opened from disk).
-CSP = ("default-src 'none'; script-src 'self' file:; style-src 'self' file:; "
-       "img-src 'self' file: data:; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self' file:; style-src 'self' file:; "
+    "img-src 'self' file: data:; base-uri 'none'; form-action 'none'"
+)
 
 
 def _safe_name(text: str) -> str:
@@ -291,10 +293,15 @@ def _step_view(step: TraceStep, call_names: dict[str, str]) -> StepView:
     if step.cost_usd:
         meta.append(f"${step.cost_usd:.4f}")
     return StepView(
-        index=step.index, role=step.role, meta=meta, text=_clip(step.text) if step.text else "",
+        index=step.index,
+        role=step.role,
+        meta=meta,
+        text=_clip(step.text) if step.text else "",
         calls=[ToolCallView(c.name, _preview(c.input), _clip(_input_text(c.input))) for c in step.tool_calls],
-        results=[ToolResultView(call_names.get(r.call_id or "", "tool"), r.is_error, f"{len(r.output):,}",
-                                _clip(r.output)) for r in step.tool_results],
+        results=[
+            ToolResultView(call_names.get(r.call_id or "", "tool"), r.is_error, f"{len(r.output):,}", _clip(r.output))
+            for r in step.tool_results
+        ],
     )
 
 
@@ -302,12 +309,18 @@ def trace_view(trace: Trace) -> TraceView:
     """What the trace template shows of ``trace``: its usage summary and every step, clipped."""
     call_names = {c.id: c.name for s in trace.steps for c in s.tool_calls if c.id}
     usage = trace.usage()
-    summary = (f"{usage.steps} steps, {usage.tool_calls} tool calls, "
-               f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens, ${usage.cost_usd:.4f}"
-               + (f", model {trace.model}" if trace.model else ""))
-    return TraceView(summary=summary, source=trace.source or "—", parse_errors=list(trace.parse_errors[:200]),
-                     n_parse_errors=len(trace.parse_errors),
-                     steps=[_step_view(s, call_names) for s in trace.steps])
+    summary = (
+        f"{usage.steps} steps, {usage.tool_calls} tool calls, "
+        f"{usage.input_tokens:,} in / {usage.output_tokens:,} out tokens, ${usage.cost_usd:.4f}"
+        + (f", model {trace.model}" if trace.model else "")
+    )
+    return TraceView(
+        summary=summary,
+        source=trace.source or "—",
+        parse_errors=list(trace.parse_errors[:200]),
+        n_parse_errors=len(trace.parse_errors),
+        steps=[_step_view(s, call_names) for s in trace.steps],
+    )
 
 
 def render_trace(trace: Trace, note: str = "") -> str:
@@ -335,11 +348,26 @@ class SiteResult:
         return self.out_dir / "index.html"
 
 
-RUN_COLUMNS = [Column(h, h in {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens",
-                                "cost (USD)"})
-               for h in ("agent", "benchmark", "base model", "repeat", "status", "verdict", "raw score",
-                         "cell score", "norm. gain", "fallback", "flags", "time used", "tokens", "cost (USD)",
-                         "failure")]
+RUN_COLUMNS = [
+    Column(h, h in {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens", "cost (USD)"})
+    for h in (
+        "agent",
+        "benchmark",
+        "base model",
+        "repeat",
+        "status",
+        "verdict",
+        "raw score",
+        "cell score",
+        "norm. gain",
+        "fallback",
+        "flags",
+        "time used",
+        "tokens",
+        "cost (USD)",
+        "failure",
+    )
+]
 
 
 class _Site:
@@ -350,8 +378,10 @@ class _Site:
         self.problems: list[str] = list(data.problems)
         self.env = environment()
         # What every page's footer says.
-        self.page_globals = {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                             "results_root": str(data.root)}
+        self.page_globals = {
+            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "results_root": str(data.root),
+        }
         self.run_pages: dict[int, str] = {}  # id(RunEntry) -> site-relative path of its page
         used: set[str] = set()
         for entry in [*data.runs, *data.superseded]:
@@ -367,7 +397,8 @@ class _Site:
     def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
         """Render one page and write it at ``rel_path`` under the site root."""
         html = self.env.get_template(template).render(
-            title=title, up="../" * rel_path.count("/"), **self.page_globals, **context)
+            title=title, up="../" * rel_path.count("/"), **self.page_globals, **context
+        )
         path = self.out / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
@@ -382,47 +413,78 @@ class _Site:
     def index(self, plots: dict[str, str]) -> None:
         d = self.data
         benches = d.benchmarks
-        head = ["#", "agent", "score", "± std", "repeats", "runs", "verified", "fallback cells",
-                "norm. gain", "time used / run", "tokens", "cost (USD)", *benches, "missing cells"]
+        head = [
+            "#",
+            "agent",
+            "score",
+            "± std",
+            "repeats",
+            "runs",
+            "verified",
+            "fallback cells",
+            "norm. gain",
+            "time used / run",
+            "tokens",
+            "cost (USD)",
+            *benches,
+            "missing cells",
+        ]
         rows = []
         for row in d.agents:
             verified = d.verified(row.label)
             budget = f" ({row.time_pct_of_budget:.0f}%)" if row.time_pct_of_budget is not None else ""
-            tokens = (None if row.input_tokens is None or row.output_tokens is None
-                      else row.input_tokens + row.output_tokens)
-            rows.append(AgentRow(
-                label=row.label, agent=row.agent, config=row.label[len(row.agent):],
-                runs_href="runs.html#q=" + quote(row.label, safe=""), rank=_num(row.rank, str(row.rank)),
-                cells=[
-                    _num(row.score, fmt_score(row.score), "score"),
-                    _num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
-                    _num(row.n_repeats, str(row.n_repeats)),
-                    _num(row.n_runs, str(row.n_runs)),
-                    _num(verified, f"{verified} / {row.n_runs}"),
-                    _num(row.n_fallback, str(row.n_fallback), "fb" if row.n_fallback else ""),
-                    _num(row.normalised_gain, fmt_score(row.normalised_gain)),
-                    _num(row.mean_time_s, fmt_duration(row.mean_time_s) + budget),
-                    _num(tokens, "—" if tokens is None else f"{tokens:,}"),
-                    _num(row.cost_usd, "—" if row.cost_usd is None else f"{row.cost_usd:.2f}"),
-                    *(_num(row.per_benchmark.get(b), fmt_score(row.per_benchmark.get(b))) for b in benches),
-                ],
-                n_missing=len(row.missing),
-                missing_title="; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20]),
-            ))
+            tokens = (
+                None if row.input_tokens is None or row.output_tokens is None else row.input_tokens + row.output_tokens
+            )
+            rows.append(
+                AgentRow(
+                    label=row.label,
+                    agent=row.agent,
+                    config=row.label[len(row.agent) :],
+                    runs_href="runs.html#q=" + quote(row.label, safe=""),
+                    rank=_num(row.rank, str(row.rank)),
+                    cells=[
+                        _num(row.score, fmt_score(row.score), "score"),
+                        _num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
+                        _num(row.n_repeats, str(row.n_repeats)),
+                        _num(row.n_runs, str(row.n_runs)),
+                        _num(verified, f"{verified} / {row.n_runs}"),
+                        _num(row.n_fallback, str(row.n_fallback), "fb" if row.n_fallback else ""),
+                        _num(row.normalised_gain, fmt_score(row.normalised_gain)),
+                        _num(row.mean_time_s, fmt_duration(row.mean_time_s) + budget),
+                        _num(tokens, "—" if tokens is None else f"{tokens:,}"),
+                        _num(row.cost_usd, "—" if row.cost_usd is None else f"{row.cost_usd:.2f}"),
+                        *(_num(row.per_benchmark.get(b), fmt_score(row.per_benchmark.get(b))) for b in benches),
+                    ],
+                    n_missing=len(row.missing),
+                    missing_title="; ".join(f"repeat {r}: {m} / {b}" for r, m, b in row.missing[:20]),
+                )
+            )
         self.page(
-            "index.html.j2", "index.html", "Leaderboard",
-            n_agents=len(d.agents), n_runs=len(d.runs), n_benchmarks=len(benches), n_models=len(d.models),
+            "index.html.j2",
+            "index.html",
+            "Leaderboard",
+            n_agents=len(d.agents),
+            n_runs=len(d.runs),
+            n_benchmarks=len(benches),
+            n_models=len(d.models),
             n_superseded=len(d.superseded),
-            weights=[(b, f"{w:.3f}") for b, w in d.weights.items()], weights_source=d.report.weights_source,
-            columns=[Column(h, i != 1) for i, h in enumerate(head)], rows=rows,
-            figures=list(plots.items()), problems=self.problems,
+            weights=[(b, f"{w:.3f}") for b, w in d.weights.items()],
+            weights_source=d.report.weights_source,
+            columns=[Column(h, i != 1) for i, h in enumerate(head)],
+            rows=rows,
+            figures=list(plots.items()),
+            problems=self.problems,
         )
 
     # ------------------------------------------------------------------ grouped views
 
     def _cell(self, label: str, model: str, bench: str, summary: RepeatsSummary | None) -> GroupCell | None:
-        runs = [r for r in self.data.agent_runs(label)
-                if r.cell is not None and r.cell.base_model == model and r.cell.benchmark == bench]
+        runs = [
+            r
+            for r in self.data.agent_runs(label)
+            if r.cell is not None and r.cell.base_model == model and r.cell.benchmark == bench
+        ]
         if not runs:
             return None
         mean = summary.mean.number(model, bench) if summary else None
@@ -436,8 +498,13 @@ class _Site:
         )
 
     def _has(self, label: str | None = None, model: str | None = None, bench: str | None = None) -> bool:
-        return any((label is None or e.label == label) and (model is None or e.cell.base_model == model)
-                   and (bench is None or e.cell.benchmark == bench) for e in self.data.runs if e.cell)
+        return any(
+            (label is None or e.label == label)
+            and (model is None or e.cell.base_model == model)
+            and (bench is None or e.cell.benchmark == bench)
+            for e in self.data.runs
+            if e.cell
+        )
 
     def benchmarks_page(self) -> None:
         d = self.data
@@ -445,12 +512,26 @@ class _Site:
         tables = []
         for bench in d.benchmarks:
             models = [m for m in d.models if self._has(model=m, bench=bench)]
-            rows = [GroupRow(label, None, [self._cell(label, m, bench, summaries[label]) for m in models])
-                    for label in d.labels if self._has(label=label, bench=bench)]
-            tables.append(GroupTable(bench, fmt_score(d.weights.get(bench)),
-                                     [Column("agent", False), *(Column(m, True) for m in models)], rows))
-        self.page("benchmarks.html.j2", "benchmarks.html", "Benchmarks", tables=tables,
-                  heatmap=(self.out / "plots" / "heatmap.png").exists())
+            rows = [
+                GroupRow(label, None, [self._cell(label, m, bench, summaries[label]) for m in models])
+                for label in d.labels
+                if self._has(label=label, bench=bench)
+            ]
+            tables.append(
+                GroupTable(
+                    bench,
+                    fmt_score(d.weights.get(bench)),
+                    [Column("agent", False), *(Column(m, True) for m in models)],
+                    rows,
+                )
+            )
+        self.page(
+            "benchmarks.html.j2",
+            "benchmarks.html",
+            "Benchmarks",
+            tables=tables,
+            heatmap=(self.out / "plots" / "heatmap.png").exists(),
+        )
 
     def models_page(self) -> None:
         d = self.data
@@ -464,38 +545,72 @@ class _Site:
                 if not self._has(label=label, model=model):
                     continue
                 score = per_model.get(label, {}).get(model)
-                rows.append(GroupRow(label, _num(score, fmt_score(score)),
-                                     [self._cell(label, model, b, summaries[label]) for b in benches]))
-            tables.append(GroupTable(model, None, [Column("agent", False), Column("weighted score", True),
-                                                   *(Column(b, True) for b in benches)], rows))
+                rows.append(
+                    GroupRow(
+                        label,
+                        _num(score, fmt_score(score)),
+                        [self._cell(label, model, b, summaries[label]) for b in benches],
+                    )
+                )
+            tables.append(
+                GroupTable(
+                    model,
+                    None,
+                    [Column("agent", False), Column("weighted score", True), *(Column(b, True) for b in benches)],
+                    rows,
+                )
+            )
         self.page("models.html.j2", "models.html", "Models", tables=tables)
 
     def _run_rows(self, entries: list[RunEntry]) -> list[RunRow]:
         rows = []
-        for e in sorted(entries, key=lambda e: (e.label, e.record.spec.benchmark, e.record.spec.base_model,
-                                                e.record.spec.repeat, e.record.created_at)):
+        for e in sorted(
+            entries,
+            key=lambda e: (
+                e.label,
+                e.record.spec.benchmark,
+                e.record.spec.base_model,
+                e.record.spec.repeat,
+                e.record.created_at,
+            ),
+        ):
             rec, cell, spec = e.record, e.cell, e.record.spec
             tokens = rec.usage.get("input_tokens", 0) + rec.usage.get("output_tokens", 0) if rec.usage else None
             cost = rec.usage.get("cost_usd") if rec.usage else None
             raw, score, gain = (cell.raw, cell.score, cell.normalised_gain) if cell else (None, None, None)
-            rows.append(RunRow(
-                href=self.run_link(e, e.label).href, label=e.label, benchmark=spec.benchmark,
-                base_model=spec.base_model, repeat=_num(spec.repeat, str(spec.repeat)),
-                status="done" if rec.completed else "incomplete",
-                verdict=rec.final_verdict.value if rec.final_verdict else "missing",
-                raw=_num(raw, fmt_score(raw)), score=_num(score, fmt_score(score)), gain=_num(gain, fmt_score(gain)),
-                fallback=bool(cell and cell.fallback), reason=(cell.reason or "") if cell else "",
-                flags=" ".join(cell.flags) if cell else "",
-                time=_num(rec.time_used_s, fmt_duration(rec.time_used_s)),
-                tokens=_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
-                cost=_num(cost, "—" if cost is None else f"{cost:.2f}"),
-                failure=rec.failure or "",
-            ))
+            rows.append(
+                RunRow(
+                    href=self.run_link(e, e.label).href,
+                    label=e.label,
+                    benchmark=spec.benchmark,
+                    base_model=spec.base_model,
+                    repeat=_num(spec.repeat, str(spec.repeat)),
+                    status="done" if rec.completed else "incomplete",
+                    verdict=rec.final_verdict.value if rec.final_verdict else "missing",
+                    raw=_num(raw, fmt_score(raw)),
+                    score=_num(score, fmt_score(score)),
+                    gain=_num(gain, fmt_score(gain)),
+                    fallback=bool(cell and cell.fallback),
+                    reason=(cell.reason or "") if cell else "",
+                    flags=" ".join(cell.flags) if cell else "",
+                    time=_num(rec.time_used_s, fmt_duration(rec.time_used_s)),
+                    tokens=_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
+                    cost=_num(cost, "—" if cost is None else f"{cost:.2f}"),
+                    failure=rec.failure or "",
+                )
+            )
         return rows
 
     def runs_page(self) -> None:
-        self.page("runs.html.j2", "runs.html", "Runs", columns=RUN_COLUMNS, runs=self._run_rows(self.data.runs),
-                  superseded=self._run_rows(self.data.superseded), problems=self.problems)
+        self.page(
+            "runs.html.j2",
+            "runs.html",
+            "Runs",
+            columns=RUN_COLUMNS,
+            runs=self._run_rows(self.data.runs),
+            superseded=self._run_rows(self.data.superseded),
+            problems=self.problems,
+        )
 
     # ------------------------------------------------------------------ one run
 
@@ -530,8 +645,10 @@ class _Site:
         if cell is not None:
             scores = [
                 ("raw score", fmt_score(cell.raw, 4)),
-                ("cell score", fmt_score(cell.score, 4)
-                 + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else "")),
+                (
+                    "cell score",
+                    fmt_score(cell.score, 4) + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else ""),
+                ),
                 ("normalised gain", fmt_score(cell.normalised_gain, 4)),
                 ("flags", " ".join(cell.flags) or "none"),
             ]
@@ -544,15 +661,23 @@ class _Site:
             ("completed", "yes" if rec.completed else "no"),
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
             *scores,
-            ("time used", fmt_duration(rec.time_used_s)
-             + (f" of {spec.hours:g} h" if rec.time_used_s is not None else "")),
+            (
+                "time used",
+                fmt_duration(rec.time_used_s) + (f" of {spec.hours:g} h" if rec.time_used_s is not None else ""),
+            ),
             ("exit code", "—" if rec.exit_code is None else rec.exit_code),
             ("timed out", "yes" if rec.timed_out else "no"),
-            ("tokens in / out", f"{int(rec.usage.get('input_tokens', 0)):,} / {int(rec.usage.get('output_tokens', 0)):,}"
-             if rec.usage else "—"),
+            (
+                "tokens in / out",
+                f"{int(rec.usage.get('input_tokens', 0)):,} / {int(rec.usage.get('output_tokens', 0)):,}"
+                if rec.usage
+                else "—",
+            ),
             ("cost (USD)", f"{rec.usage.get('cost_usd', 0.0):.4f}" if rec.usage else "—"),
-            ("steps / tool calls", f"{int(rec.usage.get('steps', 0))} / {int(rec.usage.get('tool_calls', 0))}"
-             if rec.usage else "—"),
+            (
+                "steps / tool calls",
+                f"{int(rec.usage.get('steps', 0))} / {int(rec.usage.get('tool_calls', 0))}" if rec.usage else "—",
+            ),
             *([("imported from", json.dumps(rec.imported_from, default=str))] if rec.imported_from else []),
         ]
         phases = []
@@ -560,28 +685,55 @@ class _Site:
             st = rec.phases.get(name)
             if st is None:
                 continue
-            dur = ((st.finished_at - st.started_at).total_seconds()
-                   if st.started_at and st.finished_at else None)
-            phases.append(PhaseRow(
-                name=name, status=st.status,
-                started=st.started_at.isoformat(timespec="seconds") if st.started_at else "—",
-                finished=st.finished_at.isoformat(timespec="seconds") if st.finished_at else "—",
-                duration="—" if dur is None else f"{dur:.1f} s", error=st.error or None,
-                details=json.dumps(st.details.model_dump(mode="json"), indent=2, default=str) if st.details else None))
-        verdicts = [VerdictRow(v.gate, v.status.value, v.gate in rec.required_gates, v.summary,
-                               [self._copy_evidence(entry, page_dir, ev) for ev in v.evidence])
-                    for v in rec.verdicts]
+            dur = (st.finished_at - st.started_at).total_seconds() if st.started_at and st.finished_at else None
+            phases.append(
+                PhaseRow(
+                    name=name,
+                    status=st.status,
+                    started=st.started_at.isoformat(timespec="seconds") if st.started_at else "—",
+                    finished=st.finished_at.isoformat(timespec="seconds") if st.finished_at else "—",
+                    duration="—" if dur is None else f"{dur:.1f} s",
+                    error=st.error or None,
+                    details=json.dumps(st.details.model_dump(mode="json"), indent=2, default=str)
+                    if st.details
+                    else None,
+                )
+            )
+        verdicts = [
+            VerdictRow(
+                v.gate,
+                v.status.value,
+                v.gate in rec.required_gates,
+                v.summary,
+                [self._copy_evidence(entry, page_dir, ev) for ev in v.evidence],
+            )
+            for v in rec.verdicts
+        ]
         gates_seen = {v.gate for v in rec.verdicts}
-        verdicts += [VerdictRow(gate, "missing", True, "required gate has no verdict", [])  # never clean
-                     for gate in rec.required_gates if gate not in gates_seen]
-        metrics = [MetricItem(k, _clip(json.dumps(v, indent=2, default=str)), f"{type(v).__name__} ({len(v)})")
-                   if isinstance(v, (dict, list)) else MetricItem(k, v)
-                   for k, v in (rec.metrics.model_dump(mode="json") if rec.metrics else {}).items()]
+        verdicts += [
+            VerdictRow(gate, "missing", True, "required gate has no verdict", [])  # never clean
+            for gate in rec.required_gates
+            if gate not in gates_seen
+        ]
+        metrics = [
+            MetricItem(k, _clip(json.dumps(v, indent=2, default=str)), f"{type(v).__name__} ({len(v)})")
+            if isinstance(v, (dict, list))
+            else MetricItem(k, v)
+            for k, v in (rec.metrics.model_dump(mode="json") if rec.metrics else {}).items()
+        ]
         self.page(
-            "run.html.j2", rel, f"{entry.label} · {spec.benchmark} · {spec.base_model} · repeat {spec.repeat}",
-            superseded=entry.superseded, failure=rec.failure, outcome=outcome,
-            spec=list(spec.model_dump(mode="json").items()), phases=phases, verdicts=verdicts,
-            metrics=metrics, files=self._files(entry), section=self._trace_section(entry),
+            "run.html.j2",
+            rel,
+            f"{entry.label} · {spec.benchmark} · {spec.base_model} · repeat {spec.repeat}",
+            superseded=entry.superseded,
+            failure=rec.failure,
+            outcome=outcome,
+            spec=list(spec.model_dump(mode="json").items()),
+            phases=phases,
+            verdicts=verdicts,
+            metrics=metrics,
+            files=self._files(entry),
+            section=self._trace_section(entry),
         )
 
     @staticmethod
@@ -589,10 +741,13 @@ class _Site:
         """The run folder's small text files (prompt, judgements, stderr), clipped."""
         paths = run_paths_of(entry.folder)
         items = []
-        for label, path in (("prompt", paths.prompt), ("time taken", paths.time_taken),
-                            ("contamination judgement", paths.contamination_judgement),
-                            ("disallowed-model judgement", paths.disallowed_model_judgement),
-                            ("agent stderr", paths.solve_err)):
+        for label, path in (
+            ("prompt", paths.prompt),
+            ("time taken", paths.time_taken),
+            ("contamination judgement", paths.contamination_judgement),
+            ("disallowed-model judgement", paths.disallowed_model_judgement),
+            ("agent stderr", paths.solve_err),
+        ):
             if not path.is_file():
                 continue
             try:
@@ -601,8 +756,11 @@ class _Site:
             except OSError as exc:
                 items.append(FileItem(label, path.name, error=str(exc)))
                 continue
-            items.append(FileItem(label, path.name, raw[:MAX_TEXT].decode("utf-8", errors="replace"),
-                                  clipped=len(raw) > MAX_TEXT))
+            items.append(
+                FileItem(
+                    label, path.name, raw[:MAX_TEXT].decode("utf-8", errors="replace"), clipped=len(raw) > MAX_TEXT
+                )
+            )
         return items
 
     def _trace_section(self, entry: RunEntry) -> TraceSection:

@@ -41,8 +41,16 @@ from .store import save_baseline, save_record
 METHOD_RE = re.compile(r"^(?P<prefix>.+?)_(?P<hours>\d+(?:\.\d+)?)h(?:_(?P<suffix>.*))?$")
 RUN_RE = re.compile(r"^(?P<bench>[^_]+)_(?P<org>[^_]+)_(?P<model>[^_]+)_(?P<jobid>\d+)$")
 JUDGE_GATES = ("judge_contamination", "judge_disallowed_model")
-COPY_FILES = ("metrics.json", "time_taken.txt", "contamination_judgement.txt", "disallowed_model_judgement.txt",
-              "judgement_gpt5_4.json", "judgement_gpt5_4_rerun.json", "solve_parsed.txt", "solve_out.txt")
+COPY_FILES = (
+    "metrics.json",
+    "time_taken.txt",
+    "contamination_judgement.txt",
+    "disallowed_model_judgement.txt",
+    "judgement_gpt5_4.json",
+    "judgement_gpt5_4_rerun.json",
+    "solve_parsed.txt",
+    "solve_out.txt",
+)
 MAX_COPY_BYTES = 50 * 2**20
 
 
@@ -86,7 +94,11 @@ def _model_by_name(name: str) -> tuple[BaseModelSpec, str] | None:
 
 
 def _methods(src: Path, agent_map: dict[str, list[str]] | None, report: ImportReport) -> list[tuple[_Method, Path]]:
-    dirs = sorted(d for d in src.iterdir() if d.is_dir() and not d.name.startswith(("_", ".")) and not d.name.startswith("baseline"))
+    dirs = sorted(
+        d
+        for d in src.iterdir()
+        if d.is_dir() and not d.name.startswith(("_", ".")) and not d.name.startswith("baseline")
+    )
     out: list[tuple[_Method, Path]] = []
     if agent_map:
         where = {m: (agent, i) for agent, ms in agent_map.items() for i, m in enumerate(ms)}
@@ -120,7 +132,11 @@ def _read_metrics(run: Path) -> dict:
     path = run / "metrics.json"
     if not path.is_file():
         exhausted = any(run.glob("*final_eval_9.txt"))
-        why = "evaluation exhausted its retries (final_eval_9.txt)" if exhausted else "no metrics.json (result not stored)"
+        why = (
+            "evaluation exhausted its retries (final_eval_9.txt)"
+            if exhausted
+            else "no metrics.json (result not stored)"
+        )
         return {"status": "failed", "error": why}
     try:
         data = json.loads(path.read_text())
@@ -160,23 +176,39 @@ def _read_judgement(run: Path) -> list[Verdict]:
                 why = f"{name} unreadable ({type(exc).__name__}: {exc})"
                 return [Verdict(gate=g, status=VerdictStatus.not_run, summary=why) for g in JUDGE_GATES]
             return [
-                Verdict(gate=f"judge_{k}", status=VerdictStatus.failed if v else VerdictStatus.passed,
-                        summary=f"upstream judge ({name}): {k}={v}", evidence=(name,))
+                Verdict(
+                    gate=f"judge_{k}",
+                    status=VerdictStatus.failed if v else VerdictStatus.passed,
+                    summary=f"upstream judge ({name}): {k}={v}",
+                    evidence=(name,),
+                )
                 for k, v in flags.items()
             ]
     out = []
     for gate, name, clean, dirty in (
         ("judge_contamination", "contamination_judgement.txt", "no contamination detected", "contamination detected"),
-        ("judge_disallowed_model", "disallowed_model_judgement.txt", "only allowed use detected", "disallowed use detected"),
+        (
+            "judge_disallowed_model",
+            "disallowed_model_judgement.txt",
+            "only allowed use detected",
+            "disallowed use detected",
+        ),
     ):
         try:
             text = (run / name).read_text().strip().lower()
         except OSError:
             out.append(Verdict(gate=gate, status=VerdictStatus.not_run, summary=f"no {name}"))
             continue
-        status = (VerdictStatus.passed if text.startswith(clean) else VerdictStatus.failed if text.startswith(dirty)
-                  else VerdictStatus.not_run)
-        out.append(Verdict(gate=gate, status=status, summary=f"upstream judge ({name}): {text[:200]}", evidence=(name,)))
+        status = (
+            VerdictStatus.passed
+            if text.startswith(clean)
+            else VerdictStatus.failed
+            if text.startswith(dirty)
+            else VerdictStatus.not_run
+        )
+        out.append(
+            Verdict(gate=gate, status=status, summary=f"upstream judge ({name}): {text[:200]}", evidence=(name,))
+        )
     return out
 
 
@@ -216,24 +248,48 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
     base = BASE_MODELS.get(model)
     if base is None:
         raise ValueError(f"unknown base model {model!r}")
-    spec = RunSpec(agent=method.agent, agent_config=method.config, base_model=base.hub_id, benchmark=bench,
-                   hours=method.hours, repeat=method.repeat, suffix=method.suffix)
+    spec = RunSpec(
+        agent=method.agent,
+        agent_config=method.config,
+        base_model=base.hub_id,
+        benchmark=bench,
+        hours=method.hours,
+        repeat=method.repeat,
+        suffix=method.suffix,
+    )
     metrics = _read_metrics(run)
     verdicts = _read_judgement(run)
-    final = (VerdictStatus.passed if all(v.status == VerdictStatus.passed for v in verdicts)
-             else VerdictStatus.failed if any(v.status == VerdictStatus.failed for v in verdicts)
-             else VerdictStatus.not_run)
+    final = (
+        VerdictStatus.passed
+        if all(v.status == VerdictStatus.passed for v in verdicts)
+        else VerdictStatus.failed
+        if any(v.status == VerdictStatus.failed for v in verdicts)
+        else VerdictStatus.not_run
+    )
     failure = None if metrics["status"] == "ok" else f"evaluate: {metrics['error']}"
     if failure is None and final != VerdictStatus.passed:
-        failure = "verify: " + ", ".join(f"{v.gate}={v.status.value}" for v in verdicts if v.status != VerdictStatus.passed)
+        failure = "verify: " + ", ".join(
+            f"{v.gate}={v.status.value}" for v in verdicts if v.status != VerdictStatus.passed
+        )
     stamp = datetime.fromtimestamp(run.stat().st_mtime, timezone.utc)
     record = RunRecord(
-        run_id=spec.run_id(), spec=spec, created_at=stamp,
+        run_id=spec.run_id(),
+        spec=spec,
+        created_at=stamp,
         phases={p: PhaseState(status="done") for p in PHASES},  # done upstream: no result of ours
-        verdicts=verdicts, required_gates=list(JUDGE_GATES), final_verdict=final, metrics=metrics,
-        time_used_s=_read_time(run), failure=failure,
-        imported_from={"kind": "upstream", "source": str(run.resolve()), "upstream_job_id": job, "method": method.name,
-                       "final_model": (run / "final_model").is_dir()},
+        verdicts=verdicts,
+        required_gates=list(JUDGE_GATES),
+        final_verdict=final,
+        metrics=metrics,
+        time_used_s=_read_time(run),
+        failure=failure,
+        imported_from={
+            "kind": "upstream",
+            "source": str(run.resolve()),
+            "upstream_job_id": job,
+            "method": method.name,
+            "final_model": (run / "final_model").is_dir(),
+        },
     )
     paths = run_paths(into, spec, base)
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -274,7 +330,13 @@ def import_baseline_grid(grid_csv: Path, into: Path) -> tuple[int, list[str]]:
             except ValueError:
                 problems.append(f"{grid_csv}:{n}: {line[0]}/{bench} is not a number ({cell!r})")
                 continue
-            save_baseline(into, benchmark=bench, base_model=base, score=value, checkpoint=checkpoint,
-                          extra={"source": str(grid_csv)})
+            save_baseline(
+                into,
+                benchmark=bench,
+                base_model=base,
+                score=value,
+                checkpoint=checkpoint,
+                extra={"source": str(grid_csv)},
+            )
             written += 1
     return written, problems

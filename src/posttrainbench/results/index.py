@@ -99,7 +99,9 @@ class IndexContents:
 def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise ResultsIndexError(f"index schema v{version} is newer than this ptb's v{SCHEMA_VERSION}; rebuild it with `ptb index --full`")
+        raise ResultsIndexError(
+            f"index schema v{version} is newer than this ptb's v{SCHEMA_VERSION}; rebuild it with `ptb index --full`"
+        )
     for i in range(version, SCHEMA_VERSION):
         with conn:  # one transaction per migration
             conn.executescript(f"BEGIN; {MIGRATIONS[i]} PRAGMA user_version = {i + 1}; COMMIT;")
@@ -161,7 +163,9 @@ def read_baseline(path: Path) -> Baseline:
     try:
         b = json.loads(path.read_text(encoding="utf-8"))
         score = b.get("score")
-        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)):
+        if score is not None and (
+            isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score)
+        ):
             raise ValueError(f"score is not a finite number ({score!r})")
         return Baseline(
             benchmark=str(b["benchmark"]),
@@ -220,9 +224,26 @@ def refresh(root: Path, *, full: bool = False, db_path: Path | None = None) -> R
                 " raw_score, time_used_s, input_tokens, output_tokens, cost_usd)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    rel, *stamp, s.model_dump_json(), s.run_id, s.source, s.agent, s.agent_config, s.hours,
-                    s.suffix, s.benchmark, s.base_model, s.repeat, s.created_at.isoformat(), int(s.completed),
-                    s.final_verdict, s.failure, s.raw_score, s.time_used_s, s.input_tokens, s.output_tokens,
+                    rel,
+                    *stamp,
+                    s.model_dump_json(),
+                    s.run_id,
+                    s.source,
+                    s.agent,
+                    s.agent_config,
+                    s.hours,
+                    s.suffix,
+                    s.benchmark,
+                    s.base_model,
+                    s.repeat,
+                    s.created_at.isoformat(),
+                    int(s.completed),
+                    s.final_verdict,
+                    s.failure,
+                    s.raw_score,
+                    s.time_used_s,
+                    s.input_tokens,
+                    s.output_tokens,
                     s.cost_usd,
                 ),
             )

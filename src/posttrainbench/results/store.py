@@ -31,9 +31,7 @@ def load_record(path: Path) -> RunRecord:
         raise RecordError(f"{path}: unreadable run.json ({exc})") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if version != RUN_RECORD_SCHEMA_VERSION:
-        raise RecordError(
-            f"{path}: run.json schema_version {version!r}, this ptb reads {RUN_RECORD_SCHEMA_VERSION}"
-        )
+        raise RecordError(f"{path}: run.json schema_version {version!r}, this ptb reads {RUN_RECORD_SCHEMA_VERSION}")
     try:
         return RunRecord.model_validate(data)
     except ValidationError as exc:
@@ -56,7 +54,14 @@ def save_baseline(
     folder = baseline_dir(results_root, benchmark, base_model, limit, checkpoint)
     atomic_write_json(
         folder / "baseline.json",
-        {"benchmark": benchmark, "base_model": base_model.hub_id, "checkpoint": checkpoint, "limit": limit,
-         "score": score, "status": status, **(extra or {})},
+        {
+            "benchmark": benchmark,
+            "base_model": base_model.hub_id,
+            "checkpoint": checkpoint,
+            "limit": limit,
+            "score": score,
+            "status": status,
+            **(extra or {}),
+        },
     )
     return folder

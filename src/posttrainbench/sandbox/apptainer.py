@@ -48,7 +48,9 @@ class ApptainerSandbox(IsolatingSandbox):
 
     name = "apptainer"
 
-    def __init__(self, image: str | None = None, apptainer: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self, image: str | None = None, apptainer: str | None = None, *, settings: Settings | None = None
+    ) -> None:
         """``image``: default ``settings.sandbox.apptainer_image`` (``$PTB_APPTAINER_IMAGE``);
         ``settings``: see :class:`~.base.Sandbox` (read now for the image)."""
         super().__init__(settings=settings)
@@ -58,7 +60,10 @@ class ApptainerSandbox(IsolatingSandbox):
     def available(self) -> tuple[bool, str]:
         """Whether the apptainer executable exists and an image is configured."""
         if not (os.path.isfile(self._exe) and os.access(self._exe, os.X_OK)):
-            return False, f"apptainer not found ({self._exe}); it is not in Debian: install it from the project's releases"
+            return (
+                False,
+                f"apptainer not found ({self._exe}); it is not in Debian: install it from the project's releases",
+            )
         if not self.image:
             return False, "no image: set PTB_APPTAINER_IMAGE to a .sif file or image URI"
         return True, "ok"
@@ -133,9 +138,13 @@ class ApptainerSandbox(IsolatingSandbox):
             enforced.update(limits)
             return supervise_in_cgroups(
                 self.build_argv(
-                    argv, config, extra_ro_binds=extra_ro_binds,
-                    empty_dir=empty / "dir", empty_file=empty / "file", identity=identity,
-                ),  # fmt: skip
+                    argv,
+                    config,
+                    extra_ro_binds=extra_ro_binds,
+                    empty_dir=empty / "dir",
+                    empty_file=empty / "file",
+                    identity=identity,
+                ),
                 config,
                 enforced,
                 cgroups=cgroups,

@@ -44,9 +44,7 @@ class SandboxConfig(pydantic.BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workspace: Path = Field(
-        ..., description="Host dir; the only writable persistent tree; same path inside; the cwd."
-    )
+    workspace: Path = Field(..., description="Host dir; the only writable persistent tree; same path inside; the cwd.")
     ro_binds: list[Path] = Field(
         default_factory=list,
         description="Host paths visible read-only at the same path (python prefix, venv, model...).",
@@ -77,14 +75,10 @@ class SandboxConfig(pydantic.BaseModel):
         description="The complete environment inside; nothing of the host environment leaks.",
     )
     network: NetworkPolicy = NetworkPolicy.none
-    time_limit_s: float = Field(
-        ..., gt=0, description="Hard wall-clock limit, enforced from outside."
-    )
+    time_limit_s: float = Field(..., gt=0, description="Hard wall-clock limit, enforced from outside.")
     kill_grace_s: float = Field(5.0, ge=0, description="Seconds between SIGTERM and SIGKILL.")
     memory_mb: int | None = Field(None, gt=0, description="Memory limit (cgroups) in MiB.")
-    max_pids: int | None = Field(
-        None, gt=0, description="Max tasks (processes + threads) of the command (cgroups)."
-    )
+    max_pids: int | None = Field(None, gt=0, description="Max tasks (processes + threads) of the command (cgroups).")
     gpus: list[int] = Field(
         default_factory=list,
         description="Host GPU indices; only their /dev/nvidia* nodes are exposed "
@@ -106,17 +100,13 @@ class SandboxConfig(pydantic.BaseModel):
         "'host' (port 443), 'host:port', '*.domain[:port]' (strict sub-domains). Used with network "
         "none/allowlist; empty with 'none': no proxy, no network at all.",
     )
-    egress_log: Path | None = Field(
-        None, description="Host file the proxy appends one ALLOW/DENY line per request to."
-    )
+    egress_log: Path | None = Field(None, description="Host file the proxy appends one ALLOW/DENY line per request to.")
     egress_tunnels: dict[int, str] = Field(
         default_factory=dict,
         description="In-sandbox loopback port -> 'host:port' reached through the proxy (for "
         "clients configured with a base URL, e.g. http://127.0.0.1:<port>).",
     )
-    egress_proxy_port: int = Field(
-        3128, gt=0, lt=65536, description="In-sandbox loopback port of HTTP(S)_PROXY."
-    )
+    egress_proxy_port: int = Field(3128, gt=0, lt=65536, description="In-sandbox loopback port of HTTP(S)_PROXY.")
     hub_gateway: HubGatewaySpec | None = Field(
         None,
         description="network=allowlist only: the hub gateway (sandbox.hub_gateway) that HF_ENDPOINT "
@@ -221,9 +211,7 @@ class SandboxResult(pydantic.BaseModel):
         "that says why not (e.g. 'not enforced: no writable cgroup', 'not requested').",
     )
     oom_killed: bool = Field(False, description="The cgroup memory limit killed a process.")
-    pids_limit_hits: int = Field(
-        0, ge=0, description="How many process/thread creations the pids limit refused."
-    )
+    pids_limit_hits: int = Field(0, ge=0, description="How many process/thread creations the pids limit refused.")
     limit_exceeded: str | None = Field(
         None, description="Why the run was stopped early: output cap or workspace quota exceeded."
     )
@@ -389,18 +377,14 @@ def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 1000
     return bad
 
 
-def not_started(
-    error: str, enforced: dict[str, bool | str], stdout: Path, stderr: Path
-) -> SandboxResult:
+def not_started(error: str, enforced: dict[str, bool | str], stdout: Path, stderr: Path) -> SandboxResult:
     """Result for a command that never started; the output files still exist (empty)."""
     for p in {Path(stdout), Path(stderr)}:
         try:
             p.write_bytes(b"")
         except OSError:
             pass
-    return SandboxResult(
-        exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced
-    )
+    return SandboxResult(exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced)
 
 
 def tree_size(root: Path, stop_above: int | None = None) -> int:
@@ -453,7 +437,5 @@ def limit_entries(config: SandboxConfig) -> dict[str, bool | str]:
     """``enforced`` entries for the output cap and the workspace quota."""
     return {
         "output_cap": True if config.max_output_mb is not None else "not requested",
-        "workspace_quota": "watchdog (polled every 2 s)"
-        if config.max_workspace_mb is not None
-        else "not requested",
+        "workspace_quota": "watchdog (polled every 2 s)" if config.max_workspace_mb is not None else "not requested",
     }

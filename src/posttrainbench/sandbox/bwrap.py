@@ -94,7 +94,9 @@ class BwrapSandbox(IsolatingSandbox):
 
     name = "bwrap"
 
-    def __init__(self, bwrap: str | None = None, setpriv: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self, bwrap: str | None = None, setpriv: str | None = None, *, settings: Settings | None = None
+    ) -> None:
         """``bwrap``: path of the executable (default: found on PATH, then /usr/bin/bwrap);
         ``setpriv``: util-linux ``setpriv``, used inside to drop to the sandbox uid; ``settings``:
         see :class:`~.base.Sandbox`."""
@@ -214,11 +216,7 @@ class BwrapSandbox(IsolatingSandbox):
 
     def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
         """What bwrap enforces for ``config`` (``uid`` and ``ro_overlays`` are added by ``run``)."""
-        net: bool | str = (
-            True
-            if config.network != NetworkPolicy.open
-            else "not enforced: network=open (host network)"
-        )
+        net: bool | str = True if config.network != NetworkPolicy.open else "not enforced: network=open (host network)"
         if config.uses_proxy:
             net = "own network namespace; egress only through the allow-list proxy"
         return {
@@ -268,9 +266,7 @@ class BwrapSandbox(IsolatingSandbox):
         identity: tuple[int, int] | None,
     ) -> SandboxResult:
         """Run ``argv`` under bwrap (inside the egress session ``run`` opened)."""
-        cgroups, limits = setup_cgroups(
-            config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS
-        )
+        cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS)
         enforced.update(limits)
         status_r, status_w = os.pipe()
         # One fd at EOF per masked file: bwrap copies its (empty) content over the file.

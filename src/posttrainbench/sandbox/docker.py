@@ -61,7 +61,9 @@ class DockerSandbox(IsolatingSandbox):
 
     name = "docker"
 
-    def __init__(self, image: str | None = None, base_url: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self, image: str | None = None, base_url: str | None = None, *, settings: Settings | None = None
+    ) -> None:
         """``image``: default ``settings.sandbox.docker_image`` (``$PTB_DOCKER_IMAGE``), else the
         host-filesystem image; ``settings``: see :class:`~.base.Sandbox` (read now for the image)."""
         super().__init__(settings=settings)
@@ -81,9 +83,7 @@ class DockerSandbox(IsolatingSandbox):
             if self._client is None:
                 import docker
 
-                self._client = (
-                    docker.DockerClient(base_url=self.base_url) if self.base_url else docker.from_env()
-                )
+                self._client = docker.DockerClient(base_url=self.base_url) if self.base_url else docker.from_env()
             return self._client
 
     def available(self) -> tuple[bool, str]:
@@ -95,7 +95,10 @@ class DockerSandbox(IsolatingSandbox):
         try:
             self.client().ping()
         except Exception as e:  # the SDK raises several types for an absent daemon
-            return False, f"no Docker daemon answers ({os.environ.get('DOCKER_HOST') or self.base_url or 'default socket'}): {e}"
+            return (
+                False,
+                f"no Docker daemon answers ({os.environ.get('DOCKER_HOST') or self.base_url or 'default socket'}): {e}",
+            )
         return True, "ok"
 
     def ensure_image(self) -> str:
@@ -168,9 +171,7 @@ class DockerSandbox(IsolatingSandbox):
         if config.max_pids:
             kw["pids_limit"] = config.max_pids + 2  # the shell wrapper and docker-init
         if config.gpus:
-            kw["device_requests"] = [
-                DeviceRequest(device_ids=[str(i) for i in config.gpus], capabilities=[["gpu"]])
-            ]
+            kw["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in config.gpus], capabilities=[["gpu"]])]
         return {k: v for k, v in kw.items() if v is not None}
 
     def enforced(self, config: SandboxConfig) -> dict[str, bool | str]:
@@ -238,7 +239,9 @@ class DockerSandbox(IsolatingSandbox):
         watchdog = workspace_watchdog(config)
         with contextlib.ExitStack() as files:
             fout = files.enter_context(open(stdout, "wb"))
-            ferr = fout if Path(stderr).absolute() == Path(stdout).absolute() else files.enter_context(open(stderr, "wb"))
+            ferr = (
+                fout if Path(stderr).absolute() == Path(stdout).absolute() else files.enter_context(open(stderr, "wb"))
+            )
             lock = threading.Lock()
             pumps, keep = [], []
             for label, dest in (("stdout", fout), ("stderr", ferr)):

@@ -90,7 +90,9 @@ class Authority:
     ip: IPAddress | None = None
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if self.ip is not None and self.ip.version == 6 else f"{self.host}:{self.port}"
+        return (
+            f"[{self.host}]:{self.port}" if self.ip is not None and self.ip.version == 6 else f"{self.host}:{self.port}"
+        )
 
 
 def _parse_host(host: str) -> tuple[str, IPAddress | None]:
@@ -310,7 +312,7 @@ def read_request(sock: socket.socket, limit: int = _MAX_HEADER) -> Request | Non
                 return None
             raise BadRequest("connection closed inside the request head")
         head += chunk
-        if len(head) > limit and b"\r\n\r\n" not in head[:limit + 4]:
+        if len(head) > limit and b"\r\n\r\n" not in head[: limit + 4]:
             raise BadRequest("request header too large", 431)
     raw, _, rest = head.partition(b"\r\n\r\n")
     text = raw.decode("latin-1")
@@ -576,7 +578,9 @@ class EgressProxy:
         """Append one line to the egress log (never raises)."""
         ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
         # Fields may hold what the client sent: no tab or line break survives inside one.
-        fields = ("".join(c if c.isprintable() else " " for c in str(f)) for f in (ts, decision, method, target, detail))
+        fields = (
+            "".join(c if c.isprintable() else " " for c in str(f)) for f in (ts, decision, method, target, detail)
+        )
         line = "\t".join(fields) + "\n"
         with self._lock, contextlib.suppress(OSError):
             with open(self.log_path, "a", encoding="utf-8") as f:
@@ -670,9 +674,7 @@ def egress_session(
     ``socket_dir_inside``: where the backend binds the socket directory (``None``: the command
     sees host paths, as in the unsandboxed backend). The proxy stops when the block exits."""
     if not config.uses_proxy:
-        enforced: bool | str = (
-            "not enforced: network=open" if config.network == NetworkPolicy.open else True
-        )
+        enforced: bool | str = "not enforced: network=open" if config.network == NetworkPolicy.open else True
         yield EgressPlan(argv=list(argv), enforced=enforced)
         return
     assert config.egress_log is not None  # checked by SandboxConfig
@@ -711,4 +713,3 @@ def egress_session(
             proxy=proxy,
             gateway=gateway,
         )
-

@@ -135,9 +135,7 @@ def main(args: list[str]) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1):
             os.dup2(devnull, fd)
-        threads = [
-            threading.Thread(target=_accept_loop, args=(s, sock_path, t), daemon=True) for s, t in bound
-        ]
+        threads = [threading.Thread(target=_accept_loop, args=(s, sock_path, t), daemon=True) for s, t in bound]
         for t in threads:
             t.start()
         for t in threads:

@@ -127,9 +127,7 @@ class HubGatewaySpec(pydantic.BaseModel):
     )
 
     @classmethod
-    def for_run(
-        cls, base: BaseModelSpec | None, benchmarks: Iterable[Benchmark], **kw: object
-    ) -> HubGatewaySpec:
+    def for_run(cls, base: BaseModelSpec | None, benchmarks: Iterable[Benchmark], **kw: object) -> HubGatewaySpec:
         """The gateway of one run: :func:`forbidden_repos` of its base model and the benchmarks."""
         f = forbidden_repos(base, benchmarks)
         return cls(forbidden_models=f.models, forbidden_datasets=f.datasets, **kw)  # type: ignore[arg-type]
@@ -539,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refuse(self, status: int, reason: str, route: HubRoute | None, target: str, decision: str = "DENY") -> None:
         label = route.label if route is not None else "hub:?"
-        detail = (_detail(route, status, 0) if route is not None else f"path={target[:300]} status={status}")
+        detail = _detail(route, status, 0) if route is not None else f"path={target[:300]} status={status}"
         self.server.gateway.log(decision, self.command, label, f"{detail} reason={reason}")
         self._send_json_error(status, reason)
 

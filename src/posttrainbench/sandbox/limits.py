@@ -182,7 +182,7 @@ def _host_dir(mount_root: str, mount_point: str, path: str) -> Path | None:
     root = mount_root.rstrip("/")
     if root and path != root and not path.startswith(root + "/"):
         return None
-    rel = path[len(root):].lstrip("/")
+    rel = path[len(root) :].lstrip("/")
     d = Path(mount_point) / rel
     return d if d.is_dir() else None
 
@@ -238,9 +238,7 @@ def _try_v2(memory_mb: int | None, max_pids: int | None, name: str) -> tuple[Cgr
                 _write(d / "memory.swap.max", "0")
                 cg.enforced["swap"] = True
             except OSError as e:  # no memory.swap.max: swap accounting is off
-                cg.enforced["swap"] = (
-                    f"not enforced: memory.swap.max: {e}" if _swap_active() else True
-                )
+                cg.enforced["swap"] = f"not enforced: memory.swap.max: {e}" if _swap_active() else True
         if max_pids:
             _write(d / "pids.max", str(max_pids))
             cg.enforced["pids"] = True
@@ -339,6 +337,7 @@ def setup_cgroups(
 
 
 # --- default sizes --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Machine:

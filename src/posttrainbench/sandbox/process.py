@@ -136,9 +136,7 @@ def kill_all(
         if proc.poll() is None:
             victims.update(run_members(leader, cgroups))
         else:
-            victims.update(
-                {p: i for p, i in run_members(leader, cgroups).items() if p != leader.pid}
-            )
+            victims.update({p: i for p, i in run_members(leader, cgroups).items() if p != leader.pid})
         if not victims:
             break
         _signal(victims, signal.SIGKILL)
@@ -176,9 +174,7 @@ def terminate(
     kill_all(proc, leader, cgroups, known, leader_last=spare_leader)
 
 
-def _wait_joined(
-    proc: subprocess.Popen[bytes], cgroups: Cgroups, stderr: Path, timeout_s: float = 30.0
-) -> bool:
+def _wait_joined(proc: subprocess.Popen[bytes], cgroups: Cgroups, stderr: Path, timeout_s: float = 30.0) -> bool:
     """Wait until the wrapper has moved itself into every cgroup (a few ms).
 
     A command that already finished counts as joined unless the wrapper reported that it
@@ -260,13 +256,9 @@ def _open_streams(
     stdin: Path | None, stdout: Path, stderr: Path
 ) -> Iterator[tuple[IO[bytes] | int, IO[bytes], IO[bytes]]]:
     with contextlib.ExitStack() as stack:
-        fin: IO[bytes] | int = (
-            stack.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
-        )
+        fin: IO[bytes] | int = stack.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
         fout = stack.enter_context(open(stdout, "wb"))
-        ferr = fout if Path(stderr).absolute() == Path(stdout).absolute() else stack.enter_context(
-            open(stderr, "wb")
-        )
+        ferr = fout if Path(stderr).absolute() == Path(stdout).absolute() else stack.enter_context(open(stderr, "wb"))
         yield fin, fout, ferr
 
 
@@ -424,8 +416,7 @@ def _supervised(
                 None,
                 False,
                 time.monotonic() - start,
-                "failed to start: could not join the run's cgroups "
-                f"(wrapper exit {proc.returncode}; see stderr)",
+                f"failed to start: could not join the run's cgroups (wrapper exit {proc.returncode}; see stderr)",
             )
         timed_out = False
         deadline = start + time_limit_s

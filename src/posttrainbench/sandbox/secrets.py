@@ -53,9 +53,7 @@ def secret_values(env: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str
     return out
 
 
-def foreign_secrets(
-    env: Mapping[str, str], host_env: Mapping[str, str], allowed: Iterable[str]
-) -> list[str]:
+def foreign_secrets(env: Mapping[str, str], host_env: Mapping[str, str], allowed: Iterable[str]) -> list[str]:
     """Names in ``env`` that carry a host secret other than the agent's own (``allowed``) keys.
 
     A value counts when it equals, or contains, a secret value of the host environment held

@@ -74,26 +74,20 @@ class UnsandboxedSandbox(Sandbox):
             "pid_ns": NOT_ISOLATED,
             "ipc_ns": NOT_ISOLATED,
             "uts_ns": NOT_ISOLATED,
-            "net_ns": NOT_ISOLATED
-            if config.network != NetworkPolicy.open
-            else "not enforced: network=open",
+            "net_ns": NOT_ISOLATED if config.network != NetworkPolicy.open else "not enforced: network=open",
             "filesystem": NOT_ISOLATED,
             "env": True,
             "capabilities": NOT_ISOLATED,
             "gpus": "not enforced: CUDA_VISIBLE_DEVICES only" if config.gpus else NOT_ISOLATED,
             "uid": NOT_ISOLATED + f" (runs as the harness user, uid {os.geteuid()})",
-            "ro_overlays": NOT_ISOLATED + " (harness files stay writable)"
-            if config.ro_overlays
-            else "not requested",
+            "ro_overlays": NOT_ISOLATED + " (harness files stay writable)" if config.ro_overlays else "not requested",
             "seccomp": NOT_ISOLATED,
             **limit_entries(config),
         }
         cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, track=True)
         enforced.update(limits)
         enforced["tree_kill"] = (
-            True
-            if cgroups is not None
-            else "partial: process group, session and descendants only (no writable cgroup)"
+            True if cgroups is not None else "partial: process group, session and descendants only (no writable cgroup)"
         )
         return supervise_in_cgroups(
             [exe, *argv[1:]],

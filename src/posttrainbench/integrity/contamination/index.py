@@ -253,7 +253,11 @@ def _build_fuzzy(ids: list[str], toks: list[list[str]], allowed: list[np.ndarray
     common = np.array(sorted(h for h, who in df.items() if len(who) > FUZZY_MAX_ITEMS), dtype=np.uint64)
     sets = [s[~member(common, s)[0]] if len(common) else s for s in sets]
     few = {j for j, s in enumerate(sets) if len(s) < FUZZY_MIN_ANCHORS}
-    pool = np.unique(np.concatenate([s for j, s in enumerate(sets) if j not in few])) if len(few) < len(sets) else np.empty(0, np.uint64)
+    pool = (
+        np.unique(np.concatenate([s for j, s in enumerate(sets) if j not in few]))
+        if len(few) < len(sets)
+        else np.empty(0, np.uint64)
+    )
     rows = [np.empty(0, np.int64) if j in few else np.searchsorted(pool, s) for j, s in enumerate(sets)]
     ptr = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
     idx = np.concatenate(rows).astype(np.int64) if rows else np.empty(0, np.int64)

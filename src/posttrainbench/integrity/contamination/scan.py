@@ -216,7 +216,9 @@ def scan(
             if path.is_symlink():
                 real = os.path.realpath(path)
                 if not under(real, root_reals):
-                    skipped.append({"file": str(path), "reason": f"symlink to {os.readlink(path)}, outside the scan roots"})
+                    skipped.append(
+                        {"file": str(path), "reason": f"symlink to {os.readlink(path)}, outside the scan roots"}
+                    )
                     continue
             else:
                 real = str(path)
@@ -239,7 +241,11 @@ def scan(
             continue
         if st.st_size > size_budget_bytes:
             skipped.append(
-                {"file": str(path), "reason": f"above per-file budget ({st.st_size} > {size_budget_bytes} bytes)", "bytes": st.st_size}
+                {
+                    "file": str(path),
+                    "reason": f"above per-file budget ({st.st_size} > {size_budget_bytes} bytes)",
+                    "bytes": st.st_size,
+                }
             )
             continue
         done.add(real)
@@ -253,7 +259,9 @@ def scan(
             skipped.append({"file": str(path), "reason": str(exc), "bytes": st.st_size})
             continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the scan
-            skipped.append({"file": str(path), "reason": f"read error: {type(exc).__name__}: {exc}", "bytes": st.st_size})
+            skipped.append(
+                {"file": str(path), "reason": f"read error: {type(exc).__name__}: {exc}", "bytes": st.st_size}
+            )
             continue
         n_scanned += 1
         bytes_scanned += st.st_size
@@ -261,9 +269,23 @@ def scan(
         if len(scanned) < _LIST_CAP:
             scanned.append(str(path))
         for i in np.nonzero(cont >= threshold)[0]:
-            hits.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4), "channel": "exact"})
+            hits.append(
+                {
+                    "item_id": index.item_ids[i],
+                    "file": str(path),
+                    "containment": round(float(cont[i]), 4),
+                    "channel": "exact",
+                }
+            )
         for i in np.nonzero((fz >= fuzzy_threshold) & (cont < threshold))[0]:
-            hits.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(fz[i]), 4), "channel": "fuzzy"})
+            hits.append(
+                {
+                    "item_id": index.item_ids[i],
+                    "file": str(path),
+                    "containment": round(float(fz[i]), 4),
+                    "channel": "fuzzy",
+                }
+            )
         close = np.nonzero((cont < threshold) & (cont >= threshold / 2))[0]
         for i in close:
             near.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4)})
@@ -282,7 +304,10 @@ def scan(
         "unindexable_items": index.meta.get("unindexable", {}),
         "threshold": threshold,
         "fuzzy_threshold": fuzzy_threshold,
-        "fuzzy_hit_items": sorted({h["item_id"] for h in hits if h["channel"] == "fuzzy"} - {h["item_id"] for h in hits if h["channel"] == "exact"}),
+        "fuzzy_hit_items": sorted(
+            {h["item_id"] for h in hits if h["channel"] == "fuzzy"}
+            - {h["item_id"] for h in hits if h["channel"] == "exact"}
+        ),
         "max_hits": max_hits,
         "hit_items": hit_items,
         "hits": hits[:_LIST_CAP],
