@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import Any
 
 try:
+    from posttrainbench.benchmarks.humaneval import build_program
     from posttrainbench.data import data_root
     from posttrainbench.evaluation import code_exec
-    from posttrainbench.benchmarks.humaneval import build_program
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    from posttrainbench.benchmarks.humaneval import build_program
     from posttrainbench.data import data_root
     from posttrainbench.evaluation import code_exec
-    from posttrainbench.benchmarks.humaneval import build_program
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         args.json.write_text(json.dumps({
-            "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "design": design, "sandbox": args.sandbox, "workers": args.workers, "repeats": args.repeats,
             "python": platform.python_version(), "kernel": platform.release(), "cpus": os.cpu_count(),
             "load_start": load_start, "load_end": load_end, "rows": rows, "samples": samples,

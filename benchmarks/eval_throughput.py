@@ -51,8 +51,8 @@ def main() -> int:
     from inspect_ai.model import GenerateConfig, get_model
 
     from posttrainbench.benchmarks import get_benchmark
-    from posttrainbench.models.demo import ensure_smollm2
     from posttrainbench.evaluation import build_task, vllm_available
+    from posttrainbench.models.demo import ensure_smollm2
 
     if "v" in args.cases.split(","):
         ok, why = vllm_available()
@@ -66,7 +66,7 @@ def main() -> int:
     template = "chatml"
     log_dir = tempfile.mkdtemp(prefix="ptb-throughput-")
 
-    def make(case: str):  # noqa: ANN202
+    def make(case: str):
         if case == "a":
             return get_model("ptb-hf/m", memoize=False, model_path=str(model_path), chat_template=template,
                              batch_size=args.batch_size, device=device), args.batch_size  # fmt: skip

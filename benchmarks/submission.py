@@ -37,22 +37,22 @@ import time
 from pathlib import Path
 
 try:
-    import posttrainbench  # noqa: F401
+    import posttrainbench  # noqa: F401 - only: is the package installed?
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gates import QWEN3_4B, _AnonSampler, _perturb_135m, _qwen3_4b_tensors, _vm_hwm_mib, console, run_meta, run_worker  # noqa: E402
+from gates import QWEN3_4B, _AnonSampler, _perturb_135m, _qwen3_4b_tensors, _vm_hwm_mib, console, run_meta, run_worker
 
 
 def worker(kind: str, args: dict) -> dict:
     """One step in this (fresh) process (imports are done before the clock starts: the harness
     has them loaded already)."""
     import torch
-    import transformers.conversion_mapping  # noqa: F401
-    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM  # noqa: F401
+    import transformers.conversion_mapping  # noqa: F401 - preloaded (see the docstring)
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM, Qwen3ForCausalLM  # noqa: F401 - preloaded
 
-    import posttrainbench.models.loaded_check  # noqa: F401
+    import posttrainbench.models.loaded_check  # noqa: F401 - preloaded
 
     sampler = _AnonSampler()
     t0 = time.perf_counter()
@@ -203,7 +203,8 @@ def main() -> None:
         base_s.setdefault((r["case"], kind), r["seconds"])
         ratio = r["seconds"] / base_s[(r["case"], kind)]
         print(
-            f"| {r['case']} | {r['step']} | {r['seconds']:.2f} | {ratio:.2f}× | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} |"
+            f"| {r['case']} | {r['step']} | {r['seconds']:.2f} | {ratio:.2f}× | {r['peak_rss_mib']:.0f} | "
+            f"{r['peak_anon_mib']:.0f} |"
         )
     if a.json:
         a.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

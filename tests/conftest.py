@@ -40,11 +40,11 @@ class ScriptAgent(Agent):
         """This agent class running ``script``."""
         return type(cls.__name__, (cls,), {"script": script})
 
-    def setup_workspace(self, workspace: Path, ctx) -> list[str]:  # noqa: ANN001
+    def setup_workspace(self, workspace: Path, ctx) -> list[str]:
         (workspace / "agent.sh").write_text(self.script)
         return ["agent.sh"]
 
-    def command(self, ctx) -> list[str]:  # noqa: ANN001
+    def command(self, ctx) -> list[str]:
         return ["bash", "agent.sh"]
 
     def version(self) -> str:

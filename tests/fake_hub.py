@@ -47,7 +47,7 @@ class Blob:
             self.size = len(self.data)
         self._block = self.data if self.data else os.urandom(1 << 20)
 
-    def chunks(self, start: int = 0, end: int | None = None):  # noqa: ANN201 - an iterator of bytes
+    def chunks(self, start: int = 0, end: int | None = None):
         end = self.size if end is None else end
         if self.data:
             yield self.data[start:end]
@@ -154,13 +154,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a: object) -> None:
         pass
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._route()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._route()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._route()
 
     # ------------------------------------------------------------------ helpers
@@ -182,7 +182,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps({"error": msg}).encode()
         self._send(status, body, {"Content-Type": "application/json", "X-Error-Code": code, "X-Error-Message": msg})
 
-    def _repo(self, repo_type: str, repo_id: str) -> Repo | None | str:
+    def _repo(self, repo_type: str, repo_id: str) -> Repo | str | None:
         """The repo, or the new id of a renamed one (str), or None."""
         new = self.fake.renames.get((repo_type, repo_id.lower()))
         if new is not None:

@@ -70,16 +70,16 @@ class FakeLLM:
             def log_message(self, *a: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake.requests.append(Recorded(self.path, dict(self.headers), None, False))
                 self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "not here"}})
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
                 if self.headers.get("Content-Encoding") == "zstd":

@@ -26,7 +26,7 @@ from posttrainbench.models.tiny import build_tiny_model
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 TINY = get_base_model("ptb/tiny-random")
 SRC = Path(posttrainbench.__file__).parent
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ def test_a_new_benchmark_runs_end_to_end_on_the_tiny_model(
     assert res.score == pytest.approx(sum(verdicts) / 12)
 
 
-def _mock_reply(items: list[Item], reply_for) -> object:  # noqa: ANN001
-    def reply(input, tools, tool_choice, config):  # noqa: A002, ANN001
+def _mock_reply(items: list[Item], reply_for) -> object:
+    def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         item = next(it for it in items if it.input == input[-1].text)
         out = ModelOutput.from_content("mockllm/model", reply_for(item))
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
@@ -107,7 +107,7 @@ def test_registry_lookups_and_refusals(toy: BenchmarkDefinition) -> None:
     assert list(BENCHMARKS)[-1] == "gsm8k-calc"  # paper-style first, demo ones last, each by id
     with pytest.raises(UnknownNameError, match="Did you mean toy-parity"):
         get_benchmark("toy-parit")
-    with pytest.raises(ValueError, match="'toy-parity' is already registered by toy_benchmark.ToyParity"):
+    with pytest.raises(ValueError, match=r"'toy-parity' is already registered by toy_benchmark\.ToyParity"):
 
         @register_benchmark(id="toy-parity", display_name="again", full_size=1, dev_size=1, max_tokens_ladder=(4,))
         class Again(type(toy)):  # type: ignore[misc]

@@ -66,7 +66,7 @@ def shard(folder: Path, n: int = 2) -> None:
         part = names[i::n]
         fname = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
         save_file({k: t[k] for k in part}, str(folder / fname), metadata={"format": "pt"})
-        wm.update({k: fname for k in part})
+        wm.update(dict.fromkeys(part, fname))
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": wm}))
 
 

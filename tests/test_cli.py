@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app

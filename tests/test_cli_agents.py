@@ -17,13 +17,13 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_llm_api import FakeLLM, Step
 
+from fake_llm_api import FakeLLM, Step
 from posttrainbench.agents import AgentLaunchError, ClaudeCodeAgent, CodexAgent, get_agent
-from posttrainbench.trace import load_trace
 from posttrainbench.domain import NetworkPolicy, RunSpec
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record
+from posttrainbench.trace import load_trace
 
 BASE = "ptb/tiny-random"
 BENCH = "gsm8k-calc"

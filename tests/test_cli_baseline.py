@@ -4,7 +4,6 @@ that the leaderboard reads, and benchmark weights computed from them."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from typer.testing import CliRunner
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_red_team import paraphrase
 
 from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.integrity import ContaminationIndex, build_index, scan
 from posttrainbench.integrity.contamination import tokenize
+from test_red_team import paraphrase
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,11 @@ def gsm8k() -> tuple[ContaminationIndex, list, list[dict]]:
     return index, items, train
 
 
-def _q(item) -> str:  # noqa: ANN001
+def _q(item) -> str:
     return item.input.partition("\n\n")[2]
 
 
-def _hits(v) -> list[dict]:  # noqa: ANN001
+def _hits(v) -> list[dict]:
     return json.loads(Path(v.evidence[0]).read_text())["hits"]
 
 

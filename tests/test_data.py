@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -130,7 +129,7 @@ def test_dev_file_round_trip(tmp_path):
     write_dev_file(path, items)
     assert read_items_file(path) == items
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(DataError, match="dev.jsonl:4"):
+    with pytest.raises(DataError, match=r"dev\.jsonl:4"):
         read_items_file(path)
     with pytest.raises(DataError, match="does not exist"):
         read_items_file(tmp_path / "missing.jsonl")

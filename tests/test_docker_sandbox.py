@@ -9,6 +9,7 @@ missing daemon is never a pass.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import sys
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ def docker_sb() -> Iterator[DockerSandbox]:
         yield sb
 
 
-def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None = None, **cfg: object):  # noqa: ANN202
+def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None = None, **cfg: object):
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     cfg.setdefault("time_limit_s", 60)
@@ -192,7 +193,7 @@ def test_apptainer_command_construction(tmp_path: Path) -> None:
         "--no-privs",
     ]
     assert a[8:11] == ["--net", "--network", "none"] and "--nv" in a
-    pairs = list(zip(a, a[1:]))
+    pairs = list(itertools.pairwise(a))
     assert ("--env", "K=v w") in pairs and ("--env", "CUDA_VISIBLE_DEVICES=1") in pairs
     assert ("--bind", f"{model}:{model}:ro") in pairs and ("--bind", f"{ws}:{ws}:rw") in pairs
     assert ("--bind", f"/e/dir:{masked}:ro") in pairs
@@ -202,7 +203,7 @@ def test_apptainer_command_construction(tmp_path: Path) -> None:
     (ws / "task").mkdir()
     over = cfg.model_copy(update={"ro_overlays": [(model, ws / "task")]})
     c = sb.build_argv(["x"], over, identity=(65534, 65534))
-    assert ("--security", "uid:65534,gid:65534") in list(zip(c, c[1:]))
+    assert ("--security", "uid:65534,gid:65534") in list(itertools.pairwise(c))
     binds = [c[i + 1] for i, v in enumerate(c) if v == "--bind"]
     assert binds.index(f"{model}:{ws / 'task'}:ro") > binds.index(f"{ws}:{ws}:rw")
     open_cfg = cfg.model_copy(update={"network": "open", "gpus": []})

@@ -28,7 +28,7 @@ PY_BINDS = sorted({Path(sys.prefix), Path(sys.base_prefix)})
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = f"hello {self.path}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

@@ -21,11 +21,11 @@ ROOT = Path(__file__).parent / "fixtures" / "data"
 AIME = get_benchmark("aime2025")
 GPQA = get_benchmark("gpqamain")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 def _mock_model(reply_for):
-    def reply(input, tools, tool_choice, config):  # noqa: A002, ANN001
+    def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         out = ModelOutput.from_content("mockllm/model", reply_for(input[-1].text))
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
         return out
@@ -110,7 +110,7 @@ def test_gpqa_hub_format_through_datasets(monkeypatch, tmp_path):
 def test_gpqa_correct_letters_score_100_percent_and_wrong_zero(tmp_path):
     items = GPQA.load_test_items(root=ROOT)
     target = {it.input: it.target for it in items}
-    elog, check = _run(GPQA, items, lambda t: f"Reasoning...\nANSWER: {target[t]}", tmp_path / "right")
+    _elog, check = _run(GPQA, items, lambda t: f"Reasoning...\nANSWER: {target[t]}", tmp_path / "right")
     assert check.ok and check.score == 1.0, check.problems
     wrong = {t: "ABCD"[("ABCD".index(x) + 1) % 4] for t, x in target.items()}
     _, check = _run(GPQA, items, lambda t: f"ANSWER: {wrong[t]}", tmp_path / "wrong")

@@ -14,8 +14,8 @@ from posttrainbench.benchmarks.bfcl import parse_call
 from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import evaluate_model
 from posttrainbench.evaluation.vllm_provider import vllm_available
-from posttrainbench.testing import FakeLLMServer
 from posttrainbench.models.tiny import build_tiny_model
+from posttrainbench.testing import FakeLLMServer
 
 CALC = get_benchmark("gsm8k-calc")
 BFCL = get_benchmark("bfcl")
@@ -78,7 +78,7 @@ def test_vllm_backend(tmp_path):
     items = CALC.load_test_items()[:4]
     res = evaluate_model(tiny, CALC, TINY, tmp_path / "out", items=items, backend="vllm")
     assert res.backend == "vllm" and res.batch_size == 4  # the whole set in one batch
-    ok, why = vllm_available()
+    ok, _why = vllm_available()
     if ok:  # a CUDA machine with the [gpu] extra
         assert res.status == "ok", res.error
     else:

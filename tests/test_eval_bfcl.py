@@ -34,7 +34,7 @@ from posttrainbench.models.tiny import build_tiny_model
 ROOT = Path(__file__).parent / "fixtures" / "data"
 BFCL = get_benchmark("bfcl")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 # sha256 of the two files inside bfcl_eval-2026.3.23-py3-none-any.whl
 SHA256 = {
     QUESTIONS: "32ee3959e8e3f92fac1e90e55bf5fa41c759bfef4e6a2d88421af527a859d0a4",
@@ -157,7 +157,7 @@ def test_tool_call_text_parser():
 def _mock(items, reply):
     by_input = {it.input: it for it in items}
 
-    def out(input, tools, tool_choice, config):  # noqa: A002, ANN001
+    def out(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         it = by_input[input[-1].text]
         assert [t.name for t in tools] == [f["name"] for f in it.metadata["functions"]]  # tools were offered
         o = reply(it)
@@ -203,9 +203,10 @@ def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
     path = build_tiny_model(tmp_path / "m")
     model = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="chatml")
     tools = [t.as_tool() for t in tool_defs(items[0].metadata["functions"])]
+    import asyncio
+
     from inspect_ai.tool import ToolInfo
     from inspect_ai.tool._tool_def import tool_defs as inspect_tool_defs
-    import asyncio
 
     infos = [
         ToolInfo(name=d.name, description=d.description, parameters=d.parameters)

@@ -19,14 +19,14 @@ from posttrainbench.benchmarks.healthbench import clipped_mean, parse_grade, sam
 from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.graders import Grader, GraderConfig, GraderError, MalformedGrade
-from posttrainbench.testing import FakeLLMServer
 from posttrainbench.models.tiny import build_tiny_model
+from posttrainbench.testing import FakeLLMServer
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
 ARENA = get_benchmark("arenahardwriting")
 HEALTH = get_benchmark("healthbench")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 KEY = "sk-test-harness-only-0123456789"
 MODEL_REPLY = "MODEL-REPLY: a short poem about the sea."
 
@@ -42,7 +42,7 @@ def _config(server: FakeLLMServer, key_env: str, **kw) -> GraderConfig:
 
 
 def _mock_model():
-    def reply(input, tools, tool_choice, config):  # noqa: A002, ANN001
+    def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         out = ModelOutput.from_content("mockllm/model", MODEL_REPLY)
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
         return out
@@ -96,7 +96,7 @@ def test_bootstrap_stderr_is_seeded_and_sensible():
 
 def test_healthbench_rubric_arithmetic():
     rubrics = [{"criterion": "a", "points": 6}, {"criterion": "b", "points": 4}, {"criterion": "c", "points": -5}]
-    met = lambda v: json.dumps({"explanation": "x", "criteria_met": v})  # noqa: E731
+    met = lambda v: json.dumps({"explanation": "x", "criteria_met": v})  # noqa: E731 - a one-line local helper
     assert sample_value(rubrics, [met(True), met(False), met(False)]) == 0.6
     assert sample_value(rubrics, [met(True), met(True), met(True)]) == 0.5
     assert sample_value(rubrics, [met(False), met(False), met(True)]) == -0.5
@@ -209,7 +209,7 @@ def test_failed_calls_are_retried_then_counted(key_env):
 
     with FakeLLMServer(slow) as server:  # a grader that does not answer in time: a timeout, retried
         g = Grader(_config(server, key_env, attempts=2, timeout_s=0.3))
-        with pytest.raises(GraderError, match="after 2 attempt.*Timeout"):
+        with pytest.raises(GraderError, match=r"after 2 attempt.*Timeout"):
             g.complete(None, "x")
         assert g.failed_calls == 1 and g.retries == 1
 

@@ -23,7 +23,7 @@ from posttrainbench.models.tiny import build_tiny_model
 
 HE = get_benchmark("humaneval")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 HE_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
 
 
@@ -95,7 +95,7 @@ def test_extract_code_from_chat_replies():
 
 
 def _mock_model(replies: dict[str, str]):
-    def reply(input, tools, tool_choice, config):  # noqa: A002, ANN001
+    def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         out = ModelOutput.from_content("mockllm/model", replies[input[-1].text])
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
         return out

@@ -35,7 +35,7 @@ from posttrainbench.models.tiny import build_tiny_model
 CALC = get_benchmark("gsm8k-calc")
 GSM8K = get_benchmark("gsm8k")
 TINY = get_base_model("ptb/tiny-random")  # "plain" chat template
-EVAL_KW = dict(display="none", ctl_server=False, log_format="eval")
+EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_calc_targets_score_perfectly(calc_items):
 def _mock_eval(benchmark, items, answers: dict[str, str], log_dir: Path):
     """Run the real Inspect task with mockllm replying ``answers[item.input]``."""
 
-    def reply(input, tools, tool_choice, config):  # noqa: A002, ANN001
+    def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         out = ModelOutput.from_content("mockllm/model", answers[input[-1].text])
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # else tiktoken downloads
         return out
@@ -144,7 +144,7 @@ def test_log_recomputation_detects_tampering_and_missing_samples(tmp_path, calc_
     assert not check.ok and any("reported accuracy 0.9" in p for p in check.problems)
 
     # more samples expected than scored
-    check = check_log(elog.location, CALC, ids + ["calc-999"])
+    check = check_log(elog.location, CALC, [*ids, "calc-999"])
     assert not check.ok and any("only 6 of 7" in p for p in check.problems)
 
     # unreadable log

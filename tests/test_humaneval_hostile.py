@@ -470,7 +470,7 @@ def has_close_elements(numbers, threshold):
 def test_a_sandbox_that_cannot_start_is_an_error_not_a_score(raw, monkeypatch):
     from posttrainbench.evaluation import code_exec
 
-    exe, binds = code_exec.python_for_sandbox()
+    _exe, binds = code_exec.python_for_sandbox()
     monkeypatch.setattr(code_exec, "python_for_sandbox", lambda: ("/nonexistent/python3", binds))
     res = run_programs([("x", _canonical(raw, HE0))], timeout_s=5)
     assert res["x"].status == "sandbox_error" and "failed to start" in res["x"].stderr_tail, res["x"]

@@ -17,7 +17,6 @@ from safetensors.torch import save_file
 
 from posttrainbench.domain import Verdict, VerdictStatus
 from posttrainbench.fsutil import hash_tree
-from posttrainbench.integrity.contamination import tokenize
 from posttrainbench.integrity import (
     ContaminationIndex,
     build_index,
@@ -30,6 +29,7 @@ from posttrainbench.integrity import (
     texts_from_files,
     write_manifest,
 )
+from posttrainbench.integrity.contamination import tokenize
 from posttrainbench.models.tiny import build_tiny_model
 
 PASS, FAIL, NOT_RUN = VerdictStatus.passed, VerdictStatus.failed, VerdictStatus.not_run
@@ -45,7 +45,7 @@ def _evidence(v: Verdict) -> dict:
 
 def _tensors(folder: Path) -> dict[str, torch.Tensor]:
     with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - a safetensors handle, not a dict
 
 
 def _write_variant(base: Path, dest: Path, tensors: dict[str, torch.Tensor], shards: int = 1) -> Path:
@@ -64,7 +64,7 @@ def _write_variant(base: Path, dest: Path, tensors: dict[str, torch.Tensor], sha
         shard = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
         part = {k: tensors[k] for k in names[i::shards]}
         save_file(part, str(dest / shard), metadata={"format": "pt"})
-        weight_map.update({k: shard for k in part})
+        weight_map.update(dict.fromkeys(part, shard))
     (dest / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     return dest
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.trace import ToolCall, Trace, TraceStep, save_trace
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.integrity.judge import (
@@ -24,6 +23,7 @@ from posttrainbench.integrity.judge import (
 )
 from posttrainbench.settings import Settings
 from posttrainbench.testing import FakeLLMServer
+from posttrainbench.trace import ToolCall, Trace, TraceStep, save_trace
 
 KEY = "sk-judge-test-key-123456"
 INFO = {"benchmark": "gsm8k", "base_model": "Qwen/Qwen3-4B-Base", "forbidden": "Qwen/Qwen3-4B", "agent": "claude"}
@@ -71,7 +71,7 @@ def run_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return ws, tmp_path / "trace.json", manifest
 
 
-def scripted(*replies: object):  # noqa: ANN201
+def scripted(*replies: object):
     """A responder for FakeLLMServer: replies in order (the last repeats); a str is the text, an
     int an HTTP status, ``(seconds, text)`` a reply that comes after a delay."""
     state = {"n": 0}
@@ -161,7 +161,7 @@ def test_anthropic_endpoint_majority_fail_with_prose_retried(run_dir, tmp_path: 
 
 
 def test_prose_only_is_not_run_never_pass(run_dir, tmp_path: Path) -> None:
-    ws, trace, manifest = run_dir
+    ws, trace, _manifest = run_dir
     with FakeLLMServer(scripted("Everything looks fine to me, pass on all counts.")) as srv:
         v = run_judge(_config(srv.base_url, n=3, attempts=2), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY})
     assert v.status == VerdictStatus.not_run

@@ -155,7 +155,7 @@ def test_few_shot_baseline_does_not_reproduce_factors(factors: dict, baseline: G
     merged = Grid(
         baseline.models,
         baseline.benchmarks,
-        {**baseline.cells, **{k: v for k, v in few.cells.items()}},
+        {**baseline.cells, **dict(few.cells.items())},
     )
     w = benchmark_weights(merged, BASE_MODELS, INSTRUCT_OF)
     assert max(abs(w[b] - factors[b]) for b in factors) > 0.05
@@ -288,7 +288,7 @@ def _triples(mean: float, std: float, n_items: int, ddof: int) -> list[tuple[int
         return []
     q = round(q)
     out = []
-    for a in range(0, n_items + 1):
+    for a in range(n_items + 1):
         t, u = s - a, q - a * a  # b + c = t, b^2 + c^2 = u
         disc = 2 * u - t * t  # (c - b)^2
         if t < 0 or disc < 0:

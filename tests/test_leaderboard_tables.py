@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,7 +83,7 @@ def test_a_cell_evaluated_on_an_unpinned_set_falls_back_flagged_d(tmp_path: Path
     write_synthetic_run(tmp_path, agent_config="lora", benchmark="gsm8k-calc", base_model=M2, score=0.9,
                         data_status="differs")  # fmt: skip
     write_synthetic_run(tmp_path, agent_config="lora", benchmark="gsm8k", base_model=M2, score=0.45,
-                        data_status="pinned", created_at=datetime.now(timezone.utc) + timedelta(seconds=1))  # fmt: skip
+                        data_status="pinned", created_at=datetime.now(UTC) + timedelta(seconds=1))  # fmt: skip
     rep = build_report(tmp_path)
     cells = {(c.benchmark, c.base_model): c for c in rep.cells if c.label.startswith("reference/lora")}
     d = cells[("gsm8k-calc", M2)]

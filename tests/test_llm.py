@@ -12,7 +12,6 @@ from types import SimpleNamespace
 import pytest
 
 from posttrainbench.evaluation.graders import GraderConfig, GraderError
-from posttrainbench.llm import config as llm_config
 from posttrainbench.llm import (
     Attempt,
     LLMClient,
@@ -23,6 +22,7 @@ from posttrainbench.llm import (
     MalformedReply,
     RetryPolicy,
 )
+from posttrainbench.llm import config as llm_config
 from posttrainbench.settings import Settings
 from posttrainbench.testing import FakeLLMServer
 
@@ -36,7 +36,7 @@ def _config(url: str | None, provider: str = "openai", **kw) -> LLMConfig:
     )
 
 
-def _replies(*replies: str | int):  # noqa: ANN202
+def _replies(*replies: str | int):
     """A responder: replies in order (the last repeats); an int is an HTTP status."""
     seen: list[int] = []
 
@@ -63,7 +63,7 @@ def test_config_from_settings_names_the_variables() -> None:
         LLMConfig.from_settings(bad)
     # what the settings leave to the config (the base config has no default model or key) is named too
     with pytest.raises(
-        LLMConfigError, match="^PTB_GRADER_MODEL: Field required; PTB_GRADER_API_KEY_ENV: Field required$"
+        LLMConfigError, match=r"^PTB_GRADER_MODEL: Field required; PTB_GRADER_API_KEY_ENV: Field required$"
     ):
         LLMConfig.from_settings(Settings.from_env({}).grader)
 
@@ -175,7 +175,7 @@ def test_the_key_goes_only_to_the_configured_endpoint(monkeypatch: pytest.Monkey
             def log_message(self, *a: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 self.send_response(307)
                 self.send_header("Location", other.root_url + self.path)

@@ -23,7 +23,7 @@ def _spec(agent: str = "reference", config: str = "sft:steps=3,bs=4", hours: flo
     return RunSpec(agent=agent, agent_config=config, base_model=BASE, benchmark=BENCH, hours=hours, eval_limit=6, **kw)
 
 
-def _verdicts(record) -> dict[str, VerdictStatus]:  # noqa: ANN001
+def _verdicts(record) -> dict[str, VerdictStatus]:
     return {v.gate: v.status for v in record.verdicts}
 
 

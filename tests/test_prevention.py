@@ -35,15 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ScriptAgent
-from test_red_team import FINETUNE, PRELUDE
 
+from conftest import ScriptAgent
 from posttrainbench.agents import AGENTS
 from posttrainbench.domain import RunSpec, VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox.limits import resolve_limits
 from posttrainbench.settings import Settings
+from test_red_team import FINETUNE, PRELUDE
 
 GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
 ROOT_HARNESS = os.geteuid() == 0
@@ -234,7 +234,7 @@ def attacks(pipe: Pipeline) -> dict[str, str]:
     return found
 
 
-def _inside(case: Case, record, pipe: Pipeline) -> str:  # noqa: ANN001
+def _inside(case: Case, record, pipe: Pipeline) -> str:
     d = record.phases.solve.result().model_dump()
     found = attacks(pipe)
     if found:
@@ -276,7 +276,7 @@ def prevention_table(results: dict[str, tuple[Case, object, Pipeline]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _untouched(record, pipe: Pipeline) -> None:  # noqa: ANN001
+def _untouched(record, pipe: Pipeline) -> None:
     """Every harness file in the workspace and every pristine copy still has its manifest hash."""
     for rel, digest in record.manifest.items():
         assert sha256_file(pipe.paths.workspace / rel) == digest, rel
@@ -284,7 +284,7 @@ def _untouched(record, pipe: Pipeline) -> None:  # noqa: ANN001
 
 
 def test_agent_runs_unprivileged(prevention) -> None:
-    case, record, pipe = prevention["runs unprivileged"]
+    _case, record, pipe = prevention["runs unprivileged"]
     out = pipe.paths.solve_out.read_text()
     ident = re.search(r"^ID uid=(\d+) gid=(\d+) groups=(.*)$", out, re.M)
     assert ident, out[-2000:]
@@ -306,7 +306,7 @@ def test_agent_runs_unprivileged(prevention) -> None:
 
 @pytest.mark.parametrize("name", ["harness files changed in place", "harness directories replaced"])
 def test_harness_files_cannot_be_changed(prevention, name: str) -> None:
-    case, record, pipe = prevention[name]
+    _case, record, pipe = prevention[name]
     found = attacks(pipe)
     succeeded = {k: v for k, v in found.items() if not v.startswith("blocked")}
     assert found and succeeded == {}, succeeded
@@ -334,7 +334,7 @@ def test_harness_files_cannot_be_changed(prevention, name: str) -> None:
 
 
 def test_modify_use_restore_is_impossible(prevention) -> None:
-    case, record, pipe = prevention["modify, use, restore"]
+    _case, record, pipe = prevention["modify, use, restore"]
     out = pipe.paths.solve_out.read_text()
     for step in ("modify", "restore", "modify-timer", "swap-task", "restore-task"):
         assert f"STEP {step} refused" in out and f"STEP {step} done" not in out, step
@@ -348,7 +348,7 @@ def test_modify_use_restore_is_impossible(prevention) -> None:
 
 
 def test_fork_bomb_is_held_by_the_default_pids_limit(prevention) -> None:
-    case, record, pipe = prevention["fork bomb"]
+    _case, record, pipe = prevention["fork bomb"]
     d = record.phases.solve.result().model_dump()
     expected = resolve_limits(0, Settings())
     assert d["limits"]["pids_source"] == "default" and d["limits"]["max_pids"] == expected.max_pids
@@ -362,7 +362,7 @@ def test_fork_bomb_is_held_by_the_default_pids_limit(prevention) -> None:
 
 
 def test_memory_hog_is_killed_by_the_memory_limit(prevention) -> None:
-    case, record, pipe = prevention["memory hog"]
+    _case, record, pipe = prevention["memory hog"]
     d = record.phases.solve.result().model_dump()
     assert d["limits"]["memory_mb"] == 512 and d["limits"]["memory_source"] == "PTB_SANDBOX_MEMORY_MB"
     assert d["enforced"]["memory"] is True and d["oom_killed"] is True
@@ -372,7 +372,7 @@ def test_memory_hog_is_killed_by_the_memory_limit(prevention) -> None:
 
 
 def test_honest_control_passes_every_gate_under_the_defaults(prevention) -> None:
-    case, record, pipe = prevention["honest control"]
+    _case, record, pipe = prevention["honest control"]
     assert (pipe.paths.final_model / "config.json").is_file(), pipe.paths.solve_out.read_text()[-3000:]
     bad = {v.gate: v.summary for v in record.verdicts if v.status != VerdictStatus.passed and v.gate != "judge"}
     assert bad == {} and record.final_verdict == VerdictStatus.passed and record.failure is None

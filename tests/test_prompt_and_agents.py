@@ -69,7 +69,7 @@ def test_agent_registry() -> None:
     class Future(Agent):
         spec = AgentSpec(id="future-agent", display_name="Future")
 
-        def command(self, ctx) -> list[str]:  # noqa: ANN001
+        def command(self, ctx) -> list[str]:
             return ["true"]
 
         def version(self) -> str:

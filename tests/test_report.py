@@ -12,19 +12,19 @@ import json
 import os
 import re
 import statistics
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 from posttrainbench.catalog import get_base_model
 from posttrainbench.cli import app
 from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from posttrainbench.fsutil import atomic_write_json
 from posttrainbench.report import build_site
 from posttrainbench.results import load_record, run_paths, save_baseline, save_record
+from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -53,7 +53,7 @@ INSTRUCT = {
     ("humaneval", MODELS[1]): 0.50,
 }
 LABEL = "{}/default@1h"
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 HOSTILE_TEXT = "<script>window.__pwned = 1</script> hello"
 HOSTILE_CMD = '<img src=x onerror="window.__pwned2 = 1">'
@@ -268,7 +268,7 @@ def browser():
 class _Page:
     """A page that records console errors, page errors and failed requests."""
 
-    def __init__(self, browser, url: str) -> None:  # noqa: ANN001
+    def __init__(self, browser, url: str) -> None:
         self.errors: list[str] = []
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
         self.page.on(
@@ -283,14 +283,14 @@ class _Page:
         self.page.close()
 
 
-def _col(page, table: str, index: int) -> list[str]:  # noqa: ANN001
+def _col(page, table: str, index: int) -> list[str]:
     return page.eval_on_selector_all(
         f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].textContent.trim())"
     )
 
 
 def test_site_files_and_problems(site) -> None:
-    root, folders, result = site
+    _root, folders, result = site
     assert result.index.is_file()
     for name in ("benchmarks.html", "models.html", "runs.html", "assets/report.css", "assets/report.js"):
         assert (result.out_dir / name).is_file(), name
@@ -361,7 +361,7 @@ def test_leaderboard_page_in_chromium(site, browser, tmp_path: Path) -> None:
     assert "0123456789ab" in page.inner_text("#problems ~ ul.problems")
 
     # An agent's name links to the runs page filtered to its runs.
-    page.click(f"#leaderboard a:has-text('beta')")
+    page.click("#leaderboard a:has-text('beta')")
     page.wait_for_load_state("load")
     assert page.url.endswith("runs.html#q=" + LABEL.format("beta").replace("/", "%2F").replace("@", "%40"))
     assert page.input_value("#runs-filter") == LABEL.format("beta")
@@ -405,7 +405,7 @@ def test_grouped_views_in_chromium(site, browser) -> None:
 
 
 def test_run_page_with_hostile_trace(site, browser) -> None:
-    root, folders, result = site
+    _root, folders, result = site
     folder = folders[HOSTILE_RUN]
     page_path = result.out_dir / "runs" / folder.parent.name / folder.name / "index.html"
     p = _Page(browser, page_path.as_uri())
@@ -722,9 +722,8 @@ def test_cli_report(tmp_path: Path) -> None:
 
 def test_site_of_imported_upstream_results(tmp_path: Path, browser) -> None:
     """The published glm-5 grid, imported from upstream folders, shown as the leaderboard has it."""
-    from test_import import METHOD, REF, _write_upstream
-
     from posttrainbench.leaderboard.tables import build_report
+    from test_import import METHOD, REF, _write_upstream
 
     src, res = tmp_path / "upstream", tmp_path / "results"
     _write_upstream(src)

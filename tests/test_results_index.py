@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from posttrainbench.leaderboard.from_results import leaderboard, scan_results
+from posttrainbench.results import load_record
 from posttrainbench.results.index import (
     DB_NAME,
     MIGRATIONS,
@@ -21,10 +22,9 @@ from posttrainbench.results.index import (
     refresh,
 )
 from posttrainbench.results.summary import select_latest, summarize
-from posttrainbench.results import load_record
 from posttrainbench.testing import write_synthetic_baseline, write_synthetic_run
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _two_agents(root: Path) -> None:
@@ -39,7 +39,7 @@ def _two_agents(root: Path) -> None:
 
 def test_index_gives_the_same_leaderboard_as_the_records(tmp_path: Path) -> None:
     _two_agents(tmp_path)
-    rows, cells, scan = leaderboard(tmp_path)
+    rows, _cells, scan = leaderboard(tmp_path)
     assert (tmp_path / DB_NAME).is_file()
     assert scan.problems == []
     by = {r.agent_config: r for r in rows}
@@ -101,7 +101,7 @@ def test_bad_folders_are_reported_with_their_path_and_the_rest_aggregates(tmp_pa
     bl.mkdir(parents=True)
     (bl / "baseline.json").write_text('{"benchmark": "gsm8k", "score": "high"}')
 
-    rows, cells, scan = leaderboard(tmp_path)
+    rows, _cells, scan = leaderboard(tmp_path)
     text = "\n".join(scan.problems)
     assert len(scan.problems) == 5, text
     assert "corrupt_run/run.json: unreadable run.json" in text
@@ -157,9 +157,8 @@ def test_migrations_upgrade_an_old_index_and_refuse_a_newer_one(tmp_path: Path) 
         assert c.execute("SELECT cause FROM problems").fetchone()[0] == "kept across the migration"
         c.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
         c.commit()
-    with pytest.raises(ResultsIndexError, match="newer than this ptb"):
-        with open_index(tmp_path):
-            pass
+    with pytest.raises(ResultsIndexError, match="newer than this ptb"), open_index(tmp_path):
+        pass
     db.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ResultsIndexError, match="not a usable index"):
         refresh(tmp_path)

@@ -42,7 +42,7 @@ def test_record_store_round_trip_and_errors(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(RecordError, match="schema_version 99"):
         load_record(path)
-    with pytest.raises(RecordError, match="no run.json"):
+    with pytest.raises(RecordError, match=r"no run\.json"):
         load_record(tmp_path / "missing" / "run.json")
 
 

@@ -113,7 +113,7 @@ def test_get_sandbox_and_config_validation(tmp_path: Path) -> None:
     assert isinstance(get_sandbox(SandboxKind.bwrap), BwrapSandbox)
     assert isinstance(get_sandbox("none"), UnsandboxedSandbox)
     assert SANDBOXES.names() == [k.value for k in SandboxKind], "one registered backend per sandbox kind"
-    with pytest.raises(UnknownNameError, match="unknown sandbox 'bwarp'. Did you mean bwrap"):
+    with pytest.raises(UnknownNameError, match=r"unknown sandbox 'bwarp'\. Did you mean bwrap"):
         get_sandbox("bwarp")
     with pytest.raises(ValueError):
         SandboxConfig(workspace=Path("relative"), time_limit_s=1)
@@ -225,7 +225,7 @@ def test_host_paths_not_bound_are_invisible(bwrap: BwrapSandbox, ws: Path, tmp_p
     code = "import os, sys, json; print(json.dumps({p: os.path.exists(p) for p in sys.argv[1:]}))"
     res, out, err = _run(bwrap, [PY, "-c", code, *probes], ws)
     assert res.exit_code == 0, err
-    assert json.loads(out) == {p: False for p in probes}
+    assert json.loads(out) == dict.fromkeys(probes, False)
 
 
 def test_ro_binds_readable_not_writable(bwrap: BwrapSandbox, ws: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def bwrap() -> BwrapSandbox:
     return sb
 
 
-def _run(sb, argv: list[str], tmp_path: Path, **cfg: object):  # noqa: ANN001, ANN202
+def _run(sb, argv: list[str], tmp_path: Path, **cfg: object):
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     cfg.setdefault("time_limit_s", 60)
@@ -109,7 +109,7 @@ exit 0
 def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
     tmp_path: Path,
     script_agent,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PTB_JUDGE_API_KEY", JUDGE_KEY)
     monkeypatch.setenv("GRADER_OPENAI_API_KEY", GRADER_KEY)
@@ -131,7 +131,7 @@ def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
 def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
     tmp_path: Path,
     script_agent,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import conftest
 
@@ -140,7 +140,7 @@ def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
     class Leaky(conftest.ScriptAgent):
         script = "touch ran.txt\n"
 
-        def environment(self, ctx) -> dict[str, str]:  # noqa: ANN001
+        def environment(self, ctx) -> dict[str, str]:
             return {"HELPFUL_SETTING": f"prefix-{JUDGE_KEY}"}
 
     name = script_agent(Leaky)
@@ -155,7 +155,7 @@ def test_a_foreign_secret_in_the_agent_env_refuses_to_start(
 def test_agent_writing_100gb_is_stopped_and_recorded(
     tmp_path: Path,
     script_agent,
-    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PTB_MAX_WORKSPACE_MB", "64")
     agent = script_agent("echo filling; truncate -s 100G huge.bin; sleep 1000\n")
@@ -167,7 +167,7 @@ def test_agent_writing_100gb_is_stopped_and_recorded(
     assert "filling" in pipe.paths.solve_out.read_text()  # trace kept as far as it got
 
 
-def test_bad_limit_setting_is_a_clear_error(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_bad_limit_setting_is_a_clear_error(tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PTB_MAX_OUTPUT_MB", "lots")
     monkeypatch.setenv("PTB_MAX_WORKSPACE_MB", "0")
     with pytest.raises(SettingsError) as err:

@@ -88,7 +88,7 @@ def test_machine_probe_is_this_machine() -> None:
 
 def test_bad_limit_setting_stops_the_run_before_it_starts(
     tmp_path: Path, script_agent, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: ANN001
+) -> None:
     """An invalid limit is an error of the settings, named with what it expects, before any phase
     runs (the run folder is not even made); a pipeline that was valid when made re-reads them."""
     spec = RunSpec(

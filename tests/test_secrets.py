@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posttrainbench.sandbox.secrets import redact_trace
+from posttrainbench.sandbox.secrets import (
+    foreign_secrets,
+    redact,
+    redact_file,
+    redact_trace,
+    redact_tree,
+    secret_values,
+)
 from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep
-from posttrainbench.sandbox.secrets import foreign_secrets, redact, redact_file, redact_tree, secret_values
 
 HOST = {
     "ANTHROPIC_API_KEY": "sk-ant-api03-agentkey-0123456789",

@@ -9,7 +9,7 @@ import re
 import textwrap
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -202,9 +202,9 @@ def test_unreachable_schedulers_give_a_clear_error_and_submit_nothing(
     assert "warning:" in result.output and "job states unknown" in result.output and "6 pending" in result.output
 
 
-def _record(task, **phases) -> RunRecord:  # noqa: ANN001
+def _record(task, **phases) -> RunRecord:
     rec = RunRecord(run_id=task.key, spec=task.spec)
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
     for i, (name, status) in enumerate(phases.items()):
         ps = rec.phases[name]
         ps.started_at = t0 + timedelta(minutes=i)

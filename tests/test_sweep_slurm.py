@@ -12,13 +12,11 @@ the local pool; tiny model, reference agent, 2 benchmarks × 2 repeats, in the r
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import socket
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -109,7 +107,7 @@ def _snapshot(folder: Path) -> tuple[bytes, int]:
     return p.read_bytes(), p.stat().st_mtime_ns
 
 
-def _numbers(root: Path):  # noqa: ANN202
+def _numbers(root: Path):
     rows, cells, scan = leaderboard(root)
     table = [
         (
@@ -174,7 +172,7 @@ def slurm_sweep(slurm_cluster: Path, tmp_path_factory: pytest.TempPathFactory):
         assert victim is not None, f"no run reached the agent phase; queue: {_squeue(slurm_cluster)}"
         job_id = Ledger(sweep).last_job(victim.key)["job_ids"][0]
         assert f"{job_id} RUNNING" in _squeue(slurm_cluster)
-        killed_at = datetime.now(timezone.utc)
+        killed_at = datetime.now(UTC)
         subprocess.run(["scancel", job_id], check=True, timeout=60)
         seen |= {"victim": victim, "job_id": job_id, "killed_at": killed_at}
 
@@ -215,7 +213,7 @@ def test_slurm_sweep_survives_scancel_and_resumes_only_the_killed_run(slurm_swee
     assert "sweep" in s["status_output"] and "/6" in s["status_output"], "progress bar while waiting"
 
     # a partial sweep still aggregates: the killed cell falls back, the others count
-    table, cells, baselines = s["partial"]
+    table, cells, _baselines = s["partial"]
     assert table and len(cells) == 4
     killed = [c for c in cells if c[5] == "run not completed"]
     assert len(killed) == 1 and killed[0][4] is True
@@ -260,7 +258,7 @@ def test_local_pool_retries_infra_failures_and_matches_slurm(
     sweep = load_sweep(slurm_sweep["sweep_file"], results=tmp_path / "results", launcher="local")
     waves: list[list[str]] = []
 
-    def on_launch(tasks) -> None:  # noqa: ANN001
+    def on_launch(tasks) -> None:
         waves.append([t.key for t in tasks])
         if len(waves) == 2:  # the site is repaired before the retry
             blocker.unlink()

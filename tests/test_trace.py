@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from posttrainbench.agents.trace_parsers import parse_claude_stream_json, parse_trace
-from posttrainbench.trace import load_trace, save_trace
 from posttrainbench.catalog.prices import cost_usd, price_of
+from posttrainbench.trace import load_trace, save_trace
 
 
 def _claude_lines() -> str:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from posttrainbench.agents.trace_parsers import parse_log_lines
-from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 from posttrainbench.agents import get_agent
+from posttrainbench.agents.trace_parsers import parse_log_lines
 from posttrainbench.benchmarks import BENCHMARKS
 from posttrainbench.catalog import get_base_model
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.integrity.trace_audit import AuditPolicy, audit_trace, check_trace, secret_values_from_env
+from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
 SECRET = "sk-test-0123456789abcdef"
 

@@ -8,18 +8,17 @@ import json
 from pathlib import Path
 
 import pytest
-
 from typer.testing import CliRunner
 
 from posttrainbench.agents.trace_parsers import parse_trace
-from posttrainbench.trace import save_trace
 from posttrainbench.cli import app
 from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
 from posttrainbench.models.store import resolve_forbidden_models
+from posttrainbench.models.tiny import build_tiny_model
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record, save_record
 from posttrainbench.testing import FakeLLMServer
-from posttrainbench.models.tiny import build_tiny_model
+from posttrainbench.trace import save_trace
 
 HONEST = """exec 2>&1
 set -eu
@@ -50,7 +49,7 @@ def _answer(**fails: str) -> str:
     )
 
 
-def _reverify(pipe: Pipeline):  # noqa: ANN202
+def _reverify(pipe: Pipeline):
     """Run the verify phase again on the same run folder (the agent is not re-run)."""
     record = pipe.load_or_create()
     record.phases["verify"].status = "pending"
@@ -77,7 +76,8 @@ def test_judge_is_required_exactly_when_configured(
     monkeypatch.setenv("PTB_JUDGE_API_KEY", "sk-wiring-test-key-000")
     monkeypatch.setenv("PTB_JUDGE_PROVIDER", "openai")
     monkeypatch.setenv("PTB_JUDGE_N", "1")
-    with FakeLLMServer(lambda body, r=_answer(): r) as srv:
+    clean = _answer()
+    with FakeLLMServer(lambda body: clean) as srv:
         monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         monkeypatch.setenv("PTB_JUDGE_MODEL", "judge-x")
         record = _reverify(pipe)
@@ -97,7 +97,8 @@ def test_judge_is_required_exactly_when_configured(
     assert record.final_verdict == VerdictStatus.not_run, "a configured judge that gives no answer blocks the score"
     assert record.failure == "verify: gates not passed: judge=not_run"
 
-    with FakeLLMServer(lambda body, r=_answer(tampering="evaluate.py rewritten"): r) as srv:
+    tampered = _answer(tampering="evaluate.py rewritten")
+    with FakeLLMServer(lambda body: tampered) as srv:
         monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         record = _reverify(pipe)
     assert record.final_verdict == VerdictStatus.failed

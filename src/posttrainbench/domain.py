@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
 
@@ -111,14 +111,14 @@ class AgentSpec(Frozen):
     llm: bool = True
 
 
-class SandboxKind(str, Enum):
+class SandboxKind(str, Enum):  # noqa: UP042 - a StrEnum would change str(member)
     bwrap = "bwrap"
     docker = "docker"
     apptainer = "apptainer"
     none = "none"
 
 
-class NetworkPolicy(str, Enum):
+class NetworkPolicy(str, Enum):  # noqa: UP042 - a StrEnum would change str(member)
     """``none``: no network (an LLM agent reaches only its own API host, through the logging
     proxy); ``allowlist``: the logging proxy with model hub, package index and the agent's API
     host; ``open``: the host network."""
@@ -156,7 +156,7 @@ class RunSpec(Frozen):
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-class VerdictStatus(str, Enum):
+class VerdictStatus(str, Enum):  # noqa: UP042 - a StrEnum would change str(member)
     passed = "pass"
     failed = "fail"
     not_run = "not_run"
@@ -368,7 +368,7 @@ class RunRecord(_PydanticModel):
     schema_version: int = RUN_RECORD_SCHEMA_VERSION
     run_id: str
     spec: RunSpec
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     versions: dict[str, str] = Field(default_factory=dict)
     phases: Phases = Field(default_factory=Phases)
     manifest: dict[str, str] = Field(default_factory=dict, description="harness file -> sha256")

@@ -60,7 +60,7 @@ class SettingsError(ValueError):
 
 
 def setting(
-    default: Any = None,  # noqa: ANN401 - any field's default
+    default: Any = None,
     *,
     env: str,
     expected: str,
@@ -70,8 +70,8 @@ def setting(
     default_doc: str | None = None,
     factory: Callable[[], Any] | None = None,
     secret_name: bool = False,
-    **constraints: Any,  # noqa: ANN401 - pydantic Field constraints
-) -> Any:  # noqa: ANN401 - a pydantic FieldInfo, typed as the field's value
+    **constraints: Any,
+) -> Any:
     """A settings field read from the variable ``env``.
 
     ``expected``: what a valid value is, with its article (the error says ``expected <it>``; the
@@ -277,7 +277,7 @@ class SandboxSettings(SettingsGroup):
 
     @field_validator("memory_mb", "max_pids", mode="before")
     @classmethod
-    def _off(cls, value: Any) -> Any:  # noqa: ANN401 - raw input
+    def _off(cls, value: Any) -> Any:
         return "off" if isinstance(value, str) and value.strip().lower() == "off" else value
 
 

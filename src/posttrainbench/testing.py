@@ -4,6 +4,7 @@ server speaking the real LLM wire protocols (no model: the tiny models are
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +27,7 @@ def write_synthetic_run(
     failure: str | None = None,
     time_used_s: float | None = 1800.0,
     usage: dict[str, float] | None = None,
-    created_at: "datetime | None" = None,
+    created_at: datetime | None = None,
     suffix: str = "",
     data_status: str | None = None,
 ) -> Path:
@@ -34,7 +35,7 @@ def write_synthetic_run(
     benchmarks). ``score=None`` means the evaluation failed; ``verdict`` is the final verdict
     (``pass``/``fail``/``not_run``) of one required gate; ``data_status`` the evaluation set's
     pin status (``pinned``/``unpinned``/``differs``), if any. Returns the run folder."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from .catalog import get_base_model
     from .domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
@@ -53,7 +54,7 @@ def write_synthetic_run(
     record = RunRecord(
         run_id=spec.run_id(),
         spec=spec,
-        created_at=created_at or datetime.now(timezone.utc),
+        created_at=created_at or datetime.now(UTC),
         phases={p: PhaseState(status="done" if completed else "pending") for p in PHASES},
         verdicts=[Verdict(gate="lineage", status=status, summary=f"synthetic {verdict}")],
         required_gates=["lineage"],
@@ -107,7 +108,7 @@ class FakeLLMServer:
     base URL), ``root_url`` does not (the Anthropic SDK's).
     """
 
-    def __init__(self, respond) -> None:  # noqa: ANN001
+    def __init__(self, respond) -> None:
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,17 +119,17 @@ class FakeLLMServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:  # noqa: ANN002
+            def log_message(self, *a) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 auth = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
                 with lock:
                     server.requests.append({"path": self.path, "body": body, "auth": auth})
                 try:
                     out = server.respond(body)
-                except Exception as exc:  # a bug in the test's responder: a 500, visible in the test
+                except Exception as exc:  # noqa: BLE001 - a bug in the test's responder: a 500, visible in the test
                     out = 500
                     body = {"error": str(exc)}
                 if isinstance(out, int):
@@ -171,7 +172,7 @@ class FakeLLMServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:  # noqa: ANN002
+    def __exit__(self, *exc) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)

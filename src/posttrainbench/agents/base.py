@@ -60,7 +60,7 @@ class Agent(ABC):
         """The agent's settings, else those of the environment now."""
         return self.settings if self.settings is not None else Settings.from_env()
 
-    def validate_config(self, config: str) -> None:
+    def validate_config(self, config: str) -> None:  # noqa: B027 - optional hook: any config by default
         """Raise AgentLaunchError for a config this agent cannot run (checked before any work)."""
 
     def setup_workspace(self, workspace: Path, ctx: LaunchContext) -> list[str]:

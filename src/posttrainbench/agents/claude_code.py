@@ -15,6 +15,7 @@ boundary); non-essential traffic (telemetry, auto-update, error reports) is swit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from ..domain import AgentSpec
 from .base import AGENTS, LaunchContext
@@ -38,7 +39,7 @@ class ClaudeCodeAgent(CliAgent):
     )
     package = NpmPackage("@anthropic-ai/claude-code", CLAUDE_CODE_VERSION)
     base_url_env = "ANTHROPIC_BASE_URL"
-    OPTIONS = {"auth": ("api", "oauth")}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {"auth": ("api", "oauth")}
 
     def executable(self) -> Path:
         """The native ``claude`` binary of this platform inside the install prefix."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from ..domain import NetworkPolicy
@@ -55,7 +56,7 @@ class CliAgent(Agent):
     #: Host env var with a custom API base URL; the same name is set inside when tunnelled.
     base_url_env: str = ""
     #: option key -> allowed values (None: any positive number).
-    OPTIONS: dict[str, tuple[str, ...] | None] = {}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {}
 
     # ------------------------------------------------------------------ config
     def parse_config(self, config: str) -> CliConfig:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import ClassVar
 
 from ..domain import AgentSpec
 from .base import AGENTS, AgentLaunchError, LaunchContext
@@ -44,7 +45,10 @@ class CodexAgent(CliAgent):
     )
     package = NpmPackage("@openai/codex", CODEX_VERSION)
     base_url_env = "OPENAI_BASE_URL"
-    OPTIONS = {"effort": ("minimal", "low", "medium", "high", "xhigh"), "auth": ("api", "chatgpt")}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...] | None]] = {
+        "effort": ("minimal", "low", "medium", "high", "xhigh"),
+        "auth": ("api", "chatgpt"),
+    }
 
     def _vendor(self) -> Path:
         arch, _ = linux_triple()

@@ -6,7 +6,7 @@ from importlib.resources import files
 
 import jinja2
 
-from ..domain import Benchmark, BaseModelSpec, NetworkPolicy, RunSpec
+from ..domain import BaseModelSpec, Benchmark, NetworkPolicy, RunSpec
 
 _ENV = jinja2.Environment(
     loader=jinja2.FunctionLoader(

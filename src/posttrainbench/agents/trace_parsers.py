@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -235,7 +235,7 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
         step = TraceStep(index=len(trace.steps), role="assistant")
         ts = ev.get("timestamp")
         if isinstance(ts, (int, float)):
-            step.timestamp = datetime.fromtimestamp(ts / 1000 if ts > 1e11 else ts, tz=timezone.utc)
+            step.timestamp = datetime.fromtimestamp(ts / 1000 if ts > 1e11 else ts, tz=UTC)
         if kind == "step_start":
             continue
         if kind in ("text", "reasoning"):
@@ -245,8 +245,10 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
             cid = part.get("callID") or part.get("id")
             step.tool_calls.append(ToolCall(id=cid, name=str(part.get("tool", "?")), input=state.get("input")))
             if "output" in state or "error" in state:
-                step.tool_results.append(ToolResult(call_id=cid, output=_text_of(state.get("output", state.get("error"))),
-                                                    is_error=state.get("status") == "error"))  # fmt: skip
+                output = _text_of(state.get("output", state.get("error")))
+                step.tool_results.append(
+                    ToolResult(call_id=cid, output=output, is_error=state.get("status") == "error")
+                )
         elif kind == "step_finish":
             tok = part.get("tokens") if isinstance(part.get("tokens"), dict) else {}
             cache = tok.get("cache") if isinstance(tok.get("cache"), dict) else {}

@@ -13,7 +13,7 @@ app = typer.Typer(help="Agent scaffolds: install the pinned agent CLIs from npm.
 
 @app.command("install", epilog=env_epilog("agents"))
 def install(
-    names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006
+    names: Annotated[list[str], typer.Argument(help="Agent ids (default: every CLI agent).")] = [],  # noqa: B006 - typer's default, never mutated
 ) -> None:
     """Install the pinned npm release of each agent CLI into $PTB_AGENTS_DIR (idempotent)."""
     from ..agents import AGENTS, AgentLaunchError, get_agent

@@ -5,7 +5,7 @@ cells and, with both roles on every benchmark, the benchmark weights."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional, get_args
+from typing import Annotated, get_args
 
 import typer
 from rich.markup import escape
@@ -24,13 +24,13 @@ def baseline(
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark id (repeatable).")],
     results: ResultsOpt = Path("results"),
     instruct: Annotated[bool, typer.Option(help="Also evaluate each base model's instruct checkpoint.")] = True,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N items (recorded as such).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N items (recorded as such).")] = None,
     batch_size: BatchSizeOpt = 16,
     backend: Annotated[
         Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")
     ] = Backend.hf,
     weights_out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
     ] = None,
 ) -> None:
@@ -59,7 +59,7 @@ def baseline(
                     instruct=is_instruct, backend=backend.value, settings=settings,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
-            except Exception as exc:  # the model cannot be fetched, ...: recorded here, next job runs
+            except Exception as exc:  # noqa: BLE001 - the model cannot be fetched, ...: recorded here, next job runs
                 status, score, detail = "failed", None, f"{type(exc).__name__}: {exc}"
             if status == "ok" and score is not None:
                 scores.setdefault(str(model_id), {})[bench.id] = score
@@ -78,7 +78,7 @@ def baseline(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _write_weights(path: Path, scores: dict[str, dict[str, float]], bases, benchmarks: list[str]) -> None:  # noqa: ANN001
+def _write_weights(path: Path, scores: dict[str, dict[str, float]], bases, benchmarks: list[str]) -> None:
     from ..leaderboard.grids import Grid, GridError
     from ..leaderboard.weights import benchmark_weights, save_weights
 

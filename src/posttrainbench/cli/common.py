@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.measure import Measurement
@@ -110,7 +110,7 @@ def report_error(error: CliError) -> None:
 class ErrorHandlingGroup(TyperGroup):
     """The ``ptb`` group: the one place where an expected error becomes a message and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:  # noqa: ANN401 (whatever the command returns)
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except CliError as error:
@@ -154,10 +154,10 @@ ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder
 RunDirArg = Annotated[Path, typer.Argument(help="A run folder (with run.json).")]
 SandboxOpt = Annotated[SandboxKind, typer.Option(help="Sandbox backend.")]
 NetworkOpt = Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")]
-LimitOpt = Annotated[Optional[int], typer.Option(help="Evaluate only the first N test items.")]
+LimitOpt = Annotated[int | None, typer.Option(help="Evaluate only the first N test items.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
 WeightsOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         help="factors.json with benchmark weights (default: from recorded base+instruct baselines, else equal)."
     ),

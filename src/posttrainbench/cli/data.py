@@ -18,7 +18,7 @@ app = typer.Typer(help="Benchmark data: sources, digests and pins.", no_args_is_
 
 @app.command("check", epilog=env_epilog("data"))
 def check(
-    benchmarks: Annotated[list[str], typer.Argument(help="Benchmark ids (default: all).")] = [],  # noqa: B006
+    benchmarks: Annotated[list[str], typer.Argument(help="Benchmark ids (default: all).")] = [],  # noqa: B006 - typer's default, never mutated
     local_only: Annotated[bool, typer.Option("--local-only", help="Never try the hub.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per benchmark.")] = False,
 ) -> None:

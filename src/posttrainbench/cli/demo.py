@@ -77,8 +77,8 @@ def run_demo(
 ) -> DemoOutcome:
     """Evaluate the base model, run the reference agent end to end, and print the outcome on
     ``console`` (default: the shared one). ``settings``: default read from the environment now."""
-    from ..leaderboard import score_cell
     from ..evaluation.baselines import evaluate_baseline
+    from ..leaderboard import score_cell
     from ..pipeline import Pipeline
 
     settings = settings if settings is not None else Settings.from_env()

@@ -92,7 +92,7 @@ def _gpu() -> Check:
         if torch.cuda.is_available():
             names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
             return Check("gpu", "ok", names, required=False)
-    except Exception as exc:  # a broken CUDA install is worth reporting, not crashing on
+    except Exception as exc:  # noqa: BLE001 - a broken CUDA install is worth reporting, not crashing on
         return Check("gpu", "warn", f"torch cannot query CUDA: {exc}", required=False)
     return Check("gpu", "warn", "no CUDA GPU: CPU-only runs (ptb demo) work; real sweeps need a GPU", required=False)
 

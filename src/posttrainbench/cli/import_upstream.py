@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -16,10 +16,10 @@ def import_cmd(
     source: Annotated[Path, typer.Argument(help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/).")],
     results: ResultsOpt = Path("results"),
     agent_map: Annotated[
-        Optional[Path], typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")
+        Path | None, typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")
     ] = None,
     baselines: Annotated[
-        Optional[Path], typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")
+        Path | None, typer.Option(help="Published zero-shot baseline grid CSV (base and instruct rows).")
     ] = None,
 ) -> None:
     """Import upstream PostTrainBench result folders (and baselines) into our run records."""

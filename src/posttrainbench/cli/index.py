@@ -24,5 +24,5 @@ def index(
         f"{results / DB_NAME}: {len(contents.runs)} runs, {len(contents.baselines)} baselines "
         f"({stats.parsed} files read, {stats.removed} rows removed); {len(contents.problems)} problems"
     )
-    for path, cause in contents.problems:
+    for _path, cause in contents.problems:
         console.print(f"[yellow]problem:[/yellow] {escape(cause)}", soft_wrap=True)

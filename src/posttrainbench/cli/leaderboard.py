@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,7 @@ def leaderboard(
     fmt: Annotated[
         OutputFormat, typer.Option("--format", help="A terminal table, or text to pipe or save.")
     ] = OutputFormat.table,
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of the terminal.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ def run(
     agent: Annotated[str, typer.Option(help="Agent id (see `ptb list`).")],
     model: Annotated[str, typer.Option(help="Base model, e.g. Qwen/Qwen3-4B-Base.")],
     benchmark: Annotated[str, typer.Option(help="Benchmark id, e.g. gsm8k.")],
-    agent_config: Annotated[Optional[str], typer.Option(help="Agent config (model name for LLM agents).")] = None,
+    agent_config: Annotated[str | None, typer.Option(help="Agent config (model name for LLM agents).")] = None,
     hours: Annotated[float, typer.Option(min=0.001, help="Time budget in hours.")] = 10.0,
     gpus: Annotated[int, typer.Option(min=0, help="GPUs visible to the agent.")] = 0,
     repeat: Annotated[int, typer.Option(min=0, help="Repeat index (part of the run id).")] = 0,
@@ -28,7 +28,7 @@ def run(
     limit: LimitOpt = None,
     suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
     results: ResultsOpt = Path("results"),
-    until: Annotated[Optional[PhaseName], typer.Option(help="Stop after this phase.")] = None,
+    until: Annotated[PhaseName | None, typer.Option(help="Stop after this phase.")] = None,
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..settings import Settings, markdown_table
-from .common import EXIT_FAILED, console, print_wide
+from .common import EXIT_FAILED, print_wide
 
 
 def settings_cmd(

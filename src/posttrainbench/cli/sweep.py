@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.markup import escape
@@ -26,14 +26,14 @@ app = typer.Typer(
 Launcher = choices("Launcher", get_args(LauncherKind))
 SweepArg = Annotated[Path, typer.Argument(help="Sweep file (.toml, .yaml).")]
 ResultsOverrideOpt = Annotated[
-    Optional[Path], typer.Option("--results", help="Results root (overrides the file's `results`).")
+    Path | None, typer.Option("--results", help="Results root (overrides the file's `results`).")
 ]
 LauncherOpt = Annotated[
-    Optional[Launcher], typer.Option("--launcher", help="Where the runs execute (overrides the file).")
+    Launcher | None, typer.Option("--launcher", help="Where the runs execute (overrides the file).")
 ]
 
 
-def _load(path: Path, results: Optional[Path], launcher: Optional[Launcher]) -> Sweep:
+def _load(path: Path, results: Path | None, launcher: Launcher | None) -> Sweep:
     from ..launch.sweep import SweepError, load_sweep
 
     with expected(SweepError, what=str(path)):
@@ -54,7 +54,7 @@ def _hms(seconds: float | None) -> str:
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
 
 
-def _table(state, title: str) -> Table:  # noqa: ANN001 (SweepState)
+def _table(state, title: str) -> Table:
     table = Table(title=title)
     for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
         table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
@@ -84,7 +84,7 @@ def _table(state, title: str) -> Table:  # noqa: ANN001 (SweepState)
     return table
 
 
-def _summary(state) -> str:  # noqa: ANN001
+def _summary(state) -> str:
     counts = state.counts()
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
@@ -104,14 +104,14 @@ class _Bar:
         )
         self.task = self.progress.add_task("", total=total)
 
-    def __enter__(self) -> "_Bar":
+    def __enter__(self) -> _Bar:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def update(self, state) -> None:  # noqa: ANN001
+    def update(self, state) -> None:
         self.progress.update(self.task, completed=state.n_done, description=_summary(state))
 
 
@@ -149,7 +149,10 @@ def run(
         bool,
         typer.Option(
             "--rerun-failed-agents",
-            help="Run the agent again (fresh workspace) for completed runs whose agent failed; the old run.json is kept as run.failed-<time>.json.",
+            help=(
+                "Run the agent again (fresh workspace) for completed runs whose agent failed; the old run.json is "
+                "kept as run.failed-<time>.json."
+            ),
         ),
     ] = False,
     reset_attempts: Annotated[
@@ -168,7 +171,7 @@ def run(
     load_settings()
     sweep = _load(sweep_file, results, launcher)
 
-    def launched(tasks) -> None:  # noqa: ANN001
+    def launched(tasks) -> None:
         console.print(
             f"launching {len(tasks)} task(s) on {sweep.launcher}: "
             + ", ".join(t.label for t in tasks[:8])

@@ -31,7 +31,7 @@ def verify(run_dir: RunDirArg) -> None:
         fail(str(run_dir), f"not where its run.json places it ({pipe.paths.root})")
     try:
         record = pipe.reverify()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure ends as one message naming the folder
         fail(str(run_dir), str(exc))
     table = Table(title=f"verify {record.run_id}")
     for col in ("gate", "required", "status", "summary"):

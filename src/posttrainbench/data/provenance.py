@@ -2,10 +2,11 @@
 
 Every benchmark whose data we could verify carries ``items_sha256`` in its spec: the sha256 of
 its full evaluation set *as the evaluator asks it* (the items' prompts, targets, own context and
-metadata, in order), and, where it asks few-shot turns (GSM8K), ``fewshot_sha256`` of those turns
-(checked whenever they are used; a zero-shot baseline asks none). Loading from a local file or from the hub must give exactly that set; a
-file that was edited, truncated or re-ordered, or a hub dataset that moved, gives another digest
-and the harness refuses to score with it (unless ``PTB_ALLOW_UNPINNED_DATA=1``, which is recorded).
+metadata, in order), and, where it asks few-shot turns (GSM8K), ``fewshot_sha256`` of those
+turns (checked whenever they are used; a zero-shot baseline asks none). Loading from a local
+file or from the hub must give exactly that set; a file that was edited, truncated or
+re-ordered, or a hub dataset that moved, gives another digest and the harness refuses to score
+with it (unless ``PTB_ALLOW_UNPINNED_DATA=1``, which is recorded).
 Pinning the content rather than only a hub commit also covers the local files and the BFCL wheel,
 and it changes when the evaluator's own prompts change, so two results with the same digest were
 asked the same questions.

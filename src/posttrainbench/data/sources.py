@@ -94,7 +94,7 @@ def resolve_hub_revision(hub_id: str) -> str | None:
         from huggingface_hub import HfApi
 
         return HfApi().dataset_info(hub_id, timeout=30).sha
-    except Exception:  # offline, gated without a token: load_dataset says why, or uses its cache
+    except Exception:  # noqa: BLE001 - offline, gated without a token: load_dataset says why, or uses its cache
         return None
 
 

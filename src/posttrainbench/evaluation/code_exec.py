@@ -21,10 +21,11 @@ can at most make it answer wrong values, which the tests compare with trusted co
 cannot be encoded, an exception, EOF, garbage, an oversized message or a call past its time limit
 fails the item.
 
-Each sandbox: a fresh empty workspace that is its only writable tree, an unprivileged uid
-(65534 when the harness is root), no network (loopback only), a hard wall-clock limit enforced from outside (whole process tree killed), a cgroup
-memory and pid limit, ``RLIMIT_FSIZE`` (stdout/stderr included), and the base Python interpreter
-started with ``-I -S`` (isolated, no site-packages: the standard library only). Both sandboxes
+Each sandbox: a fresh empty workspace that is its only writable tree, an unprivileged uid (65534
+when the harness is root), no network (loopback only), a hard wall-clock limit enforced from
+outside (whole process tree killed), a cgroup memory and pid limit, ``RLIMIT_FSIZE``
+(stdout/stderr included), and the base Python interpreter started with ``-I -S`` (isolated, no
+site-packages: the standard library only). Both sandboxes
 get the program's wall-clock limit; the tester gives up a little earlier (and bounds each call),
 and a watchdog parent in the candidate's sandbox ends it as soon as the tester hangs up. A pair
 costs about 1.6 times the single sandbox of the previous design (``benchmarks/README.md``);
@@ -246,7 +247,7 @@ class _Background:
         def target() -> None:
             try:
                 self._result = backend.run(argv, config, **streams)  # type: ignore[arg-type]
-            except BaseException as e:  # a harness bug: re-raised in result()
+            except BaseException as e:  # noqa: BLE001 - a harness bug: re-raised in result()
                 self._exc = e
 
         self._thread = threading.Thread(target=target, name="ptb-exec-candidate", daemon=True)

@@ -125,7 +125,7 @@ async def ask_all(grader: Grader, prompts: list[tuple[str | None, str]]) -> tupl
     return replies, errors
 
 
-def bootstrap_stderr(values: list[float], stat, *, n: int = 1000, seed: int = 0) -> float:  # noqa: ANN001
+def bootstrap_stderr(values: list[float], stat, *, n: int = 1000, seed: int = 0) -> float:
     """Standard deviation of ``stat`` over ``n`` bootstrap resamples (fixed seed: reproducible)."""
     import random
     import statistics

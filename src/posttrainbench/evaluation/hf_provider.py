@@ -63,7 +63,7 @@ def free_accelerator_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # pragma: no cover - best effort
+    except Exception:  # noqa: BLE001 - best effort; pragma: no cover
         pass
 
 
@@ -157,7 +157,7 @@ class _Batcher:
                 results = await asyncio.to_thread(self.run, [r.prompt for r in batch], key)
                 if len(results) != len(batch):
                     raise RuntimeError(f"{len(results)} outputs for a batch of {len(batch)}")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any batch failure goes to each waiting sample
                 self.inflight = []
                 for r in batch:  # one exception object per sample: tracebacks must not pile up
                     if not r.future.done():
@@ -186,9 +186,9 @@ def load_model_and_tokenizer(
 
     Returns (model, tokenizer, weights check): the loaded tensors are verified against the
     folder's safetensors and ``weights_digest`` (see :mod:`posttrainbench.models.loaded_check`)."""
-    from ..models.loaded_check import WeightsMismatchError, check_loaded_weights
-
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from ..models.loaded_check import WeightsMismatchError, check_loaded_weights
 
     try:
         tok = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False, local_files_only=True)
@@ -229,6 +229,9 @@ def load_model_and_tokenizer(
     return model, tok, check
 
 
+_DEFAULT_CONFIG = GenerateConfig()
+
+
 class PtbHFAPI(ModelAPI):
     """Batched transformers generation with the harness's chat template and decoding."""
 
@@ -237,7 +240,7 @@ class PtbHFAPI(ModelAPI):
         model_name: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        config: GenerateConfig = GenerateConfig(),
+        config: GenerateConfig = _DEFAULT_CONFIG,
         **model_args: Any,
     ) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, api_key_vars=[], config=config)
@@ -300,7 +303,7 @@ class PtbHFAPI(ModelAPI):
 
     async def generate(
         self,
-        input: list[ChatMessage],
+        input: list[ChatMessage],  # noqa: A002 - ModelAPI.generate's parameter name
         tools: list[ToolInfo],
         tool_choice: ToolChoice,
         config: GenerateConfig,

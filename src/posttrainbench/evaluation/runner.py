@@ -9,6 +9,7 @@ every failure becomes ``EvalResult(status="failed", error=<cause>)``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import json
@@ -26,11 +27,11 @@ from pydantic import Field
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
 from ..settings import Settings
-from .hf_provider import free_accelerator_memory
-from .limits import HarnessLimits, limits_from_folder
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
 from .contract import EvaluableBenchmark
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
+from .hf_provider import free_accelerator_memory
+from .limits import HarnessLimits, limits_from_folder
 from .tasks import build_task
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ def check_log(
     problems: list[str] = []
     try:
         elog = read_eval_log(str(log_path))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - an unreadable log is a failed check, with the reason
         return LogCheck(ok=False, n_expected=len(expected_ids), problems=[f"cannot read log {log_path}: {exc}"])
     if elog.status != "success":
         problems.append(f"log status is {elog.status!r}")
@@ -254,7 +255,7 @@ def check_log(
             heldout = [s for s in scored if str(s.id) not in excluded]
             if excluded and heldout:
                 heldout_score, n_heldout = benchmark.aggregate(heldout, values), len(heldout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a scorer error is a problem of the check, not a crash
             problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
     if unscored:
         problems.append(f"{len(unscored)} sample(s) could not be graded (first: {unscored[0]})")
@@ -353,18 +354,18 @@ def evaluate_model(
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
     ``benchmark``: a definition from the ``posttrainbench.benchmarks`` registry (its data, prompts
-    and scoring; see :class:`.contract.EvaluableBenchmark`). The chat template is the *declared* base model's; decoding is the benchmark's; logs go to
-    ``out_dir``. Never raises for a bad model or a failed generation: see ``EvalResult.error``.
-    ``settings``: the ``PTB_*`` settings it reads (data root, model store, grader, ``openai``
-    server); default read from the environment now. LLM-graded benchmarks use ``grader``
-    (default: the settings' ``PTB_GRADER_*``); its key is read from this process's environment
-    only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the whole set in one batch) or ``openai``
-    (a server at ``base_url``, default ``$PTB_OPENAI_BASE_URL``, serving ``served_model``, key
-    from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``: the sandbox backend that
-    runs generated code (HumanEval): ``bwrap``; ``none`` (a plain subprocess with the same limits
-    where enforceable) only where the caller is already sandboxed (the agent's ``evaluate.py``).
-    Callable from inside a running event loop (it then runs in a worker thread, as Inspect's
-    ``eval`` needs a loop of its own).
+    and scoring; see :class:`.contract.EvaluableBenchmark`). The chat template is the *declared*
+    base model's; decoding is the benchmark's; logs go to ``out_dir``. Never raises for a bad model
+    or a failed generation: see ``EvalResult.error``. ``settings``: the ``PTB_*`` settings it reads
+    (data root, model store, grader, ``openai`` server); default read from the environment now.
+    LLM-graded benchmarks use ``grader`` (default: the settings' ``PTB_GRADER_*``); its key is read
+    from this process's environment only. ``backend``: ``hf`` (default), ``vllm`` (GPU; the whole
+    set in one batch) or ``openai`` (a server at ``base_url``, default ``$PTB_OPENAI_BASE_URL``,
+    serving ``served_model``, key from ``$api_key_env``); see :mod:`.backends`. ``code_sandbox``:
+    the sandbox backend that runs generated code (HumanEval): ``bwrap``; ``none`` (a plain
+    subprocess with the same limits where enforceable) only where the caller is already sandboxed
+    (the agent's ``evaluate.py``). Callable from inside a running event loop (it then runs in a
+    worker thread, as Inspect's ``eval`` needs a loop of its own).
 
     The context length and end-of-sequence text come from the base model's folder
     (``base_model_path``, else the catalog entry resolved locally; see :mod:`.limits`), never from
@@ -375,16 +376,16 @@ def evaluate_model(
     start = time.monotonic()
     settings = settings if settings is not None else Settings.from_env()
     model_path, out_dir = Path(model_path), Path(out_dir)
-    common: dict[str, Any] = dict(
-        benchmark=benchmark.id,
-        metric=benchmark.metric,
-        decoding=benchmark.decoding,
-        submission_generation_config=read_generation_config(model_path) if model_path.is_dir() else None,
-        model_path=str(model_path),
-        chat_template=base_model.chat_template if uses_model_folder(backend) else SERVER_TEMPLATE,
-        batch_size=batch_size,
-        backend=backend,
-    )
+    common: dict[str, Any] = {
+        "benchmark": benchmark.id,
+        "metric": benchmark.metric,
+        "decoding": benchmark.decoding,
+        "submission_generation_config": read_generation_config(model_path) if model_path.is_dir() else None,
+        "model_path": str(model_path),
+        "chat_template": base_model.chat_template if uses_model_folder(backend) else SERVER_TEMPLATE,
+        "batch_size": batch_size,
+        "backend": backend,
+    }
 
     def failed(error: str, **kw: Any) -> EvalResult:
         log.warning("evaluation of %s on %s failed: %s", model_path, benchmark.id, error)
@@ -455,7 +456,7 @@ def evaluate_model(
             model_args=args, base_url=base_url or settings.evaluation.openai_base_url, served_model=served_model,
             api_key_env=api_key_env,
         )  # fmt: skip
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a model that cannot load is a failed evaluation
         return failed(f"cannot load model: {exc}", n_expected=n_expected)
     common["weights_check"] = getattr(model.api, "weights_check", None)
     dev_excluded = len(set(heldout_exclude) & set(ids))
@@ -482,7 +483,7 @@ def evaluate_model(
                     ctl_server=False,
                 )
                 elog = logs[0]
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is recorded; the next rung runs
                 attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
                 free_accelerator_memory()
                 continue
@@ -525,7 +526,5 @@ def evaluate_model(
             attempts=attempts,
         )
     finally:
-        try:
+        with contextlib.suppress(Exception):  # best effort
             model.api.close()
-        except Exception:  # pragma: no cover - best effort
-            pass

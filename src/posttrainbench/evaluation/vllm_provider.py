@@ -35,8 +35,8 @@ VLLM_PROVIDER = "ptb-vllm"
 def vllm_available() -> tuple[bool, str]:
     """Whether vLLM can be imported here, and why not."""
     try:
-        import vllm  # noqa: F401
-    except Exception as exc:  # ImportError, or a CUDA / driver error raised at import
+        import vllm  # noqa: F401 - only: does vLLM import here?
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a CUDA / driver error raised at import
         return False, f"vLLM is not usable: {type(exc).__name__}: {exc} (install the [gpu] extra on a CUDA machine)"
     return True, ""
 
@@ -57,16 +57,16 @@ class PtbVLLMAPI(PtbHFAPI):
         except Exception as exc:
             raise ModelLoadError(f"cannot load the tokenizer from {path}: {type(exc).__name__}: {exc}") from exc
         self.tokenizer = tok
-        engine_args = dict(
-            model=str(path),
-            tokenizer=str(path),
-            trust_remote_code=False,
-            dtype=dtype or args.pop("vllm_dtype", "auto"),
-            gpu_memory_utilization=float(args.pop("gpu_memory_utilization", 0.9)),
-            tensor_parallel_size=int(args.pop("tensor_parallel_size", 1)),
-            seed=int(args.pop("seed", 0)),
-            generation_config="vllm",  # ignore the submission's generation_config.json
-        )
+        engine_args = {
+            "model": str(path),
+            "tokenizer": str(path),
+            "trust_remote_code": False,
+            "dtype": dtype or args.pop("vllm_dtype", "auto"),
+            "gpu_memory_utilization": float(args.pop("gpu_memory_utilization", 0.9)),
+            "tensor_parallel_size": int(args.pop("tensor_parallel_size", 1)),
+            "seed": int(args.pop("seed", 0)),
+            "generation_config": "vllm",  # ignore the submission's generation_config.json
+        }
         max_len = args.pop("max_model_len", None) or self.harness_context
         if max_len is not None:
             engine_args["max_model_len"] = int(max_len)

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark = get_benchmark(task["benchmark"])
         base_model = get_base_model(task["base_model_id"])
         items = read_items_file(task_dir / "dev.jsonl")
-    except Exception as exc:  # a broken task folder: say what is wrong, do not print a traceback
+    except Exception as exc:  # noqa: BLE001 - a broken task folder: say what is wrong, do not print a traceback
         print(f"evaluate.py: cannot read the task in {task_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..domain import Verdict, VerdictStatus
-from .judge import JudgeConfig, JudgeConfigError, run_judge
-from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
 from .contamination import (
     ContaminationIndex,
     build_index,
@@ -25,9 +23,11 @@ from .contamination import (
 )
 from .gate import ContaminationSources, Gate, GateContext, required_gates, run_gates
 from .gates import GATES
+from .judge import JudgeConfig, JudgeConfigError, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
+from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
 from .transfer import check_transfer
 
 
@@ -52,27 +52,27 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 __all__ = [
     "GATES",
     "AuditPolicy",
+    "ContaminationIndex",
     "ContaminationSources",
     "Gate",
     "GateContext",
     "JudgeConfig",
     "JudgeConfigError",
-    "check_trace",
-    "run_judge",
-    "secret_values_from_env",
-    "ContaminationIndex",
     "build_index",
     "build_index_cached",
     "check_lineage",
     "check_model_folder",
     "check_tamper",
+    "check_trace",
     "check_transfer",
     "final_status",
     "load_index",
     "required_gates",
     "run_gates",
+    "run_judge",
     "save_index",
     "scan",
+    "secret_values_from_env",
     "texts_from_files",
     "write_manifest",
 ]

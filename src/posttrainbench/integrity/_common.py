@@ -66,7 +66,7 @@ def guarded(gate: str) -> Callable[[Callable[P, Verdict]], Callable[P, Verdict]]
                         f"{gate}_crash",
                         {"gate": gate, "error": repr(exc), "traceback": traceback.format_exc()},
                     )
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - the crash is reported even without its evidence file
                     evidence = ()
                 return not_run(gate, f"gate crashed: {type(exc).__name__}: {exc}", evidence)
 

@@ -41,11 +41,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..trace import load_trace
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import atomic_write_text, sha256_file
-from ..settings import JUDGE_API_KEY_VAR, JudgeSettings
 from ..llm import Attempt, LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, MalformedReply, Send
+from ..settings import JUDGE_API_KEY_VAR, JudgeSettings
+from ..trace import load_trace
 from ._common import guarded, not_run, verdict, write_evidence
 
 GATE = "judge"

@@ -117,7 +117,7 @@ class _Ckpt:
             self.handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
         if not where:
             for f, h in self.handles.items():
-                for name in h.keys():
+                for name in h.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                     if name in where:
                         raise LineageInputError(f"tensor {name} appears in two files of {path}")
                     where[name] = f
@@ -196,7 +196,7 @@ def _rel(diff_sq: float, ref_sq: float) -> float:
     return math.sqrt(diff_sq / ref_sq)
 
 
-def _sq(x) -> float:  # noqa: ANN001 - a torch tensor
+def _sq(x) -> float:
     """Squared L2 norm of a float32 block."""
     import torch
 
@@ -300,7 +300,7 @@ def check_lineage(
             return not_run(GATE, f"final model unreadable: {exc}")
         try:
             base = _Ckpt(base_model, stack)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - bad input is not_run, with the reason
             return not_run(GATE, f"base model unreadable: {exc}")
 
         pairs, missing, extra, notes = _match(final, base)
@@ -340,7 +340,7 @@ def check_lineage(
             forb_maps.append({fn: (on, r) for fn, on, r in fok.values()})
 
         jobs = []
-        for key, (fn, bn, rows) in sorted(ok.items()):
+        for _key, (fn, bn, rows) in sorted(ok.items()):
             onames: list[str | None] = [bn]
             limits: list[int | None] = [rows]
             for fmap in forb_maps:

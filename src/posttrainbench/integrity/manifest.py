@@ -95,7 +95,7 @@ def _diff(pristine: Path, current: Path, rel: str) -> str | None:
         )
     )
     if len(lines) > DIFF_MAX_LINES:
-        lines = lines[:DIFF_MAX_LINES] + [f"... ({len(lines) - DIFF_MAX_LINES} more diff lines)\n"]
+        lines = [*lines[:DIFF_MAX_LINES], f"... ({len(lines) - DIFF_MAX_LINES} more diff lines)\n"]
     return "".join(lines)
 
 

@@ -44,8 +44,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..domain import BaseModelSpec, Benchmark, Verdict, VerdictStatus
 from ..trace import Trace, load_trace
-from ..domain import Benchmark, BaseModelSpec, Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
 
 GATE = "trace_audit"
@@ -264,7 +264,7 @@ def _texts(trace: Trace) -> Iterator[tuple[int, str, str | None, str]]:
                 yield s.index, "call", c.name, json.dumps(c.input)
 
 
-def _edited_paths(tool: str, raw_input) -> list[str]:  # noqa: ANN001 - any JSON value
+def _edited_paths(tool: str, raw_input) -> list[str]:
     """Files an edit/write tool call touches."""
     paths: list[str] = []
     if isinstance(raw_input, dict):

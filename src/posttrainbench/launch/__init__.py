@@ -1,13 +1,16 @@
 """Sweeps at scale: the sweep file, planning and status, and the launchers (local pool,
 Slurm through submitit, HTCondor through the htcondor bindings)."""
 
+# isort: off
 from .base import LAUNCHERS, Launcher, LauncherError, make_launcher
 from .driver import SweepState, run_sweep, sweep_state
 
-# Importing a launcher registers it (registration order: local, slurm, htcondor).
-from . import local, slurm, htcondor  # noqa: E402, F401, I001
+# Importing a launcher registers it (registration order: local, slurm, htcondor; so these imports
+# are not sorted).
+from . import local, slurm, htcondor  # noqa: F401 - imported for the registration
 from .plan import Ledger, Task, TaskStatus, plan_tasks, task_status
 from .sweep import Fault, Sweep, SweepError, load_sweep
+# isort: on
 
 __all__ = [
     "LAUNCHERS",

@@ -39,7 +39,7 @@ def package_root() -> Path:
 def worker_argv(task_file: Path, until: str | None = None) -> list[str]:
     """``<this python> -u -m posttrainbench.launch.worker TASK [--until PHASE]``."""
     argv = [sys.executable, "-u", "-m", "posttrainbench.launch.worker", str(task_file)]
-    return argv + ["--until", until] if until else argv
+    return [*argv, "--until", until] if until else argv
 
 
 def job_env_exports(cpus: int | None) -> dict[str, str]:
@@ -65,7 +65,7 @@ class Launcher(ABC):
     def __init__(self, sweep: Sweep) -> None:
         """Take the sweep's settings for this launcher (nothing is contacted yet)."""
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - optional hook: nothing to check by default
         """Raise :class:`LauncherError` if tasks cannot be submitted (before submitting any);
         default: nothing to check."""
 

@@ -89,7 +89,8 @@ class HTCondorLauncher(Launcher):
             return htcondor2.Schedd()
         except Exception as exc:
             raise LauncherError(
-                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?"
+                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); "
+                "is this a submit node (condor_q works)?"
             ) from exc
 
     def check(self) -> None:
@@ -98,7 +99,8 @@ class HTCondorLauncher(Launcher):
             schedd.query(constraint="false", projection=["ClusterId"])
         except Exception as exc:
             raise LauncherError(
-                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); is this a submit node (condor_q works)?"
+                f"cannot reach the HTCondor schedd ({type(exc).__name__}: {exc}); "
+                "is this a submit node (condor_q works)?"
             ) from exc
 
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -130,7 +130,7 @@ def _duration(start: datetime | None, end: datetime | None, now: datetime) -> fl
 
 def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
     """Read a task's state from disk (``run.json`` / baseline ``result.json``)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if task.kind == "baseline":
         res = task.folder / "result.json"
         if not res.is_file():
@@ -139,7 +139,7 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
             result = EvalResult.model_validate_json(res.read_text())
         except (OSError, ValueError) as exc:
             return TaskStatus(task, "failed", phase="evaluate", failure=f"unreadable result.json: {exc}")
-        mtime = datetime.fromtimestamp(res.stat().st_mtime, timezone.utc)
+        mtime = datetime.fromtimestamp(res.stat().st_mtime, UTC)
         if result.status == "ok":
             return TaskStatus(
                 task, "done", phase="done", time_used_s=result.wall_time_s or 0.0, score=result.score, updated_at=mtime
@@ -209,7 +209,7 @@ def reset_failed_agent(task: Task) -> bool:
         return False
     if not rec.completed or not (rec.failure or "").startswith(AGENT_PHASES):
         return False
-    path.rename(path.with_name(f"run.failed-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"))
+    path.rename(path.with_name(f"run.failed-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"))
     return True
 
 
@@ -223,7 +223,7 @@ def reset_failed_evaluation(task: Task) -> bool:
         res = task.folder / "result.json"
         if task_status(task).eval_failed:
             # kept for the record; evaluate_baseline re-evaluates when result.json is absent
-            res.rename(res.with_name(f"result.failed-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.json"))
+            res.rename(res.with_name(f"result.failed-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"))
             return True
         return False
     path = task.folder / "run.json"
@@ -279,9 +279,7 @@ class Ledger:
     def record_launch(self, key: str, launcher: str, job_ids: list[str]) -> None:
         e = self.entry(key)
         e["attempts"] = int(e["attempts"]) + 1
-        e["jobs"].append(
-            {"launcher": launcher, "job_ids": job_ids, "submitted_at": datetime.now(timezone.utc).isoformat()}
-        )
+        e["jobs"].append({"launcher": launcher, "job_ids": job_ids, "submitted_at": datetime.now(UTC).isoformat()})
 
     def reset_attempts(self, key: str) -> None:
         self.entry(key)["attempts"] = 0

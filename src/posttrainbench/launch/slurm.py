@@ -53,13 +53,15 @@ SPLIT_STAGES: tuple[tuple[str | None, str], ...] = (("collect", "agent"), ("veri
 def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     if shutil.which(argv[0]) is None:
         raise LauncherError(
-            f'`{argv[0]}` not found: this machine is not a Slurm submit host (install slurm-client, or use launcher = "local")'
+            f"`{argv[0]}` not found: this machine is not a Slurm submit host "
+            '(install slurm-client, or use launcher = "local")'
         )
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise LauncherError(
-            f"`{' '.join(argv)}` did not answer within {timeout:.0f}s: the Slurm controller is unreachable or overloaded"
+            f"`{' '.join(argv)}` did not answer within {timeout:.0f}s: "
+            "the Slurm controller is unreachable or overloaded"
         ) from None
 
 
@@ -88,7 +90,8 @@ def setup_lines(settings: SlurmSettings) -> list[str]:
         # scancel or the time limit included): the batch shell itself is SIGKILLed on scancel,
         # so a shell trap would not run.
         lines.append(
-            f'export {SCRATCH_VAR}={shlex.quote(settings.scratch)}/ptb-"${{SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}}_${{SLURM_ARRAY_TASK_ID:-0}}"'
+            f"export {SCRATCH_VAR}={shlex.quote(settings.scratch)}/ptb-"
+            '"${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}_${SLURM_ARRAY_TASK_ID:-0}"'
         )
     return lines + list(settings.setup)
 
@@ -139,7 +142,8 @@ class SlurmLauncher(Launcher):
         proc = _run(["sinfo", "-h", "-o", "%P %a %D %T"], timeout=60)
         if proc.returncode != 0:
             raise LauncherError(
-                f"cannot reach the Slurm controller (`sinfo` exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+                f"cannot reach the Slurm controller (`sinfo` exit {proc.returncode}): "
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
             )
         parts = {line.split()[0].rstrip("*") for line in proc.stdout.splitlines() if line.strip()}
         want = self.sweep.slurm.partition

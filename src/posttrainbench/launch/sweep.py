@@ -384,7 +384,7 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
             except UnknownNameError as exc:
                 fault((field, i), str(exc))
                 continue
-            cid = getattr(entry, "hub_id", None) or getattr(entry, "id")
+            cid = getattr(entry, "hub_id", None) or entry.id
             if cid in seen:
                 fault((field, i), f"duplicate entry {name!r} (also {field}[{seen[cid]}])")
             seen.setdefault(cid, i)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from .grids import Grid, GridValue, is_number
 from .scoring import Cell
@@ -77,7 +78,7 @@ def apply_fallback(raw_grid: Grid, baseline_grid: Grid) -> tuple[Grid, dict[tupl
     cells: dict[tuple[str, str], GridValue] = {}
     mask: dict[tuple[str, str], bool] = {}
     lacking: list[tuple[str, str]] = []
-    for key in raw_grid.keys():
+    for key in raw_grid.keys():  # noqa: SIM118 - a Grid is not iterable
         if key not in raw_grid.cells:
             continue
         value = raw_grid.cells[key]
@@ -235,7 +236,7 @@ def normalised_gain_grid(
     """
     cells: dict[tuple[str, str], GridValue] = {}
     missing: list[tuple[str, str]] = []
-    for model, bench in grid.keys():
+    for model, bench in grid.keys():  # noqa: SIM118 - a Grid is not iterable
         inst_model = (
             instruct_of(model)
             if callable(instruct_of) and not isinstance(instruct_of, Mapping)
@@ -286,6 +287,10 @@ def agent_label(agent: str, agent_config: str, hours: float | None) -> str:
     return f"{agent}/{agent_config}" + ("" if hours is None else f"@{hours:g}h")
 
 
+# A leaderboard row's identity: agent, agent config, hours.
+_AgentKey = tuple[str, str, float | None]
+
+
 def leaderboard_from_cells(
     cells: Iterable[Cell],
     baselines: Mapping[tuple[str, str], float],
@@ -315,10 +320,9 @@ def leaderboard_from_cells(
         raise ValueError(f"cells for base models not in `models`: {unexpected}")
     benches = list(weights)
 
-    AgentKey = tuple[str, str, float | None]
-    by_agent: dict[AgentKey, dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(lambda: defaultdict(dict))
-    fallbacks: dict[AgentKey, int] = defaultdict(int)
-    unresolved: dict[AgentKey, list[tuple[int, str, str]]] = defaultdict(list)
+    by_agent: dict[_AgentKey, dict[int, dict[tuple[str, str], GridValue]]] = defaultdict(lambda: defaultdict(dict))
+    fallbacks: dict[_AgentKey, int] = defaultdict(int)
+    unresolved: dict[_AgentKey, list[tuple[int, str, str]]] = defaultdict(list)
     for c in cells:
         agent = (c.agent, c.agent_config, c.hours)
         key = (c.base_model, c.benchmark)

@@ -12,20 +12,20 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 __all__ = [
     "Grid",
     "GridError",
     "GridValue",
     "Sentinel",
+    "format_cell",
     "is_number",
     "parse_cell",
     "read_grid",
     "write_grid",
-    "format_cell",
 ]
 
 
@@ -105,7 +105,7 @@ class Grid:
                 yield model, bench
 
     @classmethod
-    def from_mapping(cls, rows: Mapping[str, Mapping[str, GridValue]], benchmarks: list[str] | None = None) -> "Grid":
+    def from_mapping(cls, rows: Mapping[str, Mapping[str, GridValue]], benchmarks: list[str] | None = None) -> Grid:
         """Build from ``{model: {benchmark: value}}`` (columns: first-seen order unless given)."""
         if benchmarks is None:
             benchmarks = []

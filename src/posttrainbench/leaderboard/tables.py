@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -198,7 +198,7 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
             )
         )
     return LeaderboardReport(
-        generated_at=datetime.now(timezone.utc),
+        generated_at=datetime.now(UTC),
         results_root=str(root),
         weights=w,
         weights_source=source,
@@ -303,7 +303,7 @@ def to_csv(report: LeaderboardReport) -> str:
             "cost_usd",
         ]
     )
-    blank = lambda v: "" if v is None else v  # noqa: E731
+    blank = lambda v: "" if v is None else v  # noqa: E731 - a one-line local helper
     for a in report.agents:
         wr.writerow(
             [
@@ -329,7 +329,7 @@ def to_csv(report: LeaderboardReport) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731 - a one-line local helper
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     return "\n".join(lines)

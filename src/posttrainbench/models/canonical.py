@@ -44,9 +44,9 @@ from ..fsutil import sha256_file
 from .safetensors_strict import (
     WEIGHT_DTYPES,
     SafetensorsError,
-    no_duplicate_keys,
     TensorEntry,
     iter_bytes,
+    no_duplicate_keys,
     read_header,
     write_canonical,
 )
@@ -179,7 +179,7 @@ def _config_dict(config_json: dict[str, Any], workdir: Path) -> dict[str, Any]:
     (d / CONFIG).write_text(json.dumps(config_json), encoding="utf-8")
     try:
         cfg = AutoConfig.from_pretrained(str(d), local_files_only=True, trust_remote_code=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any error on a hostile config is a rejection
         raise SubmissionRejected(f"config.json cannot be read: {type(exc).__name__}: {exc}") from None
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -206,7 +206,8 @@ def canonical_config(
             raise SubmissionRejected(f"config.json: {why}")
     if sub_json.get("model_type") != base_json.get("model_type"):
         raise SubmissionRejected(
-            f"config.json: model_type {sub_json.get('model_type')!r} is not the base model's {base_json.get('model_type')!r}"
+            f"config.json: model_type {sub_json.get('model_type')!r} is not the base model's "
+            f"{base_json.get('model_type')!r}"
         )
     diffs = _differences(_config_dict(base_json, workdir), _config_dict(sub_json, workdir))
     overrides: dict[str, Any] = {}
@@ -498,7 +499,7 @@ def canonicalize(
         entries, weight_files = weight_set(files, max_weight_bytes)
         try:
             model = _meta_model(tmp)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any error on a hostile architecture is a rejection
             raise SubmissionRejected(
                 f"the configured architecture cannot be built: {type(exc).__name__}: {exc}"
             ) from None

@@ -125,7 +125,8 @@ def read_header(path: Path) -> list[TensorEntry]:
     declared = max((e.stop for e in entries), default=data_start)
     if declared > data_start + data_len:
         raise SafetensorsError(
-            f"{name}: truncated: the header declares {declared - data_start} bytes of tensor data, the file holds {data_len}"
+            f"{name}: truncated: the header declares {declared - data_start} bytes of tensor data, the file holds "
+            f"{data_len}"
         )
     pos = data_start
     for e in sorted(entries, key=lambda e: (e.start, e.stop)):

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agents.trace_parsers import parse_trace
-from ..sandbox.secrets import redact_trace
-from ..trace import save_trace
 from ..domain import CollectResult, RunRecord
 from ..models import SubmissionRejected, base_weight_bytes, canonicalize
-from ..sandbox.secrets import redact_file, redact_tree, secret_values
+from ..sandbox.secrets import redact_file, redact_trace, redact_tree, secret_values
+from ..trace import save_trace
 from .common import record_outcome
 
 if TYPE_CHECKING:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..domain import RunRecord
 
@@ -16,7 +16,7 @@ class PhaseError(RuntimeError):
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def record_outcome(record: RunRecord, phase: str, cause: str) -> None:

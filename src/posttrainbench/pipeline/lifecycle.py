@@ -101,9 +101,8 @@ class Pipeline:
             # dirty, so the agent restarts from a fresh workspace.
             record.phases.prepare.status = "pending"
         for phase, step in PHASE_STEPS:
-            if record.phases[phase].status != "done":
-                if not self._run_phase(record, phase, step):
-                    break
+            if record.phases[phase].status != "done" and not self._run_phase(record, phase, step):
+                break
             if phase == until:
                 break
         return record
@@ -131,7 +130,7 @@ class Pipeline:
         try:
             state.details = step(self, record)
             state.status = "done"
-        except Exception as exc:  # recorded with its cause; the run folder keeps everything
+        except Exception as exc:  # noqa: BLE001 - recorded with its cause; the run folder keeps everything
             state.status = "failed"
             state.error = f"{type(exc).__name__}: {exc}"
             record.failure = f"{phase}: {state.error}"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agents.trace_parsers import parse_trace
-from ..trace import save_trace
 from ..benchmarks import BENCHMARKS
 from ..data import DataError
 from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
@@ -33,6 +32,7 @@ from ..integrity import (
     secret_values_from_env,
 )
 from ..settings import Settings
+from ..trace import save_trace
 from .common import PhaseError, record_outcome
 
 if TYPE_CHECKING:

@@ -114,8 +114,9 @@ class ReportData:
 def load_report_data(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> ReportData:
     """Rank ``root`` with the leaderboard and load the record of every run it names.
 
-    ``full`` rebuilds the whole results index first. Unreadable run folders (from the index) and records that cannot be re-read become
-    ``problems``: the site lists them and still shows everything else.
+    ``full`` rebuilds the whole results index first. Unreadable run folders (from the index) and
+    records that cannot be re-read become ``problems``: the site lists them and still shows
+    everything else.
     """
     root = Path(root)
     report = build_report(root, weights, full=full)

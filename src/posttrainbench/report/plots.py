@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .data import ReportData
 
@@ -14,7 +14,7 @@ def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:  # noqa: ANN001 (matplotlib Figure)
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")

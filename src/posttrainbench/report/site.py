@@ -16,7 +16,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -27,10 +27,10 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
 from ..agents.trace_parsers import parse_trace
-from ..trace import Trace, TraceStep, load_trace
 from ..domain import PHASES
 from ..leaderboard import RepeatsSummary
-from ..results.layout import RunPaths as run_paths_of
+from ..results.layout import RunPaths
+from ..trace import Trace, TraceStep, load_trace
 from .data import ReportData, RunEntry, load_report_data
 from .plots import draw_all
 
@@ -379,7 +379,7 @@ class _Site:
         self.env = environment()
         # What every page's footer says.
         self.page_globals = {
-            "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "results_root": str(data.root),
         }
         self.run_pages: dict[int, str] = {}  # id(RunEntry) -> site-relative path of its page
@@ -739,7 +739,7 @@ class _Site:
     @staticmethod
     def _files(entry: RunEntry) -> list[FileItem]:
         """The run folder's small text files (prompt, judgements, stderr), clipped."""
-        paths = run_paths_of(entry.folder)
+        paths = RunPaths(entry.folder)
         items = []
         for label, path in (
             ("prompt", paths.prompt),
@@ -764,7 +764,7 @@ class _Site:
         return items
 
     def _trace_section(self, entry: RunEntry) -> TraceSection:
-        paths = run_paths_of(entry.folder)
+        paths = RunPaths(entry.folder)
         path = paths.trace_json
         note = ""
         if not path.is_file():

@@ -29,7 +29,7 @@ import math
 import re
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..benchmarks import BENCHMARKS
@@ -271,7 +271,7 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
         failure = "verify: " + ", ".join(
             f"{v.gate}={v.status.value}" for v in verdicts if v.status != VerdictStatus.passed
         )
-    stamp = datetime.fromtimestamp(run.stat().st_mtime, timezone.utc)
+    stamp = datetime.fromtimestamp(run.stat().st_mtime, UTC)
     record = RunRecord(
         run_id=spec.run_id(),
         spec=spec,

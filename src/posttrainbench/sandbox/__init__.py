@@ -23,11 +23,14 @@ from posttrainbench.domain import SandboxKind
 from posttrainbench.sandbox.base import SANDBOXES, Sandbox, SandboxConfig, SandboxResult
 from posttrainbench.settings import Settings
 
-# Importing a backend registers it; registration order is SandboxKind's order.
-from posttrainbench.sandbox.bwrap import BwrapSandbox  # noqa: I001
+# Importing a backend registers it; registration order is SandboxKind's order (so these imports
+# are not sorted).
+# isort: off
+from posttrainbench.sandbox.bwrap import BwrapSandbox
 from posttrainbench.sandbox.docker import DockerSandbox
 from posttrainbench.sandbox.apptainer import ApptainerSandbox
 from posttrainbench.sandbox.unsandboxed import UnsandboxedSandbox
+# isort: on
 
 __all__ = [
     "SANDBOXES",

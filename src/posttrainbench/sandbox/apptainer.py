@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
-from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -40,6 +39,7 @@ from posttrainbench.sandbox.base import (
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise_in_cgroups
+from posttrainbench.settings import Settings
 
 
 @SANDBOXES.register

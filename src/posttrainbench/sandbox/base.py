@@ -18,11 +18,12 @@ it cannot switch, and it is not privileged. An explicit uid 0 opts out (recorded
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from abc import ABC, abstractmethod
 from typing import ClassVar
 
 import pydantic
@@ -30,9 +31,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from posttrainbench.domain import NetworkPolicy
 from posttrainbench.registry import Registry
-from posttrainbench.settings import Settings
 from posttrainbench.sandbox.egress import parse_allow_list, parse_authority
 from posttrainbench.sandbox.hub_gateway import HubGatewaySpec
+from posttrainbench.settings import Settings
 
 
 class SandboxConfig(pydantic.BaseModel):
@@ -380,10 +381,8 @@ def unreadable(paths: list[Path], uid: int, gid: int, *, max_entries: int = 1000
 def not_started(error: str, enforced: dict[str, bool | str], stdout: Path, stderr: Path) -> SandboxResult:
     """Result for a command that never started; the output files still exist (empty)."""
     for p in {Path(stdout), Path(stderr)}:
-        try:
+        with contextlib.suppress(OSError):
             p.write_bytes(b"")
-        except OSError:
-            pass
     return SandboxResult(exit_code=None, timed_out=False, duration_s=0.0, error=error, enforced=enforced)
 
 

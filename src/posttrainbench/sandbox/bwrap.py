@@ -51,7 +51,6 @@ import threading
 from pathlib import Path
 
 from posttrainbench.domain import NetworkPolicy
-from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -63,6 +62,7 @@ from posttrainbench.sandbox.base import (
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.limits import setup_cgroups
 from posttrainbench.sandbox.process import supervise
+from posttrainbench.settings import Settings
 
 #: Host system directories made visible read-only (those that exist).
 SYSTEM_DIRS: tuple[str, ...] = (

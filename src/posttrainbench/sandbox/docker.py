@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from posttrainbench.domain import NetworkPolicy
-from posttrainbench.settings import Settings
 from posttrainbench.sandbox.base import (
     SANDBOXES,
     SandboxConfig,
@@ -48,6 +47,7 @@ from posttrainbench.sandbox.base import (
 from posttrainbench.sandbox.bwrap import HOSTNAME, SYSTEM_DIRS, command_problem_in_view
 from posttrainbench.sandbox.isolated import IsolatingSandbox
 from posttrainbench.sandbox.process import _Pump
+from posttrainbench.settings import Settings
 
 HOSTFS_IMAGE = "ptb-hostfs:1"
 IO_DIR = Path("/run/ptb-io")
@@ -89,12 +89,12 @@ class DockerSandbox(IsolatingSandbox):
     def available(self) -> tuple[bool, str]:
         """Whether the docker SDK is installed and a daemon answers."""
         try:
-            import docker  # noqa: F401
+            import docker  # noqa: F401 - only: is the SDK installed?
         except ImportError:
             return False, "the docker Python SDK is not installed (pip install 'posttrainbench[cluster]')"
         try:
             self.client().ping()
-        except Exception as e:  # the SDK raises several types for an absent daemon
+        except Exception as e:  # noqa: BLE001 - the SDK raises several types for an absent daemon
             return (
                 False,
                 f"no Docker daemon answers ({os.environ.get('DOCKER_HOST') or self.base_url or 'default socket'}): {e}",
@@ -218,7 +218,7 @@ class DockerSandbox(IsolatingSandbox):
                     empty_dir=empty, empty_file=tmp / "empty-file", identity=identity,
                 )  # fmt: skip
                 container = self.client().containers.create(image, **kwargs)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any SDK error: the run did not start
                 return not_started(f"failed to start: docker: {e}", enforced, stdout, stderr)
             try:
                 return self._supervise(container, config, io_dir, stdout, stderr, enforced)
@@ -256,7 +256,7 @@ class DockerSandbox(IsolatingSandbox):
             timed_out, limit, status = False, None, None
             try:
                 container.start()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any SDK error: the run did not start
                 for fd in keep:
                     os.close(fd)
                 for p in pumps:
@@ -274,7 +274,7 @@ class DockerSandbox(IsolatingSandbox):
                 try:
                     status = container.wait(timeout=max(0.05, min(left, 0.25)))
                     break
-                except Exception:  # requests' ReadTimeout / ConnectionError: still running
+                except Exception:  # noqa: BLE001 - requests' ReadTimeout / ConnectionError: still running
                     pass
                 over = next((p for p in pumps if p.exceeded.is_set()), None)
                 if over is not None:
@@ -342,14 +342,13 @@ class PrivateDockerd:
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         self.root = Path(tempfile.mkdtemp(prefix="ptb-dockerd-"))
         sock = self.root / "docker.sock"
-        log = open(self.root / "dockerd.log", "wb")
-        self._proc = subprocess.Popen(
-            [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
-             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "dockerd.pid"), "-H", f"unix://{sock}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        log.close()
+        with open(self.root / "dockerd.log", "wb") as log:
+            self._proc = subprocess.Popen(
+                [dockerd, "--bridge=none", "--iptables=false", "--ip6tables=false",
+                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                 "--pidfile", str(self.root / "dockerd.pid"), "-H", f"unix://{sock}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -53,7 +53,7 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -323,7 +323,7 @@ def read_request(sock: socket.socket, limit: int = _MAX_HEADER) -> Request | Non
     headers: list[tuple[str, str]] = []
     for ln in lines[1:]:
         name, sep, value = ln.partition(":")
-        if not sep or not _HEADER_NAME.fullmatch(name) or any(c < " " and c != "\t" or c == "\x7f" for c in value):
+        if not sep or not _HEADER_NAME.fullmatch(name) or any((c < " " and c != "\t") or c == "\x7f" for c in value):
             raise BadRequest(f"malformed header line {ln[:80]!r}")  # also obs-fold (leading space)
         headers.append((name, value.strip(" \t")))
     return Request(parts[0], parts[1], parts[2], headers, rest)
@@ -576,15 +576,14 @@ class EgressProxy:
 
     def log(self, decision: str, method: str, target: str, detail: str = "") -> None:
         """Append one line to the egress log (never raises)."""
-        ts = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        ts = datetime.now(UTC).isoformat(timespec="milliseconds")
         # Fields may hold what the client sent: no tab or line break survives inside one.
         fields = (
             "".join(c if c.isprintable() else " " for c in str(f)) for f in (ts, decision, method, target, detail)
         )
         line = "\t".join(fields) + "\n"
-        with self._lock, contextlib.suppress(OSError):
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(line)
+        with self._lock, contextlib.suppress(OSError), open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(line)
 
     def start(self) -> EgressProxy:
         """Bind the socket and serve in a background thread."""

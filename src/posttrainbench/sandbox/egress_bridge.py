@@ -12,6 +12,7 @@ dies with the sandbox (it is inside its PID namespace).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -39,10 +40,8 @@ def relay(a: socket.socket, b: socket.socket, *, idle_s: float = 600, close: boo
                 data = b""
             if not data:
                 open_.discard(s)
-                try:
+                with contextlib.suppress(OSError):
                     peer[s].shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
                 continue
             try:
                 peer[s].sendall(data)
@@ -51,10 +50,8 @@ def relay(a: socket.socket, b: socket.socket, *, idle_s: float = 600, close: boo
                 break
     if close:
         for s in (a, b):
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
 
 
 def _serve_conn(client: socket.socket, sock_path: str, target: str | None) -> None:
@@ -79,10 +76,8 @@ def _serve_conn(client: socket.socket, sock_path: str, target: str | None) -> No
                 client.sendall(extra)
     except OSError:
         for s in (client, up):
-            try:
+            with contextlib.suppress(OSError):
                 s.close()
-            except OSError:
-                pass
         return
     relay(client, up)
 

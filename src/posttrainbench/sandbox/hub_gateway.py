@@ -57,7 +57,7 @@ from posttrainbench.sandbox.egress import match_allow, parse_allow_list, parse_a
 from posttrainbench.settings import DEFAULT_HUB_UPSTREAM
 
 if TYPE_CHECKING:
-    from posttrainbench.domain import Benchmark, BaseModelSpec
+    from posttrainbench.domain import BaseModelSpec, Benchmark
 
 #: The reserved CONNECT target the proxy hands to the gateway (``.invalid`` never resolves).
 GATEWAY_AUTHORITY = "hub.ptb.invalid:80"
@@ -424,7 +424,7 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # noqa: ANN001 - a writable buffer
+    def readinto(self, b) -> int:
         if self._prefix:
             n = min(len(b), len(self._prefix))
             b[:n], self._prefix = self._prefix[:n], self._prefix[n:]

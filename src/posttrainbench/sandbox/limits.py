@@ -34,6 +34,7 @@ was used and why is recorded with the run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -83,10 +84,8 @@ class Cgroups:
         """Every pid currently in any of the run's cgroups."""
         out: set[int] = set()
         for f in self.procs_files():
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 out.update(int(x) for x in f.read_text().split())
-            except (OSError, ValueError):
-                pass
         return out
 
     def oom_kills(self) -> int:
@@ -121,10 +120,8 @@ class Cgroups:
         for d in self.dirs:
             while True:
                 for pid in self.pids():
-                    try:
+                    with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
                 try:
                     d.rmdir()
                     break

@@ -67,9 +67,9 @@ def foreign_secrets(env: Mapping[str, str], host_env: Mapping[str, str], allowed
             if value not in own:
                 bad.append(f"{name} (not the harness's value)")
             continue
-        if any(v in value for v in foreign):
-            bad.append(name)
-        elif SECRET_NAME_RE.search(name) and len(value) >= MIN_SECRET_LEN and value not in own:
+        if any(v in value for v in foreign) or (
+            SECRET_NAME_RE.search(name) and len(value) >= MIN_SECRET_LEN and value not in own
+        ):
             bad.append(name)
     return bad
 
@@ -78,7 +78,7 @@ def redact(text: str, values: Mapping[str, str] | Iterable[str], *, patterns: bo
     """``text`` with known secret values (and, with ``patterns``, key-shaped strings) replaced."""
     if not text:
         return text
-    named = values if isinstance(values, Mapping) else {v: "secret" for v in values}
+    named = values if isinstance(values, Mapping) else dict.fromkeys(values, "secret")
     for value in sorted(named, key=len, reverse=True):
         if value and value in text:
             text = text.replace(value, f"[REDACTED:{named[value]}]")
@@ -127,7 +127,7 @@ def redact_tree(root: Path, values: Mapping[str, str], *, max_file_bytes: int = 
     changed: list[str] = []
     if not needles:
         return changed
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             p = Path(dirpath) / name
             try:

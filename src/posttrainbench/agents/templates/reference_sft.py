@@ -240,31 +240,31 @@ def sft_config(output_dir: Path, s: dict, on_gpu: bool, logging_steps: int):
     from trl import SFTConfig
 
     fields = set(SFTConfig.__dataclass_fields__)
-    kwargs = dict(
-        output_dir=str(output_dir),
-        max_steps=s["max_steps"],
-        per_device_train_batch_size=s["batch_size"],
-        gradient_accumulation_steps=1,
-        learning_rate=s["lr"],
-        lr_scheduler_type="cosine",
-        warmup_steps=max(1, s["max_steps"] // 20),
-        weight_decay=0.0,
-        max_length=s["max_length"],
-        completion_only_loss=True,
-        packing=False,
-        logging_steps=logging_steps,
-        logging_first_step=True,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=s["seed"],
-        data_seed=s["seed"],
-        dataloader_num_workers=0,
-        bf16=on_gpu,
-        use_cpu=not on_gpu,
-        optim="adamw_torch",
-    )
+    kwargs = {
+        "output_dir": str(output_dir),
+        "max_steps": s["max_steps"],
+        "per_device_train_batch_size": s["batch_size"],
+        "gradient_accumulation_steps": 1,
+        "learning_rate": s["lr"],
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": max(1, s["max_steps"] // 20),
+        "weight_decay": 0.0,
+        "max_length": s["max_length"],
+        "completion_only_loss": True,
+        "packing": False,
+        "logging_steps": logging_steps,
+        "logging_first_step": True,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": s["seed"],
+        "data_seed": s["seed"],
+        "dataloader_num_workers": 0,
+        "bf16": on_gpu,
+        "use_cpu": not on_gpu,
+        "optim": "adamw_torch",
+    }
     # Activation checkpointing saves GPU memory on big models; on a CPU it only costs time.
     ckpt = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     kwargs[ckpt] = on_gpu
@@ -288,14 +288,13 @@ def save_atomically(model, tokenizer, final: Path) -> None:
 
 
 def train(workspace: Path, task: dict, s: dict, examples: list[dict], started: float) -> dict:
+    # Progress bars of datasets/transformers flood a non-interactive log; our own lines suffice.
+    import datasets
     import torch
     import transformers
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
-
-    # Progress bars of datasets/transformers flood a non-interactive log; our own lines suffice.
-    import datasets
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()

@@ -165,7 +165,7 @@ def sniff(path: Path) -> str:
         return "binary"
     if head.startswith(b"PAR1"):
         return "parquet"
-    if head.startswith(b"ARROW1") or head.startswith(b"\xff\xff\xff\xff"):
+    if head.startswith((b"ARROW1", b"\xff\xff\xff\xff")):
         return "arrow"
     if head.startswith(b"\x1f\x8b"):
         return "gzip"

@@ -35,6 +35,7 @@ Fuzzy channel (reordered / paraphrased items)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -190,13 +191,14 @@ def build_index(
     idx_parts: list[np.ndarray] = []
     allowed_h = candidates[removed]
     for item_id, k, s, toks in zip(entry_ids, entry_k, entry_sets, entry_toks):
-        mask, pos = member(kept, s)
+        _mask, pos = member(kept, s)
         in_allowed = int(member(allowed_h, s)[0].sum())
         own = len(s) - int(member(boiler, s)[0].sum())
         if in_allowed and in_allowed >= max_allowed_fraction * own:
             unindexable.setdefault(
                 item_id,
-                f"{in_allowed}/{own} of its non-boilerplate n-grams are in the allowed training data (a duplicate of it)",
+                f"{in_allowed}/{own} of its non-boilerplate n-grams are in the allowed training data "
+                "(a duplicate of it)",
             )
             continue
         if len(pos) == 0:
@@ -222,9 +224,9 @@ def build_index(
         "entries_indexed": len(ids_out),
         "items_indexed": len(set(ids_out)),
         "allowed_texts": allowed_count,
-        "ngrams_boilerplate_removed": int(len(boiler)),
+        "ngrams_boilerplate_removed": len(boiler),
         "ngrams_allowed_removed": int(removed.sum()),
-        "ngrams_kept": int(len(kept)),
+        "ngrams_kept": len(kept),
         "unindexable": unindexable,
     }
     return ContaminationIndex(
@@ -286,7 +288,7 @@ def _build_fuzzy(ids: list[str], toks: list[list[str]], allowed: list[np.ndarray
         "entries_with_anchors": int((np.diff(ptr) > 0).sum()),
         "entries_too_few_anchors": len(few),
         "entries_near_allowed_data": sorted({ids[j] for j in near_allowed}),
-        "anchors": int(len(pool)),
+        "anchors": len(pool),
     }
     return pool, ptr, idx, meta
 
@@ -319,8 +321,6 @@ def build_index_cached(
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
             pass
     index = build_index(items, allowed, **params)
-    try:
+    with contextlib.suppress(OSError):  # a read-only or full cache only costs the rebuild next time
         index.save(path)
-    except OSError:
-        pass  # a read-only or full cache only costs the rebuild next time
     return index

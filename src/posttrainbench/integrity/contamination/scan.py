@@ -32,7 +32,7 @@ import numpy as np
 from ...domain import Verdict, VerdictStatus
 from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .files import SKIP_DIRS, BudgetExceeded, classify, read_texts
-from .index import FUZZY_WINDOW, DEFAULT_FUZZY_THRESHOLD, ContaminationIndex
+from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, ContaminationIndex
 from .tokens import expand, member, ngrams, postings, token_hashes, tokenize
 
 GATE = "contamination"
@@ -175,7 +175,7 @@ def scan(
         return any(rp == b or rp.startswith(b.rstrip(os.sep) + os.sep) for b in bases)
 
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # noqa: F401 - only: is pyarrow installed?
 
         have_arrow = True
     except ImportError:

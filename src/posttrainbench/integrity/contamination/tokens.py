@@ -26,7 +26,7 @@ _STOP = frozenset(
     work first well even want because these give most were been much many more each other does such
     very where should said total left same next last both half times every much many need needs
     answer number numbers question following problem step solve final reply show calculate write
-    what's how's many much does did done into onto upon than then them they their there here""".split()
+    what's how's many much does did done into onto upon than then them they their there here""".split()  # noqa: SIM905 - a word list reads better as text
 )
 _ESCAPE_RE = re.compile(r'\\(u[0-9a-fA-F]{4}|[nrtbf"/\\])')
 _ESCAPES = {"n": " ", "r": " ", "t": " ", "b": " ", "f": " ", '"': '"', "/": "/", "\\": "\\"}
