@@ -83,7 +83,7 @@ def apply_fallback(raw_grid: Grid, baseline_grid: Grid) -> tuple[Grid, dict[tupl
             continue
         value = raw_grid.cells[key]
         if is_number(value):
-            cells[key], mask[key] = float(value), False  # type: ignore[arg-type]
+            cells[key], mask[key] = float(value), False
             continue
         base = baseline_grid.number(*key)
         if base is None:
@@ -117,17 +117,21 @@ def score_breakdown(grid: Grid, weights: Mapping[str, float], models: Sequence[s
     if not models:
         raise ValueError("no models to score")
     per_bench: dict[str, float | None] = {}
+    means: dict[str, float] = {}
     missing: list[tuple[str, str]] = []
     for bench in weights:
         values = [grid.number(m, bench) for m in models]
         gaps = [(m, bench) for m, v in zip(models, values) if v is None]
         missing.extend(gaps)
-        per_bench[bench] = None if gaps else _mean(values)  # type: ignore[arg-type]
+        if gaps:
+            per_bench[bench] = None
+        else:
+            per_bench[bench] = means[bench] = _mean([v for v in values if v is not None])
     if missing:
         return ScoreBreakdown(None, per_bench, missing)
     score = 0.0
     for bench, w in weights.items():
-        score += per_bench[bench] * w  # type: ignore[operator]
+        score += means[bench] * w
     return ScoreBreakdown(score, per_bench, [])
 
 
@@ -181,9 +185,10 @@ def repeats_summary(
             if gaps:
                 missing.extend(gaps)
                 continue
-            mean[(m, b)] = _mean(values)  # type: ignore[arg-type]
-            if len(values) > 1:
-                std[(m, b)] = _sample_std(values)  # type: ignore[arg-type]
+            known = [v for v in values if v is not None]  # all of them
+            mean[(m, b)] = _mean(known)
+            if len(known) > 1:
+                std[(m, b)] = _sample_std(known)
     index = grids[0].index_name
     std_grid = Grid(list(models), list(benches), std, index) if len(grids) > 1 else None
     missing.sort()
@@ -351,8 +356,8 @@ def leaderboard_from_cells(
         per_bench: dict[str, float | None] = {}
         for b in benches:
             vals = [res.per_benchmark[b] for res in results.values()]
-            complete_b = all(v is not None for v in vals)
-            per_bench[b] = _mean(vals) if complete_b else None  # type: ignore[arg-type]
+            known = [v for v in vals if v is not None]
+            per_bench[b] = _mean(known) if len(known) == len(vals) else None
         rows.append(
             LeaderboardRow(
                 agent=agent[0],

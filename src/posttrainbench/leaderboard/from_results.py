@@ -15,7 +15,7 @@ from pathlib import Path
 from ..results.index import Baseline, read_index, refresh
 from ..results.summary import RunSummary, select_latest
 from .aggregate import LeaderboardRow, leaderboard_from_cells
-from .grids import Grid
+from .grids import Grid, GridValue
 from .scoring import Cell, score_cell
 from .weights import benchmark_weights
 
@@ -62,7 +62,7 @@ def cells_from_scan(scan: ResultsScan) -> list[Cell]:
 
 def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: list[str]) -> dict[str, float] | None:
     """Weights ``∝ 1/(instruct − base)`` from recorded baselines, or None if any are missing."""
-    grid_cells: dict[tuple[str, str], float] = {}
+    grid_cells: dict[tuple[str, str], GridValue] = {}
     for kind, scores in (("base", scan.baseline_scores("base")), ("instruct", scan.baseline_scores("instruct"))):
         for (bench, model, limit), score in scores.items():
             if limit is None:  # weights use full-set baselines only

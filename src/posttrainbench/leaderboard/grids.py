@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeGuard
 
 __all__ = [
     "Grid",
@@ -42,7 +43,7 @@ class Sentinel:
 GridValue = float | Sentinel
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[float]:
     """True for a finite float/int cell (``bool`` excluded), false for a sentinel or ``None``."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
 

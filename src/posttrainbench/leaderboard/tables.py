@@ -118,7 +118,10 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
     out: dict[str, float | None] = {}
     for m in models:
         vals = [by_key.get((m, b)) for b in weights]
-        out[m] = None if not all(vals) else sum(w * sum(v) / len(v) for w, v in zip(weights.values(), vals))  # type: ignore[arg-type]
+        present = [v for v in vals if v]
+        out[m] = (
+            None if len(present) != len(vals) else sum(w * sum(v) / len(v) for w, v in zip(weights.values(), present))
+        )
     return out
 
 
@@ -173,6 +176,7 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
         times = [s.time_used_s for s in my_runs if s.time_used_s is not None]
         mean_time = _mean(times)
         gains = [c.normalised_gain for c in mine]
+        known_gains = [g for g in gains if g is not None]
         agents.append(
             AgentRow(
                 rank=rank,
@@ -186,7 +190,7 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
                 repeat_scores=r.repeat_scores,
                 per_benchmark=r.per_benchmark,
                 per_model=_per_model(raw_by_agent.get(key, []), w, models),
-                normalised_gain=_mean(gains) if gains and all(g is not None for g in gains) else None,  # type: ignore[arg-type]
+                normalised_gain=_mean(known_gains) if gains and len(known_gains) == len(gains) else None,
                 n_runs=len(mine),
                 n_fallback=r.n_fallback,
                 missing=r.missing,

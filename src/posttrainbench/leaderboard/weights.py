@@ -63,8 +63,9 @@ def benchmark_weights(
     for bench in benches:
         base_scores = [baseline_grid.number(m, bench) for m, _ in pairs]
         inst_scores = [baseline_grid.number(i, bench) for _, i in pairs]
-        base = sum(base_scores) / len(pairs)  # type: ignore[arg-type]
-        inst = sum(inst_scores) / len(pairs)  # type: ignore[arg-type]
+        # None is never among them (checked above)
+        base = sum(v for v in base_scores if v is not None) / len(pairs)
+        inst = sum(v for v in inst_scores if v is not None) / len(pairs)
         gap = inst - base
         if not gap > 0:
             raise ValueError(f"benchmark {bench!r}: instruct mean {inst!r} is not above base mean {base!r}")

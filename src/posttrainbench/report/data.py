@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..domain import RunRecord
-from ..leaderboard import Grid, RepeatsSummary, repeats_summary
+from ..leaderboard import Grid, GridValue, RepeatsSummary, repeats_summary
 from ..leaderboard.aggregate import agent_label
 from ..leaderboard.tables import AgentRow, CellRow, LeaderboardReport, build_report
 from ..results import RecordError, load_record
@@ -91,7 +91,7 @@ class ReportData:
         runs = self.agent_runs(label)
         if not runs:
             return None
-        by_repeat: dict[int, dict[tuple[str, str], float]] = defaultdict(dict)
+        by_repeat: dict[int, dict[tuple[str, str], GridValue]] = defaultdict(dict)
         for r in runs:
             if r.cell is not None and r.cell.score is not None:
                 by_repeat[r.cell.repeat][(r.cell.base_model, r.cell.benchmark)] = r.cell.score

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .data import ReportData
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def _label(text: str) -> str:
@@ -14,7 +18,7 @@ def _label(text: str) -> str:
     return text.replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=110, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -29,7 +33,7 @@ def plot_scores(data: ReportData, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 3.6))
     try:
         names = [_label(r.label) for r in rows]
-        scores = [r.score for r in rows]
+        scores = [r.score for r in rows if r.score is not None]  # every row's (rows are the scored agents)
         errs = [r.std if r.std is not None else 0.0 for r in rows]
         bars = ax.bar(range(len(rows)), scores, yerr=errs, capsize=4, color="#4c72b0")
         for bar, row in zip(bars, rows):

@@ -246,7 +246,7 @@ class ToolResultView(NamedTuple):
 
 
 class StepView(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index; the templates read step.index
     role: str
     meta: list[str]  # timestamp, tokens, cost: whichever the step has
     text: str
@@ -481,7 +481,7 @@ class _Site:
 
     def _cell(self, label: str, model: str, bench: str, summary: RepeatsSummary | None) -> GroupCell | None:
         runs = [
-            r
+            (r, r.cell)
             for r in self.data.agent_runs(label)
             if r.cell is not None and r.cell.base_model == model and r.cell.benchmark == bench
         ]
@@ -492,9 +492,9 @@ class _Site:
         return GroupCell(
             sort=_sort_key(mean),
             text=fmt_score(mean) + (f" ± {std:.3f}" if std is not None else ""),
-            n_fallback=sum(r.cell.fallback for r in runs),
-            flags=" ".join(sorted({f for r in runs for f in r.cell.flags})),
-            runs=[self.run_link(r, f"r{r.cell.repeat}") for r in sorted(runs, key=lambda r: r.cell.repeat)],
+            n_fallback=sum(c.fallback for _, c in runs),
+            flags=" ".join(sorted({f for _, c in runs for f in c.flags})),
+            runs=[self.run_link(r, f"r{c.repeat}") for r, c in sorted(runs, key=lambda rc: rc[1].repeat)],
         )
 
     def _has(self, label: str | None = None, model: str | None = None, bench: str | None = None) -> bool:
