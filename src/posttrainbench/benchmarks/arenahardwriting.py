@@ -91,10 +91,13 @@ def judge_prompts(question: str, model_answer: str, baseline_answer: str) -> lis
 
 def wins_and_games(replies: list[str | None]) -> tuple[float, int]:
     """Model wins and games over both orders; :class:`MalformedGrade` for a failed or bad reply."""
-    if len(replies) != 2 or any(r is None for r in replies):
+    if len(replies) != 2:
         raise MalformedGrade("a judge call failed")
-    share_1, games_1 = _OUTCOMES[parse_verdict(replies[0])]  # model is B
-    share_2, games_2 = _OUTCOMES[parse_verdict(replies[1])]  # model is A
+    model_is_b, model_is_a = replies
+    if model_is_b is None or model_is_a is None:
+        raise MalformedGrade("a judge call failed")
+    share_1, games_1 = _OUTCOMES[parse_verdict(model_is_b)]
+    share_2, games_2 = _OUTCOMES[parse_verdict(model_is_a)]
     return (1.0 - share_1) * games_1 + share_2 * games_2, games_1 + games_2
 
 
@@ -104,11 +107,12 @@ def win_rate_of(pairs: list[tuple[float, int]]) -> float:
 
 
 def _pairs(scores: list[SampleScore]) -> list[tuple[float, int]]:
-    return [
-        (float(s.score.metadata["wins"]), int(s.score.metadata["games"]))
-        for s in scores
-        if not (s.score.metadata or {}).get(UNSCORED)
-    ]
+    pairs: list[tuple[float, int]] = []
+    for s in scores:
+        meta = s.score.metadata or {}
+        if not meta.get(UNSCORED):
+            pairs.append((float(meta["wins"]), int(meta["games"])))
+    return pairs
 
 
 @metric(name=METRIC)

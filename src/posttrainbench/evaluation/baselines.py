@@ -3,19 +3,28 @@ official instruct checkpoint (the benchmark weights need both), cached in its ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol, Self
 
-from ..domain import BaseModelSpec, Benchmark
+from ..domain import BaseModelSpec
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..models.store import resolve_base_model
 from ..results import baseline_dir, save_baseline
 from ..settings import Settings
+from .contract import EvaluableBenchmark
 from .runner import EvalResult, evaluate_model
+
+
+class _Benchmark(EvaluableBenchmark, Protocol):
+    """A benchmark definition (a pydantic model: copied with ``fewshot`` set to 0)."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
 
 
 def evaluate_baseline(
     base: BaseModelSpec,
-    bench: Benchmark,
+    bench: _Benchmark,
     results_root: Path,
     *,
     limit: int | None = None,

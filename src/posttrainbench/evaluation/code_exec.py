@@ -240,13 +240,22 @@ class _Background:
     """``backend.run`` in its own thread (bwrap's ``--die-with-parent`` follows that thread,
     which lives until the run is over)."""
 
-    def __init__(self, backend: Sandbox, argv: list[str], config: SandboxConfig, **streams: Path | None) -> None:
+    def __init__(
+        self,
+        backend: Sandbox,
+        argv: list[str],
+        config: SandboxConfig,
+        *,
+        stdin: Path | None,
+        stdout: Path,
+        stderr: Path,
+    ) -> None:
         self._result: SandboxResult | None = None
         self._exc: BaseException | None = None
 
         def target() -> None:
             try:
-                self._result = backend.run(argv, config, **streams)  # type: ignore[arg-type]
+                self._result = backend.run(argv, config, stdin=stdin, stdout=stdout, stderr=stderr)
             except BaseException as e:  # noqa: BLE001 - a harness bug: re-raised in result()
                 self._exc = e
 

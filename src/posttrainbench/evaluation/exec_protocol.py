@@ -96,7 +96,8 @@ def encode(value: Any, depth: int = 0) -> Any:
         for k, v in dict.items(value):
             out += [encode(k, depth + 1), encode(v, depth + 1)]
         return out
-    for cls, tag in ((list, "l"), (tuple, "t"), (set, "s"), (frozenset, "f")):
+    containers: tuple[tuple[type[Any], str], ...] = ((list, "l"), (tuple, "t"), (set, "s"), (frozenset, "f"))
+    for cls, tag in containers:
         if isinstance(value, cls):
             return [tag, *(encode(x, depth + 1) for x in cls.__iter__(value))]
     raise CodecError(f"cannot send a value of type {type(value).__name__}")
@@ -274,8 +275,9 @@ def _fork_watchdog(req: int, resp: int) -> None:
     os.close(resp)  # the tester must see EOF when the child is gone
     poller = select.poll()
     poller.register(req, 0)  # POLLHUP only: no writer left (the tester is done)
+    pidfd: int | None = None
     try:
-        pidfd: int | None = os.pidfd_open(pid)
+        pidfd = os.pidfd_open(pid)
         poller.register(pidfd, select.POLLIN)
     except (AttributeError, OSError):  # Linux < 5.3: poll the child instead
         pidfd = None
@@ -403,5 +405,5 @@ if __name__ == "__main__":
     if role == "candidate":
         candidate_main(*argv)
     elif role == "tester":
-        tester_main(*argv[:4], float(argv[4]), float(argv[5]))
+        tester_main(argv[0], argv[1], argv[2], argv[3], float(argv[4]), float(argv[5]))
     raise SystemExit(f"unknown role {role!r}")

@@ -12,7 +12,8 @@ the sample :data:`UNSCORED`.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from collections.abc import Callable, Sequence
+from typing import Any, Self, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -104,7 +105,7 @@ def quote_reply(text: str) -> str:
     return re.sub(r"(?m)^(\s*)(#+)(?=\s)", r"\1\\\2", text)
 
 
-async def ask_all(grader: Grader, prompts: list[tuple[str | None, str]]) -> tuple[list[str | None], list[str]]:
+async def ask_all(grader: Grader, prompts: Sequence[tuple[str | None, str]]) -> tuple[list[str | None], list[str]]:
     """Ask the grader every ``(system, user)`` prompt concurrently: ``(replies, errors)``; a reply
     is None where the call failed after its retries (its error is in ``errors``)."""
     import asyncio
@@ -125,7 +126,10 @@ async def ask_all(grader: Grader, prompts: list[tuple[str | None, str]]) -> tupl
     return replies, errors
 
 
-def bootstrap_stderr(values: list[float], stat, *, n: int = 1000, seed: int = 0) -> float:
+_T = TypeVar("_T")
+
+
+def bootstrap_stderr(values: list[_T], stat: Callable[[list[_T]], float], *, n: int = 1000, seed: int = 0) -> float:
     """Standard deviation of ``stat`` over ``n`` bootstrap resamples (fixed seed: reproducible)."""
     import random
     import statistics

@@ -199,8 +199,12 @@ def load_model_and_tokenizer(
             raise ModelLoadError(f"the tokenizer in {path} has neither a pad nor an eos token")
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
+    model: Any
+    info: dict[str, Any]
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(
+        # With output_loading_info=True, from_pretrained returns (model, loading info); its
+        # annotation names the model alone.
+        model, info = AutoModelForCausalLM.from_pretrained(  # type: ignore[misc]  # see above
             str(path),
             dtype=_weights_dtype(device, dtype),
             trust_remote_code=False,
@@ -336,7 +340,7 @@ class PtbHFAPI(ModelAPI):
                 stop_reason = "tool_calls"
         return ModelOutput(
             model=self.model_name,
-            choices=[ChatCompletionChoice(message=message, stop_reason=stop_reason)],  # type: ignore[arg-type]
+            choices=[ChatCompletionChoice(message=message, stop_reason=stop_reason)],
             usage=ModelUsage(
                 input_tokens=res.input_tokens,
                 output_tokens=res.output_tokens,

@@ -44,7 +44,8 @@ def limits_from_folder(folder: Path) -> HarnessLimits:
     """The limits of the model folder ``folder`` (the base model's: see the module docstring)."""
     folder = Path(folder)
     cfg = _json(folder / "config.json")
-    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    text_config = cfg.get("text_config")
+    text = text_config if isinstance(text_config, dict) else cfg
     ctx = text.get("max_position_embeddings", cfg.get("max_position_embeddings"))
     eos = None
     for name in ("tokenizer_config.json", "special_tokens_map.json"):

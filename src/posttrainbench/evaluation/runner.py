@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, ParamSpec
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 from pydantic import BaseModel as _Model
 from pydantic import Field
@@ -33,6 +33,9 @@ from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .tasks import build_task
+
+if TYPE_CHECKING:
+    from inspect_ai.util import DisplayType
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -339,7 +342,7 @@ def evaluate_model(
     batch_size: int = 16,
     device: str | None = None,
     model_args: dict[str, Any] | None = None,
-    display: str = "none",
+    display: DisplayType = "none",
     grader: GraderConfig | None = None,
     backend: str = "hf",
     base_url: str | None = None,
@@ -477,7 +480,7 @@ def evaluate_model(
                     adaptive_connections=False,
                     fail_on_error=True,
                     retry_on_error=0,
-                    display=display,  # type: ignore[arg-type]
+                    display=display,
                     log_samples=True,
                     score=True,
                     ctl_server=False,

@@ -15,10 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .config import LLMConfig
 from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from anthropic.types import MessageParam
+    from openai.types.chat import ChatCompletionMessageParam
 
 T = TypeVar("T")
 Send = Callable[[str | None, str], str]
@@ -182,11 +186,13 @@ class LLMClient:
             )  # fmt: skip
 
             def send_openai(system: str | None, user: str) -> str:
-                msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+                msgs: list[ChatCompletionMessageParam] = []
+                if system:
+                    msgs.append({"role": "system", "content": system})
+                msgs.append({"role": "user", "content": user})
                 resp = oclient.chat.completions.create(
-                    model=cfg.model, messages=msgs,  # type: ignore[arg-type]
-                    temperature=cfg.temperature, max_completion_tokens=cfg.max_tokens,
-                )  # fmt: skip
+                    model=cfg.model, messages=msgs, temperature=cfg.temperature, max_completion_tokens=cfg.max_tokens
+                )
                 if resp.usage is not None:
                     self._count_tokens(resp.usage.prompt_tokens, resp.usage.completion_tokens)
                 if not resp.choices:
@@ -204,10 +210,13 @@ class LLMClient:
 
         def send_anthropic(system: str | None, user: str) -> str:
             # this SDK (2.x) has no temperature parameter: the model's default sampling applies
-            resp = aclient.messages.create(
-                model=cfg.model, max_tokens=cfg.max_tokens, messages=[{"role": "user", "content": user}],
-                **({"system": system} if system else {}),
-            )  # fmt: skip
+            messages: list[MessageParam] = [{"role": "user", "content": user}]
+            if system:
+                resp = aclient.messages.create(
+                    model=cfg.model, max_tokens=cfg.max_tokens, messages=messages, system=system
+                )
+            else:
+                resp = aclient.messages.create(model=cfg.model, max_tokens=cfg.max_tokens, messages=messages)
             usage = getattr(resp, "usage", None)
             if usage is not None:
                 self._count_tokens(usage.input_tokens, usage.output_tokens)
