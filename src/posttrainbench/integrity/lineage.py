@@ -55,9 +55,16 @@ import re
 import statistics
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from ..domain import Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
+
+if TYPE_CHECKING:
+    import torch
+
+# Matched tensor pairs: {key: (final name, other name)}.
+_Pairs = dict[str, tuple[str, str]]
 
 GATE = "lineage"
 FOREIGN_MEDIAN_REL = 0.5
@@ -87,7 +94,7 @@ class LineageInputError(Exception):
 class _Ckpt:
     """Lazy, streamed view of a safetensors checkpoint (folder, sharded folder or one file)."""
 
-    def __init__(self, path: Path, stack: ExitStack):
+    def __init__(self, path: Path, stack: ExitStack) -> None:
         from safetensors import safe_open
 
         path = Path(path)
@@ -110,7 +117,7 @@ class _Ckpt:
             raise LineageInputError(f"no checkpoint at {path}")
         if not files:
             raise LineageInputError(f"no *.safetensors weights in {path}")
-        self.handles = {}
+        self.handles: dict[Path, Any] = {}
         for f in files:
             if not f.is_file():
                 raise LineageInputError(f"missing shard {f}")
@@ -133,7 +140,7 @@ class _Ckpt:
     def dtype(self, name: str) -> str:
         return self.handles[self.where[name]].get_slice(name).get_dtype()
 
-    def block(self, name: str, start: int | None = None, stop: int | None = None):
+    def block(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
         """Rows [start, stop) of a tensor (the whole tensor if ``start`` is None)."""
         h = self.handles[self.where[name]]
         if start is None:
@@ -145,12 +152,12 @@ def _canon(name: str) -> str:
     return _PREFIX.sub("", name)
 
 
-def _match(final: _Ckpt, other: _Ckpt) -> tuple[dict[str, tuple[str, str]], list[str], list[str], list[str]]:
+def _match(final: _Ckpt, other: _Ckpt) -> tuple[_Pairs, list[str], list[str], list[str]]:
     """Pair tensors: {key: (final name, other name)}, missing-in-final, extra-in-final, notes."""
     notes: list[str] = []
     fnames, onames = final.names(), other.names()
 
-    def pair(fmap: dict[str, str], omap: dict[str, str]):
+    def pair(fmap: dict[str, str], omap: dict[str, str]) -> tuple[_Pairs, list[str], list[str]]:
         pairs = {k: (fmap[k], omap[k]) for k in fmap.keys() & omap.keys()}
         missing = sorted(omap[k] for k in omap.keys() - fmap.keys())
         extra = sorted(fmap[k] for k in fmap.keys() - omap.keys())
@@ -196,14 +203,16 @@ def _rel(diff_sq: float, ref_sq: float) -> float:
     return math.sqrt(diff_sq / ref_sq)
 
 
-def _sq(x) -> float:
+def _sq(x: torch.Tensor) -> float:
     """Squared L2 norm of a float32 block."""
     import torch
 
     return float(torch.linalg.vector_norm(x)) ** 2
 
 
-def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]):
+def _compare(
+    final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]
+) -> list[dict[str, Any]]:
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
     Returns per job squared norms accumulated block by block: ``ref_sq[i] = ||other_i||^2``,
@@ -211,7 +220,7 @@ def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str |
     """
     import torch
 
-    out = []
+    out: list[dict[str, Any]] = []
     for fname, onames, rows_limit in jobs:
         shape = final.shape(fname)
         n_others = len(others)
@@ -219,6 +228,7 @@ def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str |
         diff_sq = [0.0] * n_others
         cast_sq = 0.0
         numel = 0
+        blocks: list[tuple[int | None, int | None]]
         if len(shape) == 0:
             blocks = [(None, None)]
         else:
@@ -248,7 +258,9 @@ def _compare(final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str |
     return out
 
 
-def _structure(final: _Ckpt, other: _Ckpt, pairs, missing, extra, tolerate_towers: bool):
+def _structure(
+    final: _Ckpt, other: _Ckpt, pairs: _Pairs, missing: list[str], extra: list[str], tolerate_towers: bool
+) -> tuple[dict[str, tuple[str, str, int | None]], list[str], list[str]]:
     """Shape check of matched pairs: (pairs ok with shared rows, problems, notes)."""
     problems: list[str] = []
     notes: list[str] = []
@@ -320,7 +332,7 @@ def check_lineage(
         # Forbidden checkpoints: open and match against the final model.
         others: list[_Ckpt] = [base]
         forb_names: list[str] = []
-        forb_maps: list[dict[str, tuple[str, str, int | None]]] = []
+        forb_maps: list[dict[str, tuple[str, int | None]]] = []
         forb_report: dict[str, dict] = {}
         unreadable: list[str] = []
         for label, fpath in sorted(forbidden.items()):
@@ -344,9 +356,9 @@ def check_lineage(
             onames: list[str | None] = [bn]
             limits: list[int | None] = [rows]
             for fmap in forb_maps:
-                on, r = fmap.get(fn, (None, None))
+                on, shared_rows = fmap.get(fn, (None, None))
                 onames.append(on)
-                limits.append(r)
+                limits.append(shared_rows)
             jobs.append((fn, onames, limits))
         results = _compare(final, others, jobs)
 

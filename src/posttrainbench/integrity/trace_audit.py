@@ -264,7 +264,7 @@ def _texts(trace: Trace) -> Iterator[tuple[int, str, str | None, str]]:
                 yield s.index, "call", c.name, json.dumps(c.input)
 
 
-def _edited_paths(tool: str, raw_input) -> list[str]:
+def _edited_paths(tool: str, raw_input: object) -> list[str]:
     """Files an edit/write tool call touches."""
     paths: list[str] = []
     if isinstance(raw_input, dict):
@@ -300,6 +300,7 @@ def audit_trace(trace: Trace, policy: AuditPolicy) -> list[Finding]:
         findings.append(Finding(step, category, rule, _excerpt(text, m_start, m_end, secrets), tool))
 
     calls = {s.index: s.tool_calls for s in trace.steps}
+    m: re.Match[str] | None
     for step, _kind, tool, text in _texts(trace):
         # unauthorized API use
         for m in _URL.finditer(text):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import io
 import lzma
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .tokens import decode_escapes
@@ -51,7 +52,7 @@ TEXT_SUFFIXES = {
     ".sql",
 }
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}
-OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+OPENERS: dict[str, Callable[..., io.BufferedIOBase]] = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
 ARCHIVE_SUFFIXES = {".zip", ".tar", ".tgz", ".7z", ".rar", ".zst", ".eval"}
 BINARY_SUFFIXES = {
     ".safetensors",
@@ -96,7 +97,7 @@ class BudgetExceeded(Exception):
     pass
 
 
-def strings_of(obj) -> Iterator[str]:
+def strings_of(obj: object) -> Iterator[str]:
     if isinstance(obj, str):
         yield obj
     elif isinstance(obj, dict):
@@ -107,7 +108,7 @@ def strings_of(obj) -> Iterator[str]:
             yield from strings_of(v)
 
 
-def iter_text_chunks(fh, budget: int) -> Iterator[str]:
+def iter_text_chunks(fh: io.BufferedIOBase, budget: int) -> Iterator[str]:
     """Decoded text of a binary stream in ~1 MiB pieces cut at whitespace (constant memory)."""
     dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
     tail = ""

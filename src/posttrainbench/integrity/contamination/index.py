@@ -42,6 +42,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -243,7 +244,9 @@ def build_index(
     )
 
 
-def _build_fuzzy(ids: list[str], toks: list[list[str]], allowed: list[np.ndarray]):
+def _build_fuzzy(
+    ids: list[str], toks: list[list[str]], allowed: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Anchor sets per entry: minus anchors shared by more than ``FUZZY_MAX_ITEMS`` items; an
     entry with fewer than ``FUZZY_MIN_ANCHORS`` anchors, or whose anchors an allowed text
     already holds at ``DEFAULT_FUZZY_THRESHOLD - FUZZY_ALLOWED_MARGIN``, gets none."""
@@ -297,7 +300,7 @@ def build_index_cached(
     items: list[tuple[str, str]],
     allowed_texts: Iterable[str],
     cache_dir: Path | None,
-    **params,
+    **params: Any,
 ) -> ContaminationIndex:
     """:func:`build_index`, memoised on disk under ``cache_dir`` (outside any sandbox).
 

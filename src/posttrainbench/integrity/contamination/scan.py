@@ -61,9 +61,10 @@ class Scanner:
         self.inv_entries = entry_of[order]
         self.inv_ptr = np.searchsorted(index.item_idx[order], np.arange(len(index.hashes) + 1))
         self.touched: list[np.ndarray] = []
-        self.fz_n = np.diff(index.fz_ptr) if index.fz_ptr is not None and len(index.fz_hashes) else None
-        if self.fz_n is not None:
-            self.fz_inv_entries, self.fz_inv_ptr = postings(index.fz_ptr, index.fz_idx, len(index.fz_hashes))
+        fz_ptr = index.fz_ptr if len(index.fz_hashes) else None
+        self.fz_n = np.diff(fz_ptr) if fz_ptr is not None else None
+        if fz_ptr is not None:
+            self.fz_inv_entries, self.fz_inv_ptr = postings(fz_ptr, index.fz_idx, len(index.fz_hashes))
         self.reset()
 
     def reset(self) -> None:
