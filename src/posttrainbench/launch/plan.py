@@ -157,7 +157,7 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
         rec = load_record(run_json)
     except RecordError as exc:
         return TaskStatus(task, "unreadable", failure=str(exc))
-    phases = {p: rec.phases[p].status for p in PHASES}
+    phases: dict[str, str] = {p: rec.phases[p].status for p in PHASES}
     used = sum(_duration(rec.phases[p].started_at, rec.phases[p].finished_at, now) for p in PHASES)
     stamps = [t for p in PHASES for t in (rec.phases[p].started_at, rec.phases[p].finished_at) if t]
     st = TaskStatus(

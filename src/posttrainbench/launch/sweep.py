@@ -37,7 +37,7 @@ from pydantic import ConfigDict, Field, ValidationError
 from ..agents import AGENTS, AgentLaunchError, get_agent
 from ..benchmarks import get_benchmark
 from ..catalog import UnknownNameError, get_base_model
-from ..domain import NetworkPolicy, RunSpec, SandboxKind
+from ..domain import BaseModelSpec, NetworkPolicy, RunSpec, SandboxKind
 
 
 class _Strict(_Model):
@@ -384,7 +384,7 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
             except UnknownNameError as exc:
                 fault((field, i), str(exc))
                 continue
-            cid = getattr(entry, "hub_id", None) or entry.id
+            cid = entry.hub_id if isinstance(entry, BaseModelSpec) else entry.hub_id or entry.id
             if cid in seen:
                 fault((field, i), f"duplicate entry {name!r} (also {field}[{seen[cid]}])")
             seen.setdefault(cid, i)
@@ -393,7 +393,8 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
     launcher = data.get("launcher", "local")
     if isinstance(launcher, str) and launcher not in LAUNCHERS:
         fault(("launcher",), str(UnknownNameError("launcher", launcher, LAUNCHERS.names())))
-    local = data.get("local") if isinstance(data.get("local"), dict) else {}
+    local_table = data.get("local")
+    local = local_table if isinstance(local_table, dict) else {}
     gpus = local.get("gpus", [])
     per_run = data.get("gpus_per_run", 0)
     if data.get("launcher", "local") == "local" and isinstance(gpus, list) and isinstance(per_run, int) and per_run > 0:

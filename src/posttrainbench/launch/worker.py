@@ -61,7 +61,7 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
         print(f"[{phase}] {msg}", flush=True)
 
     pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus(), settings=settings)
-    record = pipe.run(until=until)  # type: ignore[arg-type]
+    record = pipe.run(until=until)  # type: ignore[arg-type]  # a phase name from the command line (a wrong one matches none)
     if any(s.status == "failed" for s in record.phases.values()):
         return EXIT_INFRA
     print(

@@ -357,7 +357,7 @@ def canonical_tensors(
 
     Returns (parameter name -> entry, submitted name -> parameter for renamed ones, dropped)."""
     meta_sd = model.state_dict()
-    params = dict(model.named_parameters(remove_duplicate=False))
+    params: dict[str, Any] = dict(model.named_parameters(remove_duplicate=False))
     groups: dict[int, list[str]] = {}
     for name, p in params.items():
         groups.setdefault(id(p), []).append(name)

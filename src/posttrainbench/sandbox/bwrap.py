@@ -167,8 +167,8 @@ class BwrapSandbox(IsolatingSandbox):
             elif os.path.isdir(d):
                 a += ["--ro-bind", d, d]
         a += ["--proc", "/proc"]
-        for p in PROC_COVER:
-            a += ["--ro-bind-try", p, p]
+        for proc_path in PROC_COVER:
+            a += ["--ro-bind-try", proc_path, proc_path]
         a += ["--dev", "/dev"]
         if config.gpus:
             for i in config.gpus:
@@ -178,8 +178,8 @@ class BwrapSandbox(IsolatingSandbox):
             a += ["--ro-bind", "/sys", "/sys"]
         a += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
         targets = [*config.ro_binds, config.workspace, *(i for _, i in extra_ro_binds or [])]
-        for d in _parent_dirs(targets):
-            a += ["--perms", "0755", "--dir", str(d)]
+        for parent in _parent_dirs(targets):
+            a += ["--perms", "0755", "--dir", str(parent)]
         # Parents before children, so a ro dir inside the workspace (or the reverse) works.
         binds = [(p, "--ro-bind") for p in config.ro_binds] + [(config.workspace, "--bind")]
         for p, flag in sorted(binds, key=lambda b: (_depth(b[0]), b[1] == "--bind")):
@@ -312,10 +312,10 @@ class BwrapSandbox(IsolatingSandbox):
             # bwrap failed while setting up the sandbox: the command never ran.
             error = f"failed to start: {_bwrap_message(stderr) or f'bwrap exit {exit_code}'}"
             exit_code = None
-        elif not stopped and isinstance(status.get("exit-code"), int):
+        elif not stopped and isinstance(code := status.get("exit-code"), int):
             # The command started (bwrap reported its pid on a channel the command cannot write):
             # its exit code is an outcome, whatever it printed (command_problem checked argv[0]).
-            exit_code = int(status["exit-code"])  # type: ignore[arg-type]
+            exit_code = int(code)
         return SandboxResult(
             exit_code=exit_code,
             timed_out=outcome.timed_out,

@@ -101,7 +101,8 @@ def main(args: list[str]) -> None:
     opts, cmd = args[:i], args[i + 1 :]
     if not cmd:
         sys.exit("egress_bridge: no command")
-    sock_path, listeners = "", []
+    sock_path = ""
+    listeners: list[tuple[int, str | None]] = []
     it = iter(opts)
     for o in it:
         v = next(it, "")
@@ -110,8 +111,8 @@ def main(args: list[str]) -> None:
         elif o == "--proxy-port":
             listeners.append((int(v), None))
         elif o == "--tunnel":
-            local, _, target = v.partition("=")
-            listeners.append((int(local), target))
+            local, _, dest = v.partition("=")
+            listeners.append((int(local), dest))
         else:
             sys.exit(f"egress_bridge: unknown option {o}")
     bound = []

@@ -57,6 +57,8 @@ from posttrainbench.sandbox.egress import match_allow, parse_allow_list, parse_a
 from posttrainbench.settings import DEFAULT_HUB_UPSTREAM
 
 if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
     from posttrainbench.domain import BaseModelSpec, Benchmark
 
 #: The reserved CONNECT target the proxy hands to the gateway (``.invalid`` never resolves).
@@ -130,7 +132,7 @@ class HubGatewaySpec(pydantic.BaseModel):
     def for_run(cls, base: BaseModelSpec | None, benchmarks: Iterable[Benchmark], **kw: object) -> HubGatewaySpec:
         """The gateway of one run: :func:`forbidden_repos` of its base model and the benchmarks."""
         f = forbidden_repos(base, benchmarks)
-        return cls(forbidden_models=f.models, forbidden_datasets=f.datasets, **kw)  # type: ignore[arg-type]
+        return cls(forbidden_models=f.models, forbidden_datasets=f.datasets, **kw)
 
     @field_validator("forbidden_models", "forbidden_datasets")
     @classmethod
@@ -322,7 +324,7 @@ class HubGateway:
     def serve(self, sock: socket.socket, initial: bytes = b"") -> None:
         """Serve HTTP/1.1 requests on one client connection (a tunnel) until it closes.
         ``initial``: bytes the proxy already read past the CONNECT head."""
-        _Handler(sock, ("sandbox", 0), _Conn(self, initial))  # type: ignore[arg-type]
+        _Handler(sock, ("sandbox", 0), _Conn(self, initial))  # type: ignore[arg-type]  # a _Conn stands for the server
 
     # ------------------------------------------------------------------ upstream
     def _split(self, url: str) -> tuple[tuple[str, str, int], str]:
@@ -424,27 +426,28 @@ class _Prefixed(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
+        view = memoryview(b)
         if self._prefix:
-            n = min(len(b), len(self._prefix))
-            b[:n], self._prefix = self._prefix[:n], self._prefix[n:]
+            n = min(len(view), len(self._prefix))
+            view[:n], self._prefix = self._prefix[:n], self._prefix[n:]
             return n
-        data = self._inner.read1(len(b))
-        b[: len(data)] = data
+        data = self._inner.read1(len(view))
+        view[: len(data)] = data
         return len(data)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 300
-    server: _Conn  # type: ignore[assignment]
+    server: _Conn  # type: ignore[assignment]  # the gateway's own connection state, not a socketserver
     server_version = "ptb-hub-gateway"
     sys_version = ""
 
     def setup(self) -> None:
         super().setup()
         if self.server.initial:
-            self.rfile = io.BufferedReader(_Prefixed(self.server.initial, self.rfile))  # type: ignore[arg-type]
+            self.rfile = io.BufferedReader(_Prefixed(self.server.initial, self.rfile))
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
         pass  # every request is logged to the egress log instead

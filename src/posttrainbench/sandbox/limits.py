@@ -141,7 +141,7 @@ def _unescape_mount(s: str) -> str:
 
 def _mounts() -> list[tuple[str, str, str, set[str]]]:
     """(mount root, mount point, fstype, super options) of every cgroup mount."""
-    out = []
+    out: list[tuple[str, str, str, set[str]]] = []
     try:
         lines = (PROC_SELF / "mountinfo").read_text().splitlines()
     except OSError:
@@ -372,7 +372,7 @@ class Machine:
         except (OSError, ValueError):
             pid_max = 32768
         return cls(
-            mem_mb=(cg if limited else total) or 4096,  # type: ignore[arg-type]
+            mem_mb=(cg if limited else total) or 4096,
             mem_limited_by_cgroup=limited,
             cpus=max(1, cpus),
             gpus=gpus,
@@ -449,6 +449,8 @@ def resolve_limits(run_gpus: int, settings: Settings | None = None, *, machine: 
     ``PTB_SANDBOX_MAX_PIDS``; ``settings``: default read from the environment now)."""
     sandbox = (settings if settings is not None else Settings.from_env()).sandbox
     m = machine or Machine.probe()
+    memory: int | None
+    pids: int | None
     memory, pids = default_limits(run_gpus, m)
     msrc = psrc = "default"
     if sandbox.memory_mb is not None:

@@ -197,8 +197,8 @@ def _wait_joined(proc: subprocess.Popen[bytes], cgroups: Cgroups, stderr: Path, 
             if proc.returncode != JOIN_FAILED_EXIT:
                 return True
             try:
-                with open(stderr, "rb") as f:
-                    return JOIN_FAILED_MSG not in f.read(4096)
+                with open(stderr, "rb") as fh:
+                    return JOIN_FAILED_MSG not in fh.read(4096)
             except OSError:
                 return False
         time.sleep(0.001)
