@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import JsonDict
 
 #: Commands (``ptb <command>``) that run the pipeline, and those that evaluate a model.
 RUNS = ("run", "demo", "sweep")
@@ -80,7 +81,7 @@ def setting(
     as the table shows it (default: the value itself); ``factory``: a default computed when the
     settings are read (a path under the home folder); ``secret_name``: the value is the *name*
     of the variable holding a secret, never the secret."""
-    extra = {
+    extra: JsonDict = {
         "env": env, "expected": expected, "read_by": read_by, "commands": list(commands),
         "default_doc": default_doc, "secret_name": secret_name,
     }  # fmt: skip
@@ -465,7 +466,11 @@ class Settings(BaseModel):
     @classmethod
     def groups(cls) -> dict[str, type[SettingsGroup]]:
         """Group name -> its class, in declaration order."""
-        return {name: info.annotation for name, info in cls.model_fields.items()}  # type: ignore[misc]
+        return {
+            name: group
+            for name, info in cls.model_fields.items()
+            if isinstance(group := info.annotation, type) and issubclass(group, SettingsGroup)
+        }
 
     @classmethod
     def parse(cls, environ: Mapping[str, str] | None = None) -> tuple[Settings, dict[str, list[str]]]:

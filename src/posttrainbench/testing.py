@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
 
@@ -108,7 +109,7 @@ class FakeLLMServer:
     base URL), ``root_url`` does not (the Anthropic SDK's).
     """
 
-    def __init__(self, respond) -> None:
+    def __init__(self, respond: Callable[[dict[str, Any]], str | int]) -> None:
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -119,7 +120,7 @@ class FakeLLMServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a) -> None:
+            def log_message(self, *a: object) -> None:
                 pass
 
             def do_POST(self) -> None:
@@ -172,7 +173,7 @@ class FakeLLMServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..catalog.prices import cost_usd
 from ..trace import ToolCall, ToolResult, Trace, TraceStep
@@ -24,6 +24,12 @@ def _text_of(content: Any) -> str:
     return "" if content is None else str(content)
 
 
+def _obj(container: dict[str, Any], key: str) -> dict[str, Any]:
+    """``container[key]`` if it is a JSON object, else an empty one."""
+    value = container.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def parse_log_lines(raw: str, *, agent: str, model: str | None = None) -> Trace:
     """A plain-text agent (the reference agent): one ``log`` step per non-empty output line."""
     steps = [
@@ -37,7 +43,7 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
     trace = Trace(agent=agent, model=model)
     for n, ev in _json_events(raw, trace):
         kind = ev.get("type")
-        msg = ev.get("message") if isinstance(ev.get("message"), dict) else {}
+        msg = _obj(ev, "message")
         step = TraceStep(index=len(trace.steps), role="system")
         if kind == "system":
             trace.model = trace.model or ev.get("model")
@@ -130,7 +136,7 @@ def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None
         elif kind in ("turn.started", "item.started", "item.updated"):
             continue  # the completed item / turn carries everything
         elif kind == "item.completed":
-            item = ev.get("item") if isinstance(ev.get("item"), dict) else {}
+            item = _obj(ev, "item")
             itype = item.get("type")
             step.role = "assistant"
             if itype in ("agent_message", "reasoning"):
@@ -162,13 +168,13 @@ def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None
             else:
                 step.role, step.text = "log", f"{itype}: {json.dumps(item)[:2000]}"
         elif kind == "turn.completed":
-            u = ev.get("usage") if isinstance(ev.get("usage"), dict) else {}
+            u = _obj(ev, "usage")
             step.text = "turn completed"
             step.input_tokens = int(u.get("input_tokens") or 0)
             step.output_tokens = int(u.get("output_tokens") or 0)
             step.cost_usd = cost_usd(trace.model, step.input_tokens, step.output_tokens)
         elif kind in ("turn.failed", "error"):
-            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            err = _obj(ev, "error")
             step.role = "log"
             step.text = f"{kind}: {err.get('message') or ev.get('message', '')}"
         else:
@@ -190,7 +196,7 @@ def parse_gemini_stream_json(raw: str, *, agent: str = "gemini", model: str | No
             trace.model = trace.model or ev.get("model")
             step.text = f"session start ({ev.get('session_id', '')})"
         elif kind == "message":
-            role = "assistant" if ev.get("role") == "assistant" else "user"
+            role: Literal["assistant", "user"] = "assistant" if ev.get("role") == "assistant" else "user"
             text = _text_of(ev.get("content"))
             if ev.get("delta") and last is not None and last.role == role and not last.tool_calls:
                 last.text += text
@@ -210,7 +216,7 @@ def parse_gemini_stream_json(raw: str, *, agent: str = "gemini", model: str | No
         elif kind == "error":
             step.role, step.text = "log", f"error: {ev.get('message', '')}"
         elif kind == "result":
-            stats = ev.get("stats") if isinstance(ev.get("stats"), dict) else {}
+            stats = _obj(ev, "stats")
             if "input_tokens" in stats or "output_tokens" in stats:
                 trace.reported_input_tokens = (trace.reported_input_tokens or 0) + int(stats.get("input_tokens") or 0)
                 trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(
@@ -231,7 +237,7 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
     cost = 0.0
     for n, ev in _json_events(raw, trace):
         kind = ev.get("type")
-        part = ev.get("part") if isinstance(ev.get("part"), dict) else {}
+        part = _obj(ev, "part")
         step = TraceStep(index=len(trace.steps), role="assistant")
         ts = ev.get("timestamp")
         if isinstance(ts, (int, float)):
@@ -241,7 +247,7 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
         if kind in ("text", "reasoning"):
             step.text = str(part.get("text", ""))
         elif kind == "tool_use":
-            state = part.get("state") if isinstance(part.get("state"), dict) else {}
+            state = _obj(part, "state")
             cid = part.get("callID") or part.get("id")
             step.tool_calls.append(ToolCall(id=cid, name=str(part.get("tool", "?")), input=state.get("input")))
             if "output" in state or "error" in state:
@@ -250,8 +256,8 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
                     ToolResult(call_id=cid, output=output, is_error=state.get("status") == "error")
                 )
         elif kind == "step_finish":
-            tok = part.get("tokens") if isinstance(part.get("tokens"), dict) else {}
-            cache = tok.get("cache") if isinstance(tok.get("cache"), dict) else {}
+            tok = _obj(part, "tokens")
+            cache = _obj(tok, "cache")
             step.role, step.text = "system", f"step finished ({part.get('reason', '')})"
             step.input_tokens = int(tok.get("input") or 0) + int(cache.get("read") or 0) + int(cache.get("write") or 0)
             step.output_tokens = int(tok.get("output") or 0) + int(tok.get("reasoning") or 0)
@@ -260,7 +266,7 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
             )
             cost += float(part.get("cost") or 0.0)
         elif kind == "error":
-            err = ev.get("error") if isinstance(ev.get("error"), dict) else {}
+            err = _obj(ev, "error")
             step.role, step.text = "log", f"error: {err.get('data', err) if err else ev.get('message', '')}"
         else:
             trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")

@@ -4,19 +4,24 @@ cells and, with both roles on every benchmark, the benchmark weights."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from ..domain import EvalBackend
+from ..domain import BaseModelSpec, EvalBackend
 from . import lookup
 from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected, load_settings
 
-Backend = choices("Backend", get_args(EvalBackend))
+# Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
+if TYPE_CHECKING:
+    Backend = StrEnum
+else:
+    Backend = choices("Backend", get_args(EvalBackend))
 
 
 def baseline(
@@ -28,7 +33,7 @@ def baseline(
     batch_size: BatchSizeOpt = 16,
     backend: Annotated[
         Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")
-    ] = Backend.hf,
+    ] = Backend("hf"),  # noqa: B008 - a member lookup, not a call that builds anything
     weights_out: Annotated[
         Path | None,
         typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
@@ -78,7 +83,9 @@ def baseline(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _write_weights(path: Path, scores: dict[str, dict[str, float]], bases, benchmarks: list[str]) -> None:
+def _write_weights(
+    path: Path, scores: dict[str, dict[str, float]], bases: list[BaseModelSpec], benchmarks: list[str]
+) -> None:
     from ..leaderboard.grids import Grid, GridError
     from ..leaderboard.weights import benchmark_weights, save_weights
 

@@ -110,7 +110,7 @@ def report_error(error: CliError) -> None:
 class ErrorHandlingGroup(TyperGroup):
     """The ``ptb`` group: the one place where an expected error becomes a message and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer passes its own Context subclass
         try:
             return super().invoke(ctx)
         except CliError as error:
@@ -146,7 +146,7 @@ def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
     """A string enum of ``values`` (read from the registry that validates them) for an option:
     typer checks the value and lists the choices in ``--help``; members compare equal to their
     strings."""
-    return StrEnum(name, {value: value for value in values})
+    return StrEnum(name, {value: value for value in values})  # type: ignore[return-value]  # the functional API makes a class
 
 
 # ----------------------------------------------------------------- shared options

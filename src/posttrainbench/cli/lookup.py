@@ -5,15 +5,15 @@ that named it (``option=None``: a positional argument; the message lists close a
 from __future__ import annotations
 
 from ..agents import AGENTS
-from ..benchmarks import BENCHMARKS, get_benchmark
+from ..benchmarks import BENCHMARKS, BenchmarkDefinition, get_benchmark
 from ..catalog import BASE_MODELS, UnknownNameError, get_base_model
-from ..domain import AgentSpec, BaseModelSpec, Benchmark
+from ..domain import AgentSpec, BaseModelSpec
 from .common import expected
 
 __all__ = ["UnknownNameError", "agent", "all_agents", "all_base_models", "all_benchmarks", "base_model", "benchmark"]
 
 
-def benchmark(name: str, option: str | None = "--benchmark") -> Benchmark:
+def benchmark(name: str, option: str | None = "--benchmark") -> BenchmarkDefinition:
     """The benchmark ``name`` (given by ``option``)."""
     with expected(UnknownNameError, what=option):
         return get_benchmark(name)
@@ -31,7 +31,7 @@ def agent(name: str, option: str | None = "--agent") -> AgentSpec:
         return AGENTS.get(name).spec
 
 
-def all_benchmarks() -> list[Benchmark]:
+def all_benchmarks() -> list[BenchmarkDefinition]:
     """Every benchmark, in catalog order."""
     return list(BENCHMARKS.values())
 

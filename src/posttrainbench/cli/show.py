@@ -38,7 +38,7 @@ def print_record(record: RunRecord, root: Path) -> None:
         console.print(f"score: {record.metrics.score}  ({record.metrics.status})")
         data = record.metrics.data or {}
         if data:
-            style = {"pinned": "green", "differs": "red"}.get(data.get("status"), "yellow")
+            style = {"pinned": "green", "differs": "red"}.get(str(data.get("status")), "yellow")
             console.print(
                 f"data: [{style}]{data.get('status')}[/] sha256 {str(data.get('items_sha256', ''))[:16]} "
                 f"({data.get('n_items')} items from {escape(', '.join(data.get('sources', [])))})"

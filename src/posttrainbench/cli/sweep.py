@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, get_args
 
@@ -16,6 +17,8 @@ from ..domain import LauncherKind
 from .common import EXIT_FAILED, choices, console, env_epilog, err_console, expected, load_settings
 
 if TYPE_CHECKING:
+    from ..launch.driver import SweepState
+    from ..launch.plan import Task
     from ..launch.sweep import Sweep
 
 app = typer.Typer(
@@ -23,7 +26,11 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Launcher = choices("Launcher", get_args(LauncherKind))
+# Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
+if TYPE_CHECKING:
+    Launcher = StrEnum
+else:
+    Launcher = choices("Launcher", get_args(LauncherKind))
 SweepArg = Annotated[Path, typer.Argument(help="Sweep file (.toml, .yaml).")]
 ResultsOverrideOpt = Annotated[
     Path | None, typer.Option("--results", help="Results root (overrides the file's `results`).")
@@ -37,7 +44,7 @@ def _load(path: Path, results: Path | None, launcher: Launcher | None) -> Sweep:
     from ..launch.sweep import SweepError, load_sweep
 
     with expected(SweepError, what=str(path)):
-        return load_sweep(path, results=results, launcher=None if launcher is None else launcher.value)  # type: ignore[arg-type]
+        return load_sweep(path, results=results, launcher=None if launcher is None else launcher.value)
 
 
 def _launcher_errors(sweep: Sweep) -> AbstractContextManager[None]:
@@ -54,13 +61,13 @@ def _hms(seconds: float | None) -> str:
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
 
 
-def _table(state, title: str) -> Table:
+def _table(state: SweepState, title: str) -> Table:
     table = Table(title=title)
     for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
         table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
     for t in state.tasks:
         st = state.statuses[t.key]
-        shown = "running" if t.key in state.running else st.state
+        shown: str = "running" if t.key in state.running else st.state
         if (
             shown in ("failed", "interrupted", "partial", "pending")
             and t.key not in state.running
@@ -84,7 +91,7 @@ def _table(state, title: str) -> Table:
     return table
 
 
-def _summary(state) -> str:
+def _summary(state: SweepState) -> str:
     counts = state.counts()
     return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
 
@@ -111,7 +118,7 @@ class _Bar:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def update(self, state) -> None:
+    def update(self, state: SweepState) -> None:
         self.progress.update(self.task, completed=state.n_done, description=_summary(state))
 
 
@@ -171,7 +178,7 @@ def run(
     load_settings()
     sweep = _load(sweep_file, results, launcher)
 
-    def launched(tasks) -> None:
+    def launched(tasks: list[Task]) -> None:
         console.print(
             f"launching {len(tasks)} task(s) on {sweep.launcher}: "
             + ", ".join(t.label for t in tasks[:8])

@@ -39,6 +39,18 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import (
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+        TrainerControl,
+        TrainerState,
+        TrainingArguments,
+    )
+    from trl import SFTConfig
+
 
 # Built-in defaults on a CPU, calibrated on the CPU demo (SmolLM2-135M, gsm8k-calc, 2 cores):
 # ~3 minutes of training that lifts accuracy from ~3% to ~55%.
@@ -144,7 +156,7 @@ def load_examples(workspace: Path, train_files: list[str]) -> list[dict]:
     return examples
 
 
-def _as_bool(value) -> bool:
+def _as_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
@@ -183,7 +195,8 @@ def resolve_settings(args: argparse.Namespace, task: dict, on_gpu: bool = False)
 # ------------------------------------------------------------------------ training
 
 
-def make_callbacks(stop_at: float | None, max_steps: int, started: float):
+def make_callbacks(stop_at: float | None, max_steps: int, started: float) -> Any:
+    """The ``Progress`` callback (a TrainerCallback made here, where transformers is imported)."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -195,12 +208,15 @@ def make_callbacks(stop_at: float | None, max_steps: int, started: float):
             self.first_loss: float | None = None
             self.last_loss: float | None = None
 
-        def on_train_begin(self, args, state, control, **kw):
+        def on_train_begin(
+            self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
+        ) -> None:
             self.train_start = time.time()
 
-        def on_step_end(self, args, state, control, **kw):
+        def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
             if stop_at is None or state.global_step >= max_steps:
                 return
+            assert self.train_start is not None  # set by on_train_begin
             now = time.time()
             per_step = (now - self.train_start) / max(state.global_step, 1)
             # Stop if the next step would run into the saving margin.
@@ -210,7 +226,14 @@ def make_callbacks(stop_at: float | None, max_steps: int, started: float):
                 control.should_log = True
                 log(f"stopping at step {state.global_step}: deadline near ({stop_at - now:.0f} s to margin)")
 
-        def on_log(self, args, state, control, logs=None, **kw):
+        def on_log(
+            self,
+            args: TrainingArguments,
+            state: TrainerState,
+            control: TrainerControl,
+            logs: dict[str, float] | None = None,
+            **kw: Any,
+        ) -> None:
             logs = logs or {}
             if "loss" not in logs:
                 return
@@ -236,7 +259,7 @@ def make_callbacks(stop_at: float | None, max_steps: int, started: float):
     return Progress()
 
 
-def sft_config(output_dir: Path, s: dict, on_gpu: bool, logging_steps: int):
+def sft_config(output_dir: Path, s: dict, on_gpu: bool, logging_steps: int) -> SFTConfig:
     from trl import SFTConfig
 
     fields = set(SFTConfig.__dataclass_fields__)
@@ -271,7 +294,7 @@ def sft_config(output_dir: Path, s: dict, on_gpu: bool, logging_steps: int):
     return SFTConfig(**{k: v for k, v in kwargs.items() if k in fields})
 
 
-def save_atomically(model, tokenizer, final: Path) -> None:
+def save_atomically(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, final: Path) -> None:
     """Write to ``final_model.tmp`` then rename, so a kill never leaves a half final_model."""
     tmp = final.with_name(final.name + ".tmp")
     if tmp.exists():
@@ -374,13 +397,13 @@ def train(workspace: Path, task: dict, s: dict, examples: list[dict], started: f
     train_s = time.time() - t0
     steps = trainer.state.global_step
 
-    model = trainer.model
+    trained: Any = trainer.model  # a PEFT model with LoRA (merged here), else the transformers model
     if s["lora"]:
-        model = model.merge_and_unload()
-    model.config.use_cache = True
+        trained = trained.merge_and_unload()
+    trained.config.use_cache = True
     final = workspace / "final_model"
     log(f"saving to {final}")
-    save_atomically(model, tokenizer, final)
+    save_atomically(trained, tokenizer, final)
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
         "event": "done",
