@@ -27,6 +27,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -86,7 +87,7 @@ def main() -> int:
         "c": "(c) Inspect hf provider, defaults",
         "v": "(v) ptb-vllm, whole set at once",
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in args.cases.split(","):
         t0 = time.monotonic()
         model, conns = make(case)

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 try:
     import posttrainbench  # noqa: F401 - only: is the package installed?
@@ -114,7 +115,7 @@ def worker(kind: str, args: dict) -> dict:
     else:
         raise SystemExit(f"unknown worker {kind}")
     secs = time.perf_counter() - t0
-    out = {"seconds": secs, "peak_rss_mib": _vm_hwm_mib(), "peak_anon_mib": sampler.stop()}
+    out: dict[str, Any] = {"seconds": secs, "peak_rss_mib": _vm_hwm_mib(), "peak_anon_mib": sampler.stop()}
     if v is not None:
         out |= {"status": v.status.value, "summary": v.summary[:200]}
         if kind == "contamination":
@@ -215,7 +216,7 @@ def _perturb_135m(base: Path, dest: Path) -> Path:
 def _qwen3_4b_tensors() -> list[tuple[str, tuple[int, ...]]]:
     c = QWEN3_4B
     h, q, kv = c["hidden"], c["heads"] * c["head_dim"], c["kv"] * c["head_dim"]
-    out = [("model.embed_tokens.weight", (c["vocab"], h))]
+    out: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (c["vocab"], h))]
     for i in range(c["layers"]):
         p = f"model.layers.{i}."
         out += [
@@ -274,7 +275,8 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
     chunk = 1 << 26
     for gi, group in enumerate(groups):
         fname = f"model-{gi + 1:05d}-of-{len(groups):05d}.safetensors"
-        header, off = {"__metadata__": {"format": "pt"}}, 0
+        header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        off = 0
         for name, shape in group:
             n = int(np.prod(shape))
             header[name] = {"dtype": "F8_E4M3", "shape": list(shape), "data_offsets": [off, off + n]}

@@ -67,7 +67,7 @@ def generate(root: Path, agents: int, repeats: int, steps: int) -> int:
         paths = run_paths(root, spec, model)
         failed = (a + r + len(bench)) % 11 == 0  # some failed runs -> fallback cells
         start = t0 + timedelta(hours=r)
-        phases = {
+        phases: dict[str, PhaseState] = {
             p: PhaseState(
                 status="failed" if failed and p == "evaluate" else "done",
                 started_at=start,

@@ -54,6 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 try:
     from posttrainbench.domain import NetworkPolicy
@@ -144,7 +145,7 @@ def build_cases(
             env=env,
             network=NetworkPolicy.none,
             time_limit_s=60,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
     root_cfg = cfg(uid=0)
@@ -244,7 +245,7 @@ def machine_info() -> dict[str, str]:
     }
 
 
-def summarize(cases: list[Case]) -> list[dict[str, object]]:
+def summarize(cases: list[Case]) -> list[dict[str, Any]]:
     base = {c.command: percentile(c.samples_ms, 50) for c in cases if c.launcher == "a"}
     rows = []
     for c in cases:
@@ -267,7 +268,7 @@ def summarize(cases: list[Case]) -> list[dict[str, object]]:
     return rows
 
 
-def markdown_table(rows: list[dict[str, object]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| command | launcher | median ms | p90 ms | min ms | × (a) median | + ms vs (a) |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -339,21 +340,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"- ({key}) {LAUNCHERS[key]}: SKIPPED: {reason}")
     by_key = {r["launcher"]: r for r in rows}
     if "b" in by_key:
-        e = by_key["b"]["enforced"] or {}
-        tracked = "yes" if e.get("tree_kill") is True else f"no ({e.get('tree_kill')})"
+        enf = by_key["b"]["enforced"] or {}
+        tracked = "yes" if enf.get("tree_kill") is True else f"no ({enf.get('tree_kill')})"
         print(f"- (b) tracking cgroup per run: {tracked}")
     if "f" in by_key:
-        e = by_key["f"]["enforced"] or {}
+        enf = by_key["f"]["enforced"] or {}
         print(
-            f"- (f) memory_mb={args.memory_mb}: {e.get('memory')}, "
-            f"max_pids={args.max_pids}: {e.get('pids')}, swap: {e.get('swap')}"
+            f"- (f) memory_mb={args.memory_mb}: {enf.get('memory')}, "
+            f"max_pids={args.max_pids}: {enf.get('pids')}, swap: {enf.get('swap')}"
         )
     for key in ("c", "d", "g"):
         if key in by_key:
-            e = by_key[key]["enforced"] or {}
+            enf = by_key[key]["enforced"] or {}
             print(
-                f"- ({key}) uid: {e.get('uid')}; ro_overlays: {e.get('ro_overlays')}; memory: {e.get('memory')}; "
-                f"pids: {e.get('pids')}"
+                f"- ({key}) uid: {enf.get('uid')}; ro_overlays: {enf.get('ro_overlays')}; memory: {enf.get('memory')}; "
+                f"pids: {enf.get('pids')}"
             )
     if "g" in by_key:
         print(f"- (g) default limits here: {resolve_limits(0).record()}")

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 try:
     import posttrainbench  # noqa: F401 - only: is the package installed?
@@ -102,7 +103,8 @@ def _write_4b_bf16(dest: Path, shards: int = 4) -> int:
     build_tiny_tokenizer().save_pretrained(str(dest))
     tensors = _qwen3_4b_tensors()
     total = sum(int(np.prod(s)) for _, s in tensors)
-    per, groups, acc = total / shards, [[]], 0
+    groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
+    per, acc = total / shards, 0
     for name, shape in tensors:
         if acc >= per and len(groups) < shards:
             groups.append([])
@@ -113,7 +115,8 @@ def _write_4b_bf16(dest: Path, shards: int = 4) -> int:
     weight_map, chunk = {}, 1 << 25
     for gi, group in enumerate(groups):
         fname = f"model-{gi + 1:05d}-of-{len(groups):05d}.safetensors"
-        header, off = {"__metadata__": {"format": "pt"}}, 0
+        header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
+        off = 0
         for name, shape in group:
             n = 2 * int(np.prod(shape))
             header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}

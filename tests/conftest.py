@@ -113,7 +113,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         name = item.path.name
         marks = set(_FILE_MARKS.get(name, ()))
         marks |= {m for f, m in _FIXTURE_MARKS.items() if f in getattr(item, "fixturenames", ())}
-        if f"{name}::{item.originalname}" in _SLOW_TESTS:
+        if f"{name}::{item.originalname}" in _SLOW_TESTS:  # type: ignore[attr-defined]  # every item is a pytest.Function
             marks.add("slow")
         for m in sorted(marks):
             item.add_marker(getattr(pytest.mark, m))

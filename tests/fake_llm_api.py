@@ -204,7 +204,7 @@ class FakeLLM:
                 model = path.rsplit("/", 1)[-1].split(":")[0]
                 in_tok = max(1, len(raw) // 4)
                 if step.bash is not None:
-                    part = {
+                    part: dict[str, Any] = {
                         "functionCall": {"name": shell, "args": {"command": step.bash, "description": "scripted step"}}
                     }
                     out_tok = 20 + len(step.bash) // 4
@@ -237,12 +237,12 @@ class FakeLLM:
                 rid = f"resp_{uuid.uuid4().hex[:20]}"
                 if step.bash is not None:
                     if shell == "shell":
-                        args = {"command": ["bash", "-lc", step.bash]}
+                        args: dict[str, Any] = {"command": ["bash", "-lc", step.bash]}
                     elif shell == "exec_command":
                         args = {"cmd": step.bash, "yield_time_ms": 60000}
                     else:
                         args = {"command": step.bash}
-                    item = {
+                    item: dict[str, Any] = {
                         "type": "function_call", "id": f"fc_{uuid.uuid4().hex[:20]}", "status": "completed",
                         "call_id": f"call_{uuid.uuid4().hex[:20]}", "name": shell, "arguments": json.dumps(args),
                     }  # fmt: skip

@@ -10,11 +10,12 @@ import importlib.metadata
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
-from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from inspect_ai.model import Model, ModelOutput, ModelUsage, get_model
 
 import posttrainbench
 from posttrainbench.benchmarks import BENCHMARKS, BenchmarkDefinition, get_benchmark, register_benchmark
@@ -26,7 +27,7 @@ from posttrainbench.models.tiny import build_tiny_model
 FIXTURES = Path(__file__).parent / "fixtures" / "data"
 TINY = get_base_model("ptb/tiny-random")
 SRC = Path(posttrainbench.__file__).parent
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_new_benchmark_runs_end_to_end_on_the_tiny_model(
     assert res.score == pytest.approx(sum(verdicts) / 12)
 
 
-def _mock_reply(items: list[Item], reply_for) -> object:
+def _mock_reply(items: list[Item], reply_for) -> Model:
     def reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
         item = next(it for it in items if it.input == input[-1].text)
         out = ModelOutput.from_content("mockllm/model", reply_for(item))
@@ -110,7 +111,7 @@ def test_registry_lookups_and_refusals(toy: BenchmarkDefinition) -> None:
     with pytest.raises(ValueError, match=r"'toy-parity' is already registered by toy_benchmark\.ToyParity"):
 
         @register_benchmark(id="toy-parity", display_name="again", full_size=1, dev_size=1, max_tokens_ladder=(4,))
-        class Again(type(toy)):  # type: ignore[misc]
+        class Again(type(toy)):  # type: ignore[misc]  # a base class computed at run time
             pass
 
     with pytest.raises(ValueError, match="no prompts for protocol 'ptb-v1'; known: strict"):
@@ -146,7 +147,7 @@ def test_every_builtin_benchmark_is_one_registered_module() -> None:
         assert type(b).__module__ == f"posttrainbench.benchmarks.{b.id.replace('-', '_')}"
         task = registry_lookup("task", f"posttrainbench/{b.id.replace('-', '_')}")
         assert task is not None, b.id
-    calc = registry_lookup("task", "posttrainbench/gsm8k_calc")(limit=3)
+    calc = registry_lookup("task", "posttrainbench/gsm8k_calc")(limit=3)  # type: ignore[operator]  # an untyped task factory
     assert len(calc.dataset) == 3 and calc.metadata == {"benchmark": "gsm8k-calc"}
     (entry,) = [e for e in importlib.metadata.entry_points(group="inspect_ai") if e.name == "posttrainbench"]
     assert entry.value == "posttrainbench.benchmarks"

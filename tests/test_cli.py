@@ -94,7 +94,7 @@ def test_show_prints_the_data_pin_status(tmp_path: Path) -> None:
 
 def _write_run(root: Path, repeat: int, score: float | None, verified: bool) -> None:
     from posttrainbench.catalog import get_base_model
-    from posttrainbench.domain import PhaseState, RunRecord, RunSpec, VerdictStatus
+    from posttrainbench.domain import PhaseState, RunMetrics, RunRecord, RunSpec, VerdictStatus
     from posttrainbench.results import run_paths, save_record
 
     spec = RunSpec(
@@ -106,10 +106,12 @@ def _write_run(root: Path, repeat: int, score: float | None, verified: bool) -> 
         repeat=repeat,
     )
     rec = RunRecord(run_id=spec.run_id(), spec=spec)
-    rec.phases = {k: PhaseState(status="done") for k in rec.phases}
+    rec.phases = {k: PhaseState(status="done") for k in rec.phases}  # type: ignore[assignment]  # validated into Phases
     rec.required_gates = ["tamper"]
     rec.final_verdict = VerdictStatus.passed if verified else VerdictStatus.failed
-    rec.metrics = {"status": "ok", "score": score} if score is not None else {"status": "failed"}
+    rec.metrics = RunMetrics.model_validate(
+        {"status": "ok", "score": score} if score is not None else {"status": "failed"}
+    )
     save_record(run_paths(root, spec, get_base_model(spec.base_model)).run_json, rec)
 
 

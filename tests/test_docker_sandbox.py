@@ -14,6 +14,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,13 +42,13 @@ def docker_sb() -> Iterator[DockerSandbox]:
         yield sb
 
 
-def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None = None, **cfg: object):
+def _run(sb: DockerSandbox, argv: list[str], tmp_path: Path, stdin: Path | None = None, **cfg: Any):
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     cfg.setdefault("time_limit_s", 60)
     cfg.setdefault("kill_grace_s", 1)
     cfg.setdefault("env", {"PATH": "/usr/bin:/bin", "FOO": "bar"})
-    config = SandboxConfig(workspace=ws, ro_binds=PY_BINDS, **cfg)  # type: ignore[arg-type]
+    config = SandboxConfig(workspace=ws, ro_binds=PY_BINDS, **cfg)
     out, err = tmp_path / "out", tmp_path / "err"
     res = sb.run(argv, config, stdin=stdin, stdout=out, stderr=err)
     return res, out.read_text(errors="replace"), err.read_text(errors="replace")

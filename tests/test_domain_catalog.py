@@ -61,7 +61,7 @@ def test_spec_rejects_bad_values() -> None:
     with pytest.raises(ValidationError):
         RunSpec(agent="reference", base_model="x", benchmark="y", hours=-1)
     with pytest.raises(ValidationError):
-        RunSpec(agent="reference", base_model="x", benchmark="y", hours=1, unknown_field=3)
+        RunSpec(agent="reference", base_model="x", benchmark="y", hours=1, unknown_field=3)  # type: ignore[call-arg]  # on purpose
     with pytest.raises(ValidationError, match="strictly decreasing"):
         Benchmark(id="b", display_name="B", full_size=1, dev_size=1, max_tokens_ladder=(10, 20))
 

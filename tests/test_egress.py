@@ -202,7 +202,7 @@ def test_proxy_allows_denies_tunnels_and_logs_from_inside_bwrap(
     assert "connect-denied: refused" in text and "403" in text
     assert "tunnel: hello /tunnel" in text
     assert "direct: blocked" in text  # its own network namespace: the host port is not there
-    assert res.enforced["egress"].startswith("allow-list proxy")
+    assert str(res.enforced["egress"]).startswith("allow-list proxy")
     lines = [ln.split("\t") for ln in log.read_text().splitlines()]
     decisions = [(d, m, t) for _, d, m, t, _ in lines]
     assert ("ALLOW", "GET", f"127.0.0.1:{ok}") in decisions
@@ -258,7 +258,7 @@ class _KeepAlive(socketserver.BaseRequestHandler):
     """An origin that ignores ``Connection: close`` and answers every request it reads (like a
     shared virtual host): what a smuggled second request would reach. Records (Host, path)."""
 
-    seen: list[tuple[str, str]]
+    seen: list[tuple[str, str, str]]
 
     def handle(self) -> None:
         buf = b""
@@ -310,7 +310,7 @@ def _raw(proxy: EgressProxy, data: bytes) -> bytes:
 
 
 def _log(path: Path) -> list[tuple[str, str, str, str]]:
-    return [tuple(ln.split("\t")[1:5]) for ln in path.read_text().splitlines()]  # type: ignore[misc]
+    return [tuple(ln.split("\t")[1:5]) for ln in path.read_text().splitlines()]  # type: ignore[misc]  # 4 fields
 
 
 def test_one_request_per_plain_http_connection(keepalive: tuple[int, list], tmp_path: Path) -> None:

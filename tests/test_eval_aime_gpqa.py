@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
@@ -21,7 +22,7 @@ ROOT = Path(__file__).parent / "fixtures" / "data"
 AIME = get_benchmark("aime2025")
 GPQA = get_benchmark("gpqamain")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 def _mock_model(reply_for):

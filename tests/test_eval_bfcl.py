@@ -8,6 +8,7 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
@@ -28,13 +29,14 @@ from posttrainbench.catalog import get_base_model
 from posttrainbench.catalog.chat_templates import TOOLS_HEADER
 from posttrainbench.data import DataError, Item
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
+from posttrainbench.evaluation.hf_provider import PtbHFAPI
 from posttrainbench.evaluation.tool_calls import parse_tool_calls
 from posttrainbench.models.tiny import build_tiny_model
 
 ROOT = Path(__file__).parent / "fixtures" / "data"
 BFCL = get_benchmark("bfcl")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 # sha256 of the two files inside bfcl_eval-2026.3.23-py3-none-any.whl
 SHA256 = {
     QUESTIONS: "32ee3959e8e3f92fac1e90e55bf5fa41c759bfef4e6a2d88421af527a859d0a4",
@@ -124,7 +126,7 @@ def test_wrong_calls_do_not_match(items):
     good = {"n": 20, "k": 5, "p": 0.6}
     assert match_calls([("calc_binomial_probability", {"n": 20, "k": 5, "p": 0.6})], meta)[0]
     assert match_calls([("calc_binomial_probability", {"n": 20.0, "k": 5, "p": 0.6})], meta) != (True, "match")
-    cases = {
+    cases: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "wrong name": [("calc_probability", good)],
         "wrong value": [("calc_binomial_probability", {**good, "k": 6})],
         "missing arg": [("calc_binomial_probability", {"n": 20, "k": 5})],
@@ -212,6 +214,7 @@ def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
         ToolInfo(name=d.name, description=d.description, parameters=d.parameters)
         for d in asyncio.run(inspect_tool_defs(tools))
     ]
+    assert isinstance(model.api, PtbHFAPI)
     text = model.api.render([ChatMessageUser(content="roll dice")], infos)
     assert text.startswith("<|im_start|>system\n" + TOOLS_HEADER)
     assert '"name": "calc_binomial_probability"' in text and '"type": "number"' in text

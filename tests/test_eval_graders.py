@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
@@ -26,7 +27,7 @@ ROOT = Path(__file__).parent / "fixtures" / "data"
 ARENA = get_benchmark("arenahardwriting")
 HEALTH = get_benchmark("healthbench")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 KEY = "sk-test-harness-only-0123456789"
 MODEL_REPLY = "MODEL-REPLY: a short poem about the sea."
 

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
@@ -23,7 +24,7 @@ from posttrainbench.models.tiny import build_tiny_model
 
 HE = get_benchmark("humaneval")
 TINY = get_base_model("ptb/tiny-random")
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 HE_SHA256 = "b796127e635a67f93fb35c04f4cb03cf06f38c8072ee7cee8833d7bee06979ef"
 
 

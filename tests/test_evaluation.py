@@ -8,11 +8,12 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log, write_eval_log
-from inspect_ai.model import ModelOutput, ModelUsage, get_model
+from inspect_ai.model import Model, ModelOutput, ModelUsage, get_model
 
 from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.benchmarks.gsm8k import gsm8k_completion
@@ -29,13 +30,13 @@ from posttrainbench.evaluation import (
     numbers_match,
     workspace_script_path,
 )
-from posttrainbench.evaluation.hf_provider import GenKey
+from posttrainbench.evaluation.hf_provider import GenKey, PtbHFAPI
 from posttrainbench.models.tiny import build_tiny_model
 
 CALC = get_benchmark("gsm8k-calc")
 GSM8K = get_benchmark("gsm8k")
 TINY = get_base_model("ptb/tiny-random")  # "plain" chat template
-EVAL_KW = {"display": "none", "ctl_server": False, "log_format": "eval"}
+EVAL_KW: dict[str, Any] = {"display": "none", "ctl_server": False, "log_format": "eval"}
 
 
 @pytest.fixture(scope="module")
@@ -156,10 +157,16 @@ def test_log_recomputation_detects_tampering_and_missing_samples(tmp_path, calc_
 # the ptb-hf provider and evaluate_model
 
 
+def _hf(model: Model) -> PtbHFAPI:
+    """The ptb-hf provider behind ``model``."""
+    assert isinstance(model.api, PtbHFAPI)
+    return model.api
+
+
 def test_ptb_hf_batches_requests(tiny, tmp_path, calc_items):
     model = get_model("ptb-hf/tiny", memoize=False, model_path=str(tiny), chat_template="plain", batch_size=4)
     for n in (10, 3):
-        before = model.api.batches_run
+        before = _hf(model).batches_run
         elog = inspect_eval(
             build_task(CALC, calc_items[:n]),
             model=model,
@@ -170,7 +177,7 @@ def test_ptb_hf_batches_requests(tiny, tmp_path, calc_items):
         )[0]
         assert elog.status == "success"
         assert len(elog.samples) == n
-        assert model.api.batches_run - before == math.ceil(n / 4)
+        assert _hf(model).batches_run - before == math.ceil(n / 4)
     for s in elog.samples:
         assert len(s.output.completion) <= CALC.decoding.max_tokens  # character-level tokenizer
         assert s.output.usage.output_tokens <= CALC.decoding.max_tokens
@@ -181,12 +188,12 @@ def test_ptb_hf_uses_the_declared_chat_template(tmp_path):
     model = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="plain")
     from inspect_ai.model import ChatMessageUser
 
-    assert model.api.render([ChatMessageUser(content="hi")]) == "Question: hi\nAnswer:"
+    assert _hf(model).render([ChatMessageUser(content="hi")]) == "Question: hi\nAnswer:"
     chatml = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="chatml")
     assert (
-        chatml.api.render([ChatMessageUser(content="hi")]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        _hf(chatml).render([ChatMessageUser(content="hi")]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     )
-    assert chatml.api.stop_strings(GenKey(8, 0.0, 1.0, ("STOP",))) == ("STOP", "<|im_end|>", "</s>")
+    assert _hf(chatml).stop_strings(GenKey(8, 0.0, 1.0, ("STOP",))) == ("STOP", "<|im_end|>", "</s>")
     with pytest.raises(ValueError, match="chat_template"):
         get_model("ptb-hf/m", memoize=False, model_path=str(path))
     with pytest.raises(ValueError, match="unknown model_args"):
@@ -208,7 +215,8 @@ def test_evaluate_model_end_to_end(tiny, tmp_path, calc_items):
     # the log holds the samples asked: same ids, in the harness's own prompt wording
     elog = read_eval_log(res.log_path)
     assert {str(s.id) for s in elog.samples} == {it.id for it in calc_items[:5]}
-    assert elog.samples[0].input[-1].text == calc_items[0].input
+    asked = elog.samples[0].input
+    assert isinstance(asked, list) and asked[-1].text == calc_items[0].input
 
 
 def test_stop_strings_cut_the_output(tiny, tmp_path, calc_items):
@@ -439,11 +447,11 @@ def test_the_submission_cannot_move_the_harness_limits(tiny, tmp_path, calc_item
         "ptb-hf/sub", memoize=False, model_path=str(sub), chat_template="chatml",
         context_length=res.limits.context_length, eos_token=res.limits.eos_token,
     )  # fmt: skip
-    assert model.api.stop_strings(GenKey(8, 0.0, 1.0, ())) == ("<|im_end|>", "</s>"), "not the submission's '\\n'"
-    assert model.api.context_length() == 512
+    assert _hf(model).stop_strings(GenKey(8, 0.0, 1.0, ())) == ("<|im_end|>", "</s>"), "not the submission's '\\n'"
+    assert _hf(model).context_length() == 512
     # without harness limits (a bare provider), the folder's own values would have applied
     bare = get_model("ptb-hf/sub", memoize=False, model_path=str(sub), chat_template="chatml")
-    assert bare.api.context_length() == 8192 and "\n" in bare.api.stop_strings(GenKey(8, 0.0, 1.0, ()))
+    assert _hf(bare).context_length() == 8192 and "\n" in _hf(bare).stop_strings(GenKey(8, 0.0, 1.0, ()))
 
 
 def test_heldout_score_leaves_out_the_dev_items(tiny, tmp_path, calc_items):

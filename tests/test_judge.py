@@ -71,7 +71,7 @@ def run_dir(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return ws, tmp_path / "trace.json", manifest
 
 
-def scripted(*replies: object):
+def scripted(*replies: str | int | tuple[float, str]):
     """A responder for FakeLLMServer: replies in order (the last repeats); a str is the text, an
     int an HTTP status, ``(seconds, text)`` a reply that comes after a delay."""
     state = {"n": 0}
@@ -82,7 +82,7 @@ def scripted(*replies: object):
         if isinstance(reply, tuple):
             time.sleep(reply[0])
             return reply[1]
-        return reply  # type: ignore[return-value]
+        return reply
 
     return respond
 

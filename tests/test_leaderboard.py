@@ -365,7 +365,8 @@ def test_agent_score_over_repeats() -> None:
     assert mean == pytest.approx(sum(per_repeat) / 2)
     assert std == pytest.approx(abs(per_repeat[0] - per_repeat[1]) / math.sqrt(2))
     assert mean == pytest.approx(agent_score(repeats_summary(grids).mean, weights))
-    assert agent_score_over_repeats(grids[:1], weights) == (pytest.approx(per_repeat[0]), None)
+    one_score, one_std = agent_score_over_repeats(grids[:1], weights)
+    assert one_score == pytest.approx(per_repeat[0]) and one_std is None
     partial = _grid({("m1", "a"): 0.0, ("m1", "b"): 0.2})
     with pytest.raises(MissingCellsError) as exc:
         agent_score_over_repeats([grids[0], partial], weights)

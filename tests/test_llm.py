@@ -84,7 +84,7 @@ def test_grader_config_defaults_per_provider_and_env(monkeypatch: pytest.MonkeyP
     cfg = GraderConfig.from_settings(Settings.from_env().grader)
     assert (cfg.model, cfg.api_key_env, cfg.max_tokens) == ("claude-sonnet-4-5", "ANTHROPIC_API_KEY", 512)
     assert cfg.describe()["temperature"] is None, "Anthropic is sent no temperature: none is recorded"
-    assert GraderConfig(provider="anthropic").model == "claude-sonnet-4-5"
+    assert GraderConfig(provider="anthropic").model == "claude-sonnet-4-5"  # type: ignore[call-arg]  # defaults from the provider
     monkeypatch.setenv("PTB_GRADER_PROVIDER", "gemini")
     grader = Settings.from_env().grader  # an invalid grader does not stop the settings: only the graded evaluations
     with pytest.raises(
@@ -136,21 +136,28 @@ def test_malformed_replies_are_asked_again_at_once_within_the_attempts() -> None
     assert len(srv.requests) == 2 and client.counters()["failed_calls"] == 1
 
 
+class _StatusError(Exception):
+    """An SDK error as the retry policy reads it: ``status_code`` and the response's headers."""
+
+    def __init__(self, status_code: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code)
+        self.status_code = status_code
+        self.response = SimpleNamespace(headers=headers or {})
+
+
 def test_backoff_waits_grow_and_honour_retry_after() -> None:
     policy = RetryPolicy(attempts=4, backoff_s=2.0)
     assert [policy.wait_s(k) for k in (1, 2, 3)] == [2.0, 4.0, 8.0]
 
-    def limited(after: str) -> SimpleNamespace:
-        return SimpleNamespace(status_code=429, response=SimpleNamespace(headers={"retry-after": after}))
+    def limited(after: str) -> _StatusError:
+        return _StatusError(429, {"retry-after": after})
 
     assert policy.wait_s(1, limited("7")) == 7.0 and policy.wait_s(3, limited("7")) == 8.0
     assert (
         policy.wait_s(1, limited("3600")) == 60.0 and policy.wait_s(1, limited("Wed, 21 Oct 2015 07:28:00 GMT")) == 2.0
     )
     assert (
-        policy.retryable(limited("1"))
-        and policy.retryable(TimeoutError())
-        and not policy.retryable(SimpleNamespace(status_code=400))
+        policy.retryable(limited("1")) and policy.retryable(TimeoutError()) and not policy.retryable(_StatusError(400))
     )
     with FakeLLMServer(_replies(500, 500, "ok")) as srv:  # the client really waits 0.2 + 0.4 s
         client = LLMClient(_config(srv.base_url, backoff_s=0.2), env=ENV)

@@ -62,8 +62,9 @@ def test_reference_agent_full_lifecycle_then_resume_is_a_no_op(tmp_path: Path) -
     overlap = len(set(dev_ids) & evaluated)
     assert record.metrics.n_dev_excluded == overlap and record.metrics.n_heldout == (6 - overlap if overlap else 0)
     # what was evaluated is what was verified: the recorded weights digest, checked after loading
-    assert record.metrics.weights_check["digest"] == record.submission["weights_digest"]
-    assert record.metrics.limits["context_length"] is not None
+    extra = record.metrics.model_extra or {}  # EvalResult's fields beyond RunMetrics' own
+    assert extra["weights_check"]["digest"] == record.submission["weights_digest"]
+    assert extra["limits"]["context_length"] is not None
     assert "loss" in p.solve_out.read_text().lower()
     assert p.contamination_judgement.read_text() == "no contamination detected\n"
     cell = score_cell(record, base_score=0.0)
@@ -135,7 +136,7 @@ def test_tampering_and_untouched_base_are_caught(tmp_path: Path, script_agent, s
     else:
         assert "write refused" not in out
         assert gates["tamper"] == VerdictStatus.failed
-        assert "not enforced" in record.phases.solve.result().enforced["ro_overlays"]
+        assert "not enforced" in str(record.phases.solve.result().enforced["ro_overlays"])
     assert gates["lineage"] == VerdictStatus.failed
     assert record.final_verdict == VerdictStatus.failed
     assert score_cell(record, base_score=0.1).fallback

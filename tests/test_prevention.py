@@ -38,7 +38,7 @@ import pytest
 
 from conftest import ScriptAgent
 from posttrainbench.agents import AGENTS
-from posttrainbench.domain import RunSpec, VerdictStatus
+from posttrainbench.domain import RunRecord, RunSpec, VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.sandbox.limits import resolve_limits
@@ -182,11 +182,13 @@ def _cases(harness_targets: list[str]) -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def prevention(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[str, tuple[Case, object, Pipeline]]:
+def prevention(
+    tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path
+) -> dict[str, tuple[Case, RunRecord, Pipeline]]:
     """Run every case once through prepare..verify; {name: (case, record, pipeline)}."""
     assert ROOT_HARNESS, "this suite tests what a root harness does (the red team's setting)"
     root = tmp_path_factory.mktemp("prevention")
-    out: dict[str, tuple[Case, object, Pipeline]] = {}
+    out: dict[str, tuple[Case, RunRecord, Pipeline]] = {}
     with pytest.MonkeyPatch.context() as mp, ExitStack() as registered:
         mp.setenv("PTB_CACHE_DIR", str(ptb_cache))
         mp.delenv("PTB_DATA_DIR", raising=False)
@@ -253,7 +255,7 @@ def _inside(case: Case, record, pipe: Pipeline) -> str:
     return "-"
 
 
-def prevention_table(results: dict[str, tuple[Case, object, Pipeline]]) -> str:
+def prevention_table(results: dict[str, tuple[Case, RunRecord, Pipeline]]) -> str:
     """Markdown: one row per agent: what failed inside, the gates, what run.json says."""
     head = "| agent | attempt | inside the sandbox | " + " | ".join(GATES) + " | final verdict | run.json (solve) |"
     lines = [head, "|" + "---|" * (len(GATES) + 5)]

@@ -78,7 +78,7 @@ def test_agent_registry() -> None:
     with AGENTS.registered(Future):
         agent = get_agent("future-agent")
         # the optional hooks have defaults: nothing to install, bind, allow or redact
-        assert agent.install() is None and agent.model("x") is None and agent.egress(None).allow == []  # type: ignore[arg-type]
+        assert agent.install() is None and agent.model("x") is None and agent.egress(None).allow == []
         with pytest.raises(ValueError, match="registered twice"):
             AGENTS.register(Future)
     with pytest.raises(UnknownNameError):

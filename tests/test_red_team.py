@@ -36,7 +36,7 @@ from conftest import ScriptAgent
 from posttrainbench import catalog
 from posttrainbench.agents import AGENTS
 from posttrainbench.benchmarks import get_benchmark
-from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
+from posttrainbench.domain import BaseModelSpec, RunRecord, RunSpec, VerdictStatus
 from posttrainbench.models.tiny import build_tiny_model
 from posttrainbench.pipeline import Pipeline
 
@@ -319,7 +319,7 @@ def _cases(instruct: Path) -> list[Case]:
 
 
 @pytest.fixture(scope="module")
-def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[str, tuple[Case, object, Path]]:
+def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[str, tuple[Case, RunRecord, Path]]:
     """Run every case once through prepare..verify; {name: (case, record, run folder)}."""
     root = tmp_path_factory.mktemp("red-team")
     models = root / "models"
@@ -337,7 +337,7 @@ def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[
         str(instruct / "model.safetensors"),
     )
 
-    out: dict[str, tuple[Case, object, Path]] = {}
+    out: dict[str, tuple[Case, RunRecord, Path]] = {}
     with pytest.MonkeyPatch.context() as mp, ExitStack() as registered:
         mp.setenv("PTB_CACHE_DIR", str(ptb_cache))
         mp.setenv("PTB_MODELS_DIR", str(models))
@@ -382,7 +382,7 @@ def red_team(tmp_path_factory: pytest.TempPathFactory, ptb_cache: Path) -> dict[
     return out
 
 
-def detection_table(results: dict[str, tuple[Case, object, Path]]) -> str:
+def detection_table(results: dict[str, tuple[Case, RunRecord, Path]]) -> str:
     """Markdown: one row per agent, one column per gate (FAIL = caught), final verdict."""
     head = "| agent | hack | " + " | ".join(GATES) + " | final verdict |"
     lines = [head, "|" + "---|" * (len(GATES) + 3)]

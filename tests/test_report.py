@@ -172,7 +172,7 @@ def write_results(root: Path) -> dict[tuple[str, int, str, str], Path]:
                 key = (agent, repeat, bench, model)
                 spec = RunSpec(agent=agent, base_model=model, benchmark=bench, hours=1.0, repeat=repeat)
                 paths = run_paths(root, spec, get_base_model(model))
-                phases = {}
+                phases: dict[str, PhaseState] = {}
                 start = T0 + timedelta(hours=repeat)
                 for i, p in enumerate(PHASES):
                     failed = raw is None and p == "evaluate"
@@ -767,7 +767,7 @@ def test_site_served_over_http(site, browser) -> None:
 
     _, _, result = site
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(result.out_dir))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]  # silence the partial's handler
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -55,7 +55,7 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
             return "x"
 
     with pytest.raises(TypeError):
-        atomic_write_text(target, 123)  # type: ignore[arg-type]
+        atomic_write_text(target, 123)  # type: ignore[arg-type]  # on purpose
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"], "no temp file left behind"
 

@@ -86,15 +86,15 @@ def test_a_phase_state_reads_like_a_mapping_and_results_are_checked() -> None:
     with pytest.raises(KeyError):
         record.phases["nope"]
     with pytest.raises(ValueError):
-        record.phases.collect.details = {"files": 3}  # final_model is required
+        record.phases.collect.details = {"files": 3}  # type: ignore[assignment]  # on purpose: final_model is required
     record.phases.collect.details = None
     with pytest.raises(ValueError, match="no result"):
         record.phases.collect.result()
     # what tests and tools build by hand still validates into the typed record
-    record.phases = {p: PhaseState(status="done") for p in PHASES}  # type: ignore[assignment]
-    record.metrics = {"status": "failed", "error": "x"}  # type: ignore[assignment]
+    record.phases = {p: PhaseState(status="done") for p in PHASES}  # type: ignore[assignment]  # on purpose
+    record.metrics = {"status": "failed", "error": "x"}  # type: ignore[assignment]  # on purpose
     assert record.phases.solve.status == "done" and record.metrics == RunMetrics(status="failed", error="x")
-    record.metrics = {}  # type: ignore[assignment]
+    record.metrics = {}  # type: ignore[assignment]  # on purpose
     assert record.metrics is None and json.loads(record.model_dump_json())["metrics"] == {}
 
 

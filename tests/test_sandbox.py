@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,11 +56,11 @@ def _run(
     ws: Path,
     *,
     stdin: Path | None = None,
-    **cfg: object,
+    **cfg: Any,
 ) -> tuple[SandboxResult, str, str]:
     cfg.setdefault("time_limit_s", 30)
     cfg.setdefault("ro_binds", PY_BINDS)
-    config = SandboxConfig(workspace=ws, **cfg)  # type: ignore[arg-type]
+    config = SandboxConfig(workspace=ws, **cfg)
     out, err = ws.parent / "stdout.txt", ws.parent / "stderr.txt"
     res = sb.run(argv, config, stdin=stdin, stdout=out, stderr=err)
     return res, out.read_text(), err.read_text()
@@ -86,7 +87,7 @@ def _pids_with(marker: str) -> list[int]:
 
 
 def _run_while_watching(
-    sb: BwrapSandbox | UnsandboxedSandbox, argv: list[str], ws: Path, marker: str, **cfg: object
+    sb: BwrapSandbox | UnsandboxedSandbox, argv: list[str], ws: Path, marker: str, **cfg: Any
 ) -> tuple[SandboxResult, str]:
     """Run in a thread; assert the marker process really started; return result and stdout."""
     box: dict[str, tuple[SandboxResult, str, str]] = {}
@@ -455,7 +456,7 @@ def test_unsandboxed_env_cwd_and_not_isolated(ws: Path, monkeypatch: pytest.Monk
     assert res.exit_code == 0
     assert dict(line.split("=", 1) for line in out.splitlines()) == {"FOO": "bar", "PWD": str(ws)}
     for key in ("pid_ns", "net_ns", "filesystem"):
-        assert isinstance(res.enforced[key], str) and "not enforced" in res.enforced[key]
+        assert isinstance(value := res.enforced[key], str) and "not enforced" in value
 
 
 def test_unsandboxed_time_limit_kills_tree(ws: Path) -> None:
@@ -520,15 +521,15 @@ def test_sandbox_uid_is_configurable(bwrap: BwrapSandbox, ws: Path, monkeypatch:
     monkeypatch.setenv("PTB_SANDBOX_UID", "4242")
     monkeypatch.setenv("PTB_SANDBOX_GID", "4343")
     res, out, _ = _run(bwrap, ["/usr/bin/id", "-u", "-r"], ws)
-    assert out.strip() == "4242" and res.enforced["uid"].startswith("uid 4242, gid 4343")
+    assert out.strip() == "4242" and str(res.enforced["uid"]).startswith("uid 4242, gid 4343")
     res, out, _ = _run(bwrap, ["/usr/bin/id", "-g"], ws, uid=5000, gid=5001)  # the config wins
-    assert out.strip() == "5001" and res.enforced["uid"].startswith("uid 5000, gid 5001")
+    assert out.strip() == "5001" and str(res.enforced["uid"]).startswith("uid 5000, gid 5001")
     assert (ws.stat().st_uid, ws.stat().st_gid) == (5000, 5001)
     # uid 0 is an explicit opt-out: the old behaviour, recorded as not enforced
     monkeypatch.setenv("PTB_SANDBOX_UID", "0")
     res, out, _ = _run(bwrap, ["/bin/sh", "-c", f"id -u; {_STATUS}"], ws)
     assert out.splitlines()[0] == "0" and _status(out)["CapEff"] == "0000000000000000"
-    assert res.enforced["uid"].startswith("not enforced: uid 0 configured")
+    assert str(res.enforced["uid"]).startswith("not enforced: uid 0 configured")
     monkeypatch.setenv("PTB_SANDBOX_UID", "nobody")
     with pytest.raises(ValueError, match="PTB_SANDBOX_UID='nobody'"):
         _run(bwrap, ["/bin/true"], ws)
@@ -647,7 +648,9 @@ def test_unsandboxed_records_what_it_cannot_enforce(ws: Path, tmp_path: Path) ->
     overlays = _overlay_ws(ws, tmp_path)
     res, _, _ = _run(UnsandboxedSandbox(), ["/bin/sh", "-c", "echo changed >> evaluate.py"], ws, ro_overlays=overlays)
     assert res.exit_code == 0 and "changed" in (ws / "evaluate.py").read_text()  # not prevented: recorded
-    assert res.enforced["ro_overlays"].startswith("not enforced") and res.enforced["uid"].startswith("not enforced")
+    assert str(res.enforced["ro_overlays"]).startswith("not enforced") and str(res.enforced["uid"]).startswith(
+        "not enforced"
+    )
 
 
 def test_pids_limit_hits_are_counted(bwrap: BwrapSandbox, ws: Path) -> None:

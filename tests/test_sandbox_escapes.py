@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,12 +31,12 @@ def bwrap() -> BwrapSandbox:
     return sb
 
 
-def _run(sb, argv: list[str], tmp_path: Path, **cfg: object):
+def _run(sb, argv: list[str], tmp_path: Path, **cfg: Any):
     ws = tmp_path / "ws"
     ws.mkdir(exist_ok=True)
     cfg.setdefault("time_limit_s", 60)
     cfg.setdefault("kill_grace_s", 1)
-    config = SandboxConfig(workspace=ws, ro_binds=PY_BINDS, env={"PATH": "/usr/bin:/bin"}, **cfg)  # type: ignore[arg-type]
+    config = SandboxConfig(workspace=ws, ro_binds=PY_BINDS, env={"PATH": "/usr/bin:/bin"}, **cfg)
     out, err = tmp_path / "out", tmp_path / "err"
     t0 = time.monotonic()
     res = sb.run(argv, config, stdout=out, stderr=err)
@@ -125,7 +126,7 @@ def test_judge_and_grader_keys_never_enter_and_foreign_hosts_are_denied(
     log = pipe.paths.egress_log.read_text()
     assert "DENY\tGET\texample.com:80" in log and "DENY\tCONNECT\texample.com:443" in log, log
     assert "ALLOW" not in log
-    assert record.phases.solve.result().enforced["egress"].startswith("allow-list proxy")
+    assert str(record.phases.solve.result().enforced["egress"]).startswith("allow-list proxy")
 
 
 def test_a_foreign_secret_in_the_agent_env_refuses_to_start(

@@ -220,5 +220,5 @@ def test_fake_v2_unwritable_is_recorded_not_raised(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(limits, "PROC_SELF", tmp_path / "proc" / "self")
     cg, enforced = setup_cgroups(256, 50)
     assert cg is None
-    assert enforced["memory"].startswith("not enforced: no cgroup v1 memory hierarchy; cgroup v2: ")
-    assert f"cgroup2 at {own} lacks controller(s) memory,pids (has: cpu,io)" in enforced["memory"]
+    assert str(enforced["memory"]).startswith("not enforced: no cgroup v1 memory hierarchy; cgroup v2: ")
+    assert f"cgroup2 at {own} lacks controller(s) memory,pids (has: cpu,io)" in str(enforced["memory"])

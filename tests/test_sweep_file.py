@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
-from posttrainbench.domain import RunRecord
+from posttrainbench.domain import RunMetrics, RunRecord
 from posttrainbench.launch import LauncherError, Ledger, load_sweep, plan_tasks, sweep_state, task_status
 from posttrainbench.launch.base import package_root, time_limit_min
 from posttrainbench.launch.htcondor import HTCondorLauncher, submit_description
@@ -233,7 +233,7 @@ def test_status_reads_every_state_and_retries_respect_the_limit(tmp_path: Path) 
     outcome = _record(r1, **dict(zip(phases, done)))
     outcome.failure, outcome.metrics = (
         "evaluate: CUDA out of memory",
-        {"status": "failed", "error": "CUDA out of memory"},
+        RunMetrics(status="failed", error="CUDA out of memory"),
     )
     save_record(r1.folder / "run.json", outcome)
     save_record(r2.folder / "run.json", _record(r2, prepare="done", solve="running"))

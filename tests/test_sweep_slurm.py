@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
+from posttrainbench.domain import RunMetrics
 from posttrainbench.launch import Ledger, load_sweep, plan_tasks, run_sweep, task_status
 from posttrainbench.launch.base import package_root
 from posttrainbench.launch.plan import sweep_dir
@@ -282,7 +283,7 @@ def test_local_pool_retries_infra_failures_and_matches_slurm(
     target = next(t for t in state.tasks if t.kind == "run" and t.benchmark == "gsm8k-calc")
     good = load_record(target.folder / "run.json")
     broken = good.model_copy(deep=True)
-    broken.metrics = {"status": "failed", "error": "CUDA out of memory"}
+    broken.metrics = RunMetrics(status="failed", error="CUDA out of memory")
     broken.failure = "evaluate: CUDA out of memory"
     save_record(target.folder / "run.json", broken)
     relaunched: list[list[str]] = []

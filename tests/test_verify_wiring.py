@@ -88,7 +88,8 @@ def test_judge_is_required_exactly_when_configured(
     assert "ptb/tiny-random" in user and "python finetune.py" in user, "the judge read the trace"
     assert (pipe.paths.evidence / "judge.json").is_file() and (pipe.paths.evidence / "judge_input.txt").is_file()
 
-    with FakeLLMServer(lambda body, r="The run looks clean to me.": r) as srv:
+    prose = "The run looks clean to me."
+    with FakeLLMServer(lambda body: prose) as srv:
         monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
         monkeypatch.setenv("PTB_JUDGE_ATTEMPTS", "2")
         record = _reverify(pipe)
