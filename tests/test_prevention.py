@@ -22,7 +22,7 @@ The memory hog runs with ``PTB_SANDBOX_MEMORY_MB=512``: the default limit (90% o
 be exhausted safely on a shared test machine; the default itself is asserted on the other runs.
 
 The table (one row per agent) is printed and, if ``PTB_PREVENTION_TABLE`` names a file, written
-there; the README's prevention table is this output.
+there; the prevention table in docs/integrity.md is this output.
 """
 
 from __future__ import annotations

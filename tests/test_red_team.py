@@ -12,7 +12,7 @@ as base64, because the sandbox has no network: the download attempt fails and st
 trace, the data then appears as if it had succeeded. Nothing of it is readable in the script.
 
 The detection table (which gate caught which hack) is printed and, if ``PTB_RED_TEAM_TABLE``
-names a file, written there; the README's table is this output.
+names a file, written there; the table in docs/integrity.md is this output.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The one typed settings object: every ``PTB_*`` variable declared once, parsed and validated at
-once with errors naming the variable, read at call time (never at import), documented in the
-README from the same declarations, and read nowhere else in the package."""
+once with errors naming the variable, read at call time (never at import), documented in
+docs/reference/environment.md from the same declarations, and read nowhere else in the package."""
 
 from __future__ import annotations
 
@@ -154,12 +154,12 @@ def test_every_ptb_variable_of_the_package_and_scripts_is_declared() -> None:
 # --------------------------------------------------------------------------- documentation
 
 
-def test_readme_table_is_the_generated_one() -> None:
-    readme = (ROOT / "README.md").read_text()
-    start, end = "<!-- settings-table:start -->\n", "<!-- settings-table:end -->"
-    assert readme.count(start) == 1 and readme.count(end) == 1
-    assert readme.split(start, 1)[1].split(end, 1)[0] == markdown_table(), (
-        "README's table is stale: paste `python -m posttrainbench.settings` between the markers"
+def test_docs_table_is_the_generated_one() -> None:
+    page = (ROOT / "docs" / "reference" / "environment.md").read_text()
+    start, end = "<!-- generated:settings -->\n", "<!-- /generated:settings -->"
+    assert page.count(start) == 1 and page.count(end) == 1
+    assert page.split(start, 1)[1].split(end, 1)[0] == markdown_table(), (
+        "docs/reference/environment.md is stale: run `python -m posttrainbench.cli.reference`"
     )
 
 

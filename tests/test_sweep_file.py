@@ -399,10 +399,10 @@ def test_local_gpu_pool_hands_out_disjoint_gpus(tmp_path: Path) -> None:
         )
 
 
-def test_readme_sweep_example_is_a_valid_sweep(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = re.search(r"```toml\n# sweep\.toml\n(.*?)```", readme, re.S)
-    assert block, "README has the sweep.toml example"
+def test_docs_sweep_example_is_a_valid_sweep(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "running.md").read_text()
+    block = re.search(r"```toml\n# sweep\.toml\n(.*?)```", page, re.S)
+    assert block, "docs/running.md has the sweep.toml example"
     sweep = load_sweep(_write(tmp_path, block.group(1)))
     assert (
         sweep.launcher == "slurm" and sweep.slurm.extra == {"constraint": "h100"} and sweep.local.gpus == [0, 1, 2, 3]

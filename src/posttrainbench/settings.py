@@ -16,7 +16,7 @@ only the LLM-graded evaluations.
 
 Secrets are never settings: a key is read by the *name* a setting gives (``*_API_KEY_ENV``) when
 a client is built. :data:`OTHER_VARIABLES` declares the ``PTB_*`` variables that are not settings
-(set by the harness, secrets, scripts and tests), so that :func:`markdown_table` (the README's
+(set by the harness, secrets, scripts and tests), so that :func:`markdown_table` (the docs'
 table: ``python -m posttrainbench.settings`` or ``ptb settings --markdown``) lists every one.
 
 This module imports nothing of the package: every layer may take a :class:`Settings`.
@@ -641,7 +641,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_table(variables: Iterable[Variable] | None = None) -> str:
-    """The Markdown table of ``variables`` (default: every one), as the README holds it."""
+    """The Markdown table of ``variables`` (default: every one), as docs/reference/environment.md holds it."""
     rows = ["| Variable | Type | Default | Read by | Meaning |", "|---|---|---|---|---|"]
     for v in all_variables() if variables is None else variables:
         kind = "" if v.kind == "setting" else f"({v.kind}) "

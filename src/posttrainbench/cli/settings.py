@@ -1,5 +1,5 @@
 """``ptb settings``: every ``PTB_*`` variable, its value here and whether it is valid; with
-``--markdown``, the README's table (:func:`posttrainbench.settings.markdown_table`)."""
+``--markdown``, the docs' table (:func:`posttrainbench.settings.markdown_table`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from .common import EXIT_FAILED, print_wide
 
 def settings_cmd(
     markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the Markdown table of every variable (the README's) and exit.")
+        bool, typer.Option("--markdown", help="Print the Markdown table of every variable (as in the docs) and exit.")
     ] = False,
 ) -> None:
     """Show every PTB_* setting: its value in this environment (or its default), and each invalid one.
