@@ -102,6 +102,8 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
+        "test_probe.py::test_probe_verdict_on_real_fine_tunes",
+        "test_probe.py::test_probe_is_not_run_without_controls",
     }
 )
 TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")

@@ -1,7 +1,7 @@
 """One typed settings object: every ``PTB_*`` environment variable PostTrainBench reads.
 
 :class:`Settings` declares each variable once, as a field of one of its groups (paths, data,
-sandbox, run, evaluation, judge, grader, launch): its name, type, default, meaning and which
+sandbox, run, evaluation, judge, grader, probe, launch): its name, type, default, meaning and which
 commands and phases read it. A process reads its environment once, where it starts (a ``ptb``
 command, a sweep worker), with :meth:`Settings.from_env`, and passes the object down; a library
 entry point given no settings reads them from the environment when it is *called* (never at
@@ -436,6 +436,57 @@ class GraderSettings(LLMEndpointSettings):
     )  # fmt: skip
 
 
+_PROBE_BY = "verify (the `probe` gate)"
+_PROBE_CMDS = (*RUNS, "verify")
+
+
+class ProbeSettings(SettingsGroup):
+    """The memorisation probe (``PTB_PROBE_*``): sample size, test level, minimum effects, cost."""
+
+    title = "memorisation probe"
+
+    items: int = setting(
+        100, env="PTB_PROBE_ITEMS", expected="an integer from 10 to 10000", ge=10, le=10000,
+        meaning="Test items the probe samples (the dev items given to the agent first, at most half).",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    alpha: float = setting(
+        0.01, env="PTB_PROBE_ALPHA", expected="a number in (0, 0.5]", gt=0, le=0.5,
+        meaning="Family-wise test level: a test fails the gate below alpha / (number of tests).",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    min_nats: float = setting(
+        1.0, env="PTB_PROBE_MIN_NATS", expected="a non-negative number", ge=0, allow_inf_nan=False,
+        meaning="Smallest memorisation effect that fails the gate, in nats of likelihood gain over the controls.",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    min_acc_gap: float = setting(
+        0.2, env="PTB_PROBE_MIN_ACC_GAP", expected="a number from 0 to 1", ge=0, le=1,
+        meaning="Smallest dev-minus-held-out accuracy gap that fails the gate.",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    gen_tokens: int = setting(
+        32, env="PTB_PROBE_GEN_TOKENS", expected="a positive integer", gt=0,
+        meaning="Token budget of the greedy pass comparing dev and held-out accuracy (at most the benchmark's).",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    max_tokens: int = setting(
+        1024, env="PTB_PROBE_MAX_TOKENS", expected="a positive integer", gt=0,
+        meaning="Longest text the probe scores, in tokens (longer ones keep their end).",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    device: str = setting(
+        "auto", env="PTB_PROBE_DEVICE", expected="a torch device (`auto`, `cpu`, `cuda`, `cuda:1`)",
+        meaning="Where the probe runs its two models (`auto`: the first GPU if any, else the CPU).",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+    seed: int | None = setting(
+        env="PTB_PROBE_SEED", expected="a non-negative integer", ge=0, default_doc="unset (drawn per run, recorded)",
+        meaning="Seed of the probe's sample and controls; set it only to reproduce a recorded verdict.",
+        read_by=_PROBE_BY, commands=_PROBE_CMDS,
+    )  # fmt: skip
+
+
 class LaunchSettings(SettingsGroup):
     """What a sweep's jobs are given by their launcher."""
 
@@ -461,6 +512,7 @@ class Settings(BaseModel):
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
     grader: GraderSettings = Field(default_factory=GraderSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
     launch: LaunchSettings = Field(default_factory=LaunchSettings)
 
     @classmethod

@@ -177,3 +177,67 @@ class FakeLLMServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def train_sft(
+    base: Path,
+    out: Path,
+    examples: list[tuple[str, str]],
+    *,
+    chat_template: str,
+    epochs: int = 3,
+    lr: float = 3e-3,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> Path:
+    """A small real SFT trainer (tests, the probe's calibration): fine-tune the causal LM at
+    ``base`` on ``(prompt, completion)`` pairs rendered with ``chat_template`` (loss on the
+    completion's tokens only, as TRL's completion-only SFT), AdamW, ``epochs`` shuffled passes;
+    the model and its tokenizer are saved to ``out``. Deterministic for a given ``seed``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model.train()
+        rows = []
+        for prompt, completion in examples:
+            msgs = [{"role": "user", "content": prompt}]
+            head = str(
+                tok.apply_chat_template(msgs, chat_template=chat_template, tokenize=False, add_generation_prompt=True)
+            )
+            full = str(
+                tok.apply_chat_template(
+                    [*msgs, {"role": "assistant", "content": completion}], chat_template=chat_template, tokenize=False
+                )
+            )
+            if not full.startswith(head):
+                full = head + completion
+            n_head = len(tok(head, add_special_tokens=False)["input_ids"])
+            ids = [*tok(full, add_special_tokens=False)["input_ids"], tok.eos_token_id]
+            rows.append((ids, n_head))
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        gen = torch.Generator().manual_seed(seed)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        for _ in range(epochs):
+            order = torch.randperm(len(rows), generator=gen).tolist()
+            for b in range(0, len(order), batch_size):
+                batch = [rows[i] for i in order[b : b + batch_size]]
+                width = max(len(ids) for ids, _ in batch)
+                ids_t = torch.full((len(batch), width), pad, dtype=torch.long)
+                labels = torch.full((len(batch), width), -100, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for r, (ids, n_head) in enumerate(batch):
+                    ids_t[r, : len(ids)] = torch.tensor(ids)
+                    labels[r, n_head : len(ids)] = torch.tensor(ids[n_head:])
+                    mask[r, : len(ids)] = 1
+                loss = model(input_ids=ids_t, attention_mask=mask, labels=labels).loss
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+    model.eval()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

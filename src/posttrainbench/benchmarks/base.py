@@ -41,6 +41,7 @@ from ..evaluation.contract import STRICT
 from ..evaluation.graders import Grader
 from ..evaluation.scoring import final_answer, numbers_match
 from ..evaluation.tasks import item_messages
+from ..integrity.probe import NumberPool, renumber_item
 from ..settings import Settings
 
 DEV_SEED = "posttrainbench-dev-v1"
@@ -131,6 +132,17 @@ class BenchmarkDefinition(Benchmark, ABC):
         rng = random.Random(f"{DEV_SEED}:{self.id}")
         chosen = sorted(rng.sample(range(len(items)), k))
         return [items[i] for i in chosen]
+
+    def probe_spares(self, root: Path) -> list[Item]:
+        """Items of the test items' distribution that are neither evaluated nor allowed training
+        data, for the memorisation probe's null (default: none; ``root``: the data root)."""
+        return []
+
+    def probe_control(self, item: Item, rng: random.Random, pool: NumberPool) -> Item | None:
+        """A perturbed copy of ``item`` for the memorisation probe (text nobody trained on, as
+        learnable by the benchmark's skill as the item itself); default: numbers renamed to
+        numbers of the same shape from ``pool`` (the test items' own numbers)."""
+        return renumber_item(item, rng, pool)
 
     # --------------------------------------------------------------------------------- prompts
 

@@ -8,6 +8,9 @@ change. Test items come from the test split's annotations, training data from th
 
 from __future__ import annotations
 
+import ast
+import math
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 from ..data import Item, field
 from ..domain import Benchmark, Decoding
 from ..evaluation.scoring import first_number
+from ..integrity.probe import NumberPool, renumber
 from .base import BenchmarkDefinition
 from .registry import get_benchmark, register_benchmark
 
@@ -99,3 +103,46 @@ class Gsm8kCalc(BenchmarkDefinition):
 
     def extract_answer(self, completion: str) -> str | None:
         return first_number(completion)
+
+    def probe_spares(self, root: Path) -> list[Item]:
+        """The test split's calculator steps past the evaluated ones: same distribution, never
+        evaluated, never allowed training data (the train examples exclude every test step)."""
+        steps = unique_steps(self.records(root, "test"), f"{self.id} test")
+        return [
+            Item(id=f"spare-{n}", input=calc_prompt(expr), target=result, metadata={"expr": expr})
+            for n, (expr, result, _) in enumerate(steps[self.full_size :], start=self.full_size)
+        ]
+
+    def probe_control(self, item: Item, rng: random.Random, pool: NumberPool) -> Item | None:
+        """The expression with its numbers renamed (from the test items' numbers) and its value
+        recomputed, of the same shape as the item's (as long, integral when it is): as correct
+        and as typical as the item, so a model that learned the skill gains on both alike."""
+        expr = str(item.metadata.get("expr", ""))
+        for _ in range(200):
+            new = renumber(expr, {}, rng, pool)
+            value = arithmetic(new)
+            same_shape = value is not None and len(value) == len(item.target) and ("." in value) == ("." in item.target)
+            if new != expr and same_shape:
+                return item.model_copy(update={"input": calc_prompt(new), "target": value})
+        return None
+
+
+_ARITH_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub)
+
+
+def arithmetic(expr: str) -> str | None:
+    """The value of a calculator step (``+ - * /`` and parentheses) as GSM8K writes results
+    (``24``, ``0.5``); None for anything else, a division by zero or an unwieldy value."""
+    try:
+        tree = ast.parse(expr.replace(",", ""), mode="eval")
+    except SyntaxError:
+        return None
+    if not all(isinstance(n, _ARITH_NODES) for n in ast.walk(tree)):
+        return None
+    try:
+        value = float(eval(compile(tree, "<calc>", "eval"), {"__builtins__": {}}))
+    except (ZeroDivisionError, OverflowError, TypeError):
+        return None
+    if not math.isfinite(value) or abs(value) > 1e9:
+        return None
+    return str(int(value)) if value.is_integer() else str(round(value, 4))

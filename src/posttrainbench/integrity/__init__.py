@@ -27,6 +27,7 @@ from .judge import JudgeConfig, JudgeConfigError, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
+from .probe import ProbeConfig, ProbeSources, check_probe, renumber_item
 from .trace_audit import AuditPolicy, check_trace, secret_values_from_env
 from .transfer import check_transfer
 
@@ -58,15 +59,19 @@ __all__ = [
     "GateContext",
     "JudgeConfig",
     "JudgeConfigError",
+    "ProbeConfig",
+    "ProbeSources",
     "build_index",
     "build_index_cached",
     "check_lineage",
     "check_model_folder",
+    "check_probe",
     "check_tamper",
     "check_trace",
     "check_transfer",
     "final_status",
     "load_index",
+    "renumber_item",
     "required_gates",
     "run_gates",
     "run_judge",

@@ -21,6 +21,7 @@ from ..domain import BaseModelSpec, Verdict
 from ..settings import Settings
 from ._common import not_run
 from .judge import JudgeConfig
+from .probe import ProbeSources
 from .trace_audit import AuditPolicy
 
 
@@ -60,6 +61,8 @@ class GateContext:
     #: Where the model store looks (``paths``; None: read from the environment when needed).
     settings: Settings | None = None
     contamination: ContaminationSources | None = None
+    #: The memorisation probe's test items, dev ids, template and knobs (None: not available).
+    probe: ProbeSources | None = None
     #: The LLM judge (None: not configured) or why its configuration is invalid.
     judge: JudgeConfig | None = None
     judge_error: str | None = None

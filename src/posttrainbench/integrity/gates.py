@@ -17,6 +17,7 @@ from .judge import run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
+from .probe import check_probe
 from .trace_audit import check_trace
 from .transfer import check_transfer
 
@@ -121,6 +122,34 @@ class ContaminationGate:
         return verdict.model_copy(update={"summary": verdict.summary + note})
 
 
+class ProbeGate:
+    """The behavioural memorisation probe: the final model's likelihood gain on test items
+    against never-seen controls, and its accuracy on the dev items against held-out ones. Runs on
+    a readable model folder only (after :class:`ModelFormatGate`)."""
+
+    name = "probe"
+
+    def required(self, ctx: GateContext) -> bool:
+        return True
+
+    def check(self, ctx: GateContext) -> Verdict:
+        if ctx.probe is None:
+            return not_run(self.name, "no test items to probe with")
+        if ctx.final_model is None:
+            return not_run(self.name, "no final_model to probe")
+        fmt = ctx.verdicts.get(ModelFormatGate.name)
+        if fmt is None or fmt.status != VerdictStatus.passed:
+            return not_run(self.name, "final_model is not a readable model folder")
+        base_path = ctx.base_model_path
+        if base_path is None:
+            try:
+                base_path = resolve_base_model(ctx.base, ctx.settings)
+            except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
+                return not_run(self.name, f"base model unavailable: {exc}")
+        ctx.progress(f"memorisation probe ({ctx.probe.config.n_items} items)")
+        return check_probe(ctx.final_model, base_path, ctx.probe, ctx.evidence_dir)
+
+
 class TraceAuditGate:
     """What the agent ran, step by step, against the run's audit policy."""
 
@@ -161,6 +190,7 @@ GATES: tuple[Gate, ...] = (
     ModelFormatGate(),
     LineageGate(),
     ContaminationGate(),
+    ProbeGate(),
     TraceAuditGate(),
     JudgeGate(),
 )

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..agents.trace_parsers import parse_trace
 from ..benchmarks import BENCHMARKS
-from ..data import DataError
+from ..benchmarks.base import ANSWER_SCORER
+from ..catalog import END_OF_TURN, get_chat_template
+from ..data import DataError, data_root
 from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
 from ..fsutil import atomic_write_text
 from ..integrity import (
@@ -26,6 +28,8 @@ from ..integrity import (
     GateContext,
     JudgeConfig,
     JudgeConfigError,
+    ProbeConfig,
+    ProbeSources,
     final_status,
     required_gates,
     run_gates,
@@ -64,6 +68,8 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
     collect = record.phases.collect.result()
     ws = pipe.paths.workspace
     sources, unavailable = _contamination_sources(pipe)
+    probe, more = _probe_sources(pipe, record.phases.prepare.result().dev_ids)
+    unavailable |= more
     judge, judge_error = _judge_config(pipe.settings)
     return GateContext(
         evidence_dir=pipe.paths.evidence,
@@ -79,6 +85,7 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         base_model_path=Path(record.phases.prepare.result().base_model_path),
         settings=pipe.settings,
         contamination=sources,
+        probe=probe,
         judge=judge,
         judge_error=judge_error,
         run_info=_run_info(pipe),
@@ -106,6 +113,8 @@ def upstream_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         unavailable |= more
     else:
         unavailable["contamination"] = "no task/ workspace in the upstream folder"
+    probe, more = _probe_sources(pipe, [])  # upstream records no dev ids: no dev/held-out comparison
+    unavailable |= more
     trace = parse_trace(pipe.spec.agent, src / "solve_out.txt")
     if trace.steps:
         save_trace(pipe.paths.trace_json, trace)
@@ -121,6 +130,7 @@ def upstream_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         final_model=fm if fm.is_dir() else None,
         settings=pipe.settings,
         contamination=sources,
+        probe=probe,
         run_info=_run_info(pipe),
         prior=[v for v in record.verdicts if v.gate.startswith("judge_")],
         unavailable=unavailable,
@@ -160,6 +170,42 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
         return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
     cache = pipe.settings.paths.cache_dir / "contamination"
     return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache), {}
+
+
+def _probe_sources(pipe: Pipeline, dev_ids: list[str]) -> tuple[ProbeSources | None, dict[str, str]]:
+    """The memorisation probe's inputs: the run's test items, the dev ids, the harness's chat
+    template and the benchmark's control and scorer; or why they could not be loaded."""
+    bench, knobs = pipe.benchmark, pipe.settings.probe
+    try:
+        items = bench.load_test_items(settings=pipe.settings)
+        spares = bench.probe_spares(data_root(pipe.settings))
+    except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
+        return None, {"probe": f"test items unavailable: {type(exc).__name__}: {exc}"}
+    config = ProbeConfig(
+        n_items=knobs.items,
+        alpha=knobs.alpha,
+        min_nats=knobs.min_nats,
+        min_acc_gap=knobs.min_acc_gap,
+        gen_tokens=knobs.gen_tokens,
+        max_tokens=knobs.max_tokens,
+        device=knobs.device,
+        seed=knobs.seed,
+    )
+    sources = ProbeSources(
+        items=items,
+        dev_ids=frozenset(dev_ids),
+        chat_template=get_chat_template(pipe.base.chat_template),
+        end_of_turn=END_OF_TURN.get(pipe.base.chat_template, ()),
+        control=bench.probe_control,
+        spares=spares,
+        # the greedy accuracy comparison needs the benchmark's answer rule (not a grader, not code runs)
+        score_reply=(lambda reply, target: bench.score_reply(reply, target)[0])
+        if bench.scorer_name == ANSWER_SCORER
+        else None,
+        max_new_tokens=bench.decoding.max_tokens,
+        config=config,
+    )
+    return sources, {}
 
 
 def _audit_policy(pipe: Pipeline) -> AuditPolicy:
