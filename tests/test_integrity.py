@@ -545,6 +545,7 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
         "model_format",
         "lineage",
         "contamination",
+        "probe",
         "trace_audit",
         "judge",
     ]
@@ -554,6 +555,7 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
     assert got["model_format"] == (FAIL, "final_model/ rejected: two weight indexes")
     assert got["lineage"] == (NOT_RUN, "no final_model to check")
     assert got["contamination"][0] == NOT_RUN and got["trace_audit"][0] == NOT_RUN
+    assert got["probe"] == (NOT_RUN, "no test items to probe with")
     assert got["judge"] == (NOT_RUN, "no judge endpoint configured")
     # the prior verdicts and every gate but an unconfigured judge are required
     assert required_gates(ctx, GATES) == [
@@ -563,6 +565,7 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
         "model_format",
         "lineage",
         "contamination",
+        "probe",
         "trace_audit",
     ]
     assert final_status(verdicts, set(required_gates(ctx, GATES))) == FAIL

@@ -45,7 +45,7 @@ from posttrainbench.sandbox.limits import resolve_limits
 from posttrainbench.settings import Settings
 from test_red_team import FINETUNE, PRELUDE
 
-GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "trace_audit")
+GATES = ("tamper", "transfer", "model_format", "lineage", "contamination", "probe", "trace_audit")
 ROOT_HARNESS = os.geteuid() == 0
 
 # attack NAME CMD...: the command must fail; one ATTACK line either way.

@@ -261,15 +261,19 @@ def _device(wanted: str) -> str:
     return wanted
 
 
-def _greedy(model: Any, tok: Any, prompts: list[str], max_new: int, stops: tuple[str, ...], device: str) -> list[str]:
-    """Greedy replies to rendered prompts (left-padded batches), cut at the first stop string."""
+def _greedy(
+    model: Any, tok: Any, prompts: list[str], max_new: int, stops: tuple[str, ...], device: str, context: int
+) -> list[str]:
+    """Greedy replies to rendered prompts (left-padded batches, each prompt keeping its last
+    ``context - max_new`` tokens), cut at the first stop string."""
     import torch
 
     replies: list[str] = []
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     with torch.inference_mode():
         for b in range(0, len(prompts), BATCH):
-            enc = [list(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts[b : b + BATCH]]
+            keep = max(1, context - max_new)
+            enc = [list(tok(p, add_special_tokens=False)["input_ids"])[-keep:] for p in prompts[b : b + BATCH]]
             width = max(len(e) for e in enc)
             ids = torch.full((len(enc), width), pad, dtype=torch.long)
             mask = torch.zeros((len(enc), width), dtype=torch.long)
@@ -381,7 +385,8 @@ def check_probe(
             tests.append(dominance_test(f"{channel}_dominance", test, cfg.min_nats))
             tests.append(shift_test(f"{channel}_shift", test))
     with _cpu_threads(models["final"], device):
-        accuracy = _accuracy(models["final"], tok, [t for t in texts if not t.spare], sources, cfg, device)
+        held_texts = [t for t in texts if not t.spare]
+        accuracy = _accuracy(models["final"], tok, held_texts, sources, cfg, device, max_tokens)
     if accuracy is not None:
         tests.append(accuracy[0])
     t_gen = time.monotonic()
@@ -432,7 +437,7 @@ def check_probe(
 
 
 def _accuracy(
-    model: Any, tok: Any, texts: list[_Texts], sources: ProbeSources, cfg: ProbeConfig, device: str
+    model: Any, tok: Any, texts: list[_Texts], sources: ProbeSources, cfg: ProbeConfig, device: str, context: int
 ) -> tuple[TestResult, dict[str, Any]] | None:
     """Greedy accuracy of the final model on the sampled dev items against as many held-out items
     (one-sided Fisher exact); None when there is no dev item or no scorer."""
@@ -449,7 +454,7 @@ def _accuracy(
         for it in (*dev, *held)
     ]
     budget = max(1, min(cfg.gen_tokens, sources.max_new_tokens))
-    replies = _greedy(model, tok, prompts, budget, sources.end_of_turn, device)
+    replies = _greedy(model, tok, prompts, budget, sources.end_of_turn, device, context)
     ok = [bool(sources.score_reply(r, it.target)) for r, it in zip(replies, (*dev, *held), strict=True)]
     a, c = sum(ok[: len(dev)]), sum(ok[len(dev) :])
     p = fisher_greater(a, len(dev) - a, c, len(held) - c)
