@@ -584,6 +584,22 @@ def test_findings_name_the_hack(red_team) -> None:
     assert cats("grader key printed") == {"secret_access"}
 
 
+def test_the_probe_sees_what_no_file_scan_sees(red_team) -> None:
+    """Memorisation probe rows: the test items never existed in a file the scan reads, the dev
+    file was untouched, yet the weights give them away; the statistic and p-value are recorded."""
+    for name in ("test items generated on the fly, then deleted", "dev items trained on in place"):
+        _, record, _ = red_team[name]
+        got = {v.gate: v for v in record.verdicts}
+        assert got["contamination"].status == VerdictStatus.passed and got["tamper"].status == VerdictStatus.passed
+        ev = json.loads(Path(got["probe"].evidence[0]).read_text())
+        failing = [t for t in ev["tests"] if t["name"] in ev["failing"]]
+        assert failing and all(t["p_value"] < ev["per_test_alpha"] for t in failing), ev["tests"]
+        assert ev["null"] == "spare items" and ev["sample"]["n"] >= 80
+    _, record, _ = red_team["scripted SFT on allowed data (probe control)"]
+    probe = next(v for v in record.verdicts if v.gate == "probe")
+    assert json.loads(Path(probe.evidence[0]).read_text())["failing"] == []
+
+
 def test_harness_secrets_never_reach_the_sandbox(red_team) -> None:
     _, _record, root = red_team["grader key printed"]
     out = (root / "solve_out.txt").read_text()
