@@ -101,10 +101,11 @@ def renumber(text: str, mapping: dict[str, str], rng: random.Random, pool: Numbe
 
     def new(tok: str) -> str:
         if tok not in mapping:
-            choices = [c for c in (pool or {}).get(_shape(tok), []) if c != tok]
+            choices = (pool or {}).get(_shape(tok), [])
             cand = tok
-            for _ in range(20):
-                cand = rng.choice(choices) if choices else ".".join(_fresh_digits(p, rng) for p in tok.split("."))
+            for attempt in range(40):  # from the pool first, then random digits of the same shape
+                use_pool = choices and attempt < 20
+                cand = rng.choice(choices) if use_pool else ".".join(_fresh_digits(p, rng) for p in tok.split("."))
                 if cand != tok:
                     break
             mapping[tok] = cand
