@@ -49,6 +49,7 @@ __all__ = [
     "fail",
     "load_settings",
     "print_wide",
+    "results_index",
 ]
 
 EXIT_FAILED = 1
@@ -127,6 +128,19 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise CliError("invalid settings", "\n".join(exc.problems), fix="see `ptb settings`") from exc
+
+
+def results_index(results: Path) -> Path:
+    """Where the index of the results folder ``results`` lives (in it, or in the cache folder when
+    it is read-only); a path that is not a folder stops the command, and nothing is created."""
+    from ..results.index import ResultsIndexError, index_location
+
+    if (results / "run.json").is_file():
+        fail(
+            str(results), "a run folder, not a results root", fix=f"pass the results root, e.g. {results.parent.parent}"
+        )
+    with expected(ResultsIndexError, fix="pass the results root (the folder of run groups)"):
+        return index_location(results, load_settings().paths.cache_dir)
 
 
 def env_epilog(command: str) -> str:

@@ -11,7 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..leaderboard.tables import FORMATS
-from .common import EXIT_FAILED, ReindexOpt, ResultsOpt, WeightsOpt, choices, console, err_console, fail, print_wide
+from .common import (
+    EXIT_FAILED,
+    ReindexOpt,
+    ResultsOpt,
+    WeightsOpt,
+    choices,
+    console,
+    err_console,
+    fail,
+    print_wide,
+    results_index,
+)
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
 if TYPE_CHECKING:
@@ -34,7 +45,8 @@ def leaderboard(
     from ..leaderboard import load_weights
     from ..leaderboard.tables import agent_table, build_report, model_table
 
-    report = build_report(results, load_weights(weights) if weights else None, full=reindex)
+    db_path = results_index(results)
+    report = build_report(results, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:

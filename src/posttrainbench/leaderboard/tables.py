@@ -125,9 +125,12 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
     return out
 
 
-def build_report(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> LeaderboardReport:
-    """Rank the agents of a results folder (see module doc)."""
-    rows, cells, scan = leaderboard(root, weights, full=full)
+def build_report(
+    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
+) -> LeaderboardReport:
+    """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
+    (default ``ROOT/results.db``)."""
+    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path)
     w, source = scan.weights, scan.weights_source
     benches = sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
