@@ -223,3 +223,22 @@ def test_one_console_and_no_import_cycles_in_the_cli() -> None:
     for module in cli_graph:
         visit(module, ())
     assert "posttrainbench.cli.common" in cli_graph and len(cli_graph) > 10
+
+
+def test_version_short_help_and_limits_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    from posttrainbench import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output == f"ptb {__version__}\n"
+    assert runner.invoke(app, ["-h"]).output == runner.invoke(app, ["--help"]).output
+    assert "Usage: ptb eval" in runner.invoke(app, ["eval", "-h"]).output
+    for argv in (
+        ["eval", str(tmp_path / "model"), "--benchmark", "gsm8k", "--limit", "-3"],
+        ["eval", str(tmp_path / "model"), "--benchmark", "gsm8k", "--limit", "0"],
+        ["baseline", "--limit", "-1", "--results", str(tmp_path / "r")],
+        ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k", "--limit", "-5",
+         "--results", str(tmp_path / "r")],
+    ):  # fmt: skip
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 2 and "--limit" in res.output, (argv, res.output)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "model").exists()

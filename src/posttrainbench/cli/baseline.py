@@ -29,7 +29,7 @@ def baseline(
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark id (repeatable).")],
     results: ResultsOpt = Path("results"),
     instruct: Annotated[bool, typer.Option(help="Also evaluate each base model's instruct checkpoint.")] = True,
-    limit: Annotated[int | None, typer.Option(help="Only the first N items (recorded as such).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items (recorded as such).")] = None,
     batch_size: BatchSizeOpt = 16,
     backend: Annotated[
         Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")

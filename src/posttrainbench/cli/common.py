@@ -168,7 +168,7 @@ ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder
 RunDirArg = Annotated[Path, typer.Argument(help="A run folder (with run.json).")]
 SandboxOpt = Annotated[SandboxKind, typer.Option(help="Sandbox backend.")]
 NetworkOpt = Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")]
-LimitOpt = Annotated[int | None, typer.Option(help="Evaluate only the first N test items.")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N test items.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
 WeightsOpt = Annotated[
     Path | None,

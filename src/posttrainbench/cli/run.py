@@ -59,5 +59,7 @@ def run(
         )
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
     print_record(record, pipeline.paths.root)
-    if any(s.status == "failed" for s in record.phases.values()):
+    # A recorded failure (a phase that failed, or one that finished but left a failure, e.g. an
+    # evaluation whose every attempt failed) is an outcome failure: exit 1, never 0.
+    if record.failure or any(s.status == "failed" for s in record.phases.values()):
         raise typer.Exit(EXIT_FAILED)
