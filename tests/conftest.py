@@ -103,6 +103,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
         "test_cli_read_only.py::test_a_read_only_results_tree_is_ranked_and_left_untouched",
+        "test_cli_errors.py::test_a_read_only_output_folder_is_refused_before_any_work",
     }
 )
 TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")

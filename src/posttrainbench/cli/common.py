@@ -11,6 +11,7 @@ stderr and exits with its code. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -48,6 +49,8 @@ __all__ = [
     "expected",
     "fail",
     "load_settings",
+    "output_file",
+    "output_folder",
     "print_wide",
     "results_index",
 ]
@@ -128,6 +131,30 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise CliError("invalid settings", "\n".join(exc.problems), fix="see `ptb settings`") from exc
+
+
+def output_folder(path: Path, what: str = "output folder") -> Path:
+    """Make sure the command can write into the folder ``path`` (created if missing) before it
+    starts any work: a file in its place, a folder that cannot be created or a read-only one stops
+    the command with one line."""
+    if path.exists() and not path.is_dir():
+        fail(str(path), f"not a folder (the {what})")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(str(path), f"cannot create the {what} ({exc.strerror or exc})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        fail(str(path), f"the {what} is read-only", fix="choose a folder you can write")
+    return path
+
+
+def output_file(path: Path, what: str = "output file") -> Path:
+    """Like :func:`output_folder` for a file to be written: its folder must be writable and the
+    path must not be a folder."""
+    if path.is_dir():
+        fail(str(path), f"a folder, not a file (the {what})")
+    output_folder(path.parent, f"folder of the {what}")
+    return path
 
 
 def results_index(results: Path) -> Path:

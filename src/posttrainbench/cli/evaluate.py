@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings
+from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings, output_folder
 
 
 def eval_cmd(
@@ -24,6 +24,9 @@ def eval_cmd(
 
     settings = load_settings()
     bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
+    if not model_path.is_dir():
+        fail(str(model_path), "no such folder" if not model_path.exists() else "not a folder (the model folder)")
+    output_folder(out, "folder for the Inspect log")
     result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings)
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)

@@ -19,7 +19,9 @@ from .common import (
     choices,
     console,
     err_console,
+    expected,
     fail,
+    output_file,
     print_wide,
     results_index,
 )
@@ -46,7 +48,11 @@ def leaderboard(
     from ..leaderboard.tables import agent_table, build_report, model_table
 
     db_path = results_index(results)
-    report = build_report(results, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
+    if out is not None:
+        output_file(out)
+    with expected(ValueError):
+        weights_map = load_weights(weights) if weights else None
+    report = build_report(results, weights_map, full=reindex, db_path=db_path)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:

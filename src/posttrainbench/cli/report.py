@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import ReindexOpt, WeightsOpt, console, expected, results_index
+from .common import ReindexOpt, WeightsOpt, console, expected, output_folder, results_index
 
 
 def report(
@@ -26,6 +26,7 @@ def report(
     from ..report import build_site
 
     db_path = results_index(results)
+    output_folder(out, "site folder")
     with expected(ValueError):
         site = build_site(results, out, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
     for problem in site.problems:

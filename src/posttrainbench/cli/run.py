@@ -10,7 +10,18 @@ import typer
 
 from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
 from . import lookup
-from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    LimitOpt,
+    NetworkOpt,
+    ResultsOpt,
+    SandboxOpt,
+    choices,
+    console,
+    expected,
+    load_settings,
+    output_folder,
+)
 from .show import print_record
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
@@ -39,6 +50,7 @@ def run(
     from ..pipeline import Pipeline
 
     settings = load_settings()
+    output_folder(results, "results folder")
     config = agent_config or lookup.agent(agent).default_config
     with expected(lookup.UnknownNameError, ValueError, RuntimeError, what="cannot start the run"):
         spec = RunSpec(

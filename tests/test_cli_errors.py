@@ -1,0 +1,70 @@
+"""Bad input to a command is one line ``error: <what>: <why>[; <fix>]`` on stderr, exit code 2,
+no traceback, and nothing is created: a corrupt trace, a missing or malformed weights file, a
+file where a folder is expected, a missing baselines grid, a read-only output folder (a real
+read-only bind mount)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from posttrainbench.cli import app
+from test_cli_read_only import _ro_mount_argv, _tree
+
+runner = CliRunner()
+
+
+def _one_line_error(res, needle: str) -> None:  # res: click's Result
+    assert res.exit_code == 2, res.output
+    assert res.stdout == "", res.stdout
+    assert res.stderr.startswith("error: ") and needle in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_bad_input_is_one_line_and_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "r" / "g" / "run1"
+    run.mkdir(parents=True)
+    (run / "trace.json").write_text("{bad")
+    _one_line_error(runner.invoke(app, ["trace", str(run)]), "trace.json: unreadable trace (Invalid JSON")
+    (tmp_path / "bad.json").write_text("x")
+    for weights in ("nope.json", "bad.json"):
+        res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path / "r"), "--weights", weights])
+        _one_line_error(res, f"{weights}: cannot read weights")
+    (tmp_path / "f").write_text("x")
+    res = runner.invoke(app, ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k-calc",
+                              "--results", "f"])  # fmt: skip
+    _one_line_error(res, "f: not a folder (the results folder)")
+    res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path / "r"), "--format", "csv", "--out", "f/x.csv"])
+    _one_line_error(res, "not a folder")
+    res = runner.invoke(app, ["import", str(tmp_path / "r"), "--results", "r2", "--baselines", "nope.csv"])
+    _one_line_error(res, "nope.csv: no such file")
+    res = runner.invoke(app, ["eval", "nomodel", "--benchmark", "gsm8k", "--base-model", "ptb/tiny-random"])
+    _one_line_error(res, "nomodel: no such folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "f", "r"]
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    results = tmp_path / "results"
+    results.mkdir()
+    before = _tree(ro)
+    env = {**os.environ, "PTB_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "200"}
+    ptb = [sys.executable, "-m", "posttrainbench"]
+    for argv, needle in (
+        (["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k-calc", "--results", str(ro)],
+         "the results folder is read-only"),
+        (["report", str(results), "--out", str(ro / "site")], "cannot create the site folder"),
+        (["import", str(results), "--results", str(ro)], "the results folder is read-only"),
+    ):  # fmt: skip
+        res = subprocess.run([*_ro_mount_argv(ro), *ptb, *argv], capture_output=True, text=True, env=env)
+        assert res.returncode == 2, (argv, res.stdout, res.stderr)
+        assert res.stderr.startswith("error: ") and needle in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert _tree(ro) == before
