@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from .. import interrupts
 from ..console import console, err_console
 from ..domain import NetworkPolicy, SandboxKind
 from ..settings import Settings, SettingsError, command_variables
@@ -116,10 +117,19 @@ class ErrorHandlingGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer passes its own Context subclass
         try:
-            return super().invoke(ctx)
+            with interrupts.handling():
+                return super().invoke(ctx)
         except CliError as error:
             report_error(error)
             raise typer.Exit(error.code) from None
+        except (interrupts.Interrupted, KeyboardInterrupt) as exc:
+            signal = exc.signal if isinstance(exc, interrupts.Interrupted) else interrupts.signal_name() or "SIGINT"
+            err_console.print(
+                Text(f"interrupted ({signal}): what was running is recorded as interrupted; "
+                     "run the same command again to resume"),
+                soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(interrupts.EXIT_INTERRUPTED) from None
 
 
 # ----------------------------------------------------------------- settings
