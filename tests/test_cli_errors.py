@@ -68,3 +68,24 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path: Path) ->
         assert res.returncode == 2, (argv, res.stdout, res.stderr)
         assert res.stderr.startswith("error: ") and needle in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert _tree(ro) == before
+
+
+def test_a_missing_agent_key_is_found_before_any_folder_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    res = runner.invoke(app, ["run", "--agent", "claude", "--model", "ptb/tiny-random", "--benchmark", "gsm8k-calc",
+                              "--results", str(tmp_path / "results")])  # fmt: skip
+    _one_line_error(res, "cannot start the run: Claude Code needs ANTHROPIC_API_KEY")
+    assert not (tmp_path / "results").exists()
+    # with the key, the same check passes (the pipeline is made, nothing is written)
+    from posttrainbench.domain import RunSpec
+    from posttrainbench.pipeline import Pipeline
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    spec = RunSpec(
+        agent="claude", agent_config="claude-opus-4-5", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=1
+    )
+    Pipeline(spec, tmp_path / "results").preflight()
+    assert not (tmp_path / "results").exists()

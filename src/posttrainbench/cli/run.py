@@ -50,7 +50,6 @@ def run(
     from ..pipeline import Pipeline
 
     settings = load_settings()
-    output_folder(results, "results folder")
     config = agent_config or lookup.agent(agent).default_config
     with expected(lookup.UnknownNameError, ValueError, RuntimeError, what="cannot start the run"):
         spec = RunSpec(
@@ -69,6 +68,8 @@ def run(
         pipeline = Pipeline(
             spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
         )
+        pipeline.preflight()
+    output_folder(results, "results folder")
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
     print_record(record, pipeline.paths.root)
     # A recorded failure (a phase that failed, or one that finished but left a failure, e.g. an

@@ -75,6 +75,13 @@ class Pipeline:
             host_env=dict(os.environ),
         )
 
+    def preflight(self) -> None:
+        """What can be checked before anything is written: the agent's own launch checks (its API
+        key), unless the run's agent already ran. Raises AgentLaunchError."""
+        if self.paths.run_json.exists() and load_record(self.paths.run_json).phases.solve.status == "done":
+            return
+        self.agent.preflight(self.launch_context())
+
     def load_or_create(self) -> RunRecord:
         """The run's record: read from ``run.json`` if the run exists, else a new one."""
         if self.paths.run_json.exists():
