@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
@@ -76,6 +77,50 @@ def test_doctor_reports_sandbox_and_packages(tmp_path: Path) -> None:
     assert "sandbox user/limits" in res.output and "default limits" in res.output
     assert "posttrainbench[gpu]" in res.output, "install hints must survive rich markup"
     assert res.exit_code == 0, res.output  # bwrap is installed by scripts/setup.sh
+
+
+def test_doctor_json_names_each_key_once_and_checks_docker_judge_and_agent_clis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.delenv("PTB_JUDGE_MODEL", raising=False)
+    monkeypatch.setenv("PTB_AGENTS_DIR", str(tmp_path / "agents"))  # an empty install folder
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    res = runner.invoke(app, ["doctor", "--results", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    checks = {c["name"]: c for c in json.loads(res.stdout)}
+    names = [c["name"] for c in json.loads(res.stdout)]
+    assert len(names) == len(set(names)), "a check (a key shared by agents) is listed twice"
+    assert checks["key OPENAI_API_KEY"]["status"] == "ok"
+    assert "codex" in checks["key OPENAI_API_KEY"]["detail"] and "opencode" in checks["key OPENAI_API_KEY"]["detail"]
+    assert checks["judge"]["status"] == "warn" and "not configured" in checks["judge"]["detail"]
+    assert checks["docker"]["required"] is False and checks["docker"]["status"] in ("ok", "warn")
+    assert (
+        checks["agent claude"]["status"] == "warn" and "ptb agents install claude" in checks["agent claude"]["detail"]
+    )
+    # a configured judge without its key is a required check that fails
+    monkeypatch.setenv("PTB_JUDGE_MODEL", "judge-model")
+    monkeypatch.delenv("PTB_JUDGE_API_KEY", raising=False)
+    res = runner.invoke(app, ["doctor", "--results", str(tmp_path), "--json"])
+    judge = next(c for c in json.loads(res.stdout) if c["name"] == "judge")
+    assert judge["status"] == "missing" and res.exit_code == 1
+
+
+def test_list_and_show_json(tmp_path: Path) -> None:
+    import json
+
+    from posttrainbench.testing import write_synthetic_run
+
+    data = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    assert {"gsm8k", "humaneval"} <= {b["id"] for b in data["benchmarks"]}
+    assert any(m["id"] == "ptb/tiny-random" for m in data["base_models"])
+    assert any(a["id"] == "reference" for a in data["agents"])
+    folder = write_synthetic_run(tmp_path, score=0.4)
+    res = runner.invoke(app, ["show", str(folder), "--json"])
+    assert res.exit_code == 0
+    shown = json.loads(res.stdout)
+    assert shown["record"]["metrics"]["score"] == 0.4 and shown["folder"] == str(folder)
 
 
 def test_show_reports_a_broken_run_folder(tmp_path: Path) -> None:

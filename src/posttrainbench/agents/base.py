@@ -88,6 +88,10 @@ class Agent(ABC):
         None when there is nothing to install. Raises AgentLaunchError."""
         return None
 
+    def installed(self) -> bool:
+        """Whether what :meth:`install` installs is there (True when there is nothing to install)."""
+        return True
+
     def ro_binds(self, ctx: LaunchContext) -> list[Path]:
         """Extra host paths the agent needs read-only in the sandbox (e.g. its CLI install)."""
         return []

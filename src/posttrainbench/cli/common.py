@@ -11,6 +11,7 @@ stderr and exits with its code. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ __all__ = [
     "BatchSizeOpt",
     "CliError",
     "ErrorHandlingGroup",
+    "JsonOpt",
     "LimitOpt",
     "NetworkOpt",
     "ReindexOpt",
@@ -52,6 +54,7 @@ __all__ = [
     "load_settings",
     "output_file",
     "output_folder",
+    "print_json",
     "print_wide",
     "results_index",
 ]
@@ -214,6 +217,12 @@ WeightsOpt = Annotated[
     ),
 ]
 ReindexOpt = Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+
+
+def print_json(value: Any) -> None:
+    """``value`` as indented JSON on stdout (plain ``print``: no markup, no wrapping)."""
+    print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 # ----------------------------------------------------------------- output
