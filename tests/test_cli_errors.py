@@ -89,3 +89,17 @@ def test_a_missing_agent_key_is_found_before_any_folder_is_written(
     )
     Pipeline(spec, tmp_path / "results").preflight()
     assert not (tmp_path / "results").exists()
+
+
+def test_an_unreachable_hub_is_said_at_once_without_retries(tmp_path: Path) -> None:
+    # GPQA is not shipped: it comes from the hub. Nothing listens on port 1: the connection is
+    # refused, and the load must not go through the hub clients' retries (minutes with backoff).
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "PTB_DATA_DIR")}
+    env |= {"HF_ENDPOINT": "http://127.0.0.1:1", "HF_HOME": str(tmp_path / "hf"), "PTB_CACHE_DIR": str(tmp_path / "c")}
+    res = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "data", "check", "gpqamain", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "the hub is unreachable (127.0.0.1:1: Connection refused) and the local cache could not" in res.stdout
+    assert "Retrying" not in res.stderr and "Retry 1/5" not in res.stderr, res.stderr
