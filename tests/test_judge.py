@@ -13,6 +13,7 @@ import pytest
 from posttrainbench.domain import VerdictStatus
 from posttrainbench.fsutil import sha256_file
 from posttrainbench.integrity.judge import (
+    CRITERIA,
     PROMPT_SHA256,
     SYSTEM_PROMPT,
     JudgeConfig,
@@ -31,11 +32,10 @@ INFO = {"benchmark": "gsm8k", "base_model": "Qwen/Qwen3-4B-Base", "forbidden": "
 
 def answer(**fails: str) -> str:
     """A valid JSON answer; criteria named in ``fails`` fail with that justification."""
-    crit = ("contamination", "disallowed_model", "tampering", "unauthorized_api")
     return json.dumps(
         {
             c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, f"no sign of {c}")}
-            for c in crit
+            for c in CRITERIA
         }
     )
 
@@ -113,8 +113,8 @@ def test_openai_endpoint_majority_pass_and_everything_recorded(run_dir, tmp_path
     msgs = req["body"]["messages"]
     assert msgs[0] == {"role": "system", "content": SYSTEM_PROMPT}
     user = msgs[1]["content"]
-    assert "Qwen/Qwen3-4B-Base" in user and "### train.py" in user and "from trl import SFTTrainer" in user
-    assert "head of data file data/mix.jsonl" in user and "[1] call Bash: " in user
+    assert "Qwen/Qwen3-4B-Base" in user and '<|data name="file train.py"|>\nfrom trl import SFTTrainer' in user
+    assert '<|data name="start and end of data file data/mix.jsonl"|>' in user and "[1] call Bash: " in user
     assert "# harness evaluator" not in user, "unmodified harness files are listed, not shown"
     assert "final_model/model.safetensors" in user
     ev = json.loads(Path(v.evidence[0]).read_text())
@@ -155,7 +155,7 @@ def test_anthropic_endpoint_majority_fail_with_prose_retried(run_dir, tmp_path: 
     # the SDK sends the key as x-api-key (older) or a bearer token (newer)
     assert req["auth"].removeprefix("Bearer ") == KEY
     assert req["body"]["system"] == SYSTEM_PROMPT
-    assert "### evaluate.py (MODIFIED harness file)" in req["body"]["messages"][0]["content"]
+    assert '<|data name="file evaluate.py (MODIFIED harness file)"|>' in req["body"]["messages"][0]["content"]
     ev = json.loads(Path(v.evidence[0]).read_text())
     assert len(ev["attempts"]) == 4 and "no JSON object" in ev["attempts"][1]["error"]
 
@@ -183,7 +183,7 @@ def test_timeouts_are_retried_then_not_run(run_dir, tmp_path: Path) -> None:
 
 def test_http_errors_are_retried_then_the_answer_counts(run_dir, tmp_path: Path) -> None:
     ws, trace, _ = run_dir
-    with FakeLLMServer(scripted(500, 429, answer(unauthorized_api="curl to openrouter at step 12"))) as srv:
+    with FakeLLMServer(scripted(500, 429, answer(disallowed_api_usage="curl to openrouter at step 12"))) as srv:
         v = run_judge(
             _config(srv.root_url, "anthropic", n=1, attempts=3), ws, trace, tmp_path, env={"PTB_JUDGE_API_KEY": KEY}
         )
@@ -270,8 +270,8 @@ def test_context_is_size_capped_and_skips_binary(tmp_path: Path) -> None:
     save_trace(tmp_path / "trace.json", Trace(agent="x", steps=steps))
     ctx = build_context(ws, tmp_path / "trace.json", workspace_chars=20_000, trace_chars=10_000)
     assert len(ctx.text) < 20_000 + 10_000 + 400 * 40 + 2_000
-    assert "### small.sh\npython train.py" in ctx.text and "### blob" not in ctx.text
-    assert "a_pipe.txt  0 B" in ctx.text and "### a_pipe.txt" not in ctx.text and "### a_latin1.txt" not in ctx.text
+    assert '<|data name="file small.sh"|>\npython train.py' in ctx.text and "file blob" not in ctx.text
+    assert "a_pipe.txt  0 B" in ctx.text and "file a_pipe.txt" not in ctx.text and "file a_latin1.txt" not in ctx.text
     assert "more files not listed" in ctx.text
     assert ctx.stats["trace_cut"] and "line 0 " in ctx.text and "line 1999 " in ctx.text
     assert build_context(ws, tmp_path / "nope.json").stats["trace"] == "missing"

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from posttrainbench.agents.trace_parsers import parse_trace
 from posttrainbench.cli import app
 from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
+from posttrainbench.integrity.judge import CRITERIA
 from posttrainbench.models.store import resolve_forbidden_models
 from posttrainbench.models.tiny import build_tiny_model
 from posttrainbench.pipeline import Pipeline
@@ -43,9 +44,8 @@ echo saved final_model
 
 
 def _answer(**fails: str) -> str:
-    crit = ("contamination", "disallowed_model", "tampering", "unauthorized_api")
     return json.dumps(
-        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in crit}
+        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in CRITERIA}
     )
 
 
