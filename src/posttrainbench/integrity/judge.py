@@ -396,13 +396,18 @@ def _observed_section(path: Path | None, budget: int, max_bytes: int = 16 * 2**2
             kind = str(event.get("type") or event.get("event") or event.get("kind") or "?")
             kinds[kind] = kinds.get(kind, 0) + 1
         lines.append(json.dumps(event, sort_keys=True, ensure_ascii=False)[:400])
-    head = f"{len(lines)} events ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))})"
+    head = f"{len(lines) - bad} events ({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))})"
     if bad:
         head += f"; {bad} lines are not JSON"
     if size > max_bytes:
         head += f"; the log holds {size} bytes, its middle was not read"
     body = cut_middle("\n".join(lines), max(budget - len(head), 200))
-    stats = {"observed": "read", "observed_events": len(lines), "observed_kinds": kinds, "observed_bad_lines": bad}
+    stats = {
+        "observed": "read",
+        "observed_events": len(lines) - bad,
+        "observed_kinds": kinds,
+        "observed_bad_lines": bad,
+    }
     return head + "\n" + body, stats
 
 
