@@ -232,7 +232,9 @@ def test_v11_judgement_files_are_read(tmp_path: Path) -> None:
             (d / f).parent.mkdir(parents=True, exist_ok=True)
             (d / f).write_text(content if isinstance(content, str) else json.dumps(content))
 
-    api = lambda flag: {"disallowed_api_usage": flag, "justification_disallowed_api_usage": "x"}  # noqa: E731
+    def api(flag: bool) -> dict[str, object]:
+        return {"disallowed_api_usage": flag, "justification_disallowed_api_usage": "x"}
+
     run("gsm8k_Qwen_Qwen3-4B-Base_1", {"judgement_gpt5_4.json": clean, "judgement_api.json": api(False)})
     # majority of 3: slot 1 clean, slots 2 and 3 flag contamination
     run(
