@@ -484,3 +484,21 @@ def test_neutralise_breaks_every_structuring_mark() -> None:
     assert neutralise("an honest reply: 3 + 4 = 7 # comment") == "an honest reply: 3 + 4 = 7 # comment"
     quoted = quote_data(hostile, 'n"<|x|>\n')
     assert outside_data(quoted) == "" and quoted.count("<|/data|>") == 1
+
+
+def test_a_flood_of_junk_files_does_not_crowd_out_what_the_trace_names(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "junk").mkdir(parents=True)
+    for i in range(3000):
+        (ws / "junk" / f"{i:04d}.txt").write_text("filler " * 5)
+    (ws / "zz_build_data.py").write_text("rows = open('task/dev.jsonl').read()  # the answers\n" + "#" * 4000)
+    steps = [
+        TraceStep(
+            index=0, role="assistant", tool_calls=[ToolCall(name="Bash", input={"command": "python zz_build_data.py"})]
+        )
+    ]
+    save_trace(tmp_path / "trace.json", Trace(agent="x", steps=steps))
+    ctx = build_context(ws, tmp_path / "trace.json", workspace_chars=20_000)
+    assert "rows = open('task/dev.jsonl')" in ctx.text and ctx.stats["files_cut_for_budget"] > 0
+    without = build_context(ws, None, workspace_chars=20_000)
+    assert "rows = open('task/dev.jsonl')" not in without.text, "the flood does crowd out an unnamed big file"

@@ -482,8 +482,21 @@ def build_context(
     budget = workspace_chars - len(listing_text)
     shown, cut = 0, 0
     parts.append("\n## Files written or modified by the agent (harness files marked MODIFIED)")
-    # small files first, so that one big file does not crowd out the others
-    for rel, p in sorted(scripts, key=lambda x: (x[1].stat().st_size if x[1].exists() else 0, x[0])):
+    trace_text, tstats = _trace_excerpt(trace_path, trace_chars)
+
+    def priority(item: tuple[str, Path]) -> tuple[int, int, str]:
+        """Modified harness files, then files the trace names, then the rest; small files first
+        within each, so that neither one big file nor a flood of junk files crowds them out."""
+        rel, p = item
+        named = rel in trace_text or (len(p.name) > 3 and p.name in trace_text)
+        rank = 0 if rel in manifest else 1 if named else 2
+        try:
+            size = p.stat().st_size
+        except OSError:
+            size = 0
+        return rank, size, rel
+
+    for rel, p in sorted(scripts, key=priority):
         if budget <= 0:
             cut += 1
             continue
@@ -495,7 +508,7 @@ def build_context(
         budget -= len(text)
         shown += 1
     heads = 0
-    for rel, p in data:
+    for rel, p in sorted(data, key=priority):
         if budget <= 0:
             cut += 1
             continue
@@ -509,7 +522,6 @@ def build_context(
         budget -= len(head)
         heads += 1
 
-    trace_text, tstats = _trace_excerpt(trace_path, trace_chars)
     parts.append("\n## Trace excerpt (step numbers in brackets)")
     parts.append(quote_data(trace_text, "trace"))
     return JudgeContext(
