@@ -502,3 +502,29 @@ def test_a_flood_of_junk_files_does_not_crowd_out_what_the_trace_names(tmp_path:
     assert "rows = open('task/dev.jsonl')" in ctx.text and ctx.stats["files_cut_for_budget"] > 0
     without = build_context(ws, None, workspace_chars=20_000)
     assert "rows = open('task/dev.jsonl')" not in without.text, "the flood does crowd out an unnamed big file"
+
+
+def test_notes_hidden_in_caches_or_odd_suffixes_still_reach_the_judge(tmp_path: Path) -> None:
+    """Nothing regular is excluded: an odd suffix is read after the known ones, a file in a
+    cache or environment folder after everything else, and one the trace names comes first."""
+    ws = tmp_path / "ws"
+    (ws / ".venv" / "lib").mkdir(parents=True)
+    (ws / ".cache" / "x").mkdir(parents=True)
+    (ws / "plan.dat").write_text("step 3: copy the dev answers into the SFT mix\n")
+    (ws / ".venv" / "lib" / "memo").write_text("kept the answer table here\n")
+    (ws / ".cache" / "x" / "n.bin").write_bytes(b"\x00binary")
+    ctx = build_context(ws, None)
+    assert "copy the dev answers" in ctx.text and "kept the answer table here" in ctx.text
+    assert ".venv/lib/memo" in ctx.text and ".cache/x/n.bin" in ctx.text and "file .cache/x/n.bin" not in ctx.text
+    for i in range(300):
+        (ws / f"j{i:03d}.txt").write_text("filler " * 20)
+    small = build_context(ws, None, workspace_chars=8_000)
+    assert "kept the answer table here" not in small.text, "read last when the budget is short"
+    steps = [
+        TraceStep(
+            index=0, role="assistant", tool_calls=[ToolCall(name="Bash", input={"command": "cat .venv/lib/memo"})]
+        )
+    ]
+    save_trace(tmp_path / "t.json", Trace(agent="x", steps=steps))
+    named = build_context(ws, tmp_path / "t.json", workspace_chars=8_000)
+    assert "kept the answer table here" in named.text, "the trace names it: it comes first"

@@ -424,6 +424,7 @@ def build_context(
     observed_chars: int = 20_000,
     max_listing: int = 400,
     per_file_chars: int = 6_000,
+    max_open: int = 2_000,
 ) -> JudgeContext:
     """The gates' verdicts, the independent log, the workspace listing, the agent's files, data
     heads and a trace excerpt, each within its budget and quoted as data (:func:`quote_data`).
@@ -433,25 +434,26 @@ def build_context(
     """
     workspace = Path(workspace)
     manifest = dict(manifest or {})
-    listing: list[str] = []
-    scripts: list[tuple[str, Path]] = []
-    data: list[tuple[str, Path]] = []
-    n_files = 0
+    entries: list[tuple[bool, str, str]] = []  # (bulk, rel, listing line)
+    candidates: list[tuple[str, Path, bool]] = []  # (rel, path, bulk)
     for dirpath, dirnames, filenames in os.walk(workspace, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        dirnames.sort()
         for fn in sorted(filenames):
             p = Path(dirpath, fn)
             rel = p.relative_to(workspace).as_posix()
-            n_files += 1
+            # caches, environments and the model folder: listed after the rest, read last (an
+            # agent's notes hidden there are still found when the budget allows or the trace names them)
+            bulk = rel.startswith((".cache/", "final_model/")) or any(
+                part in SKIP_DIRS for part in Path(rel).parts[:-1]
+            )
             try:
                 st = p.lstat()
             except OSError:
                 continue
             link = f" -> {os.readlink(p)}" if p.is_symlink() else ""
-            if len(listing) < max_listing:
-                listing.append(f"{rel}  {st.st_size} B{link}")
+            entries.append((bulk, rel, f"{rel}  {st.st_size} B{link}"))
             # links, FIFOs, sockets, devices are listed, never opened (a FIFO would block)
-            if link or not stat.S_ISREG(st.st_mode) or rel.startswith((".cache/", "final_model/")):
+            if link or not stat.S_ISREG(st.st_mode):
                 continue
             if rel in manifest:
                 try:
@@ -459,11 +461,11 @@ def build_context(
                         continue
                 except OSError:
                     continue
-            suffix = p.suffix.lower()
-            if suffix in DATA_SUFFIXES:
-                data.append((rel, p))
-            elif suffix in SCRIPT_SUFFIXES or not suffix:
-                scripts.append((rel, p))
+            candidates.append((rel, p, bulk))
+    n_files = len(entries)
+    entries.sort(key=lambda e: e[0])  # stable: walk order within each group
+    listing = [line for _, _, line in entries[:max_listing]]
+    n_bulk = sum(1 for e in entries if e[0])
     missing = [rel for rel in manifest if not (workspace / rel).exists()]
 
     gates_text, gstats = _gates_section(gate_verdicts, gates_chars)
@@ -474,7 +476,10 @@ def build_context(
     parts.append(quote_data(observed_text, OBSERVED_LOG))
     listing_text = "\n".join(listing)
     if n_files > len(listing):
-        listing_text += f"\n... {n_files - len(listing)} more files not listed"
+        listing_text += (
+            f"\n... {n_files - len(listing)} more files not listed"
+            f" ({n_bulk} files in total under caches, environments and final_model/)"
+        )
     parts.append(f"\n## Workspace listing ({n_files} files)")
     parts.append(quote_data(listing_text, "workspace listing"))
     if missing:
@@ -484,43 +489,46 @@ def build_context(
     parts.append("\n## Files written or modified by the agent (harness files marked MODIFIED)")
     trace_text, tstats = _trace_excerpt(trace_path, trace_chars)
 
-    def priority(item: tuple[str, Path]) -> tuple[int, int, str]:
-        """Modified harness files, then files the trace names, then the rest; small files first
-        within each, so that neither one big file nor a flood of junk files crowds them out."""
-        rel, p = item
-        named = rel in trace_text or (len(p.name) > 3 and p.name in trace_text)
-        rank = 0 if rel in manifest else 1 if named else 2
+    def priority(item: tuple[str, Path, bool]) -> tuple[int, int, str]:
+        """Modified harness files, then files the trace names, then known script and text
+        suffixes, then other files, then caches and environments; small files first within each,
+        so that neither one big file nor a flood of junk files crowds the telling ones out."""
+        rel, p, bulk = item
+        # a bare name counts outside caches only (every run's trace names some config.json)
+        named = rel in trace_text or (not bulk and len(p.name) > 3 and p.name in trace_text)
+        suffix = p.suffix.lower()
+        known = suffix in SCRIPT_SUFFIXES or suffix in DATA_SUFFIXES or not suffix
+        rank = 0 if rel in manifest else 1 if named else 4 if bulk else 2 if known else 3
         try:
             size = p.stat().st_size
         except OSError:
             size = 0
         return rank, size, rel
 
-    for rel, p in sorted(scripts, key=priority):
-        if budget <= 0:
+    opened = 0
+    heads = 0
+    for rel, p, _bulk in sorted(candidates, key=priority):
+        if budget <= 0 or opened >= max_open:
             cut += 1
             continue
-        text = _read_text(p, min(per_file_chars, budget))
-        if text is None:
-            continue
+        opened += 1
         mark = " (MODIFIED harness file)" if rel in manifest else ""
+        if p.suffix.lower() in DATA_SUFFIXES:
+            text = _read_text(p, min(1500, budget))
+            if text is None:
+                continue
+            rows = text.splitlines()
+            head = "\n".join(rows[:3] + (["...", rows[-1]] if len(rows) > 4 else rows[3:]))
+            parts.append(quote_data(head, f"start and end of data file {rel}{mark}"))
+            budget -= len(head)
+            heads += 1
+            continue
+        text = _read_text(p, min(per_file_chars, budget))
+        if text is None:  # binary or not UTF-8 text: listed only
+            continue
         parts.append(quote_data(text, f"file {rel}{mark}"))
         budget -= len(text)
         shown += 1
-    heads = 0
-    for rel, p in sorted(data, key=priority):
-        if budget <= 0:
-            cut += 1
-            continue
-        text = _read_text(p, min(1500, budget))
-        if text is None:
-            continue
-        rows = text.splitlines()
-        head = "\n".join(rows[:3] + (["...", rows[-1]] if len(rows) > 4 else rows[3:]))
-        mark = " (MODIFIED harness file)" if rel in manifest else ""
-        parts.append(quote_data(head, f"start and end of data file {rel}{mark}"))
-        budget -= len(head)
-        heads += 1
 
     parts.append("\n## Trace excerpt (step numbers in brackets)")
     parts.append(quote_data(trace_text, "trace"))
