@@ -435,33 +435,35 @@ def build_context(
     workspace = Path(workspace)
     manifest = dict(manifest or {})
     entries: list[tuple[bool, str, str]] = []  # (bulk, rel, listing line)
-    candidates: list[tuple[str, Path, bool]] = []  # (rel, path, bulk)
-    for dirpath, dirnames, filenames in os.walk(workspace, followlinks=False):
+    candidates: list[tuple[str, Path, bool, int]] = []  # (rel, path, bulk, size)
+    root = str(workspace)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        reldir = dirpath[len(root) + 1 :]
+        # caches, environments and the model folder: listed after the rest, read last (an
+        # agent's notes hidden there are still found when the budget allows or the trace names them)
+        parts = reldir.split("/")
+        bulk = parts[0] in (".cache", "final_model") or any(part in SKIP_DIRS for part in parts)
         for fn in sorted(filenames):
-            p = Path(dirpath, fn)
-            rel = p.relative_to(workspace).as_posix()
-            # caches, environments and the model folder: listed after the rest, read last (an
-            # agent's notes hidden there are still found when the budget allows or the trace names them)
-            bulk = rel.startswith((".cache/", "final_model/")) or any(
-                part in SKIP_DIRS for part in Path(rel).parts[:-1]
-            )
+            full = os.path.join(dirpath, fn)
+            rel = f"{reldir}/{fn}" if reldir else fn
             try:
-                st = p.lstat()
+                st = os.lstat(full)
             except OSError:
                 continue
-            link = f" -> {os.readlink(p)}" if p.is_symlink() else ""
+            link = f" -> {os.readlink(full)}" if stat.S_ISLNK(st.st_mode) else ""
             entries.append((bulk, rel, f"{rel}  {st.st_size} B{link}"))
             # links, FIFOs, sockets, devices are listed, never opened (a FIFO would block)
             if link or not stat.S_ISREG(st.st_mode):
                 continue
+            p = Path(full)
             if rel in manifest:
                 try:
                     if sha256_file(p) == manifest[rel]:
                         continue
                 except OSError:
                     continue
-            candidates.append((rel, p, bulk))
+            candidates.append((rel, p, bulk, st.st_size))
     n_files = len(entries)
     entries.sort(key=lambda e: e[0])  # stable: walk order within each group
     listing = [line for _, _, line in entries[:max_listing]]
@@ -487,27 +489,24 @@ def build_context(
     budget = workspace_chars - len(listing_text)
     shown, cut = 0, 0
     parts.append("\n## Files written or modified by the agent (harness files marked MODIFIED)")
-    trace_text, tstats = _trace_excerpt(trace_path, trace_chars)
+    names: set[str] = set()
+    trace_text, tstats = _trace_excerpt(trace_path, trace_chars, names=names)
 
-    def priority(item: tuple[str, Path, bool]) -> tuple[int, int, str]:
+    def priority(item: tuple[str, Path, bool, int]) -> tuple[int, int, str]:
         """Modified harness files, then files the trace names, then known script and text
         suffixes, then other files, then caches and environments; small files first within each,
         so that neither one big file nor a flood of junk files crowds the telling ones out."""
-        rel, p, bulk = item
+        rel, p, bulk, size = item
         # a bare name counts outside caches only (every run's trace names some config.json)
-        named = rel in trace_text or (not bulk and len(p.name) > 3 and p.name in trace_text)
+        named = rel in names or (not bulk and len(p.name) > 3 and p.name in names)
         suffix = p.suffix.lower()
         known = suffix in SCRIPT_SUFFIXES or suffix in DATA_SUFFIXES or not suffix
         rank = 0 if rel in manifest else 1 if named else 4 if bulk else 2 if known else 3
-        try:
-            size = p.stat().st_size
-        except OSError:
-            size = 0
         return rank, size, rel
 
     opened = 0
     heads = 0
-    for rel, p, _bulk in sorted(candidates, key=priority):
+    for rel, p, _bulk, _size in sorted(candidates, key=priority):
         if budget <= 0 or opened >= max_open:
             cut += 1
             continue
@@ -548,7 +547,24 @@ def build_context(
     )
 
 
-def _trace_excerpt(trace_path: Path | None, budget: int, piece: int = 800) -> tuple[str, dict]:
+_PATH_TOKEN = re.compile(r"[\w./~+@-]*[./][\w./~+@-]*")
+
+
+def _path_names(text: str, into: set[str]) -> None:
+    """Add every path-like token of ``text`` to ``into``: the token, and each tail after a ``/``
+    (an absolute path names the workspace-relative one too)."""
+    for tok in _PATH_TOKEN.findall(text):
+        tok = tok.removeprefix("./").rstrip(".")
+        parts = tok.split("/")
+        for i in range(max(len(parts) - 8, 0), len(parts)):
+            into.add("/".join(parts[i:]))
+
+
+def _trace_excerpt(
+    trace_path: Path | None, budget: int, piece: int = 800, names: set[str] | None = None
+) -> tuple[str, dict]:
+    """The trace, one line per message, call and result, start and end kept within ``budget``;
+    ``names`` collects the path-like tokens of every tool call (all of them, not only the excerpt's)."""
     if trace_path is None or not Path(trace_path).is_file():
         return "(no trace available)", {"trace": "missing"}
     try:
@@ -561,6 +577,8 @@ def _trace_excerpt(trace_path: Path | None, budget: int, piece: int = 800) -> tu
             lines.append(f"[{s.index}] {s.role}: {s.text[:piece]}")
         for c in s.tool_calls:
             inp = c.input if isinstance(c.input, str) else json.dumps(c.input)
+            if names is not None:
+                _path_names(inp, names)
             lines.append(f"[{s.index}] call {c.name}: {inp[:piece]}")
         for r in s.tool_results:
             if r.output:
