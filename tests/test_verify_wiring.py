@@ -88,6 +88,7 @@ def test_judge_is_required_exactly_when_configured(
     assert "ptb/tiny-random" in user and "python finetune.py" in user, "the judge read the trace"
     assert "gate lineage: pass" in user and "gate trace_audit: pass" in user, "the judge read the gate verdicts"
     assert "absent: no independent log observed.jsonl" in user, "the judge is told the log is absent"
+    assert '<|data name="final_model/config.json"|>' in user and '"vocab_size"' in user, "the submitted config"
     assert (pipe.paths.evidence / "judge.json").is_file() and (pipe.paths.evidence / "judge_input.txt").is_file()
     # upstream v1.1+'s judgement files beside ours, exactly upstream's fields
     gpt = json.loads(pipe.paths.judgement_json("gpt5_4").read_text())

@@ -160,6 +160,7 @@ class JudgeGate:
             manifest=ctx.manifest,
             gate_verdicts=dict(ctx.verdicts),
             observed_log=ctx.evidence_dir.parent / OBSERVED_LOG,
+            final_model=ctx.final_model,
         )
 
 

@@ -427,6 +427,7 @@ def build_context(
     manifest: Mapping[str, str] | None = None,
     gate_verdicts: Mapping[str, Verdict] | None = None,
     observed_log: Path | None = None,
+    final_model: Path | None = None,
     workspace_chars: int = 60_000,
     trace_chars: int = 40_000,
     gates_chars: int = 16_000,
@@ -490,6 +491,14 @@ def build_context(
         listing_text += (
             f"\n... {n_files - len(listing)} more files not listed"
             f" ({n_bulk} files in total under caches, environments and final_model/)"
+        )
+    if final_model is not None:
+        # upstream's judges read the submitted model's config (model identity); ours is the
+        # canonical submission's, which the evaluator loads
+        config = _read_text(Path(final_model) / "config.json", 6_000) if Path(final_model).is_dir() else None
+        parts.append("\n## config.json of the submitted final_model (the canonical submission)")
+        parts.append(
+            quote_data(config if config is not None else "(no readable config.json)", "final_model/config.json")
         )
     parts.append(f"\n## Workspace listing ({n_files} files)")
     parts.append(quote_data(listing_text, "workspace listing"))
@@ -704,14 +713,16 @@ def run_judge(
     manifest: Mapping[str, str] | None = None,
     gate_verdicts: Mapping[str, Verdict] | None = None,
     observed_log: Path | None = None,
+    final_model: Path | None = None,
     env: Mapping[str, str] | None = None,
     caller: Caller | None = None,
 ) -> Verdict:
     """Judge one run: ``config.n`` samples, each retried, majority per criterion.
 
     ``run_info`` fills the prompt (benchmark, base_model, forbidden, agent); ``gate_verdicts``
-    (the gates that ran before, with their evidence files) and ``observed_log`` (the independent
-    log of the sandbox; absent is said in the prompt) are shown to the judge. The key is read
+    (the gates that ran before, with their evidence files), ``observed_log`` (the independent
+    log of the sandbox; absent is said in the prompt) and the ``config.json`` of ``final_model``
+    (the canonical submission) are shown to the judge. The key is read
     from ``env`` (default: the harness's environment) under ``config.api_key_env``; ``caller``
     replaces the endpoint (no key is read then).
     """
@@ -730,6 +741,7 @@ def run_judge(
         manifest=manifest,
         gate_verdicts=gate_verdicts,
         observed_log=observed_log,
+        final_model=final_model,
         workspace_chars=config.workspace_chars,
         trace_chars=config.trace_chars,
         gates_chars=config.gates_chars,
