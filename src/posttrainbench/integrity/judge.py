@@ -485,7 +485,8 @@ def build_context(
     parts = ["## Verdicts of the deterministic gates (their summaries quote what the agent wrote)"]
     parts.append(quote_data(gates_text, "gate verdicts"))
     parts.append(f"\n## Independent log of what ran in the sandbox ({OBSERVED_LOG}, recorded outside the agent)")
-    parts.append(quote_data(observed_text, OBSERVED_LOG))
+    # the harness's own note when the log is absent; the log's events are the agent's doing: data
+    parts.append(observed_text if ostats["observed"] == "absent" else quote_data(observed_text, OBSERVED_LOG))
     listing_text = "\n".join(listing)
     if n_files > len(listing):
         listing_text += (
