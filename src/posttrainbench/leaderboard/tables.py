@@ -31,6 +31,10 @@ FLAG_CODES = {
     "model_format": "F",
     "judge_contamination": "C",  # imported upstream judge verdicts
     "judge_disallowed_model": "M",
+    "judge_api_usage": "A",  # upstream v1.1+'s other judges (upstream's grid letter for API usage)
+    "judge_ptb_lookup": "L",
+    "judge_derived_contamination": "C",
+    "judge_general": "G",
     "data": "D",  # evaluated on a set other than the pinned one
 }
 
