@@ -287,3 +287,22 @@ def test_version_short_help_and_limits_are_checked_before_anything_runs(tmp_path
         res = runner.invoke(app, argv)
         assert res.exit_code == 2 and "--limit" in res.output, (argv, res.output)
     assert not (tmp_path / "r").exists() and not (tmp_path / "model").exists()
+
+
+def test_eval_says_what_it_evaluates_and_where_the_inspect_log_went(tmp_path: Path) -> None:
+    from posttrainbench.models.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["eval", str(model), "--benchmark", "gsm8k-calc", "--base-model", "ptb/tiny-random", "--limit", "2",
+         "--out", str(out), "--batch-size", "2"],
+        terminal_width=400,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"evaluating {model} on gsm8k-calc (first 2 items, batch 2); Inspect log in {out}" in text
+    logs = list(out.rglob("*.eval"))
+    assert len(logs) == 1 and f"log: {logs[0]}" in text and f"inspect view --log-dir {out}" in text
+    assert "gsm8k-calc: accuracy = " in text and "(2 items)" in text
