@@ -107,6 +107,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_interrupts.py::test_one_ctrl_c_stops_an_evaluation_and_the_ladder_does_not_go_on",
         "test_cli_errors.py::test_an_unreachable_hub_is_said_at_once_without_retries",
         "test_cli.py::test_eval_says_what_it_evaluates_and_where_the_inspect_log_went",
+        "test_cli.py::test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid",
         "test_interrupts.py::test_ctrl_c_during_solve_is_recorded_as_interrupted_and_resuming_reruns_it",
     }
 )

@@ -306,3 +306,37 @@ def test_eval_says_what_it_evaluates_and_where_the_inspect_log_went(tmp_path: Pa
     logs = list(out.rglob("*.eval"))
     assert len(logs) == 1 and f"log: {logs[0]}" in text and f"inspect view --log-dir {out}" in text
     assert "gsm8k-calc: accuracy = " in text and "(2 items)" in text
+
+
+def test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid(tmp_path: Path) -> None:
+    import os
+    import re
+
+    from posttrainbench.testing import write_synthetic_run
+
+    for agent, config, score in (
+        ("claude", "claude-opus-4-5-20251101-a-very-long-config", 0.1),
+        ("reference", "sft", 0.3),
+    ):
+        for bench in ("gsm8k", "gsm8k-calc", "humaneval"):
+            write_synthetic_run(tmp_path / "r", agent=agent, agent_config=config, benchmark=bench, score=score)
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "70", "PTB_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "leaderboard", "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)
+    lines = text.splitlines()
+    assert max(len(ln) for ln in lines if ln.startswith(("┃", "│"))) <= 70
+    head = next(ln for ln in lines if "rank" in ln)
+    assert [c.strip() for c in head.strip("┃").split("┃")] == ["rank", "agent", "score", "std", "repeats"]
+    first = next(ln for ln in lines if "reference/sft@1h" in ln)
+    assert "0.300" in first and "│    1 │" in first
+    assert "claude/claude-opus-4-5" in text and "0.100" in text
+    assert "11 more column(s) not shown at this width (gsm8k, gsm8k-calc, humaneval," in " ".join(text.split())
+    # piped (not a terminal): every column, however wide
+    res = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "leaderboard", "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, env={**env, "FORCE_COLOR": ""}, check=True,
+    )  # fmt: skip
+    assert "cost USD" in res.stdout and "not shown" not in res.stdout

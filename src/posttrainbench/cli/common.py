@@ -51,6 +51,7 @@ __all__ = [
     "err_console",
     "expected",
     "fail",
+    "fit_columns",
     "load_settings",
     "output_file",
     "output_folder",
@@ -228,6 +229,29 @@ def print_json(value: Any) -> None:
 # ----------------------------------------------------------------- output
 WIDE_MAX = 400
 """Widest a table gets when printed into a pipe or file."""
+
+
+AGENT_MAX_WIDTH = 36
+"""Widest the agent column gets in a terminal (a longer label folds onto more lines)."""
+
+
+def fit_columns(header: list[str], rows: list[list[str]], width: int, keep: int) -> list[int]:
+    """Indices of the columns to show in a terminal ``width`` wide: the first ``keep`` always (the
+    agent column counted at most :data:`AGENT_MAX_WIDTH`), then the others in order while they fit,
+    so that the key columns are never squeezed out of sight by many narrow ones."""
+
+    def need(i: int) -> int:
+        cells = [header[i], *(r[i] for r in rows)]
+        w = max(len(c) for c in cells)
+        return min(w, AGENT_MAX_WIDTH) + 3 if header[i] == "agent" else w + 3  # padding and border
+
+    shown = list(range(min(keep, len(header))))
+    used = sum(need(i) for i in shown) + 1
+    for i in range(len(shown), len(header)):
+        if used + need(i) <= width:
+            shown.append(i)
+            used += need(i)
+    return shown
 
 
 def print_wide(table: Table) -> None:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..leaderboard.tables import FORMATS
 from .common import (
+    AGENT_MAX_WIDTH,
     EXIT_FAILED,
     ReindexOpt,
     ResultsOpt,
@@ -21,6 +22,7 @@ from .common import (
     err_console,
     expected,
     fail,
+    fit_columns,
     output_file,
     print_wide,
     results_index,
@@ -72,11 +74,24 @@ def leaderboard(
         return
     header, rows = agent_table(report)
     table = Table(title=f"leaderboard ({len(report.cells)} runs; weights: {report.weights_source})")
-    for col in header:
-        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
+    # in a terminal: rank, agent, score, std and repeats always, the other columns while they fit
+    shown = fit_columns(header, rows, console.width, keep=5) if console.is_terminal else list(range(len(header)))
+    for i in shown:
+        col = header[i]
+        if col == "agent":
+            table.add_column(col, overflow="fold", max_width=AGENT_MAX_WIDTH if console.is_terminal else None)
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in shown))
     print_wide(table)
+    hidden = [header[i] for i in range(len(header)) if i not in shown]
+    if hidden:
+        console.print(
+            f"[dim]{len(hidden)} more column(s) not shown at this width ({', '.join(hidden)}): "
+            "widen the terminal, or --format csv / md[/dim]",
+            soft_wrap=True,
+        )
     if len(report.models) > 1:
         mh, mrows = model_table(report)
         mt = Table(title="score per base model")
