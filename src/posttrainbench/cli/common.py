@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segments
 from rich.table import Table
@@ -55,8 +58,10 @@ __all__ = [
     "load_settings",
     "output_file",
     "output_folder",
+    "phase_line",
     "print_json",
     "print_wide",
+    "quiet_third_party_progress",
     "results_index",
 ]
 
@@ -252,6 +257,24 @@ def fit_columns(header: list[str], rows: list[list[str]], width: int, keep: int)
             shown.append(i)
             used += need(i)
     return shown
+
+
+def phase_line(out: Console) -> Callable[[str, str], None]:
+    """A pipeline progress callback: ``HH:MM:SS phase message`` lines (no source-file suffixes)."""
+
+    def progress(phase: str, message: str) -> None:
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] [bold]{phase}[/bold] {escape(message)}", soft_wrap=True)
+
+    return progress
+
+
+def quiet_third_party_progress() -> None:
+    """Third-party progress bars off (huggingface_hub downloads, datasets, transformers' weight
+    loading): ptb shows its own progress. Set before those libraries are imported (they read the
+    variables at import); a value the user set is kept."""
+    for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def print_wide(table: Table) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from . import agents, data, sweep
 from .baseline import baseline
-from .common import ErrorHandlingGroup, env_epilog
+from .common import ErrorHandlingGroup, env_epilog, quiet_third_party_progress
 from .demo import demo
 from .doctor import doctor
 from .evaluate import eval_cmd
@@ -48,6 +48,7 @@ def _root(
     ] = False,
 ) -> None:
     """PostTrainBench: how well can an autonomous LLM agent post-train a base LLM?"""
+    quiet_third_party_progress()
 
 
 app.command(epilog=env_epilog("demo"))(demo)

@@ -21,6 +21,7 @@ from .common import (
     expected,
     load_settings,
     output_folder,
+    phase_line,
 )
 from .show import print_record
 
@@ -65,9 +66,7 @@ def run(
             eval_limit=limit,
             suffix=suffix,
         )
-        pipeline = Pipeline(
-            spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
-        )
+        pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings)
         pipeline.preflight()
     output_folder(results, "results folder")
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
