@@ -89,6 +89,12 @@ class RunPaths:
         return self.root / "egress.log"
 
     @property
+    def sandbox_tmp(self) -> Path:
+        """The sandbox's ``/tmp``: a host folder in the run folder that the sandbox binds at
+        ``/tmp``, so what the agent keeps there outlives the sandbox and is scanned at verify."""
+        return self.root / "sandbox_tmp"
+
+    @property
     def harness(self) -> Path:
         """Pristine copies of every harness-owned workspace file (for the tamper diff)."""
         return self.root / "harness"

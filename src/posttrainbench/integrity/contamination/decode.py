@@ -190,7 +190,6 @@ for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
 _INT_CHARS = np.zeros(256, dtype=bool)
 for _c in b"0123456789, \t\r\n-":
     _INT_CHARS[_c] = True
-_B64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{40,}={0,2}")
 _INT_RUN = re.compile(rb"\d+(?:\s*,\s*\d+){15,}")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _B32 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")
@@ -207,13 +206,26 @@ def runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     return list(zip(starts[keep].tolist(), ends[keep].tolist()))
 
 
-def decode_run(run: bytes) -> tuple[str, bytes] | None:
-    """(encoding, decoded bytes) of a hex, base32 or base64 run; None if it is none of them."""
+def _merged_runs(mask: np.ndarray, data: bytes) -> list[tuple[int, int]]:
+    """Runs of encoding characters of 40 or more, lines of one encoded block (runs separated by
+    a single line break, as base64 tools wrap them) merged into one."""
+    out: list[tuple[int, int]] = []
+    for s, e in runs(mask, 16):
+        if out and data[out[-1][1] : s] in (b"\n", b"\r\n"):
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return [(s, e) for s, e in out if e - s >= _MIN_RUN]
+
+
+def decode_run(run: bytes, kind: str | None = None) -> tuple[str, bytes] | None:
+    """(encoding, decoded bytes) of a hex, base32 or base64 run (``kind``: that one); None if it
+    is none of them."""
     chars = set(run)
     try:
-        if chars <= _HEX and len(run) % 2 == 0:
+        if kind == "hex" or (kind is None and chars <= _HEX and len(run) % 2 == 0):
             return "hex", bytes.fromhex(run.decode())
-        if chars <= _B32 and len(run.rstrip(b"=")) * 5 // 8 > 0:
+        if kind == "base32" or (kind is None and chars <= _B32 and len(run.rstrip(b"=")) * 5 // 8 > 0):
             body = run.rstrip(b"=")
             return "base32", _b32(body)
         body = run.rstrip(b"=")
@@ -276,6 +288,7 @@ class Decoder:
         self.report = DecodeReport()
         self.decode_ids = decode_ids
         self.vocab = vocab_size
+        self._ids_too = False
 
     def charge(self, n: int) -> None:
         self.report.decoded_bytes += n
@@ -293,8 +306,12 @@ class Decoder:
     def stream(self, fh: Readable, depth: int, name: str, path: str | None = None) -> None:
         head = _read_full(fh, _HEAD)
         kind = sniff(head)
-        if kind == "text" and self.vocab is not None:
-            kind = _id_array(head, self.vocab) or kind
+        self._ids_too = False
+        if self.vocab is not None and kind in ("text", "utf32le"):
+            ids_kind = _id_array(head, self.vocab)
+            if kind == "text" and ids_kind:
+                kind = ids_kind
+            self._ids_too = kind == "utf32le" and ids_kind == "ids32"  # small ids read as both
         if kind != "text":
             self.report.layers[kind] += 1
         if depth >= self.limits.max_depth and kind not in ("text", "utf16", "utf32"):
@@ -390,6 +407,43 @@ class Decoder:
                 f = tf.extractfile(member)
                 if f is not None:
                     self.stream(io.BufferedReader(_Counted(f, self), BLOCK), depth + 1, f"{name}!{member.name}")
+
+    def _encoded(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
+        """A stream that is one encoded block (base64/hex/base32 lines), of any size: decoded
+        as a stream (its text is scanned too, in case it is not one)."""
+        dec = self
+
+        class _Dec(io.RawIOBase):
+            def __init__(self) -> None:
+                self.rest, self.buf, self.kind = b"", b"", ""
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, b: Any) -> int:
+                while not self.buf:
+                    raw = fh.read(BLOCK)
+                    if not raw:
+                        if not self.rest:
+                            return 0
+                        got = decode_run(self.rest, self.kind or None)
+                        self.rest, self.buf = b"", got[1] if got else b""
+                        if not self.buf:
+                            return 0
+                        break
+                    dec.sink.text(raw)
+                    body = self.rest + raw.replace(b"\r", b"").replace(b"\n", b"")
+                    cut = len(body) - len(body) % 8
+                    self.rest = body[cut:]
+                    got = decode_run(body[:cut], self.kind or None) if cut else None
+                    if got is not None:
+                        self.kind = got[0]
+                    self.buf = got[1] if got else b""
+                n = min(len(b), len(self.buf))
+                b[:n], self.buf = self.buf[:n], self.buf[n:]
+                return n
+
+        self.stream(io.BufferedReader(_Counted(_Dec(), self), BLOCK), depth + 1, name + "|decoded")
 
     def _unsupported(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
         self.report.incomplete.append(f"{name}: archive format not read by the scan (7z/rar)")
@@ -544,16 +598,18 @@ class Decoder:
         self._recode(fh, depth, name, "utf-32")
 
     def _utf32le(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        self._recode(fh, depth, name, "utf-32-le")
+        self._recode(fh, depth, name, "utf-32-le", ids=self._ids_too)
 
     def _utf32be(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
         self._recode(fh, depth, name, "utf-32-be")
 
-    def _recode(self, fh: Readable, depth: int, name: str, encoding: str) -> None:
+    def _recode(self, fh: Readable, depth: int, name: str, encoding: str, ids: bool = False) -> None:
         dec = codecs.getincrementaldecoder(encoding)(errors="replace")
 
         def blocks() -> Iterator[bytes]:
             while raw := fh.read(BLOCK):
+                if ids and len(raw) % 4 == 0:
+                    self.numbers(np.frombuffer(raw, dtype="<i4"))
                 yield dec.decode(raw).encode("utf-8", "surrogatepass")
             yield dec.decode(b"", final=True).encode("utf-8", "surrogatepass")
 
@@ -584,13 +640,13 @@ class Decoder:
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:
             return
         arr = np.frombuffer(data, dtype=np.uint8)
-        for s, e in runs(_B64_CHARS[arr], _MIN_RUN):
-            for m in _B64_RUN.finditer(data, s, e):
-                got = decode_run(m.group(0))
-                if got is not None and got[1]:
-                    self.report.layers[got[0]] += 1
-                    self.charge(len(got[1]))
-                    self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{m.start()}")
+        for s, e in _merged_runs(_B64_CHARS[arr], data):
+            run = data[s:e].replace(b"\r", b"").replace(b"\n", b"")
+            got = decode_run(run)
+            if got is not None and got[1]:
+                self.report.layers[got[0]] += 1
+                self.charge(len(got[1]))
+                self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{s}")
         if self.vocab is not None:
             for s, e in runs(_INT_CHARS[arr], 48):
                 for m in _INT_RUN.finditer(data, s, e):
@@ -683,7 +739,13 @@ def sniff(head: bytes) -> str:
         return "utf32"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "utf16"
-    return _zero_pattern(head)
+    kind = _zero_pattern(head)
+    if kind == "text" and len(head) >= _MIN_RUN and _ENCODED_HEAD.fullmatch(head) and b"\n" not in head[:_MIN_RUN]:
+        return "encoded"
+    return kind
+
+
+_ENCODED_HEAD = re.compile(rb"[A-Za-z0-9+/=_\-]{40,}(?:\r?\n[A-Za-z0-9+/=_\-]*)*\r?\n?")
 
 
 def _id_array(head: bytes, vocab: int) -> str | None:
@@ -695,7 +757,7 @@ def _id_array(head: bytes, vocab: int) -> str | None:
         if n < 16 * size:
             continue
         a = np.frombuffer(head[:n], dtype=dt)
-        if int(a.min()) >= 0 and int(a.max()) < vocab and len(np.unique(a)) > max(4, len(a) // 8):
+        if int(a.min()) >= 0 and int(a.max()) < vocab and len(np.unique(a)) > 4:
             return kind
     return None
 
