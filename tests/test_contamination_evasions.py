@@ -66,9 +66,9 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def _tar(members: dict[str, bytes], mode: str = "w:gz") -> bytes:
+def _tar(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode=mode) as t:
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
