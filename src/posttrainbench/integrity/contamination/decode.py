@@ -248,25 +248,32 @@ def _b32(body: bytes) -> bytes:
     return base64.b32decode(body[:cut]) if cut else b""
 
 
-_ESCAPES = [(b"\\n", b"\n"), (b"\\t", b"\t"), (b"\\r", b"\r"), (b'\\"', b'"'), (b"\\/", b"/"), (b"\\\\", b"\\")]
-_UESC = re.compile(rb"(?:\\u[0-9a-fA-F]{4})+")
-
-
 def unescape_json(data: bytes) -> bytes:
-    """JSON string escapes decoded (``\\n``, ``\\"``, ``\\uXXXX`` incl. surrogate pairs)."""
-    if b"\\" not in data:
+    """``\\uXXXX`` escapes decoded (surrogate pairs included); the other escapes (``\\n``,
+    ``\\"`` ...) need no decoding: the tokeniser reads a backslash, and the letter of ``\\n``,
+    as separators."""
+    if b"\\u" not in data:
         return data
-    if b"\\u" in data:
-
-        def rep(m: re.Match) -> bytes:
-            units = m.group(0).decode().split("\\u")[1:]
-            raw = b"".join(int(u, 16).to_bytes(2, "little") for u in units)
-            return raw.decode("utf-16-le", "replace").encode("utf-8")
-
-        data = _UESC.sub(rep, data)
-    for a, b in _ESCAPES:
-        data = data.replace(a, b)
-    return data
+    parts = data.split(b"\\u")
+    out = [parts[0]]
+    units: list[int] = []
+    for p in parts[1:]:
+        head = p[:4]
+        if len(head) == 4 and all(c in _HEX for c in head):
+            units.append(int(head, 16))
+            rest = p[4:]
+            if not rest:
+                continue  # the next escape follows at once (e.g. the low half of a pair)
+        else:
+            rest = b"\\u" + p
+        if units:
+            raw = b"".join(u.to_bytes(2, "little") for u in units)
+            out.append(raw.decode("utf-16-le", "replace").encode("utf-8"))
+            units = []
+        out.append(rest)
+    if units:
+        out.append(b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", "replace").encode("utf-8"))
+    return b"".join(out)
 
 
 # --------------------------------------------------------------------------- the decoder
@@ -640,20 +647,45 @@ class Decoder:
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:
             return
         arr = np.frombuffer(data, dtype=np.uint8)
-        for s, e in _merged_runs(_B64_CHARS[arr], data):
-            run = data[s:e].replace(b"\r", b"").replace(b"\n", b"")
-            got = decode_run(run)
-            if got is not None and got[1]:
-                self.report.layers[got[0]] += 1
-                self.charge(len(got[1]))
-                self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{s}")
+        for rs, re_ in _spaceless(arr, _MIN_RUN):  # cheap prefilter: only long stretches without spaces
+            sub = data[rs:re_]
+            for s, e in _merged_runs(_B64_CHARS[arr[rs:re_]], sub):
+                run = sub[s:e].replace(b"\r", b"").replace(b"\n", b"")
+                got = decode_run(run)
+                if got is not None and got[1]:
+                    self.report.layers[got[0]] += 1
+                    self.charge(len(got[1]))
+                    self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{rs + s}")
         if self.vocab is not None:
+            commas = np.flatnonzero(arr == np.uint8(44))
+            if len(commas) < 16 or not np.any(commas[15:] - commas[:-15] <= 15 * 12):
+                return  # no 16 numbers close together
             for s, e in runs(_INT_CHARS[arr], 48):
                 for m in _INT_RUN.finditer(data, s, e):
                     ids = np.array([int(x) for x in m.group(0).split(b",")], dtype=np.int64)
                     if int(ids.max()) < self.vocab:
                         self.report.layers["token-id list"] += 1
                         self.sink.ids(ids)
+
+
+def _spaceless(arr: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """Stretches of at least ``min_len`` bytes without whitespace or control bytes; stretches
+    separated by one line break (wrapped base64) merged."""
+    ws = np.flatnonzero(arr <= np.uint8(32))
+    if len(ws) and len(arr) <= (len(ws) + 1) * min_len and int(np.diff(ws).max(initial=0)) <= min_len:
+        if ws[0] < min_len and len(arr) - 1 - ws[-1] < min_len:
+            return []
+    bounds = np.concatenate(([-1], ws, [len(arr)]))
+    gaps = np.diff(bounds) - 1
+    idx = np.flatnonzero(gaps >= min_len)
+    out: list[tuple[int, int]] = []
+    for i in idx.tolist():
+        s, e = int(bounds[i]) + 1, int(bounds[i + 1])
+        if out and s - out[-1][1] <= 2:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
 
 
 class _Limited(io.RawIOBase):

@@ -1,7 +1,8 @@
 """Tokens and hashes of the contamination index (scheme ``ptb-bytes-v2``), and array helpers.
 
 Tokenisation (on bytes, vectorised with numpy: no Python work per token)
-    ASCII letters are lowercased; *word bytes* are ``[0-9a-z_]`` and every byte >= 0x80 (so a
+    ASCII letters are lowercased; a backslash, and the letter of an escape ``\\n \\t \\r \\b \\f``
+    after it, are separators (so a JSON- or Python-escaped copy tokenises like the text); *word bytes* are ``[0-9a-z_]`` and every byte >= 0x80 (so a
     UTF-8 letter is part of its word; non-ASCII letters are not case-folded); whitespace and the
     other control bytes separate tokens; every other ASCII byte (punctuation) is a token of its
     own. A token is a maximal run of word bytes or one punctuation byte, so whitespace, line
@@ -11,7 +12,7 @@ Hashes (scheme ``ptb-bytes-v2``)
     token length, each folded in with the splitmix64 finaliser; tokens above 32 bytes (rare in
     text) use blake2b. n-gram hash = Horner polynomial of its token hashes with multiplier
     ``_P`` modulo 2**64. Membership tests go through :class:`HashSet`, a sorted array behind a
-    4 Mi-entry prefilter, so a token that is in no item costs one table lookup.
+    2 Mi-bit prefilter, so a token that is in no item costs one table lookup.
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ _STOP = frozenset(
 )
 
 
+_ESC_LETTER = np.zeros(256, dtype=bool)
+_ESC_LETTER[[ord(c) for c in "ntrbf"]] = True
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _LONG = 32  # tokens longer than this are hashed one by one (rare in text)
-_TOKEN_RE = re.compile(rb"[0-9a-z_\x80-\xff]+|[!-/:-@\[-^`{-~]")
+_TOKEN_RE = re.compile(rb"[0-9a-z_\x80-\xff]+|[!-/:-@\[\]^`{-~]")
+_ESCAPE_RE = re.compile(rb"\\[ntrbf]?")
 _TAIL_MASK = np.array([0] + [(1 << (8 * i)) - 1 for i in range(1, 8)] + [_MASK], dtype=np.uint64)
 
 
@@ -86,6 +90,11 @@ def hash_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     low[n:] = 0
     np.add(raw, ((raw - np.uint8(65)) < np.uint8(26)).view(np.uint8) * np.uint8(32), out=low[:n])
     b = low[:n]
+    bs = np.flatnonzero(b == np.uint8(92))
+    if len(bs):  # escapes: a backslash separates, and so does the letter of \n \t \r \b \f after it
+        nxt = bs[bs + 1 < n] + 1
+        low[nxt[_ESC_LETTER[b[nxt]]]] = 32
+        low[bs] = 32
     w = word_mask(b)
     punct = ~w
     punct &= (b - np.uint8(33)) < np.uint8(94)
@@ -121,7 +130,7 @@ def hash_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
 
 def tokenize(text: str) -> list[str]:
     """The tokens of :func:`hash_bytes` as strings (lowercased words and punctuation marks)."""
-    raw = text.encode("utf-8", "surrogatepass").lower()
+    raw = _ESCAPE_RE.sub(b" ", text.encode("utf-8", "surrogatepass").lower())
     return [t.decode("utf-8", "replace") for t in _TOKEN_RE.findall(raw)]
 
 
@@ -153,17 +162,19 @@ def ngrams(th: np.ndarray, k: int) -> np.ndarray:
     return h
 
 
-_PREFILTER_BITS = 22
+_PREFILTER_BITS = 21  # a 2 Mi-bit (256 KiB) table: stays in a core's L2 cache
 
 
 class HashSet:
-    """A sorted set of uint64 hashes with a prefilter: ``table[h >> 42]`` is False for most
-    hashes not in the set, so only the few candidates pay for a binary search."""
+    """A sorted set of uint64 hashes with a prefilter: bit ``h >> 43`` of a 256 KiB table is 0
+    for most hashes not in the set, so only the few candidates pay for a binary search."""
 
     def __init__(self, hashes: np.ndarray):
         self.sorted = np.unique(hashes.astype(np.uint64))
-        self.table = np.zeros(1 << _PREFILTER_BITS, dtype=bool)
-        self.table[self.sorted >> np.uint64(64 - _PREFILTER_BITS)] = True
+        slot = self.sorted >> np.uint64(64 - _PREFILTER_BITS)
+        bits = np.zeros(1 << _PREFILTER_BITS, dtype=bool)
+        bits[slot] = True
+        self.table = np.packbits(bits, bitorder="little")
 
     def __len__(self) -> int:
         return len(self.sorted)
@@ -172,7 +183,10 @@ class HashSet:
         """(indices into ``q`` of the hashes found, their positions in ``sorted``)."""
         if len(self.sorted) == 0 or len(q) == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        cand = np.flatnonzero(self.table[q >> np.uint64(64 - _PREFILTER_BITS)])
+        slot = q >> np.uint64(64 - _PREFILTER_BITS)
+        byte = self.table[slot >> np.uint64(3)]
+        byte >>= (slot & np.uint64(7)).astype(np.uint8)
+        cand = np.flatnonzero(byte & np.uint8(1))
         if len(cand) == 0:
             return cand, cand
         qc = q[cand]
