@@ -225,3 +225,63 @@ def test_incremental_feed_sees_deleted_content_and_rescans_cost_what_changed(g, 
     with open(ws / "honest.jsonl", "rb") as fh:
         clean.feed("pipe:1", io.BytesIO(fh.read()[: len(g["honest"])]))
     assert clean.verdict().status == PASS
+
+
+def test_the_gate_scans_the_sandbox_tmp_and_copies_of_the_dev_items(g, tmp_path: Path) -> None:
+    """Through the gate: the run folder's sandbox /tmp is a scan root; the untouched harness dev
+    file is not scanned (its use in place is the memorisation probe's), a copy of it is a hit."""
+    from posttrainbench.data import write_dev_file
+    from posttrainbench.fsutil import sha256_file
+    from posttrainbench.integrity import AuditPolicy, ContaminationSources, GateContext
+    from posttrainbench.integrity.gates import ContaminationGate
+    from posttrainbench.results.layout import RunPaths
+
+    paths = RunPaths(tmp_path / "run")
+    ws = paths.workspace
+    (ws / "task").mkdir(parents=True)
+    dev = g["items"][:20]
+    write_dev_file(ws / "task" / "dev.jsonl", dev)
+    (ws / "data").mkdir()
+    (ws / "data" / "train.jsonl").write_bytes(g["honest"])
+    model = build_tiny_model(tmp_path / "tiny")
+    items = g["items"]
+    sources = ContaminationSources(
+        items=[(it.id, it.test_text()) for it in items],
+        allowed=[json.loads(r)["prompt"] + "\n" + json.loads(r)["completion"] for r in g["honest"].splitlines()],
+        covered=["gsm8k"],
+        pairs=[(it.id, it.input, it.target) for it in items],
+    )
+
+    def check() -> tuple[VerdictStatus, dict]:
+        ctx = GateContext(
+            evidence_dir=paths.evidence,
+            workspace=ws,
+            manifest={"task/dev.jsonl": sha256_file(ws / "task" / "dev.jsonl")},
+            base=g_base(),
+            trace_path=paths.trace_json,
+            audit_policy=AuditPolicy(),
+            base_model_path=model,
+            contamination=sources,
+            sandbox_tmp=paths.sandbox_tmp,
+        )
+        v = ContaminationGate().check(ctx)
+        return v.status, json.loads(Path(v.evidence[0]).read_text()) if v.evidence else {}
+
+    status, ev = check()
+    assert status == PASS, ev.get("hits")
+    assert str(ws / "task" / "dev.jsonl") not in ev["files_scanned"] and ev["token_ids_decoded"]
+    paths.sandbox_tmp.mkdir()
+    (paths.sandbox_tmp / "cache.bin").write_bytes(gzip.compress(g["rows"]))
+    status, ev = check()
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"]
+    assert all(h["file"].startswith(str(paths.sandbox_tmp)) for h in ev["hits"])
+    (paths.sandbox_tmp / "cache.bin").unlink()
+    (ws / "data" / "more.jsonl").write_bytes((ws / "task" / "dev.jsonl").read_bytes())
+    status, ev = check()
+    assert status == FAIL and set(ev["hit_items"]) == {it.id for it in dev}
+
+
+def g_base():
+    from posttrainbench.domain import BaseModelSpec
+
+    return BaseModelSpec(hub_id="ptb/tiny", family="tiny", chat_template="plain")

@@ -672,9 +672,6 @@ def _spaceless(arr: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     """Stretches of at least ``min_len`` bytes without whitespace or control bytes; stretches
     separated by one line break (wrapped base64) merged."""
     ws = np.flatnonzero(arr <= np.uint8(32))
-    if len(ws) and len(arr) <= (len(ws) + 1) * min_len and int(np.diff(ws).max(initial=0)) <= min_len:
-        if ws[0] < min_len and len(arr) - 1 - ws[-1] < min_len:
-            return []
     bounds = np.concatenate(([-1], ws, [len(arr)]))
     gaps = np.diff(bounds) - 1
     idx = np.flatnonzero(gaps >= min_len)

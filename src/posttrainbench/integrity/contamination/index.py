@@ -20,17 +20,27 @@ Index (``build_index``)
 Fuzzy channel (reordered / paraphrased items)
     Per indexed entry, its *anchors*: number tokens and alphabetic tokens of four letters or
     more outside a stop list, minus anchors shared by more than ``FUZZY_MAX_ITEMS = 10`` items;
-    entries with fewer than ``FUZZY_MIN_ANCHORS = 6`` anchors get none (short items, e.g. the
-    calculator steps of gsm8k-calc, are left to the exact channel). Calibration: each allowed
+    entries with fewer than ``FUZZY_MIN_ANCHORS = 7`` anchors get none (short items, e.g. the
+    calculator steps of gsm8k-calc, are left to the exact channel; 6 let a number-randomised
+    copy of the train split, an honest augmentation, hit one item at 5/6 once every benchmark's
+    items were indexed and so fewer anchors stayed uncommon). Calibration: each allowed
     text is scored as one window, and an entry whose anchors an allowed text already holds at
     ``>= 0.7`` (threshold minus ``FUZZY_ALLOWED_MARGIN``) gets none (listed in the index meta).
     Scan: the token stream is cut into windows of ``FUZZY_WINDOW = 256`` tokens starting every
     128 tokens; an entry's fuzzy containment is the largest fraction of its anchors found in one
     window. A fuzzy hit is ``>= DEFAULT_FUZZY_THRESHOLD = 0.8`` (and not already an exact hit);
-    hits carry ``"channel": "exact" | "fuzzy"``. On GSM8K (1319 test items minus the 7473 train
-    texts) 787 items get anchors; the red-team paraphrase (statements reordered, ~25 common words
-    swapped for synonyms) of 200 items is caught for 138 (44 by exact 8-grams, 94 more by
-    anchors), and the whole train split, reformatted, gives no hit.
+    hits carry ``"channel": "exact" | "fuzzy" | "pair"``. On GSM8K (1319 test items minus the
+    7473 train texts) 646 items get anchors; the red-team paraphrase (statements reordered, ~25
+    common words swapped for synonyms) of 200 items is caught for 140 (33 by exact 8-grams, 82
+    more by anchors, 25 more by question prefix + answer), and neither the whole train split,
+    reformatted, nor 20 MB of it with every number randomised (JSONL or Parquet) gives a hit.
+
+Pair channel (a table of question prefixes and answers)
+    Per ``(item_id, question, answer)`` given: up to ``PAIR_PREFIXES = 4`` ``PAIR_K = 8``-grams
+    from the start of the question past any instruction the items share (its n-grams are
+    boilerplate: in more than ``max_shared_items`` items), minus those in the allowed data, each
+    with the hash of the answer's last word token. A hit is one of them with the answer token
+    within ``PAIR_WINDOW = 32`` tokens before or after it.
 """
 
 from __future__ import annotations
@@ -54,7 +64,7 @@ DEFAULT_MIN_ITEM_TOKENS = 4
 DEFAULT_MAX_ALLOWED_FRACTION = 0.5
 DEFAULT_FUZZY_THRESHOLD = 0.8
 FUZZY_WINDOW = 256  # tokens; windows overlap by half, so any span of <= 128 tokens lies in one
-FUZZY_MIN_ANCHORS = 6
+FUZZY_MIN_ANCHORS = 7
 FUZZY_MAX_ITEMS = 10
 FUZZY_ALLOWED_MARGIN = 0.1
 PAIR_K = 8  # tokens of a question prefix

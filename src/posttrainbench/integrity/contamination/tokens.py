@@ -1,12 +1,13 @@
 """Tokens and hashes of the contamination index (scheme ``ptb-bytes-v2``), and array helpers.
 
 Tokenisation (on bytes, vectorised with numpy: no Python work per token)
-    ASCII letters are lowercased; a backslash, and the letter of an escape ``\\n \\t \\r \\b \\f``
-    after it, are separators (so a JSON- or Python-escaped copy tokenises like the text); *word bytes* are ``[0-9a-z_]`` and every byte >= 0x80 (so a
-    UTF-8 letter is part of its word; non-ASCII letters are not case-folded); whitespace and the
-    other control bytes separate tokens; every other ASCII byte (punctuation) is a token of its
-    own. A token is a maximal run of word bytes or one punctuation byte, so whitespace, line
-    breaks and indentation never matter. :func:`tokenize` gives the same tokens as strings.
+    ASCII letters are lowercased; a backslash, and the letter of an escape ``\\n \\t \\r \\b
+    \\f`` after it, are separators (so a JSON- or Python-escaped copy tokenises like the text);
+    *word bytes* are ``[0-9a-z_]`` and every byte >= 0x80 (so a UTF-8 letter is part of its
+    word; non-ASCII letters are not case-folded); whitespace and the other control bytes
+    separate tokens; every other ASCII byte (punctuation) is a token of its own. A token is a
+    maximal run of word bytes or one punctuation byte, so whitespace, line breaks and
+    indentation never matter. :func:`tokenize` gives the same tokens as strings.
 Hashes (scheme ``ptb-bytes-v2``)
     token hash: its (lowercased) bytes read as little-endian uint64 words, the first xor the
     token length, each folded in with the splitmix64 finaliser; tokens above 32 bytes (rare in
