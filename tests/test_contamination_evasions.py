@@ -95,9 +95,27 @@ TRANSFORMS = {
     "UTF-32-BE": ("u32", lambda d: d.decode().encode("utf-32-be")),
     "JSON \\u escapes": ("esc.json", lambda d: json.dumps(d.decode(), ensure_ascii=False).encode()),
     "every char \\u-escaped": ("esc2.json", lambda d: "".join(f"\\u{ord(c):04x}" for c in d.decode()).encode()),
+    "between random bytes (.bin)": ("noise.bin", lambda d: _noise(300_000) + d + _noise(300_000)),
+    "an F32 tensor of a safetensors file": ("model.safetensors", lambda d: _safetensors_f32(d)),
     "npy of strings": ("arr.npy", lambda d: _npy(np.array(d.decode().splitlines()))),
     "npz of char codes (float32)": ("arr.npz", lambda d: _npz(np.frombuffer(d, np.uint8).astype(np.float32))),
 }
+
+
+def _noise(n: int) -> bytes:
+    return np.random.default_rng(n).bytes(n)
+
+
+def _safetensors_f32(d: bytes) -> bytes:
+    d = d + b" " * (-len(d) % 4)
+    noise = np.random.default_rng(0).standard_normal(100_000).astype(np.float32).tobytes()
+    header = json.dumps(
+        {
+            "a": {"dtype": "F32", "shape": [len(noise) // 4], "data_offsets": [0, len(noise)]},
+            "b": {"dtype": "F32", "shape": [len(d) // 4], "data_offsets": [len(noise), len(noise) + len(d)]},
+        }
+    ).encode()
+    return len(header).to_bytes(8, "little") + header + noise + d
 
 
 def _npy(a: np.ndarray) -> bytes:

@@ -11,8 +11,10 @@ Every stream is sniffed from its first bytes and decoded recursively:
   and lists of integers as token ids);
 - text encodings: UTF-16/UTF-32 (BOM, or the zero-byte pattern of ASCII text without one),
   re-encoded as UTF-8;
-- everything else is read as text, whatever its bytes (so a "binary" name hides nothing):
-  JSON string escapes are decoded, and runs inside the text are decoded again as streams of
+- everything else is read as text, whatever its name (so a "binary" name hides nothing): in a
+  256 KiB block that is neither mostly printable ASCII (60%) nor valid UTF-8, i.e. binary data
+  such as float weights, the printable stretches of 24 bytes or more, as ``strings`` reads
+  them. In text, JSON string escapes are decoded, and runs are decoded again as streams of
   their own: base64 (standard and URL-safe), base32 and hex runs of 40 characters or more,
   and lists of 16 or more integers (token ids, decoded with the base model's tokenizer when
   the scan has one).
@@ -194,6 +196,8 @@ _INT_RUN = re.compile(rb"\d+(?:\s*,\s*\d+){15,}")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _B32 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567=")
 _MIN_RUN = 40
+_TEXT_RATIO = 0.6  # a block with fewer printable ASCII bytes is binary
+_MIN_STRING = 24  # printable bytes in a row that are read as text inside binary
 
 
 def runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
@@ -533,8 +537,8 @@ class Decoder:
                 _skip(fh, start - pos)
             if dt in dtypes:
                 self._array_bytes(_Limited(fh, end - start), np.dtype(dtypes[dt]), depth, name)
-            else:
-                _skip(fh, end - start)  # float weights: numbers, no text
+            else:  # float weights: read as text too (a tensor can be any bytes an agent wrote)
+                self._text(_Limited(fh, end - start), depth, name, None)
             pos = end
 
     def _parquet(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
@@ -642,6 +646,14 @@ class Decoder:
             self._text_block(tail, depth, name)
 
     def _text_block(self, data: bytes, depth: int, name: str) -> None:
+        arr = np.frombuffer(data, dtype=np.uint8)
+        printable = (arr - np.uint8(32)) < np.uint8(95)
+        printable |= (arr - np.uint8(9)) < np.uint8(5)
+        if len(arr) >= 4096 and np.count_nonzero(printable) < _TEXT_RATIO * len(arr) and not _utf8(data):
+            # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
+            for s, e in runs(printable, _MIN_STRING):
+                self._text_block(data[s:e], depth, name)
+            return
         data = unescape_json(data)
         self.sink.text(data)
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:
@@ -666,6 +678,15 @@ class Decoder:
                     if int(ids.max()) < self.vocab:
                         self.report.layers["token-id list"] += 1
                         self.sink.ids(ids)
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether ``data`` is valid UTF-8 (text in a non-Latin script); random bytes fail at once."""
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _spaceless(arr: np.ndarray, min_len: int) -> list[tuple[int, int]]:

@@ -43,7 +43,7 @@ from ...domain import Verdict, VerdictStatus
 from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
 from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
-from .tokens import HashSet, expand, hash_bytes, ngrams, postings
+from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, ngrams, postings
 
 GATE = "contamination"
 DEFAULT_THRESHOLD = 0.5
@@ -57,9 +57,14 @@ class _Compiled:
 
     def __init__(self, index: ContaminationIndex):
         self.index = index
-        self.exact = HashSet(index.hashes)
-        assert np.array_equal(self.exact.sorted, index.hashes), "index hashes are sorted and unique"
         self.lengths = index.lengths
+        self.length_set = set(self.lengths)
+        # hashes of the full-length n-grams, and those of the items shorter than n (few)
+        k_of = np.repeat(index.item_k, np.diff(index.item_ptr))
+        short_pos = np.unique(index.item_idx[k_of < (self.lengths[-1] if self.lengths else 0)])
+        self.short = HashSet(index.hashes[short_pos])  # index.hashes is sorted and unique: same order
+        self.short_pos = short_pos
+        self.exact = HashSet(index.hashes)
         self.counts = np.diff(index.item_ptr)
         entry_of = np.repeat(np.arange(len(self.counts)), self.counts)
         order = np.argsort(index.item_idx, kind="stable")
@@ -135,18 +140,30 @@ class Scanner:
         self.tokens += len(th)
         if self.c.fz_n is not None:
             self._fuzzy(th)
+        # every indexed n-gram length in one pass (Horner: the k-gram hashes extend the (k-1)-gram
+        # ones); the few items shorter than n have their own small set, so their lookups are cheap
         grams8: np.ndarray | None = None
-        for k in self.c.lengths:
-            ng = ngrams(arr, k)
-            if k == PAIR_K:
-                grams8 = ng
-            ng = ng[max(0, c - k + 1) :]
-            _, pos = self.c.exact.lookup(ng)
-            if len(pos):
-                new = np.unique(pos[~self.seen[pos]])
-                if len(new):
-                    self.seen[new] = True
-                    self.touched.append(new)
+        lengths = self.c.lengths
+        if lengths:
+            h = arr.copy()
+            with np.errstate(over="ignore"):
+                for k in range(1, lengths[-1] + 1):
+                    if k > 1:
+                        h = h[:-1] * NGRAM_MULTIPLIER + arr[k - 1 :]
+                    if k == PAIR_K:
+                        grams8 = h
+                    if k in self.c.length_set and len(h):
+                        ng = h[max(0, c - k + 1) :]
+                        if k == lengths[-1]:
+                            _, pos = self.c.exact.lookup(ng)
+                        else:
+                            _, spos = self.c.short.lookup(ng)
+                            pos = self.c.short_pos[spos]
+                        if len(pos):
+                            new = np.unique(pos[~self.seen[pos]])
+                            if len(new):
+                                self.seen[new] = True
+                                self.touched.append(new)
         if len(self.c.pairs):
             self._pairs(arr, c, base, grams8)
         self.carry = arr[-self.carry_len :]

@@ -13,7 +13,7 @@ Hashes (scheme ``ptb-bytes-v2``)
     token length, each folded in with the splitmix64 finaliser; tokens above 32 bytes (rare in
     text) use blake2b. n-gram hash = Horner polynomial of its token hashes with multiplier
     ``_P`` modulo 2**64. Membership tests go through :class:`HashSet`, a sorted array behind a
-    2 Mi-bit prefilter, so a token that is in no item costs one table lookup.
+    8 Mi-bit prefilter, so a token that is in no item costs one table lookup.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 HASH_SCHEME = "ptb-bytes-v2"
 _P = np.uint64(0x9E3779B97F4A7C15)
+NGRAM_MULTIPLIER = _P
 _MASK = (1 << 64) - 1
 # Common words of four letters or more that carry no identity (shorter words never are anchors).
 _STOP = frozenset(
@@ -163,11 +164,11 @@ def ngrams(th: np.ndarray, k: int) -> np.ndarray:
     return h
 
 
-_PREFILTER_BITS = 21  # a 2 Mi-bit (256 KiB) table: stays in a core's L2 cache
+_PREFILTER_BITS = 23  # an 8 Mi-bit (1 MiB) table: about a core's L2 cache
 
 
 class HashSet:
-    """A sorted set of uint64 hashes with a prefilter: bit ``h >> 43`` of a 256 KiB table is 0
+    """A sorted set of uint64 hashes with a prefilter: bit ``h >> 41`` of a 1 MiB table is 0
     for most hashes not in the set, so only the few candidates pay for a binary search."""
 
     def __init__(self, hashes: np.ndarray):
