@@ -632,18 +632,24 @@ class Decoder:
     def _text_blocks(self, blocks: Iterator[bytes], depth: int, name: str) -> None:
         """Text in blocks cut at whitespace (a token, or a base64 run, is never cut unless its
         line is longer than 16 MiB)."""
-        tail = b""
+        pending: list[bytes] = []  # a line without whitespace so far (joined once, not per block)
+        size = 0
         for raw in blocks:
-            data = tail + raw if tail else raw
-            cut = max(data.rfind(b" "), data.rfind(b"\n"))
-            if cut < 0 and len(data) < _MAX_LINE:
-                tail = data
+            cut = max(raw.rfind(b" "), raw.rfind(b"\n"))
+            if cut < 0 and size + len(raw) < _MAX_LINE:
+                pending.append(raw)
+                size += len(raw)
                 continue
-            cut = len(data) - len(data) % 8 if cut < 0 else cut + 1
-            tail = data[cut:]
+            data = b"".join([*pending, raw]) if pending else raw
+            if cut < 0:
+                cut = len(data) - len(data) % 8
+            else:
+                cut += size + 1
+            pending = [data[cut:]] if cut < len(data) else []
+            size = len(data) - cut
             self._text_block(data[:cut], depth, name)
-        if tail:
-            self._text_block(tail, depth, name)
+        if pending:
+            self._text_block(b"".join(pending), depth, name)
 
     def _text_block(self, data: bytes, depth: int, name: str) -> None:
         arr = np.frombuffer(data, dtype=np.uint8)
