@@ -281,6 +281,7 @@ def test_the_gate_scans_the_sandbox_tmp_and_copies_of_the_dev_items(g, tmp_path:
             base_model_path=model,
             contamination=sources,
             sandbox_tmp=paths.sandbox_tmp,
+            contamination_observed=paths.contamination_observed,
         )
         v = ContaminationGate().check(ctx)
         return v.status, json.loads(Path(v.evidence[0]).read_text()) if v.evidence else {}
@@ -294,6 +295,14 @@ def test_the_gate_scans_the_sandbox_tmp_and_copies_of_the_dev_items(g, tmp_path:
     assert status == FAIL and set(ev["hit_items"]) == g["stolen"]
     assert all(h["file"].startswith(str(paths.sandbox_tmp)) for h in ev["hits"])
     (paths.sandbox_tmp / "cache.bin").unlink()
+    # written and deleted during the run: what the observer fed and saved is loaded by the gate
+    observer = IncrementalScan(build_index(sources.items, sources.allowed, pairs=sources.pairs))
+    observer.feed("/workspace/data/gone.jsonl", io.BytesIO(g["rows"]))
+    observer.save_results(paths.contamination_observed)
+    status, ev = check()
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"]
+    assert {h["file"] for h in ev["hits"]} == {"/workspace/data/gone.jsonl"}
+    paths.contamination_observed.unlink()
     (ws / "data" / "more.jsonl").write_bytes((ws / "task" / "dev.jsonl").read_bytes())
     status, ev = check()
     assert status == FAIL and set(ev["hit_items"]) == {it.id for it in dev}

@@ -64,6 +64,8 @@ class GateContext:
     contamination: ContaminationSources | None = None
     #: The sandbox's /tmp kept in the run folder (None or absent: nothing to scan there).
     sandbox_tmp: Path | None = None
+    #: The observer's saved contamination scan of what was written during the run (None or absent: none).
+    contamination_observed: Path | None = None
     #: The LLM judge (None: not configured) or why its configuration is invalid.
     judge: JudgeConfig | None = None
     judge_error: str | None = None

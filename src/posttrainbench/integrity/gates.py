@@ -11,7 +11,7 @@ from ..domain import Verdict, VerdictStatus
 from ..fsutil import sha256_file
 from ..models.store import resolve_base_model, resolve_forbidden_models
 from ._common import not_run
-from .contamination import build_index_cached, scan
+from .contamination import IncrementalScan, build_index_cached, scan
 from .contamination.token_ids import load_id_decoder
 from .gate import Gate, GateContext
 from .judge import run_judge
@@ -125,7 +125,11 @@ class ContaminationGate:
                 ids_note = f"token ids not decoded: {type(exc).__name__}: {exc}"[:200]
         try:
             index = build_index_cached(src.items, src.allowed, src.cache_dir, pairs=src.pairs)
-            verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, decode_ids=decode_ids, vocab_size=vocab)
+            inc = IncrementalScan(index, ctx.evidence_dir, decode_ids=decode_ids, vocab_size=vocab)
+            observed = ctx.contamination_observed
+            if observed is not None and observed.is_file():
+                inc.load_results(observed)
+            verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)
         except Exception as exc:  # noqa: BLE001 - recorded, never a pass
             return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
         note = f" [test sets indexed: {', '.join(src.covered)}" + (

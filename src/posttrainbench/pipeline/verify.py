@@ -80,6 +80,7 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         settings=pipe.settings,
         contamination=sources,
         sandbox_tmp=pipe.paths.sandbox_tmp,
+        contamination_observed=pipe.paths.contamination_observed,
         judge=judge,
         judge_error=judge_error,
         run_info=_run_info(pipe),

@@ -14,12 +14,15 @@ Scanning during a run (the API the sandbox observer calls)::
     inc = IncrementalScan(index, evidence_dir, decode_ids=tok_decode, vocab_size=vocab)
     inc.feed_path(path)                       # a file written in the sandbox (memoised)
     inc.feed(name, stream, size)              # content that may be gone later (e.g. deleted)
-    verdict = scan(index, roots, evidence_dir, incremental=inc)  # at verify: the rest of the tree
+    inc.save_results(run_paths.contamination_observed)  # at the end of the run, for verify
+    verdict = scan(index, roots, evidence_dir, incremental=inc)  # or, in one process, the rest of the tree
     # or inc.verdict() for what was fed alone
 
 ``feed``/``feed_path`` decode by content and return a :class:`FileResult` (its hits); a file
 already scanned (same device, inode, size, mtime and ctime, or a stream whose digest the caller
-passes and which was seen before) is not read again; everything fed counts in the verdict.
+passes and which was seen before) is not read again; everything fed counts in the verdict. The
+gate (``integrity.gates.ContaminationGate``) loads ``RunPaths.contamination_observed`` when it
+exists and scans the workspace and ``RunPaths.sandbox_tmp`` on top of it.
 """
 
 from .files import texts_from_files

@@ -29,6 +29,7 @@ so an item split across files is missed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import time
@@ -386,6 +387,28 @@ class IncrementalScan:
         self.results.append(res)
         return res
 
+    def save_results(self, path: Path) -> Path:
+        """Write what was fed so far (per document: name, digest, hits, what was not fully
+        scanned), e.g. by the observer at the end of the run, for the gate to load at verify."""
+        from dataclasses import asdict
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"results": [asdict(r) for r in self.results], "skipped": self.skipped}))
+        os.replace(tmp, path)
+        return path
+
+    def load_results(self, path: Path) -> int:
+        """Add the documents a :meth:`save_results` file holds (their hits count in the verdict)."""
+        data = json.loads(Path(path).read_text())
+        for r in data["results"]:
+            res = FileResult(**r)
+            self.results.append(res)
+            self.by_digest.setdefault(res.digest, res)
+        self.skipped += data.get("skipped", [])
+        return len(data["results"])
+
     def skip(self, name: str, reason: str) -> None:
         """Record a file the caller could not feed (listed in the evidence)."""
         self.skipped.append({"file": name, "reason": reason})
@@ -542,6 +565,7 @@ def scan(
     index: ContaminationIndex | Path,
     roots: list[Path],
     evidence_dir: Path | None = None,
+    size_budget_bytes: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     max_hits: int = 0,
     exclude: Iterable[Path] = (),
@@ -551,9 +575,9 @@ def scan(
     decode_ids: Callable[[np.ndarray], str] | None = None,
     vocab_size: int | None = None,
 ) -> Verdict:
-    """Scan every file under ``roots`` (no size cap) for test items; fail on more than
-    ``max_hits`` items. ``incremental``: add to a scan fed during the run (its memo makes the
-    files it already saw free, and its hits count too)."""
+    """Scan every file under ``roots`` (no size cap: ``size_budget_bytes`` is ignored, kept for
+    callers) for test items; fail on more than ``max_hits`` items. ``incremental``: add to a scan
+    fed during the run (its memo makes the files it already saw free, and its hits count too)."""
     inc = incremental or IncrementalScan(
         index,
         evidence_dir,
