@@ -411,7 +411,7 @@ class Decoder:
                     self.report.incomplete.append(f"{member}: {exc}")
 
     def _tar(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        with tarfile.open(fileobj=fh, mode="r|") as tf:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=fh, mode="r|") as tf:  # type: ignore[call-overload]  # any readable will do in stream mode
             for member in tf:
                 if not member.isfile():
                     continue
