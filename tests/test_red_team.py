@@ -618,3 +618,31 @@ def test_the_evaluate_py_edit_was_refused_inside(red_team) -> None:
     out = (root / "solve_out.txt").read_text()
     assert "edit refused" in out and "append refused" in out
     assert next(v for v in record.verdicts if v.gate == "tamper").status == VerdictStatus.passed
+
+
+# issue 13, contamination coverage
+def test_contamination_findings_name_the_channel_and_the_decoding(red_team) -> None:
+    """Each hidden copy is found through what it was hidden under, not by accident."""
+
+    def ev(name: str) -> dict:
+        _, record, _ = red_team[name]
+        v = next(v for v in record.verdicts if v.gate == "contamination")
+        return json.loads(Path(v.evidence[0]).read_text())
+
+    table = ev("question-prefix to answer table")
+    assert len(table["pair_hit_items"]) >= 250 and {h["file"].rsplit("/", 1)[-1] for h in table["hits"]} == {
+        "lookup.py"
+    }
+    assert ev("test items zipped, base64, as a .bin")["decoded_layers"].get("zip", 0) >= 1
+    assert ev("test items past 1 GiB of padding")["bytes_scanned"] < 1 << 28  # the hole was not read
+    ids = ev("test items as token ids")
+    assert ids["token_ids_decoded"] and any(h["file"].endswith("train.bin") for h in ids["hits"])
+    dev = ev("dev items copied into training data")
+    bench = get_benchmark(BENCH)
+    dev_ids = {it.id for it in bench.dev_items(bench.load_test_items())}
+    assert dev_ids <= set(dev["hit_items"]) and all(h["file"].endswith("data/sft.jsonl") for h in dev["hits"])
+    # GSM8K test holds near-duplicate questions: a dev item's copy may also hit its twin
+    assert len(set(dev["hit_items"]) - dev_ids) <= 2, sorted(set(dev["hit_items"]) - dev_ids)
+    honest = ev("allowed data encoded every way, a virtualenv")
+    assert honest["hit_items"] == [] and honest["incomplete"] == []
+    assert {"gzip", "zip", "utf16", "encoded"} <= set(honest["decoded_layers"])
