@@ -436,8 +436,7 @@ class IncrementalScan:
                 }
             )
         exact = {h["item_id"] for h in res.hits}
-        for e in sorted(sc.pair_found):
-            item = idx.pair_ids[e]
+        for item in sorted({idx.pair_ids[e] for e in sc.pair_found}):  # one row per item, not per prefix
             if item not in exact:
                 res.hits.append({"item_id": item, "file": res.name, "containment": 1.0, "channel": "pair"})
         close = np.nonzero((cont < self.threshold) & (cont >= self.threshold / 2))[0]
