@@ -35,6 +35,8 @@ class ContaminationSources:
     covered: list[str]
     uncovered: list[str] = field(default_factory=list)
     cache_dir: Path | None = None
+    #: ``(item_id, question, answer)`` for the pair channel (a question-prefix -> answer table).
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +62,10 @@ class GateContext:
     #: Where the model store looks (``paths``; None: read from the environment when needed).
     settings: Settings | None = None
     contamination: ContaminationSources | None = None
+    #: The sandbox's /tmp kept in the run folder (None or absent: nothing to scan there).
+    sandbox_tmp: Path | None = None
+    #: The observer's saved contamination scan of what was written during the run (None or absent: none).
+    contamination_observed: Path | None = None
     #: The LLM judge (None: not configured) or why its configuration is invalid.
     judge: JudgeConfig | None = None
     judge_error: str | None = None

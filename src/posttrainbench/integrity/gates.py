@@ -11,7 +11,8 @@ from ..domain import Verdict, VerdictStatus
 from ..fsutil import sha256_file
 from ..models.store import resolve_base_model, resolve_forbidden_models
 from ._common import not_run
-from .contamination import build_index_cached, scan
+from .contamination import IncrementalScan, build_index_cached, scan
+from .contamination.token_ids import load_id_decoder
 from .gate import Gate, GateContext
 from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
@@ -92,8 +93,10 @@ class LineageGate:
 
 
 class ContaminationGate:
-    """Test items in anything the agent could have trained on. The harness's own files (dev
-    subset, allowed data) are skipped while they are unmodified; a copy of them elsewhere is a hit."""
+    """Test items in anything the agent could have trained on: the workspace and the sandbox's
+    /tmp (kept in the run folder), decoded by content. The harness's own files (dev subset,
+    allowed data) are skipped while they are unmodified (their use in place is the memorisation
+    probe's); the dev items are in the index, so a copy of them elsewhere is a hit."""
 
     name = "contamination"
 
@@ -110,14 +113,29 @@ class ContaminationGate:
             for rel, digest in ctx.manifest.items()
             if (ws / rel).is_file() and not (ws / rel).is_symlink() and sha256_file(ws / rel) == digest
         ]
+        roots = [ws]
+        if ctx.sandbox_tmp is not None and ctx.sandbox_tmp.is_dir():
+            roots.append(ctx.sandbox_tmp)
+        decode_ids, vocab, ids_note = None, None, "token ids not decoded: no base model folder"
+        if ctx.base_model_path is not None:
+            try:
+                decode_ids, vocab = load_id_decoder(ctx.base_model_path)
+                ids_note = ""
+            except Exception as exc:  # noqa: BLE001 - recorded in the summary: a hole, said so
+                ids_note = f"token ids not decoded: {type(exc).__name__}: {exc}"[:200]
         try:
-            index = build_index_cached(src.items, src.allowed, src.cache_dir)
-            verdict = scan(index, [ws], ctx.evidence_dir, exclude=untouched)
+            index = build_index_cached(src.items, src.allowed, src.cache_dir, pairs=src.pairs)
+            inc = IncrementalScan(index, ctx.evidence_dir, decode_ids=decode_ids, vocab_size=vocab)
+            observed = ctx.contamination_observed
+            if observed is not None and observed.is_file():
+                inc.load_results(observed)
+            verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)
         except Exception as exc:  # noqa: BLE001 - recorded, never a pass
             return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
         note = f" [test sets indexed: {', '.join(src.covered)}" + (
-            f"; not available locally: {', '.join(src.uncovered)}]" if src.uncovered else "]"
+            f"; not available locally: {', '.join(src.uncovered)}" if src.uncovered else ""
         )
+        note += f"; {ids_note}]" if ids_note else "]"
         return verdict.model_copy(update={"summary": verdict.summary + note})
 
 

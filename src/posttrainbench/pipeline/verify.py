@@ -82,6 +82,8 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         base_model_path=Path(record.phases.prepare.result().base_model_path),
         settings=pipe.settings,
         contamination=sources,
+        sandbox_tmp=pipe.paths.sandbox_tmp,
+        contamination_observed=pipe.paths.contamination_observed,
         judge=judge,
         judge_error=judge_error,
         run_info=_run_info(pipe),
@@ -136,8 +138,9 @@ def _upstream_folder(record: RunRecord) -> Path:
 
 
 def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None, dict[str, str]]:
-    """Every test item the agent must not have trained on, and the allowed training texts; or
-    why they could not be loaded (the contamination gate is then not_run)."""
+    """Every test item the agent must not have trained on (the dev items the agent was given are
+    test items too), their question/answer pairs, and the allowed training texts; or why they
+    could not be loaded (the contamination gate is then not_run)."""
     try:
         items = pipe.benchmark.load_test_items(settings=pipe.settings)
         try:
@@ -147,6 +150,7 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
         except DataError:
             allowed = []
         entries = [(it.id, it.test_text()) for it in items]
+        pairs = [(it.id, it.input, it.target) for it in items]
         # Every other benchmark's test items too (an agent must not train on any test set),
         # from local files only: a benchmark whose data is not here is named as not covered.
         covered, uncovered = [pipe.benchmark.id], []
@@ -156,13 +160,14 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
             try:
                 local = other.load_test_items(local_only=True, settings=pipe.settings)
                 entries += [(f"{other.id}/{it.id}", it.test_text()) for it in local]
+                pairs += [(f"{other.id}/{it.id}", it.input, it.target) for it in local]
                 covered.append(other.id)
             except DataError:
                 uncovered.append(other.id)
     except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
         return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
     cache = pipe.settings.paths.cache_dir / "contamination"
-    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache), {}
+    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache, pairs=pairs), {}
 
 
 def _audit_policy(pipe: Pipeline) -> AuditPolicy:

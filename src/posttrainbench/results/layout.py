@@ -90,6 +90,18 @@ class RunPaths:
         return self.root / "egress.log"
 
     @property
+    def sandbox_tmp(self) -> Path:
+        """The sandbox's ``/tmp``: a host folder in the run folder that the sandbox binds at
+        ``/tmp``, so what the agent keeps there outlives the sandbox and is scanned at verify."""
+        return self.root / "sandbox_tmp"
+
+    @property
+    def contamination_observed(self) -> Path:
+        """What the sandbox observer's contamination scan saw during the run
+        (``IncrementalScan.save_results``): files written, even if deleted later; the gate loads it."""
+        return self.root / "contamination_observed.json"
+
+    @property
     def harness(self) -> Path:
         """Pristine copies of every harness-owned workspace file (for the tamper diff)."""
         return self.root / "harness"
