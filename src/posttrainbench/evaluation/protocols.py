@@ -88,7 +88,7 @@ class Protocol(BaseModel):
 
 
 def _s(ladder: tuple[int, ...], rule: str, **kw: object) -> BenchmarkSettings:
-    return BenchmarkSettings(max_tokens_ladder=ladder, scoring_rule=rule, **kw)  # type: ignore[arg-type]
+    return BenchmarkSettings(max_tokens_ladder=ladder, scoring_rule=rule, **kw)
 
 
 _MATH = (4000, 3000, 2000)  # reference: gsm8k/humaneval evaluate.py --max-tokens 4000; run_final_eval.sh stages

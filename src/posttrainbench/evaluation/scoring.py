@@ -75,18 +75,20 @@ _VALUE = re.compile(
 )
 _CORRECTION = re.compile(r"(?i)\b(?:sorry|correction|i mean|actually|wait|rather|oops)\b|\bno,")
 _MARKER = re.compile(r"(?i)answer\s*(?:is|:|=)\s*[:=]?|\\boxed\{")
-_SENTENCE_END = re.compile(r"(?<![\d])\.(?!\d)|\n")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\n")
 
 
 def _fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else format(value, ".12g")
 
 
-def _values(text: str) -> list[tuple[float, str]]:
+def _values(text: str, *, fractions: bool = True) -> list[tuple[float, str]]:
     """``(value, as written)`` of every number of ``text``: plain, with thousands separators, scientific
-    (``1.5e3``, ``1.5 × 10^3``), fractions (``3/4``, ``\\frac{3}{4}``)."""
+    (``1.5e3``, ``1.5 × 10^3``), fractions (``3/4``, ``\\frac{3}{4}``; left out unless ``fractions``)."""
     out: list[tuple[float, str]] = []
     for m in _VALUE.finditer(text):
+        if not fractions and (m.group("fn") is not None or m.group("qn") is not None):
+            continue
         try:
             if m.group("fn") is not None:
                 den = float(m.group("fd").replace(",", ""))
@@ -129,7 +131,7 @@ def strict_final_number(text: str) -> str | None:
         value = _segment_value(rest[: end.start()] if end else rest)
         if value is not None:
             return value
-    found = _values(text)
+    found = _values(text, fractions=False)  # a trailing ratio is commentary, not the answer
     return found[-1][1] if found else None
 
 
