@@ -198,3 +198,53 @@ def test_results_record_the_protocol_and_its_digest() -> None:
     m = r.to_metrics_json()
     assert (m["protocol"], m["protocol_digest"]) == (PTB_V1, get_protocol(PTB_V1).digest)
     assert BenchmarkSettings(max_tokens_ladder=(1,), scoring_rule="x").heldout
+
+
+# ------------------------------------------------------------------- wiring: CLI, runs, ranking
+
+
+def test_protocol_options_refuse_what_cannot_be_evaluated_before_anything_is_written(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from posttrainbench.cli.main import app
+
+    runner = CliRunner()
+    model = tmp_path / "model"
+    model.mkdir()
+    out = tmp_path / "eval"
+    base = ["eval", str(model), "--benchmark", "gsm8k", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
+    for proto, why in (("ptb-v1", "prompts of gsm8k are not built yet"), ("ptb-v9", "unknown protocol")):
+        res = runner.invoke(app, [*base, "--protocol", proto], terminal_width=300)
+        assert res.exit_code == 2 and why in res.output, res.output
+    res = runner.invoke(app, [*base[:3], "gsm8k-calc", *base[4:], "--protocol", "ptb-v1.2"], terminal_width=300)
+    assert res.exit_code == 2 and "does not cover benchmark 'gsm8k-calc'" in res.output, res.output
+    assert not out.exists()
+    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "gsm8k",
+                              "--results", str(tmp_path / "r"), "--protocol", "ptb-v1"], terminal_width=300)  # fmt: skip
+    assert res.exit_code == 2 and "not built yet" in res.output and not (tmp_path / "r").exists(), res.output
+
+
+def test_the_protocol_is_part_of_a_runs_identity_and_strict_keeps_the_old_ids() -> None:
+    from posttrainbench.domain import RunSpec
+
+    spec = RunSpec(agent="scripted", base_model="Qwen/Qwen3-1.7B-Base", benchmark="gsm8k", hours=1)
+    legacy = json.dumps({k: v for k, v in spec.model_dump(mode="json").items() if k != "protocol"}, sort_keys=True)
+    import hashlib
+
+    assert spec.run_id() == hashlib.sha256(legacy.encode()).hexdigest()[:12]  # ids made before protocols
+    assert spec.model_copy(update={"protocol": PTB_V1_2}).run_id() != spec.run_id()
+
+
+def test_a_ranking_never_mixes_protocols() -> None:
+    from posttrainbench.leaderboard.from_results import split_by_protocol
+    from posttrainbench.leaderboard.scoring import Cell
+
+    def cell(agent: str, protocol: str) -> Cell:
+        return Cell(agent=agent, agent_config="c", benchmark="gsm8k", base_model="m", repeat=0,
+                    protocol=protocol, raw=0.5, score=0.5, fallback=False)  # fmt: skip
+
+    cells = [cell("a", STRICT), cell("b", PTB_V1), cell("c", PTB_V1), cell("d", STRICT)]
+    kept, other = split_by_protocol(cells, STRICT)
+    assert [c.agent for c in kept] == ["a", "d"] and other == {PTB_V1: 2}
+    kept, other = split_by_protocol(cells, PTB_V1)
+    assert [c.agent for c in kept] == ["b", "c"] and other == {STRICT: 2}

@@ -134,6 +134,21 @@ class BenchmarkDefinition(Benchmark, ABC):
         chosen = sorted(rng.sample(range(len(items)), k))
         return [items[i] for i in chosen]
 
+    def require_protocol(self, protocol: str | Protocol) -> Protocol:
+        """``protocol`` if this benchmark can be evaluated under it today, else ``ValueError`` (an
+        unknown protocol, one that does not cover this benchmark, or whose prompts are not built)."""
+        try:
+            p = get_protocol(protocol)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        variant = p.settings_for(self.id).prompt_variant
+        if variant not in self.protocols:
+            raise ValueError(
+                f"protocol {p.id!r}: the {variant!r} prompts of {self.id} are not built yet "
+                f"(evaluable today: {', '.join(self.protocols)}); its scoring rule is available for re-scoring"
+            )
+        return p
+
     # --------------------------------------------------------------------------------- prompts
 
     def messages(self, item: Item, protocol: str = STRICT) -> list[ChatMessage]:

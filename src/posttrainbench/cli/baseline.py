@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..domain import BaseModelSpec, EvalBackend
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected, load_settings
+from .common import EXIT_FAILED, BatchSizeOpt, ProtocolOpt, ResultsOpt, choices, console, expected, load_settings
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ def baseline(
         Path | None,
         typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
     ] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
     from ..evaluation.baselines import evaluate_baseline
@@ -45,6 +46,9 @@ def baseline(
     settings = load_settings()
     bases = [lookup.base_model(m) for m in base_model]
     benches = [lookup.benchmark(b) for b in benchmark]
+    with expected(ValueError, what="--protocol"):
+        for bench in benches:  # refused before anything is evaluated
+            bench.require_protocol(protocol)
     jobs = [(b, bench, False) for b in bases for bench in benches]
     if instruct:
         jobs += [(b, bench, True) for b in bases if b.instruct_id for bench in benches]
@@ -61,7 +65,7 @@ def baseline(
             try:
                 res = evaluate_baseline(
                     base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend.value, settings=settings,
+                    instruct=is_instruct, backend=backend.value, settings=settings, protocol=protocol,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # noqa: BLE001 - the model cannot be fetched, ...: recorded here, next job runs

@@ -10,7 +10,18 @@ import typer
 
 from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
 from . import lookup
-from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    LimitOpt,
+    NetworkOpt,
+    ProtocolOpt,
+    ResultsOpt,
+    SandboxOpt,
+    choices,
+    console,
+    expected,
+    load_settings,
+)
 from .show import print_record
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
@@ -34,6 +45,7 @@ def run(
     suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
     results: ResultsOpt = Path("results"),
     until: Annotated[PhaseName | None, typer.Option(help="Stop after this phase.")] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline
@@ -53,6 +65,7 @@ def run(
             network=network,
             eval_limit=limit,
             suffix=suffix,
+            protocol=protocol,
         )
         pipeline = Pipeline(
             spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings

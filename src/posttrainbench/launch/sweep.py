@@ -111,6 +111,7 @@ class Sweep(_Strict):
     network: NetworkPolicy = NetworkPolicy.none
     eval_limit: int | None = Field(None, gt=0)
     suffix: str = ""
+    protocol: str = Field("strict", description="Evaluation protocol of every run (ptb-v1, ptb-v1.2, strict).")
     baselines: bool = Field(True, description="Also evaluate each base model zero-shot (the fallback).")
     max_retries: int = Field(2, ge=0, description="Re-runs of an infrastructure failure.")
     launcher: str = Field("local", description="A registered launcher: local, slurm, htcondor.")
@@ -138,6 +139,7 @@ class Sweep(_Strict):
                                 network=self.network,
                                 eval_limit=self.eval_limit,
                                 suffix=self.suffix,
+                                protocol=self.protocol,
                             )
                         )
         return out

@@ -61,6 +61,15 @@ def cells_from_scan(scan: ResultsScan) -> list[Cell]:
     return [score_cell(s, base.get((s.benchmark, s.base_model, s.eval_limit))) for s in scan.runs]
 
 
+def split_by_protocol(cells: list[Cell], protocol: str) -> tuple[list[Cell], dict[str, int]]:
+    """The cells of ``protocol``, and how many of each other protocol were left out."""
+    other: dict[str, int] = {}
+    for c in cells:
+        if c.protocol != protocol:
+            other[c.protocol] = other.get(c.protocol, 0) + 1
+    return [c for c in cells if c.protocol == protocol], other
+
+
 def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: list[str]) -> dict[str, float] | None:
     """Weights ``∝ 1/(instruct − base)`` from recorded baselines, or None if any are missing."""
     grid_cells: dict[tuple[str, str], GridValue] = {}
@@ -96,11 +105,20 @@ def resolve_weights(
 
 
 def leaderboard(
-    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
+    root: Path,
+    weights: dict[str, float] | None = None,
+    *,
+    full: bool = False,
+    db_path: Path | None = None,
+    protocol: str = "strict",
 ) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
-    """Rows ranked by score, the cells they came from, and the scan (problems included)."""
+    """Rows ranked by score, the cells they came from, and the scan (problems included). Only runs
+    evaluated under ``protocol`` are ranked: scores of different protocols are never mixed."""
     scan = scan_results(root, full=full, db_path=db_path)
-    cells = cells_from_scan(scan)
+    cells, other = split_by_protocol(cells_from_scan(scan), protocol)
+    scan.problems += [
+        f"{n} run(s) evaluated under protocol {p!r} left out: a ranking never mixes protocols" for p, n in other.items()
+    ]
     w, scan.weights_source = resolve_weights(scan, cells, weights)
     scan.weights = w
     unweighted = sorted({c.benchmark for c in cells} - set(w))

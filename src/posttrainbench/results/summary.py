@@ -35,6 +35,7 @@ class RunSummary(BaseModel):
     base_model: str
     repeat: int
     eval_limit: int | None = None
+    protocol: str = Field("strict", description="Evaluation protocol of the run's score.")
     created_at: datetime
     completed: bool
     final_verdict: str | None = None
@@ -80,6 +81,7 @@ def summarize(record: RunRecord, path: str = "") -> RunSummary:
         base_model=spec.base_model,
         repeat=spec.repeat,
         eval_limit=spec.eval_limit,
+        protocol=spec.protocol,
         created_at=record.created_at,
         completed=record.completed,
         final_verdict=record.final_verdict.value if record.final_verdict else None,
