@@ -18,8 +18,8 @@ from posttrainbench.domain import Decoding
 from posttrainbench.evaluation.code_exec import run_programs
 from posttrainbench.evaluation.protocols import (
     PROTOCOLS,
-    PTB_V1,
-    PTB_V1_2,
+    REF_V1,
+    REF_V1_2,
     REFERENCE_SEEDS,
     STRICT,
     BenchmarkSettings,
@@ -64,7 +64,7 @@ def test_each_edge_case_class_tells_the_protocols_apart_where_the_issue_says() -
     """The classes of issue 14 exist and expect what the issue says of them."""
 
     def expected(bid: str, cls: str) -> tuple[Any, ...]:
-        found = {tuple(r["expected"][p] for p in (STRICT, PTB_V1, PTB_V1_2)) for r in rows(bid) if r["class"] == cls}
+        found = {tuple(r["expected"][p] for p in (STRICT, REF_V1, REF_V1_2)) for r in rows(bid) if r["class"] == cls}
         assert len(found) == 1, (bid, cls, found)
         return found.pop()
 
@@ -122,7 +122,7 @@ def test_a_sample_of_humaneval_rows_passes_or_fails_as_expected_when_executed(hu
     sample = [r for r in rows("humaneval") if r["class"] in EXECUTED_CLASSES][: 3 * len(EXECUTED_CLASSES)]
     programs, expect = {}, {}
     for r in sample:
-        for pid in (STRICT, PTB_V1):
+        for pid in (STRICT, REF_V1):
             program = build_program(r["reply"], humaneval_meta[r["item_id"]], pid)
             key = f"{r['id']}:{pid}"
             programs[key], expect[key] = program, r["expected"][pid]
@@ -144,7 +144,7 @@ def test_correct_but_slow_code_passes_within_the_30_s_of_every_protocol(humaneva
 
 
 def test_protocols_are_versioned_and_their_digest_covers_every_setting() -> None:
-    assert list(PROTOCOLS) == [STRICT, PTB_V1, PTB_V1_2]
+    assert list(PROTOCOLS) == [STRICT, REF_V1, REF_V1_2]
     digests = {p.digest for p in PROTOCOLS.values()}
     assert len(digests) == 3 and all(len(d) == 16 for d in digests)
     strict = get_protocol(STRICT)
@@ -159,11 +159,11 @@ def test_protocols_are_versioned_and_their_digest_covers_every_setting() -> None
     with pytest.raises(KeyError, match=r"known: strict, ptb-v1, ptb-v1\.2"):
         get_protocol("ptb-v9")
     with pytest.raises(ValidationError):  # frozen
-        strict.benchmarks["gsm8k"].top_p = 0.5  # type: ignore[misc]
+        strict.benchmarks["gsm8k"].top_p = 0.5  # type: ignore[misc]  # assigning a frozen field is the point
 
 
 def test_reference_protocols_carry_the_published_settings() -> None:
-    v1, v12 = get_protocol(PTB_V1), get_protocol(PTB_V1_2)
+    v1, v12 = get_protocol(REF_V1), get_protocol(REF_V1_2)
     assert "bfcl" in v1.benchmarks and "bfcl" not in v12.benchmarks
     assert set(v12.benchmarks) == {"gsm8k", "aime2025", "gpqamain", "humaneval"}
     assert v12.settings_for("gsm8k").seeds == REFERENCE_SEEDS == (72332, 87681, 38992, 92201, 13818)
@@ -188,15 +188,15 @@ def test_reference_prompts_are_not_built_yet_so_they_are_refused() -> None:
     item = get_benchmark("aime2025").load_test_items(local_only=True)[0]
     get_benchmark("aime2025").messages(item, STRICT)
     with pytest.raises(ValueError, match="no prompts for protocol 'ptb-v1'"):
-        get_benchmark("aime2025").messages(item, PTB_V1)
+        get_benchmark("aime2025").messages(item, REF_V1)
 
 
 def test_results_record_the_protocol_and_its_digest() -> None:
     r = EvalResult(benchmark="gsm8k", status="ok", metric="accuracy", decoding=Decoding(), score=0.5)
     assert r.protocol == STRICT
-    r = r.model_copy(update={"protocol": PTB_V1, "protocol_digest": get_protocol(PTB_V1).digest})
+    r = r.model_copy(update={"protocol": REF_V1, "protocol_digest": get_protocol(REF_V1).digest})
     m = r.to_metrics_json()
-    assert (m["protocol"], m["protocol_digest"]) == (PTB_V1, get_protocol(PTB_V1).digest)
+    assert (m["protocol"], m["protocol_digest"]) == (REF_V1, get_protocol(REF_V1).digest)
     assert BenchmarkSettings(max_tokens_ladder=(1,), scoring_rule="x").heldout
 
 
@@ -232,7 +232,7 @@ def test_the_protocol_is_part_of_a_runs_identity_and_strict_keeps_the_old_ids() 
     import hashlib
 
     assert spec.run_id() == hashlib.sha256(legacy.encode()).hexdigest()[:12]  # ids made before protocols
-    assert spec.model_copy(update={"protocol": PTB_V1_2}).run_id() != spec.run_id()
+    assert spec.model_copy(update={"protocol": REF_V1_2}).run_id() != spec.run_id()
 
 
 def test_a_ranking_never_mixes_protocols() -> None:
@@ -243,8 +243,24 @@ def test_a_ranking_never_mixes_protocols() -> None:
         return Cell(agent=agent, agent_config="c", benchmark="gsm8k", base_model="m", repeat=0,
                     protocol=protocol, raw=0.5, score=0.5, fallback=False)  # fmt: skip
 
-    cells = [cell("a", STRICT), cell("b", PTB_V1), cell("c", PTB_V1), cell("d", STRICT)]
+    cells = [cell("a", STRICT), cell("b", REF_V1), cell("c", REF_V1), cell("d", STRICT)]
     kept, other = split_by_protocol(cells, STRICT)
-    assert [c.agent for c in kept] == ["a", "d"] and other == {PTB_V1: 2}
-    kept, other = split_by_protocol(cells, PTB_V1)
+    assert [c.agent for c in kept] == ["a", "d"] and other == {REF_V1: 2}
+    kept, other = split_by_protocol(cells, REF_V1)
     assert [c.agent for c in kept] == ["b", "c"] and other == {STRICT: 2}
+
+
+def test_a_benchmark_strict_does_not_list_is_evaluated_and_scored_with_its_own_rules() -> None:
+    import importlib
+    import sys
+
+    from posttrainbench.benchmarks import BENCHMARKS
+
+    with BENCHMARKS.scoped():
+        sys.modules.pop("toy_benchmark", None)
+        importlib.import_module("toy_benchmark")
+        toy = get_benchmark("toy-parity")
+        assert toy.require_protocol(STRICT).id == STRICT
+        assert toy.scoring_rule_id(STRICT) is None
+        with pytest.raises(UnsupportedBenchmarkError):
+            toy.require_protocol(REF_V1)

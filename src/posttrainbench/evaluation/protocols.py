@@ -26,8 +26,8 @@ from collections.abc import Iterator, Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 STRICT = "strict"
-PTB_V1 = "ptb-v1"
-PTB_V1_2 = "ptb-v1.2"
+REF_V1 = "ptb-v1"
+REF_V1_2 = "ptb-v1.2"
 
 REFERENCE_SEEDS = (72332, 87681, 38992, 92201, 13818)
 """``FINAL_EVAL_SEEDS`` of the reference's ``src/eval/run_final_eval.sh`` (v1.2)."""
@@ -127,8 +127,8 @@ def _reference(
     return out
 
 
-PTB_V1_PROTOCOL = Protocol(
-    id=PTB_V1,
+V1_PROTOCOL = Protocol(
+    id=REF_V1,
     version="1",
     description="The reference as published for v1 (aisa-group/PostTrainBench src/eval), bugs included.",
     benchmarks=_reference((), "inspect-match-numeric", "inspect-find-code", bfcl=True),
@@ -144,12 +144,12 @@ PTB_V1_PROTOCOL = Protocol(
     ),
 )
 
-PTB_V1_2_PROTOCOL = Protocol(
-    id=PTB_V1_2,
+V1_2_PROTOCOL = Protocol(
+    id=REF_V1_2,
     version="1.2",
     description="The reference v1.2: six benchmarks (BFCL dropped), five fixed seeds, hardened gsm8k/humaneval.",
     benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False),
-    reference_bugs=PTB_V1_PROTOCOL.reference_bugs[1:],
+    reference_bugs=V1_PROTOCOL.reference_bugs[1:],
 )
 
 
@@ -172,7 +172,7 @@ class ProtocolRegistry(Mapping[str, Protocol]):
         return len(self._by_id)
 
 
-PROTOCOLS = ProtocolRegistry((STRICT_PROTOCOL, PTB_V1_PROTOCOL, PTB_V1_2_PROTOCOL))
+PROTOCOLS = ProtocolRegistry((STRICT_PROTOCOL, V1_PROTOCOL, V1_2_PROTOCOL))
 
 
 def get_protocol(protocol: str | Protocol) -> Protocol:
