@@ -264,3 +264,17 @@ def test_a_benchmark_strict_does_not_list_is_evaluated_and_scored_with_its_own_r
         assert toy.scoring_rule_id(STRICT) is None
         with pytest.raises(UnsupportedBenchmarkError):
             toy.require_protocol(REF_V1)
+
+
+def test_the_leaderboard_ranks_one_protocol_and_names_the_runs_it_left_out(tmp_path: Path) -> None:
+    from posttrainbench.leaderboard.tables import build_report
+    from posttrainbench.testing import write_synthetic_run
+
+    write_synthetic_run(tmp_path, agent="reference", score=0.5)
+    write_synthetic_run(tmp_path, agent="scripted", score=0.9, protocol=REF_V1)
+    strict = build_report(tmp_path, {"gsm8k-calc": 1.0})
+    assert [a.agent for a in strict.agents] == ["reference"] and strict.protocol == STRICT
+    assert any("protocol 'ptb-v1' left out" in p for p in strict.problems)
+    ref = build_report(tmp_path, {"gsm8k-calc": 1.0}, protocol=REF_V1)
+    assert [a.agent for a in ref.agents] == ["scripted"] and ref.protocol == REF_V1
+    assert not any("left out" in p for p in ref.problems if "ptb-v1" in p)

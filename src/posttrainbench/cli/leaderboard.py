@@ -39,6 +39,9 @@ def leaderboard(
     ] = OutputFormat("table"),  # noqa: B008 - a member lookup, not a call that builds anything
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
+    protocol: Annotated[
+        str, typer.Option(help="Rank the runs evaluated under this protocol (a ranking never mixes protocols).")
+    ] = "strict",
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text
@@ -46,7 +49,8 @@ def leaderboard(
     from ..leaderboard.tables import agent_table, build_report, model_table
 
     db_path = results_index(results)
-    report = build_report(results, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
+    chosen = load_weights(weights) if weights else None
+    report = build_report(results, chosen, full=reindex, db_path=db_path, protocol=protocol)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:
