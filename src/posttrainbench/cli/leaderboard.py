@@ -40,8 +40,9 @@ def leaderboard(
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
     protocol: Annotated[
-        str, typer.Option(help="Rank the runs evaluated under this protocol (a ranking never mixes protocols).")
-    ] = "strict",
+        str | None,
+        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
+    ] = None,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text

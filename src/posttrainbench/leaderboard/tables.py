@@ -132,7 +132,7 @@ def build_report(
     *,
     full: bool = False,
     db_path: Path | None = None,
-    protocol: str = "strict",
+    protocol: str | None = None,
 ) -> LeaderboardReport:
     """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
     (default ``ROOT/results.db``)."""
@@ -215,7 +215,7 @@ def build_report(
         results_root=str(root),
         weights=w,
         weights_source=source,
-        protocol=protocol,
+        protocol=scan.protocol,
         benchmarks=benches,
         models=models,
         agents=agents,

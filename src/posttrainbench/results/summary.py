@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ..domain import RunRecord, VerdictStatus
 
-CellKey = tuple[str, str, float, str, str, str, int]
+CellKey = tuple[str, str, float, str, str, str, int, str]
 
 
 class RunSummary(BaseModel):
@@ -54,7 +54,11 @@ class RunSummary(BaseModel):
 
     @property
     def cell_key(self) -> CellKey:
-        return (self.agent, self.agent_config, self.hours, self.suffix, self.benchmark, self.base_model, self.repeat)
+        # the protocol is part of the cell: a run of another protocol never supersedes one of this
+        return (
+            self.agent, self.agent_config, self.hours, self.suffix, self.benchmark, self.base_model, self.repeat,
+            self.protocol,
+        )  # fmt: skip
 
     @property
     def budget_s(self) -> float:
