@@ -282,3 +282,38 @@ def test_the_leaderboard_ranks_one_protocol_and_names_the_runs_it_left_out(tmp_p
     ref = build_report(tmp_path, {"gsm8k-calc": 1.0}, protocol=REF_V1, full=True)
     assert [a.agent for a in ref.agents] == ["scripted"] and ref.protocol == REF_V1
     assert not any("left out" in p for p in ref.problems if "ptb-v1" in p)
+
+
+SWEEP = """\
+name = "p"
+results = "out"
+hours = 0.05
+base_models = ["ptb/tiny-random"]
+benchmarks = ["gsm8k"]
+{protocol}
+[[agents]]
+name = "reference"
+"""
+
+
+def test_a_sweep_file_names_its_protocol_and_one_that_cannot_be_evaluated_is_refused(tmp_path: Path) -> None:
+    from posttrainbench.launch.sweep import SweepError, load_sweep
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(SWEEP.format(protocol=""))
+    assert {s.protocol for s in load_sweep(path).run_specs()} == {STRICT}
+    path.write_text(SWEEP.format(protocol='protocol = "strict"'))
+    assert {s.protocol for s in load_sweep(path).run_specs()} == {STRICT}
+    path.write_text(SWEEP.format(protocol='protocol = "ptb-v1"'))
+    with pytest.raises(SweepError, match="the 'ptb-v1' prompts of gsm8k are not built yet"):
+        load_sweep(path)
+
+
+def test_ptb_run_refuses_a_protocol_it_cannot_evaluate_before_anything_is_written(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from posttrainbench.cli.main import app
+
+    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k", "--hours", "0.01"]
+    res = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r"), "--protocol", REF_V1_2], terminal_width=300)
+    assert res.exit_code == 2 and "not built yet" in res.output and not (tmp_path / "r").exists(), res.output

@@ -67,6 +67,7 @@ def run(
             suffix=suffix,
             protocol=protocol,
         )
+        lookup.benchmark(benchmark).require_protocol(protocol)  # refused before anything is written
         pipeline = Pipeline(
             spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
         )

@@ -387,6 +387,12 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
                 fault((field, i), str(exc))
                 continue
             cid = entry.hub_id if isinstance(entry, BaseModelSpec) else entry.hub_id or entry.id
+            protocol = data.get("protocol", "strict")
+            if not isinstance(entry, BaseModelSpec) and isinstance(protocol, str):
+                try:
+                    entry.require_protocol(protocol)
+                except ValueError as exc:
+                    fault(("protocol",), str(exc))
             if cid in seen:
                 fault((field, i), f"duplicate entry {name!r} (also {field}[{seen[cid]}])")
             seen.setdefault(cid, i)

@@ -53,7 +53,6 @@ class Pipeline:
         self._given_settings = settings
         self.settings: Settings = settings if settings is not None else Settings.from_env()
         self.benchmark = get_benchmark(spec.benchmark)
-        self.benchmark.require_protocol(spec.protocol)
         self.base = get_base_model(spec.base_model)
         self.agent: Agent = get_agent(spec.agent, self.settings)
         self.agent.validate_config(spec.agent_config)
