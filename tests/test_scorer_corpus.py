@@ -317,3 +317,10 @@ def test_ptb_run_refuses_a_protocol_it_cannot_evaluate_before_anything_is_writte
     args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k", "--hours", "0.01"]
     res = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r"), "--protocol", REF_V1_2], terminal_width=300)
     assert res.exit_code == 2 and "not built yet" in res.output and not (tmp_path / "r").exists(), res.output
+
+
+def test_the_committed_corpus_is_what_its_builder_writes() -> None:
+    from build_scorer_corpus import build
+
+    for bid, built in build().items():
+        assert [{"id": f"{bid}-{n}", **r} for n, r in enumerate(built)] == rows(bid), bid
