@@ -18,6 +18,7 @@ from . import lookup
 from .common import (
     EXIT_FAILED,
     BatchSizeOpt,
+    ProtocolOpt,
     ResultsOpt,
     choices,
     console,
@@ -48,6 +49,7 @@ def baseline(
         Path | None,
         typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
     ] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
     from ..evaluation.baselines import evaluate_baseline
@@ -55,6 +57,9 @@ def baseline(
     settings = load_settings()
     bases = [lookup.base_model(m) for m in base_model]
     benches = [lookup.benchmark(b) for b in benchmark]
+    with expected(ValueError, what="--protocol"):
+        for bench in benches:  # refused before anything is evaluated
+            bench.require_protocol(protocol)
     output_folder(results, "results folder")
     if weights_out is not None:
         output_file(weights_out, "weights file")
@@ -74,7 +79,7 @@ def baseline(
             try:
                 res = evaluate_baseline(
                     base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend.value, settings=settings,
+                    instruct=is_instruct, backend=backend.value, settings=settings, protocol=protocol,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # noqa: BLE001 - the model cannot be fetched, ...: recorded here, next job runs

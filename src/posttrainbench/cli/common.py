@@ -43,6 +43,7 @@ __all__ = [
     "JsonOpt",
     "LimitOpt",
     "NetworkOpt",
+    "ProtocolOpt",
     "ReindexOpt",
     "ResultsOpt",
     "RunDirArg",
@@ -216,6 +217,9 @@ SandboxOpt = Annotated[SandboxKind, typer.Option(help="Sandbox backend.")]
 NetworkOpt = Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N test items.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+ProtocolOpt = Annotated[
+    str, typer.Option(help="Evaluation protocol: strict (ours), ptb-v1 or ptb-v1.2 (the reference's; see docs).")
+]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(

@@ -43,6 +43,10 @@ def leaderboard(
     ] = OutputFormat("table"),  # noqa: B008 - a member lookup, not a call that builds anything
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
+    ] = None,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text
@@ -54,7 +58,7 @@ def leaderboard(
         output_file(out)
     with expected(ValueError):
         weights_map = load_weights(weights) if weights else None
-    report = build_report(results, weights_map, full=reindex, db_path=db_path)
+    report = build_report(results, weights_map, full=reindex, db_path=db_path, protocol=protocol)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:

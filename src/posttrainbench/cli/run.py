@@ -14,6 +14,7 @@ from .common import (
     EXIT_FAILED,
     LimitOpt,
     NetworkOpt,
+    ProtocolOpt,
     ResultsOpt,
     SandboxOpt,
     choices,
@@ -46,6 +47,7 @@ def run(
     suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
     results: ResultsOpt = Path("results"),
     until: Annotated[PhaseName | None, typer.Option(help="Stop after this phase.")] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline
@@ -65,7 +67,9 @@ def run(
             network=network,
             eval_limit=limit,
             suffix=suffix,
+            protocol=protocol,
         )
+        lookup.benchmark(benchmark).require_protocol(protocol)  # refused before anything is written
         pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings)
         pipeline.preflight()
     output_folder(results, "results folder")

@@ -96,6 +96,7 @@ class LeaderboardReport(BaseModel):
     results_root: str
     weights: dict[str, float]
     weights_source: str
+    protocol: str = "strict"
     benchmarks: list[str]
     models: list[str]
     agents: list[AgentRow]
@@ -130,11 +131,16 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
 
 
 def build_report(
-    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
+    root: Path,
+    weights: dict[str, float] | None = None,
+    *,
+    full: bool = False,
+    db_path: Path | None = None,
+    protocol: str | None = None,
 ) -> LeaderboardReport:
     """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
     (default ``ROOT/results.db``)."""
-    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path)
+    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol)
     w, source = scan.weights, scan.weights_source
     benches = sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
@@ -213,6 +219,7 @@ def build_report(
         results_root=str(root),
         weights=w,
         weights_source=source,
+        protocol=scan.protocol,
         benchmarks=benches,
         models=models,
         agents=agents,

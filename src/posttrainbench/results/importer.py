@@ -346,6 +346,7 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
         hours=method.hours,
         repeat=method.repeat,
         suffix=method.suffix,
+        protocol="ptb-v1",  # scored by the reference's evaluation, never ranked with ours
     )
     metrics = _read_metrics(run)
     verdicts = _read_judgement(run)
