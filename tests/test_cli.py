@@ -305,7 +305,7 @@ def test_eval_says_what_it_evaluates_and_where_the_inspect_log_went(tmp_path: Pa
     assert f"evaluating {model} on gsm8k-calc (first 2 items, batch 2, protocol strict); Inspect log in {out}" in text
     logs = list(out.rglob("*.eval"))
     assert len(logs) == 1 and f"log: {logs[0]}" in text and f"inspect view --log-dir {out}" in text
-    assert "gsm8k-calc: accuracy = " in text and "(2 items)" in text
+    assert "gsm8k-calc: accuracy = " in text and "(2 items; protocol strict " in text
 
 
 def test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid(tmp_path: Path) -> None:
