@@ -17,7 +17,7 @@ from .judge import run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
-from .trace_audit import check_trace
+from .trace_audit import DEFAULT_MAX_UNREADABLE, check_trace
 from .transfer import check_transfer
 
 
@@ -112,7 +112,8 @@ class ContaminationGate:
         ]
         try:
             index = build_index_cached(src.items, src.allowed, src.cache_dir)
-            verdict = scan(index, [ws], ctx.evidence_dir, exclude=untouched)
+            roots = [ws, *(r for r in ctx.extra_scan_roots if r.exists())]
+            verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched)
         except Exception as exc:  # noqa: BLE001 - recorded, never a pass
             return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
         note = f" [test sets indexed: {', '.join(src.covered)}" + (
@@ -130,7 +131,8 @@ class TraceAuditGate:
         return True
 
     def check(self, ctx: GateContext) -> Verdict:
-        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir)
+        limit = ctx.settings.run.trace_max_unreadable if ctx.settings is not None else DEFAULT_MAX_UNREADABLE
+        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir, max_unreadable=limit)
 
 
 class JudgeGate:

@@ -89,6 +89,22 @@ class RunPaths:
         return self.root / "egress.log"
 
     @property
+    def sandbox_tmp(self) -> Path:
+        """The sandbox's ``/tmp``: a host folder (mode 1777) bound there, so what the agent keeps
+        in ``/tmp`` is observed during the run and scanned after it."""
+        return self.root / "sandbox_tmp"
+
+    @property
+    def observed(self) -> Path:
+        """The independent log of what ran in the sandbox (``sandbox.observer``): JSON lines."""
+        return self.root / "observed.jsonl"
+
+    @property
+    def preserved(self) -> Path:
+        """Content of the files the agent wrote, kept as written (deleted ones included) for the scan."""
+        return self.root / "preserved"
+
+    @property
     def harness(self) -> Path:
         """Pristine copies of every harness-owned workspace file (for the tamper diff)."""
         return self.root / "harness"
