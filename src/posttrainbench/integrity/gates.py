@@ -17,6 +17,7 @@ from .judge import run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
+from .observed_audit import check_observed, observer_ran
 from .trace_audit import DEFAULT_MAX_UNREADABLE, check_trace
 from .transfer import check_transfer
 
@@ -135,6 +136,26 @@ class TraceAuditGate:
         return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir, max_unreadable=limit)
 
 
+class ObservedAuditGate:
+    """What ran in the sandbox by the kernel's account (``observed.jsonl``), against the same
+    policy, compared with the trace. Required when the observer ran (it needs root)."""
+
+    name = "observed_audit"
+
+    def required(self, ctx: GateContext) -> bool:
+        return ctx.observed_log is not None and observer_ran(ctx.observed_log)
+
+    def check(self, ctx: GateContext) -> Verdict:
+        return check_observed(
+            ctx.observed_log,
+            ctx.audit_policy,
+            ctx.evidence_dir,
+            trace_path=ctx.trace_path,
+            workspace=ctx.workspace,
+            harness_files=ctx.manifest,
+        )
+
+
 class JudgeGate:
     """The LLM judge: required exactly when configured (a configured but invalid judge is
     required and not_run)."""
@@ -164,5 +185,6 @@ GATES: tuple[Gate, ...] = (
     LineageGate(),
     ContaminationGate(),
     TraceAuditGate(),
+    ObservedAuditGate(),
     JudgeGate(),
 )
