@@ -306,7 +306,7 @@ class RunSettings(SettingsGroup):
         0.01, env="PTB_TRACE_MAX_UNREADABLE", expected="a number from 0 to 1", ge=0, le=1, allow_inf_nan=False,
         meaning="Largest share of the agent's output lines that may be unreadable as events; above it the "
         "trace audit is `not_run` (its raw fragments are audited either way).",
-        read_by="verify", commands=RUNS,
+        read_by="verify", commands=(*RUNS, "verify"),
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..fsutil import sha256_file
 from ..integrity.contamination.preserve import PreservingScan  # STAND-IN: IncrementalScan after the merge
 from ..results.layout import RunPaths
 from ..sandbox.observer import Observer
@@ -20,6 +21,7 @@ class SolveObserver:
 
     def __init__(self, paths: RunPaths, workspace: Path, argv: list[str]) -> None:
         self.paths = paths
+        self.workspace = workspace
         self.argv = argv
         paths.sandbox_tmp.mkdir(parents=True, exist_ok=True)
         paths.sandbox_tmp.chmod(0o1777)
@@ -36,7 +38,36 @@ class SolveObserver:
         else:
             self.observer.stop()
             header["available"] = True
+            header["preserved_dropped"] = self._drop_still_present()
         self.observer.write_log(self.paths.observed, extra=egress_records(self.paths.egress_log), header=header)
+
+    def _drop_still_present(self) -> int:
+        """Drop the preserved copies of contents still in place (the scan reads them there): what
+        stays is what the agent deleted or overwrote. Returns how many were dropped."""
+        present: set[str] = set()
+        gone: set[str] = set()
+        digests: dict[Path, str | None] = {}
+        for rec in self.observer.records:
+            if rec.get("kind") != "write":
+                continue
+            host = self._host_path(str(rec["path"]))
+            if host not in digests:
+                ok = host.is_file() and not host.is_symlink() and host.stat().st_size == rec["size"]
+                digests[host] = sha256_file(host) if ok else None
+            (present if digests[host] == rec["sha256"] and not rec.get("deleted") else gone).add(rec["sha256"])
+        drop = present - gone
+        for h in drop:
+            self.sink.discard(h)
+        return len(drop)
+
+    def _host_path(self, inside: str) -> Path:
+        """Where a path the sandbox wrote is on the host (its /tmp is ``sandbox_tmp``; the
+        workspace, bound at its own path, may itself lie under /tmp)."""
+        if inside.startswith(str(self.workspace) + "/"):
+            return Path(inside)
+        if inside.startswith("/tmp/"):
+            return self.paths.sandbox_tmp / inside[len("/tmp/") :]
+        return Path(inside)
 
 
 def egress_records(log: Path) -> Iterator[dict[str, Any]]:

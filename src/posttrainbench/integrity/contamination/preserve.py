@@ -34,7 +34,7 @@ class PreservingScan:
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
         self.kept_bytes = 0
-        self.kept: set[str] = set()
+        self.kept: dict[str, Path] = {}  # sha256 -> the copy
         self.skipped = 0
 
     def feed(self, name: str, stream: IO[bytes], size: int) -> None:
@@ -60,9 +60,17 @@ class PreservingScan:
             return
         # the original name's suffix is kept: the scan reads a file by its name and content
         base = _SAFE.sub("_", os.path.basename(name))[-120:] or "file"
-        tmp.replace(self.folder / f"{h[:16]}__{base}")
-        self.kept.add(h)
+        dest = self.folder / f"{h[:16]}__{base}"
+        tmp.replace(dest)
+        self.kept[h] = dest
         self.kept_bytes += size - left
+
+    def discard(self, sha256: str) -> None:
+        """Drop the copy of a content that is still in place at the end (the scan reads it there)."""
+        copy = self.kept.pop(sha256, None)
+        if copy is not None:
+            self.kept_bytes -= copy.stat().st_size
+            copy.unlink()
 
     def feed_path(self, path: Path) -> None:
         """Feed a file by its path."""
