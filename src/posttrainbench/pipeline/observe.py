@@ -15,11 +15,14 @@ from ..integrity.contamination.preserve import PreservingScan  # STAND-IN: Incre
 from ..results.layout import RunPaths
 from ..sandbox.observer import Observer
 
+#: Backends whose processes the observer finds (this process's descendants in their own pid namespace).
+OBSERVABLE = frozenset({"bwrap", "apptainer"})
+
 
 class SolveObserver:
     """Observes one solve; :meth:`finish` writes the log (always: unavailable is said in it)."""
 
-    def __init__(self, paths: RunPaths, workspace: Path, argv: list[str]) -> None:
+    def __init__(self, paths: RunPaths, workspace: Path, argv: list[str], backend: str) -> None:
         self.paths = paths
         self.workspace = workspace
         self.argv = argv
@@ -27,7 +30,13 @@ class SolveObserver:
         paths.sandbox_tmp.chmod(0o1777)
         self.sink = PreservingScan(paths.preserved)
         self.observer = Observer([workspace, paths.sandbox_tmp], sink=self.sink)
-        self.unavailable = self.observer.start()
+        self.unavailable: str | None = None
+        if backend not in OBSERVABLE:
+            self.unavailable = (
+                f"the {backend} backend's processes are not this process's descendants in a pid namespace"
+            )
+        else:
+            self.unavailable = self.observer.start()
 
     def finish(self) -> None:
         """Stop observing and write ``observed.jsonl``."""

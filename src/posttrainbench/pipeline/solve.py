@@ -111,7 +111,7 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     )
     argv = pipe.agent.command(ctx)
     pipe.progress("solve", f"agent running (limit {hms(limit_s)})")
-    observer = SolveObserver(paths, ws, argv)  # the kernel's account, not the CLI's
+    observer = SolveObserver(paths, ws, argv, pipe.sandbox.name)  # the kernel's account, not the CLI's
     try:
         result = pipe.sandbox.run(argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err)
     finally:
