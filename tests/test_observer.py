@@ -155,3 +155,32 @@ def test_preserving_scan_keeps_each_content_once(tmp_path: Path) -> None:
             keep.feed(name, fh, len(data))
     names = sorted(p.name.split("__", 1)[1] for p in (tmp_path / "kept").iterdir())
     assert names == ["c.parquet", "x.jsonl"] and keep.skipped == 2
+
+
+class _FullDisk(_Sink):
+    """A contamination sink that cannot keep one file (say the disk is full)."""
+
+    def feed(self, name: str, stream: IO[bytes], size: int) -> None:
+        if name.endswith("b.txt"):
+            raise OSError(28, "No space left on device")
+        super().feed(name, stream, size)
+
+
+def test_a_content_that_could_not_be_kept_makes_the_log_incomplete(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    sink = _FullDisk()
+    obs = Observer([ws], sink=sink)
+    assert obs.start() is None
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    config = SandboxConfig(workspace=ws, ro_binds=PY_BINDS, time_limit_s=60, env=env)
+    script = "echo a > a.txt; echo b > b.txt; echo c > c.txt"
+    try:
+        BwrapSandbox().run(["bash", "-c", script], config, stdin=None, stdout=tmp_path / "o", stderr=tmp_path / "e")
+    finally:
+        obs.stop()
+    assert sorted(Path(n).name for n in sink.fed) == ["a.txt", "c.txt"]  # the rest of the batch was handled
+    assert not obs.stats.complete and "No space left" in obs.stats.errors[0]
+    obs.write_log(tmp_path / "observed.jsonl", header={"available": True})
+    v = check_observed(tmp_path / "observed.jsonl", POLICY)
+    assert v.status == VerdictStatus.not_run and "incomplete" in v.summary, v.summary

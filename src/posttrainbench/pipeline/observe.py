@@ -43,7 +43,7 @@ class SolveObserver:
         header: dict[str, Any] = {"harness_argv": self.argv, "preserved_skipped": self.sink.skipped}
         if self.unavailable is not None:
             header |= {"available": False, "reason": self.unavailable}
-            self.observer.stats.errors.append(self.unavailable)
+            self.observer.stats.error(self.unavailable)
         else:
             self.observer.stop()
             header["available"] = True

@@ -86,11 +86,18 @@ class ObserverStats:
     lost_proc_events: int = 0
     lost_file_events: int = 0
     errors: list[str] = field(default_factory=list)
+    errors_total: int = 0
+
+    def error(self, message: str) -> None:
+        """Record an observer failure (the first 100 kept verbatim, all counted)."""
+        self.errors_total += 1
+        if len(self.errors) < 100:
+            self.errors.append(message)
 
     @property
     def complete(self) -> bool:
         """True when no kernel event was lost (an incomplete log cannot show a run clean)."""
-        return not (self.lost_proc_events or self.lost_file_events or self.errors)
+        return not (self.lost_proc_events or self.lost_file_events or self.errors_total)
 
 
 def _libc() -> ctypes.CDLL:
@@ -167,7 +174,7 @@ class Observer:
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=30)
         if self._thread.is_alive():
-            self.stats.errors.append("observer thread did not stop")
+            self.stats.error("observer thread did not stop")
         for fd in (self._wake_r, self._wake_w, self._fan):
             if fd >= 0:
                 os.close(fd)
@@ -237,7 +244,7 @@ class Observer:
             try:
                 ready, _, _ = select.select([nl, self._fan, self._wake_r], [], [], 1.0)
             except OSError as e:  # never crash silently: an observer error makes the log incomplete
-                self.stats.errors.append(f"select: {e}")
+                self.stats.error(f"select: {e}")
                 return
             try:
                 batch = self._read_fanotify() if self._fan in ready or self._stop.is_set() else b""
@@ -247,7 +254,7 @@ class Observer:
                 if batch:
                     self._handle_fanotify(batch)
             except Exception as e:  # noqa: BLE001 - recorded, the log says it is incomplete
-                self.stats.errors.append(f"{type(e).__name__}: {e}")
+                self.stats.error(f"{type(e).__name__}: {e}")
             if self._stop.is_set():
                 self._drain_proc()
                 rest = self._read_fanotify()
@@ -344,6 +351,8 @@ class Observer:
             try:
                 if pid in self._sandboxed:
                     self._on_write(fd, pid)
+            except Exception as e:  # noqa: BLE001 - one bad event must not cost the rest of the batch
+                self.stats.error(f"write event of pid {pid}: {type(e).__name__}: {e}")
             finally:
                 os.close(fd)
 

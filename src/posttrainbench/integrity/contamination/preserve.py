@@ -45,15 +45,19 @@ class PreservingScan:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".incoming-{os.getpid()}"
         digest = hashlib.sha256()
-        with open(tmp, "wb") as out:
-            left = size
-            while left > 0:
-                chunk = stream.read(min(left, 1 << 20))
-                if not chunk:
-                    break
-                digest.update(chunk)
-                out.write(chunk)
-                left -= len(chunk)
+        left = size
+        try:
+            with open(tmp, "wb") as out:
+                while left > 0:
+                    chunk = stream.read(min(left, 1 << 20))
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    out.write(chunk)
+                    left -= len(chunk)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep a partial copy
+            raise
         h = digest.hexdigest()
         if h in self.kept:
             tmp.unlink()
