@@ -34,6 +34,7 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import select
 import socket
 import stat
@@ -66,6 +67,7 @@ FAN_Q_OVERFLOW = 0x4000
 _FAN_META = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 _AT_FDCWD = -100
 _HASH_CHUNK = 1 << 20
+_ERRORS_LOCK = threading.Lock()
 
 
 class ContentSink(Protocol):
@@ -90,9 +92,10 @@ class ObserverStats:
 
     def error(self, message: str) -> None:
         """Record an observer failure (the first 100 kept verbatim, all counted)."""
-        self.errors_total += 1
-        if len(self.errors) < 100:
-            self.errors.append(message)
+        with _ERRORS_LOCK:
+            self.errors_total += 1
+            if len(self.errors) < 100:
+                self.errors.append(message)
 
     @property
     def complete(self) -> bool:
@@ -145,6 +148,11 @@ class Observer:
         self._fan = -1
         self._wake_r, self._wake_w = -1, -1
         self._thread: threading.Thread | None = None
+        # (fd, pid, time) of the sandbox's writes: hashed and handed to the sink by a worker, so
+        # that the reader stays free to read each exec'd process before it exits
+        # (bounded: each holds an open descriptor; a full queue makes the reader wait, the kernel queues)
+        self._writes: queue.Queue[tuple[int, int, float] | None] = queue.Queue(maxsize=256)
+        self._worker: threading.Thread | None = None
         self._stop = threading.Event()
 
     # -- life cycle ----------------------------------------------------------------------
@@ -162,7 +170,9 @@ class Observer:
             return f"fanotify unavailable: {e}"
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._loop, name="ptb-observer", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="ptb-observer-writes", daemon=True)
         self._thread.start()
+        self._worker.start()
         return None
 
     def stop(self, settle_s: float = 0.2) -> ObserverStats:
@@ -173,7 +183,10 @@ class Observer:
         self._stop.set()
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=30)
-        if self._thread.is_alive():
+        self._writes.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=600)  # hashing what was still queued
+        if self._thread.is_alive() or (self._worker is not None and self._worker.is_alive()):
             self.stats.error("observer thread did not stop")
         for fd in (self._wake_r, self._wake_w, self._fan):
             if fd >= 0:
@@ -348,15 +361,22 @@ class Observer:
                 self.stats.lost_file_events += 1
             if fd < 0:
                 continue
+            if pid in self._sandboxed:
+                self._writes.put((fd, pid, self.clock()))
+            else:
+                os.close(fd)
+
+    def _work(self) -> None:
+        while (item := self._writes.get()) is not None:
+            fd, pid, t = item
             try:
-                if pid in self._sandboxed:
-                    self._on_write(fd, pid)
-            except Exception as e:  # noqa: BLE001 - one bad event must not cost the rest of the batch
+                self._on_write(fd, pid, t)
+            except Exception as e:  # noqa: BLE001 - one bad event must not cost the others
                 self.stats.error(f"write event of pid {pid}: {type(e).__name__}: {e}")
             finally:
                 os.close(fd)
 
-    def _on_write(self, fd: int, pid: int) -> None:
+    def _on_write(self, fd: int, pid: int, t: float) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return
@@ -371,7 +391,7 @@ class Observer:
             digest.update(chunk)
             pos += len(chunk)
         rec: dict[str, Any] = {
-            "t": self.clock(),
+            "t": t,
             "kind": "write",
             "pid": pid,
             "path": path.removesuffix(" (deleted)"),
