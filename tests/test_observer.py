@@ -184,3 +184,24 @@ def test_a_content_that_could_not_be_kept_makes_the_log_incomplete(tmp_path: Pat
     obs.write_log(tmp_path / "observed.jsonl", header={"available": True})
     v = check_observed(tmp_path / "observed.jsonl", POLICY)
     assert v.status == VerdictStatus.not_run and "incomplete" in v.summary, v.summary
+
+
+def test_egress_requests_are_merged_and_audited(tmp_path: Path) -> None:
+    from posttrainbench.pipeline.observe import egress_records
+
+    egress = tmp_path / "egress.log"
+    egress.write_text(
+        "2026-11-29T23:00:00.000+00:00\tALLOW\tCONNECT\tpypi.org:443\t\n"
+        "2026-11-29T23:00:01.500+00:00\tDENY\tPOST\tapi.openai.com:443\tnot in the allow-list\n"
+        "not a log line\n"
+    )
+    recs = list(egress_records(egress))
+    assert [(r["decision"], r["target"]) for r in recs] == [("ALLOW", "pypi.org:443"), ("DENY", "api.openai.com:443")]
+    assert recs[1]["t"] - recs[0]["t"] == 1.5
+    log = tmp_path / "observed.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [{"kind": "observer", "complete": True}, *recs]) + "\n")
+    v = check_observed(log, POLICY, tmp_path / "ev")
+    assert v.status == VerdictStatus.failed and "api.openai.com" in v.summary, v.summary
+    # the honest request alone passes
+    log.write_text("\n".join(json.dumps(r) for r in [{"kind": "observer", "complete": True}, recs[0]]) + "\n")
+    assert check_observed(log, POLICY).status == VerdictStatus.passed
