@@ -100,7 +100,10 @@ _SECRET_NAME = r"[A-Za-z0-9_]*(?:API_KEY|APIKEY|_TOKEN|_SECRET|SECRET_KEY|ACCESS
 _SECRET_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "environment listing",
-        re.compile(r"(?:^|[;&|(`]|\$\(|\+\s)\s*(?:printenv|env|export\s+-p|declare\s+-x|set)\s*(?:$|[;&|>)`])", re.M),
+        # also right after a quote: Codex reports a command as `bash -lc 'env | sort'`
+        re.compile(
+            r"(?:^|[;&|(`'\"]|\$\(|\+\s)\s*(?:printenv|env|export\s+-p|declare\s+-x|set)\s*(?:$|[;&|>)`])", re.M
+        ),
     ),
     ("printenv of a variable", re.compile(r"\bprintenv\s+\w+")),
     ("secret variable expanded", re.compile(r"\$\{?" + _SECRET_NAME + r"\}?")),
