@@ -64,7 +64,7 @@ SNEAKY = """
 echo honest > notes.txt
 printf 'Janet sells 16 eggs' > items.jsonl && rm items.jsonl
 printf 'kept in tmp' > /tmp/only_here.txt
-( python -c "print('snapshot_download Qwen/Qwen3-4B')" > /dev/null ) &
+( python -c "import time; time.sleep(0.3); print('snapshot_download Qwen/Qwen3-4B')" > /dev/null ) &
 wait
 """
 
@@ -73,7 +73,7 @@ def test_observer_sees_background_processes_deleted_files_and_tmp(tmp_path: Path
     obs, sink, ws, tmp = _observe(tmp_path, SNEAKY)
     execs = [r for r in obs.records if r["kind"] == "exec"]
     writes = {r["path"]: r for r in obs.records if r["kind"] == "write"}
-    bg = [r for r in execs if "Qwen/Qwen3-4B" in " ".join(r.get("argv", []))]
+    bg = [r for r in execs if r.get("argv", [""])[0].startswith("python") and "Qwen/Qwen3-4B" in " ".join(r["argv"])]
     assert bg and bg[0]["cwd"] == str(ws) and bg[0]["uid"] == 65534, execs
     # written then deleted: path, size, hash and the content itself were kept
     rec = writes[str(ws / "items.jsonl")]
@@ -205,3 +205,11 @@ def test_egress_requests_are_merged_and_audited(tmp_path: Path) -> None:
     # the honest request alone passes
     log.write_text("\n".join(json.dumps(r) for r in [{"kind": "observer", "complete": True}, recs[0]]) + "\n")
     assert check_observed(log, POLICY).status == VerdictStatus.passed
+
+
+def test_a_huge_sparse_file_is_recorded_without_reading_it(tmp_path: Path) -> None:
+    obs, sink, ws, _ = _observe(tmp_path, "truncate -s 100G huge.bin; echo small > small.txt; rm huge.bin")
+    writes = {Path(r["path"]).name: r for r in obs.records if r["kind"] == "write"}
+    assert writes["huge.bin"]["sha256"] is None and writes["huge.bin"]["unhashed"] == "sparse (mostly holes)"
+    assert writes["huge.bin"]["size"] == 100 << 30 and str(ws / "huge.bin") not in sink.fed
+    assert writes["small.txt"]["sha256"] and obs.stats.complete

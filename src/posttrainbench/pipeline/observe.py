@@ -57,8 +57,8 @@ class SolveObserver:
         gone: set[str] = set()
         digests: dict[Path, str | None] = {}
         for rec in self.observer.records:
-            if rec.get("kind") != "write":
-                continue
+            if rec.get("kind") != "write" or rec.get("sha256") not in self.sink.kept:
+                continue  # only what was copied is compared (never a large file read again)
             host = self._host_path(str(rec["path"]))
             if host not in digests:
                 ok = host.is_file() and not host.is_symlink() and host.stat().st_size == rec["size"]

@@ -67,6 +67,9 @@ FAN_Q_OVERFLOW = 0x4000
 _FAN_META = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 _AT_FDCWD = -100
 _HASH_CHUNK = 1 << 20
+_SPARSE_MIN = 64 << 20  # smaller sparse files are cheap to read whole
+#: Largest file hashed and handed to the content sink (a larger one is recorded without them).
+DEFAULT_MAX_HASH_BYTES = 16 << 30
 _ERRORS_LOCK = threading.Lock()
 
 
@@ -133,10 +136,12 @@ class Observer:
         *,
         sink: ContentSink | None = None,
         clock: Callable[[], float] = time.time,
+        max_hash_bytes: int = DEFAULT_MAX_HASH_BYTES,
     ) -> None:
         self.watch = [Path(p) for p in watch]
         self.sink = sink
         self.clock = clock
+        self.max_hash_bytes = max_hash_bytes
         self.records: list[dict[str, Any]] = []
         self.stats = ObserverStats()
         self._root = os.getpid()
@@ -382,6 +387,17 @@ class Observer:
             return
         path = os.readlink(f"/proc/self/fd/{fd}")
         deleted = path.endswith(" (deleted)")
+        # A sparse file costs the agent nothing to make and us its whole size to read (truncate -s
+        # 100G): such files, and files above the cap, are recorded without hash or content.
+        sparse = st.st_size > _SPARSE_MIN and st.st_blocks * 512 < st.st_size // 2
+        if sparse or st.st_size > self.max_hash_bytes:
+            self.stats.writes += 1
+            self.records.append({
+                "t": t, "kind": "write", "pid": pid, "path": path.removesuffix(" (deleted)"), "size": st.st_size,
+                "sha256": None, "unhashed": "sparse (mostly holes)" if sparse else "larger than the hashing cap",
+                "allocated": st.st_blocks * 512, **({"deleted": True} if deleted else {}),
+            })  # fmt: skip
+            return
         digest = hashlib.sha256()
         pos = 0
         while True:
