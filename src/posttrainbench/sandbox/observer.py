@@ -216,7 +216,7 @@ class Observer:
         rows = sorted([*self.records, *extra], key=lambda r: r.get("t", 0.0))
         with open(path, "w", encoding="utf-8") as fh:
             for row in (head, *rows):
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.write(json.dumps(row) + "\n")  # ASCII: no raw U+2028 for a splitlines() reader
 
     # -- kernel channels -----------------------------------------------------------------
     def _open_proc_connector(self) -> socket.socket:
