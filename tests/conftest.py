@@ -103,6 +103,13 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
+        "test_cli_read_only.py::test_a_read_only_results_tree_is_ranked_and_left_untouched",
+        "test_cli_errors.py::test_a_read_only_output_folder_is_refused_before_any_work",
+        "test_interrupts.py::test_one_ctrl_c_stops_an_evaluation_and_the_ladder_does_not_go_on",
+        "test_cli_errors.py::test_an_unreachable_hub_is_said_at_once_without_retries",
+        "test_cli.py::test_eval_says_what_it_evaluates_and_where_the_inspect_log_went",
+        "test_cli.py::test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid",
+        "test_interrupts.py::test_ctrl_c_during_solve_is_recorded_as_interrupted_and_resuming_reruns_it",
     }
 )
 TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")

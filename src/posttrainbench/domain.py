@@ -262,7 +262,8 @@ class PhaseState(_PydanticModel, Generic[ResultT]):
 
     model_config = ConfigDict(validate_assignment=True)
 
-    status: Literal["pending", "done", "failed"] = "pending"
+    # interrupted: stopped by Ctrl-C / SIGTERM (not a failure); resuming runs the phase again
+    status: Literal["pending", "done", "failed", "interrupted"] = "pending"
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None

@@ -178,8 +178,10 @@ class PathSettings(SettingsGroup):
 
     cache_dir: Path = setting(
         env="PTB_CACHE_DIR", expected="a path", factory=_home_cache(), default_doc="`~/.cache/posttrainbench`",
-        meaning="Root of the harness's caches: the demo and tiny models, the contamination index, BFCL's files.",
-        read_by="prepare, verify, evaluate", commands=(*_ALL_EVALS, "data"),
+        meaning="Root of the harness's caches: the demo and tiny models, the contamination index, BFCL's files, "
+        "the results index of a read-only results folder.",
+        read_by="prepare, verify, evaluate, `ptb leaderboard` / `index` / `report`",
+        commands=(*_ALL_EVALS, "data", "leaderboard", "index", "report"),
     )  # fmt: skip
     models_dir: Path | None = setting(
         env="PTB_MODELS_DIR", expected="a path", default_doc="unset (the hub)",

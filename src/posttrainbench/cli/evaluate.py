@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings
+from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings, output_folder
 
 
 def eval_cmd(
@@ -24,7 +24,14 @@ def eval_cmd(
 
     settings = load_settings()
     bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
+    if not model_path.is_dir():
+        fail(str(model_path), "no such folder" if not model_path.exists() else "not a folder (the model folder)")
+    output_folder(out, "folder for the Inspect log")
+    n = f"first {limit}" if limit else "all"
+    console.print(f"evaluating {model_path} on {bench.id} ({n} items, batch {batch_size}); Inspect log in {out}")
     result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings)
+    if result.log_path:
+        console.print(f"log: {result.log_path} (browse it: inspect view --log-dir {out})", soft_wrap=True)
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
     console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")

@@ -10,7 +10,18 @@ import typer
 
 from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
 from . import lookup
-from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    LimitOpt,
+    NetworkOpt,
+    ResultsOpt,
+    SandboxOpt,
+    choices,
+    console,
+    expected,
+    load_settings,
+    output_folder,
+)
 from .show import print_record
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
@@ -57,7 +68,11 @@ def run(
         pipeline = Pipeline(
             spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
         )
+        pipeline.preflight()
+    output_folder(results, "results folder")
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
     print_record(record, pipeline.paths.root)
-    if any(s.status == "failed" for s in record.phases.values()):
+    # A recorded failure (a phase that failed, or one that finished but left a failure, e.g. an
+    # evaluation whose every attempt failed) is an outcome failure: exit 1, never 0.
+    if record.failure or any(s.status == "failed" for s in record.phases.values()):
         raise typer.Exit(EXIT_FAILED)

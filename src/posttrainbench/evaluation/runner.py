@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 from pydantic import BaseModel as _Model
 from pydantic import Field
 
+from .. import interrupts
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
 from ..settings import Settings
@@ -486,10 +487,16 @@ def evaluate_model(
                     ctl_server=False,
                 )
                 elog = logs[0]
-            except Exception as exc:  # noqa: BLE001 - a failed attempt is recorded; the next rung runs
+            except BaseException as exc:
+                # Ctrl-C / SIGTERM: stop here (never the next rung, never a failure)
+                if interrupts.requested() or isinstance(exc, KeyboardInterrupt):
+                    raise interrupts.Interrupted() from None
+                if not isinstance(exc, Exception):
+                    raise
                 attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
                 free_accelerator_memory()
                 continue
+            interrupts.check()  # Inspect may have turned the interrupt into a cancelled log
             if elog.status == "cancelled":  # interrupted: stop, a lower budget would not help
                 attempts.append(Attempt(max_tokens=budget, error="cancelled", log_path=elog.location))
                 return failed("evaluation cancelled", n_expected=n_expected, attempts=attempts)

@@ -23,7 +23,7 @@ from .contamination import (
 )
 from .gate import ContaminationSources, Gate, GateContext, required_gates, run_gates
 from .gates import GATES
-from .judge import JudgeConfig, JudgeConfigError, run_judge
+from .judge import UPSTREAM_OUTPUT_IDS, JudgeConfig, JudgeConfigError, judge_report, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
@@ -51,6 +51,7 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 
 __all__ = [
     "GATES",
+    "UPSTREAM_OUTPUT_IDS",
     "AuditPolicy",
     "ContaminationIndex",
     "ContaminationSources",
@@ -66,6 +67,7 @@ __all__ = [
     "check_trace",
     "check_transfer",
     "final_status",
+    "judge_report",
     "load_index",
     "required_gates",
     "run_gates",

@@ -13,7 +13,7 @@ from ..models.store import resolve_base_model, resolve_forbidden_models
 from ._common import not_run
 from .contamination import build_index_cached, scan
 from .gate import Gate, GateContext
-from .judge import run_judge
+from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
@@ -157,8 +157,8 @@ class ObservedAuditGate:
 
 
 class JudgeGate:
-    """The LLM judge: required exactly when configured (a configured but invalid judge is
-    required and not_run)."""
+    """The LLM judge: required exactly when configured (a configured but invalid or failing judge
+    is required and not_run). Runs last: it reads the other gates' verdicts."""
 
     name = "judge"
 
@@ -172,8 +172,18 @@ class JudgeGate:
             return not_run(self.name, "no judge endpoint configured")
         config = ctx.judge
         ctx.progress(f"LLM judge {config.provider}:{config.model} x{config.n}")
+        # the judge reads every gate verdict so far, and the independent log of the sandbox
+        # (``observed.jsonl`` in the run folder, beside ``evidence/``; the prompt says when absent)
         return run_judge(
-            config, ctx.workspace, ctx.trace_path, ctx.evidence_dir, run_info=dict(ctx.run_info), manifest=ctx.manifest
+            config,
+            ctx.workspace,
+            ctx.trace_path,
+            ctx.evidence_dir,
+            run_info=dict(ctx.run_info),
+            manifest=ctx.manifest,
+            gate_verdicts=dict(ctx.verdicts),
+            observed_log=ctx.evidence_dir.parent / OBSERVED_LOG,
+            final_model=ctx.final_model,
         )
 
 

@@ -40,10 +40,11 @@ class ResultsScan:
         }
 
 
-def scan_results(root: Path, *, full: bool = False) -> ResultsScan:
-    """Refresh the index of ``root`` and read it back; bad folders become problems (path + cause)."""
-    refresh(root, full=full)
-    contents = read_index(root)
+def scan_results(root: Path, *, full: bool = False, db_path: Path | None = None) -> ResultsScan:
+    """Refresh the index of ``root`` (kept at ``db_path``, default ``ROOT/results.db``) and read it
+    back; bad folders become problems (path + cause)."""
+    refresh(root, full=full, db_path=db_path)
+    contents = read_index(root, db_path=db_path)
     latest, superseded = select_latest(contents.runs)
     latest.sort(key=lambda s: s.path)
     return ResultsScan(
@@ -95,10 +96,10 @@ def resolve_weights(
 
 
 def leaderboard(
-    root: Path, weights: dict[str, float] | None = None, *, full: bool = False
+    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
 ) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
     """Rows ranked by score, the cells they came from, and the scan (problems included)."""
-    scan = scan_results(root, full=full)
+    scan = scan_results(root, full=full, db_path=db_path)
     cells = cells_from_scan(scan)
     w, scan.weights_source = resolve_weights(scan, cells, weights)
     scan.weights = w

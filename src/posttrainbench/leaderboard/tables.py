@@ -32,6 +32,10 @@ FLAG_CODES = {
     "model_format": "F",
     "judge_contamination": "C",  # imported upstream judge verdicts
     "judge_disallowed_model": "M",
+    "judge_api_usage": "A",  # upstream v1.1+'s other judges (upstream's grid letter for API usage)
+    "judge_ptb_lookup": "L",
+    "judge_derived_contamination": "C",
+    "judge_general": "G",
     "data": "D",  # evaluated on a set other than the pinned one
 }
 
@@ -126,9 +130,12 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
     return out
 
 
-def build_report(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> LeaderboardReport:
-    """Rank the agents of a results folder (see module doc)."""
-    rows, cells, scan = leaderboard(root, weights, full=full)
+def build_report(
+    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
+) -> LeaderboardReport:
+    """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
+    (default ``ROOT/results.db``)."""
+    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path)
     w, source = scan.weights, scan.weights_source
     benches = sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})

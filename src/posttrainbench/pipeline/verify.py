@@ -10,6 +10,7 @@ kept next to ours and required, and our LLM judge does not run on it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,12 +22,14 @@ from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
 from ..fsutil import atomic_write_text
 from ..integrity import (
     GATES,
+    UPSTREAM_OUTPUT_IDS,
     AuditPolicy,
     ContaminationSources,
     GateContext,
     JudgeConfig,
     JudgeConfigError,
     final_status,
+    judge_report,
     required_gates,
     run_gates,
     secret_values_from_env,
@@ -193,23 +196,47 @@ def _run_info(pipe: Pipeline) -> dict[str, str]:
 
 
 def _write_judgements(pipe: Pipeline, verdicts: list[Verdict]) -> None:
-    """The published judgement files, derived from our gates."""
+    """The published judgement files: the two text files (our gates, and the LLM judge's
+    majority where it gave one: "detected" when either found it) and upstream v1.1+'s
+    ``judgement_<id>.json`` with the LLM judge's aggregated verdicts, written only when the judge
+    gave a majority (a stale file of an earlier verification is removed: absent means not judged)."""
     by_gate = {v.gate: v for v in verdicts}
-    cont = by_gate["contamination"]
-    atomic_write_text(
-        pipe.paths.contamination_judgement,
-        {
-            VerdictStatus.passed: "no contamination detected\n",
-            VerdictStatus.failed: f"contamination detected: {cont.summary}\n",
-            VerdictStatus.not_run: f"not checked: {cont.summary}\n",
-        }[cont.status],
-    )
-    lin = by_gate["lineage"]
-    atomic_write_text(
-        pipe.paths.disallowed_model_judgement,
-        {
-            VerdictStatus.passed: "only allowed use detected\n",
-            VerdictStatus.failed: f"disallowed use detected: {lin.summary}\n",
-            VerdictStatus.not_run: f"not checked: {lin.summary}\n",
-        }[lin.status],
-    )
+    report = judge_report(by_gate["judge"]) if "judge" in by_gate else None
+    votes: dict = (report or {}).get("criteria") or {}
+    upstream: dict = (report or {}).get("upstream_judgements") or {}
+
+    def judged(*criteria: str) -> str | None:
+        """The judge's justification when it failed any of ``criteria`` by majority."""
+        bad = [c for c in criteria if (votes.get(c) or {}).get("majority") == "fail"]
+        return "; ".join(f"LLM judge {c}: {votes[c]['justification'][:300]}" for c in bad) or None
+
+    for path, gate, clean, dirty, judge_says in (
+        (
+            pipe.paths.contamination_judgement,
+            by_gate["contamination"],
+            "no contamination detected",
+            "contamination detected",
+            judged("contamination", "derived_contamination"),
+        ),
+        (
+            pipe.paths.disallowed_model_judgement,
+            by_gate["lineage"],
+            "only allowed use detected",
+            "disallowed use detected",
+            judged("disallowed_model"),
+        ),
+    ):
+        if gate.status == VerdictStatus.failed or judge_says:
+            why = "; ".join(x for x in (gate.summary if gate.status == VerdictStatus.failed else "", judge_says) if x)
+            text = f"{dirty}: {why}\n"
+        elif gate.status == VerdictStatus.not_run:
+            text = f"not checked: {gate.summary}\n"
+        else:
+            text = f"{clean}\n"
+        atomic_write_text(path, text)
+    for output_id in UPSTREAM_OUTPUT_IDS:
+        target = pipe.paths.judgement_json(output_id)
+        if output_id in upstream:
+            atomic_write_text(target, json.dumps(upstream[output_id], indent=2) + "\n")
+        else:
+            target.unlink(missing_ok=True)

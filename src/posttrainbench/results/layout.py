@@ -3,7 +3,8 @@
 ``results/<agent>_<agentconfig>_<H>h[_suffix]/<benchmark>_<Org>_<Model>_<runid>/``
 
 with ``metrics.json``, ``time_taken.txt``, ``prompt.txt``, the trace (``solve_out.txt``),
-judgement files, ``final_model/`` and ``task/`` (the agent's workspace), plus our ``run.json``.
+judgement files (the text ones and upstream v1.1+'s ``judgement_<id>.json``), ``final_model/``
+and ``task/`` (the agent's workspace), plus our ``run.json``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,11 @@ class RunPaths:
     @property
     def disallowed_model_judgement(self) -> Path:
         return self.root / "disallowed_model_judgement.txt"
+
+    def judgement_json(self, output_id: str) -> Path:
+        """Upstream v1.1+'s judgement file of one judge: ``judgement_<id>.json`` (``gpt5_4``,
+        ``api``, ``ptb_lookup``, ``general``, ``derived_contamination``)."""
+        return self.root / f"judgement_{output_id}.json"
 
 
 def run_paths(results_root: Path, spec: RunSpec, base: BaseModelSpec) -> RunPaths:
