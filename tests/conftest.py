@@ -84,6 +84,7 @@ _FILE_MARKS: dict[str, tuple[str, ...]] = {
     "test_sandbox_limits.py": ("sandbox",),
     "test_humaneval_hostile.py": ("sandbox",),
     "test_disk_full.py": ("sandbox",),
+    "test_observer.py": ("sandbox",),
 }
 _FIXTURE_MARKS: dict[str, str] = {
     "browser": "browser",

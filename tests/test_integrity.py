@@ -547,9 +547,12 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
         "lineage",
         "contamination",
         "trace_audit",
+        "observed_audit",
         "judge",
     ]
     got = {v.gate: (v.status, v.summary) for v in verdicts}
+    # no independent log in this context: not_run, and not required (an upstream run has none)
+    assert got["observed_audit"] == (NOT_RUN, "no independent log of the solve (observed.jsonl)")
     assert got["tamper"] == (NOT_RUN, "no manifest was recorded"), "unavailable: not_run with the context's reason"
     assert got["transfer"] == (NOT_RUN, "no final_model was collected")
     assert got["model_format"] == (FAIL, "final_model/ rejected: two weight indexes")

@@ -87,7 +87,9 @@ def test_judge_is_required_exactly_when_configured(
     user = srv.requests[0]["body"]["messages"][1]["content"]
     assert "ptb/tiny-random" in user and "python finetune.py" in user, "the judge read the trace"
     assert "gate lineage: pass" in user and "gate trace_audit: pass" in user, "the judge read the gate verdicts"
-    assert "absent: no independent log observed.jsonl" in user, "the judge is told the log is absent"
+    # the kernel's log of the solve (sandbox.observer) reaches the judge: the script's processes
+    assert "absent: no independent log" not in user and '"kind": "exec"' in user, "the judge read observed.jsonl"
+    assert "finetune.py" in user.split('"kind": "exec"', 1)[1], "with their command lines"
     assert '<|data name="final_model/config.json"|>' in user and '"vocab_size"' in user, "the submitted config"
     assert (pipe.paths.evidence / "judge.json").is_file() and (pipe.paths.evidence / "judge_input.txt").is_file()
     # upstream v1.1+'s judgement files beside ours, exactly upstream's fields
@@ -128,7 +130,9 @@ def test_judge_is_required_exactly_when_configured(
     judge = next(v for v in record.verdicts if v.gate == "judge")
     assert judge.status == VerdictStatus.not_run and "no JSON object" in judge.summary
     assert record.final_verdict == VerdictStatus.not_run, "a configured judge that gives no answer blocks the score"
-    assert record.failure == "verify: gates not passed: judge=not_run"
+    # (observed.jsonl was replaced above by a log without the observer's header: observed_audit
+    # refuses it, not_run, and it stays required since the observer ran)
+    assert record.failure == "verify: gates not passed: observed_audit=not_run, judge=not_run"
     assert not pipe.paths.judgement_json("gpt5_4").exists(), "no majority: no upstream judgement (stale one removed)"
     assert pipe.paths.contamination_judgement.read_text() == "no contamination detected\n"
 

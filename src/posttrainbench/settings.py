@@ -304,6 +304,12 @@ class RunSettings(SettingsGroup):
         meaning="Largest submission, as a multiple of the base model's weight bytes; a larger one is rejected.",
         read_by="collect", commands=RUNS,
     )  # fmt: skip
+    trace_max_unreadable: float = setting(
+        0.01, env="PTB_TRACE_MAX_UNREADABLE", expected="a number from 0 to 1", ge=0, le=1, allow_inf_nan=False,
+        meaning="Largest share of the agent's output lines that may be unreadable as events; above it the "
+        "trace audit is `not_run` (its raw fragments are audited either way).",
+        read_by="verify", commands=(*RUNS, "verify"),
+    )  # fmt: skip
 
 
 class EvaluationSettings(SettingsGroup):

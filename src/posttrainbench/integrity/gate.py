@@ -50,6 +50,11 @@ class GateContext:
     base: BaseModelSpec
     trace_path: Path
     audit_policy: AuditPolicy
+    #: More folders the contamination scan reads: the sandbox's /tmp (a host folder) and the
+    #: content the observer preserved of every file the agent wrote (deleted ones included).
+    extra_scan_roots: list[Path] = field(default_factory=list)
+    #: The independent log of what ran in the sandbox (``observed.jsonl``; None: not recorded).
+    observed_log: Path | None = None
     #: Pristine copies of the harness files (tamper diffs against them).
     pristine_dir: Path | None = None
     #: The canonical submission (None: none was collected) and its hashes at collect.

@@ -18,7 +18,8 @@ from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
-from .trace_audit import check_trace
+from .observed_audit import check_observed, observer_ran
+from .trace_audit import DEFAULT_MAX_UNREADABLE, check_trace
 from .transfer import check_transfer
 
 
@@ -129,6 +130,8 @@ class ContaminationGate:
             observed = ctx.contamination_observed
             if observed is not None and observed.is_file():
                 inc.load_results(observed)
+            # the observer's preserved copies (files written, then deleted or changed) too
+            roots += [r for r in ctx.extra_scan_roots if r.exists() and r not in roots]
             verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)
         except Exception as exc:  # noqa: BLE001 - recorded, never a pass
             return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
@@ -148,7 +151,28 @@ class TraceAuditGate:
         return True
 
     def check(self, ctx: GateContext) -> Verdict:
-        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir)
+        limit = ctx.settings.run.trace_max_unreadable if ctx.settings is not None else DEFAULT_MAX_UNREADABLE
+        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir, max_unreadable=limit)
+
+
+class ObservedAuditGate:
+    """What ran in the sandbox by the kernel's account (``observed.jsonl``), against the same
+    policy, compared with the trace. Required when the observer ran (it needs root)."""
+
+    name = "observed_audit"
+
+    def required(self, ctx: GateContext) -> bool:
+        return ctx.observed_log is not None and observer_ran(ctx.observed_log)
+
+    def check(self, ctx: GateContext) -> Verdict:
+        return check_observed(
+            ctx.observed_log,
+            ctx.audit_policy,
+            ctx.evidence_dir,
+            trace_path=ctx.trace_path,
+            workspace=ctx.workspace,
+            harness_files=ctx.manifest,
+        )
 
 
 class JudgeGate:
@@ -190,5 +214,6 @@ GATES: tuple[Gate, ...] = (
     LineageGate(),
     ContaminationGate(),
     TraceAuditGate(),
+    ObservedAuditGate(),
     JudgeGate(),
 )

@@ -27,6 +27,7 @@ FLAG_CODES = {
     "judge": "J",
     "tamper": "T",
     "trace_audit": "A",
+    "observed_audit": "O",
     "transfer": "X",
     "model_format": "F",
     "judge_contamination": "C",  # imported upstream judge verdicts

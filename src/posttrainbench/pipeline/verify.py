@@ -76,6 +76,8 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         trace_path=pipe.paths.trace_json,
         audit_policy=_audit_policy(pipe),
         pristine_dir=pipe.paths.harness,
+        extra_scan_roots=[pipe.paths.sandbox_tmp, pipe.paths.preserved],
+        observed_log=pipe.paths.observed,
         final_model=pipe.paths.final_model if collect.final_model else None,
         final_model_hashes=record.final_model_hashes,
         rejected=collect.rejected,

@@ -91,15 +91,26 @@ class RunPaths:
 
     @property
     def sandbox_tmp(self) -> Path:
-        """The sandbox's ``/tmp``: a host folder in the run folder that the sandbox binds at
-        ``/tmp``, so what the agent keeps there outlives the sandbox and is scanned at verify."""
+        """The sandbox's ``/tmp``: a host folder (mode 1777) in the run folder that the sandbox binds
+        at ``/tmp``, so what the agent keeps there is observed during the run, outlives the sandbox
+        and is scanned at verify."""
         return self.root / "sandbox_tmp"
 
     @property
     def contamination_observed(self) -> Path:
-        """What the sandbox observer's contamination scan saw during the run
-        (``IncrementalScan.save_results``): files written, even if deleted later; the gate loads it."""
+        """What a contamination scan fed during the run saw (``IncrementalScan.save_results``):
+        files written, even if deleted later; the gate loads it when present."""
         return self.root / "contamination_observed.json"
+
+    @property
+    def observed(self) -> Path:
+        """The independent log of what ran in the sandbox (``sandbox.observer``): JSON lines."""
+        return self.root / "observed.jsonl"
+
+    @property
+    def preserved(self) -> Path:
+        """Content of the files the agent wrote, kept as written (deleted ones included) for the scan."""
+        return self.root / "preserved"
 
     @property
     def harness(self) -> Path:
