@@ -479,6 +479,25 @@ def test_lineage_transplanted_blocks_fail(transfers, tmp_path, name, flag, where
         assert _evidence(v)["summary"]["median_rel"] < 0.05  # every other tensor is the honest fine-tune
 
 
+def test_fingerprint_agreement_follows_the_model_that_was_copied(models):
+    """Greedy probes: a model that behaves like the instruct one agrees with it far more than the
+    base does; an honest fine-tune does not."""
+    from posttrainbench.integrity.fingerprint import agreement, behavioural_fingerprint
+
+    assert agreement([[1, 2, 3], [4, 5]], [[1, 2, 9], [4, 5]], 4) == (2 / 4 + 1) / 2
+    forb = {"org/tiny-instruct": models["instruct"]}
+    prompts = ("Hello! Who are you?", "What is 17 * 23?", "List the planets.", "Write a haiku.")
+    copied = behavioural_fingerprint(models["instruct_ft"], models["base"], forb, 10_000, prompts, 8)
+    honest = behavioural_fingerprint(models["finetune"], models["base"], forb, 10_000, prompts, 8)
+    c, h = (
+        copied["agreement_with_forbidden"]["org/tiny-instruct"],
+        honest["agreement_with_forbidden"]["org/tiny-instruct"],
+    )
+    assert c["base"] == h["base"] and c["affinity"] > h["affinity"] + 0.15, (c, h)
+    big = behavioural_fingerprint(models["finetune"], models["base"], forb, 3_000_000_000)
+    assert "skipped" in big or big["device"] == "cuda"
+
+
 def test_lineage_missing_input_is_not_run(models, tmp_path):
     v = check_lineage(tmp_path / "nope", models["base"], tmp_path)
     assert v.status == NOT_RUN and "final model unreadable" in v.summary
