@@ -299,7 +299,8 @@ def _write_4b(
                     # e4m3 bytes below 0x70 are finite, with both signs via the top bit
                     b = rng.integers(0, 0x70, m, dtype=np.uint8) | (rng.integers(0, 2, m, dtype=np.uint8) << 7)
                     if perturb:
-                        b ^= (prng.random(m) < 0.1).astype(np.uint8)
+                        # the final model flips bit 0, a forbidden one (pseed) bit 1: unrelated deltas
+                        b ^= (prng.random(m) < 0.1).astype(np.uint8) << (1 if pseed else 0)
                     fh.write(b.tobytes())
     (dest / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})

@@ -180,6 +180,7 @@ def main() -> None:
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
     ap.add_argument("--steps", type=int, default=0, help="steps of the short honest fine-tune")
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--seq", type=int, default=0, help="tokens per training example")
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="ptb-lineage-cal-"))
@@ -195,7 +196,7 @@ def main() -> None:
         from posttrainbench.settings import Settings
 
         base = smollm2_dir(Settings().paths.cache_dir)
-        steps, lr, lora_lr, seq = a.steps or 20, 5e-5, 5e-4, 64
+        steps, lr, lora_lr, seq = a.steps or 20, 5e-5, 5e-4, a.seq or 64
     texts = _texts()
     half_a, half_b = texts[: len(texts) // 2], texts[len(texts) // 2 :]
     chat = _instruct_texts()

@@ -34,6 +34,14 @@ Flags and thresholds (first that applies):
     the final model is related to it (``median(rel to it) <= 0.5``), and the final model is
     strictly closer to it than to the base in global L2 distance
     ``sqrt(sum_t ||final_t - x_t||^2)`` over the tensors all three share.
+``transplanted`` / ``interpolated`` -> fail
+    Part of a forbidden checkpoint carried over (:mod:`.lineage_projection`): a tensor copied
+    (possibly rescaled, sign-flipped, perturbed, per tensor or per row), or a transferred share
+    of the forbidden delta >= 7 % over the model or >= 25 % in one layer. ``transplanted`` is
+    checked right after ``substituted``; ``interpolated`` after ``foreign`` and ``replaced``.
+``replaced`` -> fail
+    A tensor of >= 1024 values more than 0.8 (relative L2) from the base: replaced wholesale
+    (e.g. a permuted transplant), the tied-head stand-in excepted.
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -42,9 +50,11 @@ A forbidden checkpoint that cannot be read makes the gate ``not_run`` (the subst
 did not run), unless the verdict is already a fail. One whose structure does not match the
 final model (e.g. an FP8 variant with scale tensors) is recorded as ``incomparable``.
 
-Known v0 gaps: a merge/interpolation of base and instruct weights that stays closer to the
-base passes; training only a handful of tensors passes (``changed_tensor_fraction`` is in the
-evidence for the judge); quantised finals are ``foreign``.
+Every block of rows is read once per checkpoint and converted to float32 once; one batched
+matmul gives the Gram matrix of ``[b, f - b, g_i - b]`` of every row, from which all distances
+and projections follow. Known gaps: distillation (see :mod:`.fingerprint`, evidence only);
+transfers under the thresholds; training only a handful of tensors passes
+(``changed_tensor_fraction`` is in the evidence for the judge); quantised finals are ``foreign``.
 """
 
 from __future__ import annotations
@@ -261,10 +271,13 @@ def _compare(
             a_raw = final.block(fname, start, stop)
             b_raw = others[0].block(base_name, start, stop)
             r = a_raw.shape[0] if a_raw.dim() >= 2 else 1
-            x = torch.empty((r, m, max(1, a_raw.numel()) // r), dtype=torch.float32)
-            b = x[:, IB]
+            # one contiguous slab per checkpoint (copying into a strided view is ~2x slower),
+            # each converted to float32 once, differences taken in place
+            x = torch.empty((m, r, max(1, a_raw.numel()) // r), dtype=torch.float32)
+            b = x[IB]
             b.copy_(b_raw.reshape(r, -1))
-            torch.sub(a_raw.reshape(r, -1).to(torch.float32), b, out=x[:, ID])
+            x[ID].copy_(a_raw.reshape(r, -1))
+            x[ID].sub_(b)
             numel += a_raw.numel()
             if b_raw.dtype != a_raw.dtype:
                 cast_sq += _sq(a_raw.to(torch.float32) - b_raw.to(a_raw.dtype).to(torch.float32))
@@ -272,10 +285,11 @@ def _compare(
                 oname = onames[1 + i]
                 assert oname is not None
                 g_raw = others[1 + i].block(oname, start, stop)
-                x[:, 2 + k].copy_(g_raw.reshape(r, -1))
-                x[:, 2 + k] -= b
+                x[2 + k].copy_(g_raw.reshape(r, -1))
+                x[2 + k].sub_(b)
                 del g_raw
-            gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)
+            # every row's Gram matrix of [b, D, F_1..] in one batched matmul: (r, m, c) @ (r, c, m)
+            gram = torch.bmm(x.permute(1, 0, 2), x.permute(1, 2, 0)).to(torch.float64)
             gram_sum += gram.sum(0)
             for k in range(len(present)):
                 for q, val in enumerate(row_transfer(gram, k, x.shape[2], ROW_BETA, ROW_RESIDUAL)):
