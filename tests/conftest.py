@@ -102,6 +102,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_benchmark_units.py::test_a_new_benchmark_runs_end_to_end_on_the_tiny_model",
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
         "test_contamination_evasions.py::test_parquet_rows_and_token_ids",
+        "test_integrity.py::test_fingerprint_agreement_follows_the_model_that_was_copied",
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
         "test_cli_read_only.py::test_a_read_only_results_tree_is_ranked_and_left_untouched",

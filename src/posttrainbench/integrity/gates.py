@@ -7,12 +7,16 @@ says ``not_run`` with the reason when one is missing.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import sha256_file
 from ..models.store import resolve_base_model, resolve_forbidden_models
-from ._common import not_run
+from ._common import not_run, write_evidence
 from .contamination import IncrementalScan, build_index_cached, scan
 from .contamination.token_ids import load_id_decoder
+from .fingerprint import behavioural_fingerprint
 from .gate import Gate, GateContext
 from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
@@ -90,7 +94,29 @@ class LineageGate:
                 return not_run(self.name, f"base model unavailable: {exc}")
         forbidden, unavailable = resolve_forbidden_models(ctx.base, ctx.settings)
         ctx.notes["forbidden_checked"], ctx.notes["forbidden_unavailable"] = sorted(forbidden), unavailable
-        return check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+        v = check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+        if v.status != VerdictStatus.passed or not forbidden:
+            return v
+        return _with_fingerprint(v, ctx.final_model, base_path, forbidden, ctx)
+
+
+def _with_fingerprint(v: Verdict, final: Path, base: Path, forbidden: dict[str, Path], ctx: GateContext) -> Verdict:
+    """Add the behavioural fingerprint (evidence for the judge, never a fail) to a passed lineage."""
+    ctx.progress("lineage: behavioural fingerprint (greedy probes)")
+    try:
+        params = json.loads(Path(v.evidence[0]).read_text()).get("parameters_compared", 0) if v.evidence else 0
+        rep = behavioural_fingerprint(final, base, forbidden, int(params))
+    except Exception as exc:  # noqa: BLE001 - evidence only: its failure is recorded, the verdict stands
+        rep = {"error": f"{type(exc).__name__}: {exc}"}
+    ev = write_evidence(ctx.evidence_dir, "lineage_fingerprint", rep)
+    per = rep.get("agreement_with_forbidden") or {}
+    if per:
+        note = "; ".join(
+            f"greedy agreement with {k} {x['final']:.0%} (base {x['base']:.0%})" for k, x in sorted(per.items())
+        )
+    else:
+        note = "fingerprint " + str(rep.get("skipped") or rep.get("error") or "not computed")
+    return v.model_copy(update={"summary": f"{v.summary} [{note}]", "evidence": tuple(v.evidence) + ev})
 
 
 class ContaminationGate:
