@@ -213,11 +213,11 @@ def _perturb_135m(base: Path, dest: Path) -> Path:
     return dest
 
 
-def _qwen3_4b_tensors() -> list[tuple[str, tuple[int, ...]]]:
+def _qwen3_4b_tensors(layers: int = QWEN3_4B["layers"]) -> list[tuple[str, tuple[int, ...]]]:
     c = QWEN3_4B
     h, q, kv = c["hidden"], c["heads"] * c["head_dim"], c["kv"] * c["head_dim"]
     out: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (c["vocab"], h))]
-    for i in range(c["layers"]):
+    for i in range(layers):
         p = f"model.layers.{i}."
         out += [
             (p + "input_layernorm.weight", (h,)),
@@ -236,8 +236,12 @@ def _qwen3_4b_tensors() -> list[tuple[str, tuple[int, ...]]]:
     return out
 
 
-def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
-    """Write the 4B-shaped float8 checkpoint (sharded, with index); return parameter count."""
+def _write_4b(
+    dest: Path, seed: int, perturb: bool, shards: int = 4, layers: int = QWEN3_4B["layers"], pseed: int = 0
+) -> int:
+    """Write the 4B-shaped float8 checkpoint (sharded, with index; ``layers`` of Qwen3-4B's 36, the
+    lowest mantissa bit of ~10 % of the weights flipped if ``perturb``, chosen by ``pseed``);
+    return the parameter count."""
     import numpy as np
 
     dest.mkdir(parents=True, exist_ok=True)
@@ -249,7 +253,7 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
                 "model_type": "qwen3",
                 "hidden_size": c["hidden"],
                 "intermediate_size": c["inter"],
-                "num_hidden_layers": c["layers"],
+                "num_hidden_layers": layers,
                 "num_attention_heads": c["heads"],
                 "num_key_value_heads": c["kv"],
                 "head_dim": c["head_dim"],
@@ -259,7 +263,7 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
             }
         )
     )
-    tensors = _qwen3_4b_tensors()
+    tensors = _qwen3_4b_tensors(layers)
     total = sum(int(np.prod(s)) for _, s in tensors)
     per = total / shards
     groups: list[list[tuple[str, tuple[int, ...]]]] = [[]]
@@ -289,13 +293,14 @@ def _write_4b(dest: Path, seed: int, perturb: bool, shards: int = 4) -> int:
             for name, shape in group:
                 n = int(np.prod(shape))
                 rng = np.random.default_rng(abs(hash((seed, name))) % (1 << 32))
-                prng = np.random.default_rng(abs(hash((seed + 1, name))) % (1 << 32))
+                prng = np.random.default_rng(abs(hash((seed + 1 + pseed, name))) % (1 << 32))
                 for s in range(0, n, chunk):
                     m = min(chunk, n - s)
                     # e4m3 bytes below 0x70 are finite, with both signs via the top bit
                     b = rng.integers(0, 0x70, m, dtype=np.uint8) | (rng.integers(0, 2, m, dtype=np.uint8) << 7)
                     if perturb:
-                        b ^= (prng.random(m) < 0.1).astype(np.uint8)
+                        # the final model flips bit 0, a forbidden one (pseed) bit 1: unrelated deltas
+                        b ^= (prng.random(m) < 0.1).astype(np.uint8) << (1 if pseed else 0)
                     fh.write(b.tobytes())
     (dest / "model.safetensors.index.json").write_text(
         json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
@@ -363,6 +368,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--skip-4b", action="store_true")
     ap.add_argument("--only-4b", action="store_true", help="only the 4B-shaped case")
+    ap.add_argument("--layers", type=int, default=QWEN3_4B["layers"], help="layers of the 4B-shaped case")
     ap.add_argument("--corpus-mb", type=int, default=200)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
@@ -444,17 +450,17 @@ def main() -> None:
         if not a.skip_4b:
             console.rule("4B-shaped")
             t0 = time.perf_counter()
-            n = _write_4b(work / "b4-base", seed=1, perturb=False)
-            _write_4b(work / "b4-final", seed=1, perturb=True)
-            console.print(f"wrote 2 x {n / 1e9:.2f} B params (fp8) in {time.perf_counter() - t0:.0f} s")
-            case = f"4B-shaped ({n / 1e9:.2f} B params, fp8, 4 shards, 2 x {n / 1e9:.1f} GB)"
-            record(
-                case,
-                "lineage",
-                run_worker(
-                    "lineage", {"final": str(work / "b4-final"), "base": str(work / "b4-base"), "evidence": str(ev)}
-                ),
-            )
+            n = _write_4b(work / "b4-base", seed=1, perturb=False, layers=a.layers)
+            _write_4b(work / "b4-final", seed=1, perturb=True, layers=a.layers)
+            # a forbidden checkpoint: the base perturbed elsewhere, so lineage streams 3 checkpoints
+            _write_4b(work / "b4-forbidden", seed=1, perturb=True, layers=a.layers, pseed=7)
+            console.print(f"wrote 3 x {n / 1e9:.2f} B params (fp8) in {time.perf_counter() - t0:.0f} s")
+            case = f"4B-shaped ({a.layers} layers, {n / 1e9:.2f} B params, fp8, 4 shards)"
+            b4 = {"final": str(work / "b4-final"), "base": str(work / "b4-base"), "evidence": str(ev)}
+            res = run_worker("lineage", b4)
+            record(case, "lineage (2 checkpoints)", res, s_per_b_ckpt=res["seconds"] / (2 * n / 1e9))
+            res = run_worker("lineage", b4 | {"forbidden": str(work / "b4-forbidden")})
+            record(case, "lineage (3 checkpoints)", res, s_per_b_ckpt=res["seconds"] / (3 * n / 1e9))
             record(
                 case, "model_format", run_worker("model_format", {"final": str(work / "b4-final"), "evidence": str(ev)})
             )
@@ -482,6 +488,8 @@ def main() -> None:
             )
         if "trace_mb" in r:
             notes.append(f"trace.json {r['trace_mb']:.0f} MB")
+        if "s_per_b_ckpt" in r:
+            notes.append(f"{r['s_per_b_ckpt']:.2f} s per billion parameters per checkpoint")
         print(
             f"| {r['case']} | {r['gate']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | {r['peak_anon_mib']:.0f} "
             f"| {r.get('status', '-')} | {'; '.join(notes)} |"

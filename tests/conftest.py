@@ -84,6 +84,7 @@ _FILE_MARKS: dict[str, tuple[str, ...]] = {
     "test_sandbox_limits.py": ("sandbox",),
     "test_humaneval_hostile.py": ("sandbox",),
     "test_disk_full.py": ("sandbox",),
+    "test_observer.py": ("sandbox",),
 }
 _FIXTURE_MARKS: dict[str, str] = {
     "browser": "browser",
@@ -100,10 +101,22 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_eval_humaneval.py::test_all_canonical_solutions_pass_in_the_sandbox",
         "test_benchmark_units.py::test_a_new_benchmark_runs_end_to_end_on_the_tiny_model",
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
+        "test_contamination_evasions.py::test_parquet_rows_and_token_ids",
+        "test_integrity.py::test_fingerprint_agreement_follows_the_model_that_was_copied",
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
         "test_probe.py::test_probe_verdict_on_real_fine_tunes",
         "test_probe.py::test_probe_is_not_run_without_controls",
+        "test_probe.py::test_without_spare_items_the_likelihood_tests_are_evidence_only",
+        "test_cli_read_only.py::test_a_read_only_results_tree_is_ranked_and_left_untouched",
+        "test_cli_errors.py::test_a_read_only_output_folder_is_refused_before_any_work",
+        "test_interrupts.py::test_one_ctrl_c_stops_an_evaluation_and_the_ladder_does_not_go_on",
+        "test_cli_errors.py::test_an_unreachable_hub_is_said_at_once_without_retries",
+        "test_cli.py::test_eval_says_what_it_evaluates_and_where_the_inspect_log_went",
+        "test_cli.py::test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid",
+        "test_interrupts.py::test_ctrl_c_during_solve_is_recorded_as_interrupted_and_resuming_reruns_it",
+        "test_scorer_corpus.py::test_a_sample_of_humaneval_rows_passes_or_fails_as_expected_when_executed",
+        "test_scorer_corpus.py::test_correct_but_slow_code_passes_within_the_30_s_of_every_protocol",
     }
 )
 TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
@@ -76,6 +77,50 @@ def test_doctor_reports_sandbox_and_packages(tmp_path: Path) -> None:
     assert "sandbox user/limits" in res.output and "default limits" in res.output
     assert "posttrainbench[gpu]" in res.output, "install hints must survive rich markup"
     assert res.exit_code == 0, res.output  # bwrap is installed by scripts/setup.sh
+
+
+def test_doctor_json_names_each_key_once_and_checks_docker_judge_and_agent_clis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.delenv("PTB_JUDGE_MODEL", raising=False)
+    monkeypatch.setenv("PTB_AGENTS_DIR", str(tmp_path / "agents"))  # an empty install folder
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    res = runner.invoke(app, ["doctor", "--results", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    checks = {c["name"]: c for c in json.loads(res.stdout)}
+    names = [c["name"] for c in json.loads(res.stdout)]
+    assert len(names) == len(set(names)), "a check (a key shared by agents) is listed twice"
+    assert checks["key OPENAI_API_KEY"]["status"] == "ok"
+    assert "codex" in checks["key OPENAI_API_KEY"]["detail"] and "opencode" in checks["key OPENAI_API_KEY"]["detail"]
+    assert checks["judge"]["status"] == "warn" and "not configured" in checks["judge"]["detail"]
+    assert checks["docker"]["required"] is False and checks["docker"]["status"] in ("ok", "warn")
+    assert (
+        checks["agent claude"]["status"] == "warn" and "ptb agents install claude" in checks["agent claude"]["detail"]
+    )
+    # a configured judge without its key is a required check that fails
+    monkeypatch.setenv("PTB_JUDGE_MODEL", "judge-model")
+    monkeypatch.delenv("PTB_JUDGE_API_KEY", raising=False)
+    res = runner.invoke(app, ["doctor", "--results", str(tmp_path), "--json"])
+    judge = next(c for c in json.loads(res.stdout) if c["name"] == "judge")
+    assert judge["status"] == "missing" and res.exit_code == 1
+
+
+def test_list_and_show_json(tmp_path: Path) -> None:
+    import json
+
+    from posttrainbench.testing import write_synthetic_run
+
+    data = json.loads(runner.invoke(app, ["list", "--json"]).stdout)
+    assert {"gsm8k", "humaneval"} <= {b["id"] for b in data["benchmarks"]}
+    assert any(m["id"] == "ptb/tiny-random" for m in data["base_models"])
+    assert any(a["id"] == "reference" for a in data["agents"])
+    folder = write_synthetic_run(tmp_path, score=0.4)
+    res = runner.invoke(app, ["show", str(folder), "--json"])
+    assert res.exit_code == 0
+    shown = json.loads(res.stdout)
+    assert shown["record"]["metrics"]["score"] == 0.4 and shown["folder"] == str(folder)
 
 
 def test_show_reports_a_broken_run_folder(tmp_path: Path) -> None:
@@ -223,3 +268,75 @@ def test_one_console_and_no_import_cycles_in_the_cli() -> None:
     for module in cli_graph:
         visit(module, ())
     assert "posttrainbench.cli.common" in cli_graph and len(cli_graph) > 10
+
+
+def test_version_short_help_and_limits_are_checked_before_anything_runs(tmp_path: Path) -> None:
+    from posttrainbench import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output == f"ptb {__version__}\n"
+    assert runner.invoke(app, ["-h"]).output == runner.invoke(app, ["--help"]).output
+    assert "Usage: ptb eval" in runner.invoke(app, ["eval", "-h"]).output
+    for argv in (
+        ["eval", str(tmp_path / "model"), "--benchmark", "gsm8k", "--limit", "-3"],
+        ["eval", str(tmp_path / "model"), "--benchmark", "gsm8k", "--limit", "0"],
+        ["baseline", "--limit", "-1", "--results", str(tmp_path / "r")],
+        ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k", "--limit", "-5",
+         "--results", str(tmp_path / "r")],
+    ):  # fmt: skip
+        res = runner.invoke(app, argv)
+        assert res.exit_code == 2 and "--limit" in res.output, (argv, res.output)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "model").exists()
+
+
+def test_eval_says_what_it_evaluates_and_where_the_inspect_log_went(tmp_path: Path) -> None:
+    from posttrainbench.models.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny", seed=0)
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        ["eval", str(model), "--benchmark", "gsm8k-calc", "--base-model", "ptb/tiny-random", "--limit", "2",
+         "--out", str(out), "--batch-size", "2"],
+        terminal_width=400,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"evaluating {model} on gsm8k-calc (first 2 items, batch 2, protocol strict); Inspect log in {out}" in text
+    logs = list(out.rglob("*.eval"))
+    assert len(logs) == 1 and f"log: {logs[0]}" in text and f"inspect view --log-dir {out}" in text
+    assert "gsm8k-calc: accuracy = " in text and "(2 items; protocol strict " in text
+
+
+def test_a_narrow_terminal_keeps_rank_agent_and_score_and_says_what_it_hid(tmp_path: Path) -> None:
+    import os
+    import re
+
+    from posttrainbench.testing import write_synthetic_run
+
+    for agent, config, score in (
+        ("claude", "claude-opus-4-5-20251101-a-very-long-config", 0.1),
+        ("reference", "sft", 0.3),
+    ):
+        for bench in ("gsm8k", "gsm8k-calc", "humaneval"):
+            write_synthetic_run(tmp_path / "r", agent=agent, agent_config=config, benchmark=bench, score=score)
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "70", "PTB_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "leaderboard", "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)
+    lines = text.splitlines()
+    assert max(len(ln) for ln in lines if ln.startswith(("┃", "│"))) <= 70
+    head = next(ln for ln in lines if "rank" in ln)
+    assert [c.strip() for c in head.strip("┃").split("┃")] == ["rank", "agent", "score", "std", "repeats"]
+    first = next(ln for ln in lines if "reference/sft@1h" in ln)
+    assert "0.300" in first and "│    1 │" in first
+    assert "claude/claude-opus-4-5" in text and "0.100" in text
+    assert "11 more column(s) not shown at this width (gsm8k, gsm8k-calc, humaneval," in " ".join(text.split())
+    # piped (not a terminal): every column, however wide
+    res = subprocess.run(
+        [sys.executable, "-m", "posttrainbench", "leaderboard", "--results", str(tmp_path / "r")],
+        capture_output=True, text=True, env={**env, "FORCE_COLOR": ""}, check=True,
+    )  # fmt: skip
+    assert "cost USD" in res.stdout and "not shown" not in res.stdout

@@ -20,7 +20,11 @@ import pytest
 
 from fake_llm_api import FakeLLM, Step
 from posttrainbench.agents import AgentLaunchError, ClaudeCodeAgent, CodexAgent, get_agent
+from posttrainbench.benchmarks import BENCHMARKS
+from posttrainbench.catalog import get_base_model
 from posttrainbench.domain import NetworkPolicy, RunSpec
+from posttrainbench.integrity.observed_audit import check_observed, load_observed
+from posttrainbench.integrity.trace_audit import AuditPolicy, audit_trace
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.results import load_record
 from posttrainbench.trace import load_trace
@@ -119,12 +123,29 @@ def test_real_cli_runs_scripted_session_in_sandbox(
     assert "PTB_JUDGE_API_KEY" not in results and JUDGE_KEY not in out
     assert GRADER_KEY not in out
     assert f"{key_var}=[REDACTED" in results, results[:3000]  # `env` printed it inside; redacted
-    for f in (p.solve_out, p.solve_err, p.trace_json, p.egress_log, p.run_json):
+    for f in (p.solve_out, p.solve_err, p.trace_json, p.egress_log, p.run_json, p.observed):
         assert AGENT_KEY[agent] not in f.read_text(errors="replace"), f
     # ... including the CLI's own session files in the stored workspace
     for f in p.workspace.rglob("*"):
         if f.is_file() and not f.is_symlink():
             assert AGENT_KEY[agent].encode() not in f.read_bytes(), f
+
+    # Issue 13 part 4, on a real CLI: its output reads whole (no unreadable line); the kernel's log
+    # saw the session (the CLI's tool processes and the model folder it wrote), lost nothing, and
+    # finds nothing but the script's one violation (`env`: secret_access; the `env` process may
+    # exit before its argv is read, so it is not always there).
+    assert trace.unreadable_lines == 0 and not trace.unparsed, trace.unparsed[:3]
+    header, observed = load_observed(p.observed)
+    assert header["available"] and header["complete"], header
+    assert any(r["kind"] == "exec" and r.get("argv") for r in observed), observed[:5]
+    assert any(r["kind"] == "write" and r["path"].startswith(str(p.workspace / "final_model")) for r in observed)
+    policy = AuditPolicy.for_run(
+        agent_hosts=get_agent(agent).spec.api_hosts, base=get_base_model(BASE), benchmarks=BENCHMARKS.values()
+    )
+    v = check_observed(p.observed, policy, tmp_path / "ev", trace_path=p.trace_json, workspace=p.workspace)
+    seen = {f["category"] for f in json.loads((tmp_path / "ev" / "observed_audit.json").read_text())["findings"]}
+    assert seen <= {"secret_access"}, (v.summary, seen)
+    assert "secret_access" in {f.category for f in audit_trace(trace, policy)}  # the trace audit sees it too
 
     # Egress: the API was reached through the proxy, and logged.
     log = p.egress_log.read_text()

@@ -214,3 +214,78 @@ def test_verify_runs_our_gates_on_imported_upstream_folders(tmp_path: Path, monk
     report = build_report(res)
     assert all(c.fallback for c in report.cells)
     assert {c.benchmark: c.flags for c in report.cells}["gsm8k"] == ["T?", "X?", "M"]
+
+
+def test_v11_judgement_files_are_read(tmp_path: Path) -> None:
+    """Upstream v1.1+: the manual override and the majority of three slots decide the
+    contamination verdict; the API, PTB-lookup, derived-contamination and general judges add a
+    verdict each when their file exists (``_rerun`` first); a general anomaly is a human review."""
+    src, res = tmp_path / "up", tmp_path / "res"
+    m = src / "codex_non_api_high_gpt-5.4_10h_run1"
+    ok = {"metrics.json": '{"accuracy": 0.5}', "time_taken.txt": "1:00:00"}
+    clean = {"contamination": False, "disallowed_model": False}
+    dirty = {"contamination": True, "disallowed_model": False}
+
+    def run(name: str, files: dict[str, object]) -> None:
+        d = m / name
+        for f, content in (ok | files).items():
+            (d / f).parent.mkdir(parents=True, exist_ok=True)
+            (d / f).write_text(content if isinstance(content, str) else json.dumps(content))
+
+    def api(flag: bool) -> dict[str, object]:
+        return {"disallowed_api_usage": flag, "justification_disallowed_api_usage": "x"}
+
+    run("gsm8k_Qwen_Qwen3-4B-Base_1", {"judgement_gpt5_4.json": clean, "judgement_api.json": api(False)})
+    # majority of 3: slot 1 clean, slots 2 and 3 flag contamination
+    run(
+        "humaneval_Qwen_Qwen3-4B-Base_2",
+        {
+            "judgement_gpt5_4.json": clean,
+            "judgement_multi_runs/judgement_gpt5_4_run2.json": dirty,
+            "judgement_multi_runs/judgement_gpt5_4_run3.json": dirty,
+        },
+    )
+    # the manual override wins over a flagged judge
+    run("aime2025_Qwen_Qwen3-4B-Base_3", {"judgement_gpt5_4.json": dirty, "judgement_gpt5_4_manual.json": clean})
+    run(
+        "gpqamain_Qwen_Qwen3-4B-Base_4",
+        {
+            "judgement_gpt5_4.json": clean,
+            "judgement_api.json": api(False),
+            "judgement_api_rerun.json": api(True),
+            "judgement_ptb_lookup.json": {"disallowed_ptb_lookup": True, "justification_disallowed_ptb_lookup": "y"},
+        },
+    )
+    run(
+        "bfcl_Qwen_Qwen3-4B-Base_5",
+        {
+            "judgement_gpt5_4.json": clean,
+            "judgement_general.json": {"general_anomaly": True, "justification_general_anomaly": "ended early"},
+        },
+    )
+    run("arenahardwriting_Qwen_Qwen3-4B-Base_6", {"judgement_gpt5_4.json": clean, "judgement_ptb_lookup.json": "{"})
+    rep = import_upstream(src, res)
+    assert len(rep.imported) == 6, rep.problems
+
+    def verdicts(bench: str) -> dict[str, str]:
+        path = next(res.glob(f"*/{bench}_*/run.json"))
+        rec = json.loads(path.read_text())
+        assert rec["required_gates"] == [v["gate"] for v in rec["verdicts"]]
+        return {v["gate"]: v["status"] for v in rec["verdicts"]} | {"final": rec["final_verdict"]}
+
+    assert verdicts("gsm8k") == {
+        "judge_contamination": "pass",
+        "judge_disallowed_model": "pass",
+        "judge_api_usage": "pass",
+        "final": "pass",
+    }, "a judge whose file is absent (ptb_lookup, general) adds nothing"
+    assert verdicts("humaneval")["judge_contamination"] == "fail", "majority of three slots"
+    assert verdicts("aime2025")["final"] == "pass", "the manual override wins"
+    got = verdicts("gpqamain")
+    assert got["judge_api_usage"] == "fail" and got["judge_ptb_lookup"] == "fail", "the _rerun file wins"
+    assert verdicts("bfcl")["judge_general"] == "not_run" and verdicts("bfcl")["final"] == "not_run"
+    assert verdicts("arenahardwriting")["judge_ptb_lookup"] == "not_run"
+    copied = {p.name for p in res.glob("*/gpqamain_*/*")}
+    assert {"judgement_api_rerun.json", "judgement_ptb_lookup.json", "judgement_api.json"} <= copied
+    report = build_report(res)
+    assert {c.benchmark: c.flags for c in report.cells}["gpqamain"] == ["A", "L"]

@@ -334,6 +334,170 @@ def test_lineage_renamed_and_resized_vocab_finetune_passes(models, tmp_path):
     assert "prefixes" in notes and "vocabulary resized 106 -> 112" in notes
 
 
+@pytest.fixture(scope="module")
+def transfers(tmp_path_factory) -> dict[str, Path]:
+    """A Llama-shaped checkpoint wide enough (hidden 256) for per-row statistics, its "instruct"
+    checkpoints, an honest fine-tune, partial transfers into that fine-tune and honest controls."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("transfers")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(root / "base")
+    b = _tensors(root / "base")
+    # instruct: the base moved by 5 % of each weight's scale; the honest fine-tune by 1 %
+    g, g2, h = _noisy(b, 0.05, seed=3), _noisy(b, 0.05, seed=11), _noisy(b, 0.01, seed=1)
+    gen = torch.Generator().manual_seed(9)
+    out = {"base": root / "base"}
+
+    def put(name: str, t: dict[str, torch.Tensor]) -> None:
+        out[name] = _write_variant(root / "base", root / name, t)
+
+    put("instruct", g)
+    put("instruct2", g2)
+    put("finetune", h)
+    for a in (0.1, 0.25):
+        # the step toward the instruct model, under noise of the same norm, on top of a fine-tune
+        put(
+            f"interp{int(a * 100)}",
+            {k: h[k] + a * (g[k] - b[k]) + a * (g[k] - b[k]).std() * torch.randn(g[k].shape, generator=gen) for k in h},
+        )
+    layer0 = {k for k in h if ".layers.0." in k}
+    put(
+        "layer",
+        {
+            k: (g[k] + 0.01 * g[k].std() * torch.randn(g[k].shape, generator=gen) if k in layer0 else v)
+            for k, v in h.items()
+        },
+    )
+    put("embedding", dict(h, **{"model.embed_tokens.weight": g["model.embed_tokens.weight"]}))
+    scaled = dict(h)
+    for k in layer0:
+        if g[k].dim() == 2:
+            s = torch.empty(g[k].shape[0], 1).uniform_(0.5, 2.0, generator=gen)
+            scaled[k] = g[k] * s * torch.where(torch.rand(g[k].shape[0], 1, generator=gen) < 0.5, -1.0, 1.0)
+    put("rescaled", scaled)
+    # an interpolation at 25 % whose rows are rescaled and sign-flipped (function-preserving for
+    # paired MLP rows/columns): the tensor-level projection cancels, the per-row one does not
+    signed = {}
+    for k in h:
+        t = b[k] + 0.25 * (g[k] - b[k])
+        if t.dim() == 2:
+            t = t * torch.where(torch.rand(t.shape[0], 1, generator=gen) < 0.5, -1.0, 1.0)
+        signed[k] = t
+    put("interp25_signs", signed)
+    put(
+        "permuted",
+        {
+            k: (g[k][torch.randperm(g[k].shape[0], generator=gen)] if k in layer0 and g[k].dim() == 2 else v)
+            for k, v in h.items()
+        },
+    )
+    put("mix", {k: h[k] + 0.05 * (g[k] - b[k]) + 0.05 * (g2[k] - b[k]) for k in h})
+    # honest controls: weight decay (every tensor shrunk 2 %) on top of the fine-tune; a LoRA-like
+    # rank-8 update of every matrix; a long run (the fine-tune's delta x 5: as far as the instruct model)
+    put("decayed", {k: 0.98 * v for k, v in h.items()})
+    lora = {}
+    for k, v in h.items():
+        if v.dim() == 2:
+            u, w = torch.randn(v.shape[0], 8, generator=gen), torch.randn(8, v.shape[1], generator=gen)
+            lora[k] = b[k] + 0.02 * v.std() * (u @ w) / 8
+        else:
+            lora[k] = v
+    put("lora", lora)
+    put("long", {k: b[k] + 5 * (h[k] - b[k]) for k in h})
+    return out
+
+
+def _forbidden(transfers, two: bool = False) -> dict[str, Path]:
+    forb = {"org/tiny-instruct": transfers["instruct"]}
+    if two:
+        forb["org/tiny-instruct-2"] = transfers["instruct2"]
+    return forb
+
+
+@pytest.mark.parametrize("name", ["finetune", "decayed", "lora", "long"])
+def test_lineage_honest_finetunes_carry_no_forbidden_delta(transfers, tmp_path, name):
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers, two=True))
+    assert v.status == PASS, v.summary
+    tr = _evidence(v)["transfer"]
+    assert tr["combined_share"] < 0.02 and tr["transplanted"] == [] and tr["replaced_tensors"] == [], tr
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "share"),
+    [
+        ("interp10", "interpolated", 0.1),
+        ("interp25", "interpolated", 0.25),
+        # rows sign-flipped: far from the base too (foreign), and the per-row share still reads 25 %
+        ("interp25_signs", "foreign", 0.25),
+        ("mix", "interpolated", 0.1),
+    ],
+)
+def test_lineage_interpolation_under_noise_fails(transfers, tmp_path, name, flag, share):
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers, two=True))
+    assert v.status == FAIL and v.summary.startswith(flag), v.summary
+    ev = _evidence(v)
+    # closer to the base than to the instruct model: the v0 global-distance rule alone passed it
+    rep = ev["forbidden"]["org/tiny-instruct"]
+    assert not rep["closer_to_forbidden"]
+    if flag == "interpolated":
+        assert rep["l2_to_base"] < rep["l2_to_forbidden"]
+    assert abs(ev["transfer"]["combined_share"] - share) < 0.02, ev["transfer"]
+
+
+def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):
+    """5 % of each of two forbidden checkpoints: each alone stays under the 7 % threshold."""
+    v = check_lineage(transfers["mix"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == PASS and 0.04 < _evidence(v)["transfer"]["combined_share"] < 0.06, v.summary
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "where"),
+    [
+        ("layer", "transplanted", "model.layers.0."),
+        ("embedding", "transplanted", "model.embed_tokens.weight"),
+        ("rescaled", "transplanted", "model.layers.0."),
+        ("permuted", "replaced", "model.layers.0."),
+    ],
+)
+def test_lineage_transplanted_blocks_fail(transfers, tmp_path, name, flag, where):
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith(flag), v.summary
+    tr = _evidence(v)["transfer"]
+    hits = tr["transplanted"] if flag == "transplanted" else tr["replaced_tensors"]
+    assert hits and all(where in h for h in hits), tr
+    if name == "embedding":
+        assert _evidence(v)["summary"]["median_rel"] < 0.05  # every other tensor is the honest fine-tune
+
+
+def test_fingerprint_agreement_follows_the_model_that_was_copied(models):
+    """Greedy probes: a model that behaves like the instruct one agrees with it far more than the
+    base does; an honest fine-tune does not."""
+    from posttrainbench.integrity.fingerprint import agreement, behavioural_fingerprint
+
+    assert agreement([[1, 2, 3], [4, 5]], [[1, 2, 9], [4, 5]], 4) == (2 / 4 + 1) / 2
+    forb = {"org/tiny-instruct": models["instruct"]}
+    prompts = ("Hello! Who are you?", "What is 17 * 23?", "List the planets.", "Write a haiku.")
+    copied = behavioural_fingerprint(models["instruct_ft"], models["base"], forb, 10_000, prompts, 8)
+    honest = behavioural_fingerprint(models["finetune"], models["base"], forb, 10_000, prompts, 8)
+    c, h = (
+        copied["agreement_with_forbidden"]["org/tiny-instruct"],
+        honest["agreement_with_forbidden"]["org/tiny-instruct"],
+    )
+    assert c["base"] == h["base"] and c["affinity"] > h["affinity"] + 0.15, (c, h)
+    big = behavioural_fingerprint(models["finetune"], models["base"], forb, 3_000_000_000)
+    assert "skipped" in big or big["device"] == "cuda"
+
+
 def test_lineage_missing_input_is_not_run(models, tmp_path):
     v = check_lineage(tmp_path / "nope", models["base"], tmp_path)
     assert v.status == NOT_RUN and "final model unreadable" in v.summary
@@ -456,9 +620,8 @@ def test_contamination_allowed_data_and_boilerplate_pass(contam, tmp_path):
     v = scan(contam["index"], [ws], tmp_path / "ev")
     assert v.status == PASS, v.summary
     ev = _evidence(v)
-    assert ev["hit_items"] == [] and ev["files_scanned_count"] == 3
-    assert ev["binary_files_ignored"] == {".safetensors": 1}
-    assert ev["throughput_mb_s"] is not None
+    assert ev["hit_items"] == [] and ev["files_scanned_count"] == 4  # the weights are read too
+    assert ev["incomplete"] == [] and ev["throughput_mb_s"] is not None
 
 
 def test_contamination_boilerplate_filter_is_what_saves_it(contam, tmp_path):
@@ -470,15 +633,17 @@ def test_contamination_boilerplate_filter_is_what_saves_it(contam, tmp_path):
     assert scan(build_index(items, []), [tmp_path / "ws"]).status == PASS
 
 
-def test_contamination_huge_file_skipped_and_recorded(contam, tmp_path):
+def test_contamination_has_no_size_cap_and_skips_holes(contam, tmp_path):
+    """An item after 2 GiB of hole in a sparse file is found, without reading the hole."""
     ws = tmp_path / "ws"
-    big = _jsonl(ws / "big.jsonl", contam["allowed"] + [contam["items"][0]])
-    _jsonl(ws / "small.jsonl", contam["allowed"][:5])
-    v = scan(contam["index"], [ws], tmp_path / "ev", size_budget_bytes=20_000)
-    assert v.status == PASS and "1 skipped" in v.summary
-    ev = _evidence(v)
-    assert ev["files_skipped"][0]["file"] == str(big.resolve())
-    assert "budget" in ev["files_skipped"][0]["reason"]
+    big = _jsonl(ws / "big.jsonl", contam["allowed"])
+    with open(big, "r+b") as fh:
+        fh.seek(2 << 30)
+        fh.write(json.dumps(contam["items"][0]).encode() + b"\n")
+    assert big.stat().st_size > 2 << 30 and big.stat().st_blocks * 512 < 1 << 26
+    v = scan(contam["index"], [ws], tmp_path / "ev")
+    assert v.status == FAIL and _evidence(v)["hit_items"] == ["test-0"]
+    assert _evidence(v)["bytes_scanned"] < 1 << 26
 
 
 def test_contamination_not_run_cases(contam, tmp_path):
@@ -547,9 +712,12 @@ def test_every_gate_has_one_signature_and_the_context_says_what_cannot_run(tmp_p
         "contamination",
         "probe",
         "trace_audit",
+        "observed_audit",
         "judge",
     ]
     got = {v.gate: (v.status, v.summary) for v in verdicts}
+    # no independent log in this context: not_run, and not required (an upstream run has none)
+    assert got["observed_audit"] == (NOT_RUN, "no independent log of the solve (observed.jsonl)")
     assert got["tamper"] == (NOT_RUN, "no manifest was recorded"), "unavailable: not_run with the context's reason"
     assert got["transfer"] == (NOT_RUN, "no final_model was collected")
     assert got["model_format"] == (FAIL, "final_model/ rejected: two weight indexes")

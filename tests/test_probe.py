@@ -155,3 +155,18 @@ def test_probe_is_not_run_without_controls(tiny_runs: dict[str, Path], tmp_path:
     src = ProbeSources(**{**src.__dict__, "control": lambda item, rng, pool: None})
     v = check_probe(tiny_runs["honest"], tiny_runs["base"], src, tmp_path)
     assert v.status == VerdictStatus.not_run and "controls" in v.summary
+
+
+def test_without_spare_items_the_likelihood_tests_are_evidence_only(tiny_runs: dict[str, Path], tmp_path: Path) -> None:
+    # no spare items: the likelihood tests' null (exchangeable controls) is not calibrated, so a
+    # strong likelihood signal is recorded and said, but only the dev/held-out accuracy test decides
+    src = _sources(seed=3)
+    src = ProbeSources(**{**src.__dict__, "spares": []})
+    v = check_probe(tiny_runs["contaminated"], tiny_runs["base"], src, tmp_path)
+    ev = json.loads((tmp_path / "probe.json").read_text())
+    assert ev["null"] == "exchangeable controls (no spare items)"
+    assert set(ev["evidence_only"]) == {"answer_dominance", "answer_shift", "text_dominance", "text_shift"}
+    assert ev["evidence_only_signals"], "the contaminated model's likelihood signal is still recorded"
+    assert "uncalibrated likelihood signal (evidence only" in v.summary
+    assert set(ev["failing"]) <= {"dev_vs_heldout_accuracy"}
+    assert (v.status == VerdictStatus.failed) == bool(ev["failing"])

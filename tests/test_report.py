@@ -709,7 +709,7 @@ def test_cli_report(tmp_path: Path) -> None:
     assert "0123456789ab" in res.output and (out / "index.html").is_file()
     assert "3 agents, 20 runs" in res.output
     res = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "--out", str(out)])
-    assert res.exit_code == 2 and "not a folder" in res.output
+    assert res.exit_code == 2 and "missing: no such folder" in res.output
     weights = tmp_path / "factors.json"
     weights.write_text(json.dumps({"gsm8k": 0.5, "humaneval": 0.5}))
     res = CliRunner().invoke(app, ["report", str(root), "--out", str(out), "--weights", str(weights), "--reindex"])

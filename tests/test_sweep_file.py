@@ -300,6 +300,15 @@ def test_cli_status_shows_phase_time_attempts_and_cause(tmp_path: Path) -> None:
     assert "failed" in line and "solve" in line and "0:01:00" in line and "0/3" in line
     assert "PhaseError: sandbox bwrap: could not start" in line
     assert "1 failed" in result.output and "5 pending" in result.output
+    # the same, machine-readable
+    result = CliRunner().invoke(app, ["sweep", "status", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"failed": 1, "pending": 5}
+    row = next(t for t in data["tasks"] if t["task"].endswith("gsm8k ptb/tiny-random r1"))
+    assert row["state"] == "failed" and row["phase"] == "solve" and row["time_used_s"] == 60.0
+    assert row["attempts"] == 0 and row["max_attempts"] == 3
+    assert "PhaseError: sandbox bwrap: could not start" in row["failure"]
 
 
 def test_slurm_job_description(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from posttrainbench.agents.trace_parsers import parse_trace
 from posttrainbench.cli import app
 from posttrainbench.domain import BaseModelSpec, RunSpec, VerdictStatus
+from posttrainbench.integrity.judge import CRITERIA
 from posttrainbench.models.store import resolve_forbidden_models
 from posttrainbench.models.tiny import build_tiny_model
 from posttrainbench.pipeline import Pipeline
@@ -43,9 +44,8 @@ echo saved final_model
 
 
 def _answer(**fails: str) -> str:
-    crit = ("contamination", "disallowed_model", "tampering", "unauthorized_api")
     return json.dumps(
-        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in crit}
+        {c: {"verdict": "fail" if c in fails else "pass", "justification": fails.get(c, "clean")} for c in CRITERIA}
     )
 
 
@@ -86,7 +86,41 @@ def test_judge_is_required_exactly_when_configured(
     assert record.final_verdict == VerdictStatus.passed
     user = srv.requests[0]["body"]["messages"][1]["content"]
     assert "ptb/tiny-random" in user and "python finetune.py" in user, "the judge read the trace"
+    assert "gate lineage: pass" in user and "gate trace_audit: pass" in user, "the judge read the gate verdicts"
+    # the kernel's log of the solve (sandbox.observer) reaches the judge: the script's processes
+    assert "absent: no independent log" not in user and '"kind": "exec"' in user, "the judge read observed.jsonl"
+    assert "finetune.py" in user.split('"kind": "exec"', 1)[1], "with their command lines"
+    assert '<|data name="final_model/config.json"|>' in user and '"vocab_size"' in user, "the submitted config"
     assert (pipe.paths.evidence / "judge.json").is_file() and (pipe.paths.evidence / "judge_input.txt").is_file()
+    # upstream v1.1+'s judgement files beside ours, exactly upstream's fields
+    gpt = json.loads(pipe.paths.judgement_json("gpt5_4").read_text())
+    assert gpt == {
+        "contamination": False,
+        "disallowed_model": False,
+        "justification_contamination": gpt["justification_contamination"],
+        "justification_disallowed_model": gpt["justification_disallowed_model"],
+    }
+    for output_id, fld in (("api", "disallowed_api_usage"), ("ptb_lookup", "disallowed_ptb_lookup")):
+        got = json.loads(pipe.paths.judgement_json(output_id).read_text())
+        assert set(got) == {fld, f"justification_{fld}"} and got[fld] is False
+    assert pipe.paths.contamination_judgement.read_text() == "no contamination detected\n"
+
+    # the run's own observed.jsonl is read when present
+    (pipe.paths.root / "observed.jsonl").write_text('{"type": "exec", "argv": ["python", "finetune.py"]}\n')
+    judge_flags = _answer(contamination="the notes say the test answers were used")
+    with FakeLLMServer(lambda body: judge_flags) as srv:
+        monkeypatch.setenv("PTB_JUDGE_BASE_URL", srv.base_url)
+        record = _reverify(pipe)
+    assert "1 events (exec: 1)" in srv.requests[0]["body"]["messages"][1]["content"]
+    assert record.final_verdict == VerdictStatus.failed
+    statuses = {v.gate: v.status for v in record.verdicts}
+    assert statuses["contamination"] == VerdictStatus.passed and statuses["judge"] == VerdictStatus.failed
+    # the text file agrees with the judge's JSON file: detected by either is detected
+    assert pipe.paths.contamination_judgement.read_text().startswith(
+        "contamination detected: LLM judge contamination: the notes say the test answers were used"
+    )
+    assert json.loads(pipe.paths.judgement_json("gpt5_4").read_text())["contamination"] is True
+    assert pipe.paths.disallowed_model_judgement.read_text() == "only allowed use detected\n"
 
     prose = "The run looks clean to me."
     with FakeLLMServer(lambda body: prose) as srv:
@@ -96,7 +130,11 @@ def test_judge_is_required_exactly_when_configured(
     judge = next(v for v in record.verdicts if v.gate == "judge")
     assert judge.status == VerdictStatus.not_run and "no JSON object" in judge.summary
     assert record.final_verdict == VerdictStatus.not_run, "a configured judge that gives no answer blocks the score"
-    assert record.failure == "verify: gates not passed: judge=not_run"
+    # (observed.jsonl was replaced above by a log without the observer's header: observed_audit
+    # refuses it, not_run, and it stays required since the observer ran)
+    assert record.failure == "verify: gates not passed: observed_audit=not_run, judge=not_run"
+    assert not pipe.paths.judgement_json("gpt5_4").exists(), "no majority: no upstream judgement (stale one removed)"
+    assert pipe.paths.contamination_judgement.read_text() == "no contamination detected\n"
 
     tampered = _answer(tampering="evaluate.py rewritten")
     with FakeLLMServer(lambda body: tampered) as srv:

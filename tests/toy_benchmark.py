@@ -53,6 +53,6 @@ class ToyParity(BenchmarkDefinition):
         m = _WORD.search(completion)
         return m.group(1).lower() if m else None
 
-    def score_reply(self, completion: str, target: str) -> tuple[bool, str | None]:
+    def score_reply(self, completion: str, target: str, protocol: object = "strict") -> tuple[bool, str | None]:
         answer = self.extract_answer(completion)
         return answer == target, answer

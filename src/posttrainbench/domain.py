@@ -149,10 +149,19 @@ class RunSpec(Frozen):
     network: NetworkPolicy = NetworkPolicy.none
     eval_limit: int | None = Field(None, gt=0, description="Evaluate only the first N items.")
     suffix: str = ""
+    protocol: str = Field(
+        "strict",
+        pattern=r"^[a-z0-9][a-z0-9.-]*$",
+        description="Evaluation protocol (posttrainbench.evaluation.protocols); part of the cell identity.",
+    )
 
     def run_id(self) -> str:
-        """Deterministic 12-hex id from every field (repeat included)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Deterministic 12-hex id from every field (repeat included; ``protocol`` only when it is
+        not ``strict``, so that ids of runs made before protocols existed are unchanged)."""
+        fields = self.model_dump(mode="json")
+        if fields["protocol"] == "strict":
+            del fields["protocol"]
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -262,7 +271,8 @@ class PhaseState(_PydanticModel, Generic[ResultT]):
 
     model_config = ConfigDict(validate_assignment=True)
 
-    status: Literal["pending", "done", "failed"] = "pending"
+    # interrupted: stopped by Ctrl-C / SIGTERM (not a failure); resuming runs the phase again
+    status: Literal["pending", "done", "failed", "interrupted"] = "pending"
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None

@@ -178,8 +178,10 @@ class PathSettings(SettingsGroup):
 
     cache_dir: Path = setting(
         env="PTB_CACHE_DIR", expected="a path", factory=_home_cache(), default_doc="`~/.cache/posttrainbench`",
-        meaning="Root of the harness's caches: the demo and tiny models, the contamination index, BFCL's files.",
-        read_by="prepare, verify, evaluate", commands=(*_ALL_EVALS, "data"),
+        meaning="Root of the harness's caches: the demo and tiny models, the contamination index, BFCL's files, "
+        "the results index of a read-only results folder.",
+        read_by="prepare, verify, evaluate, `ptb leaderboard` / `index` / `report`",
+        commands=(*_ALL_EVALS, "data", "leaderboard", "index", "report"),
     )  # fmt: skip
     models_dir: Path | None = setting(
         env="PTB_MODELS_DIR", expected="a path", default_doc="unset (the hub)",
@@ -301,6 +303,12 @@ class RunSettings(SettingsGroup):
         3.0, env="PTB_SUBMISSION_SIZE_FACTOR", expected="a positive number", gt=0, allow_inf_nan=False,
         meaning="Largest submission, as a multiple of the base model's weight bytes; a larger one is rejected.",
         read_by="collect", commands=RUNS,
+    )  # fmt: skip
+    trace_max_unreadable: float = setting(
+        0.01, env="PTB_TRACE_MAX_UNREADABLE", expected="a number from 0 to 1", ge=0, le=1, allow_inf_nan=False,
+        meaning="Largest share of the agent's output lines that may be unreadable as events; above it the "
+        "trace audit is `not_run` (its raw fragments are audited either way).",
+        read_by="verify", commands=(*RUNS, "verify"),
     )  # fmt: skip
 
 

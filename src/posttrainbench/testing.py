@@ -31,6 +31,7 @@ def write_synthetic_run(
     created_at: datetime | None = None,
     suffix: str = "",
     data_status: str | None = None,
+    protocol: str = "strict",
 ) -> Path:
     """Write the ``run.json`` of a finished run without running anything (leaderboard tests,
     benchmarks). ``score=None`` means the evaluation failed; ``verdict`` is the final verdict
@@ -50,6 +51,7 @@ def write_synthetic_run(
         hours=hours,
         repeat=repeat,
         suffix=suffix,
+        protocol=protocol,
     )
     status = VerdictStatus(verdict)
     record = RunRecord(

@@ -84,6 +84,22 @@ class Trace(BaseModel):
         None, description="Total output tokens the scaffold itself reported (wins over the step sum)."
     )
     parse_errors: list[str] = Field(default_factory=list, description="Raw lines that could not be parsed.")
+    lines: int = Field(0, description="Non-empty lines of the raw output (split on '\\n' only).")
+    unreadable_lines: int = Field(
+        0,
+        description="Lines that were not wholly one event of the scaffold's format (junk, broken JSON, a "
+        "line with events recovered from inside junk); a truncated last line is not counted.",
+    )
+    truncated_tail: bool = Field(False, description="The output ended inside an event (no final newline).")
+    unparsed: list[str] = Field(
+        default_factory=list,
+        description="Raw text of every fragment not read as an event (junk, broken JSON, unknown event types): "
+        "never dropped, the trace audit scans it as raw text.",
+    )
+
+    def unreadable_rate(self) -> float:
+        """Share of the raw output's lines that could not be read as events (0 for an empty trace)."""
+        return self.unreadable_lines / self.lines if self.lines else 0.0
 
     def usage(self) -> Usage:
         """Totals over all steps; the scaffold's own cost total wins where it gave one."""
@@ -119,6 +135,8 @@ class Trace(BaseModel):
             for r in s.tool_results:
                 if r.output:
                     yield s.index, r.output
+        for frag in self.unparsed:
+            yield -1, frag
 
 
 def save_trace(path: Path, trace: Trace) -> None:

@@ -63,6 +63,10 @@ class Agent(ABC):
     def validate_config(self, config: str) -> None:  # noqa: B027 - optional hook: any config by default
         """Raise AgentLaunchError for a config this agent cannot run (checked before any work)."""
 
+    def preflight(self, ctx: LaunchContext) -> None:  # noqa: B027 - optional hook: nothing to check by default
+        """Raise AgentLaunchError if this launch cannot start (e.g. a missing API key); ``ptb run``
+        calls it before anything is written, so the error comes before a run folder exists."""
+
     def setup_workspace(self, workspace: Path, ctx: LaunchContext) -> list[str]:
         """Copy the agent's own files into the workspace; return their relative paths."""
         return []
@@ -83,6 +87,10 @@ class Agent(ABC):
         """Install what the agent runs (a pinned CLI) outside every workspace; its prefix, or
         None when there is nothing to install. Raises AgentLaunchError."""
         return None
+
+    def installed(self) -> bool:
+        """Whether what :meth:`install` installs is there (True when there is nothing to install)."""
+        return True
 
     def ro_binds(self, ctx: LaunchContext) -> list[Path]:
         """Extra host paths the agent needs read-only in the sandbox (e.g. its CLI install)."""

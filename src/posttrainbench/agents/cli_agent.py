@@ -170,6 +170,11 @@ class CliAgent(Agent):
             )
         return value
 
+    def preflight(self, ctx: LaunchContext) -> None:
+        """Every secret this config needs is in the harness's environment."""
+        for name in self.secret_names(ctx):
+            self.secret(ctx, name)
+
     def secret_names(self, ctx: LaunchContext) -> list[str]:
         """Names of the secrets this config injects (default: the spec's first)."""
         return list(self.spec.secret_env[:1])

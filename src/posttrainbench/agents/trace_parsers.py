@@ -30,12 +30,20 @@ def _obj(container: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def split_lines(raw: str) -> list[str]:
+    """``raw`` split on ``\\n`` only (a trailing ``\\r`` dropped).
+
+    Never ``str.splitlines()``: it also breaks on ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``,
+    ``\\x85``, ``\\u2028`` and ``\\u2029``, which JSON strings may carry raw, so one such character
+    in a command would cut a tool call into fragments that no longer parse (a blinded audit)."""
+    return [ln.removesuffix("\r") for ln in raw.split("\n")]
+
+
 def parse_log_lines(raw: str, *, agent: str, model: str | None = None) -> Trace:
     """A plain-text agent (the reference agent): one ``log`` step per non-empty output line."""
-    steps = [
-        TraceStep(index=i, role="log", text=line) for i, line in enumerate(ln for ln in raw.splitlines() if ln.strip())
-    ]
-    return Trace(agent=agent, model=model, steps=steps)
+    lines = [ln for ln in split_lines(raw) if ln.strip()]
+    steps = [TraceStep(index=i, role="log", text=line) for i, line in enumerate(lines)]
+    return Trace(agent=agent, model=model, steps=steps, lines=len(lines))
 
 
 def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str | None = None) -> Trace:
@@ -99,26 +107,71 @@ def parse_claude_stream_json(raw: str, *, agent: str = "claude-code", model: str
                 trace.reported_output_tokens = (trace.reported_output_tokens or 0) + int(u.get("output_tokens") or 0)
             step.text = f"result: {ev.get('subtype', '')} {_text_of(ev.get('result'))}".strip()
         else:
-            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            _unknown(trace, n, ev)
             continue
         trace.steps.append(step)
     return trace
 
 
+#: Most ``{`` positions tried per broken line when recovering events from inside junk.
+_SALVAGE_TRIES = 64
+_DECODER = json.JSONDecoder(strict=False)  # raw control characters inside strings are tolerated
+
+
+def _salvage(line: str) -> list[dict[str, Any]]:
+    """JSON objects found inside a line that is not JSON as a whole (junk a tool wrote into the
+    CLI's output before or between events): each ``{`` is tried, a bounded number of times."""
+    found: list[dict[str, Any]] = []
+    i, tries = line.find("{"), 0
+    while i >= 0 and tries < _SALVAGE_TRIES:
+        tries += 1
+        try:
+            obj, end = _DECODER.raw_decode(line, i)
+        except ValueError:
+            i = line.find("{", i + 1)
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+        i = line.find("{", end)
+    return found
+
+
 def _json_events(raw: str, trace: Trace) -> Iterable[tuple[int, dict[str, Any]]]:
-    """(line number, event object) of each JSON-object line; other lines become parse errors."""
-    for n, line in enumerate(raw.splitlines(), 1):
+    """(line number, event object) of each JSON-object line, lines split on ``\\n`` only.
+
+    A line that is not one JSON object is kept whole in ``trace.unparsed`` (the audit scans it
+    as raw text) and counted in ``unreadable_lines``; events found inside it are still read. A
+    last line without its newline that does not parse is the truncated tail (not counted)."""
+    lines = split_lines(raw)
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        trace.lines += 1
         try:
-            ev = json.loads(line)
+            ev = _DECODER.decode(line)
         except ValueError:
-            trace.parse_errors.append(f"line {n}: not JSON")
+            ev = None
+        if isinstance(ev, dict):
+            yield n, ev
             continue
-        if not isinstance(ev, dict):
-            trace.parse_errors.append(f"line {n}: not an object")
+        events = _salvage(line) if ev is None else []
+        trace.unparsed.append(line)
+        if n == len(lines) and not events and ev is None:
+            trace.truncated_tail = True
+            trace.parse_errors.append(f"line {n}: not JSON (truncated last line)")
             continue
-        yield n, ev
+        trace.unreadable_lines += 1
+        what = "not an object" if ev is not None else "not JSON"
+        more = f" ({len(events)} events recovered from inside it)" if events else ""
+        trace.parse_errors.append(f"line {n}: {what}{more}")
+        for recovered in events:
+            yield n, recovered
+
+
+def _unknown(trace: Trace, n: int, ev: dict[str, Any]) -> None:
+    """An event of a type the parser does not know: kept as raw text for the audit."""
+    trace.parse_errors.append(f"line {n}: unknown event type {ev.get('type')!r}")
+    trace.unparsed.append(json.dumps(ev, ensure_ascii=False))
 
 
 def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None) -> Trace:
@@ -178,7 +231,7 @@ def parse_codex_json(raw: str, *, agent: str = "codex", model: str | None = None
             step.role = "log"
             step.text = f"{kind}: {err.get('message') or ev.get('message', '')}"
         else:
-            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            _unknown(trace, n, ev)
             continue
         trace.steps.append(step)
     return trace
@@ -224,7 +277,7 @@ def parse_gemini_stream_json(raw: str, *, agent: str = "gemini", model: str | No
                 )
             step.text = f"result: {ev.get('status', '')}"
         else:
-            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            _unknown(trace, n, ev)
             continue
         trace.steps.append(step)
     return trace
@@ -269,7 +322,7 @@ def parse_opencode_json(raw: str, *, agent: str = "opencode", model: str | None 
             err = _obj(ev, "error")
             step.role, step.text = "log", f"error: {err.get('data', err) if err else ev.get('message', '')}"
         else:
-            trace.parse_errors.append(f"line {n}: unknown event type {kind!r}")
+            _unknown(trace, n, ev)
             continue
         trace.steps.append(step)
     if cost:
@@ -320,6 +373,7 @@ def parse_trace(agent: str, raw_file: Path, *, model: str | None = None) -> Trac
     if not trace.steps and trace.parse_errors and parser is not parse_log_lines:
         # Not this scaffold's format at all (e.g. an upstream run's plain-text log): keep the
         # lines as log steps rather than losing them, and say so.
+        # Every line is then a log step the audit reads: nothing is hidden from it.
         note = f"not {agent}'s output format ({len(trace.parse_errors)} lines unparsed): read as plain log lines"
         trace = parse_log_lines(raw, agent=agent, model=model)
         trace.parse_errors = [note]

@@ -21,6 +21,7 @@ from inspect_ai.solver import TaskState
 from ..data import DataError, Item, field, read_jsonl
 from ..domain import Decoding
 from ..evaluation.graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from ..evaluation.protocols import STRICT, Protocol
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -238,12 +239,16 @@ class ArenaHardWriting(BenchmarkDefinition):
             )
         return items
 
-    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+    def scorer(
+        self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> Scorer:
         if grader is None:
             raise ValueError(f"{self.id} is graded by an LLM: its scorer needs a grader")
         return arena_scorer(grader)
 
-    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+    def rescore(
+        self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> dict[str, float]:
         return rescore(samples)
 
     def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -39,7 +40,8 @@ from ..data.provenance import collecting_sources
 from ..domain import Benchmark
 from ..evaluation.contract import STRICT
 from ..evaluation.graders import Grader
-from ..evaluation.scoring import final_answer, numbers_match
+from ..evaluation.protocols import Protocol, get_protocol
+from ..evaluation.scoring import SCORING_RULES, numbers_match, scoring_rule, strict_final_number
 from ..evaluation.tasks import item_messages
 from ..integrity.probe import NumberPool, renumber_item
 from ..settings import Settings
@@ -144,6 +146,22 @@ class BenchmarkDefinition(Benchmark, ABC):
         numbers of the same shape from ``pool`` (the test items' own numbers)."""
         return renumber_item(item, rng, pool)
 
+    def require_protocol(self, protocol: str | Protocol) -> Protocol:
+        """``protocol`` if this benchmark can be evaluated under it today, else ``ValueError`` (an
+        unknown protocol, one that does not cover this benchmark, or whose prompts are not built)."""
+        try:
+            p = get_protocol(protocol)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+        # strict covers every benchmark: one it does not list (a new or test one) asks its own prompts
+        variant = STRICT if p.id == STRICT and self.id not in p.benchmarks else p.settings_for(self.id).prompt_variant
+        if variant not in self.protocols:
+            raise ValueError(
+                f"protocol {p.id!r}: the {variant!r} prompts of {self.id} are not built yet "
+                f"(evaluable today: {', '.join(self.protocols)}); its scoring rule is available for re-scoring"
+            )
+        return p
+
     # --------------------------------------------------------------------------------- prompts
 
     def messages(self, item: Item, protocol: str = STRICT) -> list[ChatMessage]:
@@ -160,23 +178,43 @@ class BenchmarkDefinition(Benchmark, ABC):
         return generate()
 
     def extract_answer(self, completion: str) -> str | None:
-        """The answer in a reply (default: its final number)."""
-        return final_answer(completion)
+        """The answer in a reply under ``strict`` (default: its final number)."""
+        return strict_final_number(completion)
 
-    def score_reply(self, completion: str, target: str) -> tuple[bool, str | None]:
-        """``(correct, extracted answer)`` for one reply (default: numeric match with the target)."""
+    def scoring_rule_id(self, protocol: str | Protocol = STRICT) -> str | None:
+        """The answer rule ``protocol`` scores this benchmark with (``evaluation.scoring.SCORING_RULES``);
+        None: this benchmark's own :meth:`extract_answer` (a benchmark ``strict`` does not list)."""
+        p = get_protocol(protocol)
+        if p.id == STRICT and self.id not in p.benchmarks:
+            return None
+        rule = p.settings_for(self.id).scoring_rule
+        return rule if rule in SCORING_RULES else None
+
+    def score_reply(self, completion: str, target: str, protocol: str | Protocol = STRICT) -> tuple[bool, str | None]:
+        """``(correct, extracted answer)`` for one reply under ``protocol`` (default ``strict``): the
+        one function both the Inspect scorer and the re-check of a log call."""
+        rule = self.scoring_rule_id(protocol)
+        if rule is not None:
+            return scoring_rule(rule)(completion, target)
         answer = self.extract_answer(completion)
         return numbers_match(answer, target), answer
 
-    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+    def scorer(
+        self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> Scorer:
         """The Inspect scorer (``grader``: an LLM-graded benchmark's; ``code_sandbox``: where a
-        benchmark that runs generated code runs it)."""
-        return answer_scorer(self.score_reply)
+        benchmark that runs generated code runs it; ``protocol``: whose scoring rule)."""
+        return answer_scorer(partial(self.score_reply, protocol=protocol))
 
-    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+    def rescore(
+        self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> dict[str, float]:
         """Per-sample values recomputed from what the raw log holds (``check_log`` compares them
         with the scores Inspect stored). A sample left out could not be re-scored."""
-        return {str(s.id): float(self.score_reply(s.output.completion, target_text(s))[0]) for s in samples}
+        return {
+            str(s.id): float(self.score_reply(s.output.completion, target_text(s), protocol=protocol)[0])
+            for s in samples
+        }
 
     def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
         """Per-sample values -> the headline number (default: their mean)."""

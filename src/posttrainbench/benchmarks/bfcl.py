@@ -34,6 +34,7 @@ from inspect_ai.tool import ToolDef, ToolParam, ToolParams
 
 from ..data import DataError, Item, field, is_local_only, read_jsonl
 from ..evaluation.graders import Grader
+from ..evaluation.protocols import STRICT, Protocol
 from ..evaluation.tool_calls import parse_tool_calls
 from ..fsutil import atomic_write_text
 from ..settings import DataSettings, Settings
@@ -326,8 +327,12 @@ class Bfcl(BenchmarkDefinition):
     def solver(self) -> Solver:
         return bfcl_solver()
 
-    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
+    def scorer(
+        self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> Scorer:
         return bfcl_scorer()
 
-    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
+    def rescore(
+        self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> dict[str, float]:
         return rescore(samples)

@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 from ..data import Item, field
-from ..evaluation.scoring import choice_letter
+from ..evaluation.scoring import answer_letter
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -75,8 +75,4 @@ class GpqaMain(BenchmarkDefinition):
         return items
 
     def extract_answer(self, completion: str) -> str | None:
-        return choice_letter(completion)
-
-    def score_reply(self, completion: str, target: str) -> tuple[bool, str | None]:
-        answer = self.extract_answer(completion)
-        return answer is not None and answer == target.strip().upper(), answer
+        return answer_letter(completion)

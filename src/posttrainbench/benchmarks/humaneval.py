@@ -1,7 +1,11 @@
 """HumanEval pass@1: the reply's code against the problem's tests, executed in sandboxes.
 
-Each item asks for the function described by a signature and docstring. The reply's code is the
-first fenced block (```python or ```), else the whole reply. The candidate program is
+Each item asks for the function described by a signature and docstring. The reply's code, under
+``strict``: the first Python-labelled fence (any case: ``python``, ``py``, ``python3``; CRLF
+accepted) that defines the entry point, else the first Python-labelled fence, else the same among
+unlabelled fences, else an unterminated fence's rest, else the whole reply (a usage-example fence
+before the solution is not taken). Under the reference protocols: inspect_evals' ``find_code``
+(the first labelled fence, else the first unlabelled one, cut after the first ``:\n    ``). The candidate program is
 ``prompt + code`` (a complete function redefines the prompt's stub; an indented body continues
 it); the trusted tester runs ``prompt`` (for helpers such as ``poly`` in HumanEval/32) and
 ``test``, then ``check(entry_point)`` with the candidate's function called across sandboxes
@@ -26,6 +30,7 @@ from inspect_ai.solver import TaskState
 from ..data import Item, field
 from ..evaluation.code_exec import DEFAULT_TIMEOUT_S, ExecResult, Program, run_programs
 from ..evaluation.graders import Grader
+from ..evaluation.protocols import STRICT, Protocol, get_protocol
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -34,7 +39,8 @@ HUMANEVAL_PROMPT = (
     "Read the following function signature and docstring, and fully implement the function "
     "described. Reply with the complete function in a single ```python code block.\n\n{prompt}"
 )
-_FENCED = re.compile(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n(.*?)```", re.S)
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+#.-]*)[^\n`]*\n(.*?)(```|\Z)", re.S)
+_PYTHON_TAGS = frozenset({"python", "python3", "py"})
 # Sandboxes started at once by concurrent scorer calls (Inspect scores samples concurrently).
 _SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 
@@ -43,19 +49,73 @@ def humaneval_prompt(prompt: str) -> str:
     return HUMANEVAL_PROMPT.format(prompt=prompt)
 
 
-def extract_code(completion: str) -> str:
-    """The code of a reply: the first fenced block, else an unterminated fence's rest, else all."""
-    m = _FENCED.search(completion)
-    if m:
-        return m.group(1)
-    start = re.search(r"```[ \t]*(?:python|py|Python|python3)?[ \t]*\n", completion)
-    return completion[start.end() :] if start else completion
+def _fences(text: str) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """``(python-labelled, unlabelled)`` fenced blocks of ``text`` as ``(code, closed)``, in order."""
+    labelled, bare = [], []
+    for m in _FENCE.finditer(text):
+        tag, code, closed = m.group(1).lower(), m.group(2), bool(m.group(3))
+        if tag in _PYTHON_TAGS:
+            labelled.append((code, closed))
+        elif not tag:
+            bare.append((code, closed))
+    return labelled, bare
 
 
-def build_program(completion: str, metadata: dict[str, Any]) -> Program:
+def extract_code(completion: str, entry_point: str | None = None) -> str:
+    """``strict``: the code of a reply (see the module docstring); ``entry_point``: the function
+    the item asks for, whose defining fence is preferred over a usage example."""
+    text = completion.replace("\r\n", "\n")
+    labelled, bare = _fences(text)
+    defines = re.compile(rf"(?m)^(?:async[ \t]+)?def[ \t]+{re.escape(entry_point)}\b") if entry_point else None
+    for group in (labelled, bare):
+        closed = [code for code, ok in group if ok and code.strip()]
+        if defines is not None:
+            for code in closed:
+                if defines.search(code):
+                    return code
+        if closed:
+            return closed[0]
+    opened = [code for code, ok in labelled + bare if not ok and code.strip()]
+    return opened[0] if opened else text
+
+
+def reference_find_code(completion: str) -> str:
+    """inspect_evals' HumanEval ``find_code`` as the reference protocols use it: the first
+    Python-labelled fence (any case, CRLF accepted), else the first unlabelled one, then everything
+    up to the first ``:\n    `` cut off (the signature, and any import above it); no fence: the
+    whole reply."""
+    text = completion.replace("\r\n", "\n")
+    labelled, bare = _fences(text)
+    blocks = [c for c, _ in labelled if c.strip()] or [c for c, ok in bare if ok and c.strip()]
+    if not blocks:
+        return completion
+    code = blocks[0]
+    return code[code.find(":\n    ") + 2 :]
+
+
+CODE_RULES = {"code-fence": "strict", "inspect-find-code": "reference"}
+"""HumanEval's code-extraction rules by id (``BenchmarkSettings.scoring_rule``)."""
+
+
+def reply_code(completion: str, metadata: dict[str, Any], protocol: str | Protocol = STRICT) -> str:
+    """The code of a reply under ``protocol``."""
+    rule = get_protocol(protocol).settings_for("humaneval").scoring_rule
+    if rule == "inspect-find-code":
+        return reference_find_code(completion)
+    if rule != "code-fence":
+        raise ValueError(f"humaneval: unknown code rule {rule!r}; known: {', '.join(CODE_RULES)}")
+    return extract_code(completion, metadata.get("entry_point"))
+
+
+def code_timeout(protocol: str | Protocol = STRICT) -> float:
+    """Wall-clock limit of one program under ``protocol`` (the reference's ``VERIFY_TIMEOUT``: 30 s)."""
+    return get_protocol(protocol).settings_for("humaneval").code_timeout_s or DEFAULT_TIMEOUT_S
+
+
+def build_program(completion: str, metadata: dict[str, Any], protocol: str | Protocol = STRICT) -> Program:
     """The program a reply is judged by (``metadata``: the item's prompt, test, entry_point):
     the untrusted ``prompt + code`` and the trusted tests, rebuilt from the logged reply."""
-    code = extract_code(completion)
+    code = reply_code(completion, metadata, protocol)
     return Program(
         solution=f"{metadata['prompt']}{code}\n",
         tests=metadata["test"],
@@ -75,10 +135,10 @@ def execute(
     return out
 
 
-def rescore(samples: Sequence[Any], *, sandbox: str = "bwrap") -> dict[str, float]:
+def rescore(samples: Sequence[Any], *, sandbox: str = "bwrap", protocol: str | Protocol = STRICT) -> dict[str, float]:
     """Per-sample pass (1.0/0.0) recomputed by executing the logged replies again."""
-    programs = [(str(s.id), build_program(s.output.completion, s.metadata)) for s in samples]
-    results = run_programs(programs, sandbox=sandbox)
+    programs = [(str(s.id), build_program(s.output.completion, s.metadata, protocol)) for s in samples]
+    results = run_programs(programs, sandbox=sandbox, timeout_s=code_timeout(protocol))
     broken = [r for r in results.values() if r.status == "sandbox_error"]
     if broken:
         raise RuntimeError(f"sandbox could not run {len(broken)} program(s): {broken[0].stderr_tail}")
@@ -86,18 +146,19 @@ def rescore(samples: Sequence[Any], *, sandbox: str = "bwrap") -> dict[str, floa
 
 
 @scorer(metrics=[accuracy(), stderr()], name=SCORER)
-def humaneval_scorer(sandbox: str = "bwrap", timeout_s: float = DEFAULT_TIMEOUT_S) -> Scorer:
-    """pass@1 of one greedy reply, executed in the sandbox."""
+def humaneval_scorer(sandbox: str = "bwrap", protocol: str = STRICT) -> Scorer:
+    """pass@1 of one reply, executed in the sandbox (code rule and time limit: ``protocol``'s)."""
+    timeout_s = code_timeout(protocol)
 
     async def score(state: TaskState, target: Target) -> Score:
-        program = build_program(state.output.completion, state.metadata)
+        program = build_program(state.output.completion, state.metadata, protocol)
         pid = str(state.sample_id)
         res = (await asyncio.to_thread(execute, [(pid, program)], timeout_s=timeout_s, sandbox=sandbox))[pid]
         if res.status == "sandbox_error":  # not the model's fault: the evaluation must fail, not score 0
             raise RuntimeError(f"sandbox could not run the program: {res.stderr_tail}")
         return Score(
             value=CORRECT if res.passed else INCORRECT,
-            answer=extract_code(state.output.completion),
+            answer=reply_code(state.output.completion, state.metadata, protocol),
             explanation=f"{res.status} (exit {res.exit_code}, {res.duration_s:.2f}s)\n{res.stderr_tail[-500:]}",
             metadata={"status": res.status},
         )
@@ -134,8 +195,12 @@ class HumanEval(BenchmarkDefinition):
             )
         return items
 
-    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer:
-        return humaneval_scorer(sandbox=code_sandbox)
+    def scorer(
+        self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> Scorer:
+        return humaneval_scorer(sandbox=code_sandbox, protocol=get_protocol(protocol).id)
 
-    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]:
-        return rescore(samples, sandbox=code_sandbox)
+    def rescore(
+        self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
+    ) -> dict[str, float]:
+        return rescore(samples, sandbox=code_sandbox, protocol=protocol)

@@ -15,7 +15,18 @@ from rich.table import Table
 
 from ..domain import BaseModelSpec, EvalBackend
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, ResultsOpt, choices, console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    BatchSizeOpt,
+    ProtocolOpt,
+    ResultsOpt,
+    choices,
+    console,
+    expected,
+    load_settings,
+    output_file,
+    output_folder,
+)
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
 if TYPE_CHECKING:
@@ -29,7 +40,7 @@ def baseline(
     benchmark: Annotated[list[str], typer.Option("--benchmark", help="Benchmark id (repeatable).")],
     results: ResultsOpt = Path("results"),
     instruct: Annotated[bool, typer.Option(help="Also evaluate each base model's instruct checkpoint.")] = True,
-    limit: Annotated[int | None, typer.Option(help="Only the first N items (recorded as such).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N items (recorded as such).")] = None,
     batch_size: BatchSizeOpt = 16,
     backend: Annotated[
         Backend, typer.Option(help="Inference backend: transformers, vLLM (GPU) or an OpenAI-compatible server.")
@@ -38,6 +49,7 @@ def baseline(
         Path | None,
         typer.Option(help="Write benchmark weights (factors.json format) computed from these baselines."),
     ] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
     from ..evaluation.baselines import evaluate_baseline
@@ -45,6 +57,12 @@ def baseline(
     settings = load_settings()
     bases = [lookup.base_model(m) for m in base_model]
     benches = [lookup.benchmark(b) for b in benchmark]
+    with expected(ValueError, what="--protocol"):
+        for bench in benches:  # refused before anything is evaluated
+            bench.require_protocol(protocol)
+    output_folder(results, "results folder")
+    if weights_out is not None:
+        output_file(weights_out, "weights file")
     jobs = [(b, bench, False) for b in bases for bench in benches]
     if instruct:
         jobs += [(b, bench, True) for b in bases if b.instruct_id for bench in benches]
@@ -61,7 +79,7 @@ def baseline(
             try:
                 res = evaluate_baseline(
                     base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend.value, settings=settings,
+                    instruct=is_instruct, backend=backend.value, settings=settings, protocol=protocol,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # noqa: BLE001 - the model cannot be fetched, ...: recorded here, next job runs

@@ -11,19 +11,25 @@ stderr and exits with its code. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
+from .. import interrupts
 from ..console import console, err_console
 from ..domain import NetworkPolicy, SandboxKind
 from ..settings import Settings, SettingsError, command_variables
@@ -34,8 +40,10 @@ __all__ = [
     "BatchSizeOpt",
     "CliError",
     "ErrorHandlingGroup",
+    "JsonOpt",
     "LimitOpt",
     "NetworkOpt",
+    "ProtocolOpt",
     "ReindexOpt",
     "ResultsOpt",
     "RunDirArg",
@@ -47,8 +55,15 @@ __all__ = [
     "err_console",
     "expected",
     "fail",
+    "fit_columns",
     "load_settings",
+    "output_file",
+    "output_folder",
+    "phase_line",
+    "print_json",
     "print_wide",
+    "quiet_third_party_progress",
+    "results_index",
 ]
 
 EXIT_FAILED = 1
@@ -112,10 +127,19 @@ class ErrorHandlingGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer passes its own Context subclass
         try:
-            return super().invoke(ctx)
+            with interrupts.handling():
+                return super().invoke(ctx)
         except CliError as error:
             report_error(error)
             raise typer.Exit(error.code) from None
+        except (interrupts.Interrupted, KeyboardInterrupt) as exc:
+            signal = exc.signal if isinstance(exc, interrupts.Interrupted) else interrupts.signal_name() or "SIGINT"
+            err_console.print(
+                Text(f"interrupted ({signal}): what was running is recorded as interrupted; "
+                     "run the same command again to resume"),
+                soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(interrupts.EXIT_INTERRUPTED) from None
 
 
 # ----------------------------------------------------------------- settings
@@ -127,6 +151,43 @@ def load_settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise CliError("invalid settings", "\n".join(exc.problems), fix="see `ptb settings`") from exc
+
+
+def output_folder(path: Path, what: str = "output folder") -> Path:
+    """Make sure the command can write into the folder ``path`` (created if missing) before it
+    starts any work: a file in its place, a folder that cannot be created or a read-only one stops
+    the command with one line."""
+    if path.exists() and not path.is_dir():
+        fail(str(path), f"not a folder (the {what})")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(str(path), f"cannot create the {what} ({exc.strerror or exc})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        fail(str(path), f"the {what} is read-only", fix="choose a folder you can write")
+    return path
+
+
+def output_file(path: Path, what: str = "output file") -> Path:
+    """Like :func:`output_folder` for a file to be written: its folder must be writable and the
+    path must not be a folder."""
+    if path.is_dir():
+        fail(str(path), f"a folder, not a file (the {what})")
+    output_folder(path.parent, f"folder of the {what}")
+    return path
+
+
+def results_index(results: Path) -> Path:
+    """Where the index of the results folder ``results`` lives (in it, or in the cache folder when
+    it is read-only); a path that is not a folder stops the command, and nothing is created."""
+    from ..results.index import ResultsIndexError, index_location
+
+    if (results / "run.json").is_file():
+        fail(
+            str(results), "a run folder, not a results root", fix=f"pass the results root, e.g. {results.parent.parent}"
+        )
+    with expected(ResultsIndexError, fix="pass the results root (the folder of run groups)"):
+        return index_location(results, load_settings().paths.cache_dir)
 
 
 def env_epilog(command: str) -> str:
@@ -154,8 +215,11 @@ ResultsOpt = Annotated[Path, typer.Option("--results", help="Results root folder
 RunDirArg = Annotated[Path, typer.Argument(help="A run folder (with run.json).")]
 SandboxOpt = Annotated[SandboxKind, typer.Option(help="Sandbox backend.")]
 NetworkOpt = Annotated[NetworkPolicy, typer.Option(help="Network policy inside the sandbox.")]
-LimitOpt = Annotated[int | None, typer.Option(help="Evaluate only the first N test items.")]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N test items.")]
 BatchSizeOpt = Annotated[int, typer.Option(min=1, help="Inference batch size.")]
+ProtocolOpt = Annotated[
+    str, typer.Option(help="Evaluation protocol: strict (ours), ptb-v1 or ptb-v1.2 (the reference's; see docs).")
+]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(
@@ -163,11 +227,58 @@ WeightsOpt = Annotated[
     ),
 ]
 ReindexOpt = Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+
+
+def print_json(value: Any) -> None:
+    """``value`` as indented JSON on stdout (plain ``print``: no markup, no wrapping)."""
+    print(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 # ----------------------------------------------------------------- output
 WIDE_MAX = 400
 """Widest a table gets when printed into a pipe or file."""
+
+
+AGENT_MAX_WIDTH = 36
+"""Widest the agent column gets in a terminal (a longer label folds onto more lines)."""
+
+
+def fit_columns(header: list[str], rows: list[list[str]], width: int, keep: int) -> list[int]:
+    """Indices of the columns to show in a terminal ``width`` wide: the first ``keep`` always (the
+    agent column counted at most :data:`AGENT_MAX_WIDTH`), then the others in order while they fit,
+    so that the key columns are never squeezed out of sight by many narrow ones."""
+
+    def need(i: int) -> int:
+        cells = [header[i], *(r[i] for r in rows)]
+        w = max(len(c) for c in cells)
+        return min(w, AGENT_MAX_WIDTH) + 3 if header[i] == "agent" else w + 3  # padding and border
+
+    shown = list(range(min(keep, len(header))))
+    used = sum(need(i) for i in shown) + 1
+    for i in range(len(shown), len(header)):
+        if used + need(i) <= width:
+            shown.append(i)
+            used += need(i)
+    return shown
+
+
+def phase_line(out: Console) -> Callable[[str, str], None]:
+    """A pipeline progress callback: ``HH:MM:SS phase message`` lines (no source-file suffixes)."""
+
+    def progress(phase: str, message: str) -> None:
+        out.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] [bold]{phase}[/bold] {escape(message)}", soft_wrap=True)
+
+    return progress
+
+
+def quiet_third_party_progress() -> None:
+    """Third-party progress bars off (huggingface_hub downloads, datasets, transformers' weight
+    loading): ptb shows its own progress. Set before those libraries are imported (they read the
+    variables at import); a value the user set is kept."""
+    for var in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def print_wide(table: Table) -> None:

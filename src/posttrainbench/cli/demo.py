@@ -85,8 +85,7 @@ def run_demo(
     console = console or common.console
     t0 = time.monotonic()
 
-    def progress(phase: str, msg: str) -> None:
-        console.log(f"[bold]{phase}[/bold] {msg}")
+    progress = common.phase_line(console)
 
     spec = RunSpec(
         agent="reference",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from ..settings import Settings
 from . import lookup
-from .common import EXIT_FAILED, ResultsOpt, console
+from .common import EXIT_FAILED, JsonOpt, ResultsOpt, console, print_json
 
 Status = Literal["ok", "warn", "missing"]
 
@@ -128,19 +129,60 @@ def _packages() -> list[Check]:
 
 
 def _keys() -> list[Check]:
-    out = []
+    """One line per key variable (several agents may share one)."""
+    users: dict[str, list[str]] = {}
     for agent in lookup.all_agents():
         for var in agent.secret_env:
-            present = bool(os.environ.get(var))
-            out.append(
-                Check(
-                    f"key {var}",
-                    "ok" if present else "warn",
-                    f"set (for agent {agent.id})" if present else f"unset: agent {agent.id} cannot run",
-                    required=False,
-                )
-            )
+            users.setdefault(var, []).append(agent.id)
+    out = []
+    for var, agents in users.items():
+        names = ", ".join(agents)
+        present = bool(os.environ.get(var))
+        detail = f"set (read by agents {names})" if present else f"unset (read by agents {names}, as their config says)"
+        out.append(Check(f"key {var}", "ok" if present else "warn", detail, required=False))
     return out
+
+
+def _agent_clis(settings: Settings) -> list[Check]:
+    """Whether each agent CLI is installed (``ptb agents install`` puts them there)."""
+    from ..agents import AGENTS, get_agent
+
+    out = []
+    for name, cls in AGENTS.items():
+        if not cls.installable:
+            continue
+        agent = get_agent(name, settings)
+        if agent.installed():
+            out.append(Check(f"agent {name}", "ok", f"{agent.version()} installed", required=False))
+        else:
+            out.append(Check(f"agent {name}", "warn", f"not installed: ptb agents install {name}", required=False))
+    return out
+
+
+def _docker() -> Check:
+    """The docker sandbox backend (optional: bubblewrap is the default)."""
+    exe = shutil.which("docker")
+    if not exe:
+        return Check("docker", "warn", "not installed: --sandbox docker is unavailable (bwrap is the default)", False)
+    try:
+        probe = subprocess.run(
+            [exe, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=15
+        )
+    except subprocess.TimeoutExpired:
+        return Check("docker", "warn", "the daemon did not answer in 15 s: --sandbox docker is unavailable", False)
+    if probe.returncode != 0:
+        return Check("docker", "warn", "no daemon reachable: --sandbox docker is unavailable", required=False)
+    return Check("docker", "ok", f"daemon {probe.stdout.strip()}", required=False)
+
+
+def _judge(settings: Settings) -> Check:
+    """Whether the LLM judge is configured (optional; when configured it is required and needs its key)."""
+    judge = settings.judge
+    if not judge.model:
+        return Check("judge", "warn", "not configured (PTB_JUDGE_MODEL unset): the judge gate is not_run", False)
+    if not os.environ.get(judge.api_key_env):
+        return Check("judge", "missing", f"{judge.model}: its key variable {judge.api_key_env} is unset")
+    return Check("judge", "ok", f"{judge.model} via {judge.provider} ({judge.base_url or 'the provider default'})")
 
 
 def run_checks(results: Path) -> list[Check]:
@@ -153,14 +195,23 @@ def run_checks(results: Path) -> list[Check]:
         _sandbox_user(settings),
         _gpu(),
         _disk(Path(results)),
+        _docker(),
+        _judge(settings),
         *_packages(),
         *_keys(),
+        *_agent_clis(settings),
     ]
 
 
-def doctor(results: ResultsOpt = Path("results")) -> None:
-    """Check this machine: sandbox, GPU, disk, keys, package versions. Says exactly what is missing."""
+def doctor(results: ResultsOpt = Path("results"), as_json: JsonOpt = False) -> None:
+    """Check this machine: sandbox, GPU, disk, docker, judge, packages, keys, agent CLIs; says exactly
+    what is missing."""
     checks = run_checks(results)
+    if as_json:
+        print_json([dataclasses.asdict(c) for c in checks])
+        if any(c.status == "missing" and c.required for c in checks):
+            raise typer.Exit(EXIT_FAILED)
+        return
     table = Table(title="ptb doctor")
     table.add_column("check")
     table.add_column("status")

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from . import lookup
-from .common import EXIT_FAILED, BatchSizeOpt, LimitOpt, console, fail, load_settings
+from .common import (
+    EXIT_FAILED,
+    BatchSizeOpt,
+    LimitOpt,
+    ProtocolOpt,
+    console,
+    expected,
+    fail,
+    load_settings,
+    output_folder,
+)
 
 
 def eval_cmd(
@@ -18,15 +28,29 @@ def eval_cmd(
     limit: LimitOpt = None,
     out: Annotated[Path, typer.Option(help="Folder for the Inspect log.")] = Path("results/eval"),
     batch_size: BatchSizeOpt = 16,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate a model folder with the harness's pinned evaluator."""
     from ..evaluation import evaluate_model
 
     settings = load_settings()
     bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
-    result = evaluate_model(model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings)
+    if not model_path.is_dir():
+        fail(str(model_path), "no such folder" if not model_path.exists() else "not a folder (the model folder)")
+    with expected(ValueError, what="--protocol"):
+        proto = bench.require_protocol(protocol)
+    output_folder(out, "folder for the Inspect log")
+    n = f"first {limit}" if limit else "all"
+    what = f"{n} items, batch {batch_size}, protocol {proto.id}"
+    console.print(f"evaluating {model_path} on {bench.id} ({what}); Inspect log in {out}", soft_wrap=True)
+    result = evaluate_model(
+        model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings, protocol=proto.id
+    )
+    if result.log_path:
+        console.print(f"log: {result.log_path} (browse it: inspect view --log-dir {out})", soft_wrap=True)
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
-    console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({result.n_scored} items)")
+    scored = f"{result.n_scored} items; protocol {proto.id} {proto.digest}"
+    console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({scored})")
     if result.data is not None:
         console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")

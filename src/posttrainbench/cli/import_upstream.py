@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import ResultsOpt, console, expected, fail
+from .common import ResultsOpt, console, expected, fail, output_folder
 
 
 def import_cmd(
@@ -26,6 +26,9 @@ def import_cmd(
     from ..results.importer import import_baseline_grid, import_upstream
     from ..results.index import refresh
 
+    if baselines is not None and not baselines.is_file():
+        fail(str(baselines), "no such file (the --baselines grid)")
+    output_folder(results, "results folder")
     amap = None if agent_map is None else _read_agent_map(agent_map)
     with expected(FileNotFoundError):
         rep = import_upstream(source, results, agent_map=amap)

@@ -8,20 +8,23 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import ResultsOpt, console
+from .common import ResultsOpt, console, results_index
 
 
 def index(
     results: ResultsOpt = Path("results"),
     full: Annotated[bool, typer.Option("--full", help="Drop the index and read every run folder again.")] = False,
 ) -> None:
-    """Bring the SQLite index (results.db) up to date with the run folders; list bad folders."""
-    from ..results.index import DB_NAME, read_index, refresh
+    """Bring the SQLite index (results.db) up to date with the run folders; list bad folders.
 
-    stats = refresh(results, full=full)
-    contents = read_index(results)
+    The index of a results folder that cannot be written is kept in the cache folder."""
+    from ..results.index import read_index, refresh
+
+    db_path = results_index(results)
+    stats = refresh(results, full=full, db_path=db_path)
+    contents = read_index(results, db_path=db_path)
     console.print(
-        f"{results / DB_NAME}: {len(contents.runs)} runs, {len(contents.baselines)} baselines "
+        f"{db_path}: {len(contents.runs)} runs, {len(contents.baselines)} baselines "
         f"({stats.parsed} files read, {stats.removed} rows removed); {len(contents.problems)} problems"
     )
     for _path, cause in contents.problems:

@@ -11,7 +11,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..leaderboard.tables import FORMATS
-from .common import EXIT_FAILED, ReindexOpt, ResultsOpt, WeightsOpt, choices, console, err_console, fail, print_wide
+from .common import (
+    AGENT_MAX_WIDTH,
+    EXIT_FAILED,
+    ReindexOpt,
+    ResultsOpt,
+    WeightsOpt,
+    choices,
+    console,
+    err_console,
+    expected,
+    fail,
+    fit_columns,
+    output_file,
+    print_wide,
+    results_index,
+)
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
 if TYPE_CHECKING:
@@ -28,13 +43,22 @@ def leaderboard(
     ] = OutputFormat("table"),  # noqa: B008 - a member lookup, not a call that builds anything
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
+    ] = None,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text
     from ..leaderboard import load_weights
     from ..leaderboard.tables import agent_table, build_report, model_table
 
-    report = build_report(results, load_weights(weights) if weights else None, full=reindex)
+    db_path = results_index(results)
+    if out is not None:
+        output_file(out)
+    with expected(ValueError):
+        weights_map = load_weights(weights) if weights else None
+    report = build_report(results, weights_map, full=reindex, db_path=db_path, protocol=protocol)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     if not report.agents:
@@ -54,11 +78,24 @@ def leaderboard(
         return
     header, rows = agent_table(report)
     table = Table(title=f"leaderboard ({len(report.cells)} runs; weights: {report.weights_source})")
-    for col in header:
-        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=col == "agent")
+    # in a terminal: rank, agent, score, std and repeats always, the other columns while they fit
+    shown = fit_columns(header, rows, console.width, keep=5) if console.is_terminal else list(range(len(header)))
+    for i in shown:
+        col = header[i]
+        if col == "agent":
+            table.add_column(col, overflow="fold", max_width=AGENT_MAX_WIDTH if console.is_terminal else None)
+        else:
+            table.add_column(col, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i in shown))
     print_wide(table)
+    hidden = [header[i] for i in range(len(header)) if i not in shown]
+    if hidden:
+        console.print(
+            f"[dim]{len(hidden)} more column(s) not shown at this width ({', '.join(hidden)}): "
+            "widen the terminal, or --format csv / md[/dim]",
+            soft_wrap=True,
+        )
     if len(report.models) > 1:
         mh, mrows = model_table(report)
         mt = Table(title="score per base model")

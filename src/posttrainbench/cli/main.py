@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from . import agents, data, sweep
 from .baseline import baseline
-from .common import ErrorHandlingGroup, env_epilog
+from .common import ErrorHandlingGroup, env_epilog, quiet_third_party_progress
 from .demo import demo
 from .doctor import doctor
 from .evaluate import eval_cmd
@@ -27,7 +29,27 @@ app = typer.Typer(
     cls=ErrorHandlingGroup,
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"ptb {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """PostTrainBench: how well can an autonomous LLM agent post-train a base LLM?"""
+    quiet_third_party_progress()
+
 
 app.command(epilog=env_epilog("demo"))(demo)
 app.command(epilog=env_epilog("run"))(run)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import ReindexOpt, WeightsOpt, console, expected, fail
+from .common import ReindexOpt, WeightsOpt, console, expected, output_folder, results_index
 
 
 def report(
@@ -19,15 +19,16 @@ def report(
 ) -> None:
     """Write a self-contained HTML report: leaderboard, plots, per-benchmark/model views, run pages.
 
-    Like `ptb leaderboard`, it brings the results index (RESULTS/results.db) up to date first.
+    Like `ptb leaderboard`, it brings the results index (RESULTS/results.db, or one in the cache
+    folder when RESULTS is read-only) up to date first.
     """
     from ..leaderboard import load_weights
     from ..report import build_site
 
-    if not results.is_dir():
-        fail(str(results), "not a folder", fix="pass the results root (the folder of run groups)")
+    db_path = results_index(results)
+    output_folder(out, "site folder")
     with expected(ValueError):
-        site = build_site(results, out, load_weights(weights) if weights else None, full=reindex)
+        site = build_site(results, out, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
     for problem in site.problems:
         console.print(f"[yellow]problem:[/yellow] {escape(problem)}", soft_wrap=True)
     console.print(

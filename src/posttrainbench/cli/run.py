@@ -10,7 +10,20 @@ import typer
 
 from ..domain import PHASES, NetworkPolicy, RunSpec, SandboxKind
 from . import lookup
-from .common import EXIT_FAILED, LimitOpt, NetworkOpt, ResultsOpt, SandboxOpt, choices, console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    LimitOpt,
+    NetworkOpt,
+    ProtocolOpt,
+    ResultsOpt,
+    SandboxOpt,
+    choices,
+    console,
+    expected,
+    load_settings,
+    output_folder,
+    phase_line,
+)
 from .show import print_record
 
 # Built from the registry at import time (typer reads it); a type checker sees a plain StrEnum.
@@ -34,6 +47,7 @@ def run(
     suffix: Annotated[str, typer.Option(help="Suffix of the run group folder.")] = "",
     results: ResultsOpt = Path("results"),
     until: Annotated[PhaseName | None, typer.Option(help="Stop after this phase.")] = None,
+    protocol: ProtocolOpt = "strict",
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline
@@ -53,11 +67,15 @@ def run(
             network=network,
             eval_limit=limit,
             suffix=suffix,
+            protocol=protocol,
         )
-        pipeline = Pipeline(
-            spec, results, progress=lambda p, m: console.log(f"[bold]{p}[/bold] {m}"), settings=settings
-        )
+        lookup.benchmark(benchmark).require_protocol(protocol)  # refused before anything is written
+        pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings)
+        pipeline.preflight()
+    output_folder(results, "results folder")
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
     print_record(record, pipeline.paths.root)
-    if any(s.status == "failed" for s in record.phases.values()):
+    # A recorded failure (a phase that failed, or one that finished but left a failure, e.g. an
+    # evaluation whose every attempt failed) is an outcome failure: exit 1, never 0.
+    if record.failure or any(s.status == "failed" for s in record.phases.values()):
         raise typer.Exit(EXIT_FAILED)

@@ -8,18 +8,21 @@ from typing import TYPE_CHECKING
 from rich.markup import escape
 from rich.table import Table
 
-from .common import RunDirArg, console, expected
+from .common import JsonOpt, RunDirArg, console, expected, print_json
 
 if TYPE_CHECKING:
     from ..domain import RunRecord
 
 
-def show(run_dir: RunDirArg) -> None:
-    """Summarise a run folder: phases, verdicts, score, failure."""
+def show(run_dir: RunDirArg, as_json: JsonOpt = False) -> None:
+    """Summarise a run folder: phases, verdicts, score, failure (--json: the whole record)."""
     from ..results import RecordError, load_record
 
     with expected(RecordError):
         record = load_record(run_dir / "run.json")
+    if as_json:
+        print_json({"folder": str(run_dir), "record": record.model_dump(mode="json")})
+        return
     print_record(record, run_dir)
 
 

@@ -6,7 +6,7 @@ import time
 from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..domain import LauncherKind
-from .common import EXIT_FAILED, choices, console, env_epilog, err_console, expected, load_settings
+from .common import (
+    EXIT_FAILED,
+    JsonOpt,
+    choices,
+    console,
+    env_epilog,
+    err_console,
+    expected,
+    load_settings,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ..launch.driver import SweepState
@@ -61,10 +71,9 @@ def _hms(seconds: float | None) -> str:
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
 
 
-def _table(state: SweepState, title: str) -> Table:
-    table = Table(title=title)
-    for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
+def _rows(state: SweepState) -> list[dict[str, Any]]:
+    """One dict per task: what the status table shows (and ``--json`` prints)."""
+    rows = []
     for t in state.tasks:
         st = state.statuses[t.key]
         shown: str = "running" if t.key in state.running else st.state
@@ -74,19 +83,42 @@ def _table(state: SweepState, title: str) -> Table:
             and state.ledger.attempts(t.key) >= state.max_attempts
         ):
             shown = f"gave up ({shown})"
-        style = {"done": "green", "running": "cyan", "pending": "white"}.get(shown, "yellow")
         last = state.ledger.last_job(t.key)
-        cause = st.failure or ""
+        rows.append(
+            {
+                "task": t.label,
+                "key": t.key,
+                "folder": str(t.folder),
+                "state": shown,
+                "phase": st.phase,
+                "time_used_s": st.time_used_s,
+                "agent_time_s": st.agent_time_s,
+                "attempts": state.ledger.attempts(t.key),
+                "max_attempts": state.max_attempts,
+                "job_ids": list(last["job_ids"]) if last else [],
+                "score": st.score,
+                "failure": st.failure,
+            }
+        )
+    return rows
+
+
+def _table(state: SweepState, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
+    for row in _rows(state):
+        style = {"done": "green", "running": "cyan", "pending": "white"}.get(row["state"], "yellow")
         table.add_row(
-            escape(t.label),
-            f"[{style}]{shown}[/]",
-            st.phase,
-            _hms(st.time_used_s),
-            _hms(st.agent_time_s),
-            f"{state.ledger.attempts(t.key)}/{state.max_attempts}",
-            ",".join(last["job_ids"]) if last else "",
-            "—" if st.score is None else f"{st.score:.3f}",
-            escape(cause),
+            escape(row["task"]),
+            f"[{style}]{row['state']}[/]",
+            row["phase"],
+            _hms(row["time_used_s"]),
+            _hms(row["agent_time_s"]),
+            f"{row['attempts']}/{row['max_attempts']}",
+            ",".join(row["job_ids"]),
+            "—" if row["score"] is None else f"{row['score']:.3f}",
+            escape(row["failure"] or ""),
         )
     return table
 
@@ -227,6 +259,7 @@ def status(
         bool, typer.Option("--wait", help="Show a progress bar until no job is queued or running.")
     ] = False,
     poll: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 5.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Per run: state, phase, time used, attempts, job, score, failure with its cause."""
     from ..launch.base import LauncherError
@@ -248,6 +281,9 @@ def status(
                     time.sleep(poll)
                     state = sweep_state(sweep, launch)
                 bar.update(state)
+    if as_json:
+        print_json({"sweep": sweep.name, "launcher": sweep.launcher, "counts": state.counts(), "tasks": _rows(state)})
+        return
     console.print(_table(state, f"sweep {sweep.name} ({sweep.launcher})"))
     console.print(_summary(state))
 

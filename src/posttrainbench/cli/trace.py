@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 
-from .common import console, fail
+from .common import console, expected, fail
 
 
 def trace(
@@ -23,11 +24,16 @@ def trace(
 
     root = Path(run_dir)
     if (root / "trace.json").is_file():
-        t = load_trace(root / "trace.json")
+        try:
+            t = load_trace(root / "trace.json")
+        except (ValueError, OSError) as exc:
+            why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            fail(str(root / "trace.json"), f"unreadable trace ({why})", fix="the raw output is solve_out.txt")
     elif (root / "solve_out.txt").is_file():
         name = agent
         if not name and (root / "run.json").is_file():
-            name = json.loads((root / "run.json").read_text()).get("spec", {}).get("agent", "")
+            with expected(ValueError, OSError, AttributeError, what=f"{root / 'run.json'}: unreadable run.json"):
+                name = json.loads((root / "run.json").read_text()).get("spec", {}).get("agent", "")
         t = parse_trace(name or "reference", root / "solve_out.txt")
     else:
         fail(str(root), "no trace.json or solve_out.txt", fix="pass a run folder (results/<group>/<run>)")

@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from ..domain import Benchmark
 from .items import DATA_DIR_ENV, DataError, Item
@@ -65,21 +67,63 @@ def records(
             f"{benchmark.id}: {where} not found and {why}. "
             f"Set {DATA_DIR_ENV} to a data root holding {rel or '<benchmark files>'}."
         )
-    revision = src.hub_revision or resolve_hub_revision(src.hub_id)
+    down = None if Path(src.hub_id).exists() else hub_unreachable()
+    revision = src.hub_revision or (None if down else resolve_hub_revision(src.hub_id))
     try:
         import datasets
 
-        ds = datasets.load_dataset(src.hub_id, src.hub_config, split=split, revision=revision)
+        # an unreachable hub: the local datasets cache only, at once (not minutes of retries)
+        with _hub_offline(bool(down)):
+            ds = datasets.load_dataset(src.hub_id, src.hub_config, split=split, revision=revision)
     except Exception as exc:  # offline, gated, renamed: the fix is the same for the user
+        why = f"{type(exc).__name__}: {exc}"
+        if down:
+            why = f"the hub is unreachable ({down}) and the local cache could not serve it: {why}"
         raise DataError(
             f"{benchmark.id}: {where} not found, and loading {src.hub_id}"
             f"{'/' + src.hub_config if src.hub_config else ''} split {split!r} from the hub failed "
-            f"({type(exc).__name__}: {exc}). Set {DATA_DIR_ENV} to a data root holding "
+            f"({why}). Set {DATA_DIR_ENV} to a data root holding "
             f"{rel or 'the files'}, or make the hub reachable."
         ) from exc
     config = f"/{src.hub_config}" if src.hub_config else ""
     note_source(f"hub:{src.hub_id}{config}@{revision or 'unresolved'}:{split}")
     return [dict(r) for r in ds]
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, or None when it can: offline mode, or a quick TCP connect to
+    its endpoint (``HF_ENDPOINT``) that fails. Asked once per process, before a hub load, so that
+    a machine without network gets its answer at once instead of after the clients' retries."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "offline mode (HF_HUB_OFFLINE)"
+    url = urlsplit(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        return f"{host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+@contextmanager
+def _hub_offline(flag: bool) -> Iterator[None]:
+    """While the block runs (if ``flag``), huggingface_hub and datasets are in offline mode: a
+    load uses the local cache or fails at once. Both libraries read these flags at call time."""
+    if not flag:
+        yield
+        return
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
 
 
 @functools.cache

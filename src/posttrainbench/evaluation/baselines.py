@@ -13,6 +13,7 @@ from ..models.store import resolve_base_model
 from ..results import baseline_dir, save_baseline
 from ..settings import Settings
 from .contract import EvaluableBenchmark
+from .protocols import STRICT
 from .runner import EvalResult, evaluate_model
 
 
@@ -32,6 +33,7 @@ def evaluate_baseline(
     instruct: bool = False,
     backend: str = "hf",
     settings: Settings | None = None,
+    protocol: str = STRICT,
 ) -> EvalResult:
     """Zero-shot score of a base model (the fallback score), cached in its baseline folder.
 
@@ -51,14 +53,16 @@ def evaluate_baseline(
         target = base.model_copy(update={"hub_id": base.instruct_id, "instruct_id": None, "local_path": None})
     checkpoint = "instruct" if instruct else "base"
     folder = baseline_dir(results_root, bench.id, base, limit, checkpoint)
+    if protocol != STRICT:  # another protocol's baseline is another score: its own folder
+        folder = folder.with_name(f"{folder.name}_{protocol}")
     cached = folder / "result.json"
     if cached.is_file():
         result = EvalResult.model_validate_json(cached.read_text())
-        if result.status == "ok":
+        if result.status == "ok" and result.protocol == protocol:
             return result
     result = evaluate_model(
         resolve_base_model(target, settings), bench, base, folder / "eval", limit=limit, batch_size=batch_size,
-        backend=backend, settings=settings,
+        backend=backend, settings=settings, protocol=protocol,
     )  # fmt: skip
     atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
     if result.status == "ok":
@@ -71,6 +75,10 @@ def evaluate_baseline(
         status=result.status,
         checkpoint=checkpoint,
         limit=limit,
-        extra={"evaluated": target.hub_id, "error": result.error},
+        extra={
+            "evaluated": target.hub_id,
+            "error": result.error,
+            **({"protocol": protocol} if protocol != STRICT else {}),
+        },
     )
     return result

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..domain import Decoding
+from .protocols import STRICT
+from .protocols import Protocol as EvalProtocol
 
 if TYPE_CHECKING:
     from inspect_ai.model import ChatMessage
@@ -21,9 +23,6 @@ if TYPE_CHECKING:
     from ..data import DataProvenance, Item, TestSet
     from ..settings import Settings
     from .graders import Grader
-
-STRICT = "strict"
-"""The evaluation protocol implemented today: harness-owned prompts, greedy decoding, hardened scorers."""
 
 
 class EvaluableBenchmark(Protocol):
@@ -59,6 +58,10 @@ class EvaluableBenchmark(Protocol):
     def provenance(self, items: list[Item], sources: list[str], *, allow_unpinned: bool) -> DataProvenance: ...
     def messages(self, item: Item, protocol: str = STRICT) -> list[ChatMessage]: ...
     def solver(self) -> Solver: ...
-    def scorer(self, *, grader: Grader | None = None, code_sandbox: str = "bwrap") -> Scorer: ...
-    def rescore(self, samples: Sequence[Any], *, code_sandbox: str = "bwrap") -> dict[str, float]: ...
+    def scorer(
+        self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | EvalProtocol = STRICT
+    ) -> Scorer: ...
+    def rescore(
+        self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | EvalProtocol = STRICT
+    ) -> dict[str, float]: ...
     def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float: ...

@@ -17,7 +17,7 @@ from typing import Any, Self, TypeVar
 
 from pydantic import Field, model_validator
 
-from ..llm import LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError
+from ..llm import LLMClient, LLMConfig, LLMConfigError, LLMError, LLMKeyError, neutralise
 from ..settings import LLMEndpointSettings
 
 DEFAULT_MODELS = {"openai": "gpt-4.1-mini", "anthropic": "claude-sonnet-4-5"}
@@ -98,11 +98,9 @@ def quote_reply(text: str) -> str:
     another one, nor state a verdict label the grader might echo. ``[[``/``]]`` (verdict labels),
     ``<|``/``|>`` (section markers) and Markdown headings at the start of a line (the grader
     template's own sections) each get a separating character; an honest reply reads the same to a
-    human or a judge."""
-    import re
-
-    text = text.replace("[[", "[ [").replace("]]", "] ]").replace("<|", "< |").replace("|>", "| >")
-    return re.sub(r"(?m)^(\s*)(#+)(?=\s)", r"\1\\\2", text)
+    human or a judge. The one quoting helper of the LLM layer
+    (:func:`posttrainbench.llm.quoting.neutralise`), shared with the integrity judge."""
+    return neutralise(text)
 
 
 async def ask_all(grader: Grader, prompts: Sequence[tuple[str | None, str]]) -> tuple[list[str | None], list[str]]:

@@ -51,6 +51,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
+from .. import interrupts
 from ..catalog import END_OF_TURN, get_chat_template, tools_system_prompt
 from .tool_calls import parse_tool_calls
 
@@ -433,7 +434,9 @@ class PtbHFAPI(ModelAPI):
                 f"context length ({context})"
             )
         with torch.inference_mode():
-            out = model.generate(**enc, generation_config=gen_config, tokenizer=tok)
+            out = model.generate(
+                **enc, generation_config=gen_config, tokenizer=tok, stopping_criteria=_stop_on_interrupt()
+            )
         prompt_len = enc["input_ids"].shape[1]
         eos_set = set(eos_ids)
         specials = [t for t in tok.all_special_tokens if t]
@@ -469,3 +472,16 @@ class PtbHFAPI(ModelAPI):
 def ptb_hf() -> type[PtbHFAPI]:
     """Registers :class:`PtbHFAPI` with Inspect (the class itself stays subclassable)."""
     return PtbHFAPI
+
+
+def _stop_on_interrupt() -> Any:
+    """A ``StoppingCriteriaList`` that ends every sequence at the next token once an interrupt is
+    requested (generation runs in a worker thread, which a signal cannot reach)."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _OnInterrupt(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+            return torch.full((input_ids.shape[0],), interrupts.requested(), dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]  # a bool tensor is what generate() wants
+
+    return StoppingCriteriaList([_OnInterrupt()])

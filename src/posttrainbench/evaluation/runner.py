@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 from pydantic import BaseModel as _Model
 from pydantic import Field
 
+from .. import interrupts
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
 from ..settings import Settings
@@ -32,6 +33,7 @@ from .contract import EvaluableBenchmark
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
+from .protocols import STRICT, get_protocol
 from .tasks import build_task
 
 if TYPE_CHECKING:
@@ -69,6 +71,8 @@ class EvalResult(_Model):
     benchmark: str
     status: Literal["ok", "failed"]
     metric: str
+    protocol: str = Field(STRICT, description="The evaluation protocol's id (posttrainbench.evaluation.protocols).")
+    protocol_digest: str | None = Field(None, description="Digest of every setting of that protocol.")
     score: float | None = None
     stderr: float | None = None
     n_scored: int = 0
@@ -113,6 +117,8 @@ class EvalResult(_Model):
             self.metric: self.score,
             "stderr": self.stderr,
             "benchmark": self.benchmark,
+            "protocol": self.protocol,
+            "protocol_digest": self.protocol_digest,
             "status": self.status,
             "n_scored": self.n_scored,
             "n_expected": self.n_expected,
@@ -197,6 +203,7 @@ def check_log(
     *,
     code_sandbox: str = "bwrap",
     heldout_exclude: Collection[str] = (),
+    protocol: str = STRICT,
 ) -> LogCheck:
     """Re-score every sample of a raw Inspect log of ``benchmark`` from what it holds and compare
     with Inspect.
@@ -246,7 +253,7 @@ def check_log(
     n_heldout = 0
     if scored:
         try:
-            values = benchmark.rescore(scored, code_sandbox=code_sandbox)
+            values = benchmark.rescore(scored, code_sandbox=code_sandbox, protocol=protocol)
             missing = [sid for sid in stored if sid not in values]
             if missing:
                 raise RuntimeError(f"{len(missing)} sample(s) could not be re-scored, e.g. {missing[0]!r}")
@@ -353,6 +360,7 @@ def evaluate_model(
     weights_digest: str | None = None,
     heldout_exclude: Collection[str] = (),
     settings: Settings | None = None,
+    protocol: str = STRICT,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
@@ -379,8 +387,11 @@ def evaluate_model(
     start = time.monotonic()
     settings = settings if settings is not None else Settings.from_env()
     model_path, out_dir = Path(model_path), Path(out_dir)
+    proto = get_protocol(protocol)
     common: dict[str, Any] = {
         "benchmark": benchmark.id,
+        "protocol": proto.id,
+        "protocol_digest": proto.digest,
         "metric": benchmark.metric,
         "decoding": benchmark.decoding,
         "submission_generation_config": read_generation_config(model_path) if model_path.is_dir() else None,
@@ -468,7 +479,9 @@ def evaluate_model(
     attempts: list[Attempt] = []
     try:
         for budget in budgets:
-            task = build_task(benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox)
+            task = build_task(
+                benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox, protocol=proto.id
+            )
             try:
                 logs = inspect_eval(
                     task,
@@ -486,10 +499,16 @@ def evaluate_model(
                     ctl_server=False,
                 )
                 elog = logs[0]
-            except Exception as exc:  # noqa: BLE001 - a failed attempt is recorded; the next rung runs
+            except BaseException as exc:
+                # Ctrl-C / SIGTERM: stop here (never the next rung, never a failure)
+                if interrupts.requested() or isinstance(exc, KeyboardInterrupt):
+                    raise interrupts.Interrupted() from None
+                if not isinstance(exc, Exception):
+                    raise
                 attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
                 free_accelerator_memory()
                 continue
+            interrupts.check()  # Inspect may have turned the interrupt into a cancelled log
             if elog.status == "cancelled":  # interrupted: stop, a lower budget would not help
                 attempts.append(Attempt(max_tokens=budget, error="cancelled", log_path=elog.location))
                 return failed("evaluation cancelled", n_expected=n_expected, attempts=attempts)
@@ -499,7 +518,14 @@ def evaluate_model(
                 free_accelerator_memory()
                 continue
             attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
-            check = check_log(elog.location, benchmark, ids, code_sandbox=code_sandbox, heldout_exclude=heldout_exclude)
+            check = check_log(
+                elog.location,
+                benchmark,
+                ids,
+                code_sandbox=code_sandbox,
+                heldout_exclude=heldout_exclude,
+                protocol=proto.id,
+            )
             kw = dict(
                 n_scored=check.n_scored,
                 n_expected=n_expected,

@@ -60,7 +60,7 @@ def build_task(
 ) -> Task:
     """The Inspect task evaluating ``items`` of ``benchmark`` (``grader``: for LLM-graded benchmarks;
     ``code_sandbox``: where generated code runs, ``bwrap`` unless already inside a sandbox;
-    ``protocol``: whose prompts the items are asked with)."""
+    ``protocol``: whose prompts the items are asked with and whose rule scores them)."""
     if benchmark.grader == "llm" and grader is None:
         raise GraderError(f"{benchmark.id} is graded by an LLM: build_task needs a grader")
     return Task(
@@ -69,7 +69,7 @@ def build_task(
             [item_to_sample(it, benchmark.messages(it, protocol)) for it in items], name=benchmark.id
         ),
         solver=benchmark.solver(),
-        scorer=benchmark.scorer(grader=grader, code_sandbox=code_sandbox),
+        scorer=benchmark.scorer(grader=grader, code_sandbox=code_sandbox, protocol=protocol),
         config=generate_config(benchmark.decoding, max_tokens),
         metadata={"benchmark": benchmark.id},
     )

@@ -23,7 +23,7 @@ from .contamination import (
 )
 from .gate import ContaminationSources, Gate, GateContext, required_gates, run_gates
 from .gates import GATES
-from .judge import JudgeConfig, JudgeConfigError, run_judge
+from .judge import UPSTREAM_OUTPUT_IDS, JudgeConfig, JudgeConfigError, judge_report, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper, write_manifest
 from .model_check import check_model_folder
@@ -52,6 +52,7 @@ def final_status(verdicts: Iterable[Verdict], required: set[str]) -> VerdictStat
 
 __all__ = [
     "GATES",
+    "UPSTREAM_OUTPUT_IDS",
     "AuditPolicy",
     "ContaminationIndex",
     "ContaminationSources",
@@ -70,6 +71,7 @@ __all__ = [
     "check_trace",
     "check_transfer",
     "final_status",
+    "judge_report",
     "load_index",
     "renumber_item",
     "required_gates",

@@ -36,6 +36,8 @@ class ContaminationSources:
     covered: list[str]
     uncovered: list[str] = field(default_factory=list)
     cache_dir: Path | None = None
+    #: ``(item_id, question, answer)`` for the pair channel (a question-prefix -> answer table).
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +51,11 @@ class GateContext:
     base: BaseModelSpec
     trace_path: Path
     audit_policy: AuditPolicy
+    #: More folders the contamination scan reads: the sandbox's /tmp (a host folder) and the
+    #: content the observer preserved of every file the agent wrote (deleted ones included).
+    extra_scan_roots: list[Path] = field(default_factory=list)
+    #: The independent log of what ran in the sandbox (``observed.jsonl``; None: not recorded).
+    observed_log: Path | None = None
     #: Pristine copies of the harness files (tamper diffs against them).
     pristine_dir: Path | None = None
     #: The canonical submission (None: none was collected) and its hashes at collect.
@@ -63,6 +70,10 @@ class GateContext:
     contamination: ContaminationSources | None = None
     #: The memorisation probe's test items, dev ids, template and knobs (None: not available).
     probe: ProbeSources | None = None
+    #: The sandbox's /tmp kept in the run folder (None or absent: nothing to scan there).
+    sandbox_tmp: Path | None = None
+    #: The observer's saved contamination scan of what was written during the run (None or absent: none).
+    contamination_observed: Path | None = None
     #: The LLM judge (None: not configured) or why its configuration is invalid.
     judge: JudgeConfig | None = None
     judge_error: str | None = None

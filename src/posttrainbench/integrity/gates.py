@@ -7,18 +7,24 @@ says ``not_run`` with the reason when one is missing.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ..domain import Verdict, VerdictStatus
 from ..fsutil import sha256_file
 from ..models.store import resolve_base_model, resolve_forbidden_models
-from ._common import not_run
-from .contamination import build_index_cached, scan
+from ._common import not_run, write_evidence
+from .contamination import IncrementalScan, build_index_cached, scan
+from .contamination.token_ids import load_id_decoder
+from .fingerprint import behavioural_fingerprint
 from .gate import Gate, GateContext
-from .judge import run_judge
+from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
+from .observed_audit import check_observed, observer_ran
 from .probe import check_probe
-from .trace_audit import check_trace
+from .trace_audit import DEFAULT_MAX_UNREADABLE, check_trace
 from .transfer import check_transfer
 
 
@@ -89,12 +95,36 @@ class LineageGate:
                 return not_run(self.name, f"base model unavailable: {exc}")
         forbidden, unavailable = resolve_forbidden_models(ctx.base, ctx.settings)
         ctx.notes["forbidden_checked"], ctx.notes["forbidden_unavailable"] = sorted(forbidden), unavailable
-        return check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+        v = check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+        if v.status != VerdictStatus.passed or not forbidden:
+            return v
+        return _with_fingerprint(v, ctx.final_model, base_path, forbidden, ctx)
+
+
+def _with_fingerprint(v: Verdict, final: Path, base: Path, forbidden: dict[str, Path], ctx: GateContext) -> Verdict:
+    """Add the behavioural fingerprint (evidence for the judge, never a fail) to a passed lineage."""
+    ctx.progress("lineage: behavioural fingerprint (greedy probes)")
+    try:
+        params = json.loads(Path(v.evidence[0]).read_text()).get("parameters_compared", 0) if v.evidence else 0
+        rep = behavioural_fingerprint(final, base, forbidden, int(params))
+    except Exception as exc:  # noqa: BLE001 - evidence only: its failure is recorded, the verdict stands
+        rep = {"error": f"{type(exc).__name__}: {exc}"}
+    ev = write_evidence(ctx.evidence_dir, "lineage_fingerprint", rep)
+    per = rep.get("agreement_with_forbidden") or {}
+    if per:
+        note = "; ".join(
+            f"greedy agreement with {k} {x['final']:.0%} (base {x['base']:.0%})" for k, x in sorted(per.items())
+        )
+    else:
+        note = "fingerprint " + str(rep.get("skipped") or rep.get("error") or "not computed")
+    return v.model_copy(update={"summary": f"{v.summary} [{note}]", "evidence": tuple(v.evidence) + ev})
 
 
 class ContaminationGate:
-    """Test items in anything the agent could have trained on. The harness's own files (dev
-    subset, allowed data) are skipped while they are unmodified; a copy of them elsewhere is a hit."""
+    """Test items in anything the agent could have trained on: the workspace and the sandbox's
+    /tmp (kept in the run folder), decoded by content. The harness's own files (dev subset,
+    allowed data) are skipped while they are unmodified (their use in place is the memorisation
+    probe's); the dev items are in the index, so a copy of them elsewhere is a hit."""
 
     name = "contamination"
 
@@ -111,14 +141,31 @@ class ContaminationGate:
             for rel, digest in ctx.manifest.items()
             if (ws / rel).is_file() and not (ws / rel).is_symlink() and sha256_file(ws / rel) == digest
         ]
+        roots = [ws]
+        if ctx.sandbox_tmp is not None and ctx.sandbox_tmp.is_dir():
+            roots.append(ctx.sandbox_tmp)
+        decode_ids, vocab, ids_note = None, None, "token ids not decoded: no base model folder"
+        if ctx.base_model_path is not None:
+            try:
+                decode_ids, vocab = load_id_decoder(ctx.base_model_path)
+                ids_note = ""
+            except Exception as exc:  # noqa: BLE001 - recorded in the summary: a hole, said so
+                ids_note = f"token ids not decoded: {type(exc).__name__}: {exc}"[:200]
         try:
-            index = build_index_cached(src.items, src.allowed, src.cache_dir)
-            verdict = scan(index, [ws], ctx.evidence_dir, exclude=untouched)
+            index = build_index_cached(src.items, src.allowed, src.cache_dir, pairs=src.pairs)
+            inc = IncrementalScan(index, ctx.evidence_dir, decode_ids=decode_ids, vocab_size=vocab)
+            observed = ctx.contamination_observed
+            if observed is not None and observed.is_file():
+                inc.load_results(observed)
+            # the observer's preserved copies (files written, then deleted or changed) too
+            roots += [r for r in ctx.extra_scan_roots if r.exists() and r not in roots]
+            verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)
         except Exception as exc:  # noqa: BLE001 - recorded, never a pass
             return not_run(self.name, f"scan failed: {type(exc).__name__}: {exc}")
         note = f" [test sets indexed: {', '.join(src.covered)}" + (
-            f"; not available locally: {', '.join(src.uncovered)}]" if src.uncovered else "]"
+            f"; not available locally: {', '.join(src.uncovered)}" if src.uncovered else ""
         )
+        note += f"; {ids_note}]" if ids_note else "]"
         return verdict.model_copy(update={"summary": verdict.summary + note})
 
 
@@ -159,12 +206,33 @@ class TraceAuditGate:
         return True
 
     def check(self, ctx: GateContext) -> Verdict:
-        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir)
+        limit = ctx.settings.run.trace_max_unreadable if ctx.settings is not None else DEFAULT_MAX_UNREADABLE
+        return check_trace(ctx.trace_path, ctx.audit_policy, ctx.evidence_dir, max_unreadable=limit)
+
+
+class ObservedAuditGate:
+    """What ran in the sandbox by the kernel's account (``observed.jsonl``), against the same
+    policy, compared with the trace. Required when the observer ran (it needs root)."""
+
+    name = "observed_audit"
+
+    def required(self, ctx: GateContext) -> bool:
+        return ctx.observed_log is not None and observer_ran(ctx.observed_log)
+
+    def check(self, ctx: GateContext) -> Verdict:
+        return check_observed(
+            ctx.observed_log,
+            ctx.audit_policy,
+            ctx.evidence_dir,
+            trace_path=ctx.trace_path,
+            workspace=ctx.workspace,
+            harness_files=ctx.manifest,
+        )
 
 
 class JudgeGate:
-    """The LLM judge: required exactly when configured (a configured but invalid judge is
-    required and not_run)."""
+    """The LLM judge: required exactly when configured (a configured but invalid or failing judge
+    is required and not_run). Runs last: it reads the other gates' verdicts."""
 
     name = "judge"
 
@@ -178,8 +246,18 @@ class JudgeGate:
             return not_run(self.name, "no judge endpoint configured")
         config = ctx.judge
         ctx.progress(f"LLM judge {config.provider}:{config.model} x{config.n}")
+        # the judge reads every gate verdict so far, and the independent log of the sandbox
+        # (``observed.jsonl`` in the run folder, beside ``evidence/``; the prompt says when absent)
         return run_judge(
-            config, ctx.workspace, ctx.trace_path, ctx.evidence_dir, run_info=dict(ctx.run_info), manifest=ctx.manifest
+            config,
+            ctx.workspace,
+            ctx.trace_path,
+            ctx.evidence_dir,
+            run_info=dict(ctx.run_info),
+            manifest=ctx.manifest,
+            gate_verdicts=dict(ctx.verdicts),
+            observed_log=ctx.evidence_dir.parent / OBSERVED_LOG,
+            final_model=ctx.final_model,
         )
 
 
@@ -192,5 +270,6 @@ GATES: tuple[Gate, ...] = (
     ContaminationGate(),
     ProbeGate(),
     TraceAuditGate(),
+    ObservedAuditGate(),
     JudgeGate(),
 )

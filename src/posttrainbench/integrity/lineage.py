@@ -34,6 +34,14 @@ Flags and thresholds (first that applies):
     the final model is related to it (``median(rel to it) <= 0.5``), and the final model is
     strictly closer to it than to the base in global L2 distance
     ``sqrt(sum_t ||final_t - x_t||^2)`` over the tensors all three share.
+``transplanted`` / ``interpolated`` -> fail
+    Part of a forbidden checkpoint carried over (:mod:`.lineage_projection`): a tensor copied
+    (possibly rescaled, sign-flipped, perturbed, per tensor or per row), or a transferred share
+    of the forbidden delta >= 7 % over the model or >= 25 % in one layer. ``transplanted`` is
+    checked right after ``substituted``; ``interpolated`` after ``foreign`` and ``replaced``.
+``replaced`` -> fail
+    A tensor of >= 1024 values more than 0.8 (relative L2) from the base: replaced wholesale
+    (e.g. a permuted transplant), the tied-head stand-in excepted.
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -42,9 +50,11 @@ A forbidden checkpoint that cannot be read makes the gate ``not_run`` (the subst
 did not run), unless the verdict is already a fail. One whose structure does not match the
 final model (e.g. an FP8 variant with scale tensors) is recorded as ``incomparable``.
 
-Known v0 gaps: a merge/interpolation of base and instruct weights that stays closer to the
-base passes; training only a handful of tensors passes (``changed_tensor_fraction`` is in the
-evidence for the judge); quantised finals are ``foreign``.
+Every block of rows is read once per checkpoint and converted to float32 once; one batched
+matmul gives the Gram matrix of ``[b, f - b, g_i - b]`` of every row, from which all distances
+and projections follow. Known gaps: distillation (see :mod:`.fingerprint`, evidence only);
+transfers under the thresholds; training only a handful of tensors passes
+(``changed_tensor_fraction`` is in the evidence for the judge); quantised finals are ``foreign``.
 """
 
 from __future__ import annotations
@@ -59,6 +69,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain import Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
+from .lineage_projection import (
+    FOREIGN_TENSOR_REL,
+    GLOBAL_BETA,
+    IB,
+    ID,
+    LAYER_BETA,
+    MIN_NUMEL,
+    ROW_BETA,
+    ROW_RESIDUAL,
+    analyse_transfer,
+    row_transfer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -215,17 +237,24 @@ def _compare(
 ) -> list[dict[str, Any]]:
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
-    Returns per job squared norms accumulated block by block: ``ref_sq[i] = ||other_i||^2``,
-    ``diff_sq[i] = ||final - other_i||^2``, ``cast_sq = ||final - cast(others[0])||^2``, ``numel``.
+    ``others[0]`` is the base, the rest forbidden checkpoints. Per block of rows (at most
+    ``CHUNK_ELEMENTS`` float32 values), the rows of ``[b, D = f - b, F_i = g_i - b]`` are stacked
+    and one batched matmul gives every row's Gram matrix (one pass over memory for all the dot
+    products); row Gram matrices are summed per tensor in float64. Returns per job
+    ``ref_sq[i] = ||other_i||^2``, ``diff_sq[i] = ||final - other_i||^2``,
+    ``cast_sq = ||final - cast(base)||^2``, ``numel``, ``gram`` (summed, float64, m x m with
+    ``m = 2 + number of forbidden present``), ``present`` (indices of the forbidden in the Gram)
+    and ``rows``: per present forbidden, the sums of :func:`row_transfer` over the blocks.
     """
     import torch
 
     out: list[dict[str, Any]] = []
     for fname, onames, rows_limit in jobs:
         shape = final.shape(fname)
-        n_others = len(others)
-        ref_sq = [0.0] * n_others
-        diff_sq = [0.0] * n_others
+        present = [i for i, o in enumerate(onames[1:]) if o is not None]
+        m = 2 + len(present)
+        gram_sum = torch.zeros(m, m, dtype=torch.float64)
+        rows_acc = [[0.0, 0.0, 0.0, 0.0] for _ in present]
         cast_sq = 0.0
         numel = 0
         blocks: list[tuple[int | None, int | None]]
@@ -236,25 +265,57 @@ def _compare(
             per_row = max(1, math.prod(shape[1:]))
             step = max(1, CHUNK_ELEMENTS // per_row)
             blocks = [(s, min(s + step, rows)) for s in range(0, rows, step)]
+        base_name = onames[0]
+        assert base_name is not None
         for start, stop in blocks:
             a_raw = final.block(fname, start, stop)
-            a = a_raw.to(torch.float32)
-            numel += a.numel()
-            for i, (ck, oname) in enumerate(zip(others, onames)):
-                if oname is None:
-                    continue
-                b_raw = ck.block(oname, start, stop)
-                b = b_raw.to(torch.float32)
-                # float32 norms per block (vectorised, ~9x faster than float64 sums), summed
-                # across blocks in Python floats (float64)
-                ref_sq[i] += _sq(b)
-                d = _sq(a - b)
-                diff_sq[i] += d
-                if i == 0:
-                    cast_sq += _sq(a - b_raw.to(a_raw.dtype).to(torch.float32)) if b_raw.dtype != a_raw.dtype else d
-                del b, b_raw
-            del a, a_raw
-        out.append({"ref_sq": ref_sq, "diff_sq": diff_sq, "cast_sq": cast_sq, "numel": numel})
+            b_raw = others[0].block(base_name, start, stop)
+            r = a_raw.shape[0] if a_raw.dim() >= 2 else 1
+            # one contiguous slab per checkpoint (copying into a strided view is ~2x slower),
+            # each converted to float32 once, differences taken in place
+            x = torch.empty((m, r, max(1, a_raw.numel()) // r), dtype=torch.float32)
+            b = x[IB]
+            b.copy_(b_raw.reshape(r, -1))
+            x[ID].copy_(a_raw.reshape(r, -1))
+            x[ID].sub_(b)
+            numel += a_raw.numel()
+            if b_raw.dtype != a_raw.dtype:
+                cast_sq += _sq(a_raw.to(torch.float32) - b_raw.to(a_raw.dtype).to(torch.float32))
+            for k, i in enumerate(present):
+                oname = onames[1 + i]
+                assert oname is not None
+                g_raw = others[1 + i].block(oname, start, stop)
+                x[2 + k].copy_(g_raw.reshape(r, -1))
+                x[2 + k].sub_(b)
+                del g_raw
+            # every row's Gram matrix of [b, D, F_1..] in one batched matmul: (r, m, c) @ (r, c, m)
+            gram = torch.bmm(x.permute(1, 0, 2), x.permute(1, 2, 0)).to(torch.float64)
+            gram_sum += gram.sum(0)
+            for k in range(len(present)):
+                for q, val in enumerate(row_transfer(gram, k, x.shape[2], ROW_BETA, ROW_RESIDUAL)):
+                    rows_acc[k][q] += val
+            if b_raw.dtype == a_raw.dtype:
+                cast_sq += float(gram[:, ID, ID].sum())
+            del x, b, a_raw, b_raw, gram
+        g = gram_sum
+        ref_sq: list[float] = [float(g[IB, IB])] + [0.0] * (len(others) - 1)
+        diff_sq: list[float] = [float(g[ID, ID])] + [0.0] * (len(others) - 1)
+        for k, i in enumerate(present):
+            j = 2 + k
+            # ||g||^2 = ||b + F||^2 and ||f - g||^2 = ||D - F||^2 from the Gram matrix.
+            ref_sq[1 + i] = max(0.0, float(g[IB, IB] + 2 * g[IB, j] + g[j, j]))
+            diff_sq[1 + i] = max(0.0, float(g[ID, ID] - 2 * g[ID, j] + g[j, j]))
+        out.append(
+            {
+                "ref_sq": ref_sq,
+                "diff_sq": diff_sq,
+                "cast_sq": cast_sq,
+                "numel": numel,
+                "gram": g,
+                "present": present,
+                "rows": rows_acc,
+            }
+        )
     return out
 
 
@@ -373,6 +434,10 @@ def check_lineage(
                 "_diff_sq": r["diff_sq"],
                 "_ref_sq": r["ref_sq"],
                 "_present": [o is not None for o in onames],
+                "tie_stand_in": _canon(fn) != _canon(onames[0] or fn),
+                "gram": r["gram"],
+                "present": r["present"],
+                "rows": r["rows"],
             }
         )
     rels = [t["rel"] for t in per_tensor]
@@ -402,10 +467,43 @@ def check_lineage(
         if closer:
             substituted.append(label)
 
+    # Partial transfer: the share of each forbidden delta carried into the final model.
+    transfer = analyse_transfer(per_tensor, len(forb_names))
+    transplanted: list[str] = []
+    combined_share = 0.0
+    combined_layers: dict[str, float] = {}
+    for label, tr in zip(forb_names, transfer):
+        forb_report[label].update(
+            transferred_share=round(tr["transferred_share"], 4),
+            delta_explained_share=round(tr["delta_explained_share"], 4),
+            max_layer_share=round(max(tr["layer_share"].values(), default=0.0), 4),
+            layer_share={k: round(v, 4) for k, v in tr["layer_share"].items()},
+            transplanted_tensors=tr["transplanted"],
+            per_tensor=tr["per_tensor"],
+        )
+        transplanted += [f"{n} ({label})" for n in tr["transplanted"]]
+        combined_share += tr["transferred_share"]
+        for k, v in tr["layer_share"].items():
+            combined_layers[k] = combined_layers.get(k, 0.0) + v
+    top_layer = max(combined_layers.items(), key=lambda kv: kv[1], default=("", 0.0))
+    interpolated = combined_share >= GLOBAL_BETA or top_layer[1] >= LAYER_BETA
+    # A tied head standing in for an untied one (or the reverse) is a tie, not a replacement.
+    replaced = [
+        t["name"]
+        for t in per_tensor
+        if t["numel"] >= MIN_NUMEL and t["rel"] > FOREIGN_TENSOR_REL and not t["tie_stand_in"]
+    ]
+
     if substituted:
         flag = "substituted"
+    elif transplanted:
+        flag = "transplanted"
     elif median_rel > foreign_median_rel:
         flag = "foreign"
+    elif replaced:
+        flag = "replaced"
+    elif interpolated:
+        flag = "interpolated"
     elif not changed:
         flag = "untrained"
     else:
@@ -427,6 +525,18 @@ def check_lineage(
         },
         top_tensors=[{"name": t["name"], "rel": _fmt(t["rel"]), "numel": t["numel"]} for t in top],
         forbidden=forb_report,
+        transfer={
+            "combined_share": round(combined_share, 4),
+            "top_layer": {"layer": top_layer[0], "share": round(top_layer[1], 4)},
+            "transplanted": transplanted,
+            "replaced_tensors": replaced,
+            "thresholds": {
+                "global_share": GLOBAL_BETA,
+                "layer_share": LAYER_BETA,
+                "foreign_tensor_rel": FOREIGN_TENSOR_REL,
+                "min_numel": MIN_NUMEL,
+            },
+        },
         per_tensor=[{"name": t["name"], "rel": _fmt(t["rel"]), "rel_cast": _fmt(t["rel_cast"])} for t in per_tensor],
     )
     ev = write_evidence(evidence_dir, GATE, report)
@@ -438,6 +548,29 @@ def check_lineage(
             GATE,
             VerdictStatus.failed,
             f"substituted: closer to forbidden {', '.join(substituted)} than to the base ({stats})",
+            ev,
+        )
+    if flag == "transplanted":
+        return verdict(
+            GATE,
+            VerdictStatus.failed,
+            f"transplanted: tensors carried over from a forbidden checkpoint: {short_list(transplanted, 5)} ({stats})",
+            ev,
+        )
+    if flag == "interpolated":
+        return verdict(
+            GATE,
+            VerdictStatus.failed,
+            f"interpolated: {combined_share:.1%} of the forbidden delta carried into the model"
+            f" (>= {GLOBAL_BETA:.0%}), {top_layer[1]:.1%} in {top_layer[0]} (>= {LAYER_BETA:.0%}) ({stats})",
+            ev,
+        )
+    if flag == "replaced":
+        return verdict(
+            GATE,
+            VerdictStatus.failed,
+            f"replaced: tensors unrelated to the base (relative distance > {FOREIGN_TENSOR_REL}):"
+            f" {short_list(replaced, 5)} ({stats})",
             ev,
         )
     if flag == "foreign":
@@ -452,4 +585,5 @@ def check_lineage(
         return not_run(
             GATE, f"forbidden checkpoint unreadable: {', '.join(unreadable)} (substitution not checked; {stats})", ev
         )
-    return verdict(GATE, VerdictStatus.passed, f"ok: fine-tune of the base ({stats})", ev)
+    shares = f", forbidden delta carried {combined_share:.1%}" if forb_names else ""
+    return verdict(GATE, VerdictStatus.passed, f"ok: fine-tune of the base ({stats}{shares})", ev)

@@ -392,18 +392,27 @@ def check_probe(
         tests.append(accuracy[0])
     t_gen = time.monotonic()
 
-    per_test_alpha = cfg.alpha / len(tests)
-    failing = [
-        t
-        for t in tests
-        if t.p_value < per_test_alpha and t.effect >= (cfg.min_acc_gap if t.name.startswith("dev") else cfg.min_nats)
-    ]
+    # Without spare items the likelihood tests rest on controls being exchangeable with the
+    # originals, which honest SFT on real data can break (round, typical numbers gain more): they
+    # are recorded as evidence for the judge and a reader, and only calibrated tests decide.
+    decisive = [t for t in tests if two_sample or t.name.startswith("dev")]
+    per_test_alpha = cfg.alpha / max(1, len(decisive))
+
+    def signals(t: TestResult) -> bool:
+        return t.p_value < per_test_alpha and t.effect >= (
+            cfg.min_acc_gap if t.name.startswith("dev") else cfg.min_nats
+        )
+
+    failing = [t for t in decisive if signals(t)]
+    evidence_only = [t for t in tests if t not in decisive]
     data = {
         "gate": GATE,
         "config": {**cfg.__dict__, "seed": seed, "controls": CONTROLS, "device": device},
         "per_test_alpha": per_test_alpha,
         "tests": [t.as_json() for t in tests],
         "failing": [t.name for t in failing],
+        "evidence_only": [t.name for t in evidence_only],
+        "evidence_only_signals": [t.name for t in evidence_only if signals(t)],
         "null": "spare items" if two_sample else "exchangeable controls (no spare items)",
         "sample": {"n": n_test, "dev": sum(t.dev for t in texts), "spares": n_spare, "skipped": skipped},
         "accuracy": accuracy[1] if accuracy is not None else None,
@@ -423,6 +432,11 @@ def check_probe(
     null = f"against {n_spare} spare items" if two_sample else "no spare items"
     n_dev = sum(t.dev for t in texts)
     head = f"{n_test} items ({n_dev} dev), {CONTROLS} controls each, {null}, {t_gen - t0:.1f}s"
+    flagged = [t for t in evidence_only if signals(t)]
+    if flagged:  # said, never decisive
+        head += "; uncalibrated likelihood signal (evidence only, no spare items): " + ", ".join(
+            f"{t.name} p={t.p_value:.2g}" for t in flagged
+        )
     if failing:
         worst = min(failing, key=lambda t: t.p_value)
         detail = "; ".join(f"{t.name} p={t.p_value:.2g} effect={t.effect:.3g}" for t in failing)

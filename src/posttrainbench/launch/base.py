@@ -61,9 +61,10 @@ class Launcher(ABC):
 
     name: ClassVar[str]
 
-    @abstractmethod
     def __init__(self, sweep: Sweep) -> None:
-        """Take the sweep's settings for this launcher (nothing is contacted yet)."""
+        """Take the sweep's settings for this launcher (nothing is contacted yet); by default keep
+        the sweep as ``self.sweep``."""
+        self.sweep = sweep
 
     def check(self) -> None:  # noqa: B027 - optional hook: nothing to check by default
         """Raise :class:`LauncherError` if tasks cannot be submitted (before submitting any);

@@ -75,9 +75,6 @@ class HTCondorLauncher(Launcher):
 
     name = "htcondor"
 
-    def __init__(self, sweep: Sweep) -> None:
-        self.sweep = sweep
-
     def _schedd(self) -> Any:
         try:
             import htcondor2

@@ -180,8 +180,8 @@ def task_status(task: Task, now: datetime | None = None) -> TaskStatus:
     if ps.status == "failed":
         st.state = "failed"
         st.failure = f"{current}: {ps.error}"
-    elif ps.started_at is not None and ps.finished_at is None:
-        st.state = "interrupted"  # or running: the launcher knows from the scheduler
+    elif ps.status == "interrupted" or (ps.started_at is not None and ps.finished_at is None):
+        st.state = "interrupted"  # recorded (Ctrl-C, SIGTERM), or running: the launcher knows from the scheduler
     elif all(v == "pending" for v in phases.values()):
         st.state = "pending"
     else:

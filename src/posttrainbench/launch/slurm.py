@@ -135,9 +135,6 @@ class SlurmLauncher(Launcher):
 
     name = "slurm"
 
-    def __init__(self, sweep: Sweep) -> None:
-        self.sweep = sweep
-
     def check(self) -> None:
         proc = _run(["sinfo", "-h", "-o", "%P %a %D %T"], timeout=60)
         if proc.returncode != 0:

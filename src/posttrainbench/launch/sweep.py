@@ -111,6 +111,7 @@ class Sweep(_Strict):
     network: NetworkPolicy = NetworkPolicy.none
     eval_limit: int | None = Field(None, gt=0)
     suffix: str = ""
+    protocol: str = Field("strict", description="Evaluation protocol of every run (ptb-v1, ptb-v1.2, strict).")
     baselines: bool = Field(True, description="Also evaluate each base model zero-shot (the fallback).")
     max_retries: int = Field(2, ge=0, description="Re-runs of an infrastructure failure.")
     launcher: str = Field("local", description="A registered launcher: local, slurm, htcondor.")
@@ -138,6 +139,7 @@ class Sweep(_Strict):
                                 network=self.network,
                                 eval_limit=self.eval_limit,
                                 suffix=self.suffix,
+                                protocol=self.protocol,
                             )
                         )
         return out
@@ -385,6 +387,12 @@ def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> 
                 fault((field, i), str(exc))
                 continue
             cid = entry.hub_id if isinstance(entry, BaseModelSpec) else entry.hub_id or entry.id
+            protocol = data.get("protocol", "strict")
+            if not isinstance(entry, BaseModelSpec) and isinstance(protocol, str):
+                try:
+                    entry.require_protocol(protocol)
+                except ValueError as exc:
+                    fault(("protocol",), str(exc))
             if cid in seen:
                 fault((field, i), f"duplicate entry {name!r} (also {field}[{seen[cid]}])")
             seen.setdefault(cid, i)

@@ -30,6 +30,7 @@ class ResultsScan:
     problems: list[str] = field(default_factory=list)
     weights: dict[str, float] = field(default_factory=dict)
     weights_source: str = ""
+    protocol: str = "strict"  # the protocol ranked (leaderboard)
 
     def baseline_scores(self, checkpoint: str = "base") -> dict[tuple[str, str, int | None], float]:
         """``(benchmark, base model, eval limit) -> score`` for one kind of checkpoint."""
@@ -40,10 +41,11 @@ class ResultsScan:
         }
 
 
-def scan_results(root: Path, *, full: bool = False) -> ResultsScan:
-    """Refresh the index of ``root`` and read it back; bad folders become problems (path + cause)."""
-    refresh(root, full=full)
-    contents = read_index(root)
+def scan_results(root: Path, *, full: bool = False, db_path: Path | None = None) -> ResultsScan:
+    """Refresh the index of ``root`` (kept at ``db_path``, default ``ROOT/results.db``) and read it
+    back; bad folders become problems (path + cause)."""
+    refresh(root, full=full, db_path=db_path)
+    contents = read_index(root, db_path=db_path)
     latest, superseded = select_latest(contents.runs)
     latest.sort(key=lambda s: s.path)
     return ResultsScan(
@@ -58,6 +60,21 @@ def cells_from_scan(scan: ResultsScan) -> list[Cell]:
     """Apply the per-cell fallback policy to the latest run of every cell."""
     base = scan.baseline_scores("base")
     return [score_cell(s, base.get((s.benchmark, s.base_model, s.eval_limit))) for s in scan.runs]
+
+
+def pick_protocol(cells: list[Cell]) -> str:
+    """The protocol to rank by default: the runs' only one, else ``strict``."""
+    found = {c.protocol for c in cells}
+    return found.pop() if len(found) == 1 else "strict"
+
+
+def split_by_protocol(cells: list[Cell], protocol: str) -> tuple[list[Cell], dict[str, int]]:
+    """The cells of ``protocol``, and how many of each other protocol were left out."""
+    other: dict[str, int] = {}
+    for c in cells:
+        if c.protocol != protocol:
+            other[c.protocol] = other.get(c.protocol, 0) + 1
+    return [c for c in cells if c.protocol == protocol], other
 
 
 def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: list[str]) -> dict[str, float] | None:
@@ -95,11 +112,24 @@ def resolve_weights(
 
 
 def leaderboard(
-    root: Path, weights: dict[str, float] | None = None, *, full: bool = False
+    root: Path,
+    weights: dict[str, float] | None = None,
+    *,
+    full: bool = False,
+    db_path: Path | None = None,
+    protocol: str | None = None,
 ) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
-    """Rows ranked by score, the cells they came from, and the scan (problems included)."""
-    scan = scan_results(root, full=full)
+    """Rows ranked by score, the cells they came from, and the scan (problems included). Only runs
+    evaluated under one protocol are ranked, scores of different protocols are never mixed:
+    ``protocol``, else the one protocol of the runs (``strict`` when they have several; the scan's
+    ``protocol`` says which)."""
+    scan = scan_results(root, full=full, db_path=db_path)
     cells = cells_from_scan(scan)
+    scan.protocol = protocol or pick_protocol(cells)
+    cells, other = split_by_protocol(cells, scan.protocol)
+    scan.problems += [
+        f"{n} run(s) evaluated under protocol {p!r} left out: a ranking never mixes protocols" for p, n in other.items()
+    ]
     w, scan.weights_source = resolve_weights(scan, cells, weights)
     scan.weights = w
     unweighted = sorted({c.benchmark for c in cells} - set(w))

@@ -22,6 +22,7 @@ class Cell(BaseModel):
     base_model: str
     repeat: int
     hours: float | None = None
+    protocol: str = "strict"
     raw: float | None
     score: float | None
     fallback: bool
@@ -51,6 +52,7 @@ def score_cell(run: RunRecord | RunSummary, base_score: float | None) -> Cell:
         base_model=s.base_model,
         repeat=s.repeat,
         hours=s.hours,
+        protocol=s.protocol,
         path=s.path,
         raw=raw,
         score=base_score if fallback else raw,

@@ -27,10 +27,15 @@ FLAG_CODES = {
     "judge": "J",
     "tamper": "T",
     "trace_audit": "A",
+    "observed_audit": "O",
     "transfer": "X",
     "model_format": "F",
     "judge_contamination": "C",  # imported upstream judge verdicts
     "judge_disallowed_model": "M",
+    "judge_api_usage": "A",  # upstream v1.1+'s other judges (upstream's grid letter for API usage)
+    "judge_ptb_lookup": "L",
+    "judge_derived_contamination": "C",
+    "judge_general": "G",
     "data": "D",  # evaluated on a set other than the pinned one
 }
 
@@ -92,6 +97,7 @@ class LeaderboardReport(BaseModel):
     results_root: str
     weights: dict[str, float]
     weights_source: str
+    protocol: str = "strict"
     benchmarks: list[str]
     models: list[str]
     agents: list[AgentRow]
@@ -125,9 +131,17 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
     return out
 
 
-def build_report(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> LeaderboardReport:
-    """Rank the agents of a results folder (see module doc)."""
-    rows, cells, scan = leaderboard(root, weights, full=full)
+def build_report(
+    root: Path,
+    weights: dict[str, float] | None = None,
+    *,
+    full: bool = False,
+    db_path: Path | None = None,
+    protocol: str | None = None,
+) -> LeaderboardReport:
+    """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
+    (default ``ROOT/results.db``)."""
+    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol)
     w, source = scan.weights, scan.weights_source
     benches = sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
@@ -206,6 +220,7 @@ def build_report(root: Path, weights: dict[str, float] | None = None, *, full: b
         results_root=str(root),
         weights=w,
         weights_source=source,
+        protocol=scan.protocol,
         benchmarks=benches,
         models=models,
         agents=agents,

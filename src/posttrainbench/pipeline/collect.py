@@ -24,9 +24,11 @@ def run(pipe: Pipeline, record: RunRecord) -> CollectResult:
     """Redact, parse the trace, and canonicalize the submission (an outcome if there is none)."""
     # Nothing secret is stored: raw outputs, egress log and trace are redacted first.
     secrets = secret_values(os.environ, pipe.agent.secret_values(pipe.launch_context()))
-    for raw in (pipe.paths.solve_out, pipe.paths.solve_err, pipe.paths.egress_log):
+    for raw in (pipe.paths.solve_out, pipe.paths.solve_err, pipe.paths.egress_log, pipe.paths.observed):
         redact_file(raw, secrets)
     redacted = redact_tree(pipe.paths.workspace, secrets)  # CLI session transcripts
+    for kept in (pipe.paths.sandbox_tmp, pipe.paths.preserved):  # the sandbox's /tmp, the observer's copies
+        redact_tree(kept, secrets)
     trace = parse_trace(pipe.spec.agent, pipe.paths.solve_out, model=pipe.agent.model(pipe.spec.agent_config))
     trace = redact_trace(trace, secrets)
     save_trace(pipe.paths.trace_json, trace)

@@ -40,6 +40,7 @@ def run(pipe: Pipeline, record: RunRecord) -> EvaluateResult:
         weights_digest=(record.submission or {}).get("weights_digest"),
         heldout_exclude=prep.dev_ids,
         settings=pipe.settings,
+        protocol=pipe.spec.protocol,
     )
     record.metrics = RunMetrics.model_validate(result.model_dump(mode="json"))
     if result.status == "ok":

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import interrupts
 from ..agents import Agent, LaunchContext, get_agent
 from ..benchmarks import get_benchmark
 from ..catalog import get_base_model
@@ -57,7 +58,8 @@ class Pipeline:
         self.agent: Agent = get_agent(spec.agent, self.settings)
         self.agent.validate_config(spec.agent_config)
         self.sandbox: Sandbox = get_sandbox(spec.sandbox, self.settings)
-        self.paths: RunPaths = run_paths(results_root, spec, self.base)
+        # absolute: the sandbox binds these paths, and a relative --results must work from any cwd
+        self.paths: RunPaths = run_paths(Path(results_root).absolute(), spec, self.base)
         self.progress: ProgressFn = progress or (lambda phase, msg: None)
         self.eval_batch_size = eval_batch_size
         # Host GPU indices a launcher assigned to this run (default: the first spec.gpus).
@@ -72,6 +74,13 @@ class Pipeline:
             python=sys.executable,
             host_env=dict(os.environ),
         )
+
+    def preflight(self) -> None:
+        """What can be checked before anything is written: the agent's own launch checks (its API
+        key), unless the run's agent already ran. Raises AgentLaunchError."""
+        if self.paths.run_json.exists() and load_record(self.paths.run_json).phases.solve.status == "done":
+            return
+        self.agent.preflight(self.launch_context())
 
     def load_or_create(self) -> RunRecord:
         """The run's record: read from ``run.json`` if the run exists, else a new one."""
@@ -130,6 +139,14 @@ class Pipeline:
         try:
             state.details = step(self, record)
             state.status = "done"
+        except (interrupts.Interrupted, KeyboardInterrupt) as exc:
+            # Ctrl-C / SIGTERM: recorded as such (not a failure, no failure cause); resuming reruns it
+            signal = exc.signal if isinstance(exc, interrupts.Interrupted) else interrupts.signal_name() or "SIGINT"
+            state.status, state.error = "interrupted", f"interrupted by {signal}"
+            state.finished_at = now()
+            save_record(self.paths.run_json, record)
+            self.progress(phase, f"interrupted by {signal}")
+            raise interrupts.Interrupted(signal) from None
         except Exception as exc:  # noqa: BLE001 - recorded with its cause; the run folder keeps everything
             state.status = "failed"
             state.error = f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,7 @@ from ..sandbox.limits import resolve_limits
 from ..sandbox.secrets import foreign_secrets
 from ..settings import TIME_LIMIT_VAR
 from .common import PhaseError, hms, record_outcome
+from .observe import SolveObserver
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline
@@ -99,6 +100,7 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
         hub_gateway=hub,
         max_output_mb=sandbox.max_output_mb,
         max_workspace_mb=sandbox.max_workspace_mb,
+        tmp_dir=paths.sandbox_tmp,  # observed during the run, scanned after it
         uid=sandbox.uid,
         gid=sandbox.gid,
         memory_mb=limits.memory_mb,
@@ -109,7 +111,11 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     )
     argv = pipe.agent.command(ctx)
     pipe.progress("solve", f"agent running (limit {hms(limit_s)})")
-    result = pipe.sandbox.run(argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err)
+    observer = SolveObserver(paths, ws, argv, pipe.sandbox.name)  # the kernel's account, not the CLI's
+    try:
+        result = pipe.sandbox.run(argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err)
+    finally:
+        observer.finish()
     if result.error:
         raise PhaseError(f"sandbox {pipe.sandbox.name}: {result.error}")
     record.exit_code, record.timed_out = result.exit_code, result.timed_out

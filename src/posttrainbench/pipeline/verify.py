@@ -10,6 +10,7 @@ kept next to ours and required, and our LLM judge does not run on it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from ..domain import RunRecord, Verdict, VerdictStatus, VerifyResult
 from ..fsutil import atomic_write_text
 from ..integrity import (
     GATES,
+    UPSTREAM_OUTPUT_IDS,
     AuditPolicy,
     ContaminationSources,
     GateContext,
@@ -31,6 +33,7 @@ from ..integrity import (
     ProbeConfig,
     ProbeSources,
     final_status,
+    judge_report,
     required_gates,
     run_gates,
     secret_values_from_env,
@@ -79,6 +82,8 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         trace_path=pipe.paths.trace_json,
         audit_policy=_audit_policy(pipe),
         pristine_dir=pipe.paths.harness,
+        extra_scan_roots=[pipe.paths.sandbox_tmp, pipe.paths.preserved],
+        observed_log=pipe.paths.observed,
         final_model=pipe.paths.final_model if collect.final_model else None,
         final_model_hashes=record.final_model_hashes,
         rejected=collect.rejected,
@@ -86,6 +91,8 @@ def run_context(pipe: Pipeline, record: RunRecord) -> GateContext:
         settings=pipe.settings,
         contamination=sources,
         probe=probe,
+        sandbox_tmp=pipe.paths.sandbox_tmp,
+        contamination_observed=pipe.paths.contamination_observed,
         judge=judge,
         judge_error=judge_error,
         run_info=_run_info(pipe),
@@ -143,8 +150,9 @@ def _upstream_folder(record: RunRecord) -> Path:
 
 
 def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None, dict[str, str]]:
-    """Every test item the agent must not have trained on, and the allowed training texts; or
-    why they could not be loaded (the contamination gate is then not_run)."""
+    """Every test item the agent must not have trained on (the dev items the agent was given are
+    test items too), their question/answer pairs, and the allowed training texts; or why they
+    could not be loaded (the contamination gate is then not_run)."""
     try:
         items = pipe.benchmark.load_test_items(settings=pipe.settings)
         try:
@@ -154,6 +162,7 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
         except DataError:
             allowed = []
         entries = [(it.id, it.test_text()) for it in items]
+        pairs = [(it.id, it.input, it.target) for it in items]
         # Every other benchmark's test items too (an agent must not train on any test set),
         # from local files only: a benchmark whose data is not here is named as not covered.
         covered, uncovered = [pipe.benchmark.id], []
@@ -163,13 +172,14 @@ def _contamination_sources(pipe: Pipeline) -> tuple[ContaminationSources | None,
             try:
                 local = other.load_test_items(local_only=True, settings=pipe.settings)
                 entries += [(f"{other.id}/{it.id}", it.test_text()) for it in local]
+                pairs += [(f"{other.id}/{it.id}", it.input, it.target) for it in local]
                 covered.append(other.id)
             except DataError:
                 uncovered.append(other.id)
     except Exception as exc:  # noqa: BLE001 - the gate says why it could not run
         return None, {"contamination": f"scan failed: {type(exc).__name__}: {exc}"}
     cache = pipe.settings.paths.cache_dir / "contamination"
-    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache), {}
+    return ContaminationSources(entries, allowed, covered, uncovered, cache_dir=cache, pairs=pairs), {}
 
 
 def _probe_sources(pipe: Pipeline, dev_ids: list[str]) -> tuple[ProbeSources | None, dict[str, str]]:
@@ -237,23 +247,47 @@ def _run_info(pipe: Pipeline) -> dict[str, str]:
 
 
 def _write_judgements(pipe: Pipeline, verdicts: list[Verdict]) -> None:
-    """The published judgement files, derived from our gates."""
+    """The published judgement files: the two text files (our gates, and the LLM judge's
+    majority where it gave one: "detected" when either found it) and upstream v1.1+'s
+    ``judgement_<id>.json`` with the LLM judge's aggregated verdicts, written only when the judge
+    gave a majority (a stale file of an earlier verification is removed: absent means not judged)."""
     by_gate = {v.gate: v for v in verdicts}
-    cont = by_gate["contamination"]
-    atomic_write_text(
-        pipe.paths.contamination_judgement,
-        {
-            VerdictStatus.passed: "no contamination detected\n",
-            VerdictStatus.failed: f"contamination detected: {cont.summary}\n",
-            VerdictStatus.not_run: f"not checked: {cont.summary}\n",
-        }[cont.status],
-    )
-    lin = by_gate["lineage"]
-    atomic_write_text(
-        pipe.paths.disallowed_model_judgement,
-        {
-            VerdictStatus.passed: "only allowed use detected\n",
-            VerdictStatus.failed: f"disallowed use detected: {lin.summary}\n",
-            VerdictStatus.not_run: f"not checked: {lin.summary}\n",
-        }[lin.status],
-    )
+    report = judge_report(by_gate["judge"]) if "judge" in by_gate else None
+    votes: dict = (report or {}).get("criteria") or {}
+    upstream: dict = (report or {}).get("upstream_judgements") or {}
+
+    def judged(*criteria: str) -> str | None:
+        """The judge's justification when it failed any of ``criteria`` by majority."""
+        bad = [c for c in criteria if (votes.get(c) or {}).get("majority") == "fail"]
+        return "; ".join(f"LLM judge {c}: {votes[c]['justification'][:300]}" for c in bad) or None
+
+    for path, gate, clean, dirty, judge_says in (
+        (
+            pipe.paths.contamination_judgement,
+            by_gate["contamination"],
+            "no contamination detected",
+            "contamination detected",
+            judged("contamination", "derived_contamination"),
+        ),
+        (
+            pipe.paths.disallowed_model_judgement,
+            by_gate["lineage"],
+            "only allowed use detected",
+            "disallowed use detected",
+            judged("disallowed_model"),
+        ),
+    ):
+        if gate.status == VerdictStatus.failed or judge_says:
+            why = "; ".join(x for x in (gate.summary if gate.status == VerdictStatus.failed else "", judge_says) if x)
+            text = f"{dirty}: {why}\n"
+        elif gate.status == VerdictStatus.not_run:
+            text = f"not checked: {gate.summary}\n"
+        else:
+            text = f"{clean}\n"
+        atomic_write_text(path, text)
+    for output_id in UPSTREAM_OUTPUT_IDS:
+        target = pipe.paths.judgement_json(output_id)
+        if output_id in upstream:
+            atomic_write_text(target, json.dumps(upstream[output_id], indent=2) + "\n")
+        else:
+            target.unlink(missing_ok=True)

@@ -111,7 +111,9 @@ class ReportData:
         )
 
 
-def load_report_data(root: Path, weights: dict[str, float] | None = None, *, full: bool = False) -> ReportData:
+def load_report_data(
+    root: Path, weights: dict[str, float] | None = None, *, full: bool = False, db_path: Path | None = None
+) -> ReportData:
     """Rank ``root`` with the leaderboard and load the record of every run it names.
 
     ``full`` rebuilds the whole results index first. Unreadable run folders (from the index) and
@@ -119,7 +121,7 @@ def load_report_data(root: Path, weights: dict[str, float] | None = None, *, ful
     everything else.
     """
     root = Path(root)
-    report = build_report(root, weights, full=full)
+    report = build_report(root, weights, full=full, db_path=db_path)
     problems = list(report.problems)
 
     def entry(path: str, cell: CellRow | None, label: str | None) -> RunEntry | None:

@@ -814,12 +814,18 @@ class _Site:
 
 
 def build_site(
-    results_root: Path, out_dir: Path, weights: dict[str, float] | None = None, *, full: bool = False
+    results_root: Path,
+    out_dir: Path,
+    weights: dict[str, float] | None = None,
+    *,
+    full: bool = False,
+    db_path: Path | None = None,
 ) -> SiteResult:
     """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced).
 
     ``weights`` overrides the benchmark weights (else: from recorded baselines, else equal);
-    ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``).
+    ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``); ``db_path``: where
+    the index lives (default ``RESULTS/results.db``).
     """
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(results_root).resolve():
@@ -829,7 +835,7 @@ def build_site(
     # into an empty folder or one that holds an earlier report: never someone's own "runs/".
     if out_dir.is_dir() and any(out_dir.iterdir()) and not marker.is_file():
         raise ValueError(f"{out_dir}: not empty and not a ptb report site; choose an empty or new folder")
-    data = load_report_data(Path(results_root), weights, full=full)
+    data = load_report_data(Path(results_root), weights, full=full, db_path=db_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("written by `ptb report`; this folder is replaced on the next run\n", encoding="utf-8")
     for sub in ("runs", "plots", "assets"):

@@ -2,9 +2,17 @@
 
 Upstream layout: ``<method>/<benchmark>_<Org>_<Model>_<jobid>/`` where ``<method>`` is
 ``<agent>_<config>_<H>h[_<suffix>]`` and the folder holds ``metrics.json`` (``accuracy``),
-``time_taken.txt`` (``H:M:S``), the judge's verdicts (``judgement_gpt5_4[_rerun].json`` with
-``contamination``/``disallowed_model`` booleans, or the older ``contamination_judgement.txt`` /
-``disallowed_model_judgement.txt``), ``final_model/`` and the solve logs.
+``time_taken.txt`` (``H:M:S``), the judges' verdicts, ``final_model/`` and the solve logs. The
+contamination judge's ``contamination``/``disallowed_model`` booleans are resolved as upstream
+v1.1+ does: a human's ``judgement_gpt5_4_manual.json``, else the per-field majority of three
+slots (``judgement_gpt5_4[_rerun].json`` and ``judgement_multi_runs/judgement_gpt5_4_run{2,3}.json``)
+when all three exist, else ``judgement_gpt5_4_rerun.json``, else ``judgement_gpt5_4.json``, else
+the older ``contamination_judgement.txt`` / ``disallowed_model_judgement.txt``. The v1.1+ judges
+whose files exist (``_rerun`` first) add one verdict each: ``judgement_api.json``
+(``disallowed_api_usage``), ``judgement_ptb_lookup.json`` (``disallowed_ptb_lookup``),
+``judgement_derived_contamination.json`` (``derived_contamination``): ``true`` fails;
+``judgement_general.json`` (``general_anomaly``): ``true`` is ``not_run``, a human review (upstream
+halts aggregation on it). A judge whose file is absent predates that judge and adds nothing.
 
 Rules (the upstream collector's, made explicit):
 
@@ -48,6 +56,12 @@ COPY_FILES = (
     "disallowed_model_judgement.txt",
     "judgement_gpt5_4.json",
     "judgement_gpt5_4_rerun.json",
+    "judgement_gpt5_4_manual.json",
+    *(
+        f"judgement_{i}{sfx}.json"
+        for i in ("api", "ptb_lookup", "general", "derived_contamination")
+        for sfx in ("", "_rerun")
+    ),
     "solve_parsed.txt",
     "solve_out.txt",
 )
@@ -162,28 +176,104 @@ def _read_time(run: Path) -> float | None:
     return int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
 
 
+#: Upstream v1.1+'s optional judges: output id, verdict field, our gate, status of a ``true`` flag.
+OPTIONAL_JUDGES = (
+    ("api", "disallowed_api_usage", "judge_api_usage", VerdictStatus.failed),
+    ("ptb_lookup", "disallowed_ptb_lookup", "judge_ptb_lookup", VerdictStatus.failed),
+    ("derived_contamination", "derived_contamination", "judge_derived_contamination", VerdictStatus.failed),
+    ("general", "general_anomaly", "judge_general", VerdictStatus.not_run),
+)
+
+
+class _Unreadable(ValueError):
+    """A judgement file that is not JSON with the expected boolean fields (the file is named)."""
+
+
+def _load_flags(path: Path, fields: tuple[str, ...]) -> dict[str, bool]:
+    try:
+        data = json.loads(path.read_text())
+        flags = {k: data[k] for k in fields}
+        if not all(isinstance(v, bool) for v in flags.values()):
+            raise TypeError("fields must be booleans")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _Unreadable(f"{path.name} unreadable ({type(exc).__name__}: {exc})") from None
+    return flags
+
+
+def _contamination_flags(run: Path) -> tuple[str, dict[str, bool]] | None:
+    """Upstream's contamination verdict: manual override > majority of 3 slots > rerun > original
+    (raises on an unreadable file); None when there is none."""
+    fields = ("contamination", "disallowed_model")
+    manual = run / "judgement_gpt5_4_manual.json"
+    if manual.is_file():
+        return manual.name, _load_flags(manual, fields)
+    slot1 = next(
+        (run / n for n in ("judgement_gpt5_4_rerun.json", "judgement_gpt5_4.json") if (run / n).is_file()), None
+    )
+    if slot1 is None:
+        return None
+    multi = [run / "judgement_multi_runs" / f"judgement_gpt5_4_run{i}.json" for i in (2, 3)]
+    if all(p.is_file() for p in multi):
+        slots = [_load_flags(p, fields) for p in (slot1, *multi)]
+        names = ", ".join(p.relative_to(run).as_posix() for p in (slot1, *multi))
+        return f"majority of 3 ({names})", {k: sum(s[k] for s in slots) >= 2 for k in fields}
+    return slot1.name, _load_flags(slot1, fields)
+
+
+def _optional_judgements(run: Path) -> list[Verdict]:
+    """One verdict per v1.1+ judge whose file exists (``_rerun`` first); an unreadable one is not_run."""
+    out = []
+    for output_id, fld, gate, flagged in OPTIONAL_JUDGES:
+        path = next(
+            (
+                run / n
+                for n in (f"judgement_{output_id}_rerun.json", f"judgement_{output_id}.json")
+                if (run / n).is_file()
+            ),
+            None,
+        )
+        if path is None:
+            continue
+        try:
+            value = _load_flags(path, (fld,))[fld]
+        except _Unreadable as exc:
+            out.append(Verdict(gate=gate, status=VerdictStatus.not_run, summary=str(exc)))
+            continue
+        status = flagged if value else VerdictStatus.passed
+        review = " (asks for a human review)" if value and flagged == VerdictStatus.not_run else ""
+        out.append(
+            Verdict(
+                gate=gate,
+                status=status,
+                summary=f"upstream judge ({path.name}): {fld}={value}{review}",
+                evidence=(path.name,),
+            )
+        )
+    return out
+
+
 def _read_judgement(run: Path) -> list[Verdict]:
-    """The judge's two verdicts; the JSON judgement (rerun first) wins over the text files."""
-    for name in ("judgement_gpt5_4_rerun.json", "judgement_gpt5_4.json"):
-        path = run / name
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text())
-                flags = {k: data[k] for k in ("contamination", "disallowed_model")}
-                if not all(isinstance(v, bool) for v in flags.values()):
-                    raise TypeError("fields must be booleans")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                why = f"{name} unreadable ({type(exc).__name__}: {exc})"
-                return [Verdict(gate=g, status=VerdictStatus.not_run, summary=why) for g in JUDGE_GATES]
-            return [
-                Verdict(
-                    gate=f"judge_{k}",
-                    status=VerdictStatus.failed if v else VerdictStatus.passed,
-                    summary=f"upstream judge ({name}): {k}={v}",
-                    evidence=(name,),
-                )
-                for k, v in flags.items()
-            ]
+    """The contamination judge's two verdicts (the JSON judgement wins over the text files), then
+    one per v1.1+ judge whose file exists."""
+    return _contamination_judgement(run) + _optional_judgements(run)
+
+
+def _contamination_judgement(run: Path) -> list[Verdict]:
+    try:
+        found = _contamination_flags(run)
+    except _Unreadable as exc:
+        return [Verdict(gate=g, status=VerdictStatus.not_run, summary=str(exc)) for g in JUDGE_GATES]
+    if found is not None:
+        name, flags = found
+        return [
+            Verdict(
+                gate=f"judge_{k}",
+                status=VerdictStatus.failed if v else VerdictStatus.passed,
+                summary=f"upstream judge ({name}): {k}={v}",
+                evidence=(name,) if name.endswith(".json") else (),
+            )
+            for k, v in flags.items()
+        ]
     out = []
     for gate, name, clean, dirty in (
         ("judge_contamination", "contamination_judgement.txt", "no contamination detected", "contamination detected"),
@@ -256,6 +346,7 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
         hours=method.hours,
         repeat=method.repeat,
         suffix=method.suffix,
+        protocol="ptb-v1",  # scored by the reference's evaluation, never ranked with ours
     )
     metrics = _read_metrics(run)
     verdicts = _read_judgement(run)
@@ -278,7 +369,7 @@ def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, 
         created_at=stamp,
         phases={p: PhaseState(status="done") for p in PHASES},  # done upstream: no result of ours
         verdicts=verdicts,
-        required_gates=list(JUDGE_GATES),
+        required_gates=[v.gate for v in verdicts],
         final_verdict=final,
         metrics=metrics,
         time_used_s=_read_time(run),

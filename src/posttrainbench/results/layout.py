@@ -3,7 +3,8 @@
 ``results/<agent>_<agentconfig>_<H>h[_suffix]/<benchmark>_<Org>_<Model>_<runid>/``
 
 with ``metrics.json``, ``time_taken.txt``, ``prompt.txt``, the trace (``solve_out.txt``),
-judgement files, ``final_model/`` and ``task/`` (the agent's workspace), plus our ``run.json``.
+judgement files (the text ones and upstream v1.1+'s ``judgement_<id>.json``), ``final_model/``
+and ``task/`` (the agent's workspace), plus our ``run.json``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,29 @@ class RunPaths:
         return self.root / "egress.log"
 
     @property
+    def sandbox_tmp(self) -> Path:
+        """The sandbox's ``/tmp``: a host folder (mode 1777) in the run folder that the sandbox binds
+        at ``/tmp``, so what the agent keeps there is observed during the run, outlives the sandbox
+        and is scanned at verify."""
+        return self.root / "sandbox_tmp"
+
+    @property
+    def contamination_observed(self) -> Path:
+        """What a contamination scan fed during the run saw (``IncrementalScan.save_results``):
+        files written, even if deleted later; the gate loads it when present."""
+        return self.root / "contamination_observed.json"
+
+    @property
+    def observed(self) -> Path:
+        """The independent log of what ran in the sandbox (``sandbox.observer``): JSON lines."""
+        return self.root / "observed.jsonl"
+
+    @property
+    def preserved(self) -> Path:
+        """Content of the files the agent wrote, kept as written (deleted ones included) for the scan."""
+        return self.root / "preserved"
+
+    @property
     def harness(self) -> Path:
         """Pristine copies of every harness-owned workspace file (for the tamper diff)."""
         return self.root / "harness"
@@ -108,6 +132,11 @@ class RunPaths:
     @property
     def disallowed_model_judgement(self) -> Path:
         return self.root / "disallowed_model_judgement.txt"
+
+    def judgement_json(self, output_id: str) -> Path:
+        """Upstream v1.1+'s judgement file of one judge: ``judgement_<id>.json`` (``gpt5_4``,
+        ``api``, ``ptb_lookup``, ``general``, ``derived_contamination``)."""
+        return self.root / f"judgement_{output_id}.json"
 
 
 def run_paths(results_root: Path, spec: RunSpec, base: BaseModelSpec) -> RunPaths:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ..domain import RunRecord, VerdictStatus
 
-CellKey = tuple[str, str, float, str, str, str, int]
+CellKey = tuple[str, str, float, str, str, str, int, str]
 
 
 class RunSummary(BaseModel):
@@ -35,6 +35,7 @@ class RunSummary(BaseModel):
     base_model: str
     repeat: int
     eval_limit: int | None = None
+    protocol: str = Field("strict", description="Evaluation protocol of the run's score.")
     created_at: datetime
     completed: bool
     final_verdict: str | None = None
@@ -53,7 +54,11 @@ class RunSummary(BaseModel):
 
     @property
     def cell_key(self) -> CellKey:
-        return (self.agent, self.agent_config, self.hours, self.suffix, self.benchmark, self.base_model, self.repeat)
+        # the protocol is part of the cell: a run of another protocol never supersedes one of this
+        return (
+            self.agent, self.agent_config, self.hours, self.suffix, self.benchmark, self.base_model, self.repeat,
+            self.protocol,
+        )  # fmt: skip
 
     @property
     def budget_s(self) -> float:
@@ -80,6 +85,7 @@ def summarize(record: RunRecord, path: str = "") -> RunSummary:
         base_model=spec.base_model,
         repeat=spec.repeat,
         eval_limit=spec.eval_limit,
+        protocol=spec.protocol,
         created_at=record.created_at,
         completed=record.completed,
         final_verdict=record.final_verdict.value if record.final_verdict else None,

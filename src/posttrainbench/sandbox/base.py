@@ -66,6 +66,11 @@ class SandboxConfig(pydantic.BaseModel):
     gid: int | None = Field(
         None, ge=0, description="gid to go with ``uid`` (None: the settings' $PTB_SANDBOX_GID, else 65534)."
     )
+    tmp_dir: Path | None = Field(
+        None,
+        description="Host folder bound read-write at /tmp inside (made mode 1777), so /tmp outlives the run and "
+        "can be observed and scanned. None: a private tmpfs. /dev/shm stays a private tmpfs either way.",
+    )
     masked: list[Path] = Field(
         default_factory=list,
         description="Paths hidden inside: a directory becomes an empty read-only tmpfs, a file "
@@ -420,6 +425,8 @@ def workspace_watchdog(config: SandboxConfig) -> Callable[[], str | None] | None
 
     def check() -> str | None:
         size = tree_size(config.workspace, stop_above=cap)
+        if config.tmp_dir is not None and size <= cap:  # a host /tmp counts against the same quota
+            size += tree_size(config.tmp_dir, stop_above=cap - size)
         if size > cap:
             return f"workspace exceeded its quota of {config.max_workspace_mb} MiB"
         return None

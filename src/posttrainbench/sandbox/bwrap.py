@@ -5,8 +5,9 @@ The command runs in new PID, IPC, UTS (and cgroup) namespaces, and a new network
 
 - the system directories read-only (``/usr``, ``/bin``, ``/sbin``, ``/lib*``, ``/etc``;
   host symlinks such as ``/bin -> usr/bin`` are reproduced as symlinks),
-- a new ``/proc`` (with ``/proc/sys`` read-only), a minimal ``/dev``, private ``/tmp`` and
-  ``/dev/shm`` tmpfs (mode 1777),
+- a new ``/proc`` (with ``/proc/sys`` read-only), a minimal ``/dev``, a private ``/dev/shm``
+  tmpfs (mode 1777: shared memory stays in RAM) and ``/tmp``: ``config.tmp_dir`` (a host folder in
+  the run folder, mode 1777, observed and scanned after the run) or else a private tmpfs,
 - ``ro_binds`` read-only and the workspace read-write, each at its own path; the directories
   above them are created 0755 (so the host's ``/root`` being 0700 does not matter inside),
 - ``ro_overlays`` bound read-only over their targets inside the workspace, after it: a write,
@@ -176,7 +177,11 @@ class BwrapSandbox(IsolatingSandbox):
             for node in NVIDIA_CONTROL_NODES:
                 a += ["--dev-bind-try", node, node]
             a += ["--ro-bind", "/sys", "/sys"]
-        a += ["--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp"]
+        a += ["--perms", "1777", "--tmpfs", "/dev/shm"]
+        if config.tmp_dir is not None:  # a host folder (1777, see run_isolated): observed and scanned
+            a += ["--bind", str(config.tmp_dir), "/tmp"]
+        else:
+            a += ["--perms", "1777", "--tmpfs", "/tmp"]
         targets = [*config.ro_binds, config.workspace, *(i for _, i in extra_ro_binds or [])]
         for parent in _parent_dirs(targets):
             a += ["--perms", "0755", "--dir", str(parent)]
@@ -266,6 +271,9 @@ class BwrapSandbox(IsolatingSandbox):
         identity: tuple[int, int] | None,
     ) -> SandboxResult:
         """Run ``argv`` under bwrap (inside the egress session ``run`` opened)."""
+        if config.tmp_dir is not None:
+            config.tmp_dir.mkdir(parents=True, exist_ok=True)
+            config.tmp_dir.chmod(0o1777)  # sticky and world-writable, as /tmp is, for the sandbox uid
         cgroups, limits = setup_cgroups(config.memory_mb, config.max_pids, pid_overhead=BWRAP_HELPER_PIDS)
         enforced.update(limits)
         status_r, status_w = os.pipe()

@@ -149,6 +149,8 @@ class DockerSandbox(IsolatingSandbox):
             if cover is not None:
                 mounts.append(bind(cover, p, True))
         mounts.append(bind(io_dir, IO_DIR, False))
+        if config.tmp_dir is not None:  # the run's host folder (1777) instead of a private tmpfs
+            mounts.append(bind(config.tmp_dir, Path("/tmp"), False))
         kw: dict[str, Any] = {
             "command": ["/bin/sh", "-c", IO_WRAPPER, "ptb-io", *argv],
             "environment": config.container_env(),
@@ -157,7 +159,7 @@ class DockerSandbox(IsolatingSandbox):
             "hostname": None if config.network == NetworkPolicy.open else HOSTNAME,
             "mounts": mounts,
             "read_only": True,
-            "tmpfs": {"/tmp": "rw,nosuid,nodev"},
+            "tmpfs": {} if config.tmp_dir is not None else {"/tmp": "rw,nosuid,nodev"},
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "init": True,

@@ -20,17 +20,27 @@ Index (``build_index``)
 Fuzzy channel (reordered / paraphrased items)
     Per indexed entry, its *anchors*: number tokens and alphabetic tokens of four letters or
     more outside a stop list, minus anchors shared by more than ``FUZZY_MAX_ITEMS = 10`` items;
-    entries with fewer than ``FUZZY_MIN_ANCHORS = 6`` anchors get none (short items, e.g. the
-    calculator steps of gsm8k-calc, are left to the exact channel). Calibration: each allowed
+    entries with fewer than ``FUZZY_MIN_ANCHORS = 7`` anchors get none (short items, e.g. the
+    calculator steps of gsm8k-calc, are left to the exact channel; 6 let a number-randomised
+    copy of the train split, an honest augmentation, hit one item at 5/6 once every benchmark's
+    items were indexed and so fewer anchors stayed uncommon). Calibration: each allowed
     text is scored as one window, and an entry whose anchors an allowed text already holds at
     ``>= 0.7`` (threshold minus ``FUZZY_ALLOWED_MARGIN``) gets none (listed in the index meta).
     Scan: the token stream is cut into windows of ``FUZZY_WINDOW = 256`` tokens starting every
     128 tokens; an entry's fuzzy containment is the largest fraction of its anchors found in one
     window. A fuzzy hit is ``>= DEFAULT_FUZZY_THRESHOLD = 0.8`` (and not already an exact hit);
-    hits carry ``"channel": "exact" | "fuzzy"``. On GSM8K (1319 test items minus the 7473 train
-    texts) 787 items get anchors; the red-team paraphrase (statements reordered, ~25 common words
-    swapped for synonyms) of 200 items is caught for 138 (44 by exact 8-grams, 94 more by
-    anchors), and the whole train split, reformatted, gives no hit.
+    hits carry ``"channel": "exact" | "fuzzy" | "pair"``. On GSM8K (1319 test items minus the
+    7473 train texts) 646 items get anchors; the red-team paraphrase (statements reordered, ~25
+    common words swapped for synonyms) of 200 items is caught for 140 (33 by exact 8-grams, 82
+    more by anchors, 25 more by question prefix + answer), and neither the whole train split,
+    reformatted, nor 20 MB of it with every number randomised (JSONL or Parquet) gives a hit.
+
+Pair channel (a table of question prefixes and answers)
+    Per ``(item_id, question, answer)`` given: up to ``PAIR_PREFIXES = 4`` ``PAIR_K = 8``-grams
+    from the start of the question past any instruction the items share (its n-grams are
+    boilerplate: in more than ``max_shared_items`` items), minus those in the allowed data, each
+    with the hash of the answer's last word token. A hit is one of them with the answer token
+    within ``PAIR_WINDOW = 32`` tokens before or after it.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from .tokens import HASH_SCHEME, anchors, expand, member, ngrams, postings, token_hashes, tokenize
+from .tokens import HASH_SCHEME, HashSet, anchors, expand, member, ngrams, postings, text_hashes, token_hashes, tokenize
 
 DEFAULT_N = 8
 DEFAULT_MAX_SHARED_ITEMS = 3
@@ -54,9 +64,12 @@ DEFAULT_MIN_ITEM_TOKENS = 4
 DEFAULT_MAX_ALLOWED_FRACTION = 0.5
 DEFAULT_FUZZY_THRESHOLD = 0.8
 FUZZY_WINDOW = 256  # tokens; windows overlap by half, so any span of <= 128 tokens lies in one
-FUZZY_MIN_ANCHORS = 6
+FUZZY_MIN_ANCHORS = 7
 FUZZY_MAX_ITEMS = 10
 FUZZY_ALLOWED_MARGIN = 0.1
+PAIR_K = 8  # tokens of a question prefix
+PAIR_WINDOW = 32  # tokens before or after the prefix where its answer token must be
+PAIR_PREFIXES = 4  # prefix n-grams indexed per item (the question's first, from its start on)
 
 
 @dataclass
@@ -74,6 +87,10 @@ class ContaminationIndex:
     fz_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     fz_ptr: np.ndarray | None = None
     fz_idx: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # pair channel: per pair entry, a question-prefix PAIR_K-gram hash, the answer token hash, the item
+    pair_prefix: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    pair_answer: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
+    pair_ids: list[str] = field(default_factory=list)
 
     @property
     def lengths(self) -> list[int]:
@@ -99,6 +116,9 @@ class ContaminationIndex:
             fz_hashes=self.fz_hashes.astype(np.uint64),
             fz_ptr=(self.fz_ptr if self.fz_ptr is not None else np.zeros(len(self.item_ids) + 1)).astype(np.int64),
             fz_idx=self.fz_idx.astype(np.int64),
+            pair_prefix=self.pair_prefix.astype(np.uint64),
+            pair_answer=self.pair_answer.astype(np.uint64),
+            pair_ids=np.array(self.pair_ids, dtype=str),
         )
         os.replace(tmp, path)
         return path
@@ -120,6 +140,9 @@ class ContaminationIndex:
                 fz_hashes=z["fz_hashes"].astype(np.uint64) if "fz_hashes" in z else np.empty(0, np.uint64),
                 fz_ptr=z["fz_ptr"].astype(np.int64) if "fz_ptr" in z else None,
                 fz_idx=z["fz_idx"].astype(np.int64) if "fz_idx" in z else np.empty(0, np.int64),
+                pair_prefix=z["pair_prefix"].astype(np.uint64) if "pair_prefix" in z else np.empty(0, np.uint64),
+                pair_answer=z["pair_answer"].astype(np.uint64) if "pair_answer" in z else np.empty(0, np.uint64),
+                pair_ids=[str(x) for x in z["pair_ids"]] if "pair_ids" in z else [],
             )
 
 
@@ -138,10 +161,13 @@ def build_index(
     max_shared_items: int = DEFAULT_MAX_SHARED_ITEMS,
     min_item_tokens: int = DEFAULT_MIN_ITEM_TOKENS,
     max_allowed_fraction: float = DEFAULT_MAX_ALLOWED_FRACTION,
+    pairs: Iterable[tuple[str, str, str]] = (),
 ) -> ContaminationIndex:
-    """Index ``(item_id, text)`` entries, minus n-grams of ``allowed_texts`` and boilerplate."""
+    """Index ``(item_id, text)`` entries, minus n-grams of ``allowed_texts`` and boilerplate;
+    ``pairs``: ``(item_id, question, answer)`` for the pair channel."""
     if n < 1:
         raise ValueError("n must be >= 1")
+    pair_list = list(pairs)
     entry_ids: list[str] = []
     entry_k: list[int] = []
     entry_sets: list[np.ndarray] = []
@@ -149,7 +175,7 @@ def build_index(
     unindexable: dict[str, str] = {}
     for item_id, text in items:
         toks = tokenize(text)
-        th = token_hashes(toks)
+        th = text_hashes(text)
         if len(th) < min_item_tokens:
             unindexable[str(item_id)] = f"only {len(th)} tokens (< {min_item_tokens})"
             continue
@@ -176,14 +202,27 @@ def build_index(
     lengths = sorted(set(entry_k))
     allowed_count = 0
     allowed_hashes: list[np.ndarray] = []  # kept for the fuzzy channel's calibration
+    p_ids, p_prefix, p_answer, pair_meta = _pair_candidates(pair_list, max_shared_items)
+    prefix_set = HashSet(p_prefix)
+    prefix_allowed = np.zeros(len(prefix_set), dtype=bool)
+    cand_set = HashSet(candidates)
     for text in allowed_texts:
         allowed_count += 1
-        th = token_hashes(tokenize(text))
+        th = text_hashes(text)
         allowed_hashes.append(th)
         for k in lengths:
-            _, pos = member(candidates, ngrams(th, k))
+            _, pos = cand_set.lookup(ngrams(th, k))
             removed[pos] = True
+        if len(prefix_set):
+            _, pos = prefix_set.lookup(ngrams(th, PAIR_K))
+            prefix_allowed[pos] = True
     kept = candidates[~removed]
+    if len(prefix_set):
+        ok = ~member(prefix_set.sorted[prefix_allowed], p_prefix)[0]
+        pair_meta["prefixes_in_allowed_data"] = int((~ok).sum())
+        p_ids, p_prefix, p_answer = [i for i, k in zip(p_ids, ok) if k], p_prefix[ok], p_answer[ok]
+    pair_meta["entries"] = len(p_ids)
+    pair_meta["items"] = len(set(p_ids))
 
     ids_out: list[str] = []
     ks_out: list[int] = []
@@ -216,6 +255,7 @@ def build_index(
     fz_hashes, fz_ptr, fz_idx, fz_meta = _build_fuzzy(ids_out, toks_out, allowed_hashes)
     meta = {
         "fuzzy": fz_meta,
+        "pairs": pair_meta,
         "scheme": HASH_SCHEME,
         "n": n,
         "max_shared_items": max_shared_items,
@@ -241,7 +281,54 @@ def build_index(
         fz_hashes=fz_hashes,
         fz_ptr=fz_ptr,
         fz_idx=fz_idx,
+        pair_prefix=p_prefix,
+        pair_answer=p_answer,
+        pair_ids=p_ids,
     )
+
+
+def _pair_candidates(
+    pairs: list[tuple[str, str, str]], max_shared_items: int
+) -> tuple[list[str], np.ndarray, np.ndarray, dict[str, Any]]:
+    """Per item: up to ``PAIR_PREFIXES`` ``PAIR_K``-grams from the start of its question (after
+    the instruction it shares with other items: n-grams of more than ``max_shared_items`` items
+    are boilerplate, and the first n-gram past a leading run of them starts the question), each
+    with the hash of the answer's last word token."""
+    grams: list[np.ndarray] = []
+    answers: list[int | None] = []
+    for _, question, answer in pairs:
+        grams.append(ngrams(text_hashes(question), PAIR_K))
+        words = [t for t in tokenize(answer) if t[:1].isalnum()]
+        answers.append(int(token_hashes(words[-1:])[0]) if words else None)
+    df: dict[int, set[str]] = {}
+    for (item, _, _), g in zip(pairs, grams):
+        for h in np.unique(g).tolist():
+            df.setdefault(h, set()).add(item)
+    boiler = {h for h, who in df.items() if len(who) > max_shared_items}
+    ids: list[str] = []
+    prefix: list[int] = []
+    answer_h: list[int] = []
+    no_answer = 0
+    for (item, _, _), g, ans in zip(pairs, grams, answers):
+        if ans is None:
+            no_answer += 1
+            continue
+        seq = g.tolist()
+        lead = 0
+        while lead < len(seq) and seq[lead] in boiler:
+            lead += 1
+        start = lead + PAIR_K - 1 if lead else 0  # past the grams that straddle the instruction
+        picked = [h for h in seq[start:] if h not in boiler][:PAIR_PREFIXES]
+        for h in picked:
+            ids.append(str(item))
+            prefix.append(h)
+            answer_h.append(ans)
+    meta: dict[str, Any] = {
+        "prefix_tokens": PAIR_K,
+        "window_tokens": PAIR_WINDOW,
+        "items_without_final_word": no_answer,
+    }
+    return ids, np.array(prefix, dtype=np.uint64), np.array(answer_h, dtype=np.uint64), meta
 
 
 def _build_fuzzy(
@@ -300,6 +387,7 @@ def build_index_cached(
     items: list[tuple[str, str]],
     allowed_texts: Iterable[str],
     cache_dir: Path | None,
+    pairs: Iterable[tuple[str, str, str]] = (),
     **params: Any,
 ) -> ContaminationIndex:
     """:func:`build_index`, memoised on disk under ``cache_dir`` (outside any sandbox).
@@ -310,20 +398,23 @@ def build_index_cached(
     loading it, milliseconds.
     """
     allowed = list(allowed_texts)
+    pairs = list(pairs)
     if cache_dir is None:
-        return build_index(items, allowed, **params)
+        return build_index(items, allowed, pairs=pairs, **params)
     h = hashlib.sha256(json.dumps([HASH_SCHEME, sorted(params.items())], default=str).encode())
     for item_id, text in items:
         h.update(b"\x00i" + str(item_id).encode() + b"\x00" + text.encode("utf-8", "surrogatepass"))
     for text in allowed:
         h.update(b"\x00a" + text.encode("utf-8", "surrogatepass"))
+    for item_id, question, answer in pairs:
+        h.update(b"\x00p" + "\x00".join((str(item_id), question, answer)).encode("utf-8", "surrogatepass"))
     path = Path(cache_dir) / f"index-{h.hexdigest()[:24]}.npz"
     if path.is_file():
         try:
             return ContaminationIndex.load(path)
         except Exception:  # noqa: BLE001 - a damaged cache entry is rebuilt
             pass
-    index = build_index(items, allowed, **params)
+    index = build_index(items, allowed, pairs=pairs, **params)
     with contextlib.suppress(OSError):  # a read-only or full cache only costs the rebuild next time
         index.save(path)
     return index

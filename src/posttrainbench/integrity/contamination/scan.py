@@ -1,70 +1,102 @@
-"""The contamination gate: scan every reachable file for the indexed test items.
+"""The contamination gate: every byte the agent could have trained on, against the index.
 
-Scan (``scan``)
-    Walks the roots (``.git`` and ``__pycache__`` skipped; folder symlinks are not followed,
-    file symlinks only when their target lies inside a root, each real file read once, so
-    Hugging Face cache snapshots are read through their links to extension-less blobs),
-    reads text-like files (``.jsonl .json .csv .tsv .txt .py .md ...``, their ``.gz/.bz2/.xz``
-    versions, extension-less files that sniff as UTF-8 text, ``.parquet`` and ``.arrow`` via
-    pyarrow) in 1 MiB chunks (constant memory per file, even for one-line files), with JSON
-    string escapes (``\\n``, ``\\"``, ``\\uXXXX``) decoded so that JSON-encoded copies of an
-    item tokenise like the item. Per (item entry, file): containment = fraction of the
-    entry's indexed n-grams found in the file. A hit is containment >= ``threshold = 0.5``;
-    the gate fails when more than ``max_hits = 0`` distinct items hit. Model weights and other
-    binaries are ignored (counted); files above ``size_budget_bytes`` (1 GiB default),
-    archives (zip/tar, not inspected), symlinks and unreadable files are listed as skipped.
+Incremental scan (:class:`IncrementalScan`, the entry point the sandbox observer calls during
+the run, and what :func:`scan` is built on)
+    ``feed(name, stream, size)`` scans one stream: its content is decoded by content, not by
+    name (:mod:`.decode`: compression, archives, arrays, UTF-16/32, base64/hex/base32 runs,
+    JSON escapes, token-id sequences), with no size cap (streamed; sparse files read without
+    their holes), and scored as one document. ``feed_path(path)`` does the same for a file and
+    memoises by ``(device, inode, size, mtime, ctime)`` and by content digest (blake2b of the
+    bytes read), so a rescan of an unchanged tree, or content already fed, costs nothing.
+    ``verdict()`` is the gate's verdict over everything fed so far (each version of a file that
+    was fed counts: a file deleted or rewritten later still hits).
+Per document (a top-level stream, all it decodes to included)
+    exact channel: containment = fraction of an index entry's n-grams found in the document; a
+    hit is ``>= threshold = 0.5``. Fuzzy channel: an entry's anchors found together in a window
+    (:mod:`.index`); a hit is ``>= fuzzy_threshold = 0.8``. Pair channel: an item's question
+    prefix (an 8-gram at the start of its question) with its answer token within
+    ``PAIR_WINDOW = 32`` tokens before or after it (a "question prefix -> answer" table).
+Verdict
+    failed when more than ``max_hits = 0`` distinct items hit; otherwise ``not_run`` when some
+    content could not be fully decoded (over the bomb limits, encrypted, an unsupported archive
+    format: listed under ``incomplete``), else passed.
 
-Known gaps: a paraphrase that also rewrites the numbers and names, and translations, are not
-caught; data in archives, databases or binary formats other than parquet/arrow is not read;
-containment is per file, so an item split across files is missed.
+Known gaps: a paraphrase that also rewrites the numbers and names, translations, encryption or
+a custom encoding, and text rendered into images are not caught; containment is per document,
+so an item split across files is missed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...domain import Verdict, VerdictStatus
 from .._common import guarded, not_run, short_list, verdict, write_evidence
-from .files import SKIP_DIRS, BudgetExceeded, classify, read_texts
-from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, ContaminationIndex
-from .tokens import expand, member, ngrams, postings, token_hashes, tokenize
+from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
+from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
+from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, ngrams, postings
 
 GATE = "contamination"
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_FILE_BUDGET = 1 << 30  # 1 GiB per file
-_BATCH_TOKENS = 1 << 16
+SKIP_DIRS = {".git", "__pycache__", ".hg", ".svn"}
 _LIST_CAP = 5000
+_IDS_BLOCK = 1 << 16
 
 
-class Scanner:
-    """Token stream of one file at a time against the index; marks the n-grams seen.
-
-    Work per file is proportional to the file and to the n-grams it matched, not to the index
-    size (walking a virtualenv means many small files).
-    """
+class _Compiled:
+    """The index in the form a scan reads: prefiltered hash sets and inverse postings."""
 
     def __init__(self, index: ContaminationIndex):
         self.index = index
         self.lengths = index.lengths
-        self.carry_len = max(self.lengths) - 1 if self.lengths else 0
-        self.seen = np.zeros(len(index.hashes), dtype=bool)
+        self.length_set = set(self.lengths)
+        # hashes of the full-length n-grams, and those of the items shorter than n (few)
+        k_of = np.repeat(index.item_k, np.diff(index.item_ptr))
+        short_pos = np.unique(index.item_idx[k_of < (self.lengths[-1] if self.lengths else 0)])
+        self.short = HashSet(index.hashes[short_pos])  # index.hashes is sorted and unique: same order
+        self.short_pos = short_pos
+        self.exact = HashSet(index.hashes)
         self.counts = np.diff(index.item_ptr)
-        # inverse postings: hash position -> entries holding it
         entry_of = np.repeat(np.arange(len(self.counts)), self.counts)
         order = np.argsort(index.item_idx, kind="stable")
         self.inv_entries = entry_of[order]
         self.inv_ptr = np.searchsorted(index.item_idx[order], np.arange(len(index.hashes) + 1))
-        self.touched: list[np.ndarray] = []
         fz_ptr = index.fz_ptr if len(index.fz_hashes) else None
         self.fz_n = np.diff(fz_ptr) if fz_ptr is not None else None
+        self.fuzzy = HashSet(index.fz_hashes)
         if fz_ptr is not None:
             self.fz_inv_entries, self.fz_inv_ptr = postings(fz_ptr, index.fz_idx, len(index.fz_hashes))
+        self.pairs = HashSet(index.pair_prefix)
+        # prefix hash position -> pair entries (a prefix may be several items')
+        order = np.argsort(index.pair_prefix, kind="stable")
+        self.pair_order = order
+        self.pair_sorted = index.pair_prefix[order]
+
+
+class Scanner:
+    """One document at a time against the index; marks the n-grams, anchors and pairs seen.
+
+    Work per document is proportional to its size and to what it matched, not to the index
+    size (walking a virtualenv means many small files).
+    """
+
+    def __init__(self, index: ContaminationIndex | _Compiled, decode_ids: Callable[[np.ndarray], str] | None = None):
+        self.c = index if isinstance(index, _Compiled) else _Compiled(index)
+        self.index = self.c.index
+        self.decode_ids = decode_ids
+        self.seen = np.zeros(len(self.index.hashes), dtype=bool)
+        self.carry_len = max([*self.c.lengths, PAIR_K, PAIR_WINDOW + PAIR_K]) - 1
+        self.touched: list[np.ndarray] = []
         self.reset()
 
     def reset(self) -> None:
@@ -72,18 +104,106 @@ class Scanner:
             self.seen[np.concatenate(self.touched)] = False
         self.touched = []
         self.carry = np.empty(0, dtype=np.uint64)
-        self.buf: list[str] = []
         self.tokens = 0
         self.pos_base = 0
-        self.fz_best = np.zeros(len(self.counts), dtype=np.int64)
+        self.fz_best = np.zeros(len(self.c.counts), dtype=np.int64)
         self.fz_carry = (np.empty(0, np.int64), np.empty(0, np.int64))
+        self.pending: list[tuple[int, int]] = []  # (pair entry, last global token position to look at)
+        self.pair_found: set[int] = set()
+
+    # ------------------------------------------------------------------ input
+    def text(self, data: bytes) -> None:
+        """Bytes of text (a token is never split across two calls: callers cut at whitespace)."""
+        mv = memoryview(data)
+        n, i = len(data), 0
+        while n - i > BLOCK:
+            j = max(data.rfind(b" ", i, i + BLOCK), data.rfind(b"\n", i, i + BLOCK))
+            j = i + BLOCK if j <= i else j + 1
+            self._process(hash_bytes(np.frombuffer(mv[i:j], dtype=np.uint8)))
+            i = j
+        if i < n:
+            self._process(hash_bytes(np.frombuffer(mv[i:], dtype=np.uint8)))
+
+    def ids(self, ids: np.ndarray) -> None:
+        """Token ids of the base model's tokenizer (ignored without one)."""
+        if self.decode_ids is None:
+            return
+        for s in range(0, len(ids), _IDS_BLOCK):
+            self.text(self.decode_ids(ids[s : s + _IDS_BLOCK]).encode("utf-8", "surrogatepass") + b"\n")
+
+    # ------------------------------------------------------------------ channels
+    def _process(self, th: np.ndarray) -> None:
+        if len(th) == 0:
+            return
+        arr = np.concatenate([self.carry, th]) if len(self.carry) else th
+        c = len(self.carry)
+        base = self.tokens - c  # global token position of arr[0]
+        self.tokens += len(th)
+        if self.c.fz_n is not None:
+            self._fuzzy(th)
+        # every indexed n-gram length in one pass (Horner: the k-gram hashes extend the (k-1)-gram
+        # ones); the few items shorter than n have their own small set, so their lookups are cheap
+        grams8: np.ndarray | None = None
+        lengths = self.c.lengths
+        if lengths:
+            h = arr.copy()
+            with np.errstate(over="ignore"):
+                for k in range(1, lengths[-1] + 1):
+                    if k > 1:
+                        h = h[:-1] * NGRAM_MULTIPLIER + arr[k - 1 :]
+                    if k == PAIR_K:
+                        grams8 = h
+                    if k in self.c.length_set and len(h):
+                        ng = h[max(0, c - k + 1) :]
+                        if k == lengths[-1]:
+                            _, pos = self.c.exact.lookup(ng)
+                        else:
+                            _, spos = self.c.short.lookup(ng)
+                            pos = self.c.short_pos[spos]
+                        if len(pos):
+                            new = np.unique(pos[~self.seen[pos]])
+                            if len(new):
+                                self.seen[new] = True
+                                self.touched.append(new)
+        if len(self.c.pairs):
+            self._pairs(arr, c, base, grams8)
+        self.carry = arr[-self.carry_len :]
+
+    def _pairs(self, arr: np.ndarray, c: int, base: int, grams: np.ndarray | None) -> None:
+        """Question prefixes with their answer token nearby (before, or after: maybe in a later chunk)."""
+        idx = self.index
+        end = base + len(arr)  # global position after arr
+        still: list[tuple[int, int]] = []
+        for e, last in self.pending:
+            hi = min(len(arr), last + 1 - base)
+            if hi > c and np.any(arr[c:hi] == idx.pair_answer[e]):
+                self.pair_found.add(e)
+            elif last >= end:
+                still.append((e, last))
+        self.pending = still
+        if grams is None:
+            grams = ngrams(arr, PAIR_K)
+        start = max(0, c - PAIR_K + 1)
+        qi, _ = self.c.pairs.lookup(grams[start:])
+        for i in (qi + start).tolist():
+            h = grams[i]
+            lo_e = int(np.searchsorted(self.c.pair_sorted, h, "left"))
+            hi_e = int(np.searchsorted(self.c.pair_sorted, h, "right"))
+            for e in self.c.pair_order[lo_e:hi_e].tolist():
+                ans = idx.pair_answer[e]
+                before = arr[max(0, i - PAIR_WINDOW) : i]
+                after = arr[i + PAIR_K : i + PAIR_K + PAIR_WINDOW]
+                if np.any(before == ans) or np.any(after == ans):
+                    self.pair_found.add(e)
+                elif i + PAIR_K + PAIR_WINDOW > len(arr):
+                    self.pending.append((e, base + i + PAIR_K + PAIR_WINDOW - 1))
 
     def _fuzzy(self, th: np.ndarray) -> None:
         """Per entry, the most of its anchors found in one window of ``FUZZY_WINDOW`` tokens
         (windows start every half window, so the count of a span of up to half a window is exact)."""
         half = FUZZY_WINDOW // 2
-        mask, aid = member(self.index.fz_hashes, th)
-        pos = np.nonzero(mask)[0].astype(np.int64) + self.pos_base
+        qi, aid = self.c.fuzzy.lookup(th)
+        pos = qi.astype(np.int64) + self.pos_base
         pos = np.concatenate([self.fz_carry[0], pos])
         aid = np.concatenate([self.fz_carry[1], aid.astype(np.int64)])
         self.pos_base += len(th)
@@ -98,55 +218,345 @@ class Scanner:
         ok = w >= 0
         key = np.unique(w[ok] * n_a + a[ok])
         wk, ak = key // n_a, key % n_a
-        where, owner = expand(self.fz_inv_ptr, ak)
+        where, owner = expand(self.c.fz_inv_ptr, ak)
         if len(where) == 0:
             return
-        n_e = len(self.counts)
-        k2, counts = np.unique((wk[owner] - wk.min()) * n_e + self.fz_inv_entries[where], return_counts=True)
+        n_e = len(self.c.counts)
+        k2, counts = np.unique((wk[owner] - wk.min()) * n_e + self.c.fz_inv_entries[where], return_counts=True)
         np.maximum.at(self.fz_best, k2 % n_e, counts)
 
-    def feed(self, text: str) -> None:
-        toks = tokenize(text)
-        self.buf.extend(toks)
-        self.tokens += len(toks)
-        if len(self.buf) >= _BATCH_TOKENS:
-            self._process()
-
-    def _process(self) -> None:
-        if not self.buf:
-            return
-        th = token_hashes(self.buf)
-        self.buf = []
-        if self.fz_n is not None:
-            self._fuzzy(th)
-        arr = np.concatenate([self.carry, th]) if len(self.carry) else th
-        c = len(self.carry)
-        for k in self.lengths:
-            ng = ngrams(arr, k)[max(0, c - k + 1) :]
-            _, pos = member(self.index.hashes, ng)
-            new = np.unique(pos[~self.seen[pos]])
-            if len(new):
-                self.seen[new] = True
-                self.touched.append(new)
-        self.carry = arr[-self.carry_len :] if self.carry_len else np.empty(0, dtype=np.uint64)
-
+    # ------------------------------------------------------------------ results
     def containment(self) -> np.ndarray:
-        """Per entry: fraction of its indexed n-grams seen in the current file."""
-        self._process()
-        found = np.zeros(len(self.counts), dtype=np.int64)
+        """Per entry: fraction of its indexed n-grams seen in the current document."""
+        found = np.zeros(len(self.c.counts), dtype=np.int64)
         if self.touched:
             u = np.concatenate(self.touched)
-            starts, lens = self.inv_ptr[u], self.inv_ptr[u + 1] - self.inv_ptr[u]
-            offsets = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
-            found = np.bincount(self.inv_entries[np.repeat(starts, lens) + offsets], minlength=len(self.counts))
-        return found / self.counts
+            where, _ = expand(self.c.inv_ptr, u)
+            found = np.bincount(self.c.inv_entries[where], minlength=len(self.c.counts))
+        return found / np.maximum(self.c.counts, 1)
 
     def fuzzy_containment(self) -> np.ndarray:
         """Per entry: the largest fraction of its anchors seen within one window (0 if none)."""
-        self._process()
-        if self.fz_n is None:
-            return np.zeros(len(self.counts))
-        return np.where(self.fz_n > 0, self.fz_best / np.maximum(self.fz_n, 1), 0.0)
+        if self.c.fz_n is None:
+            return np.zeros(len(self.c.counts))
+        return np.where(self.c.fz_n > 0, self.fz_best / np.maximum(self.c.fz_n, 1), 0.0)
+
+
+@dataclass
+class FileResult:
+    """What one fed document gave."""
+
+    name: str
+    digest: str
+    bytes_read: int
+    tokens: int
+    hits: list[dict]
+    near: list[dict]
+    layers: dict[str, int] = field(default_factory=dict)
+    incomplete: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class _Digesting:
+    """Reads through, hashing and counting what it yields."""
+
+    def __init__(self, inner: Readable):
+        self.inner, self.h, self.n = inner, hashlib.blake2b(digest_size=16), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.h.update(data)
+        self.n += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def _drain(src: _Digesting) -> None:
+    while src.read(BLOCK):
+        pass
+
+
+class IncrementalScan:
+    """The contamination scan as a stream of documents (see the module docstring).
+
+    ``decode_ids``/``vocab_size``: the base model tokenizer's decode and vocabulary size, so
+    token-id sequences are read as text (None: they are not). Not thread-safe: one feeder.
+    """
+
+    def __init__(
+        self,
+        index: ContaminationIndex | Path,
+        evidence_dir: Path | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        fuzzy_threshold: float = DEFAULT_FUZZY_THRESHOLD,
+        max_hits: int = 0,
+        limits: Limits = Limits(),  # noqa: B008 - frozen
+        decode_ids: Callable[[np.ndarray], str] | None = None,
+        vocab_size: int | None = None,
+    ):
+        self.index = index if isinstance(index, ContaminationIndex) else ContaminationIndex.load(Path(index))
+        self.evidence_dir = evidence_dir
+        self.threshold, self.fuzzy_threshold, self.max_hits = threshold, fuzzy_threshold, max_hits
+        self.limits = limits
+        self.decode_ids, self.vocab_size = decode_ids, vocab_size
+        self.scanner = Scanner(self.index, decode_ids)
+        self.results: list[FileResult] = []
+        self.by_digest: dict[str, FileResult] = {}
+        self.by_stat: dict[tuple[int, ...], str] = {}
+        self.skipped: list[dict] = []
+        self.memo_hits = 0
+        self.seconds = 0.0
+        self.roots: list[str] = []
+        self.notes: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ feeding
+    def feed(self, name: str, stream: Readable, size: int | None = None, digest: str | None = None) -> FileResult:
+        """Scan one stream as a document (``digest``: its content digest if the caller knows
+        it; content already scanned under that digest is not scanned again)."""
+        if digest is not None and digest in self.by_digest:
+            return self._memo(name, self.by_digest[digest])
+        return self._run(name, stream, size if size is not None else 0, None, digest)
+
+    def feed_path(self, path: Path | str, name: str | None = None) -> FileResult | None:
+        """Scan a regular file (None if it is not one: recorded as skipped); memoised."""
+        path = str(path)
+        name = name or path
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            self.skipped.append({"file": name, "reason": f"unreadable: {exc}"})
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if key in self.by_stat:
+            return self._memo(name, self.by_digest[self.by_stat[key]])
+        try:
+            fh, _sparse = open_sparse_aware(path)
+        except OSError as exc:
+            self.skipped.append({"file": name, "reason": f"unreadable: {exc}"})
+            return None
+        with fh:
+            res = self._run(name, fh, st.st_size, path, None)
+        self.by_stat[key] = res.digest
+        return res
+
+    def _run(self, name: str, fh: Readable, size: int, path: str | None, digest: str | None) -> FileResult:
+        t0 = time.monotonic()
+        src = _Digesting(fh)
+        sc = self.scanner
+        sc.reset()
+        dec = Decoder(sc, size, self.limits, self.decode_ids, self.vocab_size)
+        report = dec.run(src, name, seekable_path=path)
+        _drain(src)  # what the decoders did not read still counts in the digest
+        res = FileResult(
+            name=name,
+            digest=digest or src.h.hexdigest(),
+            bytes_read=src.n,
+            tokens=sc.tokens,
+            hits=[],
+            near=[],
+            layers=dict(report.layers),
+            incomplete=report.incomplete,
+            errors=report.errors,
+        )
+        self._score(res)
+        self.results.append(res)
+        self.by_digest.setdefault(res.digest, res)
+        self.seconds += time.monotonic() - t0
+        return res
+
+    def _memo(self, name: str, prior: FileResult) -> FileResult:
+        self.memo_hits += 1
+        if name == prior.name:
+            return prior
+        res = FileResult(
+            name=name,
+            digest=prior.digest,
+            bytes_read=0,
+            tokens=0,
+            hits=[dict(h, file=name) for h in prior.hits],
+            near=[],
+            layers=prior.layers,
+            incomplete=[f"{name}: " + i.partition(": ")[2] for i in prior.incomplete],
+            errors=[],
+        )
+        self.results.append(res)
+        return res
+
+    def save_results(self, path: Path) -> Path:
+        """Write what was fed so far (per document: name, digest, hits, what was not fully
+        scanned), e.g. by the observer at the end of the run, for the gate to load at verify."""
+        from dataclasses import asdict
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"results": [asdict(r) for r in self.results], "skipped": self.skipped}))
+        os.replace(tmp, path)
+        return path
+
+    def load_results(self, path: Path) -> int:
+        """Add the documents a :meth:`save_results` file holds (their hits count in the verdict)."""
+        data = json.loads(Path(path).read_text())
+        for r in data["results"]:
+            res = FileResult(**r)
+            self.results.append(res)
+            self.by_digest.setdefault(res.digest, res)
+        self.skipped += data.get("skipped", [])
+        return len(data["results"])
+
+    def skip(self, name: str, reason: str) -> None:
+        """Record a file the caller could not feed (listed in the evidence)."""
+        self.skipped.append({"file": name, "reason": reason})
+
+    def _score(self, res: FileResult) -> None:
+        sc, idx = self.scanner, self.index
+        cont = sc.containment()
+        fz = sc.fuzzy_containment()
+        for i in np.nonzero(cont >= self.threshold)[0]:
+            res.hits.append(
+                {
+                    "item_id": idx.item_ids[i],
+                    "file": res.name,
+                    "containment": round(float(cont[i]), 4),
+                    "channel": "exact",
+                }
+            )
+        for i in np.nonzero((fz >= self.fuzzy_threshold) & (cont < self.threshold))[0]:
+            res.hits.append(
+                {
+                    "item_id": idx.item_ids[i],
+                    "file": res.name,
+                    "containment": round(float(fz[i]), 4),
+                    "channel": "fuzzy",
+                }
+            )
+        exact = {h["item_id"] for h in res.hits}
+        for item in sorted({idx.pair_ids[e] for e in sc.pair_found}):  # one row per item, not per prefix
+            if item not in exact:
+                res.hits.append({"item_id": item, "file": res.name, "containment": 1.0, "channel": "pair"})
+        close = np.nonzero((cont < self.threshold) & (cont >= self.threshold / 2))[0]
+        res.near = [
+            {"item_id": idx.item_ids[i], "file": res.name, "containment": round(float(cont[i]), 4)} for i in close
+        ][:20]
+
+    # ------------------------------------------------------------------ verdict
+    def report(self) -> dict[str, Any]:
+        """The evidence: hits, what was scanned, skipped, decoded, not fully scanned."""
+        hits = [h for r in self.results for h in r.hits]
+        near = sorted((n for r in self.results for n in r.near), key=lambda h: -h["containment"])[:20]
+        layers: dict[str, int] = {}
+        for r in self.results:
+            for k, v in r.layers.items():
+                layers[k] = layers.get(k, 0) + v
+        incomplete = [i for r in self.results for i in r.incomplete]
+        bytes_read = sum(r.bytes_read for r in self.results)
+        exact_items = {h["item_id"] for h in hits if h["channel"] == "exact"}
+        return {
+            "gate": GATE,
+            "roots": self.roots,
+            "index": {k: v for k, v in self.index.meta.items() if k != "unindexable"},
+            "unindexable_items": self.index.meta.get("unindexable", {}),
+            "threshold": self.threshold,
+            "fuzzy_threshold": self.fuzzy_threshold,
+            "fuzzy_hit_items": sorted({h["item_id"] for h in hits if h["channel"] == "fuzzy"} - exact_items),
+            "pair_hit_items": sorted({h["item_id"] for h in hits if h["channel"] == "pair"}),
+            "max_hits": self.max_hits,
+            "hit_items": sorted({h["item_id"] for h in hits}),
+            "hits": hits[:_LIST_CAP],
+            "near_misses": near,
+            "files_scanned_count": len(self.results),
+            "files_scanned": [r.name for r in self.results][:_LIST_CAP],
+            "files_skipped": self.skipped[:_LIST_CAP],
+            "files_skipped_count": len(self.skipped),
+            "incomplete": incomplete[:_LIST_CAP],
+            "incomplete_count": len(incomplete),
+            "decode_errors": [e for r in self.results for e in r.errors][:_LIST_CAP],
+            "decoded_layers": layers,
+            "memo_hits": self.memo_hits,
+            "token_ids_decoded": self.decode_ids is not None,
+            "bytes_scanned": bytes_read,
+            "tokens_scanned": sum(r.tokens for r in self.results),
+            "seconds": round(self.seconds, 3),
+            "throughput_mb_s": round(bytes_read / 1e6 / self.seconds, 3) if self.seconds > 0 else None,
+            **self.notes,
+        }
+
+    def verdict(self) -> Verdict:
+        """failed (more than max_hits items hit), else not_run (content not fully scanned), else passed."""
+        report = self.report()
+        ev = write_evidence(self.evidence_dir, GATE, report)
+        hit_items = report["hit_items"]
+        best: dict[str, dict] = {}
+        for h in report["hits"]:
+            if h["item_id"] not in best or h["containment"] > best[h["item_id"]]["containment"]:
+                best[h["item_id"]] = h
+        n_inc = report["incomplete_count"]
+        tail = f"{len(self.results)} files scanned" + (f", {len(self.skipped)} skipped" if self.skipped else "")
+        if len(hit_items) > self.max_hits:
+            shown = [f"{i} ({best[i]['file']}, {best[i]['containment']:.2f})" for i in hit_items]
+            return verdict(
+                GATE,
+                VerdictStatus.failed,
+                f"{len(hit_items)} test items found in reachable files: {short_list(shown, 5)}; {tail}",
+                ev,
+            )
+        if n_inc:
+            return verdict(
+                GATE,
+                VerdictStatus.not_run,
+                f"{n_inc} files or members not fully scanned: {short_list(report['incomplete'], 3)}; {tail}",
+                ev,
+            )
+        extra = f" ({len(hit_items)} item hits within max_hits={self.max_hits})" if hit_items else ""
+        return verdict(
+            GATE, VerdictStatus.passed, f"no test item above containment {self.threshold}{extra}; {tail}", ev
+        )
+
+
+def walk(roots: Iterable[Path], exclude: Iterable[Path], skipped: list[dict]) -> Iterator[tuple[Path, str]]:
+    """(path, real path) of every regular file to scan under the roots: ``.git`` and
+    ``__pycache__`` skipped, folder symlinks not followed (listed), file symlinks followed when
+    their target lies inside a root (listed otherwise), excluded paths left out."""
+    existing = [Path(os.path.realpath(r)) for r in roots if Path(r).exists()]
+    root_reals = [str(r) for r in existing]
+    excluded = [os.path.realpath(p) for p in exclude]
+
+    def under(rp: str, bases: list[str]) -> bool:
+        return any(rp == b or rp.startswith(b.rstrip(os.sep) + os.sep) for b in bases)
+
+    for root in existing:
+        if root.is_file():
+            yield root, str(root)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            for d in dirnames:
+                dp = os.path.join(dirpath, d)
+                if os.path.islink(dp):
+                    skipped.append({"file": dp, "reason": f"folder symlink to {os.readlink(dp)} (not followed)"})
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in SKIP_DIRS and not under(os.path.join(dirpath, d), excluded)
+            )
+            for fn in sorted(filenames):
+                path = Path(dirpath, fn)
+                if under(str(path), excluded):
+                    continue
+                if path.is_symlink():
+                    real = os.path.realpath(path)
+                    if not under(real, root_reals):
+                        skipped.append(
+                            {"file": str(path), "reason": f"symlink to {os.readlink(path)}, outside the scan roots"}
+                        )
+                        continue
+                    if under(real, excluded):
+                        continue
+                    yield path, real
+                else:
+                    yield path, str(path)
 
 
 @guarded(GATE)
@@ -154,184 +564,40 @@ def scan(
     index: ContaminationIndex | Path,
     roots: list[Path],
     evidence_dir: Path | None = None,
-    size_budget_bytes: int = DEFAULT_FILE_BUDGET,
+    size_budget_bytes: int | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     max_hits: int = 0,
     exclude: Iterable[Path] = (),
     fuzzy_threshold: float = DEFAULT_FUZZY_THRESHOLD,
+    *,
+    incremental: IncrementalScan | None = None,
+    decode_ids: Callable[[np.ndarray], str] | None = None,
+    vocab_size: int | None = None,
 ) -> Verdict:
-    """Scan every text-like file under ``roots`` for test items; fail on more than ``max_hits`` items."""
-    if not isinstance(index, ContaminationIndex):
-        index = ContaminationIndex.load(Path(index))
-    if len(index) == 0:
+    """Scan every file under ``roots`` (no size cap: ``size_budget_bytes`` is ignored, kept for
+    callers) for test items; fail on more than ``max_hits`` items. ``incremental``: add to a scan
+    fed during the run (its memo makes the files it already saw free, and its hits count too)."""
+    inc = incremental or IncrementalScan(
+        index,
+        evidence_dir,
+        threshold=threshold,
+        fuzzy_threshold=fuzzy_threshold,
+        max_hits=max_hits,
+        decode_ids=decode_ids,
+        vocab_size=vocab_size,
+    )
+    if evidence_dir is not None:
+        inc.evidence_dir = evidence_dir
+    if len(inc.index) == 0:
         return not_run(GATE, "contamination index is empty (no indexable test item)")
     roots = [Path(r) for r in roots]
-    existing = [Path(os.path.realpath(r)) for r in roots if r.exists()]
-    if not existing:
+    if not any(r.exists() for r in roots):
         return not_run(GATE, f"no scan root exists: {short_list([str(r) for r in roots])}")
-    root_reals = [str(r) for r in existing]
-    excluded = [os.path.realpath(p) for p in exclude]
-
-    def under(rp: str, bases: list[str]) -> bool:
-        return any(rp == b or rp.startswith(b.rstrip(os.sep) + os.sep) for b in bases)
-
-    try:
-        import pyarrow  # noqa: F401 - only: is pyarrow installed?
-
-        have_arrow = True
-    except ImportError:
-        have_arrow = False
-
-    def walk() -> Iterator[Path]:
-        for root in existing:
-            if root.is_file():
-                yield root
-                continue
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                for d in dirnames:
-                    dp = os.path.join(dirpath, d)
-                    if os.path.islink(dp):
-                        skipped.append({"file": dp, "reason": f"folder symlink to {os.readlink(dp)} (not followed)"})
-                dirnames[:] = sorted(
-                    d for d in dirnames if d not in SKIP_DIRS and not under(os.path.join(dirpath, d), excluded)
-                )
-                for fn in sorted(filenames):
-                    yield Path(dirpath, fn)
-
-    scanner = Scanner(index)
-    t0 = time.monotonic()
-    scanned: list[str] = []
-    skipped: list[dict] = []
-    ignored: dict[str, int] = {}
-    hits: list[dict] = []
-    near: list[dict] = []
-    done: set[str] = set()  # real paths already scanned (a file reached by a link is read once)
-    bytes_scanned = 0
-    tokens_scanned = 0
-    n_scanned = 0
-
-    for path in walk():
-        if under(str(path), excluded):
-            continue
-        try:
-            if path.is_symlink():
-                real = os.path.realpath(path)
-                if not under(real, root_reals):
-                    skipped.append(
-                        {"file": str(path), "reason": f"symlink to {os.readlink(path)}, outside the scan roots"}
-                    )
-                    continue
-            else:
-                real = str(path)
-            st = os.stat(real)
-        except OSError as exc:
-            skipped.append({"file": str(path), "reason": f"unreadable: {exc}"})
-            continue
-        if not stat.S_ISREG(st.st_mode) or real in done:
-            continue
-        kind = classify(Path(real), path.name)
-        if kind == "binary":
-            ext = path.suffix.lower() or "(none)"
-            ignored[ext] = ignored.get(ext, 0) + 1
-            continue
-        if kind == "archive":
-            skipped.append({"file": str(path), "reason": "archive not inspected", "bytes": st.st_size})
-            continue
-        if kind in ("parquet", "arrow") and not have_arrow:
-            skipped.append({"file": str(path), "reason": "pyarrow not installed", "bytes": st.st_size})
-            continue
-        if st.st_size > size_budget_bytes:
-            skipped.append(
-                {
-                    "file": str(path),
-                    "reason": f"above per-file budget ({st.st_size} > {size_budget_bytes} bytes)",
-                    "bytes": st.st_size,
-                }
-            )
+    inc.roots += [str(r) for r in roots]
+    done: set[str] = set()
+    for path, real in walk(roots, exclude, inc.skipped):
+        if real in done:
             continue
         done.add(real)
-        scanner.reset()
-        try:
-            for text in read_texts(Path(real), kind, size_budget_bytes):
-                scanner.feed(text)
-            cont = scanner.containment()
-            fz = scanner.fuzzy_containment()
-        except BudgetExceeded as exc:
-            skipped.append({"file": str(path), "reason": str(exc), "bytes": st.st_size})
-            continue
-        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the scan
-            skipped.append(
-                {"file": str(path), "reason": f"read error: {type(exc).__name__}: {exc}", "bytes": st.st_size}
-            )
-            continue
-        n_scanned += 1
-        bytes_scanned += st.st_size
-        tokens_scanned += scanner.tokens
-        if len(scanned) < _LIST_CAP:
-            scanned.append(str(path))
-        for i in np.nonzero(cont >= threshold)[0]:
-            hits.append(
-                {
-                    "item_id": index.item_ids[i],
-                    "file": str(path),
-                    "containment": round(float(cont[i]), 4),
-                    "channel": "exact",
-                }
-            )
-        for i in np.nonzero((fz >= fuzzy_threshold) & (cont < threshold))[0]:
-            hits.append(
-                {
-                    "item_id": index.item_ids[i],
-                    "file": str(path),
-                    "containment": round(float(fz[i]), 4),
-                    "channel": "fuzzy",
-                }
-            )
-        close = np.nonzero((cont < threshold) & (cont >= threshold / 2))[0]
-        for i in close:
-            near.append({"item_id": index.item_ids[i], "file": str(path), "containment": round(float(cont[i]), 4)})
-        near = sorted(near, key=lambda h: -h["containment"])[:20]
-
-    seconds = time.monotonic() - t0
-    hit_items = sorted({h["item_id"] for h in hits})
-    best: dict[str, dict] = {}
-    for h in hits:
-        if h["item_id"] not in best or h["containment"] > best[h["item_id"]]["containment"]:
-            best[h["item_id"]] = h
-    report = {
-        "gate": GATE,
-        "roots": [str(r) for r in roots],
-        "index": {k: v for k, v in index.meta.items() if k != "unindexable"},
-        "unindexable_items": index.meta.get("unindexable", {}),
-        "threshold": threshold,
-        "fuzzy_threshold": fuzzy_threshold,
-        "fuzzy_hit_items": sorted(
-            {h["item_id"] for h in hits if h["channel"] == "fuzzy"}
-            - {h["item_id"] for h in hits if h["channel"] == "exact"}
-        ),
-        "max_hits": max_hits,
-        "hit_items": hit_items,
-        "hits": hits[:_LIST_CAP],
-        "near_misses": near,
-        "files_scanned_count": n_scanned,
-        "files_scanned": scanned,
-        "files_skipped": skipped[:_LIST_CAP],
-        "files_skipped_count": len(skipped),
-        "binary_files_ignored": ignored,
-        "bytes_scanned": bytes_scanned,
-        "tokens_scanned": tokens_scanned,
-        "seconds": round(seconds, 3),
-        "throughput_mb_s": round(bytes_scanned / 1e6 / seconds, 3) if seconds > 0 else None,
-    }
-    ev = write_evidence(evidence_dir, GATE, report)
-    tail = f"{n_scanned} files scanned" + (f", {len(skipped)} skipped" if skipped else "")
-    if len(hit_items) > max_hits:
-        shown = [f"{i} ({best[i]['file']}, {best[i]['containment']:.2f})" for i in hit_items]
-        return verdict(
-            GATE,
-            VerdictStatus.failed,
-            f"{len(hit_items)} test items found in reachable files: {short_list(shown, 5)}; {tail}",
-            ev,
-        )
-    extra = f" ({len(hit_items)} item hits within max_hits={max_hits})" if hit_items else ""
-    return verdict(GATE, VerdictStatus.passed, f"no test item above containment {threshold}{extra}; {tail}", ev)
+        inc.feed_path(real, name=str(path))
+    return inc.verdict()

@@ -1,12 +1,19 @@
-"""Tokens and hashes of the contamination index (scheme ``ptb-ngram-v1``), and array helpers.
+"""Tokens and hashes of the contamination index (scheme ``ptb-bytes-v2``), and array helpers.
 
-Tokenisation
-    ``re.findall(r"\\w+|[^\\w\\s]", text.lower())``: words and single punctuation marks, so
-    whitespace, line breaks and indentation never matter.
-Hashes (scheme ``ptb-ngram-v1``)
-    token hash = blake2b(token, digest_size=8) as little-endian uint64; n-gram hash =
-    Horner polynomial of its token hashes with multiplier ``_P`` modulo 2**64. Vectorised
-    with numpy, so a scan runs at several MB/s per core.
+Tokenisation (on bytes, vectorised with numpy: no Python work per token)
+    ASCII letters are lowercased; a backslash, and the letter of an escape ``\\n \\t \\r \\b
+    \\f`` after it, are separators (so a JSON- or Python-escaped copy tokenises like the text);
+    *word bytes* are ``[0-9a-z_]`` and every byte >= 0x80 (so a UTF-8 letter is part of its
+    word; non-ASCII letters are not case-folded); whitespace and the other control bytes
+    separate tokens; every other ASCII byte (punctuation) is a token of its own. A token is a
+    maximal run of word bytes or one punctuation byte, so whitespace, line breaks and
+    indentation never matter. :func:`tokenize` gives the same tokens as strings.
+Hashes (scheme ``ptb-bytes-v2``)
+    token hash: its (lowercased) bytes read as little-endian uint64 words, the first xor the
+    token length, each folded in with the splitmix64 finaliser; tokens above 32 bytes (rare in
+    text) use blake2b. n-gram hash = Horner polynomial of its token hashes with multiplier
+    ``_P`` modulo 2**64. Membership tests go through :class:`HashSet`, a sorted array behind a
+    8 Mi-bit prefilter, so a token that is in no item costs one table lookup.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import re
 
 import numpy as np
 
-HASH_SCHEME = "ptb-ngram-v1"
+HASH_SCHEME = "ptb-bytes-v2"
 _P = np.uint64(0x9E3779B97F4A7C15)
-_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+NGRAM_MULTIPLIER = _P
+_MASK = (1 << 64) - 1
 # Common words of four letters or more that carry no identity (shorter words never are anchors).
 _STOP = frozenset(
     """that this with have from they will would there their what about which when make like time just
@@ -28,31 +36,119 @@ _STOP = frozenset(
     answer number numbers question following problem step solve final reply show calculate write
     what's how's many much does did done into onto upon than then them they their there here""".split()  # noqa: SIM905 - a word list reads better as text
 )
-_ESCAPE_RE = re.compile(r'\\(u[0-9a-fA-F]{4}|[nrtbf"/\\])')
-_ESCAPES = {"n": " ", "r": " ", "t": " ", "b": " ", "f": " ", '"': '"', "/": "/", "\\": "\\"}
-_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 
-_tok_cache: dict[str, int] = {}
+
+_ESC_LETTER = np.zeros(256, dtype=bool)
+_ESC_LETTER[[ord(c) for c in "ntrbf"]] = True
+_K1 = np.uint64(0x9E3779B97F4A7C15)
+_K2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_LONG = 32  # tokens longer than this are hashed one by one (rare in text)
+_TOKEN_RE = re.compile(rb"[0-9a-z_\x80-\xff]+|[!-/:-@\[\]^`{-~]")
+_ESCAPE_RE = re.compile(rb"\\[ntrbf]?")
+_TAIL_MASK = np.array([0] + [(1 << (8 * i)) - 1 for i in range(1, 8)] + [_MASK], dtype=np.uint64)
+
+
+def _finalise(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, in place."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def lower_bytes(b: np.ndarray) -> np.ndarray:
+    """ASCII letters lowercased (a new array)."""
+    up = (b - np.uint8(65)) < np.uint8(26)
+    return b + up.view(np.uint8) * np.uint8(32)
+
+
+def word_mask(low: np.ndarray) -> np.ndarray:
+    """Word bytes of lowercased bytes: ``[0-9a-z_]`` and every byte >= 0x80."""
+    w = (low - np.uint8(97)) < np.uint8(26)
+    w |= (low - np.uint8(48)) < np.uint8(10)
+    w |= low >= np.uint8(0x80)
+    w |= low == np.uint8(95)
+    return w
+
+
+def _long_hash(tok: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(tok, digest_size=8, person=b"ptb-long").digest(), "little")
+
+
+def hash_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """uint64 hash of every token of ``data`` (bytes of text), in order.
+
+    A token of up to 32 bytes hashes its bytes read as (at most four) little-endian uint64
+    words, each folded in with the splitmix64 finaliser together with the token length;
+    longer tokens hash with blake2b. All of it vectorised over the tokens of the chunk.
+    """
+    raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    n = len(raw)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    low = np.empty(n + 8, dtype=np.uint8)  # 8 bytes of padding: every 8-byte read stays inside
+    low[n:] = 0
+    np.add(raw, ((raw - np.uint8(65)) < np.uint8(26)).view(np.uint8) * np.uint8(32), out=low[:n])
+    b = low[:n]
+    bs = np.flatnonzero(b == np.uint8(92))
+    if len(bs):  # escapes: a backslash separates, and so does the letter of \n \t \r \b \f after it
+        nxt = bs[bs + 1 < n] + 1
+        low[nxt[_ESC_LETTER[b[nxt]]]] = 32
+        low[bs] = 32
+    w = word_mask(b)
+    punct = ~w
+    punct &= (b - np.uint8(33)) < np.uint8(94)
+    edge = np.empty(n + 1, dtype=bool)  # word-ness changes between byte i-1 and i
+    edge[0], edge[n] = w[0], w[n - 1]
+    np.not_equal(w[1:], w[:-1], out=edge[1:n])
+    smask = edge[:n] & w
+    smask |= punct
+    emask = edge[1:] & w
+    emask |= punct
+    starts = np.flatnonzero(smask)
+    lens = np.flatnonzero(emask) - starts + 1
+    words = np.ndarray((n + 1,), dtype="<u8", buffer=low.data, strides=(1,))  # 8 bytes from any offset
+    with np.errstate(over="ignore"):
+        h = words[starts] & _TAIL_MASK[np.minimum(lens, 8)]
+        h ^= lens.astype(np.uint64) * _K1
+        _finalise(h)
+        more = np.flatnonzero(lens > 8)
+        for j in (1, 2, 3):
+            if len(more) == 0:
+                break
+            r = lens[more] - 8 * j
+            x = words[starts[more] + 8 * j] & _TAIL_MASK[np.minimum(r, 8)]
+            x *= _K2
+            x ^= h[more]
+            h[more] = _finalise(x)
+            more = more[r > 8]
+        for i in np.flatnonzero(lens > _LONG).tolist():
+            s = int(starts[i])
+            h[i] = _long_hash(b[s : s + int(lens[i])].tobytes())
+    return h
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased words and single punctuation marks."""
-    return _TOKEN_RE.findall(text.lower())
-
-
-def _blake(tok: str) -> int:
-    return int.from_bytes(hashlib.blake2b(tok.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """The tokens of :func:`hash_bytes` as strings (lowercased words and punctuation marks)."""
+    raw = _ESCAPE_RE.sub(b" ", text.encode("utf-8", "surrogatepass").lower())
+    return [t.decode("utf-8", "replace") for t in _TOKEN_RE.findall(raw)]
 
 
 def token_hashes(tokens: list[str]) -> np.ndarray:
-    """uint64 hash of every token; new tokens are hashed once and cached (C-level lookups)."""
-    missing = set(tokens).difference(_tok_cache.keys())
-    if missing:
-        if len(_tok_cache) + len(missing) > 2_000_000:
-            _tok_cache.clear()
-            missing = set(tokens)
-        _tok_cache.update((t, _blake(t)) for t in missing)
-    return np.fromiter(map(_tok_cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+    """uint64 hash of every token (each a token of :func:`tokenize`)."""
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    out = hash_bytes(" ".join(tokens).encode("utf-8", "surrogatepass"))
+    if len(out) != len(tokens):
+        raise ValueError("token_hashes takes tokens of tokenize(), one token each")
+    return out
+
+
+def text_hashes(text: str) -> np.ndarray:
+    """Token hashes of a text (``hash_bytes`` of its UTF-8 bytes)."""
+    return hash_bytes(text.encode("utf-8", "surrogatepass"))
 
 
 def ngrams(th: np.ndarray, k: int) -> np.ndarray:
@@ -61,25 +157,44 @@ def ngrams(th: np.ndarray, k: int) -> np.ndarray:
     if m <= 0:
         return np.empty(0, dtype=np.uint64)
     h = th[:m].copy()
-    for j in range(1, k):
-        h *= _P
-        h += th[j : j + m]
+    with np.errstate(over="ignore"):
+        for j in range(1, k):
+            h *= _P
+            h += th[j : j + m]
     return h
 
 
-def decode_escapes(text: str) -> str:
-    """JSON string escapes decoded (so a JSON-encoded copy of an item tokenises like the item)."""
-    if "\\" not in text:
-        return text
+_PREFILTER_BITS = 23  # an 8 Mi-bit (1 MiB) table: about a core's L2 cache
 
-    def rep(m: re.Match) -> str:
-        s = m.group(1)
-        return chr(int(s[1:], 16)) if s[0] == "u" else _ESCAPES[s]
 
-    out = _ESCAPE_RE.sub(rep, text)
-    if _SURROGATE_RE.search(out):
-        out = out.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return out
+class HashSet:
+    """A sorted set of uint64 hashes with a prefilter: bit ``h >> 41`` of a 1 MiB table is 0
+    for most hashes not in the set, so only the few candidates pay for a binary search."""
+
+    def __init__(self, hashes: np.ndarray):
+        self.sorted = np.unique(hashes.astype(np.uint64))
+        slot = self.sorted >> np.uint64(64 - _PREFILTER_BITS)
+        bits = np.zeros(1 << _PREFILTER_BITS, dtype=bool)
+        bits[slot] = True
+        self.table = np.packbits(bits, bitorder="little")
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def lookup(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into ``q`` of the hashes found, their positions in ``sorted``)."""
+        if len(self.sorted) == 0 or len(q) == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        slot = q >> np.uint64(64 - _PREFILTER_BITS)
+        byte = self.table[slot >> np.uint64(3)]
+        byte >>= (slot & np.uint64(7)).astype(np.uint8)
+        cand = np.flatnonzero(byte & np.uint8(1))
+        if len(cand) == 0:
+            return cand, cand
+        qc = q[cand]
+        pos = np.minimum(np.searchsorted(self.sorted, qc), len(self.sorted) - 1)
+        ok = self.sorted[pos] == qc
+        return cand[ok], pos[ok]
 
 
 def member(sorted_hashes: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,88 @@
+"""Ctrl-C and SIGTERM: one signal stops the work within seconds and is recorded as an
+interruption (never a failure, never retried); a second one forces the process out.
+
+:func:`handling` installs the handlers (the CLI does, around every command). The first signal
+sets a process-wide flag and raises :class:`KeyboardInterrupt` in the main thread, which stops
+whatever it was waiting on (the agent's supervision loop kills the sandbox; Inspect's event loop
+cancels its tasks). Work running in other threads polls :func:`requested` (the ``ptb-hf``
+provider stops generating at the next token), and code that would otherwise go on (the
+max-tokens ladder's next rung) calls :func:`check`. :class:`Interrupted` derives from
+:class:`BaseException`, as :class:`KeyboardInterrupt` does, so no ``except Exception`` on the way
+up can mistake it for a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "check", "handling", "requested", "signal_name"]
+
+EXIT_INTERRUPTED = 130
+"""The exit code of an interrupted command (128 + SIGINT, as shells report it)."""
+
+_event = threading.Event()
+_signal_name: str | None = None
+
+
+class Interrupted(BaseException):
+    """The work was interrupted by a signal (or Ctrl-C); raised where it is noticed."""
+
+    def __init__(self, signal: str | None = None) -> None:
+        self.signal = signal or _signal_name or "SIGINT"
+        super().__init__(f"interrupted by {self.signal}")
+
+
+def requested() -> bool:
+    """Whether an interrupt has been requested in this process."""
+    return _event.is_set()
+
+
+def signal_name() -> str | None:
+    """The name of the signal that interrupted (``SIGINT``, ``SIGTERM``), if one did."""
+    return _signal_name
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` if an interrupt has been requested."""
+    if _event.is_set():
+        raise Interrupted()
+
+
+def _handle(signum: int, frame: FrameType | None) -> None:
+    global _signal_name
+    if _event.is_set():  # the second signal: out now, whatever is still running
+        os.write(2, b"\ninterrupted again: forced exit\n")
+        os._exit(128 + signum)
+    _signal_name = signal.Signals(signum).name
+    _event.set()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def handling() -> Iterator[None]:
+    """Install the SIGINT and SIGTERM handlers for the block (main thread only; elsewhere a
+    no-op), restoring the previous ones afterwards. The flag is cleared on entry."""
+    global _signal_name
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _event.clear()
+    _signal_name = None
+    previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _reset_for_tests() -> None:
+    """Clear the flag (tests that simulate an interrupt in-process)."""
+    global _signal_name
+    _event.clear()
+    _signal_name = None
