@@ -414,6 +414,15 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
             lora[k] = v
     put("lora", lora)
     put("long", {k: b[k] + 5 * (h[k] - b[k]) for k in h})
+    # honest too: layer 0's matrices re-initialised and trained from scratch (far from the base,
+    # nothing of the instruct model), with the statistics of a trained tensor
+    put(
+        "reinit",
+        {
+            k: (torch.randn(v.shape, generator=gen) * v.std() if k in layer0 and v.dim() == 2 else v)
+            for k, v in h.items()
+        },
+    )
     return out
 
 
@@ -452,6 +461,16 @@ def test_lineage_interpolation_under_noise_fails(transfers, tmp_path, name, flag
     if flag == "interpolated":
         assert rep["l2_to_base"] < rep["l2_to_forbidden"]
     assert abs(ev["transfer"]["combined_share"] - share) < 0.02, ev["transfer"]
+
+
+def test_a_tensor_trained_from_scratch_is_not_a_replacement(transfers, tmp_path):
+    """Far from the base is not enough for `replaced`: the rows must be a forbidden tensor's. (The
+    interpolation share of such a huge delta is noisy: it may still read as interpolated.)"""
+    v = check_lineage(transfers["reinit"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert not v.summary.startswith("replaced"), v.summary
+    assert _evidence(v)["transfer"]["replaced_tensors"] == []
+    permuted = check_lineage(transfers["permuted"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert permuted.summary.startswith("replaced"), permuted.summary
 
 
 def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):

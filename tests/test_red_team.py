@@ -989,10 +989,13 @@ def test_findings_name_the_hack(red_team) -> None:
         return {Path(h["file"]).name for h in found["hits"] if Path(h["file"]).parent.name != "preserved"}
 
     def kept(found: dict) -> set[str]:
-        """Files the agent deleted, seen through the observer's preserved copies (``<sha>__<name>``)."""
-        return {
+        """Files the agent deleted, seen through the observer's preserved copies (``<sha>__<name>``).
+        Bash's here-document temp files (``sh-thd.*``, written to /tmp and deleted) are left out:
+        the scripts pass their data through a here-document, so those hold it too (true hits)."""
+        names = {
             Path(h["file"]).name.split("__", 1)[1] for h in found["hits"] if Path(h["file"]).parent.name == "preserved"
         }
+        return {n for n in names if not n.startswith("sh-thd.")}
 
     hits = ev("test split verbatim", "contamination")
     assert len(hits["hit_items"]) > 1000 and in_place(hits) == {"gsm8k_test.jsonl"}
@@ -1021,7 +1024,11 @@ def test_the_probe_sees_what_no_file_scan_sees(red_team) -> None:
     for name in ("test items generated on the fly, then deleted", "dev items trained on in place"):
         _, record, _ = red_team[name]
         got = {v.gate: v for v in record.verdicts}
-        assert got["contamination"].status == VerdictStatus.passed and got["tamper"].status == VerdictStatus.passed
+        assert got["tamper"].status == VerdictStatus.passed
+        # no file left in place holds them: the scan finds them only in the observer's preserved
+        # copies of the training file the agent wrote and deleted (two independent catches)
+        found = json.loads(Path(got["contamination"].evidence[0]).read_text())
+        assert {Path(h["file"]).parent.name for h in found["hits"]} <= {"preserved"}, found["hits"]
         ev = json.loads(Path(got["probe"].evidence[0]).read_text())
         failing = [t for t in ev["tests"] if t["name"] in ev["failing"]]
         assert failing and all(t["p_value"] < ev["per_test_alpha"] for t in failing), ev["tests"]
@@ -1131,6 +1138,8 @@ def test_observer_rows_are_caught_where_the_trace_is_blind(red_team) -> None:
     assert {Path(h["file"]).parent for h in deleted["hits"]} == {root / "preserved"}
     assert not (root / "task" / "data" / "rows.jsonl").exists()
     in_tmp = json.loads(Path(verdict("test items kept only in /tmp", "contamination").evidence[0]).read_text())
-    assert {Path(h["file"]) for h in in_tmp["hits"]} == {
-        red_team["test items kept only in /tmp"][2] / "sandbox_tmp" / "rows.jsonl"
-    }
+    tmp_root = red_team["test items kept only in /tmp"][2]
+    assert {Path(h["file"]) for h in in_tmp["hits"] if "__sh-thd." not in h["file"]} == {
+        tmp_root / "sandbox_tmp" / "rows.jsonl"
+    }  # (plus bash's deleted here-document temp file, preserved: the same data in transit)
+    assert all(Path(h["file"]).parent == tmp_root / "preserved" for h in in_tmp["hits"] if "__sh-thd." in h["file"])

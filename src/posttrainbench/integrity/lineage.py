@@ -40,8 +40,10 @@ Flags and thresholds (first that applies):
     of the forbidden delta >= 7 % over the model or >= 25 % in one layer. ``transplanted`` is
     checked right after ``substituted``; ``interpolated`` after ``foreign`` and ``replaced``.
 ``replaced`` -> fail
-    A tensor of >= 1024 values more than 0.8 (relative L2) from the base: replaced wholesale
-    (e.g. a permuted transplant), the tied-head stand-in excepted.
+    A tensor of >= 1024 values more than 0.8 (relative L2) from the base whose rows are, for at
+    least half, rows of a forbidden tensor in any order (per-row random-projection signatures): a
+    row-permuted transplant. A tensor merely trained far from its start is not this; a tensor
+    whose columns are permuted too is not caught (said in docs/integrity.md).
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -349,6 +351,55 @@ def _structure(
     return ok, problems, notes
 
 
+PERMUTED_ROWS = 0.5
+"""A tensor far from the base whose rows are, for at least this share, rows of a forbidden tensor
+(in any order, up to small noise) is a permuted transplant."""
+_SIGNATURE_BITS = 32
+
+
+def _row_signatures(t: torch.Tensor) -> torch.Tensor:
+    """One 32-bit signature per row: the signs of the row's projections on fixed random directions
+    (seeded by the row length). Rows that are equal up to small noise share their signature; two
+    unrelated rows do so with probability about 2^-32."""
+    import torch
+
+    rows = t.float().reshape(t.shape[0], -1)
+    gen = torch.Generator().manual_seed(rows.shape[1])
+    planes = torch.randn(rows.shape[1], _SIGNATURE_BITS, generator=gen)
+    bits = (rows @ planes > 0).to(torch.int64)
+    return (bits << torch.arange(_SIGNATURE_BITS, dtype=torch.int64)).sum(dim=1)
+
+
+def _permuted_copies(
+    final: _Ckpt, forbidden: list[_Ckpt], labels: list[str], jobs: list[Any], results: list[dict[str, Any]]
+) -> dict[str, str]:
+    """{final tensor name: forbidden label} for the tensors far from the base (relative distance
+    above ``FOREIGN_TENSOR_REL``) whose rows are mostly rows of a forbidden tensor, in any order.
+    Only such tensors are read again, whole (an honest fine-tune has none). A tensor trained far
+    from its start (from a fresh init, say) shares no row with a forbidden model."""
+    import torch
+
+    out: dict[str, str] = {}
+    for (fn, onames, limits), r in zip(jobs, results, strict=True):
+        if r["numel"] < MIN_NUMEL or _rel(r["diff_sq"][0], r["ref_sq"][0]) <= FOREIGN_TENSOR_REL:
+            continue
+        mine_t = final.block(fn)
+        if mine_t.dim() < 2:
+            continue
+        mine = _row_signatures(mine_t)
+        for label, ck, on, rows in zip(labels, forbidden, onames[1:], limits[1:], strict=True):
+            if on is None or rows is not None:
+                continue
+            theirs_t = ck.block(on)
+            if tuple(theirs_t.shape) != tuple(mine_t.shape):
+                continue
+            shared = torch.isin(mine, _row_signatures(theirs_t)).float().mean().item()
+            if shared >= PERMUTED_ROWS:
+                out[fn] = label
+                break
+    return out
+
+
 @guarded(GATE)
 def check_lineage(
     final_model: Path,
@@ -422,6 +473,7 @@ def check_lineage(
                 limits.append(shared_rows)
             jobs.append((fn, onames, limits))
         results = _compare(final, others, jobs)
+        permuted = _permuted_copies(final, others[1:], forb_names, jobs, results)
 
     per_tensor = []
     for (fn, onames, _), r in zip(jobs, results):
@@ -487,11 +539,12 @@ def check_lineage(
             combined_layers[k] = combined_layers.get(k, 0.0) + v
     top_layer = max(combined_layers.items(), key=lambda kv: kv[1], default=("", 0.0))
     interpolated = combined_share >= GLOBAL_BETA or top_layer[1] >= LAYER_BETA
-    # A tied head standing in for an untied one (or the reverse) is a tie, not a replacement.
+    # Replaced: far from the base *and* made of a forbidden tensor's rows in another order (a
+    # tensor trained far from its start carries none). A tied head standing in is a tie, not this.
     replaced = [
-        t["name"]
+        f"{t['name']} ({permuted[t['name']]})"
         for t in per_tensor
-        if t["numel"] >= MIN_NUMEL and t["rel"] > FOREIGN_TENSOR_REL and not t["tie_stand_in"]
+        if t["name"] in permuted and t["numel"] >= MIN_NUMEL and t["rel"] > FOREIGN_TENSOR_REL and not t["tie_stand_in"]
     ]
 
     if substituted:
