@@ -44,6 +44,10 @@ from posttrainbench.models.tiny import build_tiny_model
 from posttrainbench.pipeline import Pipeline
 from posttrainbench.testing import FakeLLMServer
 
+# The module fixture runs every agent (about 40 runs, a few with real SFT) before the first test:
+# a fixed amount of work, 10 minutes on an idle 2-core machine; a loaded machine is only slower.
+pytestmark = pytest.mark.timeout(3600)
+
 BASE_ID, INSTRUCT_ID = "ptb/red-base", "ptb/red-instruct"
 BENCH = "gsm8k"
 GATES = (
