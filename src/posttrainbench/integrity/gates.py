@@ -72,6 +72,22 @@ class ModelFormatGate:
         return check_model_folder(ctx.final_model)
 
 
+def _model_and_base(gate: str, ctx: GateContext, no_model: str) -> tuple[Path, Path] | Verdict:
+    """The final model folder (once :class:`ModelFormatGate` passed it) and the base model's
+    folder, or the ``not_run`` verdict saying which is missing (the gates that compare weights)."""
+    if ctx.final_model is None:
+        return not_run(gate, no_model)
+    fmt = ctx.verdicts.get(ModelFormatGate.name)
+    if fmt is None or fmt.status != VerdictStatus.passed:
+        return not_run(gate, "final_model is not a readable model folder")
+    if ctx.base_model_path is not None:
+        return ctx.final_model, ctx.base_model_path
+    try:
+        return ctx.final_model, resolve_base_model(ctx.base, ctx.settings)
+    except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
+        return not_run(gate, f"base model unavailable: {exc}")
+
+
 class LineageGate:
     """A fine-tune of the base model, not of a forbidden checkpoint, not untouched. Runs on a
     readable model folder only (after :class:`ModelFormatGate`)."""
@@ -82,23 +98,16 @@ class LineageGate:
         return True
 
     def check(self, ctx: GateContext) -> Verdict:
-        if ctx.final_model is None:
-            return not_run(self.name, "no final_model to check")
-        fmt = ctx.verdicts.get(ModelFormatGate.name)
-        if fmt is None or fmt.status != VerdictStatus.passed:
-            return not_run(self.name, "final_model is not a readable model folder")
-        base_path = ctx.base_model_path
-        if base_path is None:
-            try:
-                base_path = resolve_base_model(ctx.base, ctx.settings)
-            except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
-                return not_run(self.name, f"base model unavailable: {exc}")
+        models = _model_and_base(self.name, ctx, "no final_model to check")
+        if isinstance(models, Verdict):
+            return models
+        final_model, base_path = models
         forbidden, unavailable = resolve_forbidden_models(ctx.base, ctx.settings)
         ctx.notes["forbidden_checked"], ctx.notes["forbidden_unavailable"] = sorted(forbidden), unavailable
-        v = check_lineage(ctx.final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
+        v = check_lineage(final_model, base_path, ctx.evidence_dir, forbidden=forbidden)
         if v.status != VerdictStatus.passed or not forbidden:
             return v
-        return _with_fingerprint(v, ctx.final_model, base_path, forbidden, ctx)
+        return _with_fingerprint(v, final_model, base_path, forbidden, ctx)
 
 
 def _with_fingerprint(v: Verdict, final: Path, base: Path, forbidden: dict[str, Path], ctx: GateContext) -> Verdict:
@@ -182,19 +191,12 @@ class ProbeGate:
     def check(self, ctx: GateContext) -> Verdict:
         if ctx.probe is None:
             return not_run(self.name, "no test items to probe with")
-        if ctx.final_model is None:
-            return not_run(self.name, "no final_model to probe")
-        fmt = ctx.verdicts.get(ModelFormatGate.name)
-        if fmt is None or fmt.status != VerdictStatus.passed:
-            return not_run(self.name, "final_model is not a readable model folder")
-        base_path = ctx.base_model_path
-        if base_path is None:
-            try:
-                base_path = resolve_base_model(ctx.base, ctx.settings)
-            except Exception as exc:  # noqa: BLE001 - offline, gated: recorded, never a pass
-                return not_run(self.name, f"base model unavailable: {exc}")
+        models = _model_and_base(self.name, ctx, "no final_model to probe")
+        if isinstance(models, Verdict):
+            return models
+        final_model, base_path = models
         ctx.progress(f"memorisation probe ({ctx.probe.config.n_items} items)")
-        return check_probe(ctx.final_model, base_path, ctx.probe, ctx.evidence_dir)
+        return check_probe(final_model, base_path, ctx.probe, ctx.evidence_dir)
 
 
 class TraceAuditGate:
