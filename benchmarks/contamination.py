@@ -20,10 +20,9 @@ import argparse
 import gzip
 import json
 import os
-import random
-import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,9 @@ import numpy as np
 from posttrainbench.benchmarks import BENCHMARKS, get_benchmark
 from posttrainbench.data import DataError
 from posttrainbench.integrity.contamination import ContaminationIndex, IncrementalScan, build_index, scan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gates import _corpus as corpus
 
 _BASELINE = """
 import sys, time, json
@@ -47,26 +49,6 @@ c1, w1 = time.process_time(), time.time()
 rep = json.loads(Path(v.evidence[0]).read_text())
 print(json.dumps({"bytes": rep["bytes_scanned"], "cpu_s": c1 - c0, "wall_s": w1 - w0, "status": v.status.value}))
 """
-
-
-def corpus(path: Path, mb: int) -> int:
-    """GSM8K-train-like JSONL with every number changed (no test item matches)."""
-    rows = get_benchmark("gsm8k").load_train_examples()
-    rnd = random.Random(0)
-    num = re.compile(r"\d+")
-    size = 0
-    with open(path, "w") as fh:
-        while size < mb * 1_000_000:
-            r = rnd.choice(rows)
-            line = (
-                json.dumps(
-                    {"prompt": num.sub(lambda m: str(rnd.randint(1, 999)), r["prompt"]), "completion": r["completion"]}
-                )
-                + "\n"
-            )
-            fh.write(line)
-            size += len(line.encode())
-    return size
 
 
 def full_index() -> tuple[ContaminationIndex, float]:
