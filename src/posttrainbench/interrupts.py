@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 __all__ = ["EXIT_INTERRUPTED", "Interrupted", "check", "handling", "requested", "signal_name"]
 
@@ -74,9 +76,21 @@ def handling() -> Iterator[None]:
     _event.clear()
     _signal_name = None
     previous = {s: signal.signal(s, _handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # Our KeyboardInterrupt may land in a finaliser or weakref callback, where Python can only
+        # print it ("Exception ignored in ..."); the flag already holds the interrupt, and the
+        # cooperative checks stop the work, so that one is not printed.
+        if isinstance(info.exc_value, KeyboardInterrupt) and _event.is_set():
+            return
+        previous_hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s, handler in previous.items():
             signal.signal(s, handler)
 
