@@ -6,6 +6,7 @@ Needs root to mount a small tmpfs (CI runs as root)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,18 +31,21 @@ def small_disk(tmp_path: Path):
 
 
 def test_disk_full_during_collect_is_recorded_and_resumable(small_disk: Path, script_agent) -> None:
-    # the agent leaves a real (untrained) model and fills the disk up to 60 kB: writing the
-    # canonical submission (its ~100 kB of weights) runs out of space in the middle of collect
+    # the agent leaves a real (untrained) model; then the disk fills up to 60 kB (from the host,
+    # after solve: the sandbox's own clean-up frees space when the agent exits, so a filler the
+    # agent wrote would not leave a known margin): writing the canonical submission (its
+    # ~100 kB of weights) runs out of space in the middle of collect
     agent = script_agent(
         "base=$(python -c \"import json;print(json.load(open('task/task.json'))['base_model_path'])\")\n"
         'cp -r "$base" final_model\n'
-        "avail=$(df --output=avail -B1 . | tail -1)\n"
-        "head -c $((avail - 60000)) /dev/zero > filler || true\n"
     )
     spec = RunSpec(
         agent=agent, agent_config="x", base_model="ptb/tiny-random", benchmark="gsm8k-calc", hours=0.05, eval_limit=4
     )
     pipe = Pipeline(spec, small_disk)
+    assert pipe.run(until="solve").phases["solve"].status == "done"
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * (free - 60_000))
     record = pipe.run()
     collect = record.phases["collect"]
     assert collect.status == "failed"
