@@ -127,8 +127,8 @@ def _rms(weighted_sq: float, weight: float) -> float:
 def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[dict[str, Any]]:
     """Per forbidden checkpoint: global and per-layer transferred share, transplanted tensors.
 
-    ``tensors``: one dict per compared tensor with ``name``, ``numel``, ``gram`` (summed m x m
-    float64), ``present`` (forbidden indices in the Gram) and ``rows`` (per present forbidden, the
+    ``tensors``: one dict per compared tensor with ``name``, ``numel``, ``rel`` (relative L2
+    distance to the base; optional), ``gram`` (summed m x m float64), ``present`` (forbidden indices in the Gram) and ``rows`` (per present forbidden, the
     sums of :func:`row_transfer`). The transferred share of a tensor, a layer or the model is the
     ``||F||^2``-weighted root mean square of the per-row ``beta_F``, noise floor removed: an
     interpolation at ``a`` gives ``a`` (with per-row rescaling and sign flips too), an honest
@@ -159,7 +159,13 @@ def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[di
             # then tensors weighted by their parameter count: a norm vector whose entries are ~1
             # must not outweigh a matrix whose entries are ~0.02
             msq = (ff_beta_sq - ff_var) / row_ff if row_ff > 0 else 0.0
-            n = t["numel"] if row_ff > 0 else 0
+            # A tensor moved as far as its own size (rel > FOREIGN_TENSOR_REL) was trained from
+            # scratch or replaced: the interpolation model f = b + a F + small noise does not
+            # apply (the "noise" is the whole tensor, and the per-row fits measure it, not F).
+            # An interpolation keeps rel ~ a * |F| / |b|, far below; a replacement is judged by
+            # the transplanted and replaced checks, which still see this tensor.
+            far = t.get("rel", 0.0) > FOREIGN_TENSOR_REL
+            n = t["numel"] if row_ff > 0 and not far else 0
             w_sum += n
             wb_sum += n * msq
             dd = float(g[ID, ID])
