@@ -122,7 +122,7 @@ def test_our_runs_ranked_among_published_v12_with_the_suite_factors(tmp_path: Pa
     rep = build_report(tmp_path, published="v1.2")
     factors = get_suite("v1.2").factors
     assert rep.suite == "v1.2" and rep.weights == factors and rep.benchmarks == list(factors)
-    assert "published factors of suite v1.2" in rep.weights_source
+    assert rep.weights_source == "published factors of suite v1.2 (factors-v1.2.json), as the published agents"
     assert any("gsm8k-calc" in p and "not in suite v1.2" in p for p in rep.problems)
     ours = {a.label: a for a in rep.agents}
     sft = ours["reference/sft@1h"]
@@ -155,6 +155,16 @@ def test_suite_weights_come_from_recorded_baselines_when_complete(tmp_path: Path
     assert rep.weights == pytest.approx(dict.fromkeys(V12, 1 / 6))  # every gap is 0.5 here
     sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
     assert sft.score == pytest.approx(_expected(rep.weights))
+
+
+def test_published_scores_ours_with_the_published_factors_even_with_baselines(tmp_path: Path) -> None:
+    _results(tmp_path, instruct=True)  # complete baselines would give equal weights here
+    rep = build_report(tmp_path, published="v1.2")
+    assert rep.weights == get_suite("v1.2").factors and "as the published agents" in rep.weights_source
+    sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
+    assert sft.score == pytest.approx(_expected(get_suite("v1.2").factors), abs=1e-12)
+    with pytest.raises(ValueError, match="not a weights file"):
+        build_report(tmp_path, dict.fromkeys(V12, 1 / 6), published="v1.2")
 
 
 def test_a_suite_benchmark_without_runs_leaves_the_agent_unranked(tmp_path: Path) -> None:

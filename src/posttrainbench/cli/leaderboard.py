@@ -76,6 +76,8 @@ def leaderboard(
                 get_suite(name)
         if published is not None and suite not in (None, published):
             raise ValueError(f"--published {published} ranks under suite {published}, not --suite {suite}")
+        if published is not None and weights is not None:
+            raise ValueError(f"--published {published} scores every agent with that suite's factors, not --weights")
     report = build_report(
         results, weights_map, full=reindex, db_path=db_path, protocol=protocol, suite=suite, published=published
     )

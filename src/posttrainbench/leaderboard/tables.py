@@ -20,6 +20,7 @@ from .aggregate import agent_label, normalised_gain
 from .from_results import leaderboard
 from .published import RankedRow, published_board, side_by_side
 from .scoring import Cell
+from .suites import get_suite
 
 # Short flag codes for a cell, as in the published grids ("C", "M") plus ours.
 FLAG_CODES = {
@@ -157,13 +158,23 @@ def build_report(
 ) -> LeaderboardReport:
     """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
     (default ``ROOT/results.db``). ``suite``: rank on that suite's benchmarks; ``published``: also list the
-    agents of that published leaderboard (it implies ``suite=published``; a different suite is refused)."""
+    agents of that published leaderboard (it implies ``suite=published`` and its published factors for every agent,
+    ours included; a different suite or a weights file is refused)."""
     if published is not None:
         if suite is not None and suite != published:
             raise ValueError(f"--published {published} ranks under suite {published}, not {suite}")
+        if weights is not None:
+            raise ValueError(
+                f"--published {published} scores every agent with that suite's factors, not a weights file"
+            )
         suite = published
+        weights = get_suite(published).factors  # ours scored exactly as the published agents were
     rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol, suite=suite)
     w, source = scan.weights, scan.weights_source
+    if published is not None:
+        source = (
+            f"published factors of suite {published} ({get_suite(published).factors_file}), as the published agents"
+        )
     benches = list(w) if suite is not None else sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
     runs = {s.path: s for s in scan.runs}
