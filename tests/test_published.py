@@ -124,6 +124,10 @@ def test_our_runs_ranked_among_published_v12_with_the_suite_factors(tmp_path: Pa
     assert rep.suite == "v1.2" and rep.weights == factors and rep.benchmarks == list(factors)
     assert rep.weights_source == "published factors of suite v1.2 (factors-v1.2.json), as the published agents"
     assert any("gsm8k-calc" in p and "not in suite v1.2" in p for p in rep.problems)
+    assert rep.notes == [
+        "your runs were evaluated under protocol 'strict', the published v1.2 agents under 'ptb-v1.2': prompts, "
+        "decoding and scoring differ, the scores are not comparable"
+    ]
     ours = {a.label: a for a in rep.agents}
     sft = ours["reference/sft@1h"]
     assert sft.score == pytest.approx(_expected(factors), abs=1e-12)
@@ -159,7 +163,11 @@ def test_suite_weights_come_from_recorded_baselines_when_complete(tmp_path: Path
 
 def test_published_scores_ours_with_the_published_factors_even_with_baselines(tmp_path: Path) -> None:
     _results(tmp_path, instruct=True)  # complete baselines would give equal weights here
-    rep = build_report(tmp_path, published="v1.2")
+    for b in V12:  # ptb-v1.2 runs of the same agent: the comparison the published board is for, no caveat
+        for m in (M1, M2):
+            write_synthetic_run(tmp_path, benchmark=b, base_model=m, score=0.5, protocol="ptb-v1.2")
+    assert build_report(tmp_path, published="v1.2", protocol="ptb-v1.2").notes == []
+    rep = build_report(tmp_path, published="v1.2", protocol="strict")
     assert rep.weights == get_suite("v1.2").factors and "as the published agents" in rep.weights_source
     sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
     assert sft.score == pytest.approx(_expected(get_suite("v1.2").factors), abs=1e-12)

@@ -83,6 +83,8 @@ def leaderboard(
     )
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
+    for note in report.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     if not report.agents:
         fail(
             str(results),
@@ -105,7 +107,8 @@ def leaderboard(
         title += f"; beside the {len(report.published)} agents of the published {report.suite} leaderboard"
     table = Table(title=title)
     # in a terminal: rank, agent, score, std and repeats always, the other columns while they fit
-    shown = fit_columns(header, rows, console.width, keep=5) if console.is_terminal else list(range(len(header)))
+    keep = 6 if report.published else 5  # and the source column
+    shown = fit_columns(header, rows, console.width, keep=keep) if console.is_terminal else list(range(len(header)))
     for i in shown:
         col = header[i]
         if col == "agent":

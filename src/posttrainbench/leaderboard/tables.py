@@ -119,6 +119,7 @@ class LeaderboardReport(BaseModel):
     problems: list[str]
     superseded: list[str]
     published: list[PublishedRow] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # caveats of the ranking (not problems of the data)
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -248,6 +249,12 @@ def build_report(
             )
         )
     board = published_board(published) if published is not None else None
+    notes = []
+    if board is not None and cells and scan.protocol != get_suite(board.suite).protocol:
+        notes.append(
+            f"your runs were evaluated under protocol {scan.protocol!r}, the published {board.suite} agents under "
+            f"{get_suite(board.suite).protocol!r}: prompts, decoding and scoring differ, the scores are not comparable"
+        )
     return LeaderboardReport(
         generated_at=datetime.now(UTC),
         results_root=str(root),
@@ -268,6 +275,7 @@ def build_report(
         ]
         if board
         else [],
+        notes=notes,
         benchmarks=benches,
         models=models,
         agents=agents,
