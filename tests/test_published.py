@@ -144,6 +144,7 @@ def test_our_runs_ranked_among_published_v12_with_the_suite_factors(tmp_path: Pa
     assert rows[-1].label == "reference/lora@1h"  # no score: last
     # every view carries the published rows, marked
     text = to_markdown(rep)
+    assert "## Notes\n\n- your runs were evaluated under protocol 'strict'" in text
     assert f"| {mine.rank} | reference/sft@1h | ours |" in text and "| Opus-5.5 (Max) | published v1.2 |" in text
     table = list(csv.DictReader(io.StringIO(to_csv(rep))))
     assert len(table) == 31 and {r["source"] for r in table} == {"ours", "published v1.2"}

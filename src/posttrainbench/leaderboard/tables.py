@@ -484,6 +484,8 @@ def to_markdown(report: LeaderboardReport) -> str:
         _md_table(["benchmark", "weight"], [[b, f"{w:.4f}"] for b, w in sorted(report.weights.items())]),
         "",
     ]
+    if report.notes:
+        parts += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
     if report.problems:
         parts += ["## Problems (left out)", "", *[f"- `{p}`" for p in report.problems], ""]
     return "\n".join(parts)
