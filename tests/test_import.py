@@ -289,3 +289,66 @@ def test_v11_judgement_files_are_read(tmp_path: Path) -> None:
     assert {"judgement_api_rerun.json", "judgement_ptb_lookup.json", "judgement_api.json"} <= copied
     report = build_report(res)
     assert {c.benchmark: c.flags for c in report.cells}["gpqamain"] == ["A", "L"]
+
+
+# --- zero-shot baselines kept upstream as a method folder (issue 14, part "published") --------------------------
+
+ORG = {"Qwen3": "Qwen", "SmolLM3": "HuggingFaceTB", "gemma": "google"}
+
+
+def _write_upstream_baselines(src: Path, folder: str = "baseline_zeroshot") -> int:
+    """The published zero-shot grid (base and instruct rows) as upstream baseline run folders, plus a
+    superseded older job, a failed one and a few-shot folder that must not be read as zero-shot."""
+    benches, grid = _grid(REF / "aggregated_baseline.csv")
+    job = 5000
+    for model, cells in grid.items():
+        org = ORG[model.split("-")[0]]
+        for bench in benches:
+            job += 1
+            run = src / folder / f"{bench}_{org}_{model}_{job}"
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({"accuracy": float(cells[bench])}))
+    older = src / folder / "gsm8k_Qwen_Qwen3-4B_17"  # lower job id: superseded, never read
+    older.mkdir()
+    (older / "metrics.json").write_text(json.dumps({"accuracy": 0.01}))
+    stray = src / folder / "humaneval_meta_Llama-3-8B_9"  # not a catalogued model: a problem, the rest goes on
+    stray.mkdir()
+    (stray / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    fewshot = src / "baseline_fewshot" / "gsm8k_Qwen_Qwen3-4B-Base_99999"
+    fewshot.mkdir(parents=True)
+    (fewshot / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
+    return sum(len(cells) for cells in grid.values())
+
+
+@pytest.mark.parametrize("folder", ["baseline_zeroshot", "baseline"])
+def test_upstream_zero_shot_baseline_folders_are_imported_without_a_grid(tmp_path: Path, folder: str) -> None:
+    src, res = tmp_path / "upstream", tmp_path / "results"
+    _write_upstream(src)
+    n = _write_upstream_baselines(src, folder)
+    out = CliRunner().invoke(app, ["import", str(src), "--results", str(res)])
+    assert out.exit_code == 0, out.output
+    text = " ".join(out.output.split())
+    assert f"imported 28 runs (2 superseded), {n} baselines" in text and n == 56
+    assert "meta/Llama-3-8B is not a catalogued base or instruct model" in text and text.count("problem:") == 1
+    rep = build_report(res)
+    # weights from the imported base + instruct baselines are the published factors (the few-shot folder unread)
+    factors = json.loads((REF / "factors.json").read_text())
+    assert rep.weights_source == "1/(instruct − base) from recorded baselines"
+    for b, f in factors.items():
+        assert rep.weights[b] == pytest.approx(f, rel=1e-12, abs=0)
+    # and the fallback cells take the imported base scores: the published post-fallback grid, to the bit
+    benches, final = _grid(REF / f"final_{METHOD}.csv")
+    short = {v.replace("_", "/", 1): k for k, v in HUB.items()}
+    got = {(short[c.base_model], c.benchmark): c.score for c in rep.cells}
+    assert all(repr(got[(m, b)]) == final[m][b] for m in final for b in benches)
+    assert sum(c.fallback for c in rep.cells) == 4
+
+
+def test_without_baseline_folders_the_failed_cells_have_nothing_to_fall_back_to(tmp_path: Path) -> None:
+    """The control: the same runs without the baseline folder give equal weights and blank fallback cells."""
+    src, res = tmp_path / "upstream", tmp_path / "results"
+    _write_upstream(src)
+    assert CliRunner().invoke(app, ["import", str(src), "--results", str(res)]).exit_code == 0
+    rep = build_report(res)
+    assert rep.weights_source.startswith("equal")
+    assert [c.score for c in rep.cells if c.fallback] == [None] * 4

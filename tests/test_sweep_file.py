@@ -493,3 +493,24 @@ def test_launcher_vocabulary_matches_the_registry() -> None:
     from posttrainbench.launch import LAUNCHERS
 
     assert sorted(LAUNCHERS.names()) == sorted(get_args(LauncherKind))
+
+
+# --- suites in sweep files (issue 14, part "published") ---------------------------------------------------------
+
+
+def test_a_suite_gives_the_benchmarks_or_checks_them(tmp_path: Path) -> None:
+    no_benchmarks = GOOD.replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'suite = "v1.2"')
+    sweep = load_sweep(_write(tmp_path, no_benchmarks))
+    assert sweep.suite == "v1.2"
+    assert sweep.benchmarks == ["aime2025", "arenahardwriting", "gpqamain", "gsm8k", "healthbench", "humaneval"]
+    assert {s.benchmark for s in sweep.run_specs()} == set(sweep.benchmarks)
+    subset = GOOD.replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'suite = "v1"\nbenchmarks = ["gsm8k", "bfcl"]')
+    assert load_sweep(_write(tmp_path, subset)).benchmarks == ["gsm8k", "bfcl"]
+    outside = GOOD.replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'suite = "v1.2"\nbenchmarks = ["gsm8k", "bfcl"]')
+    with pytest.raises(SweepError) as info:
+        load_sweep(_write(tmp_path, outside))
+    assert ":8: benchmarks[1]: 'bfcl' is not in suite v1.2" in str(info.value)
+    unknown = GOOD.replace('benchmarks = ["gsm8k-calc", "gsm8k"]', 'suite = "v3"')
+    with pytest.raises(SweepError) as info:
+        load_sweep(_write(tmp_path, unknown))
+    assert ":7: suite: unknown suite 'v3' (known: v1, v1.2)" in str(info.value)

@@ -13,7 +13,13 @@ from .common import ResultsOpt, console, expected, fail, output_folder
 
 
 def import_cmd(
-    source: Annotated[Path, typer.Argument(help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/).")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="Upstream results folder (<method>/<bench>_<Org>_<Model>_<jobid>/; zero-shot baselines from "
+            "baseline_zeroshot/)."
+        ),
+    ],
     results: ResultsOpt = Path("results"),
     agent_map: Annotated[
         Path | None, typer.Option(help="JSON {agent name: [method folder, ...]} grouping methods as repeats.")
@@ -33,9 +39,10 @@ def import_cmd(
     with expected(FileNotFoundError):
         rep = import_upstream(source, results, agent_map=amap)
     problems = list(rep.problems)
-    n_base = 0
+    n_base = rep.baselines  # from upstream zero-shot baseline folders (baseline_zeroshot/)
     if baselines is not None:
-        n_base, more = import_baseline_grid(baselines, results)
+        n_grid, more = import_baseline_grid(baselines, results)
+        n_base += n_grid
         problems += more
     refresh(results)
     console.print(

@@ -47,10 +47,22 @@ def leaderboard(
         str | None,
         typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
     ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank on this suite's benchmarks (v1: 7, v1.2: 6); weights from recorded baselines, else the "
+            "suite's published factors (default: the benchmarks present)."
+        ),
+    ] = None,
+    published: Annotated[
+        str | None,
+        typer.Option(help="Rank your agents among the published ones of this leaderboard (v1, v1.2), under its suite."),
+    ] = None,
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text
     from ..leaderboard import load_weights
+    from ..leaderboard.suites import get_suite
     from ..leaderboard.tables import agent_table, build_report, model_table
 
     db_path = results_index(results)
@@ -58,9 +70,21 @@ def leaderboard(
         output_file(out)
     with expected(ValueError):
         weights_map = load_weights(weights) if weights else None
-    report = build_report(results, weights_map, full=reindex, db_path=db_path, protocol=protocol)
+    with expected(ValueError):
+        for name in (suite, published):
+            if name is not None:
+                get_suite(name)
+        if published is not None and suite not in (None, published):
+            raise ValueError(f"--published {published} ranks under suite {published}, not --suite {suite}")
+        if published is not None and weights is not None:
+            raise ValueError(f"--published {published} scores every agent with that suite's factors, not --weights")
+    report = build_report(
+        results, weights_map, full=reindex, db_path=db_path, protocol=protocol, suite=suite, published=published
+    )
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
+    for note in report.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
     if not report.agents:
         fail(
             str(results),
@@ -77,9 +101,14 @@ def leaderboard(
             print(text, end="")
         return
     header, rows = agent_table(report)
-    table = Table(title=f"leaderboard ({len(report.cells)} runs; weights: {report.weights_source})")
+    suite_note = f"suite {report.suite}; " if report.suite else ""
+    title = f"leaderboard ({len(report.cells)} runs; {suite_note}weights: {report.weights_source})"
+    if report.published:
+        title += f"; beside the {len(report.published)} agents of the published {report.suite} leaderboard"
+    table = Table(title=title)
     # in a terminal: rank, agent, score, std and repeats always, the other columns while they fit
-    shown = fit_columns(header, rows, console.width, keep=5) if console.is_terminal else list(range(len(header)))
+    keep = 6 if report.published else 5  # and the source column
+    shown = fit_columns(header, rows, console.width, keep=keep) if console.is_terminal else list(range(len(header)))
     for i in shown:
         col = header[i]
         if col == "agent":

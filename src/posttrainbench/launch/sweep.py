@@ -10,6 +10,7 @@ A sweep file is TOML (``.toml``) or YAML (``.yaml``/``.yml``)::
     base_models = ["Qwen/Qwen3-1.7B-Base", "Qwen/Qwen3-4B-Base"]
     benchmarks = ["gsm8k", "humaneval"]
     launcher = "slurm"             # local | slurm | htcondor
+    # suite = "v1.2"               # instead of benchmarks: the suite's (or check that benchmarks are in it)
 
     [[agents]]
     name = "reference"
@@ -38,6 +39,7 @@ from ..agents import AGENTS, AgentLaunchError, get_agent
 from ..benchmarks import get_benchmark
 from ..catalog import UnknownNameError, get_base_model
 from ..domain import BaseModelSpec, NetworkPolicy, RunSpec, SandboxKind
+from ..leaderboard.suites import get_suite
 
 
 class _Strict(_Model):
@@ -104,6 +106,9 @@ class Sweep(_Strict):
     agents: list[AgentEntry] = Field(..., min_length=1)
     base_models: list[str] = Field(..., min_length=1)
     benchmarks: list[str] = Field(..., min_length=1)
+    suite: str | None = Field(
+        None, description="A suite (v1, v1.2): its benchmarks when `benchmarks` is not given, else a superset of them."
+    )
     hours: float = Field(..., gt=0)
     gpus_per_run: int = Field(0, ge=0)
     repeats: int = Field(1, ge=1)
@@ -325,7 +330,8 @@ def load_sweep(path: Path, *, results: Path | None = None, launcher: str | None 
     data, locs = _parse(path, text)
     if launcher is not None:
         data["launcher"] = launcher
-    faults = _semantic_faults(data, locs)
+    faults = _suite_faults(data, locs)
+    faults += _semantic_faults(data, locs)
     try:
         sweep = Sweep.model_validate(data)
     except ValidationError as exc:
@@ -339,6 +345,26 @@ def load_sweep(path: Path, *, results: Path | None = None, launcher: str | None 
     if not root.is_absolute() and results is None:
         root = path.parent / root
     return sweep.model_copy(update={"results": root.resolve()})
+
+
+def _suite_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> list[Fault]:
+    """``suite``: a known one; it fills in ``benchmarks`` when they are not given, else holds them all."""
+    name = data.get("suite")
+    if name is None:
+        return []
+    try:
+        suite = get_suite(name) if isinstance(name, str) else get_suite(repr(name))
+    except ValueError as exc:
+        return [Fault(_line(locs, ("suite",)), "suite", str(exc))]
+    if "benchmarks" not in data:
+        data["benchmarks"] = list(suite.benchmarks)
+        return []
+    given = data["benchmarks"] if isinstance(data["benchmarks"], list) else []
+    return [
+        Fault(_line(locs, ("benchmarks", i)), f"benchmarks[{i}]", f"{b!r} is not in suite {suite.name}")
+        for i, b in enumerate(given)
+        if isinstance(b, str) and b not in suite.benchmarks
+    ]
 
 
 def _semantic_faults(data: dict[str, Any], locs: dict[tuple[Any, ...], int]) -> list[Fault]:

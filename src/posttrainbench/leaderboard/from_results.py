@@ -3,8 +3,9 @@
 The run folders are the source of truth; :func:`scan_results` refreshes the index
 (``results/index.py``), applies the one latest-run rule (``results.summary.select_latest``) and
 returns what the policy needs. Weights come from, in order: an explicit mapping (``--weights
-FILE``), the recorded base *and* instruct baselines (``∝ 1/(instruct − base)``), or equal weights
-over the benchmarks present, and the source is always said.
+FILE``), the recorded base *and* instruct baselines (``∝ 1/(instruct − base)``), or, when a suite
+is given (``--suite``), its published factors, else equal weights over the benchmarks present; the
+source is always said. With a suite, agents are ranked on exactly the suite's benchmarks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..results.summary import RunSummary, select_latest
 from .aggregate import LeaderboardRow, leaderboard_from_cells
 from .grids import Grid, GridValue
 from .scoring import Cell, score_cell
+from .suites import Suite, get_suite
 from .weights import benchmark_weights
 
 
@@ -31,6 +33,7 @@ class ResultsScan:
     weights: dict[str, float] = field(default_factory=dict)
     weights_source: str = ""
     protocol: str = "strict"  # the protocol ranked (leaderboard)
+    suite: str | None = None  # the suite ranked on, if any
 
     def baseline_scores(self, checkpoint: str = "base") -> dict[tuple[str, str, int | None], float]:
         """``(benchmark, base model, eval limit) -> score`` for one kind of checkpoint."""
@@ -98,16 +101,18 @@ def weights_from_baselines(scan: ResultsScan, benchmarks: list[str], models: lis
 
 
 def resolve_weights(
-    scan: ResultsScan, cells: list[Cell], weights: dict[str, float] | None = None
+    scan: ResultsScan, cells: list[Cell], weights: dict[str, float] | None = None, suite: Suite | None = None
 ) -> tuple[dict[str, float], str]:
-    """(weights, where they came from) for the benchmarks present in ``cells``."""
-    benches = sorted({c.benchmark for c in cells})
+    """(weights, where they came from) for the suite's benchmarks, else for those present in ``cells``."""
+    benches = list(suite.benchmarks) if suite else sorted({c.benchmark for c in cells})
     if weights is not None:
         return weights, "weights file"
     models = sorted({c.base_model for c in cells})
     computed = weights_from_baselines(scan, benches, models)
     if computed is not None:
         return computed, "1/(instruct − base) from recorded baselines"
+    if suite is not None:
+        return suite.factors, f"published factors of suite {suite.name} ({suite.factors_file}; no complete baselines)"
     return ({b: 1 / len(benches) for b in benches} if benches else {}), "equal (no instruct baselines recorded)"
 
 
@@ -118,11 +123,14 @@ def leaderboard(
     full: bool = False,
     db_path: Path | None = None,
     protocol: str | None = None,
+    suite: str | None = None,
 ) -> tuple[list[LeaderboardRow], list[Cell], ResultsScan]:
     """Rows ranked by score, the cells they came from, and the scan (problems included). Only runs
     evaluated under one protocol are ranked, scores of different protocols are never mixed:
     ``protocol``, else the one protocol of the runs (``strict`` when they have several; the scan's
-    ``protocol`` says which)."""
+    ``protocol`` says which). With ``suite``, runs of benchmarks outside it are left out (said in the
+    problems) and every agent is scored on all of the suite's benchmarks."""
+    the_suite = get_suite(suite) if suite is not None else None
     scan = scan_results(root, full=full, db_path=db_path)
     cells = cells_from_scan(scan)
     scan.protocol = protocol or pick_protocol(cells)
@@ -130,7 +138,15 @@ def leaderboard(
     scan.problems += [
         f"{n} run(s) evaluated under protocol {p!r} left out: a ranking never mixes protocols" for p, n in other.items()
     ]
-    w, scan.weights_source = resolve_weights(scan, cells, weights)
+    if the_suite is not None:
+        scan.suite = the_suite.name
+        outside: dict[str, int] = {}
+        for c in cells:
+            if c.benchmark not in the_suite.benchmarks:
+                outside[c.benchmark] = outside.get(c.benchmark, 0) + 1
+        scan.problems += [f"{n} run(s) of {b!r} left out: not in suite {the_suite.name}" for b, n in outside.items()]
+        cells = [c for c in cells if c.benchmark in the_suite.benchmarks]
+    w, scan.weights_source = resolve_weights(scan, cells, weights, the_suite)
     scan.weights = w
     unweighted = sorted({c.benchmark for c in cells} - set(w))
     if unweighted:  # a weights file that lacks a benchmark: say so, rank on the rest

@@ -25,6 +25,7 @@ __all__ = [
     "format_cell",
     "is_number",
     "parse_cell",
+    "parse_grid",
     "read_grid",
     "write_grid",
 ]
@@ -147,6 +148,11 @@ def read_grid(path: str | Path, *, index_column: str = "model") -> Grid:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GridError(f"cannot read: {exc}", path=str(path)) from exc
+    return parse_grid(text, str(path), index_column=index_column)
+
+
+def parse_grid(text: str, path: str, *, index_column: str = "model") -> Grid:
+    """A grid from CSV text (as :func:`read_grid`); ``path`` names the source in errors."""
     rows = list(csv.reader(io.StringIO(text, newline="")))
     if not rows or not any(rows[0]):
         raise GridError("empty file (no header)", path=str(path))

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 
 from .aggregate import agent_label, normalised_gain
 from .from_results import leaderboard
+from .published import RankedRow, published_board, side_by_side
 from .scoring import Cell
+from .suites import get_suite
 
 # Short flag codes for a cell, as in the published grids ("C", "M") plus ours.
 FLAG_CODES = {
@@ -90,20 +92,34 @@ class AgentRow(BaseModel):
     cost_usd: float | None
 
 
+class PublishedRow(BaseModel):
+    """One agent of a published leaderboard, shown beside ours (``--published``)."""
+
+    name: str
+    suite: str
+    score: float
+    std: float | None
+    n_runs: int
+    per_benchmark: dict[str, float | None]
+
+
 class LeaderboardReport(BaseModel):
-    """The whole leaderboard of a results folder."""
+    """The whole leaderboard of a results folder (and, with ``--published``, the published agents)."""
 
     generated_at: datetime
     results_root: str
     weights: dict[str, float]
     weights_source: str
     protocol: str = "strict"
+    suite: str | None = None
     benchmarks: list[str]
     models: list[str]
     agents: list[AgentRow]
     cells: list[CellRow]
     problems: list[str]
     superseded: list[str]
+    published: list[PublishedRow] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # caveats of the ranking (not problems of the data)
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -138,12 +154,29 @@ def build_report(
     full: bool = False,
     db_path: Path | None = None,
     protocol: str | None = None,
+    suite: str | None = None,
+    published: str | None = None,
 ) -> LeaderboardReport:
     """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
-    (default ``ROOT/results.db``)."""
-    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol)
+    (default ``ROOT/results.db``). ``suite``: rank on that suite's benchmarks; ``published``: also list the
+    agents of that published leaderboard (it implies ``suite=published`` and its published factors for every agent,
+    ours included; a different suite or a weights file is refused)."""
+    if published is not None:
+        if suite is not None and suite != published:
+            raise ValueError(f"--published {published} ranks under suite {published}, not {suite}")
+        if weights is not None:
+            raise ValueError(
+                f"--published {published} scores every agent with that suite's factors, not a weights file"
+            )
+        suite = published
+        weights = get_suite(published).factors  # ours scored exactly as the published agents were
+    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol, suite=suite)
     w, source = scan.weights, scan.weights_source
-    benches = sorted({c.benchmark for c in cells})
+    if published is not None:
+        source = (
+            f"published factors of suite {published} ({get_suite(published).factors_file}), as the published agents"
+        )
+    benches = list(w) if suite is not None else sorted({c.benchmark for c in cells})
     models = sorted({c.base_model for c in cells})
     runs = {s.path: s for s in scan.runs}
     base = scan.baseline_scores("base")
@@ -215,12 +248,34 @@ def build_report(
                 cost_usd=_sum_or_none([s.cost_usd for s in my_runs]),
             )
         )
+    board = published_board(published) if published is not None else None
+    notes = []
+    if board is not None and cells and scan.protocol != get_suite(board.suite).protocol:
+        notes.append(
+            f"your runs were evaluated under protocol {scan.protocol!r}, the published {board.suite} agents under "
+            f"{get_suite(board.suite).protocol!r}: prompts, decoding and scoring differ, the scores are not comparable"
+        )
     return LeaderboardReport(
         generated_at=datetime.now(UTC),
         results_root=str(root),
         weights=w,
         weights_source=source,
         protocol=scan.protocol,
+        suite=scan.suite,
+        published=[
+            PublishedRow(
+                name=a.name,
+                suite=board.suite,
+                score=a.score,
+                std=a.std,
+                n_runs=a.n_runs,
+                per_benchmark=a.per_benchmark(),
+            )
+            for a in board.agents
+        ]
+        if board
+        else [],
+        notes=notes,
         benchmarks=benches,
         models=models,
         agents=agents,
@@ -256,13 +311,29 @@ AGENT_COLUMNS = (
 
 
 def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the main table, every value already formatted (one source for all views)."""
+    """(header, rows) of the main table, every value already formatted (one source for all views).
+
+    With published rows, one ranking of ours and theirs, a ``source`` column saying which is which; a
+    published row has its published score, std and run count (in the repeats column) and no run details.
+    """
     header = [*AGENT_COLUMNS[:5], *report.benchmarks, *AGENT_COLUMNS[5:]]
+    ours = {a.label: a for a in report.agents}
     out = []
-    for a in report.agents:
-        out.append(
-            [
-                str(a.rank),
+    for r in ranked_rows(report):
+        a = ours.get(r.label) if r.source == "ours" else None
+        if a is None:
+            row = [
+                str(r.rank),
+                r.label,
+                _fmt(r.score),
+                _fmt(r.std),
+                str(r.n_runs),
+                *(_fmt(r.per_benchmark.get(b)) for b in report.benchmarks),
+                *("—" for _ in AGENT_COLUMNS[5:]),
+            ]
+        else:
+            row = [
+                str(r.rank),
                 a.label,
                 _fmt(a.score),
                 _fmt(a.std),
@@ -277,8 +348,25 @@ def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
                 "—" if a.output_tokens is None else str(a.output_tokens),
                 _fmt(a.cost_usd, 2),
             ]
-        )
+        if report.published:
+            row.insert(2, r.source)
+        out.append(row)
+    if report.published:
+        header.insert(2, "source")
     return header, out
+
+
+def ranked_rows(report: LeaderboardReport) -> list[RankedRow]:
+    """Our agents and the published ones (if any) in one ranking (:func:`.published.side_by_side`); without
+    published rows, our ranking as it is."""
+    if not report.published:
+        return [
+            RankedRow(a.rank, a.label, "ours", a.score, a.std, a.n_repeats, dict(a.per_benchmark))
+            for a in report.agents
+        ]
+    ours = [(a.label, a.score, a.std, a.n_repeats, a.per_benchmark) for a in report.agents]
+    theirs = [(p.name, p.score, p.std, p.n_runs, p.per_benchmark) for p in report.published]
+    return side_by_side(ours, theirs, f"published {report.published[0].suite}")
 
 
 def model_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
@@ -320,13 +408,15 @@ def to_csv(report: LeaderboardReport) -> str:
             "input_tokens",
             "output_tokens",
             "cost_usd",
+            *(["source"] if report.published else []),
         ]
     )
     blank = lambda v: "" if v is None else v  # noqa: E731 - a one-line local helper
+    ranks = {r.label: r.rank for r in ranked_rows(report) if r.source == "ours"}
     for a in report.agents:
         wr.writerow(
             [
-                a.rank,
+                ranks[a.label],
                 a.agent,
                 a.agent_config,
                 blank(a.hours),
@@ -342,8 +432,13 @@ def to_csv(report: LeaderboardReport) -> str:
                 blank(a.input_tokens),
                 blank(a.output_tokens),
                 blank(a.cost_usd),
+                *(["ours"] if report.published else []),
             ]
         )
+    for r in ranked_rows(report) if report.published else []:
+        if r.source != "ours":  # a published agent: its published score, std and run count only
+            per_bench = (blank(r.per_benchmark.get(b)) for b in report.benchmarks)
+            wr.writerow([r.rank, r.label, "", "", r.score, blank(r.std), r.n_runs, *per_bench, *[""] * 8, r.source])
     return buf.getvalue()
 
 
@@ -389,6 +484,8 @@ def to_markdown(report: LeaderboardReport) -> str:
         _md_table(["benchmark", "weight"], [[b, f"{w:.4f}"] for b, w in sorted(report.weights.items())]),
         "",
     ]
+    if report.notes:
+        parts += ["## Notes", "", *[f"- {n}" for n in report.notes], ""]
     if report.problems:
         parts += ["## Problems (left out)", "", *[f"- `{p}`" for p in report.problems], ""]
     return "\n".join(parts)

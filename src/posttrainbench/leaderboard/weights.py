@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .grids import Grid, GridError
 
-__all__ = ["benchmark_weights", "load_weights", "save_weights"]
+__all__ = ["benchmark_weights", "load_weights", "parse_weights", "save_weights"]
 
 
 def _instruct(instruct_of: Mapping[str, str] | Callable[[str], str], model: str) -> str:
@@ -81,19 +81,28 @@ def load_weights(path: str | Path) -> dict[str, float]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
         raise ValueError(f"{path}: cannot read weights: {exc}") from exc
+    return parse_weights(text, str(path))
+
+
+def parse_weights(text: str, where: str) -> dict[str, float]:
+    """Weights from JSON text, checked as :func:`load_weights` says; ``where`` names the source in errors."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: cannot read weights: {exc}") from exc
     if not isinstance(data, dict) or not data:
-        raise ValueError(f"{path}: weights must be a non-empty JSON object")
+        raise ValueError(f"{where}: weights must be a non-empty JSON object")
     weights: dict[str, float] = {}
     for bench, w in data.items():
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-            raise ValueError(f"{path}: weight of {bench!r} is not a finite number >= 0: {w!r}")
+            raise ValueError(f"{where}: weight of {bench!r} is not a finite number >= 0: {w!r}")
         weights[bench] = float(w)
     total = math.fsum(weights.values())
     if abs(total - 1.0) > 1e-9:
-        raise ValueError(f"{path}: weights sum to {total!r}, not 1")
+        raise ValueError(f"{where}: weights sum to {total!r}, not 1")
     return weights
 
 

@@ -25,6 +25,12 @@ Rules (the upstream collector's, made explicit):
   numbered in suffix order; ``agent_map`` (``{name: [method, …]}``, the upstream
   ``HARDCODED_AGENT_MAP``) groups methods explicitly instead.
 
+Zero-shot baselines kept upstream as a method folder, ``baseline_zeroshot/`` (or the older ``baseline/``),
+``<benchmark>_<Org>_<Model>_<jobid>/metrics.json``, rows of base *and* instruct models (the upstream
+``aggregated_baseline_zeroshot.csv``): the highest job id per (benchmark, model) becomes a ``baseline.json``
+(the fallback score, and with the instruct ones the weights); a folder without a readable ``accuracy`` is a
+problem, no baseline. Other ``baseline*`` folders (``baseline_fewshot``) are not zero-shot and are skipped.
+
 Each imported run becomes ``<into>/<method>/<run folder>/run.json`` (with ``imported_from``),
 plus copies of the small upstream files; a folder that cannot be imported is reported with its
 path and cause, and the rest goes on. Importing again replaces the records (idempotent).
@@ -49,6 +55,7 @@ from .store import save_baseline, save_record
 METHOD_RE = re.compile(r"^(?P<prefix>.+?)_(?P<hours>\d+(?:\.\d+)?)h(?:_(?P<suffix>.*))?$")
 RUN_RE = re.compile(r"^(?P<bench>[^_]+)_(?P<org>[^_]+)_(?P<model>[^_]+)_(?P<jobid>\d+)$")
 JUDGE_GATES = ("judge_contamination", "judge_disallowed_model")
+ZEROSHOT_DIRS = ("baseline_zeroshot", "baseline")  # upstream zero-shot baseline method folders
 COPY_FILES = (
     "metrics.json",
     "time_taken.txt",
@@ -308,28 +315,62 @@ def import_upstream(src: Path, into: Path, *, agent_map: dict[str, list[str]] | 
     report = ImportReport()
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: not a folder")
+    for name in ZEROSHOT_DIRS:
+        if (src / name).is_dir():
+            _import_baselines(src / name, into, report)
     for method, mdir in _methods(src, agent_map, report):
-        latest: dict[tuple[str, str, str], tuple[int, Path]] = {}
-        for run in sorted(p for p in mdir.iterdir() if p.is_dir()):
-            m = RUN_RE.match(run.name)
-            if not m:
-                report.problems.append(f"{run}: folder name does not parse as <benchmark>_<Org>_<Model>_<jobid>")
-                continue
-            key = (m["bench"], m["org"], m["model"])
-            job = int(m["jobid"])
-            if key in latest:
-                older = min(latest[key], (job, run))
-                report.superseded.append(str(older[1]))
-                if job < latest[key][0]:
-                    continue
-            latest[key] = (job, run)
-        for (bench, org, model), (job, run) in sorted(latest.items()):
+        for (bench, org, model), (job, run) in sorted(_latest_runs(mdir, report).items()):
             try:
                 _import_run(run, into, method, bench, f"{org}/{model}", job)
                 report.imported.append(str(run))
             except (ValueError, OSError) as exc:
                 report.problems.append(f"{run}: {exc}")
     return report
+
+
+def _latest_runs(mdir: Path, report: ImportReport) -> dict[tuple[str, str, str], tuple[int, Path]]:
+    """Per (benchmark, Org, Model) of a method folder, the run with the highest job id (others superseded)."""
+    latest: dict[tuple[str, str, str], tuple[int, Path]] = {}
+    for run in sorted(p for p in mdir.iterdir() if p.is_dir()):
+        m = RUN_RE.match(run.name)
+        if not m:
+            report.problems.append(f"{run}: folder name does not parse as <benchmark>_<Org>_<Model>_<jobid>")
+            continue
+        key = (m["bench"], m["org"], m["model"])
+        job = int(m["jobid"])
+        if key in latest:
+            older = min(latest[key], (job, run))
+            report.superseded.append(str(older[1]))
+            if job < latest[key][0]:
+                continue
+        latest[key] = (job, run)
+    return latest
+
+
+def _import_baselines(folder: Path, into: Path, report: ImportReport) -> None:
+    """An upstream zero-shot baseline method folder -> baseline.json files (base and instruct models)."""
+    for (bench, org, model), (_job, run) in sorted(_latest_runs(folder, report).items()):
+        found = _model_by_name(f"{org}/{model}")
+        if bench not in BENCHMARKS:
+            report.problems.append(f"{run}: unknown benchmark id {bench!r}")
+            continue
+        if found is None:
+            report.problems.append(f"{run}: {org}/{model} is not a catalogued base or instruct model")
+            continue
+        metrics = _read_metrics(run)
+        if metrics["status"] != "ok":
+            report.problems.append(f"{run}: zero-shot baseline not imported: {metrics['error']}")
+            continue
+        base, checkpoint = found
+        save_baseline(
+            into,
+            benchmark=bench,
+            base_model=base,
+            score=metrics["score"],
+            checkpoint=checkpoint,
+            extra={"source": str(run)},
+        )
+        report.baselines += 1
 
 
 def _import_run(run: Path, into: Path, method: _Method, bench: str, model: str, job: int) -> None:
