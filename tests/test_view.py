@@ -107,7 +107,7 @@ def _write_inspect_log(eval_dir: Path) -> Path:
 
 
 def write_view_results(root: Path) -> dict:
-    """test_report's results plus a run in progress and a finished run with an Inspect log."""
+    """test_report's results plus a run in progress and a finished run with a loss curve."""
     folders: dict = dict(write_results(root))
     folders["hostile"] = folders[HOSTILE_RUN]
     live = RunSpec(agent="live", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)
@@ -128,13 +128,12 @@ def write_view_results(root: Path) -> dict:
     state = {"log_history": [{"step": 10 * i, "loss": loss} for i, loss in enumerate(LOSSES, 1)] + [{"eval_x": 1}]}
     (paths.final_model / "checkpoint-50").mkdir(parents=True)
     (paths.final_model / "checkpoint-50" / "trainer_state.json").write_text(json.dumps(state))
-    _write_inspect_log(paths.eval_dir)
-    folders["evaluated"] = paths.root
+    folders["evaluated"] = paths.root  # its Inspect log is written by the test that reads it (Inspect costs 4 s)
     return folders
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Path], ViewServer]]:
+def view_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Path], ViewServer]]:
     root = tmp_path_factory.mktemp("results")
     folders = write_view_results(root)
     db = tmp_path_factory.mktemp("cache") / "view.db"
@@ -193,8 +192,8 @@ def _page_of(folder: Path) -> str:
     return f"/runs/{folder.parent.name}/{folder.name}/index.html"
 
 
-def test_pages_headers_and_methods(served) -> None:
-    _root, folders, server = served
+def test_pages_headers_and_methods(view_server) -> None:
+    _root, folders, server = view_server
     for path in ("/", "/index.html", "/runs.html", "/benchmarks.html", "/models.html", _page_of(folders["live"])):
         status, headers, body = _get(server, path)
         assert status == 200, path
@@ -215,8 +214,8 @@ def test_pages_headers_and_methods(served) -> None:
     assert state["running"] is True and re.fullmatch(r"[0-9a-f]{16}", state["version"])
 
 
-def test_traversal_listings_and_symlinks_are_refused(served) -> None:
-    _root, folders, server = served
+def test_traversal_listings_and_symlinks_are_refused(view_server) -> None:
+    _root, folders, server = view_server
     run = folders["evaluated"]
     base = f"/runs/{run.parent.name}/{run.name}"
     # The honest control: the evidence the record lists, inside the run folder, is served.
@@ -244,20 +243,17 @@ def test_traversal_listings_and_symlinks_are_refused(served) -> None:
         assert b"do not serve" not in body and b"root:" not in body, path
 
 
-def test_read_only_tree_is_left_untouched(served) -> None:
-    root, folders, server = served
+def test_read_only_tree_is_left_untouched(view_server) -> None:
+    root, folders, server = view_server
     before = _tree(root)
     for path in ("/", "/runs.html", "/benchmarks.html", _page_of(folders["evaluated"]), _page_of(folders["live"])):
         assert _get(server, path)[0] == 200
-    page = _get(server, _page_of(folders["evaluated"]))[2].decode()
-    (href,) = re.findall(r'href="(samples-[^"]+)"', page)
-    assert _get(server, _page_of(folders["evaluated"]).removesuffix("index.html") + href)[0] == 200
     assert _tree(root) == before
     assert not (root / "results.db").exists() and server.view.db_path.is_file()
 
 
-def test_a_corrupt_run_shows_on_its_page_and_the_server_goes_on(served) -> None:
-    _root, _, server = served
+def test_a_corrupt_run_shows_on_its_page_and_the_server_goes_on(view_server) -> None:
+    _root, _, server = view_server
     status, _, body = _get(server, "/runs/delta_default_1h/gsm8k_Qwen_Qwen3-1.7B-Base_0123456789ab/index.html")
     assert status == 200 and "could not be read" in body.decode() and "unreadable run.json" in body.decode()
     assert _get(server, "/runs/nobody/nothing/index.html")[0] == 404
@@ -293,8 +289,8 @@ def test_loss_curve_rule(tmp_path: Path) -> None:
     assert curve.source == "final_model/trainer_state.json" and curve.points == [(1.0, 3.0), (2.0, 2.0)]
 
 
-def test_run_in_progress_reloads_with_its_next_phase(served, browser) -> None:
-    _root, folders, server = served
+def test_run_in_progress_reloads_with_its_next_phase(view_server, browser) -> None:
+    _root, folders, server = view_server
     live = folders["live"]
     p = _Page(browser, server.url.rstrip("/") + _page_of(live))
     page = p.page
@@ -324,8 +320,8 @@ def test_run_in_progress_reloads_with_its_next_phase(served, browser) -> None:
     save_record(live / "run.json", _live_record(spec, "solve"))
 
 
-def test_leaderboard_and_hostile_trace_in_chromium(served, browser) -> None:
-    _root, folders, server = served
+def test_leaderboard_and_hostile_trace_in_chromium(view_server, browser) -> None:
+    _root, folders, server = view_server
     p = _Page(browser, server.url)
     page = p.page
     labels = page.eval_on_selector_all("#leaderboard tbody tr", "rs => rs.map(r => r.cells[1].textContent.trim())")
@@ -353,12 +349,22 @@ def test_leaderboard_and_hostile_trace_in_chromium(served, browser) -> None:
     p.close()
 
 
-def test_evaluation_samples_and_loss_curve_in_chromium(served, browser) -> None:
-    _root, folders, server = served
+def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser) -> None:
+    root, folders, server = view_server
     run = folders["evaluated"]
     p = _Page(browser, server.url.rstrip("/") + _page_of(run))
+    assert "No Inspect logs" in p.page.inner_text("main")
+    p.close()
+    # The evaluation writes its log (in a thread: Playwright's sync API holds this one's event
+    # loop, and Inspect runs its own): the next request shows it.
+    done: list[Path] = []
+    writer = threading.Thread(target=lambda: done.append(_write_inspect_log(run / "eval")))
+    writer.start()
+    writer.join(timeout=120)
+    (log,) = done
+    before = _tree(root)
+    p = _Page(browser, server.url.rstrip("/") + _page_of(run))
     page = p.page
-    log = next((run / "eval").glob("*.eval"))
     row = page.inner_text("#eval-logs tbody tr")
     assert log.name in row and str(log.resolve()) in row and "success" in row and "2 of 2 samples" in row
     assert page.inner_text("#eval-logs code.command") == f"inspect view --log-dir {log.parent.resolve()}"
@@ -382,6 +388,7 @@ def test_evaluation_samples_and_loss_curve_in_chromium(served, browser) -> None:
     assert page.inner_text("#samples-range").startswith("Samples 1–2")
     assert p.errors == []
     p.close()
+    assert _tree(root) == before  # reading the log wrote nothing
 
 
 def test_cli_view_read_only_mount_and_sigint(tmp_path: Path) -> None:
