@@ -333,6 +333,16 @@ def test_leaderboard_and_hostile_trace_in_chromium(view_server, browser) -> None
     assert page.get_attribute("#leaderboard thead th:nth-child(2)", "aria-sort") == "ascending"
     assert p.errors == []
     p.close()
+    # The runs list: each cell's base and instruct zero-shot scores beside it.
+    p = _Page(browser, server.url + "runs.html")
+    cols = {
+        name: p.page.eval_on_selector_all("#runs tbody tr", f"rs => rs.map(r => r.cells[{i}].textContent.trim())")
+        for name, i in (("bench", 1), ("model", 2), ("base", 15), ("instruct", 16))
+    }
+    assert cols["base"] == [f"{BASELINE[(b, m)]:.3f}" for b, m in zip(cols["bench"], cols["model"], strict=True)]
+    assert cols["instruct"] == [f"{INSTRUCT[(b, m)]:.3f}" for b, m in zip(cols["bench"], cols["model"], strict=True)]
+    assert p.errors == []
+    p.close()
     p = _Page(browser, server.url.rstrip("/") + _page_of(folders["hostile"]))
     page = p.page
     assert page.evaluate("[window.__pwned, window.__pwned2, window.__pwned3]") == [None, None, None]

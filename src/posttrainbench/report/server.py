@@ -94,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         resp = Response(405, "text/plain; charset=utf-8", b"only GET and HEAD\n", {"Allow": "GET, HEAD"})
         self._send(resp, head=False)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse  # noqa: N815 - the names http.server dispatches to
 
 
 def make_server(

@@ -192,6 +192,8 @@ class RunRow(NamedTuple):
     tokens: Num
     cost: Num
     failure: str
+    base: Num  # the base model's zero-shot score on the cell's benchmark
+    instruct: Num  # its instruct model's
 
 
 class PhaseRow(NamedTuple):
@@ -353,7 +355,21 @@ class SiteResult:
 
 
 RUN_COLUMNS = [
-    Column(h, h in {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens", "cost (USD)"})
+    Column(
+        h,
+        h
+        in {
+            "repeat",
+            "raw score",
+            "cell score",
+            "norm. gain",
+            "time used",
+            "tokens",
+            "cost (USD)",
+            "base zero-shot",
+            "instruct zero-shot",
+        },
+    )
     for h in (
         "agent",
         "benchmark",
@@ -370,6 +386,8 @@ RUN_COLUMNS = [
         "tokens",
         "cost (USD)",
         "failure",
+        "base zero-shot",
+        "instruct zero-shot",
     )
 ]
 
@@ -605,6 +623,8 @@ class _Site:
                     tokens=_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
                     cost=_num(cost, "—" if cost is None else f"{cost:.2f}"),
                     failure=rec.failure or "",
+                    base=_num(cell.base if cell else None, fmt_score(cell.base if cell else None)),
+                    instruct=_num(cell.instruct if cell else None, fmt_score(cell.instruct if cell else None)),
                 )
             )
         return rows
