@@ -446,3 +446,42 @@ def test_cli_view_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2
     res = CliRunner().invoke(app, ["view", "--help"])
     assert res.exit_code == 0 and "--no-open" in res.output and "Ctrl-C" in res.output
+
+
+def test_big_files_are_capped_and_said_so(view_server) -> None:
+    """A huge agent output, a huge JSON Inspect log and a huge training log: the pages say what
+    was left out and stay small; nothing is read whole."""
+    from posttrainbench.report.evallogs import MAX_JSON_LOG_BYTES
+    from posttrainbench.report.site import MAX_RAW_TRACE_BYTES
+    from posttrainbench.report.training import MAX_FILE_BYTES
+
+    root, _, server = view_server
+    spec = RunSpec(agent="huge", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)
+    paths = run_paths(root, spec, get_base_model(MODELS[0]))
+    save_record(paths.run_json, _live_record(spec, "solve"))
+    with paths.solve_out.open("wb") as fh:  # sparse: costs no disk
+        fh.write(b"".join(_train_line(i, 1.0 / i).encode() for i in range(1, 4)))
+        fh.truncate(MAX_RAW_TRACE_BYTES + 1)
+    paths.eval_dir.mkdir()
+    with (paths.eval_dir / "big.json").open("wb") as fh:
+        fh.truncate(MAX_JSON_LOG_BYTES + 1)
+    (paths.workspace).mkdir()
+    with (paths.workspace / "train.log").open("wb") as fh:  # its loss lines lie past the part read
+        fh.truncate(MAX_FILE_BYTES)
+        fh.seek(MAX_FILE_BYTES)
+        fh.write("".join(_train_line(i, 9.0) for i in range(1, 10)).encode())
+    try:
+        status, _, body = _get(server, _page_of(paths.root))
+        text = html.unescape(body.decode())
+        assert status == 200 and len(body) < 200_000
+        assert f"solve_out.txt</code> is {(MAX_RAW_TRACE_BYTES + 1) / 2**20:.0f} MiB, too large to render" in text
+        assert "too large to open here" in text
+        # The loss curve: the three points at the head of solve_out.txt, not the nine past the cap.
+        assert "3 points, from <code>solve_out.txt</code>" in text
+        (href,) = re.findall(r'href="(samples-[^"]+)"', body.decode())
+        status, _, body = _get(server, _page_of(paths.root).removesuffix("index.html") + href)
+        assert status == 200 and "too large to open here" in body.decode()
+    finally:
+        import shutil
+
+        shutil.rmtree(paths.root.parent)
