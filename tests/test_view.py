@@ -485,3 +485,44 @@ def test_big_files_are_capped_and_said_so(view_server) -> None:
         import shutil
 
         shutil.rmtree(paths.root.parent)
+
+
+def test_hostile_names_in_the_view_only_pages_are_text(view_server, browser) -> None:
+    """The parts only the view (and the run page's new sections) print: a training log's file name
+    (the loss curve's source), a broken run folder's name and its error, shown as text."""
+    from posttrainbench.report.site import _safe_name
+    from test_report import _hostile, _Markup
+
+    root, _, server = view_server
+    spec = RunSpec(agent="named", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)
+    paths = run_paths(root, spec, get_base_model(MODELS[0]))
+    save_record(paths.run_json, _live_record(spec, "record", done=True))
+    paths.workspace.mkdir()
+    log_name = _hostile("loss").replace("/", "|") + ".log"
+    (paths.workspace / log_name).write_text("".join(_train_line(i, 2.0 / i) for i in (1, 2, 3)))
+    broken = root / _hostile("group").replace("/", "|") / "run"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text(_hostile("json"))
+    pages = {
+        _page_of(paths.root): {f"task/{log_name}"},
+        f"/runs/{_safe_name(broken.parent.name)}/run/index.html": {broken.parent.name},
+    }
+    try:
+        for url, shown in pages.items():
+            status, _, body = _get(server, url)
+            assert status == 200, url
+            markup = _Markup(body.decode())
+            text = "".join(markup.text)
+            assert all(s in text for s in shown), url
+            assert [a for t, a in markup.tags if t == "script"] == [{"src": "../../../assets/report.js"}], url
+            assert not [t for t, _ in markup.tags if t == "img"], url
+            assert not [a for _, attrs in markup.tags for a in attrs if a.startswith("on")], url
+            p = _Page(browser, server.url.rstrip("/") + url)
+            assert p.page.evaluate("[window.__pwned_loss, window.__pwned_group, window.__pwned_json]") == [None] * 3
+            assert p.errors == [], url
+            p.close()
+    finally:
+        import shutil
+
+        shutil.rmtree(paths.root.parent)
+        shutil.rmtree(broken.parent)

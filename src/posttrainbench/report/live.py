@@ -111,7 +111,6 @@ class LiveSite(_Site):
         self.rendered: dict[str, str] = {}
         self.version, self.running = version, running
         self.result.plots = list(plots)
-        self.plots = plots
 
     def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
         context.setdefault("live", {"url": "version.json", "version": self.version} if self.running else None)
@@ -206,19 +205,18 @@ class LiveView:
             return self._json({"version": version, "running": running})
         if rel.startswith("plots/"):
             return self._plot(rel.removeprefix("plots/"), data, version)
-        site = LiveSite(data, version, running, {})
         if rel in ("index.html", "runs.html", "benchmarks.html", "models.html"):
-            if rel == "index.html":
-                site = LiveSite(data, version, running, self.plots(data, version))
-                site.index(site.plots)
-            elif rel == "runs.html":
-                site.runs_page()
-            elif rel == "benchmarks.html":
-                site = LiveSite(data, version, running, self.plots(data, version))
-                site.benchmarks_page()
-            else:
-                site.models_page()
+            plots = self.plots(data, version) if rel in ("index.html", "benchmarks.html") else {}
+            site = LiveSite(data, version, running, plots)
+            build = {
+                "index.html": lambda: site.index(plots),
+                "runs.html": site.runs_page,
+                "benchmarks.html": site.benchmarks_page,
+                "models.html": site.models_page,
+            }
+            build[rel]()
             return self._html(site.rendered[rel])
+        site = LiveSite(data, version, running, {})
         if rel.startswith("runs/") and len(parts) >= 3:
             return self._run(site, parts, query)
         return _not_found()
