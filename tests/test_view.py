@@ -42,6 +42,7 @@ from test_report import (
     HOSTILE_TEXT,
     INSTRUCT,
     MODELS,
+    _Markup,
     _Page,
     write_results,
 )
@@ -359,7 +360,7 @@ def test_leaderboard_and_hostile_trace_in_chromium(view_server, browser) -> None
     p.close()
 
 
-def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser) -> None:
+def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser, tmp_path: Path) -> None:
     root, folders, server = view_server
     run = folders["evaluated"]
     p = _Page(browser, server.url.rstrip("/") + _page_of(run))
@@ -379,7 +380,8 @@ def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser) -> 
     assert log.name in row and str(log.resolve()) in row and "success" in row and "2 of 2 samples" in row
     assert page.inner_text("#eval-logs code.command") == f"inspect view --log-dir {log.parent.resolve()}"
     # The loss curve from final_model/…/trainer_state.json: five points, first and last loss.
-    assert len(page.get_attribute("#loss-curve polyline", "points").split()) == len(LOSSES)
+    page_points = page.get_attribute("#loss-curve polyline", "points")
+    assert len(page_points.split()) == len(LOSSES)
     caption = page.inner_text("#loss-curve figcaption")
     assert "loss 2.5 → 0.9" in caption and "final_model/checkpoint-50/trainer_state.json" in caption
     # Evidence is served from the run folder; the one that is a symlink out is named, not linked.
@@ -399,6 +401,14 @@ def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser) -> 
     assert p.errors == []
     p.close()
     assert _tree(root) == before  # reading the log wrote nothing
+    # The static report's run page shows the same list of logs and the same curve (one template).
+    from posttrainbench.report import build_site
+
+    site = build_site(root, tmp_path / "site", db_path=tmp_path / "index.db")
+    static = _Markup(next(pg for pg in site.pages if run.name in str(pg)).read_text(encoding="utf-8"))
+    text = "".join(static.text)
+    assert f"inspect view --log-dir {log.parent.resolve()}" in text and "2 of 2 samples" in text
+    assert [a["points"] for t, a in static.tags if t == "polyline"] == [page_points]
 
 
 def test_cli_view_read_only_mount_and_sigint(tmp_path: Path) -> None:
@@ -491,7 +501,7 @@ def test_hostile_names_in_the_view_only_pages_are_text(view_server, browser) -> 
     """The parts only the view (and the run page's new sections) print: a training log's file name
     (the loss curve's source), a broken run folder's name and its error, shown as text."""
     from posttrainbench.report.site import _safe_name
-    from test_report import _hostile, _Markup
+    from test_report import _hostile
 
     root, _, server = view_server
     spec = RunSpec(agent="named", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)

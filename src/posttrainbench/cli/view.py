@@ -46,6 +46,10 @@ def view(
         fail(f"{host}:{port}", f"cannot listen ({exc.strerror or exc})", fix="choose another --port (0: any free one)")
     url = server.url
     console.print(f"serving {escape(str(results))} at {url} (Ctrl-C to stop)", soft_wrap=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]warning:[/yellow] listening on {escape(host)}: anyone who can reach it can read the runs"
+        )
     sys.stdout.flush()
     if not no_open and _can_open_browser():
         import webbrowser
