@@ -454,6 +454,17 @@ def test_cli_view_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "typo").exists()
     res = CliRunner().invoke(app, ["view", "--port", "70000"])
     assert res.exit_code == 2
+    (tmp_path / "results").mkdir()
+    import socket
+
+    with socket.socket() as taken:  # a port in use: one line, the fix named
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = CliRunner().invoke(app, ["view", "--results", str(tmp_path / "results"), "--port", str(port)])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+    assert res.stderr.startswith(f"error: 127.0.0.1:{port}: cannot listen") and "--port" in res.stderr
+    assert list((tmp_path / "results").iterdir()) == []
     res = CliRunner().invoke(app, ["view", "--help"])
     assert res.exit_code == 0 and "--no-open" in res.output and "Ctrl-C" in res.output
 
