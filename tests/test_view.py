@@ -211,6 +211,10 @@ def test_pages_headers_and_methods(view_server) -> None:
     # The runs list shows the live phase of the run in progress and the state of the others.
     runs = _get(server, "/runs.html")[2].decode()
     assert "solve running" in runs and "evaluate failed" in runs and runs.count(">done<") >= 10
+    # The leaderboard lists the run in progress, with a link to its page.
+    index = _get(server, "/")[2].decode()
+    (progress,) = re.findall(r'<ul id="in-progress-runs">(.*?)</ul>', index)
+    assert f'href="{_page_of(folders["live"]).lstrip("/")}"' in progress and "solve running for" in progress
     state = json.loads(_get(server, "/version.json")[2])
     assert state["running"] is True and re.fullmatch(r"[0-9a-f]{16}", state["version"])
 

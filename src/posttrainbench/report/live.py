@@ -26,6 +26,7 @@ import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from ..results import RecordError, load_record
 from .data import ReportData, RunEntry, load_report_data, run_state
 from .evallogs import SAMPLES_PER_PAGE, SampleView, eval_logs, log_files, read_samples
 from .plots import draw_all
-from .site import MAX_EVIDENCE_BYTES, Evidence, _safe_name, _Site
+from .site import MAX_EVIDENCE_BYTES, Evidence, Link, _safe_name, _Site, fmt_duration
 
 __all__ = ["LiveView", "Response"]
 
@@ -114,7 +115,25 @@ class LiveSite(_Site):
 
     def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
         context.setdefault("live", {"url": "version.json", "version": self.version} if self.running else None)
+        if rel_path == "index.html":
+            context["in_progress"] = self.in_progress()
         self.rendered[rel_path] = self.render(template, rel_path, title, **context)
+
+    def in_progress(self) -> list[tuple[Link, str]]:
+        """The runs in progress, for the leaderboard page: a link to each, and what it is doing
+        for how long (``solve running for 0:12 h of 1 h``)."""
+        now = datetime.now(UTC)
+        out = []
+        for entry in [*self.data.runs, *self.data.superseded]:
+            state = run_state(entry.record)
+            if not state.endswith(" running"):
+                continue
+            started = entry.record.phases[state.split()[0]].started_at
+            since = f" for {fmt_duration((now - started).total_seconds())}" if started else ""
+            spec = entry.record.spec
+            text = f"{entry.label} · {spec.benchmark} · {spec.base_model} · repeat {spec.repeat}"
+            out.append((self.run_link(entry, text), f"{state}{since} (limit {spec.hours:g} h)"))
+        return out
 
     def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> Evidence:
         found = self.evidence_file(entry, ref)
