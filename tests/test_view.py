@@ -269,6 +269,9 @@ def test_loss_curve_rule(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run / "task" / "out").mkdir(parents=True)
     assert find_loss_curve(run) is None
+    (run / "task" / ".venv").mkdir()  # hidden folders are not searched (an environment is no training log)
+    (run / "task" / ".venv" / "pip.log").write_text("".join(_train_line(i, 5.0) for i in range(1, 9)))
+    assert find_loss_curve(run) is None
     # A training log in the workspace, Trainer's printed dicts (no step: numbered by position).
     (run / "task" / "out" / "train.log").write_text(
         "starting\n{'loss': 2.0, 'grad_norm': 1.0, 'epoch': 0.1}\nnoise {'loss': 9}\n{'loss': 1.5, 'epoch': 0.2}\n"

@@ -3,7 +3,8 @@
 The rule (first that yields at least two points wins):
 
 1. ``trainer_state.json`` (Hugging Face ``Trainer``) anywhere under the run's ``final_model/`` or
-   its workspace ``task/``, at most :data:`MAX_DEPTH` folders down: the ``log_history`` entries
+   its workspace ``task/``, at most :data:`MAX_DEPTH` folders down (breadth first; hidden
+   folders such as ``.venv`` and :data:`SKIP_DIRS` are not entered): the ``log_history`` entries
    with a numeric ``loss`` and ``step``. Of several files, the one with the most points (then the
    newest).
 2. A training log: the agent's raw output ``solve_out.txt`` and every ``*.log`` file in the
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import stat
+from collections import deque
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +35,7 @@ MAX_DEPTH = 6
 MAX_ENTRIES = 5000  # folder entries visited in one run folder
 MAX_FILE_BYTES = 20 * 2**20  # read of one state file or log (the head; the rest is not read)
 MAX_LINE = 4000  # characters: a longer line is not a loss record
+SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})  # (and hidden folders: .venv, .cache)
 MAX_POINTS = 2000  # points drawn (a longer curve is thinned evenly; first and last kept)
 
 
@@ -63,9 +66,9 @@ def _regular_files(root: Path, names: tuple[str, ...], suffix: str | None, budge
     """Regular files under ``root`` named one of ``names`` (or ending in ``suffix``), never through
     a symlink, within :data:`MAX_DEPTH` and the shared entry ``budget``."""
     found: list[Path] = []
-    stack = [(root, 0)]
-    while stack and budget[0] > 0:
-        folder, depth = stack.pop()
+    queue = deque([(root, 0)])  # breadth first: shallow files are found before the budget runs out
+    while queue and budget[0] > 0:
+        folder, depth = queue.popleft()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
@@ -76,8 +79,8 @@ def _regular_files(root: Path, names: tuple[str, ...], suffix: str | None, budge
                 break
             try:
                 if e.is_dir(follow_symlinks=False):
-                    if depth < MAX_DEPTH:
-                        stack.append((Path(e.path), depth + 1))
+                    if depth < MAX_DEPTH and not e.name.startswith(".") and e.name not in SKIP_DIRS:
+                        queue.append((Path(e.path), depth + 1))
                 elif e.is_file(follow_symlinks=False) and (e.name in names or (suffix and e.name.endswith(suffix))):
                     found.append(Path(e.path))
             except OSError:
