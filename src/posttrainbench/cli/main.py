@@ -22,6 +22,7 @@ from .settings import settings_cmd
 from .show import show
 from .trace import trace
 from .verify import verify
+from .view import view
 
 app = typer.Typer(
     name="ptb",
@@ -60,6 +61,7 @@ app.command()(leaderboard)
 app.command()(index)
 app.command(name="import")(import_cmd)
 app.command()(report)
+app.command()(view)
 app.add_typer(sweep.app, name="sweep")
 app.command(name="eval", epilog=env_epilog("eval"))(eval_cmd)
 app.command(epilog=env_epilog("baseline"))(baseline)

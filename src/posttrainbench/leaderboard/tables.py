@@ -62,6 +62,8 @@ class CellRow(BaseModel):
     reason: str | None = None
     flags: list[str] = Field(default_factory=list)
     normalised_gain: float | None = None
+    base: float | None = None  # the base model's zero-shot score on this benchmark (same eval limit)
+    instruct: float | None = None  # its official instruct model's
     time_used_s: float | None = None
     cost_usd: float | None = None
     path: str = ""
@@ -206,6 +208,8 @@ def build_report(
             reason=c.reason,
             flags=[flag_code(f) for f in c.flags],
             normalised_gain=gain(c),
+            base=base.get((c.benchmark, c.base_model, s.eval_limit if s else None)),
+            instruct=inst.get((c.benchmark, c.base_model, s.eval_limit if s else None)),
             time_used_s=s.time_used_s if s else None,
             cost_usd=s.cost_usd if s else None,
             path=c.path,

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..domain import RunRecord
+from ..domain import PHASES, RunRecord
 from ..leaderboard import Grid, GridValue, RepeatsSummary, repeats_summary
 from ..leaderboard.aggregate import agent_label
 from ..leaderboard.tables import AgentRow, CellRow, LeaderboardReport, build_report
@@ -109,6 +109,21 @@ class ReportData:
             and (model is None or r.cell.base_model == model)
             and (benchmark is None or r.cell.benchmark == benchmark)
         )
+
+
+def run_state(record: RunRecord) -> str:
+    """What a run is doing now, read from its phases: ``done``; ``<phase> running`` (started, not
+    finished: a run in progress, or one whose process died); ``<phase> failed`` or ``<phase>
+    interrupted``; ``incomplete`` (nothing started and nothing went wrong)."""
+    if record.completed:
+        return "done"
+    for name in PHASES:
+        st = record.phases[name]
+        if st.status in ("failed", "interrupted"):
+            return f"{name} {st.status}"
+        if st.status == "pending" and st.started_at is not None and st.finished_at is None:
+            return f"{name} running"
+    return "incomplete"
 
 
 def load_report_data(

@@ -31,8 +31,10 @@ from ..domain import PHASES
 from ..leaderboard import RepeatsSummary
 from ..results.layout import RunPaths
 from ..trace import Trace, TraceStep, load_trace
-from .data import ReportData, RunEntry, load_report_data
+from .data import ReportData, RunEntry, load_report_data, run_state
+from .evallogs import eval_logs
 from .plots import draw_all
+from .training import find_loss_curve, loss_curve_view
 
 MAX_TEXT = 20_000  # characters of one trace field shown before it is cut (the rest is noted)
 MAX_EVIDENCE_BYTES = 5_000_000  # evidence files larger than this are linked by path, not copied
@@ -43,9 +45,11 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # A strict policy: our own script and style files only; nothing inline can run even if some
 # text escaped escaping. ``file:`` is listed for browsers that give every local file its own
 # origin (so that ``'self'`` alone would block the site's own files when opened from disk).
+# ``connect-src 'self'``: ``ptb view``'s pages of runs in progress poll their own server for a
+# change (the static site never fetches anything).
 CSP = (
     "default-src 'none'; script-src 'self' file:; style-src 'self' file:; "
-    "img-src 'self' file: data:; base-uri 'none'; form-action 'none'"
+    "img-src 'self' file: data:; connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
 
 
@@ -188,6 +192,8 @@ class RunRow(NamedTuple):
     tokens: Num
     cost: Num
     failure: str
+    base: Num  # the base model's zero-shot score on the cell's benchmark
+    instruct: Num  # its instruct model's
 
 
 class PhaseRow(NamedTuple):
@@ -349,7 +355,21 @@ class SiteResult:
 
 
 RUN_COLUMNS = [
-    Column(h, h in {"repeat", "raw score", "cell score", "norm. gain", "time used", "tokens", "cost (USD)"})
+    Column(
+        h,
+        h
+        in {
+            "repeat",
+            "raw score",
+            "cell score",
+            "norm. gain",
+            "time used",
+            "tokens",
+            "cost (USD)",
+            "base zero-shot",
+            "instruct zero-shot",
+        },
+    )
     for h in (
         "agent",
         "benchmark",
@@ -366,6 +386,8 @@ RUN_COLUMNS = [
         "tokens",
         "cost (USD)",
         "failure",
+        "base zero-shot",
+        "instruct zero-shot",
     )
 ]
 
@@ -394,11 +416,15 @@ class _Site:
             used.add(rel)
             self.run_pages[id(entry)] = rel + "/index.html"
 
-    def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
-        """Render one page and write it at ``rel_path`` under the site root."""
-        html = self.env.get_template(template).render(
+    def render(self, template: str, rel_path: str, title: str, **context: Any) -> str:
+        """One page as HTML, for its place ``rel_path`` under the site root (its links are relative)."""
+        return self.env.get_template(template).render(
             title=title, up="../" * rel_path.count("/"), **self.page_globals, **context
         )
+
+    def page(self, template: str, rel_path: str, title: str, **context: Any) -> None:
+        """Render one page and write it at ``rel_path`` under the site root."""
+        html = self.render(template, rel_path, title, **context)
         path = self.out / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
@@ -530,7 +556,7 @@ class _Site:
             "benchmarks.html",
             "Benchmarks",
             tables=tables,
-            heatmap=(self.out / "plots" / "heatmap.png").exists(),
+            heatmap="heatmap" in self.result.plots,
         )
 
     def models_page(self) -> None:
@@ -585,7 +611,7 @@ class _Site:
                     benchmark=spec.benchmark,
                     base_model=spec.base_model,
                     repeat=_num(spec.repeat, str(spec.repeat)),
-                    status="done" if rec.completed else "incomplete",
+                    status=run_state(rec),
                     verdict=rec.final_verdict.value if rec.final_verdict else "missing",
                     raw=_num(raw, fmt_score(raw)),
                     score=_num(score, fmt_score(score)),
@@ -597,6 +623,8 @@ class _Site:
                     tokens=_num(tokens, "—" if tokens is None else f"{int(tokens):,}"),
                     cost=_num(cost, "—" if cost is None else f"{cost:.2f}"),
                     failure=rec.failure or "",
+                    base=_num(cell.base if cell else None, fmt_score(cell.base if cell else None)),
+                    instruct=_num(cell.instruct if cell else None, fmt_score(cell.instruct if cell else None)),
                 )
             )
         return rows
@@ -614,8 +642,10 @@ class _Site:
 
     # ------------------------------------------------------------------ one run
 
-    def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> Evidence:
-        """A copy of one evidence file next to the run page (only files inside the run folder)."""
+    @staticmethod
+    def evidence_file(entry: RunEntry, ref: str) -> Path | Evidence:
+        """The real path of one evidence file, only inside the run folder (symlinks resolved), or
+        the :class:`Evidence` that says why it is not shown (missing, outside, too large)."""
         folder = entry.folder
         ref_path = Path(ref)
         candidates = [ref_path] if ref_path.is_absolute() else [folder / ref_path]
@@ -631,12 +661,19 @@ class _Site:
                 continue
             if real.stat().st_size > MAX_EVIDENCE_BYTES:
                 return Evidence(str(real), note="too large to copy")
-            name = _safe_name(real.name)
-            dest = page_dir / "evidence" / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(real, dest)
-            return Evidence(real.name, href="evidence/" + quote(name))
+            return real
         return Evidence(ref, note="not found in the run folder")
+
+    def _copy_evidence(self, entry: RunEntry, page_dir: Path, ref: str) -> Evidence:
+        """A copy of one evidence file next to the run page (only files inside the run folder)."""
+        found = self.evidence_file(entry, ref)
+        if isinstance(found, Evidence):
+            return found
+        name = _safe_name(found.name)
+        dest = page_dir / "evidence" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found, dest)
+        return Evidence(found.name, href="evidence/" + quote(name))
 
     def run_page(self, entry: RunEntry) -> None:
         rec, cell, spec = entry.record, entry.cell, entry.record.spec
@@ -650,6 +687,8 @@ class _Site:
                     fmt_score(cell.score, 4) + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else ""),
                 ),
                 ("normalised gain", fmt_score(cell.normalised_gain, 4)),
+                ("base model zero-shot", fmt_score(cell.base, 4)),
+                ("instruct model zero-shot", fmt_score(cell.instruct, 4)),
                 ("flags", " ".join(cell.flags) or "none"),
             ]
         else:
@@ -659,6 +698,7 @@ class _Site:
             ("folder", entry.path),
             ("created", rec.created_at.isoformat(timespec="seconds")),
             ("completed", "yes" if rec.completed else "no"),
+            ("state", run_state(rec)),
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
             *scores,
             (
@@ -734,7 +774,12 @@ class _Site:
             metrics=metrics,
             files=self._files(entry),
             section=self._trace_section(entry),
+            **self.run_extras(entry),
         )
+
+    def run_extras(self, entry: RunEntry) -> dict[str, Any]:
+        """The run page's evaluation logs and training-loss curve (``ptb view`` adds its live state)."""
+        return {"eval_logs": eval_logs(entry.folder), "loss": loss_curve_view(find_loss_curve(entry.folder))}
 
     @staticmethod
     def _files(entry: RunEntry) -> list[FileItem]:

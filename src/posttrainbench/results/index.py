@@ -108,17 +108,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.executescript(f"BEGIN; {MIGRATIONS[i]} PRAGMA user_version = {i + 1}; COMMIT;")
 
 
-def index_location(root: Path, cache_dir: Path) -> Path:
+def index_location(root: Path, cache_dir: Path, *, in_tree: bool = True) -> Path:
     """Where the index of ``root`` lives: ``ROOT/results.db`` when the results folder can be
-    written, else (a published, read-only results tree) a file in ``cache_dir`` named by the
-    folder's real path, so that ranking a tree never needs to write into it. Raises
-    :class:`ResultsIndexError` when ``root`` is not a folder (a typo must not create one)."""
+    written (and ``in_tree``), else (a published, read-only results tree, or a reader that must
+    not write into it: ``ptb view``) a file in ``cache_dir`` named by the folder's real path, so
+    that ranking a tree never needs to write into it. Raises :class:`ResultsIndexError` when
+    ``root`` is not a folder (a typo must not create one)."""
     root = Path(root)
     if not root.is_dir():
         raise ResultsIndexError(f"{root}: no such folder" if not root.exists() else f"{root}: not a folder")
     db = root / DB_NAME
     writable = os.access(db, os.W_OK) if db.exists() else os.access(root, os.W_OK | os.X_OK)
-    if writable:
+    if writable and in_tree:
         return db
     key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
     return Path(cache_dir) / "results-index" / f"{key}.db"

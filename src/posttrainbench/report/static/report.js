@@ -112,7 +112,24 @@
     });
   }
 
+  function initLive() {
+    // ptb view: a page of a run in progress names its version endpoint (body data-live) and the
+    // version it was rendered from; when the endpoint reports another version, reload. The
+    // static report never sets data-live, so this does nothing there.
+    var url = document.body.getAttribute("data-live");
+    var version = document.body.getAttribute("data-version");
+    if (!url || !window.fetch) return;
+    function poll() {
+      fetch(url, { cache: "no-store" }).then(function (r) { return r.json(); }).then(function (state) {
+        if (state.version !== version) { window.location.reload(); return; }
+        if (state.running) window.setTimeout(poll, 2000);
+      }).catch(function () { window.setTimeout(poll, 5000); });
+    }
+    window.setTimeout(poll, 2000);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    initLive();
     initRowFilter();
     Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), initSortable);
     initTraceSearch();
