@@ -128,11 +128,11 @@ def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[di
     """Per forbidden checkpoint: global and per-layer transferred share, transplanted tensors.
 
     ``tensors``: one dict per compared tensor with ``name``, ``numel``, ``rel`` (relative L2
-    distance to the base; optional), ``gram`` (summed m x m float64), ``present`` (forbidden indices in the Gram) and ``rows`` (per present forbidden, the
-    sums of :func:`row_transfer`). The transferred share of a tensor, a layer or the model is the
-    ``||F||^2``-weighted root mean square of the per-row ``beta_F``, noise floor removed: an
-    interpolation at ``a`` gives ``a`` (with per-row rescaling and sign flips too), an honest
-    fine-tune ~0.
+    distance to the base; optional), ``gram`` (summed m x m float64), ``present`` (forbidden
+    indices in the Gram) and ``rows`` (per present forbidden, the sums of :func:`row_transfer`).
+    The transferred share of a tensor, a layer or the model is the ``||F||^2``-weighted root mean
+    square of the per-row ``beta_F``, noise floor removed: an interpolation at ``a`` gives ``a``
+    (with per-row rescaling and sign flips too), an honest fine-tune ~0.
     """
 
     out: list[dict[str, Any]] = []
