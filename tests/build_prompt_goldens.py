@@ -1,0 +1,178 @@
+"""Build the golden prompt fixtures (tests/fixtures/prompt_goldens/<benchmark>.jsonl.gz): what the reference
+(aisa-group/PostTrainBench through inspect_evals and vLLM) renders for shipped items under each base model.
+
+Run once, by hand, in a scratch area; the test (tests/test_reference_prompts.py) only reads the fixtures.
+It needs what the test must never need:
+
+- ``--inspect-evals DIR``: a folder where ``import inspect_evals`` works (``pip install --no-deps --target DIR
+  inspect_evals==0.26.0 backoff``): the prompt wordings, ``record_to_sample`` and ``sample_to_fewshot`` are
+  inspect_evals' own code, run here, not retyped;
+- ``--templates DIR``: the reference's chat templates, as read from the public repositories with the search
+  tool: ``qwen3.jinja`` and ``smollm.jinja`` (``src/eval/templates/`` of theFulminatedHuman/continual-posttrainbench
+  at 4db98d93, a copy of the reference's folder; the reference repository's own copies are not in the index) and
+  ``gemma3.jinja`` (Gemma 3's own template, which the reference's ``gemma3_tool_calling.jinja`` reproduces for
+  prompts without tools);
+- the Python environment of this project (inspect_ai, datasets, transformers).
+
+What runs here is the reference's machinery: Inspect's ``hf_dataset`` (the ``datasets`` shuffle with seed 42, then
+the limit) on the shipped train split, Inspect's ``system_message`` / ``prompt_template`` solvers on a
+``TaskState``, and ``transformers``' own chat-template renderer (``render_jinja_template``) on the original template
+files. Our renderer (``posttrainbench.benchmarks.reference_prompts``, ``catalog/templates/ptb_v1_*.jinja``,
+``catalog.render_chat``) shares none of it: its wordings are transcribed, its shuffle is a NumPy permutation, its
+templates are our own shorter transcriptions rendered by our own Jinja environment.
+
+    python tests/build_prompt_goldens.py --inspect-evals /tmp/scratch/site --templates /tmp/scratch/ref
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gzip
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / "fixtures" / "prompt_goldens"
+DATA = ROOT / "src" / "posttrainbench" / "resources"
+TODAY = dt.datetime(2026, 9, 30, 12, 0)  # SmolLM3's template writes the day of evaluation: the goldens fix one
+
+# base model -> (reference template file, the tokenizer's bos_token), as vLLM passes them to the template
+BASE_MODELS = {
+    "Qwen/Qwen3-1.7B-Base": ("qwen3.jinja", None),
+    "Qwen/Qwen3-4B-Base": ("qwen3.jinja", None),
+    "HuggingFaceTB/SmolLM3-3B-Base": ("smollm.jinja", "<|begin_of_text|>"),
+    "google/gemma-3-4b-pt": ("gemma3.jinja", "<bos>"),
+}
+
+
+def render(template: str, messages: list[dict[str, str]], bos_token: str | None) -> str:
+    """What vLLM's chat endpoint renders: transformers' own renderer with the tokenizer's special tokens."""
+    import transformers.utils.chat_template_utils as ctu
+
+    class FixedClock(dt.datetime):  # transformers' strftime_now reads datetime.now(): freeze it on TODAY
+        @classmethod
+        def now(cls, tz: Any = None) -> FixedClock:  # type: ignore[override]
+            return cls.fromisoformat(TODAY.isoformat())
+
+    ctu.datetime = FixedClock  # type: ignore[misc]
+    render_jinja_template = ctu.render_jinja_template
+    kwargs: dict[str, Any] = {}
+    if bos_token is not None:
+        kwargs["bos_token"] = bos_token
+    rendered, _ = render_jinja_template(
+        conversations=[messages], chat_template=template, add_generation_prompt=True, **kwargs
+    )
+    return rendered[0]
+
+
+def inspect_messages(sample: Any, solvers: list[Any]) -> list[dict[str, str]]:
+    """The chat Inspect sends for ``sample`` after ``solvers`` (as the OpenAI-style dicts vLLM receives)."""
+    from inspect_ai.model import ChatMessageUser, ModelName
+    from inspect_ai.solver import TaskState
+
+    state = TaskState(
+        model=ModelName("vllm/final_model"),
+        sample_id=sample.id,
+        epoch=1,
+        input=sample.input,
+        messages=[ChatMessageUser(content=sample.input)] if isinstance(sample.input, str) else list(sample.input),
+        metadata=dict(sample.metadata or {}),
+    )
+
+    async def run() -> TaskState:
+        s = state
+        for solver in solvers:
+            s = await solver(s, None)
+        return s
+
+    return [{"role": m.role, "content": m.text} for m in asyncio.run(run()).messages]
+
+
+def spread(n: int, k: int) -> list[int]:
+    """``k`` positions spread evenly over ``0..n-1`` (all of them when ``k >= n``)."""
+    return list(range(n)) if k >= n else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def gsm8k_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+    from inspect_ai.dataset import hf_dataset
+    from inspect_ai.solver import prompt_template, system_message
+    from inspect_evals.gsm8k.gsm8k import MATH_PROMPT_TEMPLATE, record_to_sample, sample_to_fewshot
+
+    train = str(DATA / "gsm8k" / "train.jsonl")
+    fewshots = hf_dataset(
+        "json", data_files=train, split="train", sample_fields=record_to_sample, shuffle=True, seed=42, limit=10
+    )
+    system = "\n\n".join(sample_to_fewshot(s) for s in fewshots)
+    solvers = [system_message(system), prompt_template(MATH_PROMPT_TEMPLATE)]
+    records = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    out = []
+    for i in spread(len(records), 20):
+        sample = record_to_sample(records[i])
+        out.append((f"gsm8k-{i}", i, inspect_messages(sample, solvers)))
+    return out
+
+
+def aime2025_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+    from inspect_ai.dataset import Sample
+    from inspect_evals.utils.aime_common import aime_solver
+
+    solvers = aime_solver()[:-1]  # everything before generate()
+    records = [json.loads(line) for line in (DATA / "aime2025" / "test.jsonl").read_text().splitlines()]
+    out = []
+    for i, rec in enumerate(records):  # all 30
+        sample = Sample(id=i, input=rec["problem"], target=str(rec["answer"]))
+        out.append((f"aime2025-{rec.get('id', i)}", i, inspect_messages(sample, solvers)))
+    return out
+
+
+def humaneval_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+    from inspect_evals.humaneval.humaneval import record_to_sample
+
+    with gzip.open(DATA / "humaneval" / "HumanEval.jsonl.gz", "rt") as f:
+        records = [json.loads(line) for line in f]
+    to_sample = record_to_sample()
+    out = []
+    for i in spread(len(records), 24):
+        sample = to_sample(records[i])
+        out.append((str(sample.id), i, inspect_messages(sample, [])))  # solver: generate() alone
+    return out
+
+
+BUILDERS = {"gsm8k": gsm8k_rows, "aime2025": aime2025_rows, "humaneval": humaneval_rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--inspect-evals", type=Path, required=True)
+    ap.add_argument("--templates", type=Path, required=True)
+    args = ap.parse_args()
+    sys.path.insert(0, str(args.inspect_evals))
+    OUT.mkdir(parents=True, exist_ok=True)
+    for bid, build in BUILDERS.items():
+        rows = build()
+        lines = []
+        for base_model, (file, bos) in BASE_MODELS.items():
+            template = (args.templates / file).read_text()
+            for item_id, index, messages in rows:
+                row = {
+                    "benchmark": bid,
+                    "base_model": base_model,
+                    "reference_template": file,
+                    "bos_token": bos,
+                    "today": TODAY.isoformat(),
+                    "item_id": item_id,
+                    "index": index,
+                    "prompt": render(template, messages, bos),
+                }
+                lines.append(json.dumps(row, ensure_ascii=False))
+        with gzip.GzipFile(OUT / f"{bid}.jsonl.gz", "wb", mtime=0) as f:  # mtime 0: the same bytes every build
+            f.write(("\n".join(lines) + "\n").encode())
+        print(f"{bid}: {len(lines)} prompts ({len(rows)} items x {len(BASE_MODELS)} base models)")
+
+
+if __name__ == "__main__":
+    main()
