@@ -17,7 +17,7 @@ It needs what the test must never need:
 What runs here is the reference's machinery: Inspect's ``hf_dataset`` (the ``datasets`` shuffle with seed 42, then
 the limit) on the shipped train split, Inspect's ``system_message`` / ``prompt_template`` solvers on a
 ``TaskState``, and ``transformers``' own chat-template renderer (``render_jinja_template``) on the original template
-files. Our renderer (``posttrainbench.benchmarks.reference_prompts``, ``catalog/templates/ptb_v1_*.jinja``,
+files. Our renderer (``posttrainbench.evaluation.reference_prompts``, ``catalog/templates/ptb_v1_*.jinja``,
 ``catalog.render_chat``) shares none of it: its wordings are transcribed, its shuffle is a NumPy permutation, its
 templates are our own shorter transcriptions rendered by our own Jinja environment.
 

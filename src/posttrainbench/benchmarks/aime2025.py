@@ -9,8 +9,8 @@ from inspect_ai.model import ChatMessage, ChatMessageUser
 
 from ..data import Item, field
 from ..evaluation.protocols import REF_V1, STRICT
+from ..evaluation.reference_prompts import AIME_USER_PROMPT, fill, strip_prefix
 from .base import BenchmarkDefinition
-from .reference_prompts import AIME_USER_PROMPT, fill, strip_prefix
 from .registry import register_benchmark
 
 AIME_PROMPT = (

@@ -153,7 +153,7 @@ class BenchmarkDefinition(Benchmark, ABC):
             p = get_protocol(protocol)
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
-        variant = self.prompt_variant(p)
+        variant = p.prompt_variant(self.id)  # UnsupportedBenchmarkError (a ValueError) when p does not cover it
         if variant not in self.protocols:
             raise ValueError(
                 f"protocol {p.id!r}: the {variant!r} prompts of {self.id} are not built yet "
@@ -183,7 +183,7 @@ class BenchmarkDefinition(Benchmark, ABC):
 
     def reference_messages(self, item: Item) -> list[ChatMessage]:
         """The chat the reference protocols ask ``item`` as (a benchmark that lists ``ptb-v1`` in
-        :attr:`protocols` builds it; see :mod:`.reference_prompts`)."""
+        :attr:`protocols` builds it; see :mod:`posttrainbench.evaluation.reference_prompts`)."""
         raise NotImplementedError(f"{self.id}: the reference prompts are not built")
 
     # ------------------------------------------------------------------------ solving, scoring

@@ -16,8 +16,8 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 from ..data import ChatTurn, DataError, Item, data_root, field
 from ..domain import Decoding
 from ..evaluation.protocols import REF_V1, STRICT
+from ..evaluation.reference_prompts import GSM8K_MATH_PROMPT, fill, gsm8k_fewshot_system, strip_prefix
 from .base import BenchmarkDefinition
-from .reference_prompts import GSM8K_MATH_PROMPT, fill, gsm8k_fewshot_system, strip_prefix
 from .registry import register_benchmark
 
 GSM8K_PROMPT = (
@@ -75,7 +75,7 @@ class Gsm8k(BenchmarkDefinition):
 
     def reference_messages(self, item: Item) -> list[ChatMessage]:
         """The reference's chat: the 10 seeded few-shot examples as one system message, then the
-        question in ``MATH_PROMPT_TEMPLATE`` (:mod:`.reference_prompts`)."""
+        question in ``MATH_PROMPT_TEMPLATE`` (:mod:`posttrainbench.evaluation.reference_prompts`)."""
         return [
             ChatMessageSystem(content=self.reference_fewshot()),
             ChatMessageUser(content=fill(GSM8K_MATH_PROMPT, strip_prefix(item.input, _PREFIX, item.id))),

@@ -32,8 +32,8 @@ from ..data import Item, field
 from ..evaluation.code_exec import DEFAULT_TIMEOUT_S, ExecResult, Program, run_programs
 from ..evaluation.graders import Grader
 from ..evaluation.protocols import REF_V1, STRICT, Protocol, get_protocol
+from ..evaluation.reference_prompts import HUMANEVAL_INSTRUCTION
 from .base import BenchmarkDefinition
-from .reference_prompts import HUMANEVAL_INSTRUCTION
 from .registry import register_benchmark
 
 SCORER = "ptb_humaneval"
