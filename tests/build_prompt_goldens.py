@@ -33,7 +33,7 @@ import gzip
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "fixtures" / "prompt_goldens"
@@ -55,18 +55,18 @@ def render(template: str, messages: list[dict[str, str]], bos_token: str | None)
 
     class FixedClock(dt.datetime):  # transformers' strftime_now reads datetime.now(): freeze it on TODAY
         @classmethod
-        def now(cls, tz: Any = None) -> FixedClock:  # type: ignore[override]
+        def now(cls, tz: dt.tzinfo | None = None) -> FixedClock:
             return cls.fromisoformat(TODAY.isoformat())
 
-    ctu.datetime = FixedClock  # type: ignore[misc]
+    setattr(ctu, "datetime", FixedClock)  # noqa: B010 - a module attribute replaced for this build only
     render_jinja_template = ctu.render_jinja_template
     kwargs: dict[str, Any] = {}
     if bos_token is not None:
         kwargs["bos_token"] = bos_token
-    rendered, _ = render_jinja_template(
+    rendered = render_jinja_template(
         conversations=[messages], chat_template=template, add_generation_prompt=True, **kwargs
-    )
-    return rendered[0]
+    )[0]
+    return str(rendered[0])
 
 
 def inspect_messages(sample: Any, solvers: list[Any]) -> list[dict[str, str]]:
@@ -81,6 +81,7 @@ def inspect_messages(sample: Any, solvers: list[Any]) -> list[dict[str, str]]:
         input=sample.input,
         messages=[ChatMessageUser(content=sample.input)] if isinstance(sample.input, str) else list(sample.input),
         metadata=dict(sample.metadata or {}),
+        choices=sample.choices,
     )
 
     async def run() -> TaskState:
@@ -89,7 +90,13 @@ def inspect_messages(sample: Any, solvers: list[Any]) -> list[dict[str, str]]:
             s = await solver(s, None)
         return s
 
+    # (a solver is called with generate=None: every solver used here only edits the messages; multiple_choice is
+    # wrapped with a generate that returns the state as is)
+
     return [{"role": m.role, "content": m.text} for m in asyncio.run(run()).messages]
+
+
+Rows = list[tuple[str, int, list[dict[str, str]], str | None]]  # item id, index, chat, target (when it moves)
 
 
 def spread(n: int, k: int) -> list[int]:
@@ -97,7 +104,7 @@ def spread(n: int, k: int) -> list[int]:
     return list(range(n)) if k >= n else sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
-def gsm8k_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+def gsm8k_rows() -> Rows:
     from inspect_ai.dataset import hf_dataset
     from inspect_ai.solver import prompt_template, system_message
     from inspect_evals.gsm8k.gsm8k import MATH_PROMPT_TEMPLATE, record_to_sample, sample_to_fewshot
@@ -109,40 +116,105 @@ def gsm8k_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
     system = "\n\n".join(sample_to_fewshot(s) for s in fewshots)
     solvers = [system_message(system), prompt_template(MATH_PROMPT_TEMPLATE)]
     records = [json.loads(line) for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
-    out = []
+    out: Rows = []
     for i in spread(len(records), 20):
         sample = record_to_sample(records[i])
-        out.append((f"gsm8k-{i}", i, inspect_messages(sample, solvers)))
+        out.append((f"gsm8k-{i}", i, inspect_messages(sample, solvers), None))
     return out
 
 
-def aime2025_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+def aime2025_rows() -> Rows:
     from inspect_ai.dataset import Sample
     from inspect_evals.utils.aime_common import aime_solver
 
     solvers = aime_solver()[:-1]  # everything before generate()
     records = [json.loads(line) for line in (DATA / "aime2025" / "test.jsonl").read_text().splitlines()]
-    out = []
+    out: Rows = []
     for i, rec in enumerate(records):  # all 30
         sample = Sample(id=i, input=rec["problem"], target=str(rec["answer"]))
-        out.append((f"aime2025-{rec.get('id', i)}", i, inspect_messages(sample, solvers)))
+        out.append((f"aime2025-{rec.get('id', i)}", i, inspect_messages(sample, solvers), None))
     return out
 
 
-def humaneval_rows() -> list[tuple[str, int, list[dict[str, str]]]]:
+def humaneval_rows() -> Rows:
     from inspect_evals.humaneval.humaneval import record_to_sample
 
     with gzip.open(DATA / "humaneval" / "HumanEval.jsonl.gz", "rt") as f:
         records = [json.loads(line) for line in f]
     to_sample = record_to_sample()
-    out = []
+    out: Rows = []
     for i in spread(len(records), 24):
         sample = to_sample(records[i])
-        out.append((str(sample.id), i, inspect_messages(sample, [])))  # solver: generate() alone
+        out.append((str(sample.id), i, inspect_messages(sample, []), None))  # solver: generate() alone
     return out
 
 
-BUILDERS = {"gsm8k": gsm8k_rows, "aime2025": aime2025_rows, "humaneval": humaneval_rows}
+GPQA_ITEMS = OUT / "gpqamain" / "gpqa_main.jsonl"  # a data root for our loader: <root>/gpqamain/gpqa_main.jsonl
+
+
+def synthetic_gpqa_records() -> list[dict[str, str]]:
+    """24 synthetic records in GPQA's columns (the real data is gated): plain ones, and ones whose text has what a
+    renderer could get wrong (surrounding whitespace and newlines, braces, a "{question}" in a choice, unicode)."""
+    out: list[dict[str, str]] = []
+    for i in range(24):
+        a, b = 3 + i, 7 + 2 * i
+        question = f"A sample holds {a} mol of gas at {b} K. Which value of the quantity asked is right?"
+        right, wrong = f"{a * b} units", [f"{a * b + k} units" for k in (1, 2, 3)]
+        if i % 4 == 1:
+            question = f"  {question}\n\nAssume an ideal gas.\n"
+            right = f" {right} "
+        if i % 4 == 2:
+            question += " Use $E = mc^{2}$ and {braces} as written."
+            wrong[0] = "{question} is not a value"
+        if i % 4 == 3:
+            question += " (µ, Å, ∑)"
+        out.append(
+            {
+                "Question": question,
+                "Correct Answer": right,
+                "Incorrect Answer 1": wrong[0],
+                "Incorrect Answer 2": wrong[1],
+                "Incorrect Answer 3": wrong[2],
+                "Record ID": f"recSYN{i:03d}",
+                "Explanation": "(synthetic)",
+            }
+        )
+    return out
+
+
+def gpqamain_rows() -> Rows:
+    from inspect_ai.dataset import Sample, hf_dataset
+    from inspect_ai.solver import multiple_choice
+
+    GPQA_ITEMS.parent.mkdir(parents=True, exist_ok=True)
+    GPQA_ITEMS.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in synthetic_gpqa_records()))
+
+    def record_to_sample(record: dict[str, Any]) -> Sample:  # the reference's (tasks/gpqamain/evaluate_final_eval.py)
+        return Sample(
+            input=record["Question"],
+            choices=[str(record[k]) for k in ("Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2",
+                                               "Incorrect Answer 3")],
+            target="A",
+            id=record["Record ID"],
+        )  # fmt: skip
+
+    # the reference's gpqa_main(shuffle_seed=72332): the first of its final-evaluation seeds
+    samples = hf_dataset("json", data_files=str(GPQA_ITEMS), split="train", sample_fields=record_to_sample,
+                         shuffle_choices=72332)  # fmt: skip
+
+    class NoGeneration:  # multiple_choice calls generate after writing the prompt: leave the state as it is
+        async def __call__(self, state: Any, *args: Any, **kwargs: Any) -> Any:
+            return state
+
+    solver = multiple_choice(cot=True)
+    out: Rows = []
+    for i, sample in enumerate(samples):
+        messages = inspect_messages(sample, [lambda s, _g: solver(s, cast(Any, NoGeneration()))])
+        out.append((f"gpqa-{sample.id}", i, messages, str(sample.target)))
+    return out
+
+
+BUILDERS = {"gsm8k": gsm8k_rows, "aime2025": aime2025_rows, "humaneval": humaneval_rows, "gpqamain": gpqamain_rows}
 
 
 def main() -> None:
@@ -157,7 +229,7 @@ def main() -> None:
         lines = []
         for base_model, (file, bos) in BASE_MODELS.items():
             template = (args.templates / file).read_text()
-            for item_id, index, messages in rows:
+            for item_id, index, messages, target in rows:
                 row = {
                     "benchmark": bid,
                     "base_model": base_model,
@@ -167,6 +239,7 @@ def main() -> None:
                     "item_id": item_id,
                     "index": index,
                     "prompt": render(template, messages, bos),
+                    **({"target": target} if target is not None else {}),
                 }
                 lines.append(json.dumps(row, ensure_ascii=False))
         with gzip.GzipFile(OUT / f"{bid}.jsonl.gz", "wb", mtime=0) as f:  # mtime 0: the same bytes every build

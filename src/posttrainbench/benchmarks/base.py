@@ -181,6 +181,11 @@ class BenchmarkDefinition(Benchmark, ABC):
             raise ValueError(f"{self.id}: no prompts for protocol {protocol!r}; known: {', '.join(self.protocols)}")
         return item_messages(item) if variant == STRICT else self.reference_messages(item)
 
+    def sample_target(self, item: Item, protocol: str = STRICT) -> str:
+        """The target ``item`` is scored against when asked under ``protocol`` (default: ``item.target``; a
+        benchmark whose protocols reorder the choices maps it)."""
+        return item.target
+
     def reference_messages(self, item: Item) -> list[ChatMessage]:
         """The chat the reference protocols ask ``item`` as (a benchmark that lists ``ptb-v1`` in
         :attr:`protocols` builds it; see :mod:`posttrainbench.evaluation.reference_prompts`)."""

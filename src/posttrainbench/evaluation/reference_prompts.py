@@ -13,11 +13,16 @@ template (``catalog.reference_chat_template``). docs/evaluation.md lists the sou
   ``MATH_PROMPT_TEMPLATE`` as the user message.
 - AIME 2025: the problem in inspect_evals' ``aime_common.USER_PROMPT_TEMPLATE``, one user message.
 - HumanEval: inspect_evals' ``INSTRUCTION`` followed by the function's prompt, one user message.
+- GPQA (main): Inspect's ``multiple_choice(cot=True)`` prompt; the choices in the order Inspect's
+  ``shuffle_choices(seed)`` gives them: one ``random.Random(seed)`` shuffles the positions of each
+  record's four choices in turn, in file order. The seed is the reference's first final-evaluation
+  seed (see :func:`gpqa_reference_orders`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +54,13 @@ HUMANEVAL_INSTRUCTION = (
     "response should only contain the code for\nthis function.\n\n"
 )
 """inspect_evals ``humaneval.INSTRUCTION`` (prepended to the item's prompt as is, leading newline included)."""
+
+GPQA_COT_PROMPT = (
+    "Answer the following multiple choice question. The last line of your response should be of the following "
+    "format: 'ANSWER: $LETTER' (without quotes) where LETTER is one of {letters}. Think step by step before "
+    "answering.\n\n{question}\n\n{choices}"
+)
+"""Inspect's ``SINGLE_ANSWER_TEMPLATE_COT`` (``multiple_choice(cot=True)``), after ``.strip()``."""
 
 GSM8K_REFERENCE_FEWSHOT_SHA256 = "588566f0f639c921fe0fb2d15b08cf81323ff9edd2a54b888aa69949b597e2e2"
 """sha256 of the reference GSM8K system message built from the published train split (pinned like the few-shot)."""
@@ -96,3 +108,29 @@ def strip_prefix(text: str, prefix: str, where: str) -> str:
     if not text.startswith(prefix):
         raise ValueError(f"{where}: the item's prompt does not start with the strict wording it is built with")
     return text[len(prefix) :]
+
+
+def gpqa_reference_orders(n_records: int, seed: int) -> list[list[int]]:
+    """For each record, in file order, the original positions of its four choices in the order they are shown
+    (Inspect's ``Dataset.shuffle_choices(seed)``: one ``random.Random(seed)`` shuffles every record's positions
+    in turn, so a record's order depends on its place in the file)."""
+    import random
+
+    rng = random.Random(seed)
+    orders = []
+    for _ in range(n_records):
+        positions = list(range(4))
+        rng.shuffle(positions)
+        orders.append(positions)
+    return orders
+
+
+def gpqa_reference_prompt(question: str, choices: Sequence[str]) -> str:
+    """Inspect's ``multiple_choice(cot=True)`` prompt of ``question`` with ``choices`` in the order shown."""
+    values = {
+        "letters": ",".join(chr(ord("A") + i) for i in range(len(choices))),
+        "choices": "\n".join(f"{chr(ord('A') + i)}) {c}" for i, c in enumerate(choices)),
+        "question": question,
+    }
+    # one pass, as str.format: a placeholder inside a substituted value stays text
+    return re.sub(r"\{(letters|choices|question)\}", lambda m: values[m.group(1)], GPQA_COT_PROMPT)
