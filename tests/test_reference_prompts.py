@@ -186,3 +186,34 @@ def test_ptb_eval_under_ptb_v1_runs_end_to_end_and_records_the_protocol(
         assert asked[0] == ("system", gsm8k.reference_fewshot())
         assert sample.output.completion == ""  # the edited model ended at once
         assert asked[1][1].startswith("Solve the following math problem step by step. The last line")
+
+
+@pytest.mark.parametrize("protocol", [STRICT, REF_V1])
+def test_a_runs_workspace_gets_the_template_and_protocol_its_final_evaluation_uses(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ptb-v1 the agent is handed the reference's template (and its evaluate.py asks the reference prompts),
+    not the harness's: it post-trains for the prompts it will be scored with."""
+    from posttrainbench.catalog import get_chat_template
+    from posttrainbench.domain import RunSpec
+    from posttrainbench.pipeline import prepare
+    from posttrainbench.pipeline.lifecycle import Pipeline
+
+    monkeypatch.setenv("PTB_MODELS_DIR", str(tmp_path / "models"))  # a paper base model's folder, config only
+    (tmp_path / "models" / "Qwen" / "Qwen3-1.7B-Base").mkdir(parents=True)
+    (tmp_path / "models" / "Qwen" / "Qwen3-1.7B-Base" / "config.json").write_text("{}")
+    spec = RunSpec(
+        agent="reference",
+        agent_config="sft",
+        base_model="Qwen/Qwen3-1.7B-Base",
+        benchmark="gsm8k",
+        hours=0.05,
+        protocol=protocol,
+    )
+    pipe = Pipeline(spec, tmp_path / "results")
+    prepare.run(pipe, pipe.load_or_create())
+    ws = pipe.paths.workspace
+    task = json.loads((ws / "task" / "task.json").read_text())
+    name = "ptb-v1-qwen3" if protocol == REF_V1 else "qwen3"
+    assert [p.name for p in (ws / "templates").iterdir()] == [f"{name}.jinja"]
+    assert task["chat_template"] == get_chat_template(name) and task["protocol"] == protocol
