@@ -11,7 +11,9 @@ It needs what the test must never need:
   tool: ``qwen3.jinja`` and ``smollm.jinja`` (``src/eval/templates/`` of theFulminatedHuman/continual-posttrainbench
   at 4db98d93, a copy of the reference's folder; the reference repository's own copies are not in the index) and
   ``gemma3.jinja`` (Gemma 3's own template, which the reference's ``gemma3_tool_calling.jinja`` reproduces for
-  prompts without tools);
+  prompts without tools; agents' notes give the reference file's sha256 as 7de1c58e..., Gemma 3's
+  ``chat_template.jinja``, 1,532 bytes; the transcription used here is 1,539 bytes and was not compared byte for
+  byte: presumably whitespace between tags, which every tag of it trims);
 - the Python environment of this project (inspect_ai, datasets, transformers).
 
 What runs here is the reference's machinery: Inspect's ``hf_dataset`` (the ``datasets`` shuffle with seed 42, then
