@@ -100,6 +100,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_pipeline.py::test_interrupted_solve_restarts_from_a_fresh_workspace",
         "test_eval_humaneval.py::test_all_canonical_solutions_pass_in_the_sandbox",
         "test_benchmark_units.py::test_a_new_benchmark_runs_end_to_end_on_the_tiny_model",
+        "test_reference_prompts.py::test_ptb_eval_under_ptb_v1_runs_end_to_end_and_records_the_protocol",
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
         "test_contamination_evasions.py::test_parquet_rows_and_token_ids",
         "test_integrity.py::test_fingerprint_agreement_follows_the_model_that_was_copied",

@@ -184,11 +184,9 @@ def test_strict_is_what_the_benchmark_specs_say(bid: str) -> None:
     assert (s.temperature, s.top_p) == (b.decoding.temperature, b.decoding.top_p)
 
 
-def test_reference_prompts_are_not_built_yet_so_they_are_refused() -> None:
-    item = get_benchmark("aime2025").load_test_items(local_only=True)[0]
-    get_benchmark("aime2025").messages(item, STRICT)
-    with pytest.raises(ValueError, match="no prompts for protocol 'ptb-v1'"):
-        get_benchmark("aime2025").messages(item, REF_V1)
+def test_reference_prompts_not_built_yet_are_refused() -> None:
+    with pytest.raises(ValueError, match="the 'ptb-v1' prompts of bfcl are not built yet"):
+        get_benchmark("bfcl").require_protocol(REF_V1)
 
 
 def test_results_record_the_protocol_and_its_digest() -> None:
@@ -212,14 +210,14 @@ def test_protocol_options_refuse_what_cannot_be_evaluated_before_anything_is_wri
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "eval"
-    base = ["eval", str(model), "--benchmark", "gsm8k", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
-    for proto, why in (("ptb-v1", "prompts of gsm8k are not built yet"), ("ptb-v9", "unknown protocol")):
+    base = ["eval", str(model), "--benchmark", "bfcl", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
+    for proto, why in (("ptb-v1", "prompts of bfcl are not built yet"), ("ptb-v9", "unknown protocol")):
         res = runner.invoke(app, [*base, "--protocol", proto], terminal_width=300)
         assert res.exit_code == 2 and why in res.output, res.output
     res = runner.invoke(app, [*base[:3], "gsm8k-calc", *base[4:], "--protocol", "ptb-v1.2"], terminal_width=300)
     assert res.exit_code == 2 and "does not cover benchmark 'gsm8k-calc'" in res.output, res.output
     assert not out.exists()
-    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "gsm8k",
+    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "bfcl",
                               "--results", str(tmp_path / "r"), "--protocol", "ptb-v1"], terminal_width=300)  # fmt: skip
     assert res.exit_code == 2 and "not built yet" in res.output and not (tmp_path / "r").exists(), res.output
 
@@ -305,7 +303,9 @@ def test_a_sweep_file_names_its_protocol_and_one_that_cannot_be_evaluated_is_ref
     path.write_text(SWEEP.format(protocol='protocol = "strict"'))
     assert {s.protocol for s in load_sweep(path).run_specs()} == {STRICT}
     path.write_text(SWEEP.format(protocol='protocol = "ptb-v1"'))
-    with pytest.raises(SweepError, match="the 'ptb-v1' prompts of gsm8k are not built yet"):
+    assert {s.protocol for s in load_sweep(path).run_specs()} == {REF_V1}
+    path.write_text(SWEEP.replace('["gsm8k"]', '["gsm8k", "bfcl"]').format(protocol='protocol = "ptb-v1"'))
+    with pytest.raises(SweepError, match="the 'ptb-v1' prompts of bfcl are not built yet"):
         load_sweep(path)
 
 
@@ -314,8 +314,8 @@ def test_ptb_run_refuses_a_protocol_it_cannot_evaluate_before_anything_is_writte
 
     from posttrainbench.cli.main import app
 
-    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "gsm8k", "--hours", "0.01"]
-    res = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r"), "--protocol", REF_V1_2], terminal_width=300)
+    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "bfcl", "--hours", "0.01"]
+    res = CliRunner().invoke(app, [*args, "--results", str(tmp_path / "r"), "--protocol", REF_V1], terminal_width=300)
     assert res.exit_code == 2 and "not built yet" in res.output and not (tmp_path / "r").exists(), res.output
 
 

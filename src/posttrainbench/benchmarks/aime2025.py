@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
+
+from inspect_ai.model import ChatMessage, ChatMessageUser
 
 from ..data import Item, field
+from ..evaluation.protocols import REF_V1, STRICT
+from ..evaluation.reference_prompts import AIME_USER_PROMPT, fill, strip_prefix
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -13,6 +18,7 @@ AIME_PROMPT = (
     'End your reply with "The answer is N." where N is the final integer answer (0 to 999).\n\n'
     "{problem}"
 )
+_PREFIX = AIME_PROMPT[: AIME_PROMPT.index("{problem}")]
 
 
 def aime_prompt(problem: str) -> str:
@@ -32,6 +38,12 @@ def aime_prompt(problem: str) -> str:
 )
 class Aime2025(BenchmarkDefinition):
     """AIME 2025; answer rule: the final number (base default)."""
+
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: the problem in inspect_evals' AIME prompt, one user message."""
+        return [ChatMessageUser(content=fill(AIME_USER_PROMPT, strip_prefix(item.input, _PREFIX, item.id)))]
 
     def read_test_items(self, root: Path) -> list[Item]:
         items = []

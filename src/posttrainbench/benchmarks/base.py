@@ -40,7 +40,7 @@ from ..data.provenance import collecting_sources
 from ..domain import Benchmark
 from ..evaluation.contract import STRICT
 from ..evaluation.graders import Grader
-from ..evaluation.protocols import Protocol, get_protocol
+from ..evaluation.protocols import Protocol, UnsupportedBenchmarkError, get_protocol
 from ..evaluation.scoring import SCORING_RULES, numbers_match, scoring_rule, strict_final_number
 from ..evaluation.tasks import item_messages
 from ..integrity.probe import NumberPool, renumber_item
@@ -153,8 +153,7 @@ class BenchmarkDefinition(Benchmark, ABC):
             p = get_protocol(protocol)
         except KeyError as exc:
             raise ValueError(exc.args[0]) from None
-        # strict covers every benchmark: one it does not list (a new or test one) asks its own prompts
-        variant = STRICT if p.id == STRICT and self.id not in p.benchmarks else p.settings_for(self.id).prompt_variant
+        variant = p.prompt_variant(self.id)  # UnsupportedBenchmarkError (a ValueError) when p does not cover it
         if variant not in self.protocols:
             raise ValueError(
                 f"protocol {p.id!r}: the {variant!r} prompts of {self.id} are not built yet "
@@ -162,14 +161,35 @@ class BenchmarkDefinition(Benchmark, ABC):
             )
         return p
 
+    def prompt_variant(self, protocol: str | Protocol) -> str:
+        """Whose prompts ``protocol`` asks this benchmark with (``strict`` or ``ptb-v1``; a protocol id
+        that is not registered, or does not cover this benchmark, is returned as is: no such prompts)."""
+        try:
+            return get_protocol(protocol).prompt_variant(self.id)
+        except (KeyError, UnsupportedBenchmarkError):
+            return str(protocol)
+
     # --------------------------------------------------------------------------------- prompts
 
     def messages(self, item: Item, protocol: str = STRICT) -> list[ChatMessage]:
-        """The chat ``item`` is asked as under ``protocol``. ``strict``: the item's own text, as
-        pinned by ``items_sha256`` (the same wording as :meth:`read_train_examples`)."""
-        if protocol not in self.protocols:
+        """The chat ``item`` is asked as under ``protocol`` (a protocol id or a prompt variant).
+        ``strict``: the item's own text, as pinned by ``items_sha256`` (the same wording as
+        :meth:`read_train_examples`); ``ptb-v1`` (both reference protocols):
+        :meth:`reference_messages`."""
+        variant = self.prompt_variant(protocol)
+        if variant not in self.protocols:
             raise ValueError(f"{self.id}: no prompts for protocol {protocol!r}; known: {', '.join(self.protocols)}")
-        return item_messages(item)
+        return item_messages(item) if variant == STRICT else self.reference_messages(item)
+
+    def sample_target(self, item: Item, protocol: str = STRICT) -> str:
+        """The target ``item`` is scored against when asked under ``protocol`` (default: ``item.target``; a
+        benchmark whose protocols reorder the choices maps it)."""
+        return item.target
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The chat the reference protocols ask ``item`` as (a benchmark that lists ``ptb-v1`` in
+        :attr:`protocols` builds it; see :mod:`posttrainbench.evaluation.reference_prompts`)."""
+        raise NotImplementedError(f"{self.id}: the reference prompts are not built")
 
     # ------------------------------------------------------------------------ solving, scoring
 

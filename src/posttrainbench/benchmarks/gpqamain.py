@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import ClassVar
+
+from inspect_ai.model import ChatMessage, ChatMessageUser
 
 from ..data import Item, field
+from ..evaluation.protocols import REF_V1, REFERENCE_SEEDS, STRICT
+from ..evaluation.reference_prompts import gpqa_reference_orders, gpqa_reference_prompt
 from ..evaluation.scoring import answer_letter
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
@@ -23,6 +28,9 @@ GPQA_PROMPT = (
 CHOICE_LETTERS = "ABCD"
 GPQA_SHUFFLE_SEED = "posttrainbench-gpqa-v1"
 GPQA_WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+GPQA_REFERENCE_SEED = REFERENCE_SEEDS[0]
+"""The choice-order seed of the reference prompts: the reference's first final-evaluation seed (v1.2 shuffles with
+each seed in turn, v1 unseeded; one evaluation here asks one order, this one)."""
 
 
 def gpqa_prompt(question: str, choices: list[str]) -> str:
@@ -55,24 +63,40 @@ def gpqa_choices(record_id: str, correct: str, wrong: list[str]) -> tuple[list[s
 class GpqaMain(BenchmarkDefinition):
     """GPQA main; answer rule: the letter of the last "ANSWER: X", equal to the correct letter."""
 
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
     def read_test_items(self, root: Path) -> list[Item]:
         items = []
-        for i, rec in enumerate(self.records(root, "test")):
+        records = self.records(root, "test")
+        orders = gpqa_reference_orders(len(records), GPQA_REFERENCE_SEED)
+        for i, rec in enumerate(records):
             where = f"{self.id} #{i}"
             rid = field(rec, "Record ID", where=where)
             question = field(rec, "Question", where=where)
             correct = field(rec, "Correct Answer", where=where)
             wrong = [field(rec, k, where=where) for k in GPQA_WRONG]
             choices, letter = gpqa_choices(rid, correct, wrong)
-            items.append(
-                Item(
-                    id=f"gpqa-{rid}",
-                    input=gpqa_prompt(question, choices),
-                    target=letter,
-                    metadata={"record_id": rid, "choices": choices},
-                )
-            )
+            raw = [str(rec[k]) for k in ("Correct Answer", *GPQA_WRONG)]  # the reference's, unstripped
+            meta = {
+                "record_id": rid,
+                "choices": choices,
+                # the reference protocols' question: its text as is, its choices in the order the reference's
+                # seeded shuffle gives this record at this place in the file, and the letter of the correct one
+                "question": str(rec["Question"]),
+                "reference_choices": [raw[j] for j in orders[i]],
+                "reference_target": "ABCD"[orders[i].index(0)],
+            }
+            items.append(Item(id=f"gpqa-{rid}", input=gpqa_prompt(question, choices), target=letter, metadata=meta))
         return items
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: Inspect's ``multiple_choice(cot=True)`` prompt, choices in the reference order."""
+        m = item.metadata
+        return [ChatMessageUser(content=gpqa_reference_prompt(str(m["question"]), list(m["reference_choices"])))]
+
+    def sample_target(self, item: Item, protocol: str = STRICT) -> str:
+        """The correct letter in the order ``protocol`` asks the choices in."""
+        return str(item.metadata["reference_target"]) if self.prompt_variant(protocol) == REF_V1 else item.target
 
     def extract_answer(self, completion: str) -> str | None:
         return answer_letter(completion)

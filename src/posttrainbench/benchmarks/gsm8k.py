@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import ClassVar
+
+from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser
 
 from ..data import ChatTurn, DataError, Item, data_root, field
 from ..domain import Decoding
+from ..evaluation.protocols import REF_V1, STRICT
+from ..evaluation.reference_prompts import GSM8K_MATH_PROMPT, fill, gsm8k_fewshot_system, strip_prefix
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -20,6 +25,8 @@ GSM8K_PROMPT = (
     'End your reply with "The answer is N." where N is the final number.\n\n{question}'
 )
 
+_PREFIX = GSM8K_PROMPT[: GSM8K_PROMPT.index("{question}")]
+_REFERENCE_FEWSHOT: dict[str, str] = {}  # data root -> the reference's few-shot system message
 _ANNOTATION = re.compile(r"<<[^<>]*>>")
 _FINAL = re.compile(r"####\s*(.+?)\s*$", re.S)
 
@@ -63,6 +70,24 @@ def gsm8k_completion(solution: str) -> str:
 )
 class Gsm8k(BenchmarkDefinition):
     """GSM8K test split; answer rule: the final number (base default)."""
+
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: the 10 seeded few-shot examples as one system message, then the
+        question in ``MATH_PROMPT_TEMPLATE`` (:mod:`posttrainbench.evaluation.reference_prompts`)."""
+        return [
+            ChatMessageSystem(content=self.reference_fewshot()),
+            ChatMessageUser(content=fill(GSM8K_MATH_PROMPT, strip_prefix(item.input, _PREFIX, item.id))),
+        ]
+
+    def reference_fewshot(self, root: Path | None = None) -> str:
+        """The reference's few-shot system message, from the train split under ``root`` (default:
+        the data root), checked against its pinned digest."""
+        key = str(Path(root) if root is not None else data_root())
+        if key not in _REFERENCE_FEWSHOT:
+            _REFERENCE_FEWSHOT[key] = gsm8k_fewshot_system(self.records(Path(key), "train"))
+        return _REFERENCE_FEWSHOT[key]
 
     def read_train_examples(self, root: Path) -> list[dict[str, str]]:
         out = []

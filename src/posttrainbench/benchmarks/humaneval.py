@@ -22,15 +22,17 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from inspect_ai.model import ChatMessage, ChatMessageUser
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
 from inspect_ai.solver import TaskState
 
 from ..data import Item, field
 from ..evaluation.code_exec import DEFAULT_TIMEOUT_S, ExecResult, Program, run_programs
 from ..evaluation.graders import Grader
-from ..evaluation.protocols import STRICT, Protocol, get_protocol
+from ..evaluation.protocols import REF_V1, STRICT, Protocol, get_protocol
+from ..evaluation.reference_prompts import HUMANEVAL_INSTRUCTION
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -183,6 +185,11 @@ class HumanEval(BenchmarkDefinition):
     """HumanEval, pass@1 of a greedy reply executed in the sandbox."""
 
     scorer_name = SCORER
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: inspect_evals' instruction followed by the function's prompt."""
+        return [ChatMessageUser(content=HUMANEVAL_INSTRUCTION + str(item.metadata["prompt"]))]
 
     def read_test_items(self, root: Path) -> list[Item]:
         items = []

@@ -8,14 +8,24 @@ from __future__ import annotations
 from ..domain import BaseModelSpec
 from ..registry import UnknownNameError
 from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
-from .chat_templates import END_OF_TURN, get_chat_template, tools_system_prompt
+from .chat_templates import (
+    END_OF_TURN,
+    REFERENCE_CHAT_TEMPLATES,
+    get_chat_template,
+    reference_chat_template,
+    render_chat,
+    tools_system_prompt,
+)
 
 __all__ = [
     "BASE_MODELS",
     "END_OF_TURN",
+    "REFERENCE_CHAT_TEMPLATES",
     "UnknownNameError",
     "get_base_model",
     "get_chat_template",
+    "reference_chat_template",
+    "render_chat",
     "tools_system_prompt",
 ]
 

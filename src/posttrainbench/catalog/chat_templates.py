@@ -6,6 +6,10 @@ submission's tokenizer files or by matching substrings of a path.
 
 from __future__ import annotations
 
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+
 CHATML = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -40,13 +44,36 @@ PLAIN = (
     "{% if add_generation_prompt %}{{ 'Answer:' }}{% endif %}"
 )
 
+
+def _packaged(name: str) -> str:
+    return files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+
+
+# The reference protocols' templates (ptb-v1, ptb-v1.2): our transcriptions, shipped as package data
+# (catalog/templates/), of the templates aisa-group/PostTrainBench evaluates each base model with.
+REFERENCE_QWEN3 = "ptb-v1-qwen3"
+REFERENCE_SMOLLM3 = "ptb-v1-smollm3"
+REFERENCE_GEMMA3 = "ptb-v1-gemma3"
+
 CHAT_TEMPLATES: dict[str, str] = {
     "chatml": CHATML,
     "qwen3": QWEN3,
     "smollm3": CHATML,
     "gemma3": GEMMA3,
     "plain": PLAIN,
+    REFERENCE_QWEN3: _packaged("ptb_v1_qwen3.jinja"),
+    REFERENCE_SMOLLM3: _packaged("ptb_v1_smollm3.jinja"),
+    REFERENCE_GEMMA3: _packaged("ptb_v1_gemma3.jinja"),
 }
+
+REFERENCE_CHAT_TEMPLATES: dict[str, str] = {
+    "Qwen/Qwen3-1.7B-Base": REFERENCE_QWEN3,
+    "Qwen/Qwen3-4B-Base": REFERENCE_QWEN3,
+    "HuggingFaceTB/SmolLM3-3B-Base": REFERENCE_SMOLLM3,
+    "google/gemma-3-4b-pt": REFERENCE_GEMMA3,
+}
+"""Base model -> the reference protocols' template: the reference's ``evaluate.py`` picks it by the
+model's name (``qwen3.jinja``, ``smollm.jinja``, ``gemma3.jinja`` under ``src/eval/templates``)."""
 
 # End-of-turn strings each template closes an assistant turn with (used as stop sequences).
 END_OF_TURN: dict[str, tuple[str, ...]] = {
@@ -55,6 +82,9 @@ END_OF_TURN: dict[str, tuple[str, ...]] = {
     "smollm3": ("<|im_end|>",),
     "gemma3": ("<end_of_turn>",),
     "plain": ("\nQuestion:",),
+    REFERENCE_QWEN3: ("<|im_end|>",),
+    REFERENCE_SMOLLM3: ("<|im_end|>",),
+    REFERENCE_GEMMA3: ("<end_of_turn>",),
 }
 
 
@@ -89,3 +119,41 @@ def get_chat_template(name: str) -> str:
         return CHAT_TEMPLATES[name]
     except KeyError:
         raise KeyError(f"unknown chat template {name!r}; known: {sorted(CHAT_TEMPLATES)}") from None
+
+
+def reference_chat_template(hub_id: str) -> str | None:
+    """The reference protocols' template of base model ``hub_id`` (None: the reference evaluated no
+    such model, see :data:`REFERENCE_CHAT_TEMPLATES`)."""
+    return REFERENCE_CHAT_TEMPLATES.get(hub_id)
+
+
+def _raise(message: str) -> None:
+    raise ValueError(message)
+
+
+def render_chat(
+    name: str,
+    turns: Sequence[Mapping[str, str]],
+    *,
+    add_generation_prompt: bool = True,
+    bos_token: str = "",
+    eos_token: str = "",
+    now: _dt.datetime | None = None,
+) -> str:
+    """``turns`` (``{"role", "content"}``) rendered by the template registered as ``name``, in the
+    Jinja environment ``transformers``' ``apply_chat_template`` uses (sandboxed, ``trim_blocks``,
+    ``lstrip_blocks``, ``raise_exception``, ``strftime_now``). ``now``: the time ``strftime_now``
+    reads (default: the local time now, as ``transformers``; SmolLM3's reference template writes
+    today's date into its system block)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = lambda fmt: (now or _dt.datetime.now()).strftime(fmt)
+    template = env.from_string(get_chat_template(name))
+    return template.render(
+        messages=[dict(t) for t in turns],
+        add_generation_prompt=add_generation_prompt,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )

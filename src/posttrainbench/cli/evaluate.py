@@ -50,7 +50,7 @@ def eval_cmd(
         console.print(f"log: {result.log_path} (browse it: inspect view --log-dir {out})", soft_wrap=True)
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
-    scored = f"{result.n_scored} items; protocol {proto.id} {proto.digest}"
+    scored = f"{result.n_scored} items; protocol {proto.id} {proto.digest}; chat template {result.chat_template}"
     console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({scored})")
     if result.data is not None:
         console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")

@@ -52,7 +52,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
 from .. import interrupts
-from ..catalog import END_OF_TURN, get_chat_template, tools_system_prompt
+from ..catalog import END_OF_TURN, get_chat_template, render_chat, tools_system_prompt
 from .tool_calls import parse_tool_calls
 
 
@@ -370,11 +370,8 @@ class PtbHFAPI(ModelAPI):
             ]
             system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
             turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
-        return str(
-            self.tokenizer.apply_chat_template(
-                turns, chat_template=self.template, add_generation_prompt=True, tokenize=False
-            )
-        )
+        tok = self.tokenizer
+        return render_chat(self.template_name, turns, bos_token=tok.bos_token or "", eos_token=tok.eos_token or "")
 
     def context_length(self) -> int | None:
         """The harness's context length (the base model's), else the loaded model's."""

@@ -14,7 +14,8 @@ its settings), and results of different protocols are never ranked together.
   hardened GSM8K and HumanEval scorers.
 
 Prompt construction per protocol (reference chat templates, few-shot placement, instruction
-wordings) is carried as ``prompt_variant``; only ``strict`` prompts are built today.
+wordings) is carried as ``prompt_variant``: ``strict`` or ``ptb-v1`` (both reference protocols ask
+the same prompts; a benchmark lists the variants it builds in ``BenchmarkDefinition.protocols``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ class Protocol(BaseModel):
                 f"protocol {self.id!r} does not cover benchmark {benchmark_id!r} "
                 f"(it covers: {', '.join(sorted(self.benchmarks))})"
             ) from None
+
+    def prompt_variant(self, benchmark_id: str) -> str:
+        """Whose prompts this protocol asks ``benchmark_id`` with. ``strict`` covers every benchmark: one
+        it does not list (a new or test one) asks its own prompts; other protocols raise
+        :class:`UnsupportedBenchmarkError` for a benchmark they do not cover."""
+        if self.id == STRICT and benchmark_id not in self.benchmarks:
+            return STRICT
+        return self.settings_for(benchmark_id).prompt_variant
 
     def record(self) -> dict[str, str]:
         """What a result stores: ``{"id", "version", "digest"}``."""

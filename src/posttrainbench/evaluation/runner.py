@@ -25,6 +25,7 @@ from pydantic import BaseModel as _Model
 from pydantic import Field
 
 from .. import interrupts
+from ..catalog import reference_chat_template
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
 from ..settings import Settings
@@ -33,7 +34,7 @@ from .contract import EvaluableBenchmark
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
-from .protocols import STRICT, get_protocol
+from .protocols import REF_V1, STRICT, get_protocol
 from .tasks import build_task
 
 if TYPE_CHECKING:
@@ -336,6 +337,16 @@ def _never_raises(fn: Callable[P, EvalResult]) -> Callable[P, EvalResult]:
     return wrapper
 
 
+def protocol_chat_template(base_model: BaseModelSpec, prompt_variant: str) -> str:
+    """The chat template a prompt variant asks ``base_model``'s submissions with: ``strict``, the
+    harness's template of the base model; ``ptb-v1``, the reference's template of that base model
+    (``catalog.REFERENCE_CHAT_TEMPLATES``), and for a base model the reference never evaluated (the
+    CPU demo models) the harness's template again, which the result records in ``chat_template``."""
+    if prompt_variant == REF_V1:
+        return reference_chat_template(base_model.hub_id) or base_model.chat_template
+    return base_model.chat_template
+
+
 @_never_raises
 def evaluate_model(
     model_path: Path,
@@ -388,6 +399,7 @@ def evaluate_model(
     settings = settings if settings is not None else Settings.from_env()
     model_path, out_dir = Path(model_path), Path(out_dir)
     proto = get_protocol(protocol)
+    template = protocol_chat_template(base_model, proto.prompt_variant(benchmark.id))
     common: dict[str, Any] = {
         "benchmark": benchmark.id,
         "protocol": proto.id,
@@ -396,7 +408,7 @@ def evaluate_model(
         "decoding": benchmark.decoding,
         "submission_generation_config": read_generation_config(model_path) if model_path.is_dir() else None,
         "model_path": str(model_path),
-        "chat_template": base_model.chat_template if uses_model_folder(backend) else SERVER_TEMPLATE,
+        "chat_template": template if uses_model_folder(backend) else SERVER_TEMPLATE,
         "batch_size": batch_size,
         "backend": backend,
     }
@@ -466,7 +478,7 @@ def evaluate_model(
             args["weights_digest"] = weights_digest
     try:
         model = make_model(
-            backend, model_path, chat_template=base_model.chat_template, batch_size=batch_size, device=device,
+            backend, model_path, chat_template=template, batch_size=batch_size, device=device,
             model_args=args, base_url=base_url or settings.evaluation.openai_base_url, served_model=served_model,
             api_key_env=api_key_env,
         )  # fmt: skip

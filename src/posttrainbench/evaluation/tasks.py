@@ -33,9 +33,11 @@ def item_messages(item: Item) -> list[ChatMessage]:
     return msgs
 
 
-def item_to_sample(item: Item, messages: list[ChatMessage]) -> Sample:
-    """The Inspect sample of ``item``, asked as ``messages``."""
-    return Sample(id=item.id, input=messages, target=item.target, metadata=dict(item.metadata))
+def item_to_sample(item: Item, messages: list[ChatMessage], target: str | None = None) -> Sample:
+    """The Inspect sample of ``item``, asked as ``messages`` (``target``: default ``item.target``)."""
+    return Sample(
+        id=item.id, input=messages, target=item.target if target is None else target, metadata=dict(item.metadata)
+    )
 
 
 def generate_config(decoding: Decoding, max_tokens: int | None = None) -> GenerateConfig:
@@ -66,7 +68,11 @@ def build_task(
     return Task(
         name=f"ptb_{benchmark.id.replace('-', '_')}",
         dataset=MemoryDataset(
-            [item_to_sample(it, benchmark.messages(it, protocol)) for it in items], name=benchmark.id
+            [
+                item_to_sample(it, benchmark.messages(it, protocol), benchmark.sample_target(it, protocol))
+                for it in items
+            ],
+            name=benchmark.id,
         ),
         solver=benchmark.solver(),
         scorer=benchmark.scorer(grader=grader, code_sandbox=code_sandbox, protocol=protocol),

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         code_sandbox="none",
         # The harness's limits (context length, end of sequence) are the base model's.
         base_model_path=Path(task["base_model_path"]) if task.get("base_model_path") else None,
+        # the run's protocol: its prompts and template are the ones the final evaluation asks
+        protocol=str(task.get("protocol", "strict")),
     )
     out = {
         **result.to_metrics_json(),

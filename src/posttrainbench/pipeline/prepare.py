@@ -15,6 +15,8 @@ from ..catalog import get_chat_template
 from ..data import DataError
 from ..domain import PrepareResult, RunRecord
 from ..evaluation import write_dev_file
+from ..evaluation.protocols import get_protocol
+from ..evaluation.runner import protocol_chat_template
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..models.store import resolve_base_model
 
@@ -46,8 +48,11 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
         atomic_write_text(ws / rel, "".join(json.dumps(e) + "\n" for e in examples))
         train_files.append(rel)
 
-    template = get_chat_template(pipe.base.chat_template)
-    atomic_write_text(ws / "templates" / f"{pipe.base.chat_template}.jinja", template)
+    # the template the final evaluation asks with under the run's protocol (ptb-v1: the reference's for this base model)
+    variant = get_protocol(pipe.spec.protocol).prompt_variant(pipe.benchmark.id)
+    template_name = protocol_chat_template(pipe.base, variant)
+    template = get_chat_template(template_name)
+    atomic_write_text(ws / "templates" / f"{template_name}.jinja", template)
     evaluator = files("posttrainbench.evaluation").joinpath("workspace_evaluate.py")
     shutil.copy2(Path(evaluator), ws / "evaluate.py")  # type: ignore[arg-type]  # on disk: files() gives a Path
     task = {
@@ -55,6 +60,7 @@ def run(pipe: Pipeline, record: RunRecord) -> PrepareResult:
         "base_model_id": pipe.base.hub_id,
         "base_model_path": str(base_path),
         "chat_template": template,
+        "protocol": pipe.spec.protocol,
         "train_files": train_files,
         "hours": pipe.spec.hours,
         "deadline_epoch": None,  # set when the agent starts
