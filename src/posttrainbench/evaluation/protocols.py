@@ -132,7 +132,8 @@ def _reference(
         "humaneval": _s(_MATH, humaneval_rule, seeds=seeds, code_timeout_s=30.0, **_REF),
     }
     if bfcl:
-        out["bfcl"] = _s((4000, 3000, 2000), "bfcl-ast", **_REF)
+        # reference: tasks/bfcl/evaluate*.py --max-tokens 16000; run_final_eval.sh stages 12000, 8000
+        out["bfcl"] = _s(_LONG, "bfcl-ast", **_REF)
     return out
 
 
