@@ -1,0 +1,190 @@
+"""The SkyPilot launcher, offline (no cloud is reachable here): every generated task spec is
+checked against the JSON schemas SkyPilot 0.14.1 validates specs with (committed from the
+package: SkyPilot itself cannot share our venv, see launch/skypilot_spec.py), and the results
+path (the job pushes its run folder to the sync bucket's mount, this machine pulls it from a
+mirror) is run for real on folders, ending in the run-folder states every launcher reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from posttrainbench.fsutil import hash_tree
+from posttrainbench.launch import LauncherError, load_sweep, make_launcher, plan_tasks, task_status
+from posttrainbench.launch.skypilot import SkyPilotLauncher, sky_python
+from posttrainbench.launch.skypilot_spec import (
+    REMOTE_RESULTS,
+    REMOTE_SYNC,
+    REMOTE_TASK,
+    SpecError,
+    checkout_root,
+    remote_task_json,
+    skypilot_schemas,
+    task_config,
+    validate_task_config,
+)
+from posttrainbench.launch.skypilot_sync import PULLED_MARK, main, pull_results
+from posttrainbench.results.transfer import TransferError
+from posttrainbench.testing import write_synthetic_run
+
+SWEEP = """\
+name = "cloud"
+results = "out"
+hours = 2
+gpus_per_run = 2
+base_models = ["ptb/tiny-random"]
+benchmarks = ["gsm8k-calc"]
+launcher = "skypilot"
+
+[[agents]]
+name = "reference"
+config = "sft"
+
+[skypilot]
+accelerator = "A100-80GB"
+infra = "gcp/us-central1"
+use_spot = true
+sync_bucket = "gs://ptb-results-example"
+sync_mirror = "MIRROR"
+setup = ["echo extra setup"]
+envs = { PTB_JUDGE_MODEL = "none" }
+"""
+
+
+def _sweep(tmp_path: Path, text: str = SWEEP):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(exist_ok=True)
+    path = tmp_path / "sweep.toml"
+    path.write_text(text.replace("MIRROR", str(mirror)))
+    return load_sweep(path), mirror
+
+
+def _job_run_folder(job_results: Path, sweep, run, weights: bytes) -> Path:
+    """What the worker leaves on the job's machine: the task's run folder, finished, with a
+    final_model whose hashes its run.json recorded."""
+    folder = job_results / run.folder.relative_to(sweep.results)
+    made = write_synthetic_run(job_results / "tmp", hours=2)
+    record = json.loads((made / "run.json").read_text())
+    record |= {"spec": run.spec.model_dump(mode="json"), "run_id": run.spec.run_id()}
+    (folder / "final_model").mkdir(parents=True)
+    (folder / "final_model" / "model.safetensors").write_bytes(weights)
+    record["final_model_hashes"] = {"model.safetensors": hash_tree(folder / "final_model")["model.safetensors"]}
+    (folder / "run.json").write_text(json.dumps(record))
+    return folder
+
+
+def _checkout() -> Path:
+    return checkout_root(Path(__file__).resolve().parent.parent / "src")
+
+
+def test_every_task_spec_passes_skypilots_schema(tmp_path: Path) -> None:
+    sweep, _ = _sweep(tmp_path)
+    assert isinstance(make_launcher(sweep), SkyPilotLauncher)
+    assert skypilot_schemas()["skypilot_version"] == "0.14.1"
+    tasks = plan_tasks(sweep)
+    assert [t.kind for t in tasks] == ["baseline", "run"]
+    for t in tasks:
+        task_file = tmp_path / f"{t.key}.json"
+        task_file.write_text(json.dumps(remote_task_json(t)))
+        config = task_config(sweep, t, task_file, _checkout())
+        validate_task_config(config)  # raises on anything SkyPilot's schema refuses
+        res = config["resources"]
+        assert res["accelerators"] == {"A100-80GB": t.gpus}  # per-run GPU request (the baseline asks for 1)
+        assert res["use_spot"] is True and res["infra"] == "gcp/us-central1"
+        assert config["file_mounts"] == {
+            REMOTE_TASK: str(task_file),
+            REMOTE_SYNC: {"source": "gs://ptb-results-example", "mode": "MOUNT"},
+        }
+        assert config["envs"]["PTB_JUDGE_MODEL"] == "none" and config["envs"]["OMP_NUM_THREADS"] == "8"
+        assert "-m posttrainbench.launch.worker ~/ptb-task.json" in config["run"]
+        assert "posttrainbench.launch.skypilot_sync push" in config["run"] and "@$SKYPILOT_TASK_ID" in config["run"]
+        assert "pip install -q -e ." in config["setup"] and "echo extra setup" in config["setup"]
+        assert (Path(config["workdir"]) / "pyproject.toml").is_file()
+        assert json.loads(task_file.read_text())["results"] == REMOTE_RESULTS
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda c: c["resources"].update(acelerators="H100"), "Additional properties are not allowed"),
+        (lambda c: c["resources"].update(use_spot="sometimes"), "is not of type 'boolean'"),
+        (lambda c: c["file_mounts"]["/ptb-sync"].update(mode="MOUNTED"), "is not one of"),
+        (lambda c: c.update(nodes=2), "Additional properties are not allowed"),
+    ],
+)
+def test_skypilots_schema_refuses_a_bad_spec(tmp_path: Path, change, reason: str) -> None:
+    # the control for the test above: the schema is not a rubber stamp
+    sweep, _ = _sweep(tmp_path)
+    (run,) = [t for t in plan_tasks(sweep) if t.kind == "run"]
+    config = task_config(sweep, run, tmp_path / "t.json", _checkout())
+    validate_task_config(config)
+    change(config)
+    with pytest.raises(SpecError, match=reason):
+        validate_task_config(config)
+
+
+def test_an_interrupted_run_folder_is_mounted_so_the_job_resumes_it(tmp_path: Path) -> None:
+    sweep, _ = _sweep(tmp_path)
+    (run,) = [t for t in plan_tasks(sweep) if t.kind == "run"]
+    run.folder.mkdir(parents=True)
+    config = task_config(sweep, run, tmp_path / "t.json", _checkout())
+    validate_task_config(config)
+    rel = run.folder.relative_to(sweep.results).as_posix()
+    assert config["file_mounts"][f"{REMOTE_RESULTS}/{rel}"] == str(run.folder)
+
+
+def test_a_finished_job_is_pulled_back_whole_and_reads_as_done(tmp_path: Path) -> None:
+    sweep, mirror = _sweep(tmp_path)
+    (run,) = [t for t in plan_tasks(sweep) if t.kind == "run"]
+    assert task_status(run).state == "pending"
+    # the job's machine: the worker wrote the run folder, then the run script pushed it to the bucket
+    folder = _job_run_folder(tmp_path / "job-home" / "ptb-results", sweep, run, os.urandom(1 << 20))
+    model = folder / "final_model"
+    rel = run.folder.relative_to(sweep.results).as_posix()
+    assert main(["push", str(folder), str(mirror / f"{rel}@7")]) == 0
+    assert (mirror / f"{rel}@7.done").is_file()
+    # an attempt still being pushed (no .done yet) is never taken
+    (mirror / f"{rel}@8").mkdir()
+    assert pull_results(sweep, mirror) == [rel]
+    assert task_status(run).state == "done"
+    assert (run.folder / PULLED_MARK).read_text().strip() == f"{run.folder.name}@7"
+    assert hash_tree(run.folder / "final_model") == hash_tree(model)
+    assert pull_results(sweep, mirror) == []  # already current: nothing copied again
+    # status goes through the same states: the launcher pulls before it asks the scheduler
+    SkyPilotLauncher(sweep).active([])
+    assert task_status(run).state == "done"
+
+
+def test_a_tampered_attempt_in_the_bucket_is_refused_and_the_local_folder_kept(tmp_path: Path) -> None:
+    sweep, mirror = _sweep(tmp_path)
+    (run,) = [t for t in plan_tasks(sweep) if t.kind == "run"]
+    folder = _job_run_folder(tmp_path / "job", sweep, run, b"honest weights")
+    rel = run.folder.relative_to(sweep.results).as_posix()
+    main(["push", str(folder), str(mirror / f"{rel}@1")])
+    assert pull_results(sweep, mirror) == [rel]  # honest control
+    before = hash_tree(run.folder)
+    main(["push", str(folder), str(mirror / f"{rel}@2")])
+    (mirror / f"{rel}@2" / "final_model" / "model.safetensors").write_bytes(b"swapped in the bucket")
+    with pytest.raises(TransferError, match="differs from the one recorded"):
+        pull_results(sweep, mirror)
+    assert hash_tree(run.folder) == before
+
+
+def test_check_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep, _ = _sweep(tmp_path, SWEEP.replace('sync_mirror = "MIRROR"\n', ""))
+    with pytest.raises(LauncherError, match="sync_bucket needs sync_mirror"):
+        SkyPilotLauncher(sweep).check()
+    sweep, _ = _sweep(tmp_path, SWEEP.replace("MIRROR", str(tmp_path / "nowhere")))
+    with pytest.raises(LauncherError, match="sync_mirror is not a folder"):
+        SkyPilotLauncher(sweep).check()
+    # an interpreter without SkyPilot (ours: it cannot be installed beside the harness)
+    sweep, _ = _sweep(tmp_path, SWEEP.replace("[skypilot]\n", f"[skypilot]\npython = {json.dumps(sys.executable)}\n"))
+    with pytest.raises(LauncherError, match="SkyPilot version failed: ModuleNotFoundError: No module named 'sky'"):
+        SkyPilotLauncher(sweep).check()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(LauncherError, match="SkyPilot is not installed"):
+        sky_python(None)  # no `sky` on PATH
