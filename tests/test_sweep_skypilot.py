@@ -169,8 +169,11 @@ def test_a_tampered_attempt_in_the_bucket_is_refused_and_the_local_folder_kept(t
     before = hash_tree(run.folder)
     main(["push", str(folder), str(mirror / f"{rel}@2")])
     (mirror / f"{rel}@2" / "final_model" / "model.safetensors").write_bytes(b"swapped in the bucket")
-    with pytest.raises(TransferError, match="differs from the one recorded"):
+    with pytest.raises(TransferError, match=r"1 attempt.* refused .*differs from the one recorded"):
         pull_results(sweep, mirror)
+    assert hash_tree(run.folder) == before
+    with pytest.raises(LauncherError, match="differs from the one recorded"):
+        SkyPilotLauncher(sweep).active([])  # `ptb sweep status` says so in one line
     assert hash_tree(run.folder) == before
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_text
+from ..results.transfer import TransferError
 from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick
 from .plan import Task, sweep_dir
 from .skypilot_spec import SpecError, checkout_root, remote_task_json, task_config, validate_task_config
@@ -129,7 +130,10 @@ class SkyPilotLauncher(Launcher):
 
     def active(self, job_ids: list[str]) -> set[str]:
         if self.settings.sync_mirror:
-            pull_results(self.sweep, Path(self.settings.sync_mirror))
+            try:
+                pull_results(self.sweep, Path(self.settings.sync_mirror))
+            except TransferError as exc:
+                raise LauncherError(str(exc)) from exc
         if not job_ids:
             return set()
         rows = call_sky(sky_python(self.settings.python), "queue", {"job_ids": [int(j) for j in job_ids]})

@@ -125,7 +125,8 @@ def task_config(sweep: Sweep, task: Task, task_file: Path, checkout: Path) -> di
         mounts[REMOTE_SYNC] = {"source": s.sync_bucket, "mode": "MOUNT"}
     run = [f"{REMOTE_VENV}/bin/python -u -m posttrainbench.launch.worker {REMOTE_TASK}", "rc=$?"]
     if s.sync_bucket:
-        dest = f"{REMOTE_SYNC}/{shlex.quote(rel)}@$SKYPILOT_TASK_ID"
+        # one folder per attempt (a recovered managed job keeps its task id, hence the time)
+        dest = f"{REMOTE_SYNC}/{shlex.quote(rel)}@$SKYPILOT_TASK_ID-$(date +%s)"
         run.append(
             f"{REMOTE_VENV}/bin/python -m posttrainbench.launch.skypilot_sync push "
             f"{REMOTE_RESULTS}/{shlex.quote(rel)} {dest} || exit 3"

@@ -1,7 +1,7 @@
 """Bringing SkyPilot jobs' run folders back, through a bucket.
 
 On the job's machine, after the worker, ``python -m posttrainbench.launch.skypilot_sync push RUN
-DEST`` copies the run folder into the bucket's mount as ``<run>@<SkyPilot task id>`` with
+DEST`` copies the run folder into the bucket's mount as ``<run>@<SkyPilot task id>-<time>`` with
 :func:`posttrainbench.results.transfer.copy_run_folder` and writes ``<run>@<id>.done`` last, so
 an attempt still being written is never taken. Here, :func:`pull_results` copies each task's
 newest finished attempt from the mirror (where this machine sees the bucket) into the results
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..fsutil import atomic_write_text
-from ..results.transfer import copy_run_folder
+from ..results.transfer import TransferError, copy_run_folder
 from .plan import plan_tasks
 from .skypilot_spec import run_folder_rel
 from .sweep import Sweep
@@ -36,16 +36,19 @@ def push(run_folder: Path, dest: Path) -> None:
 
 def pull_results(sweep: Sweep, mirror: Path) -> list[str]:
     """Bring each task's newest finished attempt from ``mirror`` into the results folder; return
-    the run folders brought (relative). The run folder is replaced by a complete copy only."""
-    pulled = []
+    the run folders brought (relative). The run folder is replaced by a complete copy only.
+
+    An attempt that fails its checks is left where it is (so is the local run folder); the others
+    are still pulled, then one :class:`TransferError` names every refused attempt."""
+    pulled: list[str] = []
+    refused: list[str] = []
     for task in plan_tasks(sweep):
         rel = run_folder_rel(sweep, task)
         parent, name = (mirror / rel).parent, (mirror / rel).name
         if not parent.is_dir():
             continue
-        done = sorted(
-            (p for p in parent.glob(f"{name}@*{DONE_SUFFIX}") if p.is_file()), key=lambda p: p.stat().st_mtime
-        )
+        marks = (p for p in parent.glob(f"{name}@*{DONE_SUFFIX}") if p.is_file())
+        done = sorted(marks, key=lambda p: (p.stat().st_mtime_ns, p.name))  # newest last
         if not done:
             continue
         attempt = done[-1].name[: -len(DONE_SUFFIX)]
@@ -55,7 +58,11 @@ def pull_results(sweep: Sweep, mirror: Path) -> list[str]:
         incoming = task.folder.with_name(f".{task.folder.name}.incoming")
         if incoming.exists():  # complete but not swapped in when the last pull stopped
             shutil.rmtree(incoming)
-        copy_run_folder(parent / attempt, incoming)
+        try:
+            copy_run_folder(parent / attempt, incoming)
+        except TransferError as exc:
+            refused.append(f"{parent / attempt}: {exc}")
+            continue
         atomic_write_text(incoming / PULLED_MARK, attempt + "\n")
         old = task.folder.with_name(f".{task.folder.name}.old")
         if task.folder.exists():
@@ -64,6 +71,8 @@ def pull_results(sweep: Sweep, mirror: Path) -> list[str]:
         os.replace(incoming, task.folder)
         shutil.rmtree(old, ignore_errors=True)
         pulled.append(rel)
+    if refused:
+        raise TransferError(f"{len(refused)} attempt(s) in {mirror} refused (the rest pulled): " + "; ".join(refused))
     return pulled
 
 
