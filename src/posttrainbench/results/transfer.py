@@ -27,7 +27,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..fsutil import atomic_write_text, sha256_file
 
@@ -126,8 +126,9 @@ def staging_dir(dest: Path) -> Path:
     return dest.parent / f".{dest.name}.transfer"
 
 
-def _verified_prefix(part: Path, entry: FileEntry, chunk_size: int) -> int:
-    """Bytes of ``part`` that match the manifest chunk by chunk; the file is cut to that length."""
+def _verified_prefix(part: Path, entry: FileEntry, chunk_size: int, whole: Any) -> int:
+    """Bytes of ``part`` that match the manifest chunk by chunk (fed to ``whole``, the file's
+    running sha256); the file is cut to that length."""
     if not part.exists():
         return 0
     good = 0
@@ -137,6 +138,7 @@ def _verified_prefix(part: Path, entry: FileEntry, chunk_size: int) -> int:
             full = len(block) == min(chunk_size, entry.size - good)
             if not block or not full or hashlib.sha256(block).hexdigest() != expected:
                 break
+            whole.update(block)
             good += len(block)
         fh.truncate(good)
     return good
@@ -170,16 +172,18 @@ def _copy_file(source: Source, entry: FileEntry, stage: Path, chunk_size: int, o
     final.unlink(missing_ok=True)
     part = final.with_name(final.name + PART_SUFFIX)
     part.parent.mkdir(parents=True, exist_ok=True)
-    done = _verified_prefix(part, entry, chunk_size)
+    whole = hashlib.sha256()  # of the bytes written, so the finished file is not read again
+    done = _verified_prefix(part, entry, chunk_size, whole)
     with open(part, "ab") as fh:
         for index in range(done // chunk_size, len(entry.chunks)):
             block = _fetch_chunk(source, entry, index, chunk_size)
+            whole.update(block)
             fh.write(block)
             fh.flush()
             os.fsync(fh.fileno())  # a chunk counts as arrived only once it is on disk
             if on_chunk is not None:
                 on_chunk(entry.path, index)
-    if sha256_file(part) != entry.sha256:  # every chunk matched, so only a changed source gets here
+    if whole.hexdigest() != entry.sha256:  # every chunk matched, so only a changed source gets here
         part.unlink()
         raise TransferError(f"{entry.path}: the file's sha256 does not match the manifest after the copy")
     os.replace(part, final)
