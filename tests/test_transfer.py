@@ -211,3 +211,20 @@ def test_disk_full_fails_clearly_loses_nothing_and_resumes(tmp_path: Path, small
     copy_tree(LocalSource(src), dest, chunk_size=CHUNK, on_chunk=lambda f, i: fetched.append((f, i)))
     assert hash_tree(dest) == before
     assert len(fetched) < (4 << 20) // CHUNK // 2  # most of it was not fetched again
+
+
+def test_in_place_copy_resumes_without_renaming_the_folder(tmp_path: Path) -> None:
+    # for bucket mounts: the folder is written where it will stay, marked incomplete until done
+    src = _model_folder(tmp_path / "src")
+    dest = tmp_path / "bucket" / "run@1"
+
+    def stop(path: str, index: int) -> None:
+        if path == "model.safetensors" and index == 5:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        copy_tree(LocalSource(src), dest, chunk_size=CHUNK, on_chunk=stop, in_place=True)
+    assert (dest / ".ptb-transfer.json").is_file() and not staging_dir(dest).exists()
+    fetched: list[int] = []
+    copy_tree(LocalSource(src), dest, chunk_size=CHUNK, in_place=True, on_chunk=lambda f, i: fetched.append(i))
+    assert hash_tree(dest) == hash_tree(src) and fetched[0] == 6

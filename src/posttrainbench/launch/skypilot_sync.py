@@ -30,7 +30,7 @@ DONE_SUFFIX = ".done"
 def push(run_folder: Path, dest: Path) -> None:
     """On the job's machine: copy the run folder into the mounted bucket as ``dest``, then write
     ``dest.done`` (the pull takes only attempts whose marker exists)."""
-    copy_run_folder(run_folder, dest)
+    copy_run_folder(run_folder, dest, in_place=True)  # a bucket mount cannot rename a folder
     atomic_write_text(dest.with_name(dest.name + DONE_SUFFIX), "done\n")
 
 

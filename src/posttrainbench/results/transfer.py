@@ -200,15 +200,19 @@ def copy_tree(
     chunk_size: int = DEFAULT_CHUNK,
     expected: Mapping[str, str] | None = None,
     on_chunk: OnChunk | None = None,
+    in_place: bool = False,
 ) -> Manifest:
     """Copy everything ``source`` holds to the new folder ``dest``, resuming an interrupted copy.
 
     ``expected``: relative path -> sha256 that must hold independently of the source's own manifest
     (the canonical submission's recorded hashes); a file missing from the source or a different
     hash fails the copy. Raises :class:`TransferError`; ``FileExistsError`` if ``dest`` exists.
+    ``in_place``: stage in ``dest`` itself, with no folder rename at the end (bucket mounts such as
+    gcsfuse or goofys cannot rename a folder); the caller marks completion itself, and ``dest``
+    holds ``.ptb-transfer.json`` until the copy is complete.
     """
     dest = Path(dest)
-    if dest.exists() or dest.is_symlink():
+    if not in_place and (dest.exists() or dest.is_symlink()):
         raise FileExistsError(f"destination already exists: {dest}")
     manifest = source.manifest(chunk_size)
     by_path = {f.path: f for f in manifest.files}
@@ -217,7 +221,7 @@ def copy_tree(
             raise TransferError(f"{rel}: recorded in the run but missing from the source")
         if by_path[rel].sha256 != digest:
             raise TransferError(f"{rel}: the source's sha256 differs from the one recorded in the run")
-    stage = staging_dir(dest)
+    stage = dest if in_place else staging_dir(dest)
     state = stage / MANIFEST_NAME
     if stage.exists() and (not state.exists() or state.read_text(encoding="utf-8") != manifest.to_json()):
         shutil.rmtree(stage)  # a different source (or chunk size) since the last attempt: start over
@@ -229,7 +233,8 @@ def copy_tree(
             _copy_file(source, entry, stage, chunk_size, on_chunk)
             remaining -= entry.size
         os.unlink(state)
-        os.replace(stage, dest)
+        if not in_place:
+            os.replace(stage, dest)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _disk_full(dest, exc, remaining) from exc
@@ -248,7 +253,14 @@ def recorded_hashes(run_folder: Path) -> dict[str, str]:
 
 
 def copy_run_folder(
-    src: Path, dest: Path, *, chunk_size: int = DEFAULT_CHUNK, on_chunk: OnChunk | None = None
+    src: Path, dest: Path, *, chunk_size: int = DEFAULT_CHUNK, on_chunk: OnChunk | None = None, in_place: bool = False
 ) -> Manifest:
     """Copy a run folder with :func:`copy_tree`, holding ``final_model/`` to the hashes its ``run.json`` recorded."""
-    return copy_tree(LocalSource(src), dest, chunk_size=chunk_size, expected=recorded_hashes(src), on_chunk=on_chunk)
+    return copy_tree(
+        LocalSource(src),
+        dest,
+        chunk_size=chunk_size,
+        expected=recorded_hashes(src),
+        on_chunk=on_chunk,
+        in_place=in_place,
+    )
