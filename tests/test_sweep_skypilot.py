@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from posttrainbench.fsutil import hash_tree
 from posttrainbench.launch import LauncherError, load_sweep, make_launcher, plan_tasks, task_status
@@ -125,6 +126,20 @@ def test_skypilots_schema_refuses_a_bad_spec(tmp_path: Path, change, reason: str
     change(config)
     with pytest.raises(SpecError, match=reason):
         validate_task_config(config)
+
+
+def test_the_launcher_writes_each_spec_as_yaml_and_refuses_a_bad_one_before_submitting(tmp_path: Path) -> None:
+    sweep, _ = _sweep(tmp_path)
+    tasks = plan_tasks(sweep)
+    files = SkyPilotLauncher(sweep).specs(tasks)
+    assert sorted(files) == sorted(t.key for t in tasks)
+    for t in tasks:
+        config = yaml.safe_load(files[t.key].read_text())  # what `sky.Task.from_yaml` reads
+        validate_task_config(config)
+        assert json.loads(Path(config["file_mounts"][REMOTE_TASK]).read_text())["key"] == t.key
+    bad, _ = _sweep(tmp_path, SWEEP.replace("use_spot = true", "use_spot = true\nresources = { gpus = 1 }"))
+    with pytest.raises(LauncherError, match=r"the SkyPilot spec of .* is invalid: .*'gpus' was unexpected"):
+        SkyPilotLauncher(bad).specs(plan_tasks(bad))
 
 
 def test_an_interrupted_run_folder_is_mounted_so_the_job_resumes_it(tmp_path: Path) -> None:

@@ -96,15 +96,15 @@ class SkyPilotLauncher(Launcher):
 
     def check(self) -> None:
         s = self.settings
-        if s.sync_bucket and not s.sync_mirror:
-            raise LauncherError("[skypilot] sync_bucket needs sync_mirror: where this machine sees the bucket")
         if not s.sync_bucket:
             raise LauncherError("[skypilot] needs sync_bucket (and sync_mirror): the way run folders come back")
-        if s.sync_mirror and not Path(s.sync_mirror).is_dir():
+        if not s.sync_mirror:
+            raise LauncherError("[skypilot] sync_bucket needs sync_mirror: where this machine sees the bucket")
+        if not Path(s.sync_mirror).is_dir():
             raise LauncherError(f"[skypilot] sync_mirror is not a folder here: {s.sync_mirror}")
         call_sky(sky_python(s.python), "version", None, timeout_s=120)
 
-    def specs(self, tasks: list[Task], task_files: dict[str, Path]) -> dict[str, Path]:
+    def specs(self, tasks: list[Task]) -> dict[str, Path]:
         """Write (and check against SkyPilot's schema) the spec of each task; task key -> YAML file."""
         folder = sweep_dir(self.sweep) / "skypilot"
         checkout = checkout_root(Path(__file__).resolve().parent)
@@ -124,7 +124,7 @@ class SkyPilotLauncher(Launcher):
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
         python = sky_python(self.settings.python)
         for t in tasks:
-            yaml_file = self.specs([t], task_files)[t.key]
+            yaml_file = self.specs([t])[t.key]  # each checked before anything is submitted
             job_ids = call_sky(python, "launch", {"yaml": str(yaml_file), "name": f"ptb-{sweep.name}-{t.key}"[:63]})
             on_launch(t.key, [str(j) for j in job_ids])
 
