@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -206,3 +207,32 @@ def test_check_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(LauncherError, match="SkyPilot is not installed"):
         sky_python(None)  # no `sky` on PATH
+
+
+def test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back(tmp_path: Path) -> None:
+    # the generated `run` script, executed by bash on this machine as SkyPilot would on the job's
+    # machine (HOME is the job's home, SYNC_DIR stands for the bucket's mount point): the real
+    # worker evaluates the baseline, the script pushes its folder, the pull brings it back as done
+    sweep, mirror = _sweep(tmp_path, SWEEP.replace("hours = 2\n", "hours = 2\neval_limit = 2\n"))
+    baseline = next(t for t in plan_tasks(sweep) if t.kind == "baseline")
+    assert task_status(baseline).state == "pending"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "ptb-venv").symlink_to(Path(sys.prefix))  # setup's venv: this one
+    (home / "ptb-task.json").write_text(json.dumps(remote_task_json(baseline)))  # the file mount
+    config = task_config(sweep, baseline, home / "ptb-task.json", _checkout())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PTB_")} | {
+        "HOME": str(home),
+        "SYNC_DIR": str(mirror),
+        "SKYPILOT_TASK_ID": "sky-managed-1_ptb-cloud_1-0",
+        "PTB_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    env |= config["envs"]
+    proc = subprocess.run(["bash", "-c", config["run"]], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rel = baseline.folder.relative_to(sweep.results).as_posix()
+    (done,) = mirror.glob(f"{rel}@sky-managed-1_ptb-cloud_1-0-*.done")
+    assert (mirror / done.name.removesuffix(".done") / "result.json").is_file()
+    assert (home / "ptb-results" / rel / "result.json").is_file()
+    assert pull_results(sweep, mirror) == [rel]
+    assert task_status(baseline).state == "done"

@@ -125,8 +125,9 @@ def task_config(sweep: Sweep, task: Task, task_file: Path, checkout: Path) -> di
         mounts[REMOTE_SYNC] = {"source": s.sync_bucket, "mode": "MOUNT"}
     run = [f"{REMOTE_VENV}/bin/python -u -m posttrainbench.launch.worker {REMOTE_TASK}", "rc=$?"]
     if s.sync_bucket:
-        # one folder per attempt (a recovered managed job keeps its task id, hence the time)
-        dest = f"{REMOTE_SYNC}/{shlex.quote(rel)}@$SKYPILOT_TASK_ID-$(date +%s)"
+        # one folder per attempt (a recovered managed job keeps its task id, hence the time);
+        # SYNC_DIR only moves the mount point for tests that run this script on this machine
+        dest = f'"${{SYNC_DIR:-{REMOTE_SYNC}}}"/{shlex.quote(rel)}@"$SKYPILOT_TASK_ID-$(date +%s)"'
         run.append(
             f"{REMOTE_VENV}/bin/python -m posttrainbench.launch.skypilot_sync push "
             f"{REMOTE_RESULTS}/{shlex.quote(rel)} {dest} || exit 3"
