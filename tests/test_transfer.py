@@ -228,3 +228,23 @@ def test_in_place_copy_resumes_without_renaming_the_folder(tmp_path: Path) -> No
     fetched: list[int] = []
     copy_tree(LocalSource(src), dest, chunk_size=CHUNK, in_place=True, on_chunk=lambda f, i: fetched.append(i))
     assert hash_tree(dest) == hash_tree(src) and fetched[0] == 6
+
+
+def test_ptb_copy_copies_a_run_folder_and_refuses_an_existing_destination(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from posttrainbench.cli.main import app
+
+    run = tmp_path / "run"
+    _model_folder(run / "final_model")
+    hashes = {p.name: sha256_file(p) for p in (run / "final_model").iterdir() if p.is_file()}
+    (run / "run.json").write_text(json.dumps({"final_model_hashes": hashes}))
+    res = CliRunner().invoke(app, ["copy", str(run), str(tmp_path / "copy"), "--chunk-mb", "1"])
+    assert res.exit_code == 0, res.output
+    assert hash_tree(tmp_path / "copy") == hash_tree(run) and "copied 5 files" in res.output
+    res = CliRunner().invoke(app, ["copy", str(run), str(tmp_path / "copy")], env={"COLUMNS": "250"})
+    assert res.exit_code == 2 and "destination already exists" in res.output
+    (run / "final_model" / "config.json").write_text("{}")  # changed after run.json recorded it
+    res = CliRunner().invoke(app, ["copy", str(run), str(tmp_path / "copy2")], env={"COLUMNS": "250"})
+    assert res.exit_code == 2 and "differs from the one recorded in the run" in res.output
+    assert not (tmp_path / "copy2").exists()
