@@ -103,7 +103,10 @@ def test_every_task_spec_passes_skypilots_schema(tmp_path: Path) -> None:
         }
         assert config["envs"]["PTB_JUDGE_MODEL"] == "none" and config["envs"]["OMP_NUM_THREADS"] == "8"
         assert "-m posttrainbench.launch.worker ~/ptb-task.json" in config["run"]
-        assert "posttrainbench.launch.skypilot_sync push" in config["run"] and "@$SKYPILOT_TASK_ID" in config["run"]
+        assert (
+            "posttrainbench.launch.skypilot_sync push" in config["run"]
+            and '@"$SKYPILOT_TASK_ID-$(date +%s)"' in config["run"]
+        )
         assert "pip install -q -e ." in config["setup"] and "echo extra setup" in config["setup"]
         assert (Path(config["workdir"]) / "pyproject.toml").is_file()
         assert json.loads(task_file.read_text())["results"] == REMOTE_RESULTS
@@ -232,7 +235,7 @@ def test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back(tmp_path:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     rel = baseline.folder.relative_to(sweep.results).as_posix()
     (done,) = mirror.glob(f"{rel}@sky-managed-1_ptb-cloud_1-0-*.done")
-    assert (mirror / done.name.removesuffix(".done") / "result.json").is_file()
+    assert (done.with_name(done.name.removesuffix(".done")) / "result.json").is_file()
     assert (home / "ptb-results" / rel / "result.json").is_file()
     assert pull_results(sweep, mirror) == [rel]
     assert task_status(baseline).state == "done"
