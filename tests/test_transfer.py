@@ -248,3 +248,28 @@ def test_ptb_copy_copies_a_run_folder_and_refuses_an_existing_destination(tmp_pa
     res = CliRunner().invoke(app, ["copy", str(run), str(tmp_path / "copy2")], env={"COLUMNS": "250"})
     assert res.exit_code == 2 and "differs from the one recorded in the run" in res.output
     assert not (tmp_path / "copy2").exists()
+
+
+def test_a_resume_reuses_the_manifest_and_a_change_hidden_from_stat_fails_instead_of_passing(tmp_path: Path) -> None:
+    src = _model_folder(tmp_path / "src")
+    dest = tmp_path / "final_model"
+
+    def stop(path: str, index: int) -> None:
+        if path == "model.safetensors" and index == 3:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        copy_tree(LocalSource(src), dest, chunk_size=CHUNK, on_chunk=stop)
+    # the weights change in place with the same size and a forged mtime: stat cannot see it, so the
+    # resume reuses the stored hashes (no full re-read) and the fetched bytes then contradict them
+    big = src / "model.safetensors"
+    st = big.stat()
+    with open(big, "r+b") as fh:
+        fh.seek(20 * CHUNK)
+        fh.write(os.urandom(CHUNK))
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(TransferError, match="did not match its hash"):
+        copy_tree(LocalSource(src), dest, chunk_size=CHUNK)
+    assert not dest.exists()
+    copy_tree(LocalSource(src), dest, chunk_size=CHUNK)  # the next attempt hashes the source again
+    assert hash_tree(dest) == hash_tree(src)

@@ -46,12 +46,14 @@ class TransferError(RuntimeError):
 
 @dataclass(frozen=True)
 class FileEntry:
-    """One regular file of the source: its size, its sha256 and the sha256 of each chunk."""
+    """One regular file of the source: its size, its sha256 and the sha256 of each chunk
+    (``mtime_ns``: when it was hashed, to reuse the hashes when a copy resumes)."""
 
     path: str
     size: int
     sha256: str
     chunks: list[str]
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,9 @@ class Manifest:
 class Source(Protocol):
     """Where a copy reads from."""
 
-    def manifest(self, chunk_size: int) -> Manifest:
-        """Every regular file under the source with its chunk hashes."""
+    def manifest(self, chunk_size: int, previous: Manifest | None = None) -> Manifest:
+        """Every regular file under the source with its chunk hashes; ``previous`` (that of the
+        interrupted attempt) may be reused for files that have not changed since."""
         ...
 
     def read(self, path: str, offset: int, length: int) -> bytes:
@@ -104,15 +107,24 @@ class LocalSource:
         if not self.root.is_dir():
             raise TransferError(f"source is not a folder: {self.root}")
 
-    def manifest(self, chunk_size: int) -> Manifest:
+    def manifest(self, chunk_size: int, previous: Manifest | None = None) -> Manifest:
+        # A file with the size and mtime it had when hashed keeps its hashes (a resume does not read
+        # the whole source again). Safe against a change that keeps both: every chunk fetched is
+        # checked against these hashes, so such a change fails the copy instead of passing.
+        known = {f.path: f for f in previous.files} if previous and previous.chunk_size == chunk_size else {}
         files = []
         for p in sorted(self.root.rglob("*")):
             rel = p.relative_to(self.root).as_posix()
             if p.is_symlink():
                 raise TransferError(f"source holds a symlink, not copied: {rel}")
             if p.is_file():
+                st = p.stat()
+                old = known.get(rel)
+                if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                    files.append(old)
+                    continue
                 chunks, whole = _chunk_hashes(p, chunk_size)
-                files.append(FileEntry(rel, p.stat().st_size, whole, chunks))
+                files.append(FileEntry(rel, st.st_size, whole, chunks, st.st_mtime_ns))
         return Manifest(chunk_size, files)
 
     def read(self, path: str, offset: int, length: int) -> bytes:
@@ -214,15 +226,21 @@ def copy_tree(
     dest = Path(dest)
     if not in_place and (dest.exists() or dest.is_symlink()):
         raise FileExistsError(f"destination already exists: {dest}")
-    manifest = source.manifest(chunk_size)
+    stage = dest if in_place else staging_dir(dest)
+    state = stage / MANIFEST_NAME
+    previous = None
+    if state.is_file():
+        try:
+            previous = Manifest.from_json(state.read_text(encoding="utf-8"))
+        except (ValueError, KeyError, TypeError):
+            previous = None  # a torn or foreign state file: hash the source again
+    manifest = source.manifest(chunk_size, previous)
     by_path = {f.path: f for f in manifest.files}
     for rel, digest in sorted((expected or {}).items()):
         if rel not in by_path:
             raise TransferError(f"{rel}: recorded in the run but missing from the source")
         if by_path[rel].sha256 != digest:
             raise TransferError(f"{rel}: the source's sha256 differs from the one recorded in the run")
-    stage = dest if in_place else staging_dir(dest)
-    state = stage / MANIFEST_NAME
     if stage.exists() and (not state.exists() or state.read_text(encoding="utf-8") != manifest.to_json()):
         shutil.rmtree(stage)  # a different source (or chunk size) since the last attempt: start over
     remaining = manifest.total_bytes
@@ -235,6 +253,9 @@ def copy_tree(
         os.unlink(state)
         if not in_place:
             os.replace(stage, dest)
+    except TransferError:
+        state.unlink(missing_ok=True)  # the source is not what the manifest says: the next attempt re-hashes it
+        raise
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise _disk_full(dest, exc, remaining) from exc
