@@ -10,7 +10,8 @@ The state of an interrupted copy is the staging folder itself: ``.<dest>.transfe
 destination holds the source manifest and the ``*.part`` files. On resume every full chunk already
 on disk is re-hashed against the manifest and the file is cut at the first chunk that does not
 match (a torn write or a corrupted disk block is fetched again; nothing is trusted because it is
-there). A source that changed since the manifest was taken restarts the copy from scratch.
+there). The manifest's hashes are reused for source files whose size and mtime are unchanged; a
+source that changed since restarts the copy from scratch.
 
 The transport is a :class:`Source`: :class:`LocalSource` reads a folder on this machine (another
 mount, a synced bucket, a folder a cluster's file sync brought back); a remote transport only has
