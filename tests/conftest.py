@@ -119,6 +119,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_scorer_corpus.py::test_a_sample_of_humaneval_rows_passes_or_fails_as_expected_when_executed",
         "test_scorer_corpus.py::test_correct_but_slow_code_passes_within_the_30_s_of_every_protocol",
         "test_view.py::test_cli_view_read_only_mount_and_sigint",
+        "test_sweep_skypilot.py::test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back",
     }
 )
 TIER_MARKERS = ("slow", "sandbox", "docker", "slurm", "browser", "npm")

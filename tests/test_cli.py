@@ -219,7 +219,7 @@ def test_choices_are_read_from_the_registries_they_validate() -> None:
         for value in values:
             assert value in res.output, (cmd, value)
     res = runner.invoke(app, ["sweep", "plan", "sweep.toml", "--launcher", "k8s"], env={"COLUMNS": "250"})
-    assert res.exit_code == 2 and "'k8s' is not one of 'local', 'slurm', 'htcondor'" in res.output
+    assert res.exit_code == 2 and "'k8s' is not one of 'local', 'slurm', 'htcondor', 'skypilot'" in res.output
 
 
 def test_one_console_and_no_import_cycles_in_the_cli() -> None:

@@ -133,7 +133,7 @@ def test_invalid_sweep_lists_every_fault_with_its_line(tmp_path: Path) -> None:
 def test_launchers_come_from_one_registry(tmp_path: Path) -> None:
     from posttrainbench.launch import LAUNCHERS, make_launcher
 
-    assert LAUNCHERS.names() == ["local", "slurm", "htcondor"]
+    assert LAUNCHERS.names() == ["local", "slurm", "htcondor", "skypilot"]
     path = _write(tmp_path, GOOD.replace("eval_limit = 6", 'eval_limit = 6\nlauncher = "slurn"'))
     with pytest.raises(SweepError) as info:
         load_sweep(path)

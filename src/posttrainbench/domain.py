@@ -128,7 +128,7 @@ class NetworkPolicy(str, Enum):  # noqa: UP042 - a StrEnum would change str(memb
     open = "open"
 
 
-LauncherKind = Literal["local", "slurm", "htcondor"]
+LauncherKind = Literal["local", "slurm", "htcondor", "skypilot"]
 """Where a sweep's runs execute: a local process pool, Slurm (submitit) or HTCondor."""
 
 EvalBackend = Literal["hf", "vllm", "openai"]

@@ -9,6 +9,7 @@ import typer
 from . import agents, data, sweep
 from .baseline import baseline
 from .common import ErrorHandlingGroup, env_epilog, quiet_third_party_progress
+from .copy import copy_cmd
 from .demo import demo
 from .doctor import doctor
 from .evaluate import eval_cmd
@@ -55,6 +56,7 @@ def _root(
 app.command(epilog=env_epilog("demo"))(demo)
 app.command(epilog=env_epilog("run"))(run)
 app.command()(show)
+app.command(name="copy")(copy_cmd)
 app.command(epilog=env_epilog("verify"))(verify)
 app.command()(trace)
 app.command()(leaderboard)

@@ -1,4 +1,4 @@
-"""``ptb sweep plan|run|status|cancel``: run a sweep file on a local pool, Slurm or HTCondor."""
+"""``ptb sweep plan|run|status|cancel``: run a sweep file on a local pool, Slurm, HTCondor or SkyPilot."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..launch.sweep import Sweep
 
 app = typer.Typer(
-    help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm or HTCondor.",
+    help="Sweeps: agents × base models × benchmarks × repeats, on a local pool, Slurm, HTCondor or SkyPilot.",
     no_args_is_help=True,
 )
 

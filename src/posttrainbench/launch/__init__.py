@@ -1,13 +1,13 @@
 """Sweeps at scale: the sweep file, planning and status, and the launchers (local pool,
-Slurm through submitit, HTCondor through the htcondor bindings)."""
+Slurm through submitit, HTCondor through the htcondor bindings, SkyPilot managed jobs)."""
 
 # isort: off
 from .base import LAUNCHERS, Launcher, LauncherError, make_launcher
 from .driver import SweepState, run_sweep, sweep_state
 
-# Importing a launcher registers it (registration order: local, slurm, htcondor; so these imports
+# Importing a launcher registers it (registration order: local, slurm, htcondor, skypilot; so these imports
 # are not sorted).
-from . import local, slurm, htcondor  # noqa: F401 - imported for the registration
+from . import local, slurm, htcondor, skypilot  # noqa: F401 - imported for the registration
 from .plan import Ledger, Task, TaskStatus, plan_tasks, task_status
 from .sweep import Fault, Sweep, SweepError, load_sweep
 # isort: on

@@ -9,7 +9,7 @@ A sweep file is TOML (``.toml``) or YAML (``.yaml``/``.yml``)::
     repeats = 3
     base_models = ["Qwen/Qwen3-1.7B-Base", "Qwen/Qwen3-4B-Base"]
     benchmarks = ["gsm8k", "humaneval"]
-    launcher = "slurm"             # local | slurm | htcondor
+    launcher = "slurm"             # local | slurm | htcondor | skypilot
     # suite = "v1.2"               # instead of benchmarks: the suite's (or check that benchmarks are in it)
 
     [[agents]]
@@ -98,6 +98,26 @@ class HTCondorSettings(_Strict):
     extra: dict[str, str] = Field(default_factory=dict, description="More submit commands.")
 
 
+class SkyPilotSettings(_Strict):
+    """SkyPilot managed-job settings (``launcher = "skypilot"``): resources and the sync bucket."""
+
+    accelerator: str = Field("H100", description="GPU type; a run asks for gpus_per_run of them.")
+    infra: str | None = Field(None, description="Where to run: 'aws', 'gcp/us-central1', 'k8s', ...; default: any.")
+    cpus: str = Field("8+", description="SkyPilot's cpus request.")
+    memory: str = Field("64+", description="SkyPilot's memory request (GB).")
+    disk_gb: int = Field(256, ge=1, description="Boot disk (final_model can be 3x the base model).")
+    use_spot: bool = False
+    cpus_per_run: int = Field(8, ge=1, description="OMP/MKL threads per run.")
+    python: str | None = Field(
+        None, description="SkyPilot's interpreter; default: the one the `sky` command runs with."
+    )
+    sync_bucket: str | None = Field(None, description="Bucket the jobs push run folders to (s3://..., gs://...).")
+    sync_mirror: str | None = Field(None, description="Where this machine sees sync_bucket (a mount or synced folder).")
+    setup: list[str] = Field(default_factory=list, description="Shell lines run after installing the harness.")
+    envs: dict[str, str] = Field(default_factory=dict, description="Environment of the job (PTB_* settings).")
+    resources: dict[str, Any] = Field(default_factory=dict, description="More SkyPilot resources fields.")
+
+
 class Sweep(_Strict):
     """A validated sweep: the run matrix and the launcher settings."""
 
@@ -119,10 +139,11 @@ class Sweep(_Strict):
     protocol: str = Field("strict", description="Evaluation protocol of every run (ptb-v1, ptb-v1.2, strict).")
     baselines: bool = Field(True, description="Also evaluate each base model zero-shot (the fallback).")
     max_retries: int = Field(2, ge=0, description="Re-runs of an infrastructure failure.")
-    launcher: str = Field("local", description="A registered launcher: local, slurm, htcondor.")
+    launcher: str = Field("local", description="A registered launcher: local, slurm, htcondor, skypilot.")
     local: LocalSettings = LocalSettings()
     slurm: SlurmSettings = SlurmSettings()
     htcondor: HTCondorSettings = HTCondorSettings()
+    skypilot: SkyPilotSettings = SkyPilotSettings()
 
     def run_specs(self) -> list[RunSpec]:
         """Every run of the sweep, in a stable order (agent, model, benchmark, repeat)."""

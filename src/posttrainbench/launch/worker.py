@@ -49,7 +49,7 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
     from ..evaluation.baselines import evaluate_baseline
     from ..pipeline import Pipeline
 
-    results = Path(task["results"])
+    results = Path(task["results"]).expanduser()  # "~/ptb-results" in a SkyPilot job
     if task["kind"] == "baseline":
         base, bench = get_base_model(task["base_model"]), get_benchmark(task["benchmark"])
         result = evaluate_baseline(base, bench, results, limit=task.get("eval_limit"), settings=settings)
