@@ -16,9 +16,11 @@ def copy_cmd(
     dest: Annotated[Path, typer.Argument(help="The new folder (must not exist; an interrupted copy resumes).")],
     chunk_mb: Annotated[int, typer.Option("--chunk-mb", min=1, help="Chunk size: memory used, resume unit.")] = 16,
 ) -> None:
-    """Copy a folder between machines' folders (mounts, synced buckets): streamed, resumed where an
-    interrupted copy stopped, every chunk sha256-checked on arrival, a run folder's final_model/ held to
-    the hashes its run.json recorded; DEST appears complete or not at all."""
+    """Copy a run folder (or any folder) streamed, resumable and sha256-checked; DEST appears whole.
+
+    For moving results between machines' folders (mounts, synced buckets): an interrupted copy
+    resumes where it stopped, every chunk is checked on arrival, a run folder's final_model/ is held
+    to the hashes its run.json recorded, and DEST appears complete or not at all."""
     from ..results.transfer import TransferError, copy_run_folder
 
     with expected(TransferError, FileExistsError, OSError):

@@ -28,8 +28,10 @@ def view(
     no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
     log: Annotated[bool, typer.Option("--log", help="Print one line per request.")] = False,
 ) -> None:
-    """Serve the results folder live: leaderboard, runs with their live phase, run pages with the
-    trace, per-sample evaluation results, the training loss, base and instruct scores.
+    """Serve a results folder live in the browser: leaderboard, runs in progress, traces, samples.
+
+    Run pages show the trace, per-sample evaluation results, the training loss and the base and
+    instruct scores.
 
     Pages are rendered from what is on disk at each request; a page of a run in progress reloads
     itself when the run changes. Nothing is written into the results folder (its index is kept
