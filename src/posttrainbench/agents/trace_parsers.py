@@ -1,17 +1,21 @@
 """Parsers that convert each scaffold's raw output into the common trace schema
 (:mod:`posttrainbench.trace`): Claude Code's and Gemini CLI's stream JSON, Codex's and OpenCode's
-JSON events, and plain log lines (the reference agent, scripted agents)."""
+JSON events, and plain log lines (the reference agent, scripted agents); :class:`TraceTail` reads a
+growing output file with the same parsers for the live progress display."""
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from ..catalog.prices import cost_usd
-from ..trace import ToolCall, ToolResult, Trace, TraceStep
+from ..trace import ToolCall, ToolResult, Trace, TraceStep, Usage
 
 
 def _text_of(content: Any) -> str:
@@ -380,3 +384,105 @@ def parse_trace(agent: str, raw_file: Path, *, model: str | None = None) -> Trac
     trace.parse_errors = utf8_errors + trace.parse_errors
     trace.source = Path(raw_file).name
     return trace
+
+
+# ----------------------------------------------------------------- live tail (progress display only)
+#: Most bytes one :meth:`TraceTail.poll` reads (an agent that floods its output is skipped ahead).
+TAIL_MAX_READ = 4 << 20
+
+_LOSS_DICT = re.compile(r"\{[^{}]*['\"]loss['\"]\s*:[^{}]*\}")
+
+
+def training_progress(text: str) -> tuple[str, float] | None:
+    """The latest ``(step, loss)`` in ``text``: HF Trainer's log dicts (``{'loss': 1.2, 'epoch':
+    0.5}``, printed as Python or JSON, e.g. the reference agent's ``{"event": "train", "step": 40,
+    "loss": 1.2}``); the step is ``step``/``global_step`` if given, else ``epoch N``."""
+    for found in reversed(_LOSS_DICT.findall(text)):
+        try:
+            logs = json.loads(found)
+        except ValueError:
+            try:
+                logs = ast.literal_eval(found)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+        if not isinstance(logs, dict) or not isinstance(logs.get("loss"), (int, float)):
+            continue
+        step = logs.get("step", logs.get("global_step"))
+        if isinstance(step, (int, float)):
+            where = f"step {int(step)}" + (f"/{logs['max_steps']}" if isinstance(logs.get("max_steps"), int) else "")
+        elif isinstance(logs.get("epoch"), (int, float)):
+            where = f"epoch {logs['epoch']:.2f}"
+        else:
+            where = "loss"
+        return where, float(logs["loss"])
+    return None
+
+
+class TraceTail:
+    """A growing raw output file read as it grows, by the scaffold's own parser (:data:`PARSERS`),
+    for the live progress display: each :meth:`poll` parses the complete lines added since the last
+    one. Keeps only what the display needs (the latest tool call, training step and log line, the
+    usage so far); the trace of record is :func:`parse_trace` on the whole file after the run.
+    Usage adds up as the whole file's would: steps' tokens summed, the scaffold's reported totals
+    (which win) summed over its result events."""
+
+    def __init__(self, agent: str, raw_file: Path, *, model: str | None = None) -> None:
+        self.agent, self.raw_file, self.given_model = agent, Path(raw_file), model
+        self.parser = PARSERS.get(agent, parse_log_lines)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.model, self.offset = self.given_model, 0
+        agent, model = self.agent, self.model
+        self._totals = Trace(agent=agent, model=model)  # steps without content: only their usage
+        self.last_call: ToolCall | None = None
+        self.last_log: str | None = None
+        self.training: tuple[str, float] | None = None
+
+    def poll(self) -> bool:
+        """Read and parse what was added; whether anything new was read."""
+        try:
+            with open(self.raw_file, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:  # replaced or truncated: start over
+                    self._reset()
+                f.seek(self.offset)
+                data = f.read(TAIL_MAX_READ)
+        except OSError:
+            return False
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            if len(data) < TAIL_MAX_READ:
+                return False  # a line still being written
+            end = len(data)  # one huge line: skipped
+            self.offset += end
+            return False
+        self.offset += end
+        self._fold(self.parser(data[:end].decode("utf-8", errors="replace"), agent=self.agent, model=self.model))
+        return True
+
+    def _fold(self, chunk: Trace) -> None:
+        self.model = self.model or chunk.model
+        self._totals.model = self.model
+        for attr in ("reported_cost_usd", "reported_input_tokens", "reported_output_tokens"):
+            value = getattr(chunk, attr)
+            if value is not None:
+                setattr(self._totals, attr, (getattr(self._totals, attr) or 0) + value)
+        for step in chunk.steps:
+            self._totals.steps.append(
+                TraceStep(index=len(self._totals.steps), role=step.role, input_tokens=step.input_tokens,
+                          output_tokens=step.output_tokens, cost_usd=step.cost_usd)
+            )  # fmt: skip
+            if step.tool_calls:
+                self.last_call = step.tool_calls[-1]
+            texts = [step.text, *(r.output for r in step.tool_results)]
+            for text in texts:
+                found = training_progress(text) if "loss" in text else None
+                if found:
+                    self.training = found
+            if step.role == "log" and step.text.strip():
+                self.last_log = step.text.strip()
+
+    def usage(self) -> Usage:
+        """Tokens and cost so far."""
+        return self._totals.usage()

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Table
 
 from ..domain import BaseModelSpec, EvalBackend
@@ -52,7 +51,9 @@ def baseline(
     protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
+    from ..console import LiveStatus
     from ..evaluation.baselines import evaluate_baseline
+    from ..evaluation.progress import SampleMeter
 
     settings = load_settings()
     bases = [lookup.base_model(m) for m in base_model]
@@ -71,15 +72,14 @@ def baseline(
         table.add_column(col, overflow="fold")
     scores: dict[str, dict[str, float]] = {}
     failed = 0
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("baselines", total=len(jobs))
-        for base, bench, is_instruct in jobs:
+    with LiveStatus(console, "baseline") as live:
+        for n, (base, bench, is_instruct) in enumerate(jobs, 1):
             model_id = base.instruct_id if is_instruct else base.hub_id
-            progress.update(task, description=f"{model_id} on {bench.id}")
+            meter = SampleMeter(live, prefix=f"{n}/{len(jobs)} {model_id} on {bench.id}: ")
             try:
                 res = evaluate_baseline(
-                    base, bench, results, limit=limit, batch_size=batch_size,
-                    instruct=is_instruct, backend=backend.value, settings=settings, protocol=protocol,
+                    base, bench, results, limit=limit, batch_size=batch_size, instruct=is_instruct,
+                    backend=backend.value, settings=settings, protocol=protocol, on_sample=meter,
                 )  # fmt: skip
                 status, score, detail = res.status, res.score, res.error or f"{res.n_scored} items"
             except Exception as exc:  # noqa: BLE001 - the model cannot be fetched, ...: recorded here, next job runs
@@ -93,7 +93,6 @@ def baseline(
                 "[green]ok[/]" if status == "ok" else "[red]failed[/]",
                 "" if score is None else f"{score:.4f}", escape(detail),
             )  # fmt: skip
-            progress.advance(task)
     console.print(table)
     if weights_out is not None:
         _write_weights(weights_out, scores, bases, [b.id for b in benches])

@@ -31,7 +31,9 @@ def eval_cmd(
     protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate a model folder with the harness's pinned evaluator."""
+    from ..console import LiveStatus
     from ..evaluation import evaluate_model
+    from ..evaluation.progress import SampleMeter
 
     settings = load_settings()
     bench, base = lookup.benchmark(benchmark), lookup.base_model(base_model)
@@ -43,9 +45,11 @@ def eval_cmd(
     n = f"first {limit}" if limit else "all"
     what = f"{n} items, batch {batch_size}, protocol {proto.id}"
     console.print(f"evaluating {model_path} on {bench.id} ({what}); Inspect log in {out}", soft_wrap=True)
-    result = evaluate_model(
-        model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings, protocol=proto.id
-    )
+    with LiveStatus(console, "eval") as status:
+        result = evaluate_model(
+            model_path, bench, base, out, limit=limit, batch_size=batch_size, settings=settings, protocol=proto.id,
+            on_sample=SampleMeter(status),
+        )  # fmt: skip
     if result.log_path:
         console.print(f"log: {result.log_path} (browse it: inspect view --log-dir {out})", soft_wrap=True)
     if result.status != "ok":

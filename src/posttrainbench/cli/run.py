@@ -70,7 +70,7 @@ def run(
             protocol=protocol,
         )
         lookup.benchmark(benchmark).require_protocol(protocol)  # refused before anything is written
-        pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings)
+        pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings, live=console)
         pipeline.preflight()
     output_folder(results, "results folder")
     record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases

@@ -13,6 +13,7 @@ from ..models.store import resolve_base_model
 from ..results import baseline_dir, save_baseline
 from ..settings import Settings
 from .contract import EvaluableBenchmark
+from .progress import SampleFn
 from .protocols import STRICT
 from .runner import EvalResult, evaluate_model
 
@@ -34,6 +35,7 @@ def evaluate_baseline(
     backend: str = "hf",
     settings: Settings | None = None,
     protocol: str = STRICT,
+    on_sample: SampleFn | None = None,
 ) -> EvalResult:
     """Zero-shot score of a base model (the fallback score), cached in its baseline folder.
 
@@ -42,7 +44,7 @@ def evaluate_baseline(
     with the *base* model's chat template, as every submission of that base model is evaluated.
     The caller looks the base model and the benchmark up (evaluation takes definitions, not names).
     ``settings``: the ``PTB_*`` settings (model store, data, grader); default read from the
-    environment now.
+    environment now. ``on_sample``: live progress (see :func:`evaluate_model`).
     """
     settings = settings if settings is not None else Settings.from_env()
     bench = bench.model_copy(update={"fewshot": 0})
@@ -62,7 +64,7 @@ def evaluate_baseline(
             return result
     result = evaluate_model(
         resolve_base_model(target, settings), bench, base, folder / "eval", limit=limit, batch_size=batch_size,
-        backend=backend, settings=settings, protocol=protocol,
+        backend=backend, settings=settings, protocol=protocol, on_sample=on_sample,
     )  # fmt: skip
     atomic_write_text(cached, result.model_dump_json(indent=2) + "\n")
     if result.status == "ok":

@@ -34,6 +34,7 @@ from .contract import EvaluableBenchmark
 from .graders import UNSCORED, Grader, GraderConfig, GraderError
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
+from .progress import SampleFn, counting
 from .protocols import REF_V1, STRICT, get_protocol
 from .tasks import build_task
 
@@ -372,6 +373,7 @@ def evaluate_model(
     heldout_exclude: Collection[str] = (),
     settings: Settings | None = None,
     protocol: str = STRICT,
+    on_sample: SampleFn | None = None,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
@@ -394,6 +396,8 @@ def evaluate_model(
     the evaluated folder. ``weights_digest``: the digest recorded when the submission was made
     canonical; the loaded tensors must match it (``ptb-hf``). ``heldout_exclude``: item ids the
     agent was given (its dev items); the result also reports the score without them.
+    ``on_sample(done, total)``: called as each attempt starts (0) and as its samples finish (live
+    progress, :mod:`.progress`).
     """
     start = time.monotonic()
     settings = settings if settings is not None else Settings.from_env()
@@ -495,21 +499,22 @@ def evaluate_model(
                 benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox, protocol=proto.id
             )
             try:
-                logs = inspect_eval(
-                    task,
-                    model=model,
-                    log_dir=str(out_dir),
-                    log_format="eval",
-                    max_connections=batch_size,
-                    max_samples=batch_size,
-                    adaptive_connections=False,
-                    fail_on_error=True,
-                    retry_on_error=0,
-                    display=display,
-                    log_samples=True,
-                    score=True,
-                    ctl_server=False,
-                )
+                with counting(on_sample, n_expected):
+                    logs = inspect_eval(
+                        task,
+                        model=model,
+                        log_dir=str(out_dir),
+                        log_format="eval",
+                        max_connections=batch_size,
+                        max_samples=batch_size,
+                        adaptive_connections=False,
+                        fail_on_error=True,
+                        retry_on_error=0,
+                        display=display,
+                        log_samples=True,
+                        score=True,
+                        ctl_server=False,
+                    )
                 elog = logs[0]
             except BaseException as exc:
                 # Ctrl-C / SIGTERM: stop here (never the next rung, never a failure)

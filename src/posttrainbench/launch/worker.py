@@ -45,6 +45,7 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
     (default: read from the environment now); return the exit status."""
     from ..benchmarks import get_benchmark
     from ..catalog import get_base_model
+    from ..console import console
     from ..domain import RunSpec
     from ..evaluation.baselines import evaluate_baseline
     from ..pipeline import Pipeline
@@ -60,7 +61,8 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
     def progress(phase: str, msg: str) -> None:
         print(f"[{phase}] {msg}", flush=True)
 
-    pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus(), settings=settings)
+    # live progress as plain timestamped lines at a low rate in the job's log (not a terminal)
+    pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus(), settings=settings, live=console)
     record = pipe.run(until=until)  # type: ignore[arg-type]  # a phase name from the command line (a wrong one matches none)
     if any(s.status == "failed" for s in record.phases.values()):
         return EXIT_INFRA

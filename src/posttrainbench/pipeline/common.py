@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from ..console import hms
 from ..domain import RunRecord
+
+__all__ = ["PhaseError", "ProgressFn", "hms", "now", "record_outcome"]
 
 #: Called with (phase, message) as a run goes (the CLI logs it).
 ProgressFn = Callable[[str, str], None]
@@ -23,9 +26,3 @@ def record_outcome(record: RunRecord, phase: str, cause: str) -> None:
     """Record the first outcome failure (the run goes on to record it)."""
     if record.failure is None:
         record.failure = f"{phase}: {cause}"
-
-
-def hms(seconds: float) -> str:
-    """``H:MM:SS``."""
-    s = int(round(seconds))
-    return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"

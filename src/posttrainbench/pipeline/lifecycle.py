@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rich.console import Console
+
 from .. import interrupts
 from ..agents import Agent, LaunchContext, get_agent
 from ..benchmarks import get_benchmark
@@ -46,9 +48,12 @@ class Pipeline:
         eval_batch_size: int = 16,
         gpu_ids: list[int] | None = None,
         settings: Settings | None = None,
+        live: Console | None = None,
     ) -> None:
         """``settings``: what every phase reads (``PTB_*``); None: the environment's, read now
-        (validated up front) and again when each :meth:`run` / :meth:`reverify` starts."""
+        (validated up front) and again when each :meth:`run` / :meth:`reverify` starts.
+        ``live``: where to show the live progress of solve and evaluate (the agent's latest step,
+        samples done; :class:`~posttrainbench.console.LiveStatus`); None: none shown."""
         # Validate every name (and the settings) before anything touches the disk.
         self.spec = spec
         self._given_settings = settings
@@ -62,6 +67,7 @@ class Pipeline:
         self.paths: RunPaths = run_paths(Path(results_root).absolute(), spec, self.base)
         self.progress: ProgressFn = progress or (lambda phase, msg: None)
         self.eval_batch_size = eval_batch_size
+        self.live = live
         # Host GPU indices a launcher assigned to this run (default: the first spec.gpus).
         self.gpu_ids = list(gpu_ids)[: spec.gpus] if gpu_ids is not None else list(range(spec.gpus))
 

@@ -12,13 +12,16 @@ import os
 import shutil
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..agents import Agent, LaunchContext
 from ..agents.prompt import render_timer
+from ..agents.trace_parsers import TraceTail
 from ..benchmarks import BENCHMARKS
+from ..console import LiveStatus
 from ..domain import NetworkPolicy, RunRecord, SolveResult
 from ..fsutil import atomic_write_json, atomic_write_text
 from ..integrity import write_manifest
@@ -30,6 +33,7 @@ from ..sandbox.secrets import foreign_secrets
 from ..settings import TIME_LIMIT_VAR
 from .common import PhaseError, hms, record_outcome
 from .observe import SolveObserver
+from .watch import SolveWatch
 
 if TYPE_CHECKING:
     from .lifecycle import Pipeline
@@ -112,8 +116,13 @@ def run(pipe: Pipeline, record: RunRecord) -> SolveResult:
     argv = pipe.agent.command(ctx)
     pipe.progress("solve", f"agent running (limit {hms(limit_s)})")
     observer = SolveObserver(paths, ws, argv, pipe.sandbox.name)  # the kernel's account, not the CLI's
+    watch: AbstractContextManager[object] = nullcontext()
+    if pipe.live is not None:  # the agent's output, read as it grows (display only)
+        tail = TraceTail(pipe.spec.agent, paths.solve_out, model=pipe.agent.model(pipe.spec.agent_config))
+        watch = SolveWatch(LiveStatus(pipe.live, "solve"), tail, limit_s, ws)
     try:
-        result = pipe.sandbox.run(argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err)
+        with watch:
+            result = pipe.sandbox.run(argv, config, stdin=paths.prompt, stdout=paths.solve_out, stderr=paths.solve_err)
     finally:
         observer.finish()
     if result.error:
