@@ -79,6 +79,7 @@ _FILE_MARKS: dict[str, tuple[str, ...]] = {
     "test_red_team.py": ("sandbox", "slow"),
     "test_prevention.py": ("sandbox", "slow"),
     "test_reference_agent.py": ("slow",),
+    "test_sweep_interrupts.py": ("slow",),  # live progress and sweep interrupts (issue 15, part progress)
     "test_sandbox.py": ("sandbox",),
     "test_sandbox_escapes.py": ("sandbox",),
     "test_sandbox_limits.py": ("sandbox",),

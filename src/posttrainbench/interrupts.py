@@ -13,22 +13,24 @@ up can mistake it for a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["EXIT_INTERRUPTED", "Interrupted", "check", "handling", "requested", "signal_name"]
+__all__ = ["EXIT_INTERRUPTED", "Interrupted", "check", "handling", "on_force", "requested", "signal_name"]
 
 EXIT_INTERRUPTED = 130
 """The exit code of an interrupted command (128 + SIGINT, as shells report it)."""
 
 _event = threading.Event()
 _signal_name: str | None = None
+_on_force: list[Callable[[], None]] = []
 
 
 class Interrupted(BaseException):
@@ -59,10 +61,24 @@ def _handle(signum: int, frame: FrameType | None) -> None:
     global _signal_name
     if _event.is_set():  # the second signal: out now, whatever is still running
         os.write(2, b"\ninterrupted again: forced exit\n")
+        for callback in list(_on_force):
+            with contextlib.suppress(BaseException):  # forced: nothing may stop the exit
+                callback()
         os._exit(128 + signum)
     _signal_name = signal.Signals(signum).name
     _event.set()
     raise KeyboardInterrupt
+
+
+@contextmanager
+def on_force(callback: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, a forced exit (the second signal) first calls ``callback`` (best effort,
+    e.g. to kill the child processes that would outlive this one: a pool's workers)."""
+    _on_force.append(callback)
+    try:
+        yield
+    finally:
+        _on_force.remove(callback)
 
 
 @contextmanager

@@ -8,7 +8,9 @@
    completed runs whose agent failed start over from a fresh workspace;
 3. launch every task that is not done, not queued already, and has attempts left
    (``1 + max_retries``): never started, interrupted (job killed, node lost), or failed for
-   infrastructure reasons. Completed runs, outcome failures included, are never launched;
+   infrastructure reasons. Completed runs, outcome failures included, are never launched. A
+   Ctrl-C or SIGTERM at the local pool interrupts its runs (each recorded as interrupted) and
+   costs them no attempt: the next ``ptb sweep run`` resumes them;
 4. with ``wait``, wait for the jobs and go back to 3 (the retries), until nothing is left.
 """
 
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import interrupts
 from .base import Launcher, LauncherError, OnTick, make_launcher
 from .plan import (
     RETRYABLE,
@@ -133,9 +136,12 @@ def run_sweep(
             ledger.reset_attempts(t.key)
     ledger.save()
 
+    started: set[str] = set()
+
     def launched(key: str, job_ids: list[str]) -> None:
         ledger.record_launch(key, launcher.name, job_ids)
         ledger.save()
+        started.add(key)
 
     while True:
         state = sweep_state(sweep, launcher)
@@ -145,7 +151,11 @@ def run_sweep(
             files: dict[str, Path] = {t.key: write_task_file(sweep, t) for t in todo}
             if on_launch:
                 on_launch(todo)
-            launcher.submit(sweep, todo, files, launched)
+            try:
+                launcher.submit(sweep, todo, files, launched)
+            except (interrupts.Interrupted, KeyboardInterrupt):
+                _uncount_interrupted([t for t in todo if t.key in started], ledger)
+                raise
         if not wait:
             return sweep_state(sweep, launcher)
         _, job_ids = live_jobs(launcher, ledger, tasks)
@@ -153,6 +163,16 @@ def run_sweep(
             return sweep_state(sweep, launcher)
         tick: OnTick = (lambda: on_tick(sweep_state(sweep, launcher))) if on_tick else (lambda: None)
         launcher.wait(job_ids, tick, poll_s=poll_s)
+
+
+def _uncount_interrupted(tasks: list[Task], ledger: Ledger) -> None:
+    """After Ctrl-C / SIGTERM at the pool: a launch that the interrupt stopped (its run recorded
+    as interrupted, or not started yet) costs no attempt, so the next ``ptb sweep run`` resumes
+    it whatever ``max_retries`` is; one that failed or finished first keeps its count."""
+    for t in tasks:
+        if task_status(t).state in ("interrupted", "pending", "partial"):
+            ledger.record_interrupted(t.key)
+    ledger.save()
 
 
 __all__ = ["LauncherError", "SweepState", "live_jobs", "make_launcher", "run_sweep", "sweep_state"]

@@ -7,13 +7,16 @@ every task runs CPU-only (``CUDA_VISIBLE_DEVICES=""``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .. import interrupts
 from .base import LAUNCHERS, Launcher, OnLaunch, OnTick, job_env_exports, package_root, worker_argv
 from .plan import Task, sweep_dir
 from .sweep import Sweep
@@ -71,12 +74,15 @@ class LocalLauncher(Launcher):
             logs.mkdir(parents=True, exist_ok=True)
             log = logs / f"{task.key}.{time.strftime('%Y%m%dT%H%M%S')}.log"
             with open(log, "ab") as fh:
+                # its own session: a terminal's Ctrl-C reaches the pool only, which passes on one
+                # signal to each worker (two would force them out before they record anything)
                 proc = subprocess.Popen(
                     worker_argv(task_file),
                     env=self._env(gpus),
                     stdout=fh,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
                 with self._lock:
                     self._procs.add(proc)
@@ -102,19 +108,30 @@ class LocalLauncher(Launcher):
 
         ex = ThreadPoolExecutor(max_workers=workers)
         try:
-            futures = [ex.submit(self._run_one, sweep, t, task_files[t.key], launched) for t in tasks]
-            for f in futures:
-                f.result()
-        except BaseException:
-            # Ctrl-C or an error: start nothing more and end the running workers (their runs
-            # are interrupted and resume on the next `ptb sweep run`).
-            self._stop.set()
-            with self._lock:
-                for proc in self._procs:
-                    proc.terminate()
-            raise
+            with interrupts.on_force(self._kill_all):
+                try:
+                    futures = [ex.submit(self._run_one, sweep, t, task_files[t.key], launched) for t in tasks]
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    # Ctrl-C, SIGTERM or an error: start nothing more and pass one SIGTERM to each
+                    # running worker: it records its phase as interrupted and exits within seconds
+                    # (the run resumes on the next `ptb sweep run`); a second Ctrl-C kills them.
+                    self._stop.set()
+                    with self._lock:
+                        for proc in self._procs:
+                            proc.terminate()
+                    raise
+                finally:
+                    ex.shutdown(wait=True, cancel_futures=True)
         finally:
-            ex.shutdown(wait=True, cancel_futures=True)
+            self._stop.clear()
+
+    def _kill_all(self) -> None:
+        """The forced exit: every running worker's process group killed at once."""
+        for proc in list(self._procs):
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def active(self, job_ids: list[str]) -> set[str]:
         """Local jobs still alive (a pool started by another ``ptb sweep run`` on this machine)."""
@@ -134,7 +151,5 @@ class LocalLauncher(Launcher):
             time.sleep(poll_s)
 
     def cancel(self, job_ids: list[str]) -> None:
-        import signal
-
         for jid in self.active(job_ids):
             os.kill(int(jid.split(":", 1)[1]), signal.SIGTERM)

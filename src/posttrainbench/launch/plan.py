@@ -281,6 +281,14 @@ class Ledger:
         e["attempts"] = int(e["attempts"]) + 1
         e["jobs"].append({"launcher": launcher, "job_ids": job_ids, "submitted_at": datetime.now(UTC).isoformat()})
 
+    def record_interrupted(self, key: str) -> None:
+        """The last launch of ``key`` was interrupted (Ctrl-C, SIGTERM at the pool): it does not
+        count as an attempt, and its job entry says so."""
+        e = self.entry(key)
+        e["attempts"] = max(0, int(e["attempts"]) - 1)
+        if e["jobs"]:
+            e["jobs"][-1]["interrupted_at"] = datetime.now(UTC).isoformat()
+
     def reset_attempts(self, key: str) -> None:
         self.entry(key)["attempts"] = 0
 

@@ -3,8 +3,11 @@
 The same pipeline phases whatever the launcher: a run task runs (or resumes) its
 :class:`~posttrainbench.pipeline.Pipeline`, a baseline task evaluates the base model zero-shot.
 Exit status: 0 when the task got as far as asked, 3 on an infrastructure failure (the
-launcher retries it), 2 for a task file it cannot read or invalid ``PTB_*`` settings, 143 when
-terminated (SIGTERM). The settings are read from the job's environment once, when it starts. With
+launcher retries it), 2 for a task file it cannot read or invalid ``PTB_*`` settings, 128 + the
+signal when interrupted (SIGTERM: scancel, a time limit, `ptb sweep cancel`, the local pool's
+Ctrl-C; SIGINT): the phase running is recorded as ``interrupted`` (see
+:mod:`~posttrainbench.interrupts`) and resumes on the next launch; a second signal forces the
+exit. The settings are read from the job's environment once, when it starts. With
 ``PTB_SCRATCH`` set (Slurm jobs), that folder is made, used as ``TMPDIR`` and removed when the
 worker ends, SIGTERM included.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import posttrainbench
 
+from .. import interrupts
 from ..settings import Settings, SettingsError
 
 EXIT_OK, EXIT_BAD_TASK, EXIT_INFRA = 0, 2, 3
@@ -85,9 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         f"(python {sys.executable})",
         flush=True,
     )
-    # SIGTERM (scancel, a time limit, `ptb sweep cancel`) ends the worker through SystemExit, so
-    # that cleanup runs; the pipeline records nothing for it and the run resumes later.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with interrupts.handling():  # SIGINT / SIGTERM: the phase is recorded as interrupted
+        try:
+            return _main(args)
+        except (interrupts.Interrupted, KeyboardInterrupt):
+            name = interrupts.signal_name() or "SIGINT"
+            print(f"interrupted by {name}: the run resumes on the next launch", file=sys.stderr, flush=True)
+            return 128 + int(signal.Signals[name])
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
