@@ -418,6 +418,10 @@ def test_run_page_with_hostile_trace(site, browser) -> None:
     # Spec, phases, verdicts with evidence, metrics.
     assert "gsm8k" in page.inner_text("#spec") and MODELS[0] in page.inner_text("#spec")
     assert page.locator("#phases tbody tr").count() == len(PHASES)
+    # one time format everywhere: UTC to the minute, durations H:MM:SS
+    assert re.search(r"\b\d{4}-\d\d-\d\d \d\d:\d\dZ\b.*\b0:05:00\b", page.inner_text("#phases")), page.inner_text(
+        "#phases"
+    )
     assert page.locator("#verdicts tbody tr").count() == 2
     href = page.get_attribute("#verdicts a.evidence", "href")
     assert json.loads((page_path.parent / href).read_text())["gate"] == "tamper"
@@ -620,7 +624,7 @@ def test_failed_and_unverified_run_pages(site, browser) -> None:
     ok = folders[("alpha", 0, "gsm8k", MODELS[0])]
     p = _Page(browser, (result.out_dir / "runs" / ok.parent.name / ok.name / "index.html").as_uri())
     gain = (0.80 - BASELINE[("gsm8k", MODELS[0])]) / (INSTRUCT[("gsm8k", MODELS[0])] - BASELINE[("gsm8k", MODELS[0])])
-    assert f"normalised gain\n{gain:.4f}" in p.page.inner_text("#outcome")
+    assert f"normalised gain\n{gain:.3f}" in p.page.inner_text("#outcome")  # scores and gains: 3 decimals everywhere
     assert p.errors == []
     p.close()
     failed = folders[("beta", 1, "gsm8k", MODELS[0])]
@@ -629,13 +633,13 @@ def test_failed_and_unverified_run_pages(site, browser) -> None:
     phases = p.page.inner_text("#phases")
     assert "CUDA out of memory <oom>" in phases and "failed" in phases
     outcome = p.page.inner_text("#outcome")
-    assert "fallback" in outcome and "0.3000" in outcome
+    assert "fallback" in outcome and "0.300" in outcome and "0.3000" not in outcome
     assert p.errors == []
     p.close()
     unverified = folders[UNVERIFIED]
     p = _Page(browser, (result.out_dir / "runs" / unverified.parent.name / unverified.name / "index.html").as_uri())
     outcome = p.page.inner_text("#outcome")
-    assert "0.9900" in outcome and "verification fail" in outcome  # raw kept, fallback shown
+    assert "0.990" in outcome and "verification fail" in outcome  # raw kept, fallback shown
     assert "fail" in p.page.inner_text("#verdicts tbody tr:first-child")
     assert p.errors == []
     p.close()

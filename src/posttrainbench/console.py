@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.live import Live
@@ -93,7 +93,39 @@ class LiveStatus:
         return line
 
 
+# ----------------------------------------------------------------- one format for times and numbers
+# Every table, the report and the live display show times, durations and scores through these.
+NONE = "—"
+"""What is shown for a value there is none of."""
+
+
 def hms(seconds: float) -> str:
-    """A duration as ``H:MM:SS`` (elapsed, limits, ETAs: the one format for durations)."""
+    """A duration as ``H:MM:SS`` (elapsed, limits, ETAs, time used: the one format for durations)."""
     s = int(round(max(seconds, 0)))
     return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
+
+
+def duration(seconds: float | None) -> str:
+    """:func:`hms`, or ``—`` when there is none."""
+    return NONE if seconds is None else hms(seconds)
+
+
+def utc(moment: datetime | None) -> str:
+    """A moment as ``2026-11-30 02:21Z`` (UTC to the minute; a naive one is taken as UTC), or ``—``."""
+    if moment is None:
+        return NONE
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{aware.astimezone(UTC):%Y-%m-%d %H:%MZ}"
+
+
+def score(value: float | None, digits: int = 3) -> str:
+    """A score (or a gain) rounded to 3 decimals, or ``—``."""
+    return NONE if value is None else f"{value:.{digits}f}"
+
+
+def limited(eval_limit: int | None, *, short: bool = False) -> str:
+    """The mark of a score from a ``--limit`` evaluation (first N items only), or ``""``; ``short``:
+    for a table cell."""
+    if eval_limit is None:
+        return ""
+    return f" (limit {eval_limit})" if short else f" (--limit {eval_limit}: first {eval_limit} items only)"

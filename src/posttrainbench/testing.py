@@ -32,11 +32,13 @@ def write_synthetic_run(
     suffix: str = "",
     data_status: str | None = None,
     protocol: str = "strict",
+    eval_limit: int | None = None,
 ) -> Path:
     """Write the ``run.json`` of a finished run without running anything (leaderboard tests,
     benchmarks). ``score=None`` means the evaluation failed; ``verdict`` is the final verdict
     (``pass``/``fail``/``not_run``) of one required gate; ``data_status`` the evaluation set's
-    pin status (``pinned``/``unpinned``/``differs``), if any. Returns the run folder."""
+    pin status (``pinned``/``unpinned``/``differs``), if any; ``eval_limit``: evaluated with ``--limit``.
+    Returns the run folder."""
     from datetime import datetime
 
     from .catalog import get_base_model
@@ -52,6 +54,7 @@ def write_synthetic_run(
         repeat=repeat,
         suffix=suffix,
         protocol=protocol,
+        eval_limit=eval_limit,
     )
     status = VerdictStatus(verdict)
     record = RunRecord(

@@ -51,7 +51,8 @@ def baseline(
     protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate base (and instruct) checkpoints zero-shot and record them as baseline runs."""
-    from ..console import LiveStatus
+    from ..console import LiveStatus, limited
+    from ..console import score as fmt_score
     from ..evaluation.baselines import evaluate_baseline
     from ..evaluation.progress import SampleMeter
 
@@ -91,7 +92,7 @@ def baseline(
             table.add_row(
                 str(model_id), "instruct" if is_instruct else "base", bench.id,
                 "[green]ok[/]" if status == "ok" else "[red]failed[/]",
-                "" if score is None else f"{score:.4f}", escape(detail),
+                "" if score is None else fmt_score(score) + limited(limit), escape(detail),
             )  # fmt: skip
     console.print(table)
     if weights_out is not None:

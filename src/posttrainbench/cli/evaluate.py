@@ -31,7 +31,8 @@ def eval_cmd(
     protocol: ProtocolOpt = "strict",
 ) -> None:
     """Evaluate a model folder with the harness's pinned evaluator."""
-    from ..console import LiveStatus
+    from ..console import LiveStatus, limited
+    from ..console import score as fmt_score
     from ..evaluation import evaluate_model
     from ..evaluation.progress import SampleMeter
 
@@ -55,6 +56,6 @@ def eval_cmd(
     if result.status != "ok":
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
     scored = f"{result.n_scored} items; protocol {proto.id} {proto.digest}; chat template {result.chat_template}"
-    console.print(f"{bench.id}: {result.metric} = {result.score:.4f} ({scored})")
+    console.print(f"{bench.id}: {result.metric} = {fmt_score(result.score)}{limited(limit)} ({scored})")
     if result.data is not None:
         console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")

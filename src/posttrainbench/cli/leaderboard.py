@@ -122,7 +122,7 @@ def leaderboard(
     if hidden:
         console.print(
             f"[dim]{len(hidden)} more column(s) not shown at this width ({', '.join(hidden)}): "
-            "widen the terminal, or --format csv / md[/dim]",
+            "widen the terminal, or --format csv / markdown[/dim]",
             soft_wrap=True,
         )
     if len(report.models) > 1:

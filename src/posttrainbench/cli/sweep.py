@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..console import duration, score
 from ..domain import LauncherKind
 from .common import (
     EXIT_FAILED,
@@ -64,13 +65,6 @@ def _launcher_errors(sweep: Sweep) -> AbstractContextManager[None]:
     return expected(LauncherError, what=f"launcher {sweep.launcher}")
 
 
-def _hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(round(seconds))
-    return f"{s // 3600}:{(s % 3600) // 60:02d}:{s % 60:02d}"
-
-
 def _rows(state: SweepState) -> list[dict[str, Any]]:
     """One dict per task: what the status table shows (and ``--json`` prints)."""
     rows = []
@@ -113,11 +107,11 @@ def _table(state: SweepState, title: str) -> Table:
             escape(row["task"]),
             f"[{style}]{row['state']}[/]",
             row["phase"],
-            _hms(row["time_used_s"]),
-            _hms(row["agent_time_s"]),
+            duration(row["time_used_s"]),
+            duration(row["agent_time_s"]),
             f"{row['attempts']}/{row['max_attempts']}",
             ",".join(row["job_ids"]),
-            "—" if row["score"] is None else f"{row['score']:.3f}",
+            score(row["score"]),
             escape(row["failure"] or ""),
         )
     return table

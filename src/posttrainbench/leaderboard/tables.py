@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ..console import hms, limited
 from .aggregate import agent_label, normalised_gain
 from .from_results import leaderboard
 from .published import RankedRow, published_board, side_by_side
@@ -67,6 +68,7 @@ class CellRow(BaseModel):
     time_used_s: float | None = None
     cost_usd: float | None = None
     path: str = ""
+    eval_limit: int | None = Field(None, description="Evaluated on the first N test items only (--limit).")
 
 
 class AgentRow(BaseModel):
@@ -92,6 +94,10 @@ class AgentRow(BaseModel):
     input_tokens: int | None
     output_tokens: int | None
     cost_usd: float | None
+    eval_limits: list[int] = Field(
+        default_factory=list,
+        description="The --limit of its runs evaluated on the first N items only (none: full sets).",
+    )
 
 
 class PublishedRow(BaseModel):
@@ -213,6 +219,7 @@ def build_report(
             time_used_s=s.time_used_s if s else None,
             cost_usd=s.cost_usd if s else None,
             path=c.path,
+            eval_limit=s.eval_limit if s else None,
         )
         cell_rows.append(row)
         key = (c.agent, c.agent_config, c.hours)
@@ -250,6 +257,7 @@ def build_report(
                 input_tokens=_int_or_none(_sum_or_none([s.input_tokens for s in my_runs])),
                 output_tokens=_int_or_none(_sum_or_none([s.output_tokens for s in my_runs])),
                 cost_usd=_sum_or_none([s.cost_usd for s in my_runs]),
+                eval_limits=sorted({c.eval_limit for c in mine if c.eval_limit is not None}),
             )
         )
     board = published_board(published) if published is not None else None
@@ -291,6 +299,13 @@ def build_report(
 
 def _int_or_none(x: float | None) -> int | None:
     return None if x is None else int(x)
+
+
+def _limit_mark(limits: list[int]) -> str:
+    """The mark of an agent whose score comes (partly) from ``--limit`` evaluations."""
+    if not limits:
+        return ""
+    return limited(limits[0], short=True) if len(limits) == 1 else " (limit)"
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -339,14 +354,14 @@ def agent_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
             row = [
                 str(r.rank),
                 a.label,
-                _fmt(a.score),
+                _fmt(a.score) + _limit_mark(a.eval_limits),
                 _fmt(a.std),
                 str(a.n_repeats),
                 *(_fmt(a.per_benchmark.get(b)) for b in report.benchmarks),
                 str(a.n_fallback),
                 str(len(a.missing)),
                 _fmt(a.normalised_gain),
-                "—" if a.mean_time_s is None else _hms(a.mean_time_s),
+                "—" if a.mean_time_s is None else hms(a.mean_time_s),
                 _fmt(a.time_pct_of_budget, 1),
                 "—" if a.input_tokens is None else str(a.input_tokens),
                 "—" if a.output_tokens is None else str(a.output_tokens),
@@ -378,11 +393,6 @@ def model_table(report: LeaderboardReport) -> tuple[list[str], list[list[str]]]:
     return ["agent", *report.models], [
         [a.label, *(_fmt(a.per_model.get(m)) for m in report.models)] for a in report.agents
     ]
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def to_json(report: LeaderboardReport) -> str:

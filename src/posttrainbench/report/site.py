@@ -27,6 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .. import __version__
 from ..agents.trace_parsers import parse_trace
+from ..console import duration, limited, score, utc
 from ..domain import PHASES
 from ..leaderboard import RepeatsSummary
 from ..results.layout import RunPaths
@@ -85,17 +86,9 @@ def environment() -> Environment:
     return env
 
 
-def fmt_score(value: float | None, digits: int = 3) -> str:
-    """A score for display; ``—`` when there is none."""
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_duration(seconds: float | None) -> str:
-    """A duration as ``H:MM h``; ``—`` when there is none."""
-    if seconds is None:
-        return "—"
-    minutes = int(round(seconds / 60))
-    return f"{minutes // 60}:{minutes % 60:02d} h"
+# One format everywhere (console.py): scores to 3 decimals, durations H:MM:SS, times UTC to the minute.
+fmt_score = score
+fmt_duration = duration
 
 
 def _clip(text: str, limit: int = MAX_TEXT) -> str:
@@ -401,7 +394,7 @@ class _Site:
         self.env = environment()
         # What every page's footer says.
         self.page_globals = {
-            "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "generated": utc(datetime.now(UTC)),
             "results_root": str(data.root),
         }
         self.run_pages: dict[int, str] = {}  # id(RunEntry) -> site-relative path of its page
@@ -517,7 +510,9 @@ class _Site:
         std = summary.std.number(model, bench) if summary and summary.std else None
         return GroupCell(
             sort=_sort_key(mean),
-            text=fmt_score(mean) + (f" ± {std:.3f}" if std is not None else ""),
+            text=fmt_score(mean)
+            + (f" ± {std:.3f}" if std is not None else "")
+            + (" (limit)" if any(r.record.spec.eval_limit is not None for r, _ in runs) else ""),
             n_fallback=sum(c.fallback for _, c in runs),
             flags=" ".join(sorted({f for _, c in runs for f in c.flags})),
             runs=[self.run_link(r, f"r{c.repeat}") for r, c in sorted(runs, key=lambda rc: rc[1].repeat)],
@@ -614,7 +609,7 @@ class _Site:
                     status=run_state(rec),
                     verdict=rec.final_verdict.value if rec.final_verdict else "missing",
                     raw=_num(raw, fmt_score(raw)),
-                    score=_num(score, fmt_score(score)),
+                    score=_num(score, fmt_score(score) + limited(spec.eval_limit, short=True)),
                     gain=_num(gain, fmt_score(gain)),
                     fallback=bool(cell and cell.fallback),
                     reason=(cell.reason or "") if cell else "",
@@ -681,14 +676,16 @@ class _Site:
         page_dir = (self.out / rel).parent
         if cell is not None:
             scores = [
-                ("raw score", fmt_score(cell.raw, 4)),
+                ("raw score", fmt_score(cell.raw) + limited(spec.eval_limit)),
                 (
                     "cell score",
-                    fmt_score(cell.score, 4) + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else ""),
+                    fmt_score(cell.score)
+                    + limited(spec.eval_limit)
+                    + (" (fallback: " + (cell.reason or "") + ")" if cell.fallback else ""),
                 ),
-                ("normalised gain", fmt_score(cell.normalised_gain, 4)),
-                ("base model zero-shot", fmt_score(cell.base, 4)),
-                ("instruct model zero-shot", fmt_score(cell.instruct, 4)),
+                ("normalised gain", fmt_score(cell.normalised_gain)),
+                ("base model zero-shot", fmt_score(cell.base) + limited(spec.eval_limit)),
+                ("instruct model zero-shot", fmt_score(cell.instruct) + limited(spec.eval_limit)),
                 ("flags", " ".join(cell.flags) or "none"),
             ]
         else:
@@ -696,7 +693,7 @@ class _Site:
         outcome = [
             ("run id", rec.run_id),
             ("folder", entry.path),
-            ("created", rec.created_at.isoformat(timespec="seconds")),
+            ("created", utc(rec.created_at)),
             ("completed", "yes" if rec.completed else "no"),
             ("state", run_state(rec)),
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
@@ -730,9 +727,9 @@ class _Site:
                 PhaseRow(
                     name=name,
                     status=st.status,
-                    started=st.started_at.isoformat(timespec="seconds") if st.started_at else "—",
-                    finished=st.finished_at.isoformat(timespec="seconds") if st.finished_at else "—",
-                    duration="—" if dur is None else f"{dur:.1f} s",
+                    started=utc(st.started_at),
+                    finished=utc(st.finished_at),
+                    duration=duration(dur),
                     error=st.error or None,
                     details=json.dumps(st.details.model_dump(mode="json"), indent=2, default=str)
                     if st.details
