@@ -73,3 +73,27 @@ def test_the_leaderboard_marks_agents_scored_with_limit(tmp_path: Path) -> None:
     assert rows[next(k for k in rows if k.startswith("claude"))] == "0.250", rows
     res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path), "--format", "csv"])
     assert "limit" not in res.output.splitlines()[1] + res.output.splitlines()[2], "CSV keeps plain numbers"
+
+
+def test_a_narrow_sweep_status_keeps_task_state_phase_and_score(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sweep.toml").write_text(
+        'name = "narrow"\nresults = "out"\nhours = 1.0\nrepeats = 1\nbase_models = ["ptb/tiny-random"]\n'
+        'benchmarks = ["gsm8k-calc"]\nbaselines = false\n\n[[agents]]\nname = "reference"\nconfig = "sft"\n'
+    )
+    write_synthetic_run(tmp_path / "out", score=0.46549, failure="evaluate: " + "a long cause " * 12)
+    argv = [sys.executable, "-m", "posttrainbench", "sweep", "status", str(tmp_path / "sweep.toml")]
+    env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "64", "PTB_CACHE_DIR": str(tmp_path / "cache")}
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout)
+    head = next(ln for ln in text.splitlines() if "task" in ln and "state" in ln)
+    assert [c.strip() for c in head.strip("┃").split("┃")][:4] == ["task", "state", "phase", "score"], head
+    row = next(ln for ln in text.splitlines() if "0.465" in ln)
+    assert "done" in row and "…" not in text
+    assert "not shown at this width" in " ".join(text.split()) and "failure / cause" in " ".join(text.split())
+    # piped: every column
+    res = subprocess.run(argv, capture_output=True, text=True, env={**env, "FORCE_COLOR": ""}, check=True)
+    assert "a long cause" in res.stdout and "not shown" not in res.stdout

@@ -23,8 +23,10 @@ from .common import (
     env_epilog,
     err_console,
     expected,
+    fit_columns,
     load_settings,
     print_json,
+    print_wide,
 )
 
 if TYPE_CHECKING:
@@ -97,23 +99,40 @@ def _rows(state: SweepState) -> list[dict[str, Any]]:
     return rows
 
 
+#: The sweep table's columns; in a terminal the first four are always shown, the others while they fit.
+SWEEP_COLUMNS = ("task", "state", "phase", "score", "time used", "agent", "attempts", "job", "failure / cause")
+
+
 def _table(state: SweepState, title: str) -> Table:
-    table = Table(title=title)
-    for col in ("task", "state", "phase", "time used", "agent", "attempts", "job", "score", "failure / cause"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("state", "phase"))
-    for row in _rows(state):
-        style = {"done": "green", "running": "cyan", "pending": "white"}.get(row["state"], "yellow")
-        table.add_row(
-            escape(row["task"]),
-            f"[{style}]{row['state']}[/]",
+    """The per-task table; in a narrow terminal the key columns (task, state, phase, score) stay
+    whole and a caption names the columns left out (piped: every column)."""
+    rows = [
+        [
+            row["task"],
+            row["state"],
             row["phase"],
+            score(row["score"]),
             duration(row["time_used_s"]),
             duration(row["agent_time_s"]),
             f"{row['attempts']}/{row['max_attempts']}",
             ",".join(row["job_ids"]),
-            score(row["score"]),
-            escape(row["failure"] or ""),
-        )
+            row["failure"] or "",
+        ]
+        for row in _rows(state)
+    ]
+    header = list(SWEEP_COLUMNS)
+    # the failure folds: it never decides whether the columns before it fit
+    widths = [[*r[:-1], r[-1][:20]] for r in rows]
+    shown = fit_columns(header, widths, console.width, keep=4) if console.is_terminal else list(range(len(header)))
+    hidden = [header[i] for i in range(len(header)) if i not in shown]
+    caption = f"{len(hidden)} column(s) not shown at this width: {', '.join(hidden)}" if hidden else None
+    table = Table(title=title, caption=caption)
+    for i in shown:
+        table.add_column(header[i], overflow="fold", no_wrap=header[i] in ("state", "phase", "score", "time used"))
+    for r in rows:
+        style = {"done": "green", "running": "cyan", "pending": "white"}.get(r[1], "yellow")
+        cells = [escape(r[0]), f"[{style}]{r[1]}[/]", *(escape(c) for c in r[2:])]
+        table.add_row(*(cells[i] for i in shown))
     return table
 
 
@@ -155,7 +174,7 @@ def plan(sweep_file: SweepArg, results: ResultsOverrideOpt = None, launcher: Lau
 
     sweep = _load(sweep_file, results, launcher)
     state = sweep_state(sweep)
-    console.print(
+    print_wide(
         _table(
             state, f"sweep {sweep.name}: {len(state.tasks)} tasks, launcher {sweep.launcher}, results {sweep.results}"
         )
@@ -238,7 +257,7 @@ def run(
                 on_launch=launched,
                 poll_s=poll,
             )
-    console.print(_table(state, f"sweep {sweep.name}"))
+    print_wide(_table(state, f"sweep {sweep.name}"))
     console.print(_summary(state))
     if wait and state.n_done < len(state.tasks):
         raise typer.Exit(EXIT_FAILED)
@@ -278,7 +297,7 @@ def status(
     if as_json:
         print_json({"sweep": sweep.name, "launcher": sweep.launcher, "counts": state.counts(), "tasks": _rows(state)})
         return
-    console.print(_table(state, f"sweep {sweep.name} ({sweep.launcher})"))
+    print_wide(_table(state, f"sweep {sweep.name} ({sweep.launcher})"))
     console.print(_summary(state))
 
 
