@@ -77,7 +77,9 @@ def run_demo(
 ) -> DemoOutcome:
     """Evaluate the base model, run the reference agent end to end, and print the outcome on
     ``console`` (default: the shared one). ``settings``: default read from the environment now."""
+    from ..console import LiveStatus
     from ..evaluation.baselines import evaluate_baseline
+    from ..evaluation.progress import SampleMeter
     from ..leaderboard import score_cell
     from ..pipeline import Pipeline
 
@@ -96,11 +98,12 @@ def run_demo(
         sandbox=sandbox,
         eval_limit=eval_limit,
     )
-    pipeline = Pipeline(spec, results_root, progress=progress, settings=settings)
-    with console.status(f"baseline: zero-shot {base_model} on {benchmark}"):
+    pipeline = Pipeline(spec, results_root, progress=progress, settings=settings, live=console)
+    with LiveStatus(console, "baseline") as status:
         baseline = evaluate_baseline(
-            pipeline.base, pipeline.benchmark, results_root, limit=eval_limit, settings=settings
-        )
+            pipeline.base, pipeline.benchmark, results_root, limit=eval_limit, settings=settings,
+            on_sample=SampleMeter(status, prefix=f"zero-shot {base_model} on {benchmark}: "),
+        )  # fmt: skip
     if baseline.status != "ok" or baseline.score is None:
         raise RuntimeError(f"baseline evaluation failed: {baseline.error}")
     progress("baseline", f"{base_model} zero-shot on {benchmark}: {baseline.score:.3f}")
