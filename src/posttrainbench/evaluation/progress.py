@@ -3,7 +3,8 @@
 Inspect tells us each finished sample through its hooks API (``inspect_ai.hooks``): one hook is
 registered once per process (Inspect keeps a single instance for the process's life) and calls
 the listener of the evaluation now running, if any. :func:`evaluate_model` takes that listener
-(``on_sample(done, total)``); :class:`SampleMeter` turns the counts into the status text."""
+(``on_sample(done, total)``); :class:`SampleMeter` turns the counts into the status text. One
+evaluation at a time per process is counted (the CLI and the sweep workers run one)."""
 
 from __future__ import annotations
 
