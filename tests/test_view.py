@@ -361,8 +361,8 @@ def test_leaderboard_and_hostile_trace_in_chromium(view_server, browser) -> None
     # Base and instruct zero-shot scores beside the cell.
     outcome = page.inner_text("#outcome")
     key = (HOSTILE_RUN[2], HOSTILE_RUN[3])
-    assert f"base model zero-shot\n{BASELINE[key]:.4f}" in outcome
-    assert f"instruct model zero-shot\n{INSTRUCT[key]:.4f}" in outcome
+    assert f"base model zero-shot\n{BASELINE[key]:.3f}" in outcome
+    assert f"instruct model zero-shot\n{INSTRUCT[key]:.3f}" in outcome
     assert p.errors == []
     p.close()
 
