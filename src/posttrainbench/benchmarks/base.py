@@ -186,6 +186,11 @@ class BenchmarkDefinition(Benchmark, ABC):
         benchmark whose protocols reorder the choices maps it)."""
         return item.target
 
+    def items_for_seed(self, items: list[Item], seed: int) -> list[Item]:
+        """``items`` as the reference protocols ask them in the evaluation with ``seed`` (default: unchanged;
+        a benchmark whose seed also changes its prompts, GPQA's choice order, rebuilds them)."""
+        return items
+
     def reference_messages(self, item: Item) -> list[ChatMessage]:
         """The chat the reference protocols ask ``item`` as (a benchmark that lists ``ptb-v1`` in
         :attr:`protocols` builds it; see :mod:`posttrainbench.evaluation.reference_prompts`)."""

@@ -8,6 +8,7 @@ recorded with every result.
 
 from __future__ import annotations
 
+import functools
 import random
 from pathlib import Path
 from typing import ClassVar
@@ -29,8 +30,13 @@ CHOICE_LETTERS = "ABCD"
 GPQA_SHUFFLE_SEED = "posttrainbench-gpqa-v1"
 GPQA_WRONG = ("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
 GPQA_REFERENCE_SEED = REFERENCE_SEEDS[0]
-"""The choice-order seed of the reference prompts: the reference's first final-evaluation seed (v1.2 shuffles with
-each seed in turn, v1 unseeded; one evaluation here asks one order, this one)."""
+"""The choice-order seed of the reference prompts as loaded: the reference's first final-evaluation seed (v1
+shuffled unseeded: its evaluation asks this order; v1.2 shuffles with each seed in turn, ``items_for_seed``)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_orders(n_records: int, seed: int) -> list[list[int]]:
+    return gpqa_reference_orders(n_records, seed)
 
 
 def gpqa_prompt(question: str, choices: list[str]) -> str:
@@ -85,9 +91,25 @@ class GpqaMain(BenchmarkDefinition):
                 "question": str(rec["Question"]),
                 "reference_choices": [raw[j] for j in orders[i]],
                 "reference_target": "ABCD"[orders[i].index(0)],
+                # what another seed's order is built from (ptb-v1.2 reshuffles with each seed: items_for_seed)
+                "reference_raw": raw,
+                "reference_position": i,
+                "reference_records": len(records),
             }
             items.append(Item(id=f"gpqa-{rid}", input=gpqa_prompt(question, choices), target=letter, metadata=meta))
         return items
+
+    def items_for_seed(self, items: list[Item], seed: int) -> list[Item]:
+        """``items`` with the reference's choice order of ``seed`` (Inspect's ``shuffle_choices(seed)`` over the
+        whole file, so each record's order depends on its place in it) and the letter of the correct choice."""
+        out = []
+        for it in items:
+            m = it.metadata
+            order = _reference_orders(int(m["reference_records"]), seed)[int(m["reference_position"])]
+            raw = list(m["reference_raw"])
+            meta = {**m, "reference_choices": [raw[j] for j in order], "reference_target": "ABCD"[order.index(0)]}
+            out.append(it.model_copy(update={"metadata": meta}))
+        return out
 
     def reference_messages(self, item: Item) -> list[ChatMessage]:
         """The reference's chat: Inspect's ``multiple_choice(cot=True)`` prompt, choices in the reference order."""

@@ -33,8 +33,10 @@ Model args: ``model_path`` (folder; default the model name), ``chat_template`` (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,7 @@ class GenKey:
     temperature: float
     top_p: float
     stop: tuple[str, ...]
+    seed: int | None = None
 
 
 @dataclass
@@ -273,6 +276,7 @@ class PtbHFAPI(ModelAPI):
         self._load(device, dtype, args)
         if args:
             raise ValueError(f"{self.__class__.__name__}: unknown model_args {sorted(args)}")
+        self.seeded_batches: dict[int, int] = {}
         self.batcher = _Batcher(run=self._generate_batch, batch_size=self.batch_size, window_s=window_s)
 
     def _load(self, device: str | None, dtype: str | None, args: dict[str, Any]) -> None:
@@ -318,6 +322,7 @@ class PtbHFAPI(ModelAPI):
             temperature=float(config.temperature or 0.0),
             top_p=float(config.top_p if config.top_p is not None else 1.0),
             stop=tuple(config.stop_seqs or ()),
+            seed=config.seed,
         )
         if self.fail_above_max_tokens is not None and key.max_tokens > self.fail_above_max_tokens:
             raise RuntimeError(
@@ -401,6 +406,23 @@ class PtbHFAPI(ModelAPI):
                 ids.add(vocab[s])
         return sorted(ids)
 
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Sample with torch's generator seeded from ``seed`` and the number of batches it seeded so far (each
+        batch draws other numbers; the same batches in the same order draw the same), leaving the global RNG
+        state as it was."""
+        if seed is None:
+            yield
+            return
+        import torch
+
+        n = self.seeded_batches.get(seed, 0)
+        self.seeded_batches[seed] = n + 1
+        cuda = [torch.device(self.device)] if str(self.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+            torch.manual_seed(seed * 1_000_003 + n)
+            yield
+
     def _generate_batch(self, prompts: list[str], key: GenKey) -> list[GenResult]:
         import torch
         from transformers import GenerationConfig
@@ -430,7 +452,7 @@ class PtbHFAPI(ModelAPI):
                 f"prompt ({longest} tokens) + max_tokens ({key.max_tokens}) exceeds the model's "
                 f"context length ({context})"
             )
-        with torch.inference_mode():
+        with torch.inference_mode(), self._seeded(key.seed if sample else None):
             out = model.generate(
                 **enc, generation_config=gen_config, tokenizer=tok, stopping_criteria=_stop_on_interrupt()
             )

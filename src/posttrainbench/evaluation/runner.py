@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import inspect
 import json
 import logging
@@ -28,6 +29,7 @@ from .. import interrupts
 from ..catalog import reference_chat_template
 from ..data import DataError, DataProvenance, Item
 from ..domain import BaseModelSpec, Decoding, VerdictStatus
+from ..fsutil import atomic_write_json
 from ..settings import Settings
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
 from .contract import EvaluableBenchmark
@@ -36,6 +38,7 @@ from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .progress import SampleFn, counting
 from .protocols import REF_V1, STRICT, get_protocol
+from .seeds import ModelSampling, aggregate_seed_metrics, model_sampling, seeds_to_run
 from .tasks import build_task
 
 if TYPE_CHECKING:
@@ -49,8 +52,32 @@ class Attempt(_Model):
     """One rung of the retry ladder."""
 
     max_tokens: int
+    seed: int | None = None
     error: str | None = None
     log_path: str | None = None
+
+
+class SeedResult(_Model):
+    """One seed's evaluation under a seeded protocol."""
+
+    seed: int
+    status: Literal["ok", "failed"]
+    max_tokens_stage: int | None = Field(None, description="The ladder rung (0 = the first) that produced it.")
+    max_tokens_used: int | None = None
+    score: float | None = None
+    stderr: float | None = None
+    heldout_score: float | None = None
+    log_path: str | None = None
+    error: str | None = None
+    resumed: bool = Field(False, description="Read back from an earlier, interrupted run instead of run again.")
+
+    @classmethod
+    def of(cls, seed: int, r: EvalResult, stage: int | None, resumed: bool) -> SeedResult:
+        """The summary of ``r``, the evaluation of ``seed``."""
+        return cls(
+            seed=seed, status=r.status, max_tokens_stage=stage, max_tokens_used=r.max_tokens_used, score=r.score,
+            stderr=r.stderr, heldout_score=r.heldout_score, log_path=r.log_path, error=r.error, resumed=resumed,
+        )  # fmt: skip
 
 
 class LogCheck(_Model):
@@ -108,13 +135,35 @@ class EvalResult(_Model):
     weights_check: dict[str, Any] | None = Field(
         None, description="Post-load check that the tensors held are the verified submission's."
     )
+    sampling: ModelSampling | None = Field(
+        None, description="The model's own decoding a reference protocol samples with (None: the harness's greedy)."
+    )
+    seeds: list[SeedResult] = Field(default_factory=list, description="Per-seed results (seeded protocols).")
+    num_seeds: int | None = Field(None, description="Seeds attempted (after the greedy-model rule).")
+    seeds_left_out: list[int] = Field(default_factory=list, description="Seeds that failed at every stage.")
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def seed_metrics(self) -> dict[str, Any]:
+        """What the reference's evaluation of one seed writes: ``{metric: score, "stderr": stderr}``."""
+        return {self.metric: self.score, "stderr": self.stderr}
+
     def to_metrics_json(self) -> dict[str, Any]:
-        """The published ``metrics.json`` shape: ``{"accuracy": x, "stderr": y, ...}``."""
+        """The published ``metrics.json`` shape: ``{"accuracy": x, "stderr": y, ...}``; under a seeded protocol
+        also the reference's ``num_seeds``, ``num_seeds_succeeded`` and ``per_seed``
+        (``aggregate_seed_metrics.py``)."""
+        seeded: dict[str, Any] = {}
+        if self.num_seeds is not None and self.ok:
+            seeded = aggregate_seed_metrics(
+                self.num_seeds,
+                {
+                    s.seed: (s.max_tokens_stage or 0, {self.metric: s.score, "stderr": s.stderr})
+                    for s in self.seeds
+                    if s.status == "ok"
+                },
+            )
         return {
             self.metric: self.score,
             "stderr": self.stderr,
@@ -139,7 +188,31 @@ class EvalResult(_Model):
             ),
             **({"grader": self.grader} if self.grader else {}),
             **({"data": self.data.model_dump(mode="json")} if self.data else {}),
+            **seeded,
         }
+
+
+SEED_RESULT = "seed_result.json"
+"""A seed's result in its folder (``<out>/seed-<S>/``), written when it succeeded: what a resumed run reuses."""
+
+
+def items_sha(ids: list[str]) -> str:
+    """sha256 of the item ids evaluated, in order (a per-seed result is reused only for the same items)."""
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+def load_seed_result(seed_dir: Path, key: dict[str, str]) -> EvalResult | None:
+    """The successful result stored in ``seed_dir`` by an earlier run with the same ``key`` (protocol digest,
+    model folder, items), else None: anything else is evaluated again."""
+    f = seed_dir / SEED_RESULT
+    try:
+        stored = json.loads(f.read_text(encoding="utf-8"))
+        if stored.get("key") != key:
+            return None
+        result = EvalResult.model_validate(stored["result"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return result if result.ok and result.log_path and Path(result.log_path).is_file() else None
 
 
 def ladder(benchmark: EvaluableBenchmark, max_tokens: int | None = None) -> list[int]:
@@ -454,6 +527,18 @@ def evaluate_model(
         if problem:
             return failed(problem, n_expected=n_expected)
 
+    # The reference protocols (temperature None) sample with the model's own generation config, seeded per
+    # protocol; a server (the openai backend) applies its own when the request sets none.
+    bench_settings = proto.benchmarks.get(benchmark.id)
+    reference_decoding = bench_settings is not None and bench_settings.temperature is None
+    sampling: ModelSampling | None = None
+    if reference_decoding and uses_model_folder(backend):
+        try:
+            sampling = common["sampling"] = model_sampling(model_path)
+        except ValueError as exc:
+            return failed(f"cannot read the model's decoding: {exc}", n_expected=n_expected)
+    run_seeds = seeds_to_run(bench_settings.seeds, benchmark.id, sampling) if bench_settings else ()
+
     grader_client: Grader | None = None
     if benchmark.grader == "llm":  # before the model: a missing key must not cost a generation
         try:
@@ -492,18 +577,25 @@ def evaluate_model(
     dev_excluded = len(set(heldout_exclude) & set(ids))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    attempts: list[Attempt] = []
-    try:
-        for budget in budgets:
+
+    def run_ladder(
+        rungs: list[int], run_items: list[Item], log_dir: Path, gen: dict[str, Any], seed: int | None = None
+    ) -> EvalResult:
+        """One evaluation: the max-tokens ladder ``rungs`` (the first rung that succeeds is scored)."""
+        attempts: list[Attempt] = []
+        for budget in rungs:
             task = build_task(
-                benchmark, chosen, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox, protocol=proto.id
-            )
+                benchmark, run_items, max_tokens=budget, grader=grader_client, code_sandbox=code_sandbox,
+                protocol=proto.id,
+            )  # fmt: skip
+            if gen:  # the reference's decoding: the model's own sampling, seeded
+                task.config = task.config.model_copy(update=gen)
             try:
                 with counting(on_sample, n_expected):
                     logs = inspect_eval(
                         task,
                         model=model,
-                        log_dir=str(out_dir),
+                        log_dir=str(log_dir),
                         log_format="eval",
                         max_connections=batch_size,
                         max_samples=batch_size,
@@ -522,19 +614,19 @@ def evaluate_model(
                     raise interrupts.Interrupted() from None
                 if not isinstance(exc, Exception):
                     raise
-                attempts.append(Attempt(max_tokens=budget, error=f"{type(exc).__name__}: {exc}"))
+                attempts.append(Attempt(max_tokens=budget, seed=seed, error=f"{type(exc).__name__}: {exc}"))
                 free_accelerator_memory()
                 continue
             interrupts.check()  # Inspect may have turned the interrupt into a cancelled log
             if elog.status == "cancelled":  # interrupted: stop, a lower budget would not help
-                attempts.append(Attempt(max_tokens=budget, error="cancelled", log_path=elog.location))
+                attempts.append(Attempt(max_tokens=budget, seed=seed, error="cancelled", log_path=elog.location))
                 return failed("evaluation cancelled", n_expected=n_expected, attempts=attempts)
             if elog.status != "success":
                 err = elog.error.message if elog.error else f"Inspect eval status {elog.status!r}"
-                attempts.append(Attempt(max_tokens=budget, error=err, log_path=elog.location))
+                attempts.append(Attempt(max_tokens=budget, seed=seed, error=err, log_path=elog.location))
                 free_accelerator_memory()
                 continue
-            attempts.append(Attempt(max_tokens=budget, log_path=elog.location))
+            attempts.append(Attempt(max_tokens=budget, seed=seed, log_path=elog.location))
             check = check_log(
                 elog.location,
                 benchmark,
@@ -571,6 +663,76 @@ def evaluate_model(
             n_expected=n_expected,
             attempts=attempts,
         )
+
+    def run_seeded() -> EvalResult:
+        """One evaluation per seed, the reference's policy (:mod:`.seeds`); per-seed results on disk are reused."""
+        key = {"protocol_digest": proto.digest, "model_path": str(model_path), "items": items_sha(ids)}
+        gen = {"temperature": sampling.temperature if sampling else None, "top_p": sampling.top_p if sampling else None}
+        per_seed: list[SeedResult] = []
+        attempts: list[Attempt] = []
+        ok: dict[int, EvalResult] = {}
+        start_stage = 0
+        for k, seed in enumerate(run_seeds):
+            seed_dir = out_dir / f"seed-{seed}"
+            r = load_seed_result(seed_dir, key)
+            resumed = r is not None
+            if r is None:
+                r = run_ladder(budgets[start_stage:], benchmark.items_for_seed(chosen, seed), seed_dir,
+                               {**gen, "seed": seed}, seed)  # fmt: skip
+                if r.error == "evaluation cancelled":
+                    return r
+                if r.ok:
+                    atomic_write_json(seed_dir / SEED_RESULT, {"key": key, "result": r.model_dump(mode="json")})
+            attempts += r.attempts
+            stage = budgets.index(r.max_tokens_used) if r.ok and r.max_tokens_used in budgets else None
+            per_seed.append(SeedResult.of(seed, r, stage, resumed))
+            if r.ok and stage is not None:
+                ok[seed] = r
+                if k == 0:  # later seeds start where the first succeeded
+                    start_stage = stage
+            elif k == 0:
+                return failed(
+                    f"the first seed ({seed}) failed at every stage, so the other seeds were skipped and no score "
+                    f"is written (as the reference does): {r.error}",
+                    n_expected=n_expected, attempts=attempts, seeds=per_seed, num_seeds=len(run_seeds),
+                )  # fmt: skip
+        first = ok[run_seeds[0]]
+        agg = aggregate_seed_metrics(
+            len(run_seeds), {s: (budgets.index(r.max_tokens_used or 0), r.seed_metrics()) for s, r in ok.items()}
+        )
+        heldouts = [r.heldout_score for r in ok.values()]
+        kw: dict[str, Any] = dict(
+            status="ok",
+            score=agg[benchmark.metric],
+            stderr=agg.get("stderr"),
+            n_scored=first.n_scored,
+            n_expected=n_expected,
+            max_tokens_used=first.max_tokens_used,
+            attempts=attempts,
+            log_path=first.log_path,
+            reported_score=sum(r.reported_score or 0.0 for r in ok.values()) / len(ok),
+            decoding=first.decoding,
+            heldout_score=None if None in heldouts else sum(h or 0.0 for h in heldouts) / len(heldouts),
+            n_heldout=first.n_heldout,
+            n_dev_excluded=dev_excluded,
+            seeds=per_seed,
+            num_seeds=len(run_seeds),
+            seeds_left_out=[s for s in run_seeds if s not in ok],
+            **grader_stats(),
+            wall_time_s=time.monotonic() - start,
+        )
+        return EvalResult(**{**common, **kw})
+
+    try:
+        if not reference_decoding:  # the harness's pinned decoding: one evaluation
+            return run_ladder(budgets, chosen, out_dir, {})
+        if not run_seeds:  # ptb-v1: one unseeded evaluation with the model's own sampling
+            gen = {
+                "temperature": sampling.temperature if sampling else None,
+                "top_p": sampling.top_p if sampling else None,
+            }
+            return run_ladder(budgets, chosen, out_dir, gen)
+        return run_seeded()
     finally:
         with contextlib.suppress(Exception):  # best effort
             model.api.close()

@@ -98,7 +98,7 @@ class PtbVLLMAPI(PtbHFAPI):
             stop=stops,
             stop_token_ids=self._eos_ids(tuple(stops)),
             skip_special_tokens=True,
-            seed=0 if key.temperature > 0 else None,
+            seed=(key.seed if key.seed is not None else 0) if key.temperature > 0 else None,
         )
         # tokenized here exactly as ptb-hf does (the template already holds any BOS it wants)
         token_prompts = [
