@@ -79,7 +79,7 @@ def test_a_greedy_model_runs_the_first_seed_only_except_where_the_seed_shuffles_
     assert seeds_to_run(REFERENCE_SEEDS, "gsm8k", None) == REFERENCE_SEEDS  # unknown: every seed
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "generation_config.json").write_text("{not json")
-    with pytest.raises(ValueError, match="generation_config.json"):
+    with pytest.raises(ValueError, match=r"generation_config\.json"):
         model_sampling(tmp_path / "bad")
 
 
@@ -244,7 +244,10 @@ def test_each_seed_samples_its_own_replies_reproducibly_and_asks_gpqa_in_its_own
         got = {}
         for s in r.seeds:
             log = read_eval_log(s.log_path or "")
-            got[s.seed] = [(x.input[-1].text, str(x.target), x.output.completion) for x in log.samples or []]
+            got[s.seed] = [
+                (next(m.text for m in x.messages if m.role == "user"), str(x.target), x.output.completion)
+                for x in log.samples or []
+            ]
         return got
 
     first = replies(tmp_path / "a")

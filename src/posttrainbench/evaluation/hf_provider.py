@@ -6,7 +6,8 @@ Differences from Inspect's built-in ``hf`` provider, all on purpose:
   catalog), never the submission's own tokenizer template;
 * decoding is pinned by the harness: the submission's ``generation_config.json`` is replaced by a
   blank ``GenerationConfig`` at load time, and only temperature / top_p / max_tokens / stop
-  strings from Inspect's ``GenerateConfig`` (which the harness sets) are applied;
+  strings from Inspect's ``GenerateConfig`` (which the harness sets) are applied; with a temperature
+  above 0 and a ``seed`` (the reference protocols) sampling draws from torch's generator seeded per batch;
 * stop strings are ``GenerateConfig.stop_seqs`` + the template's end-of-turn strings + the
   tokenizer's EOS; the output is cut at the first of them;
 * tools (BFCL) are offered in the system turn in the Qwen3/Hermes wording

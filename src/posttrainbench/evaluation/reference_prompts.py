@@ -15,8 +15,8 @@ template (``catalog.reference_chat_template``). docs/evaluation.md lists the sou
 - HumanEval: inspect_evals' ``INSTRUCTION`` followed by the function's prompt, one user message.
 - GPQA (main): Inspect's ``multiple_choice(cot=True)`` prompt; the choices in the order Inspect's
   ``shuffle_choices(seed)`` gives them: one ``random.Random(seed)`` shuffles the positions of each
-  record's four choices in turn, in file order. The seed is the reference's first final-evaluation
-  seed (see :func:`gpqa_reference_orders`).
+  record's four choices in turn, in file order. The seed is each final-evaluation seed in turn
+  (``ptb-v1.2``), or the first one (``ptb-v1``; see :func:`gpqa_reference_orders`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """``evaluate_model``: the harness's pristine evaluation of a model folder.
 
-Runs the Inspect task with the ``ptb-hf`` provider, walks the max-tokens retry ladder on
-failure, then recomputes the score from the raw Inspect log and refuses a result that disagrees
-with Inspect's metric or that scored fewer samples than expected. It never raises for a bad model:
-every failure becomes ``EvalResult(status="failed", error=<cause>)``.
+Runs the Inspect task with the ``ptb-hf`` provider (under a seeded protocol once per seed, with the
+reference's policy: :mod:`.seeds`), walks the max-tokens retry ladder on failure, then recomputes
+the score from the raw Inspect log and refuses a result that disagrees with Inspect's metric or
+that scored fewer samples than expected. It never raises for a bad model: every failure becomes
+``EvalResult(status="failed", error=<cause>)``.
 """
 
 from __future__ import annotations
@@ -471,6 +472,11 @@ def evaluate_model(
     agent was given (its dev items); the result also reports the score without them.
     ``on_sample(done, total)``: called as each attempt starts (0) and as its samples finish (live
     progress, :mod:`.progress`).
+
+    ``protocol``: whose prompts, decoding and scoring. The reference protocols sample with the model's own
+    ``temperature``/``top_p`` (:func:`.seeds.model_sampling`, recorded in ``sampling``); one with seeds
+    (``ptb-v1.2``) runs one evaluation per seed in ``out_dir/seed-<S>/`` and scores their mean, reusing the
+    per-seed results an interrupted evaluation left there (:mod:`.seeds` has the reference's rules).
     """
     start = time.monotonic()
     settings = settings if settings is not None else Settings.from_env()
