@@ -133,8 +133,9 @@ def test_what_is_not_built_is_refused_with_one_line_naming_it() -> None:
 
 def ends_at_once(model: Path) -> Path:
     """Edit the tiny model's weights so that its first token is always its end-of-sequence token (one dimension
-    of the residual stream is a constant 1 that no layer writes to, and only EOS reads it): the evaluation then
-    costs the prompts' prefill only, and the reply is empty."""
+    of the residual stream is a constant 1 that no layer writes to, and only EOS reads it, with a weight that leaves
+    every other token no chance when sampled either): the evaluation then costs the prompts' prefill only, and the
+    reply is empty."""
     from safetensors.torch import load_file, save_file
 
     from posttrainbench.models.tiny import EOS, tiny_vocab
@@ -147,7 +148,7 @@ def ends_at_once(model: Path) -> Path:
             t[d, :] = 0.0
     w["model.norm.weight"][d] = 1.0
     w["lm_head.weight"].zero_()
-    w["lm_head.weight"][tiny_vocab()[EOS], d] = 1.0
+    w["lm_head.weight"][tiny_vocab()[EOS], d] = 1e4  # EOS by far: also when sampled (the reference protocols)
     save_file(w, str(model / "model.safetensors"), metadata={"format": "pt"})
     return model
 

@@ -113,15 +113,18 @@ def test_gpqa_asks_each_seed_its_own_choice_order_and_scores_its_letter() -> Non
 
 @pytest.fixture
 def tiny(tmp_path: Path) -> tuple[Path, Settings]:
-    """A tiny model that ends at once (prefill only) and the tiny base with room for GSM8K's 10-shot prompt."""
-    build_tiny_model(tmp_path / "models" / "ptb" / "tiny-random", max_positions=12_000)
-    settings = Settings.from_env({**os.environ, "PTB_MODELS_DIR": str(tmp_path / "models")})
-    return ends_at_once(build_tiny_model(tmp_path / "tiny", seed=0, max_positions=12_000)), settings
+    """A tiny model that ends at once (prefill only) and the tiny base with room for AIME's 16,000-token budget."""
+    build_tiny_model(tmp_path / "models" / "ptb" / "tiny-random", max_positions=17_000)
+    env = {**os.environ, "PTB_MODELS_DIR": str(tmp_path / "models"), "PTB_ALLOW_UNPINNED_DATA": "1"}
+    return ends_at_once(build_tiny_model(tmp_path / "tiny", seed=0, max_positions=17_000)), Settings.from_env(env)
 
 
 def _eval(model: Path, settings: Settings, out: Path, **kw: Any) -> EvalResult:
+    """AIME 2025 (short prompts: the shipped fixture items) under ptb-v1.2, ``--limit 2``."""
+    aime = get_benchmark("aime2025")
+    items = aime.load_test_items(root=DATA)
     return evaluate_model(
-        model, get_benchmark("gsm8k"), TINY, out, limit=2, batch_size=2, settings=settings, protocol=REF_V1_2, **kw
+        model, aime, TINY, out, items=items, limit=2, batch_size=2, settings=settings, protocol=REF_V1_2, **kw
     )
 
 
@@ -160,14 +163,14 @@ def test_the_first_seeds_stage_is_where_later_seeds_start_and_its_failure_writes
     tiny: tuple[Path, Settings], tmp_path: Path
 ) -> None:
     model, settings = tiny
-    # the first rung (4000) fails for every seed: the first seed succeeds at stage 1, the others start there
-    r = _eval(model, settings, tmp_path / "stage", model_args={"fail_above_max_tokens": 3000})
+    # the first rung (16000) fails for every seed: the first seed succeeds at stage 1, the others start there
+    r = _eval(model, settings, tmp_path / "stage", model_args={"fail_above_max_tokens": 12000})
     assert r.ok, r.error
-    assert [s.max_tokens_stage for s in r.seeds] == [1] * 5 and r.max_tokens_used == 3000
+    assert [s.max_tokens_stage for s in r.seeds] == [1] * 5 and r.max_tokens_used == 12000
     assert [(a.seed, a.max_tokens, a.error is None) for a in r.attempts] == [
-        (REFERENCE_SEEDS[0], 4000, False),
-        (REFERENCE_SEEDS[0], 3000, True),
-        *[(s, 3000, True) for s in REFERENCE_SEEDS[1:]],
+        (REFERENCE_SEEDS[0], 16000, False),
+        (REFERENCE_SEEDS[0], 12000, True),
+        *[(s, 12000, True) for s in REFERENCE_SEEDS[1:]],
     ]
     assert r.to_metrics_json()["per_seed"][str(REFERENCE_SEEDS[1])]["max_tokens_stage"] == 1
 
@@ -208,7 +211,7 @@ def test_an_evaluation_interrupted_after_seed_3_reruns_only_seeds_4_and_5(
     assert len(r.attempts) == 5 and r.num_seeds == 5
 
     # the control: another protocol's or model's results on disk are not reused
-    other = ends_at_once(build_tiny_model(tmp_path / "other", seed=1, max_positions=12_000))
+    other = ends_at_once(build_tiny_model(tmp_path / "other", seed=1, max_positions=17_000))
     o = _eval(other, settings, out)
     assert o.ok and not any(s.resumed for s in o.seeds)
 
@@ -216,7 +219,7 @@ def test_an_evaluation_interrupted_after_seed_3_reruns_only_seeds_4_and_5(
 @pytest.mark.slow
 def test_ptb_v1_samples_once_unseeded_and_strict_stays_greedy(tiny: tuple[Path, Settings], tmp_path: Path) -> None:
     model, settings = tiny
-    gsm8k = get_benchmark("gsm8k")
+    gsm8k = get_benchmark("gsm8k")  # its shipped test set and few-shot: a base with room for 6,500 tokens + 4,000
     v1 = evaluate_model(model, gsm8k, TINY, tmp_path / "v1", limit=1, batch_size=1, settings=settings, protocol=REF_V1)
     assert v1.ok and v1.seeds == [] and v1.num_seeds is None and v1.sampling is not None
     cfg = read_eval_log(v1.log_path or "", header_only=True).plan.config
