@@ -174,8 +174,16 @@ def test_the_first_seeds_stage_is_where_later_seeds_start_and_its_failure_writes
     ]
     assert r.to_metrics_json()["per_seed"][str(REFERENCE_SEEDS[1])]["max_tokens_stage"] == 1
 
+    # a later seed that fails at every rung is left out of the mean; the others still count
+    left = _eval(model, settings, tmp_path / "left", model_args={"fail_seeds": [REFERENCE_SEEDS[2]]})
+    assert left.ok and left.seeds_left_out == [REFERENCE_SEEDS[2]] and left.num_seeds == 5
+    assert [s.status for s in left.seeds] == ["ok", "ok", "failed", "ok", "ok"]
+    assert [a.max_tokens for a in left.attempts if a.seed == REFERENCE_SEEDS[2]] == [16000, 12000, 8000]
+    m = left.to_metrics_json()
+    assert (m["num_seeds"], m["num_seeds_succeeded"]) == (5, 4) and str(REFERENCE_SEEDS[2]) not in m["per_seed"]
+
     # every rung fails for the first seed: the others are skipped, no score
-    f = _eval(model, settings, tmp_path / "fail", model_args={"fail_above_max_tokens": 1})
+    f = _eval(model, settings, tmp_path / "fail", model_args={"fail_seeds": [REFERENCE_SEEDS[0]]})
     assert f.status == "failed" and f.score is None
     assert [s.seed for s in f.seeds] == [REFERENCE_SEEDS[0]] and f.seeds[0].status == "failed"
     assert "the other seeds were skipped" in (f.error or "")

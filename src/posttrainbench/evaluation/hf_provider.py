@@ -28,7 +28,8 @@ Model args: ``model_path`` (folder; default the model name), ``chat_template`` (
 ``batch_window_s`` (0.1: how long a partial batch waits for more requests),
 ``context_length`` / ``eos_token`` (the harness's limits; default: the model's own),
 ``weights_digest`` (the digest recorded for the submission; default: that of the files),
-``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder).
+``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder),
+``fail_seeds`` (testing hook: raise for a request with one of these seeds, to exercise the seed policy).
 """
 
 from __future__ import annotations
@@ -269,6 +270,7 @@ class PtbHFAPI(ModelAPI):
         window_s = float(args.pop("batch_window_s", 0.1))
         fail_above = args.pop("fail_above_max_tokens", None)
         self.fail_above_max_tokens = int(fail_above) if fail_above is not None else None
+        self.fail_seeds = frozenset(int(s) for s in args.pop("fail_seeds", ()))
         ctx = args.pop("context_length", None)
         self.harness_context = int(ctx) if ctx is not None else None
         self.harness_eos: str | None = args.pop("eos_token", None) or None
@@ -325,6 +327,8 @@ class PtbHFAPI(ModelAPI):
             stop=tuple(config.stop_seqs or ()),
             seed=config.seed,
         )
+        if key.seed is not None and key.seed in self.fail_seeds:
+            raise RuntimeError(f"injected failure: seed {key.seed} is in fail_seeds")
         if self.fail_above_max_tokens is not None and key.max_tokens > self.fail_above_max_tokens:
             raise RuntimeError(
                 f"injected failure: max_tokens {key.max_tokens} > fail_above_max_tokens {self.fail_above_max_tokens}"
