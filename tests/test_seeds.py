@@ -218,7 +218,14 @@ def test_an_evaluation_interrupted_after_seed_3_reruns_only_seeds_4_and_5(
     assert {s: sorted(out.glob(f"seed-{s}/*.eval")) for s in REFERENCE_SEEDS[:3]} == logs_before  # not re-run
     assert len(r.attempts) == 5 and r.num_seeds == 5
 
-    # the control: another protocol's or model's results on disk are not reused
+    full = _eval(model, settings, out)  # run again unchanged: nothing left to run
+    assert (
+        all(s.resumed for s in full.seeds) and full.score == r.score and full.to_metrics_json() == r.to_metrics_json()
+    )
+    # the control: the results of another model, or of this folder rewritten, are not reused
+    (model / "generation_config.json").write_text((model / "generation_config.json").read_text() + "\n")
+    again = _eval(model, settings, out)
+    assert again.ok and not any(s.resumed for s in again.seeds)
     other = ends_at_once(build_tiny_model(tmp_path / "other", seed=1, max_positions=17_000))
     o = _eval(other, settings, out)
     assert o.ok and not any(s.resumed for s in o.seeds)

@@ -202,9 +202,19 @@ def items_sha(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
+def folder_fingerprint(path: Path) -> str:
+    """sha256 of the names, sizes and modification times of the files in ``path`` (a model folder rewritten in
+    place, e.g. by a collect phase run again, no longer matches the per-seed results of the old one)."""
+    p = Path(path)
+    rows = sorted(
+        f"{f.relative_to(p)}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}" for f in p.rglob("*") if f.is_file()
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest() if p.is_dir() else ""
+
+
 def load_seed_result(seed_dir: Path, key: dict[str, str]) -> EvalResult | None:
     """The successful result stored in ``seed_dir`` by an earlier run with the same ``key`` (protocol digest,
-    model folder, items), else None: anything else is evaluated again."""
+    model folder and its files, items), else None: anything else is evaluated again."""
     f = seed_dir / SEED_RESULT
     try:
         stored = json.loads(f.read_text(encoding="utf-8"))
@@ -672,7 +682,13 @@ def evaluate_model(
 
     def run_seeded() -> EvalResult:
         """One evaluation per seed, the reference's policy (:mod:`.seeds`); per-seed results on disk are reused."""
-        key = {"protocol_digest": proto.digest, "model_path": str(model_path), "items": items_sha(ids)}
+        key = {
+            "protocol_digest": proto.digest,
+            "model_path": str(model_path),
+            "model_files": folder_fingerprint(model_path),
+            "weights_digest": weights_digest or "",
+            "items": items_sha(ids),
+        }
         gen = {"temperature": sampling.temperature if sampling else None, "top_p": sampling.top_p if sampling else None}
         per_seed: list[SeedResult] = []
         attempts: list[Attempt] = []
