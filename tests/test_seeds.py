@@ -276,3 +276,25 @@ def test_each_seed_samples_its_own_replies_reproducibly_and_asks_gpqa_in_its_own
     assert len({tuple(r[2] for r in rows) for rows in first.values()}) > 1  # the seeds sample differently
     assert len({tuple(r[0] for r in rows) for rows in first.values()}) > 1  # and ask other choice orders
     assert replies(tmp_path / "b") == first  # the same seed samples the same replies
+
+
+@pytest.mark.slow
+def test_ptb_eval_prints_the_seeds_and_the_models_sampling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from posttrainbench.cli.main import app
+
+    build_tiny_model(tmp_path / "models" / "ptb" / "tiny-random", max_positions=12_000)
+    monkeypatch.setenv("PTB_MODELS_DIR", str(tmp_path / "models"))
+    model = ends_at_once(build_tiny_model(tmp_path / "tiny", seed=0, max_positions=12_000))
+    gen = json.loads((model / "generation_config.json").read_text())
+    (model / "generation_config.json").write_text(json.dumps({**gen, "temperature": 0.0}))  # greedy: one seed
+    argv = ["eval", str(model), "--benchmark", "gsm8k", "--base-model", "ptb/tiny-random", "--limit", "2",
+            "--out", str(tmp_path / "eval"), "--batch-size", "2", "--protocol", REF_V1_2]  # fmt: skip
+    res = CliRunner().invoke(app, argv, terminal_width=400)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"seeds (1 of 1 run, mean of those ok): {REFERENCE_SEEDS[0]} 0.000" in text, text
+    assert "sampling: temperature 0.0, top_p unset (the model's, from generation_config.json)" in text
+    metrics = json.loads(next((tmp_path / "eval").rglob(SEED_RESULT)).read_text())
+    assert metrics["result"]["seeds"] == [] and metrics["result"]["max_tokens_used"] == 4000

@@ -57,5 +57,15 @@ def eval_cmd(
         fail(str(model_path), f"evaluation failed: {result.error}", code=EXIT_FAILED)
     scored = f"{result.n_scored} items; protocol {proto.id} {proto.digest}; chat template {result.chat_template}"
     console.print(f"{bench.id}: {result.metric} = {fmt_score(result.score)}{limited(limit)} ({scored})")
+    if result.num_seeds is not None:  # a seeded protocol: the mean of these
+        per_seed = ", ".join(
+            f"{s.seed} {fmt_score(s.score) if s.status == 'ok' else 'failed'}{' (resumed)' if s.resumed else ''}"
+            for s in result.seeds
+        )
+        console.print(f"seeds ({len(result.seeds)} of {result.num_seeds} run, mean of those ok): {per_seed}")
+    if result.sampling is not None:
+        s = result.sampling
+        top_p = "unset" if s.top_p is None else s.top_p
+        console.print(f"sampling: temperature {s.temperature}, top_p {top_p} (the model's, from {s.source})")
     if result.data is not None:
         console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")
