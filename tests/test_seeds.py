@@ -243,6 +243,10 @@ def test_ptb_v1_samples_once_unseeded_and_strict_stays_greedy(tiny: tuple[Path, 
     strict = evaluate_model(model, gsm8k, TINY, tmp_path / "s", limit=1, batch_size=1, settings=settings)
     assert strict.ok and strict.sampling is None and strict.seeds == []
     assert read_eval_log(strict.log_path or "", header_only=True).plan.config.seed is None
+    # the agent's evaluate.py under ptb-v1.2 (seeds=()): one unseeded evaluation, as the reference's evaluate.py
+    one = _eval(model, settings, tmp_path / "one", seeds=())
+    assert one.ok and one.seeds == [] and one.num_seeds is None and len(list((tmp_path / "one").rglob("*.eval"))) == 1
+    assert read_eval_log(one.log_path or "", header_only=True).plan.config.seed is None
 
 
 @pytest.mark.slow

@@ -458,6 +458,7 @@ def evaluate_model(
     settings: Settings | None = None,
     protocol: str = STRICT,
     on_sample: SampleFn | None = None,
+    seeds: tuple[int, ...] | None = None,
 ) -> EvalResult:
     """Evaluate ``model_path`` on ``benchmark`` (full test set unless ``items``/``limit``).
 
@@ -487,6 +488,8 @@ def evaluate_model(
     ``temperature``/``top_p`` (:func:`.seeds.model_sampling`, recorded in ``sampling``); one with seeds
     (``ptb-v1.2``) runs one evaluation per seed in ``out_dir/seed-<S>/`` and scores their mean, reusing the
     per-seed results an interrupted evaluation left there (:mod:`.seeds` has the reference's rules).
+    ``seeds``: other seeds than the protocol's (``()``: one unseeded evaluation, as the reference's
+    ``evaluate.py`` handed to the agent runs).
     """
     start = time.monotonic()
     settings = settings if settings is not None else Settings.from_env()
@@ -553,7 +556,8 @@ def evaluate_model(
             sampling = common["sampling"] = model_sampling(model_path)
         except ValueError as exc:
             return failed(f"cannot read the model's decoding: {exc}", n_expected=n_expected)
-    run_seeds = seeds_to_run(bench_settings.seeds, benchmark.id, sampling) if bench_settings else ()
+    wanted = seeds if seeds is not None else bench_settings.seeds if bench_settings else ()
+    run_seeds = seeds_to_run(wanted, benchmark.id, sampling) if reference_decoding else ()
 
     grader_client: Grader | None = None
     if benchmark.grader == "llm":  # before the model: a missing key must not cost a generation

@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         base_model_path=Path(task["base_model_path"]) if task.get("base_model_path") else None,
         # the run's protocol: its prompts and template are the ones the final evaluation asks
         protocol=str(task.get("protocol", "strict")),
+        # one evaluation, unseeded: the reference's evaluate.py (only its final evaluation runs every seed)
+        seeds=(),
     )
     out = {
         **result.to_metrics_json(),
