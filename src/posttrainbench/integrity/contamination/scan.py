@@ -53,6 +53,17 @@ _LIST_CAP = 5000
 _IDS_BLOCK = 1 << 16
 
 
+def _sorted_unique(x: np.ndarray) -> np.ndarray:
+    """``np.unique`` of a fresh int64 array, sorted in place (no hash table, no copy to sort)."""
+    if len(x) < 2:
+        return x
+    x.sort()
+    keep = np.empty(len(x), dtype=bool)
+    keep[0] = True
+    np.not_equal(x[1:], x[:-1], out=keep[1:])
+    return x[keep]
+
+
 class _Compiled:
     """The index in the form a scan reads: prefiltered hash sets and inverse postings."""
 
@@ -149,10 +160,12 @@ class Scanner:
             h = arr.copy()
             with np.errstate(over="ignore"):
                 for k in range(1, lengths[-1] + 1):
-                    if k > 1:
-                        h = h[:-1] * NGRAM_MULTIPLIER + arr[k - 1 :]
+                    if k > 1:  # in place on a shrinking view: no new array per length
+                        h = h[:-1]
+                        h *= NGRAM_MULTIPLIER
+                        h += arr[k - 1 :]
                     if k == PAIR_K:
-                        grams8 = h
+                        grams8 = h if k == lengths[-1] else h.copy()
                     if k in self.c.length_set and len(h):
                         ng = h[max(0, c - k + 1) :]
                         if k == lengths[-1]:
@@ -216,13 +229,17 @@ class Scanner:
         w = np.concatenate([w1, w1 - 1])
         a = np.concatenate([aid, aid])
         ok = w >= 0
-        key = np.unique(w[ok] * n_a + a[ok])
+        key = _sorted_unique(w[ok] * n_a + a[ok])
         wk, ak = key // n_a, key % n_a
         where, owner = expand(self.c.fz_inv_ptr, ak)
         if len(where) == 0:
             return
         n_e = len(self.c.counts)
-        k2, counts = np.unique((wk[owner] - wk.min()) * n_e + self.c.fz_inv_entries[where], return_counts=True)
+        k2 = (wk[owner] - wk.min()) * n_e + self.c.fz_inv_entries[where]
+        k2.sort()
+        starts = np.flatnonzero(np.concatenate(([True], k2[1:] != k2[:-1])))
+        counts = np.diff(np.append(starts, len(k2)))
+        k2 = k2[starts]
         np.maximum.at(self.fz_best, k2 % n_e, counts)
 
     # ------------------------------------------------------------------ results

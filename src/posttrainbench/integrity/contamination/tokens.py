@@ -13,7 +13,7 @@ Hashes (scheme ``ptb-bytes-v2``)
     token length, each folded in with the splitmix64 finaliser; tokens above 32 bytes (rare in
     text) use blake2b. n-gram hash = Horner polynomial of its token hashes with multiplier
     ``_P`` modulo 2**64. Membership tests go through :class:`HashSet`, a sorted array behind a
-    8 Mi-bit prefilter, so a token that is in no item costs one table lookup.
+    byte-per-slot prefilter table, so a token that is in no item costs one table lookup.
 """
 
 from __future__ import annotations
@@ -164,19 +164,33 @@ def ngrams(th: np.ndarray, k: int) -> np.ndarray:
     return h
 
 
-_PREFILTER_BITS = 23  # an 8 Mi-bit (1 MiB) table: about a core's L2 cache
+_PREFILTER_MAX_BITS = 23  # an 8 MiB table at most (the full n-gram set: ~2% false candidates)
+_SMALL_SET = 1 << 15  # sets up to this size also get a slot -> position table (int32, <= 8 MiB)
 
 
 class HashSet:
-    """A sorted set of uint64 hashes with a prefilter: bit ``h >> 41`` of a 1 MiB table is 0
-    for most hashes not in the set, so only the few candidates pay for a binary search."""
+    """A sorted set of uint64 hashes behind a prefilter: ``table[h >> (64 - bits)]`` (one slot
+    per 64 possible hashes, about 64 slots per member, at most 2**23) says no for most hashes
+    not in the set, so only the few candidates are compared. In a small set (<= 2**15 members:
+    the anchors, the pair prefixes, the short items) a slot holds the position of its one member
+    (-1: empty, -2: several), so a candidate costs one comparison, not a binary search. Results
+    are those of a plain binary search (``member``): the prefilter never drops a member."""
 
     def __init__(self, hashes: np.ndarray):
         self.sorted = np.unique(hashes.astype(np.uint64))
-        slot = self.sorted >> np.uint64(64 - _PREFILTER_BITS)
-        bits = np.zeros(1 << _PREFILTER_BITS, dtype=bool)
-        bits[slot] = True
-        self.table = np.packbits(bits, bitorder="little")
+        need = max(1, len(self.sorted)).bit_length() + 6
+        self.bits = min(_PREFILTER_MAX_BITS, max(16, need))
+        self.shift = np.uint64(64 - self.bits)
+        slots = (self.sorted >> self.shift).view(np.int64)
+        self.slot_pos: np.ndarray | None = None
+        self.table = np.zeros(1 << self.bits, dtype=bool)
+        self.table[slots] = True
+        if len(self.sorted) <= _SMALL_SET:
+            sp = np.full(1 << self.bits, -1, dtype=np.int32)
+            sp[slots] = np.arange(len(slots), dtype=np.int32)
+            shared = slots[1:][slots[1:] == slots[:-1]]  # sorted hashes: a shared slot's members are adjacent
+            sp[shared] = -2
+            self.slot_pos = sp
 
     def __len__(self) -> int:
         return len(self.sorted)
@@ -185,10 +199,20 @@ class HashSet:
         """(indices into ``q`` of the hashes found, their positions in ``sorted``)."""
         if len(self.sorted) == 0 or len(q) == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        slot = q >> np.uint64(64 - _PREFILTER_BITS)
-        byte = self.table[slot >> np.uint64(3)]
-        byte >>= (slot & np.uint64(7)).astype(np.uint8)
-        cand = np.flatnonzero(byte & np.uint8(1))
+        slot = (q >> self.shift).view(np.int64)
+        if self.slot_pos is not None:
+            sp = self.slot_pos[slot]
+            cand = np.flatnonzero(sp != -1)
+            if len(cand) == 0:
+                return cand, cand
+            pos = sp[cand].astype(np.int64)
+            multi = pos < 0
+            if multi.any():
+                m = np.flatnonzero(multi)
+                pos[m] = np.minimum(np.searchsorted(self.sorted, q[cand[m]]), len(self.sorted) - 1)
+            ok = self.sorted[pos] == q[cand]
+            return cand[ok], pos[ok]
+        cand = np.flatnonzero(self.table[slot])
         if len(cand) == 0:
             return cand, cand
         qc = q[cand]

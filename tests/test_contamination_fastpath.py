@@ -1,0 +1,196 @@
+"""The contamination scan's fast path (numpy hashing, prefiltered hash sets with slot tables,
+in-place n-gram hashing, block-wise decoding, regex ``\\uXXXX`` decoding, the binary-block
+pre-check) against a slow, simple reference written from the documented rules: regex tokens
+of the whole document, Python sets of n-grams, windows counted one by one. Both must give the
+same per-entry exact and fuzzy containment and the same pairs on a randomized corpus of several
+read blocks with planted items (verbatim, case and whitespace variants, JSON ``\\u`` escapes of
+unicode, halves, shuffles, question prefix + answer), some planted across block boundaries."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import numpy as np
+
+from posttrainbench.integrity.contamination import IncrementalScan, build_index, tokenize
+from posttrainbench.integrity.contamination.decode import BLOCK, _may_hold_run, runs, unescape_json
+from posttrainbench.integrity.contamination.index import FUZZY_WINDOW, PAIR_K, PAIR_WINDOW
+from posttrainbench.integrity.contamination.tokens import HashSet, member, ngrams, token_hashes
+
+_UNICODE = ["café", "naïve", "Ελλάδα", "数学", "Straße", "über", "😀grin", "ŁódźX"]
+
+
+def _word(rnd: random.Random) -> str:
+    return "".join(rnd.choice("bcdfghjklmnpqrstvwxz") + rnd.choice("aeiou") for _ in range(rnd.randint(2, 4)))
+
+
+def _ref_unescape(data: bytes) -> bytes:
+    """The ``\\uXXXX`` rule written the long way: split at every ``\\u``, gather adjacent escapes."""
+    hexd = frozenset(b"0123456789abcdefABCDEF")
+    parts = data.split(b"\\u")
+    out, units = [parts[0]], []
+    for p in parts[1:]:
+        if len(p) >= 4 and all(c in hexd for c in p[:4]):
+            units.append(int(p[:4], 16))
+            if not p[4:]:
+                continue
+            rest = p[4:]
+        else:
+            rest = b"\\u" + p
+        if units:
+            out.append(b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", "replace").encode())
+            units = []
+        out.append(rest)
+    if units:
+        out.append(b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", "replace").encode())
+    return b"".join(out)
+
+
+def _reference(index, doc: bytes) -> tuple[np.ndarray, np.ndarray, set[int]]:
+    """Per entry exact and fuzzy containment, and the pair entries found, the slow way."""
+    th = token_hashes(tokenize(_ref_unescape(doc).decode("utf-8", "surrogateescape")))
+    n_e = len(index.item_ids)
+    grams = {k: set(ngrams(th, k).tolist()) for k in index.lengths}
+    exact = np.zeros(n_e)
+    for e in range(n_e):
+        hs = index.hashes[index.item_idx[index.item_ptr[e] : index.item_ptr[e + 1]]].tolist()
+        exact[e] = sum(h in grams[int(index.item_k[e])] for h in hs) / max(len(hs), 1)
+    fuzzy = np.zeros(n_e)
+    owners: dict[int, list[int]] = {}
+    n_anchors = np.zeros(n_e, dtype=np.int64)
+    if index.fz_ptr is not None:
+        for e in range(n_e):
+            anchors = index.fz_hashes[index.fz_idx[index.fz_ptr[e] : index.fz_ptr[e + 1]]].tolist()
+            n_anchors[e] = len(anchors)
+            for a in anchors:
+                owners.setdefault(a, []).append(e)
+    toks = th.tolist()
+    best = np.zeros(n_e, dtype=np.int64)
+    half = FUZZY_WINDOW // 2
+    for start in range(0, len(toks), half):  # windows of FUZZY_WINDOW tokens every half window
+        count = np.zeros(n_e, dtype=np.int64)
+        for a in set(toks[start : start + FUZZY_WINDOW]) & owners.keys():
+            count[owners[a]] += 1
+        best = np.maximum(best, count)
+    fuzzy = np.where(n_anchors > 0, best / np.maximum(n_anchors, 1), 0.0)
+    at: dict[int, list[int]] = {}  # PAIR_K-gram hash -> its positions
+    for i, g in enumerate(ngrams(th, PAIR_K).tolist()):
+        at.setdefault(g, []).append(i)
+    found = set()
+    for e, (prefix, answer) in enumerate(zip(index.pair_prefix.tolist(), index.pair_answer.tolist(), strict=True)):
+        for i in at.get(prefix, []):
+            if answer in toks[max(0, i - PAIR_WINDOW) : i] + toks[i + PAIR_K : i + PAIR_K + PAIR_WINDOW]:
+                found.add(e)
+                break
+    return exact, fuzzy, found
+
+
+def _corpus(rnd: random.Random, items: list[tuple[str, str, str]], vocab: list[str]) -> bytes:
+    """~2.2 MB of filler (words of the items' vocabulary, numbers, unicode) with planted items."""
+
+    def filler(n: int) -> str:
+        return " ".join(rnd.choice(vocab) if rnd.random() < 0.8 else str(rnd.randint(0, 999)) for _ in range(n))
+
+    edge = iter(items[40:])  # kinds 6-8 plant a fresh item each: its result hangs on that one plant
+
+    def plant(i: int, kind: int, fresh: bool = False) -> str:
+        fresh = fresh or 6 <= kind <= 8
+        _, q, a = next(edge, items[i % 40]) if fresh else items[i % 40]
+        words = f"{q} {a}".split()
+        if kind == 0:
+            return f"{q}\n{a}"
+        if kind == 1:
+            return "".join(c.upper() if rnd.random() < 0.5 else c for c in f"{q} {a}")
+        if kind == 2:
+            return "".join(w + rnd.choice([" ", "  ", "\n", "\t", " \r\n "]) for w in words)
+        if kind == 3:
+            return json.dumps({"text": f"{q}\n{a}"})  # ensure_ascii: unicode as \uXXXX, emoji as pairs
+        if kind == 4:
+            return " ".join(words[: len(words) * 11 // 20])
+        if kind == 5:
+            rnd.shuffle(words)
+            return " ".join(words)
+        if kind == 6:  # answer after the prefix, around the window's edge (PAIR_WINDOW = 32 tokens)
+            return f"{' '.join(q.split()[:8])} {filler(rnd.randint(24, 36))} {a}"
+        if kind == 7:  # answer before the prefix, around the window's edge
+            return f"{a} {filler(rnd.randint(24, 36))} {' '.join(q.split()[:8])}"
+        if kind == 8:  # anchors spread over ~250 tokens: the windows decide
+            rnd.shuffle(words)
+            return " ".join(w + " " + filler(rnd.randint(0, 10)) for w in words)
+        return json.dumps({"prompt": q, "completion": a}, ensure_ascii=False).upper()
+
+    out = io.StringIO()
+    size, i = 0, 0
+    while size < 2_200_000:
+        boundary = (size // BLOCK + 1) * BLOCK
+        at_edge = boundary - size < 6000
+        if at_edge:  # a fresh item across the read-block boundary, at a varying offset
+            pad = max(0, boundary - size - rnd.randint(20, 300))
+            out.write(" " * pad)
+            size += pad
+        kind = rnd.choice([0, 2, 3, 6, 7, 8]) if at_edge else i % 10
+        chunk = plant(i, kind, at_edge) + "\n" + filler(rnd.randint(40, 300)) + "\n"
+        out.write(chunk)
+        size += len(chunk.encode())
+        i += 1
+    return out.getvalue().encode()
+
+
+def test_fast_scan_equals_the_reference_on_planted_items() -> None:
+    rnd = random.Random(13)
+    vocab = [_word(rnd) for _ in range(400)] + _UNICODE
+    items = []
+    for j in range(340):
+        # some items shorter than n = 8; the others too long for the answer to follow the prefix
+        # within PAIR_WINDOW in a verbatim copy (so pairs are found by the plants at the edge)
+        n = rnd.randint(4, 7) if j % 5 == 0 and j < 40 else rnd.randint(44, 60)
+        q = " ".join(rnd.choice(vocab) if rnd.random() < 0.6 else str(rnd.randint(0, 9999)) for _ in range(n))
+        items.append((f"t/{j}", q, str(rnd.randint(10, 99999))))
+    allowed = [" ".join(rnd.choice(vocab) for _ in range(60)) for _ in range(20)]
+    index = build_index([(i, f"{q}\n{a}") for i, q, a in items], allowed, pairs=items)
+    assert len(index) > 30 and index.fz_ptr is not None and len(index.pair_prefix) > 20
+    assert min(index.lengths) < 8 == max(index.lengths)
+    doc = _corpus(rnd, items, vocab)
+    assert len(doc) > 4 * BLOCK
+
+    inc = IncrementalScan(index)
+    inc.feed("corpus.jsonl", io.BytesIO(doc), len(doc))
+    sc = inc.scanner
+    exact, fuzzy, pairs = _reference(index, doc)
+    np.testing.assert_array_equal(sc.containment(), exact)
+    np.testing.assert_array_equal(sc.fuzzy_containment(), fuzzy)
+    assert sc.pair_found == pairs
+    # the corpus exercises every channel, with full and partial matches
+    assert (exact == 1.0).sum() >= 12 and ((exact > 0.3) & (exact < 1.0)).any()
+    assert ((fuzzy >= 0.5) & (fuzzy < 1.0)).sum() >= 20 and len(pairs) >= 40
+
+
+def test_hash_set_lookup_equals_binary_search() -> None:
+    rng = np.random.default_rng(0)
+    for n in (1, 14, 3000, 40_000):  # small sets (slot -> position table) and a large one (bool table)
+        members = rng.integers(0, 2**64, n, dtype=np.uint64)
+        members[: n // 3] &= np.uint64(0xFFF0_0000_0000_FFFF)  # many members sharing a slot
+        hs = HashSet(members)
+        q = np.concatenate([rng.integers(0, 2**64, 50_000, dtype=np.uint64), members, members[:7] + np.uint64(1)])
+        rng.shuffle(q)
+        qi, pos = hs.lookup(q)
+        mask, ref_pos = member(hs.sorted, q)
+        np.testing.assert_array_equal(qi, np.flatnonzero(mask))
+        np.testing.assert_array_equal(pos, ref_pos)
+
+
+def test_unicode_escapes_and_binary_precheck_equal_the_simple_rules() -> None:
+    rnd = random.Random(5)
+    parts = [b"\\u", b"\\", b"u", b"00", b"d8", b"3d", b"de", b"41", b"F", b"g", b" ", b"\\ud83d\\ude00", b"\\uDC00"]
+    for _ in range(20_000):
+        data = b"".join(rnd.choice(parts) for _ in range(rnd.randint(0, 12)))
+        assert unescape_json(data) == _ref_unescape(data), data
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        mask = rng.random(rng.integers(0, 300)) < 0.5
+        if len(mask) > 30 and rng.random() < 0.7:
+            s, n = int(rng.integers(0, len(mask) - 26)), int(rng.integers(20, 27))
+            mask[s : s + n] = True
+        assert _may_hold_run(mask) or not runs(mask, 24)
