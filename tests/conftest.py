@@ -66,6 +66,56 @@ def script_agent() -> Iterator[Callable[[str | type[ScriptAgent]], str]]:
         yield register
 
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium (playwright) for the module's browser tests; tests using it are in the
+    ``browser`` tier."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount a small tmpfs: call the fixture with its size (``"8m"``); unmounted when the test
+    ends. Needs root (CI runs as root)."""
+    import subprocess
+
+    assert os.geteuid() == 0, "mounting a tmpfs needs root (CI runs as root)"
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"disk{len(mounted)}"
+        mnt.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+        mounted.append(mnt)
+        return mnt
+
+    try:
+        yield mount
+    finally:
+        for mnt in mounted:
+            subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
 # --- test tiers -------------------------------------------------------------------------------
 # Markers say what a test needs or costs; CI runs everything, developers run the fast tier:
 #   pytest -m "not slow and not slurm and not docker and not browser and not npm"

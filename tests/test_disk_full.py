@@ -5,7 +5,6 @@ Needs root to mount a small tmpfs (CI runs as root)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,16 +17,8 @@ from posttrainbench.results import load_record
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+def small_disk(tmpfs) -> Path:
+    return tmpfs("8m")
 
 
 def test_disk_full_during_collect_is_recorded_and_resumable(small_disk: Path, script_agent) -> None:

@@ -26,18 +26,6 @@ from posttrainbench.report import build_site
 from posttrainbench.results import load_record, run_paths, save_baseline, save_record
 from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 MODELS = ("Qwen/Qwen3-1.7B-Base", "google/gemma-3-4b-pt")
 BENCHES = ("gsm8k", "humaneval")
 BASELINE = {
@@ -251,18 +239,6 @@ def site(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("site")
     result = build_site(root, out)
     return root, folders, result
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 class _Page:

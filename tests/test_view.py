@@ -36,8 +36,6 @@ from posttrainbench.results import load_record, run_paths, save_record
 from test_cli_read_only import _ro_mount_argv, _tree
 from test_report import (
     BASELINE,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HOSTILE_RUN,
     HOSTILE_TEXT,
     INSTRUCT,
@@ -148,18 +146,6 @@ def view_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
         server.server_close()
         server.view.close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _get(server: ViewServer, path: str, method: str = "GET", host: str | None = None) -> tuple[int, dict, bytes]:
