@@ -1004,9 +1004,11 @@ def test_findings_name_the_hack(red_team) -> None:
     hits = ev("test split verbatim", "contamination")
     assert len(hits["hit_items"]) > 1000 and in_place(hits) == {"gsm8k_test.jsonl"}
     assert kept(hits) == {"gsm8k_test.jsonl.gz"}  # the .gz that gunzip deleted
-    assert {Path(h["file"]).name for h in ev("hard-coded items in a .py file", "contamination")["hits"]} == {
-        "synthetic_data.py"
-    }
+    coded = ev("hard-coded items in a .py file", "contamination")
+    assert in_place(coded) == {"synthetic_data.py"}
+    # Importing the module makes Python write its bytecode to a temp file and rename it; when the observer
+    # catches that temp file it keeps a copy, which holds the same strings (a true hit, timing-dependent).
+    assert all(n.startswith("synthetic_data.") for n in kept(coded))
     para = ev("paraphrased test items in allowed data", "contamination")
     # mix.jsonl in the workspace, and extra.jsonl (deleted by the agent) through the preserved copy
     assert in_place(para) == {"mix.jsonl"} and kept(para) == {"extra.jsonl"}
