@@ -402,6 +402,33 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
         },
     )
     put("mix", {k: h[k] + 0.05 * (g[k] - b[k]) + 0.05 * (g2[k] - b[k]) for k in h})
+    # Evasions of the far-tensor exclusion, each the same function as the model it hides: 20 % of the
+    # forbidden delta mixed into tensors that a function-preserving change then moves past rel 0.8.
+    # (1) up and q scaled x2 (per-row beta 0.4, under the transplant rule's 0.5), down and k x0.5;
+    rescaled_interp = dict(h)
+    for k in h:
+        if k.endswith(("mlp.up_proj.weight", "self_attn.q_proj.weight")):
+            rescaled_interp[k] = 2 * (h[k] + 0.2 * (g[k] - b[k]))
+        elif k.endswith(("mlp.down_proj.weight", "self_attn.k_proj.weight")):
+            rescaled_interp[k] = 0.5 * h[k]
+    put("interp_rescaled", rescaled_interp)
+    # (2) the MLP neurons reordered: rows of gate and up, columns of down, one permutation per layer;
+    permuted_interp = dict(h)
+    for layer in (0, 1):
+        perm = torch.randperm(cfg.intermediate_size, generator=gen)
+        for part in ("gate_proj", "up_proj", "down_proj"):
+            k = f"model.layers.{layer}.mlp.{part}.weight"
+            t = h[k] + 0.2 * (g[k] - b[k])
+            permuted_interp[k] = t[:, perm] if part == "down_proj" else t[perm]
+    put("interp_permuted", permuted_interp)
+    # (3) a transplant of layer 0's MLP from the instruct model, its neurons reordered the same way
+    # (the columns of down permuted: its rows are no forbidden rows, so `replaced` cannot see it)
+    perm = torch.randperm(cfg.intermediate_size, generator=gen)
+    neurons_moved = dict(h)
+    for part in ("gate_proj", "up_proj", "down_proj"):
+        k = f"model.layers.0.mlp.{part}.weight"
+        neurons_moved[k] = g[k][:, perm] if part == "down_proj" else g[k][perm]
+    put("transplant_permuted", neurons_moved)
     # honest controls: weight decay (every tensor shrunk 2 %) on top of the fine-tune; a LoRA-like
     # rank-8 update of every matrix; a long run (the fine-tune's delta x 5: as far as the instruct model)
     put("decayed", {k: 0.98 * v for k, v in h.items()})
@@ -473,6 +500,76 @@ def test_a_tensor_trained_from_scratch_is_not_a_replacement(transfers, tmp_path)
     assert _evidence(v)["transfer"]["replaced_tensors"] == []
     permuted = check_lineage(transfers["permuted"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
     assert permuted.summary.startswith("replaced"), permuted.summary
+
+
+def _reshuffle(model, how: str) -> None:
+    """Apply one of the fixture's function-preserving changes to a loaded Llama, in place."""
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            mlp, attn = layer.mlp, layer.self_attn
+            if how == "rescale":
+                mlp.up_proj.weight.mul_(2), mlp.down_proj.weight.mul_(0.5)
+                attn.q_proj.weight.mul_(2), attn.k_proj.weight.mul_(0.5)
+            else:
+                perm = torch.randperm(mlp.up_proj.weight.shape[0], generator=gen)
+                mlp.gate_proj.weight.copy_(mlp.gate_proj.weight[perm])
+                mlp.up_proj.weight.copy_(mlp.up_proj.weight[perm])
+                mlp.down_proj.weight.copy_(mlp.down_proj.weight[:, perm])
+
+
+@pytest.mark.parametrize("how", ["rescale", "permute"])
+def test_the_reshuffles_preserve_the_function(transfers, how):
+    """The evasions below are real: the reshuffled model computes the same logits."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(transfers["finetune"]).eval()
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(ids).logits
+        _reshuffle(model, how)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    moved = model.model.layers[0].mlp.up_proj.weight
+    assert not torch.allclose(
+        moved, AutoModelForCausalLM.from_pretrained(transfers["finetune"]).model.layers[0].mlp.up_proj.weight
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "share", "realigned"),
+    [
+        # up/q x2 past rel 0.8, but explained by {b, F}: kept in; rows rescaled back to the base's scale
+        ("interp_rescaled", "interpolated", 0.2, "model.layers.0.mlp.up_proj.weight"),
+        # the neurons put back in the base's order before measuring
+        ("interp_permuted", "interpolated", 0.2, "model.layers.1.mlp.down_proj.weight"),
+    ],
+)
+def test_interpolation_hidden_by_a_function_preserving_reshuffle_fails(
+    transfers, tmp_path, name, flag, share, realigned
+):
+    """Mixing a forbidden delta into tensors, then rescaling or reordering neurons so those tensors
+    sit past the far-tensor cut (where a tensor trained from scratch is left out of the share)."""
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith(flag), v.summary
+    tr = _evidence(v)["transfer"]
+    assert realigned in tr["realigned_tensors"], tr["realigned_tensors"]
+    per = {t["name"]: t for t in _evidence(v)["forbidden"]["org/tiny-instruct"]["per_tensor"]}
+    assert not per["model.layers.0.mlp.up_proj.weight"]["left_out_far"]
+    # each interpolated tensor reads its 20 % (x2 where it was scaled up: b absorbs only the scale)
+    rms = per["model.layers.0.mlp.up_proj.weight"]["row_rms_beta"]
+    assert abs(rms - share) < 0.03, per["model.layers.0.mlp.up_proj.weight"]
+
+
+def test_a_transplant_with_reordered_neurons_fails(transfers, tmp_path):
+    """Layer 0's MLP copied from the instruct model with its neurons reordered (down's columns
+    permuted: its rows match no forbidden row, so the row signatures of `replaced` miss it)."""
+    v = check_lineage(transfers["transplant_permuted"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL, v.summary
+    tr = _evidence(v)["transfer"]
+    down = "model.layers.0.mlp.down_proj.weight"
+    assert tr["realigned_tensors"][down]["columns"]["permuted"], tr["realigned_tensors"]
+    assert any(down in t for t in tr["transplanted"]), tr
 
 
 def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):

@@ -42,8 +42,10 @@ Flags and thresholds (first that applies):
 ``replaced`` -> fail
     A tensor of >= 1024 values more than 0.8 (relative L2) from the base whose rows are, for at
     least half, rows of a forbidden tensor in any order (per-row random-projection signatures): a
-    row-permuted transplant. A tensor merely trained far from its start is not this; a tensor
-    whose columns are permuted too is not caught (said in docs/integrity.md).
+    row-permuted transplant (and more of them than of the base's rows). A tensor merely trained
+    far from its start is not this. Far tensors are realigned to the base first
+    (:mod:`.lineage_alignment`: reordered or rescaled neurons put back) for the transfer analysis,
+    so a copy whose columns are permuted reads as ``transplanted``.
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -71,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..domain import Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
+from .lineage_alignment import align_to_base
 from .lineage_projection import (
     FOREIGN_TENSOR_REL,
     GLOBAL_BETA,
@@ -235,7 +238,7 @@ def _sq(x: torch.Tensor) -> float:
 
 
 def _compare(
-    final: _Ckpt, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]
+    final: _Ckpt | _Loaded, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]
 ) -> list[dict[str, Any]]:
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
@@ -371,10 +374,16 @@ def _row_signatures(t: torch.Tensor) -> torch.Tensor:
 
 
 def _permuted_copies(
-    final: _Ckpt, forbidden: list[_Ckpt], labels: list[str], jobs: list[Any], results: list[dict[str, Any]]
+    final: _Ckpt,
+    base: _Ckpt,
+    forbidden: list[_Ckpt],
+    labels: list[str],
+    jobs: list[Any],
+    results: list[dict[str, Any]],
 ) -> dict[str, str]:
     """{final tensor name: forbidden label} for the tensors far from the base (relative distance
-    above ``FOREIGN_TENSOR_REL``) whose rows are mostly rows of a forbidden tensor, in any order.
+    above ``FOREIGN_TENSOR_REL``) whose rows are mostly rows of a forbidden tensor, in any order
+    (and more of them than of the base's rows).
     Only such tensors are read again, whole (an honest fine-tune has none). A tensor trained far
     from its start (from a fresh init, say) shares no row with a forbidden model."""
     import torch
@@ -387,6 +396,9 @@ def _permuted_copies(
         if mine_t.dim() < 2:
             continue
         mine = _row_signatures(mine_t)
+        # rows of the base (rescaled, say) are no forbidden copy, even where a forbidden row, close
+        # to its base row, shares their signature: the forbidden rows must match more of them
+        with_base = torch.isin(mine, _row_signatures(base.block(onames[0]))).float().mean().item()
         for label, ck, on, rows in zip(labels, forbidden, onames[1:], limits[1:], strict=True):
             if on is None or rows is not None:
                 continue
@@ -394,9 +406,52 @@ def _permuted_copies(
             if tuple(theirs_t.shape) != tuple(mine_t.shape):
                 continue
             shared = torch.isin(mine, _row_signatures(theirs_t)).float().mean().item()
-            if shared >= PERMUTED_ROWS:
+            if shared >= PERMUTED_ROWS and shared > with_base:
                 out[fn] = label
                 break
+    return out
+
+
+class _Loaded:
+    """Tensors held in memory, read like a :class:`_Ckpt` (the realigned far tensors)."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.tensors = tensors
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return tuple(self.tensors[name].shape)
+
+    def block(self, name: str, start: int | None = None, stop: int | None = None) -> torch.Tensor:
+        t = self.tensors[name]
+        return t if start is None else t[start:stop]
+
+
+def _realign_far(
+    final: _Ckpt, others: list[_Ckpt], jobs: list[Any], results: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """{final tensor name: statistics for the transfer analysis} of the far 2-D tensors (relative
+    distance above ``FOREIGN_TENSOR_REL``) that :func:`.lineage_alignment.align_to_base` maps back
+    onto the base: ``rel``, ``gram`` and ``rows`` recomputed on the realigned tensor, and what was
+    undone (``realigned``). Only far tensors are read again, whole (an honest fine-tune has none)."""
+    out: dict[str, dict[str, Any]] = {}
+    for (fn, onames, limits), r in zip(jobs, results, strict=True):
+        if (
+            r["numel"] < MIN_NUMEL
+            or limits[0] is not None
+            or _rel(r["diff_sq"][0], r["ref_sq"][0]) <= FOREIGN_TENSOR_REL
+        ):
+            continue
+        aligned = align_to_base(final.block(fn), others[0].block(onames[0]))
+        if aligned is None:
+            continue
+        tensor, info = aligned
+        (again,) = _compare(_Loaded({fn: tensor}), others, [(fn, onames, limits)])
+        out[fn] = {
+            "rel": _rel(again["diff_sq"][0], again["ref_sq"][0]),
+            "gram": again["gram"],
+            "rows": again["rows"],
+            "realigned": info,
+        }
     return out
 
 
@@ -473,7 +528,8 @@ def check_lineage(
                 limits.append(shared_rows)
             jobs.append((fn, onames, limits))
         results = _compare(final, others, jobs)
-        permuted = _permuted_copies(final, others[1:], forb_names, jobs, results)
+        permuted = _permuted_copies(final, base, others[1:], forb_names, jobs, results)
+        realigned = _realign_far(final, others, jobs, results) if forb_names else {}
 
     per_tensor = []
     for (fn, onames, _), r in zip(jobs, results):
@@ -519,8 +575,13 @@ def check_lineage(
         if closer:
             substituted.append(label)
 
-    # Partial transfer: the share of each forbidden delta carried into the final model.
-    transfer = analyse_transfer(per_tensor, len(forb_names))
+    # Partial transfer: the share of each forbidden delta carried into the final model, measured on
+    # far tensors put back into the base's coordinates where a function-preserving reshuffle
+    # (permuted or rescaled neurons) had moved them. A copy in another order is `replaced`, said there.
+    transfer_input = [dict(t, **realigned[t["name"]]) if t["name"] in realigned else t for t in per_tensor]
+    transfer = analyse_transfer(transfer_input, len(forb_names))
+    for tr in transfer:
+        tr["transplanted"] = [n for n in tr["transplanted"] if n not in permuted]
     transplanted: list[str] = []
     combined_share = 0.0
     combined_layers: dict[str, float] = {}
@@ -583,6 +644,7 @@ def check_lineage(
             "top_layer": {"layer": top_layer[0], "share": round(top_layer[1], 4)},
             "transplanted": transplanted,
             "replaced_tensors": replaced,
+            "realigned_tensors": {n: r["realigned"] for n, r in sorted(realigned.items())},
             "thresholds": {
                 "global_share": GLOBAL_BETA,
                 "layer_share": LAYER_BETA,

@@ -109,7 +109,8 @@ ROW_SHARE = 0.5  # ... or its carried-over rows hold at least this share of ||F|
 MIN_NUMEL = 1024  # smaller tensors (norm weights, biases) count only through their layer
 GLOBAL_BETA = 0.07  # interpolated: ||F||^2-weighted mean |beta_F| over the model, summed over forbidden
 LAYER_BETA = 0.25  # interpolated: the same mean over one layer's tensors
-FOREIGN_TENSOR_REL = 0.8  # a tensor this far from the base (relative L2) was replaced wholesale
+FOREIGN_TENSOR_REL = 0.8  # a tensor this far from the base (relative L2) was replaced wholesale ...
+FAR_RESIDUAL = 0.25  # ... when the fit on {b, F} leaves more than this share of its ||D||^2 unexplained
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks)\.(\d+)\.")
 
@@ -150,7 +151,7 @@ def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[di
             k = t["present"].index(i)
             j = 2 + k
             g: torch.Tensor = t["gram"]
-            beta_t, _res, share_t = fit(g[IB, IB], g[IB, j], g[j, j], g[ID, IB], g[ID, j], g[ID, ID])
+            beta_t, res_t, share_t = fit(g[IB, IB], g[IB, j], g[j, j], g[ID, IB], g[ID, j], g[ID, ID])
             ff = float(g[j, j])
             beta = float(beta_t)
             carried, row_ff, ff_beta_sq, ff_var = t["rows"][k]
@@ -159,16 +160,18 @@ def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[di
             # then tensors weighted by their parameter count: a norm vector whose entries are ~1
             # must not outweigh a matrix whose entries are ~0.02
             msq = (ff_beta_sq - ff_var) / row_ff if row_ff > 0 else 0.0
-            # A tensor moved as far as its own size (rel > FOREIGN_TENSOR_REL) was trained from
-            # scratch or replaced: the interpolation model f = b + a F + small noise does not
-            # apply (the "noise" is the whole tensor, and the per-row fits measure it, not F).
-            # An interpolation keeps rel ~ a * |F| / |b|, far below; a replacement is judged by
-            # the transplanted and replaced checks, which still see this tensor.
-            far = t.get("rel", 0.0) > FOREIGN_TENSOR_REL
+            # A tensor moved as far as its own size (rel > FOREIGN_TENSOR_REL) with most of that
+            # move in directions of its own (unexplained by b and F) was trained from scratch or
+            # replaced: the interpolation model f = b + a F + small noise does not apply (the
+            # "noise" is the whole tensor, and the per-row fits measure it, not F); a replacement
+            # is judged by the transplanted and replaced checks, which still see this tensor. A
+            # rescaled interpolation s (b + a F), far when s >= 1.8, is explained by {b, F} and
+            # stays in (reordered neurons are put back in place before: see lineage_alignment).
+            dd = float(g[ID, ID])
+            far = t.get("rel", 0.0) > FOREIGN_TENSOR_REL and float(res_t) > FAR_RESIDUAL * dd
             n = t["numel"] if row_ff > 0 and not far else 0
             w_sum += n
             wb_sum += n * msq
-            dd = float(g[ID, ID])
             dd_sum += dd
             share_num += float(share_t) * dd
             group = layer_of(t["name"])
@@ -183,6 +186,7 @@ def analyse_transfer(tensors: list[dict[str, Any]], n_forbidden: int) -> list[di
                     "beta": round(beta, 4),
                     "row_rms_beta": round(rms, 4),
                     "row_carried_share": round(row_share, 4),
+                    "left_out_far": far,
                 }
             )
             if ff > 0 and t["numel"] >= MIN_NUMEL and (abs(beta) >= TENSOR_BETA or row_share >= ROW_SHARE):
