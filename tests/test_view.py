@@ -31,8 +31,8 @@ from posttrainbench.catalog import get_base_model
 from posttrainbench.domain import PHASES, PhaseState, RunRecord, RunSpec, Verdict, VerdictStatus
 from posttrainbench.report.server import ViewServer, make_server
 from posttrainbench.report.site import CSP
-from posttrainbench.report.training import find_loss_curve
 from posttrainbench.results import load_record, run_paths, save_record
+from posttrainbench.results.loss_curve import find_loss_curve
 from test_cli_read_only import _ro_mount_argv, _tree
 from test_report import (
     BASELINE,
@@ -467,7 +467,7 @@ def test_big_files_are_capped_and_said_so(view_server) -> None:
     was left out and stay small; nothing is read whole."""
     from posttrainbench.report.evallogs import MAX_JSON_LOG_BYTES
     from posttrainbench.report.site import MAX_RAW_TRACE_BYTES
-    from posttrainbench.report.training import MAX_FILE_BYTES
+    from posttrainbench.results.loss_curve import MAX_FILE_BYTES
 
     root, _, server = view_server
     spec = RunSpec(agent="huge", base_model=MODELS[0], benchmark="gsm8k", hours=1.0)

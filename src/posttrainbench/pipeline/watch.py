@@ -10,8 +10,6 @@ What the agent prints is hostile: control characters are replaced before anythin
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -19,13 +17,12 @@ from typing import Any
 
 from ..agents.trace_parsers import TraceTail
 from ..console import LiveStatus
+from ..results.loss_curve import latest_trainer_loss
 from ..trace import ToolCall
 from .common import hms
 
 #: Seconds between two polls of the agent's output.
 POLL_S = 2.0
-#: Largest ``trainer_state.json`` read (bigger ones are skipped).
-TRAINER_STATE_MAX = 8 << 20
 
 
 def printable(text: str, width: int = 60) -> str:
@@ -42,33 +39,6 @@ def describe_call(call: ToolCall) -> str:
         arg = next((arg[k] for k in ("command", "cmd", "file_path", "path", "pattern") if isinstance(arg.get(k), str)),
                    next((v for v in arg.values() if isinstance(v, str)), ""))  # fmt: skip
     return printable(f"{call.name} {arg if isinstance(arg, str) else ''}".strip())
-
-
-def trainer_state(workspace: Path) -> tuple[str, float] | None:
-    """The latest (step, loss) of the newest ``trainer_state.json`` one or two folders down the
-    workspace (HF Trainer's checkpoints), never through a symlink, never outside the workspace."""
-    best: tuple[float, Path] | None = None
-    root = workspace.resolve()
-    for pattern in ("*/trainer_state.json", "*/checkpoint-*/trainer_state.json"):
-        for path in root.glob(pattern):
-            try:
-                st = path.lstat()
-                if not path.resolve().is_relative_to(root) or not path.is_file() or path.is_symlink():
-                    continue
-            except OSError:
-                continue
-            if st.st_size <= TRAINER_STATE_MAX and (best is None or st.st_mtime > best[0]):
-                best = (st.st_mtime, path)
-    if best is None:
-        return None
-    fd = os.open(best[1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        state = json.loads(f.read(TRAINER_STATE_MAX))
-    for logs in reversed(state.get("log_history") or []):
-        if isinstance(logs, dict) and isinstance(logs.get("loss"), (int, float)):
-            step = logs.get("step", state.get("global_step"))
-            return (f"step {int(step)}" if isinstance(step, (int, float)) else "loss"), float(logs["loss"])
-    return None
 
 
 def tokens(n: int) -> str:
@@ -110,7 +80,7 @@ class SolveWatch:
         training = self.tail.training
         if training is None:
             try:
-                training = trainer_state(self.workspace)
+                training = latest_trainer_loss(self.workspace)
             except (OSError, ValueError, AttributeError):
                 training = None
         news = ""
