@@ -20,7 +20,8 @@ from rich.console import Console
 
 from posttrainbench.agents.trace_parsers import TraceTail, parse_trace, training_progress
 from posttrainbench.console import LiveStatus
-from posttrainbench.pipeline.watch import SolveWatch, describe_call, printable, trainer_state
+from posttrainbench.pipeline.watch import SolveWatch, describe_call, printable
+from posttrainbench.results.loss_curve import latest_trainer_loss
 
 PTB = [sys.executable, "-m", "posttrainbench"]
 TESTS = Path(__file__).parent
@@ -90,12 +91,12 @@ def test_trainer_state_is_read_from_the_newest_checkpoint_never_through_a_symlin
         (d / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": [
             {"loss": loss + 1, "step": step - 5}, {"loss": loss, "step": step}, {"eval_loss": 9.0, "step": step}]}))  # fmt: skip
     os.utime(old / "trainer_state.json", (time.time() - 60, time.time() - 60))
-    assert trainer_state(ws) == ("step 20", 1.25)
+    assert latest_trainer_loss(ws) == ("step 20", 1.25)
     outside = tmp_path / "secret.json"
     outside.write_text(json.dumps({"log_history": [{"loss": 0.001, "step": 999}]}))
     (ws / "evil").mkdir()
     (ws / "evil" / "trainer_state.json").symlink_to(outside)
-    assert trainer_state(ws) == ("step 20", 1.25)
+    assert latest_trainer_loss(ws) == ("step 20", 1.25)
 
 
 def _plain() -> tuple[Console, io.StringIO]:
@@ -222,3 +223,26 @@ def test_ptb_eval_on_a_terminal_shows_one_live_line_that_ends_clean(tmp_path: Pa
     assert not any("samples" in ln for ln in shown), f"the live line was left on screen: {shown}"
     assert shown[0].startswith("evaluating ") and shown[1].startswith("log: "), shown
     assert "it/s]" not in raw and "Loading weights" not in raw, "a third-party progress bar"
+
+
+def test_the_wait_for_the_first_sample_ticks_and_stops_at_the_first_sample() -> None:
+    """Model loading says so, with a clock, until the first sample; then the count takes over."""
+    from posttrainbench.evaluation.progress import SampleMeter
+
+    buf = io.StringIO()
+    status = LiveStatus(
+        Console(file=buf, force_terminal=False, width=200), "evaluate", min_interval_s=0, heartbeat_s=0.15
+    )
+    with status:
+        meter = SampleMeter(status, tick_s=0.05)
+        meter(0, 8)
+        time.sleep(0.6)
+        waiting = buf.getvalue()
+        meter(1, 8)
+        time.sleep(0.4)
+        after = buf.getvalue()[len(waiting) :]
+    lines = [ln for ln in waiting.splitlines() if "loading the model, first answers pending" in ln]
+    assert len(lines) >= 2 and all("0/8 samples" in ln for ln in lines), waiting
+    assert re.search(r"pending · 0:00:0\d", lines[-1]), lines[-1]
+    assert "1/8 samples" in after and "loading the model" not in after, after
+    assert meter._ticker is None  # the clock stopped with the first sample

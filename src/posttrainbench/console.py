@@ -53,6 +53,7 @@ class LiveStatus:
         self._last_print: float | None = None
         self._last_key: str | None = None
         self.last_text: str | None = None
+        self._closed = False
 
     def __enter__(self) -> LiveStatus:
         if self.out.is_terminal and not self.out.quiet:
@@ -80,9 +81,15 @@ class LiveStatus:
                 self._last_print, self._last_key = now, key
                 self.out.print(f"[dim]{datetime.now():%H:%M:%S}[/dim] ", self._line(text), sep="", soft_wrap=True)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (the work this line showed has ended)."""
+        return self._closed
+
     def close(self) -> None:
         """Erase the live line (terminal); nothing more is shown."""
         with self._lock:
+            self._closed = True
             if self._live is not None:
                 self._live.stop()
                 self._live = None

@@ -70,15 +70,35 @@ def counting(on_sample: SampleFn | None, total: int) -> Iterator[None]:
 
 
 class SampleMeter:
-    """``n/N samples · rate/s · ETA`` on a :class:`LiveStatus`; ``prefix`` names what is evaluated."""
+    """``n/N samples · rate/s · ETA`` on a :class:`LiveStatus`; ``prefix`` names what is evaluated.
 
-    def __init__(self, status: LiveStatus, prefix: str = "") -> None:
-        self.status, self.prefix = status, prefix
+    Until the first sample finishes (the model loads, the first batch generates: minutes for a
+    big model) the line says so and its clock ticks every ``tick_s``, so a wait is never silent."""
+
+    def __init__(self, status: LiveStatus, prefix: str = "", tick_s: float = 1.0) -> None:
+        self.status, self.prefix, self.tick_s = status, prefix, tick_s
         self.started = time.monotonic()
+        self._done = 0
+        self._ticker: threading.Thread | None = None
+
+    def _tick(self, total: int) -> None:
+        while not self.status.closed:
+            time.sleep(self.tick_s)
+            if self._done or self.status.closed:
+                break
+            waited = hms(time.monotonic() - self.started)
+            self.status.update(
+                f"{self.prefix}0/{total} samples · loading the model, first answers pending · {waited}", key="0"
+            )
+        self._ticker = None
 
     def __call__(self, done: int, total: int) -> None:
+        self._done = done
         if done == 0:  # an attempt starts (the max-tokens ladder may start over)
             self.started = time.monotonic()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, args=(total,), daemon=True, name="ptb-eval-wait")
+                self._ticker.start()
         elapsed = time.monotonic() - self.started
         text = f"{done}/{total} samples"
         if done and elapsed > 0:
