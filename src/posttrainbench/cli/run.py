@@ -51,6 +51,7 @@ def run(
 ) -> None:
     """Run (or resume) one run: prepare, solve, collect, verify, evaluate, record."""
     from ..pipeline import Pipeline
+    from ..results.run_lock import RunInUse
 
     settings = load_settings()
     config = agent_config or lookup.agent(agent).default_config
@@ -73,7 +74,8 @@ def run(
         pipeline = Pipeline(spec, results, progress=phase_line(console), settings=settings, live=console)
         pipeline.preflight()
     output_folder(results, "results folder")
-    record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
+    with expected(RunInUse, what="cannot start the run"):
+        record = pipeline.run(until=None if until is None else until.value)  # type: ignore[arg-type]  # PhaseName holds the phases
     print_record(record, pipeline.paths.root)
     # A recorded failure (a phase that failed, or one that finished but left a failure, e.g. an
     # evaluation whose every attempt failed) is an outcome failure: exit 1, never 0.

@@ -53,6 +53,7 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
     from ..domain import RunSpec
     from ..evaluation.baselines import evaluate_baseline
     from ..pipeline import Pipeline
+    from ..results.run_lock import RunInUse
 
     results = Path(task["results"]).expanduser()  # "~/ptb-results" in a SkyPilot job
     if task["kind"] == "baseline":
@@ -67,7 +68,11 @@ def run_task(task: dict, *, until: str | None = None, settings: Settings | None 
 
     # live progress as plain timestamped lines at a low rate in the job's log (not a terminal)
     pipe = Pipeline(spec, results, progress=progress, gpu_ids=assigned_gpus(), settings=settings, live=console)
-    record = pipe.run(until=until)  # type: ignore[arg-type]  # a phase name from the command line (a wrong one matches none)
+    try:
+        record = pipe.run(until=until)  # type: ignore[arg-type]  # a phase name from the command line (a wrong one matches none)
+    except RunInUse as exc:  # another live job runs this folder: leave it alone
+        print(f"not run: {exc}", file=sys.stderr, flush=True)
+        return EXIT_INFRA
     if any(s.status == "failed" for s in record.phases.values()):
         return EXIT_INFRA
     print(

@@ -19,6 +19,7 @@ from ..benchmarks import get_benchmark
 from ..catalog import get_base_model
 from ..domain import Phase, PhaseResult, RunRecord, RunSpec
 from ..results import RunPaths, load_record, run_paths, save_record
+from ..results.run_lock import hold_run
 from ..sandbox import Sandbox, get_sandbox
 from ..settings import Settings
 from . import collect, evaluate, prepare, solve, verify
@@ -109,17 +110,18 @@ class Pipeline:
     def run(self, *, until: Phase | None = None) -> RunRecord:
         """Run every phase not yet done, in order; stop at the first infrastructure failure."""
         self._read_settings()
-        record = self.load_or_create()
-        solve_state = record.phases.solve
-        if solve_state.started_at is not None and solve_state.status != "done":
-            # The agent was interrupted mid-run (job killed, sandbox failed): its workspace is
-            # dirty, so the agent restarts from a fresh workspace.
-            record.phases.prepare.status = "pending"
-        for phase, step in PHASE_STEPS:
-            if record.phases[phase].status != "done" and not self._run_phase(record, phase, step):
-                break
-            if phase == until:
-                break
+        with hold_run(self.paths.root):  # RunInUse while another live process runs this folder
+            record = self.load_or_create()
+            solve_state = record.phases.solve
+            if solve_state.started_at is not None and solve_state.status != "done":
+                # The agent was interrupted mid-run (job killed, sandbox failed): its workspace is
+                # dirty, so the agent restarts from a fresh workspace.
+                record.phases.prepare.status = "pending"
+            for phase, step in PHASE_STEPS:
+                if record.phases[phase].status != "done" and not self._run_phase(record, phase, step):
+                    break
+                if phase == until:
+                    break
         return record
 
     def reverify(self) -> RunRecord:
@@ -128,12 +130,13 @@ class Pipeline:
         if not self.paths.run_json.exists():
             raise FileNotFoundError(f"no run.json in {self.paths.root}")
         self._read_settings()
-        record = load_record(self.paths.run_json)
-        if record.phases.collect.status != "done":
-            raise PhaseError("the run has not been collected yet; run it (ptb run) first")
-        if record.failure and record.failure.startswith("verify:"):
-            record.failure = None
-        self._run_phase(record, "verify", verify.run)
+        with hold_run(self.paths.root):
+            record = load_record(self.paths.run_json)
+            if record.phases.collect.status != "done":
+                raise PhaseError("the run has not been collected yet; run it (ptb run) first")
+            if record.failure and record.failure.startswith("verify:"):
+                record.failure = None
+            self._run_phase(record, "verify", verify.run)
         return record
 
     def _run_phase(self, record: RunRecord, phase: Phase, step: Callable[[Pipeline, RunRecord], PhaseResult]) -> bool:

@@ -18,6 +18,7 @@ from ..leaderboard import Grid, GridValue, RepeatsSummary, repeats_summary
 from ..leaderboard.aggregate import agent_label
 from ..leaderboard.tables import AgentRow, CellRow, LeaderboardReport, build_report
 from ..results import RecordError, load_record
+from ..results.run_lock import run_liveness
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,10 @@ class ReportData:
         )
 
 
-def run_state(record: RunRecord) -> str:
+def run_state(record: RunRecord, folder: Path | None = None) -> str:
     """What a run is doing now, read from its phases: ``done``; ``<phase> running`` (started, not
-    finished: a run in progress, or one whose process died); ``<phase> failed`` or ``<phase>
+    finished); ``<phase> died`` (the same, but ``folder``'s run lock says its process has ended
+    without recording why: killed, lost with its node); ``<phase> failed`` or ``<phase>
     interrupted``; ``incomplete`` (nothing started and nothing went wrong)."""
     if record.completed:
         return "done"
@@ -122,7 +124,7 @@ def run_state(record: RunRecord) -> str:
         if st.status in ("failed", "interrupted"):
             return f"{name} {st.status}"
         if st.status == "pending" and st.started_at is not None and st.finished_at is None:
-            return f"{name} running"
+            return f"{name} died" if folder is not None and run_liveness(folder) == "gone" else f"{name} running"
     return "incomplete"
 
 

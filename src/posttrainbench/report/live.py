@@ -125,7 +125,7 @@ class LiveSite(_Site):
         now = datetime.now(UTC)
         out = []
         for entry in [*self.data.runs, *self.data.superseded]:
-            state = run_state(entry.record)
+            state = run_state(entry.record, entry.folder)
             if not state.endswith(" running"):
                 continue
             started = entry.record.phases[state.split()[0]].started_at
@@ -146,7 +146,7 @@ class LiveSite(_Site):
         extras["eval_logs"] = [
             log._replace(samples_href=f"samples-{quote(_safe_name(log.name))}.html") for log in extras["eval_logs"]
         ]
-        running = run_state(entry.record).endswith(" running")
+        running = run_state(entry.record, entry.folder).endswith(" running")
         extras["live"] = {"url": "version.json", "version": _stamp(run_files(entry.folder))} if running else None
         return extras
 
@@ -199,7 +199,7 @@ class LiveView:
 
     @staticmethod
     def running(data: ReportData) -> bool:
-        return any(run_state(e.record).endswith(" running") for e in [*data.runs, *data.superseded])
+        return any(run_state(e.record, e.folder).endswith(" running") for e in [*data.runs, *data.superseded])
 
     # ------------------------------------------------------------------ requests
     def respond(self, target: str) -> Response:
@@ -251,9 +251,9 @@ class LiveView:
             site.run_page(entry)
             return self._html(site.rendered[page_dir + "/index.html"])
         if leaf == "version.json":
-            running = run_state(entry.record).endswith(" running")
+            running = run_state(entry.record, entry.folder).endswith(" running")
             with contextlib.suppress(RecordError):  # the record as it is now (the data may be a moment old)
-                running = run_state(load_record(entry.folder / "run.json")).endswith(" running")
+                running = run_state(load_record(entry.folder / "run.json"), entry.folder).endswith(" running")
             return self._json({"version": _stamp(run_files(entry.folder)), "running": running})
         if parts[-2] == "evidence":
             return self._evidence(site, entry, leaf)

@@ -606,7 +606,7 @@ class _Site:
                     benchmark=spec.benchmark,
                     base_model=spec.base_model,
                     repeat=_num(spec.repeat, str(spec.repeat)),
-                    status=run_state(rec),
+                    status=run_state(rec, e.folder),
                     verdict=rec.final_verdict.value if rec.final_verdict else "missing",
                     raw=_num(raw, fmt_score(raw)),
                     score=_num(score, fmt_score(score) + limited(spec.eval_limit, short=True)),
@@ -695,7 +695,7 @@ class _Site:
             ("folder", entry.path),
             ("created", utc(rec.created_at)),
             ("completed", "yes" if rec.completed else "no"),
-            ("state", run_state(rec)),
+            ("state", run_state(rec, entry.folder)),
             ("final verdict", rec.final_verdict.value if rec.final_verdict else "missing"),
             *scores,
             (
