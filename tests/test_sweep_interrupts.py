@@ -129,3 +129,33 @@ def test_a_second_ctrl_c_forces_the_sweep_out_and_its_workers_with_it(tmp_path: 
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in pids), "a worker outlived the forced exit"
+
+
+def test_ctrl_c_while_waiting_for_jobs_says_they_keep_running(tmp_path: Path) -> None:
+    """A second ``ptb sweep run`` finds the first one's jobs alive and waits for them; Ctrl-C there
+    stops the waiting only, and says so (not "recorded as interrupted"): the jobs run on."""
+    first, sweep = _start(tmp_path)
+    try:
+        _wait_until_both_solve(tmp_path, first)
+        pids = _worker_pids(tmp_path)
+        env = {**os.environ, "PTB_CACHE_DIR": str(tmp_path / "cache"), "COLUMNS": "400"}
+        waiter = subprocess.Popen(
+            [*PTB, "sweep", "run", str(sweep), "--launcher", "local", "--poll", "0.5"], cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+        )  # fmt: skip
+        time.sleep(8)  # it plans, finds both runs' jobs alive, and waits
+        assert waiter.poll() is None, waiter.communicate()
+        os.killpg(waiter.pid, signal.SIGINT)
+        _, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == EXIT_INTERRUPTED, err
+        assert "stopped waiting; the 2 local job(s)" in err and "keep running" in err, err
+        assert all(f"local:{p}" in err for p in pids), err
+        assert "recorded as interrupted" not in err and "Traceback" not in err, err
+        assert all(_alive(p) for p in pids), "the waiter's Ctrl-C reached the jobs"
+        assert all(r["phases"]["solve"]["status"] == "pending" for r in _records(tmp_path))
+    finally:
+        os.killpg(first.pid, signal.SIGINT)
+        try:
+            first.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(first.pid, signal.SIGKILL)

@@ -36,8 +36,10 @@ _on_force: list[Callable[[], None]] = []
 class Interrupted(BaseException):
     """The work was interrupted by a signal (or Ctrl-C); raised where it is noticed."""
 
-    def __init__(self, signal: str | None = None) -> None:
+    def __init__(self, signal: str | None = None, detail: str | None = None) -> None:
         self.signal = signal or _signal_name or "SIGINT"
+        #: what the interrupt left where, when the generic "recorded as interrupted" is not it
+        self.detail = detail
         super().__init__(f"interrupted by {self.signal}")
 
 

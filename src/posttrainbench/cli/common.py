@@ -134,9 +134,10 @@ class ErrorHandlingGroup(TyperGroup):
             raise typer.Exit(error.code) from None
         except (interrupts.Interrupted, KeyboardInterrupt) as exc:
             signal = exc.signal if isinstance(exc, interrupts.Interrupted) else interrupts.signal_name() or "SIGINT"
+            detail = exc.detail if isinstance(exc, interrupts.Interrupted) else None
             err_console.print(
-                Text(f"interrupted ({signal}): what was running is recorded as interrupted; "
-                     "run the same command again to resume"),
+                Text(f"interrupted ({signal}): " + (detail or "what was running is recorded as interrupted; "
+                     "run the same command again to resume")),
                 soft_wrap=True,
             )  # fmt: skip
             raise typer.Exit(interrupts.EXIT_INTERRUPTED) from None

@@ -162,7 +162,22 @@ def run_sweep(
         if not todo and not job_ids:
             return sweep_state(sweep, launcher)
         tick: OnTick = (lambda: on_tick(sweep_state(sweep, launcher))) if on_tick else (lambda: None)
-        launcher.wait(job_ids, tick, poll_s=poll_s)
+        try:
+            launcher.wait(job_ids, tick, poll_s=poll_s)
+        except (interrupts.Interrupted, KeyboardInterrupt) as exc:
+            # only the waiting stops: the scheduler's jobs run on, and say so (not "recorded as interrupted")
+            sig = exc.signal if isinstance(exc, interrupts.Interrupted) else None
+            raise interrupts.Interrupted(sig, detail=waiting_stopped(launcher.name, job_ids)) from None
+
+
+def waiting_stopped(launcher: str, job_ids: list[str]) -> str:
+    """What Ctrl-C while waiting for a scheduler's jobs leaves: the jobs, still running."""
+    ids = ", ".join(job_ids[:5]) + (f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else "")
+    return (
+        f"stopped waiting; the {len(job_ids)} {launcher} job(s) ({ids}) keep running: "
+        "`ptb sweep status SWEEP_FILE` follows them, `ptb sweep run SWEEP_FILE` waits again, "
+        "`ptb sweep cancel SWEEP_FILE` stops them (their runs resume on the next `ptb sweep run`)"
+    )
 
 
 def _uncount_interrupted(tasks: list[Task], ledger: Ledger) -> None:
