@@ -17,6 +17,7 @@ import yaml
 
 from posttrainbench.fsutil import hash_tree
 from posttrainbench.launch import LauncherError, load_sweep, make_launcher, plan_tasks, task_status
+from posttrainbench.launch.plan import Task
 from posttrainbench.launch.skypilot import SkyPilotLauncher, sky_python
 from posttrainbench.launch.skypilot_spec import (
     REMOTE_RESULTS,
@@ -239,3 +240,40 @@ def test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back(tmp_path:
     assert (home / "ptb-results" / rel / "result.json").is_file()
     assert pull_results(sweep, mirror) == [rel]
     assert task_status(baseline).state == "done"
+
+
+def test_api_keys_go_to_the_job_as_secrets_by_name_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An LLM agent's key (what `ptb run` would inject into its sandbox) and the listed extra keys
+    go to the job as SkyPilot secrets: the spec names them (schema-checked), the values are filled
+    in from this shell by the launch call; a missing one stops the sweep before any submission."""
+    text = SWEEP.replace('name = "reference"\nconfig = "sft"', 'name = "claude"\nconfig = "claude-sonnet-4-5"')
+    text = text.replace('envs = { PTB_JUDGE_MODEL = "none" }', 'secrets = ["PTB_JUDGE_API_KEY"]\npython = "PY"')
+    sweep, _ = _sweep(tmp_path, text.replace("PY", str(tmp_path / "no-sky" / "python")))
+    tasks = plan_tasks(sweep)
+    by_kind: dict[str, Task] = {t.kind: t for t in tasks}
+    for kind, expected in (("run", ["ANTHROPIC_API_KEY", "PTB_JUDGE_API_KEY"]), ("baseline", ["PTB_JUDGE_API_KEY"])):
+        config = task_config(sweep, by_kind[kind], tmp_path / "t.json", _checkout())
+        validate_task_config(config)
+        assert config["secrets"] == dict.fromkeys(expected), config["secrets"]
+        assert not set(expected) & set(config["envs"])
+    oauth, _ = _sweep(tmp_path, text.replace("claude-sonnet-4-5", "claude-sonnet-4-5:auth=oauth"))
+    (run,) = [t for t in plan_tasks(oauth) if t.kind == "run"]
+    assert "CLAUDE_CODE_OAUTH_TOKEN" in task_config(oauth, run, tmp_path / "t.json", _checkout())["secrets"]
+
+    launcher = SkyPilotLauncher(sweep)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("PTB_JUDGE_API_KEY", "judge-key-value")
+    launched: list[str] = []
+    with pytest.raises(LauncherError, match=r"the jobs need ANTHROPIC_API_KEY in this shell's environment"):
+        launcher.submit(sweep, tasks, {}, lambda key, ids: launched.append(key))
+    assert launched == [] and not (sweep.results / ".sweeps" / "cloud" / "skypilot").exists()
+    # with the key set, the specs written for the launch hold the names only
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-value-never-on-disk")
+    with pytest.raises(LauncherError, match="could not be run"):  # no SkyPilot here: stops at the call
+        launcher.submit(sweep, tasks, {}, lambda key, ids: launched.append(key))
+    written = list((sweep.results / ".sweeps" / "cloud" / "skypilot").iterdir())
+    assert written and not any(
+        b"sk-ant-value-never-on-disk" in f.read_bytes() or b"judge-key-value" in f.read_bytes() for f in written
+    )

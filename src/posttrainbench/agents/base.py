@@ -100,6 +100,10 @@ class Agent(ABC):
         """The agent's own network needs (its API endpoint); default none."""
         return Egress(allow=[])
 
+    def secret_names(self, ctx: LaunchContext) -> list[str]:
+        """Names of the host variables this config injects into the sandbox (its API keys); none by default."""
+        return []
+
     def secret_values(self, ctx: LaunchContext) -> list[str]:
         """Credential values of the agent beyond its env keys (e.g. a copied login), for redaction."""
         return []

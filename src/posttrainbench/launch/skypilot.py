@@ -14,6 +14,7 @@ still running, so status and resume read the same run-folder states as every oth
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -24,7 +25,14 @@ from ..fsutil import atomic_write_text
 from ..results.transfer import TransferError
 from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick
 from .plan import Task, sweep_dir
-from .skypilot_spec import SpecError, checkout_root, remote_task_json, task_config, validate_task_config
+from .skypilot_spec import (
+    SpecError,
+    checkout_root,
+    remote_task_json,
+    secret_names,
+    task_config,
+    validate_task_config,
+)
 from .skypilot_sync import pull_results
 from .sweep import Sweep
 
@@ -39,7 +47,12 @@ op, arg = sys.argv[1], json.loads(sys.argv[2])
 if op == "version":
     out = sky.__version__
 elif op == "launch":
-    task = sky.Task.from_yaml(arg["yaml"])
+    import os, yaml
+    with open(arg["yaml"]) as fh:
+        config = yaml.safe_load(fh)
+    # the secrets' values come from this process's environment (the launching shell), never a file
+    config["secrets"] = {k: os.environ[k] for k in arg["secrets"]}
+    task = sky.Task.from_yaml_config(config)
     job_ids, _ = sky.get(sky.jobs.launch(task, name=arg["name"]))
     out = [int(j) for j in job_ids or []]
 elif op == "queue":
@@ -123,9 +136,16 @@ class SkyPilotLauncher(Launcher):
 
     def submit(self, sweep: Sweep, tasks: list[Task], task_files: dict[str, Path], on_launch: OnLaunch) -> None:
         python = sky_python(self.settings.python)
+        needed = {t.key: secret_names(sweep, t) for t in tasks}
+        missing = sorted({n for names in needed.values() for n in names if not os.environ.get(n)})
+        if missing:  # before anything is submitted
+            raise LauncherError(
+                f"the jobs need {', '.join(missing)} in this shell's environment (passed to them as SkyPilot secrets)"
+            )
         for t in tasks:
             yaml_file = self.specs([t])[t.key]  # each checked before anything is submitted
-            job_ids = call_sky(python, "launch", {"yaml": str(yaml_file), "name": f"ptb-{sweep.name}-{t.key}"[:63]})
+            arg = {"yaml": str(yaml_file), "name": f"ptb-{sweep.name}-{t.key}"[:63], "secrets": needed[t.key]}
+            job_ids = call_sky(python, "launch", arg)
             on_launch(t.key, [str(j) for j in job_ids])
 
     def active(self, job_ids: list[str]) -> set[str]:

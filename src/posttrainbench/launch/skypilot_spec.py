@@ -107,6 +107,19 @@ def checkout_root(package_root: Path) -> Path:
     )
 
 
+def secret_names(sweep: Sweep, task: Task) -> list[str]:
+    """The variables a task's job needs as secrets: the agent's own key(s) for its config (what
+    ``ptb run`` would inject into its sandbox) and ``[skypilot] secrets``."""
+    from ..agents import LaunchContext, get_agent
+
+    names = list(sweep.skypilot.secrets)
+    if task.spec is not None:
+        agent = get_agent(task.spec.agent)
+        ctx = LaunchContext(spec=task.spec, workspace=Path(), prompt_file=Path(), python="")
+        names += agent.secret_names(ctx)
+    return sorted(set(names))
+
+
 def task_config(sweep: Sweep, task: Task, task_file: Path, checkout: Path) -> dict[str, Any]:
     """The SkyPilot task spec (the YAML's dict) of one task. ``task_file`` is the worker's task
     JSON rewritten for the job's machine (:func:`remote_task_json`)."""
@@ -141,6 +154,9 @@ def task_config(sweep: Sweep, task: Task, task_file: Path, checkout: Path) -> di
         "workdir": str(checkout),
         "resources": resources,
         "envs": envs,
+        # names only: the values are filled in from the launching shell by the launch call itself
+        # (never written here); SkyPilot keeps them out of its logs and dashboard
+        "secrets": dict.fromkeys(secret_names(sweep, task)),
         "file_mounts": mounts,
         "setup": "\n".join(setup),
         "run": "\n".join(run),

@@ -115,6 +115,11 @@ class SkyPilotSettings(_Strict):
     sync_mirror: str | None = Field(None, description="Where this machine sees sync_bucket (a mount or synced folder).")
     setup: list[str] = Field(default_factory=list, description="Shell lines run after installing the harness.")
     envs: dict[str, str] = Field(default_factory=dict, description="Environment of the job (PTB_* settings).")
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="More variables passed as SkyPilot secrets from this shell at launch (a judge's or grader's "
+        "key, HF_TOKEN); the agent's own key goes without listing it.",
+    )
     resources: dict[str, Any] = Field(default_factory=dict, description="More SkyPilot resources fields.")
 
 
