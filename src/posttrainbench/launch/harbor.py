@@ -183,7 +183,10 @@ def _export_one(spec: RunSpec, opts: HarborExportOptions, settings: Settings, ou
     image = HOSTFS_IMAGE if opts.host_runtime else str(opts.base_image)
     python = sys.executable if opts.host_runtime else "python3"
     hr = opts.host_runtime
-    atomic_write_text(env_dir / "Dockerfile", agent_dockerfile(image, strip_resources=not hr, skeleton=hr))
+    atomic_write_text(
+        env_dir / "Dockerfile",
+        agent_dockerfile(image, strip_resources=not hr, skeleton=hr, path=_host_path() if hr else None),
+    )
     atomic_write_text(tests_dir / "Dockerfile", verifier_dockerfile(image, skeleton=hr))
     test_sh = tests_dir / "test.sh"
     atomic_write_text(test_sh, _TEST_SH.format(python=python, run_dir=f"{TESTS_RUN_DIR}/{run_rel}", app=APP_DIR))
@@ -264,10 +267,10 @@ def task_toml(spec: RunSpec, opts: HarborExportOptions, run_rel: str) -> str:
     return "\n".join(lines)
 
 
-def agent_dockerfile(image: str, *, strip_resources: bool, skeleton: bool) -> str:
+def agent_dockerfile(image: str, *, strip_resources: bool, skeleton: bool, path: str | None = None) -> str:
     """The agent's image: the workspace in /app (owned by the agent; the tamper gate checks the
     harness files). ``skeleton``: the empty host-runtime image also gets ``/etc/passwd`` (Docker
-    looks users up in the image, under any bind), ``/tmp`` and ``/logs``."""
+    looks users up in the image, under any bind), ``/tmp`` and ``/logs``; ``path``: its ``PATH``."""
     lines = [
         f"FROM {image}",
         *(SKELETON_COPY if skeleton else ()),
@@ -275,6 +278,8 @@ def agent_dockerfile(image: str, *, strip_resources: bool, skeleton: bool) -> st
         f"WORKDIR {APP_DIR}",
         f"ENV HOME={APP_DIR} HF_HOME={APP_DIR}/.cache/huggingface PYTHONUNBUFFERED=1",
     ]
+    if path is not None:
+        lines.append(f"ENV PATH={path}")
     if strip_resources:  # the package's bundled test sets stay out of the agent's image
         lines.insert(
             1,
@@ -310,6 +315,11 @@ def write_skeleton(context: Path) -> None:
         (sk / "rw" / d / ".keep").write_text("")
 
 
+def _host_path() -> str:
+    """``PATH`` in a host-runtime image: the harness's Python first, as in our sandboxes."""
+    return f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+
+
 def host_binds(pkg: Path, base_model: Path) -> list[Path]:
     """Host paths the host-runtime images bind read-only: the system, Python, the harness, the model."""
     system = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/etc") if Path(p).exists()]
@@ -343,3 +353,59 @@ def check_prepared(task_dir: Path) -> str:
     if rec.phases.prepare.status != "done" or not rec.manifest:
         raise HarborExportError(f"{task_dir}: its run is not prepared")
     return rec.run_id
+
+
+# --- validation with the real `harbor` package ------------------------------------------------
+# Harbor needs Python >= 3.12 (our venv may be 3.11), so it runs in its own interpreter.
+_CHECK_SCRIPT = r"""
+import json, sys
+from harbor.models.task.task import Task
+from harbor.models.task.verifier_mode import resolve_task_verifier_mode, resolve_verifier_environment_definition
+out = {}
+for d in sys.argv[1:]:
+    t = Task(d)
+    v = resolve_verifier_environment_definition(t.config, t.paths)
+    out[d] = {
+        "name": t.name, "valid": Task.is_valid_dir(d), "instruction_chars": len(t.instruction),
+        "agent_timeout_sec": t.config.agent.timeout_sec, "agent_user": t.config.agent.user,
+        "verifier_mode": resolve_task_verifier_mode(t.config).value,
+        "verifier_dir": str(v.directory) if v else None, "verifier_bundled_tests": bool(v and v.bundled_tests),
+        "network_mode": t.config.environment.network_mode.value, "gpus": t.config.environment.gpus,
+        "artifacts": [a if isinstance(a, str) else a.source for a in t.config.artifacts],
+        "has_solution": t.paths.discovered_solve_path is not None,
+    }
+print(json.dumps(out))
+"""
+
+
+def harbor_python(configured: str | None) -> str:
+    """Harbor's interpreter: the configured one, else the one the ``harbor`` command's script names."""
+    if configured:
+        return configured
+    harbor = shutil.which("harbor")
+    if harbor is None:
+        raise HarborExportError(
+            "Harbor is not installed: python3.12 -m venv ~/harbor && ~/harbor/bin/pip install harbor "
+            "(or bash scripts/setup.sh: .venv-harbor), then give --harbor-python"
+        )
+    first = Path(harbor).read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    if not first or not first[0].startswith("#!"):
+        raise HarborExportError(f"cannot tell which Python {harbor} runs with: give --harbor-python")
+    return first[0][2:].strip().split()[0]
+
+
+def check_with_harbor(task_dirs: list[Path], python: str, timeout_s: float = 300) -> dict[str, dict[str, object]]:
+    """Load every task folder with Harbor's own ``Task`` (its ``task.toml`` model, paths, verifier
+    resolution) in ``python``; what Harbor read per folder, or :class:`HarborExportError`."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            [python, "-c", _CHECK_SCRIPT, *map(str, task_dirs)], capture_output=True, text=True, timeout=timeout_s
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise HarborExportError(f"Harbor ({python}) could not be run: {exc}") from exc
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise HarborExportError(f"Harbor refused the task folders: {last}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
