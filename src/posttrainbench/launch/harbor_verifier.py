@@ -24,6 +24,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from ..domain import SolveResult
@@ -50,7 +51,7 @@ def verify_artifacts(
     prepared: Path, workspace: Path, agent_logs: Path, out: Path, settings: Settings
 ) -> dict[str, float]:
     """Resume the prepared run folder ``prepared`` on the agent's ``workspace`` and logs; write the outputs."""
-    results = Path("/tmp/ptb-harbor-results") if Path("/tmp").is_dir() else out / ".results"
+    results = Path(tempfile.mkdtemp(prefix="ptb-harbor-"))  # scratch: only what is kept goes to out
     rel = Path(*prepared.parts[-2:])  # <group>/<run>
     run_dir = results / rel
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -80,6 +81,7 @@ def verify_artifacts(
     shutil.rmtree(kept, ignore_errors=True)
     shutil.copytree(run_dir, kept, ignore=lambda d, names: [n for n in names if Path(d) == run_dir and n in _NOT_KEPT])
     atomic_write_json(out / "reward.json", rewards)
+    shutil.rmtree(results, ignore_errors=True)
     return rewards
 
 
