@@ -125,7 +125,7 @@ def test_instruction_is_the_prompt_ptb_run_renders(exported: tuple[list[Path], P
 
 
 def test_the_agents_image_holds_the_dev_split_only_and_no_key(exported: tuple[list[Path], Path]) -> None:
-    dirs, cache = exported
+    dirs, _ = exported
     d = dirs[0]  # gsm8k-calc, base image
     env = d / "environment"
     texts = {p: p.read_text(errors="replace") for p in env.rglob("*") if p.is_file()}
