@@ -7,6 +7,7 @@ missing one fails the tests with the command that makes it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -60,9 +61,11 @@ def harbor_python() -> str:
 
 
 def _opts(out: Path, **kw) -> HarborExportOptions:
-    base = {"agents": ["reference"], "agent_config": "sft", "base_models": ["ptb/tiny-random"],
-            "benchmarks": ["gsm8k-calc"], "out_dir": out, "hours": 0.5, "eval_limit": 8}  # fmt: skip
-    return HarborExportOptions(**(base | kw))
+    base = HarborExportOptions(
+        agents=["reference"], agent_config="sft", base_models=["ptb/tiny-random"], benchmarks=["gsm8k-calc"],
+        out_dir=out, hours=0.5, eval_limit=8,
+    )  # fmt: skip
+    return dataclasses.replace(base, **kw)
 
 
 @pytest.fixture(scope="module")

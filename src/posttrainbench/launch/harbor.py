@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -104,7 +104,6 @@ class HarborExportOptions:
     memory_mb: int = 16384
     verifier_timeout_s: float = 7200.0
     solution: str | None = None  # a solve.sh for Harbor's oracle agent, copied into every task
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def task_name(spec: RunSpec) -> str:
