@@ -174,6 +174,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_sweep_skypilot.py::test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back",
         # Harbor (issue 17, part harbor)
         "test_harbor.py::test_the_verifier_runs_our_gates_and_evaluator_on_the_agents_workspace",
+        "test_harbor.py::test_cli_export_writes_checked_folders_and_refuses_a_missing_image",
         # live progress (issue 15, part progress)
         "test_live_progress.py::test_ptb_run_not_on_a_terminal_prints_timestamped_steps_and_losses",
         "test_live_progress.py::test_ptb_eval_on_a_terminal_shows_one_live_line_that_ends_clean",

@@ -265,3 +265,15 @@ def test_cli_import_needs_exactly_one_source(tmp_path: Path) -> None:
     assert both.exit_code == neither.exit_code == 2 and "either" in both.output
     ok = runner.invoke(app, ["import", "--harbor", str(JOB), "--results", str(tmp_path / "r")])
     assert ok.exit_code == 0 and "imported 1 Harbor trials" in ok.output
+
+
+def test_cli_export_writes_checked_folders_and_refuses_a_missing_image(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["export", "harbor", "--agent", "reference", "--agent-config", "sft", "--model", "ptb/tiny-random",
+            "--benchmark", "gsm8k-calc", "--hours", "0.5", "--out", str(tmp_path / "t")]  # fmt: skip
+    no_image = runner.invoke(app, args)
+    assert no_image.exit_code == 2 and "--base-image" in no_image.output and not list((tmp_path / "t").iterdir())
+    ok = runner.invoke(app, [*args, "--host-runtime", "--harbor-python", harbor_python()])
+    assert ok.exit_code == 0, ok.output
+    assert "(loaded by harbor)" in ok.output and "exported 1 Harbor tasks" in ok.output
+    assert (tmp_path / "t" / "reference--ptb--tiny-random--gsm8k-calc--strict" / "task.toml").is_file()
