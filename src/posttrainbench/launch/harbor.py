@@ -53,7 +53,7 @@ AGENT_UID = 65534
 
 # Harbor agents for our agent ids (the name to pass to `harbor run -a`); recorded in task.toml.
 HARBOR_AGENTS = {
-    "claude-code": "claude-code",
+    "claude": "claude-code",
     "codex": "codex",
     "gemini": "gemini-cli",
     "opencode": "opencode",
