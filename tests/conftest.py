@@ -136,6 +136,7 @@ _FILE_MARKS: dict[str, tuple[str, ...]] = {
     "test_humaneval_hostile.py": ("sandbox",),
     "test_disk_full.py": ("sandbox",),
     "test_observer.py": ("sandbox",),
+    "test_harbor_trial.py": ("docker", "slow"),  # Harbor trials on a private dockerd (issue 17, part harbor)
 }
 _FIXTURE_MARKS: dict[str, str] = {
     "browser": "browser",
@@ -171,6 +172,9 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_scorer_corpus.py::test_correct_but_slow_code_passes_within_the_30_s_of_every_protocol",
         "test_view.py::test_cli_view_read_only_mount_and_sigint",
         "test_sweep_skypilot.py::test_the_jobs_run_script_runs_the_worker_and_its_result_comes_back",
+        # Harbor (issue 17, part harbor)
+        "test_harbor.py::test_the_verifier_runs_our_gates_and_evaluator_on_the_agents_workspace",
+        "test_harbor.py::test_cli_export_writes_checked_folders_and_refuses_a_missing_image",
         # live progress (issue 15, part progress)
         "test_live_progress.py::test_ptb_run_not_on_a_terminal_prints_timestamped_steps_and_losses",
         "test_live_progress.py::test_ptb_eval_on_a_terminal_shows_one_live_line_that_ends_clean",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from . import agents, data, sweep
+from . import agents, data, export_harbor, sweep
 from .baseline import baseline
 from .common import ErrorHandlingGroup, env_epilog, quiet_third_party_progress
 from .copy import copy_cmd
@@ -62,6 +62,7 @@ app.command()(trace)
 app.command()(leaderboard)
 app.command()(index)
 app.command(name="import")(import_cmd)
+app.add_typer(export_harbor.app, name="export")
 app.command()(report)
 app.command()(view)
 app.add_typer(sweep.app, name="sweep")
