@@ -198,8 +198,8 @@ class BenchmarkDefinition(Benchmark, ABC):
 
     # ------------------------------------------------------------------------ solving, scoring
 
-    def solver(self) -> Solver:
-        """How a sample is answered: one plain generation."""
+    def solver(self, protocol: str | Protocol = STRICT) -> Solver:
+        """How a sample is answered under ``protocol``: one plain generation."""
         return generate()
 
     def extract_answer(self, completion: str) -> str | None:

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
 from .. import interrupts
-from ..catalog import END_OF_TURN, get_chat_template, render_chat, tools_system_prompt
+from ..catalog import END_OF_TURN, TOOL_TEMPLATES, get_chat_template, render_chat, tools_system_prompt
 from .tool_calls import parse_tool_calls
 
 
@@ -242,6 +243,45 @@ def load_model_and_tokenizer(
 _DEFAULT_CONFIG = GenerateConfig()
 
 
+def tool_specs(tools: Sequence[ToolInfo]) -> list[dict[str, Any]]:
+    """``tools`` as a chat template receives them from a vLLM server: what Inspect's OpenAI client sends (the
+    parameters as JSON Schema without None fields), in the field order of vLLM's request model."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters.model_dump(exclude_none=True),
+            },
+        }
+        for t in tools
+    ]
+
+
+def render_prompt(
+    template_name: str,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolInfo] | None = None,
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    now: datetime.datetime | None = None,
+) -> str:
+    """The prompt text: the chat template ``template_name`` with the generation prompt appended. ``tools`` are
+    offered by the template itself when it is a reference one (``TOOL_TEMPLATES``: BFCL's functions written as the
+    reference's template writes them), else in the (first) system turn in the harness's wording. ``now``: the
+    day a template that writes it (SmolLM3's reference template) reads (default: today)."""
+    turns = [{"role": m.role, "content": m.text} for m in messages]
+    specs = tool_specs(tools or [])
+    if specs and template_name in TOOL_TEMPLATES:
+        return render_chat(template_name, turns, bos_token=bos_token, eos_token=eos_token, now=now, tools=specs)
+    if specs:
+        system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
+        turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
+    return render_chat(template_name, turns, bos_token=bos_token, eos_token=eos_token, now=now)
+
+
 class PtbHFAPI(ModelAPI):
     """Batched transformers generation with the harness's chat template and decoding."""
 
@@ -363,25 +403,11 @@ class PtbHFAPI(ModelAPI):
     # -- rendering and generation -------------------------------------------------------------
 
     def render(self, messages: list[ChatMessage], tools: list[ToolInfo] | None = None) -> str:
-        """The prompt text: the harness's chat template with the generation prompt appended;
-        ``tools`` are offered in the (first) system turn."""
-        turns = [{"role": m.role, "content": m.text} for m in messages]
-        if tools:
-            specs = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters.model_dump(exclude_none=True),
-                    },
-                }
-                for t in tools
-            ]
-            system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
-            turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
+        """The prompt text of ``messages`` (and ``tools``) in this provider's template (:func:`render_prompt`)."""
         tok = self.tokenizer
-        return render_chat(self.template_name, turns, bos_token=tok.bos_token or "", eos_token=tok.eos_token or "")
+        return render_prompt(
+            self.template_name, messages, tools, bos_token=tok.bos_token or "", eos_token=tok.eos_token or ""
+        )
 
     def context_length(self) -> int | None:
         """The harness's context length (the base model's), else the loaded model's."""
