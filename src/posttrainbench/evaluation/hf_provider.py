@@ -30,6 +30,8 @@ Model args: ``model_path`` (folder; default the model name), ``chat_template`` (
 ``weights_digest`` (the digest recorded for the submission; default: that of the files),
 ``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder),
 ``fail_seeds`` (testing hook: raise for a request with one of these seeds, to exercise the seed policy).
+``sampling`` (``{"top_k", "min_p", "repetition_penalty"}``: the model's own, which the reference protocols apply as
+the reference's vLLM does; ``top_k`` and ``min_p`` when sampling, ``repetition_penalty`` in greedy decoding too).
 """
 
 from __future__ import annotations
@@ -243,6 +245,24 @@ def load_model_and_tokenizer(
 _DEFAULT_CONFIG = GenerateConfig()
 
 
+SAMPLING_ARGS = ("top_k", "min_p", "repetition_penalty")
+
+
+def sampling_extras(value: Any) -> dict[str, float]:
+    """The ``sampling`` model arg (``{"top_k", "min_p", "repetition_penalty"}``, each optional: the model's own,
+    under the reference protocols, ``seeds.ModelSampling.extras``) checked; None or empty: none applied."""
+    if not value:
+        return {}
+    if not isinstance(value, dict) or not set(value) <= set(SAMPLING_ARGS):
+        raise ValueError(f"{PROVIDER}: sampling must be a dict with keys among {SAMPLING_ARGS}, not {value!r}")
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{PROVIDER}: sampling {k} must be a number, not {v!r}")
+        out[k] = v
+    return out
+
+
 def tool_specs(tools: Sequence[ToolInfo]) -> list[dict[str, Any]]:
     """``tools`` as a chat template receives them from a vLLM server: what Inspect's OpenAI client sends (the
     parameters as JSON Schema without None fields), in the field order of vLLM's request model."""
@@ -315,6 +335,7 @@ class PtbHFAPI(ModelAPI):
         self.harness_context = int(ctx) if ctx is not None else None
         self.harness_eos: str | None = args.pop("eos_token", None) or None
         self.weights_digest: str | None = args.pop("weights_digest", None) or None
+        self.sampling = sampling_extras(args.pop("sampling", None))
         self.weights_check: dict[str, Any] | None = None
         self._load(device, dtype, args)
         if args:
@@ -463,12 +484,15 @@ class PtbHFAPI(ModelAPI):
         stops = self.stop_strings(key)
         eos_ids = self._eos_ids(stops)
         sample = key.temperature > 0
+        extra = self.sampling
         gen_config = GenerationConfig(
             max_new_tokens=key.max_tokens,
             do_sample=sample,
             temperature=key.temperature if sample else None,
             top_p=key.top_p if sample else None,
-            top_k=0 if sample else None,  # pinned: top_p only, no top-k cut
+            top_k=int(extra.get("top_k", 0)) if sample else None,  # pinned: no top-k cut unless the model sets one
+            min_p=extra.get("min_p") if sample else None,
+            repetition_penalty=extra.get("repetition_penalty"),  # greedy too, as vLLM
             eos_token_id=eos_ids or None,
             pad_token_id=tok.pad_token_id,
             stop_strings=list(stops) or None,

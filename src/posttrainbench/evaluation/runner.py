@@ -585,6 +585,8 @@ def evaluate_model(
         args = {"context_length": limits.context_length, "eos_token": limits.eos_token, **args}
         if weights_digest:
             args["weights_digest"] = weights_digest
+        if sampling is not None and sampling.extras():  # the model's top_k / min_p / repetition_penalty
+            args["sampling"] = sampling.extras()
     try:
         model = make_model(
             backend, model_path, chat_template=template, batch_size=batch_size, device=device,
