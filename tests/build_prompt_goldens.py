@@ -257,12 +257,21 @@ def bfcl_rows() -> Rows:
     return out
 
 
+def arenahardwriting_rows() -> Rows:
+    """24 Arena-Hard questions as the reference's ``generate_answers`` sends them to its vLLM server: the prompt as
+    the one user message (no Inspect involved; the server renders it with ``--chat-template``)."""
+    records = [json.loads(line) for line in (DATA / "arenahardwriting" / "question.jsonl").read_text().splitlines()]
+    return [(f"arena-{records[i]['uid']}", i, [{"role": "user", "content": records[i]["prompt"]}], None)
+            for i in spread(len(records), 24)]  # fmt: skip
+
+
 BUILDERS = {
     "gsm8k": gsm8k_rows,
     "aime2025": aime2025_rows,
     "humaneval": humaneval_rows,
     "gpqamain": gpqamain_rows,
     "bfcl": bfcl_rows,
+    "arenahardwriting": arenahardwriting_rows,
 }
 TOOL_TEMPLATE = {"gemma3.jinja": "gemma3_tool_calling.jinja"}  # BFCL's evaluate*.py pick it for Gemma
 

@@ -238,5 +238,7 @@ class HealthBench(BenchmarkDefinition):
     ) -> dict[str, float]:
         return rescore(samples)
 
-    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+    def aggregate(
+        self, samples: Sequence[Any], values: dict[str, float], *, protocol: str | Protocol = STRICT
+    ) -> float:
         return aggregate(samples, values)

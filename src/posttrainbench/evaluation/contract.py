@@ -62,10 +62,15 @@ class EvaluableBenchmark(Protocol):
         """``items`` as asked under the reference protocols' ``seed`` (GPQA reorders the choices)."""
 
     def solver(self, protocol: str | EvalProtocol = STRICT) -> Solver: ...
+    def grader_settings(self, protocol: str | EvalProtocol) -> dict[str, Any]:
+        """The grader model and call settings a protocol that names a ``grader_model`` fixes."""
+
     def scorer(
         self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | EvalProtocol = STRICT
     ) -> Scorer: ...
     def rescore(
         self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | EvalProtocol = STRICT
     ) -> dict[str, float]: ...
-    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float: ...
+    def aggregate(
+        self, samples: Sequence[Any], values: dict[str, float], *, protocol: str | EvalProtocol = STRICT
+    ) -> float: ...
