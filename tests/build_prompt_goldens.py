@@ -265,6 +265,13 @@ def arenahardwriting_rows() -> Rows:
             for i in spread(len(records), 24)]  # fmt: skip
 
 
+def healthbench_rows() -> Rows:
+    """24 HealthBench examples as the reference sends them to its vLLM server: the conversation as it is."""
+    records = [json.loads(line) for line in (DATA / "healthbench" / "healthbench_easy.jsonl").read_text().splitlines()]
+    return [(f"healthbench-{records[i]['prompt_id']}", i, [{"role": t["role"], "content": t["content"]}
+             for t in records[i]["prompt"]], None) for i in spread(len(records), 24)]  # fmt: skip
+
+
 BUILDERS = {
     "gsm8k": gsm8k_rows,
     "aime2025": aime2025_rows,
@@ -272,6 +279,7 @@ BUILDERS = {
     "gpqamain": gpqamain_rows,
     "bfcl": bfcl_rows,
     "arenahardwriting": arenahardwriting_rows,
+    "healthbench": healthbench_rows,
 }
 TOOL_TEMPLATE = {"gemma3.jinja": "gemma3_tool_calling.jinja"}  # BFCL's evaluate*.py pick it for Gemma
 

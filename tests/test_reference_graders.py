@@ -210,3 +210,109 @@ def test_the_evaluator_judges_arena_with_the_references_judge_under_ptb_v12(tmp_
     want = sorted((g[0]["content"], g[1]["content"]) for u in list(empty)[:2] for g in empty[u]["games"])
     assert sent == want  # the empty reply's judge messages, as the reference builds them
     assert REFERENCE_JUDGE["model"] == "gpt-5-mini"
+
+
+# --------------------------------------------------------------------------- HealthBench under ptb-v1.2
+
+HEALTH = get_benchmark("healthbench")
+
+
+def health_rows() -> list[dict[str, Any]]:
+    with gzip.open(FIXTURES / "prompt_goldens" / "healthbench_grader.jsonl.gz", "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_healthbench_grader_prompts_are_the_references() -> None:
+    from posttrainbench.benchmarks.healthbench import grader_prompt, reference_grader_prompt
+
+    rows = health_rows()
+    items = {it.id.removeprefix("healthbench-"): it for it in HEALTH.load_test_items(local_only=True)}
+    assert len({r["prompt_id"] for r in rows}) >= 10 and sum(len(r["prompts"]) for r in rows) >= 300
+    quoted_differs = 0
+    for r in rows:
+        item = items[r["prompt_id"]]
+        judged = limit_repetitions(strip_reasoning(r["reply"]))
+        assert judged == r["judged"]
+        rubrics = item.metadata["rubrics"]
+        ours = [reference_grader_prompt(item.metadata["conversation"], judged, rb) for rb in rubrics]
+        assert ours == r["prompts"], r["prompt_id"]
+        # the control: strict quotes the reply (and grades it raw), which shows where it holds a marker
+        conversation = [*item.metadata["conversation"], {"role": "assistant", "content": r["reply"]}]
+        quoted_differs += [grader_prompt(conversation, rb) for rb in rubrics] != r["prompts"]
+    assert quoted_differs >= len(rows) // 2
+
+
+def test_healthbench_reference_reading_of_grades_and_its_stderr() -> None:
+    import numpy as np
+
+    from posttrainbench.benchmarks.healthbench import (
+        reference_bootstrap_stderr,
+        reference_label,
+        reference_met,
+        reference_value,
+    )
+
+    assert reference_label('```json\n{"explanation": "x", "criteria_met": true}\n```') is True
+    assert reference_label('{"criteria_met": false}') is False
+    for unreadable in ('{"criteria_met": 1}', "not json", "[true]", 'Sure: ```json\n{"criteria_met": true}\n```'):
+        assert reference_label(unreadable) is None  # asked again; the last one: only an outer fence is removed
+    assert reference_met(["garbage", None, '{"criteria_met": true}']) is True
+    assert reference_met(["garbage", "garbage", "garbage"]) is False  # the reference's failure: not met
+    rubrics = [{"points": 5}, {"points": 3}, {"points": -4}]
+    assert reference_value(rubrics, [True, False, True]) == pytest.approx(1 / 8)  # not clipped per example
+    assert reference_value([{"points": -2}], [True]) == 0.0
+    values = [0.1, 0.9, -0.3, 0.5, 1.0]
+    se = reference_bootstrap_stderr(values)
+    assert se == reference_bootstrap_stderr(values) and 0 < se < 0.5 and reference_bootstrap_stderr([0.4]) == 0.0
+    rng = np.random.default_rng(7)  # another seed gives another figure: the seed is part of the rule
+    other = float(np.std([np.clip(np.mean(rng.choice(values, size=5)), 0, 1) for _ in range(1000)]))
+    assert other != se
+
+
+@pytest.mark.slow
+def test_healthbench_through_inspect_grades_as_the_reference(tmp_path: Path, key_env: str) -> None:
+    from posttrainbench.benchmarks.healthbench import reference_grader_prompt
+
+    rows = health_rows()
+    items = {it.id.removeprefix("healthbench-"): it for it in HEALTH.load_test_items(local_only=True)}
+    golden = next(r for r in rows if r["reply"].startswith("<think>\nPlan"))
+    item = items[golden["prompt_id"]]
+    rubrics = item.metadata["rubrics"]
+    stubborn = rubrics[0]["criterion"]  # never answered readably: not met after 3 tries
+
+    def respond(body: dict[str, Any]) -> str:
+        prompt = body["messages"][0]["content"]
+        rubric = prompt.split("# Rubric item\n")[1].split("\n\n# Instructions")[0]
+        if stubborn in rubric:
+            return "I refuse to answer in JSON."
+        met = not rubric.startswith("[-")
+        return f'```json\n{{"explanation": "fake", "criteria_met": {"true" if met else "false"}}}\n```'
+
+    def model_reply(input, tools, tool_choice, config):  # noqa: A002 - the names Inspect passes
+        out = ModelOutput.from_content("mockllm/model", golden["reply"])
+        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
+        return out
+
+    with FakeLLMServer(respond) as server:
+        config = GraderConfig(model="x", base_url=server.base_url, api_key_env=key_env, backoff_s=0.0)
+        grader = Grader(config.model_copy(update=HEALTH.grader_settings(REF_V1_2)))
+        task = build_task(HEALTH, [item], grader=grader, protocol=REF_V1_2)
+        model = get_model("mockllm/model", custom_outputs=model_reply, memoize=False)
+        elog = inspect_eval(task, model=model, log_dir=str(tmp_path), **EVAL_KW)[0]
+    assert elog.status == "success"
+    assert len(server.requests) == len(rubrics) + 2  # the stubborn criterion asked 3 times
+    sent = [r["body"]["messages"] for r in server.requests]
+    assert all(len(m) == 1 and m[0]["role"] == "user" for m in sent)  # no system turn
+    assert sorted({m[0]["content"] for m in sent}) == sorted(golden["prompts"])
+    conv = item.metadata["conversation"]
+    assert golden["prompts"] == [reference_grader_prompt(conv, golden["judged"], rb) for rb in rubrics]
+    for r in server.requests:
+        body = r["body"]
+        assert (body["model"], body["max_completion_tokens"]) == ("gpt-5-mini", 49152)
+        assert "temperature" not in body and "reasoning_effort" not in body
+    positive = sum(rb["points"] for rb in rubrics if rb["points"] > 0)
+    met = [rb["points"] > 0 and rb["criterion"] != stubborn for rb in rubrics]
+    want = sum(rb["points"] for rb, m in zip(rubrics, met, strict=True) if m) / positive
+    assert elog.results.scores[0].metrics["rubric_score"].value == pytest.approx(min(1.0, max(0.0, want)))
+    check = check_log(elog.location, HEALTH, [item.id], protocol=REF_V1_2)
+    assert check.ok and check.score == pytest.approx(min(1.0, max(0.0, want))), check.problems

@@ -22,7 +22,8 @@ from posttrainbench.evaluation.protocols import REF_V1, REF_V1_2, STRICT, get_pr
 from posttrainbench.evaluation.runner import protocol_chat_template
 
 GOLDENS = Path(__file__).parent / "fixtures" / "prompt_goldens"
-BUILT = ("gsm8k", "aime2025", "humaneval", "gpqamain", "arenahardwriting")
+BUILT = ("gsm8k", "aime2025", "humaneval", "gpqamain", "arenahardwriting", "healthbench")
+ASKED_AS_IS = ("arenahardwriting", "healthbench")  # the reference asks the item's own chat: only the template differs
 PAPER_MODELS = tuple(REFERENCE_CHAT_TEMPLATES)
 
 
@@ -52,7 +53,7 @@ def test_every_base_model_renders_at_least_20_items_as_the_reference_does(bid: s
     rows = golden_rows(bid)
     per_model = {m: sum(r["base_model"] == m for r in rows) for m in PAPER_MODELS}
     assert min(per_model.values()) >= 20, per_model
-    covering = [p for p in (REF_V1, REF_V1_2) if bid in get_protocol(p).benchmarks]  # Arena-Hard: ptb-v1.2 only
+    covering = [p for p in (REF_V1, REF_V1_2) if bid in get_protocol(p).benchmarks]  # graded ones: ptb-v1.2 only
     assert covering
     for r in rows:
         for protocol in covering:  # the reference protocols ask the same prompts
@@ -74,8 +75,8 @@ def test_the_goldens_can_fail_strict_prompts_and_the_harness_templates_are_not_t
         harness = render_chat(base.chat_template, turns, bos_token=r["bos_token"] or "")
         same = r["base_model"] == "google/gemma-3-4b-pt" and turns[0]["role"] != "system"
         assert (harness == r["prompt"]) == same, r["base_model"]
-        # Arena-Hard asks the question as it is under strict too: only the template can differ
-        assert (strict == r["prompt"]) == (same and bid == "arenahardwriting"), r["base_model"]
+        # Arena-Hard and HealthBench ask the item's chat as it is under strict too: only the template can differ
+        assert (strict == r["prompt"]) == (same and bid in ASKED_AS_IS), r["base_model"]
 
 
 def test_the_reference_templates_carry_the_quirks_the_issue_lists() -> None:
@@ -203,10 +204,9 @@ def _info(d: Any) -> Any:
 
 def test_what_is_not_built_is_refused_with_one_line_naming_it() -> None:
     assert get_benchmark("bfcl").require_protocol(REF_V1).id == REF_V1  # built now
-    for bid, proto in (("arenahardwriting", REF_V1), ("healthbench", REF_V1), ("healthbench", REF_V1_2)):
-        with pytest.raises(ValueError, match=f"does not cover benchmark '{bid}'"):  # not transcribed (v1's judge)
-            get_benchmark(bid).require_protocol(proto)
-    assert get_benchmark("arenahardwriting").require_protocol(REF_V1_2).id == REF_V1_2
+    for bid in ASKED_AS_IS:  # v1's graders are not transcribed
+        with pytest.raises(ValueError, match=f"does not cover benchmark '{bid}'"):
+            get_benchmark(bid).require_protocol(REF_V1)
     with pytest.raises(ValueError, match="does not cover benchmark 'gsm8k-calc'"):
         get_benchmark("gsm8k-calc").require_protocol(REF_V1_2)
     for bid in BUILT:

@@ -165,10 +165,11 @@ def test_protocols_are_versioned_and_their_digest_covers_every_setting() -> None
 def test_reference_protocols_carry_the_published_settings() -> None:
     v1, v12 = get_protocol(REF_V1), get_protocol(REF_V1_2)
     assert "bfcl" in v1.benchmarks and "bfcl" not in v12.benchmarks
-    assert set(v12.benchmarks) == {"gsm8k", "aime2025", "gpqamain", "humaneval", "arenahardwriting"}
-    arena = v12.settings_for("arenahardwriting")  # graded by a paid judge: the first seed only
-    assert arena.seeds == REFERENCE_SEEDS[:1] and arena.grader_model == "gpt-5-mini"
-    assert arena.max_tokens_ladder == (16384, 12288, 8192) and "arenahardwriting" not in v1.benchmarks
+    assert set(v12.benchmarks) == {"gsm8k", "aime2025", "gpqamain", "humaneval", "arenahardwriting", "healthbench"}
+    for bid in ("arenahardwriting", "healthbench"):  # graded by a paid judge: the first seed only
+        graded = v12.settings_for(bid)
+        assert graded.seeds == REFERENCE_SEEDS[:1] and graded.grader_model == "gpt-5-mini"
+        assert graded.max_tokens_ladder == (16384, 12288, 8192) and bid not in v1.benchmarks
     assert v12.settings_for("gsm8k").seeds == REFERENCE_SEEDS == (72332, 87681, 38992, 92201, 13818)
     assert v1.settings_for("gsm8k").seeds == ()
     assert v1.settings_for("gsm8k").temperature is None  # the model's generation config

@@ -11,7 +11,7 @@ its settings), and results of different protocols are never ranked together.
   scorer bugs included (:attr:`Protocol.reference_bugs`; docs/evaluation.md has the table with the
   source of every value).
 - ``ptb-v1.2``: v1.2 of the reference: six benchmarks (BFCL dropped), five fixed seeds, its
-  hardened GSM8K and HumanEval scorers, Arena-Hard with its judge (HealthBench not transcribed).
+  hardened GSM8K and HumanEval scorers, Arena-Hard and HealthBench with their graders.
 
 Prompt construction per protocol (reference chat templates, few-shot placement, instruction
 wordings) is carried as ``prompt_variant``: ``strict`` or ``ptb-v1`` (both reference protocols ask
@@ -139,6 +139,11 @@ def _reference(
         # scoring); run_final_eval.sh: --max-new-tokens 16384, 12288, 8192, and the first seed only (paid judge)
         out["arenahardwriting"] = _s(
             (16384, 12288, 8192), "arena-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
+            strip_thinking=True, **_REF,
+        )  # fmt: skip
+        # reference: tasks/healthbench/evaluate_final_eval.py (grader.py, scoring.py); the same stages and seed rule
+        out["healthbench"] = _s(
+            (16384, 12288, 8192), "healthbench-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
             strip_thinking=True, **_REF,
         )  # fmt: skip
     return out
