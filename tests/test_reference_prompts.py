@@ -145,7 +145,7 @@ def bfcl_prompt(item_id: str, base_model: str, protocol: str, *, bos: str | None
     async def ask(s: TaskState, **_: Any) -> TaskState:
         return s
 
-    solved = asyncio.run(bench.solver(protocol)(state, ask))  # type: ignore[arg-type]
+    solved = asyncio.run(bench.solver(protocol)(state, ask))  # type: ignore[arg-type]  # a plain coroutine stands in for Generate
     tools = [t if isinstance(t, ToolInfo) else tool_to_tool_info(t) for t in solved.tools]
     template = protocol_chat_template(get_base_model(base_model), get_protocol(protocol).prompt_variant("bfcl"))
     return render_prompt(template, messages, tools, bos_token=bos or "", now=dt.datetime.fromisoformat(today))

@@ -195,7 +195,7 @@ def test_reference_prompts_not_built_yet_are_refused() -> None:
     BFCL that lists strict prompts only stands for one) is refused in one line."""
     bfcl = get_benchmark("bfcl")
 
-    class StrictOnly(type(bfcl)):  # type: ignore[misc]
+    class StrictOnly(type(bfcl)):  # type: ignore[misc]  # a class from a runtime type
         protocols = (STRICT,)
 
     with pytest.raises(ValueError, match="the 'ptb-v1' prompts of bfcl are not built yet"):

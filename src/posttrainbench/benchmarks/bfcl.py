@@ -200,7 +200,7 @@ def bfcl_solver(protocol: str | Protocol = STRICT) -> Solver:
         if reference:
             # as inspect_evals: ToolInfo appended to the list (the tools setter would make each a ToolDef)
             state.tools.clear()
-            state.tools.extend([reference_tool_info(f) for f in functions])  # type: ignore[misc]
+            state.tools.extend([reference_tool_info(f) for f in functions])  # type: ignore[misc]  # ToolInfo where Tool is declared: Inspect takes both
         else:
             state.tools = [t.as_tool() for t in tool_defs(functions)]
         return await generate(state, tool_calls="none")
