@@ -14,7 +14,13 @@ It needs what the test must never need:
   prompts without tools; agents' notes give the reference file's sha256 as 7de1c58e..., Gemma 3's
   ``chat_template.jinja``, 1,532 bytes; the transcription used here is 1,539 bytes and was not compared byte for
   byte: presumably whitespace between tags, which every tag of it trims);
+- ``gemma3_tool_calling.jinja`` in the same folder (BFCL's template for Gemma; the same repository and commit);
 - the Python environment of this project (inspect_ai, datasets, transformers).
+
+BFCL (``--only bfcl`` builds it alone): inspect_evals' ``create_tool_info_from_dict`` writes the functions, Inspect's
+``openai_chat_tools`` sends them, and they reach the template in the shape vLLM's request model gives them
+(:func:`vllm_tool_dicts`); Qwen3 and SmolLM3 keep their templates (``qwen3.jinja``, ``smollm.jinja``), Gemma 3 gets
+``gemma3_tool_calling.jinja``, as the reference's ``tasks/bfcl/evaluate_final_eval.py`` picks them.
 
 What runs here is the reference's machinery: Inspect's ``hf_dataset`` (the ``datasets`` shuffle with seed 42, then
 the limit) on the shipped train split, Inspect's ``system_message`` / ``prompt_template`` solvers on a
@@ -51,7 +57,9 @@ BASE_MODELS = {
 }
 
 
-def render(template: str, messages: list[dict[str, str]], bos_token: str | None) -> str:
+def render(
+    template: str, messages: list[dict[str, str]], bos_token: str | None, tools: list[dict[str, Any]] | None = None
+) -> str:
     """What vLLM's chat endpoint renders: transformers' own renderer with the tokenizer's special tokens."""
     import transformers.utils.chat_template_utils as ctu
 
@@ -66,7 +74,7 @@ def render(template: str, messages: list[dict[str, str]], bos_token: str | None)
     if bos_token is not None:
         kwargs["bos_token"] = bos_token
     rendered = render_jinja_template(
-        conversations=[messages], chat_template=template, add_generation_prompt=True, **kwargs
+        conversations=[messages], tools=cast(Any, tools), chat_template=template, add_generation_prompt=True, **kwargs
     )[0]
     return str(rendered[0])
 
@@ -216,20 +224,82 @@ def gpqamain_rows() -> Rows:
     return out
 
 
-BUILDERS = {"gsm8k": gsm8k_rows, "aime2025": aime2025_rows, "humaneval": humaneval_rows, "gpqamain": gpqamain_rows}
+BFCL_TOOLS: dict[str, list[dict[str, Any]]] = {}  # item id -> the functions as the template receives them
+
+
+def vllm_tool_dicts(tools: list[Any]) -> list[dict[str, Any]]:
+    """What a vLLM server hands the chat template for Inspect's tools: Inspect's OpenAI client writes each ToolInfo
+    (``openai_chat_tools``: parameters dumped without None fields) and vLLM parses it into
+    ``ChatCompletionToolsParam`` (``type``, ``function`` = ``FunctionDefinition``: ``name``, ``description``,
+    ``parameters``), whose ``model_dump()`` the template gets (vLLM is not installed here: that last step is the
+    two models' field order, as read in vLLM's ``entrypoints/openai/protocol.py``)."""
+    from inspect_ai.model._openai import openai_chat_tools
+
+    out = []
+    for t in openai_chat_tools(tools):
+        f = cast(dict[str, Any], t["function"])
+        out.append({"type": "function", "function": {k: f.get(k) for k in ("name", "description", "parameters")}})
+    return out
+
+
+def bfcl_rows() -> Rows:
+    """Every exec_simple question (the shipped test fixture: the bfcl-eval wheel's file), as inspect_evals' BFCL asks
+    it: the question as the one user turn, the functions through its own ``create_tool_info_from_dict``."""
+    from inspect_evals.bfcl.utils import create_tool_info_from_dict
+
+    path = ROOT / "tests" / "fixtures" / "data" / "bfcl" / "BFCL_v4_exec_simple.json"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    out: Rows = []
+    for i, rec in enumerate(records):
+        (turns,) = rec["question"]
+        BFCL_TOOLS[rec["id"]] = vllm_tool_dicts([create_tool_info_from_dict(f) for f in rec["function"]])
+        out.append((rec["id"], i, [{"role": t["role"], "content": t["content"]} for t in turns], None))
+    return out
+
+
+def arenahardwriting_rows() -> Rows:
+    """24 Arena-Hard questions as the reference's ``generate_answers`` sends them to its vLLM server: the prompt as
+    the one user message (no Inspect involved; the server renders it with ``--chat-template``)."""
+    records = [json.loads(line) for line in (DATA / "arenahardwriting" / "question.jsonl").read_text().splitlines()]
+    return [(f"arena-{records[i]['uid']}", i, [{"role": "user", "content": records[i]["prompt"]}], None)
+            for i in spread(len(records), 24)]  # fmt: skip
+
+
+def healthbench_rows() -> Rows:
+    """24 HealthBench examples as the reference sends them to its vLLM server: the conversation as it is."""
+    records = [json.loads(line) for line in (DATA / "healthbench" / "healthbench_easy.jsonl").read_text().splitlines()]
+    return [(f"healthbench-{records[i]['prompt_id']}", i, [{"role": t["role"], "content": t["content"]}
+             for t in records[i]["prompt"]], None) for i in spread(len(records), 24)]  # fmt: skip
+
+
+BUILDERS = {
+    "gsm8k": gsm8k_rows,
+    "aime2025": aime2025_rows,
+    "humaneval": humaneval_rows,
+    "gpqamain": gpqamain_rows,
+    "bfcl": bfcl_rows,
+    "arenahardwriting": arenahardwriting_rows,
+    "healthbench": healthbench_rows,
+}
+TOOL_TEMPLATE = {"gemma3.jinja": "gemma3_tool_calling.jinja"}  # BFCL's evaluate*.py pick it for Gemma
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--inspect-evals", type=Path, required=True)
     ap.add_argument("--templates", type=Path, required=True)
+    ap.add_argument("--only", nargs="*", choices=list(BUILDERS), help="build these benchmarks only (default: all)")
     args = ap.parse_args()
     sys.path.insert(0, str(args.inspect_evals))
     OUT.mkdir(parents=True, exist_ok=True)
     for bid, build in BUILDERS.items():
+        if args.only and bid not in args.only:
+            continue
         rows = build()
         lines = []
         for base_model, (file, bos) in BASE_MODELS.items():
+            if bid == "bfcl":
+                file = TOOL_TEMPLATE.get(file, file)
             template = (args.templates / file).read_text()
             for item_id, index, messages, target in rows:
                 row = {
@@ -240,7 +310,7 @@ def main() -> None:
                     "today": TODAY.isoformat(),
                     "item_id": item_id,
                     "index": index,
-                    "prompt": render(template, messages, bos),
+                    "prompt": render(template, messages, bos, BFCL_TOOLS.get(item_id) if bid == "bfcl" else None),
                     **({"target": target} if target is not None else {}),
                 }
                 lines.append(json.dumps(row, ensure_ascii=False))

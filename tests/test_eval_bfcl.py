@@ -229,3 +229,51 @@ def test_tiny_model_end_to_end(tmp_path, items):
     )
     assert res.status == "ok", res.error
     assert (res.n_scored, res.n_expected) == (2, 2) and res.score == 0.0  # random weights call nothing
+
+
+def test_ptb_hf_lets_a_reference_template_write_the_tools_itself(tmp_path, items):
+    """Under ptb-v1 the functions reach the reference template (Gemma 3's tool-calling one here) instead of the
+    harness's system turn: the provider's rendering is the template's, quirks included."""
+    from posttrainbench.benchmarks.bfcl import reference_tool_info
+
+    path = build_tiny_model(tmp_path / "m")
+    model = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="ptb-v1-gemma3")
+    assert isinstance(model.api, PtbHFAPI)
+    infos = [reference_tool_info(f) for f in items[0].metadata["functions"]]
+    text = model.api.render([ChatMessageUser(content="roll dice")], infos)
+    bos = model.api.tokenizer.bos_token or ""
+    assert text.startswith(bos + "\n<start_of_turn>system# Tools\n\nYou may call one or more functions")
+    assert '<tools>{"type": "function", "function": {"name": "calc_binomial_probability"' in text
+    assert text.endswith("<end_of_turn>\n\n<start_of_turn>userroll dice<end_of_turn><start_of_turn>model")
+    harness = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="gemma3")
+    assert isinstance(harness.api, PtbHFAPI)
+    assert TOOLS_HEADER in harness.api.render([ChatMessageUser(content="roll dice")], infos) != text  # the control
+
+
+def test_tiny_model_end_to_end_under_ptb_v1(tmp_path, items):
+    """BFCL evaluates under ptb-v1 (the reference's functions, as ToolInfo in the task state, go through Inspect to
+    the provider) and the result records the protocol; the log's samples offered the reference's tools."""
+    from inspect_ai.log import read_eval_log
+
+    from posttrainbench.evaluation.protocols import REF_V1, get_protocol
+
+    tiny = build_tiny_model(tmp_path / "tiny", max_positions=2048)
+    short = sorted(items, key=lambda it: len(json.dumps(it.metadata)) + len(it.input))[:2]
+    res = evaluate_model(
+        tiny, BFCL, TINY, tmp_path / "out", items=short, max_tokens=8, batch_size=2, base_model_path=tiny,
+        protocol=REF_V1,
+    )  # fmt: skip
+    assert res.status == "ok", res.error
+    assert (res.protocol, res.protocol_digest) == (REF_V1, get_protocol(REF_V1).digest)
+    assert (res.n_scored, res.n_expected) == (2, 2)
+    (log_path,) = (tmp_path / "out").rglob("*.eval")
+    samples = read_eval_log(str(log_path)).samples or []
+    assert len(samples) == 2
+    from posttrainbench.benchmarks.bfcl import reference_tool_info
+
+    by_id = {it.id: it for it in short}
+    for s in samples:
+        assert [m.role for m in s.messages][:1] == ["user"]  # no system turn of the harness's own
+        (event,) = [e for e in s.events if e.event == "model"]
+        want = [reference_tool_info(f).model_dump() for f in by_id[str(s.id)].metadata["functions"]]
+        assert [t.model_dump() for t in event.tools] == want  # the model was offered exactly the reference's

@@ -198,3 +198,99 @@ def test_cli_published_and_suite(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "unknown suite 'v9'" in res.output
     res = runner.invoke(app, ["leaderboard", "--results", str(tmp_path), "--suite", "v1", "--published", "v1.2"])
     assert res.exit_code == 2 and "ranks under suite v1.2" in res.output
+
+
+# ---------------------------------------------------------------------------- the report (ptb report)
+
+
+def _leaderboard_rows(index_html: str) -> list[dict[str, str]]:
+    """The leaderboard table of a report's index.html: per row its label and source (``_label``, ``_source``) and
+    its cells by column header (as text)."""
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head: list[str] = []
+            self.rows: list[dict[str, str]] = []
+            self.cells: list[str] | None = None
+            self.in_table = self.in_head = False
+            self.text = ""
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "table" and a.get("id") == "leaderboard":
+                self.in_table = True
+            elif self.in_table and tag == "thead":
+                self.in_head = True
+            elif self.in_table and tag == "tr" and not self.in_head:
+                self.cells = []
+                self.rows.append({"_label": a.get("data-agent") or "", "_source": a.get("data-source") or "ours"})
+            elif self.in_table and tag in ("td", "th"):
+                self.text = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "table":
+                self.in_table = False
+            elif tag == "thead":
+                self.in_head = False
+            elif self.in_table and tag == "th" and self.in_head:
+                self.head.append(" ".join(self.text.split()))
+            elif self.in_table and tag == "td" and self.cells is not None:
+                self.cells.append(" ".join(self.text.split()))
+            elif self.in_table and tag == "tr" and self.cells is not None:
+                self.rows[-1].update(zip(self.head, self.cells, strict=True))
+                self.cells = None
+
+        def handle_data(self, data: str) -> None:
+            self.text += data
+
+    p = Rows()
+    p.feed(index_html)
+    return p.rows
+
+
+def test_report_ranks_on_the_suite_and_lists_the_published_agents_beside_ours(tmp_path: Path) -> None:
+    from posttrainbench.report import build_site
+
+    _results(tmp_path / "r")
+    site = build_site(tmp_path / "r", tmp_path / "site", published="v1.2")
+    html = (tmp_path / "site" / "index.html").read_text()
+    rows = _leaderboard_rows(html)
+    rep = build_report(tmp_path / "r", published="v1.2")
+    want = ranked_rows(rep)  # the leaderboard's one ranking: the page shows it as is
+    assert [(r["_label"], r["#"]) for r in rows] == [(w.label, str(w.rank)) for w in want]
+    published = [r for r in rows if r["_source"] == "published v1.2"]
+    assert len(published) == 29 and all(
+        r["agent"] == r["_label"] + " published" and r["runs"] == "—" for r in published
+    )
+    astra = next(r for r in published if r["_label"] == "GPT-6-Astra")
+    assert (astra["score"], astra["repeats"]) == ("0.414", "2")
+    mine = next(r for r in rows if r["_label"] == "reference/sft@1h")
+    assert mine["_source"] == "ours" and mine["score"] == f"{_expected(get_suite('v1.2').factors):.3f}"
+    assert set(V12) <= set(mine) and "gsm8k-calc" not in mine and "bfcl" not in mine  # the suite's benchmarks
+    assert "published factors of suite v1.2 (factors-v1.2.json)" in html and 'id="published-note"' in html
+    assert "the published v1.2 agents under &#39;ptb-v1.2&#39;" in html  # the protocol caveat, on the page too
+    assert site.n_agents == len(rep.agents)
+    # --suite alone: v1's seven benchmarks, no published rows; ours lack bfcl, so the sft agent is unranked
+    build_site(tmp_path / "r", tmp_path / "v1", suite="v1")
+    v1 = _leaderboard_rows((tmp_path / "v1" / "index.html").read_text())
+    assert {r["_source"] for r in v1} == {"ours"} and "bfcl" in v1[0]
+    assert next(r for r in v1 if r["_label"] == "reference/sft@1h")["score"] == "—"
+    # without either: the benchmarks present, as before (the control)
+    build_site(tmp_path / "r", tmp_path / "plain")
+    plain = _leaderboard_rows((tmp_path / "plain" / "index.html").read_text())
+    assert "gsm8k-calc" in plain[0] and 'id="published-note"' not in (tmp_path / "plain" / "index.html").read_text()
+
+
+def test_cli_report_suite_and_published(tmp_path: Path) -> None:
+    _results(tmp_path / "r")
+    runner = CliRunner()
+    res = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(tmp_path / "s"), "--published", "v1.2"])
+    assert res.exit_code == 0, res.output
+    assert 'data-source="published v1.2"' in (tmp_path / "s" / "index.html").read_text()
+    res = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(tmp_path / "s"), "--suite", "v9"])
+    assert res.exit_code == 2 and "unknown suite 'v9'" in res.output
+    bad = ["report", str(tmp_path / "r"), "--out", str(tmp_path / "s"), "--suite", "v1", "--published", "v1.2"]
+    res = runner.invoke(app, bad)
+    assert res.exit_code == 2 and "ranks under suite v1.2" in res.output

@@ -22,7 +22,8 @@ from posttrainbench.evaluation.protocols import REF_V1, REF_V1_2, STRICT, get_pr
 from posttrainbench.evaluation.runner import protocol_chat_template
 
 GOLDENS = Path(__file__).parent / "fixtures" / "prompt_goldens"
-BUILT = ("gsm8k", "aime2025", "humaneval", "gpqamain")
+BUILT = ("gsm8k", "aime2025", "humaneval", "gpqamain", "arenahardwriting", "healthbench")
+ASKED_AS_IS = ("arenahardwriting", "healthbench")  # the reference asks the item's own chat: only the template differs
 PAPER_MODELS = tuple(REFERENCE_CHAT_TEMPLATES)
 
 
@@ -33,8 +34,9 @@ def golden_rows(bid: str) -> list[dict[str, Any]]:
 
 @cache
 def items_by_id(bid: str) -> dict[str, Item]:
-    """The shipped items; GPQA's (gated) are the goldens' synthetic records, in its hub columns."""
-    root = GOLDENS if bid == "gpqamain" else None
+    """The shipped items; GPQA's (gated) are the goldens' synthetic records, in its hub columns; BFCL's the test
+    fixture (the bfcl-eval wheel's file, byte for byte)."""
+    root = GOLDENS if bid == "gpqamain" else Path(__file__).parent / "fixtures" / "data" if bid == "bfcl" else None
     return {it.id: it for it in get_benchmark(bid).load_test_items(root, local_only=True)}
 
 
@@ -51,8 +53,10 @@ def test_every_base_model_renders_at_least_20_items_as_the_reference_does(bid: s
     rows = golden_rows(bid)
     per_model = {m: sum(r["base_model"] == m for r in rows) for m in PAPER_MODELS}
     assert min(per_model.values()) >= 20, per_model
+    covering = [p for p in (REF_V1, REF_V1_2) if bid in get_protocol(p).benchmarks]  # graded ones: ptb-v1.2 only
+    assert covering
     for r in rows:
-        for protocol in (REF_V1, REF_V1_2):  # both reference protocols ask the same prompts
+        for protocol in covering:  # the reference protocols ask the same prompts
             got = ours(bid, r["item_id"], r["base_model"], protocol, bos=r["bos_token"], today=r["today"])
             assert got == r["prompt"], (r["base_model"], r["item_id"], protocol)
             if "target" in r:  # the choices moved: so did the letter scored
@@ -66,12 +70,13 @@ def test_the_goldens_can_fail_strict_prompts_and_the_harness_templates_are_not_t
     differs from the reference's only in where a system message goes: without one they agree.)"""
     for r in golden_rows(bid)[::7]:
         strict = ours(bid, r["item_id"], r["base_model"], STRICT, bos=r["bos_token"], today=r["today"])
-        assert strict != r["prompt"]
         bench, base = get_benchmark(bid), get_base_model(r["base_model"])
-        turns = [{"role": m.role, "content": m.text} for m in bench.messages(items_by_id(bid)[r["item_id"]], REF_V1)]
+        turns = [{"role": m.role, "content": m.text} for m in bench.messages(items_by_id(bid)[r["item_id"]], REF_V1_2)]
         harness = render_chat(base.chat_template, turns, bos_token=r["bos_token"] or "")
         same = r["base_model"] == "google/gemma-3-4b-pt" and turns[0]["role"] != "system"
         assert (harness == r["prompt"]) == same, r["base_model"]
+        # Arena-Hard and HealthBench ask the item's chat as it is under strict too: only the template can differ
+        assert (strict == r["prompt"]) == (same and bid in ASKED_AS_IS), r["base_model"]
 
 
 def test_the_reference_templates_carry_the_quirks_the_issue_lists() -> None:
@@ -120,9 +125,88 @@ def test_the_reference_fewshot_examples_are_pinned(tmp_path: Path) -> None:
         gsm8k.reference_fewshot(tmp_path)
 
 
+def bfcl_prompt(item_id: str, base_model: str, protocol: str, *, bos: str | None, today: str) -> str:
+    """Our rendering of one BFCL item as the evaluation builds it: the benchmark's messages, its solver's tools
+    under ``protocol`` (run on a task state, as Inspect runs it), in the template the protocol picks, through the
+    provider's renderer (``render_prompt``, which ``ptb-hf`` and ``ptb-vllm`` call)."""
+    import asyncio
+
+    from inspect_ai.model import ModelName
+    from inspect_ai.solver import TaskState
+    from inspect_ai.tool import ToolInfo
+    from inspect_ai.tool._tool_util import tool_to_tool_info
+
+    from posttrainbench.evaluation.hf_provider import render_prompt
+
+    bench, item = get_benchmark("bfcl"), items_by_id("bfcl")[item_id]
+    messages = bench.messages(item, protocol)
+    state = TaskState(ModelName("ptb-hf/m"), item.id, 1, messages, list(messages), metadata=dict(item.metadata))
+
+    async def ask(s: TaskState, **_: Any) -> TaskState:
+        return s
+
+    solved = asyncio.run(bench.solver(protocol)(state, ask))  # type: ignore[arg-type]  # a plain coroutine stands in for Generate
+    tools = [t if isinstance(t, ToolInfo) else tool_to_tool_info(t) for t in solved.tools]
+    template = protocol_chat_template(get_base_model(base_model), get_protocol(protocol).prompt_variant("bfcl"))
+    return render_prompt(template, messages, tools, bos_token=bos or "", now=dt.datetime.fromisoformat(today))
+
+
+def test_bfcl_every_base_model_renders_every_item_with_its_functions_as_the_reference_does() -> None:
+    """BFCL under ptb-v1: the question as the one user turn, the functions as the reference's inspect_evals and a
+    vLLM server hand them to the template, and the reference's template per base model (Gemma 3: the tool-calling
+    template with its whitespace quirks: no newline after the roles, the functions run together)."""
+    rows = golden_rows("bfcl")
+    per_model = {m: sum(r["base_model"] == m for r in rows) for m in PAPER_MODELS}
+    assert min(per_model.values()) == 100, per_model
+    for r in rows:
+        got = bfcl_prompt(r["item_id"], r["base_model"], REF_V1, bos=r["bos_token"], today=r["today"])
+        assert got == r["prompt"], (r["base_model"], r["item_id"])
+    gemma = next(r["prompt"] for r in rows if r["base_model"] == "google/gemma-3-4b-pt")
+    assert gemma.startswith("<bos>\n<start_of_turn>system# Tools\n") and gemma.endswith("<start_of_turn>model")
+    smol = next(r["prompt"] for r in rows if r["base_model"] == "HuggingFaceTB/SmolLM3-3B-Base")
+    assert "<tools>\n{'type': 'function', 'function': {'name': " in smol  # Python's repr of the dict, as the template
+    assert "'additionalProperties': False" in smol and "\n\n<|im_end|>\n<|im_start|>user\n" in smol
+
+
+def test_bfcl_goldens_fail_the_strict_tools_and_the_harness_templates() -> None:
+    """The control: strict's functions (a description made up where BFCL has none, on the items only) in the
+    reference template, and the reference's functions in the harness's template and tools wording, both differ from
+    the goldens."""
+    from posttrainbench.benchmarks.bfcl import reference_tool_info, tool_defs
+    from posttrainbench.evaluation.hf_provider import render_prompt
+
+    rows = golden_rows("bfcl")
+    strict_differs = 0
+    for r in rows:
+        item = items_by_id("bfcl")[r["item_id"]]
+        ref_tools = [reference_tool_info(f) for f in item.metadata["functions"]]
+        strict_tools = [_info(d) for d in tool_defs(item.metadata["functions"])]
+        template = protocol_chat_template(get_base_model(r["base_model"]), REF_V1)
+        messages = get_benchmark("bfcl").messages(item, REF_V1)
+        kw: dict[str, Any] = {"bos_token": r["bos_token"] or "", "now": dt.datetime.fromisoformat(r["today"])}
+        assert render_prompt(template, messages, ref_tools, **kw) == r["prompt"]
+        strict_differs += render_prompt(template, messages, strict_tools, **kw) != r["prompt"]
+        harness = render_prompt(get_base_model(r["base_model"]).chat_template, messages, ref_tools, **kw)
+        assert harness != r["prompt"]
+    undescribed = [  # strict makes a description up for these parameters; the reference writes none
+        it
+        for it in items_by_id("bfcl").values()
+        if any("description" not in v for f in it.metadata["functions"] for v in f["parameters"]["properties"].values())
+    ]
+    assert strict_differs == 4 * len(undescribed) > 0, (strict_differs, len(undescribed))
+
+
+def _info(d: Any) -> Any:
+    from inspect_ai.tool import ToolInfo
+
+    return ToolInfo(name=d.name, description=d.description, parameters=d.parameters)
+
+
 def test_what_is_not_built_is_refused_with_one_line_naming_it() -> None:
-    with pytest.raises(ValueError, match="the 'ptb-v1' prompts of bfcl are not built yet"):
-        get_benchmark("bfcl").require_protocol(REF_V1)
+    assert get_benchmark("bfcl").require_protocol(REF_V1).id == REF_V1  # built now
+    for bid in ASKED_AS_IS:  # v1's graders are not transcribed
+        with pytest.raises(ValueError, match=f"does not cover benchmark '{bid}'"):
+            get_benchmark(bid).require_protocol(REF_V1)
     with pytest.raises(ValueError, match="does not cover benchmark 'gsm8k-calc'"):
         get_benchmark("gsm8k-calc").require_protocol(REF_V1_2)
     for bid in BUILT:

@@ -10,18 +10,21 @@ or whose verdict is missing or ambiguous is *unscored* (cause recorded), never a
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from inspect_ai.model import ChatMessage, ChatMessageUser
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
 from ..data import DataError, Item, field, read_jsonl
 from ..domain import Decoding
-from ..evaluation.graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
-from ..evaluation.protocols import STRICT, Protocol
+from ..evaluation.graders import DROPPED, UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
+from ..evaluation.protocols import REF_V1, STRICT, Protocol, get_protocol
+from ..evaluation.reference_postprocess import limit_repetitions, strip_reasoning
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -102,6 +105,71 @@ def wins_and_games(replies: list[str | None]) -> tuple[float, int]:
     return (1.0 - share_1) * games_1 + share_2 * games_2, games_1 + games_2
 
 
+# ---------------------------------------------------------------------------------------------
+# the reference's judge (ptb-v1.2): tasks/arenahardwriting/evaluate_final_eval.py, its arena-hard-v2.0.yaml and
+# judge_utils.JUDGE_SETTINGS["creative_writing"] (docs/evaluation.md has the table)
+
+REFERENCE_RULE = "arena-reference"
+"""The protocols' scoring rule id of the reference's judging (``protocols.BenchmarkSettings.scoring_rule``)."""
+REFERENCE_JUDGE = {"model": "gpt-5-mini", "reasoning_effort": "medium", "max_tokens": 49152, "temperature": None}
+"""The reference's judge call: ``JUDGE_MODEL``, ``REASONING_EFFORT``, ``JUDGE_MAX_COMPLETION``, no temperature."""
+REFERENCE_JUDGE_USER = (
+    "<|User Prompt|>\n{QUESTION}\n\n<|The Start of Assistant A's Answer|>\n{ANSWER_A}\n"
+    "<|The End of Assistant A's Answer|>\n\n<|The Start of Assistant B's Answer|>\n{ANSWER_B}\n"
+    "<|The End of Assistant B's Answer|>"
+)
+"""``prompt_template`` of the reference's ``arena-hard-v2.0.yaml``, filled with ``str.format``."""
+REFERENCE_PATTERNS = (re.compile(r"\[\[([AB<>=]+)\]\]"), re.compile(r"\[([AB<>=]+)\]"))
+"""``regex_patterns`` of the same file, tried in order on the upper-cased reply; the last match of the first one
+that matches is the verdict."""
+# verdict -> A's score per game, as the reference's _judgments_to_battles (weight 3)
+REFERENCE_SCORES: dict[str, list[float]] = {
+    "A>B": [1.0], "A>>B": [1.0] * STRONG_WEIGHT, "A=B": [0.5], "A<<B": [0.0] * STRONG_WEIGHT, "A<B": [0.0],
+    "B>A": [0.0], "B>>A": [0.0] * STRONG_WEIGHT, "B=A": [0.5], "B<<A": [1.0] * STRONG_WEIGHT, "B<A": [1.0],
+}  # fmt: skip
+STDERR_RULE = "stderr_rule"
+"""Score metadata key: ``games`` for the reference's standard error (over the games, not a bootstrap)."""
+
+
+def reference_verdict(text: str) -> str | None:
+    """The reference's ``get_score``: None when no pattern matches."""
+    for pattern in REFERENCE_PATTERNS:
+        found = [m for m in pattern.findall(text.upper()) if m]
+        if found:
+            return str(found[-1]).strip("\n")
+    return None
+
+
+def reference_judge_prompts(question: str, judged: str, baseline: str) -> list[tuple[str, str]]:
+    """The reference's two games, unquoted: the baseline as A, then the (post-processed) reply as A."""
+    fill = REFERENCE_JUDGE_USER.format
+    return [
+        (JUDGE_SYSTEM, fill(QUESTION=question, ANSWER_A=baseline, ANSWER_B=judged)),
+        (JUDGE_SYSTEM, fill(QUESTION=question, ANSWER_A=judged, ANSWER_B=baseline)),
+    ]
+
+
+def reference_games(replies: list[str | None]) -> list[float] | None:
+    """The model's score in each game of one question (game 1 flipped: the model is B), or None when a reply has no
+    verdict (the reference drops the question); :class:`MalformedGrade` for a failed call or a verdict outside the
+    reference's map (the reference's scoring raises there)."""
+    if len(replies) != 2 or replies[0] is None or replies[1] is None:
+        raise MalformedGrade("a judge call failed")
+    ab, ba = reference_verdict(replies[0]), reference_verdict(replies[1])
+    if ab is None or ba is None:
+        return None
+    if ab not in REFERENCE_SCORES or ba not in REFERENCE_SCORES:
+        raise MalformedGrade(f"verdict outside the reference's map: {ab!r} / {ba!r}")
+    return [1.0 - x for x in REFERENCE_SCORES[ab]] + REFERENCE_SCORES[ba]
+
+
+def games_stderr(games: list[float]) -> float:
+    """The reference's stderr: sample std (ddof 1) of the game scores over the square root of their number."""
+    import statistics
+
+    return statistics.stdev(games) / math.sqrt(len(games)) if len(games) > 1 else 0.0
+
+
 def win_rate_of(pairs: list[tuple[float, int]]) -> float:
     games = sum(g for _, g in pairs)
     return sum(w for w, _ in pairs) / games if games else float("nan")
@@ -111,7 +179,7 @@ def _pairs(scores: list[SampleScore]) -> list[tuple[float, int]]:
     pairs: list[tuple[float, int]] = []
     for s in scores:
         meta = s.score.metadata or {}
-        if not meta.get(UNSCORED):
+        if not meta.get(UNSCORED) and not meta.get(DROPPED):
             pairs.append((float(meta["wins"]), int(meta["games"])))
     return pairs
 
@@ -131,6 +199,10 @@ def win_rate_stderr() -> Metric:
     """Bootstrap standard error of the win rate over questions (1000 resamples, fixed seed)."""
 
     def compute(scores: list[SampleScore]) -> float:
+        metas = [s.score.metadata or {} for s in scores]
+        if any(m.get(STDERR_RULE) == "games" for m in metas):  # the reference's: over every game
+            ok = [m for m in metas if not m.get(UNSCORED) and not m.get(DROPPED)]
+            return games_stderr([float(x) for m in ok for x in m["game_scores"]])
         return bootstrap_stderr(_pairs(scores), win_rate_of)
 
     return compute
@@ -140,27 +212,38 @@ def _replies(sample: Any) -> list[str | None]:
     return list((next(iter(sample.scores.values())).metadata or {}).get("grader_replies") or [])
 
 
-def rescore(samples: Sequence[Any]) -> dict[str, float]:
-    """Per-question win share recomputed from the judge replies stored in the log."""
+def _reference_pair(sample: Any) -> tuple[float, int] | None:
+    games = reference_games(_replies(sample))
+    return None if games is None else (sum(games), len(games))
+
+
+def rescore(samples: Sequence[Any], reference: bool = False) -> dict[str, float]:
+    """Per-question win share recomputed from the judge replies stored in the log (``reference``: with the
+    reference's verdict rules)."""
     out = {}
     for s in samples:
         try:
-            w, g = wins_and_games(_replies(s))
+            pair = _reference_pair(s) if reference else wins_and_games(_replies(s))
         except MalformedGrade:
             continue
-        out[str(s.id)] = w / g
+        if pair is not None:
+            out[str(s.id)] = pair[0] / pair[1]
     return out
 
 
-def aggregate(samples: Sequence[Any], values: dict[str, float]) -> float:
-    return win_rate_of([wins_and_games(_replies(s)) for s in samples])
+def aggregate(samples: Sequence[Any], values: dict[str, float], reference: bool = False) -> float:
+    pairs = [_reference_pair(s) if reference else wins_and_games(_replies(s)) for s in samples]
+    return win_rate_of([p for p in pairs if p is not None])
 
 
 @scorer(metrics=[win_rate(), win_rate_stderr()], name=SCORER)
-def arena_scorer(grader: Grader) -> Scorer:
-    """Judge the reply against the baseline answer in both orders."""
+def arena_scorer(grader: Grader, reference: bool = False) -> Scorer:
+    """Judge the reply against the baseline answer in both orders (``reference``: as the reference does, see
+    :func:`reference_judge_prompts`)."""
 
     async def score(state: TaskState, target: Target) -> Score:
+        if reference:
+            return await reference_score(grader, state)
         question = state.user_prompt.text
         prompts = judge_prompts(question, state.output.completion, state.metadata["baseline_answer"])
         replies, errors = await ask_all(grader, prompts)
@@ -177,6 +260,29 @@ def arena_scorer(grader: Grader) -> Scorer:
         )
 
     return score
+
+
+async def reference_score(grader: Grader, state: TaskState) -> Score:
+    """One question as the reference judges it: the reply post-processed (``<think>`` cut, repetitions capped), both
+    games unquoted, its verdict rules and game scores; a question without a verdict is dropped, as there."""
+    judged = limit_repetitions(strip_reasoning(state.output.completion))
+    prompts = reference_judge_prompts(state.user_prompt.text, judged, state.metadata["baseline_answer"])
+    replies, errors = await ask_all(grader, prompts)
+    meta: dict[str, Any] = {"grader_replies": replies, "grader_errors": errors, "judged_reply": judged}
+    meta[STDERR_RULE] = "games"
+    try:
+        games = reference_games(replies)
+    except MalformedGrade as exc:
+        meta[UNSCORED] = "; ".join(errors) if errors else str(exc)
+        return Score(value=0.0, explanation=f"unscored: {meta[UNSCORED]}", metadata=meta)
+    if games is None:
+        meta[DROPPED] = "a judge reply has no verdict (the reference drops the question)"
+        return Score(value=0.0, explanation=f"dropped: {meta[DROPPED]}", metadata=meta)
+    meta.update(wins=sum(games), games=len(games), game_scores=games)
+    verdicts = " / ".join(str(reference_verdict(r or "")) for r in replies)
+    return Score(
+        value=sum(games) / len(games), answer=verdicts, explanation=f"{sum(games)} of {len(games)}", metadata=meta
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,6 +317,19 @@ class ArenaHardWriting(BenchmarkDefinition):
     scorer_name = SCORER
     inspect_metric = METRIC
     inspect_stderr = "win_rate_stderr"
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: the question as the one user message (its ``generate_answers``)."""
+        return [ChatMessageUser(content=item.input)]
+
+    def _reference(self, protocol: str | Protocol) -> bool:
+        p = get_protocol(protocol)
+        return self.id in p.benchmarks and p.settings_for(self.id).scoring_rule == REFERENCE_RULE
+
+    def grader_settings(self, protocol: str | Protocol) -> dict[str, Any]:
+        """The reference's judge call (:data:`REFERENCE_JUDGE`) under a protocol that judges as the reference."""
+        return dict(REFERENCE_JUDGE) if self._reference(protocol) else {}
 
     def read_test_items(self, root: Path) -> list[Item]:
         records = self.records(root, "test")
@@ -244,12 +363,14 @@ class ArenaHardWriting(BenchmarkDefinition):
     ) -> Scorer:
         if grader is None:
             raise ValueError(f"{self.id} is graded by an LLM: its scorer needs a grader")
-        return arena_scorer(grader)
+        return arena_scorer(grader, reference=self._reference(protocol))
 
     def rescore(
         self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
     ) -> dict[str, float]:
-        return rescore(samples)
+        return rescore(samples, reference=self._reference(protocol))
 
-    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
-        return aggregate(samples, values)
+    def aggregate(
+        self, samples: Sequence[Any], values: dict[str, float], *, protocol: str | Protocol = STRICT
+    ) -> float:
+        return aggregate(samples, values, reference=self._reference(protocol))

@@ -198,8 +198,8 @@ class BenchmarkDefinition(Benchmark, ABC):
 
     # ------------------------------------------------------------------------ solving, scoring
 
-    def solver(self) -> Solver:
-        """How a sample is answered: one plain generation."""
+    def solver(self, protocol: str | Protocol = STRICT) -> Solver:
+        """How a sample is answered under ``protocol``: one plain generation."""
         return generate()
 
     def extract_answer(self, completion: str) -> str | None:
@@ -224,6 +224,11 @@ class BenchmarkDefinition(Benchmark, ABC):
         answer = self.extract_answer(completion)
         return numbers_match(answer, target), answer
 
+    def grader_settings(self, protocol: str | Protocol) -> dict[str, Any]:
+        """The grader's model and call settings ``protocol`` fixes for this benchmark (``GraderConfig`` fields, on
+        the configured endpoint), for a protocol that names a ``grader_model``; default: none."""
+        return {}
+
     def scorer(
         self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
     ) -> Scorer:
@@ -241,7 +246,9 @@ class BenchmarkDefinition(Benchmark, ABC):
             for s in samples
         }
 
-    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+    def aggregate(
+        self, samples: Sequence[Any], values: dict[str, float], *, protocol: str | Protocol = STRICT
+    ) -> float:
         """Per-sample values -> the headline number (default: their mean)."""
         return sum(values[str(s.id)] for s in samples) / len(samples)
 

@@ -26,15 +26,16 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from inspect_ai.model import ChatMessage, ChatMessageUser
 from inspect_ai.scorer import CORRECT, INCORRECT, Score, Scorer, Target, accuracy, scorer, stderr
 from inspect_ai.solver import Generate, Solver, TaskState, solver
-from inspect_ai.tool import ToolDef, ToolParam, ToolParams
+from inspect_ai.tool import ToolDef, ToolInfo, ToolParam, ToolParams
 
 from ..data import DataError, Item, field, is_local_only, read_jsonl
 from ..evaluation.graders import Grader
-from ..evaluation.protocols import STRICT, Protocol
+from ..evaluation.protocols import REF_V1, STRICT, Protocol, get_protocol
 from ..evaluation.tool_calls import parse_tool_calls
 from ..fsutil import atomic_write_text
 from ..settings import DataSettings, Settings
@@ -152,12 +153,56 @@ def tool_defs(functions: list[dict[str, Any]]) -> list[ToolDef]:
     return out
 
 
+# The reference's functions (ptb-v1): inspect_evals' BFCL turns each BFCL doc into an Inspect ToolInfo, whose
+# parameters Inspect's OpenAI client sends as JSON Schema (None fields left out) and vLLM hands the template.
+_REFERENCE_TYPE = {"dict": "object", "float": "number", "tuple": "array"}
+
+
+def reference_tool_param(spec: dict[str, Any]) -> ToolParam:
+    """One BFCL parameter as the reference's Inspect tool parameter: BFCL's ``dict``/``float``/``tuple`` read as
+    ``object``/``number``/``array``, other types as written, and only the fields the parameter has (no description
+    made up where BFCL has none, unlike :func:`tool_defs`)."""
+    t = spec.get("type")
+    props = spec.get("properties")
+    items = spec.get("items")
+    return ToolParam(
+        type=_REFERENCE_TYPE.get(t, t) if isinstance(t, str) else None,
+        description=spec.get("description"),
+        default=spec.get("default"),
+        enum=spec.get("enum"),
+        items=reference_tool_param(items) if isinstance(items, dict) and items else None,
+        properties={k: reference_tool_param(v) for k, v in props.items()} if isinstance(props, dict) else None,
+        additionalProperties=spec.get("additionalProperties"),
+        required=spec.get("required"),
+    )
+
+
+def reference_tool_info(function: dict[str, Any]) -> ToolInfo:
+    """A BFCL function doc as the reference offers it (name with dots as underscores, its description, the
+    parameters' properties and required list). A ToolInfo, as inspect_evals puts in the task state: Inspect passes
+    it to the model as is, without the description check a ToolDef makes (several BFCL parameters have none)."""
+    params = reference_tool_param(function.get("parameters") or {})
+    return ToolInfo(
+        name=str(function["name"]).replace(".", "_"),
+        description=str(function.get("description", "")),
+        parameters=ToolParams(properties=params.properties or {}, required=params.required or []),
+    )
+
+
 @solver
-def bfcl_solver() -> Solver:
-    """Offer the item's functions as tools and generate once; calls are recorded, not run."""
+def bfcl_solver(protocol: str | Protocol = STRICT) -> Solver:
+    """Offer the item's functions as tools and generate once; calls are recorded, not run. Under the reference
+    protocols the functions are written as the reference writes them (:func:`reference_tool_info`)."""
+    reference = get_protocol(protocol).prompt_variant("bfcl") == REF_V1
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        state.tools = [t.as_tool() for t in tool_defs(state.metadata["functions"])]
+        functions = state.metadata["functions"]
+        if reference:
+            # as inspect_evals: ToolInfo appended to the list (the tools setter would make each a ToolDef)
+            state.tools.clear()
+            state.tools.extend([reference_tool_info(f) for f in functions])  # type: ignore[misc]  # ToolInfo where Tool is declared: Inspect takes both
+        else:
+            state.tools = [t.as_tool() for t in tool_defs(functions)]
         return await generate(state, tool_calls="none")
 
     return solve
@@ -283,6 +328,7 @@ class Bfcl(BenchmarkDefinition):
     """BFCL exec_simple, AST match of the tool call."""
 
     scorer_name = SCORER
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
 
     def test_data_root(self, root: Path, settings: Settings) -> Path:
         """The data root if it holds the files, else the cache filled from the bfcl-eval wheel."""
@@ -324,8 +370,13 @@ class Bfcl(BenchmarkDefinition):
             )
         return items
 
-    def solver(self) -> Solver:
-        return bfcl_solver()
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: the question as the one user turn (inspect_evals' BFCL adds no system prompt;
+        the functions are offered as tools by :meth:`solver`)."""
+        return [ChatMessageUser(content=item.input)]
+
+    def solver(self, protocol: str | Protocol = STRICT) -> Solver:
+        return bfcl_solver(protocol)
 
     def scorer(
         self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT

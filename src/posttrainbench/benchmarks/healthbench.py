@@ -12,14 +12,17 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from inspect_ai.model import ChatMessage
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
 
 from ..data import ChatTurn, DataError, Item, field
 from ..evaluation.graders import UNSCORED, Grader, MalformedGrade, ask_all, bootstrap_stderr, quote_reply
-from ..evaluation.protocols import STRICT, Protocol
+from ..evaluation.protocols import REF_V1, STRICT, Protocol, get_protocol
+from ..evaluation.reference_postprocess import limit_repetitions, strip_reasoning
+from ..evaluation.tasks import item_messages
 from .base import BenchmarkDefinition
 from .registry import register_benchmark
 
@@ -137,16 +140,23 @@ def rubric_stderr() -> Metric:
 
     def compute(scores: list[SampleScore]) -> float:
         values = [s.score.as_float() for s in scores if not (s.score.metadata or {}).get(UNSCORED)]
+        if any((s.score.metadata or {}).get(STDERR_RULE) == "numpy-bootstrap" for s in scores):
+            return reference_bootstrap_stderr(values)
         return bootstrap_stderr(values, clipped_mean)
 
     return compute
 
 
-def rescore(samples: Sequence[Any]) -> dict[str, float]:
-    """Per-sample values recomputed from the grader replies stored in the log."""
+def rescore(samples: Sequence[Any], reference: bool = False) -> dict[str, float]:
+    """Per-sample values recomputed from the grader replies stored in the log (``reference``: its rules)."""
     out = {}
     for s in samples:
         meta = next(iter(s.scores.values())).metadata or {}
+        if reference:
+            attempts = meta.get("grader_attempts") or []
+            if len(attempts) == len(s.metadata["rubrics"]):
+                out[str(s.id)] = reference_value(s.metadata["rubrics"], [reference_met(a) for a in attempts])
+            continue
         try:
             out[str(s.id)] = sample_value(s.metadata["rubrics"], meta.get("grader_replies") or [])
         except (MalformedGrade, ValueError):
@@ -158,11 +168,104 @@ def aggregate(samples: Sequence[Any], values: dict[str, float]) -> float:
     return clipped_mean([values[str(s.id)] for s in samples])
 
 
+# ---------------------------------------------------------------------------------------------
+# the reference's grading (ptb-v1.2): tasks/healthbench/evaluate_final_eval.py and evaluation_code/grader.py,
+# scoring.py (docs/evaluation.md has the table)
+
+REFERENCE_RULE = "healthbench-reference"
+"""The protocols' scoring rule id of the reference's grading."""
+REFERENCE_GRADER = {"model": "gpt-5-mini", "max_tokens": 49152, "temperature": None, "reasoning_effort": None}
+"""The reference's grader call for a gpt-5 model: ``max_completion_tokens=49152``, no temperature, no system turn."""
+REFERENCE_ATTEMPTS = 3
+"""``API_MAX_RETRY``: a criterion is asked again while the reply is not a JSON object with a boolean
+``criteria_met``; after that it counts as not met (the reference's ``grade_example`` turns the failure into False)."""
+STDERR_RULE = "stderr_rule"
+"""Score metadata key: ``numpy-bootstrap`` for the reference's standard error (``compute_bootstrap_std``)."""
+_FENCES = re.compile(r"^```json\s*|\s*```$")
+
+
+def reference_grader_prompt(conversation: list[dict[str, str]], reply: str, rubric: dict[str, Any]) -> str:
+    """The reference's grader prompt: the conversation and the (post-processed) reply, unquoted, substituted with
+    two ``str.replace`` in turn (so a ``<<rubric_item>>`` in the conversation is replaced too, as there)."""
+    turns = [*conversation, {"role": "assistant", "content": reply}]
+    convo = "\n\n".join(f"{t['role']}: {t['content']}" for t in turns)
+    item = f"[{rubric['points']}] {rubric['criterion']}"
+    return GRADER_TEMPLATE.replace("<<conversation>>", convo).replace("<<rubric_item>>", item)
+
+
+def reference_label(text: str) -> bool | None:
+    """``criteria_met`` as the reference reads it (``parse_json_to_dict``: an outer ```json fence removed, JSON
+    parsed, the value exactly ``true`` or ``false``); None where it would ask again."""
+    try:
+        obj = json.loads(_FENCES.sub("", text.strip()))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("criteria_met"), bool):
+        return None
+    return bool(obj["criteria_met"])
+
+
+def reference_met(attempts: list[str | None]) -> bool:
+    """A criterion's verdict from its attempts' replies: the first readable label, else not met."""
+    for reply in attempts:
+        label = reference_label(reply) if reply is not None else None
+        if label is not None:
+            return label
+    return False
+
+
+def reference_value(rubrics: list[dict[str, Any]], met: list[bool]) -> float:
+    """``normalized_score``: met points (negative ones subtract) over the positive points, 0 without any."""
+    total = sum(r["points"] for r in rubrics if r["points"] > 0)
+    return sum(r["points"] for r, m in zip(rubrics, met, strict=True) if m) / total if total > 0 else 0.0
+
+
+def reference_bootstrap_stderr(values: list[float], n: int = 1000) -> float:
+    """``compute_bootstrap_std``: NumPy's ``default_rng(42)``, ``n`` resamples with replacement, the population std
+    of their clipped means."""
+    import numpy as np
+
+    if len(values) < 2:
+        return 0.0
+    arr = np.array(values)
+    rng = np.random.default_rng(42)
+    means = [np.clip(np.mean(rng.choice(arr, size=len(arr), replace=True)), 0, 1) for _ in range(n)]
+    return float(np.std(means))
+
+
+async def _reference_criterion(grader: Grader, prompt: str) -> list[str | None]:
+    replies: list[str | None] = []
+    for _ in range(REFERENCE_ATTEMPTS):
+        got, _errors = await ask_all(grader, [(None, prompt)])
+        replies.append(got[0])
+        if got[0] is not None and reference_label(got[0]) is not None:
+            break
+    return replies
+
+
+async def reference_score(grader: Grader, state: TaskState) -> Score:
+    """One example as the reference grades it: the reply post-processed, every criterion asked (again while its
+    reply is unreadable, up to 3 times), an unreadable or failed criterion not met; never unscored."""
+    import asyncio
+
+    judged = limit_repetitions(strip_reasoning(state.output.completion))
+    rubrics = state.metadata["rubrics"]
+    prompts = [reference_grader_prompt(state.metadata["conversation"], judged, r) for r in rubrics]
+    attempts = await asyncio.gather(*(_reference_criterion(grader, p) for p in prompts))
+    met = [reference_met(a) for a in attempts]
+    value = reference_value(rubrics, met)
+    meta: dict[str, Any] = {"grader_attempts": attempts, "met": met, "judged_reply": judged}
+    meta[STDERR_RULE] = "numpy-bootstrap"
+    return Score(value=value, explanation=f"{value:.3f} of the positive rubric points", metadata=meta)
+
+
 @scorer(metrics=[rubric_score(), rubric_stderr()], name=SCORER)
-def healthbench_scorer(grader: Grader) -> Scorer:
-    """Grade the reply against every rubric item of the sample."""
+def healthbench_scorer(grader: Grader, reference: bool = False) -> Scorer:
+    """Grade the reply against every rubric item of the sample (``reference``: as the reference does)."""
 
     async def score(state: TaskState, target: Target) -> Score:
+        if reference:
+            return await reference_score(grader, state)
         conversation = [*state.metadata["conversation"], {"role": "assistant", "content": state.output.completion}]
         rubrics = state.metadata["rubrics"]
         replies, errors = await ask_all(grader, [(None, grader_prompt(conversation, r)) for r in rubrics])
@@ -199,6 +302,19 @@ class HealthBench(BenchmarkDefinition):
     scorer_name = SCORER
     inspect_metric = METRIC
     inspect_stderr = "rubric_stderr"
+    protocols: ClassVar[tuple[str, ...]] = (STRICT, REF_V1)
+
+    def reference_messages(self, item: Item) -> list[ChatMessage]:
+        """The reference's chat: the example's conversation as it is (its ``generate_answers``)."""
+        return item_messages(item)
+
+    def _reference(self, protocol: str | Protocol) -> bool:
+        p = get_protocol(protocol)
+        return self.id in p.benchmarks and p.settings_for(self.id).scoring_rule == REFERENCE_RULE
+
+    def grader_settings(self, protocol: str | Protocol) -> dict[str, Any]:
+        """The reference's grader call (:data:`REFERENCE_GRADER`) under a protocol that grades as the reference."""
+        return dict(REFERENCE_GRADER) if self._reference(protocol) else {}
 
     def read_test_items(self, root: Path) -> list[Item]:
         items = []
@@ -231,12 +347,14 @@ class HealthBench(BenchmarkDefinition):
     ) -> Scorer:
         if grader is None:
             raise ValueError(f"{self.id} is graded by an LLM: its scorer needs a grader")
-        return healthbench_scorer(grader)
+        return healthbench_scorer(grader, reference=self._reference(protocol))
 
     def rescore(
         self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
     ) -> dict[str, float]:
-        return rescore(samples)
+        return rescore(samples, reference=self._reference(protocol))
 
-    def aggregate(self, samples: Sequence[Any], values: dict[str, float]) -> float:
+    def aggregate(
+        self, samples: Sequence[Any], values: dict[str, float], *, protocol: str | Protocol = STRICT
+    ) -> float:
         return aggregate(samples, values)

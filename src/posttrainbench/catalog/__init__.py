@@ -11,6 +11,7 @@ from .base_models import DEMO_BASE_MODELS, PAPER_BASE_MODELS
 from .chat_templates import (
     END_OF_TURN,
     REFERENCE_CHAT_TEMPLATES,
+    TOOL_TEMPLATES,
     get_chat_template,
     reference_chat_template,
     render_chat,
@@ -21,6 +22,7 @@ __all__ = [
     "BASE_MODELS",
     "END_OF_TURN",
     "REFERENCE_CHAT_TEMPLATES",
+    "TOOL_TEMPLATES",
     "UnknownNameError",
     "get_base_model",
     "get_chat_template",

@@ -75,6 +75,11 @@ REFERENCE_CHAT_TEMPLATES: dict[str, str] = {
 """Base model -> the reference protocols' template: the reference's ``evaluate.py`` picks it by the
 model's name (``qwen3.jinja``, ``smollm.jinja``, ``gemma3.jinja`` under ``src/eval/templates``)."""
 
+TOOL_TEMPLATES = frozenset({REFERENCE_QWEN3, REFERENCE_SMOLLM3, REFERENCE_GEMMA3})
+"""Templates that offer tools themselves (``tools=`` of :func:`render_chat`, in the reference's wording for the
+model: BFCL under the reference protocols); every other template gets them in the harness's system turn
+(:func:`tools_system_prompt`)."""
+
 # End-of-turn strings each template closes an assistant turn with (used as stop sequences).
 END_OF_TURN: dict[str, tuple[str, ...]] = {
     "chatml": ("<|im_end|>",),
@@ -131,6 +136,14 @@ def _raise(message: str) -> None:
     raise ValueError(message)
 
 
+def _tojson(value: object, indent: int | None = None, separators: tuple[str, str] | None = None) -> str:
+    """``transformers``' ``tojson`` filter: ``json.dumps`` keeping key order and non-ASCII text (Jinja's own
+    sorts keys and escapes HTML characters, which would change the rendered functions)."""
+    import json
+
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators)
+
+
 def render_chat(
     name: str,
     turns: Sequence[Mapping[str, str]],
@@ -139,21 +152,26 @@ def render_chat(
     bos_token: str = "",
     eos_token: str = "",
     now: _dt.datetime | None = None,
+    tools: Sequence[Mapping[str, object]] | None = None,
 ) -> str:
     """``turns`` (``{"role", "content"}``) rendered by the template registered as ``name``, in the
     Jinja environment ``transformers``' ``apply_chat_template`` uses (sandboxed, ``trim_blocks``,
-    ``lstrip_blocks``, ``raise_exception``, ``strftime_now``). ``now``: the time ``strftime_now``
+    ``lstrip_blocks``, ``raise_exception``, ``strftime_now``, its ``tojson``). ``now``: the time ``strftime_now``
     reads (default: the local time now, as ``transformers``; SmolLM3's reference template writes
-    today's date into its system block)."""
+    today's date into its system block). ``tools``: the functions offered, as the OpenAI-style dicts a vLLM
+    server passes its template (``{"type": "function", "function": {"name", "description", "parameters"}}``),
+    for the templates of :data:`TOOL_TEMPLATES`."""
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: (now or _dt.datetime.now()).strftime(fmt)
+    env.filters["tojson"] = _tojson
     template = env.from_string(get_chat_template(name))
     return template.render(
         messages=[dict(t) for t in turns],
         add_generation_prompt=add_generation_prompt,
         bos_token=bos_token,
         eos_token=eos_token,
+        tools=[dict(t) for t in tools] if tools else None,
     )

@@ -66,6 +66,7 @@ def eval_cmd(
     if result.sampling is not None:
         s = result.sampling
         top_p = "unset" if s.top_p is None else s.top_p
-        console.print(f"sampling: temperature {s.temperature}, top_p {top_p} (the model's, from {s.source})")
+        extras = "".join(f", {k} {v}" for k, v in s.extras().items())
+        console.print(f"sampling: temperature {s.temperature}, top_p {top_p}{extras} (the model's, from {s.source})")
     if result.data is not None:
         console.print(f"data: {result.data.status}, sha256 {result.data.items_sha256[:16]}")

@@ -16,19 +16,44 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the site into.")] = Path("site"),
     weights: WeightsOpt = None,
     reindex: ReindexOpt = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Rank on this suite's benchmarks (v1: 7, v1.2: 6); weights from recorded baselines, else the "
+            "suite's published factors (default: the benchmarks present)."
+        ),
+    ] = None,
+    published: Annotated[
+        str | None,
+        typer.Option(help="List the agents of this published leaderboard (v1, v1.2) beside yours, under its suite."),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report: leaderboard, plots, per-benchmark/model views, run pages.
+
+    `--suite` ranks on a suite's benchmarks and weights; `--published v1.2` lists the agents of the
+    published leaderboard beside yours, marked (as `ptb leaderboard --published`).
 
     Like `ptb leaderboard`, it brings the results index (RESULTS/results.db, or one in the cache
     folder when RESULTS is read-only) up to date first.
     """
     from ..leaderboard import load_weights
+    from ..leaderboard.suites import get_suite
     from ..report import build_site
 
     db_path = results_index(results)
     output_folder(out, "site folder")
     with expected(ValueError):
-        site = build_site(results, out, load_weights(weights) if weights else None, full=reindex, db_path=db_path)
+        for name in (suite, published):
+            if name is not None:
+                get_suite(name)  # an unknown one: one line, before the index is read
+        site = build_site(
+            results, out, load_weights(weights) if weights else None, full=reindex, db_path=db_path,
+            protocol=protocol, suite=suite, published=published,
+        )  # fmt: skip
     for problem in site.problems:
         console.print(f"[yellow]problem:[/yellow] {escape(problem)}", soft_wrap=True)
     console.print(

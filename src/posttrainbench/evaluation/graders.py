@@ -88,6 +88,12 @@ UNSCORED = "unscored"
 Such a sample is left out of the metric and counted as not scored by ``runner.check_log``."""
 
 
+DROPPED = "dropped"
+"""Score metadata key: why a graded sample is left out of the metric *by the protocol's rule* (the reference drops an
+Arena-Hard question whose judge reply has no verdict). Unlike :data:`UNSCORED`, it does not fail the evaluation:
+``runner.check_log`` counts it as accounted for, not scored."""
+
+
 class MalformedGrade(ValueError):
     """The grader replied, but not in the format asked for."""
 

@@ -30,15 +30,18 @@ Model args: ``model_path`` (folder; default the model name), ``chat_template`` (
 ``weights_digest`` (the digest recorded for the submission; default: that of the files),
 ``fail_above_max_tokens`` (testing hook: raise when max_tokens exceeds it, to exercise the ladder),
 ``fail_seeds`` (testing hook: raise for a request with one of these seeds, to exercise the seed policy).
+``sampling`` (``{"top_k", "min_p", "repetition_penalty"}``: the model's own, which the reference protocols apply as
+the reference's vLLM does; ``top_k`` and ``min_p`` when sampling, ``repetition_penalty`` in greedy decoding too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +59,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
 from .. import interrupts
-from ..catalog import END_OF_TURN, get_chat_template, render_chat, tools_system_prompt
+from ..catalog import END_OF_TURN, TOOL_TEMPLATES, get_chat_template, render_chat, tools_system_prompt
 from .tool_calls import parse_tool_calls
 
 
@@ -242,6 +245,63 @@ def load_model_and_tokenizer(
 _DEFAULT_CONFIG = GenerateConfig()
 
 
+SAMPLING_ARGS = ("top_k", "min_p", "repetition_penalty")
+
+
+def sampling_extras(value: Any) -> dict[str, float]:
+    """The ``sampling`` model arg (``{"top_k", "min_p", "repetition_penalty"}``, each optional: the model's own,
+    under the reference protocols, ``seeds.ModelSampling.extras``) checked; None or empty: none applied."""
+    if not value:
+        return {}
+    if not isinstance(value, dict) or not set(value) <= set(SAMPLING_ARGS):
+        raise ValueError(f"{PROVIDER}: sampling must be a dict with keys among {SAMPLING_ARGS}, not {value!r}")
+    out: dict[str, float] = {}
+    for k, v in value.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"{PROVIDER}: sampling {k} must be a number, not {v!r}")
+        out[k] = v
+    return out
+
+
+def tool_specs(tools: Sequence[ToolInfo]) -> list[dict[str, Any]]:
+    """``tools`` as a chat template receives them from a vLLM server: what Inspect's OpenAI client sends (the
+    parameters as JSON Schema without None fields), in the field order of vLLM's request model."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters.model_dump(exclude_none=True),
+            },
+        }
+        for t in tools
+    ]
+
+
+def render_prompt(
+    template_name: str,
+    messages: Sequence[ChatMessage],
+    tools: Sequence[ToolInfo] | None = None,
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    now: datetime.datetime | None = None,
+) -> str:
+    """The prompt text: the chat template ``template_name`` with the generation prompt appended. ``tools`` are
+    offered by the template itself when it is a reference one (``TOOL_TEMPLATES``: BFCL's functions written as the
+    reference's template writes them), else in the (first) system turn in the harness's wording. ``now``: the
+    day a template that writes it (SmolLM3's reference template) reads (default: today)."""
+    turns = [{"role": m.role, "content": m.text} for m in messages]
+    specs = tool_specs(tools or [])
+    if specs and template_name in TOOL_TEMPLATES:
+        return render_chat(template_name, turns, bos_token=bos_token, eos_token=eos_token, now=now, tools=specs)
+    if specs:
+        system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
+        turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
+    return render_chat(template_name, turns, bos_token=bos_token, eos_token=eos_token, now=now)
+
+
 class PtbHFAPI(ModelAPI):
     """Batched transformers generation with the harness's chat template and decoding."""
 
@@ -275,6 +335,7 @@ class PtbHFAPI(ModelAPI):
         self.harness_context = int(ctx) if ctx is not None else None
         self.harness_eos: str | None = args.pop("eos_token", None) or None
         self.weights_digest: str | None = args.pop("weights_digest", None) or None
+        self.sampling = sampling_extras(args.pop("sampling", None))
         self.weights_check: dict[str, Any] | None = None
         self._load(device, dtype, args)
         if args:
@@ -363,25 +424,11 @@ class PtbHFAPI(ModelAPI):
     # -- rendering and generation -------------------------------------------------------------
 
     def render(self, messages: list[ChatMessage], tools: list[ToolInfo] | None = None) -> str:
-        """The prompt text: the harness's chat template with the generation prompt appended;
-        ``tools`` are offered in the (first) system turn."""
-        turns = [{"role": m.role, "content": m.text} for m in messages]
-        if tools:
-            specs = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters.model_dump(exclude_none=True),
-                    },
-                }
-                for t in tools
-            ]
-            system = turns.pop(0)["content"] if turns and turns[0]["role"] == "system" else None
-            turns.insert(0, {"role": "system", "content": tools_system_prompt(specs, system)})
+        """The prompt text of ``messages`` (and ``tools``) in this provider's template (:func:`render_prompt`)."""
         tok = self.tokenizer
-        return render_chat(self.template_name, turns, bos_token=tok.bos_token or "", eos_token=tok.eos_token or "")
+        return render_prompt(
+            self.template_name, messages, tools, bos_token=tok.bos_token or "", eos_token=tok.eos_token or ""
+        )
 
     def context_length(self) -> int | None:
         """The harness's context length (the base model's), else the loaded model's."""
@@ -437,12 +484,15 @@ class PtbHFAPI(ModelAPI):
         stops = self.stop_strings(key)
         eos_ids = self._eos_ids(stops)
         sample = key.temperature > 0
+        extra = self.sampling
         gen_config = GenerationConfig(
             max_new_tokens=key.max_tokens,
             do_sample=sample,
             temperature=key.temperature if sample else None,
             top_p=key.top_p if sample else None,
-            top_k=0 if sample else None,  # pinned: top_p only, no top-k cut
+            top_k=int(extra.get("top_k", 0)) if sample else None,  # pinned: no top-k cut unless the model sets one
+            min_p=extra.get("min_p") if sample else None,
+            repetition_penalty=extra.get("repetition_penalty"),  # greedy too, as vLLM
             eos_token_id=eos_ids or None,
             pad_token_id=tok.pad_token_id,
             stop_strings=list(stops) or None,

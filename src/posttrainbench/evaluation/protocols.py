@@ -11,7 +11,7 @@ its settings), and results of different protocols are never ranked together.
   scorer bugs included (:attr:`Protocol.reference_bugs`; docs/evaluation.md has the table with the
   source of every value).
 - ``ptb-v1.2``: v1.2 of the reference: six benchmarks (BFCL dropped), five fixed seeds, its
-  hardened GSM8K and HumanEval scorers.
+  hardened GSM8K and HumanEval scorers, Arena-Hard and HealthBench with their graders.
 
 Prompt construction per protocol (reference chat templates, few-shot placement, instruction
 wordings) is carried as ``prompt_variant``: ``strict`` or ``ptb-v1`` (both reference protocols ask
@@ -123,7 +123,7 @@ _REF = {"prompt_variant": "ptb-v1", "temperature": None, "top_p": None, "heldout
 
 
 def _reference(
-    seeds: tuple[int, ...], gsm8k_rule: str, humaneval_rule: str, bfcl: bool
+    seeds: tuple[int, ...], gsm8k_rule: str, humaneval_rule: str, bfcl: bool, arena: bool = False
 ) -> dict[str, BenchmarkSettings]:
     out = {
         "gsm8k": _s(_MATH, gsm8k_rule, seeds=seeds, **_REF),
@@ -134,6 +134,18 @@ def _reference(
     if bfcl:
         # reference: tasks/bfcl/evaluate*.py --max-tokens 16000; run_final_eval.sh stages 12000, 8000
         out["bfcl"] = _s(_LONG, "bfcl-ast", **_REF)
+    if arena:
+        # reference: tasks/arenahardwriting/evaluate_final_eval.py (judge gpt-5-mini, its post-processing and
+        # scoring); run_final_eval.sh: --max-new-tokens 16384, 12288, 8192, and the first seed only (paid judge)
+        out["arenahardwriting"] = _s(
+            (16384, 12288, 8192), "arena-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
+            strip_thinking=True, **_REF,
+        )  # fmt: skip
+        # reference: tasks/healthbench/evaluate_final_eval.py (grader.py, scoring.py); the same stages and seed rule
+        out["healthbench"] = _s(
+            (16384, 12288, 8192), "healthbench-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
+            strip_thinking=True, **_REF,
+        )  # fmt: skip
     return out
 
 
@@ -158,7 +170,7 @@ V1_2_PROTOCOL = Protocol(
     id=REF_V1_2,
     version="1.2",
     description="The reference v1.2: six benchmarks (BFCL dropped), five fixed seeds, hardened gsm8k/humaneval.",
-    benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False),
+    benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False, arena=True),
     reference_bugs=V1_PROTOCOL.reference_bugs[1:],
 )
 

@@ -34,7 +34,7 @@ from ..fsutil import atomic_write_json
 from ..settings import Settings
 from .backends import BACKENDS, SERVER_TEMPLATE, make_model, uses_model_folder
 from .contract import EvaluableBenchmark
-from .graders import UNSCORED, Grader, GraderConfig, GraderError
+from .graders import DROPPED, UNSCORED, Grader, GraderConfig, GraderError
 from .hf_provider import free_accelerator_memory
 from .limits import HarnessLimits, limits_from_folder
 from .progress import SampleFn, counting
@@ -314,6 +314,7 @@ def check_log(
     scored: list[Any] = []
     stored: dict[str, float] = {}
     unscored: list[str] = []
+    dropped: set[str] = set()
     to_float = value_to_float()
     for s in elog.samples or []:
         sid = str(s.id)
@@ -329,6 +330,9 @@ def check_log(
         cause = (score.metadata or {}).get(UNSCORED)
         if cause:  # a grader failed for this sample: not scored, and said so
             unscored.append(f"{sid}: {cause}")
+            continue
+        if (score.metadata or {}).get(DROPPED):  # left out by the protocol's own rule: accounted for
+            dropped.add(sid)
             continue
         seen.add(sid)
         scored.append(s)
@@ -346,16 +350,16 @@ def check_log(
             disagreements = sum(1 for sid, v in stored.items() if not math.isclose(v, values[sid], abs_tol=1e-9))
             if disagreements:
                 problems.append(f"{disagreements} sample score(s) in the log disagree with re-scoring their output")
-            mine = benchmark.aggregate(scored, values)
+            mine = benchmark.aggregate(scored, values, protocol=protocol)
             excluded = set(heldout_exclude)
             heldout = [s for s in scored if str(s.id) not in excluded]
             if excluded and heldout:
-                heldout_score, n_heldout = benchmark.aggregate(heldout, values), len(heldout)
+                heldout_score, n_heldout = benchmark.aggregate(heldout, values, protocol=protocol), len(heldout)
         except Exception as exc:  # noqa: BLE001 - a scorer error is a problem of the check, not a crash
             problems.append(f"cannot re-score the log: {type(exc).__name__}: {exc}")
     if unscored:
         problems.append(f"{len(unscored)} sample(s) could not be graded (first: {unscored[0]})")
-    if n < len(expected):
+    if n + len(dropped) < len(expected):
         problems.append(f"only {n} of {len(expected)} samples were scored")
 
     reported = reported_stderr = None
@@ -562,8 +566,18 @@ def evaluate_model(
     grader_client: Grader | None = None
     if benchmark.grader == "llm":  # before the model: a missing key must not cost a generation
         try:
-            grader_client = Grader(grader or GraderConfig.from_settings(settings.grader))
-        except GraderError as exc:
+            grader_config = grader or GraderConfig.from_settings(settings.grader)
+            if bench_settings is not None and bench_settings.grader_model is not None:
+                # the protocol's grader (the reference's judge): its model and call settings, on the configured
+                # endpoint and key
+                if grader_config.provider != "openai":
+                    raise GraderError(
+                        f"protocol {proto.id!r} grades {benchmark.id} with {bench_settings.grader_model}: it needs an "
+                        f"OpenAI-compatible grader endpoint, not {grader_config.provider}"
+                    )
+                grader_config = grader_config.model_copy(update=benchmark.grader_settings(proto.id))
+            grader_client = Grader(grader_config)
+        except (GraderError, ValueError) as exc:
             return failed(f"grader: {exc}", n_expected=n_expected)
         common["grader"] = grader_client.config.describe()
 
@@ -585,6 +599,8 @@ def evaluate_model(
         args = {"context_length": limits.context_length, "eos_token": limits.eos_token, **args}
         if weights_digest:
             args["weights_digest"] = weights_digest
+        if sampling is not None and sampling.extras():  # the model's top_k / min_p / repetition_penalty
+            args["sampling"] = sampling.extras()
     try:
         model = make_model(
             backend, model_path, chat_template=template, batch_size=batch_size, device=device,

@@ -31,6 +31,16 @@ SEED_SHUFFLES_PROMPTS = frozenset({"gpqamain"})
 RESERVED_KEYS = ("num_seeds", "num_seeds_succeeded", "per_seed")
 
 
+SAMPLING_KEYS = ("top_k", "min_p", "repetition_penalty")
+"""The sampling parameters besides temperature and top-p that vLLM takes from a model's generation config
+(``ModelConfig.get_diff_sampling_param``: ``repetition_penalty``, ``temperature``, ``top_k``, ``top_p``,
+``min_p``; its ``max_new_tokens`` only applies to a request without ``max_tokens``, and the reference always sets
+one)."""
+GENERATION_CONFIG_DEFAULTS: dict[str, float] = {"top_k": 50, "repetition_penalty": 1.0}
+"""transformers' ``GenerationConfig`` defaults of those keys: vLLM reads the config's ``to_diff_dict()``, so a value
+equal to its default is not applied (a ``top_k`` of 50 leaves vLLM's top-k off; ``min_p`` has no default)."""
+
+
 class ModelSampling(BaseModel):
     """How the reference samples a model that sets its own decoding: vLLM's defaults from the model's
     generation config (``generation_config.json``, else ``config.json``), as a request without a
@@ -40,7 +50,16 @@ class ModelSampling(BaseModel):
 
     temperature: float
     top_p: float | None = None
+    top_k: int | None = Field(None, description="None: off (unset, 50, or 0/-1 in the config).")
+    min_p: float | None = Field(None, description="None: off (unset or 0).")
+    repetition_penalty: float | None = Field(None, description="None: off (unset or 1.0).")
     source: str = Field(..., description="Where the values come from (a file name, or 'vLLM default').")
+
+    def extras(self) -> dict[str, float]:
+        """The parameters besides temperature and top-p that apply (:data:`SAMPLING_KEYS` not None), as the
+        ``sampling`` model arg of ``ptb-hf`` / ``ptb-vllm`` takes them."""
+        values = {"top_k": self.top_k, "min_p": self.min_p, "repetition_penalty": self.repetition_penalty}
+        return {k: v for k, v in values.items() if v is not None}
 
     @property
     def greedy(self) -> bool:
@@ -52,9 +71,19 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _applied(data: dict[str, Any], key: str) -> float | None:
+    """``data[key]`` as vLLM applies it: None when unset, equal to transformers' default, or neutral."""
+    value = _number(data.get(key))
+    if value is None or value == GENERATION_CONFIG_DEFAULTS.get(key):
+        return None
+    neutral = value <= 0 if key == "top_k" else value == 0 if key == "min_p" else value == 1
+    return None if neutral else value
+
+
 def model_sampling(model_path: Path) -> ModelSampling:
     """The decoding the reference's vLLM server gives ``model_path``: ``temperature``/``top_p`` of its
-    ``generation_config.json`` (else of ``config.json``); a temperature set nowhere is 1.0. An unreadable
+    ``generation_config.json`` (else of ``config.json``), and its ``top_k``, ``min_p`` and ``repetition_penalty``
+    where vLLM applies them (:data:`GENERATION_CONFIG_DEFAULTS`); a temperature set nowhere is 1.0. An unreadable
     file raises ``ValueError`` (the reference then evaluates with every seed)."""
     for name in ("generation_config.json", "config.json"):
         f = Path(model_path) / name
@@ -67,9 +96,13 @@ def model_sampling(model_path: Path) -> ModelSampling:
         if not isinstance(data, dict):
             raise ValueError(f"{f}: not a JSON object")
         temperature = _number(data.get("temperature"))
+        top_k = _applied(data, "top_k")
         return ModelSampling(
             temperature=VLLM_DEFAULT_TEMPERATURE if temperature is None else temperature,
             top_p=_number(data.get("top_p")),
+            top_k=int(top_k) if top_k is not None else None,
+            min_p=_applied(data, "min_p"),
+            repetition_penalty=_applied(data, "repetition_penalty"),
             source=name,
         )
     return ModelSampling(temperature=VLLM_DEFAULT_TEMPERATURE, source="vLLM default")

@@ -74,7 +74,7 @@ def build_task(
             ],
             name=benchmark.id,
         ),
-        solver=benchmark.solver(),
+        solver=benchmark.solver(protocol),
         scorer=benchmark.scorer(grader=grader, code_sandbox=code_sandbox, protocol=protocol),
         config=generate_config(benchmark.decoding, max_tokens),
         metadata={"benchmark": benchmark.id},

@@ -5,7 +5,9 @@ the catalog, the stop strings, the pinned sampling, tool rendering and parsing, 
 that gathers Inspect's concurrent ``generate()`` calls. The evaluator sets ``batch_size`` to the
 number of samples, so the whole test set reaches ``LLM.generate`` in one call and vLLM schedules
 it with continuous batching (not a few connections at a time). The submission's
-``generation_config.json`` is ignored (``generation_config="vllm"``), as in ``ptb-hf``.
+``generation_config.json`` is ignored (``generation_config="vllm"``), as in ``ptb-hf``: under the reference
+protocols the evaluator reads it as the reference's vLLM does (``seeds.model_sampling``) and passes temperature and
+top-p per request, ``top_k`` / ``min_p`` / ``repetition_penalty`` as the ``sampling`` model arg.
 
 vLLM is an optional dependency (``pip install 'posttrainbench[gpu]'``); importing this module
 does not need it, constructing the provider does.
@@ -90,10 +92,14 @@ class PtbVLLMAPI(PtbHFAPI):
 
         start = time.monotonic()
         stops = list(self.stop_strings(key))
+        sample = key.temperature > 0
+        extra = self.sampling  # the model's own top_k / min_p / repetition_penalty (reference protocols)
         params = SamplingParams(
             temperature=key.temperature,
-            top_p=key.top_p if key.temperature > 0 else 1.0,
-            top_k=0,  # disabled (vLLM >= 0.11; -1 is only "quietly accepted")
+            top_p=key.top_p if sample else 1.0,
+            top_k=int(extra.get("top_k", 0)) if sample else 0,  # 0: disabled (vLLM >= 0.11; -1 "quietly accepted")
+            min_p=float(extra.get("min_p", 0.0)) if sample else 0.0,
+            repetition_penalty=float(extra.get("repetition_penalty", 1.0)),
             max_tokens=key.max_tokens,
             stop=stops,
             stop_token_ids=self._eos_ids(tuple(stops)),

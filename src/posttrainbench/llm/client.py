@@ -190,8 +190,13 @@ class LLMClient:
                 if system:
                     msgs.append({"role": "system", "content": system})
                 msgs.append({"role": "user", "content": user})
+                extra: dict[str, Any] = {}
+                if cfg.temperature is not None:  # None: the model's default (reasoning models take no other)
+                    extra["temperature"] = cfg.temperature
+                if cfg.reasoning_effort is not None:
+                    extra["reasoning_effort"] = cfg.reasoning_effort
                 resp = oclient.chat.completions.create(
-                    model=cfg.model, messages=msgs, temperature=cfg.temperature, max_completion_tokens=cfg.max_tokens
+                    model=cfg.model, messages=msgs, max_completion_tokens=cfg.max_tokens, **extra
                 )
                 if resp.usage is not None:
                     self._count_tokens(resp.usage.prompt_tokens, resp.usage.completion_tokens)

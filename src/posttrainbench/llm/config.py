@@ -32,8 +32,13 @@ class LLMConfig(BaseModel):
     attempts: int = Field(3, ge=1, le=10, description="Tries per call (timeouts, HTTP errors, malformed replies).")
     backoff_s: float = Field(2.0, ge=0, description="First wait before a retry; doubles on each.")
     timeout_s: float = Field(120.0, gt=0, description="Seconds per request.")
-    temperature: float = Field(0.0, ge=0, description="OpenAI-compatible only; Anthropic samples at its default.")
+    temperature: float | None = Field(
+        0.0, ge=0, description="OpenAI-compatible only; Anthropic samples at its default. None: not sent."
+    )
     max_tokens: int = Field(2048, gt=0)
+    reasoning_effort: str | None = Field(
+        None, description="OpenAI reasoning models' reasoning_effort (None: not sent; e.g. a protocol's judge)."
+    )
 
     @classmethod
     def from_settings(cls, endpoint: LLMEndpointSettings) -> Self:
@@ -63,4 +68,5 @@ class LLMConfig(BaseModel):
         return {
             "provider": self.provider, "model": self.model, "base_url": self.endpoint,
             "temperature": self.temperature if self.provider == "openai" else None, "max_tokens": self.max_tokens,
+            **({"reasoning_effort": self.reasoning_effort} if self.reasoning_effort is not None else {}),
         }  # fmt: skip

@@ -30,6 +30,7 @@ from ..agents.trace_parsers import parse_trace
 from ..console import duration, limited, score, utc
 from ..domain import PHASES
 from ..leaderboard import RepeatsSummary
+from ..leaderboard.tables import ranked_rows
 from ..results.layout import RunPaths
 from ..trace import Trace, TraceStep, load_trace
 from .data import ReportData, RunEntry, load_report_data, run_state
@@ -138,8 +139,9 @@ class AgentRow(NamedTuple):
     runs_href: str
     rank: Num
     cells: list[Num]
-    n_missing: int
+    n_missing: int | None  # None: not known (a published agent)
     missing_title: str
+    source: str = ""  # "" for ours; "published v1.2" (...) for an agent of a published leaderboard
 
 
 class GroupCell(NamedTuple):
@@ -449,7 +451,26 @@ class _Site:
             "missing cells",
         ]
         rows = []
-        for row in d.agents:
+        ranked = ranked_rows(d.report)  # ours, and the published agents beside them (``--published``)
+        ours = {a.label: a for a in d.agents}
+        for r in ranked:
+            if r.source != "ours":  # a published agent: its published score, std, run count and grid
+                dash = [_num(None, "—") for _ in head[5:12]]
+                rows.append(
+                    AgentRow(
+                        label=r.label, agent=r.label, config="", runs_href="", rank=_num(r.rank, str(r.rank)),
+                        cells=[
+                            _num(r.score, fmt_score(r.score), "score"),
+                            _num(r.std, "—" if r.std is None else f"± {r.std:.3f}"),
+                            _num(r.n_runs, str(r.n_runs)),
+                            *dash,
+                            *(_num(r.per_benchmark.get(b), fmt_score(r.per_benchmark.get(b))) for b in benches),
+                        ],
+                        n_missing=None, missing_title="", source=r.source,
+                    )
+                )  # fmt: skip
+                continue
+            row = ours[r.label]
             verified = d.verified(row.label)
             budget = f" ({row.time_pct_of_budget:.0f}%)" if row.time_pct_of_budget is not None else ""
             tokens = (
@@ -461,7 +482,7 @@ class _Site:
                     agent=row.agent,
                     config=row.label[len(row.agent) :],
                     runs_href="runs.html#q=" + quote(row.label, safe=""),
-                    rank=_num(row.rank, str(row.rank)),
+                    rank=_num(r.rank, str(r.rank)),
                     cells=[
                         _num(row.score, fmt_score(row.score), "score"),
                         _num(row.std, "—" if row.std is None else f"± {row.std:.3f}"),
@@ -490,6 +511,11 @@ class _Site:
             n_superseded=len(d.superseded),
             weights=[(b, f"{w:.3f}") for b, w in d.weights.items()],
             weights_source=d.report.weights_source,
+            suite=d.report.suite,
+            protocol=d.report.protocol,
+            published=(d.report.published[0].suite if d.report.published else None),
+            n_published=len(d.report.published),
+            notes=d.report.notes,
             columns=[Column(h, i != 1) for i, h in enumerate(head)],
             rows=rows,
             figures=list(plots.items()),
@@ -862,12 +888,17 @@ def build_site(
     *,
     full: bool = False,
     db_path: Path | None = None,
+    protocol: str | None = None,
+    suite: str | None = None,
+    published: str | None = None,
 ) -> SiteResult:
     """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced).
 
-    ``weights`` overrides the benchmark weights (else: from recorded baselines, else equal);
-    ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``); ``db_path``: where
-    the index lives (default ``RESULTS/results.db``).
+    ``weights`` overrides the benchmark weights (else: from recorded baselines, else the suite's published
+    factors, else equal); ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``);
+    ``db_path``: where the index lives (default ``RESULTS/results.db``). ``protocol``, ``suite``, ``published``:
+    as ``ptb leaderboard`` (the leaderboard page ranks on the suite's benchmarks, and with ``published`` lists
+    that published leaderboard's agents beside ours, marked).
     """
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(results_root).resolve():
@@ -877,7 +908,9 @@ def build_site(
     # into an empty folder or one that holds an earlier report: never someone's own "runs/".
     if out_dir.is_dir() and any(out_dir.iterdir()) and not marker.is_file():
         raise ValueError(f"{out_dir}: not empty and not a ptb report site; choose an empty or new folder")
-    data = load_report_data(Path(results_root), weights, full=full, db_path=db_path)
+    data = load_report_data(
+        Path(results_root), weights, full=full, db_path=db_path, protocol=protocol, suite=suite, published=published
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("written by `ptb report`; this folder is replaced on the next run\n", encoding="utf-8")
     for sub in ("runs", "plots", "assets"):
