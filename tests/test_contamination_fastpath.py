@@ -185,16 +185,15 @@ def test_compiled_token_hashes_equal_numpy_on_hostile_bytes() -> None:
             b"".join(rnd.choice(parts) * rnd.choice([1, 1, 1, 3, 7, 9, 17, 33]) for _ in range(rnd.randint(1, 40)))
         )
     n = max(len(d) for d in docs) + 1
-    low, starts, ends, out = (
+    low, edges, out = (
         np.empty(n + 8, np.uint8),
-        np.empty(n, np.int64),
         np.empty(n, np.int64),
         np.empty(n, np.uint64),
     )
     long_tokens = 0
     for d in docs:
         raw = np.frombuffer(d, dtype=np.uint8)
-        nt, long_at, nl = k.hash_tokens(raw, low, starts, ends, out)
+        nt, long_at, nl = k.hash_tokens(raw, low, edges, out)
         got = out[:nt].copy()
         for t, s, ln in long_at[:nl].tolist():
             got[t] = hash_bytes(d[s : s + ln])[0]  # the caller's blake2b, as Scanner does

@@ -60,7 +60,7 @@ _CLASS = np.array(
     dtype=np.uint8,
 )
 _ESCAPED = np.array([c in b"ntrbf" for c in range(256)], dtype=np.bool_)
-_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_TAIL = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
 def _load8(low: Any, s: int, length: int) -> Any:
@@ -69,22 +69,21 @@ def _load8(low: Any, s: int, length: int) -> Any:
     w = np.uint64(0)
     for j in range(8):
         w |= np.uint64(low[s + j]) << np.uint64(8 * j)
-    if length < 8:
-        w &= (np.uint64(1) << np.uint64(8 * length)) - np.uint64(1)
-    return w
+    return w & _TAIL[length]
 
 
-def hash_tokens(raw: Any, low: Any, starts: Any, ends: Any, out: Any) -> tuple[int, Any, int]:
+def hash_tokens(raw: Any, low: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
     """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low`` (>= n + 8
-    bytes), ``starts``, ``ends`` (>= n + 1): work buffers the caller keeps (fresh arrays cost a
-    page fault every 4 KiB). Returns (tokens, long tokens as rows of (token index, start,
-    length), number of long tokens): tokens above 32 bytes get their blake2b hash from the
-    caller. Two passes: bytes (lowercase, escape rule, token starts and ends), then tokens."""
+    bytes) and ``edges`` (>= n + 1): work buffers the caller keeps (fresh arrays cost a page fault
+    every 4 KiB). Returns (tokens, long tokens as rows of (token index, start, length), number
+    of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
+
+    Two passes: the bytes (lowercased, the escape rule applied, and where the byte class
+    changes or a punctuation mark stands: one store per byte), then the tokens between edges."""
     n = len(raw)
-    ns = 0
     ne = 0
     prev_bs = False
-    prev_word = False
+    prev_cls = np.uint8(0)
     for i in range(n):
         b = raw[i]
         lb = _LOWER[b]
@@ -94,42 +93,39 @@ def hash_tokens(raw: Any, low: Any, starts: Any, ends: Any, out: Any) -> tuple[i
         prev_bs = bs
         low[i] = lb
         cls = _CLASS[lb]
-        word = cls == 1
-        # a word that ended before i; then a token starting at i; a punctuation mark ends at i + 1
-        ends[ne] = i
-        ne += prev_word and not word
-        starts[ns] = i
-        ns += cls == 2 or (word and not prev_word)
-        ends[ne] = i + 1
-        ne += cls == 2
-        prev_word = word
-    if prev_word:
-        ends[ne] = n
-        ne += 1
+        edges[ne] = i
+        ne += (cls != prev_cls) | (cls == 2)
+        prev_cls = cls
     for i in range(n, n + 8):
         low[i] = 0
+    edges[ne] = n
     long_at = np.empty((n // (_LONG + 1) + 1, 3), dtype=np.int64)  # a long token holds >= 33 bytes
     nl = 0
-    for t in range(ns):
-        s = starts[t]
-        length = ends[t] - s
+    nt = 0
+    for j in range(ne):
+        s = edges[j]
+        cls = _CLASS[low[s]]
+        if cls == 0:
+            continue  # a run of separators
+        length = 1 if cls == 2 else edges[j + 1] - s
         h = _load8(low, s, min(length, 8))
         h ^= np.uint64(length) * _K1
         h = _fin(h)
         if length > 8:
-            j = 8
-            while j < length and j < _LONG:
-                x = _load8(low, s + j, min(length - j, 8)) * _K2
+            k = 8
+            while k < length and k < _LONG:
+                x = _load8(low, s + k, min(length - k, 8)) * _K2
                 x ^= h
                 h = _fin(x)
-                j += 8
+                k += 8
             if length > _LONG:
-                long_at[nl, 0] = t
+                long_at[nl, 0] = nt
                 long_at[nl, 1] = s
                 long_at[nl, 2] = length
                 nl += 1
-        out[t] = h
-    return ns, long_at, nl
+        out[nt] = h
+        nt += 1
+    return nt, long_at, nl
 
 
 def _search(h: Any, sorted_: Any) -> int:
@@ -265,21 +261,22 @@ def fuzzy_windows(
     pos: Any,
     aid: Any,
     touched: Any,
+    cand: Any,
 ) -> tuple[Any, Any]:
     """Anchors of the block ``th`` (global positions from ``pos_base``) after those carried;
     for every window of ``window`` tokens (starting every half window) that holds one, the
     distinct anchors counted per entry, ``best`` raised to the count. Returns the new carry
     (anchors within the last ``window`` tokens). ``pos``/``aid`` (>= carry + block) and
-    ``touched`` (>= entries): work buffers."""
+    ``touched`` (>= entries), ``cand`` (>= block): work buffers."""
     half = window // 2
     nc = len(carry_pos)
     pos[:nc] = carry_pos
     aid[:nc] = carry_aid
     n = nc
-    for i in range(len(th)):
-        p = _find(th[i], bitmap, sorted_, shift)
+    for j in range(_candidates(th, len(th), bitmap, shift, cand)):
+        p = _search(th[cand[j]], sorted_)
         if p >= 0:
-            pos[n] = pos_base + i
+            pos[n] = pos_base + cand[j]
             aid[n] = p
             n += 1
     end = pos_base + len(th)
@@ -403,9 +400,7 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     raw = np.frombuffer(text, dtype=np.uint8)
     n = len(raw)
     out = np.empty(n + 8, dtype=np.uint64)
-    nt, long_at, nl = hk(
-        raw, np.empty(n + 8, dtype=np.uint8), np.empty(n + 8, np.int64), np.empty(n + 8, np.int64), out
-    )
+    nt, long_at, nl = hk(raw, np.empty(n + 8, dtype=np.uint8), np.empty(n + 8, np.int64), out)
     want = hash_bytes(raw)
     got = out[:nt].copy()
     if nl != 1 or nt != len(want):
@@ -434,7 +429,7 @@ def _warm_up(kernels: tuple[Any, Any, Any]) -> None:
     n = len(raw)
     out = np.empty(n, dtype=np.uint64)
     i64 = np.zeros(n + 1, dtype=np.int64)
-    hk(raw, np.empty(n + 8, dtype=np.uint8), i64, i64.copy(), out)
+    hk(raw, np.empty(n + 8, dtype=np.uint8), i64, out)
     u64 = np.zeros(2, dtype=np.uint64)
     tab = np.zeros(1 << 13, dtype=np.uint8)
     sh = np.uint64(48)
@@ -466,4 +461,23 @@ def _warm_up(kernels: tuple[Any, Any, Any]) -> None:
         i64.copy(),
     )
     e = i64[:0]
-    fk(out, 0, e, e, tab, u64, sh, i64, i64, i64, i64, i64, np.zeros(1, np.int64), 256, i64, i64.copy(), i64.copy())
+    fk(
+        out,
+        0,
+        e,
+        e,
+        tab,
+        u64,
+        sh,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        np.zeros(1, np.int64),
+        256,
+        i64,
+        i64.copy(),
+        i64.copy(),
+        i64.copy(),
+    )

@@ -225,8 +225,7 @@ class Scanner:
             m = max(n, BLOCK) + self.carry_len + 8
             w |= {
                 "low": np.empty(m, dtype=np.uint8),
-                "starts": np.empty(m, dtype=np.int64),
-                "ends": np.empty(m, dtype=np.int64),
+                "edges": np.empty(m, dtype=np.int64),
                 "stream": np.empty(m, dtype=np.uint64),
                 "g": np.empty(m + 1, dtype=np.uint64),
                 "hs": np.empty(m, dtype=np.uint64),
@@ -248,7 +247,7 @@ class Scanner:
         c = len(self.carry)
         stream = w["stream"]
         stream[:c] = self.carry
-        nt, long_at, nl = k.hash_tokens(raw, w["low"], w["starts"], w["ends"], stream[c:])
+        nt, long_at, nl = k.hash_tokens(raw, w["low"], w["edges"], stream[c:])
         for t, s, n in long_at[:nl].tolist():  # word bytes: ASCII lowercasing is the tokeniser's
             stream[c + t] = long_hash(raw[s : s + n].tobytes().lower())
         if nt == 0:
@@ -262,7 +261,7 @@ class Scanner:
             self.fz_carry = k.fuzzy_windows(
                 th, self.pos_base, *self.fz_carry, fz.bitmap, fz.sorted, fz.shift, cc.fz_inv_ptr, cc.fz_inv_entries,
                 self.fz_best, self.fz_cnt, self.fz_stamp, self.fz_clock, FUZZY_WINDOW, w["fz_pos"], w["fz_aid"],
-                w["fz_touched"],
+                w["fz_touched"], w["cand"],
             )  # fmt: skip
             self.pos_base += nt
         pair_k = PAIR_K if len(cc.pairs) else 0
