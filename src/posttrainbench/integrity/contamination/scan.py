@@ -425,7 +425,9 @@ class IncrementalScan:
         self.roots: list[str] = []
         self.notes: dict[str, Any] = {
             "scan_kernel": "numba" if kernels else "numpy",
-            "kernel_compile_s": kernels.compile_s if kernels else None,
+            "kernel_load_s": kernels.compile_s
+            if kernels
+            else None,  # once per process: compiled or read from the cache
         }
 
     # ------------------------------------------------------------------ feeding
