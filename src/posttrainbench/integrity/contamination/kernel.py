@@ -163,6 +163,19 @@ def _candidates(hs: Any, n: int, bitmap: Any, shift: Any, cand: Any) -> int:
     return nc
 
 
+def _kgram_candidates(g: Any, lo: int, n: int, k: int, pw: Any, bitmap: Any, shift: Any, hs: Any, cand: Any) -> int:
+    """:func:`_candidates` of the ``k``-grams starting at ``lo .. lo + n - 1`` (hashes from the
+    Horner prefix ``g``, ``pw`` = P**k), which it also writes to ``hs``: one loop, not two."""
+    nc = 0
+    for i in range(n):
+        h = g[lo + i + k] - g[lo + i] * pw
+        hs[i] = h
+        slot = h >> shift
+        cand[nc] = i
+        nc += (bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
+    return nc
+
+
 def _mark(p: int, seen: Any, touched: Any, n_touched: int) -> int:
     if p >= 0 and not seen[p]:
         seen[p] = True
@@ -223,17 +236,18 @@ def block_ngrams(
         pw = np.uint64(1)
         for _ in range(k):
             pw *= _P
-        for i in range(n):
-            hs[i] = g[lo + i + k] - g[lo + i] * pw
         if which == 0:
-            for j in range(_candidates(hs, n, ex_bits, ex_shift, cand)):
+            for j in range(_kgram_candidates(g, lo, n, k, pw, ex_bits, ex_shift, hs, cand)):
                 n_touched = _mark(_search(hs[cand[j]], ex_sorted), seen, touched, n_touched)
         elif which <= ns:
-            for j in range(_candidates(hs, n, sh_bits, sh_shift, cand)):
+            for j in range(_kgram_candidates(g, lo, n, k, pw, sh_bits, sh_shift, hs, cand)):
                 p = _search(hs[cand[j]], sh_sorted)
                 if p >= 0:
                     n_touched = _mark(short_pos[p], seen, touched, n_touched)
-        if k == pair_k and (which == 0 or which == ns + 1):
+        else:
+            for i in range(n):
+                hs[i] = g[lo + i + k] - g[lo + i] * pw
+        if k == pair_k and (which == 0 or which == ns + 1):  # hs holds the pair_k-grams
             for j in range(_candidates(hs, n, pr_bits, pr_shift, cand)):
                 h = hs[cand[j]]
                 if _search(h, pr_sorted) >= 0:
@@ -363,7 +377,10 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
             config.CACHE_DIR = str(cache_dir)
         try:
             jit = numba.njit(cache=cache, nogil=True)
-            helpers = {f: numba.njit(inline="always")(f) for f in (_fin, _load8, _search, _find, _candidates, _mark)}
+            helpers = {
+                f: numba.njit(inline="always")(f)
+                for f in (_fin, _load8, _search, _find, _candidates, _kgram_candidates, _mark)
+            }
             kernels = _rebind(helpers, jit)
         finally:
             if cache_dir is not None:
