@@ -229,3 +229,28 @@ def test_unicode_escapes_and_binary_precheck_equal_the_simple_rules() -> None:
             s, n = int(rng.integers(0, len(mask) - 26)), int(rng.integers(20, 27))
             mask[s : s + n] = True
         assert _may_hold_run(mask) or not runs(mask, 24)
+
+
+def test_kernels_that_disagree_with_numpy_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numba's cache is keyed on kernel.py alone: stale machine code (say, after a hash scheme
+    change in tokens.py) must fail the load-time check and leave the scan on numpy's path."""
+    k = kernel.load(None)
+    assert k is not None
+    fns = (k.hash_tokens, k.block_ngrams, k.fuzzy_windows)
+    assert kernel._agrees(fns)
+
+    def stale_hash(raw, low, edges, out):  # one token hashed differently
+        nt, long_at, nl = k.hash_tokens(raw, low, edges, out)
+        out[1] ^= np.uint64(1)
+        return nt, long_at, nl
+
+    def stale_ngrams(*args):  # the last n-gram not found
+        return k.block_ngrams(args[0][:-1], *args[1:])
+
+    assert not kernel._agrees((stale_hash, k.block_ngrams, k.fuzzy_windows))
+    assert not kernel._agrees((k.hash_tokens, stale_ngrams, k.fuzzy_windows))
+    # without numba: the numpy path, and the evidence says so
+    monkeypatch.setitem(__import__("sys").modules, "numba", None)
+    monkeypatch.setattr(kernel, "_LOADED", {})
+    inc = IncrementalScan(build_index([("t/0", "one two three four five six seven eight nine")], []))
+    assert inc.scanner.kernels is None and inc.report()["scan_kernel"] == "numpy"

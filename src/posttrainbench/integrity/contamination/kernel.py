@@ -224,10 +224,9 @@ def block_ngrams(
     for i in range(m):
         g[i + 1] = g[i] * _P + arr[i]
     npair = 0
-    ns = len(k_short)
-    for which in range(ns + 2):  # the full length, the short ones, the pair length when it is neither
-        k = k_full if which == 0 else k_short[which - 1] if which <= ns else pair_k
-        if k == 0 or (which == ns + 1 and pair_k == k_full):
+    for step in range(2):  # the full length; then the pair length when it is not the full one
+        k = k_full if step == 0 else pair_k
+        if k == 0 or (step == 1 and pair_k == k_full):
             continue
         lo = max(0, c - k + 1)  # the k-grams that end in the new tokens
         n = m - k + 1 - lo
@@ -236,25 +235,69 @@ def block_ngrams(
         pw = np.uint64(1)
         for _ in range(k):
             pw *= _P
-        if which == 0:
+        if step == 0:
             for j in range(_kgram_candidates(g, lo, n, k, pw, ex_bits, ex_shift, hs, cand)):
                 n_touched = _mark(_search(hs[cand[j]], ex_sorted), seen, touched, n_touched)
-        elif which <= ns:
-            for j in range(_kgram_candidates(g, lo, n, k, pw, sh_bits, sh_shift, hs, cand)):
-                p = _search(hs[cand[j]], sh_sorted)
-                if p >= 0:
-                    n_touched = _mark(short_pos[p], seen, touched, n_touched)
         else:
             for i in range(n):
                 hs[i] = g[lo + i + k] - g[lo + i] * pw
-        if k == pair_k and (which == 0 or which == ns + 1):  # hs holds the pair_k-grams
+        if k == pair_k:  # hs holds the pair_k-grams
             for j in range(_candidates(hs, n, pr_bits, pr_shift, cand)):
                 h = hs[cand[j]]
                 if _search(h, pr_sorted) >= 0:
                     pair_at[npair] = lo + cand[j]
                     pair_h[npair] = h
                     npair += 1
+    if len(k_short):
+        n_touched = _short_ngrams(
+            g, m, c, k_short, sh_bits, sh_sorted, sh_shift, short_pos, seen, touched, n_touched, cand
+        )
     return n_touched, npair
+
+
+def _short_ngrams(
+    g: Any,
+    m: int,
+    c: int,
+    ks: Any,
+    bits: Any,
+    sorted_: Any,
+    shift: Any,
+    short_pos: Any,
+    seen: Any,
+    touched: Any,
+    n_touched: int,
+    cand: Any,
+) -> int:
+    """The short items' n-grams (every length of ``ks``) ending in the new tokens, in one loop:
+    a position is a candidate when any of its lengths passes the (small) prefilter."""
+    kmin, kmax = ks.min(), ks.max()
+    pws = np.empty(len(ks), dtype=np.uint64)
+    for i in range(len(ks)):
+        pw = np.uint64(1)
+        for _ in range(ks[i]):
+            pw *= _P
+        pws[i] = pw
+    nc = 0
+    for s in range(max(0, c - kmax + 1), m - kmin + 1):
+        gs = g[s]
+        hit = np.uint8(0)
+        for i in range(len(ks)):
+            e = s + ks[i]
+            if c < e <= m:
+                slot = (g[e] - gs * pws[i]) >> shift
+                hit |= (bits[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
+        cand[nc] = s
+        nc += hit
+    for j in range(nc):
+        s = cand[j]
+        for i in range(len(ks)):
+            e = s + ks[i]
+            if c < e <= m:
+                p = _search(g[e] - g[s] * pws[i], sorted_)
+                if p >= 0:
+                    n_touched = _mark(short_pos[p], seen, touched, n_touched)
+    return n_touched
 
 
 def fuzzy_windows(
@@ -379,7 +422,7 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
             jit = numba.njit(cache=cache, nogil=True)
             helpers = {
                 f: numba.njit(inline="always")(f)
-                for f in (_fin, _load8, _search, _find, _candidates, _kgram_candidates, _mark)
+                for f in (_fin, _load8, _search, _find, _candidates, _kgram_candidates, _mark, _short_ngrams)
             }
             kernels = _rebind(helpers, jit)
         finally:
@@ -425,18 +468,23 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     got[long_at[0, 0]] = want[long_at[0, 0]]
     if not np.array_equal(got, want):
         return False
-    sorted_ = np.unique(ngrams(want, 8))
+    # every 8-gram in the full set, every 3- and 5-gram in the short set, every 8-gram a pair prefix
+    full, short = np.unique(ngrams(want, 8)), np.unique(np.concatenate([ngrams(want, 3), ngrams(want, 5)]))
+    n_all = len(full) + len(short)
     bits = np.full(1 << 13, 255, dtype=np.uint8)  # every slot a candidate: the search decides
-    seen = np.zeros(len(sorted_), dtype=np.bool_)
-    touched = np.empty(len(sorted_), dtype=np.int64)
-    e64, eu = np.empty(0, np.int64), np.empty(0, np.uint64)
+    seen = np.zeros(n_all, dtype=np.bool_)
+    touched = np.empty(n_all, dtype=np.int64)
+    short_pos = np.arange(len(full), n_all, dtype=np.int64)
     sh = np.uint64(48)
-    m = nt + 1
-    g, hs, cand = np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(m, np.int64)
-    found, _ = bk(
-        want, 0, 8, e64, bits, sorted_, sh, bits, eu, sh, e64, seen, touched, 0, 0, bits, eu, sh, e64, eu, g, hs, cand
-    )
-    return bool(found == len(sorted_) and seen.all())
+    m = nt + 8
+    g, hs, cand, pair_at = np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(m, np.int64), np.empty(m, np.int64)
+    pair_h = np.empty(m, np.uint64)
+    ks = np.array([3, 5], dtype=np.int64)
+    found, npair = bk(
+        want, 0, 8, ks, bits, full, sh, bits, short, sh, short_pos, seen, touched, 0, 8, bits, full, sh,
+        pair_at, pair_h, g, hs, cand,
+    )  # fmt: skip
+    return bool(found == n_all and seen.all() and npair == nt - 7 and np.array_equal(pair_h[:npair], ngrams(want, 8)))
 
 
 def _warm_up(kernels: tuple[Any, Any, Any]) -> None:
