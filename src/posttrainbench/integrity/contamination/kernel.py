@@ -281,7 +281,7 @@ def _short_ngrams(
     nc = 0
     for s in range(max(0, c - kmax + 1), m - kmin + 1):
         gs = g[s]
-        hit = np.uint8(0)
+        hit: Any = np.uint8(0)
         for i in range(len(ks)):
             e = s + ks[i]
             if c < e <= m:
