@@ -410,10 +410,14 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
     except ImportError:
         return None
     t0 = time.monotonic()
+    if cache_dir is not None:
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a read-only cache: compiled in memory, as without one
+            cache_dir = None
     try:
         cache = cache_dir is not None
         if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
             # numba picks the cache folder when a function is decorated: set it for ours only
             config: Any = numba.config
             old = config.CACHE_DIR
