@@ -1,20 +1,24 @@
-"""The scan's hot path compiled with numba: one pass per token instead of numpy's many passes.
+"""The scan's hot path compiled with numba: a few tight passes per block instead of numpy's many.
 
 Same rules and results as the numpy path (:func:`.tokens.hash_bytes`, :class:`.tokens.HashSet`
 lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not installed (it is the
 ``fast`` extra) and the reference the tests compare with. Three kernels:
 
-- :func:`hash_tokens`: tokenise and hash a block in one pass over its bytes (tokens above 32
-  bytes are listed, and hashed with blake2b by the caller, as in ``hash_bytes``);
-- :func:`block_ngrams`: every n-gram length in one Horner pass per position, each probed in its
-  set (the full-length n-grams, the short items' n-grams, the pair prefixes) through the same
-  prefilter table and sorted array as :class:`.tokens.HashSet`; marks what it finds as seen;
+- :func:`hash_tokens`: tokenise and hash a block: one pass over its bytes (lowercase, escape
+  rule, edges where the byte class changes), one over its tokens (tokens above 32 bytes are
+  listed and hashed with blake2b by the caller, as in ``hash_bytes``);
+- :func:`block_ngrams`: the n-gram hashes from one Horner prefix (one multiply per length),
+  probed through :class:`.tokens.HashSet`'s prefilter table as bits, in branch-free loops,
+  then the few candidates by binary search (the full-length set, the short items' set with all
+  their lengths in one loop, the pair prefixes); marks what it finds as seen;
 - :func:`fuzzy_windows`: anchors of a block, and per window the distinct anchors counted per
   entry with a stamp array and a counter array (no sort), keeping the per-entry maximum.
 
-Compiled on first use (a few seconds) into ``cache_dir`` (numba's on-disk cache, reused by later
-processes; None: compiled in memory, per process). :func:`load` returns None when numba is
-missing or does not compile.
+The kernels do not check bounds: the caller's buffers are sized as each docstring says.
+Compiled on first use (5-9 s) into ``cache_dir`` (numba's on-disk cache, reused by later
+processes; None: compiled in memory, per process) and checked against numpy's hashes
+(:func:`_agrees`). :func:`load` returns None when numba is missing, does not compile or
+disagrees.
 """
 
 from __future__ import annotations

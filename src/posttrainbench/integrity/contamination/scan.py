@@ -423,11 +423,10 @@ class IncrementalScan:
         self.memo_hits = 0
         self.seconds = 0.0
         self.roots: list[str] = []
+        # which path scanned, and what loading the kernels cost (once per process: compiled or cached)
         self.notes: dict[str, Any] = {
             "scan_kernel": "numba" if kernels else "numpy",
-            "kernel_load_s": kernels.compile_s
-            if kernels
-            else None,  # once per process: compiled or read from the cache
+            "kernel_load_s": kernels.compile_s if kernels else None,
         }
 
     # ------------------------------------------------------------------ feeding
