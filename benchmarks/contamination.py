@@ -4,6 +4,10 @@
   fuzzy anchors, question/answer pairs; GSM8K train as the allowed data) against a JSONL corpus
   of GSM8K-train-like rows with their numbers changed (nothing matches), exact channel alone,
   then all three channels. MB/s per core = bytes / CPU seconds of the process (wall time too).
+  ``--rounds N``: the compiled kernels (numba) and the numpy path interleaved N times on the
+  same corpus (and ``--weights-mb`` of random float32 safetensors), with the median ratio; the
+  kernels' first-call cost (compiling into an empty cache folder, then loading from it, each in
+  a fresh process) is measured too.
   ``--baseline DIR`` also runs today's scanner from another checkout (its own ``.venv``) on
   the same corpus, for the ratio.
 - **workspace**: ``--workspace-gb`` of mixed files (JSONL, gzipped JSONL, Parquet, zip,
@@ -82,8 +86,9 @@ def exact_only(idx: ContaminationIndex) -> ContaminationIndex:
     )
 
 
-def timed_feed(idx: ContaminationIndex, path: Path) -> dict:
-    inc = IncrementalScan(idx)
+def timed_feed(idx: ContaminationIndex, path: Path, compiled: bool = True, jit_cache: Path | None = None) -> dict:
+    inc = IncrementalScan(idx, compiled=compiled, jit_cache=jit_cache)
+    assert (inc.scanner.kernels is not None) == compiled
     c0, w0 = time.process_time(), time.time()
     res = inc.feed_path(path)
     c1, w1 = time.process_time(), time.time()
@@ -161,6 +166,56 @@ def workspace(root: Path, gb: float, src: Path) -> dict[str, int]:
     return kinds
 
 
+_LOAD = """
+import sys, time
+from pathlib import Path
+t = time.time()
+from posttrainbench.integrity.contamination import kernel
+k = kernel.load(Path(sys.argv[1]))
+print(time.time() - t, k.compile_s)
+"""
+
+
+def kernel_first_call(work: Path) -> dict:
+    """Seconds to import and compile the kernels into an empty cache folder, then to load them
+    from it (each in a fresh process)."""
+    cache = work / "jit"
+    shutil.rmtree(cache, ignore_errors=True)
+    out = {}
+    for what in ("cold_compile_s", "cached_load_s"):
+        r = subprocess.run([sys.executable, "-c", _LOAD, str(cache)], capture_output=True, text=True, check=True)
+        out[what] = round(float(r.stdout.split()[0]), 2)
+    return out
+
+
+def weights(path: Path, mb: int) -> Path:
+    """A safetensors file of ``mb`` MiB of random float32."""
+    n = mb << 20
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n // 4], "data_offsets": [0, n]}}).encode()
+    with open(path, "wb") as fh:
+        fh.write(len(header).to_bytes(8, "little") + header)
+        fh.write(np.random.default_rng(0).standard_normal(n // 4, dtype=np.float32).tobytes())
+    return path
+
+
+def rounds(idx: ContaminationIndex, src: Path, wpath: Path | None, n: int, work: Path) -> dict:
+    """numba and numpy interleaved ``n`` times: MB/s per core (CPU) per case and the median ratio."""
+    cases = {"exact": (exact_only(idx), src), "all_channels": (idx, src)}
+    if wpath is not None:
+        cases["all_channels_weights"] = (idx, wpath)
+    res: dict[str, dict[str, list[float]]] = {c: {"numba": [], "numpy": []} for c in cases}
+    for _ in range(n):
+        for case, (ix, path) in cases.items():
+            for compiled in (True, False):
+                r = timed_feed(ix, path, compiled, work / "jit")
+                res[case]["numba" if compiled else "numpy"].append(round(r["mb_s_cpu"], 1))
+        print(json.dumps(res), os.getloadavg(), flush=True)
+    return {
+        c: v | {"ratio_median": round(float(np.median(np.array(v["numba"]) / np.array(v["numpy"]))), 2)}
+        for c, v in res.items()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus-mb", type=int, default=100)
@@ -168,6 +223,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, help="a checkout of today's scanner with its .venv")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rounds", type=int, default=0, help="numba vs numpy, interleaved this many times")
+    ap.add_argument("--weights-mb", type=int, default=0, help="with --rounds: a safetensors file of this size too")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="ptb-contam-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -178,9 +235,15 @@ def main() -> None:
         corpus(src, args.corpus_mb)
     idx, build_s = full_index()
     out["index"] = {"entries": len(idx), "build_s": round(build_s, 1), "pairs": len(idx.pair_ids)}
-    out["exact"] = timed_feed(exact_only(idx), src)
-    out["all_channels"] = timed_feed(idx, src)
+    out["kernel"] = kernel_first_call(work)
+    out["exact"] = timed_feed(exact_only(idx), src, jit_cache=work / "jit")
+    out["all_channels"] = timed_feed(idx, src, jit_cache=work / "jit")
     print(json.dumps(out, indent=1), flush=True)
+    if args.rounds:
+        wpath = weights(work / "w.safetensors", args.weights_mb) if args.weights_mb else None
+        out["rounds"] = rounds(idx, src, wpath, args.rounds, work)
+        out["load_after_rounds"] = os.getloadavg()
+        print(json.dumps(out["rounds"], indent=1), flush=True)
     if args.baseline:
         r = subprocess.run(
             [str(args.baseline / ".venv" / "bin" / "python"), "-c", _BASELINE, str(src.parent), str(work / "ev-base")],
@@ -201,7 +264,7 @@ def main() -> None:
         t = time.time()
         kinds = workspace(ws, args.workspace_gb, src)
         out["workspace"] = {"kinds_bytes": kinds, "generate_s": round(time.time() - t, 1)}
-        inc = IncrementalScan(idx, work / "ev")
+        inc = IncrementalScan(idx, work / "ev", jit_cache=work / "jit")
         c0, w0 = time.process_time(), time.time()
         v = scan(idx, [ws], work / "ev", incremental=inc)
         c1, w1 = time.process_time(), time.time()

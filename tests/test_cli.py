@@ -73,7 +73,12 @@ def test_run_with_unknown_names_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_doctor_reports_sandbox_and_packages(tmp_path: Path) -> None:
     res = runner.invoke(app, ["doctor", "--results", str(tmp_path)], terminal_width=200)
-    assert "bubblewrap" in res.output and "transformers" in res.output and "ANTHROPIC_API_KEY" in res.output
+    assert (
+        "bubblewrap" in res.output
+        and "transformers" in res.output
+        and "ANTHROPIC_API_KEY" in res.output
+        and "numba" in res.output
+    )
     assert "sandbox user/limits" in res.output and "default limits" in res.output
     assert "posttrainbench[gpu]" in res.output, "install hints must survive rich markup"
     assert res.exit_code == 0, res.output  # bwrap is installed by scripts/setup.sh

@@ -1,6 +1,6 @@
-"""The contamination scan's fast path (numpy hashing, prefiltered hash sets with slot tables,
-in-place n-gram hashing, block-wise decoding, regex ``\\uXXXX`` decoding, the binary-block
-pre-check) against a slow, simple reference written from the documented rules: regex tokens
+"""The contamination scan's fast paths (numpy: hashing, prefiltered hash sets with slot tables,
+in-place n-gram hashing; the compiled kernels of ``kernel.py``, numba; both: block-wise
+decoding, regex ``\\uXXXX`` decoding, the binary-block pre-check) against a slow, simple reference written from the documented rules: regex tokens
 of the whole document, Python sets of n-grams, windows counted one by one. Both must give the
 same per-entry exact and fuzzy containment and the same pairs on a randomized corpus of several
 read blocks with planted items (verbatim, case and whitespace variants, JSON ``\\u`` escapes of
@@ -13,11 +13,12 @@ import json
 import random
 
 import numpy as np
+import pytest
 
-from posttrainbench.integrity.contamination import IncrementalScan, build_index, tokenize
+from posttrainbench.integrity.contamination import IncrementalScan, build_index, kernel, tokenize
 from posttrainbench.integrity.contamination.decode import BLOCK, _may_hold_run, runs, unescape_json
 from posttrainbench.integrity.contamination.index import FUZZY_WINDOW, PAIR_K, PAIR_WINDOW
-from posttrainbench.integrity.contamination.tokens import HashSet, member, ngrams, token_hashes
+from posttrainbench.integrity.contamination.tokens import HashSet, hash_bytes, member, ngrams, token_hashes
 
 _UNICODE = ["café", "naïve", "Ελλάδα", "数学", "Straße", "über", "😀grin", "ŁódźX"]
 
@@ -138,7 +139,8 @@ def _corpus(rnd: random.Random, items: list[tuple[str, str, str]], vocab: list[s
     return out.getvalue().encode()
 
 
-def test_fast_scan_equals_the_reference_on_planted_items() -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_fast_scan_equals_the_reference_on_planted_items(compiled: bool) -> None:
     rnd = random.Random(13)
     vocab = [_word(rnd) for _ in range(400)] + _UNICODE
     items = []
@@ -155,7 +157,8 @@ def test_fast_scan_equals_the_reference_on_planted_items() -> None:
     doc = _corpus(rnd, items, vocab)
     assert len(doc) > 4 * BLOCK
 
-    inc = IncrementalScan(index)
+    inc = IncrementalScan(index, compiled=compiled)
+    assert (inc.scanner.kernels is not None) == compiled  # numba is a dev dependency: no silent fallback here
     inc.feed("corpus.jsonl", io.BytesIO(doc), len(doc))
     sc = inc.scanner
     exact, fuzzy, pairs = _reference(index, doc)
@@ -165,6 +168,38 @@ def test_fast_scan_equals_the_reference_on_planted_items() -> None:
     # the corpus exercises every channel, with full and partial matches
     assert (exact == 1.0).sum() >= 12 and ((exact > 0.3) & (exact < 1.0)).any()
     assert ((fuzzy >= 0.5) & (fuzzy < 1.0)).sum() >= 20 and len(pairs) >= 40
+
+
+def test_compiled_token_hashes_equal_numpy_on_hostile_bytes() -> None:
+    """The kernel's tokeniser and hash against ``hash_bytes`` (the index's): escapes (doubled,
+    at the end, ``\\N``), case, UTF-8 and invalid high bytes, control bytes, punctuation, and
+    words of every length around the 8-byte words and the 32-byte blake2b cut."""
+    k = kernel.load(None)
+    assert k is not None
+    rnd = random.Random(7)
+    parts = [b"\\", b"n", b"N", b"t", b"u", b"\\\\n", b"A", b"z", b"_", b"0", b"9", b" ", b"\n", b"\t", b"\x00",
+             b"\x1f", b"\x7f", b"\xff", b"\xc3\xa9", b".", b",", b"{", b"~", b"@", b"[", b"`"]  # fmt: skip
+    docs = [b"", b"x", b"\\", b"Q" * 8, b"Q" * 9, b"q" * 32, b"q" * 33, b"Q" * 70 + b" " + b"r" * 100]
+    for _ in range(3000):
+        docs.append(
+            b"".join(rnd.choice(parts) * rnd.choice([1, 1, 1, 3, 7, 9, 17, 33]) for _ in range(rnd.randint(1, 40)))
+        )
+    n = max(len(d) for d in docs) + 1
+    low, edges, out = (
+        np.empty(n + 8, np.uint8),
+        np.empty(n, np.int64),
+        np.empty(n, np.uint64),
+    )
+    long_tokens = 0
+    for d in docs:
+        raw = np.frombuffer(d, dtype=np.uint8)
+        nt, long_at, nl = k.hash_tokens(raw, low, edges, out)
+        got = out[:nt].copy()
+        for t, s, ln in long_at[:nl].tolist():
+            got[t] = hash_bytes(d[s : s + ln])[0]  # the caller's blake2b, as Scanner does
+        long_tokens += nl
+        np.testing.assert_array_equal(got, hash_bytes(raw), err_msg=repr(d))
+    assert long_tokens > 100
 
 
 def test_hash_set_lookup_equals_binary_search() -> None:
@@ -194,3 +229,28 @@ def test_unicode_escapes_and_binary_precheck_equal_the_simple_rules() -> None:
             s, n = int(rng.integers(0, len(mask) - 26)), int(rng.integers(20, 27))
             mask[s : s + n] = True
         assert _may_hold_run(mask) or not runs(mask, 24)
+
+
+def test_kernels_that_disagree_with_numpy_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numba's cache is keyed on kernel.py alone: stale machine code (say, after a hash scheme
+    change in tokens.py) must fail the load-time check and leave the scan on numpy's path."""
+    k = kernel.load(None)
+    assert k is not None
+    fns = (k.hash_tokens, k.block_ngrams, k.fuzzy_windows)
+    assert kernel._agrees(fns)
+
+    def stale_hash(raw, low, edges, out):  # one token hashed differently
+        nt, long_at, nl = k.hash_tokens(raw, low, edges, out)
+        out[1] ^= np.uint64(1)
+        return nt, long_at, nl
+
+    def stale_ngrams(*args):  # the last n-gram not found
+        return k.block_ngrams(args[0][:-1], *args[1:])
+
+    assert not kernel._agrees((stale_hash, k.block_ngrams, k.fuzzy_windows))
+    assert not kernel._agrees((k.hash_tokens, stale_ngrams, k.fuzzy_windows))
+    # without numba: the numpy path, and the evidence says so
+    monkeypatch.setitem(__import__("sys").modules, "numba", None)
+    monkeypatch.setattr(kernel, "_LOADED", {})
+    inc = IncrementalScan(build_index([("t/0", "one two three four five six seven eight nine")], []))
+    assert inc.scanner.kernels is None and inc.report()["scan_kernel"] == "numpy"

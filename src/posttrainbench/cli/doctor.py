@@ -119,11 +119,13 @@ def _packages() -> list[Check]:
         ("inspect-ai", True),
         ("safetensors", True),
         ("vllm", False),
+        ("numba", False),  # the contamination scan's compiled path (else numpy's, ~1.2-1.8x slower)
     ):
         try:
             out.append(Check(pkg, "ok", version(pkg), required=required))
         except PackageNotFoundError:
-            hint = "pip install 'posttrainbench[gpu]'" if pkg == "vllm" else f"pip install {pkg}"
+            extra = {"vllm": "gpu", "numba": "fast"}.get(pkg)
+            hint = f"pip install 'posttrainbench[{extra}]'" if extra else f"pip install {pkg}"
             out.append(Check(pkg, "missing" if required else "warn", f"not installed: {hint}", required=required))
     return out
 

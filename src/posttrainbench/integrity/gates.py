@@ -162,7 +162,8 @@ class ContaminationGate:
                 ids_note = f"token ids not decoded: {type(exc).__name__}: {exc}"[:200]
         try:
             index = build_index_cached(src.items, src.allowed, src.cache_dir, pairs=src.pairs)
-            inc = IncrementalScan(index, ctx.evidence_dir, decode_ids=decode_ids, vocab_size=vocab)
+            jit_cache = src.cache_dir / "jit" if src.cache_dir is not None else None  # harness-only, like the index
+            inc = IncrementalScan(index, ctx.evidence_dir, decode_ids=decode_ids, vocab_size=vocab, jit_cache=jit_cache)
             observed = ctx.contamination_observed
             if observed is not None and observed.is_file():
                 inc.load_results(observed)

@@ -44,7 +44,8 @@ from ...domain import Verdict, VerdictStatus
 from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
 from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
-from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, ngrams, postings
+from .kernel import Kernels, load
+from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, long_hash, ngrams, postings
 
 GATE = "contamination"
 DEFAULT_THRESHOLD = 0.5
@@ -88,6 +89,9 @@ class _Compiled:
         if fz_ptr is not None:
             self.fz_inv_entries, self.fz_inv_ptr = postings(fz_ptr, index.fz_idx, len(index.fz_hashes))
         self.pairs = HashSet(index.pair_prefix)
+        # for the compiled kernel: the full n-gram length (0: none) and the shorter ones
+        self.k_full = self.lengths[-1] if self.lengths else 0
+        self.k_short = np.array(self.lengths[:-1], dtype=np.int64)
         # prefix hash position -> pair entries (a prefix may be several items')
         order = np.argsort(index.pair_prefix, kind="stable")
         self.pair_order = order
@@ -98,22 +102,40 @@ class Scanner:
     """One document at a time against the index; marks the n-grams, anchors and pairs seen.
 
     Work per document is proportional to its size and to what it matched, not to the index
-    size (walking a virtualenv means many small files).
+    size (walking a virtualenv means many small files). ``kernels``: the compiled hot path
+    (:mod:`.kernel`); None: numpy's (same results).
     """
 
-    def __init__(self, index: ContaminationIndex | _Compiled, decode_ids: Callable[[np.ndarray], str] | None = None):
+    def __init__(
+        self,
+        index: ContaminationIndex | _Compiled,
+        decode_ids: Callable[[np.ndarray], str] | None = None,
+        kernels: Kernels | None = None,
+    ):
         self.c = index if isinstance(index, _Compiled) else _Compiled(index)
         self.index = self.c.index
         self.decode_ids = decode_ids
+        self.kernels = kernels
         self.seen = np.zeros(len(self.index.hashes), dtype=bool)
         self.carry_len = max([*self.c.lengths, PAIR_K, PAIR_WINDOW + PAIR_K]) - 1
         self.touched: list[np.ndarray] = []
+        # the kernel appends what it marks seen here (each hash once per document)
+        self.touched_buf = np.empty(len(self.index.hashes) if kernels else 0, dtype=np.int64)
+        if kernels is not None:
+            self.fz_cnt = np.zeros(len(self.c.counts), dtype=np.int64)
+            self.fz_stamp = np.zeros(len(self.index.fz_hashes), dtype=np.int64)
+            self.fz_clock = np.zeros(1, dtype=np.int64)
+        self.n_touched = 0
+        self.work: dict[str, np.ndarray] = {}
         self.reset()
 
     def reset(self) -> None:
         if self.touched:
             self.seen[np.concatenate(self.touched)] = False
+        if self.n_touched:
+            self.seen[self.touched_buf[: self.n_touched]] = False
         self.touched = []
+        self.n_touched = 0
         self.carry = np.empty(0, dtype=np.uint64)
         self.tokens = 0
         self.pos_base = 0
@@ -130,10 +152,16 @@ class Scanner:
         while n - i > BLOCK:
             j = max(data.rfind(b" ", i, i + BLOCK), data.rfind(b"\n", i, i + BLOCK))
             j = i + BLOCK if j <= i else j + 1
-            self._process(hash_bytes(np.frombuffer(mv[i:j], dtype=np.uint8)))
+            self._block(np.frombuffer(mv[i:j], dtype=np.uint8))
             i = j
         if i < n:
-            self._process(hash_bytes(np.frombuffer(mv[i:], dtype=np.uint8)))
+            self._block(np.frombuffer(mv[i:], dtype=np.uint8))
+
+    def _block(self, raw: np.ndarray) -> None:
+        if self.kernels is None:
+            self._process(hash_bytes(raw))
+        else:
+            self._process_compiled(raw)
 
     def ids(self, ids: np.ndarray) -> None:
         """Token ids of the base model's tokenizer (ignored without one)."""
@@ -179,11 +207,78 @@ class Scanner:
                                 self.seen[new] = True
                                 self.touched.append(new)
         if len(self.c.pairs):
-            self._pairs(arr, c, base, grams8)
+            if grams8 is None:
+                grams8 = ngrams(arr, PAIR_K)
+            start = max(0, c - PAIR_K + 1)
+            qi, _ = self.c.pairs.lookup(grams8[start:])
+            qi += start
+            self._pairs(arr, c, base, qi, grams8[qi])
         self.carry = arr[-self.carry_len :]
 
-    def _pairs(self, arr: np.ndarray, c: int, base: int, grams: np.ndarray | None) -> None:
-        """Question prefixes with their answer token nearby (before, or after: maybe in a later chunk)."""
+    def _work(self, n: int) -> dict[str, np.ndarray]:
+        """The compiled path's work buffers for a block of ``n`` bytes, kept between blocks (a
+        fresh array costs a page fault every 4 KiB written)."""
+        w = self.work
+        # the kernels do not check bounds: every buffer holds the carry, then a token or an
+        # n-gram per byte of the block (the fuzzy ones a window more)
+        if len(w.get("low", ())) < n + self.carry_len + 8:
+            m = max(n, BLOCK) + self.carry_len + 8
+            w |= {
+                "low": np.empty(m, dtype=np.uint8),
+                "edges": np.empty(m, dtype=np.int64),
+                "stream": np.empty(m, dtype=np.uint64),
+                "g": np.empty(m + 1, dtype=np.uint64),
+                "hs": np.empty(m, dtype=np.uint64),
+                "cand": np.empty(m, dtype=np.int64),
+                "pair_at": np.empty(m, dtype=np.int64),
+                "pair_h": np.empty(m, dtype=np.uint64),
+                "fz_pos": np.empty(m + FUZZY_WINDOW, dtype=np.int64),
+                "fz_aid": np.empty(m + FUZZY_WINDOW, dtype=np.int64),
+                "fz_touched": np.empty(len(self.c.counts), dtype=np.int64),
+            }
+        return w
+
+    def _process_compiled(self, raw: np.ndarray) -> None:
+        """:meth:`_process` of the block's tokens through the compiled kernels (same results):
+        the tokens are hashed into a stream buffer after the carry."""
+        k, cc = self.kernels, self.c
+        assert k is not None
+        w = self._work(len(raw))
+        c = len(self.carry)
+        stream = w["stream"]
+        stream[:c] = self.carry
+        nt, long_at, nl = k.hash_tokens(raw, w["low"], w["edges"], stream[c:])
+        for t, s, n in long_at[:nl].tolist():  # word bytes: ASCII lowercasing is the tokeniser's
+            stream[c + t] = long_hash(raw[s : s + n].tobytes().lower())
+        if nt == 0:
+            return
+        arr = stream[: c + nt]
+        th = arr[c:]
+        base = self.tokens - c  # global token position of arr[0]
+        self.tokens += nt
+        if cc.fz_n is not None:
+            fz = cc.fuzzy
+            self.fz_carry = k.fuzzy_windows(
+                th, self.pos_base, *self.fz_carry, fz.bitmap, fz.sorted, fz.shift, cc.fz_inv_ptr, cc.fz_inv_entries,
+                self.fz_best, self.fz_cnt, self.fz_stamp, self.fz_clock, FUZZY_WINDOW, w["fz_pos"], w["fz_aid"],
+                w["fz_touched"], w["cand"],
+            )  # fmt: skip
+            self.pos_base += nt
+        pair_k = PAIR_K if len(cc.pairs) else 0
+        ex, sh, pr = cc.exact, cc.short, cc.pairs
+        pair_at, pair_h = w["pair_at"], w["pair_h"]
+        self.n_touched, npair = k.block_ngrams(
+            arr, c, cc.k_full, cc.k_short, ex.bitmap, ex.sorted, ex.shift, sh.bitmap, sh.sorted, sh.shift,
+            cc.short_pos, self.seen, self.touched_buf, self.n_touched, pair_k, pr.bitmap, pr.sorted, pr.shift,
+            pair_at, pair_h, w["g"], w["hs"], w["cand"],
+        )  # fmt: skip
+        if pair_k:
+            self._pairs(arr, c, base, pair_at[:npair].copy(), pair_h[:npair].copy())
+        self.carry = arr[-self.carry_len :].copy()
+
+    def _pairs(self, arr: np.ndarray, c: int, base: int, qi: np.ndarray, qh: np.ndarray) -> None:
+        """Question prefixes with their answer token nearby (before, or after: maybe in a later
+        chunk): ``qi``, the positions in ``arr`` of the new prefix candidates, ``qh`` their hashes."""
         idx = self.index
         end = base + len(arr)  # global position after arr
         still: list[tuple[int, int]] = []
@@ -194,12 +289,7 @@ class Scanner:
             elif last >= end:
                 still.append((e, last))
         self.pending = still
-        if grams is None:
-            grams = ngrams(arr, PAIR_K)
-        start = max(0, c - PAIR_K + 1)
-        qi, _ = self.c.pairs.lookup(grams[start:])
-        for i in (qi + start).tolist():
-            h = grams[i]
+        for i, h in zip(qi.tolist(), qh.tolist()):
             lo_e = int(np.searchsorted(self.c.pair_sorted, h, "left"))
             hi_e = int(np.searchsorted(self.c.pair_sorted, h, "right"))
             for e in self.c.pair_order[lo_e:hi_e].tolist():
@@ -246,8 +336,8 @@ class Scanner:
     def containment(self) -> np.ndarray:
         """Per entry: fraction of its indexed n-grams seen in the current document."""
         found = np.zeros(len(self.c.counts), dtype=np.int64)
-        if self.touched:
-            u = np.concatenate(self.touched)
+        if self.touched or self.n_touched:
+            u = np.concatenate([*self.touched, self.touched_buf[: self.n_touched]])
             where, _ = expand(self.c.inv_ptr, u)
             found = np.bincount(self.c.inv_entries[where], minlength=len(self.c.counts))
         return found / np.maximum(self.c.counts, 1)
@@ -299,7 +389,10 @@ class IncrementalScan:
     """The contamination scan as a stream of documents (see the module docstring).
 
     ``decode_ids``/``vocab_size``: the base model tokenizer's decode and vocabulary size, so
-    token-id sequences are read as text (None: they are not). Not thread-safe: one feeder.
+    token-id sequences are read as text (None: they are not). ``compiled``: use the compiled
+    kernels (:mod:`.kernel`) when numba is installed, compiled into or read from ``jit_cache``
+    (None: compiled in this process); False: numpy's path. Both give the same results. Not
+    thread-safe: one feeder.
     """
 
     def __init__(
@@ -313,13 +406,16 @@ class IncrementalScan:
         limits: Limits = Limits(),  # noqa: B008 - frozen
         decode_ids: Callable[[np.ndarray], str] | None = None,
         vocab_size: int | None = None,
+        compiled: bool = True,
+        jit_cache: Path | None = None,
     ):
         self.index = index if isinstance(index, ContaminationIndex) else ContaminationIndex.load(Path(index))
         self.evidence_dir = evidence_dir
         self.threshold, self.fuzzy_threshold, self.max_hits = threshold, fuzzy_threshold, max_hits
         self.limits = limits
         self.decode_ids, self.vocab_size = decode_ids, vocab_size
-        self.scanner = Scanner(self.index, decode_ids)
+        kernels = load(jit_cache) if compiled else None
+        self.scanner = Scanner(self.index, decode_ids, kernels)
         self.results: list[FileResult] = []
         self.by_digest: dict[str, FileResult] = {}
         self.by_stat: dict[tuple[int, ...], str] = {}
@@ -327,7 +423,11 @@ class IncrementalScan:
         self.memo_hits = 0
         self.seconds = 0.0
         self.roots: list[str] = []
-        self.notes: dict[str, Any] = {}
+        # which path scanned, and what loading the kernels cost (once per process: compiled or cached)
+        self.notes: dict[str, Any] = {
+            "scan_kernel": "numba" if kernels else "numpy",
+            "kernel_load_s": kernels.compile_s if kernels else None,
+        }
 
     # ------------------------------------------------------------------ feeding
     def feed(self, name: str, stream: Readable, size: int | None = None, digest: str | None = None) -> FileResult:

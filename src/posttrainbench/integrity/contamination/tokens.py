@@ -42,7 +42,7 @@ _ESC_LETTER = np.zeros(256, dtype=bool)
 _ESC_LETTER[[ord(c) for c in "ntrbf"]] = True
 _K1 = np.uint64(0x9E3779B97F4A7C15)
 _K2 = np.uint64(0xC2B2AE3D27D4EB4F)
-_LONG = 32  # tokens longer than this are hashed one by one (rare in text)
+LONG_TOKEN = 32  # tokens longer than this are hashed one by one (rare in text)
 _TOKEN_RE = re.compile(rb"[0-9a-z_\x80-\xff]+|[!-/:-@\[\]^`{-~]")
 _ESCAPE_RE = re.compile(rb"\\[ntrbf]?")
 _TAIL_MASK = np.array([0] + [(1 << (8 * i)) - 1 for i in range(1, 8)] + [_MASK], dtype=np.uint64)
@@ -73,7 +73,8 @@ def word_mask(low: np.ndarray) -> np.ndarray:
     return w
 
 
-def _long_hash(tok: bytes) -> int:
+def long_hash(tok: bytes) -> int:
+    """The hash of a token above ``LONG_TOKEN`` bytes (its lowercased bytes)."""
     return int.from_bytes(hashlib.blake2b(tok, digest_size=8, person=b"ptb-long").digest(), "little")
 
 
@@ -124,9 +125,9 @@ def hash_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
             x ^= h[more]
             h[more] = _finalise(x)
             more = more[r > 8]
-        for i in np.flatnonzero(lens > _LONG).tolist():
+        for i in np.flatnonzero(lens > LONG_TOKEN).tolist():
             s = int(starts[i])
-            h[i] = _long_hash(b[s : s + int(lens[i])].tobytes())
+            h[i] = long_hash(b[s : s + int(lens[i])].tobytes())
     return h
 
 
@@ -185,6 +186,7 @@ class HashSet:
         self.slot_pos: np.ndarray | None = None
         self.table = np.zeros(1 << self.bits, dtype=bool)
         self.table[slots] = True
+        self.bitmap = np.packbits(self.table, bitorder="little")  # the same table as bits (the compiled kernel's)
         if len(self.sorted) <= _SMALL_SET:
             sp = np.full(1 << self.bits, -1, dtype=np.int32)
             sp[slots] = np.arange(len(slots), dtype=np.int32)
