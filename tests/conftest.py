@@ -147,6 +147,8 @@ _FIXTURE_MARKS: dict[str, str] = {
 _SLOW_TESTS: frozenset[str] = frozenset(
     {
         "test_import.py::test_verify_runs_our_gates_on_imported_upstream_folders",
+        # the numba case compiles the kernels once per process (~6 s)
+        "test_contamination_fastpath.py::test_fast_scan_equals_the_reference_on_planted_items",
         "test_pipeline.py::test_reference_agent_full_lifecycle_then_resume_is_a_no_op",
         "test_pipeline.py::test_agent_hanging_past_its_limit_is_killed",
         "test_pipeline.py::test_interrupted_solve_restarts_from_a_fresh_workspace",
