@@ -254,7 +254,7 @@ def block_ngrams(
                     npair += 1
     if len(k_short):
         n_touched = _short_ngrams(
-            g, m, c, k_short, sh_bits, sh_sorted, sh_shift, short_pos, seen, touched, n_touched, cand
+            g, m, c, k_short, sh_bits, sh_sorted, sh_shift, short_pos, seen, touched, n_touched, hs, cand
         )
     return n_touched, npair
 
@@ -271,36 +271,26 @@ def _short_ngrams(
     seen: Any,
     touched: Any,
     n_touched: int,
+    hs: Any,
     cand: Any,
 ) -> int:
-    """The short items' n-grams (every length of ``ks``) ending in the new tokens, in one loop:
-    a position is a candidate when any of its lengths passes the (small) prefilter."""
-    kmin, kmax = ks.min(), ks.max()
-    pws = np.empty(len(ks), dtype=np.uint64)
+    """The short items' n-grams (every length of ``ks``) ending in the new tokens: per length, the
+    prefilter over all its n-grams in one tight loop (:func:`_kgram_candidates`, as for the full
+    length: a loop LLVM vectorises; probing the four lengths in one loop was slower), then the
+    few candidates by binary search."""
     for i in range(len(ks)):
+        k = ks[i]
+        lo = max(0, c - k + 1)  # the k-grams that end in the new tokens
+        n = m - k + 1 - lo
+        if n <= 0:
+            continue
         pw = np.uint64(1)
-        for _ in range(ks[i]):
+        for _ in range(k):
             pw *= _P
-        pws[i] = pw
-    nc = 0
-    for s in range(max(0, c - kmax + 1), m - kmin + 1):
-        gs = g[s]
-        hit: Any = np.uint8(0)
-        for i in range(len(ks)):
-            e = s + ks[i]
-            if c < e <= m:
-                slot = (g[e] - gs * pws[i]) >> shift
-                hit |= (bits[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
-        cand[nc] = s
-        nc += hit
-    for j in range(nc):
-        s = cand[j]
-        for i in range(len(ks)):
-            e = s + ks[i]
-            if c < e <= m:
-                p = _search(g[e] - g[s] * pws[i], sorted_)
-                if p >= 0:
-                    n_touched = _mark(short_pos[p], seen, touched, n_touched)
+        for j in range(_kgram_candidates(g, lo, n, k, pw, bits, shift, hs, cand)):
+            p = _search(hs[cand[j]], sorted_)
+            if p >= 0:
+                n_touched = _mark(short_pos[p], seen, touched, n_touched)
     return n_touched
 
 

@@ -6,7 +6,7 @@ the run, and what :func:`scan` is built on)
     name (:mod:`.decode`: compression, archives, arrays, UTF-16/32, base64/hex/base32 runs,
     JSON escapes, token-id sequences), with no size cap (streamed; sparse files read without
     their holes), and scored as one document. ``feed_path(path)`` does the same for a file and
-    memoises by ``(device, inode, size, mtime, ctime)`` and by content digest (blake2b of the
+    memoises by ``(device, inode, size, mtime, ctime)`` and by content digest (SHA-256 of the
     bytes read), so a rescan of an unchanged tree, or content already fed, costs nothing.
     ``verdict()`` is the gate's verdict over everything fed so far (each version of a file that
     was fed counts: a file deleted or rewritten later still hits).
@@ -365,10 +365,13 @@ class FileResult:
 
 
 class _Digesting:
-    """Reads through, hashing and counting what it yields."""
+    """Reads through, hashing and counting what it yields. The digest is a security hash (the
+    memo answers content by it: a collision would hide a file), SHA-256: with the SHA
+    instructions of current CPUs it costs half of blake2b (~1.5 GB/s per core here), and it is
+    the hash the observer records and the preserved copies are named by."""
 
     def __init__(self, inner: Readable):
-        self.inner, self.h, self.n = inner, hashlib.blake2b(digest_size=16), 0
+        self.inner, self.h, self.n = inner, hashlib.sha256(), 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.inner.read(n)
