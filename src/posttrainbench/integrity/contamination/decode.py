@@ -200,9 +200,14 @@ _MIN_STRING = 24  # printable bytes in a row that are read as text inside binary
 
 def runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     """(start, end) of every run of True of at least ``min_len`` in ``mask``."""
-    if len(mask) < min_len:
+    n = len(mask)
+    if n < min_len or n == 0:
         return []
-    edge = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+    m8 = mask.view(np.int8)
+    d = np.empty(n + 1, dtype=np.int8)  # where the mask changes (np.diff with prepend/append, without its copies)
+    d[0], d[n] = m8[0], m8[n - 1]
+    np.not_equal(m8[1:], m8[:-1], out=d[1:n].view(np.bool_))
+    edge = np.flatnonzero(d)
     starts, ends = edge[0::2], edge[1::2]
     keep = ends - starts >= min_len
     return list(zip(starts[keep].tolist(), ends[keep].tolist()))
@@ -659,15 +664,18 @@ class Decoder:
 
     def _text_block(self, data: bytes, depth: int, name: str) -> None:
         arr = np.frombuffer(data, dtype=np.uint8)
-        printable = (arr - np.uint8(32)) < np.uint8(95)
-        printable |= (arr - np.uint8(9)) < np.uint8(5)
-        if len(arr) >= 4096 and np.count_nonzero(printable) < _TEXT_RATIO * len(arr) and not _utf8(data):
-            # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
-            if not _may_hold_run(printable):
+        # valid UTF-8 is text whatever it holds: checked first (a few GB/s; random bytes fail at
+        # once), so text costs no printable mask
+        if len(arr) >= 4096 and not _utf8(data):
+            printable = (arr - np.uint8(32)) < np.uint8(95)
+            printable |= (arr - np.uint8(9)) < np.uint8(5)
+            if np.count_nonzero(printable) < _TEXT_RATIO * len(arr):
+                # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
+                if not _may_hold_run(printable):
+                    return
+                for s, e in runs(printable, _MIN_STRING):
+                    self._text_block(data[s:e], depth, name)
                 return
-            for s, e in runs(printable, _MIN_STRING):
-                self._text_block(data[s:e], depth, name)
-            return
         data = unescape_json(data)
         self.sink.text(data)
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:

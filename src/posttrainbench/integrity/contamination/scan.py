@@ -44,7 +44,7 @@ from ...domain import Verdict, VerdictStatus
 from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
 from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
-from .kernel import Kernels, load
+from .kernel import Kernels, directory, load
 from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, long_hash, ngrams, postings
 
 GATE = "contamination"
@@ -92,6 +92,7 @@ class _Compiled:
         # for the compiled kernel: the full n-gram length (0: none) and the shorter ones
         self.k_full = self.lengths[-1] if self.lengths else 0
         self.k_short = np.array(self.lengths[:-1], dtype=np.int64)
+        self.exact_dir, self.exact_dshift = directory(self.exact.sorted)
         # prefix hash position -> pair entries (a prefix may be several items')
         order = np.argsort(index.pair_prefix, kind="stable")
         self.pair_order = order
@@ -268,7 +269,7 @@ class Scanner:
         ex, sh, pr = cc.exact, cc.short, cc.pairs
         pair_at, pair_h = w["pair_at"], w["pair_h"]
         self.n_touched, npair = k.block_ngrams(
-            arr, c, cc.k_full, cc.k_short, ex.bitmap, ex.sorted, ex.shift, sh.bitmap, sh.sorted, sh.shift,
+            arr, c, cc.k_full, cc.k_short, ex.bitmap, ex.sorted, ex.shift, cc.exact_dir, cc.exact_dshift, sh.bitmap, sh.sorted, sh.shift,
             cc.short_pos, self.seen, self.touched_buf, self.n_touched, pair_k, pr.bitmap, pr.sorted, pr.shift,
             pair_at, pair_h, w["g"], w["hs"], w["cand"],
         )  # fmt: skip
