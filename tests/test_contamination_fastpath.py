@@ -342,7 +342,7 @@ def test_encoded_and_escaped_items_at_every_alignment_and_block_edge(compiled: b
         size += len(parts[-1])
         planted.add(item)
     escaped = "".join(f"\\u{ord(c):04x}" for c in items[32][1])  # one run of 40 words' escapes
-    parts.append(b"{\"t\": \"" + escaped.encode() + b"\"}\n")
+    parts.append(b'{"t": "' + escaped.encode() + b'"}\n')
     planted.add(items[32][0])
     cjk = "数学题目" * 3000  # > 4096 bytes, mostly bytes >= 0x80
     parts.append((cjk + " " + items[33][1] + " " + cjk + "\n").encode())

@@ -296,24 +296,64 @@ def _short_ngrams(
     hs: Any,
     cand: Any,
 ) -> int:
-    """The short items' n-grams (every length of ``ks``) ending in the new tokens: per length, the
-    prefilter over all its n-grams in one tight loop (:func:`_kgram_candidates`, as for the full
-    length: a loop LLVM vectorises; probing the four lengths in one loop was slower), then the
-    few candidates by binary search."""
-    for i in range(len(ks)):
+    """The short items' n-grams (every length of ``ks``) ending in the new tokens: four lengths at
+    a time in one branch-free loop over the positions where all four end in the new tokens (the
+    small prefilter probed four times, a position kept when any passes), the few positions at
+    the two edges and the lengths left over one by one (:func:`_kgram_candidates`); then the
+    candidates by binary search."""
+    nk = len(ks)
+    for grp in range(0, nk - nk % 4, 4):
+        k0, k1, k2, k3 = ks[grp], ks[grp + 1], ks[grp + 2], ks[grp + 3]
+        p0, p1, p2, p3 = _pow(k0), _pow(k1), _pow(k2), _pow(k3)
+        kmin = min(min(k0, k1), min(k2, k3))
+        kmax = max(max(k0, k1), max(k2, k3))
+        first = max(0, c - kmax + 1)  # the first start of an n-gram that ends in the new tokens
+        inner = max(first, c - kmin + 1)  # from here to m - kmax, all four do
+        nc = 0
+        for s in range(first, min(inner, m - kmin + 1)):  # the carry's edge: checked below
+            cand[nc] = s
+            nc += 1
+        for s in range(inner, m - kmax + 1):
+            gs = g[s]
+            x0 = (g[s + k0] - gs * p0) >> shift
+            x1 = (g[s + k1] - gs * p1) >> shift
+            x2 = (g[s + k2] - gs * p2) >> shift
+            x3 = (g[s + k3] - gs * p3) >> shift
+            hit = (bits[x0 >> np.uint64(3)] >> (x0 & np.uint64(7))) | (bits[x1 >> np.uint64(3)] >> (x1 & np.uint64(7)))
+            hit |= (bits[x2 >> np.uint64(3)] >> (x2 & np.uint64(7))) | (bits[x3 >> np.uint64(3)] >> (x3 & np.uint64(7)))
+            cand[nc] = s
+            nc += hit & np.uint8(1)
+        for s in range(max(inner, m - kmax + 1), m - kmin + 1):  # the block's end: checked below
+            cand[nc] = s
+            nc += 1
+        for j in range(nc):
+            s = cand[j]
+            for i in range(grp, grp + 4):
+                e = s + ks[i]
+                if c < e <= m:
+                    p = _search(g[e] - g[s] * _pow(ks[i]), sorted_)
+                    if p >= 0:
+                        n_touched = _mark(short_pos[p], seen, touched, n_touched)
+    for i in range(nk - nk % 4, nk):
         k = ks[i]
         lo = max(0, c - k + 1)  # the k-grams that end in the new tokens
         n = m - k + 1 - lo
         if n <= 0:
             continue
-        pw = np.uint64(1)
-        for _ in range(k):
-            pw *= _P
+        pw = _pow(k)
         for j in range(_kgram_candidates(g, lo, n, k, pw, bits, shift, hs, cand)):
             p = _search(hs[cand[j]], sorted_)
             if p >= 0:
                 n_touched = _mark(short_pos[p], seen, touched, n_touched)
     return n_touched
+
+
+def _pow(k: int) -> Any:
+    """``P**k`` modulo 2**64."""
+    pw = np.uint64(1)
+    for _ in range(k):
+        pw *= _P
+    return pw
 
 
 def fuzzy_windows(
@@ -442,7 +482,19 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
             jit = numba.njit(cache=cache, nogil=True)
             helpers = {
                 f: numba.njit(inline="always")(f)
-                for f in (_fin, _load8, _search, _search_in, _search_dir, _find, _candidates, _kgram_candidates, _mark, _short_ngrams)
+                for f in (
+                    _fin,
+                    _load8,
+                    _search,
+                    _search_in,
+                    _search_dir,
+                    _find,
+                    _candidates,
+                    _kgram_candidates,
+                    _mark,
+                    _short_ngrams,
+                    _pow,
+                )
             }
             kernels = _rebind(helpers, jit)
         finally:
@@ -488,8 +540,9 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     got[long_at[0, 0]] = want[long_at[0, 0]]
     if not np.array_equal(got, want):
         return False
-    # every 8-gram in the full set, every 3- and 5-gram in the short set, every 8-gram a pair prefix
-    full, short = np.unique(ngrams(want, 8)), np.unique(np.concatenate([ngrams(want, 3), ngrams(want, 5)]))
+    # every 8-gram in the full set, every 3- to 7-gram in the short set, every 8-gram a pair prefix
+    short_k = (3, 4, 5, 6, 7)  # a group of four lengths and one more: both of the short loops
+    full, short = np.unique(ngrams(want, 8)), np.unique(np.concatenate([ngrams(want, k) for k in short_k]))
     n_all = len(full) + len(short)
     bits = np.full(1 << 13, 255, dtype=np.uint8)  # every slot a candidate: the search decides
     seen = np.zeros(n_all, dtype=np.bool_)
@@ -499,7 +552,7 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     m = nt + 8
     g, hs, cand, pair_at = np.empty(m, np.uint64), np.empty(m, np.uint64), np.empty(m, np.int64), np.empty(m, np.int64)
     pair_h = np.empty(m, np.uint64)
-    ks = np.array([3, 5], dtype=np.int64)
+    ks = np.array(short_k, dtype=np.int64)
     fdir, fdsh = directory(full)
     found, npair = bk(
         want, 0, 8, ks, bits, full, sh, fdir, fdsh, bits, short, sh, short_pos, seen, touched, 0, 8, bits, full, sh,
