@@ -270,8 +270,8 @@ class Scanner:
         pair_at, pair_h = w["pair_at"], w["pair_h"]
         self.n_touched, npair = k.block_ngrams(
             arr, c, cc.k_full, cc.k_short, ex.bitmap, ex.sorted, ex.shift, cc.exact_dir, cc.exact_dshift,
-            sh.bitmap, sh.sorted, sh.shift, cc.short_pos, self.seen, self.touched_buf, self.n_touched, pair_k, pr.bitmap, pr.sorted, pr.shift,
-            pair_at, pair_h, w["g"], w["hs"], w["cand"],
+            sh.bitmap, sh.sorted, sh.shift, cc.short_pos, self.seen, self.touched_buf, self.n_touched, pair_k,
+            pr.bitmap, pr.sorted, pr.shift, pair_at, pair_h, w["g"], w["hs"], w["cand"],
         )  # fmt: skip
         if pair_k:
             self._pairs(arr, c, base, pair_at[:npair].copy(), pair_h[:npair].copy())
