@@ -8,6 +8,7 @@ unicode, halves, shuffles, question prefix + answer), some planted across block 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -16,7 +17,14 @@ import numpy as np
 import pytest
 
 from posttrainbench.integrity.contamination import IncrementalScan, build_index, kernel, tokenize
-from posttrainbench.integrity.contamination.decode import BLOCK, _may_hold_run, runs, unescape_json
+from posttrainbench.integrity.contamination.decode import (
+    BLOCK,
+    _may_hold_run,
+    _merged_runs,
+    _spaceless,
+    runs,
+    unescape_json,
+)
 from posttrainbench.integrity.contamination.index import FUZZY_WINDOW, PAIR_K, PAIR_WINDOW
 from posttrainbench.integrity.contamination.tokens import HashSet, hash_bytes, member, ngrams, token_hashes
 
@@ -254,3 +262,95 @@ def test_kernels_that_disagree_with_numpy_are_not_used(monkeypatch: pytest.Monke
     monkeypatch.setattr(kernel, "_LOADED", {})
     inc = IncrementalScan(build_index([("t/0", "one two three four five six seven eight nine")], []))
     assert inc.scanner.kernels is None and inc.report()["scan_kernel"] == "numpy"
+
+
+def _ref_spaceless(arr: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """The spaceless-stretch rule the long way: split at every byte <= 32, merge across <= 2."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for i in range(len(arr) + 1):
+        if i == len(arr) or arr[i] <= 32:
+            if i - start >= min_len:
+                if out and start - out[-1][1] <= 2:
+                    out[-1] = (out[-1][0], i)
+                else:
+                    out.append((start, i))
+            start = i + 1
+    return out
+
+
+def _ref_merged_runs(data: bytes) -> list[tuple[int, int]]:
+    """Encoding-character runs of >= 16, merged across one line break, kept from 40, the long way."""
+    chars = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
+    found, start = [], 0
+    for i in range(len(data) + 1):
+        if i == len(data) or data[i] not in chars:
+            if i - start >= 16:
+                found.append((start, i))
+            start = i + 1
+    out: list[tuple[int, int]] = []
+    for s, e in found:
+        if out and data[out[-1][1] : s] in (b"\n", b"\r\n"):
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return [(s, e) for s, e in out if e - s >= 40]
+
+
+def test_spaceless_stretches_and_encoding_runs_equal_the_simple_rules() -> None:
+    """The base64 finder's shortcuts (stretches found from whole 8-byte words, runs by regex)
+    against the rules byte by byte: stretches of every length around the 40-byte minimum, at
+    every alignment, separated by one or two whitespace bytes (merged) or more."""
+    rnd = random.Random(11)
+    seps = [b" ", b"\n", b"\r\n", b"  ", b"\t", b"\x00", b" \n ", b"!", b"\\", b"\xc3\xa9"]
+    alpha = b"ABCxyz019+/=_-.:"
+    for _ in range(4000):
+        parts = [b"x" * rnd.randint(0, 9)]
+        for _ in range(rnd.randint(0, 10)):
+            n = rnd.choice([0, 1, 13, 15, 16, 17, 25, 31, 32, 33, 38, 39, 40, 41, 47, 48, 55, 64, 100])
+            parts += [bytes(rnd.choice(alpha) for _ in range(n)), rnd.choice(seps)]
+        data = b"".join(parts) + b"y" * rnd.randint(0, 9)
+        arr = np.frombuffer(data, dtype=np.uint8)
+        for min_len in (40, 24, 16, 10):
+            assert _spaceless(arr, min_len) == _ref_spaceless(arr, min_len), (data, min_len)
+        assert _merged_runs(data) == _ref_merged_runs(data), data
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_encoded_and_escaped_items_at_every_alignment_and_block_edge(compiled: bool) -> None:
+    """Items only visible after decoding, placed where the shortcuts could miss them: a base64
+    run (one line, and wrapped at 76 as MIME tools do) at every offset modulo 8 and straddling
+    the read blocks' edges, a run of JSON ``\\u`` escapes long enough to bypass their memo,
+    and a text block of valid UTF-8 that is mostly not printable ASCII (text, not binary).
+    The same document without the plants is clean."""
+    rnd = random.Random(17)
+    vocab = [_word(rnd) for _ in range(300)]
+    items = [(f"t/{j}", " ".join(rnd.choice(vocab) for _ in range(40)), str(j)) for j in range(40)]
+    index = build_index([(i, q) for i, q, _ in items], [])
+    filler = " ".join(rnd.choice(vocab) for _ in range(200)).encode()
+    parts: list[bytes] = []
+    planted: set[str] = set()
+    size = 0
+    for j, (item, q, _) in enumerate(items[:32]):
+        enc = base64.encodebytes(q.encode()) if j % 2 else base64.b64encode(q.encode())  # wrapped, or one line
+        head = b"z" * (j % 8) + b" "  # every alignment of the run
+        if j % 4 == 3:  # the run's middle on a read block's edge
+            gap = (size // BLOCK + 1) * BLOCK - size - len(head) - len(enc) // 2
+            parts.append((filler * (gap // len(filler) + 1))[: gap - 1] + b"\n")
+            size += gap
+        parts.append(head + enc + b"\n" + filler * 8 + b"\n")
+        size += len(parts[-1])
+        planted.add(item)
+    escaped = "".join(f"\\u{ord(c):04x}" for c in items[32][1])  # one run of 40 words' escapes
+    parts.append(b'{"t": "' + escaped.encode() + b'"}\n')
+    planted.add(items[32][0])
+    cjk = "数学题目" * 3000  # > 4096 bytes, mostly bytes >= 0x80
+    parts.append((cjk + " " + items[33][1] + " " + cjk + "\n").encode())
+    planted.add(items[33][0])
+    doc = b"".join(parts)
+    assert len(doc) > 3 * BLOCK
+    for body, want in ((doc, planted), (filler * 4000, set())):
+        inc = IncrementalScan(index, compiled=compiled)
+        assert (inc.scanner.kernels is not None) == compiled
+        res = inc.feed("doc.txt", io.BytesIO(body), len(body))
+        assert {h["item_id"] for h in res.hits} == want

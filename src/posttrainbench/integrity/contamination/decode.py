@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import functools
 import io
 import json
 import lzma
@@ -186,9 +187,6 @@ class _Owning(io.RawIOBase):
 
 # --------------------------------------------------------------------------- runs inside text
 
-_B64_CHARS = np.zeros(256, dtype=bool)
-for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-":
-    _B64_CHARS[_c] = True
 _INT_CHARS = np.zeros(256, dtype=bool)
 for _c in b"0123456789, \t\r\n-":
     _INT_CHARS[_c] = True
@@ -202,19 +200,30 @@ _MIN_STRING = 24  # printable bytes in a row that are read as text inside binary
 
 def runs(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     """(start, end) of every run of True of at least ``min_len`` in ``mask``."""
-    if len(mask) < min_len:
+    n = len(mask)
+    if n < min_len or n == 0:
         return []
-    edge = np.flatnonzero(np.diff(mask.view(np.int8), prepend=0, append=0))
+    m8 = mask.view(np.int8)
+    d = np.empty(n + 1, dtype=np.int8)  # where the mask changes (np.diff with prepend/append, without its copies)
+    d[0], d[n] = m8[0], m8[n - 1]
+    np.not_equal(m8[1:], m8[:-1], out=d[1:n].view(np.bool_))
+    edge = np.flatnonzero(d)
     starts, ends = edge[0::2], edge[1::2]
     keep = ends - starts >= min_len
     return list(zip(starts[keep].tolist(), ends[keep].tolist()))
 
 
-def _merged_runs(mask: np.ndarray, data: bytes) -> list[tuple[int, int]]:
+# a run of encoding characters (a base64, base32 or hex line): on the short stretches the
+# spaceless prefilter leaves, a regex costs less than numpy's fixed cost per call
+_ENCODING_RUN = re.compile(rb"[A-Za-z0-9+/=_\-]{16,}")
+
+
+def _merged_runs(data: bytes) -> list[tuple[int, int]]:
     """Runs of encoding characters of 40 or more, lines of one encoded block (runs separated by
     a single line break, as base64 tools wrap them) merged into one."""
     out: list[tuple[int, int]] = []
-    for s, e in runs(mask, 16):
+    for m in _ENCODING_RUN.finditer(data):
+        s, e = m.span()
         if out and data[out[-1][1] : s] in (b"\n", b"\r\n"):
             out[-1] = (out[-1][0], e)
         else:
@@ -256,10 +265,21 @@ def _b32(body: bytes) -> bytes:
 _U_ESCAPES = re.compile(rb"\\u[0-9a-fA-F]{4}(?:\\u[0-9a-fA-F]{4})*")
 
 
-def _utf16_units(m: re.Match[bytes]) -> bytes:
-    units = m.group(0).split(b"\\u")[1:]
+def _utf16_run(run: bytes) -> bytes:
+    """A run of ``\\uXXXX`` escapes as UTF-8."""
+    units = run.split(b"\\u")[1:]
     raw = b"".join(int(u, 16).to_bytes(2, "little") for u in units)
     return raw.decode("utf-16-le", "replace").encode("utf-8")
+
+
+# memoised for short runs (text repeats the same few escapes, and decoding one costs
+# microseconds of Python); long runs are not kept (the cache's memory stays bounded)
+_utf16_short = functools.lru_cache(maxsize=1 << 14)(_utf16_run)
+
+
+def _utf16_units(m: re.Match[bytes]) -> bytes:
+    run = m[0]
+    return _utf16_short(run) if len(run) <= 48 else _utf16_run(run)
 
 
 def unescape_json(data: bytes) -> bytes:
@@ -644,15 +664,18 @@ class Decoder:
 
     def _text_block(self, data: bytes, depth: int, name: str) -> None:
         arr = np.frombuffer(data, dtype=np.uint8)
-        printable = (arr - np.uint8(32)) < np.uint8(95)
-        printable |= (arr - np.uint8(9)) < np.uint8(5)
-        if len(arr) >= 4096 and np.count_nonzero(printable) < _TEXT_RATIO * len(arr) and not _utf8(data):
-            # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
-            if not _may_hold_run(printable):
+        # valid UTF-8 is text whatever it holds: checked first (a few GB/s; random bytes fail at
+        # once), so text costs no printable mask
+        if len(arr) >= 4096 and not _utf8(data):
+            printable = (arr - np.uint8(32)) < np.uint8(95)
+            printable |= (arr - np.uint8(9)) < np.uint8(5)
+            if np.count_nonzero(printable) < _TEXT_RATIO * len(arr):
+                # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
+                if not _may_hold_run(printable):
+                    return
+                for s, e in runs(printable, _MIN_STRING):
+                    self._text_block(data[s:e], depth, name)
                 return
-            for s, e in runs(printable, _MIN_STRING):
-                self._text_block(data[s:e], depth, name)
-            return
         data = unescape_json(data)
         self.sink.text(data)
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:
@@ -660,7 +683,7 @@ class Decoder:
         arr = np.frombuffer(data, dtype=np.uint8)
         for rs, re_ in _spaceless(arr, _MIN_RUN):  # cheap prefilter: only long stretches without spaces
             sub = data[rs:re_]
-            for s, e in _merged_runs(_B64_CHARS[arr[rs:re_]], sub):
+            for s, e in _merged_runs(sub):
                 run = sub[s:e].replace(b"\r", b"").replace(b"\n", b"")
                 got = decode_run(run)
                 if got is not None and got[1]:
@@ -703,14 +726,41 @@ def _utf8(data: bytes) -> bool:
 
 def _spaceless(arr: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     """Stretches of at least ``min_len`` bytes without whitespace or control bytes; stretches
-    separated by one line break (wrapped base64) merged."""
-    ws = np.flatnonzero(arr <= np.uint8(32))
-    bounds = np.concatenate(([-1], ws, [len(arr)]))
-    gaps = np.diff(bounds) - 1
-    idx = np.flatnonzero(gaps >= min_len)
+    separated by one line break (wrapped base64) merged.
+
+    Found from the 8-byte words: a stretch of ``min_len`` bytes covers ``(min_len - 14) / 8``
+    (rounded up) aligned words entirely, so the stretches are the runs of that many whole words,
+    each extended by at most 7 bytes on either side (text has few: one pass over the words,
+    instead of a list of every space)."""
+    n = len(arr)
+    need = (min_len - 14 + 7) // 8
+    if n < min_len:
+        return []
+    solid = arr > np.uint8(32)
+    if need < 1:
+        return _spaceless_bytes(solid, min_len)
+    n8 = n - n % 8
+    full = solid[:n8].view(np.uint64) == _ALL_SET
     out: list[tuple[int, int]] = []
-    for i in idx.tolist():
-        s, e = int(bounds[i]) + 1, int(bounds[i + 1])
+    for ws, we in runs(full, need):
+        s, e = 8 * ws, 8 * we
+        while s > 0 and solid[s - 1]:
+            s -= 1
+        while e < n and solid[e]:
+            e += 1
+        if e - s < min_len:
+            continue
+        if out and s - out[-1][1] <= 2:
+            out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def _spaceless_bytes(solid: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """:func:`_spaceless` byte by byte (the rule, for short ``min_len``)."""
+    out: list[tuple[int, int]] = []
+    for s, e in runs(solid, min_len):
         if out and s - out[-1][1] <= 2:
             out[-1] = (out[-1][0], e)
         else:
