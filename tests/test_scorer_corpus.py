@@ -166,10 +166,13 @@ def test_reference_protocols_carry_the_published_settings() -> None:
     v1, v12 = get_protocol(REF_V1), get_protocol(REF_V1_2)
     assert "bfcl" in v1.benchmarks and "bfcl" not in v12.benchmarks
     assert set(v12.benchmarks) == {"gsm8k", "aime2025", "gpqamain", "humaneval", "arenahardwriting", "healthbench"}
+    assert set(v1.benchmarks) == set(v12.benchmarks) | {"bfcl"}
     for bid in ("arenahardwriting", "healthbench"):  # graded by a paid judge: the first seed only
         graded = v12.settings_for(bid)
         assert graded.seeds == REFERENCE_SEEDS[:1] and graded.grader_model == "gpt-5-mini"
-        assert graded.max_tokens_ladder == (16384, 12288, 8192) and bid not in v1.benchmarks
+        assert graded.max_tokens_ladder == (16384, 12288, 8192)
+        # v1 judged alike (the same judge, prompts, post-processing and scoring), in its one unseeded run
+        assert v1.settings_for(bid) == graded.model_copy(update={"seeds": ()})
     assert v12.settings_for("gsm8k").seeds == REFERENCE_SEEDS == (72332, 87681, 38992, 92201, 13818)
     assert v1.settings_for("gsm8k").seeds == ()
     assert v1.settings_for("gsm8k").temperature is None  # the model's generation config
@@ -224,15 +227,15 @@ def test_protocol_options_refuse_what_cannot_be_evaluated_before_anything_is_wri
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "eval"
-    base = ["eval", str(model), "--benchmark", "healthbench", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
-    for proto, why in (("ptb-v1", "does not cover benchmark 'healthbench'"), ("ptb-v9", "unknown protocol")):
+    base = ["eval", str(model), "--benchmark", "gsm8k-calc", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
+    for proto, why in (("ptb-v1", "does not cover benchmark 'gsm8k-calc'"), ("ptb-v9", "unknown protocol")):
         res = runner.invoke(app, [*base, "--protocol", proto], terminal_width=300)
         assert res.exit_code == 2 and why in res.output, res.output
     res = runner.invoke(app, [*base[:3], "gsm8k-calc", *base[4:], "--protocol", "ptb-v1.2"], terminal_width=300)
     assert res.exit_code == 2 and "does not cover benchmark 'gsm8k-calc'" in res.output, res.output
     assert not out.exists()
-    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "arenahardwriting",
-                              "--results", str(tmp_path / "r"), "--protocol", "ptb-v1"], terminal_width=300)  # fmt: skip
+    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "bfcl",
+                              "--results", str(tmp_path / "r"), "--protocol", "ptb-v1.2"], terminal_width=300)  # fmt: skip
     assert res.exit_code == 2 and "does not cover" in res.output and not (tmp_path / "r").exists(), res.output
 
 
@@ -319,7 +322,9 @@ def test_a_sweep_file_names_its_protocol_and_one_that_cannot_be_evaluated_is_ref
     path.write_text(SWEEP.format(protocol='protocol = "ptb-v1"'))
     assert {s.protocol for s in load_sweep(path).run_specs()} == {REF_V1}
     path.write_text(SWEEP.replace('["gsm8k"]', '["gsm8k", "healthbench"]').format(protocol='protocol = "ptb-v1"'))
-    with pytest.raises(SweepError, match="does not cover benchmark 'healthbench'"):
+    assert {s.benchmark for s in load_sweep(path).run_specs()} == {"gsm8k", "healthbench"}  # v1 grades it now
+    path.write_text(SWEEP.replace('["gsm8k"]', '["gsm8k", "gsm8k-calc"]').format(protocol='protocol = "ptb-v1"'))
+    with pytest.raises(SweepError, match="does not cover benchmark 'gsm8k-calc'"):
         load_sweep(path)
 
 
@@ -328,9 +333,9 @@ def test_ptb_run_refuses_a_protocol_it_cannot_evaluate_before_anything_is_writte
 
     from posttrainbench.cli.main import app
 
-    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "arenahardwriting"]
+    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "bfcl"]  # dropped in v1.2
     res = CliRunner().invoke(
-        app, [*args, "--hours", "0.01", "--results", str(tmp_path / "r"), "--protocol", REF_V1], terminal_width=300
+        app, [*args, "--hours", "0.01", "--results", str(tmp_path / "r"), "--protocol", REF_V1_2], terminal_width=300
     )
     assert res.exit_code == 2 and "does not cover" in res.output and not (tmp_path / "r").exists(), res.output
 
