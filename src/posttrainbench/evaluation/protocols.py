@@ -133,7 +133,8 @@ def _reference(
     }
     if bfcl:
         # reference: tasks/bfcl/evaluate*.py --max-tokens 16000; run_final_eval.sh stages 12000, 8000
-        out["bfcl"] = _s(_LONG, "bfcl-ast", **_REF)
+        # scored as the reference's pinned inspect_evals BFCL scorer: an exact comparison (benchmarks/bfcl.py)
+        out["bfcl"] = _s(_LONG, "inspect-bfcl-exact", **_REF)
     # reference: tasks/arenahardwriting/evaluate_final_eval.py (judge gpt-5-mini, its post-processing and
     # scoring); run_final_eval.sh: --max-new-tokens 16384, 12288, 8192, and the first seed only (paid judge).
     # v1 judged alike, unseeded (docs/evaluation.md: the v1.1 and v1.2 release notes, the final-eval file's header
@@ -164,6 +165,13 @@ V1_PROTOCOL = Protocol(
         "aime2025: same endswith comparison as gsm8k on the whole reply with \\boxed{} removed",
         "humaneval: an import above the function in the reply's block is cut off with the signature "
         "(code after the first ':\\n    ' only)",
+        "bfcl: arguments compared with Python's == (no BFCL normalisation): a string differing only in case or "
+        "spacing, an optional argument sent with its default value, or a float off in the last digit is wrong; "
+        "1 is correct for True and 5.0 for an integer 5",
+        "bfcl: a tuple in the ground truth (exec_simple_40, exec_simple_41) never equals the JSON array a model "
+        "sends: both items are always wrong",
+        "bfcl: one unreadable <tool_call> block (not JSON, or 'parameters' for 'arguments') drops every call of "
+        "the reply (vLLM's hermes parser)",
     ),
 )
 
@@ -172,7 +180,7 @@ V1_2_PROTOCOL = Protocol(
     version="1.2",
     description="The reference v1.2: six benchmarks (BFCL dropped), five fixed seeds, hardened gsm8k/humaneval.",
     benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False),
-    reference_bugs=V1_PROTOCOL.reference_bugs[1:],
+    reference_bugs=tuple(b for b in V1_PROTOCOL.reference_bugs[1:] if not b.startswith("bfcl:")),  # BFCL dropped
 )
 
 
