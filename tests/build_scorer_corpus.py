@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from posttrainbench.benchmarks import get_benchmark
 
@@ -198,11 +199,11 @@ def humaneval_rows(n: int = 24) -> list[Row]:
     return rows
 
 
-def _call(name: str, args: object, key: str = "arguments") -> str:
+def _call(name: str, args: Any, key: str = "arguments") -> str:
     return "<tool_call>\n" + json.dumps({"name": name, key: args}) + "\n</tool_call>"
 
 
-def _gold(call: str) -> tuple[str, dict[str, object]]:
+def _gold(call: str) -> tuple[str, dict[str, Any]]:
     """The ground truth's name and keyword values, as ``ast.literal_eval`` reads them (tuples stay tuples)."""
     import ast
 
@@ -211,64 +212,64 @@ def _gold(call: str) -> tuple[str, dict[str, object]]:
     return ast.unparse(node.func), {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
 
 
-def _json_args(args: dict[str, object]) -> dict[str, object]:
+def _json_args(args: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(args))  # what a model can send: a tuple becomes an array
 
 
-BfclCase = tuple[str, Callable[[str, dict[str, object], dict[str, dict[str, object]]], str | None], tuple[int, int]]
+BfclCase = tuple[str, Callable[[str, dict[str, Any], dict[str, dict[str, Any]]], str | None], tuple[int, int]]
 
 
-def _first(args: dict[str, object], props: dict[str, dict[str, object]], want: Callable[..., bool]) -> str | None:
+def _first(args: dict[str, Any], props: dict[str, dict[str, Any]], want: Callable[..., bool]) -> str | None:
     return next((k for k, v in args.items() if want(v, props.get(k) or {})), None)
 
 
-def _with(args: dict[str, object], key: str | None, value: object) -> dict[str, object] | None:
+def _with(args: dict[str, Any], key: str | None, value: Any) -> dict[str, Any] | None:
     return None if key is None else {**_json_args(args), key: value}
 
 
-def _swapcase(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _swapcase(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: isinstance(v, str) and v.swapcase() != v)
     return None if k is None else _call(n, _with(a, k, str(a[k]).swapcase()))
 
 
-def _punct(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _punct(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: isinstance(v, str) and v != "")
     return None if k is None else _call(n, _with(a, k, f"{a[k]}."))
 
 
-def _float_for_int(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _float_for_int(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: type(v) is int and s.get("type") == "integer")
-    return None if k is None else _call(n, _with(a, k, float(a[k])))  # type: ignore[arg-type]
+    return None if k is None else _call(n, _with(a, k, float(a[k])))
 
 
-def _int_for_float(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _int_for_float(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: type(v) in (int, float) and s.get("type") == "float" and float(v).is_integer())
-    return None if k is None else _call(n, _with(a, k, int(a[k])))  # type: ignore[call-overload]
+    return None if k is None else _call(n, _with(a, k, int(a[k])))
 
 
-def _last_digit(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _last_digit(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     import math
 
     k = _first(a, p, lambda v, s: type(v) is float and v != 0.0 and not v.is_integer())
-    return None if k is None else _call(n, _with(a, k, math.nextafter(a[k], math.inf)))  # type: ignore[arg-type]
+    return None if k is None else _call(n, _with(a, k, math.nextafter(a[k], math.inf)))
 
 
-def _bool_as_int(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _bool_as_int(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: type(v) is bool)
-    return None if k is None else _call(n, _with(a, k, int(a[k])))  # type: ignore[call-overload]
+    return None if k is None else _call(n, _with(a, k, int(a[k])))
 
 
-def _default(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _default(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = next((k for k, s in p.items() if k not in a and "default" in s and s["default"] is not None), None)
     return None if k is None else _call(n, _with(a, k, p[k]["default"]))
 
 
-def _wrong_value(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _wrong_value(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     k = _first(a, p, lambda v, s: type(v) is int or (isinstance(v, str) and v != ""))
-    return None if k is None else _call(n, _with(a, k, a[k] + 1 if type(a[k]) is int else f"{a[k]} extra"))  # type: ignore[operator]
+    return None if k is None else _call(n, _with(a, k, a[k] + 1 if type(a[k]) is int else f"{a[k]} extra"))
 
 
-def _missing(n: str, a: dict[str, object], p: dict[str, dict[str, object]]) -> str | None:
+def _missing(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
     return _call(n, _json_args(dict(list(a.items())[1:]))) if a else None
 
 

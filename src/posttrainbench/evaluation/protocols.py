@@ -9,7 +9,8 @@ its settings), and results of different protocols are never ranked together.
   (:mod:`.scoring`), held-out scoring.
 - ``ptb-v1``: the reference as published for v1 (aisa-group/PostTrainBench ``src/eval``),
   scorer bugs included (:attr:`Protocol.reference_bugs`; docs/evaluation.md has the table with the
-  source of every value).
+  source of every value): BFCL scored by the reference's exact comparison, Arena-Hard and
+  HealthBench judged as in v1.2 (v1 did not judge them otherwise), one unseeded run.
 - ``ptb-v1.2``: v1.2 of the reference: six benchmarks (BFCL dropped), five fixed seeds, its
   hardened GSM8K and HumanEval scorers, Arena-Hard and HealthBench with their graders.
 
