@@ -19,10 +19,9 @@ model's structured tool calls, else parsed from its text (``tool_calls.parse_too
 Under ``ptb-v1`` the reference's rule (:data:`REFERENCE_RULE`, inspect_evals' BFCL scorer as the reference pinned
 it): the reply's tool calls as vLLM's ``hermes`` parser reads them (:func:`hermes_calls`: one unreadable block and
 there is no call at all), exactly one call, its name and arguments ``==`` the ground truth's ``ast.literal_eval``
-values. No BFCL normalisation: a string differing in case, an optional argument sent with its default, a float off
-in the last digit are wrong; an integer for a float, ``1`` for ``True`` are right (Python's ``==``); a tuple in the
-ground truth (exec_simple_40 and _41) can never equal the JSON array a model sends (docs/evaluation.md lists these
-reference bugs).
+values passed through JSON (a tuple becomes a list). No BFCL normalisation: a string differing in case, an optional
+argument sent with its default, a float off in the last digit are wrong; an integer for a float, ``1`` for ``True``
+are right (Python's ``==``); docs/evaluation.md lists these reference bugs.
 """
 
 from __future__ import annotations
@@ -343,11 +342,13 @@ def reference_calls(message: Any, completion: str) -> list[tuple[str, Any]]:
 
 
 def reference_match(calls: list[tuple[str, Any]], metadata: dict[str, Any]) -> tuple[bool, str]:
-    """inspect_evals' exact comparison: one call, ``name == gold name and arguments == gold arguments``."""
+    """inspect_evals' exact comparison: one call, ``name == gold name and arguments == gold arguments``, the gold
+    arguments passed through JSON as its ``record_to_sample`` does (tuples become lists)."""
     if len(calls) != 1:
         return False, f"{len(calls)} tool call(s), expected 1"
     name, args = calls[0]
-    gname, gargs = parse_call(metadata["ground_truth"][0])
+    gname, literal = parse_call(metadata["ground_truth"][0])
+    gargs = json.loads(json.dumps(literal))
     if name != gname:
         return False, f"called {name!r}, expected {gname!r}"
     if args != gargs:

@@ -169,8 +169,6 @@ V1_PROTOCOL = Protocol(
         "bfcl: arguments compared with Python's == (no BFCL normalisation): a string differing only in case or "
         "spacing, an optional argument sent with its default value, or a float off in the last digit is wrong; "
         "1 is correct for True and 5.0 for an integer 5",
-        "bfcl: a tuple in the ground truth (exec_simple_40, exec_simple_41) never equals the JSON array a model "
-        "sends: both items are always wrong",
         "bfcl: one unreadable <tool_call> block (not JSON, or 'parameters' for 'arguments') drops every call of "
         "the reply (vLLM's hermes parser)",
     ),
