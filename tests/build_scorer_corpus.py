@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from posttrainbench.benchmarks import get_benchmark
 
@@ -198,6 +199,133 @@ def humaneval_rows(n: int = 24) -> list[Row]:
     return rows
 
 
+def _call(name: str, args: Any, key: str = "arguments") -> str:
+    return "<tool_call>\n" + json.dumps({"name": name, key: args}) + "\n</tool_call>"
+
+
+def _gold(call: str) -> tuple[str, dict[str, Any]]:
+    """The ground truth's name and keyword values, as ``ast.literal_eval`` reads them (tuples stay tuples)."""
+    import ast
+
+    node = ast.parse(call, mode="eval").body
+    assert isinstance(node, ast.Call) and not node.args
+    return ast.unparse(node.func), {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+
+
+def _json_args(args: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(args))  # what a model can send: a tuple becomes an array
+
+
+BfclCase = tuple[str, Callable[[str, dict[str, Any], dict[str, dict[str, Any]]], str | None], tuple[int, int]]
+
+
+def _first(args: dict[str, Any], props: dict[str, dict[str, Any]], want: Callable[..., bool]) -> str | None:
+    return next((k for k, v in args.items() if want(v, props.get(k) or {})), None)
+
+
+def _with(args: dict[str, Any], key: str | None, value: Any) -> dict[str, Any] | None:
+    return None if key is None else {**_json_args(args), key: value}
+
+
+def _swapcase(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: isinstance(v, str) and v.swapcase() != v)
+    return None if k is None else _call(n, _with(a, k, str(a[k]).swapcase()))
+
+
+def _punct(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: isinstance(v, str) and v != "")
+    return None if k is None else _call(n, _with(a, k, f"{a[k]}."))
+
+
+def _float_for_int(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: type(v) is int and s.get("type") == "integer")
+    return None if k is None else _call(n, _with(a, k, float(a[k])))
+
+
+def _int_for_float(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: type(v) in (int, float) and s.get("type") == "float" and float(v).is_integer())
+    return None if k is None else _call(n, _with(a, k, int(a[k])))
+
+
+def _last_digit(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    import math
+
+    k = _first(a, p, lambda v, s: type(v) is float and v != 0.0 and not v.is_integer())
+    return None if k is None else _call(n, _with(a, k, math.nextafter(a[k], math.inf)))
+
+
+def _bool_as_int(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: type(v) is bool)
+    return None if k is None else _call(n, _with(a, k, int(a[k])))
+
+
+def _default(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = next((k for k, s in p.items() if k not in a and "default" in s and s["default"] is not None), None)
+    return None if k is None else _call(n, _with(a, k, p[k]["default"]))
+
+
+def _wrong_value(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    k = _first(a, p, lambda v, s: type(v) is int or (isinstance(v, str) and v != ""))
+    return None if k is None else _call(n, _with(a, k, a[k] + 1 if type(a[k]) is int else f"{a[k]} extra"))
+
+
+def _missing(n: str, a: dict[str, Any], p: dict[str, dict[str, Any]]) -> str | None:
+    return _call(n, _json_args(dict(list(a.items())[1:]))) if a else None
+
+
+# (class, reply builder (None: the item does not lend itself), expected (strict, ptb-v1)); reasons in
+# docs/evaluation.md: strict is BFCL's checker (types, lower-cased strings without " ,./-_*^", tuples as lists,
+# an optional argument at its default), ptb-v1 the reference's inspect_evals exact comparison (Python ==) of the
+# one call vLLM's hermes parser reads (one unreadable block: no call at all).
+BFCL_CASES: list[BfclCase] = [
+    ("exact", lambda n, a, p: _call(n, _json_args(a)), (1, 1)),
+    ("surrounding-text", lambda n, a, p: f"I will call the tool.\n{_call(n, _json_args(a))}\nDone.", (1, 1)),
+    ("keys-reordered", lambda n, a, p: _call(n, dict(reversed(list(_json_args(a).items())))), (1, 1)),
+    ("unclosed-block", lambda n, a, p: _call(n, _json_args(a)).removesuffix("\n</tool_call>"), (1, 1)),
+    ("string-case", _swapcase, (1, 0)),
+    ("string-punctuation", _punct, (1, 0)),
+    ("float-for-integer", _float_for_int, (0, 1)),
+    ("integer-for-float", _int_for_float, (1, 1)),
+    ("float-last-digit", _last_digit, (1, 0)),
+    ("bool-as-integer", _bool_as_int, (0, 1)),
+    ("optional-at-default", _default, (1, 0)),
+    ("parameters-key", lambda n, a, p: _call(n, _json_args(a), key="parameters"), (1, 0)),
+    ("extra-unreadable-block", lambda n, a, p: _call(n, _json_args(a)) + "\n<tool_call>\noops\n</tool_call>", (1, 0)),
+    ("wrong-value", _wrong_value, (0, 0)),
+    ("missing-argument", _missing, (0, 0)),
+    ("wrong-function", lambda n, a, p: _call(f"{n}_v2", _json_args(a)), (0, 0)),
+    ("two-calls", lambda n, a, p: _call(n, _json_args(a)) + "\n" + _call(n, _json_args(a)), (0, 0)),
+    ("call-as-text", lambda n, a, p: f"{n}(" + ", ".join(f"{k}={v!r}" for k, v in a.items()) + ")", (0, 0)),
+]
+
+
+def bfcl_rows(per_class: int = 40) -> list[Row]:
+    """BFCL exec_simple (the committed copy of its data), up to ``per_class`` items a class; ``ptb-v1.2`` dropped
+    it. The two items whose ground truth holds a tuple are their own class: a JSON array matches the tuple under
+    both rules (BFCL's checker reads a tuple as a list; the reference passes its target through JSON)."""
+    items = get_benchmark("bfcl").load_test_items(Path(__file__).parent / "fixtures" / "data", local_only=True)
+    rows: list[Row] = []
+    for cls, build, (strict, v1) in BFCL_CASES:
+        n = 0
+        for it in items:
+            if n == per_class:
+                break
+            name, args = _gold(it.metadata["ground_truth"][0])
+            if any(isinstance(v, tuple) for v in args.values()):
+                continue
+            props = it.metadata["functions"][0]["parameters"]["properties"]
+            reply = build(name, args, props)
+            if reply is not None:
+                rows.append(_row("bfcl", cls, it.id, it.target, reply, (strict, v1, 0), (True, True, False)))
+                n += 1
+    for it in items:
+        name, args = _gold(it.metadata["ground_truth"][0])
+        if any(isinstance(v, tuple) for v in args.values()):
+            reply = _call(name, _json_args(args))
+            rows.append(_row("bfcl", "tuple-ground-truth", it.id, it.target, reply, (1, 1, 0), (True, True, False)))
+    return rows
+
+
 def _canonical_solutions() -> dict[str, str]:
     import gzip
 
@@ -217,6 +345,7 @@ def build() -> dict[str, list[Row]]:
         "gsm8k-calc": calc_rows(),
         "gpqamain": gpqa_rows(),
         "humaneval": humaneval_rows(),
+        "bfcl": bfcl_rows(),
     }
 
 

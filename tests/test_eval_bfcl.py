@@ -201,6 +201,45 @@ def test_ground_truth_scores_100_percent_through_inspect(items, tmp_path):
     assert check.ok and check.score == 0.0
 
 
+def test_ptb_v1_scores_through_inspect_and_rescores_the_log_with_the_references_exact_comparison(items, tmp_path):
+    """Under ptb-v1 the task's scorer and the log check (check_log re-scores) use the reference's rule: the ground
+    truth with one string upper-cased is wrong there and right under strict (BFCL's checker, the control); the
+    two items with a tuple in the ground truth, called exactly (a JSON array), are right under both."""
+    from posttrainbench.evaluation.protocols import REF_V1, STRICT
+
+    def upper(it):
+        name, args = parse_call(it.target)
+        args = {k: v.upper() if isinstance(v, str) else v for k, v in args.items()}
+        return ModelOutput.from_content(
+            "mockllm/model", f"<tool_call>\n{json.dumps({'name': name, 'arguments': args})}\n</tool_call>"
+        )
+
+    with_strings = [
+        it for it in items if any(isinstance(v, str) and v.upper() != v for v in parse_call(it.target)[1].values())
+    ]
+    tupled = [it for it in items if "=(" in it.target.replace(" ", "")]
+    assert len(with_strings) >= 20 and [it.id for it in tupled] == ["exec_simple_40", "exec_simple_41"]
+    chosen = with_strings[:10] + tupled
+    ids = [it.id for it in chosen]
+
+    def exact_or_upper(it):
+        if it in tupled:
+            name, args = parse_call(it.target)
+            return ModelOutput.from_content(
+                "mockllm/model", f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>"
+            )
+        return upper(it)
+
+    want = {STRICT: 1.0, REF_V1: 2 / 12}
+    for protocol, score in want.items():
+        task = build_task(BFCL, chosen, protocol=protocol)
+        elog = inspect_eval(task, model=_mock(items, exact_or_upper), log_dir=str(tmp_path / protocol), **EVAL_KW)[0]
+        assert elog.status == "success"
+        assert elog.results.scores[0].metrics["accuracy"].value == score, protocol
+        check = check_log(elog.location, BFCL, ids, protocol=protocol)
+        assert check.ok and check.score == score and check.n_scored == 12, (protocol, check.problems)
+
+
 def test_ptb_hf_offers_tools_in_the_system_turn(tmp_path, items):
     path = build_tiny_model(tmp_path / "m")
     model = get_model("ptb-hf/m", memoize=False, model_path=str(path), chat_template="chatml")

@@ -1,4 +1,5 @@
-"""Arena-Hard under ptb-v1.2, judged as the reference judges it (aisa-group/PostTrainBench
+"""Arena-Hard and HealthBench under ptb-v1.2 and ptb-v1 (v1 judged alike, unseeded: docs/evaluation.md), judged as
+the reference judges it (aisa-group/PostTrainBench
 ``tasks/arenahardwriting/evaluate_final_eval.py``): the reply post-processed (``<think>`` cut, repetitions capped),
 the judge messages, the judge call (gpt-5-mini, reasoning effort, budget, no temperature), the verdict rules, the
 dropped questions and the standard error. Goldens come from the reference's own code and files
@@ -32,7 +33,7 @@ from posttrainbench.benchmarks.arenahardwriting import (
 from posttrainbench.catalog import get_base_model
 from posttrainbench.evaluation import build_task, check_log, evaluate_model
 from posttrainbench.evaluation.graders import Grader, GraderConfig, MalformedGrade
-from posttrainbench.evaluation.protocols import REF_V1_2, REFERENCE_SEEDS, STRICT, get_protocol
+from posttrainbench.evaluation.protocols import REF_V1, REF_V1_2, REFERENCE_SEEDS, STRICT, get_protocol
 from posttrainbench.evaluation.reference_postprocess import limit_repetitions, strip_reasoning
 from posttrainbench.testing import FakeLLMServer
 
@@ -187,9 +188,11 @@ def test_arena_through_inspect_sends_the_references_messages_and_scores_its_way(
 
 
 @pytest.mark.slow
-def test_the_evaluator_judges_arena_with_the_references_judge_under_ptb_v12(tmp_path: Path, key_env: str) -> None:
+@pytest.mark.parametrize("protocol", [REF_V1_2, REF_V1])
+def test_the_evaluator_judges_arena_with_the_references_judge(tmp_path: Path, key_env: str, protocol: str) -> None:
     """ptb eval's path (evaluate_model): the protocol's judge replaces the configured model on the configured
-    endpoint, one seed runs (the reference grades Arena-Hard with the first seed only), the result records it."""
+    endpoint; under ptb-v1.2 one seed runs (the reference grades Arena-Hard with the first seed only), under ptb-v1
+    one unseeded run (v1 had no seeds); the result records it."""
     from posttrainbench.models.tiny import build_tiny_model
     from test_reference_prompts import ends_at_once
 
@@ -201,11 +204,15 @@ def test_the_evaluator_judges_arena_with_the_references_judge_under_ptb_v12(tmp_
     with FakeLLMServer(lambda body: "[[A=B]]") as server:
         config = GraderConfig(model="configured", base_url=server.base_url, api_key_env=key_env, backoff_s=0.0)
         r = evaluate_model(model, ARENA, get_base_model("ptb/tiny-random"), tmp_path / "out", items=items,
-                           grader=config, protocol=REF_V1_2, base_model_path=base, batch_size=2)  # fmt: skip
+                           grader=config, protocol=protocol, base_model_path=base, batch_size=2)  # fmt: skip
     assert r.ok, r.error
-    assert r.num_seeds == 1 and [s.seed for s in r.seeds] == [REFERENCE_SEEDS[0]] and r.score == 0.5
+    if protocol == REF_V1_2:
+        assert r.num_seeds == 1 and [s.seed for s in r.seeds] == [REFERENCE_SEEDS[0]]
+    else:
+        assert not r.num_seeds and r.seeds == []
+    assert r.score == 0.5
     assert r.grader is not None and r.grader["model"] == "gpt-5-mini" and r.grader["reasoning_effort"] == "medium"
-    assert r.protocol_digest == get_protocol(REF_V1_2).digest
+    assert (r.protocol, r.protocol_digest) == (protocol, get_protocol(protocol).digest)
     sent = sorted((q["body"]["messages"][0]["content"], q["body"]["messages"][1]["content"]) for q in server.requests)
     want = sorted((g[0]["content"], g[1]["content"]) for u in list(empty)[:2] for g in empty[u]["games"])
     assert sent == want  # the empty reply's judge messages, as the reference builds them
@@ -270,7 +277,8 @@ def test_healthbench_reference_reading_of_grades_and_its_stderr() -> None:
 
 
 @pytest.mark.slow
-def test_healthbench_through_inspect_grades_as_the_reference(tmp_path: Path, key_env: str) -> None:
+@pytest.mark.parametrize("protocol", [REF_V1_2, REF_V1])
+def test_healthbench_through_inspect_grades_as_the_reference(tmp_path: Path, key_env: str, protocol: str) -> None:
     from posttrainbench.benchmarks.healthbench import reference_grader_prompt
 
     rows = health_rows()
@@ -295,8 +303,8 @@ def test_healthbench_through_inspect_grades_as_the_reference(tmp_path: Path, key
 
     with FakeLLMServer(respond) as server:
         config = GraderConfig(model="x", base_url=server.base_url, api_key_env=key_env, backoff_s=0.0)
-        grader = Grader(config.model_copy(update=HEALTH.grader_settings(REF_V1_2)))
-        task = build_task(HEALTH, [item], grader=grader, protocol=REF_V1_2)
+        grader = Grader(config.model_copy(update=HEALTH.grader_settings(protocol)))
+        task = build_task(HEALTH, [item], grader=grader, protocol=protocol)
         model = get_model("mockllm/model", custom_outputs=model_reply, memoize=False)
         elog = inspect_eval(task, model=model, log_dir=str(tmp_path), **EVAL_KW)[0]
     assert elog.status == "success"
@@ -314,5 +322,16 @@ def test_healthbench_through_inspect_grades_as_the_reference(tmp_path: Path, key
     met = [rb["points"] > 0 and rb["criterion"] != stubborn for rb in rubrics]
     want = sum(rb["points"] for rb, m in zip(rubrics, met, strict=True) if m) / positive
     assert elog.results.scores[0].metrics["rubric_score"].value == pytest.approx(min(1.0, max(0.0, want)))
-    check = check_log(elog.location, HEALTH, [item.id], protocol=REF_V1_2)
+    check = check_log(elog.location, HEALTH, [item.id], protocol=protocol)
     assert check.ok and check.score == pytest.approx(min(1.0, max(0.0, want))), check.problems
+
+
+def test_ptb_v1_grades_arena_and_healthbench_with_the_v12_judge_call_and_strict_with_the_configured_one() -> None:
+    """v1 judged these two as v1.2 does (the evidence is in docs/evaluation.md): the same call settings replace the
+    configured grader's under both reference protocols, and none under strict (the control)."""
+    from posttrainbench.benchmarks.healthbench import REFERENCE_GRADER
+
+    for bench, call in ((ARENA, REFERENCE_JUDGE), (HEALTH, REFERENCE_GRADER)):
+        assert bench.grader_settings(REF_V1) == bench.grader_settings(REF_V1_2) == dict(call)
+        assert call["model"] == "gpt-5-mini" and bench.grader_settings(STRICT) == {}
+        assert get_protocol(REF_V1).settings_for(bench.id).seeds == ()  # v1: one unseeded run

@@ -36,7 +36,7 @@ def rows(bid: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (CORPUS / f"{bid}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-@pytest.mark.parametrize("bid", [*ANSWER_BENCHMARKS, "humaneval"])
+@pytest.mark.parametrize("bid", [*ANSWER_BENCHMARKS, "humaneval", "bfcl"])
 def test_corpus_has_at_least_300_replies_each_with_every_protocol(bid: str) -> None:
     corpus = rows(bid)
     assert len(corpus) >= 300
@@ -58,6 +58,60 @@ def test_every_reply_scores_as_expected_under_every_protocol(bid: str) -> None:
             if got != expected:
                 wrong.append((r["id"], r["class"], pid, expected, got, r["reply"][-80:]))
     assert not wrong, f"{len(wrong)} mismatches, e.g. {wrong[:5]}"
+
+
+def test_every_bfcl_reply_scores_as_expected_under_every_protocol() -> None:
+    """BFCL: ours (``bfcl-ast``, BFCL's checker) under strict, the reference's exact comparison under ptb-v1, refused
+    under ptb-v1.2 (dropped). Replies are generated text, read as each protocol reads a reply's tool calls."""
+    from posttrainbench.benchmarks.bfcl import Bfcl, score_reply
+
+    bench = get_benchmark("bfcl")
+    assert isinstance(bench, Bfcl)
+    items = {it.id: it for it in bench.load_test_items(Path(__file__).parent / "fixtures" / "data", local_only=True)}
+    wrong = []
+    for r in rows("bfcl"):
+        for pid, expected in r["expected"].items():
+            if expected is None:
+                with pytest.raises(UnsupportedBenchmarkError):
+                    get_protocol(pid).settings_for("bfcl")
+                continue
+            metadata = items[r["item_id"]].metadata
+            got = float(score_reply(None, r["reply"], metadata, reference=bench.reference_scoring(pid))[0])
+            if got != expected:
+                wrong.append((r["id"], r["class"], pid, expected, got, r["reply"][-80:]))
+    assert not wrong, f"{len(wrong)} mismatches, e.g. {wrong[:5]}"
+    classes = {r["class"]: (r["expected"]["strict"], r["expected"]["ptb-v1"]) for r in rows("bfcl")}
+    # the reference's bugs (docs/evaluation.md) and where both agree: each class tells the rules apart or not
+    assert {c for c, (s, v1) in classes.items() if s > v1} == {
+        "string-case", "string-punctuation", "float-last-digit", "optional-at-default", "parameters-key",
+        "extra-unreadable-block",
+    }  # fmt: skip
+    assert {c for c, (s, v1) in classes.items() if v1 > s} == {"float-for-integer", "bool-as-integer"}
+
+
+def test_bfcl_reads_the_generated_text_the_ptb_hf_provider_keeps_as_the_reference_reads_it() -> None:
+    """The provider splits the text into structured calls leniently (our parser skips an unreadable block); under
+    ptb-v1 the text it keeps in the message's metadata is read again as vLLM's hermes parser reads it (no call at
+    all), under strict the structured call is scored (the control)."""
+    from inspect_ai.model import ChatMessageAssistant
+    from inspect_ai.tool import ToolCall
+
+    from posttrainbench.benchmarks.bfcl import RAW_TEXT_KEY, Bfcl, hermes_calls, score_reply
+
+    bench = get_benchmark("bfcl")
+    assert isinstance(bench, Bfcl)
+    item = bench.load_test_items(Path(__file__).parent / "fixtures" / "data", local_only=True)[0]
+    good = '<tool_call>{"name": "calc_binomial_probability", "arguments": {"n": 20, "k": 5, "p": 0.6}}</tool_call>'
+    assert item.metadata["ground_truth"] == ["calc_binomial_probability(n=20, k=5, p=0.6)"]
+    call = ToolCall(id="c0", function="calc_binomial_probability", arguments={"n": 20, "k": 5, "p": 0.6})
+    for text, v1 in ((good, 1.0), (good + "<tool_call>oops</tool_call>", 0.0)):
+        msg = ChatMessageAssistant(content="", tool_calls=[call], metadata={RAW_TEXT_KEY: text})
+        assert float(score_reply(msg, "", item.metadata, reference=bench.reference_scoring(REF_V1))[0]) == v1
+        assert float(score_reply(msg, "", item.metadata, reference=bench.reference_scoring(STRICT))[0]) == 1.0
+    bare = ChatMessageAssistant(content="", tool_calls=[call])  # a backend's structured calls, no text kept
+    assert score_reply(bare, "", item.metadata, reference=True)[0]
+    assert hermes_calls('<tool_call>{"name": 3, "arguments": {}}</tool_call>') == []
+    assert hermes_calls("no call") == [] and len(hermes_calls(good + good)) == 2
 
 
 def test_each_edge_case_class_tells_the_protocols_apart_where_the_issue_says() -> None:
@@ -166,10 +220,13 @@ def test_reference_protocols_carry_the_published_settings() -> None:
     v1, v12 = get_protocol(REF_V1), get_protocol(REF_V1_2)
     assert "bfcl" in v1.benchmarks and "bfcl" not in v12.benchmarks
     assert set(v12.benchmarks) == {"gsm8k", "aime2025", "gpqamain", "humaneval", "arenahardwriting", "healthbench"}
+    assert set(v1.benchmarks) == set(v12.benchmarks) | {"bfcl"}
     for bid in ("arenahardwriting", "healthbench"):  # graded by a paid judge: the first seed only
         graded = v12.settings_for(bid)
         assert graded.seeds == REFERENCE_SEEDS[:1] and graded.grader_model == "gpt-5-mini"
-        assert graded.max_tokens_ladder == (16384, 12288, 8192) and bid not in v1.benchmarks
+        assert graded.max_tokens_ladder == (16384, 12288, 8192)
+        # v1 judged alike (the same judge, prompts, post-processing and scoring), in its one unseeded run
+        assert v1.settings_for(bid) == graded.model_copy(update={"seeds": ()})
     assert v12.settings_for("gsm8k").seeds == REFERENCE_SEEDS == (72332, 87681, 38992, 92201, 13818)
     assert v1.settings_for("gsm8k").seeds == ()
     assert v1.settings_for("gsm8k").temperature is None  # the model's generation config
@@ -224,15 +281,15 @@ def test_protocol_options_refuse_what_cannot_be_evaluated_before_anything_is_wri
     model = tmp_path / "model"
     model.mkdir()
     out = tmp_path / "eval"
-    base = ["eval", str(model), "--benchmark", "healthbench", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
-    for proto, why in (("ptb-v1", "does not cover benchmark 'healthbench'"), ("ptb-v9", "unknown protocol")):
+    base = ["eval", str(model), "--benchmark", "gsm8k-calc", "--base-model", "Qwen/Qwen3-1.7B-Base", "--out", str(out)]
+    for proto, why in (("ptb-v1", "does not cover benchmark 'gsm8k-calc'"), ("ptb-v9", "unknown protocol")):
         res = runner.invoke(app, [*base, "--protocol", proto], terminal_width=300)
         assert res.exit_code == 2 and why in res.output, res.output
     res = runner.invoke(app, [*base[:3], "gsm8k-calc", *base[4:], "--protocol", "ptb-v1.2"], terminal_width=300)
     assert res.exit_code == 2 and "does not cover benchmark 'gsm8k-calc'" in res.output, res.output
     assert not out.exists()
-    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "arenahardwriting",
-                              "--results", str(tmp_path / "r"), "--protocol", "ptb-v1"], terminal_width=300)  # fmt: skip
+    res = runner.invoke(app, ["baseline", "--base-model", "Qwen/Qwen3-1.7B-Base", "--benchmark", "bfcl",
+                              "--results", str(tmp_path / "r"), "--protocol", "ptb-v1.2"], terminal_width=300)  # fmt: skip
     assert res.exit_code == 2 and "does not cover" in res.output and not (tmp_path / "r").exists(), res.output
 
 
@@ -319,7 +376,9 @@ def test_a_sweep_file_names_its_protocol_and_one_that_cannot_be_evaluated_is_ref
     path.write_text(SWEEP.format(protocol='protocol = "ptb-v1"'))
     assert {s.protocol for s in load_sweep(path).run_specs()} == {REF_V1}
     path.write_text(SWEEP.replace('["gsm8k"]', '["gsm8k", "healthbench"]').format(protocol='protocol = "ptb-v1"'))
-    with pytest.raises(SweepError, match="does not cover benchmark 'healthbench'"):
+    assert {s.benchmark for s in load_sweep(path).run_specs()} == {"gsm8k", "healthbench"}  # v1 grades it now
+    path.write_text(SWEEP.replace('["gsm8k"]', '["gsm8k", "gsm8k-calc"]').format(protocol='protocol = "ptb-v1"'))
+    with pytest.raises(SweepError, match="does not cover benchmark 'gsm8k-calc'"):
         load_sweep(path)
 
 
@@ -328,9 +387,9 @@ def test_ptb_run_refuses_a_protocol_it_cannot_evaluate_before_anything_is_writte
 
     from posttrainbench.cli.main import app
 
-    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "arenahardwriting"]
+    args = ["run", "--agent", "reference", "--model", "ptb/tiny-random", "--benchmark", "bfcl"]  # dropped in v1.2
     res = CliRunner().invoke(
-        app, [*args, "--hours", "0.01", "--results", str(tmp_path / "r"), "--protocol", REF_V1], terminal_width=300
+        app, [*args, "--hours", "0.01", "--results", str(tmp_path / "r"), "--protocol", REF_V1_2], terminal_width=300
     )
     assert res.exit_code == 2 and "does not cover" in res.output and not (tmp_path / "r").exists(), res.output
 

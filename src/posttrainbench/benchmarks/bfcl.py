@@ -15,11 +15,19 @@ ground-truth argument equal under the parameter's declared type (BFCL's rules: a
 accepted for a float, a string is compared lower-cased without spaces and ``,./-_*^``, a tuple is
 a list), and no other argument unless it equals the declared default. Calls are read from the
 model's structured tool calls, else parsed from its text (``tool_calls.parse_tool_calls``).
+
+Under ``ptb-v1`` the reference's rule (:data:`REFERENCE_RULE`, inspect_evals' BFCL scorer as the reference pinned
+it): the reply's tool calls as vLLM's ``hermes`` parser reads them (:func:`hermes_calls`: one unreadable block and
+there is no call at all), exactly one call, its name and arguments ``==`` the ground truth's ``ast.literal_eval``
+values passed through JSON (a tuple becomes a list). No BFCL normalisation: a string differing in case, an optional
+argument sent with its default, a float off in the last digit are wrong; an integer for a float, ``1`` for ``True``
+are right (Python's ``==``); docs/evaluation.md lists these reference bugs.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 import tempfile
@@ -106,6 +114,8 @@ def ensure_bfcl_files(cache_dir: Path | None = None, *, settings: Settings | Non
 # scoring
 
 SCORER = "ptb_bfcl"
+REFERENCE_RULE = "inspect-bfcl-exact"
+"""The scoring rule of ``ptb-v1``'s BFCL: the exact comparison of the reference's pinned inspect_evals scorer."""
 _JSON_TYPE = {
     "dict": "object", "float": "number", "tuple": "array", "integer": "integer", "int": "integer",
     "boolean": "boolean", "bool": "boolean", "array": "array", "list": "array", "string": "string",
@@ -293,18 +303,84 @@ def score_calls(message: Any, completion: str, metadata: dict[str, Any]) -> tupl
     return match_calls(calls_of(message, completion), metadata)
 
 
-def rescore(samples: Sequence[Any]) -> dict[str, float]:
+# ---------------------------------------------------------------------------------------------
+# the reference's rule (ptb-v1)
+
+_HERMES = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*)", re.S)
+RAW_TEXT_KEY = "tool_call_text"
+"""Message metadata key where the ``ptb-hf`` provider keeps the generated text it split into tool calls."""
+
+
+def hermes_calls(text: str) -> list[tuple[str, Any]]:
+    """The tool calls vLLM's ``hermes`` parser (the reference's ``tool_call_parser``) reads in ``text``: every
+    ``<tool_call>`` block (an unclosed last one too) must be a JSON object with ``name`` and ``arguments``, or the
+    parser reports no call at all; the arguments are whatever JSON value was sent."""
+    if "<tool_call>" not in text:
+        return []
+    calls: list[tuple[str, Any]] = []
+    for closed, unclosed in _HERMES.findall(text):
+        try:
+            obj = json.loads(closed or unclosed)
+            name, args = obj["name"], obj["arguments"]
+        except (ValueError, TypeError, KeyError):  # the parser's blanket except: the whole reply has no call
+            return []
+        if not isinstance(name, str):  # vLLM's FunctionCall refuses it: the same blanket except
+            return []
+        calls.append((name, args))
+    return calls
+
+
+def reference_calls(message: Any, completion: str) -> list[tuple[str, Any]]:
+    """The calls the reference would have scored: the generated text read as :func:`hermes_calls` reads it (the
+    ``ptb-hf`` provider keeps that text in the message's metadata), else the backend's structured calls."""
+    raw = ((getattr(message, "metadata", None) or {}).get(RAW_TEXT_KEY)) if message is not None else None
+    text = raw if isinstance(raw, str) else completion
+    if "<tool_call>" in text:
+        return hermes_calls(text)
+    structured = getattr(message, "tool_calls", None) or []
+    return [(c.function, c.arguments) for c in structured]
+
+
+def reference_match(calls: list[tuple[str, Any]], metadata: dict[str, Any]) -> tuple[bool, str]:
+    """inspect_evals' exact comparison: one call, ``name == gold name and arguments == gold arguments``, the gold
+    arguments passed through JSON as its ``record_to_sample`` does (tuples become lists)."""
+    if len(calls) != 1:
+        return False, f"{len(calls)} tool call(s), expected 1"
+    name, args = calls[0]
+    gname, literal = parse_call(metadata["ground_truth"][0])
+    gargs = json.loads(json.dumps(literal))
+    if name != gname:
+        return False, f"called {name!r}, expected {gname!r}"
+    if args != gargs:
+        return False, f"arguments {args!r} != {gargs!r}"
+    return True, "match"
+
+
+def score_reply(
+    message: Any, completion: str, metadata: dict[str, Any], *, reference: bool = False
+) -> tuple[bool, str, list[tuple[str, Any]]]:
+    """``(correct, why, calls)`` of one reply under the reference's rule or ours."""
+    if reference:
+        calls = reference_calls(message, completion)
+        return (*reference_match(calls, metadata), calls)
+    found = calls_of(message, completion)
+    return (*match_calls(found, metadata), found)
+
+
+def rescore(samples: Sequence[Any], *, reference: bool = False) -> dict[str, float]:
     """Per-sample match recomputed from the logged reply."""
-    return {str(s.id): float(score_calls(s.output.message, s.output.completion, s.metadata)[0]) for s in samples}
+    return {
+        str(s.id): float(score_reply(s.output.message, s.output.completion, s.metadata, reference=reference)[0])
+        for s in samples
+    }
 
 
 @scorer(metrics=[accuracy(), stderr()], name=SCORER)
-def bfcl_scorer() -> Scorer:
-    """AST match of the reply's function call with the ground truth."""
+def bfcl_scorer(reference: bool = False) -> Scorer:
+    """AST match of the reply's function call with the ground truth (``reference``: the reference's exact one)."""
 
     async def score(state: TaskState, target: Target) -> Score:
-        ok, why = score_calls(state.output.message, state.output.completion, state.metadata)
-        calls = calls_of(state.output.message, state.output.completion)
+        ok, why, calls = score_reply(state.output.message, state.output.completion, state.metadata, reference=reference)
         return Score(value=CORRECT if ok else INCORRECT, answer=repr(calls)[:500], explanation=why)
 
     return score
@@ -378,12 +454,17 @@ class Bfcl(BenchmarkDefinition):
     def solver(self, protocol: str | Protocol = STRICT) -> Solver:
         return bfcl_solver(protocol)
 
+    def reference_scoring(self, protocol: str | Protocol) -> bool:
+        """Whether ``protocol`` scores BFCL with the reference's rule (:data:`REFERENCE_RULE`)."""
+        p = get_protocol(protocol)
+        return self.id in p.benchmarks and p.settings_for(self.id).scoring_rule == REFERENCE_RULE
+
     def scorer(
         self, *, grader: Grader | None = None, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
     ) -> Scorer:
-        return bfcl_scorer()
+        return bfcl_scorer(reference=self.reference_scoring(protocol))
 
     def rescore(
         self, samples: Sequence[Any], *, code_sandbox: str = "bwrap", protocol: str | Protocol = STRICT
     ) -> dict[str, float]:
-        return rescore(samples)
+        return rescore(samples, reference=self.reference_scoring(protocol))

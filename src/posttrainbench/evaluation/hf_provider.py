@@ -405,6 +405,8 @@ class PtbHFAPI(ModelAPI):
                     content=content,
                     model=self.model_name,
                     source="generate",
+                    # the generated text, for a scorer that reads the calls its own way (BFCL under ptb-v1)
+                    metadata={"tool_call_text": res.text},
                     tool_calls=[
                         ToolCall(id=f"call_{i}", function=name, arguments=args) for i, (name, args) in enumerate(calls)
                     ],

@@ -9,7 +9,8 @@ its settings), and results of different protocols are never ranked together.
   (:mod:`.scoring`), held-out scoring.
 - ``ptb-v1``: the reference as published for v1 (aisa-group/PostTrainBench ``src/eval``),
   scorer bugs included (:attr:`Protocol.reference_bugs`; docs/evaluation.md has the table with the
-  source of every value).
+  source of every value): BFCL scored by the reference's exact comparison, Arena-Hard and
+  HealthBench judged as in v1.2 (v1 did not judge them otherwise), one unseeded run.
 - ``ptb-v1.2``: v1.2 of the reference: six benchmarks (BFCL dropped), five fixed seeds, its
   hardened GSM8K and HumanEval scorers, Arena-Hard and HealthBench with their graders.
 
@@ -123,7 +124,7 @@ _REF = {"prompt_variant": "ptb-v1", "temperature": None, "top_p": None, "heldout
 
 
 def _reference(
-    seeds: tuple[int, ...], gsm8k_rule: str, humaneval_rule: str, bfcl: bool, arena: bool = False
+    seeds: tuple[int, ...], gsm8k_rule: str, humaneval_rule: str, bfcl: bool
 ) -> dict[str, BenchmarkSettings]:
     out = {
         "gsm8k": _s(_MATH, gsm8k_rule, seeds=seeds, **_REF),
@@ -133,19 +134,21 @@ def _reference(
     }
     if bfcl:
         # reference: tasks/bfcl/evaluate*.py --max-tokens 16000; run_final_eval.sh stages 12000, 8000
-        out["bfcl"] = _s(_LONG, "bfcl-ast", **_REF)
-    if arena:
-        # reference: tasks/arenahardwriting/evaluate_final_eval.py (judge gpt-5-mini, its post-processing and
-        # scoring); run_final_eval.sh: --max-new-tokens 16384, 12288, 8192, and the first seed only (paid judge)
-        out["arenahardwriting"] = _s(
-            (16384, 12288, 8192), "arena-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
-            strip_thinking=True, **_REF,
-        )  # fmt: skip
-        # reference: tasks/healthbench/evaluate_final_eval.py (grader.py, scoring.py); the same stages and seed rule
-        out["healthbench"] = _s(
-            (16384, 12288, 8192), "healthbench-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
-            strip_thinking=True, **_REF,
-        )  # fmt: skip
+        # scored as the reference's pinned inspect_evals BFCL scorer: an exact comparison (benchmarks/bfcl.py)
+        out["bfcl"] = _s(_LONG, "inspect-bfcl-exact", **_REF)
+    # reference: tasks/arenahardwriting/evaluate_final_eval.py (judge gpt-5-mini, its post-processing and
+    # scoring); run_final_eval.sh: --max-new-tokens 16384, 12288, 8192, and the first seed only (paid judge).
+    # v1 judged alike, unseeded (docs/evaluation.md: the v1.1 and v1.2 release notes, the final-eval file's header
+    # "the only difference is --seed", and the published v1 win rates, whose denominators need exploded games)
+    out["arenahardwriting"] = _s(
+        (16384, 12288, 8192), "arena-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
+        strip_thinking=True, **_REF,
+    )  # fmt: skip
+    # reference: tasks/healthbench/evaluate_final_eval.py (grader.py, scoring.py); the same stages and seed rule
+    out["healthbench"] = _s(
+        (16384, 12288, 8192), "healthbench-reference", seeds=seeds[:1], grader_model="gpt-5-mini",
+        strip_thinking=True, **_REF,
+    )  # fmt: skip
     return out
 
 
@@ -163,6 +166,11 @@ V1_PROTOCOL = Protocol(
         "aime2025: same endswith comparison as gsm8k on the whole reply with \\boxed{} removed",
         "humaneval: an import above the function in the reply's block is cut off with the signature "
         "(code after the first ':\\n    ' only)",
+        "bfcl: arguments compared with Python's == (no BFCL normalisation): a string differing only in case or "
+        "spacing, an optional argument sent with its default value, or a float off in the last digit is wrong; "
+        "1 is correct for True and 5.0 for an integer 5",
+        "bfcl: one unreadable <tool_call> block (not JSON, or 'parameters' for 'arguments') drops every call of "
+        "the reply (vLLM's hermes parser)",
     ),
 )
 
@@ -170,8 +178,8 @@ V1_2_PROTOCOL = Protocol(
     id=REF_V1_2,
     version="1.2",
     description="The reference v1.2: six benchmarks (BFCL dropped), five fixed seeds, hardened gsm8k/humaneval.",
-    benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False, arena=True),
-    reference_bugs=V1_PROTOCOL.reference_bugs[1:],
+    benchmarks=_reference(REFERENCE_SEEDS, "signed-last-number-exact", "inspect-find-code", bfcl=False),
+    reference_bugs=tuple(b for b in V1_PROTOCOL.reference_bugs[1:] if not b.startswith("bfcl:")),  # BFCL dropped
 )
 
 
