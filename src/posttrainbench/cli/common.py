@@ -44,10 +44,12 @@ __all__ = [
     "LimitOpt",
     "NetworkOpt",
     "ProtocolOpt",
+    "RankProtocolOpt",
     "ReindexOpt",
     "ResultsOpt",
     "RunDirArg",
     "SandboxOpt",
+    "SuiteOpt",
     "WeightsOpt",
     "choices",
     "console",
@@ -228,6 +230,17 @@ WeightsOpt = Annotated[
     ),
 ]
 ReindexOpt = Annotated[bool, typer.Option("--reindex", help="Rebuild the whole results index first.")]
+RankProtocolOpt = Annotated[
+    str | None,
+    typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
+]
+SuiteOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Rank on this suite's benchmarks (v1: 7, v1.2: 6); weights from recorded baselines, else the "
+        "suite's published factors (default: the benchmarks present)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
 
 

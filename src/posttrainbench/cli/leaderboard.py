@@ -14,8 +14,10 @@ from ..leaderboard.tables import FORMATS
 from .common import (
     AGENT_MAX_WIDTH,
     EXIT_FAILED,
+    RankProtocolOpt,
     ReindexOpt,
     ResultsOpt,
+    SuiteOpt,
     WeightsOpt,
     choices,
     console,
@@ -43,17 +45,8 @@ def leaderboard(
     ] = OutputFormat("table"),  # noqa: B008 - a member lookup, not a call that builds anything
     out: Annotated[Path | None, typer.Option(help="Write to this file instead of the terminal.")] = None,
     reindex: ReindexOpt = False,
-    protocol: Annotated[
-        str | None,
-        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
-    ] = None,
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            help="Rank on this suite's benchmarks (v1: 7, v1.2: 6); weights from recorded baselines, else the "
-            "suite's published factors (default: the benchmarks present)."
-        ),
-    ] = None,
+    protocol: RankProtocolOpt = None,
+    suite: SuiteOpt = None,
     published: Annotated[
         str | None,
         typer.Option(help="Rank your agents among the published ones of this leaderboard (v1, v1.2), under its suite."),

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from .common import ReindexOpt, WeightsOpt, console, expected, output_folder, results_index
+from .common import RankProtocolOpt, ReindexOpt, SuiteOpt, WeightsOpt, console, expected, output_folder, results_index
 
 
 def report(
@@ -16,17 +16,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the site into.")] = Path("site"),
     weights: WeightsOpt = None,
     reindex: ReindexOpt = False,
-    protocol: Annotated[
-        str | None,
-        typer.Option(help="Rank the runs of this protocol (default: the runs' only one; strict if they mix)."),
-    ] = None,
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            help="Rank on this suite's benchmarks (v1: 7, v1.2: 6); weights from recorded baselines, else the "
-            "suite's published factors (default: the benchmarks present)."
-        ),
-    ] = None,
+    protocol: RankProtocolOpt = None,
+    suite: SuiteOpt = None,
     published: Annotated[
         str | None,
         typer.Option(help="List the agents of this published leaderboard (v1, v1.2) beside yours, under its suite."),

@@ -4,6 +4,7 @@ and the registry of launchers (a sweep names one in ``launcher = "..."``)."""
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,6 +41,19 @@ def worker_argv(task_file: Path, until: str | None = None) -> list[str]:
     """``<this python> -u -m posttrainbench.launch.worker TASK [--until PHASE]``."""
     argv = [sys.executable, "-u", "-m", "posttrainbench.launch.worker", str(task_file)]
     return [*argv, "--until", until] if until else argv
+
+
+def console_script_python(command: str) -> tuple[str | None, str | None]:
+    """Where ``command`` is on PATH and the interpreter its ``#!`` line names (None for either that
+    cannot be told): how a tool installed in a venv of its own (SkyPilot, Harbor) is called through
+    that venv's Python."""
+    path = shutil.which(command)
+    if path is None:
+        return None, None
+    first = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+    if not first or not first[0].startswith("#!"):
+        return path, None
+    return path, first[0][2:].strip().split()[0]
 
 
 def job_env_exports(cpus: int | None) -> dict[str, str]:

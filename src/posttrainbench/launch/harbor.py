@@ -41,6 +41,7 @@ from ..pipeline import Pipeline
 from ..results import load_record, save_record
 from ..sandbox.docker import HOSTFS_IMAGE
 from ..settings import Settings
+from .base import console_script_python
 
 #: Where the agent's workspace is inside the agent's container (the Dockerfile's WORKDIR).
 APP_DIR = "/app"
@@ -381,16 +382,15 @@ def harbor_python(configured: str | None) -> str:
     """Harbor's interpreter: the configured one, else the one the ``harbor`` command's script names."""
     if configured:
         return configured
-    harbor = shutil.which("harbor")
+    harbor, python = console_script_python("harbor")
     if harbor is None:
         raise HarborExportError(
             "Harbor is not installed: python3.12 -m venv ~/harbor && ~/harbor/bin/pip install harbor "
             "(or bash scripts/setup.sh: .venv-harbor), then give --harbor-python"
         )
-    first = Path(harbor).read_text(encoding="utf-8", errors="replace").splitlines()[:1]
-    if not first or not first[0].startswith("#!"):
+    if python is None:
         raise HarborExportError(f"cannot tell which Python {harbor} runs with: give --harbor-python")
-    return first[0][2:].strip().split()[0]
+    return python
 
 
 def check_with_harbor(task_dirs: list[Path], python: str, timeout_s: float = 300) -> dict[str, dict[str, object]]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..fsutil import atomic_write_text
 from ..results.transfer import TransferError
-from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick
+from .base import LAUNCHERS, Launcher, LauncherError, OnLaunch, OnTick, console_script_python
 from .plan import Task, sweep_dir
 from .skypilot_spec import (
     SpecError,
@@ -70,17 +69,16 @@ def sky_python(configured: str | None) -> str:
     """SkyPilot's interpreter: the configured one, else the one the ``sky`` command's script names."""
     if configured:
         return configured
-    sky = shutil.which("sky")
+    sky, python = console_script_python("sky")
     if sky is None:
         raise LauncherError(
             "SkyPilot is not installed: install it in its own venv (pipx install skypilot, or "
             "python3 -m venv ~/sky && ~/sky/bin/pip install skypilot) and put `sky` on PATH, or set "
             "[skypilot] python"
         )
-    first = Path(sky).read_text(encoding="utf-8", errors="replace").splitlines()[:1]
-    if not first or not first[0].startswith("#!"):
+    if python is None:
         raise LauncherError(f"cannot tell which Python {sky} runs with: set [skypilot] python")
-    return first[0][2:].strip().split()[0]
+    return python
 
 
 def call_sky(python: str, op: str, arg: Any, timeout_s: float = 600) -> Any:
