@@ -373,45 +373,6 @@ def _row_signatures(t: torch.Tensor) -> torch.Tensor:
     return (bits << torch.arange(_SIGNATURE_BITS, dtype=torch.int64)).sum(dim=1)
 
 
-def _permuted_copies(
-    final: _Ckpt,
-    base: _Ckpt,
-    forbidden: list[_Ckpt],
-    labels: list[str],
-    jobs: list[Any],
-    results: list[dict[str, Any]],
-) -> dict[str, str]:
-    """{final tensor name: forbidden label} for the tensors far from the base (relative distance
-    above ``FOREIGN_TENSOR_REL``) whose rows are mostly rows of a forbidden tensor, in any order
-    (and more of them than of the base's rows).
-    Only such tensors are read again, whole (an honest fine-tune has none). A tensor trained far
-    from its start (from a fresh init, say) shares no row with a forbidden model."""
-    import torch
-
-    out: dict[str, str] = {}
-    for (fn, onames, limits), r in zip(jobs, results, strict=True):
-        if r["numel"] < MIN_NUMEL or _rel(r["diff_sq"][0], r["ref_sq"][0]) <= FOREIGN_TENSOR_REL:
-            continue
-        mine_t = final.block(fn)
-        if mine_t.dim() < 2:
-            continue
-        mine = _row_signatures(mine_t)
-        # rows of the base (rescaled, say) are no forbidden copy, even where a forbidden row, close
-        # to its base row, shares their signature: the forbidden rows must match more of them
-        with_base = torch.isin(mine, _row_signatures(base.block(onames[0]))).float().mean().item()
-        for label, ck, on, rows in zip(labels, forbidden, onames[1:], limits[1:], strict=True):
-            if on is None or rows is not None:
-                continue
-            theirs_t = ck.block(on)
-            if tuple(theirs_t.shape) != tuple(mine_t.shape):
-                continue
-            shared = torch.isin(mine, _row_signatures(theirs_t)).float().mean().item()
-            if shared >= PERMUTED_ROWS and shared > with_base:
-                out[fn] = label
-                break
-    return out
-
-
 class _Loaded:
     """Tensors held in memory, read like a :class:`_Ckpt` (the realigned far tensors)."""
 
@@ -426,33 +387,58 @@ class _Loaded:
         return t if start is None else t[start:stop]
 
 
-def _realign_far(
-    final: _Ckpt, others: list[_Ckpt], jobs: list[Any], results: list[dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """{final tensor name: statistics for the transfer analysis} of the far 2-D tensors (relative
-    distance above ``FOREIGN_TENSOR_REL``) that :func:`.lineage_alignment.align_to_base` maps back
-    onto the base: ``rel``, ``gram`` and ``rows`` recomputed on the realigned tensor, and what was
-    undone (``realigned``). Only far tensors are read again, whole (an honest fine-tune has none)."""
-    out: dict[str, dict[str, Any]] = {}
+def _far_tensors(
+    final: _Ckpt, others: list[_Ckpt], labels: list[str], jobs: list[Any], results: list[dict[str, Any]]
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """What the tensors far from the base (relative distance above ``FOREIGN_TENSOR_REL``, at least
+    ``MIN_NUMEL`` values) hold; each is read again whole, once, with its base tensor (an honest
+    fine-tune has none).
+
+    Returns ``(permuted, realigned)``. ``permuted``: {final tensor name: forbidden label} for those
+    whose rows are mostly rows of a forbidden tensor, in any order, and more of them than of the
+    base's rows (a tensor trained far from its start, from a fresh init say, shares no row with a
+    forbidden model). ``realigned``: {final tensor name: statistics for the transfer analysis} of
+    the 2-D ones that :func:`.lineage_alignment.align_to_base` maps back onto the base (``rel``,
+    ``gram`` and ``rows`` recomputed on the realigned tensor, and what was undone: ``realigned``);
+    only when a forbidden checkpoint is compared."""
+    import torch
+
+    base, forbidden = others[0], others[1:]
+    permuted: dict[str, str] = {}
+    realigned: dict[str, dict[str, Any]] = {}
     for (fn, onames, limits), r in zip(jobs, results, strict=True):
-        if (
-            r["numel"] < MIN_NUMEL
-            or limits[0] is not None
-            or _rel(r["diff_sq"][0], r["ref_sq"][0]) <= FOREIGN_TENSOR_REL
-        ):
+        if r["numel"] < MIN_NUMEL or _rel(r["diff_sq"][0], r["ref_sq"][0]) <= FOREIGN_TENSOR_REL:
             continue
-        aligned = align_to_base(final.block(fn), others[0].block(onames[0]))
+        mine_t = final.block(fn)
+        if mine_t.dim() < 2:
+            continue
+        base_t = base.block(onames[0])
+        mine = _row_signatures(mine_t)
+        # rows of the base (rescaled, say) are no forbidden copy, even where a forbidden row, close
+        # to its base row, shares their signature: the forbidden rows must match more of them
+        with_base = torch.isin(mine, _row_signatures(base_t)).float().mean().item()
+        for label, ck, on, rows in zip(labels, forbidden, onames[1:], limits[1:], strict=True):
+            if on is None or rows is not None:
+                continue
+            theirs_t = ck.block(on)
+            if tuple(theirs_t.shape) != tuple(mine_t.shape):
+                continue
+            shared = torch.isin(mine, _row_signatures(theirs_t)).float().mean().item()
+            if shared >= PERMUTED_ROWS and shared > with_base:
+                permuted[fn] = label
+                break
+        aligned = align_to_base(mine_t, base_t) if labels and limits[0] is None else None
         if aligned is None:
             continue
         tensor, info = aligned
         (again,) = _compare(_Loaded({fn: tensor}), others, [(fn, onames, limits)])
-        out[fn] = {
+        realigned[fn] = {
             "rel": _rel(again["diff_sq"][0], again["ref_sq"][0]),
             "gram": again["gram"],
             "rows": again["rows"],
             "realigned": info,
         }
-    return out
+    return permuted, realigned
 
 
 @guarded(GATE)
@@ -528,8 +514,7 @@ def check_lineage(
                 limits.append(shared_rows)
             jobs.append((fn, onames, limits))
         results = _compare(final, others, jobs)
-        permuted = _permuted_copies(final, base, others[1:], forb_names, jobs, results)
-        realigned = _realign_far(final, others, jobs, results) if forb_names else {}
+        permuted, realigned = _far_tensors(final, others, forb_names, jobs, results)
 
     per_tensor = []
     for (fn, onames, _), r in zip(jobs, results):
