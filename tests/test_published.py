@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from posttrainbench.cli import app
-from posttrainbench.leaderboard import benchmark_weights, load_weights, read_grid
+from posttrainbench.leaderboard import RankOptions, benchmark_weights, load_weights, read_grid
 from posttrainbench.leaderboard.published import grid_score, published_board
 from posttrainbench.leaderboard.suites import SUITES, get_suite
 from posttrainbench.leaderboard.tables import build_report, ranked_rows, to_csv, to_markdown
@@ -119,7 +119,7 @@ def _expected(weights: dict[str, float]) -> float:
 
 def test_our_runs_ranked_among_published_v12_with_the_suite_factors(tmp_path: Path) -> None:
     _results(tmp_path)
-    rep = build_report(tmp_path, published="v1.2")
+    rep = build_report(tmp_path, RankOptions(published="v1.2"))
     factors = get_suite("v1.2").factors
     assert rep.suite == "v1.2" and rep.weights == factors and rep.benchmarks == list(factors)
     assert rep.weights_source == "published factors of suite v1.2 (factors-v1.2.json), as the published agents"
@@ -155,7 +155,7 @@ def test_our_runs_ranked_among_published_v12_with_the_suite_factors(tmp_path: Pa
 
 def test_suite_weights_come_from_recorded_baselines_when_complete(tmp_path: Path) -> None:
     _results(tmp_path, instruct=True)
-    rep = build_report(tmp_path, suite="v1.2")
+    rep = build_report(tmp_path, RankOptions(suite="v1.2"))
     assert rep.weights_source == "1/(instruct − base) from recorded baselines" and not rep.published
     assert rep.weights == pytest.approx(dict.fromkeys(V12, 1 / 6))  # every gap is 0.5 here
     sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
@@ -167,18 +167,18 @@ def test_published_scores_ours_with_the_published_factors_even_with_baselines(tm
     for b in V12:  # ptb-v1.2 runs of the same agent: the comparison the published board is for, no caveat
         for m in (M1, M2):
             write_synthetic_run(tmp_path, benchmark=b, base_model=m, score=0.5, protocol="ptb-v1.2")
-    assert build_report(tmp_path, published="v1.2", protocol="ptb-v1.2").notes == []
-    rep = build_report(tmp_path, published="v1.2", protocol="strict")
+    assert build_report(tmp_path, RankOptions(published="v1.2", protocol="ptb-v1.2")).notes == []
+    rep = build_report(tmp_path, RankOptions(published="v1.2", protocol="strict"))
     assert rep.weights == get_suite("v1.2").factors and "as the published agents" in rep.weights_source
     sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
     assert sft.score == pytest.approx(_expected(get_suite("v1.2").factors), abs=1e-12)
     with pytest.raises(ValueError, match="not a weights file"):
-        build_report(tmp_path, dict.fromkeys(V12, 1 / 6), published="v1.2")
+        build_report(tmp_path, RankOptions(weights=dict.fromkeys(V12, 1 / 6), published="v1.2"))
 
 
 def test_a_suite_benchmark_without_runs_leaves_the_agent_unranked(tmp_path: Path) -> None:
     _results(tmp_path, skip="healthbench")
-    rep = build_report(tmp_path, suite="v1.2")
+    rep = build_report(tmp_path, RankOptions(suite="v1.2"))
     sft = next(a for a in rep.agents if a.label == "reference/sft@1h")
     assert sft.score is None and {b for _, _, b in sft.missing} == {"healthbench"}
     plain = build_report(tmp_path)  # without a suite: today's behaviour, the benchmarks present
@@ -254,10 +254,10 @@ def test_report_ranks_on_the_suite_and_lists_the_published_agents_beside_ours(tm
     from posttrainbench.report import build_site
 
     _results(tmp_path / "r")
-    site = build_site(tmp_path / "r", tmp_path / "site", published="v1.2")
+    site = build_site(tmp_path / "r", tmp_path / "site", RankOptions(published="v1.2"))
     html = (tmp_path / "site" / "index.html").read_text()
     rows = _leaderboard_rows(html)
-    rep = build_report(tmp_path / "r", published="v1.2")
+    rep = build_report(tmp_path / "r", RankOptions(published="v1.2"))
     want = ranked_rows(rep)  # the leaderboard's one ranking: the page shows it as is
     assert [(r["_label"], r["#"]) for r in rows] == [(w.label, str(w.rank)) for w in want]
     published = [r for r in rows if r["_source"] == "published v1.2"]
@@ -273,7 +273,7 @@ def test_report_ranks_on_the_suite_and_lists_the_published_agents_beside_ours(tm
     assert "the published v1.2 agents under &#39;ptb-v1.2&#39;" in html  # the protocol caveat, on the page too
     assert site.n_agents == len(rep.agents)
     # --suite alone: v1's seven benchmarks, no published rows; ours lack bfcl, so the sft agent is unranked
-    build_site(tmp_path / "r", tmp_path / "v1", suite="v1")
+    build_site(tmp_path / "r", tmp_path / "v1", RankOptions(suite="v1"))
     v1 = _leaderboard_rows((tmp_path / "v1" / "index.html").read_text())
     assert {r["_source"] for r in v1} == {"ours"} and "bfcl" in v1[0]
     assert next(r for r in v1 if r["_label"] == "reference/sft@1h")["score"] == "—"

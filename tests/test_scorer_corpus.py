@@ -336,19 +336,20 @@ def test_a_benchmark_strict_does_not_list_is_evaluated_and_scored_with_its_own_r
 
 
 def test_the_leaderboard_ranks_one_protocol_and_names_the_runs_it_left_out(tmp_path: Path) -> None:
+    from posttrainbench.leaderboard import RankOptions
     from posttrainbench.leaderboard.tables import build_report
     from posttrainbench.testing import write_synthetic_run
 
     write_synthetic_run(tmp_path, agent="scripted", score=0.9, protocol=REF_V1)
-    only = build_report(tmp_path, {"gsm8k-calc": 1.0})  # one protocol: it is the one ranked
+    only = build_report(tmp_path, RankOptions(weights={"gsm8k-calc": 1.0}))  # one protocol: it is the one ranked
     assert [a.agent for a in only.agents] == ["scripted"] and only.protocol == REF_V1 and not only.problems
     write_synthetic_run(tmp_path, agent="reference", score=0.5)
     write_synthetic_run(tmp_path, agent="scripted", score=0.1)  # the same cell under strict: supersedes nothing
-    strict = build_report(tmp_path, {"gsm8k-calc": 1.0}, full=True)  # mixed: strict by default
+    strict = build_report(tmp_path, RankOptions(weights={"gsm8k-calc": 1.0}, full=True))  # mixed: strict by default
     assert sorted(a.agent for a in strict.agents) == ["reference", "scripted"] and strict.protocol == STRICT
     assert any("1 run(s) evaluated under protocol 'ptb-v1' left out" in p for p in strict.problems)
     assert not strict.superseded
-    ref = build_report(tmp_path, {"gsm8k-calc": 1.0}, protocol=REF_V1, full=True)
+    ref = build_report(tmp_path, RankOptions(weights={"gsm8k-calc": 1.0}, protocol=REF_V1, full=True))
     assert [a.agent for a in ref.agents] == ["scripted"] and ref.protocol == REF_V1
     assert not any("left out" in p for p in ref.problems if "ptb-v1" in p)
 

@@ -395,9 +395,10 @@ def test_evaluation_samples_and_loss_curve_in_chromium(view_server, browser, tmp
     p.close()
     assert _tree(root) == before  # reading the log wrote nothing
     # The static report's run page shows the same list of logs and the same curve (one template).
+    from posttrainbench.leaderboard import RankOptions
     from posttrainbench.report import build_site
 
-    site = build_site(root, tmp_path / "site", db_path=tmp_path / "index.db")
+    site = build_site(root, tmp_path / "site", RankOptions(db_path=tmp_path / "index.db"))
     static = _Markup(next(pg for pg in site.pages if run.name in str(pg)).read_text(encoding="utf-8"))
     text = "".join(static.text)
     assert f"inspect view --log-dir {log.parent.resolve()}" in text and "2 of 2 samples" in text

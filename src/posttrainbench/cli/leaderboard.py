@@ -54,26 +54,18 @@ def leaderboard(
 ) -> None:
     """Rank agents from the run folders: fallback policy, weights, mean ± std over repeats."""
     from ..fsutil import atomic_write_text
-    from ..leaderboard import load_weights
-    from ..leaderboard.suites import get_suite
+    from ..leaderboard import RankOptions, load_weights
     from ..leaderboard.tables import agent_table, build_report, model_table
 
     db_path = results_index(results)
     if out is not None:
         output_file(out)
     with expected(ValueError):
-        weights_map = load_weights(weights) if weights else None
-    with expected(ValueError):
-        for name in (suite, published):
-            if name is not None:
-                get_suite(name)
-        if published is not None and suite not in (None, published):
-            raise ValueError(f"--published {published} ranks under suite {published}, not --suite {suite}")
-        if published is not None and weights is not None:
-            raise ValueError(f"--published {published} scores every agent with that suite's factors, not --weights")
-    report = build_report(
-        results, weights_map, full=reindex, db_path=db_path, protocol=protocol, suite=suite, published=published
-    )
+        options = RankOptions(
+            weights=load_weights(weights) if weights else None, protocol=protocol, suite=suite, published=published,
+            full=reindex, db_path=db_path,
+        ).check()  # fmt: skip
+    report = build_report(results, options)
     for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/yellow] {escape(problem)}", soft_wrap=True)
     for note in report.notes:

@@ -31,20 +31,21 @@ def report(
     Like `ptb leaderboard`, it brings the results index (RESULTS/results.db, or one in the cache
     folder when RESULTS is read-only) up to date first.
     """
-    from ..leaderboard import load_weights
-    from ..leaderboard.suites import get_suite
+    from ..leaderboard import RankOptions, load_weights
     from ..report import build_site
 
     db_path = results_index(results)
     output_folder(out, "site folder")
     with expected(ValueError):
-        for name in (suite, published):
-            if name is not None:
-                get_suite(name)  # an unknown one: one line, before the index is read
-        site = build_site(
-            results, out, load_weights(weights) if weights else None, full=reindex, db_path=db_path,
-            protocol=protocol, suite=suite, published=published,
-        )  # fmt: skip
+        options = RankOptions(
+            weights=load_weights(weights) if weights else None,
+            protocol=protocol,
+            suite=suite,
+            published=published,
+            full=reindex,
+            db_path=db_path,
+        ).check()  # an invalid combination: one line, before the index is read
+        site = build_site(results, out, options)
     for problem in site.problems:
         console.print(f"[yellow]problem:[/yellow] {escape(problem)}", soft_wrap=True)
     console.print(

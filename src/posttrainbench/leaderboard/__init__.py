@@ -15,6 +15,7 @@ from .aggregate import (
     score_breakdown,
 )
 from .grids import Grid, GridError, GridValue, Sentinel, read_grid, write_grid
+from .options import RankOptions
 from .scoring import Cell, score_cell
 from .weights import benchmark_weights, load_weights, save_weights
 
@@ -25,6 +26,7 @@ __all__ = [
     "GridValue",
     "LeaderboardRow",
     "MissingCellsError",
+    "RankOptions",
     "RepeatsSummary",
     "ScoreBreakdown",
     "Sentinel",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from ..console import hms, limited
 from .aggregate import agent_label, normalised_gain
 from .from_results import leaderboard
+from .options import RankOptions
 from .published import RankedRow, published_board, side_by_side
 from .scoring import Cell
 from .suites import get_suite
@@ -155,30 +156,15 @@ def _per_model(cells: list[Cell], weights: dict[str, float], models: list[str]) 
     return out
 
 
-def build_report(
-    root: Path,
-    weights: dict[str, float] | None = None,
-    *,
-    full: bool = False,
-    db_path: Path | None = None,
-    protocol: str | None = None,
-    suite: str | None = None,
-    published: str | None = None,
-) -> LeaderboardReport:
-    """Rank the agents of a results folder (see module doc); ``db_path``: where its index lives
-    (default ``ROOT/results.db``). ``suite``: rank on that suite's benchmarks; ``published``: also list the
-    agents of that published leaderboard (it implies ``suite=published`` and its published factors for every agent,
-    ours included; a different suite or a weights file is refused)."""
-    if published is not None:
-        if suite is not None and suite != published:
-            raise ValueError(f"--published {published} ranks under suite {published}, not {suite}")
-        if weights is not None:
-            raise ValueError(
-                f"--published {published} scores every agent with that suite's factors, not a weights file"
-            )
-        suite = published
-        weights = get_suite(published).factors  # ours scored exactly as the published agents were
-    rows, cells, scan = leaderboard(root, weights, full=full, db_path=db_path, protocol=protocol, suite=suite)
+def build_report(root: Path, options: RankOptions | None = None) -> LeaderboardReport:
+    """Rank the agents of a results folder (see module doc) as ``options`` say (:class:`RankOptions`:
+    weights, protocol, suite, a published leaderboard listed beside ours, index rebuild and place);
+    an invalid combination of options raises ``ValueError``."""
+    opts = (options or RankOptions()).resolved()
+    published, suite = opts.published, opts.suite
+    rows, cells, scan = leaderboard(
+        root, opts.weights, full=opts.full, db_path=opts.db_path, protocol=opts.protocol, suite=suite
+    )
     w, source = scan.weights, scan.weights_source
     if published is not None:
         source = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..domain import PHASES, RunRecord
-from ..leaderboard import Grid, GridValue, RepeatsSummary, repeats_summary
+from ..leaderboard import Grid, GridValue, RankOptions, RepeatsSummary, repeats_summary
 from ..leaderboard.aggregate import agent_label
 from ..leaderboard.tables import AgentRow, CellRow, LeaderboardReport, build_report
 from ..results import RecordError, load_record
@@ -128,27 +128,13 @@ def run_state(record: RunRecord, folder: Path | None = None) -> str:
     return "incomplete"
 
 
-def load_report_data(
-    root: Path,
-    weights: dict[str, float] | None = None,
-    *,
-    full: bool = False,
-    db_path: Path | None = None,
-    protocol: str | None = None,
-    suite: str | None = None,
-    published: str | None = None,
-) -> ReportData:
-    """Rank ``root`` with the leaderboard and load the record of every run it names.
-
-    ``full`` rebuilds the whole results index first. ``protocol``, ``suite``, ``published``: as
-    ``ptb leaderboard`` (the runs of one protocol; a suite's benchmarks and weights; the agents of a
-    published leaderboard ranked beside ours). Unreadable run folders (from the index) and records
+def load_report_data(root: Path, options: RankOptions | None = None) -> ReportData:
+    """Rank ``root`` with the leaderboard as ``options`` say (as ``ptb leaderboard``; ``RankOptions``)
+    and load the record of every run it names. Unreadable run folders (from the index) and records
     that cannot be re-read become ``problems``: the site lists them and still shows everything else.
     """
     root = Path(root)
-    report = build_report(
-        root, weights, full=full, db_path=db_path, protocol=protocol, suite=suite, published=published
-    )
+    report = build_report(root, options)
     problems = list(report.problems)
 
     def entry(path: str, cell: CellRow | None, label: str | None) -> RunEntry | None:

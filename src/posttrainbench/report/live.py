@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from ..leaderboard import RankOptions
 from ..results import RecordError, load_record
 from .data import ReportData, RunEntry, load_report_data, run_state
 from .evallogs import SAMPLES_PER_PAGE, SampleView, eval_logs, log_files, read_samples
@@ -183,7 +184,7 @@ class LiveView:
         with self._lock:
             version = _stamp(_tree_files(self.root))
             if self._data is None or version != self._version:
-                self._data = load_report_data(self.root, db_path=self.db_path)
+                self._data = load_report_data(self.root, RankOptions(db_path=self.db_path))
                 self._version = version
             return self._data, self._version
 

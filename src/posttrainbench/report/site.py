@@ -29,7 +29,7 @@ from .. import __version__
 from ..agents.trace_parsers import parse_trace
 from ..console import duration, limited, score, utc
 from ..domain import PHASES
-from ..leaderboard import RepeatsSummary
+from ..leaderboard import RankOptions, RepeatsSummary
 from ..leaderboard.tables import ranked_rows
 from ..results.layout import RunPaths
 from ..trace import Trace, TraceStep, load_trace
@@ -881,24 +881,11 @@ class _Site:
         return self.result
 
 
-def build_site(
-    results_root: Path,
-    out_dir: Path,
-    weights: dict[str, float] | None = None,
-    *,
-    full: bool = False,
-    db_path: Path | None = None,
-    protocol: str | None = None,
-    suite: str | None = None,
-    published: str | None = None,
-) -> SiteResult:
-    """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced).
-
-    ``weights`` overrides the benchmark weights (else: from recorded baselines, else the suite's published
-    factors, else equal); ``full`` rebuilds the results index first (as ``ptb leaderboard --reindex``);
-    ``db_path``: where the index lives (default ``RESULTS/results.db``). ``protocol``, ``suite``, ``published``:
-    as ``ptb leaderboard`` (the leaderboard page ranks on the suite's benchmarks, and with ``published`` lists
-    that published leaderboard's agents beside ours, marked).
+def build_site(results_root: Path, out_dir: Path, options: RankOptions | None = None) -> SiteResult:
+    """Write the HTML report of ``results_root`` into ``out_dir`` (created; old pages replaced), ranked
+    as ``options`` say (``RankOptions``, as ``ptb leaderboard``: the leaderboard page ranks on the
+    suite's benchmarks, and with ``published`` lists that published leaderboard's agents beside ours,
+    marked).
     """
     out_dir = Path(out_dir)
     if out_dir.resolve() == Path(results_root).resolve():
@@ -908,9 +895,7 @@ def build_site(
     # into an empty folder or one that holds an earlier report: never someone's own "runs/".
     if out_dir.is_dir() and any(out_dir.iterdir()) and not marker.is_file():
         raise ValueError(f"{out_dir}: not empty and not a ptb report site; choose an empty or new folder")
-    data = load_report_data(
-        Path(results_root), weights, full=full, db_path=db_path, protocol=protocol, suite=suite, published=published
-    )
+    data = load_report_data(Path(results_root), options)
     out_dir.mkdir(parents=True, exist_ok=True)
     marker.write_text("written by `ptb report`; this folder is replaced on the next run\n", encoding="utf-8")
     for sub in ("runs", "plots", "assets"):
