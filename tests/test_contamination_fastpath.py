@@ -194,8 +194,8 @@ def test_compiled_token_hashes_equal_numpy_on_hostile_bytes() -> None:
         )
     n = max(len(d) for d in docs) + 1
     low, edges, out = (
-        np.empty(n + 8, np.uint8),
-        np.empty(n, np.int64),
+        np.empty(n // 8 + 3, np.uint64),
+        np.empty(2 * n + 2, np.int64),
         np.empty(n, np.uint64),
     )
     long_tokens = 0

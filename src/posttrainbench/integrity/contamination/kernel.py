@@ -67,58 +67,67 @@ _ESCAPED = np.array([c in b"ntrbf" for c in range(256)], dtype=np.bool_)
 _TAIL = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
-def _load8(low: Any, s: int, length: int) -> Any:
-    """The ``length`` (<= 8) bytes of ``low`` from ``s`` as a little-endian uint64 (``low`` is
-    padded with 8 zero bytes, so the read stays inside)."""
-    w = np.uint64(0)
-    for j in range(8):
-        w |= np.uint64(low[s + j]) << np.uint64(8 * j)
-    return w & _TAIL[length]
+_LC = np.array([int(_LOWER[c]) | int(_CLASS[_LOWER[c]]) << 8 for c in range(256)], dtype=np.uint16)
+_LC_SEP = np.uint16(32)  # a space: class 0
 
 
-def hash_tokens(raw: Any, low: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
-    """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low`` (>= n + 8
-    bytes) and ``edges`` (>= n + 1): work buffers the caller keeps (fresh arrays cost a page fault
-    every 4 KiB). Returns (tokens, long tokens as rows of (token index, start, length), number
-    of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
+def _load8(low64: Any, s: int, length: int) -> Any:
+    """The ``length`` (<= 8) bytes from byte ``s`` of the words ``low64`` as a little-endian
+    uint64: two aligned word reads and shifts (eight byte reads are not fused by the compiler).
+    The words read lie inside ``low64`` (the caller pads it by two words); bytes past the block
+    are masked off."""
+    us = np.uint64(s)
+    q = us >> np.uint64(3)
+    r = (us & np.uint64(7)) << np.uint64(3)
+    lo = low64[q] >> r
+    hi = (low64[q + np.uint64(1)] << np.uint64(1)) << (np.uint64(63) - r)  # r = 0: shifted out entirely
+    return (lo | hi) & _TAIL[length]
 
-    Two passes: the bytes (lowercased, the escape rule applied, and where the byte class
-    changes or a punctuation mark stands: one store per byte), then the tokens between edges."""
+
+def hash_tokens(raw: Any, low64: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
+    """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low64`` (uint64, >=
+    n / 8 + 3 words) and ``edges`` (int64, >= n + 1): work buffers the caller keeps (fresh arrays
+    cost a page fault every 4 KiB). Returns (tokens, long tokens as rows of (token index, start,
+    length), number of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
+
+    Two passes: the bytes (lowercased, the escape rule applied, class and lowercase by one table
+    read; where the byte class changes or a punctuation mark stands: one store per byte), then
+    the tokens between those edges, each read as at most four words."""
     n = len(raw)
-    ne = 0
+    low = low64.view(np.uint8)
+    ne = np.uint64(0)
     prev_bs = False
-    prev_cls = np.uint8(0)
+    prev_cls = np.uint16(0)
     for i in range(n):
-        b = raw[i]
-        lb = _LOWER[b]
+        ui = np.uint64(i)
+        b = raw[ui]
+        v = _LC[b]
         bs = b == 92
-        if bs or (prev_bs and _ESCAPED[lb]):
-            lb = np.uint8(32)
+        if bs or (prev_bs and _ESCAPED[v & np.uint16(255)]):
+            v = _LC_SEP
         prev_bs = bs
-        low[i] = lb
-        cls = _CLASS[lb]
+        low[ui] = np.uint8(v & np.uint16(255))
+        cls = v >> np.uint16(8)
         edges[ne] = i
-        ne += (cls != prev_cls) | (cls == 2)
+        ne += np.uint64((cls != prev_cls) | (cls == 2))
         prev_cls = cls
-    for i in range(n, n + 8):
-        low[i] = 0
     edges[ne] = n
     long_at = np.empty((n // (_LONG + 1) + 1, 3), dtype=np.int64)  # a long token holds >= 33 bytes
     nl = 0
     nt = 0
     for j in range(ne):
         s = edges[j]
-        cls = _CLASS[low[s]]
+        cls = _CLASS[low[np.uint64(s)]]
         if cls == 0:
             continue  # a run of separators
-        length = 1 if cls == 2 else edges[j + 1] - s
-        h = _load8(low, s, min(length, 8))
+        length = 1 if cls == 2 else edges[j + np.uint64(1)] - s
+        h = _load8(low64, s, min(length, 8))
         h ^= np.uint64(length) * _K1
         h = _fin(h)
         if length > 8:
             k = 8
             while k < length and k < _LONG:
-                x = _load8(low, s + k, min(length - k, 8)) * _K2
+                x = _load8(low64, s + k, min(length - k, 8)) * _K2
                 x ^= h
                 h = _fin(x)
                 k += 8
@@ -176,28 +185,33 @@ def _find(h: Any, bitmap: Any, sorted_: Any, shift: Any) -> int:
     return _search(h, sorted_)
 
 
-def _candidates(hs: Any, n: int, bitmap: Any, shift: Any, cand: Any) -> int:
+def _candidates(hs: Any, n: int, bitmap: Any, shift: Any, cand: Any) -> Any:
     """Indices of ``hs[:n]`` that pass the prefilter into ``cand``; their count. A tight,
-    branch-free loop: the table reads of many hashes are in flight at once."""
-    nc = 0
+    branch-free loop: the table reads of many hashes are in flight at once. (Unsigned indices
+    here and in the other hot loops: numba checks a signed index for wraparound, which costs
+    a third of a loop this short.)"""
+    nc = np.uint64(0)
     for i in range(n):
-        slot = hs[i] >> shift
+        ui = np.uint64(i)
+        slot = hs[ui] >> shift
         cand[nc] = i
-        nc += (bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
-    return nc
+        nc += np.uint64((bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1))
+    return np.int64(nc)
 
 
-def _kgram_candidates(g: Any, lo: int, n: int, k: int, pw: Any, bitmap: Any, shift: Any, hs: Any, cand: Any) -> int:
+def _kgram_candidates(g: Any, lo: int, n: int, k: int, pw: Any, bitmap: Any, shift: Any, hs: Any, cand: Any) -> Any:
     """:func:`_candidates` of the ``k``-grams starting at ``lo .. lo + n - 1`` (hashes from the
     Horner prefix ``g``, ``pw`` = P**k), which it also writes to ``hs``: one loop, not two."""
-    nc = 0
+    nc = np.uint64(0)
+    ulo, uk = np.uint64(lo), np.uint64(k)
     for i in range(n):
-        h = g[lo + i + k] - g[lo + i] * pw
-        hs[i] = h
+        ui = np.uint64(i)
+        h = g[ulo + ui + uk] - g[ulo + ui] * pw
+        hs[ui] = h
         slot = h >> shift
         cand[nc] = i
-        nc += (bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
-    return nc
+        nc += np.uint64((bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1))
+    return np.int64(nc)
 
 
 def _mark(p: int, seen: Any, touched: Any, n_touched: int) -> int:
@@ -248,7 +262,8 @@ def block_ngrams(
     m = len(arr)
     g[0] = np.uint64(0)
     for i in range(m):
-        g[i + 1] = g[i] * _P + arr[i]
+        ui = np.uint64(i)
+        g[ui + np.uint64(1)] = g[ui] * _P + arr[ui]
     npair = 0
     for step in range(2):  # the full length; then the pair length when it is not the full one
         k = k_full if step == 0 else pair_k
@@ -309,23 +324,25 @@ def _short_ngrams(
         kmax = max(max(k0, k1), max(k2, k3))
         first = max(0, c - kmax + 1)  # the first start of an n-gram that ends in the new tokens
         inner = max(first, c - kmin + 1)  # from here to m - kmax, all four do
-        nc = 0
+        nc = np.uint64(0)
         for s in range(first, min(inner, m - kmin + 1)):  # the carry's edge: checked below
             cand[nc] = s
-            nc += 1
+            nc += np.uint64(1)
+        u0, u1, u2, u3 = np.uint64(k0), np.uint64(k1), np.uint64(k2), np.uint64(k3)
         for s in range(inner, m - kmax + 1):
-            gs = g[s]
-            x0 = (g[s + k0] - gs * p0) >> shift
-            x1 = (g[s + k1] - gs * p1) >> shift
-            x2 = (g[s + k2] - gs * p2) >> shift
-            x3 = (g[s + k3] - gs * p3) >> shift
+            us = np.uint64(s)  # unsigned indices: no wraparound check for negative ones
+            gs = g[us]
+            x0 = (g[us + u0] - gs * p0) >> shift
+            x1 = (g[us + u1] - gs * p1) >> shift
+            x2 = (g[us + u2] - gs * p2) >> shift
+            x3 = (g[us + u3] - gs * p3) >> shift
             hit = (bits[x0 >> np.uint64(3)] >> (x0 & np.uint64(7))) | (bits[x1 >> np.uint64(3)] >> (x1 & np.uint64(7)))
             hit |= (bits[x2 >> np.uint64(3)] >> (x2 & np.uint64(7))) | (bits[x3 >> np.uint64(3)] >> (x3 & np.uint64(7)))
             cand[nc] = s
-            nc += hit & np.uint8(1)
+            nc += np.uint64(hit & np.uint8(1))
         for s in range(max(inner, m - kmax + 1), m - kmin + 1):  # the block's end: checked below
             cand[nc] = s
-            nc += 1
+            nc += np.uint64(1)
         for j in range(nc):
             s = cand[j]
             for i in range(grp, grp + 4):
@@ -532,7 +549,7 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     raw = np.frombuffer(text, dtype=np.uint8)
     n = len(raw)
     out = np.empty(n + 8, dtype=np.uint64)
-    nt, long_at, nl = hk(raw, np.empty(n + 8, dtype=np.uint8), np.empty(n + 8, np.int64), out)
+    nt, long_at, nl = hk(raw, np.empty(n // 8 + 3, dtype=np.uint64), np.empty(2 * n + 2, np.int64), out)
     want = hash_bytes(raw)
     got = out[:nt].copy()
     if nl != 1 or nt != len(want):
@@ -568,7 +585,7 @@ def _warm_up(kernels: tuple[Any, Any, Any]) -> None:
     n = len(raw)
     out = np.empty(n, dtype=np.uint64)
     i64 = np.zeros(n + 1, dtype=np.int64)
-    hk(raw, np.empty(n + 8, dtype=np.uint8), i64, out)
+    hk(raw, np.empty(n // 8 + 3, dtype=np.uint64), np.empty(2 * n + 2, np.int64), out)
     u64 = np.zeros(2, dtype=np.uint64)
     tab = np.zeros(1 << 13, dtype=np.uint8)
     sh = np.uint64(48)
