@@ -4,9 +4,11 @@ Same rules and results as the numpy path (:func:`.tokens.hash_bytes`, :class:`.t
 lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not installed (it is the
 ``fast`` extra) and the reference the tests compare with. Three kernels:
 
-- :func:`hash_tokens`: tokenise and hash a block: one pass over its bytes (lowercase, escape
-  rule, edges where the byte class changes), one over its tokens (tokens above 32 bytes are
-  listed and hashed with blake2b by the caller, as in ``hash_bytes``);
+- :func:`hash_tokens`: tokenise and hash a block: its bytes lowercased (vectorised), then
+  classified 8 at a time (lane masks; the escape rule byte by byte only near a backslash) into
+  edges where the byte class changes, then its tokens, each read as at most four words
+  (tokens above 32 bytes are listed and hashed with blake2b by the caller, as in
+  ``hash_bytes``);
 - :func:`block_ngrams`: the n-gram hashes from one Horner prefix (one multiply per length),
   probed through :class:`.tokens.HashSet`'s prefilter table as bits, in branch-free loops,
   then the few candidates by binary search (the full-length set, the short items' set with all
@@ -14,7 +16,9 @@ lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not install
 - :func:`fuzzy_windows`: anchors of a block, and per window the distinct anchors counted per
   entry with a stamp array and a counter array (no sort), keeping the per-entry maximum.
 
-The kernels do not check bounds: the caller's buffers are sized as each docstring says.
+The kernels do not check bounds: the caller's buffers are sized as each docstring says. Hot
+loops index with unsigned integers: numba checks a signed index for wraparound (a negative
+index counts from the end), which cost a third of the shortest loops.
 Compiled on first use (5-9 s) into ``cache_dir`` (numba's on-disk cache, reused by later
 processes; None: compiled in memory, per process) and checked against numpy's hashes
 (:func:`_agrees`). :func:`load` returns None when numba is missing, does not compile or
@@ -56,19 +60,14 @@ def _fin(h: Any) -> Any:
     return h
 
 
-# byte tables: ASCII lowercasing; class of a lowercased byte (0 separator, 1 word byte, 2
-# punctuation); the letters of ``\\n \\t \\r \\b \\f``
-_LOWER = np.array([c + 32 if 65 <= c <= 90 else c for c in range(256)], dtype=np.uint8)
+# byte tables: class of a lowercased byte (0 separator, 1 word byte, 2 punctuation); the
+# letters of ``\\n \\t \\r \\b \\f``
 _CLASS = np.array(
     [1 if (97 <= c <= 122 or 48 <= c <= 57 or c >= 128 or c == 95) else 2 if 33 <= c <= 126 else 0 for c in range(256)],
     dtype=np.uint8,
 )
 _ESCAPED = np.array([c in b"ntrbf" for c in range(256)], dtype=np.bool_)
 _TAIL = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
-
-
-_LC = np.array([int(_LOWER[c]) | int(_CLASS[_LOWER[c]]) << 8 for c in range(256)], dtype=np.uint16)
-_LC_SEP = np.uint16(32)  # a space: class 0
 
 
 def _load8(low64: Any, s: int, length: int) -> Any:
@@ -84,33 +83,79 @@ def _load8(low64: Any, s: int, length: int) -> Any:
     return (lo | hi) & _TAIL[length]
 
 
+_H = np.uint64(0x8080808080808080)
+_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
+_ONES = np.uint64(0x0101010101010101)
+
+
+def _ge(x7: Any, c: int) -> Any:
+    """Per byte lane of ``x7`` (each < 0x80): high bit set where the byte is >= ``c`` (1..128)."""
+    return (x7 + np.uint64(0x80 - c) * _ONES) & _H
+
+
+def _classes(w: Any) -> tuple[Any, Any]:
+    """(word bytes, punctuation) of the 8 lowercased bytes ``w``, as the high bit of each lane:
+    word bytes are ``[0-9a-z_]`` and every byte >= 0x80, punctuation the other bytes 33..126."""
+    x7 = w & _SEVEN
+    ascii_ = ~w & _H
+    digit = _ge(x7, 48) & ~_ge(x7, 58)
+    letter = _ge(x7, 97) & ~_ge(x7, 123)
+    under = _ge(x7, 95) & ~_ge(x7, 96)
+    word = (w & _H) | (ascii_ & (digit | letter | under))
+    punct = ascii_ & _ge(x7, 33) & ~_ge(x7, 127) & ~word
+    return word, punct
+
+
 def hash_tokens(raw: Any, low64: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
     """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low64`` (uint64, >=
-    n / 8 + 3 words) and ``edges`` (int64, >= n + 1): work buffers the caller keeps (fresh arrays
+    n / 8 + 3 words) and ``edges`` (int64, >= n + 9): work buffers the caller keeps (fresh arrays
     cost a page fault every 4 KiB). Returns (tokens, long tokens as rows of (token index, start,
     length), number of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
 
-    Two passes: the bytes (lowercased, the escape rule applied, class and lowercase by one table
-    read; where the byte class changes or a punctuation mark stands: one store per byte), then
-    the tokens between those edges, each read as at most four words."""
+    Three passes: the bytes lowercased (a loop the compiler vectorises); their classes 8 bytes at
+    a time (one word: word bytes and punctuation marks as lane masks, the escape rule byte by
+    byte only in a word that holds a backslash or follows one) and where the class changes or a
+    punctuation mark stands, stored without a branch; then the tokens between those edges, each
+    read as at most four words."""
     n = len(raw)
     low = low64.view(np.uint8)
-    ne = np.uint64(0)
-    prev_bs = False
-    prev_cls = np.uint16(0)
     for i in range(n):
         ui = np.uint64(i)
         b = raw[ui]
-        v = _LC[b]
-        bs = b == 92
-        if bs or (prev_bs and _ESCAPED[v & np.uint16(255)]):
-            v = _LC_SEP
-        prev_bs = bs
-        low[ui] = np.uint8(v & np.uint16(255))
-        cls = v >> np.uint16(8)
-        edges[ne] = i
-        ne += np.uint64((cls != prev_cls) | (cls == 2))
-        prev_cls = cls
+        low[ui] = np.uint8(b + np.uint8(32) * np.uint8((b >= 65) & (b <= 90)))
+    nw = (n + 7) // 8
+    for i in range(n, nw * 8):
+        low[np.uint64(i)] = 0  # separators past the end
+    ne = np.uint64(0)
+    prev_bs = np.uint64(0)
+    prev_word = np.uint64(0)
+    prev_punct = np.uint64(0)
+    for q in range(nw):
+        uq = np.uint64(q)
+        w = low64[uq]
+        x7 = w & _SEVEN
+        bs = (~w & _H) & _ge(x7, 92) & ~_ge(x7, 93)
+        if bs | prev_bs:  # the escape rule, byte by byte: a backslash, and n t r b f after one
+            after = prev_bs != 0
+            for j in range(8):
+                sh = np.uint64(8 * j)
+                c = (w >> sh) & np.uint64(255)
+                if c == 92 or (after and _ESCAPED[c]):
+                    w = (w & ~(np.uint64(255) << sh)) | (np.uint64(32) << sh)
+                after = c == 92
+            low64[uq] = w
+        prev_bs = bs >> np.uint64(63)
+        word, punct = _classes(w)
+        wp = (word << np.uint64(8)) | (prev_word >> np.uint64(56))
+        pp = (punct << np.uint64(8)) | (prev_punct >> np.uint64(56))
+        e = (word ^ wp) | (punct ^ pp) | punct
+        prev_word, prev_punct = word, punct
+        base = np.int64(8 * q)
+        for j in range(8):
+            edges[ne] = base + j
+            ne += (e >> np.uint64(8 * j + 7)) & np.uint64(1)
+    while ne > 0 and edges[ne - np.uint64(1)] >= n:
+        ne -= np.uint64(1)
     edges[ne] = n
     long_at = np.empty((n // (_LONG + 1) + 1, 3), dtype=np.int64)  # a long token holds >= 33 bytes
     nl = 0
@@ -501,6 +546,8 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
                 f: numba.njit(inline="always")(f)
                 for f in (
                     _fin,
+                    _ge,
+                    _classes,
                     _load8,
                     _search,
                     _search_in,

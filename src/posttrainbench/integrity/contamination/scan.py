@@ -226,7 +226,7 @@ class Scanner:
             m = max(n, BLOCK) + self.carry_len + 8
             w |= {
                 "low": np.empty(m // 8 + 3, dtype=np.uint64),  # the lowercased bytes, as words
-                "edges": np.empty(2 * m + 2, dtype=np.int64),
+                "edges": np.empty(m + 16, dtype=np.int64),
                 "stream": np.empty(m, dtype=np.uint64),
                 "g": np.empty(m + 1, dtype=np.uint64),
                 "hs": np.empty(m, dtype=np.uint64),
