@@ -19,7 +19,7 @@ lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not install
 The kernels do not check bounds: the caller's buffers are sized as each docstring says. Hot
 loops index with unsigned integers: numba checks a signed index for wraparound (a negative
 index counts from the end), which cost a third of the shortest loops.
-Compiled on first use (5-9 s) into ``cache_dir`` (numba's on-disk cache, reused by later
+Compiled on first use (5-10 s) into ``cache_dir`` (numba's on-disk cache, reused by later
 processes; None: compiled in memory, per process) and checked against numpy's hashes
 (:func:`_agrees`). :func:`load` returns None when numba is missing, does not compile or
 disagrees.
