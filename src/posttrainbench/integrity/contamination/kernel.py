@@ -462,8 +462,9 @@ def fuzzy_windows(
     new_aid = aid[lo:n].copy()
     last_w = -1
     a_lo = 0
+    one = np.uint64(1)
     for o in range(n):
-        w1 = pos[o] // half
+        w1 = pos[np.uint64(o)] // half
         for w in (w1 - 1, w1):
             if w < 0 or w <= last_w:
                 continue
@@ -471,23 +472,23 @@ def fuzzy_windows(
             clock[0] += 1
             now = clock[0]
             start = w * half
-            while a_lo < n and pos[a_lo] < start:
+            while a_lo < n and pos[np.uint64(a_lo)] < start:
                 a_lo += 1
-            nt = 0
+            nt = np.uint64(0)
             q = a_lo
-            while q < n and pos[q] < start + window:
-                a = aid[q]
+            while q < n and pos[np.uint64(q)] < start + window:
+                a = np.uint64(aid[np.uint64(q)])
                 if stamp[a] != now:
                     stamp[a] = now
-                    for r in range(inv_ptr[a], inv_ptr[a + 1]):
-                        e = inv_entries[r]
+                    for r in range(inv_ptr[a], inv_ptr[a + one]):
+                        e = np.uint64(inv_entries[np.uint64(r)])
                         if cnt[e] == 0:
                             touched[nt] = e
-                            nt += 1
+                            nt += one
                         cnt[e] += 1
                 q += 1
             for t in range(nt):
-                e = touched[t]
+                e = np.uint64(touched[t])
                 if cnt[e] > best[e]:
                     best[e] = cnt[e]
                 cnt[e] = 0
