@@ -375,6 +375,14 @@ def test_compiled_tokens_at_every_alignment_and_length_equal_numpy() -> None:
                 for t, s, ln in long_at[:nl].tolist():
                     got[t] = hash_bytes(doc[s : s + ln])[0]
                 np.testing.assert_array_equal(got, hash_bytes(raw), err_msg=repr(doc))
+    # the escape rule at every offset: a backslash in the last byte of an 8-byte word and its
+    # letter in the next word's first (the rule carried across words), doubled backslashes
+    for pad in range(17):
+        for esc in (b"\\n", b"\\N", b"\\\\n", b"\\q", b"\\\\\\t"):
+            doc = b"w" * pad + esc + b"ord " + b"z" * pad + esc + b"x"
+            raw = np.frombuffer(doc, dtype=np.uint8)
+            nt, _, _ = k.hash_tokens(raw, low, edges, out)
+            np.testing.assert_array_equal(out[:nt], hash_bytes(raw), err_msg=repr(doc))
 
 
 @pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
