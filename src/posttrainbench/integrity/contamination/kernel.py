@@ -74,7 +74,9 @@ def _load8(low64: Any, s: int, length: int) -> Any:
     """The ``length`` (<= 8) bytes from byte ``s`` of the words ``low64`` as a little-endian
     uint64: two aligned word reads and shifts (eight byte reads are not fused by the compiler).
     The words read lie inside ``low64`` (the caller pads it by two words); bytes past the block
-    are masked off."""
+    are masked off. Byte ``j`` of a word is its bits ``8j..8j+7`` on a little-endian machine
+    only (here and in the 8-byte classification); on another, :func:`_agrees` fails at load
+    and the numpy path runs."""
     us = np.uint64(s)
     q = us >> np.uint64(3)
     r = (us & np.uint64(7)) << np.uint64(3)
