@@ -47,6 +47,11 @@ from posttrainbench.benchmarks import get_benchmark
 from posttrainbench.integrity.contamination import build_index, scan
 b = get_benchmark("gsm8k"); items = b.load_test_items(); train = b.load_train_examples()
 idx = build_index([(i.id, i.test_text()) for i in items], [e["prompt"] + "\\n" + e["completion"] for e in train])
+try:  # compiled kernels (a checkout that has them): compiled before the clock starts, as this branch's are
+    from posttrainbench.integrity.contamination import kernel
+    kernel.load(None)
+except ImportError:
+    pass
 c0, w0 = time.process_time(), time.time()
 v = scan(idx, [Path(sys.argv[1])], Path(sys.argv[2]))
 c1, w1 = time.process_time(), time.time()

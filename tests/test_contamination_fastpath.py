@@ -194,8 +194,8 @@ def test_compiled_token_hashes_equal_numpy_on_hostile_bytes() -> None:
         )
     n = max(len(d) for d in docs) + 1
     low, edges, out = (
-        np.empty(n + 8, np.uint8),
-        np.empty(n, np.int64),
+        np.empty(n // 8 + 3, np.uint64),
+        np.empty(2 * n + 2, np.int64),
         np.empty(n, np.uint64),
     )
     long_tokens = 0
@@ -350,6 +350,71 @@ def test_encoded_and_escaped_items_at_every_alignment_and_block_edge(compiled: b
     doc = b"".join(parts)
     assert len(doc) > 3 * BLOCK
     for body, want in ((doc, planted), (filler * 4000, set())):
+        inc = IncrementalScan(index, compiled=compiled)
+        assert (inc.scanner.kernels is not None) == compiled
+        res = inc.feed("doc.txt", io.BytesIO(body), len(body))
+        assert {h["item_id"] for h in res.hits} == want
+
+
+def test_compiled_tokens_at_every_alignment_and_length_equal_numpy() -> None:
+    """The kernel reads a token's bytes as two aligned 8-byte words and shifts them: every
+    start offset modulo 8 and every length from 1 to 40 (around the word size, the 32-byte
+    blake2b cut and the block's end), lowercase and mixed case, after escapes and punctuation."""
+    k = kernel.load(None)
+    assert k is not None
+    rnd = random.Random(3)
+    n = 4096
+    low, edges, out = np.empty(n // 8 + 3, np.uint64), np.empty(2 * n + 2, np.int64), np.empty(n, np.uint64)
+    for offset in range(8):
+        for length in range(1, 41):
+            word = bytes(rnd.choice(b"abcXYZ09_\xc3\xa9") for _ in range(length))
+            for doc in (b"." * offset + word, b"\\n" * offset + b" " + word + b" " + word.upper() + b"!x"):
+                raw = np.frombuffer(doc, dtype=np.uint8)
+                nt, long_at, nl = k.hash_tokens(raw, low, edges, out)
+                got = out[:nt].copy()
+                for t, s, ln in long_at[:nl].tolist():
+                    got[t] = hash_bytes(doc[s : s + ln])[0]
+                np.testing.assert_array_equal(got, hash_bytes(raw), err_msg=repr(doc))
+    # the escape rule at every offset: a backslash in the last byte of an 8-byte word and its
+    # letter in the next word's first (the rule carried across words), doubled backslashes
+    for pad in range(17):
+        for esc in (b"\\n", b"\\N", b"\\\\n", b"\\q", b"\\\\\\t"):
+            doc = b"w" * pad + esc + b"ord " + b"z" * pad + esc + b"x"
+            raw = np.frombuffer(doc, dtype=np.uint8)
+            nt, _, _ = k.hash_tokens(raw, low, edges, out)
+            np.testing.assert_array_equal(out[:nt], hash_bytes(raw), err_msg=repr(doc))
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+def test_items_of_long_words_at_every_alignment_and_block_edge(compiled: bool) -> None:
+    """Items of words of 9 to 40 bytes (read as several 8-byte words, some past the 32-byte cut)
+    planted at every offset modulo 8, some straddling a read block's edge (the tokens after a
+    block's carry), mixed case and as JSON ``\\u`` escapes: each found; the filler alone is clean."""
+    rnd = random.Random(23)
+
+    def long_word() -> str:
+        return "".join(rnd.choice("bcdfghklmnprstvz") + rnd.choice("aeiou") for _ in range(rnd.randint(5, 20)))
+
+    vocab = [_word(rnd) for _ in range(300)]
+    words = [long_word, lambda: rnd.choice(vocab), long_word, lambda: rnd.choice(_UNICODE)]
+    items = [(f"t/{j}", " ".join(words[i % 4]() for i in range(24))) for j in range(24)]
+    index = build_index(items, [])
+    filler = " ".join(rnd.choice(vocab) for _ in range(200)).encode()
+    parts: list[bytes] = []
+    size = 0
+    for j, (_, q) in enumerate(items):
+        text = "".join(c.upper() if c.isascii() else c for c in q) if j % 3 == 1 else q  # ASCII case folds
+        body = json.dumps(text).encode() if j % 3 == 2 else text.encode()  # unicode as \\uXXXX
+        head = b"q" * (j % 8) + b" "
+        if j % 2:  # the item's middle on a read block's edge
+            gap = (size // BLOCK + 1) * BLOCK - size - len(head) - len(body) // 2
+            parts.append((filler * (gap // len(filler) + 1))[: gap - 1] + b"\n")
+            size += gap
+        parts.append(head + body + b"\n" + filler + b"\n")
+        size += len(parts[-1])
+    doc = b"".join(parts)
+    assert len(doc) > 6 * BLOCK
+    for body, want in ((doc, {i for i, _ in items}), (filler * 3000, set())):
         inc = IncrementalScan(index, compiled=compiled)
         assert (inc.scanner.kernels is not None) == compiled
         res = inc.feed("doc.txt", io.BytesIO(body), len(body))

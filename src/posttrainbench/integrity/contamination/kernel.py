@@ -4,9 +4,11 @@ Same rules and results as the numpy path (:func:`.tokens.hash_bytes`, :class:`.t
 lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not installed (it is the
 ``fast`` extra) and the reference the tests compare with. Three kernels:
 
-- :func:`hash_tokens`: tokenise and hash a block: one pass over its bytes (lowercase, escape
-  rule, edges where the byte class changes), one over its tokens (tokens above 32 bytes are
-  listed and hashed with blake2b by the caller, as in ``hash_bytes``);
+- :func:`hash_tokens`: tokenise and hash a block: its bytes lowercased (vectorised), then
+  classified 8 at a time (lane masks; the escape rule byte by byte only near a backslash) into
+  edges where the byte class changes, then its tokens, each read as at most four words
+  (tokens above 32 bytes are listed and hashed with blake2b by the caller, as in
+  ``hash_bytes``);
 - :func:`block_ngrams`: the n-gram hashes from one Horner prefix (one multiply per length),
   probed through :class:`.tokens.HashSet`'s prefilter table as bits, in branch-free loops,
   then the few candidates by binary search (the full-length set, the short items' set with all
@@ -14,8 +16,10 @@ lookups, ``Scanner._fuzzy``), which stays the fallback when numba is not install
 - :func:`fuzzy_windows`: anchors of a block, and per window the distinct anchors counted per
   entry with a stamp array and a counter array (no sort), keeping the per-entry maximum.
 
-The kernels do not check bounds: the caller's buffers are sized as each docstring says.
-Compiled on first use (5-9 s) into ``cache_dir`` (numba's on-disk cache, reused by later
+The kernels do not check bounds: the caller's buffers are sized as each docstring says. Hot
+loops index with unsigned integers: numba checks a signed index for wraparound (a negative
+index counts from the end), which cost a third of the shortest loops.
+Compiled on first use (5-10 s) into ``cache_dir`` (numba's on-disk cache, reused by later
 processes; None: compiled in memory, per process) and checked against numpy's hashes
 (:func:`_agrees`). :func:`load` returns None when numba is missing, does not compile or
 disagrees.
@@ -56,9 +60,8 @@ def _fin(h: Any) -> Any:
     return h
 
 
-# byte tables: ASCII lowercasing; class of a lowercased byte (0 separator, 1 word byte, 2
-# punctuation); the letters of ``\\n \\t \\r \\b \\f``
-_LOWER = np.array([c + 32 if 65 <= c <= 90 else c for c in range(256)], dtype=np.uint8)
+# byte tables: class of a lowercased byte (0 separator, 1 word byte, 2 punctuation); the
+# letters of ``\\n \\t \\r \\b \\f``
 _CLASS = np.array(
     [1 if (97 <= c <= 122 or 48 <= c <= 57 or c >= 128 or c == 95) else 2 if 33 <= c <= 126 else 0 for c in range(256)],
     dtype=np.uint8,
@@ -67,58 +70,111 @@ _ESCAPED = np.array([c in b"ntrbf" for c in range(256)], dtype=np.bool_)
 _TAIL = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
-def _load8(low: Any, s: int, length: int) -> Any:
-    """The ``length`` (<= 8) bytes of ``low`` from ``s`` as a little-endian uint64 (``low`` is
-    padded with 8 zero bytes, so the read stays inside)."""
-    w = np.uint64(0)
-    for j in range(8):
-        w |= np.uint64(low[s + j]) << np.uint64(8 * j)
-    return w & _TAIL[length]
+def _load8(low64: Any, s: int, length: int) -> Any:
+    """The ``length`` (<= 8) bytes from byte ``s`` of the words ``low64`` as a little-endian
+    uint64: two aligned word reads and shifts (eight byte reads are not fused by the compiler).
+    The words read lie inside ``low64`` (the caller pads it by two words); bytes past the block
+    are masked off. Byte ``j`` of a word is its bits ``8j..8j+7`` on a little-endian machine
+    only (here and in the 8-byte classification); on another, :func:`_agrees` fails at load
+    and the numpy path runs."""
+    us = np.uint64(s)
+    q = us >> np.uint64(3)
+    r = (us & np.uint64(7)) << np.uint64(3)
+    lo = low64[q] >> r
+    hi = (low64[q + np.uint64(1)] << np.uint64(1)) << (np.uint64(63) - r)  # r = 0: shifted out entirely
+    return (lo | hi) & _TAIL[length]
 
 
-def hash_tokens(raw: Any, low: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
-    """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low`` (>= n + 8
-    bytes) and ``edges`` (>= n + 1): work buffers the caller keeps (fresh arrays cost a page fault
-    every 4 KiB). Returns (tokens, long tokens as rows of (token index, start, length), number
-    of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
+_H = np.uint64(0x8080808080808080)
+_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
+_ONES = np.uint64(0x0101010101010101)
 
-    Two passes: the bytes (lowercased, the escape rule applied, and where the byte class
-    changes or a punctuation mark stands: one store per byte), then the tokens between edges."""
+
+def _ge(x7: Any, c: int) -> Any:
+    """Per byte lane of ``x7`` (each < 0x80): high bit set where the byte is >= ``c`` (1..128)."""
+    return (x7 + np.uint64(0x80 - c) * _ONES) & _H
+
+
+def _classes(w: Any) -> tuple[Any, Any]:
+    """(word bytes, punctuation) of the 8 lowercased bytes ``w``, as the high bit of each lane:
+    word bytes are ``[0-9a-z_]`` and every byte >= 0x80, punctuation the other bytes 33..126."""
+    x7 = w & _SEVEN
+    ascii_ = ~w & _H
+    digit = _ge(x7, 48) & ~_ge(x7, 58)
+    letter = _ge(x7, 97) & ~_ge(x7, 123)
+    under = _ge(x7, 95) & ~_ge(x7, 96)
+    word = (w & _H) | (ascii_ & (digit | letter | under))
+    punct = ascii_ & _ge(x7, 33) & ~_ge(x7, 127) & ~word
+    return word, punct
+
+
+def hash_tokens(raw: Any, low64: Any, edges: Any, out: Any) -> tuple[int, Any, int]:
+    """Token hashes of ``raw`` (:func:`.tokens.hash_bytes`) into ``out``; ``low64`` (uint64, >=
+    n / 8 + 3 words) and ``edges`` (int64, >= n + 9): work buffers the caller keeps (fresh arrays
+    cost a page fault every 4 KiB). Returns (tokens, long tokens as rows of (token index, start,
+    length), number of long tokens): tokens above 32 bytes get their blake2b hash from the caller.
+
+    Three passes: the bytes lowercased (a loop the compiler vectorises); their classes 8 bytes at
+    a time (one word: word bytes and punctuation marks as lane masks, the escape rule byte by
+    byte only in a word that holds a backslash or follows one) and where the class changes or a
+    punctuation mark stands, stored without a branch; then the tokens between those edges, each
+    read as at most four words."""
     n = len(raw)
-    ne = 0
-    prev_bs = False
-    prev_cls = np.uint8(0)
+    low = low64.view(np.uint8)
     for i in range(n):
-        b = raw[i]
-        lb = _LOWER[b]
-        bs = b == 92
-        if bs or (prev_bs and _ESCAPED[lb]):
-            lb = np.uint8(32)
-        prev_bs = bs
-        low[i] = lb
-        cls = _CLASS[lb]
-        edges[ne] = i
-        ne += (cls != prev_cls) | (cls == 2)
-        prev_cls = cls
-    for i in range(n, n + 8):
-        low[i] = 0
+        ui = np.uint64(i)
+        b = raw[ui]
+        low[ui] = np.uint8(b + np.uint8(32) * np.uint8((b >= 65) & (b <= 90)))
+    nw = (n + 7) // 8
+    for i in range(n, nw * 8):
+        low[np.uint64(i)] = 0  # separators past the end
+    ne = np.uint64(0)
+    prev_bs = np.uint64(0)
+    prev_word = np.uint64(0)
+    prev_punct = np.uint64(0)
+    for q in range(nw):
+        uq = np.uint64(q)
+        w = low64[uq]
+        x7 = w & _SEVEN
+        bs = (~w & _H) & _ge(x7, 92) & ~_ge(x7, 93)
+        if bs | prev_bs:  # the escape rule, byte by byte: a backslash, and n t r b f after one
+            after = prev_bs != 0
+            for j in range(8):
+                sh = np.uint64(8 * j)
+                c = (w >> sh) & np.uint64(255)
+                if c == 92 or (after and _ESCAPED[c]):
+                    w = (w & ~(np.uint64(255) << sh)) | (np.uint64(32) << sh)
+                after = c == 92
+            low64[uq] = w
+        prev_bs = bs >> np.uint64(63)
+        word, punct = _classes(w)
+        wp = (word << np.uint64(8)) | (prev_word >> np.uint64(56))
+        pp = (punct << np.uint64(8)) | (prev_punct >> np.uint64(56))
+        e = (word ^ wp) | (punct ^ pp) | punct
+        prev_word, prev_punct = word, punct
+        base = np.int64(8 * q)
+        for j in range(8):
+            edges[ne] = base + j
+            ne += (e >> np.uint64(8 * j + 7)) & np.uint64(1)
+    while ne > 0 and edges[ne - np.uint64(1)] >= n:
+        ne -= np.uint64(1)
     edges[ne] = n
     long_at = np.empty((n // (_LONG + 1) + 1, 3), dtype=np.int64)  # a long token holds >= 33 bytes
     nl = 0
     nt = 0
     for j in range(ne):
         s = edges[j]
-        cls = _CLASS[low[s]]
+        cls = _CLASS[low[np.uint64(s)]]
         if cls == 0:
             continue  # a run of separators
-        length = 1 if cls == 2 else edges[j + 1] - s
-        h = _load8(low, s, min(length, 8))
+        length = 1 if cls == 2 else edges[j + np.uint64(1)] - s
+        h = _load8(low64, s, min(length, 8))
         h ^= np.uint64(length) * _K1
         h = _fin(h)
         if length > 8:
             k = 8
             while k < length and k < _LONG:
-                x = _load8(low, s + k, min(length - k, 8)) * _K2
+                x = _load8(low64, s + k, min(length - k, 8)) * _K2
                 x ^= h
                 h = _fin(x)
                 k += 8
@@ -176,28 +232,33 @@ def _find(h: Any, bitmap: Any, sorted_: Any, shift: Any) -> int:
     return _search(h, sorted_)
 
 
-def _candidates(hs: Any, n: int, bitmap: Any, shift: Any, cand: Any) -> int:
+def _candidates(hs: Any, n: int, bitmap: Any, shift: Any, cand: Any) -> Any:
     """Indices of ``hs[:n]`` that pass the prefilter into ``cand``; their count. A tight,
-    branch-free loop: the table reads of many hashes are in flight at once."""
-    nc = 0
+    branch-free loop: the table reads of many hashes are in flight at once. (Unsigned indices
+    here and in the other hot loops: numba checks a signed index for wraparound, which costs
+    a third of a loop this short.)"""
+    nc = np.uint64(0)
     for i in range(n):
-        slot = hs[i] >> shift
+        ui = np.uint64(i)
+        slot = hs[ui] >> shift
         cand[nc] = i
-        nc += (bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
-    return nc
+        nc += np.uint64((bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1))
+    return np.int64(nc)
 
 
-def _kgram_candidates(g: Any, lo: int, n: int, k: int, pw: Any, bitmap: Any, shift: Any, hs: Any, cand: Any) -> int:
+def _kgram_candidates(g: Any, lo: int, n: int, k: int, pw: Any, bitmap: Any, shift: Any, hs: Any, cand: Any) -> Any:
     """:func:`_candidates` of the ``k``-grams starting at ``lo .. lo + n - 1`` (hashes from the
     Horner prefix ``g``, ``pw`` = P**k), which it also writes to ``hs``: one loop, not two."""
-    nc = 0
+    nc = np.uint64(0)
+    ulo, uk = np.uint64(lo), np.uint64(k)
     for i in range(n):
-        h = g[lo + i + k] - g[lo + i] * pw
-        hs[i] = h
+        ui = np.uint64(i)
+        h = g[ulo + ui + uk] - g[ulo + ui] * pw
+        hs[ui] = h
         slot = h >> shift
         cand[nc] = i
-        nc += (bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1)
-    return nc
+        nc += np.uint64((bitmap[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & np.uint8(1))
+    return np.int64(nc)
 
 
 def _mark(p: int, seen: Any, touched: Any, n_touched: int) -> int:
@@ -248,7 +309,8 @@ def block_ngrams(
     m = len(arr)
     g[0] = np.uint64(0)
     for i in range(m):
-        g[i + 1] = g[i] * _P + arr[i]
+        ui = np.uint64(i)
+        g[ui + np.uint64(1)] = g[ui] * _P + arr[ui]
     npair = 0
     for step in range(2):  # the full length; then the pair length when it is not the full one
         k = k_full if step == 0 else pair_k
@@ -309,23 +371,25 @@ def _short_ngrams(
         kmax = max(max(k0, k1), max(k2, k3))
         first = max(0, c - kmax + 1)  # the first start of an n-gram that ends in the new tokens
         inner = max(first, c - kmin + 1)  # from here to m - kmax, all four do
-        nc = 0
+        nc = np.uint64(0)
         for s in range(first, min(inner, m - kmin + 1)):  # the carry's edge: checked below
             cand[nc] = s
-            nc += 1
+            nc += np.uint64(1)
+        u0, u1, u2, u3 = np.uint64(k0), np.uint64(k1), np.uint64(k2), np.uint64(k3)
         for s in range(inner, m - kmax + 1):
-            gs = g[s]
-            x0 = (g[s + k0] - gs * p0) >> shift
-            x1 = (g[s + k1] - gs * p1) >> shift
-            x2 = (g[s + k2] - gs * p2) >> shift
-            x3 = (g[s + k3] - gs * p3) >> shift
+            us = np.uint64(s)  # unsigned indices: no wraparound check for negative ones
+            gs = g[us]
+            x0 = (g[us + u0] - gs * p0) >> shift
+            x1 = (g[us + u1] - gs * p1) >> shift
+            x2 = (g[us + u2] - gs * p2) >> shift
+            x3 = (g[us + u3] - gs * p3) >> shift
             hit = (bits[x0 >> np.uint64(3)] >> (x0 & np.uint64(7))) | (bits[x1 >> np.uint64(3)] >> (x1 & np.uint64(7)))
             hit |= (bits[x2 >> np.uint64(3)] >> (x2 & np.uint64(7))) | (bits[x3 >> np.uint64(3)] >> (x3 & np.uint64(7)))
             cand[nc] = s
-            nc += hit & np.uint8(1)
+            nc += np.uint64(hit & np.uint8(1))
         for s in range(max(inner, m - kmax + 1), m - kmin + 1):  # the block's end: checked below
             cand[nc] = s
-            nc += 1
+            nc += np.uint64(1)
         for j in range(nc):
             s = cand[j]
             for i in range(grp, grp + 4):
@@ -400,8 +464,9 @@ def fuzzy_windows(
     new_aid = aid[lo:n].copy()
     last_w = -1
     a_lo = 0
+    one = np.uint64(1)
     for o in range(n):
-        w1 = pos[o] // half
+        w1 = pos[np.uint64(o)] // half
         for w in (w1 - 1, w1):
             if w < 0 or w <= last_w:
                 continue
@@ -409,23 +474,23 @@ def fuzzy_windows(
             clock[0] += 1
             now = clock[0]
             start = w * half
-            while a_lo < n and pos[a_lo] < start:
+            while a_lo < n and pos[np.uint64(a_lo)] < start:
                 a_lo += 1
-            nt = 0
+            nt = np.uint64(0)
             q = a_lo
-            while q < n and pos[q] < start + window:
-                a = aid[q]
+            while q < n and pos[np.uint64(q)] < start + window:
+                a = np.uint64(aid[np.uint64(q)])
                 if stamp[a] != now:
                     stamp[a] = now
-                    for r in range(inv_ptr[a], inv_ptr[a + 1]):
-                        e = inv_entries[r]
+                    for r in range(inv_ptr[a], inv_ptr[a + one]):
+                        e = np.uint64(inv_entries[np.uint64(r)])
                         if cnt[e] == 0:
                             touched[nt] = e
-                            nt += 1
+                            nt += one
                         cnt[e] += 1
                 q += 1
             for t in range(nt):
-                e = touched[t]
+                e = np.uint64(touched[t])
                 if cnt[e] > best[e]:
                     best[e] = cnt[e]
                 cnt[e] = 0
@@ -484,6 +549,8 @@ def _compile(cache_dir: Path | None) -> Kernels | None:
                 f: numba.njit(inline="always")(f)
                 for f in (
                     _fin,
+                    _ge,
+                    _classes,
                     _load8,
                     _search,
                     _search_in,
@@ -532,7 +599,7 @@ def _agrees(kernels: tuple[Any, Any, Any]) -> bool:
     raw = np.frombuffer(text, dtype=np.uint8)
     n = len(raw)
     out = np.empty(n + 8, dtype=np.uint64)
-    nt, long_at, nl = hk(raw, np.empty(n + 8, dtype=np.uint8), np.empty(n + 8, np.int64), out)
+    nt, long_at, nl = hk(raw, np.empty(n // 8 + 3, dtype=np.uint64), np.empty(2 * n + 2, np.int64), out)
     want = hash_bytes(raw)
     got = out[:nt].copy()
     if nl != 1 or nt != len(want):
@@ -568,7 +635,7 @@ def _warm_up(kernels: tuple[Any, Any, Any]) -> None:
     n = len(raw)
     out = np.empty(n, dtype=np.uint64)
     i64 = np.zeros(n + 1, dtype=np.int64)
-    hk(raw, np.empty(n + 8, dtype=np.uint8), i64, out)
+    hk(raw, np.empty(n // 8 + 3, dtype=np.uint64), np.empty(2 * n + 2, np.int64), out)
     u64 = np.zeros(2, dtype=np.uint64)
     tab = np.zeros(1 << 13, dtype=np.uint8)
     sh = np.uint64(48)

@@ -222,11 +222,11 @@ class Scanner:
         w = self.work
         # the kernels do not check bounds: every buffer holds the carry, then a token or an
         # n-gram per byte of the block (the fuzzy ones a window more)
-        if len(w.get("low", ())) < n + self.carry_len + 8:
+        if len(w.get("g", ())) < n + self.carry_len + 9:
             m = max(n, BLOCK) + self.carry_len + 8
             w |= {
-                "low": np.empty(m, dtype=np.uint8),
-                "edges": np.empty(m, dtype=np.int64),
+                "low": np.empty(m // 8 + 3, dtype=np.uint64),  # the lowercased bytes, as words
+                "edges": np.empty(m + 16, dtype=np.int64),
                 "stream": np.empty(m, dtype=np.uint64),
                 "g": np.empty(m + 1, dtype=np.uint64),
                 "hs": np.empty(m, dtype=np.uint64),
