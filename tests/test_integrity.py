@@ -334,6 +334,53 @@ def test_lineage_renamed_and_resized_vocab_finetune_passes(models, tmp_path):
     assert "prefixes" in notes and "vocabulary resized 106 -> 112" in notes
 
 
+def _mix_heads(t: dict[str, torch.Tensor], cfg, gen: torch.Generator, qk: bool, reorder: bool) -> dict:
+    """Mix every attention head's coordinates without changing the function (Llama layout): per
+    key/value head ``v' = A v`` for a random invertible ``A`` and ``o' = o A^-1`` on the columns of
+    each query head of its group; with ``qk``, each RoPE pair (dims i, i + d/2) of the group's q
+    heads rotated and scaled by ``M = r R(phi)`` and of its k head by ``M^-T``; with ``reorder``,
+    the key/value heads (and their query groups) in reverse order."""
+    t = dict(t)
+    nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    hd, grp = cfg.hidden_size // nq, nq // nkv
+    half = hd // 2
+
+    def pair(x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x[:half], x[half:]
+        return torch.cat(
+            [r[:, None] * (c[:, None] * x1 - s[:, None] * x2), r[:, None] * (s[:, None] * x1 + c[:, None] * x2)]
+        )
+
+    for layer in range(cfg.num_hidden_layers):
+        p = f"model.layers.{layer}.self_attn."
+        q, k, v, o = (t[p + f"{x}_proj.weight"].clone() for x in "qkvo")
+        for j in range(nkv):
+            rows, cols = (
+                slice(j * hd, (j + 1) * hd),
+                [slice(i * hd, (i + 1) * hd) for i in range(j * grp, (j + 1) * grp)],
+            )
+            a = torch.linalg.qr(torch.randn(hd, hd, generator=gen))[0] * torch.empty(hd).uniform_(
+                0.5, 2.0, generator=gen
+            )
+            a = a @ torch.linalg.qr(torch.randn(hd, hd, generator=gen))[0]
+            v[rows] = a @ v[rows]
+            for c in cols:
+                o[:, c] = o[:, c] @ torch.linalg.inv(a)
+            if qk:
+                phi = 6.2832 * torch.rand(half, generator=gen)
+                r = torch.empty(half).uniform_(0.5, 2.0, generator=gen)
+                k[rows] = pair(k[rows], 1 / r, phi.cos(), phi.sin())
+                for c in cols:
+                    q[c] = pair(q[c], r, phi.cos(), phi.sin())
+        if reorder:
+            perm = torch.arange(nkv).flip(0)  # reversed: never the identity
+            kv_rows = torch.cat([torch.arange(i * hd, (i + 1) * hd) for i in perm.tolist()])
+            q_rows = torch.cat([torch.arange(i * grp * hd, (i + 1) * grp * hd) for i in perm.tolist()])
+            k, v, q, o = k[kv_rows], v[kv_rows], q[q_rows], o[:, q_rows]
+        t[p + "q_proj.weight"], t[p + "k_proj.weight"], t[p + "v_proj.weight"], t[p + "o_proj.weight"] = q, k, v, o
+    return t
+
+
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory) -> dict[str, Path]:
     """A Llama-shaped checkpoint wide enough (hidden 256) for per-row statistics, its "instruct"
@@ -429,6 +476,14 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
         k = f"model.layers.0.mlp.{part}.weight"
         neurons_moved[k] = g[k][:, perm] if part == "down_proj" else g[k][perm]
     put("transplant_permuted", neurons_moved)
+    # rotate: attention mixed inside its heads (any invertible map of each value head, undone in the
+    # output projection's columns; RoPE pairs of q/k rotated and scaled; heads reordered), the same
+    # function: (4) v/o of every layer copied from the instruct model; (5) 25 % of the forbidden
+    # delta mixed into every attention tensor
+    vo = {k: (g[k] if k.endswith(("v_proj.weight", "o_proj.weight")) else v) for k, v in h.items()}
+    put("transplant_vo_mixed", _mix_heads(vo, cfg, gen, qk=False, reorder=False))
+    attn = {k: (v + 0.25 * (g[k] - b[k]) if "self_attn" in k else v) for k, v in h.items()}
+    put("interp_attn_mixed", _mix_heads(attn, cfg, gen, qk=True, reorder=True))
     # honest controls: weight decay (every tensor shrunk 2 %) on top of the fine-tune; a LoRA-like
     # rank-8 update of every matrix; a long run (the fine-tune's delta x 5: as far as the instruct model)
     put("decayed", {k: 0.98 * v for k, v in h.items()})
@@ -447,6 +502,14 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
         "reinit",
         {
             k: (torch.randn(v.shape, generator=gen) * v.std() if k in layer0 and v.dim() == 2 else v)
+            for k, v in h.items()
+        },
+    )
+    # honest: layer 0's attention re-initialised and trained from scratch (far, in subspaces of its own)
+    put(
+        "reinit_attn",
+        {
+            k: (torch.randn(v.shape, generator=gen) * v.std() if k in layer0 and "self_attn" in k else v)
             for k, v in h.items()
         },
     )
@@ -570,6 +633,64 @@ def test_a_transplant_with_reordered_neurons_fails(transfers, tmp_path):
     down = "model.layers.0.mlp.down_proj.weight"
     assert tr["realigned_tensors"][down]["columns"]["permuted"], tr["realigned_tensors"]
     assert any(down in t for t in tr["transplanted"]), tr
+
+
+@pytest.mark.parametrize(("qk", "reorder"), [(False, False), (True, True)])
+def test_mixing_inside_heads_preserves_the_function(transfers, qk, reorder):
+    """The head-mixing evasions below are real: the mixed model computes the same logits, and its
+    attention tensors are far from what they were."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(transfers["finetune"]).eval()
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    mixed = _mix_heads(state, model.config, torch.Generator().manual_seed(3), qk=qk, reorder=reorder)
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(mixed)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    for part in ("q", "k", "v", "o") if qk else ("v", "o"):
+        name = f"model.layers.0.self_attn.{part}_proj.weight"
+        assert (mixed[name] - state[name]).norm() > 0.8 * state[name].norm(), name
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "share"),
+    [
+        # v and o of every layer copied, then mixed per head: beta reads 1 - head_dim / hidden = 0.75
+        ("transplant_vo_mixed", "transplanted", 0.75),
+        # 25 % into every attention tensor, mixed and heads reordered: reads 0.25 * 0.75
+        ("interp_attn_mixed", "interpolated", 0.1875),
+    ],
+)
+def test_a_transfer_mixed_inside_attention_heads_fails(transfers, tmp_path, name, flag, share):
+    """rotate: before, both passed (`ok`, share 0.0 %): the mixed tensors are far from the base, their
+    move unexplained by {b, F}, so they were left out of the share, and their rows are no forbidden
+    rows. Each head's row space survives the mixing: realigned onto the base, they read again."""
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith(flag), v.summary
+    ev = _evidence(v)
+    assert ev["summary"]["median_rel"] < 0.05  # every other tensor is the honest fine-tune
+    realigned = ev["transfer"]["realigned_tensors"]
+    per = {t["name"]: t for t in ev["forbidden"]["org/tiny-instruct"]["per_tensor"]}
+    for layer in (0, 1):
+        for part in ("v", "o"):
+            t = f"model.layers.{layer}.self_attn.{part}_proj.weight"
+            heads = realigned[t]["heads"]
+            assert heads["realigned"] == heads["blocks"] and heads["min_share"] > 0.9, realigned[t]
+            assert not per[t]["left_out_far"] and abs(per[t]["row_rms_beta"] - share) < 0.03, per[t]
+    if name == "interp_attn_mixed":
+        assert any(r["heads"]["reordered"] for r in realigned.values()), realigned
+
+
+def test_attention_trained_from_scratch_is_not_realigned(transfers, tmp_path):
+    """The honest control: layer 0's attention re-initialised (far from the base, in subspaces of its
+    own) holds ~head_dim / hidden of each base head's energy: nothing is realigned, nothing carried."""
+    v = check_lineage(transfers["reinit_attn"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == PASS, v.summary
+    tr = _evidence(v)["transfer"]
+    assert tr["combined_share"] < 0.02 and tr["transplanted"] == [] and tr["realigned_tensors"] == {}, tr
 
 
 def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):
