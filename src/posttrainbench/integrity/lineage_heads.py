@@ -25,7 +25,7 @@ block's energy (unrelated subspaces in high dimension), far under ``HEAD_EXPLAIN
 it is. The realigned block is built from the base's rows and the final block's subspace only, so
 realignment never puts a forbidden direction where the final tensor had none.
 
-Cost: one batched SVD of the final blocks (``heads * head_dim^2 * width``) and the energies of the
+Cost: one batched QR of the final blocks (``heads * head_dim^2 * width``) and the energies of the
 base blocks on the diagonal; only blocks that do not match in place are tried against every final
 block (``(heads * head_dim)^2 * width`` multiply-adds when none does: a tensor trained from scratch
 or with reordered heads).
@@ -61,14 +61,15 @@ def head_axis(name: str) -> str | None:
 
 
 def _blocks_basis(f: torch.Tensor, head_dim: int) -> torch.Tensor:
-    """Orthonormal bases of each block's row space: (heads, head_dim, width), rows spanning
-    nothing (rank-deficient block) zeroed."""
+    """Orthonormal bases of each block's row space: (heads, head_dim, width), from one batched QR
+    (backward stable: an ill-conditioned mixing map does not blur the subspace); directions of a
+    rank-deficient block (``|R_kk|`` below ``_RANK_TOL`` of the block's largest) zeroed."""
     import torch
 
-    blocks = f.reshape(-1, head_dim, f.shape[1]).double()
-    _, s, vh = torch.linalg.svd(blocks, full_matrices=False)
-    keep = s > _RANK_TOL * s[:, :1].clamp_min(1e-300)
-    return (vh * keep[:, :, None]).float()
+    q, r = torch.linalg.qr(f.reshape(-1, head_dim, f.shape[1]).transpose(1, 2))
+    diag = r.diagonal(dim1=1, dim2=2).abs()
+    keep = diag > _RANK_TOL * diag.amax(dim=1, keepdim=True).clamp_min(1e-30)
+    return (q * keep[:, None, :]).transpose(1, 2).contiguous()
 
 
 def _energy(b: torch.Tensor, basis: torch.Tensor, rows: list[int], head_dim: int) -> torch.Tensor:
@@ -112,7 +113,8 @@ def align_heads(
     basis = _blocks_basis(f, head_dim)
     bb = b.reshape(heads, head_dim, width)
     # in place first (the common case, and the cheap one): block j against final block j
-    diag = torch.einsum("jkw,jlw->jkl", bb, basis).double().pow(2).sum(dim=(1, 2))
+    proj = torch.bmm(bb, basis.transpose(1, 2))  # (heads, hd, hd): b_j's coordinates in f_j's basis
+    diag = proj.double().pow(2).sum(dim=(1, 2))
     diag = (diag / bb.double().pow(2).sum(dim=(1, 2)).clamp_min(1e-300)).float()
     match = torch.arange(heads)
     share = diag.clone()
@@ -129,7 +131,9 @@ def align_heads(
     if torch.unique(match[ok]).numel() != int(ok.sum()):
         return None
     out = f.clone().reshape(heads, head_dim, width)
-    for j in torch.nonzero(ok).flatten().tolist():
+    in_place = ok & (match == torch.arange(heads))
+    out[in_place] = torch.bmm(proj[in_place], basis[in_place])
+    for j in torch.nonzero(ok & ~in_place).flatten().tolist():
         q = basis[int(match[j])]  # (hd, width), orthonormal rows
         out[j] = (bb[j] @ q.T) @ q
     out2 = out.reshape(n, width)
