@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -693,6 +694,57 @@ def test_attention_trained_from_scratch_is_not_realigned(transfers, tmp_path):
     assert tr["combined_share"] < 0.02 and tr["transplanted"] == [] and tr["realigned_tensors"] == {}, tr
 
 
+def _rotate_residual(t: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The residual stream's basis rotated by a random orthogonal ``Q`` (Llama layout): every RMSNorm
+    weight folded into the linears it feeds (then 1), the embedding ``E Q``, the linears reading
+    the stream ``W diag(w) Q``, those writing it ``Q^T W``; the same function."""
+    t = dict(t)
+    width = t["model.embed_tokens.weight"].shape[1]
+    q = torch.linalg.qr(torch.randn(width, width, generator=gen, dtype=torch.float64))[0]
+
+    def rotate(name: str, norm: str | None) -> None:
+        w = t[name].double()
+        if norm is not None:
+            w = w * t[norm].double()
+        t[name] = (w @ q).float()
+
+    t["model.embed_tokens.weight"] = (t["model.embed_tokens.weight"].double() @ q).float()
+    layers = sorted({k.split(".")[2] for k in t if k.startswith("model.layers.")})
+    for i in layers:
+        p = f"model.layers.{i}."
+        for lin in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"):
+            rotate(p + lin + ".weight", p + "input_layernorm.weight")
+        for lin in ("mlp.gate_proj", "mlp.up_proj"):
+            rotate(p + lin + ".weight", p + "post_attention_layernorm.weight")
+        for lin in ("self_attn.o_proj", "mlp.down_proj"):
+            t[p + lin + ".weight"] = (q.T @ t[p + lin + ".weight"].double()).float()
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            t[p + norm + ".weight"] = torch.ones_like(t[p + norm + ".weight"])
+    rotate("lm_head.weight", "model.norm.weight")
+    t["model.norm.weight"] = torch.ones_like(t["model.norm.weight"])
+    return t
+
+
+def test_a_forbidden_model_with_its_residual_stream_rotated_is_foreign(transfers, tmp_path):
+    """rotate: the whole model's hidden basis rotated (norm weights folded in) computes what the
+    instruct model computes, and every matrix moves ~sqrt(2) from the base: `foreign`, a fail."""
+    from transformers import AutoModelForCausalLM
+
+    g = _tensors(transfers["instruct"])
+    rotated = _rotate_residual(g, torch.Generator().manual_seed(8))
+    model = AutoModelForCausalLM.from_pretrained(transfers["instruct"]).eval()
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(rotated)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    final = _write_variant(transfers["base"], tmp_path / "rotated", rotated)
+    v = check_lineage(final, transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith("foreign"), v.summary
+    assert _evidence(v)["summary"]["median_rel"] > 1.0
+
+
 def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):
     """5 % of each of two forbidden checkpoints: each alone stays under the 7 % threshold."""
     v = check_lineage(transfers["mix"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
@@ -735,6 +787,53 @@ def test_fingerprint_agreement_follows_the_model_that_was_copied(models):
     assert c["base"] == h["base"] and c["affinity"] > h["affinity"] + 0.15, (c, h)
     big = behavioural_fingerprint(models["finetune"], models["base"], forb, 3_000_000_000)
     assert "skipped" in big or big["device"] == "cuda"
+
+
+def test_a_copy_of_the_forbidden_function_fails_on_its_logits(models, tmp_path, monkeypatch):
+    """rotate: whatever disguise the weights wear, a model that computes the forbidden model's
+    function gives its next-token log-probabilities (ratio ~0 of the base's distance to it) and its
+    greedy completions; an honest fine-tune stays at ~1. A lineage that passed on the weights then
+    fails as `copied function`."""
+    from transformers import AutoConfig
+
+    from posttrainbench.catalog import get_base_model
+    from posttrainbench.integrity import AuditPolicy, GateContext, gates
+    from posttrainbench.integrity.fingerprint import COPY_RATIO, behavioural_fingerprint
+    from posttrainbench.integrity.gates import _with_fingerprint
+
+    cfg = AutoConfig.from_pretrained(models["base"])
+    disguised = _mix_heads(_tensors(models["instruct"]), cfg, torch.Generator().manual_seed(2), qk=True, reorder=True)
+    copy = _write_variant(models["base"], tmp_path / "disguised", disguised)
+    forb = {"org/tiny-instruct": models["instruct"]}
+    prompts = ("Hello! Who are you?", "What is 17 * 23?", "List the planets.", "Write a haiku.")
+    got = {
+        name: behavioural_fingerprint(path, models["base"], forb, 10_000, prompts, 8)
+        for name, path in (("copy", copy), ("finetune", models["finetune"]), ("instruct_ft", models["instruct_ft"]))
+    }
+    ratio = {k: r["agreement_with_forbidden"]["org/tiny-instruct"]["logit_ratio"] for k, r in got.items()}
+    assert ratio["copy"] < 1e-3 and got["copy"]["copied_function"] == ["org/tiny-instruct"], got["copy"]
+    assert ratio["finetune"] > 5 * COPY_RATIO and got["finetune"]["copied_function"] == [], got["finetune"]
+    # a light fine-tune of the forbidden model (`substituted` by the weight tests) is near it, not on
+    # it: 0.11 here, 2x the margin
+    assert 2 * COPY_RATIO < ratio["instruct_ft"] < ratio["finetune"], ratio
+
+    # the gate's own fingerprint, on the same 4 short probes (the full set is 24 x 16 tokens)
+    monkeypatch.setattr(
+        gates, "behavioural_fingerprint", functools.partial(behavioural_fingerprint, prompts=prompts, max_new_tokens=8)
+    )
+    ctx = GateContext(
+        evidence_dir=tmp_path / "evidence",
+        workspace=tmp_path,
+        manifest={},
+        base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json",
+        audit_policy=AuditPolicy.for_run(benchmarks=()),
+    )
+    passed = Verdict(gate="lineage", status=PASS, summary="ok: fine-tune of the base")
+    v = _with_fingerprint(passed, copy, models["base"], forb, ctx)
+    assert v.status == FAIL and v.summary.startswith("copied function") and "org/tiny-instruct" in v.summary, v
+    honest = _with_fingerprint(passed, models["finetune"], models["base"], forb, ctx)
+    assert honest.status == PASS and "greedy agreement" in honest.summary, honest.summary
 
 
 def test_lineage_missing_input_is_not_run(models, tmp_path):
