@@ -44,8 +44,9 @@ Flags and thresholds (first that applies):
     least half, rows of a forbidden tensor in any order (per-row random-projection signatures): a
     row-permuted transplant (and more of them than of the base's rows). A tensor merely trained
     far from its start is not this. Far tensors are realigned to the base first
-    (:mod:`.lineage_alignment`: reordered or rescaled neurons put back) for the transfer analysis,
-    so a copy whose columns are permuted reads as ``transplanted``.
+    (:mod:`.lineage_alignment`: reordered or rescaled neurons put back; :mod:`.lineage_heads`:
+    attention rows mixed inside each head put back) for the transfer analysis, so a copy whose
+    columns are permuted, or whose heads were mixed, reads as ``transplanted``.
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -56,7 +57,8 @@ final model (e.g. an FP8 variant with scale tensors) is recorded as ``incomparab
 
 Every block of rows is read once per checkpoint and converted to float32 once; one batched
 matmul gives the Gram matrix of ``[b, f - b, g_i - b]`` of every row, from which all distances
-and projections follow. Known gaps: distillation (see :mod:`.fingerprint`, evidence only);
+and projections follow. Known gaps: distillation (see :mod:`.fingerprint`: evidence, and a fail
+only for an exact copy of a forbidden model's function);
 transfers under the thresholds; training only a handful of tensors passes
 (``changed_tensor_fraction`` is in the evidence for the judge); quantised finals are ``foreign``.
 """
