@@ -13,7 +13,8 @@ the neuron matching of ``lineage_alignment`` first, then the heads):
 
 The naive way: ``torch.linalg.lstsq`` of ``X f_i ~ b_j`` for every pair of blocks (the same
 question, one least-squares problem per pair), timed on the ``k_proj`` shape (64 pairs) and scaled
-to the pair count of each tensor. Prints a markdown table and the peak RSS of the process.
+to the pair count of each tensor, against :func:`align_heads` alone (the gate path adds the neuron
+matching tried first). Prints a markdown table and the peak RSS of the process.
 
 Usage::
 
@@ -29,6 +30,7 @@ import time
 import torch
 
 from posttrainbench.integrity.lineage import FOREIGN_TENSOR_REL, _realign
+from posttrainbench.integrity.lineage_heads import align_heads
 
 HIDDEN, HEADS, KV, HD = 2560, 32, 8, 128
 SHAPES = {
@@ -67,8 +69,8 @@ def main() -> None:
     args = ap.parse_args()
     gen = torch.Generator().manual_seed(0)
     pair_s = min(_naive_pair_s(gen) for _ in range(args.repeat))
-    print(f"| tensor | case | realigned blocks | s (best of {args.repeat}) | naive s | ratio |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(f"| tensor | case | realigned blocks | gate path s | heads s (best of {args.repeat}) | naive s | ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, shape in SHAPES.items():
         axis = "columns" if "o_proj" in name else "rows"
         base = 0.02 * torch.randn(shape, generator=gen)
@@ -82,16 +84,20 @@ def main() -> None:
         for case, (final, pairs) in cases.items():
             rel = float((final - base).norm() / base.norm())
             assert rel > FOREIGN_TENSOR_REL, (name, case, rel)
-            best = float("inf")
+            best = heads_best = float("inf")
             got = None
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
                 got = _realign(name, final, base, HD)
                 best = min(best, time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                align_heads(final, base, HD, axis)
+                heads_best = min(heads_best, time.perf_counter() - t0)
             done = got[1].get("heads", {}).get("realigned", 0) if got else 0
             naive = pair_s * pairs
             print(
-                f"| {name.split('.')[-2]} | {case} | {done}/{blocks} | {best:.2f} | {naive:.2f} | {naive / best:.1f}x |"
+                f"| {name.split('.')[-2]} | {case} | {done}/{blocks} | {best:.2f} | {heads_best:.2f} | {naive:.2f}"
+                f" | {naive / heads_best:.1f}x |"
             )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of the process: {rss:.0f} MiB; torch threads {torch.get_num_threads()}")
