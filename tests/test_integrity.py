@@ -335,12 +335,16 @@ def test_lineage_renamed_and_resized_vocab_finetune_passes(models, tmp_path):
     assert "prefixes" in notes and "vocabulary resized 106 -> 112" in notes
 
 
-def _mix_heads(t: dict[str, torch.Tensor], cfg, gen: torch.Generator, qk: bool, reorder: bool) -> dict:
+def _mix_heads(
+    t: dict[str, torch.Tensor], cfg, gen: torch.Generator, qk: bool, reorder: bool, angle: float | None = None
+) -> dict:
     """Mix every attention head's coordinates without changing the function (Llama layout): per
     key/value head ``v' = A v`` for a random invertible ``A`` and ``o' = o A^-1`` on the columns of
     each query head of its group; with ``qk``, each RoPE pair (dims i, i + d/2) of the group's q
     heads rotated and scaled by ``M = r R(phi)`` and of its k head by ``M^-T``; with ``reorder``,
-    the key/value heads (and their query groups) in reverse order."""
+    the key/value heads (and their query groups) in reverse order. With ``angle``, ``A`` is instead
+    a rotation that far from the identity (``exp`` of a random skew matrix of that RMS angle): a
+    mild mixing that leaves the tensor near its start."""
     t = dict(t)
     nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
     hd, grp = cfg.hidden_size // nq, nq // nkv
@@ -364,6 +368,9 @@ def _mix_heads(t: dict[str, torch.Tensor], cfg, gen: torch.Generator, qk: bool, 
                 0.5, 2.0, generator=gen
             )
             a = a @ torch.linalg.qr(torch.randn(hd, hd, generator=gen))[0]
+            if angle is not None:
+                skew = torch.randn(hd, hd, generator=gen)
+                a = torch.linalg.matrix_exp(angle * (skew - skew.T) / (skew - skew.T).norm() * hd**0.5)
             v[rows] = a @ v[rows]
             for c in cols:
                 o[:, c] = o[:, c] @ torch.linalg.inv(a)
@@ -483,6 +490,8 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
     # delta mixed into every attention tensor
     vo = {k: (g[k] if k.endswith(("v_proj.weight", "o_proj.weight")) else v) for k, v in h.items()}
     put("transplant_vo_mixed", _mix_heads(vo, cfg, gen, qk=False, reorder=False))
+    # (4') the same copy mixed mildly: v/o ~0.7 from the base, under the far cut (not realigned)
+    put("transplant_vo_mildly_mixed", _mix_heads(vo, cfg, gen, qk=False, reorder=False, angle=0.75))
     attn = {k: (v + 0.25 * (g[k] - b[k]) if "self_attn" in k else v) for k, v in h.items()}
     put("interp_attn_mixed", _mix_heads(attn, cfg, gen, qk=True, reorder=True))
     # honest controls: weight decay (every tensor shrunk 2 %) on top of the fine-tune; a LoRA-like
@@ -683,6 +692,21 @@ def test_a_transfer_mixed_inside_attention_heads_fails(transfers, tmp_path, name
             assert not per[t]["left_out_far"] and abs(per[t]["row_rms_beta"] - share) < 0.03, per[t]
     if name == "interp_attn_mixed":
         assert any(r["heads"]["reordered"] for r in realigned.values()), realigned
+
+
+def test_a_mild_mixing_under_the_far_cut_keeps_the_transplant_visible(transfers, tmp_path):
+    """rotate: mixing a copied v/o only a little keeps them under the 0.8 cut, where nothing is
+    realigned; it needs not be: the forbidden component is still there, beside the rotation's move."""
+    v = check_lineage(
+        transfers["transplant_vo_mildly_mixed"], transfers["base"], tmp_path, forbidden=_forbidden(transfers)
+    )
+    assert v.status == FAIL and v.summary.startswith("transplanted"), v.summary
+    ev = _evidence(v)
+    rel = {t["name"]: t["rel"] for t in ev["per_tensor"]}
+    vo = [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("v", "o")]
+    assert all(0.5 < rel[n] < 0.8 for n in vo), rel
+    assert ev["transfer"]["realigned_tensors"] == {}
+    assert set(vo) <= {t.split(" (")[0] for t in ev["transfer"]["transplanted"]}, ev["transfer"]
 
 
 def test_attention_trained_from_scratch_is_not_realigned(transfers, tmp_path):
