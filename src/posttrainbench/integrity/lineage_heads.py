@@ -72,6 +72,13 @@ def _blocks_basis(f: torch.Tensor, head_dim: int) -> torch.Tensor:
     return (q * keep[:, None, :]).transpose(1, 2).contiguous()
 
 
+def _block_sq(blocks: torch.Tensor) -> torch.Tensor:
+    """Squared L2 norm of each block (float32 norms, returned in float64: no float64 copy of the blocks)."""
+    import torch
+
+    return torch.linalg.vector_norm(blocks.flatten(1), dim=1).double().pow(2)
+
+
 def _energy(b: torch.Tensor, basis: torch.Tensor, rows: list[int], head_dim: int) -> torch.Tensor:
     """Share of each listed base block's energy in every final block's row space: (len(rows), heads)."""
     import torch
@@ -85,7 +92,7 @@ def _energy(b: torch.Tensor, basis: torch.Tensor, rows: list[int], head_dim: int
         bj = b.reshape(heads, head_dim, width)[part]  # (p, hd, width)
         proj = bj.reshape(-1, width) @ flat.T  # (p * hd, heads * hd)
         e = proj.reshape(len(part), head_dim, heads, head_dim).double().pow(2).sum(dim=(1, 3))
-        out[s : s + step] = (e / bj.double().pow(2).sum(dim=(1, 2))[:, None].clamp_min(1e-300)).float()
+        out[s : s + step] = (e / _block_sq(bj)[:, None].clamp_min(1e-300)).float()
     return out
 
 
@@ -115,7 +122,7 @@ def align_heads(
     # in place first (the common case, and the cheap one): block j against final block j
     proj = torch.bmm(bb, basis.transpose(1, 2))  # (heads, hd, hd): b_j's coordinates in f_j's basis
     diag = proj.double().pow(2).sum(dim=(1, 2))
-    diag = (diag / bb.double().pow(2).sum(dim=(1, 2)).clamp_min(1e-300)).float()
+    diag = (diag / _block_sq(bb).clamp_min(1e-300)).float()
     match = torch.arange(heads)
     share = diag.clone()
     rest = [j for j in range(heads) if float(diag[j]) < HEAD_EXPLAINED]
