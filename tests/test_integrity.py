@@ -515,6 +515,20 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
             for k, v in h.items()
         },
     )
+
+    # (4'') the mixed v/o copy in kv head 0 only, kv head 1 (v rows, o columns of its query heads)
+    # re-initialised: half the blocks match, half are unrelated; and its honest control, the fine-tune
+    # with the same half re-initialised
+    def half_reinit(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        t = {k: v.clone() for k, v in t.items()}
+        for layer in (0, 1):
+            v, o = f"model.layers.{layer}.self_attn.v_proj.weight", f"model.layers.{layer}.self_attn.o_proj.weight"
+            t[v][64:] = torch.randn(64, 256, generator=gen) * b[v].std()
+            t[o][:, 128:] = torch.randn(256, 128, generator=gen) * b[o].std()
+        return t
+
+    put("transplant_vo_half_mixed", half_reinit(_mix_heads(vo, cfg, gen, qk=False, reorder=False)))
+    put("reinit_half_heads", half_reinit(h))
     # honest: layer 0's attention re-initialised and trained from scratch (far, in subspaces of its own)
     put(
         "reinit_attn",
@@ -707,6 +721,23 @@ def test_a_mild_mixing_under_the_far_cut_keeps_the_transplant_visible(transfers,
     assert all(0.5 < rel[n] < 0.8 for n in vo), rel
     assert ev["transfer"]["realigned_tensors"] == {}
     assert set(vo) <= {t.split(" (")[0] for t in ev["transfer"]["transplanted"]}, ev["transfer"]
+
+
+def test_mixed_heads_beside_heads_from_scratch_are_judged_on_their_own(transfers, tmp_path):
+    """rotate: half of v/o's heads copied and mixed, the other half re-initialised: the tensor stays
+    far after realignment (before, its transfer read diluted: tensor beta 0.3-0.5, left out as far).
+    The matched heads are judged alone: `transplanted`. The honest control (the fine-tune with the
+    same heads re-initialised) realigns its honest heads and carries nothing."""
+    v = check_lineage(
+        transfers["transplant_vo_half_mixed"], transfers["base"], tmp_path, forbidden=_forbidden(transfers)
+    )
+    assert v.status == FAIL and v.summary.startswith("transplanted"), v.summary
+    heads = _evidence(v)["transfer"]["realigned_tensors"]["model.layers.0.self_attn.v_proj.weight"]["heads"]
+    assert heads["realigned_blocks"] == [0] and heads["blocks"] == 2, heads
+    honest = check_lineage(transfers["reinit_half_heads"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert honest.status == PASS, honest.summary
+    tr = _evidence(honest)["transfer"]
+    assert tr["combined_share"] < 0.02 and tr["transplanted"] == [], tr
 
 
 def test_attention_trained_from_scratch_is_not_realigned(transfers, tmp_path):

@@ -69,6 +69,7 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -241,7 +242,9 @@ def _sq(x: torch.Tensor) -> float:
 
 
 def _compare(
-    final: _Ckpt | _Loaded, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]
+    final: _Ckpt | _Loaded,
+    others: Sequence[_Ckpt | _Loaded],
+    jobs: list[tuple[str, list[str | None], list[int | None]]],
 ) -> list[dict[str, Any]]:
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
@@ -429,6 +432,25 @@ def _realign(fn: str, mine_t: torch.Tensor, base_t: torch.Tensor, head_dim: int 
     return heads[0], dict(info, heads=heads[1])
 
 
+def _head_subset(
+    fn: str, tensor: torch.Tensor, others: list[_Ckpt], onames: list[str | None], heads: dict[str, Any]
+) -> tuple[torch.Tensor, list[_Ckpt | _Loaded]]:
+    """The realigned head blocks of ``tensor`` alone, and the same blocks of the base and of every
+    forbidden tensor (rows, or columns for an output projection), as in-memory readers."""
+    import torch
+
+    hd = heads["head_dim"]
+    idx = torch.cat([torch.arange(j * hd, (j + 1) * hd) for j in heads["realigned_blocks"]])
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return (t[idx] if heads["axis"] == "rows" else t[:, idx]).contiguous()
+
+    readers: list[_Ckpt | _Loaded] = []
+    for ck, on in zip(others, onames, strict=True):
+        readers.append(_Loaded({on: pick(ck.block(on))}) if on is not None else ck)
+    return pick(tensor), readers
+
+
 def _far_tensors(
     final: _Ckpt,
     others: list[_Ckpt],
@@ -478,7 +500,13 @@ def _far_tensors(
         if aligned is None:
             continue
         tensor, info = aligned
-        (again,) = _compare(_Loaded({fn: tensor}), others, [(fn, onames, limits)])
+        readers: Sequence[_Ckpt | _Loaded] = others
+        heads = info.get("heads")
+        if heads and heads["realigned"] < heads["blocks"]:
+            # only some heads matched (the rest trained from scratch, say): the matched heads are
+            # judged on their own, so that unrelated blocks beside them do not dilute their transfer
+            tensor, readers = _head_subset(fn, tensor, others, onames, heads)
+        (again,) = _compare(_Loaded({fn: tensor}), readers, [(fn, onames, limits)])
         realigned[fn] = {
             "rel": _rel(again["diff_sq"][0], again["ref_sq"][0]),
             "gram": again["gram"],

@@ -153,5 +153,6 @@ def align_heads(
         "realigned": int(ok.sum()),
         "reordered": int((ok & (match != torch.arange(heads))).sum()),
         "min_share": round(float(share[ok].min()), 4),
+        "realigned_blocks": torch.nonzero(ok).flatten().tolist(),
     }
     return out2.contiguous(), info
