@@ -158,6 +158,7 @@ _SLOW_TESTS: frozenset[str] = frozenset(
         "test_verify_wiring.py::test_judge_is_required_exactly_when_configured",
         "test_contamination_evasions.py::test_parquet_rows_and_token_ids",
         "test_integrity.py::test_fingerprint_agreement_follows_the_model_that_was_copied",
+        "test_integrity.py::test_a_copy_of_the_forbidden_function_fails_on_its_logits",  # rotate
         "test_verify_wiring.py::test_forbidden_checkpoints_resolve_from_the_local_store_only",
         "test_eval_backends.py::test_openai_backend_server_down_is_a_failed_evaluation",
         "test_probe.py::test_probe_verdict_on_real_fine_tunes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -334,6 +335,60 @@ def test_lineage_renamed_and_resized_vocab_finetune_passes(models, tmp_path):
     assert "prefixes" in notes and "vocabulary resized 106 -> 112" in notes
 
 
+def _mix_heads(
+    t: dict[str, torch.Tensor], cfg, gen: torch.Generator, qk: bool, reorder: bool, angle: float | None = None
+) -> dict:
+    """Mix every attention head's coordinates without changing the function (Llama layout): per
+    key/value head ``v' = A v`` for a random invertible ``A`` and ``o' = o A^-1`` on the columns of
+    each query head of its group; with ``qk``, each RoPE pair (dims i, i + d/2) of the group's q
+    heads rotated and scaled by ``M = r R(phi)`` and of its k head by ``M^-T``; with ``reorder``,
+    the key/value heads (and their query groups) in reverse order. With ``angle``, ``A`` is instead
+    a rotation that far from the identity (``exp`` of a random skew matrix of that RMS angle): a
+    mild mixing that leaves the tensor near its start."""
+    t = dict(t)
+    nq, nkv = cfg.num_attention_heads, cfg.num_key_value_heads
+    hd, grp = cfg.hidden_size // nq, nq // nkv
+    half = hd // 2
+
+    def pair(x: torch.Tensor, r: torch.Tensor, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        x1, x2 = x[:half], x[half:]
+        return torch.cat(
+            [r[:, None] * (c[:, None] * x1 - s[:, None] * x2), r[:, None] * (s[:, None] * x1 + c[:, None] * x2)]
+        )
+
+    for layer in range(cfg.num_hidden_layers):
+        p = f"model.layers.{layer}.self_attn."
+        q, k, v, o = (t[p + f"{x}_proj.weight"].clone() for x in "qkvo")
+        for j in range(nkv):
+            rows, cols = (
+                slice(j * hd, (j + 1) * hd),
+                [slice(i * hd, (i + 1) * hd) for i in range(j * grp, (j + 1) * grp)],
+            )
+            a = torch.linalg.qr(torch.randn(hd, hd, generator=gen))[0] * torch.empty(hd).uniform_(
+                0.5, 2.0, generator=gen
+            )
+            a = a @ torch.linalg.qr(torch.randn(hd, hd, generator=gen))[0]
+            if angle is not None:
+                skew = torch.randn(hd, hd, generator=gen)
+                a = torch.linalg.matrix_exp(angle * (skew - skew.T) / (skew - skew.T).norm() * hd**0.5)
+            v[rows] = a @ v[rows]
+            for c in cols:
+                o[:, c] = o[:, c] @ torch.linalg.inv(a)
+            if qk:
+                phi = 6.2832 * torch.rand(half, generator=gen)
+                r = torch.empty(half).uniform_(0.5, 2.0, generator=gen)
+                k[rows] = pair(k[rows], 1 / r, phi.cos(), phi.sin())
+                for c in cols:
+                    q[c] = pair(q[c], r, phi.cos(), phi.sin())
+        if reorder:
+            perm = torch.arange(nkv).flip(0)  # reversed: never the identity
+            kv_rows = torch.cat([torch.arange(i * hd, (i + 1) * hd) for i in perm.tolist()])
+            q_rows = torch.cat([torch.arange(i * grp * hd, (i + 1) * grp * hd) for i in perm.tolist()])
+            k, v, q, o = k[kv_rows], v[kv_rows], q[q_rows], o[:, q_rows]
+        t[p + "q_proj.weight"], t[p + "k_proj.weight"], t[p + "v_proj.weight"], t[p + "o_proj.weight"] = q, k, v, o
+    return t
+
+
 @pytest.fixture(scope="module")
 def transfers(tmp_path_factory) -> dict[str, Path]:
     """A Llama-shaped checkpoint wide enough (hidden 256) for per-row statistics, its "instruct"
@@ -429,6 +484,16 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
         k = f"model.layers.0.mlp.{part}.weight"
         neurons_moved[k] = g[k][:, perm] if part == "down_proj" else g[k][perm]
     put("transplant_permuted", neurons_moved)
+    # rotate: attention mixed inside its heads (any invertible map of each value head, undone in the
+    # output projection's columns; RoPE pairs of q/k rotated and scaled; heads reordered), the same
+    # function: (4) v/o of every layer copied from the instruct model; (5) 25 % of the forbidden
+    # delta mixed into every attention tensor
+    vo = {k: (g[k] if k.endswith(("v_proj.weight", "o_proj.weight")) else v) for k, v in h.items()}
+    put("transplant_vo_mixed", _mix_heads(vo, cfg, gen, qk=False, reorder=False))
+    # (4') the same copy mixed mildly: v/o ~0.7 from the base, under the far cut (not realigned)
+    put("transplant_vo_mildly_mixed", _mix_heads(vo, cfg, gen, qk=False, reorder=False, angle=0.75))
+    attn = {k: (v + 0.25 * (g[k] - b[k]) if "self_attn" in k else v) for k, v in h.items()}
+    put("interp_attn_mixed", _mix_heads(attn, cfg, gen, qk=True, reorder=True))
     # honest controls: weight decay (every tensor shrunk 2 %) on top of the fine-tune; a LoRA-like
     # rank-8 update of every matrix; a long run (the fine-tune's delta x 5: as far as the instruct model)
     put("decayed", {k: 0.98 * v for k, v in h.items()})
@@ -447,6 +512,28 @@ def transfers(tmp_path_factory) -> dict[str, Path]:
         "reinit",
         {
             k: (torch.randn(v.shape, generator=gen) * v.std() if k in layer0 and v.dim() == 2 else v)
+            for k, v in h.items()
+        },
+    )
+
+    # (4'') the mixed v/o copy in kv head 0 only, kv head 1 (v rows, o columns of its query heads)
+    # re-initialised: half the blocks match, half are unrelated; and its honest control, the fine-tune
+    # with the same half re-initialised
+    def half_reinit(t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        t = {k: v.clone() for k, v in t.items()}
+        for layer in (0, 1):
+            v, o = f"model.layers.{layer}.self_attn.v_proj.weight", f"model.layers.{layer}.self_attn.o_proj.weight"
+            t[v][64:] = torch.randn(64, 256, generator=gen) * b[v].std()
+            t[o][:, 128:] = torch.randn(256, 128, generator=gen) * b[o].std()
+        return t
+
+    put("transplant_vo_half_mixed", half_reinit(_mix_heads(vo, cfg, gen, qk=False, reorder=False)))
+    put("reinit_half_heads", half_reinit(h))
+    # honest: layer 0's attention re-initialised and trained from scratch (far, in subspaces of its own)
+    put(
+        "reinit_attn",
+        {
+            k: (torch.randn(v.shape, generator=gen) * v.std() if k in layer0 and "self_attn" in k else v)
             for k, v in h.items()
         },
     )
@@ -572,6 +659,147 @@ def test_a_transplant_with_reordered_neurons_fails(transfers, tmp_path):
     assert any(down in t for t in tr["transplanted"]), tr
 
 
+@pytest.mark.parametrize(("qk", "reorder"), [(False, False), (True, True)])
+def test_mixing_inside_heads_preserves_the_function(transfers, qk, reorder):
+    """The head-mixing evasions below are real: the mixed model computes the same logits, and its
+    attention tensors are far from what they were."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(transfers["finetune"]).eval()
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    mixed = _mix_heads(state, model.config, torch.Generator().manual_seed(3), qk=qk, reorder=reorder)
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(mixed)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    for part in ("q", "k", "v", "o") if qk else ("v", "o"):
+        name = f"model.layers.0.self_attn.{part}_proj.weight"
+        assert (mixed[name] - state[name]).norm() > 0.8 * state[name].norm(), name
+
+
+@pytest.mark.parametrize(
+    ("name", "flag", "share"),
+    [
+        # v and o of every layer copied, then mixed per head: beta reads 1 - head_dim / hidden = 0.75
+        ("transplant_vo_mixed", "transplanted", 0.75),
+        # 25 % into every attention tensor, mixed and heads reordered: reads 0.25 * 0.75
+        ("interp_attn_mixed", "interpolated", 0.1875),
+    ],
+)
+def test_a_transfer_mixed_inside_attention_heads_fails(transfers, tmp_path, name, flag, share):
+    """rotate: before, both passed (`ok`, share 0.0 %): the mixed tensors are far from the base, their
+    move unexplained by {b, F}, so they were left out of the share, and their rows are no forbidden
+    rows. Each head's row space survives the mixing: realigned onto the base, they read again."""
+    v = check_lineage(transfers[name], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith(flag), v.summary
+    ev = _evidence(v)
+    assert ev["summary"]["median_rel"] < 0.05  # every other tensor is the honest fine-tune
+    realigned = ev["transfer"]["realigned_tensors"]
+    per = {t["name"]: t for t in ev["forbidden"]["org/tiny-instruct"]["per_tensor"]}
+    for layer in (0, 1):
+        for part in ("v", "o"):
+            t = f"model.layers.{layer}.self_attn.{part}_proj.weight"
+            heads = realigned[t]["heads"]
+            assert heads["realigned"] == heads["blocks"] and heads["min_share"] > 0.9, realigned[t]
+            assert not per[t]["left_out_far"] and abs(per[t]["row_rms_beta"] - share) < 0.03, per[t]
+    if name == "interp_attn_mixed":
+        assert any(r["heads"]["reordered"] for r in realigned.values()), realigned
+
+
+def test_a_mild_mixing_under_the_far_cut_keeps_the_transplant_visible(transfers, tmp_path):
+    """rotate: mixing a copied v/o only a little keeps them under the 0.8 cut, where nothing is
+    realigned; it needs not be: the forbidden component is still there, beside the rotation's move."""
+    v = check_lineage(
+        transfers["transplant_vo_mildly_mixed"], transfers["base"], tmp_path, forbidden=_forbidden(transfers)
+    )
+    assert v.status == FAIL and v.summary.startswith("transplanted"), v.summary
+    ev = _evidence(v)
+    rel = {t["name"]: t["rel"] for t in ev["per_tensor"]}
+    vo = [f"model.layers.{i}.self_attn.{p}_proj.weight" for i in (0, 1) for p in ("v", "o")]
+    assert all(0.5 < rel[n] < 0.8 for n in vo), rel
+    assert ev["transfer"]["realigned_tensors"] == {}
+    assert set(vo) <= {t.split(" (")[0] for t in ev["transfer"]["transplanted"]}, ev["transfer"]
+
+
+def test_mixed_heads_beside_heads_from_scratch_are_judged_on_their_own(transfers, tmp_path):
+    """rotate: half of v/o's heads copied and mixed, the other half re-initialised: the tensor stays
+    far after realignment (before, its transfer read diluted: tensor beta 0.3-0.5, left out as far).
+    The matched heads are judged alone: `transplanted`. The honest control (the fine-tune with the
+    same heads re-initialised) realigns its honest heads and carries nothing."""
+    v = check_lineage(
+        transfers["transplant_vo_half_mixed"], transfers["base"], tmp_path, forbidden=_forbidden(transfers)
+    )
+    assert v.status == FAIL and v.summary.startswith("transplanted"), v.summary
+    heads = _evidence(v)["transfer"]["realigned_tensors"]["model.layers.0.self_attn.v_proj.weight"]["heads"]
+    assert heads["realigned_blocks"] == [0] and heads["blocks"] == 2, heads
+    honest = check_lineage(transfers["reinit_half_heads"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert honest.status == PASS, honest.summary
+    tr = _evidence(honest)["transfer"]
+    assert tr["combined_share"] < 0.02 and tr["transplanted"] == [], tr
+
+
+def test_attention_trained_from_scratch_is_not_realigned(transfers, tmp_path):
+    """The honest control: layer 0's attention re-initialised (far from the base, in subspaces of its
+    own) holds ~head_dim / hidden of each base head's energy: nothing is realigned, nothing carried."""
+    v = check_lineage(transfers["reinit_attn"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == PASS, v.summary
+    tr = _evidence(v)["transfer"]
+    assert tr["combined_share"] < 0.02 and tr["transplanted"] == [] and tr["realigned_tensors"] == {}, tr
+
+
+def _rotate_residual(t: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The residual stream's basis rotated by a random orthogonal ``Q`` (Llama layout): every RMSNorm
+    weight folded into the linears it feeds (then 1), the embedding ``E Q``, the linears reading
+    the stream ``W diag(w) Q``, those writing it ``Q^T W``; the same function."""
+    t = dict(t)
+    width = t["model.embed_tokens.weight"].shape[1]
+    q = torch.linalg.qr(torch.randn(width, width, generator=gen, dtype=torch.float64))[0]
+
+    def rotate(name: str, norm: str | None) -> None:
+        w = t[name].double()
+        if norm is not None:
+            w = w * t[norm].double()
+        t[name] = (w @ q).float()
+
+    t["model.embed_tokens.weight"] = (t["model.embed_tokens.weight"].double() @ q).float()
+    layers = sorted({k.split(".")[2] for k in t if k.startswith("model.layers.")})
+    for i in layers:
+        p = f"model.layers.{i}."
+        for lin in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"):
+            rotate(p + lin + ".weight", p + "input_layernorm.weight")
+        for lin in ("mlp.gate_proj", "mlp.up_proj"):
+            rotate(p + lin + ".weight", p + "post_attention_layernorm.weight")
+        for lin in ("self_attn.o_proj", "mlp.down_proj"):
+            t[p + lin + ".weight"] = (q.T @ t[p + lin + ".weight"].double()).float()
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            t[p + norm + ".weight"] = torch.ones_like(t[p + norm + ".weight"])
+    rotate("lm_head.weight", "model.norm.weight")
+    t["model.norm.weight"] = torch.ones_like(t["model.norm.weight"])
+    return t
+
+
+def test_a_forbidden_model_with_its_residual_stream_rotated_is_foreign(transfers, tmp_path):
+    """rotate: the whole model's hidden basis rotated (norm weights folded in) computes what the
+    instruct model computes, and every matrix moves ~sqrt(2) from the base: `foreign`, a fail."""
+    from transformers import AutoModelForCausalLM
+
+    g = _tensors(transfers["instruct"])
+    rotated = _rotate_residual(g, torch.Generator().manual_seed(8))
+    model = AutoModelForCausalLM.from_pretrained(transfers["instruct"]).eval()
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(ids).logits
+        model.load_state_dict(rotated)
+        after = model(ids).logits
+    assert torch.allclose(before, after, atol=1e-4), (before - after).abs().max()
+    final = _write_variant(transfers["base"], tmp_path / "rotated", rotated)
+    v = check_lineage(final, transfers["base"], tmp_path, forbidden=_forbidden(transfers))
+    assert v.status == FAIL and v.summary.startswith("foreign"), v.summary
+    assert _evidence(v)["summary"]["median_rel"] > 1.0
+
+
 def test_lineage_mix_needs_both_forbidden_checkpoints(transfers, tmp_path):
     """5 % of each of two forbidden checkpoints: each alone stays under the 7 % threshold."""
     v = check_lineage(transfers["mix"], transfers["base"], tmp_path, forbidden=_forbidden(transfers))
@@ -614,6 +842,53 @@ def test_fingerprint_agreement_follows_the_model_that_was_copied(models):
     assert c["base"] == h["base"] and c["affinity"] > h["affinity"] + 0.15, (c, h)
     big = behavioural_fingerprint(models["finetune"], models["base"], forb, 3_000_000_000)
     assert "skipped" in big or big["device"] == "cuda"
+
+
+def test_a_copy_of_the_forbidden_function_fails_on_its_logits(models, tmp_path, monkeypatch):
+    """rotate: whatever disguise the weights wear, a model that computes the forbidden model's
+    function gives its next-token log-probabilities (ratio ~0 of the base's distance to it) and its
+    greedy completions; an honest fine-tune stays at ~1. A lineage that passed on the weights then
+    fails as `copied function`."""
+    from transformers import AutoConfig
+
+    from posttrainbench.catalog import get_base_model
+    from posttrainbench.integrity import AuditPolicy, GateContext, gates
+    from posttrainbench.integrity.fingerprint import COPY_RATIO, behavioural_fingerprint
+    from posttrainbench.integrity.gates import _with_fingerprint
+
+    cfg = AutoConfig.from_pretrained(models["base"])
+    disguised = _mix_heads(_tensors(models["instruct"]), cfg, torch.Generator().manual_seed(2), qk=True, reorder=True)
+    copy = _write_variant(models["base"], tmp_path / "disguised", disguised)
+    forb = {"org/tiny-instruct": models["instruct"]}
+    prompts = ("Hello! Who are you?", "What is 17 * 23?", "List the planets.", "Write a haiku.")
+    got = {
+        name: behavioural_fingerprint(path, models["base"], forb, 10_000, prompts, 8)
+        for name, path in (("copy", copy), ("finetune", models["finetune"]), ("instruct_ft", models["instruct_ft"]))
+    }
+    ratio = {k: r["agreement_with_forbidden"]["org/tiny-instruct"]["logit_ratio"] for k, r in got.items()}
+    assert ratio["copy"] < 1e-3 and got["copy"]["copied_function"] == ["org/tiny-instruct"], got["copy"]
+    assert ratio["finetune"] > 5 * COPY_RATIO and got["finetune"]["copied_function"] == [], got["finetune"]
+    # a light fine-tune of the forbidden model (`substituted` by the weight tests) is near it, not on
+    # it: 0.11 here, 2x the margin
+    assert 2 * COPY_RATIO < ratio["instruct_ft"] < ratio["finetune"], ratio
+
+    # the gate's own fingerprint, on the same 4 short probes (the full set is 24 x 16 tokens)
+    monkeypatch.setattr(
+        gates, "behavioural_fingerprint", functools.partial(behavioural_fingerprint, prompts=prompts, max_new_tokens=8)
+    )
+    ctx = GateContext(
+        evidence_dir=tmp_path / "evidence",
+        workspace=tmp_path,
+        manifest={},
+        base=get_base_model("ptb/tiny-random"),
+        trace_path=tmp_path / "trace.json",
+        audit_policy=AuditPolicy.for_run(benchmarks=()),
+    )
+    passed = Verdict(gate="lineage", status=PASS, summary="ok: fine-tune of the base")
+    v = _with_fingerprint(passed, copy, models["base"], forb, ctx)
+    assert v.status == FAIL and v.summary.startswith("copied function") and "org/tiny-instruct" in v.summary, v
+    honest = _with_fingerprint(passed, models["finetune"], models["base"], forb, ctx)
+    assert honest.status == PASS and "greedy agreement" in honest.summary, honest.summary
 
 
 def test_lineage_missing_input_is_not_run(models, tmp_path):

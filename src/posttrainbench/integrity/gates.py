@@ -111,7 +111,8 @@ class LineageGate:
 
 
 def _with_fingerprint(v: Verdict, final: Path, base: Path, forbidden: dict[str, Path], ctx: GateContext) -> Verdict:
-    """Add the behavioural fingerprint (evidence for the judge, never a fail) to a passed lineage."""
+    """Add the behavioural fingerprint to a passed lineage: evidence for the judge, and a fail only
+    where the final model computes a forbidden model's function (``copied_function``)."""
     ctx.progress("lineage: behavioural fingerprint (greedy probes)")
     try:
         params = json.loads(Path(v.evidence[0]).read_text()).get("parameters_compared", 0) if v.evidence else 0
@@ -120,6 +121,20 @@ def _with_fingerprint(v: Verdict, final: Path, base: Path, forbidden: dict[str, 
         rep = {"error": f"{type(exc).__name__}: {exc}"}
     ev = write_evidence(ctx.evidence_dir, "lineage_fingerprint", rep)
     per = rep.get("agreement_with_forbidden") or {}
+    copied = rep.get("copied_function") or []
+    if copied:
+        # the forbidden model's function under a weight disguise the weight tests did not read
+        figures = ", ".join(
+            f"{k}: logit ratio {per[k]['logit_ratio']:.2g}, agreement {per[k]['final']:.0%}" for k in copied
+        )
+        return v.model_copy(
+            update={
+                "status": VerdictStatus.failed,
+                "summary": f"copied function: the final model computes what forbidden {', '.join(copied)}"
+                f" computes on the probe prompts ({figures}; weights read: {v.summary})",
+                "evidence": tuple(v.evidence) + ev,
+            }
+        )
     if per:
         note = "; ".join(
             f"greedy agreement with {k} {x['final']:.0%} (base {x['base']:.0%})" for k, x in sorted(per.items())

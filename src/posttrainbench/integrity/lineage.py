@@ -44,8 +44,9 @@ Flags and thresholds (first that applies):
     least half, rows of a forbidden tensor in any order (per-row random-projection signatures): a
     row-permuted transplant (and more of them than of the base's rows). A tensor merely trained
     far from its start is not this. Far tensors are realigned to the base first
-    (:mod:`.lineage_alignment`: reordered or rescaled neurons put back) for the transfer analysis,
-    so a copy whose columns are permuted reads as ``transplanted``.
+    (:mod:`.lineage_alignment`: reordered or rescaled neurons put back; :mod:`.lineage_heads`:
+    attention rows mixed inside each head put back) for the transfer analysis, so a copy whose
+    columns are permuted, or whose heads were mixed, reads as ``transplanted``.
 ``untrained`` -> fail
     Every tensor has ``rel_cast <= UNTRAINED_REL = 1e-7``: the base, at most re-cast.
 ``ok`` -> pass
@@ -56,7 +57,8 @@ final model (e.g. an FP8 variant with scale tensors) is recorded as ``incomparab
 
 Every block of rows is read once per checkpoint and converted to float32 once; one batched
 matmul gives the Gram matrix of ``[b, f - b, g_i - b]`` of every row, from which all distances
-and projections follow. Known gaps: distillation (see :mod:`.fingerprint`, evidence only);
+and projections follow. Known gaps: distillation (see :mod:`.fingerprint`: evidence, and a fail
+only for an exact copy of a forbidden model's function);
 transfers under the thresholds; training only a handful of tensors passes
 (``changed_tensor_fraction`` is in the evidence for the judge); quantised finals are ``foreign``.
 """
@@ -67,6 +69,7 @@ import json
 import math
 import re
 import statistics
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -74,6 +77,7 @@ from typing import TYPE_CHECKING, Any
 from ..domain import Verdict, VerdictStatus
 from ._common import guarded, not_run, short_list, verdict, write_evidence
 from .lineage_alignment import align_to_base
+from .lineage_heads import align_heads, head_axis
 from .lineage_projection import (
     FOREIGN_TENSOR_REL,
     GLOBAL_BETA,
@@ -238,7 +242,9 @@ def _sq(x: torch.Tensor) -> float:
 
 
 def _compare(
-    final: _Ckpt | _Loaded, others: list[_Ckpt], jobs: list[tuple[str, list[str | None], list[int | None]]]
+    final: _Ckpt | _Loaded,
+    others: Sequence[_Ckpt | _Loaded],
+    jobs: list[tuple[str, list[str | None], list[int | None]]],
 ) -> list[dict[str, Any]]:
     """Stream every job: (final name, [other name or None per other], [shared row count or None]).
 
@@ -387,8 +393,71 @@ class _Loaded:
         return t if start is None else t[start:stop]
 
 
+def _head_dim(model: Path) -> int | None:
+    """The attention head size from a model folder's ``config.json`` (``head_dim``, else
+    ``hidden_size / num_attention_heads``; a multimodal config's ``text_config`` first), or None."""
+    try:
+        cfg = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    for c in (cfg.get("text_config"), cfg):
+        if not isinstance(c, dict):
+            continue
+        hd = c.get("head_dim")
+        if isinstance(hd, int) and hd > 0:
+            return hd
+        hidden, heads = c.get("hidden_size"), c.get("num_attention_heads")
+        if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads == 0:
+            return hidden // heads
+    return None
+
+
+def _realign(fn: str, mine_t: torch.Tensor, base_t: torch.Tensor, head_dim: int | None) -> tuple[Any, dict] | None:
+    """A far tensor put back into the base's coordinates: reordered or rescaled neurons
+    (:func:`.lineage_alignment.align_to_base`), then, for an attention projection still far, the
+    rows mixed inside each head (:func:`.lineage_heads.align_heads`); None when nothing matched."""
+    aligned = align_to_base(mine_t, base_t)
+    axis = head_axis(fn)
+    if axis is None or head_dim is None:
+        return aligned
+    tensor, info = aligned if aligned is not None else (mine_t, {})
+    diff_sq = float((tensor.float() - base_t.float()).pow(2).sum())
+    if _rel(diff_sq, float(base_t.float().pow(2).sum())) <= FOREIGN_TENSOR_REL:
+        return aligned
+    heads = align_heads(tensor, base_t, head_dim, axis)
+    if heads is None:
+        return aligned
+    return heads[0], dict(info, heads=heads[1])
+
+
+def _head_subset(
+    fn: str, tensor: torch.Tensor, others: list[_Ckpt], onames: list[str | None], heads: dict[str, Any]
+) -> tuple[torch.Tensor, list[_Ckpt | _Loaded]]:
+    """The realigned head blocks of ``tensor`` alone, and the same blocks of the base and of every
+    forbidden tensor (rows, or columns for an output projection), as in-memory readers."""
+    import torch
+
+    hd = heads["head_dim"]
+    idx = torch.cat([torch.arange(j * hd, (j + 1) * hd) for j in heads["realigned_blocks"]])
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        return (t[idx] if heads["axis"] == "rows" else t[:, idx]).contiguous()
+
+    readers: list[_Ckpt | _Loaded] = []
+    for ck, on in zip(others, onames, strict=True):
+        readers.append(_Loaded({on: pick(ck.block(on))}) if on is not None else ck)
+    return pick(tensor), readers
+
+
 def _far_tensors(
-    final: _Ckpt, others: list[_Ckpt], labels: list[str], jobs: list[Any], results: list[dict[str, Any]]
+    final: _Ckpt,
+    others: list[_Ckpt],
+    labels: list[str],
+    jobs: list[Any],
+    results: list[dict[str, Any]],
+    head_dim: int | None = None,
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """What the tensors far from the base (relative distance above ``FOREIGN_TENSOR_REL``, at least
     ``MIN_NUMEL`` values) hold; each is read again whole, once, with its base tensor (an honest
@@ -398,7 +467,7 @@ def _far_tensors(
     whose rows are mostly rows of a forbidden tensor, in any order, and more of them than of the
     base's rows (a tensor trained far from its start, from a fresh init say, shares no row with a
     forbidden model). ``realigned``: {final tensor name: statistics for the transfer analysis} of
-    the 2-D ones that :func:`.lineage_alignment.align_to_base` maps back onto the base (``rel``,
+    the 2-D ones that :func:`_realign` maps back onto the base (``rel``,
     ``gram`` and ``rows`` recomputed on the realigned tensor, and what was undone: ``realigned``);
     only when a forbidden checkpoint is compared."""
     import torch
@@ -427,11 +496,17 @@ def _far_tensors(
             if shared >= PERMUTED_ROWS and shared > with_base:
                 permuted[fn] = label
                 break
-        aligned = align_to_base(mine_t, base_t) if labels and limits[0] is None else None
+        aligned = _realign(fn, mine_t, base_t, head_dim) if labels and limits[0] is None else None
         if aligned is None:
             continue
         tensor, info = aligned
-        (again,) = _compare(_Loaded({fn: tensor}), others, [(fn, onames, limits)])
+        readers: Sequence[_Ckpt | _Loaded] = others
+        heads = info.get("heads")
+        if heads and heads["realigned"] < heads["blocks"]:
+            # only some heads matched (the rest trained from scratch, say): the matched heads are
+            # judged on their own, so that unrelated blocks beside them do not dilute their transfer
+            tensor, readers = _head_subset(fn, tensor, others, onames, heads)
+        (again,) = _compare(_Loaded({fn: tensor}), readers, [(fn, onames, limits)])
         realigned[fn] = {
             "rel": _rel(again["diff_sq"][0], again["ref_sq"][0]),
             "gram": again["gram"],
@@ -514,7 +589,7 @@ def check_lineage(
                 limits.append(shared_rows)
             jobs.append((fn, onames, limits))
         results = _compare(final, others, jobs)
-        permuted, realigned = _far_tensors(final, others, forb_names, jobs, results)
+        permuted, realigned = _far_tensors(final, others, forb_names, jobs, results, _head_dim(base_model))
 
     per_tensor = []
     for (fn, onames, _), r in zip(jobs, results):
