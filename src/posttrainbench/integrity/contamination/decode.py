@@ -778,13 +778,17 @@ class Decoder:
             self._embedded(data, depth, name)
         for rs, re_ in _spaceless(arr, _MIN_RUN):  # cheap prefilter: only long stretches without spaces
             sub = data[rs:re_]
+            covered = 0
             for s, e in _merged_runs(sub):
                 run = sub[s:e].replace(b"\r", b"").replace(b"\n", b"")
                 got = decode_run(run)
                 if got is not None and got[1]:
+                    covered += e - s
                     self.report.layers[got[0]] += 1
                     self.charge(len(got[1]))
                     self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{rs + s}")
+            if covered < len(sub) // 2:  # not base64/hex: escapes or base85 (an item escaped in prose)
+                self._variants(transforms.stretch_variants(sub), depth, f"{name}@{rs}")
         if self.vocab is not None:
             commas = np.flatnonzero(arr == np.uint8(44))
             if len(commas) < 16 or not np.any(commas[15:] - commas[:-15] <= 15 * 12):
