@@ -173,3 +173,28 @@ def test_ordinary_text_triggers_no_recovery() -> None:
     assert transforms.binary_variants(weights, np.frombuffer(weights, np.uint8)) == []
     assert transforms.raw_compressed(weights[:4096]) is None
     assert transforms.raw_compressed(os.urandom(4096)) is None
+
+
+def test_items_kept_in_names_symlink_targets_and_xattrs_are_found(g, tmp_path: Path) -> None:
+    """A question as a folder path (a word per component), as file names, as a symlink's target
+    and as an extended attribute: the names under the roots are scanned as one text."""
+    bench = get_benchmark("gsm8k")
+    stolen = [it for it in bench.load_test_items()[:60] if it.id in g["stolen"]]
+    qs = [it.input.partition("\n\n")[2].replace("/", " ") for it in stolen]
+    ws = tmp_path / "ws"
+    ws.joinpath(*qs[0].split()).mkdir(parents=True)
+    ws.joinpath(*qs[0].split(), "x.txt").write_text("1")
+    (ws / (qs[1][:200] + ".txt")).write_text("1")
+    os.symlink(qs[2][:250], ws / "link")
+    (ws / "f.txt").write_text("1")
+    os.setxattr(ws / "f.txt", "user.note", qs[3].encode())
+    status, ev = _scan(g["index"], ws)
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"], ev["hits"]
+    assert all(h["file"].startswith("<names under ") for h in ev["hits"])
+    # honest: a project's ordinary names (and an xattr) are no hit
+    ok = tmp_path / "ok"
+    (ok / "src" / "train_utils").mkdir(parents=True)
+    (ok / "src" / "train_utils" / "data_loader.py").write_text("x = 1\n")
+    os.setxattr(ok / "src" / "train_utils" / "data_loader.py", "user.origin", b"https://example.org/data")
+    status, ev = _scan(g["index"], ok)
+    assert status == PASS, ev["hits"]

@@ -45,6 +45,7 @@ from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
 from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
 from .kernel import Kernels, directory, load
+from .names import FileNames
 from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, long_hash, ngrams, postings
 
 GATE = "contamination"
@@ -716,9 +717,12 @@ def scan(
         return not_run(GATE, f"no scan root exists: {short_list([str(r) for r in roots])}")
     inc.roots += [str(r) for r in roots]
     done: set[str] = set()
+    names = FileNames()
     for path, real in walk(roots, exclude, inc.skipped):
+        names.add(path, real)
         if real in done:
             continue
         done.add(real)
         inc.feed_path(real, name=str(path))
+    names.feed(inc, roots)
     return inc.verdict()
