@@ -198,3 +198,63 @@ def test_items_kept_in_names_symlink_targets_and_xattrs_are_found(g, tmp_path: P
     os.setxattr(ok / "src" / "train_utils" / "data_loader.py", "user.origin", b"https://example.org/data")
     status, ev = _scan(g["index"], ok)
     assert status == PASS, ev["hits"]
+
+
+def test_items_typed_into_commands_are_found_through_the_gate(g, tmp_path: Path) -> None:
+    """Test items an agent writes from memory into a heredoc or a ``python -c`` and trains on in
+    memory leave no file: the gate scans the trace's tool-call inputs and the observed argv. Tool
+    outputs (an honest ``cat task/dev.jsonl``) and the harness's own command line are not read."""
+    from posttrainbench.domain import BaseModelSpec
+    from posttrainbench.integrity import AuditPolicy, ContaminationSources, GateContext
+    from posttrainbench.integrity.gates import ContaminationGate
+    from posttrainbench.trace import ToolCall, ToolResult, Trace, TraceStep, save_trace
+
+    bench = get_benchmark("gsm8k")
+    items = bench.load_test_items()[:60]
+    stolen = [it for it in items if it.id in g["stolen"]]
+    rows = [json.dumps({"q": it.input.partition("\n\n")[2], "a": it.target}) for it in stolen]
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "train.py").write_text("print('training')\n")
+    dev_text = "\n".join(rows)  # what an honest `cat` of the dev file prints: a tool *output*
+
+    def check(steps: list[TraceStep], argvs: list[list[str]]) -> tuple[VerdictStatus, dict]:
+        trace = tmp_path / "trace.json"
+        save_trace(trace, Trace(agent="claude", steps=steps))
+        observed = tmp_path / "observed.jsonl"
+        header = {"kind": "observer", "available": True, "complete": True, "harness_argv": ["claude", "-p", dev_text]}
+        lines = [header] + [{"kind": "exec", "argv": a, "pid": 10 + i} for i, a in enumerate(argvs)]
+        observed.write_text("".join(json.dumps(r) + "\n" for r in lines))
+        ev_dir = tmp_path / f"ev{len(steps)}{len(argvs)}"
+        ctx = GateContext(
+            evidence_dir=ev_dir,
+            workspace=ws,
+            manifest={},
+            base=BaseModelSpec(hub_id="ptb/tiny", family="tiny", chat_template="plain"),
+            trace_path=trace,
+            audit_policy=AuditPolicy(),
+            contamination=ContaminationSources(
+                items=[(it.id, it.test_text()) for it in items],
+                allowed=[],
+                covered=["gsm8k"],
+                pairs=[(it.id, it.input, it.target) for it in items],
+            ),
+            observed_log=observed,
+        )
+        v = ContaminationGate().check(ctx)
+        return v.status, json.loads(Path(v.evidence[0]).read_text())
+
+    heredoc = "python - <<'EOF'\nDATA = [\n" + ",\n".join(rows[:2]) + "\n]\ntrain(DATA)\nEOF"
+    cat = TraceStep(
+        index=0,
+        role="assistant",
+        tool_calls=[ToolCall(id="c0", name="Bash", input={"command": "cat task/dev.jsonl"})],
+        tool_results=[ToolResult(call_id="c0", output=dev_text)],
+    )
+    honest_argv = [["bash", "-c", "cat task/dev.jsonl"], ["python", "train.py"]]
+    status, ev = check([cat], honest_argv)
+    assert status == PASS, ev["hits"]
+    bad = TraceStep(index=1, role="assistant", tool_calls=[ToolCall(id="c1", name="Bash", input={"command": heredoc})])
+    status, ev = check([cat, bad], [*honest_argv, ["python", "-c", f"D = [{rows[2]}, {rows[3]}]"]])
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"], ev["hits"]
+    assert {h["file"] for h in ev["hits"]} == {"<trace: tool-call inputs>", "<observed: argv of every process>"}
