@@ -275,7 +275,9 @@ def _texts(trace: Trace) -> Iterator[tuple[int, str, str | None, str]]:
 
 
 _CONCAT = re.compile(r"""['"][ \t]{0,8}\+[ \t]{0,8}['"]""")  # 'Qwen/' + 'Qwen3-4B'
-_CONCAT_VAR = re.compile(r"""['"][ \t]{0,8}\+[ \t]{0,8}([A-Za-z_]\w{0,63})\b|\b([A-Za-z_]\w{0,63})[ \t]{0,8}\+[ \t]{0,8}['"]""")  # 'Qwen/' + M
+_CONCAT_VAR = re.compile(
+    r"""['"][ \t]{0,8}\+[ \t]{0,8}([A-Za-z_]\w{0,63})\b|\b([A-Za-z_]\w{0,63})[ \t]{0,8}\+[ \t]{0,8}['"]"""
+)  # 'Qwen/' + M
 _SHELL_SET = re.compile(r"""(?:^|[\s;&|(])(?:export\s+)?([A-Za-z_]\w{0,63})=(['"]?)([^\s'";&|)]{1,200})\2""")
 _PY_SET = re.compile(r"""\b([A-Za-z_]\w{0,63})[ \t]{0,8}=[ \t]{0,8}(['"])([^'"\n]{1,200})\2""")
 _VAR_USE = re.compile(r"\$\{?([A-Za-z_]\w{0,63})\}?")

@@ -578,6 +578,7 @@ class IncrementalScan:
         incomplete = [i for r in self.results for i in r.incomplete]
         bytes_read = sum(r.bytes_read for r in self.results)
         exact_items = {h["item_id"] for h in hits if h["channel"] == "exact"}
+        files = [r for r in self.results if not _is_text(r.name)]
         return {
             "gate": GATE,
             "roots": self.roots,
@@ -591,8 +592,9 @@ class IncrementalScan:
             "hit_items": sorted({h["item_id"] for h in hits}),
             "hits": hits[:_LIST_CAP],
             "near_misses": near,
-            "files_scanned_count": len(self.results),
-            "files_scanned": [r.name for r in self.results][:_LIST_CAP],
+            "files_scanned_count": len(files),
+            "files_scanned": [r.name for r in files][:_LIST_CAP],
+            "texts_scanned": [r.name for r in self.results if _is_text(r.name)],  # names, trace, argv
             "files_skipped": self.skipped[:_LIST_CAP],
             "files_skipped_count": len(self.skipped),
             "incomplete": incomplete[:_LIST_CAP],
@@ -618,7 +620,9 @@ class IncrementalScan:
             if h["item_id"] not in best or h["containment"] > best[h["item_id"]]["containment"]:
                 best[h["item_id"]] = h
         n_inc = report["incomplete_count"]
-        tail = f"{len(self.results)} files scanned" + (f", {len(self.skipped)} skipped" if self.skipped else "")
+        tail = f"{sum(not _is_text(r.name) for r in self.results)} files scanned" + (
+            f", {len(self.skipped)} skipped" if self.skipped else ""
+        )
         if len(hit_items) > self.max_hits:
             shown = [f"{i} ({best[i]['file']}, {best[i]['containment']:.2f})" for i in hit_items]
             return verdict(
@@ -638,6 +642,12 @@ class IncrementalScan:
         return verdict(
             GATE, VerdictStatus.passed, f"no test item above containment {self.threshold}{extra}; {tail}", ev
         )
+
+
+def _is_text(name: str) -> bool:
+    """Whether a fed name is one of the texts that are no file (``<names under …>``,
+    ``<trace: …>``, ``<observed: …>``)."""
+    return name.startswith("<") and name.endswith(">")
 
 
 def walk(roots: Iterable[Path], exclude: Iterable[Path], skipped: list[dict]) -> Iterator[tuple[Path, str]]:

@@ -478,7 +478,7 @@ def raw_compressed(head: bytes) -> str | None:
     ]
     for kind, make in tries:
         try:
-            out = make().decompress(head, 1 << 14)  # type: ignore[operator]
+            out = make().decompress(head, 1 << 14)  # type: ignore[operator]  # the factories are callables typed as object
         except Exception:  # noqa: BLE001 - any decoding error: not this format
             continue
         if len(out) >= 256 and np.count_nonzero(_PRINTABLE[np.frombuffer(out, np.uint8)]) > 0.9 * len(out):
