@@ -7,6 +7,8 @@ says ``not_run`` with the reason when one is missing.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from .judge import OBSERVED_LOG, run_judge
 from .lineage import check_lineage
 from .manifest import check_tamper
 from .model_check import check_model_folder
-from .observed_audit import check_observed, observer_ran
+from .observed_audit import agent_inputs, check_observed, observer_ran
 from .probe import check_probe
 from .trace_audit import DEFAULT_MAX_UNREADABLE, check_trace
 from .transfer import check_transfer
@@ -182,6 +184,8 @@ class ContaminationGate:
             observed = ctx.contamination_observed
             if observed is not None and observed.is_file():
                 inc.load_results(observed)
+            for name, blob in agent_inputs(ctx.trace_path, ctx.observed_log):
+                inc.feed(name, io.BytesIO(blob), len(blob), digest=hashlib.sha256(blob).hexdigest())
             # the observer's preserved copies (files written, then deleted or changed) too
             roots += [r for r in ctx.extra_scan_roots if r.exists() and r not in roots]
             verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)

@@ -171,3 +171,43 @@ def check_observed(
         f"{report['requests']} requests{note}",
         ev,
     )
+
+
+def agent_inputs(trace_path: Path | None, observed_log: Path | None) -> list[tuple[str, bytes]]:
+    """What the agent *typed*, as texts for the contamination scan: every tool-call input of the
+    trace (a heredoc, a ``python -c``, a file written by an edit tool) and every argv the sandbox
+    exec'd (the harness's own command line left out). Test items an agent writes from memory
+    into a command and trains on in memory leave no file; they are here. Tool *outputs* and log
+    lines are not read (an honest ``cat task/dev.jsonl`` prints dev items)."""
+    out: list[tuple[str, bytes]] = []
+    if trace_path is not None and Path(trace_path).is_file():
+        try:
+            trace = load_trace(trace_path)
+        except Exception:  # noqa: BLE001 - an unreadable trace is the trace audit's not_run
+            trace = None
+        if trace is not None:
+            calls = []
+            for s in trace.steps:
+                for c in s.tool_calls:
+                    if isinstance(c.input, str):
+                        calls.append(c.input)
+                    elif isinstance(c.input, dict):
+                        calls += [v if isinstance(v, str) else json.dumps(v) for v in c.input.values() if v is not None]
+                    elif c.input is not None:
+                        calls.append(json.dumps(c.input))
+            if calls:
+                out.append(("<trace: tool-call inputs>", "\n".join(calls).encode()))
+    if observed_log is not None and Path(observed_log).is_file():
+        try:
+            header, records = load_observed(observed_log)
+        except (OSError, ValueError):
+            return out
+        harness = [str(a) for a in header.get("harness_argv") or []]
+        argvs = [
+            shlex.join(str(a) for a in rec["argv"])
+            for rec in records
+            if rec.get("kind") == "exec" and rec.get("argv") and not _is_harness(rec["argv"], harness)
+        ]
+        if argvs:
+            out.append(("<observed: argv of every process>", "\n".join(argvs).encode()))
+    return out

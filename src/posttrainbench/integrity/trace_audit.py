@@ -41,6 +41,7 @@ trace is missing, unparseable, has no step the audit can read, or has more unrea
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -273,6 +274,51 @@ def _texts(trace: Trace) -> Iterator[tuple[int, str, str | None, str]]:
                 yield s.index, "call", c.name, json.dumps(c.input)
 
 
+_CONCAT = re.compile(r"""['"][ \t]{0,8}\+[ \t]{0,8}['"]""")  # 'Qwen/' + 'Qwen3-4B'
+_CONCAT_VAR = re.compile(
+    r"""['"][ \t]{0,8}\+[ \t]{0,8}([A-Za-z_]\w{0,63})\b|\b([A-Za-z_]\w{0,63})[ \t]{0,8}\+[ \t]{0,8}['"]"""
+)  # 'Qwen/' + M
+_SHELL_SET = re.compile(r"""(?:^|[\s;&|(])(?:export\s+)?([A-Za-z_]\w{0,63})=(['"]?)([^\s'";&|)]{1,200})\2""")
+_PY_SET = re.compile(r"""\b([A-Za-z_]\w{0,63})[ \t]{0,8}=[ \t]{0,8}(['"])([^'"\n]{1,200})\2""")
+_VAR_USE = re.compile(r"\$\{?([A-Za-z_]\w{0,63})\}?")
+_B64_RUN = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{12,4096}={0,2}(?![A-Za-z0-9+/])")
+_QUOTES = str.maketrans("", "", "'\"\\`")
+
+
+def deobfuscated(texts: list[tuple[int, str, str | None, str]]) -> Iterator[tuple[int, str, str | None, str]]:
+    """Each text, then (when it differs) the same text with the cheap obfuscations an agent can
+    type undone, so a name split to dodge the rules is read whole: string concatenation
+    (``'Qwen/' + 'Qwen3-4B'``, a variable between), shell and Python variables assigned anywhere
+    in the trace (``M=Qwen3-4B; ... Qwen/$M``), quotes and backslashes inside a word
+    (``Qwen/Qwen3''-4B``), and base64 runs that decode to text. Not undone: computed strings
+    (``chr`` arithmetic, reversed, encrypted), names fetched from elsewhere."""
+    values: dict[str, str] = {}
+    for _step, _kind, _tool, text in texts:
+        for m in _SHELL_SET.finditer(text):
+            values.setdefault(m[1], m[3])
+        for m in _PY_SET.finditer(text):
+            values.setdefault(m[1], m[3])
+    for item in texts:
+        yield item
+        step, kind, tool, text = item
+        t = _CONCAT.sub("", text)
+        t = _CONCAT_VAR.sub(lambda m: values.get(m[1] or m[2], m[0]), t)
+        t = _VAR_USE.sub(lambda m: values.get(m[1], m[0]), t)
+        t = t.translate(_QUOTES)
+        decoded = []
+        for m in _B64_RUN.finditer(text):
+            try:
+                d = base64.b64decode(m[0] + "=" * (-len(m[0]) % 4), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if d.isprintable():
+                decoded.append(d)
+        if decoded:
+            t += "\n" + "\n".join(decoded)
+        if t != text:
+            yield step, kind, tool, t
+
+
 def _edited_paths(tool: str, raw_input: object) -> list[str]:
     """Files an edit/write tool call touches."""
     paths: list[str] = []
@@ -310,7 +356,7 @@ def audit_trace(trace: Trace, policy: AuditPolicy) -> list[Finding]:
 
     calls = {s.index: s.tool_calls for s in trace.steps}
     m: re.Match[str] | None
-    for step, _kind, tool, text in _texts(trace):
+    for step, _kind, tool, text in deobfuscated(list(_texts(trace))):
         # unauthorized API use
         for m in _URL.finditer(text):
             host, path = m.group(1).lower(), m.group(2) or ""

@@ -54,6 +54,8 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
+from . import transforms
+
 BLOCK = 1 << 18  # 256 KiB: the scanner's arrays stay in cache
 _HEAD = 1 << 12
 _MAX_LINE = 1 << 24  # a text block is cut at whitespace; a line longer than this is cut anyway
@@ -334,6 +336,8 @@ class Decoder:
             if kind == "text" and ids_kind:
                 kind = ids_kind
             self._ids_too = kind == "utf32le" and ids_kind == "ids32"  # small ids read as both
+        if kind == "text" and len(head) >= 64 and _binary(head):
+            kind = transforms.raw_compressed(head) or kind  # a headerless deflate/LZMA stream
         if kind != "text":
             self.report.layers[kind] += 1
         if depth >= self.limits.max_depth and kind not in ("text", "utf16", "utf32"):
@@ -354,15 +358,13 @@ class Decoder:
         self.stream(io.BufferedReader(_Counted(inner, self), BLOCK), depth + 1, name)
 
     def _gzip(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        import gzip
-
-        self._compressed(lambda f: gzip.GzipFile(fileobj=f), fh, depth, name + "|gz")
+        self._inflate(lambda: zlib.decompressobj(31), fh, depth, name + "|gz", b"\x1f\x8b")
 
     def _bz2(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        self._compressed(bz2.BZ2File, fh, depth, name + "|bz2")
+        self._inflate(bz2.BZ2Decompressor, fh, depth, name + "|bz2", b"BZh")
 
     def _xz(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        self._compressed(lzma.LZMAFile, fh, depth, name + "|xz")
+        self._inflate(lzma.LZMADecompressor, fh, depth, name + "|xz", b"\xfd7zXZ")
 
     def _zstd(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
         import zstandard
@@ -393,6 +395,88 @@ class Decoder:
                 return n
 
         self.stream(io.BufferedReader(_Counted(_Z(), self), BLOCK), depth + 1, name + "|zlib")
+
+    def _deflate(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
+        self._inflate(lambda: zlib.decompressobj(-15), fh, depth, name + "|deflate")
+
+    def _lzmaraw0(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
+        f = transforms.LZMA_RAW[0]
+        self._inflate(lambda: lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=f), fh, depth, name + "|lzma-raw")
+
+    def _lzmaraw1(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
+        f = transforms.LZMA_RAW[1]
+        self._inflate(lambda: lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=f), fh, depth, name + "|lzma-raw")
+
+    def _inflate(
+        self, make: Callable[[], Any], fh: Readable, depth: int, name: str, magic: bytes | None = None
+    ) -> None:
+        """A compressed stream decompressed incrementally up to its own end (what decoded before
+        an error is kept). Members that follow with the same ``magic`` are read on (concatenated
+        gzip/bz2/xz files); any other bytes after the end are a stream of their own (text
+        appended to a gzip file is scanned, not dropped as trailing garbage)."""
+        limit = 1 << 22
+
+        class _D(io.RawIOBase):
+            def __init__(self) -> None:
+                self.d, self.buf, self.pending = make(), b"", b""
+                self.tail: bytes | None = None
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, b: Any) -> int:
+                while not self.buf and self.tail is None:
+                    if self.d.eof:
+                        rest = self.d.unused_data + self.pending + (b"" if self.pending else fh.read(BLOCK))
+                        self.pending = b""
+                        if magic is not None and rest.startswith(magic):
+                            self.d, self.pending = make(), rest
+                            continue
+                        self.tail = rest
+                        break
+                    raw = self.pending or fh.read(BLOCK)
+                    self.pending = b""
+                    if not raw:
+                        self.tail = b""
+                        break
+                    self.buf = (
+                        self.d.decompress(raw, limit) if hasattr(self.d, "unconsumed_tail") else self.d.decompress(raw)
+                    )
+                    self.pending = getattr(self.d, "unconsumed_tail", b"")
+                n = min(len(b), len(self.buf))
+                b[:n], self.buf = self.buf[:n], self.buf[n:]
+                return n
+
+        dec = _D()
+        self.stream(io.BufferedReader(_Counted(dec, self), BLOCK), depth + 1, name)
+        if dec.tail is not None and depth + 1 < self.limits.max_depth:
+            tail = _Replay(dec.tail, fh)
+            head = _read_full(tail, 1)
+            if head:
+                self.report.layers["after-end"] += 1
+                self.stream(_Replay(head, tail), depth + 1, name + "|after-end")
+
+    def _variants(self, found: list[tuple[str, bytes]], depth: int, name: str) -> None:
+        """Blocks recovered from a transform (:mod:`.transforms`), each scanned as a stream."""
+        for kind, out in found:
+            self.report.layers[kind] += 1
+            self.charge(len(out))
+            self.stream(io.BytesIO(out), depth + 1, f"{name}|{kind}")
+
+    def _binary_block(self, data: bytes, arr: np.ndarray, depth: int, name: str) -> None:
+        """A binary block: compressed streams embedded at an offset (a pickled or ``torch.save``d
+        blob; decoded to the end of the block), a byte substitution, floats holding character codes."""
+        self._embedded(data, depth, name)
+        self._variants(transforms.binary_variants(data, arr), depth, name)
+
+    def _embedded(self, data: bytes, depth: int, name: str) -> None:
+        """Compressed streams that start inside the block, each decoded up to its own end (what
+        follows it, e.g. the rest of a pickle, is no error)."""
+        for off, kind in transforms.embedded_offsets(data):
+            self.report.layers["embedded"] += 1
+            before = len(self.report.errors)
+            self._inflate(_EMBEDDED_DECOMPRESSORS[kind], io.BytesIO(data[off:]), depth, f"{name}@{off}|{kind}")
+            del self.report.errors[before:]  # a magic number by chance in random bytes is no error
 
     def _seekable(self, fh: Readable, path: str | None) -> tuple[IO[bytes], bool]:
         """A seekable copy of the stream (the file itself when there is one)."""
@@ -454,6 +538,8 @@ class Decoder:
                             return 0
                         break
                     dec.sink.text(raw)
+                    if depth + 1 < dec.limits.max_depth:  # not base64 after all: quoted-printable, say
+                        dec._variants(transforms.text_variants(raw, np.frombuffer(raw, np.uint8)), depth, name)
                     body = self.rest + raw.replace(b"\r", b"").replace(b"\n", b"")
                     cut = len(body) - len(body) % 8
                     self.rest = body[cut:]
@@ -512,6 +598,10 @@ class Decoder:
             return
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)) or not np.array_equal(arr, np.round(arr)):
+                codes = transforms.float_codes(arr.ravel())  # codes scaled (code / 255, ...)
+                if codes is not None:
+                    self.report.layers["float-codes"] += 1
+                    self.sink.text(transforms.codes_text(codes))
                 return
         elif arr.dtype.kind not in "iub":
             return
@@ -671,6 +761,8 @@ class Decoder:
             printable |= (arr - np.uint8(9)) < np.uint8(5)
             if np.count_nonzero(printable) < _TEXT_RATIO * len(arr):
                 # binary (weights, random bytes): only its printable stretches are text, as `strings` reads them
+                if depth + 1 < self.limits.max_depth:
+                    self._binary_block(data, arr, depth, name)
                 if not _may_hold_run(printable):
                     return
                 for s, e in runs(printable, _MIN_STRING):
@@ -681,15 +773,22 @@ class Decoder:
         if depth + 1 >= self.limits.max_depth or len(data) < _MIN_RUN:
             return
         arr = np.frombuffer(data, dtype=np.uint8)
+        self._variants(transforms.text_variants(data, arr), depth, name)
+        if len(arr) < 4096:  # a small binary block is read as text: what it embeds is not
+            self._embedded(data, depth, name)
         for rs, re_ in _spaceless(arr, _MIN_RUN):  # cheap prefilter: only long stretches without spaces
             sub = data[rs:re_]
+            covered = 0
             for s, e in _merged_runs(sub):
                 run = sub[s:e].replace(b"\r", b"").replace(b"\n", b"")
                 got = decode_run(run)
                 if got is not None and got[1]:
+                    covered += e - s
                     self.report.layers[got[0]] += 1
                     self.charge(len(got[1]))
                     self.stream(io.BytesIO(got[1]), depth + 1, f"{name}|{got[0]}@{rs + s}")
+            if covered < len(sub) // 2:  # not base64/hex: escapes or base85 (an item escaped in prose)
+                self._variants(transforms.stretch_variants(sub), depth, f"{name}@{rs}")
         if self.vocab is not None:
             commas = np.flatnonzero(arr == np.uint8(44))
             if len(commas) < 16 or not np.any(commas[15:] - commas[:-15] <= 15 * 12):
@@ -703,6 +802,29 @@ class Decoder:
 
 
 _ALL_SET = np.uint64(0x0101010101010101)
+
+
+def _zstd_obj() -> Any:
+    import zstandard
+
+    return zstandard.ZstdDecompressor().decompressobj()
+
+
+_EMBEDDED_DECOMPRESSORS: dict[str, Callable[[], Any]] = {
+    "gzip": lambda: zlib.decompressobj(31),
+    "xz": lzma.LZMADecompressor,
+    "zstd": _zstd_obj,
+    "bz2": bz2.BZ2Decompressor,
+}
+
+
+def _binary(head: bytes) -> bool:
+    """Whether a stream's head is binary (under 60% printable ASCII)."""
+    arr = np.frombuffer(head, dtype=np.uint8)
+    printable = np.count_nonzero((arr - np.uint8(32)) < np.uint8(95)) + np.count_nonzero(
+        (arr - np.uint8(9)) < np.uint8(5)
+    )
+    return bool(printable < _TEXT_RATIO * len(arr))
 
 
 def _may_hold_run(mask: np.ndarray) -> bool:

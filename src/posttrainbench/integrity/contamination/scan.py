@@ -45,6 +45,7 @@ from .._common import guarded, not_run, short_list, verdict, write_evidence
 from .decode import BLOCK, Decoder, Limits, Readable, open_sparse_aware
 from .index import DEFAULT_FUZZY_THRESHOLD, FUZZY_WINDOW, PAIR_K, PAIR_WINDOW, ContaminationIndex
 from .kernel import Kernels, directory, load
+from .names import FileNames
 from .tokens import NGRAM_MULTIPLIER, HashSet, expand, hash_bytes, long_hash, ngrams, postings
 
 GATE = "contamination"
@@ -577,6 +578,7 @@ class IncrementalScan:
         incomplete = [i for r in self.results for i in r.incomplete]
         bytes_read = sum(r.bytes_read for r in self.results)
         exact_items = {h["item_id"] for h in hits if h["channel"] == "exact"}
+        files = [r for r in self.results if not _is_text(r.name)]
         return {
             "gate": GATE,
             "roots": self.roots,
@@ -590,8 +592,9 @@ class IncrementalScan:
             "hit_items": sorted({h["item_id"] for h in hits}),
             "hits": hits[:_LIST_CAP],
             "near_misses": near,
-            "files_scanned_count": len(self.results),
-            "files_scanned": [r.name for r in self.results][:_LIST_CAP],
+            "files_scanned_count": len(files),
+            "files_scanned": [r.name for r in files][:_LIST_CAP],
+            "texts_scanned": [r.name for r in self.results if _is_text(r.name)],  # names, trace, argv
             "files_skipped": self.skipped[:_LIST_CAP],
             "files_skipped_count": len(self.skipped),
             "incomplete": incomplete[:_LIST_CAP],
@@ -617,7 +620,9 @@ class IncrementalScan:
             if h["item_id"] not in best or h["containment"] > best[h["item_id"]]["containment"]:
                 best[h["item_id"]] = h
         n_inc = report["incomplete_count"]
-        tail = f"{len(self.results)} files scanned" + (f", {len(self.skipped)} skipped" if self.skipped else "")
+        tail = f"{sum(not _is_text(r.name) for r in self.results)} files scanned" + (
+            f", {len(self.skipped)} skipped" if self.skipped else ""
+        )
         if len(hit_items) > self.max_hits:
             shown = [f"{i} ({best[i]['file']}, {best[i]['containment']:.2f})" for i in hit_items]
             return verdict(
@@ -637,6 +642,12 @@ class IncrementalScan:
         return verdict(
             GATE, VerdictStatus.passed, f"no test item above containment {self.threshold}{extra}; {tail}", ev
         )
+
+
+def _is_text(name: str) -> bool:
+    """Whether a fed name is one of the texts that are no file (``<names under …>``,
+    ``<trace: …>``, ``<observed: …>``)."""
+    return name.startswith("<") and name.endswith(">")
 
 
 def walk(roots: Iterable[Path], exclude: Iterable[Path], skipped: list[dict]) -> Iterator[tuple[Path, str]]:
@@ -716,9 +727,12 @@ def scan(
         return not_run(GATE, f"no scan root exists: {short_list([str(r) for r in roots])}")
     inc.roots += [str(r) for r in roots]
     done: set[str] = set()
+    names = FileNames()
     for path, real in walk(roots, exclude, inc.skipped):
+        names.add(path, real)
         if real in done:
             continue
         done.add(real)
         inc.feed_path(real, name=str(path))
+    names.feed(inc, roots)
     return inc.verdict()
