@@ -17,7 +17,10 @@ Per document (a top-level stream, all it decodes to included)
     prefix (an 8-gram at the start of its question) with its answer token within
     ``PAIR_WINDOW = 32`` tokens before or after it (a "question prefix -> answer" table).
 Verdict
-    failed when more than ``max_hits = 0`` distinct items hit; otherwise ``not_run`` when some
+    failed when more than ``max_hits = 0`` distinct items hit, an item found only in what the agent
+    typed (the trace's tool-call inputs, the observed argv) counting only when at least
+    ``TYPED_MIN_ITEMS = 3`` such items are (one or two pasted into a smoke test are evidence, a
+    training set typed from memory is many); otherwise ``not_run`` when some
     content could not be fully decoded (over the bomb limits, encrypted, an unsupported archive
     format: listed under ``incomplete``), else passed.
 
@@ -52,6 +55,9 @@ GATE = "contamination"
 DEFAULT_THRESHOLD = 0.5
 SKIP_DIRS = {".git", "__pycache__", ".hg", ".svn"}
 _LIST_CAP = 5000
+# Items found only in typed texts (no file) fail from this many on: an honest agent may paste a dev
+# question or two into a command to try its model; training on typed-in items takes many.
+TYPED_MIN_ITEMS = 3
 _IDS_BLOCK = 1 << 16
 
 
@@ -614,7 +620,10 @@ class IncrementalScan:
         """failed (more than max_hits items hit), else not_run (content not fully scanned), else passed."""
         report = self.report()
         ev = write_evidence(self.evidence_dir, GATE, report)
-        hit_items = report["hit_items"]
+        all_hits = [h for r in self.results for h in r.hits]
+        in_files = {h["item_id"] for h in all_hits if not _is_typed(h["file"])}
+        typed_only = sorted({h["item_id"] for h in all_hits} - in_files)
+        hit_items = sorted(in_files) + (typed_only if len(typed_only) >= TYPED_MIN_ITEMS else [])
         best: dict[str, dict] = {}
         for h in report["hits"]:
             if h["item_id"] not in best or h["containment"] > best[h["item_id"]]["containment"]:
@@ -639,9 +648,16 @@ class IncrementalScan:
                 ev,
             )
         extra = f" ({len(hit_items)} item hits within max_hits={self.max_hits})" if hit_items else ""
+        if typed_only and len(typed_only) < TYPED_MIN_ITEMS:
+            extra += f" ({len(typed_only)} typed into commands, under {TYPED_MIN_ITEMS}: {', '.join(typed_only)})"
         return verdict(
             GATE, VerdictStatus.passed, f"no test item above containment {self.threshold}{extra}; {tail}", ev
         )
+
+
+def _is_typed(name: str) -> bool:
+    """Whether a fed name is one of the texts of what the agent typed (trace inputs, observed argv)."""
+    return name.startswith(("<trace:", "<observed:"))
 
 
 def _is_text(name: str) -> bool:
