@@ -264,3 +264,31 @@ def test_items_typed_into_commands_are_found_through_the_gate(g, tmp_path: Path)
     status, ev = check([cat, bad], [*honest_argv, ["python", "-c", f"D = [{rows[2]}, {rows[3]}]"]])
     assert status == FAIL and set(ev["hit_items"]) == g["stolen"], ev["hits"]
     assert {h["file"] for h in ev["hits"]} == {"<trace: tool-call inputs>", "<observed: argv of every process>"}
+
+
+@pytest.mark.parametrize("container", ["raw bytes", "safetensors float tensor"])
+def test_a_broken_compression_magic_in_binary_data_does_not_end_the_scan(g, tmp_path: Path, container: str) -> None:
+    """A gzip magic number whose header is invalid (``1f 8b 08`` then reserved flag bits: what
+    random weights hold by chance every few MB, and what an agent can plant) is tried as an
+    embedded stream and dropped; the rest of the stream is still read. Before the fix the
+    decoding error ended the whole file, so items after the magic went unseen."""
+    rng = np.random.default_rng(5)
+
+    def blob(rows: bytes) -> bytes:
+        junk = bytearray(rng.bytes(600_000))
+        junk[1000:1004] = b"\x1f\x8b\x08\xe0"  # reserved flag bits: zlib refuses the header
+        body = bytes(junk) + rows + rng.bytes(50_000)
+        if container == "raw bytes":
+            return body
+        body += b"\x00" * (-len(body) % 4)
+        header = json.dumps({"w": {"dtype": "F32", "shape": [len(body) // 4], "data_offsets": [0, len(body)]}})
+        return len(header).to_bytes(8, "little") + header.encode() + body
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "w.bin").write_bytes(blob(g["rows"]))
+    status, ev = _scan(g["index"], tmp_path / "bad")
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"], (ev["decode_errors"], ev["hits"][:3])
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "w.bin").write_bytes(blob(g["honest"][:5000]))
+    status, ev = _scan(g["index"], tmp_path / "ok")
+    assert status == PASS and ev["hit_items"] == [], ev["hits"][:3]

@@ -328,7 +328,13 @@ class Decoder:
         return self.report
 
     def stream(self, fh: Readable, depth: int, name: str, path: str | None = None) -> None:
-        head = _read_full(fh, _HEAD)
+        try:
+            head = _read_full(fh, _HEAD)
+        except OverLimit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a stream that fails at its first bytes (a magic number by chance)
+            self.report.errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+            return
         kind = sniff(head)
         self._ids_too = False
         if self.vocab is not None and kind in ("text", "utf32le"):
