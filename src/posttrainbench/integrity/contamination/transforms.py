@@ -435,7 +435,7 @@ def embedded_offsets(data: bytes) -> list[tuple[int, str]]:
         return []
     arr = np.frombuffer(data, np.uint8)
     even = np.frombuffer(data, "<u2", count=n // 2)
-    odd = np.frombuffer(data, "<u2", count=(n - 1) // 2, offset=1)
+    odd = np.frombuffer(data[1 : 1 + (n - 1) // 2 * 2], "<u2")  # a copy, aligned: compares twice as fast
     halves = ((even, 0), (odd, 1))
     found: list[tuple[int, str]] = []
     for magic, kind in _EMBEDDED:
@@ -444,10 +444,14 @@ def embedded_offsets(data: bytes) -> list[tuple[int, str]]:
         if not parts:
             continue
         idx = np.sort(np.concatenate(parts)) if len(parts) > 1 else parts[0]
-        idx = idx[(idx >= 1) & (idx <= n - len(magic))]
-        for j in range(2, len(magic)):
-            idx = idx[arr[idx + j] == magic[j]]
-        for i in idx[:_MAX_EMBEDDED].tolist():
+        if len(idx) <= 64:  # the usual few: checked in Python (numpy's cost per call is the larger)
+            hits = [i for i in idx.tolist() if 1 <= i <= n - len(magic) and data.startswith(magic, i)]
+        else:
+            idx = idx[(idx >= 1) & (idx <= n - len(magic))]
+            for j in range(2, len(magic)):
+                idx = idx[arr[idx + j] == magic[j]]
+            hits = idx.tolist()
+        for i in hits[:_MAX_EMBEDDED]:
             if magic != b"BZh" or data[i + 4 : i + 10] == b"1AY&SY":
                 found.append((i, kind))
     return sorted(found)[:_MAX_EMBEDDED]
