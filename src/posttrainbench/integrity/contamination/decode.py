@@ -328,13 +328,7 @@ class Decoder:
         return self.report
 
     def stream(self, fh: Readable, depth: int, name: str, path: str | None = None) -> None:
-        try:
-            head = _read_full(fh, _HEAD)
-        except OverLimit:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a stream that fails at its first bytes (a magic number by chance)
-            self.report.errors.append(f"{name}: {type(exc).__name__}: {exc}"[:300])
-            return
+        head = _read_full(fh, _HEAD)
         kind = sniff(head)
         self._ids_too = False
         if self.vocab is not None and kind in ("text", "utf32le"):
@@ -481,7 +475,12 @@ class Decoder:
         for off, kind in transforms.embedded_offsets(data):
             self.report.layers["embedded"] += 1
             before = len(self.report.errors)
-            self._inflate(_EMBEDDED_DECOMPRESSORS[kind], io.BytesIO(data[off:]), depth, f"{name}@{off}|{kind}")
+            try:
+                self._inflate(_EMBEDDED_DECOMPRESSORS[kind], io.BytesIO(data[off:]), depth, f"{name}@{off}|{kind}")
+            except OverLimit:
+                raise
+            except Exception:  # noqa: BLE001 - refused at its first bytes: a magic number by chance, not a stream
+                pass
             del self.report.errors[before:]  # a magic number by chance in random bytes is no error
 
     def _seekable(self, fh: Readable, path: str | None) -> tuple[IO[bytes], bool]:
