@@ -264,3 +264,98 @@ def test_items_typed_into_commands_are_found_through_the_gate(g, tmp_path: Path)
     status, ev = check([cat, bad], [*honest_argv, ["python", "-c", f"D = [{rows[2]}, {rows[3]}]"]])
     assert status == FAIL and set(ev["hit_items"]) == g["stolen"], ev["hits"]
     assert {h["file"] for h in ev["hits"]} == {"<trace: tool-call inputs>", "<observed: argv of every process>"}
+
+
+@pytest.mark.parametrize("container", ["raw bytes", "safetensors float tensor"])
+def test_a_broken_compression_magic_in_binary_data_does_not_end_the_scan(g, tmp_path: Path, container: str) -> None:
+    """A gzip magic number whose header is invalid (``1f 8b 08`` then reserved flag bits: what
+    random weights hold by chance every few MB, and what an agent can plant) is tried as an
+    embedded stream and dropped; the rest of the stream is still read. Before the fix the
+    decoding error ended the whole file, so items after the magic went unseen."""
+    rng = np.random.default_rng(5)
+
+    def blob(rows: bytes) -> bytes:
+        junk = bytearray(rng.bytes(600_000))
+        junk[1000:1004] = b"\x1f\x8b\x08\xe0"  # reserved flag bits: zlib refuses the header
+        body = bytes(junk) + rows + rng.bytes(50_000)
+        if container == "raw bytes":
+            return body
+        body += b"\x00" * (-len(body) % 4)
+        header = json.dumps({"w": {"dtype": "F32", "shape": [len(body) // 4], "data_offsets": [0, len(body)]}})
+        return len(header).to_bytes(8, "little") + header.encode() + body
+
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "w.bin").write_bytes(blob(g["rows"]))
+    status, ev = _scan(g["index"], tmp_path / "bad")
+    assert status == FAIL and set(ev["hit_items"]) == g["stolen"], (ev["decode_errors"], ev["hits"][:3])
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok" / "w.bin").write_bytes(blob(g["honest"][:5000]))
+    status, ev = _scan(g["index"], tmp_path / "ok")
+    assert status == PASS and ev["hit_items"] == [], ev["hits"][:3]
+
+
+def _naive_embedded(data: bytes) -> list[tuple[int, str]]:
+    """The rule of :func:`transforms.embedded_offsets`, byte by byte (the oracle)."""
+    found = []
+    for magic, kind in transforms._EMBEDDED:
+        hits = [i for i in range(1, len(data) - len(magic) + 1) if data[i : i + len(magic)] == magic]
+        found += [
+            (i, kind) for i in hits[: transforms._MAX_EMBEDDED] if kind != "bz2" or data[i + 4 : i + 10] == b"1AY&SY"
+        ]
+    return sorted(found)[: transforms._MAX_EMBEDDED]
+
+
+def test_the_embedded_magic_search_finds_every_offset_the_byte_by_byte_rule_does() -> None:
+    """Magics at even and odd offsets, at offset 1, ending at the block's last byte, many in one
+    block (the search's fallback past 16 candidates), in random bytes and in float weights."""
+    rng = np.random.default_rng(3)
+    magics = [b"\x1f\x8b\x08", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"BZh91AY&SY", b"BZh9xxxxxx"]
+    blocks = [rng.standard_normal(4096).astype(np.float32).tobytes(), rng.bytes(5000), rng.bytes(7)]
+    for n_planted in (1, 5, 40):
+        b = bytearray(rng.bytes(int(rng.integers(4000, 9000))))
+        for _ in range(n_planted):
+            m = magics[int(rng.integers(len(magics)))]
+            p = int(rng.integers(0, len(b) - len(m)))
+            b[p : p + len(m)] = m
+        b[1:4] = b"\x1f\x8b\x08"
+        b[-4:] = b"\x28\xb5\x2f\xfd"
+        blocks.append(bytes(b))
+    blocks.append(b"\x1f\x8b" * 3000 + b"\x08")  # every other offset a candidate
+    for block in blocks:
+        assert transforms.embedded_offsets(block) == _naive_embedded(block), len(block)
+
+
+def test_the_histogram_gates_reject_only_what_the_full_checks_reject() -> None:
+    """The interleaving and look-alike checks read a necessary condition from the sample's
+    histogram first; on blocks around the thresholds (a share of letters doubled, reversed words
+    at each offset and at the sample's end) the result equals the checks run without it."""
+    rng = np.random.default_rng(4)
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    for doubled in (0.0, 0.1, 0.19, 0.25, 0.5, 1.0):  # interleaved, a share of pairs left joined
+        chars = []
+        for c in text[:30_000]:
+            chars.append(c if rng.random() < doubled else c + "-")
+        block = "".join(chars).encode()
+        s = transforms._sample(np.frombuffer(block, np.uint8))
+        h = transforms._histogram(s)
+        assert transforms.interleaved(block, s, h) == transforms.interleaved(block, s), doubled
+        assert transforms.look_alikes(block, s, h) == transforms.look_alikes(block, s)
+    for k in range(4):  # three backward words starting at offset k modulo 4, the last at the very end
+        block = (" " * k + "x" * 40 + " eht " + "y" * 31 + " dna " + "z" * 17 + " fo ").encode()
+        assert transforms._backward_starts(block) >= 3
+        assert transforms.reversed_text(block, block) == [("reversed", block[::-1])], k
+    forward = text.encode()[:20_000]
+    assert transforms.reversed_text(forward[::-1], forward[::-1]) == [("reversed", forward)]
+    for block in (text.encode(), b"a fo b fo c", b" eht " * 2):
+        assert transforms.reversed_text(block, block) == []
+
+
+def test_float_codes_with_hundreds_of_distinct_characters_are_still_read() -> None:
+    """The distinct-value pre-check on the first 1,024 floats rejects only what the full check
+    rejects: 400 distinct code points (CJK text) as ``code / 65536`` floats are recovered."""
+    rng = np.random.default_rng(6)
+    codes = rng.integers(0x4E00, 0x4E00 + 400, 70_000).astype(np.float32)
+    codes[::7] = 32
+    got = transforms.float_codes(codes / 65536)
+    assert got is not None and len(set(got[:4096].tolist())) > 300
+    assert transforms.float_codes(rng.standard_normal(70_000).astype(np.float32)) is None

@@ -475,7 +475,12 @@ class Decoder:
         for off, kind in transforms.embedded_offsets(data):
             self.report.layers["embedded"] += 1
             before = len(self.report.errors)
-            self._inflate(_EMBEDDED_DECOMPRESSORS[kind], io.BytesIO(data[off:]), depth, f"{name}@{off}|{kind}")
+            try:
+                self._inflate(_EMBEDDED_DECOMPRESSORS[kind], io.BytesIO(data[off:]), depth, f"{name}@{off}|{kind}")
+            except OverLimit:
+                raise
+            except Exception:  # noqa: BLE001 - refused at its first bytes: a magic number by chance, not a stream
+                pass
             del self.report.errors[before:]  # a magic number by chance in random bytes is no error
 
     def _seekable(self, fh: Readable, path: str | None) -> tuple[IO[bytes], bool]:

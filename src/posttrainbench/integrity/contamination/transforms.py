@@ -75,6 +75,9 @@ _ENGLISH = np.array(
     ]
 )
 _ENGLISH = _ENGLISH / np.linalg.norm(_ENGLISH)
+# row k: English shifted by k, so that ``_SHIFTED @ letters`` scores every Caesar shift at once
+# (``letters`` rolled back by k, dotted with English, is ``letters`` dotted with English rolled by k)
+_SHIFTED = np.stack([np.roll(_ENGLISH, k) for k in range(26)])
 _MIN_LETTERS = 200  # a histogram of fewer letters says nothing
 _ENGLISH_COS = 0.85  # cosine of a text's letter histogram with English (English prose: 0.9+)
 _PLAIN_COS = 0.75  # below this the block is not English as it stands
@@ -101,13 +104,18 @@ _ROT = [_rot_table(k) for k in range(26)]
 
 
 def _sample(arr: np.ndarray) -> np.ndarray:
-    """At most ``_SAMPLE`` bytes spread over the block (contiguous 1 KiB pieces: byte pairs and
-    word alignment are kept)."""
+    """At most ``_SAMPLE`` bytes spread over the block (contiguous 1 KiB pieces, the first at
+    the block's start and the last at its end: byte pairs and word alignment are kept)."""
     n = len(arr)
     if n <= _SAMPLE:
         return arr
-    starts = np.linspace(0, n - 1024, _SAMPLE // 1024).astype(np.int64)
-    return np.concatenate([arr[s : s + 1024] for s in starts])
+    k = _SAMPLE // 1024
+    span = n - 1024
+    return np.concatenate([arr[i * span // (k - 1) : i * span // (k - 1) + 1024] for i in range(k)])
+
+
+def _histogram(s: np.ndarray) -> np.ndarray:
+    return np.bincount(s, minlength=256)
 
 
 def _letters(hist: np.ndarray) -> np.ndarray:
@@ -130,12 +138,13 @@ def _english(sample: np.ndarray) -> bool:
 # ---------------------------------------------------------------- byte substitutions
 
 
-def substitutions(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
+def substitutions(data: bytes, arr: np.ndarray, hist: np.ndarray | None = None) -> list[tuple[str, bytes]]:
     """Caesar shift, single-byte XOR, EBCDIC: (layer, decoded block) when the block's sample
     shows one (its letters are English only after the shift; its most common byte is a space
-    only after the XOR)."""
+    only after the XOR). ``hist``: the sample's histogram, when the caller has it."""
     s = _sample(arr)
-    hist = np.bincount(s, minlength=256)
+    if hist is None:
+        hist = _histogram(s)
     out: list[tuple[str, bytes]] = []
     top = int(hist.argmax())
     if top == 0x40 and hist[0x40] > 0.08 * len(s):  # EBCDIC's space
@@ -147,8 +156,9 @@ def substitutions(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
         if _english(np.frombuffer(s.tobytes().translate(_XOR[key]), np.uint8)):
             return [(f"xor-{key:02x}", data.translate(_XOR[key]))]
     letters = _letters(hist).astype(np.float64)
-    if letters.sum() >= _MIN_LETTERS and _cos(letters) < _PLAIN_COS:
-        scores = [_cos(np.roll(letters, -k)) for k in range(26)]
+    norm = float(np.linalg.norm(letters))
+    if letters.sum() >= _MIN_LETTERS and float(letters @ _ENGLISH) < _PLAIN_COS * norm:
+        scores = _SHIFTED @ letters / norm
         k = int(np.argmax(scores))
         if k and scores[k] >= _ENGLISH_COS:
             out.append((f"caesar-{k}", data.translate(_ROT[k])))
@@ -157,10 +167,34 @@ def substitutions(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
 
 def reversed_text(sample: bytes, data: bytes) -> list[tuple[str, bytes]]:
     """Text reversed byte by byte (English's commonest words read backwards in the sample)."""
+    if _backward_starts(sample) < 3:  # forward text stops here (usually no start at all)
+        return []
     back = sample.count(b" eht ") + sample.count(b" dna ") + sample.count(b" fo ")
-    if back >= 3 and back > 2 * (sample.count(b" the ") + sample.count(b" and ") + sample.count(b" of ")):
+    if back < 3:
+        return []
+    if back > 2 * (sample.count(b" the ") + sample.count(b" and ") + sample.count(b" of ")):
         return [("reversed", data[::-1])]
     return []
+
+
+_BACKWARD = np.frombuffer(b" eht dna fo ", "<u4")  # the first 4 bytes of each backward word
+
+
+def _backward_starts(sample: bytes) -> int:
+    """How many positions start `` eht``, `` dna`` or `` fo `` (4-byte words compared at the 4
+    offsets): at least the number of backward words :func:`reversed_text` counts (each starts at
+    its own position), for half the cost of its three ``bytes.count`` on text full of spaces."""
+    n = len(sample)
+    if n < 12:  # three words do not fit
+        return 0
+    hits = 0
+    for off in range(4):
+        words = np.frombuffer(sample, "<u4", count=(n - off) // 4, offset=off)
+        eq = words == _BACKWARD[0]
+        eq |= words == _BACKWARD[1]
+        eq |= words == _BACKWARD[2]
+        hits += int(np.count_nonzero(eq))
+    return hits
 
 
 # ---------------------------------------------------------------- interleaving and look-alikes
@@ -176,13 +210,14 @@ _INVISIBLE = re.compile(
 )
 
 
-def look_alikes(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
+def look_alikes(data: bytes, arr: np.ndarray, hist: np.ndarray | None = None) -> list[tuple[str, bytes]]:
     """Invisible characters and combining marks removed, full-width forms folded (NFKC),
     Cyrillic/Greek homoglyphs mapped to Latin when 8 or more sit inside Latin words (a whole word
     in Greek or Cyrillic is honest text, left alone). Only on a block whose non-ASCII share is 1%
     or more; None of it on text that shows none of these signs."""
     s = _sample(arr)
-    if np.count_nonzero(s >= 0x80) < 0.01 * len(s):
+    high = int(hist[0x80:].sum()) if hist is not None else np.count_nonzero(s >= 0x80)
+    if high < 0.01 * len(s):
         return []
     text = data.decode("utf-8", "replace")
     norm = _INVISIBLE.sub("", text)
@@ -198,10 +233,16 @@ _HOMOGLYPHS = "аеорсухіјѕԁһӏвмнткАВЕКМНОРСТХІЈЅ�
 _MIXED = re.compile(f"[A-Za-z][{_HOMOGLYPHS}]|[{_HOMOGLYPHS}][A-Za-z]")
 
 
-def interleaved(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
+def interleaved(data: bytes, arr: np.ndarray, hist: np.ndarray | None = None) -> list[tuple[str, bytes]]:
     """One separator between every character (``W-h-a-t``, ``W h a t``, a character per line):
     letters almost never follow letters; the commonest byte between them is the separator."""
     s = _sample(arr)
+    if hist is not None:
+        # at most a fifth of the word bytes may be followed by a word byte, so the others (4/5)
+        # are each followed by a distinct non-word byte: prose (a fifth non-word) is out at once
+        nw = int(hist[_WORD].sum())
+        if nw < _MIN_LETTERS or len(s) - nw < 0.8 * nw - 1:
+            return []
     w = _WORD[s]
     nw = int(np.count_nonzero(w))
     if nw < _MIN_LETTERS or np.count_nonzero(w[1:] & w[:-1]) > 0.2 * nw:
@@ -356,7 +397,7 @@ def text_variants(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
     where the sample shows the sign: ordinary text costs about a tenth of the scan's time per byte)."""
     s = _sample(arr)
     m = max(1, len(s))
-    h = np.bincount(s, minlength=256)
+    h = _histogram(s)
     out: list[tuple[str, bytes]] = []
     if max(h[ord("%")], h[ord("&")], h[ord("\\")], h[ord("=")]) * 48 >= m:
         out += escapes(data)
@@ -366,7 +407,8 @@ def text_variants(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
         out += encodings(data)
     if (h[0xC2] + h[0xC3]) * 48 >= m:
         out += latin1_bytes(data)
-    out += reversed_text(s.tobytes(), data) + look_alikes(data, s) + interleaved(data, s) + substitutions(data, s)
+    out += reversed_text(s.tobytes(), data) + look_alikes(data, s, h) + interleaved(data, s, h)
+    out += substitutions(data, s, h)
     return [(k, v) for k, v in out if v and v != data]
 
 
@@ -385,19 +427,51 @@ _MAX_EMBEDDED = 32
 def embedded_offsets(data: bytes) -> list[tuple[int, str]]:
     """Offsets (> 0) and kinds of gzip, xz, zstd and bz2 streams inside a binary block (a
     pickled or ``torch.save``d compressed blob, a blob after a junk header): at most 32 per
-    block. Found with one vectorised comparison per magic number's first byte."""
+    block. A magic number's first two bytes are compared as one 16-bit word, at even and at odd
+    offsets (two comparisons per magic over half as many words, no list of every first-byte
+    match); the rare candidates are then checked byte by byte."""
+    n = len(data)
+    if n < 4:
+        return []
     arr = np.frombuffer(data, np.uint8)
+    even = np.frombuffer(data, "<u2", count=n // 2)
+    odd = np.frombuffer(data[1 : 1 + (n - 1) // 2 * 2], "<u2")  # a copy, aligned: compares twice as fast
+    halves = ((even, 0), (odd, 1))
     found: list[tuple[int, str]] = []
     for magic, kind in _EMBEDDED:
-        idx = np.flatnonzero(arr[1 : len(arr) - len(magic) + 1] == magic[0]) + 1
-        for j in range(1, len(magic)):
-            if len(idx) == 0:
-                break
-            idx = idx[arr[idx + j] == magic[j]]
-        for i in idx[:_MAX_EMBEDDED].tolist():
+        key = np.uint16(magic[0] | magic[1] << 8)
+        parts = [_true_at(eq) * 2 + off for words, off in halves if (eq := words == key).any()]
+        if not parts:
+            continue
+        idx = np.sort(np.concatenate(parts)) if len(parts) > 1 else parts[0]
+        if len(idx) <= 64:  # the usual few: checked in Python (numpy's cost per call is the larger)
+            hits = [i for i in idx.tolist() if 1 <= i <= n - len(magic) and data.startswith(magic, i)]
+        else:
+            idx = idx[(idx >= 1) & (idx <= n - len(magic))]
+            for j in range(2, len(magic)):
+                idx = idx[arr[idx + j] == magic[j]]
+            hits = idx.tolist()
+        for i in hits[:_MAX_EMBEDDED]:
             if magic != b"BZh" or data[i + 4 : i + 10] == b"1AY&SY":
                 found.append((i, kind))
     return sorted(found)[:_MAX_EMBEDDED]
+
+
+def _true_at(mask: np.ndarray) -> np.ndarray:
+    """Indices of the True entries of a mask that has few (a 16-bit word of random data: about
+    two per 256 KiB): found by ``argmax``, which stops at the first True, instead of a full
+    ``flatnonzero`` per call; many Trues (an agent's block of magics) fall back to it."""
+    out: list[int] = []
+    start = 0
+    while len(out) < 16:
+        j = start + int(mask[start:].argmax())
+        if not mask[j]:
+            return np.array(out, dtype=np.int64)
+        out.append(j)
+        start = j + 1
+        if start >= len(mask):
+            return np.array(out, dtype=np.int64)
+    return np.concatenate([np.array(out, dtype=np.int64), np.flatnonzero(mask[start:]) + start])
 
 
 def float_codes(arr: np.ndarray) -> np.ndarray | None:
@@ -406,6 +480,8 @@ def float_codes(arr: np.ndarray) -> np.ndarray | None:
     taken for a space. None when the floats are not such codes (real weights never are)."""
     a = arr[np.isfinite(arr)]
     if len(a) < 64 or len(a) < 0.99 * len(arr):
+        return None
+    if len(np.unique(a[:1024])) > 512:  # implies the test below fails: weights cost 1 Ki values, not 64 Ki
         return None
     u = np.unique(a[:65536])
     if len(u) > 512 or len(u) < 8:
@@ -428,7 +504,7 @@ def raw_floats(data: bytes) -> list[tuple[str, bytes]]:
     """A raw float32/float64 array of character codes inside binary data (no ``.npy`` header)."""
     head = data[: 1 << 14]
     words = np.frombuffer(head[: len(head) - len(head) % 8], np.uint32)
-    if len(words) < 128 or len(np.unique(words[:256])) > 200:
+    if len(words) < 128 or len(set(words[:256].tolist())) > 200:
         return []  # codes take few distinct values; weights take one per float
     for dt in ("<f4", "<f8"):
         size = np.dtype(dt).itemsize
@@ -459,8 +535,8 @@ def binary_variants(data: bytes, arr: np.ndarray) -> list[tuple[str, bytes]]:
     """Recoveries of a binary block: a byte substitution (XOR, EBCDIC), character codes as
     floats."""
     s = _sample(arr)
-    h = np.bincount(s, minlength=256)
-    out = substitutions(data, s) + raw_floats(data)
+    h = _histogram(s)
+    out = substitutions(data, s, h) + raw_floats(data)
     if (h[0xC2] + h[0xC3]) * 48 >= max(1, len(s)):
         out += latin1_bytes(data)
     return out
