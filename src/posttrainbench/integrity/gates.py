@@ -7,8 +7,6 @@ says ``not_run`` with the reason when one is missing.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -185,7 +183,7 @@ class ContaminationGate:
             if observed is not None and observed.is_file():
                 inc.load_results(observed)
             for name, blob in agent_inputs(ctx.trace_path, ctx.observed_log):
-                inc.feed(name, io.BytesIO(blob), len(blob), digest=hashlib.sha256(blob).hexdigest())
+                inc.feed_text(name, blob)
             # the observer's preserved copies (files written, then deleted or changed) too
             roots += [r for r in ctx.extra_scan_roots if r.exists() and r not in roots]
             verdict = scan(index, roots, ctx.evidence_dir, exclude=untouched, incremental=inc)

@@ -433,7 +433,7 @@ def _realign(fn: str, mine_t: torch.Tensor, base_t: torch.Tensor, head_dim: int 
 
 
 def _head_subset(
-    fn: str, tensor: torch.Tensor, others: list[_Ckpt], onames: list[str | None], heads: dict[str, Any]
+    tensor: torch.Tensor, others: list[_Ckpt], onames: list[str | None], heads: dict[str, Any]
 ) -> tuple[torch.Tensor, list[_Ckpt | _Loaded]]:
     """The realigned head blocks of ``tensor`` alone, and the same blocks of the base and of every
     forbidden tensor (rows, or columns for an output projection), as in-memory readers."""
@@ -505,7 +505,7 @@ def _far_tensors(
         if heads and heads["realigned"] < heads["blocks"]:
             # only some heads matched (the rest trained from scratch, say): the matched heads are
             # judged on their own, so that unrelated blocks beside them do not dilute their transfer
-            tensor, readers = _head_subset(fn, tensor, others, onames, heads)
+            tensor, readers = _head_subset(tensor, others, onames, heads)
         (again,) = _compare(_Loaded({fn: tensor}), readers, [(fn, onames, limits)])
         realigned[fn] = {
             "rel": _rel(again["diff_sq"][0], again["ref_sq"][0]),

@@ -33,6 +33,7 @@ from typing import Any
 from ..domain import Verdict, VerdictStatus
 from ..trace import Trace, TraceStep, load_trace
 from ._common import guarded, not_run, short_list, verdict, write_evidence
+from .contamination.scan import OBSERVED_ARGV, TRACE_INPUTS
 from .trace_audit import AuditPolicy, Finding, audit_trace
 
 GATE = "observed_audit"
@@ -196,7 +197,7 @@ def agent_inputs(trace_path: Path | None, observed_log: Path | None) -> list[tup
                     elif c.input is not None:
                         calls.append(json.dumps(c.input))
             if calls:
-                out.append(("<trace: tool-call inputs>", "\n".join(calls).encode()))
+                out.append((TRACE_INPUTS, "\n".join(calls).encode()))
     if observed_log is not None and Path(observed_log).is_file():
         try:
             header, records = load_observed(observed_log)
@@ -209,5 +210,5 @@ def agent_inputs(trace_path: Path | None, observed_log: Path | None) -> list[tup
             if rec.get("kind") == "exec" and rec.get("argv") and not _is_harness(rec["argv"], harness)
         ]
         if argvs:
-            out.append(("<observed: argv of every process>", "\n".join(argvs).encode()))
+            out.append((OBSERVED_ARGV, "\n".join(argvs).encode()))
     return out

@@ -32,6 +32,7 @@ so an item split across files is missed.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
@@ -58,6 +59,9 @@ _LIST_CAP = 5000
 # Items found only in typed texts (no file) fail from this many on: an honest agent may paste a dev
 # question or two into a command to try its model; training on typed-in items takes many.
 TYPED_MIN_ITEMS = 3
+# The names of the texts of what the agent typed (fed with IncrementalScan.feed_text).
+TRACE_INPUTS = "<trace: tool-call inputs>"
+OBSERVED_ARGV = "<observed: argv of every process>"
 _IDS_BLOCK = 1 << 16
 
 
@@ -448,6 +452,11 @@ class IncrementalScan:
             return self._memo(name, self.by_digest[digest])
         return self._run(name, stream, size if size is not None else 0, None, digest)
 
+    def feed_text(self, name: str, blob: bytes) -> FileResult:
+        """Scan a text that is no file (names under the roots, what the agent typed), named
+        ``<...>``; memoised by its digest like any content."""
+        return self.feed(name, io.BytesIO(blob), len(blob), digest=hashlib.sha256(blob).hexdigest())
+
     def feed_path(self, path: Path | str, name: str | None = None) -> FileResult | None:
         """Scan a regular file (None if it is not one: recorded as skipped); memoised."""
         path = str(path)
@@ -657,7 +666,7 @@ class IncrementalScan:
 
 def _is_typed(name: str) -> bool:
     """Whether a fed name is one of the texts of what the agent typed (trace inputs, observed argv)."""
-    return name.startswith(("<trace:", "<observed:"))
+    return name in (TRACE_INPUTS, OBSERVED_ARGV)
 
 
 def _is_text(name: str) -> bool:
