@@ -20,6 +20,7 @@ import os
 import pickle
 import urllib.parse
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def _torch_bytes(d: bytes) -> bytes:
     return buf.getvalue()
 
 
-TRANSFORMS = {
+TRANSFORMS: dict[str, Callable[[bytes], bytes]] = {
     # text escapes
     "URL percent-encoding, every byte": lambda d: "".join(f"%{b:02X}" for b in d).encode(),
     "URL quote_plus": lambda d: urllib.parse.quote_plus(d.decode()).encode(),
@@ -125,6 +126,8 @@ TRANSFORMS = {
     "raw LZMA2": lambda d: lzma.compress(d, format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2}]),
     "gzip followed by junk": lambda d: gzip.compress(d) + np.random.default_rng(1).bytes(5000),
     "text appended after a gzip member": lambda d: gzip.compress(b"x" * 1000) + d,
+    "zlib": zlib.compress,
+    "text appended after a zlib stream": lambda d: zlib.compress(b"x" * 1000) + d,
     "gzip after a junk header": lambda d: np.random.default_rng(2).bytes(5000) + gzip.compress(d),
     "pickle of gzip bytes": lambda d: pickle.dumps(gzip.compress(d), protocol=4),
     "torch.save of gzip bytes": _torch_bytes,

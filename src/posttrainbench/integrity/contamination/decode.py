@@ -374,27 +374,7 @@ class Decoder:
         )
 
     def _zlib(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
-        class _Z(io.RawIOBase):
-            def __init__(self) -> None:
-                self.d, self.buf = zlib.decompressobj(), b""
-
-            def readable(self) -> bool:
-                return True
-
-            def readinto(self, b: Any) -> int:
-                while not self.buf:
-                    raw = fh.read(BLOCK)
-                    if not raw:
-                        self.buf = self.d.flush()
-                        if not self.buf:
-                            return 0
-                        break
-                    self.buf = self.d.decompress(raw)
-                n = min(len(b), len(self.buf))
-                b[:n], self.buf = self.buf[:n], self.buf[n:]
-                return n
-
-        self.stream(io.BufferedReader(_Counted(_Z(), self), BLOCK), depth + 1, name + "|zlib")
+        self._inflate(zlib.decompressobj, fh, depth, name + "|zlib")
 
     def _deflate(self, fh: Readable, depth: int, name: str, path: str | None) -> None:
         self._inflate(lambda: zlib.decompressobj(-15), fh, depth, name + "|deflate")
